@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Installs Debian's prometheus (promtool) and chromium when missing. Needs root (CI runs as root).
+set -u
+need=()
+command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+[ ${#need[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" != 0 ]; then echo "install-system-deps: not root, cannot install ${need[*]}"; exit 1; fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq && apt-get install -y -qq --no-install-recommends $(printf '%s\n' "${need[@]}" | sort -u) >/dev/null

@@ -1,0 +1,162 @@
+// The configuration of an experiment, typed, with every default in this one file.
+// YAML files in configs/ override these; `--set section.key=value` overrides the file.
+// Validation (unknown keys, types, ranges, cross-field checks) lives in ./validate.ts.
+
+export type ModelName = 'vae' | 'beta_vae' | 'mssim_vae' | 'cvae' | 'joint_vae' | 'vae_gan';
+export type DatasetFormat = 'medmnist' | 'gleason' | 'folder';
+export type BackendChoice = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
+
+export interface ModelConfig {
+  name: ModelName;
+  /** 1 (grey) or 3 (RGB); images are converted to this on load. */
+  in_channels: 1 | 3;
+  /** Square side in pixels: a power of two the conv stack halves down to 2, e.g. 32, 64, 128, 256. */
+  image_size: number;
+  latent_dim: number;
+  hidden_dims: number[];
+  /** Weight of the KL term: a number, or 'M_N' for batch/dataset size as in PyTorch-VAE. */
+  kld_weight: number | 'M_N';
+  /** beta-VAE: 'H' (Higgins, beta * KL) or 'B' (Burgess, gamma * |KL - C|). */
+  loss_type: 'H' | 'B';
+  beta: number;
+  gamma: number;
+  max_capacity: number;
+  capacity_max_iter: number;
+  /** Conditional VAE: label width (classes for one-hot, findings for multi-hot). 0 = from the dataset. */
+  num_classes: number;
+  /** JointVAE: number of discrete latent variables and categories of each. */
+  categorical_dim: number;
+  num_discrete: number;
+  temperature: number;
+  min_temperature: number;
+  anneal_rate: number;
+  anneal_steps: number;
+  /** JointVAE capacities [min, max, gamma, iterations] for the continuous and discrete parts. */
+  cont_capacity: [number, number, number, number];
+  disc_capacity: [number, number, number, number];
+  /** VAE-GAN: weight of the learned-similarity term in the decoder's loss (Larsen's gamma). */
+  recon_gamma: number;
+  /** VAE-GAN: which discriminator layer's features define the learned similarity. */
+  feature_layer: number;
+}
+
+export interface DataConfig {
+  format: DatasetFormat;
+  /** npz file, Gleason root, or image folder. */
+  path: string;
+  /** MedMNIST: which split trains; Gleason: 'train' or 'test' CSV. */
+  split: string;
+  val_split: string;
+  resize: 'area' | 'bilinear';
+  random_flip: boolean;
+  random_rot90: boolean;
+  /** Decode threads in the piscina pool (0 = decode on the main thread). */
+  threads: number;
+  prefetch: number;
+  /** Stop on a corrupt image instead of skipping it with a warning. */
+  strict: boolean;
+  /** Last partial global batch: dropped (true) or padded by wrapping around the epoch (false). */
+  drop_last: boolean;
+}
+
+export interface TrainConfig {
+  epochs: number;
+  /** Global batch: summed over workers and micro-batches. */
+  batch_size: number;
+  /** Largest batch one forward/backward pass holds; 'auto' picks it from memory_budget_mb. */
+  micro_batch: number | 'auto';
+  memory_budget_mb: number;
+  lr: number;
+  /** VAE-GAN: per-network learning rates; absent networks use lr. */
+  lr_discriminator: number;
+  weight_decay: number;
+  /** Exponential lr decay per epoch (PyTorch-VAE's scheduler_gamma); 1 = constant. */
+  scheduler_gamma: number;
+  seed: number;
+  backend: BackendChoice;
+  max_steps: number;
+  /** Stop when a loss exceeds this many times its running median (explosion), besides NaN/Inf. */
+  divergence_factor: number;
+  log_every: number;
+}
+
+export interface OutputConfig {
+  dir: string;
+  name: string;
+  checkpoint_every_epochs: number;
+  keep_last: number;
+  sample_grid: number;
+  metrics_port: number;
+  metrics_host: string;
+}
+
+export interface ExperimentConfig {
+  model: ModelConfig;
+  data: DataConfig;
+  train: TrainConfig;
+  output: OutputConfig;
+}
+
+export const DEFAULT_CONFIG: ExperimentConfig = {
+  model: {
+    name: 'vae',
+    in_channels: 3,
+    image_size: 64,
+    latent_dim: 128,
+    hidden_dims: [32, 64, 128, 256, 512],
+    kld_weight: 0.00025,
+    loss_type: 'B',
+    beta: 4,
+    gamma: 1000,
+    max_capacity: 25,
+    capacity_max_iter: 100000,
+    num_classes: 0,
+    categorical_dim: 10,
+    num_discrete: 1,
+    temperature: 0.5,
+    min_temperature: 0.2,
+    anneal_rate: 0.00003,
+    anneal_steps: 500,
+    cont_capacity: [0.0, 5.0, 25.0, 25000],
+    disc_capacity: [0.0, 5.0, 25.0, 25000],
+    recon_gamma: 1e-3,
+    feature_layer: 3,
+  },
+  data: {
+    format: 'medmnist',
+    path: 'data/retinamnist.npz',
+    split: 'train',
+    val_split: 'val',
+    resize: 'bilinear',
+    random_flip: false,
+    random_rot90: false,
+    threads: 1,
+    prefetch: 4,
+    strict: false,
+    drop_last: true,
+  },
+  train: {
+    epochs: 100,
+    batch_size: 64,
+    micro_batch: 64,
+    memory_budget_mb: 3000,
+    lr: 0.005,
+    lr_discriminator: 0.0003,
+    weight_decay: 0,
+    scheduler_gamma: 0.95,
+    seed: 1265,
+    backend: 'auto',
+    max_steps: 0,
+    divergence_factor: 1000,
+    log_every: 10,
+  },
+  output: {
+    dir: 'runs',
+    name: '',
+    checkpoint_every_epochs: 1,
+    keep_last: 3,
+    sample_grid: 64,
+    metrics_port: 9464,
+    metrics_host: '127.0.0.1',
+  },
+};

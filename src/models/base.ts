@@ -1,0 +1,73 @@
+// The one interface every model variant implements (one file per variant in this folder).
+// A model owns its networks (tf.LayersModel each, so a checkpoint is plain TF.js LayersModel
+// format) and says how its losses split into objectives, one per optimizer group.
+import type * as tf from '@tensorflow/tfjs';
+import type { ModelConfig } from '../config/schema.ts';
+
+/** A batch as the model sees it: images NHWC in [-1, 1], labels one-/multi-hot (N x L) when the dataset has them. */
+export interface ModelBatch {
+  images: tf.Tensor4D;
+  labels?: tf.Tensor2D;
+}
+
+/**
+ * Randomness a step needs, drawn by the trainer from its seeded generator so that a step is a pure
+ * function of (weights, batch, noise): this is what makes resume exact and workers agree.
+ * `normal(shape)` returns a fresh standard-normal tensor; `uniform(shape)` one in [0, 1).
+ */
+export interface StepNoise {
+  normal(shape: number[]): tf.Tensor;
+  uniform(shape: number[]): tf.Tensor;
+}
+
+/** Where training stands, for schedules inside losses (capacity annealing, Gumbel temperature, M_N). */
+export interface LossContext {
+  /** Global optimizer step, 0-based. */
+  step: number;
+  /** Batch size / dataset size: PyTorch-VAE's M_N, used when kld_weight is 'M_N'. */
+  minibatchFraction: number;
+  noise: StepNoise;
+  /** True in training: BatchNorm uses batch statistics and updates its moving averages. */
+  training: boolean;
+}
+
+/**
+ * Named scalars. `terms` are for logging (reconstruction, kld, ...); `objectives` hold one scalar
+ * per optimizer group (see paramGroups) that the trainer differentiates w.r.t. that group's variables.
+ */
+export interface ModelLosses {
+  terms: Record<string, tf.Scalar>;
+  objectives: Record<string, tf.Scalar>;
+}
+
+/** One optimizer's worth of parameters: the networks it updates and an optional lr multiplier. */
+export interface ParamGroup {
+  name: string;
+  networks: string[];
+}
+
+export interface Encoding {
+  mu: tf.Tensor2D;
+  logvar: tf.Tensor2D;
+  /** JointVAE: the logits of each discrete latent, N x categorical_dim, one per discrete variable. */
+  discreteLogits?: tf.Tensor2D[];
+}
+
+export interface VaeModel {
+  readonly kind: ModelConfig['name'];
+  readonly config: ModelConfig;
+  /** encoder, decoder and (VAE-GAN) discriminator, each with its own variables. */
+  readonly networks: Record<string, tf.LayersModel>;
+  paramGroups(): ParamGroup[];
+  encode(images: tf.Tensor4D, labels: tf.Tensor2D | undefined, training: boolean): Encoding;
+  reparameterize(enc: Encoding, noise: StepNoise): tf.Tensor2D;
+  decode(z: tf.Tensor2D, labels: tf.Tensor2D | undefined, training: boolean): tf.Tensor4D;
+  /** n images from the prior (labels required for the conditional model). */
+  sample(n: number, noise: StepNoise, labels?: tf.Tensor2D): tf.Tensor4D;
+  /** Encode and decode with the posterior mean (no sampling noise): what users compare to inputs. */
+  reconstruct(images: tf.Tensor4D, labels?: tf.Tensor2D): tf.Tensor4D;
+  losses(batch: ModelBatch, ctx: LossContext): ModelLosses;
+  /** Number of trainable parameters over all networks. */
+  paramCount(): number;
+  dispose(): void;
+}
