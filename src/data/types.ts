@@ -13,6 +13,15 @@ export interface RawImage {
   channels: 1 | 3;
 }
 
+/**
+ * A sample as the loader's decode step receives it: pixels already decoded (npz members), or an
+ * encoded image file that the decode worker reads and decodes itself (so the bytes never cross
+ * threads twice).
+ */
+export type SampleRecord =
+  | { kind: 'pixels'; image: RawImage }
+  | { kind: 'file'; path: string };
+
 /** A split of a dataset that can be read by index without holding it all in memory. */
 export interface DatasetSplit {
   /** For messages: the file or folder and split, e.g. "data/retinamnist.npz[train]". */
@@ -28,6 +37,11 @@ export interface DatasetSplit {
   labels(): Promise<Uint8Array[]>;
   /** Raw encoded or decoded records for these indices (in order). */
   read(indices: readonly number[]): Promise<RawImage[]>;
+  /**
+   * What the loader hands to its decode threads for these indices. Optional: a split without it
+   * is read with read() on the calling thread.
+   */
+  records?(indices: readonly number[]): Promise<SampleRecord[]>;
   close(): Promise<void>;
 }
 

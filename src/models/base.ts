@@ -29,6 +29,12 @@ export interface LossContext {
   noise: StepNoise;
   /** True in training: BatchNorm uses batch statistics and updates its moving averages. */
   training: boolean;
+  /**
+   * Set by a step that differentiates one param group's objective per forward pass (models with
+   * several groups, e.g. VAE-GAN): the model may compute only `objectives[objective]` and the terms
+   * on its way. Unset: compute everything.
+   */
+  objective?: string;
 }
 
 /**

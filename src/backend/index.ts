@@ -1,0 +1,144 @@
+// Backend selection: which TF.js backend this process computes on, chosen once at start-up.
+//
+// `auto` prefers, in order: @tensorflow/tfjs-node-gpu (CUDA), @tensorflow/tfjs-node (native CPU),
+// wasm (XNNPACK, with this project's training kernels), then the pure-JS cpu backend. The two
+// native packages are optionalDependencies, so they are only ever loaded with a guarded dynamic
+// import(): a missing or broken install is a reason to fall back, never a crash.
+import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-wasm';
+import type { BackendChoice } from '../config/schema.ts';
+import { installWasmMemoryGuard } from './memory.ts';
+import { registerWasmTrainingKernels } from './wasm-kernels/index.ts';
+
+export {
+  WASM_HEAP_LIMIT_BYTES,
+  WasmOutOfMemoryError,
+  backendMemoryBytes,
+  translateBackendError,
+  wasmModuleAborted,
+  withBackendErrors,
+} from './memory.ts';
+
+export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
+
+export interface BackendInfo {
+  name: BackendName;
+  /** True when tensors live on a CUDA device (tfjs-node-gpu). */
+  gpu: boolean;
+  /** Why this backend: which better ones were skipped and why, or that it was asked for. */
+  reason: string;
+}
+
+/** An explicitly requested backend could not be loaded. */
+export class BackendUnavailableError extends Error {
+  constructor(
+    readonly requested: BackendChoice,
+    detail: string,
+  ) {
+    super(`backend '${requested}' is not available: ${detail}`);
+    this.name = 'BackendUnavailableError';
+  }
+}
+
+interface Attempt {
+  ok: boolean;
+  /** On failure, a short reason such as "tfjs-node not installed". */
+  why: string;
+}
+
+const nativePackages = [
+  { pkg: '@tensorflow/tfjs-node-gpu', short: 'tfjs-node-gpu', gpu: true },
+  { pkg: '@tensorflow/tfjs-node', short: 'tfjs-node', gpu: false },
+] as const;
+
+function errorCode(e: unknown): string | undefined {
+  if (typeof e === 'object' && e !== null && 'code' in e && typeof e.code === 'string') return e.code;
+  return undefined;
+}
+
+function firstLine(e: unknown): string {
+  const text = e instanceof Error ? e.message : String(e);
+  return text.split('\n')[0].slice(0, 200);
+}
+
+async function tryNative(pkg: string, short: string): Promise<Attempt> {
+  try {
+    // A variable specifier keeps bundlers and tsc from resolving a package that may be absent.
+    const specifier: string = pkg;
+    await import(specifier);
+  } catch (e) {
+    const code = errorCode(e);
+    const missing = code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND';
+    return { ok: false, why: missing ? `${short} not installed` : `${short} failed to load: ${firstLine(e)}` };
+  }
+  return activate('tensorflow', short);
+}
+
+async function activate(name: BackendName, label: string): Promise<Attempt> {
+  try {
+    const ok = await tf.setBackend(name);
+    if (!ok) return { ok: false, why: `${label} failed to initialise` };
+    await tf.ready();
+  } catch (e) {
+    return { ok: false, why: `${label} failed to initialise: ${firstLine(e)}` };
+  }
+  if (name === 'wasm') {
+    installWasmMemoryGuard();
+    registerWasmTrainingKernels();
+  }
+  return { ok: true, why: '' };
+}
+
+async function select(choice: BackendChoice): Promise<BackendInfo> {
+  const skipped: string[] = [];
+  if (choice === 'auto' || choice === 'tensorflow') {
+    for (const native of nativePackages) {
+      const attempt = await tryNative(native.pkg, native.short);
+      if (attempt.ok) {
+        const reason = choice === 'auto' ? (skipped.length ? skipped.join('; ') : 'best available') : 'requested';
+        return { name: 'tensorflow', gpu: native.gpu, reason: `${native.short}: ${reason}` };
+      }
+      skipped.push(attempt.why);
+    }
+    if (choice === 'tensorflow') {
+      throw new BackendUnavailableError(
+        choice,
+        `${skipped.join('; ')}. Install @tensorflow/tfjs-node (or -gpu with CUDA), or set backend to auto, wasm or cpu`,
+      );
+    }
+  }
+  for (const name of ['wasm', 'cpu'] as const) {
+    if (choice !== 'auto' && choice !== name) continue;
+    const attempt = await activate(name, name);
+    if (attempt.ok) {
+      return { name, gpu: false, reason: choice === 'auto' ? skipped.join('; ') : 'requested' };
+    }
+    if (choice === name) throw new BackendUnavailableError(choice, attempt.why);
+    skipped.push(attempt.why);
+  }
+  throw new BackendUnavailableError(choice, skipped.join('; '));
+}
+
+const selections = new Map<BackendChoice, Promise<BackendInfo>>();
+
+/**
+ * Makes `choice` the active TF.js backend and returns what was chosen, logging one line
+ * ("backend: wasm (tfjs-node-gpu not installed; tfjs-node not installed)"). Idempotent: a repeated
+ * call with the same choice returns the first answer without logging again (and re-activates it if
+ * another backend was set in between). Throws BackendUnavailableError when an explicit choice
+ * cannot load.
+ */
+export async function initBackend(choice: BackendChoice, log?: (line: string) => void): Promise<BackendInfo> {
+  const earlier = selections.get(choice);
+  if (earlier !== undefined) {
+    const info = await earlier;
+    if (tf.getBackend() !== info.name) await activate(info.name, info.name);
+    return info;
+  }
+  const pending = select(choice);
+  selections.set(choice, pending);
+  pending.catch(() => selections.delete(choice));
+  const info = await pending;
+  log?.(`backend: ${info.name}${info.gpu ? ' (gpu)' : ''} (${info.reason})`);
+  return info;
+}

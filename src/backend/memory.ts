@@ -1,0 +1,134 @@
+// The wasm backend's 4 GB ceiling: how much of it is in use, and turning running out of it into an
+// error a user can act on.
+//
+// The wasm heap is one WebAssembly.Memory of at most 4 GB per process (wasm32) and it never
+// shrinks. Running out shows up in three ways:
+//  1. a tensor allocation from JS (the backend calls the module's `_malloc`) gets a null pointer.
+//     Stock TF.js does not check for it and writes the tensor over address 0, corrupting the heap;
+//     the guard installed by installWasmMemoryGuard throws WasmOutOfMemoryError instead, before
+//     anything is written, and the module stays usable (free tensors and retry smaller);
+//  2. an allocation inside C++ (XNNPACK workspaces) fails and emscripten calls abort(): a
+//     WebAssembly.RuntimeError "Aborted(...)". After that the module is dead: every later wasm op
+//     throws "Aborted()" again, so the process (worker) must exit and be restarted;
+//  3. growing the memory itself fails in the JS engine: a RangeError.
+// translateBackendError maps all three to WasmOutOfMemoryError with the advice below.
+import * as tf from '@tensorflow/tfjs';
+
+/** emscripten's heap maximum for this wasm32 build (getHeapMax in tfjs-backend-wasm): 4 GiB - 64 KiB. */
+export const WASM_HEAP_LIMIT_BYTES = 4294901760;
+
+interface WasmModule {
+  HEAPU8: Uint8Array;
+  _malloc: (bytes: number) => number;
+  onAbort?: (what: unknown) => void;
+}
+
+const guardedModules = new WeakSet<WasmModule>();
+let moduleAborted = false;
+
+/** The live emscripten module when the active backend is wasm. */
+function activeWasmModule(): WasmModule | undefined {
+  if (tf.getBackend() !== 'wasm') return undefined;
+  return (tf.backend() as unknown as { wasm: WasmModule }).wasm;
+}
+
+function mebibytes(bytes: number): string {
+  return `${Math.round(bytes / 2 ** 20)} MB`;
+}
+
+export class WasmOutOfMemoryError extends Error {
+  constructor(
+    /** What was running, e.g. "train step 12 (micro-batch 16 at 256x256)". */
+    readonly context: string,
+    /** True when emscripten aborted: no further wasm op can run in this process. */
+    readonly moduleAborted: boolean,
+    options?: { cause?: unknown },
+  ) {
+    const heap = activeWasmModule()?.HEAPU8.length;
+    super(
+      `wasm backend ran out of its 4 GB memory during ${context}; lower train.micro_batch ` +
+        `(e.g. 8 at 256x256) or use more workers` +
+        (heap === undefined ? '' : ` (wasm heap ${mebibytes(heap)})`) +
+        (moduleAborted ? '. The wasm module has aborted and cannot run anything more: restart the process' : ''),
+      options,
+    );
+    this.name = 'WasmOutOfMemoryError';
+  }
+}
+
+/**
+ * Makes the active wasm module throw WasmOutOfMemoryError when a tensor allocation fails instead
+ * of silently returning address 0, and records emscripten aborts. Called by initBackend; idempotent.
+ */
+export function installWasmMemoryGuard(): void {
+  const wasm = activeWasmModule();
+  if (wasm === undefined || guardedModules.has(wasm)) return;
+  guardedModules.add(wasm);
+  // emscripten's export starts as a stub that, on first call, overwrites Module._malloc with the
+  // raw export; an accessor keeps our check in front of whatever is assigned.
+  let malloc = wasm._malloc;
+  const guarded = (bytes: number): number => {
+    const address = malloc(bytes);
+    if (address === 0 && bytes > 0) {
+      throw new WasmOutOfMemoryError(`allocating a ${mebibytes(bytes)} tensor`, false);
+    }
+    return address;
+  };
+  Object.defineProperty(wasm, '_malloc', {
+    configurable: true,
+    enumerable: true,
+    get: () => guarded,
+    set: (replacement: (bytes: number) => number) => {
+      malloc = replacement;
+    },
+  });
+  const onAbort = wasm.onAbort;
+  wasm.onAbort = (what: unknown) => {
+    moduleAborted = true;
+    onAbort?.(what);
+  };
+}
+
+/** True once emscripten has aborted in this process: the wasm backend can no longer run ops. */
+export function wasmModuleAborted(): boolean {
+  return moduleAborted;
+}
+
+const memoryRangeError =
+  /Array buffer allocation failed|Invalid typed array length|Invalid array buffer length|WebAssembly\.Memory|Maximum memory size/i;
+
+/**
+ * The error to report for `e`, thrown while doing `context` (e.g. "train step 12"): wasm
+ * out-of-memory conditions become WasmOutOfMemoryError naming the context; anything else is
+ * returned unchanged (non-Error values wrapped in an Error).
+ */
+export function translateBackendError(e: unknown, context: string): Error {
+  if (e instanceof WasmOutOfMemoryError) {
+    return new WasmOutOfMemoryError(`${context} (${e.context})`, e.moduleAborted, { cause: e });
+  }
+  const onWasm = tf.getBackend() === 'wasm';
+  if (onWasm && e instanceof WebAssembly.RuntimeError && e.message.startsWith('Aborted(')) {
+    return new WasmOutOfMemoryError(context, true, { cause: e });
+  }
+  if (onWasm && e instanceof RangeError && memoryRangeError.test(e.message)) {
+    return new WasmOutOfMemoryError(context, moduleAborted, { cause: e });
+  }
+  return e instanceof Error ? e : new Error(`${context}: ${String(e)}`);
+}
+
+/** Runs `work`, rethrowing its failure through translateBackendError(·, context). */
+export async function withBackendErrors<T>(context: string, work: () => T | Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (e) {
+    throw translateBackendError(e, context);
+  }
+}
+
+/**
+ * Bytes the backend holds, for metrics: on wasm the heap size (what counts against the 4 GB cap;
+ * it only grows), elsewhere the bytes of live tensors as TF.js counts them.
+ */
+export function backendMemoryBytes(): number {
+  return activeWasmModule()?.HEAPU8.length ?? tf.memory().numBytes;
+}

@@ -1,0 +1,202 @@
+// Using a trained run: `medvae sample` (a synthetic dataset), `reconstruct`, `denoise`, `interpolate`.
+import * as tf from '@tensorflow/tfjs';
+import type { Command } from 'commander';
+import { join } from 'node:path';
+import { loadRun } from '../train/checkpoint.ts';
+import { initBackend } from '../backend/index.ts';
+import { openDataset } from '../data/open.ts';
+import { createLoader } from '../data/loader.ts';
+import type { Batch, LabelKind } from '../data/types.ts';
+import type { VaeModel } from '../models/base.ts';
+import type { ExperimentConfig } from '../config/schema.ts';
+import { writeNpz } from '../data/npz-writer.ts';
+import { denormalize, writeGrid, writePng, type ImageStack } from '../train/images.ts';
+import { stepNoise, Stream } from '../train/rng.ts';
+import { runCommand } from './errors.ts';
+
+interface RunFlags { run: string; backend: string; debug?: boolean; seed: string }
+
+function stackOf(t: tf.Tensor4D): ImageStack {
+  const [n, size, , channels] = t.shape;
+  return { data: t.dataSync() as Float32Array, n, size, channels: channels as 1 | 3 };
+}
+
+async function openRun(flags: RunFlags): Promise<{ config: ExperimentConfig; model: VaeModel; labelWidth: number; labelKind: LabelKind }> {
+  await initBackend(flags.backend as 'auto');
+  const run = await loadRun(flags.run);
+  return { config: run.config, model: run.model, labelWidth: run.state.labelWidth, labelKind: run.state.labelKind };
+}
+
+/** The first n images of a split, as the model sees them (resized, normalised, no augmentation). */
+async function realImages(config: ExperimentConfig, split: string, n: number): Promise<Batch> {
+  const dataset = await openDataset(config.data, split);
+  const loader = createLoader({
+    split: dataset, imageSize: config.model.image_size, channels: config.model.in_channels, resize: config.data.resize,
+    augment: { flip: false, rot90: false }, globalBatch: Math.min(n, dataset.length), shard: { seed: config.train.seed, rank: 0, worldSize: 1 },
+    dropLast: true, threads: 0, prefetch: 1, strict: config.data.strict,
+  });
+  try {
+    for await (const batch of loader.batches(0)) return batch;
+    throw new Error(`${dataset.description}: no images`);
+  } finally {
+    await loader.close();
+    await dataset.close();
+  }
+}
+
+function inputs(batch: Batch): { images: tf.Tensor4D; labels?: tf.Tensor2D } {
+  const images = tf.tensor4d(batch.images, [batch.n, batch.size, batch.size, batch.channels]);
+  return batch.labelWidth > 0 ? { images, labels: tf.tensor2d(batch.labels, [batch.n, batch.labelWidth]) } : { images };
+}
+
+/** PSNR in dB of images in [-1, 1] (peak-to-peak 2). */
+export function psnr(a: Float32Array, b: Float32Array): number {
+  let se = 0;
+  for (let i = 0; i < a.length; i++) se += (a[i]! - b[i]!) ** 2;
+  const mse = se / a.length;
+  return 10 * Math.log10(4 / mse);
+}
+
+/** Labels for n synthetic samples: all `label`, or classes in turn. */
+function syntheticLabels(n: number, width: number, label: number | undefined): Float32Array {
+  const labels = new Float32Array(n * width);
+  for (let k = 0; k < n; k++) labels[k * width + (label ?? k % width)] = 1;
+  return labels;
+}
+
+async function sampleCommand(flags: RunFlags & { n: string; label?: string; out: string; batch: string }): Promise<void> {
+  const { config, model, labelWidth, labelKind } = await openRun(flags);
+  const n = Number(flags.n);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`--n must be a positive integer, got ${flags.n}`);
+  const conditional = config.model.name === 'cvae' && labelWidth > 0;
+  const label = flags.label === undefined ? undefined : Number(flags.label);
+  if (label !== undefined && (!conditional || !Number.isInteger(label) || label < 0 || label >= labelWidth)) {
+    throw new Error(conditional ? `--label must be an integer in 0..${labelWidth - 1}, got ${flags.label}` : `--label needs a conditional model (cvae); this run is ${config.model.name}`);
+  }
+  const { image_size: size, in_channels: channels } = config.model;
+  const pixels = new Uint8Array(n * size * size * channels);
+  const labels = conditional ? syntheticLabels(n, labelWidth, label) : new Float32Array(0);
+  const batchSize = Number(flags.batch);
+  for (let start = 0, chunk = 0; start < n; start += batchSize, chunk++) {
+    const m = Math.min(batchSize, n - start);
+    const out = tf.tidy(() => model.sample(m, stepNoise(Number(flags.seed), Stream.sample, 1, chunk),
+      conditional ? tf.tensor2d(labels.subarray(start * labelWidth, (start + m) * labelWidth), [m, labelWidth]) : undefined));
+    const data = out.dataSync();
+    out.dispose();
+    for (let i = 0; i < data.length; i++) pixels[start * size * size * channels + i] = denormalize(data[i]!);
+  }
+  if (flags.out.endsWith('.npz')) {
+    // MedMNIST layout: grey images are N x S x S, colour N x S x S x 3; labels N x L uint8
+    // (class index for single-label datasets, multi-hot for multi-label ones).
+    const imageShape = channels === 1 ? [n, size, size] : [n, size, size, 3];
+    const labelRows = conditional ? classLabels(labels, n, labelWidth, labelKind) : new Uint8Array(n);
+    const labelShape = [n, labelRows.length / n];
+    const empty = (shape: number[]): { dtype: '|u1'; shape: number[]; data: Uint8Array } => ({ dtype: '|u1', shape: [0, ...shape.slice(1)], data: new Uint8Array(0) });
+    writeNpz(flags.out, {
+      train_images: { dtype: '|u1', shape: imageShape, data: pixels },
+      train_labels: { dtype: '|u1', shape: labelShape, data: labelRows },
+      val_images: empty(imageShape), val_labels: empty(labelShape),
+      test_images: empty(imageShape), test_labels: empty(labelShape),
+    });
+  } else {
+    const stack: ImageStack = { data: Float32Array.from(pixels, (v) => v / 127.5 - 1), n, size, channels };
+    for (let k = 0; k < n; k++) {
+      const cls = conditional ? String(label ?? k % labelWidth) : '';
+      await writePng(join(flags.out, cls, `${String(k).padStart(6, '0')}.png`), stack, k);
+    }
+  }
+  process.stderr.write(`wrote ${n} samples to ${flags.out}\n`);
+}
+
+/** One-hot rows back to class indices (N x 1) for single-label data; multi-hot rows stay (N x L). */
+function classLabels(labels: Float32Array, n: number, width: number, kind: LabelKind): Uint8Array {
+  if (kind === 'multilabel') return Uint8Array.from(labels);
+  const out = new Uint8Array(n);
+  for (let k = 0; k < n; k++) out[k] = labels.subarray(k * width, (k + 1) * width).indexOf(1);
+  return out;
+}
+
+async function reconstructCommand(flags: RunFlags & { split: string; n: string; out: string; noise?: string }): Promise<void> {
+  const { config, model } = await openRun(flags);
+  const batch = await realImages(config, flags.split, Number(flags.n));
+  const clean = inputs(batch);
+  try {
+    if (!flags.noise) {
+      const rec = tf.tidy(() => tf.concat([clean.images, model.reconstruct(clean.images, clean.labels)], 0) as tf.Tensor4D);
+      await writeGrid(flags.out, stackOf(rec), { cols: batch.n });
+      rec.dispose();
+      process.stderr.write(`wrote ${flags.out}: ${batch.n} originals above their reconstructions\n`);
+      return;
+    }
+    const match = /^gaussian:([0-9.]+)$/.exec(flags.noise);
+    if (!match) throw new Error(`--noise must look like gaussian:SIGMA (SIGMA on the [0,1] intensity scale), got ${flags.noise}`);
+    const sigma = Number(match[1]);
+    // Noise on the [0,1] scale is twice as large on the model's [-1,1] scale.
+    const noisy = tf.tidy(() => clean.images.add(stepNoise(Number(flags.seed), Stream.eval, 0).normal(clean.images.shape).mul(2 * sigma)).clipByValue(-1, 1) as tf.Tensor4D);
+    const denoised = tf.tidy(() => model.reconstruct(noisy, clean.labels));
+    const before = psnr(clean.images.dataSync() as Float32Array, noisy.dataSync() as Float32Array);
+    const after = psnr(clean.images.dataSync() as Float32Array, denoised.dataSync() as Float32Array);
+    const grid = tf.concat([clean.images, noisy, denoised], 0) as tf.Tensor4D;
+    await writeGrid(flags.out, stackOf(grid), { cols: batch.n });
+    tf.dispose([noisy, denoised, grid]);
+    process.stdout.write(`${JSON.stringify({ noise: flags.noise, images: batch.n, psnr_noisy_db: before, psnr_denoised_db: after })}\n`);
+    process.stderr.write(`PSNR noisy ${before.toFixed(2)} dB -> denoised ${after.toFixed(2)} dB; wrote ${flags.out} (clean, noisy, denoised rows)\n`);
+  } finally {
+    tf.dispose([clean.images, clean.labels] as tf.TensorContainer);
+  }
+}
+
+async function interpolateCommand(flags: RunFlags & { split: string; steps: string; pairs: string; out: string }): Promise<void> {
+  const { config, model } = await openRun(flags);
+  const pairs = Number(flags.pairs);
+  const steps = Number(flags.steps);
+  const batch = await realImages(config, flags.split, 2 * pairs);
+  const x = inputs(batch);
+  const rows = tf.tidy(() => {
+    const { mu } = model.encode(x.images, x.labels, false);
+    const out: tf.Tensor4D[] = [];
+    for (let p = 0; p < pairs; p++) {
+      const a = mu.slice([2 * p, 0], [1, -1]);
+      const b = mu.slice([2 * p + 1, 0], [1, -1]);
+      const t = tf.linspace(0, 1, steps).reshape([steps, 1]);
+      const z = a.mul(tf.sub(1, t)).add(b.mul(t)) as tf.Tensor2D;
+      const labels = x.labels ? tf.tile(x.labels.slice([2 * p, 0], [1, -1]), [steps, 1]) as tf.Tensor2D : undefined;
+      out.push(model.decode(z, labels, false));
+    }
+    return tf.concat(out, 0) as tf.Tensor4D;
+  });
+  await writeGrid(flags.out, stackOf(rows), { cols: steps });
+  tf.dispose([rows, x.images, x.labels] as tf.TensorContainer);
+  process.stderr.write(`wrote ${flags.out}: ${pairs} rows of ${steps} images between pairs of real images\n`);
+}
+
+export function registerGenerateCommands(program: Command): void {
+  const common = (cmd: Command): Command => cmd
+    .requiredOption('--run <dir>', 'run directory (its newest checkpoint is used)')
+    .option('--backend <name>', 'auto | tensorflow | wasm | cpu', 'auto')
+    .option('--seed <n>', 'seed of the noise', '0')
+    .option('--debug', 'print stack traces on errors');
+  common(program.command('sample').description('write a synthetic dataset: an npz in the MedMNIST layout, or a PNG folder by class'))
+    .option('--n <n>', 'number of images', '1000')
+    .option('--label <k>', 'class of every image (conditional models); default: classes in turn')
+    .option('--batch <n>', 'images generated at once', '64')
+    .requiredOption('--out <file.npz|dir>', 'output npz file or folder')
+    .action((f) => runCommand(Boolean(f.debug), () => sampleCommand(f)));
+  common(program.command('reconstruct').description('a grid of real images above their reconstructions'))
+    .option('--split <name>', 'dataset split', 'test')
+    .option('--n <n>', 'number of images', '16')
+    .requiredOption('--out <file.png>', 'output PNG')
+    .action((f) => runCommand(Boolean(f.debug), () => reconstructCommand(f)));
+  common(program.command('denoise').description('clean noisy images through the latent space; prints PSNR before and after'))
+    .option('--noise <spec>', 'noise model, gaussian:SIGMA on the [0,1] scale', 'gaussian:0.1')
+    .option('--split <name>', 'dataset split', 'test')
+    .option('--n <n>', 'number of images', '16')
+    .requiredOption('--out <file.png>', 'output PNG (clean, noisy, denoised rows)')
+    .action((f) => runCommand(Boolean(f.debug), () => reconstructCommand(f)));
+  common(program.command('interpolate').description('decode straight lines in latent space between pairs of real images'))
+    .option('--split <name>', 'dataset split', 'test')
+    .option('--pairs <n>', 'number of pairs', '4')
+    .option('--steps <n>', 'images per row', '8')
+    .requiredOption('--out <file.png>', 'output PNG')
+    .action((f) => runCommand(Boolean(f.debug), () => interpolateCommand(f)));
+}

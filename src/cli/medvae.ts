@@ -1,0 +1,11 @@
+// `medvae`: the command line. Each command lives in its own module and registers itself here.
+import { Command } from 'commander';
+import { registerTrainCommand } from './train-command.ts';
+import { registerGenerateCommands } from './generate-commands.ts';
+
+const program = new Command('medvae')
+  .description('Train VAE-family generative models on medical images (TensorFlow.js)')
+  .showHelpAfterError();
+registerTrainCommand(program);
+registerGenerateCommands(program);
+await program.parseAsync(process.argv);

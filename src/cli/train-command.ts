@@ -1,0 +1,34 @@
+// `medvae train`: one process, one device (GPU through tfjs-node-gpu, or the CPU).
+import type { Command } from 'commander';
+import { train } from '../train/trainer.ts';
+import { createProgress } from '../train/progress.ts';
+import { addTrainFlags, configFromFlags, runDirFor, type TrainFlags } from './train-options.ts';
+import { runCommand } from './errors.ts';
+
+/** First Ctrl-C: finish the step, save a checkpoint, exit 0. Second: stop at once. */
+export function interruptSignal(onFirst: () => void): AbortSignal {
+  const controller = new AbortController();
+  const handler = (): void => {
+    if (controller.signal.aborted) process.exit(130);
+    onFirst();
+    controller.abort();
+  };
+  process.on('SIGINT', handler);
+  process.on('SIGTERM', handler);
+  return controller.signal;
+}
+
+export function registerTrainCommand(program: Command): void {
+  addTrainFlags(program.command('train').description('train a model (default: Vanilla VAE on the bundled RetinaMNIST, 64x64)'))
+    .action(async (flags: TrainFlags) => {
+      await runCommand(Boolean(flags.debug), async () => {
+        const config = configFromFlags(flags);
+        const runDir = runDirFor(flags, config);
+        const progress = createProgress(flags.logFormat, { everySteps: config.train.log_every });
+        const signal = interruptSignal(() => progress.info('interrupted: finishing this step and saving a checkpoint (Ctrl-C again to stop at once)'));
+        progress.info(`run directory: ${runDir}`);
+        const result = await train({ config, runDir, resume: flags.resume, progress, signal });
+        progress.info(`${result.stoppedBy === 'completed' ? 'finished' : `stopped (${result.stoppedBy.replace('_', ' ')})`} at step ${result.state.step}; checkpoint ${result.checkpoint || '(none)'}`);
+      });
+    });
+}

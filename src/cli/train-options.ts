@@ -1,0 +1,76 @@
+// The flags `medvae train` and `medvae-dist` share, and how they turn into a checked config and a
+// run directory. One definition serves both commands.
+import { Command, Option } from 'commander';
+import { existsSync } from 'node:fs';
+import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadConfig } from '../config/load.ts';
+import type { ExperimentConfig } from '../config/schema.ts';
+import type { LogFormat } from '../train/progress.ts';
+
+export interface TrainFlags {
+  config?: string;
+  data?: string;
+  out?: string;
+  maxSteps?: string;
+  epochs?: string;
+  resume?: string;
+  set: string[];
+  backend?: string;
+  logFormat: LogFormat;
+  metricsPort?: string;
+  metricsHost?: string;
+  debug?: boolean;
+}
+
+/** The project's root: bundled data and configs are found relative to it, wherever medvae runs from. */
+export const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+const collect = (value: string, previous: string[]): string[] => [...previous, value];
+
+export function addTrainFlags(cmd: Command): Command {
+  return cmd
+    .option('-c, --config <file>', 'experiment YAML (ours or PyTorch-VAE layout); default: Vanilla VAE on the bundled RetinaMNIST')
+    .option('--data <path>', 'dataset file or folder (overrides data.path)')
+    .option('--out <dir>', 'run directory (default runs/<model>-<dataset>-<time>)')
+    .option('--max-steps <n>', 'stop after n optimizer steps (still writes grids and a checkpoint)')
+    .option('--epochs <n>', 'number of epochs (overrides train.epochs)')
+    .option('--resume <dir>', 'continue a run (its directory) or a checkpoint exactly where it stopped')
+    .option('--set <key=value>', 'override any config key, e.g. --set train.lr=0.001 (repeatable)', collect, [])
+    .addOption(new Option('--backend <name>', 'compute backend').choices(['auto', 'tensorflow', 'wasm', 'cpu']))
+    .addOption(new Option('--log-format <format>', 'progress output').choices(['auto', 'tty', 'plain', 'json']).default('auto'))
+    .option('--metrics-port <port>', 'serve Prometheus metrics on this port (0 = off; default 9464)')
+    .option('--metrics-host <host>', 'address the metrics endpoint binds (default 127.0.0.1)')
+    .option('--debug', 'print stack traces on errors');
+}
+
+/** A relative data path that is not found from the working directory may name the bundled copy. */
+function resolveDataPath(path: string): string {
+  if (isAbsolute(path) || existsSync(path)) return path;
+  const bundled = join(PACKAGE_ROOT, path);
+  return existsSync(bundled) ? bundled : path;
+}
+
+/** Builds the config from flags; `--resume` without `--config` continues with the run's own config. */
+export function configFromFlags(flags: TrainFlags, worldSize = 1): ExperimentConfig {
+  const sets = [...flags.set];
+  if (flags.data) sets.push(`data.path=${JSON.stringify(flags.data)}`);
+  if (flags.maxSteps) sets.push(`train.max_steps=${flags.maxSteps}`);
+  if (flags.epochs) sets.push(`train.epochs=${flags.epochs}`);
+  if (flags.backend) sets.push(`train.backend=${flags.backend}`);
+  if (flags.metricsPort !== undefined) sets.push(`output.metrics_port=${flags.metricsPort}`);
+  if (flags.metricsHost) sets.push(`output.metrics_host=${JSON.stringify(flags.metricsHost)}`);
+  const runConfig = !flags.config && flags.resume && existsSync(join(flags.resume, 'config.yaml')) ? join(flags.resume, 'config.yaml') : undefined;
+  const cfg = loadConfig({ file: flags.config ?? runConfig, sets, worldSize });
+  cfg.data.path = resolveDataPath(cfg.data.path);
+  return cfg;
+}
+
+/** --out, else the run being resumed, else runs/<name or model-dataset-time>. */
+export function runDirFor(flags: TrainFlags, cfg: ExperimentConfig): string {
+  if (flags.out) return flags.out;
+  if (flags.resume && existsSync(join(flags.resume, 'config.yaml'))) return flags.resume;
+  const dataset = basename(cfg.data.path).replace(/\.[^.]+$/, '');
+  const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, '');
+  return join(cfg.output.dir, cfg.output.name || `${cfg.model.name}-${dataset}-${stamp}`);
+}

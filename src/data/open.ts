@@ -1,0 +1,27 @@
+// One entry point from a config's data section to a readable split.
+import { stat } from 'node:fs/promises';
+import type { DataConfig } from '../config/schema.ts';
+import { DatasetNotFoundError } from './errors.ts';
+import { openFolder } from './folder.ts';
+import { openGleason } from './gleason.ts';
+import { openMedmnist } from './medmnist.ts';
+import type { DatasetSplit } from './types.ts';
+
+export async function openDataset(cfg: Pick<DataConfig, 'format' | 'path'>, split: string): Promise<DatasetSplit> {
+  const exists = await stat(cfg.path).then(() => true, () => false);
+  if (!exists) {
+    const hint =
+      cfg.format === 'medmnist'
+        ? 'fetch it with `medvae data download <flag>` (e.g. `medvae data download retinamnist --dir data`)'
+        : `point data.path at the ${cfg.format === 'gleason' ? 'Gleason dataset root (train/, test/, train.csv, test.csv)' : 'image folder'}; MedMNIST files can be fetched with \`medvae data download <flag>\``;
+    throw new DatasetNotFoundError(cfg.path, `no such file or folder (data.format '${cfg.format}'): ${hint}`);
+  }
+  switch (cfg.format) {
+    case 'medmnist':
+      return openMedmnist(cfg.path, split);
+    case 'gleason':
+      return openGleason(cfg.path, split);
+    case 'folder':
+      return openFolder(cfg.path, split);
+  }
+}

@@ -1,0 +1,171 @@
+// Wire framing shared by the handshake and the data plane. Every message is a 20-byte header and a
+// payload of `payloadBytes`. Headers are small, fixed and little-endian, so a reader knows before
+// buffering anything whether a frame is oversized and can refuse it without allocating.
+import type { Socket } from 'node:net';
+import { ProtocolError } from './errors.ts';
+
+export const HEADER_BYTES = 20;
+
+export const FrameType = {
+  Hello: 1,
+  Ack: 2,
+  Data: 3,
+  Broadcast: 4,
+} as const;
+export type FrameTypeCode = (typeof FrameType)[keyof typeof FrameType];
+
+export interface FrameHeader {
+  payloadBytes: number;
+  type: number;
+  /** Ring step (reduce-scatter then all-gather) the payload belongs to. */
+  step: number;
+  /** Which collective operation of the run: all ranks number their operations alike. */
+  opSeq: number;
+  bucket: number;
+  chunk: number;
+}
+
+export function encodeHeader(h: FrameHeader): Buffer {
+  const b = Buffer.allocUnsafe(HEADER_BYTES);
+  b.writeUInt32LE(h.payloadBytes, 0);
+  b.writeUInt8(h.type, 4);
+  b.writeUInt8(h.step, 5);
+  b.writeUInt16LE(0, 6);
+  b.writeUInt32LE(h.opSeq >>> 0, 8);
+  b.writeUInt32LE(h.bucket, 12);
+  b.writeUInt32LE(h.chunk, 16);
+  return b;
+}
+
+function decodeHeader(b: Buffer): FrameHeader {
+  return {
+    payloadBytes: b.readUInt32LE(0),
+    type: b.readUInt8(4),
+    step: b.readUInt8(5),
+    opSeq: b.readUInt32LE(8),
+    bucket: b.readUInt32LE(12),
+    chunk: b.readUInt32LE(16),
+  };
+}
+
+/** Receives one frame's payload in the pieces the socket delivered it in (views, not copies). */
+export interface PayloadSink {
+  write(piece: Buffer): void;
+  end(): void;
+}
+
+/** What a header handler decides: where the payload goes, or 'wait' to hold the frame (and the socket) until later. */
+export type HeaderVerdict = PayloadSink | 'wait';
+
+export interface FrameHandler {
+  /** Largest payload accepted now; larger frames are refused as soon as their header arrives. */
+  maxPayloadBytes: number;
+  onHeader(header: FrameHeader): HeaderVerdict;
+  /** A refused header, or an exception from onHeader or a sink; the reader stops reading. */
+  onError(error: Error): void;
+}
+
+/**
+ * Splits a socket's byte stream into frames. Incoming buffers are queued by reference and payloads
+ * handed to sinks as subarrays, so the only copy is the one the sink chooses to make. The handler can
+ * be swapped (handshake, then data) without losing bytes a peer sent early; 'wait' pauses the socket
+ * so TCP back-pressure holds the sender until the frame can be placed.
+ */
+export class FrameReader {
+  private readonly queue: Buffer[] = [];
+  private queuedBytes = 0;
+  private header: FrameHeader | null = null;
+  private sink: PayloadSink | null = null;
+  private payloadLeft = 0;
+  private stopped = false;
+
+  constructor(
+    private readonly socket: Socket,
+    private handler: FrameHandler,
+  ) {
+    socket.on('data', (data: Buffer) => {
+      this.queue.push(data);
+      this.queuedBytes += data.length;
+      this.pump();
+    });
+  }
+
+  setHandler(handler: FrameHandler): void {
+    this.handler = handler;
+  }
+
+  /** Tries again to place a frame the handler answered 'wait' to. */
+  resume(): void {
+    this.socket.resume();
+    this.pump();
+  }
+
+  stop(): void {
+    this.stopped = true;
+  }
+
+  private pump(): void {
+    try {
+      while (!this.stopped) {
+        if (this.header === null) {
+          if (this.queuedBytes < HEADER_BYTES) return;
+          this.header = decodeHeader(this.take(HEADER_BYTES));
+          if (this.header.payloadBytes > this.handler.maxPayloadBytes) {
+            throw new ProtocolError(
+              `frame of type ${this.header.type} announces ${this.header.payloadBytes} payload bytes, ` +
+                `over the ${this.handler.maxPayloadBytes}-byte limit`,
+            );
+          }
+        }
+        if (this.sink === null) {
+          const verdict = this.handler.onHeader(this.header);
+          if (verdict === 'wait') {
+            this.socket.pause();
+            return;
+          }
+          this.sink = verdict;
+          this.payloadLeft = this.header.payloadBytes;
+        }
+        while (this.payloadLeft > 0 && this.queuedBytes > 0) {
+          const piece = this.takeUpTo(this.payloadLeft);
+          this.payloadLeft -= piece.length;
+          this.sink.write(piece);
+        }
+        if (this.payloadLeft > 0) return;
+        const finished = this.sink;
+        this.header = null;
+        this.sink = null;
+        finished.end();
+      }
+    } catch (error) {
+      this.stopped = true;
+      this.handler.onError(error instanceof Error ? error : new Error(String(error)));
+    }
+  }
+
+  /** Exactly n bytes (n small): a view when they sit in one buffer, else a copy of the spanning bytes. */
+  private take(n: number): Buffer {
+    const first = this.queue[0];
+    if (first.length >= n) return this.takeUpTo(n);
+    const out = Buffer.allocUnsafe(n);
+    let filled = 0;
+    while (filled < n) {
+      const piece = this.takeUpTo(n - filled);
+      piece.copy(out, filled);
+      filled += piece.length;
+    }
+    return out;
+  }
+
+  /** Up to n bytes from the front buffer, as a view. */
+  private takeUpTo(n: number): Buffer {
+    const first = this.queue[0];
+    this.queuedBytes -= Math.min(n, first.length);
+    if (first.length <= n) {
+      this.queue.shift();
+      return first;
+    }
+    this.queue[0] = first.subarray(n);
+    return first.subarray(0, n);
+  }
+}

@@ -1,0 +1,93 @@
+// VAE-GAN (Larsen et al. 2016): a VAE whose reconstruction error is measured in the feature space
+// of a GAN discriminator ("learned similarity") instead of pixels. Three networks, three
+// objectives, each minimised by its own optimizer over its own network only:
+//   encoder:       kld_weight * KL + Dis_llike
+//   decoder:       recon_gamma * Dis_llike - GAN
+//   discriminator: GAN
+// Dis_llike is the Gaussian log-likelihood of the reconstruction's layer-`feature_layer` features
+// around the input's, i.e. their MSE up to constants; GAN is the discriminator's binary
+// cross-entropy on the real batch (label 1), its reconstructions (0) and decoded prior samples (0).
+// The KL carries kld_weight as in every other model here, keeping its scale comparable to a mean
+// squared error.
+import * as tf from '@tensorflow/tfjs';
+import type { SymbolicTensor } from '@tensorflow/tfjs-layers';
+import type { ModelConfig, ModelName } from '../config/schema.ts';
+import { bceWithLogits } from '../losses/gan.ts';
+import { gaussianKl } from '../losses/kl.ts';
+import { mse } from '../losses/reconstruction.ts';
+import type { LossContext, ModelBatch, ModelLosses, ParamGroup } from './base.ts';
+import { convStack, flatten, input, LayerFactory, model, ModelConfigError, NetworkKey, run } from './blocks.ts';
+import { kldWeight, tidyLosses, VanillaVae } from './vae.ts';
+
+/** Discriminator: the encoder's conv stack, then a Dense to one logit; also outputs block `feature_layer`'s features. */
+export function buildDiscriminator(config: ModelConfig, seed: number): tf.LayersModel {
+  const blocks = config.hidden_dims.length;
+  if (!Number.isInteger(config.feature_layer) || config.feature_layer < 1 || config.feature_layer > blocks) {
+    throw new ModelConfigError(`model.feature_layer must be between 1 and ${blocks} (the number of model.hidden_dims), got ${config.feature_layer}`);
+  }
+  const f = new LayerFactory('discriminator', seed, NetworkKey.discriminator);
+  const image = input(f, [config.image_size, config.image_size, config.in_channels], 'image');
+  const outputs = convStack(f, image, config.hidden_dims);
+  const features = outputs[config.feature_layer - 1];
+  const logit = f.dense(1).apply(flatten(f, outputs[blocks - 1])) as SymbolicTensor;
+  return model(f, [image], [features, logit]);
+}
+
+export class VaeGan extends VanillaVae {
+  override readonly kind: ModelName = 'vae_gan';
+
+  static override create(config: ModelConfig, seed: number): VaeGan {
+    return new VaeGan(config, {
+      ...VanillaVae.gaussianNetworks(config, seed),
+      discriminator: buildDiscriminator(config, seed),
+    });
+  }
+
+  override paramGroups(): ParamGroup[] {
+    return [
+      { name: 'encoder', networks: ['encoder'] },
+      { name: 'decoder', networks: ['decoder'] },
+      { name: 'discriminator', networks: ['discriminator'] },
+    ];
+  }
+
+  /**
+   * With ctx.objective set, only what that objective needs is computed (the step runs one pass per
+   * objective). Noise is always drawn in the same order (posterior, then prior), so the passes
+   * of one step see the same draws.
+   */
+  override losses(batch: ModelBatch, ctx: LossContext): ModelLosses {
+    const wants = (group: string): boolean => ctx.objective === undefined || ctx.objective === group;
+    const needLlike = wants('encoder') || wants('decoder');
+    const needGan = wants('decoder') || wants('discriminator');
+    return tidyLosses(() => {
+      const x = batch.images;
+      const enc = this.encode(x, batch.labels, ctx.training);
+      const z = this.reparameterize(enc, ctx.noise);
+      const zPrior = this.priorLatent(x.shape[0], ctx.noise);
+      const recon = this.decode(z, batch.labels, ctx.training);
+      const discriminator = this.networks['discriminator'];
+      const [featuresReal, logitReal] = run(discriminator, [x], ctx.training);
+      const [featuresRecon, logitRecon] = run(discriminator, [recon], ctx.training);
+      const terms: Record<string, tf.Scalar> = {};
+      const objectives: Record<string, tf.Scalar> = {};
+      if (needLlike) {
+        const llike = mse(featuresRecon, featuresReal);
+        const kld = gaussianKl(enc.mu, enc.logvar);
+        const encoderLoss = tf.add(tf.mul(kld, kldWeight(this.config, ctx)), llike) as tf.Scalar;
+        Object.assign(terms, { loss: encoderLoss, kld, dis_llike: llike, reconstruction: mse(recon, x) });
+        objectives['encoder'] = encoderLoss;
+      }
+      if (needGan) {
+        const [, logitPrior] = run(discriminator, [this.decode(zPrior, batch.labels, ctx.training)], ctx.training);
+        const gan = tf.addN([bceWithLogits(logitReal, 1), bceWithLogits(logitRecon, 0), bceWithLogits(logitPrior, 0)]) as tf.Scalar;
+        terms['gan'] = gan;
+        objectives['discriminator'] = gan;
+        if (needLlike) {
+          objectives['decoder'] = tf.sub(tf.mul(terms['dis_llike'], this.config.recon_gamma), gan) as tf.Scalar;
+        }
+      }
+      return { terms, objectives };
+    });
+  }
+}

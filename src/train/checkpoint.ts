@@ -1,0 +1,186 @@
+// A checkpoint is one plain record on disk:
+//   checkpoints/step-0000420/
+//     encoder/model.json + weights.bin      each network in TF.js LayersModel format
+//     decoder/...                           (tf.loadLayersModel('.../model.json') loads it in a browser)
+//     optimizer-<group>.bin + .json         Adam moments and step count per optimizer group
+//     state.json                            epoch, step, data position, best loss, label width
+// written into a temporary directory and renamed, so a crash never leaves half a checkpoint.
+import * as tf from '@tensorflow/tfjs';
+import { existsSync, readdirSync, readFileSync, rmSync, cpSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { VaeModel } from '../models/base.ts';
+import type { LabelKind } from '../data/types.ts';
+import type { ExperimentConfig } from '../config/schema.ts';
+import { readConfigFile } from '../config/load.ts';
+import { checkShape, checkValues } from '../config/validate.ts';
+import { DEFAULT_CONFIG } from '../config/schema.ts';
+import { createModel } from '../models/index.ts';
+import { Adam } from './adam.ts';
+import { writeDirAtomic } from './atomic.ts';
+
+export class CheckpointError extends Error {
+  override name = 'CheckpointError';
+}
+
+/** Where training stands: enough to continue as if nothing had happened. */
+export interface TrainState {
+  version: 1;
+  /** Epoch being run (0-based) and the next step inside it. */
+  epoch: number;
+  stepInEpoch: number;
+  /** Optimizer steps done in total. */
+  step: number;
+  bestLoss: number;
+  lastLoss: number;
+  labelWidth: number;
+  labelKind: LabelKind;
+  worldSize: number;
+  savedAt: string;
+}
+
+const STEP_DIR = /^step-(\d+)$/;
+
+function concatWeightData(data: ArrayBuffer | ArrayBuffer[]): ArrayBuffer {
+  return Array.isArray(data) ? tf.io.concatenateArrayBuffers(data) : data;
+}
+
+/** Saves a network as model.json + weights.bin, the files tf.loadLayersModel reads. */
+async function saveLayersModel(net: tf.LayersModel, dir: string): Promise<void> {
+  mkdirSync(dir, { recursive: true });
+  await net.save(tf.io.withSaveHandler(async (artifacts) => {
+    const weights = concatWeightData(artifacts.weightData ?? new ArrayBuffer(0));
+    writeFileSync(join(dir, 'weights.bin'), new Uint8Array(weights));
+    const modelJson: tf.io.ModelJSON = {
+      modelTopology: artifacts.modelTopology as object,
+      format: artifacts.format ?? 'layers-model',
+      generatedBy: artifacts.generatedBy ?? `TensorFlow.js tfjs-layers v${tf.version_layers}`,
+      convertedBy: artifacts.convertedBy ?? null,
+      weightsManifest: [{ paths: ['weights.bin'], weights: artifacts.weightSpecs ?? [] }],
+    };
+    writeFileSync(join(dir, 'model.json'), JSON.stringify(modelJson));
+    return { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(artifacts) };
+  }));
+}
+
+function readWeights(dir: string, what: string): tf.NamedTensorMap {
+  const jsonPath = join(dir, 'model.json');
+  if (!existsSync(jsonPath)) throw new CheckpointError(`${jsonPath}: missing; the checkpoint has no ${what}`);
+  const modelJson = JSON.parse(readFileSync(jsonPath, 'utf8')) as tf.io.ModelJSON;
+  const specs = modelJson.weightsManifest.flatMap((group) => group.weights);
+  const buffers = modelJson.weightsManifest.flatMap((group) => group.paths.map((p) => readFileSync(join(dir, p))));
+  const bytes = Buffer.concat(buffers);
+  return tf.io.decodeWeights(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength), specs);
+}
+
+/** Copies saved values into a model's networks, matching weights by name; every weight must be there. */
+function loadNetworkWeights(net: tf.LayersModel, values: tf.NamedTensorMap, where: string): void {
+  for (const w of net.weights) {
+    const value = values[w.originalName];
+    if (!value) throw new CheckpointError(`${where}: no saved value for weight '${w.originalName}' (was the checkpoint made with another model config?)`);
+    if (value.shape.join('x') !== w.shape.join('x')) {
+      throw new CheckpointError(`${where}: weight '${w.originalName}' has shape [${value.shape}] on disk but [${w.shape}] in the model`);
+    }
+    w.write(value);
+  }
+}
+
+async function saveNamedTensors(tensors: tf.NamedTensorMap, file: string, extra: Record<string, unknown>): Promise<void> {
+  const { data, specs } = await tf.io.encodeWeights(tensors);
+  writeFileSync(`${file}.bin`, new Uint8Array(concatWeightData(data)));
+  writeFileSync(`${file}.json`, JSON.stringify({ ...extra, specs }));
+}
+
+function readNamedTensors(file: string): { tensors: tf.NamedTensorMap; extra: Record<string, unknown> } {
+  if (!existsSync(`${file}.json`)) throw new CheckpointError(`${file}.json: missing`);
+  const meta = JSON.parse(readFileSync(`${file}.json`, 'utf8')) as { specs: tf.io.WeightsManifestEntry[] } & Record<string, unknown>;
+  const bytes = readFileSync(`${file}.bin`);
+  const tensors = tf.io.decodeWeights(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength), meta.specs);
+  return { tensors, extra: meta };
+}
+
+export interface CheckpointContents {
+  model: VaeModel;
+  optimizers: Record<string, Adam>;
+  state: TrainState;
+}
+
+/** Writes a checkpoint under `root/step-XXXXXXX`, keeps the newest `keepLast`, and copies it to `root/best` when asked. */
+export async function saveCheckpoint(root: string, c: CheckpointContents, keepLast: number, isBest: boolean): Promise<string> {
+  const target = join(root, `step-${String(c.state.step).padStart(7, '0')}`);
+  await writeDirAtomic(target, async (dir) => {
+    for (const [name, net] of Object.entries(c.model.networks)) await saveLayersModel(net, join(dir, name));
+    for (const [group, opt] of Object.entries(c.optimizers)) {
+      const { step, tensors } = opt.state();
+      await saveNamedTensors(tensors, join(dir, `optimizer-${group}`), { step, lr: opt.lr });
+    }
+    writeFileSync(join(dir, 'state.json'), JSON.stringify(c.state, null, 2));
+  });
+  if (isBest) await writeDirAtomic(join(root, 'best'), async (dir) => { cpSync(target, dir, { recursive: true }); });
+  const steps = listCheckpoints(root);
+  for (const old of steps.slice(0, Math.max(0, steps.length - keepLast))) rmSync(old, { recursive: true, force: true });
+  return target;
+}
+
+/** Checkpoint directories under root, oldest first. */
+export function listCheckpoints(root: string): string[] {
+  if (!existsSync(root)) return [];
+  return readdirSync(root)
+    .filter((d) => STEP_DIR.test(d))
+    .sort()
+    .map((d) => join(root, d));
+}
+
+export function latestCheckpoint(root: string): string | undefined {
+  return listCheckpoints(root).at(-1);
+}
+
+export function readState(dir: string): TrainState {
+  const file = join(dir, 'state.json');
+  if (!existsSync(file)) throw new CheckpointError(`${file}: missing; ${dir} is not a complete checkpoint`);
+  const state = JSON.parse(readFileSync(file, 'utf8')) as TrainState;
+  if (state.version !== 1) throw new CheckpointError(`${file}: checkpoint version ${String(state.version)} is not supported (expected 1)`);
+  return state;
+}
+
+/** Loads networks and optimizer state from a checkpoint into an already built model and optimizers. */
+export function restoreCheckpoint(dir: string, model: VaeModel, optimizers: Record<string, Adam>): TrainState {
+  const state = restoreNetworks(dir, model);
+  for (const [group, opt] of Object.entries(optimizers)) {
+    const { tensors, extra } = readNamedTensors(join(dir, `optimizer-${group}`));
+    try { opt.restore(Number(extra.step), tensors); } finally { tf.dispose(tensors); }
+  }
+  return state;
+}
+
+/** Loads only the networks (for sampling, evaluation): no optimizers. */
+export function restoreNetworks(dir: string, model: VaeModel): TrainState {
+  const state = readState(dir);
+  for (const [name, net] of Object.entries(model.networks)) {
+    const values = readWeights(join(dir, name), `network '${name}'`);
+    try { loadNetworkWeights(net, values, join(dir, name)); } finally { tf.dispose(values); }
+  }
+  return state;
+}
+
+/** The resolved config a run was started with (runs/<name>/config.yaml). */
+export function readRunConfig(runDir: string): ExperimentConfig {
+  const file = join(runDir, 'config.yaml');
+  if (!existsSync(file)) throw new CheckpointError(`${runDir}: not a run directory (no config.yaml)`);
+  const doc = readConfigFile(file);
+  checkShape(doc, DEFAULT_CONFIG as unknown as Record<string, unknown>, file);
+  const cfg = doc as unknown as ExperimentConfig;
+  checkValues(cfg, file);
+  return cfg;
+}
+
+/** A trained run ready to use: its config and its model with the newest (or best) weights. */
+export async function loadRun(runDir: string, which: 'latest' | 'best' = 'latest'): Promise<{ config: ExperimentConfig; model: VaeModel; runDir: string; state: TrainState }> {
+  const config = readRunConfig(runDir);
+  const root = join(runDir, 'checkpoints');
+  const dir = which === 'best' && existsSync(join(root, 'best')) ? join(root, 'best') : latestCheckpoint(root);
+  if (!dir) throw new CheckpointError(`${runDir}: no checkpoint yet under ${root}`);
+  const state = readState(dir);
+  const model = createModel(config.model, config.train.seed, state.labelWidth);
+  restoreNetworks(dir, model);
+  return { config, model, runDir, state };
+}

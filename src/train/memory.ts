@@ -1,0 +1,32 @@
+// How many images one forward/backward pass may hold. `train.micro_batch: auto` derives it from a
+// memory budget and the activation sizes of the conv stacks; the effective (global) batch then
+// grows through gradient accumulation and workers, not through memory.
+import type { ExperimentConfig } from '../config/schema.ts';
+
+/**
+ * Bytes of training memory one image costs: float32 activations of every encoder and decoder
+ * layer, times the copies a training step keeps of each (conv output, BN output, activation,
+ * their gradients and the backend's scratch). The factor is calibrated on the wasm backend, where
+ * a 256x256 Vanilla VAE step fits at batch 8 and aborts at 16 in its 4 GB address space.
+ */
+export const COPIES_PER_ACTIVATION = 24;
+
+export function activationBytesPerImage(cfg: ExperimentConfig): number {
+  const { image_size: size, hidden_dims: dims, in_channels: channels } = cfg.model;
+  let elements = size * size * channels;
+  dims.forEach((d, i) => { elements += (size / 2 ** (i + 1)) ** 2 * d; });
+  // Decoder: the same stack in reverse, then one more upsampling to full size and the output conv.
+  dims.forEach((d, i) => { elements += (size / 2 ** (i + 1)) ** 2 * d; });
+  elements += size * size * dims[0]! + size * size * channels;
+  return elements * 4 * COPIES_PER_ACTIVATION;
+}
+
+/** The micro-batch to use for a per-worker batch of `rankBatch` images. */
+export function resolveMicroBatch(cfg: ExperimentConfig, rankBatch: number, backend: string): number {
+  const requested = cfg.train.micro_batch;
+  if (requested !== 'auto') return Math.min(requested, rankBatch);
+  // wasm cannot address more than 4 GB whatever the budget says.
+  const budgetMb = backend === 'wasm' ? Math.min(cfg.train.memory_budget_mb, 3500) : cfg.train.memory_budget_mb;
+  const fits = Math.floor((budgetMb * 1024 * 1024) / activationBytesPerImage(cfg));
+  return Math.max(1, Math.min(rankBatch, fits));
+}

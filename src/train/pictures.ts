@@ -1,0 +1,104 @@
+// What a run shows of itself after each epoch: a grid of samples from fixed prior noise (the same
+// z every epoch, so progress is visible), a grid of originals above their reconstructions, and a
+// loss curve per term (SVG and PNG).
+import * as tf from '@tensorflow/tfjs';
+import { readFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ExperimentConfig } from '../config/schema.ts';
+import type { VaeModel } from '../models/base.ts';
+import type { Batch } from '../data/types.ts';
+import { stepNoise, Stream } from './rng.ts';
+import { svgToPng, writeGrid, type ImageStack } from './images.ts';
+import { writeFileAtomic } from './atomic.ts';
+import { lossCurveSvg } from '../report/svg.ts';
+
+export interface PictureInputs {
+  model: VaeModel;
+  config: ExperimentConfig;
+  runDir: string;
+  epoch: number;
+  /** Fixed real images (first batch of epoch 0) to reconstruct every epoch. */
+  preview: Batch;
+  labelNames: string[];
+  metricsFile: string;
+}
+
+const pad4 = (n: number): string => String(n + 1).padStart(4, '0');
+
+/** Labels for sample k of a conditional grid: classes in turn (one-hot), or one finding each (multi-hot). */
+export function sampleLabels(n: number, width: number): Float32Array {
+  const labels = new Float32Array(n * width);
+  for (let k = 0; k < n; k++) labels[k * width + (k % width)] = 1;
+  return labels;
+}
+
+function stackOf(t: tf.Tensor4D): ImageStack {
+  const [n, size, , channels] = t.shape;
+  return { data: t.dataSync() as Float32Array, n, size, channels: channels as 1 | 3 };
+}
+
+export async function writeSampleGrid(model: VaeModel, cfg: ExperimentConfig, labelWidth: number, labelNames: string[], n: number, file: string): Promise<void> {
+  const conditional = cfg.model.name === 'cvae' && labelWidth > 0;
+  const labels = conditional ? sampleLabels(n, labelWidth) : undefined;
+  const images = tf.tidy(() => model.sample(n, stepNoise(cfg.train.seed, Stream.sample, 0), labels ? tf.tensor2d(labels, [n, labelWidth]) : undefined));
+  try {
+    const captions = conditional ? Array.from({ length: n }, (_, k) => labelNames[k % labelWidth] ?? String(k % labelWidth)) : undefined;
+    await writeGrid(file, stackOf(images), { cols: Math.ceil(Math.sqrt(n)), captions });
+  } finally {
+    images.dispose();
+  }
+}
+
+export async function writeReconstructionGrid(model: VaeModel, preview: Batch, cfg: ExperimentConfig, labelNames: string[], file: string): Promise<void> {
+  const n = preview.n;
+  const shape: [number, number, number, number] = [n, preview.size, preview.size, preview.channels];
+  const both = tf.tidy(() => {
+    const originals = tf.tensor4d(preview.images, shape);
+    const labels = preview.labelWidth > 0 ? tf.tensor2d(preview.labels, [n, preview.labelWidth]) : undefined;
+    return tf.concat([originals, model.reconstruct(originals, labels)], 0) as tf.Tensor4D;
+  });
+  try {
+    const captions = cfg.model.name === 'cvae' && preview.labelWidth > 0
+      ? Array.from({ length: 2 * n }, (_, k) => {
+        const row = preview.labels.subarray((k % n) * preview.labelWidth, (k % n + 1) * preview.labelWidth);
+        return Array.from(row).flatMap((v, j) => (v > 0.5 ? [labelNames[j] ?? String(j)] : [])).join(',');
+      })
+      : undefined;
+    await writeGrid(file, stackOf(both), { cols: n, captions });
+  } finally {
+    both.dispose();
+  }
+}
+
+interface StepLine { kind: string; step: number; terms?: Record<string, number> }
+
+/** Reads metrics.jsonl into one series per loss term. */
+export function lossSeries(metricsFile: string): Map<string, [number, number][]> {
+  const series = new Map<string, [number, number][]>();
+  if (!existsSync(metricsFile)) return series;
+  for (const line of readFileSync(metricsFile, 'utf8').split('\n')) {
+    if (!line.trim()) continue;
+    const rec = JSON.parse(line) as StepLine;
+    if (rec.kind !== 'step' || !rec.terms) continue;
+    for (const [name, v] of Object.entries(rec.terms)) {
+      if (!series.has(name)) series.set(name, []);
+      series.get(name)!.push([rec.step, v]);
+    }
+  }
+  return series;
+}
+
+export async function writeLossPlots(metricsFile: string, dir: string): Promise<void> {
+  for (const [name, points] of lossSeries(metricsFile)) {
+    const svg = lossCurveSvg([{ name, points }], { title: name, xLabel: 'step', yLabel: name });
+    writeFileAtomic(join(dir, `${name}.svg`), svg);
+    writeFileAtomic(join(dir, `${name}.png`), await svgToPng(svg));
+  }
+}
+
+export async function writeEpochPictures(p: PictureInputs): Promise<void> {
+  const n = p.config.output.sample_grid;
+  await writeSampleGrid(p.model, p.config, p.preview.labelWidth, p.labelNames, n, join(p.runDir, 'samples', `epoch-${pad4(p.epoch)}.png`));
+  await writeReconstructionGrid(p.model, p.preview, p.config, p.labelNames, join(p.runDir, 'reconstructions', `epoch-${pad4(p.epoch)}.png`));
+  await writeLossPlots(p.metricsFile, join(p.runDir, 'plots'));
+}

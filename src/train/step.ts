@@ -1,0 +1,182 @@
+// The single-device training step that the trainer, the distributed worker and the benchmark all
+// use: gradients of each param group's objective w.r.t. that group's variables, then one Adam
+// update per group. Gradients are keyed by stable variable names (`encoder/conv0/kernel`), so the
+// all-reduce can flatten them in a fixed order and every process agrees on what a key means.
+import * as tf from '@tensorflow/tfjs';
+import type { TrainConfig } from '../config/schema.ts';
+import type { LossContext, ModelBatch, StepNoise, VaeModel } from '../models/base.ts';
+import { setMovingStatisticsFrozen } from '../models/batch-norm.ts';
+import { trainableVariables } from '../models/blocks.ts';
+
+/** Gradients per param group (stable variable name -> gradient) and the step's logged terms. Caller disposes. */
+export interface StepGradients {
+  groups: Record<string, tf.NamedTensorMap>;
+  terms: Record<string, tf.Scalar>;
+}
+
+export class StepError extends Error {
+  override name = 'StepError';
+}
+
+/**
+ * Noise for a step that runs one forward pass per objective: the first pass draws from the step's
+ * noise and records; the later passes replay the same tensors in the same order, so that every
+ * objective is evaluated on the same sample of the latent.
+ */
+class ReplayNoise implements StepNoise {
+  private readonly drawn: tf.Tensor[] = [];
+  private cursor: number | undefined;
+
+  constructor(private readonly source: StepNoise) {}
+
+  normal(shape: number[]): tf.Tensor {
+    return this.draw(shape, () => this.source.normal(shape));
+  }
+
+  uniform(shape: number[]): tf.Tensor {
+    return this.draw(shape, () => this.source.uniform(shape));
+  }
+
+  private draw(shape: number[], make: () => tf.Tensor): tf.Tensor {
+    if (this.cursor === undefined) {
+      const t = tf.keep(make());
+      this.drawn.push(t);
+      return t;
+    }
+    const t = this.drawn[this.cursor++];
+    if (t === undefined || !tf.util.arraysEqual(t.shape, shape)) {
+      throw new StepError(`a later objective pass drew noise [${shape}] where the first drew [${t?.shape ?? 'nothing'}]: models must draw all noise in a fixed order`);
+    }
+    return t;
+  }
+
+  rewind(): void {
+    this.cursor = 0;
+  }
+
+  dispose(): void {
+    for (const t of this.drawn) t.dispose();
+  }
+}
+
+function groupVariables(model: VaeModel, networks: readonly string[]): Map<string, tf.Variable> {
+  return trainableVariables(
+    networks.map((name) => {
+      const network = model.networks[name];
+      if (!network) throw new StepError(`model '${model.kind}' has no network '${name}' (it has ${Object.keys(model.networks).join(', ')})`);
+      return network;
+    }),
+  );
+}
+
+/**
+ * For each param group, the gradient of its objective w.r.t. its networks' trainable variables.
+ * One group (every model but VAE-GAN): one forward and backward pass. Several groups: one pass per
+ * group, with the same noise (replayed) and with BatchNorm moving statistics updated by the first
+ * pass only. Terms are the union over passes (first value wins). Variables without a gradient
+ * get zeros, so every group always has the same keys in the same order.
+ */
+export function computeGradients(model: VaeModel, batch: ModelBatch, ctx: LossContext): StepGradients {
+  const groups = model.paramGroups();
+  const replay = groups.length > 1 ? new ReplayNoise(ctx.noise) : undefined;
+  const networks = Object.values(model.networks);
+  const result: StepGradients = { groups: {}, terms: {} };
+  try {
+    groups.forEach((group, pass) => {
+      const variables = groupVariables(model, group.networks);
+      if (pass > 0) {
+        setMovingStatisticsFrozen(networks, true);
+        replay?.rewind();
+      }
+      const passCtx: LossContext = replay ? { ...ctx, noise: replay, objective: group.name } : ctx;
+      const { value, grads } = tf.variableGrads(() => {
+        const losses = model.losses(batch, passCtx);
+        const objective = losses.objectives[group.name];
+        if (objective === undefined) {
+          throw new StepError(`model '${model.kind}' returned no objective for param group '${group.name}' (got ${Object.keys(losses.objectives).join(', ')})`);
+        }
+        for (const [name, term] of Object.entries(losses.terms)) {
+          // A clone, because the objective itself (often also a term) is disposed below.
+          if (!(name in result.terms)) result.terms[name] = tf.keep(tf.clone(term));
+        }
+        return objective;
+      }, [...variables.values()]);
+      value.dispose();
+      const named: tf.NamedTensorMap = {};
+      for (const [stable, variable] of variables) named[stable] = grads[variable.name] ?? tf.zerosLike(variable);
+      result.groups[group.name] = named;
+    });
+  } catch (e) {
+    disposeGradients(result);
+    throw e;
+  } finally {
+    if (replay) {
+      setMovingStatisticsFrozen(networks, false);
+      replay.dispose();
+    }
+  }
+  return result;
+}
+
+export function disposeGradients(gradients: StepGradients): void {
+  for (const group of Object.values(gradients.groups)) tf.dispose(group);
+  tf.dispose(gradients.terms);
+}
+
+/**
+ * Adam over one param group, fed gradients keyed by stable variable names. Weight decay is L2
+ * added to the gradient before the Adam moments (PyTorch's Adam(weight_decay=...), not AdamW).
+ * The Adam slots are named after tfjs's variable names (`<variable>/m`, `<variable>/v`) and
+ * created in the gradients' key order, which is fixed.
+ */
+export class GroupAdam extends tf.AdamOptimizer {
+  constructor(
+    learningRate: number,
+    readonly variables: Map<string, tf.Variable>,
+    readonly weightDecay: number,
+  ) {
+    // PyTorch's Adam defaults, as PyTorch-VAE uses them.
+    super(learningRate, 0.9, 0.999, 1e-8);
+  }
+
+  get lr(): number {
+    return this.learningRate;
+  }
+
+  /** For learning-rate schedules (scheduler_gamma). */
+  setLearningRate(lr: number): void {
+    this.learningRate = lr;
+  }
+
+  override applyGradients(gradients: Parameters<tf.Optimizer['applyGradients']>[0]): void {
+    const entries = Array.isArray(gradients) ? gradients.map((g) => [g.name, g.tensor] as const) : Object.entries(gradients);
+    tf.tidy(() => {
+      const byVariable: tf.NamedTensorMap = {};
+      for (const [stable, grad] of entries) {
+        const variable = this.variables.get(stable);
+        if (variable === undefined) throw new StepError(`gradient for unknown variable '${stable}'`);
+        byVariable[variable.name] = this.weightDecay > 0 ? tf.add(grad, tf.mul(variable, this.weightDecay)) : grad;
+      }
+      // AdamOptimizer declares its argument as a map of Variables; it reads gradients from it.
+      super.applyGradients(byVariable as unknown as Parameters<tf.AdamOptimizer['applyGradients']>[0]);
+    });
+  }
+}
+
+/** One Adam per param group: lr for all, lr_discriminator for the 'discriminator' group. */
+export function createOptimizers(model: VaeModel, train: TrainConfig): Record<string, GroupAdam> {
+  const optimizers: Record<string, GroupAdam> = {};
+  for (const group of model.paramGroups()) {
+    const lr = group.name === 'discriminator' ? train.lr_discriminator : train.lr;
+    optimizers[group.name] = new GroupAdam(lr, groupVariables(model, group.networks), train.weight_decay);
+  }
+  return optimizers;
+}
+
+export function applyGradients(optimizers: Record<string, tf.Optimizer>, groups: Record<string, tf.NamedTensorMap>): void {
+  for (const [name, grads] of Object.entries(groups)) {
+    const optimizer = optimizers[name];
+    if (!optimizer) throw new StepError(`no optimizer for param group '${name}' (have ${Object.keys(optimizers).join(', ')})`);
+    optimizer.applyGradients(grads);
+  }
+}

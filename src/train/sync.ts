@@ -1,0 +1,97 @@
+// The one place where the training step meets the collective: gradients, the step's loss terms
+// and BatchNorm moving statistics go out as one list of buffers and come back averaged over workers.
+// With one worker nothing is copied: the collective is the identity.
+import * as tf from '@tensorflow/tfjs';
+
+/** What the training loop needs of a collective (src/dist implements it over TCP). */
+export interface StepCollective {
+  readonly rank: number;
+  readonly worldSize: number;
+  allReduceMean(buffers: Float32Array[]): Promise<void>;
+  broadcast(buffers: Float32Array[], root: number): Promise<void>;
+}
+
+/** A named weight that is not trained by gradients but must agree across replicas (BN moving stats). */
+export interface SharedState {
+  name: string;
+  variable: tf.Variable;
+}
+
+/**
+ * Averages, over all workers and in place: per-group gradients (replaced by new tensors),
+ * the loss terms, and the shared state variables. The order of buffers is fixed by sorted names,
+ * so every worker lays them out identically.
+ */
+export async function averageAcrossWorkers(
+  collective: StepCollective,
+  grads: Record<string, tf.NamedTensorMap>,
+  terms: Record<string, number>,
+  shared: SharedState[],
+): Promise<void> {
+  if (collective.worldSize === 1) return;
+  const slots: { group: string; name: string }[] = [];
+  for (const group of Object.keys(grads).sort()) {
+    for (const name of Object.keys(grads[group]!).sort()) slots.push({ group, name });
+  }
+  const termNames = Object.keys(terms).sort();
+  const buffers: Float32Array[] = [
+    ...slots.map(({ group, name }) => grads[group]![name]!.dataSync() as Float32Array),
+    Float32Array.from(termNames.map((n) => terms[n]!)),
+    ...shared.map((s) => s.variable.dataSync() as Float32Array),
+  ];
+  // dataSync may hand back the backend's own memory: copy so that reducing in place is safe.
+  const owned = buffers.map((b) => new Float32Array(b));
+  await collective.allReduceMean(owned);
+  slots.forEach(({ group, name }, i) => {
+    const old = grads[group]![name]!;
+    grads[group]![name] = tf.tensor(owned[i]!, old.shape, 'float32');
+    old.dispose();
+  });
+  const termValues = owned[slots.length]!;
+  termNames.forEach((n, i) => { terms[n] = termValues[i]!; });
+  shared.forEach((s, i) => {
+    const value = owned[slots.length + 1 + i]!;
+    tf.tidy(() => s.variable.assign(tf.tensor(value, s.variable.shape, 'float32')));
+  });
+}
+
+/** Makes every worker start from rank 0's weights and shared state. */
+export async function broadcastWeights(collective: StepCollective, variables: tf.Variable[]): Promise<void> {
+  if (collective.worldSize === 1) return;
+  const buffers = variables.map((v) => new Float32Array(v.dataSync() as Float32Array));
+  await collective.broadcast(buffers, 0);
+  variables.forEach((v, i) => tf.tidy(() => v.assign(tf.tensor(buffers[i]!, v.shape, 'float32'))));
+}
+
+/** A 32-bit FNV-1a-style hash, word by word, over the exact bits of every variable: equal on all workers unless they diverged. */
+export function weightsChecksum(variables: tf.Variable[]): number {
+  let h = 0x811c9dc5;
+  for (const v of variables) {
+    const words = new Uint32Array((v.dataSync() as Float32Array).slice().buffer);
+    for (let i = 0; i < words.length; i++) {
+      h ^= words[i]!;
+      h = Math.imul(h, 0x01000193);
+    }
+  }
+  return h >>> 0;
+}
+
+export class ReplicaDivergenceError extends Error {
+  override name = 'ReplicaDivergenceError';
+}
+
+/**
+ * Compares the weights checksum of every worker with rank 0's; throws on every worker when any
+ * differs. The checksum travels as two 16-bit halves so float32 carries it exactly.
+ */
+export async function checkReplicasAgree(collective: StepCollective, variables: tf.Variable[], step: number): Promise<void> {
+  if (collective.worldSize === 1) return;
+  const mine = weightsChecksum(variables);
+  const root = new Float32Array([mine >>> 16, mine & 0xffff]);
+  await collective.broadcast([root], 0);
+  const differs = new Float32Array([root[0] === mine >>> 16 && root[1] === (mine & 0xffff) ? 0 : 1]);
+  await collective.allReduceMean([differs]);
+  if (differs[0]! > 0) {
+    throw new ReplicaDivergenceError(`replicas diverged at step ${step}: the weights of at least one worker differ from rank 0's (checksum ${mine.toString(16)} on rank ${collective.rank}); stopping rather than training inconsistent copies`);
+  }
+}

@@ -1,0 +1,337 @@
+// The training loop, top to bottom: set up (backend, data, model, optimizers, resume), then for
+// each epoch and step: micro-batches -> gradients -> average across workers -> optimizer ->
+// checks -> metrics; at the end of each epoch: pictures and a checkpoint. The same loop runs in
+// `medvae train` (one process) and in every worker of `medvae-dist` (with a TCP collective).
+import * as tf from '@tensorflow/tfjs';
+import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ExperimentConfig } from '../config/schema.ts';
+import { configToYaml } from '../config/load.ts';
+import { initBackend, type BackendInfo } from '../backend/index.ts';
+import { openDataset } from '../data/open.ts';
+import { createLoader } from '../data/loader.ts';
+import type { Batch } from '../data/types.ts';
+import { createModel } from '../models/index.ts';
+import type { VaeModel } from '../models/base.ts';
+import { computeGradients } from './step.ts';
+import { Adam } from './adam.ts';
+import { latestCheckpoint, restoreCheckpoint, saveCheckpoint, type TrainState } from './checkpoint.ts';
+import { stepNoise, Stream } from './rng.ts';
+import { averageAcrossWorkers, broadcastWeights, checkReplicasAgree, type SharedState, type StepCollective } from './sync.ts';
+import { DivergenceMonitor } from './divergence.ts';
+import { resolveMicroBatch } from './memory.ts';
+import { writeEpochPictures } from './pictures.ts';
+import { writeFileAtomic } from './atomic.ts';
+import type { Progress } from './progress.ts';
+
+/** Everything a step reports, for metrics endpoints and logs. */
+export interface StepInfo {
+  step: number;
+  epoch: number;
+  terms: Record<string, number>;
+  lr: number;
+  images: number;
+  stepSeconds: number;
+  dataWaitSeconds: number;
+  allReduceSeconds: number;
+  imagesPerSecond: number;
+}
+
+/** Optional observers (metrics, tests); the loop never depends on them. */
+export interface TrainHooks {
+  onStep?(info: StepInfo): void;
+  onEpoch?(epoch: number, means: Record<string, number>): void;
+  onCheckpoint?(dir: string): void;
+  onDivergence?(kind: 'nan' | 'explosion'): void;
+}
+
+export interface TrainOptions {
+  config: ExperimentConfig;
+  runDir: string;
+  /** A checkpoint directory, or a run directory whose newest checkpoint is used. */
+  resume?: string;
+  progress: Progress;
+  hooks?: TrainHooks;
+  /** Absent: one process, the collective is the identity. */
+  collective?: StepCollective;
+  /** Aborted (Ctrl-C): finish the step in flight, save a checkpoint, return. */
+  signal?: AbortSignal;
+}
+
+export interface TrainResult {
+  state: TrainState;
+  backend: BackendInfo;
+  stoppedBy: 'completed' | 'max_steps' | 'signal';
+  checkpoint: string;
+}
+
+const SINGLE: StepCollective = { rank: 0, worldSize: 1, allReduceMean: async () => {}, broadcast: async () => {} };
+/** Replicas compare a checksum of their weights this often. */
+const CHECKSUM_EVERY = 50;
+
+/** A layer weight's read() hands back its backing tf.Variable, typed only as a Tensor. */
+function asVariable(t: tf.Tensor): tf.Variable {
+  if (!(t instanceof tf.Variable)) throw new Error('expected a layer weight to be backed by a tf.Variable');
+  return t;
+}
+
+/** Trainable variables of each optimizer group, by their stable (original) names. */
+function groupVariables(model: VaeModel): Record<string, Record<string, tf.Variable>> {
+  const out: Record<string, Record<string, tf.Variable>> = {};
+  for (const group of model.paramGroups()) {
+    const vars: Record<string, tf.Variable> = {};
+    for (const net of group.networks) {
+      for (const w of model.networks[net]!.trainableWeights) vars[w.originalName] = asVariable(w.read());
+    }
+    out[group.name] = vars;
+  }
+  return out;
+}
+
+/** BatchNorm moving statistics and other non-trained state that replicas must share. */
+function sharedState(model: VaeModel): SharedState[] {
+  return Object.values(model.networks)
+    .flatMap((net) => net.nonTrainableWeights)
+    .map((w) => ({ name: w.originalName, variable: asVariable(w.read()) }))
+    .sort((a, b) => a.name.localeCompare(b.name));
+}
+
+function createOptimizers(model: VaeModel, cfg: ExperimentConfig): Record<string, Adam> {
+  const out: Record<string, Adam> = {};
+  for (const g of model.paramGroups()) {
+    out[g.name] = new Adam({ lr: g.name === 'discriminator' ? cfg.train.lr_discriminator : cfg.train.lr, weightDecay: cfg.train.weight_decay });
+  }
+  return out;
+}
+
+function learningRate(base: number, gamma: number, epoch: number): number {
+  return base * gamma ** epoch;
+}
+
+/** Slices rows [start, end) of a batch into tensors. */
+function batchTensors(batch: Batch, start: number, end: number): { images: tf.Tensor4D; labels?: tf.Tensor2D } {
+  const n = end - start;
+  const px = batch.size * batch.size * batch.channels;
+  const images = tf.tensor4d(batch.images.subarray(start * px, end * px), [n, batch.size, batch.size, batch.channels]);
+  if (batch.labelWidth === 0) return { images };
+  const labels = tf.tensor2d(batch.labels.subarray(start * batch.labelWidth, end * batch.labelWidth), [n, batch.labelWidth]);
+  return { images, labels };
+}
+
+/** Adds `weight * g` into the running sum `acc` (created on first use), disposing what it replaces. */
+function accumulate(acc: Record<string, tf.NamedTensorMap>, grads: Record<string, tf.NamedTensorMap>, weight: number): void {
+  for (const [group, map] of Object.entries(grads)) {
+    const target = (acc[group] ??= {});
+    for (const [name, g] of Object.entries(map)) {
+      const old = target[name];
+      target[name] = tf.tidy(() => (old ? old.add(g.mul(weight)) : g.mul(weight)));
+      old?.dispose();
+    }
+  }
+}
+
+/** Images shown in the reconstruction grid every epoch. */
+const PREVIEW_IMAGES = 8;
+
+/** The first `k` images of the first batch: fixed real images to reconstruct every epoch. */
+async function previewBatch(batches: AsyncIterable<Batch>, k: number): Promise<Batch> {
+  for await (const b of batches) {
+    const n = Math.min(k, b.n);
+    const px = b.size * b.size * b.channels;
+    return {
+      ...b, n,
+      images: b.images.slice(0, n * px),
+      labels: b.labels.slice(0, n * b.labelWidth),
+      indices: b.indices.slice(0, n),
+    };
+  }
+  throw new Error('the training split yielded no batch: is the dataset smaller than one batch with drop_last?');
+}
+
+function resolveResume(resume: string): string {
+  const nested = latestCheckpoint(join(resume, 'checkpoints'));
+  if (nested) return nested;
+  if (existsSync(join(resume, 'state.json'))) return resume;
+  throw new Error(`--resume ${resume}: neither a checkpoint (no state.json) nor a run directory with checkpoints`);
+}
+
+export async function train(opts: TrainOptions): Promise<TrainResult> {
+  const { config: cfg, runDir, progress } = opts;
+  const collective = opts.collective ?? SINGLE;
+  const { rank, worldSize } = collective;
+  const isChief = rank === 0;
+  const log = (m: string): void => { if (isChief) progress.info(m); };
+
+  // ---- setup --------------------------------------------------------------------------------
+  const backend = await initBackend(cfg.train.backend, log);
+  const dataset = await openDataset(cfg.data, cfg.data.split);
+  const loader = createLoader({
+    split: dataset,
+    imageSize: cfg.model.image_size,
+    channels: cfg.model.in_channels,
+    resize: cfg.data.resize,
+    augment: { flip: cfg.data.random_flip, rot90: cfg.data.random_rot90 },
+    globalBatch: cfg.train.batch_size,
+    shard: { seed: cfg.train.seed, rank, worldSize },
+    dropLast: cfg.data.drop_last,
+    threads: cfg.data.threads,
+    prefetch: cfg.data.prefetch,
+    strict: cfg.data.strict,
+    log,
+  });
+  const rankBatch = cfg.train.batch_size / worldSize;
+  const micro = resolveMicroBatch(cfg, rankBatch, backend.name);
+  log(`data: ${dataset.description}, ${loader.datasetSize} images, ${loader.stepsPerEpoch} steps/epoch of ${cfg.train.batch_size} (${worldSize} worker(s) x ${Math.ceil(rankBatch / micro)} micro-batch(es) of <= ${micro})`);
+
+  const model = createModel(cfg.model, cfg.train.seed, dataset.labelWidth);
+  const optimizers = createOptimizers(model, cfg);
+  const variables = groupVariables(model);
+  const shared = sharedState(model);
+  const allWeights = [...Object.values(variables).flatMap((v) => Object.values(v)), ...shared.map((s) => s.variable)];
+  log(`model: ${cfg.model.name}, ${model.paramCount().toLocaleString('en-US')} parameters, ${cfg.model.image_size}x${cfg.model.image_size}x${cfg.model.in_channels}`);
+
+  let state: TrainState = {
+    version: 1, epoch: 0, stepInEpoch: 0, step: 0, bestLoss: Infinity, lastLoss: NaN,
+    labelWidth: dataset.labelWidth, labelKind: dataset.labelKind, worldSize, savedAt: '',
+  };
+  if (opts.resume) {
+    const dir = resolveResume(opts.resume);
+    state = { ...restoreCheckpoint(dir, model, optimizers), worldSize };
+    log(`resumed from ${dir}: epoch ${state.epoch + 1}, step ${state.step}`);
+  } else {
+    await broadcastWeights(collective, allWeights);
+  }
+
+  const preview = isChief ? await previewBatch(loader.batches(0), PREVIEW_IMAGES) : undefined;
+  const checkpointRoot = join(runDir, 'checkpoints');
+  if (isChief) {
+    mkdirSync(runDir, { recursive: true });
+    writeFileAtomic(join(runDir, 'config.yaml'), configToYaml(cfg));
+  }
+  const metricsFile = join(runDir, 'metrics.jsonl');
+  const record = (line: object): void => { if (isChief) appendFileSync(metricsFile, `${JSON.stringify(line)}\n`); };
+  const monitor = new DivergenceMonitor(cfg.train.divergence_factor);
+  const maxSteps = cfg.train.max_steps > 0 ? cfg.train.max_steps : Infinity;
+  const totalSteps = Math.min(cfg.train.epochs * loader.stepsPerEpoch, maxSteps);
+  let lastCheckpoint = '';
+  let stoppedBy: TrainResult['stoppedBy'] = 'completed';
+
+  const checkpoint = async (): Promise<void> => {
+    state.savedAt = new Date().toISOString();
+    const isBest = state.lastLoss < state.bestLoss;
+    if (isBest) state.bestLoss = state.lastLoss;
+    if (!isChief) return;
+    lastCheckpoint = await saveCheckpoint(checkpointRoot, { model, optimizers, state }, cfg.output.keep_last, isBest);
+    opts.hooks?.onCheckpoint?.(lastCheckpoint);
+  };
+
+  try {
+    // ---- epochs ------------------------------------------------------------------------------
+    while (state.epoch < cfg.train.epochs && state.step < maxSteps) {
+      const lr = learningRate(cfg.train.lr, cfg.train.scheduler_gamma, state.epoch);
+      for (const [group, opt] of Object.entries(optimizers)) {
+        opt.lr = learningRate(group === 'discriminator' ? cfg.train.lr_discriminator : cfg.train.lr, cfg.train.scheduler_gamma, state.epoch);
+      }
+      const epochSums: Record<string, number> = {};
+      let epochSteps = 0;
+      const epochStart = performance.now();
+      let waitStart = performance.now();
+
+      for await (const batch of loader.batches(state.epoch, state.stepInEpoch)) {
+        const stepStart = performance.now();
+        const dataWaitSeconds = (stepStart - waitStart) / 1000;
+
+        // ---- forward/backward over micro-batches, gradients summed with weights n_i / n ----
+        const grads: Record<string, tf.NamedTensorMap> = {};
+        const terms: Record<string, number> = {};
+        const microsPerRank = Math.ceil(batch.n / micro);
+        for (let i = 0; i < microsPerRank; i++) {
+          const start = i * micro;
+          const end = Math.min(batch.n, start + micro);
+          const weight = (end - start) / batch.n;
+          const inputs = batchTensors(batch, start, end);
+          const ctx = {
+            step: state.step,
+            minibatchFraction: cfg.train.batch_size / loader.datasetSize,
+            // Keyed by the micro-batch's place in the global batch: independent of the worker count.
+            noise: stepNoise(cfg.train.seed, Stream.noise, state.step, rank * microsPerRank + i),
+            training: true,
+          };
+          const result = computeGradients(model, inputs, ctx);
+          accumulate(grads, result.groups, weight);
+          for (const [name, t] of Object.entries(result.terms)) terms[name] = (terms[name] ?? 0) + weight * t.dataSync()[0]!;
+          tf.dispose([inputs.images, inputs.labels, result.groups, result.terms] as tf.TensorContainer);
+        }
+
+        // ---- all-reduce (identity with one worker) ----
+        const reduceStart = performance.now();
+        await averageAcrossWorkers(collective, grads, terms, shared);
+        const allReduceSeconds = worldSize > 1 ? (performance.now() - reduceStart) / 1000 : 0;
+
+        // ---- checks before the update: a bad step never reaches the weights ----
+        const problem = monitor.check(terms);
+        if (problem) {
+          tf.dispose(grads as tf.TensorContainer);
+          opts.hooks?.onDivergence?.(problem.kind);
+          throw problem.error(state, latestCheckpoint(checkpointRoot), cfg);
+        }
+
+        // ---- optimizer ----
+        for (const [group, opt] of Object.entries(optimizers)) {
+          if (grads[group]) opt.applyGradients(variables[group]!, grads[group]!);
+        }
+        tf.dispose(grads as tf.TensorContainer);
+        state.step++;
+        state.stepInEpoch++;
+        state.lastLoss = terms.loss ?? Object.values(terms)[0] ?? NaN;
+        if (state.step % CHECKSUM_EVERY === 0) await checkReplicasAgree(collective, allWeights, state.step);
+
+        // ---- metrics ----
+        const stepSeconds = (performance.now() - stepStart) / 1000;
+        const images = batch.n * worldSize;
+        const info: StepInfo = {
+          step: state.step, epoch: state.epoch, terms, lr, images, stepSeconds, dataWaitSeconds, allReduceSeconds,
+          imagesPerSecond: images / Math.max(stepSeconds + dataWaitSeconds, 1e-9),
+        };
+        for (const [k, v] of Object.entries(terms)) epochSums[k] = (epochSums[k] ?? 0) + v;
+        epochSteps++;
+        opts.hooks?.onStep?.(info);
+        record({ kind: 'step', step: state.step, epoch: state.epoch, terms, lr, images_per_s: info.imagesPerSecond, step_ms: stepSeconds * 1000, data_wait_ms: dataWaitSeconds * 1000, allreduce_ms: allReduceSeconds * 1000, time: new Date().toISOString() });
+        if (isChief) {
+          progress.step({
+            epoch: state.epoch, epochs: cfg.train.epochs, stepInEpoch: state.stepInEpoch - 1, stepsPerEpoch: loader.stepsPerEpoch,
+            step: state.step - 1, totalSteps, terms, imagesPerSecond: info.imagesPerSecond, lr,
+          });
+        }
+        if (state.step >= maxSteps) { stoppedBy = 'max_steps'; break; }
+        if (opts.signal?.aborted) { stoppedBy = 'signal'; break; }
+        waitStart = performance.now();
+      }
+
+      // ---- end of epoch (or of the run): pictures, epoch means, checkpoint ----
+      const finishedEpoch = state.stepInEpoch >= loader.stepsPerEpoch;
+      const means = Object.fromEntries(Object.entries(epochSums).map(([k, v]) => [k, v / Math.max(1, epochSteps)]));
+      const seconds = (performance.now() - epochStart) / 1000;
+      record({ kind: 'epoch', epoch: state.epoch, step: state.step, complete: finishedEpoch, means, lr, images_per_s: (epochSteps * cfg.train.batch_size) / Math.max(seconds, 1e-9), seconds, time: new Date().toISOString() });
+      opts.hooks?.onEpoch?.(state.epoch, means);
+      if (preview) {
+        progress.done();
+        await writeEpochPictures({ model, config: cfg, runDir, epoch: state.epoch, preview, labelNames: dataset.labelNames, metricsFile });
+      }
+      // The saved state names what runs next: the following epoch once this one is complete.
+      const ranEpoch = state.epoch;
+      // "Best" compares epoch means: one step's loss is too noisy to pick a checkpoint by.
+      if (epochSteps > 0) state.lastLoss = means.loss ?? state.lastLoss;
+      if (finishedEpoch) { state.epoch++; state.stepInEpoch = 0; }
+      const due = finishedEpoch && ((ranEpoch + 1) % cfg.output.checkpoint_every_epochs === 0 || state.epoch === cfg.train.epochs);
+      if (due || stoppedBy !== 'completed') await checkpoint();
+      if (stoppedBy !== 'completed') break;
+    }
+    return { state, backend, stoppedBy, checkpoint: lastCheckpoint };
+  } finally {
+    await loader.close();
+    await dataset.close();
+    for (const opt of Object.values(optimizers)) opt.dispose();
+    model.dispose();
+  }
+}

@@ -1,0 +1,363 @@
+// The wasm training kernels of src/backend/wasm-kernels, each checked against the cpu backend's
+// own implementation on seeded random inputs, directly and through tf.grad.
+import { before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../src/backend/index.ts';
+import { stockWasmKernel } from '../src/backend/wasm-kernels/index.ts';
+import { mulberry32 } from '../src/train/rng.ts';
+
+type Shape4 = [number, number, number, number];
+
+interface HostTensor {
+  shape: number[];
+  dtype: 'float32' | 'int32';
+  values: Float32Array | Int32Array;
+}
+
+function randomHost(shape: number[], seed: number): HostTensor {
+  const next = mulberry32(seed);
+  const values = new Float32Array(shape.reduce((a, b) => a * b, 1));
+  for (let i = 0; i < values.length; i++) values[i] = next() * 2 - 1;
+  return { shape, dtype: 'float32', values };
+}
+
+function toTensor(host: HostTensor): tf.Tensor {
+  return tf.tensor(host.values, host.shape, host.dtype);
+}
+
+/**
+ * Runs `compute` on `backend` with fresh tensors; asserts it leaves exactly its outputs behind,
+ * both as tracked tensors and as buffers the backend holds (a stray incRef shows only there).
+ */
+async function runOn(
+  backend: 'wasm' | 'cpu',
+  inputs: HostTensor[],
+  compute: (tensors: tf.Tensor[]) => tf.Tensor | tf.Tensor[],
+): Promise<HostTensor[]> {
+  await tf.setBackend(backend);
+  const buffersBefore = tf.backend().numDataIds();
+  const tensors = inputs.map(toTensor);
+  const tensorsBefore = tf.memory().numTensors;
+  const produced = compute(tensors);
+  const outputs = Array.isArray(produced) ? produced : [produced];
+  assert.equal(tf.memory().numTensors, tensorsBefore + outputs.length, `${backend}: tensors leaked`);
+  const hosts = await Promise.all(
+    outputs.map(async (t) => ({
+      shape: t.shape,
+      dtype: t.dtype as HostTensor['dtype'],
+      values: (await t.data()) as Float32Array | Int32Array,
+    })),
+  );
+  tf.dispose([...outputs, ...tensors]);
+  assert.equal(tf.backend().numDataIds(), buffersBefore, `${backend}: backend buffers leaked`);
+  return hosts;
+}
+
+function assertClose(actual: HostTensor, expected: HostTensor, what: string): void {
+  assert.deepEqual(actual.shape, expected.shape, `${what}: shape`);
+  let scale = 1;
+  for (const v of expected.values) scale = Math.max(scale, Math.abs(v));
+  let worst = 0;
+  for (let i = 0; i < expected.values.length; i++) {
+    worst = Math.max(worst, Math.abs(actual.values[i] - expected.values[i]));
+  }
+  assert.ok(worst <= 1e-4 * scale, `${what}: max |wasm - cpu| = ${worst} (scale ${scale})`);
+}
+
+/** Same computation on wasm and on cpu (or a cpu reference for it); every output must agree. */
+async function assertWasmMatchesCpu(
+  what: string,
+  inputs: HostTensor[],
+  compute: (tensors: tf.Tensor[]) => tf.Tensor | tf.Tensor[],
+  cpuReference = compute,
+): Promise<void> {
+  const wasm = await runOn('wasm', inputs, compute);
+  const cpu = await runOn('cpu', inputs, cpuReference);
+  assert.equal(wasm.length, cpu.length);
+  wasm.forEach((out, i) => assertClose(out, cpu[i], `${what} output ${i}`));
+}
+
+type Pad = 'same' | 'valid' | number | tf.backend_util.ExplicitPadding;
+
+interface ConvCase {
+  name: string;
+  x: Shape4;
+  filter: Shape4;
+  strides: [number, number];
+  pad: Pad;
+  dilations?: [number, number];
+}
+
+const convCases: ConvCase[] = [
+  { name: 'stride 1 same, odd, batch 1', x: [1, 7, 7, 3], filter: [3, 3, 3, 4], strides: [1, 1], pad: 'same' },
+  { name: 'stride 2 same, even, batch 2', x: [2, 8, 8, 3], filter: [3, 3, 3, 5], strides: [2, 2], pad: 'same' },
+  { name: 'stride 2 valid, odd/even', x: [2, 9, 8, 2], filter: [3, 3, 2, 3], strides: [2, 2], pad: 'valid' },
+  {
+    name: 'stride 2 explicit, even 4x3 filter, batch 3',
+    x: [3, 8, 7, 2],
+    filter: [4, 3, 2, 3],
+    strides: [2, 2],
+    pad: [
+      [0, 0],
+      [1, 2],
+      [0, 1],
+      [0, 0],
+    ],
+  },
+  { name: 'stride 2 numeric pad', x: [2, 7, 7, 2], filter: [3, 3, 2, 2], strides: [2, 2], pad: 1 },
+  { name: 'stride 2 valid, kernel = stride', x: [1, 6, 6, 2], filter: [2, 2, 2, 3], strides: [2, 2], pad: 'valid' },
+  { name: 'stride 2 same, 1x1 filter', x: [2, 5, 5, 3], filter: [1, 1, 3, 2], strides: [2, 2], pad: 'same' },
+  { name: 'strides 2x3 same, 5x5 filter', x: [2, 10, 11, 2], filter: [5, 5, 2, 3], strides: [2, 3], pad: 'same' },
+];
+
+function convInfo(c: ConvCase, depthwise: boolean): tf.backend_util.Conv2DInfo {
+  return tf.backend_util.computeConv2DInfo(c.x, c.filter, c.strides, c.dilations ?? 1, c.pad, undefined, depthwise);
+}
+
+let seed = 1;
+const nextSeed = (): number => seed++;
+
+before(async () => {
+  await initBackend('wasm');
+});
+
+describe('Conv2DBackpropFilter on wasm', () => {
+  for (const c of convCases) {
+    test(c.name, async () => {
+      const info = convInfo(c, false);
+      const x = randomHost(c.x, nextSeed());
+      const dy = randomHost(info.outShape, nextSeed());
+      await assertWasmMatchesCpu(c.name, [x, dy], ([xT, dyT]) =>
+        tf.engine().runKernel(tf.Conv2DBackpropFilter, { x: xT, dy: dyT }, {
+          strides: c.strides,
+          pad: c.pad,
+          dataFormat: 'NHWC',
+          filterShape: c.filter,
+        } as unknown as tf.NamedAttrMap) as tf.Tensor,
+      );
+    });
+  }
+});
+
+describe('Conv2DBackpropInput on wasm', () => {
+  for (const c of convCases) {
+    test(c.name, async () => {
+      const info = convInfo(c, false);
+      const dy = randomHost(info.outShape, nextSeed());
+      const filter = randomHost(c.filter, nextSeed());
+      await assertWasmMatchesCpu(c.name, [dy, filter], ([dyT, filterT]) =>
+        tf.engine().runKernel(tf.Conv2DBackpropInput, { dy: dyT, filter: filterT }, {
+          strides: c.strides,
+          pad: c.pad,
+          dataFormat: 'NHWC',
+          inputShape: c.x,
+        } as unknown as tf.NamedAttrMap) as tf.Tensor,
+      );
+    });
+  }
+
+  test('replaces the stock wasm kernel, which it agrees with', async () => {
+    const stock = stockWasmKernel(tf.Conv2DBackpropInput);
+    assert.ok(stock, 'the stock Conv2DBackpropInput was kept');
+    assert.notEqual(tf.getKernel(tf.Conv2DBackpropInput, 'wasm'), stock);
+    const c = convCases[1];
+    const info = convInfo(c, false);
+    const [dy, filter] = [randomHost(info.outShape, nextSeed()), randomHost(c.filter, nextSeed())];
+    const attrs = { strides: c.strides, pad: c.pad, dataFormat: 'NHWC', inputShape: c.x } as unknown as tf.NamedAttrMap;
+    const ours = await runOn('wasm', [dy, filter], ([dyT, filterT]) =>
+      tf.engine().runKernel(tf.Conv2DBackpropInput, { dy: dyT, filter: filterT }, attrs) as tf.Tensor,
+    );
+    const theirs = await runOn('wasm', [dy, filter], ([dyT, filterT]) => {
+      const info = stock.kernelFunc({ inputs: { dy: dyT, filter: filterT }, backend: tf.backend(), attrs });
+      return tf.engine().makeTensorFromTensorInfo(info as tf.TensorInfo);
+    });
+    assertClose(ours[0], theirs[0], 'ours vs stock');
+  });
+});
+
+const depthwiseCases: ConvCase[] = [
+  { name: 'stride 1 same, odd, batch 1, M=1', x: [1, 7, 7, 3], filter: [3, 3, 3, 1], strides: [1, 1], pad: 'same' },
+  { name: 'stride 2 same, even, batch 2, M=2', x: [2, 8, 8, 3], filter: [3, 3, 3, 2], strides: [2, 2], pad: 'same' },
+  { name: 'stride 2 valid, odd/even, M=3', x: [2, 9, 8, 2], filter: [3, 3, 2, 3], strides: [2, 2], pad: 'valid' },
+  {
+    name: 'stride 2 explicit, 4x3 filter',
+    x: [3, 8, 7, 2],
+    filter: [4, 3, 2, 2],
+    strides: [2, 2],
+    pad: [
+      [0, 0],
+      [1, 2],
+      [0, 1],
+      [0, 0],
+    ],
+  },
+  {
+    name: 'stride 1 dilation 2 same, M=2',
+    x: [2, 9, 8, 2],
+    filter: [3, 3, 2, 2],
+    strides: [1, 1],
+    pad: 'same',
+    dilations: [2, 2],
+  },
+  {
+    name: 'stride 1 dilation 2x3 valid',
+    x: [1, 10, 11, 2],
+    filter: [3, 2, 2, 1],
+    strides: [1, 1],
+    pad: 'valid',
+    dilations: [2, 3],
+  },
+];
+
+// The cpu backend's depthwise backprop kernels ignore `dilations` (TF.js only differentiates
+// dilation-1 depthwise convs), so dilated cases are checked against cpu on the equivalent
+// undilated filter: the taps spread d apart with zeros between them.
+function dilatedFilter(filter: tf.Tensor, [dh, dw]: [number, number]): tf.Tensor4D {
+  const [kh, kw, channels, multiplier] = filter.shape;
+  const taps = filter.arraySync() as number[][][][];
+  const spread = tf.buffer([(kh - 1) * dh + 1, (kw - 1) * dw + 1, channels, multiplier]);
+  for (let i = 0; i < kh; i++)
+    for (let j = 0; j < kw; j++)
+      for (let c = 0; c < channels; c++)
+        for (let m = 0; m < multiplier; m++) spread.set(taps[i][j][c][m], i * dh, j * dw, c, m);
+  return spread.toTensor() as tf.Tensor4D;
+}
+
+describe('DepthwiseConv2dNativeBackpropInput on wasm', () => {
+  for (const c of depthwiseCases) {
+    test(c.name, async () => {
+      const info = convInfo(c, true);
+      const dy = randomHost(info.outShape, nextSeed());
+      const filter = randomHost(c.filter, nextSeed());
+      const backpropInput = (dyT: tf.Tensor, filterT: tf.Tensor, dilations: [number, number] | 1) =>
+        tf.engine().runKernel(tf.DepthwiseConv2dNativeBackpropInput, { dy: dyT, filter: filterT }, {
+          strides: c.strides,
+          dilations,
+          pad: c.pad,
+          inputShape: c.x,
+        } as unknown as tf.NamedAttrMap) as tf.Tensor;
+      const dilations = c.dilations;
+      await assertWasmMatchesCpu(
+        c.name,
+        [dy, filter],
+        ([dyT, filterT]) => backpropInput(dyT, filterT, dilations ?? 1),
+        ([dyT, filterT]) =>
+          dilations === undefined
+            ? backpropInput(dyT, filterT, 1)
+            : tf.tidy(() => backpropInput(dyT, dilatedFilter(filterT, dilations), 1)),
+      );
+    });
+  }
+});
+
+describe('DepthwiseConv2dNativeBackpropFilter on wasm', () => {
+  for (const c of depthwiseCases) {
+    test(c.name, async () => {
+      const info = convInfo(c, true);
+      const x = randomHost(c.x, nextSeed());
+      const dy = randomHost(info.outShape, nextSeed());
+      const backpropFilter = (xT: tf.Tensor, dyT: tf.Tensor, dilations: [number, number] | 1, filterShape: Shape4) =>
+        tf.engine().runKernel(tf.DepthwiseConv2dNativeBackpropFilter, { x: xT, dy: dyT }, {
+          strides: c.strides,
+          dilations,
+          pad: c.pad,
+          filterShape,
+        } as unknown as tf.NamedAttrMap) as tf.Tensor;
+      const dilations = c.dilations;
+      const [kh, kw, channels, multiplier] = c.filter;
+      await assertWasmMatchesCpu(
+        c.name,
+        [x, dy],
+        ([xT, dyT]) => backpropFilter(xT, dyT, dilations ?? 1, c.filter),
+        ([xT, dyT]) => {
+          if (dilations === undefined) return backpropFilter(xT, dyT, 1, c.filter);
+          const [dh, dw] = dilations;
+          // the gradient of the spread filter, read at the taps that exist
+          return tf.tidy(() => {
+            const spreadShape: Shape4 = [(kh - 1) * dh + 1, (kw - 1) * dw + 1, channels, multiplier];
+            const spread = backpropFilter(xT, dyT, 1, spreadShape);
+            return tf.stridedSlice(spread, [0, 0, 0, 0], spreadShape, [dh, dw, 1, 1]);
+          });
+        },
+      );
+    });
+  }
+});
+
+describe('UnsortedSegmentSum on wasm', () => {
+  const ids = (values: number[]): HostTensor => ({ shape: [values.length], dtype: 'int32', values: Int32Array.from(values) });
+  const segmentSum = (numSegments: number) => ([x, segmentIds]: tf.Tensor[]) =>
+    tf.unsortedSegmentSum(x, segmentIds as tf.Tensor1D, numSegments);
+
+  test('rows with duplicate, negative and out-of-range ids', async () => {
+    await assertWasmMatchesCpu('2d', [randomHost([6, 3], nextSeed()), ids([0, 2, 0, 5, -1, 1])], segmentSum(4));
+  });
+  test('1-d values and an empty segment', async () => {
+    await assertWasmMatchesCpu('1d', [randomHost([5], nextSeed()), ids([3, 3, 0, 1, 3])], segmentSum(5));
+  });
+  test('rank-3 values', async () => {
+    await assertWasmMatchesCpu('3d', [randomHost([4, 2, 3], nextSeed()), ids([1, 0, 1, 1])], segmentSum(2));
+  });
+  test('int32 values, checked by hand', async () => {
+    const x: HostTensor = { shape: [4, 2], dtype: 'int32', values: Int32Array.from([1, 2, 3, 4, 5, 6, 7, 8]) };
+    const [out] = await runOn('wasm', [x, ids([1, 0, 1, 9])], segmentSum(3));
+    assert.equal(out.dtype, 'int32');
+    assert.deepEqual(Array.from(out.values), [3, 4, 6, 8, 0, 0]);
+  });
+});
+
+describe('gradients through tf.grad on wasm equal cpu', () => {
+  test('conv2d, stride 2 same', async () => {
+    const inputs = [randomHost([2, 8, 8, 3], nextSeed()), randomHost([3, 3, 3, 4], nextSeed()), randomHost([2, 4, 4, 4], nextSeed())];
+    await assertWasmMatchesCpu('conv2d grads', inputs, ([x, w, probe]) =>
+      tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 2, 'same'), probe)))([x, w]),
+    );
+  });
+  test('conv2dTranspose, stride 2 same', async () => {
+    const inputs = [randomHost([2, 4, 4, 5], nextSeed()), randomHost([3, 3, 3, 5], nextSeed()), randomHost([2, 8, 8, 3], nextSeed())];
+    await assertWasmMatchesCpu('conv2dTranspose grads', inputs, ([x, w, probe]) =>
+      tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+        tf.sum(tf.mul(tf.conv2dTranspose(a as tf.Tensor4D, b as tf.Tensor4D, [2, 8, 8, 3], 2, 'same'), probe)),
+      )([x, w]),
+    );
+  });
+  test('depthwiseConv2d, stride 2 valid', async () => {
+    const inputs = [randomHost([2, 9, 9, 3], nextSeed()), randomHost([3, 3, 3, 2], nextSeed()), randomHost([2, 4, 4, 6], nextSeed())];
+    await assertWasmMatchesCpu('depthwise grads', inputs, ([x, w, probe]) =>
+      tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+        tf.sum(tf.mul(tf.depthwiseConv2d(a as tf.Tensor4D, b as tf.Tensor4D, 2, 'valid'), probe)),
+      )([x, w]),
+    );
+  });
+  test('gather on axis 0 and axis 1 with repeated indices', async () => {
+    const table: HostTensor = randomHost([5, 5], nextSeed());
+    const indices: HostTensor = { shape: [6], dtype: 'int32', values: Int32Array.from([4, 0, 4, 2, 0, 4]) };
+    const probe0 = randomHost([6, 5], nextSeed());
+    const probe1 = randomHost([5, 6], nextSeed());
+    await assertWasmMatchesCpu('gather grads', [table, indices, probe0, probe1], ([t, idx, p0, p1]) => [
+      tf.grad((a: tf.Tensor) => tf.sum(tf.mul(tf.gather(a, idx, 0), p0)))(t),
+      tf.grad((a: tf.Tensor) => tf.sum(tf.mul(tf.gather(a, idx, 1), p1)))(t),
+    ]);
+  });
+
+  test('a tiny conv encoder-decoder: every parameter gradient', async () => {
+    // 8x8x2 -> conv s2 -> 4x4x4 -> conv s2 -> 2x2x6 -> dense -> 3 -> dense -> 2x2x6 -> convT s2 x2 -> 8x8x2
+    const shapes = [
+      [3, 3, 2, 4], [4], [3, 3, 4, 6], [6], [24, 3], [3], [3, 24], [24], [3, 3, 4, 6], [4], [4, 4, 2, 4], [2],
+    ];
+    const params = shapes.map((shape) => randomHost(shape, nextSeed()));
+    const images = randomHost([2, 8, 8, 2], nextSeed());
+    await assertWasmMatchesCpu('encoder-decoder grads', [images, ...params], ([x, ...w]) =>
+      tf.grads((...p: tf.Tensor[]) => {
+        const h1 = tf.relu(tf.add(tf.conv2d(x as tf.Tensor4D, p[0] as tf.Tensor4D, 2, 'same'), p[1]));
+        const h2 = tf.relu(tf.add(tf.conv2d(h1 as tf.Tensor4D, p[2] as tf.Tensor4D, 2, 'same'), p[3]));
+        const z = tf.add(tf.matMul(tf.reshape(h2, [2, 24]), p[4]), p[5]);
+        const d0 = tf.reshape(tf.relu(tf.add(tf.matMul(z, p[6]), p[7])), [2, 2, 2, 6]) as tf.Tensor4D;
+        const d1 = tf.relu(tf.add(tf.conv2dTranspose(d0, p[8] as tf.Tensor4D, [2, 4, 4, 4], 2, 'same'), p[9]));
+        const out = tf.tanh(tf.add(tf.conv2dTranspose(d1 as tf.Tensor4D, p[10] as tf.Tensor4D, [2, 8, 8, 2], 2, 'same'), p[11]));
+        return tf.mean(tf.square(tf.sub(out, x)));
+      })(w),
+    );
+  });
+});

@@ -1,0 +1,107 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig, parseOverrides } from '../src/config/load.ts';
+import { DEFAULT_CONFIG } from '../src/config/schema.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'medvae-config-'));
+function file(name: string, text: string): string {
+  const p = join(dir, name);
+  writeFileSync(p, text);
+  return p;
+}
+
+test('no file gives the documented defaults (Vanilla VAE on the bundled RetinaMNIST at 64x64)', () => {
+  const cfg = loadConfig();
+  assert.deepEqual(cfg, DEFAULT_CONFIG);
+  assert.equal(cfg.model.name, 'vae');
+  assert.equal(cfg.model.kld_weight, 0.00025);
+});
+
+test('a YAML file overrides defaults section by section, lists replace', () => {
+  const cfg = loadConfig({ file: file('a.yaml', 'model:\n  hidden_dims: [8, 16]\n  image_size: 32\ntrain:\n  lr: 0.001\n') });
+  assert.deepEqual(cfg.model.hidden_dims, [8, 16]);
+  assert.equal(cfg.model.image_size, 32);
+  assert.equal(cfg.train.lr, 0.001);
+  assert.equal(cfg.train.batch_size, DEFAULT_CONFIG.train.batch_size);
+});
+
+test('an unknown key names the file, the key and the keys expected', () => {
+  const f = file('typo.yaml', 'train:\n  learning_rate: 0.1\n');
+  assert.throws(() => loadConfig({ file: f }), (e: Error) => e.message.includes(f) && e.message.includes("'train.learning_rate'") && e.message.includes('lr'));
+});
+
+test('a wrong type names the key and what was expected', () => {
+  const f = file('type.yaml', 'train:\n  batch_size: "sixty-four"\n');
+  assert.throws(() => loadConfig({ file: f }), /'train.batch_size' must be a number, got "sixty-four"/);
+  assert.throws(() => loadConfig({ file: file('enum.yaml', 'model:\n  name: gan\n') }), /'model.name' must be one of "vae", "beta_vae"/);
+});
+
+test('an image size the conv stack cannot reach is refused with the nearest that works', () => {
+  assert.throws(() => loadConfig({ sets: ['model.image_size=28'] }), /'model.image_size' is not reachable by the conv stack: 5 stride-2 convolutions need a multiple of 32 \(e\.g\. 32\)/);
+  assert.equal(loadConfig({ sets: ['model.image_size=28', 'model.hidden_dims=[8, 16]'] }).model.image_size, 28);
+});
+
+test('a global batch not divisible by the number of workers is refused', () => {
+  assert.throws(() => loadConfig({ sets: ['train.batch_size=63'], worldSize: 2 }), /'train.batch_size' must be divisible by the number of workers \(2\), got 63/);
+  assert.equal(loadConfig({ sets: ['train.batch_size=64'], worldSize: 2 }).train.batch_size, 64);
+});
+
+test('--set parses YAML scalars and lists and overrides the file', () => {
+  assert.deepEqual(parseOverrides(['train.lr=0.001', 'model.hidden_dims=[4, 8]', 'model.kld_weight=M_N']),
+    { train: { lr: 0.001 }, model: { hidden_dims: [4, 8], kld_weight: 'M_N' } });
+  const cfg = loadConfig({ file: file('b.yaml', 'train:\n  lr: 0.01\n'), sets: ['train.lr=0.002'] });
+  assert.equal(cfg.train.lr, 0.002);
+  assert.throws(() => parseOverrides(['lr']), /--set lr: expected section.key=value/);
+  assert.throws(() => loadConfig({ sets: ['train.lrr=1'] }), /--set: unknown key 'train.lrr'/);
+});
+
+test("PyTorch-VAE's own vae.yaml is accepted and translated", () => {
+  const f = file('pytorch-vae.yaml', `model_params:
+  name: 'VanillaVAE'
+  in_channels: 3
+  latent_dim: 128
+
+data_params:
+  data_path: "Data/"
+  train_batch_size: 64
+  val_batch_size:  64
+  patch_size: 64
+  num_workers: 4
+
+exp_params:
+  LR: 0.005
+  weight_decay: 0.0
+  scheduler_gamma: 0.95
+  kld_weight: 0.00025
+  manual_seed: 1265
+
+trainer_params:
+  gpus: [1]
+  max_epochs: 100
+
+logging_params:
+  save_dir: "logs/"
+  name: "VanillaVAE"
+`);
+  const cfg = loadConfig({ file: f });
+  assert.equal(cfg.model.name, 'vae');
+  assert.equal(cfg.data.path, 'Data/');
+  assert.equal(cfg.train.batch_size, 64);
+  assert.equal(cfg.train.lr, 0.005);
+  assert.equal(cfg.train.scheduler_gamma, 0.95);
+  assert.equal(cfg.train.seed, 1265);
+  assert.equal(cfg.train.epochs, 100);
+  assert.equal(cfg.output.dir, 'logs/');
+  const joint = loadConfig({ file: file('joint.yaml', "model_params:\n  name: 'JointVAE'\n  latent_min_capacity: 0.0\n  latent_max_capacity: 20.0\n") });
+  assert.deepEqual(joint.model.cont_capacity, [0, 20, DEFAULT_CONFIG.model.cont_capacity[2], DEFAULT_CONFIG.model.cont_capacity[3]]);
+  assert.throws(() => loadConfig({ file: file('bad-pt.yaml', "model_params:\n  name: 'SWAE'\n") }), /'model_params.name' "SWAE" has no medvae counterpart/);
+});
+
+test('an empty or non-mapping file is handled clearly', () => {
+  assert.deepEqual(loadConfig({ file: file('empty.yaml', '') }), DEFAULT_CONFIG);
+  assert.throws(() => loadConfig({ file: file('list.yaml', '- 1\n- 2\n') }), /expected a mapping with sections/);
+  assert.throws(() => loadConfig({ file: join(dir, 'missing.yaml') }), /missing.yaml: cannot read config file \(ENOENT\)/);
+});

@@ -1,0 +1,95 @@
+// Shared fixtures of the eval tests: a tiny synthetic labelled image set and a stand-in model
+// whose outputs are known in closed form.
+import * as tf from '@tensorflow/tfjs';
+import type { ModelConfig } from '../src/config/schema.ts';
+import { DEFAULT_CONFIG } from '../src/config/schema.ts';
+import type { Encoding, ModelLosses, VaeModel } from '../src/models/base.ts';
+import type { LabelledImages } from '../src/eval/images.ts';
+import { mulberry32 } from '../src/train/rng.ts';
+
+/**
+ * n grey size x size images in 3 classes: class c has a bright horizontal band in its third of the
+ * image over a dark background, plus seeded uniform noise of amplitude `noise`.
+ */
+export function bandImages(n: number, size: number, seed: number, noise = 0.2): LabelledImages {
+  const random = mulberry32(seed);
+  const images = new Float32Array(n * size * size);
+  const labels = new Float32Array(n * 3);
+  for (let i = 0; i < n; i++) {
+    const c = i % 3;
+    labels[i * 3 + c] = 1;
+    for (let y = 0; y < size; y++) {
+      const inBand = Math.floor((y * 3) / size) === c;
+      for (let x = 0; x < size; x++) {
+        const v = (inBand ? 0.6 : -0.6) + noise * (2 * random() - 1);
+        images[(i * size + y) * size + x] = Math.max(-1, Math.min(1, v));
+      }
+    }
+  }
+  return { images, labels, n, size, channels: 1, labelWidth: 3, labelKind: 'class' };
+}
+
+export function tinyModelConfig(name: ModelConfig['name'], size: number): ModelConfig {
+  return { ...DEFAULT_CONFIG.model, name, in_channels: 1, image_size: size, latent_dim: 4, hidden_dims: [4, 8], num_classes: 3 };
+}
+
+/**
+ * A model with closed-form outputs: the posterior is N(mu = 1, var = 1) in `latentDim` dimensions
+ * (KL = latentDim / 2 per image), every decoded or reconstructed image is the constant `value`,
+ * and samples are copies of `samples` images (cycled), so sample quality is under test control.
+ */
+export class StandInModel implements VaeModel {
+  readonly kind = 'vae' as const;
+  readonly networks: Record<string, tf.LayersModel> = {};
+
+  constructor(
+    readonly config: ModelConfig,
+    private readonly value: number,
+    private readonly samples: LabelledImages,
+    private readonly latentDim = 2,
+  ) {}
+
+  paramGroups(): { name: string; networks: string[] }[] {
+    return [];
+  }
+
+  encode(images: tf.Tensor4D): Encoding {
+    const n = images.shape[0];
+    return { mu: tf.ones([n, this.latentDim]), logvar: tf.zeros([n, this.latentDim]) };
+  }
+
+  reparameterize(enc: Encoding): tf.Tensor2D {
+    return enc.mu.clone();
+  }
+
+  decode(z: tf.Tensor2D): tf.Tensor4D {
+    const { size, channels } = this.samples;
+    return tf.fill([z.shape[0], size, size, channels], this.value) as tf.Tensor4D;
+  }
+
+  private drawn = 0;
+
+  sample(n: number): tf.Tensor4D {
+    const per = this.samples.size * this.samples.size * this.samples.channels;
+    const out = new Float32Array(n * per);
+    for (let i = 0; i < n; i++, this.drawn++) {
+      const k = this.drawn % this.samples.n;
+      out.set(this.samples.images.subarray(k * per, (k + 1) * per), i * per);
+    }
+    return tf.tensor4d(out, [n, this.samples.size, this.samples.size, this.samples.channels]);
+  }
+
+  reconstruct(images: tf.Tensor4D): tf.Tensor4D {
+    return this.decode(tf.zeros([images.shape[0], this.latentDim]));
+  }
+
+  losses(): ModelLosses {
+    throw new Error('StandInModel is not trainable');
+  }
+
+  paramCount(): number {
+    return 0;
+  }
+
+  dispose(): void {}
+}
