@@ -1,7 +1,7 @@
 // TrainingMetrics: what each method does to the exposed series, checked against hand-computed values.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { DEFAULT_METRICS_LEFT_OUT, MetricsInputError, ThroughputWindow, TrainingMetrics } from '../src/metrics/registry.ts';
+import { DEFAULT_METRICS_LEFT_OUT, MetricsInputError, ThroughputWindow, TrainingMetrics, lossesByNetwork } from '../src/metrics/registry.ts';
 import type { MetricSnapshot, StepReport } from '../src/metrics/registry.ts';
 
 /** Value of one series in a snapshot, found by sample name and labels. */
@@ -114,6 +114,23 @@ describe('TrainingMetrics', () => {
     assert.ok(rss.values[0].value > 1e6);
     // Every gauge or counter name ending in _total must be a counter (what promtool checks).
     for (const metric of snapshot) if (metric.name.endsWith('_total')) assert.equal(metric.type, 'counter', metric.name);
+  });
+});
+
+describe('lossesByNetwork', () => {
+  it('puts the logging terms under "all" and each objective under its optimizer group', async () => {
+    const losses = lossesByNetwork({ loss: 3, kld: 1, gan: 0.7 }, { encoder: 3, decoder: 2.5, discriminator: 0.7 });
+    assert.deepEqual(losses, {
+      all: { loss: 3, kld: 1, gan: 0.7 },
+      encoder: { objective: 3 },
+      decoder: { objective: 2.5 },
+      discriminator: { objective: 0.7 },
+    });
+    const metrics = new TrainingMetrics({ defaultMetrics: false });
+    metrics.stepDone(step({ losses }));
+    const snapshot = await metrics.snapshot();
+    assert.equal(valueOf(snapshot, 'medvae_loss', { network: 'decoder', term: 'objective' }), 2.5);
+    assert.equal(valueOf(snapshot, 'medvae_loss', { network: 'all', term: 'gan' }), 0.7);
   });
 });
 

@@ -7,11 +7,15 @@
 //     Stock TF.js does not check for it and writes the tensor over address 0, corrupting the heap;
 //     the guard installed by installWasmMemoryGuard throws WasmOutOfMemoryError instead, before
 //     anything is written, and the module stays usable (free tensors and retry smaller);
-//  2. an allocation inside C++ (XNNPACK workspaces) fails and emscripten calls abort(): a
-//     WebAssembly.RuntimeError "Aborted(...)". After that the module is dead: every later wasm op
-//     throws "Aborted()" again, so the process (worker) must exit and be restarted;
+//  2. an allocation inside C++ fails. Where the C++ calls abort(), emscripten throws a
+//     WebAssembly.RuntimeError "Aborted(...)" and the module is dead: every later wasm op throws
+//     "Aborted()" again. Where it does not check (XNNPACK packing weights into a full heap, seen
+//     with TF.js 4.22), it runs on with a bad pointer and traps: a WebAssembly.RuntimeError
+//     "memory access out of bounds", after which C++ state may be half-updated. Either way the
+//     process (worker) must exit and be restarted: WasmOutOfMemoryError.moduleAborted is true;
 //  3. growing the memory itself fails in the JS engine: a RangeError.
-// translateBackendError maps all three to WasmOutOfMemoryError with the advice below.
+// translateBackendError maps these to WasmOutOfMemoryError with the advice below. A trap is only
+// taken for lack of memory when the heap is near its cap; otherwise it is passed on unchanged.
 import * as tf from '@tensorflow/tfjs';
 
 /** emscripten's heap maximum for this wasm32 build (getHeapMax in tfjs-backend-wasm): 4 GiB - 64 KiB. */
@@ -40,7 +44,7 @@ export class WasmOutOfMemoryError extends Error {
   constructor(
     /** What was running, e.g. "train step 12 (micro-batch 16 at 256x256)". */
     readonly context: string,
-    /** True when emscripten aborted: no further wasm op can run in this process. */
+    /** True when the module aborted or trapped: no further wasm op can be trusted in this process. */
     readonly moduleAborted: boolean,
     options?: { cause?: unknown },
   ) {
@@ -49,7 +53,7 @@ export class WasmOutOfMemoryError extends Error {
       `wasm backend ran out of its 4 GB memory during ${context}; lower train.micro_batch ` +
         `(e.g. 8 at 256x256) or use more workers` +
         (heap === undefined ? '' : ` (wasm heap ${mebibytes(heap)})`) +
-        (moduleAborted ? '. The wasm module has aborted and cannot run anything more: restart the process' : ''),
+        (moduleAborted ? '. The wasm module has failed and cannot be trusted with more work: restart the process' : ''),
       options,
     );
     this.name = 'WasmOutOfMemoryError';
@@ -94,6 +98,9 @@ export function wasmModuleAborted(): boolean {
   return moduleAborted;
 }
 
+/** A heap this full has had allocations refused; a trap then is most likely a failed C++ allocation. */
+const NEAR_CAP_FRACTION = 0.9;
+
 const memoryRangeError =
   /Array buffer allocation failed|Invalid typed array length|Invalid array buffer length|WebAssembly\.Memory|Maximum memory size/i;
 
@@ -106,8 +113,17 @@ export function translateBackendError(e: unknown, context: string): Error {
   if (e instanceof WasmOutOfMemoryError) {
     return new WasmOutOfMemoryError(`${context} (${e.context})`, e.moduleAborted, { cause: e });
   }
-  const onWasm = tf.getBackend() === 'wasm';
+  const wasm = activeWasmModule();
+  const onWasm = wasm !== undefined;
   if (onWasm && e instanceof WebAssembly.RuntimeError && e.message.startsWith('Aborted(')) {
+    return new WasmOutOfMemoryError(context, true, { cause: e });
+  }
+  if (
+    onWasm &&
+    e instanceof WebAssembly.RuntimeError &&
+    e.message.startsWith('memory access out of bounds') &&
+    wasm.HEAPU8.length >= NEAR_CAP_FRACTION * WASM_HEAP_LIMIT_BYTES
+  ) {
     return new WasmOutOfMemoryError(context, true, { cause: e });
   }
   if (onWasm && e instanceof RangeError && memoryRangeError.test(e.message)) {

@@ -27,7 +27,9 @@ export async function decodeImageFile(path: string): Promise<RawImage> {
     }
     return { data: new Uint8Array(data.buffer, data.byteOffset, data.length), height: info.height, width: info.width, channels: info.channels };
   } catch (err) {
-    throw new CorruptImageError(path, `not a decodable PNG/JPEG image (${(err as Error).message})`, { cause: err });
+    // libvips messages span lines; one line keeps warnings and CLI errors readable.
+    const reason = (err as Error).message.replace(/\s+/g, ' ').trim();
+    throw new CorruptImageError(path, `not a decodable PNG/JPEG image (${reason})`, { cause: err });
   }
 }
 

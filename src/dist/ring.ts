@@ -154,10 +154,13 @@ class Acceptor {
     });
   }
 
-  async close(): Promise<void> {
+  /** Stops accepting and drops unauthenticated connections; the left link, if formed, lives on. */
+  close(): void {
     for (const socket of this.pending) socket.destroy();
     this.pending.clear();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    // server.close() only calls back once every accepted socket has closed, the ring's left link
+    // included, so nothing waits on it.
+    if (this.server.listening) this.server.close();
   }
 
   private handshake(socket: Socket): void {
@@ -302,10 +305,10 @@ export async function listenForRing(opts: RingOptions): Promise<RingListener> {
         const [right, left] = await Promise.all([dialRight(s, peers[(s.rank + 1) % s.worldSize]), acceptor.left()]);
         return new RingCollective(s, right, left);
       } finally {
-        await acceptor.close();
+        acceptor.close();
       }
     },
-    close: () => acceptor.close(),
+    close: async () => acceptor.close(),
   };
 }
 

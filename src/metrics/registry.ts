@@ -77,14 +77,26 @@ export interface StepReport {
   dataWaitSeconds: number;
   /**
    * Loss values of this step, network -> term -> value, exported as medvae_loss{network,term}.
-   * `network` is the optimizer group (ParamGroup.name: e.g. 'vae', or 'encoder' / 'decoder' /
-   * 'discriminator' for VAE-GAN); put its objective under the term 'objective' and the model's
-   * logging terms (reconstruction, kld, ...) under the group they belong to. NaN and Inf are kept:
-   * they are what the divergence alerts look for.
+   * Build it with lossesByNetwork(terms, objectives). NaN and Inf are kept: they are what the
+   * divergence alerts look for.
    */
   losses: Record<string, Record<string, number>>;
   /** Learning rate of each optimizer group, by ParamGroup.name. */
   learningRates: Record<string, number>;
+}
+
+/** medvae_loss's `network` value for the model's logging terms, which belong to no single network. */
+export const ALL_NETWORKS = 'all';
+
+/**
+ * StepReport.losses from a step's ModelLosses read back as numbers: the logging terms under network
+ * "all" (loss, reconstruction, kld, ...), and each optimizer group's objective under its group
+ * ('model' for the plain VAEs; 'encoder', 'decoder', 'discriminator' for VAE-GAN) as term "objective".
+ */
+export function lossesByNetwork(terms: Record<string, number>, objectives: Record<string, number>): Record<string, Record<string, number>> {
+  const losses: Record<string, Record<string, number>> = { [ALL_NETWORKS]: { ...terms } };
+  for (const [group, value] of Object.entries(objectives)) losses[group] = { ...losses[group], objective: value };
+  return losses;
 }
 
 /** What tf.memory() returns, in the fields these metrics use (pass tf.memory() itself). */

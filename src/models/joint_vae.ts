@@ -38,8 +38,9 @@ export class JointVae extends VanillaVae {
 
   override encode(images: tf.Tensor4D, labels: tf.Tensor2D | undefined, training: boolean): Encoding {
     const [mu, logvar, logits] = run(this.encoder, [images, ...this.conditioning(labels)], training);
-    const discreteLogits = tf.split(logits, this.config.num_discrete, 1) as tf.Tensor2D[];
-    logits.dispose();
+    const k = this.config.categorical_dim;
+    // Slices, not tf.split: split's gradient fails when only some of its outputs are used.
+    const discreteLogits = Array.from({ length: this.config.num_discrete }, (_, i) => tf.slice(logits, [0, i * k], [-1, k]) as tf.Tensor2D);
     return { mu: mu as tf.Tensor2D, logvar: logvar as tf.Tensor2D, discreteLogits };
   }
 

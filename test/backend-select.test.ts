@@ -1,0 +1,69 @@
+// Backend selection on this machine, where the optional native packages are not installed.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
+import * as tf from '@tensorflow/tfjs';
+import { BackendUnavailableError, initBackend } from '../src/backend/index.ts';
+
+function installed(pkg: string): boolean {
+  try {
+    createRequire(import.meta.url).resolve(pkg);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const nativeInstalled = installed('@tensorflow/tfjs-node') || installed('@tensorflow/tfjs-node-gpu');
+
+test(
+  nativeInstalled ? 'auto without native packages (skipped: tfjs-node is installed here)' : 'auto picks wasm and logs why the native backends were skipped',
+  { skip: nativeInstalled },
+  async () => {
+    const lines: string[] = [];
+    const info = await initBackend('auto', (line) => lines.push(line));
+    assert.deepEqual(info, { name: 'wasm', gpu: false, reason: 'tfjs-node-gpu not installed; tfjs-node not installed' });
+    assert.deepEqual(lines, ['backend: wasm (tfjs-node-gpu not installed; tfjs-node not installed)']);
+    assert.equal(tf.getBackend(), 'wasm');
+    // the training kernels came with it
+    assert.ok(tf.getKernel(tf.Conv2DBackpropFilter, 'wasm'));
+    assert.ok(tf.getKernel(tf.UnsortedSegmentSum, 'wasm'));
+
+    const again = await initBackend('auto', (line) => lines.push(line));
+    assert.deepEqual(again, info);
+    assert.equal(lines.length, 1, 'a repeated call does not log again');
+  },
+);
+
+test(
+  nativeInstalled ? 'explicit tensorflow fails (skipped: tfjs-node is installed here)' : 'explicit tensorflow throws a clear error naming what is missing',
+  { skip: nativeInstalled },
+  async () => {
+    const before = tf.getBackend();
+    await assert.rejects(initBackend('tensorflow'), (e: unknown) => {
+      assert.ok(e instanceof BackendUnavailableError);
+      assert.equal(e.requested, 'tensorflow');
+      assert.match(e.message, /^backend 'tensorflow' is not available: /);
+      assert.match(e.message, /tfjs-node-gpu not installed; tfjs-node not installed/);
+      assert.match(e.message, /Install @tensorflow\/tfjs-node/);
+      return true;
+    });
+    assert.equal(tf.getBackend(), before, 'a failed choice leaves the active backend alone');
+    // not cached as a success: it fails again
+    await assert.rejects(initBackend('tensorflow'), BackendUnavailableError);
+  },
+);
+
+test('explicit cpu and wasm switch the active backend; returning to a choice re-activates it', async () => {
+  const lines: string[] = [];
+  const cpu = await initBackend('cpu', (line) => lines.push(line));
+  assert.deepEqual(cpu, { name: 'cpu', gpu: false, reason: 'requested' });
+  assert.equal(tf.getBackend(), 'cpu');
+  const wasm = await initBackend('wasm', (line) => lines.push(line));
+  assert.deepEqual(wasm, { name: 'wasm', gpu: false, reason: 'requested' });
+  assert.equal(tf.getBackend(), 'wasm');
+  assert.deepEqual(lines, ['backend: cpu (requested)', 'backend: wasm (requested)']);
+  await initBackend('cpu');
+  assert.equal(tf.getBackend(), 'cpu', 'the cached cpu choice is made active again');
+  assert.equal(lines.length, 2);
+});

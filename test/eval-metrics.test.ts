@@ -1,0 +1,125 @@
+// Evaluation end to end on tiny images: closed-form reconstruction numbers from a stand-in model,
+// sample-quality ordering, determinism and the feature-net cache with a real (untrained) CVAE.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { psnrOf, reconstructionMetrics } from '../src/eval/reconstruction.ts';
+import { classifierScores, evaluateModel, type EvalOptions } from '../src/eval/evaluate.ts';
+import { createModel } from '../src/models/index.ts';
+import { bandImages, StandInModel, tinyModelConfig } from './eval-helpers.ts';
+
+const SIZE = 16;
+const QUICK: Omit<EvalOptions, 'n' | 'seed'> = { recipe: { steps: 40, batchSize: 32, lr: 5e-3 }, kidSubsets: 5, kidSubsetSize: 20 };
+
+function close(actual: number, expected: number, tol: number, what: string): void {
+  assert.ok(Math.abs(actual - expected) <= tol, `${what}: ${actual} vs ${expected}`);
+}
+
+test('PSNR of a known MSE on [-1, 1] images: 10 log10(4 / mse)', () => {
+  close(psnrOf(0.01), 10 * Math.log10(400), 1e-12, 'psnr(0.01)');
+  close(psnrOf(4), 0, 1e-12, 'psnr(4)');
+  // 0.01 on [-1, 1] is 0.0025 on [0, 1]: 10 log10(1 / 0.0025), the same 26.02 dB.
+  close(psnrOf(0.01), 10 * Math.log10(1 / 0.0025), 1e-12, 'range invariance');
+});
+
+test('reconstruction metrics of a constant-output model match the closed form', () => {
+  // Every pixel of every image is 0.5 + 0 noise; the model outputs 0.4: squared error 0.01 each.
+  const data = bandImages(6, SIZE, 1, 0);
+  data.images.fill(0.5);
+  const m = reconstructionMetrics(new StandInModel(tinyModelConfig('vae', SIZE), 0.4, data, 3), data, 7, 4);
+  const d = SIZE * SIZE;
+  close(m.mse, 0.01, 1e-7, 'mse');
+  close(m.psnr, 10 * Math.log10(400), 1e-4, 'psnr');
+  // KL(N(1, 1) || N(0, 1)) = mu^2 / 2 per dimension, 3 dimensions.
+  close(m.kl, 1.5, 1e-6, 'kl');
+  // sigma^2 = 0.01 (ML estimate): NLL = d/2 + d/2 log(2 pi 0.01).
+  close(m.decoder_sigma, 0.1, 1e-6, 'sigma');
+  const nll = d / 2 + (d / 2) * Math.log(2 * Math.PI * 0.01);
+  close(m.recon_nll, nll, 1e-3, 'recon nll');
+  close(m.nelbo, nll + 1.5, 1e-3, 'nelbo');
+  assert.equal(m.n, 6);
+  // Constant images vs another constant: structure term is 1, luminance (2*0.5*0.4 + C1)/(0.25 + 0.16 + C1) < 1.
+  assert.ok(m.ssim > 0.9 && m.ssim < 1, `ssim ${m.ssim}`);
+});
+
+test('classifier scores: top-1 accuracy, per-finding accuracy and AUC', () => {
+  const probs = Float32Array.from([0.7, 0.2, 0.1, 0.1, 0.8, 0.1, 0.5, 0.3, 0.2]);
+  const targets = Float32Array.from([1, 0, 0, 0, 1, 0, 0, 0, 1]);
+  const s = classifierScores(probs, targets, 3, 3, 'class');
+  close(s.accuracy, 2 / 3, 1e-12, 'top-1');
+  // Class 0: pos {0.7}, neg {0.1, 0.5} -> 1; class 1: pos {0.8} vs {0.2, 0.3} -> 1; class 2: pos {0.2} vs {0.1, 0.1} -> 1.
+  close(s.auc ?? NaN, 1, 1e-12, 'auc');
+  const ml = classifierScores(Float32Array.from([0.9, 0.4, 0.6, 0.2]), Float32Array.from([1, 1, 0, 0]), 2, 2, 'multilabel');
+  close(ml.accuracy, 2 / 4, 1e-12, 'per-finding accuracy');
+  // Finding 0: pos {0.9} vs neg {0.6} -> 1; finding 1: pos {0.4} vs neg {0.2} -> 1.
+  close(ml.auc ?? NaN, 1, 1e-12, 'per-finding auc');
+});
+
+test('samples drawn from the real distribution score better than a collapsed generator', async () => {
+  const train = bandImages(90, SIZE, 2);
+  const heldOut = bandImages(60, SIZE, 3);
+  const config = tinyModelConfig('vae', SIZE);
+  const realLike = new StandInModel(config, 0, bandImages(60, SIZE, 4));
+  const collapsedSamples = bandImages(60, SIZE, 5);
+  // Every sample is the same class-0 image: no diversity, wrong distribution.
+  const first = collapsedSamples.images.slice(0, SIZE * SIZE);
+  for (let i = 0; i < 60; i++) collapsedSamples.images.set(first, i * SIZE * SIZE);
+  const collapsed = new StandInModel(config, 0, collapsedSamples);
+  const inputs = { train, trainSplit: 'train', heldOut, heldOutSplit: 'test', datasetHash: 'bands' };
+  const good = await evaluateModel({ ...inputs, model: realLike }, { ...QUICK, n: 60, seed: 1 });
+  const bad = await evaluateModel({ ...inputs, model: collapsed }, { ...QUICK, n: 60, seed: 1 });
+  assert.ok(good.sample_quality.frechet_distance < bad.sample_quality.frechet_distance, `FD ${good.sample_quality.frechet_distance} vs ${bad.sample_quality.frechet_distance}`);
+  const goodKid = good.sample_quality.kernel_distance;
+  assert.ok(Math.abs(goodKid.mean) < bad.sample_quality.kernel_distance.mean, `KID ${goodKid.mean} vs ${bad.sample_quality.kernel_distance.mean}`);
+  // Identical samples have MS-SSIM 1 with each other; distinct noisy images less.
+  close(bad.diversity.ms_ssim_generated, 1, 1e-4, 'collapsed diversity');
+  assert.ok(good.diversity.ms_ssim_generated < 0.99, `real-like diversity ${good.diversity.ms_ssim_generated}`);
+  assert.equal(good.tstr, null, 'no TSTR for an unconditional model');
+  assert.equal(good.sample_quality.n_generated, 60);
+});
+
+test('eval of a conditional model is deterministic, reuses the cached feature net, and reports TSTR', async () => {
+  const cacheDir = mkdtempSync(join(tmpdir(), 'medvae-eval-'));
+  try {
+    const train = bandImages(60, SIZE, 2);
+    const heldOut = bandImages(30, SIZE, 3);
+    const inputs = { train, trainSplit: 'train', heldOut, heldOutSplit: 'test', datasetHash: 'bands' };
+    const run = async (): Promise<Awaited<ReturnType<typeof evaluateModel>>> => {
+      const model = createModel(tinyModelConfig('cvae', SIZE), 5, 3);
+      try {
+        return await evaluateModel({ ...inputs, model }, { ...QUICK, n: 24, seed: 9, featureCacheDir: cacheDir });
+      } finally {
+        model.dispose();
+      }
+    };
+    const before = tf.memory().numTensors;
+    const first = await run();
+    const cached = readdirSync(cacheDir);
+    assert.equal(cached.length, 1, `one cached feature net, got ${cached.join(', ')}`);
+    assert.equal(cached[0], first.sample_quality.feature_net.id);
+    const second = await run();
+    assert.deepEqual(second, first);
+    assert.equal(tf.memory().numTensors, before, 'no tensors leaked');
+    assert.ok(first.tstr, 'conditional model gets TSTR');
+    assert.equal(first.tstr.n_train, 24);
+    assert.equal(first.tstr.n_test, 24);
+    for (const s of [first.tstr.tstr, first.tstr.trtr]) {
+      assert.ok(s.accuracy >= 0 && s.accuracy <= 1);
+      assert.ok(s.auc !== null && s.auc >= 0 && s.auc <= 1);
+    }
+    // The bands are easy: a classifier on real images separates them.
+    assert.ok((first.tstr.trtr.auc ?? 0) > 0.9, `TRTR AUC ${first.tstr.trtr.auc}`);
+    assert.equal(first.reconstruction.n, 24);
+    assert.ok(Number.isFinite(first.reconstruction.nelbo));
+    // A different seed changes the sampled numbers.
+    const model = createModel(tinyModelConfig('cvae', SIZE), 5, 3);
+    const other = await evaluateModel({ ...inputs, model }, { ...QUICK, n: 24, seed: 10, featureCacheDir: cacheDir });
+    model.dispose();
+    assert.notEqual(other.sample_quality.frechet_distance, first.sample_quality.frechet_distance);
+  } finally {
+    rmSync(cacheDir, { recursive: true, force: true });
+  }
+});

@@ -1,0 +1,162 @@
+// End to end through the real command line: spawned `medvae` processes on a dataset the test makes.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, existsSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import sharp from 'sharp';
+import * as tf from '@tensorflow/tfjs';
+import { writeTinyNpz } from './helpers/tiny-data.ts';
+import { loadRun, latestCheckpoint } from '../src/train/checkpoint.ts';
+import { openDataset } from '../src/data/open.ts';
+
+const BIN = join(import.meta.dirname, '..', 'bin', 'medvae.js');
+const dir = mkdtempSync(join(tmpdir(), 'medvae-cli-'));
+const data = join(dir, 'tiny.npz');
+// 48 training images at batch 16: 3 steps an epoch.
+writeTinyNpz(data, { train: 48, val: 8, test: 8 });
+const base = ['train', '--config', 'configs/smoke.yaml', '--data', data, '--backend', 'wasm', '--log-format', 'plain'];
+
+function medvae(args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 120_000 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function digest(file: string): string {
+  return createHash('sha256').update(readFileSync(file)).digest('hex');
+}
+
+/** Hashes of every file of a checkpoint that holds numbers (weights and optimizer moments). */
+function checkpointDigests(ckpt: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const net of ['encoder', 'decoder']) out[`${net}/weights.bin`] = digest(join(ckpt, net, 'weights.bin'));
+  for (const f of readdirSync(ckpt).filter((f) => f.endsWith('.bin'))) out[f] = digest(join(ckpt, f));
+  return out;
+}
+
+test('2 epochs straight equal 1 epoch, stop, resume 1 epoch: bit for bit', () => {
+  const straight = join(dir, 'straight');
+  const r1 = medvae([...base, '--epochs', '2', '--out', straight]);
+  assert.equal(r1.status, 0, r1.stderr);
+  const halves = join(dir, 'halves');
+  const r2 = medvae([...base, '--epochs', '1', '--out', halves]);
+  assert.equal(r2.status, 0, r2.stderr);
+  const r3 = medvae(['train', '--resume', halves, '--epochs', '2', '--backend', 'wasm', '--log-format', 'plain']);
+  assert.equal(r3.status, 0, r3.stderr);
+  assert.match(r3.stderr, /resumed from .*step-0000003: epoch 2, step 3/);
+  const a = latestCheckpoint(join(straight, 'checkpoints'))!;
+  const b = latestCheckpoint(join(halves, 'checkpoints'))!;
+  assert.ok(a.endsWith('step-0000006') && b.endsWith('step-0000006'), `${a} ${b}`);
+  assert.deepEqual(checkpointDigests(b), checkpointDigests(a));
+});
+
+test('a run writes files that parse: config, metrics.jsonl, PNG grids, SVG and PNG loss plots', async () => {
+  const run = join(dir, 'straight');
+  const lines = readFileSync(join(run, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { kind: string; step: number; terms: Record<string, number>; means?: Record<string, number> });
+  const steps = lines.filter((l) => l.kind === 'step');
+  assert.deepEqual(steps.map((l) => l.step), [1, 2, 3, 4, 5, 6]);
+  for (const s of steps) for (const k of ['loss', 'reconstruction', 'kld']) assert.ok(Number.isFinite(s.terms[k]), `${k} at step ${s.step}`);
+  const epochs = lines.filter((l) => l.kind === 'epoch');
+  assert.equal(epochs.length, 2);
+  // The epoch mean is the mean of that epoch's step values.
+  const mean = (steps[0]!.terms.loss! + steps[1]!.terms.loss! + steps[2]!.terms.loss!) / 3;
+  assert.ok(Math.abs(epochs[0]!.means!.loss! - mean) < 1e-9);
+  for (const f of ['samples/epoch-0001.png', 'samples/epoch-0002.png', 'reconstructions/epoch-0002.png', 'plots/loss.png']) {
+    const meta = await sharp(join(run, f)).metadata();
+    assert.equal(meta.format, 'png', f);
+    assert.ok((meta.width ?? 0) > 32 && (meta.height ?? 0) > 32, f);
+  }
+  // 16 samples of 32 px in a 4 x 4 grid with 2 px padding.
+  const grid = await sharp(join(run, 'samples/epoch-0002.png')).metadata();
+  assert.equal(grid.width, 4 * 34 + 2);
+  // 8 originals above 8 reconstructions.
+  const rec = await sharp(join(run, 'reconstructions/epoch-0002.png')).metadata();
+  assert.deepEqual([rec.width, rec.height], [8 * 34 + 2, 2 * 34 + 2]);
+  assert.match(readFileSync(join(run, 'plots/kld.svg'), 'utf8'), /^<svg[^>]*xmlns="http:\/\/www.w3.org\/2000\/svg"/);
+});
+
+test('a checkpoint loads back, also through tf.loadLayersModel, and reproduces the same reconstruction', async () => {
+  const run = join(dir, 'straight');
+  const { model } = await loadRun(run);
+  const ckpt = latestCheckpoint(join(run, 'checkpoints'))!;
+  const load = (net: string): Promise<tf.LayersModel> => {
+    const json = JSON.parse(readFileSync(join(ckpt, net, 'model.json'), 'utf8')) as tf.io.ModelJSON;
+    const weights = readFileSync(join(ckpt, net, 'weights.bin'));
+    return tf.loadLayersModel(tf.io.fromMemory({
+      modelTopology: json.modelTopology, weightSpecs: json.weightsManifest[0]!.weights,
+      weightData: weights.buffer.slice(weights.byteOffset, weights.byteOffset + weights.byteLength),
+    }));
+  };
+  const encoder = await load('encoder');
+  const decoder = await load('decoder');
+  const x = tf.randomUniform([2, 32, 32, 3], -1, 1, 'float32', 7) as tf.Tensor4D;
+  const ours = model.reconstruct(x);
+  const outs = encoder.predict(x) as tf.Tensor[];
+  const mu = Array.isArray(outs) ? outs[0]! : outs;
+  const theirs = decoder.predict(mu) as tf.Tensor;
+  const diff = tf.max(tf.abs(tf.sub(ours, theirs))).dataSync()[0]!;
+  assert.ok(diff < 1e-5, `max difference ${diff}`);
+  const again = (await loadRun(run)).model.reconstruct(x);
+  assert.equal(tf.max(tf.abs(tf.sub(ours, again))).dataSync()[0], 0);
+});
+
+test('medvae sample writes an npz in the MedMNIST layout that the project reader opens', async () => {
+  const out = join(dir, 'synthetic.npz');
+  const r = medvae(['sample', '--run', join(dir, 'straight'), '--n', '10', '--batch', '4', '--out', out, '--backend', 'wasm']);
+  assert.equal(r.status, 0, r.stderr);
+  const split = await openDataset({ format: 'medmnist', path: out }, 'train');
+  assert.equal(split.length, 10);
+  const [first] = await split.read([0]);
+  assert.ok(first);
+  await split.close();
+  const dirOut = join(dir, 'synthetic-png');
+  assert.equal(medvae(['sample', '--run', join(dir, 'straight'), '--n', '3', '--out', dirOut, '--backend', 'wasm']).status, 0);
+  assert.equal(readdirSync(dirOut).filter((f) => f.endsWith('.png')).length, 3);
+});
+
+test('bad config and missing dataset fail with one clear line, no stack trace', () => {
+  const bad = join(dir, 'bad.yaml');
+  writeFileSync(bad, 'train:\n  lr: fast\n');
+  const r = medvae(['train', '--config', bad]);
+  assert.equal(r.status, 1);
+  assert.equal(r.stderr.trim(), `error: ${bad}: 'train.lr' must be a number, got "fast"`);
+  const missing = medvae([...base, '--data', join(dir, 'nope.npz'), '--out', join(dir, 'nope-run')]);
+  assert.equal(missing.status, 1);
+  const last = missing.stderr.trim().split('\n').at(-1)!;
+  assert.match(last, /^error: .*nope\.npz/);
+  assert.doesNotMatch(missing.stderr, /\n\s+at /, 'no stack trace without --debug');
+});
+
+test('a diverging run stops with advice and leaves the last good checkpoint intact', () => {
+  const run = join(dir, 'halves');
+  const ckpt = latestCheckpoint(join(run, 'checkpoints'))!;
+  const before = checkpointDigests(ckpt);
+  const r = medvae(['train', '--resume', run, '--epochs', '4', '--set', 'train.lr=1e12', '--set', 'train.scheduler_gamma=1', '--backend', 'wasm', '--log-format', 'plain']);
+  assert.equal(r.status, 1, r.stderr);
+  assert.match(r.stderr, /error: training diverged at step \d+ .*Lower the learning rate.*last good checkpoint is .*step-0000006/);
+  assert.equal(latestCheckpoint(join(run, 'checkpoints')), ckpt);
+  assert.deepEqual(checkpointDigests(ckpt), before);
+});
+
+test('Ctrl-C (SIGINT) finishes the step, saves a checkpoint and exits 0', async () => {
+  const run = join(dir, 'interrupted');
+  const child = spawn(process.execPath, [BIN, ...base, '--epochs', '1000', '--out', run], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  const sawSteps = new Promise<void>((resolve) => {
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      if (/step 2\/3/.test(stderr)) resolve();
+    });
+  });
+  await sawSteps;
+  child.kill('SIGINT');
+  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+  assert.equal(code, 0, stderr);
+  assert.match(stderr, /interrupted: finishing this step/);
+  const ckpt = latestCheckpoint(join(run, 'checkpoints'));
+  assert.ok(ckpt && existsSync(join(ckpt, 'state.json')), stderr);
+  const state = JSON.parse(readFileSync(join(ckpt, 'state.json'), 'utf8')) as { step: number };
+  assert.ok(state.step >= 2);
+});
