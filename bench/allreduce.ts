@@ -50,7 +50,8 @@ async function measure(mb: number, workers: number, iters: number, bucketBytes: 
     await new Promise<void>((resolve, reject) => {
       for (let rank = 0; rank < workers; rank++) {
         const args = ['--worker', String(rank), '--workers', String(workers), '--mb', String(mb), '--iters', String(iters), '--bucket-mb', String(bucketBytes / MIB)];
-        const child = fork(script, args, { execArgv: ['--import', 'tsx'] });
+        // Workers inherit this process's node flags (--import tsx, and --cpu-prof when profiling).
+        const child = fork(script, args);
         children.push(child);
         child.on('exit', (code) => code !== 0 && reject(new Error(`worker ${rank} exited with code ${code}`)));
         child.on('message', (m: FromWorker) => {
@@ -72,7 +73,20 @@ async function measure(mb: number, workers: number, iters: number, bucketBytes: 
     // An iteration lasts as long as its slowest rank.
     return times[0].map((_, it) => Math.max(...times.map((t) => t[it])));
   } finally {
-    for (const c of children) if (c.exitCode === null) c.kill();
+    // Workers exit by themselves after closing the ring; a stuck one is killed after a grace period.
+    await Promise.all(
+      children.map(
+        (c) =>
+          new Promise<void>((resolve) => {
+            if (c.exitCode !== null || c.signalCode !== null) return resolve();
+            const timer = setTimeout(() => c.kill(), 5000);
+            c.once('exit', () => {
+              clearTimeout(timer);
+              resolve();
+            });
+          }),
+      ),
+    );
   }
 }
 

@@ -4,7 +4,7 @@ import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, beforeEach, describe, it, mock } from 'node:test';
+import { after, afterEach, before, beforeEach, describe, it, mock } from 'node:test';
 import { Command } from 'commander';
 import { registerDataCommands } from '../src/cli/data-command.ts';
 import { downloadMedmnist } from '../src/data/download.ts';
@@ -61,6 +61,9 @@ after(async () => {
 beforeEach(async () => {
   dir = await tempDir('download');
   requests.length = 0;
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
 });
 
 const md5 = (b: Buffer): string => createHash('md5').update(b).digest('hex');
@@ -145,6 +148,5 @@ describe('data CLI commands', () => {
       log.mock.restore();
       error.mock.restore();
     }
-    await rm(dir, { recursive: true, force: true });
   });
 });

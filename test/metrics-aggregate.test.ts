@@ -71,15 +71,24 @@ describe('aggregateWorkerMetrics', () => {
     assert.equal(await aggregateWorkerMetrics([[], []]).metrics(), '\n');
   });
 
-  it('refuses a snapshot whose NaN went through JSON', async () => {
+  it('reads the null a JSON channel makes of NaN and Inf back as NaN, and refuses malformed snapshots', async () => {
     const worker = new TrainingMetrics({ defaultMetrics: false });
-    worker.stepDone({ step: 1, images: 1, stepSeconds: 1, dataWaitSeconds: 0, losses: { vae: { kld: Number.NaN } }, learningRates: {} });
-    const json: unknown = JSON.parse(JSON.stringify(await worker.snapshot()));
-    assert.throws(() => aggregateWorkerMetrics([json], ['worker rank 0']), /worker rank 0: metric medvae_loss has a value null, expected a number/);
-    assert.throws(() => aggregateWorkerMetrics([{ not: 'an array' }]), MetricsMergeError);
-    // msgpackr keeps the NaN.
-    const merged = aggregateWorkerMetrics([await viaChannel(worker)]);
-    assert.ok(samples(await merged.metrics()).includes('medvae_loss{rank="0",network="vae",term="kld"} Nan'));
+    worker.stepDone({ step: 1, images: 1, stepSeconds: 1, dataWaitSeconds: 0, losses: { vae: { kld: Number.NaN, objective: Number.POSITIVE_INFINITY, reconstruction: 2 } }, learningRates: {} });
+    const viaJson: unknown = JSON.parse(JSON.stringify(await worker.snapshot()));
+    const fromJson = samples(await aggregateWorkerMetrics([viaJson]).metrics());
+    assert.ok(fromJson.includes('medvae_loss{rank="0",network="vae",term="kld"} Nan'));
+    assert.ok(fromJson.includes('medvae_loss{rank="0",network="vae",term="objective"} Nan'));
+    assert.ok(fromJson.includes('medvae_loss{rank="0",network="vae",term="reconstruction"} 2'));
+    // msgpackr keeps both.
+    const fromMsgpack = samples(await aggregateWorkerMetrics([await viaChannel(worker)]).metrics());
+    assert.ok(fromMsgpack.includes('medvae_loss{rank="0",network="vae",term="kld"} Nan'));
+    assert.ok(fromMsgpack.includes('medvae_loss{rank="0",network="vae",term="objective"} +Inf'));
+
+    assert.throws(() => aggregateWorkerMetrics([{ not: 'an array' }], ['worker rank 4']), (error: Error) => error instanceof MetricsMergeError && /worker rank 4: expected an array/.test(error.message));
+    const badValue = [{ name: 'm', help: 'h', type: 'gauge', aggregator: 'sum', values: [{ value: '3', labels: {} }] }];
+    assert.throws(() => aggregateWorkerMetrics([badValue], ['worker rank 2']), /worker rank 2: metric m has a value "3", expected a number/);
+    const badType = [{ name: 'm', help: 'h', type: 'info', aggregator: 'sum', values: [] }];
+    assert.throws(() => aggregateWorkerMetrics([badType]), /snapshot 0: metric m has type info/);
   });
 });
 

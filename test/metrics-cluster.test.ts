@@ -12,7 +12,10 @@ import { startMetricsServer } from '../src/metrics/server.ts';
 import { promtoolBinary, runPromtool } from './helpers/prometheus.ts';
 
 const CLUSTER = new URL('../cluster/', import.meta.url).pathname;
-const skipPromtool = promtoolBinary === undefined ? 'promtool not installed (Debian package prometheus)' : false;
+const noPromtool = promtoolBinary === undefined ? 'promtool not installed (Debian package prometheus)' : undefined;
+const skipPromtool = noPromtool ?? false;
+/** A test name that says why it is skipped, when it is. */
+const needsPromtool = (name: string): string => (noPromtool ? `${name} (skipped: ${noPromtool})` : name);
 
 interface Dashboard {
   panels: { title: string; targets?: { expr: string }[] }[];
@@ -122,7 +125,7 @@ describe('cluster/ files', () => {
     }
   });
 
-  it('every dashboard query is valid PromQL (promtool check rules)', { skip: skipPromtool }, async () => {
+  it(needsPromtool('every dashboard query is valid PromQL (promtool check rules)'), { skip: skipPromtool }, async () => {
     const exprs = await dashboardExpressions();
     const rules = {
       groups: [
@@ -147,13 +150,13 @@ describe('cluster/ files', () => {
     }
   });
 
-  it('prometheus.yml passes promtool check config (with its rule file)', { skip: skipPromtool }, async () => {
+  it(needsPromtool('prometheus.yml passes promtool check config (with its rule file)'), { skip: skipPromtool }, async () => {
     const result = await runPromtool(['check', 'config', join(CLUSTER, 'prometheus.yml')]);
     assert.equal(result.code, 0, result.stdout + result.stderr);
     assert.match(result.stdout, /SUCCESS: 1 rule files found/);
   });
 
-  it('alerts.yml passes promtool check rules and its unit tests', { skip: skipPromtool }, async () => {
+  it(needsPromtool('alerts.yml passes promtool check rules and its unit tests'), { skip: skipPromtool }, async () => {
     const check = await runPromtool(['check', 'rules', join(CLUSTER, 'alerts.yml')]);
     assert.equal(check.code, 0, check.stdout + check.stderr);
     assert.match(check.stdout, /SUCCESS: 6 rules found/);

@@ -9,14 +9,14 @@ import type { MetricsServer } from '../src/metrics/server.ts';
 import { prometheusBinary, promtoolBinary, runPromtool, startPrometheus } from './helpers/prometheus.ts';
 import type { RunningPrometheus } from './helpers/prometheus.ts';
 
-/** One fake optimizer step with values a trainer could report; loss falls with the step. */
-function fakeStep(metrics: TrainingMetrics, step: number, lossOffset = 0): void {
+/** One fake optimizer step with values a trainer could report; loss falls with the step; kld may have diverged. */
+function fakeStep(metrics: TrainingMetrics, step: number, lossOffset = 0, kld = 0.5): void {
   metrics.stepDone({
     step,
     images: 8,
     stepSeconds: 0.05,
     dataWaitSeconds: 0.002,
-    losses: { vae: { objective: 2 / step + lossOffset, reconstruction: 1 / step + lossOffset, kld: 0.5 } },
+    losses: { vae: { objective: 2 / step + lossOffset, reconstruction: 1 / step + lossOffset, kld } },
     learningRates: { vae: 0.005 },
   });
   metrics.allReduceDone(0.004, 4096);
@@ -25,7 +25,10 @@ function fakeStep(metrics: TrainingMetrics, step: number, lossOffset = 0): void 
 
 const serve = (collect: () => Promise<string>): Promise<MetricsServer> => startMetricsServer({ port: 0, collect });
 
-describe('metrics scraped by a real Prometheus', { skip: prometheusBinary === undefined ? 'prometheus binary not installed (Debian package prometheus)' : false }, () => {
+const noPrometheus = prometheusBinary === undefined ? 'prometheus binary not installed (Debian package prometheus)' : undefined;
+const noPromtool = promtoolBinary === undefined ? 'promtool not installed (Debian package prometheus)' : undefined;
+
+describe(`metrics scraped by a real Prometheus${noPrometheus ? ` (skipped: ${noPrometheus})` : ''}`, { skip: noPrometheus ?? false }, () => {
   const single = new TrainingMetrics();
   const workers = [new TrainingMetrics({ rank: 0 }), new TrainingMetrics({ rank: 1 })];
   const coordinator = new CoordinatorMetrics();
@@ -38,8 +41,8 @@ describe('metrics scraped by a real Prometheus', { skip: prometheusBinary === un
     let step = 0;
     fakeStep(single, ++step);
     trainerLoop = setInterval(() => fakeStep(single, ++step), 100);
-    // Two workers in lock-step: 5 steps of 8 images each, rank 1's losses 1 higher.
-    for (let s = 1; s <= 5; s++) workers.forEach((worker, rank) => fakeStep(worker, s, rank));
+    // Two workers in lock-step: 5 steps of 8 images each, rank 1's losses 1 higher and its kld NaN.
+    for (let s = 1; s <= 5; s++) workers.forEach((worker, rank) => fakeStep(worker, s, rank, rank === 1 ? Number.NaN : 0.5));
     for (const worker of workers) coordinator.workerUp(worker.rank, `cpu:${worker.rank}`, true);
     for (const worker of workers) coordinator.workerSnapshot(worker.rank, await worker.snapshot());
 
@@ -83,6 +86,9 @@ describe('metrics scraped by a real Prometheus', { skip: prometheusBinary === un
     const byRank = Object.fromEntries(objective.map((sample) => [sample.metric.rank, sample.value]));
     // Step 5: 2/5 for rank 0, 2/5 + 1 for rank 1.
     assert.deepEqual(byRank, { '0': 0.4, '1': 1.4 });
+    // The NaN loss arrives as NaN: the MedvaeLossNaN alert's test (x != x) finds it and nothing else.
+    const nan = await prometheus!.query('medvae_loss{job="dist"} != medvae_loss{job="dist"}');
+    assert.deepEqual(nan.map((sample) => [sample.metric.rank, sample.metric.term, Number.isNaN(sample.value)]), [['1', 'kld', true]]);
     const up = await prometheus!.query('medvae_worker_up{job="dist"}');
     assert.deepEqual(up.map((sample) => [sample.metric.rank, sample.metric.device, sample.value]).sort(), [['0', 'cpu:0', 1], ['1', 'cpu:1', 1]]);
     // Lock-step workers: steps are the max (5), images the sum (2 workers x 5 steps x 8).
@@ -95,7 +101,7 @@ describe('metrics scraped by a real Prometheus', { skip: prometheusBinary === un
     assert.ok(Math.abs(quantile[0].value - 0.0375) < 1e-9, `median ${quantile[0].value}`);
   });
 
-  it('passes promtool check metrics on a live scrape with no lint problem', { skip: promtoolBinary === undefined ? 'promtool not installed' : false }, async () => {
+  it(`passes promtool check metrics on a live scrape with no lint problem${noPromtool ? ` (skipped: ${noPromtool})` : ''}`, { skip: noPromtool ?? false }, async () => {
     for (const server of servers) {
       const text = await (await fetch(`http://127.0.0.1:${server.port}/metrics`)).text();
       assert.match(text, /medvae_train_steps_total/);

@@ -1,9 +1,13 @@
 // `medvae train`: one process, one device (GPU through tfjs-node-gpu, or the CPU).
 import type { Command } from 'commander';
 import { train } from '../train/trainer.ts';
-import { createProgress } from '../train/progress.ts';
+import { createProgress, type Progress } from '../train/progress.ts';
 import { addTrainFlags, configFromFlags, runDirFor, type TrainFlags } from './train-options.ts';
 import { runCommand } from './errors.ts';
+import { TrainingMetrics, type MetricsSource } from '../metrics/registry.ts';
+import { serveMetrics, type MetricsServer } from '../metrics/server.ts';
+import type { ExperimentConfig } from '../config/schema.ts';
+import { metricsHooks } from '../train/metrics-hooks.ts';
 
 /** First Ctrl-C: finish the step, save a checkpoint, exit 0. Second: stop at once. */
 export function interruptSignal(onFirst: () => void): AbortSignal {
@@ -18,6 +22,19 @@ export function interruptSignal(onFirst: () => void): AbortSignal {
   return controller.signal;
 }
 
+/** A busy metrics port must not cost a training run: warn and train without the endpoint. */
+export async function startMetricsOrWarn(config: ExperimentConfig, source: MetricsSource, progress: Progress): Promise<MetricsServer | undefined> {
+  const { metrics_port: port, metrics_host: host } = config.output;
+  try {
+    const server = await serveMetrics(port, host, source, (m) => progress.info(m));
+    if (server) progress.info(`metrics: http://${host}:${server.port}/metrics`);
+    return server;
+  } catch (e) {
+    progress.info(`warning: metrics endpoint not started on ${host}:${port} (${(e as Error).message}); training continues without it (choose another with --metrics-port)`);
+    return undefined;
+  }
+}
+
 export function registerTrainCommand(program: Command): void {
   addTrainFlags(program.command('train').description('train a model (default: Vanilla VAE on the bundled RetinaMNIST, 64x64)'))
     .action(async (flags: TrainFlags) => {
@@ -27,8 +44,14 @@ export function registerTrainCommand(program: Command): void {
         const progress = createProgress(flags.logFormat, { everySteps: config.train.log_every });
         const signal = interruptSignal(() => progress.info('interrupted: finishing this step and saving a checkpoint (Ctrl-C again to stop at once)'));
         progress.info(`run directory: ${runDir}`);
-        const result = await train({ config, runDir, resume: flags.resume, progress, signal });
-        progress.info(`${result.stoppedBy === 'completed' ? 'finished' : `stopped (${result.stoppedBy.replace('_', ' ')})`} at step ${result.state.step}; checkpoint ${result.checkpoint || '(none)'}`);
+        const metrics = new TrainingMetrics({ rank: 0 });
+        const server = await startMetricsOrWarn(config, metrics, progress);
+        try {
+          const result = await train({ config, runDir, resume: flags.resume, progress, signal, hooks: metricsHooks(metrics) });
+          progress.info(`${result.stoppedBy === 'completed' ? 'finished' : `stopped (${result.stoppedBy.replace('_', ' ')})`} at step ${result.state.step}; checkpoint ${result.checkpoint || '(none)'}`);
+        } finally {
+          await server?.close();
+        }
       });
     });
 }

@@ -84,6 +84,8 @@ export interface OutputConfig {
   dir: string;
   name: string;
   checkpoint_every_epochs: number;
+  /** Also checkpoint every this many steps (0 = only at epoch ends): what a restarted worker group resumes from. */
+  checkpoint_every_steps: number;
   keep_last: number;
   sample_grid: number;
   metrics_port: number;
@@ -154,6 +156,7 @@ export const DEFAULT_CONFIG: ExperimentConfig = {
     dir: 'runs',
     name: '',
     checkpoint_every_epochs: 1,
+    checkpoint_every_steps: 0,
     keep_last: 3,
     sample_grid: 64,
     metrics_port: 9464,

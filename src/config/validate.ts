@@ -31,7 +31,7 @@ const POSITIVE_INT = [
   'output.checkpoint_every_epochs', 'output.keep_last', 'output.sample_grid',
 ];
 const NON_NEGATIVE_INT = ['train.max_steps', 'data.threads', 'data.prefetch', 'train.seed', 'model.num_classes',
-  'output.metrics_port', 'model.feature_layer', 'model.capacity_max_iter'];
+  'output.metrics_port', 'model.feature_layer', 'model.capacity_max_iter', 'output.checkpoint_every_steps'];
 const POSITIVE_REAL = ['train.lr', 'train.lr_discriminator', 'train.scheduler_gamma', 'model.temperature',
   'model.min_temperature', 'train.divergence_factor'];
 const NON_NEGATIVE_REAL = ['train.weight_decay', 'model.beta', 'model.gamma', 'model.max_capacity',

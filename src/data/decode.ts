@@ -6,7 +6,7 @@ import { CorruptImageError } from './errors.ts';
 import { transformSample, type SampleTransform } from './transforms.ts';
 import type { RawImage, SampleRecord } from './types.ts';
 
-/** Decode a PNG/JPEG file to HWC uint8 with 1 or 3 channels (alpha dropped, other spaces to sRGB). */
+/** Decode a PNG/JPEG file to HWC uint8 with 1 or 3 channels (alpha dropped). */
 export async function decodeImageFile(path: string): Promise<RawImage> {
   let bytes: Buffer;
   try {
@@ -16,12 +16,8 @@ export async function decodeImageFile(path: string): Promise<RawImage> {
   }
   try {
     // failOn 'warning' rejects truncated or damaged JPEG/PNG data instead of returning grey pixels.
-    const pipeline = sharp(bytes, { failOn: 'warning' }).removeAlpha();
-    const meta = await pipeline.metadata();
-    const grey = meta.channels !== undefined && meta.channels <= 2 && meta.space !== 'cmyk';
-    const { data, info } = await (grey ? pipeline.toColourspace('b-w') : pipeline.toColourspace('srgb'))
-      .raw()
-      .toBuffer({ resolveWithObject: true });
+    // Output is sRGB (CMYK and other spaces converted) or single-channel for greyscale sources.
+    const { data, info } = await sharp(bytes, { failOn: 'warning' }).removeAlpha().raw().toBuffer({ resolveWithObject: true });
     if (info.channels !== 1 && info.channels !== 3) {
       throw new Error(`decoded to ${info.channels} channels, expected 1 or 3`);
     }

@@ -40,7 +40,8 @@ export interface Loader {
   close(): Promise<void>;
 }
 
-const WORKER = new URL('../../workers/decode-worker.ts', import.meta.url).href;
+// A plain-JS entry that loads tsx in the thread, then workers/decode-worker.ts.
+const WORKER = new URL('../../workers/decode-worker-entry.js', import.meta.url).href;
 
 export function createLoader(opts: LoaderOptions): Loader {
   return new StreamingLoader(opts);
@@ -116,12 +117,15 @@ class StreamingLoader implements Loader {
     const indices = this.sampler.indices(epoch, step);
     const split = this.opts.split;
     const list = Array.from(indices);
-    const records: SampleRecord[] = split.records
-      ? await split.records(list)
+    // Records' pixel buffers are handed to the decode thread (transferred): records() promises
+    // buffers it does not keep. Images from read() may be the split's own, so they are copied.
+    const owned = split.records !== undefined;
+    const records: SampleRecord[] = owned
+      ? await split.records!(list)
       : (await split.read(list)).map((image) => ({ kind: 'pixels', image }));
     const task: DecodeTask = { records, indices, epoch, transform: this.transform };
     const result: DecodeResult = this.pool
-      ? await this.pool.run(task, { transferList: transferablesOf(records) })
+      ? await this.pool.run(task, { transferList: owned ? transferablesOf(records) : [] })
       : await decodeBatch(task);
     this.replaceFailures(result, indices, step);
     return this.assemble(result.images, indices, await this.labelRows);
@@ -171,7 +175,7 @@ class StreamingLoader implements Loader {
   }
 }
 
-/** Pixel buffers the worker may take over (each record owns its buffer, see DatasetSplit.read). */
+/** Whole pixel buffers of records, which the decode thread may take over (see DatasetSplit.records). */
 function transferablesOf(records: SampleRecord[]): ArrayBuffer[] {
   const buffers = new Set<ArrayBuffer>();
   for (const r of records) {

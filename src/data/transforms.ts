@@ -135,33 +135,47 @@ export function writeNormalized(
 ): void {
   const { data, width: side, channels: c } = image;
   if (image.height !== side) throw new RangeError(`writeNormalized needs a square image, got ${image.height}x${side}`);
-  const last = side - 1;
+  // Every flip/rotation combination maps output (y, x) to a source pixel affinely:
+  // source = origin + y * rowStep + x * colStep (in pixels). Find the map from three points.
+  const src = (y: number, x: number): number => {
+    const [sy, sx] = sourceOf(y, x, side - 1, choice);
+    return sy * side + sx;
+  };
+  const origin = src(0, 0);
+  const colStep = side > 1 ? src(0, 1) - origin : 0;
+  const rowStep = side > 1 ? src(1, 0) - origin : 0;
+  const scale = 1 / 127.5;
+  let to = offset;
   for (let y = 0; y < side; y++) {
-    for (let x = 0; x < side; x++) {
-      // Walk back from the output pixel to the source pixel: undo the quarter turns, then the flips.
-      let sy = y;
-      let sx = x;
-      for (let t = 0; t < choice.rot90; t++) {
-        const py = sy;
-        sy = sx;
-        sx = last - py;
-      }
-      if (choice.flipV) sy = last - sy;
-      if (choice.flipH) sx = last - sx;
-      const from = (sy * side + sx) * c;
-      const to = offset + (y * side + x) * channels;
+    let from = (origin + y * rowStep) * c;
+    const step = colStep * c;
+    for (let x = 0; x < side; x++, from += step) {
       if (c === channels) {
-        for (let ch = 0; ch < c; ch++) out[to + ch] = data[from + ch] / 127.5 - 1;
+        for (let ch = 0; ch < c; ch++) out[to++] = data[from + ch] * scale - 1;
       } else if (c === 1) {
-        const v = data[from] / 127.5 - 1;
-        out[to] = v;
-        out[to + 1] = v;
-        out[to + 2] = v;
+        const v = data[from] * scale - 1;
+        out[to++] = v;
+        out[to++] = v;
+        out[to++] = v;
       } else {
-        out[to] = (0.299 * data[from] + 0.587 * data[from + 1] + 0.114 * data[from + 2]) / 127.5 - 1;
+        out[to++] = (0.299 * data[from] + 0.587 * data[from + 1] + 0.114 * data[from + 2]) * scale - 1;
       }
     }
   }
+}
+
+/** The source pixel of output (y, x): undo the quarter turns, then the flips. */
+function sourceOf(y: number, x: number, last: number, choice: AugmentChoice): [number, number] {
+  let sy = y;
+  let sx = x;
+  for (let t = 0; t < choice.rot90; t++) {
+    const py = sy;
+    sy = sx;
+    sx = last - py;
+  }
+  if (choice.flipV) sy = last - sy;
+  if (choice.flipH) sx = last - sx;
+  return [sy, sx];
 }
 
 /** The whole per-sample chain: crop, resize, augment for (epoch, index), normalise into `out`. */

@@ -39,7 +39,8 @@ export interface DatasetSplit {
   read(indices: readonly number[]): Promise<RawImage[]>;
   /**
    * What the loader hands to its decode threads for these indices. Optional: a split without it
-   * is read with read() on the calling thread.
+   * is read with read() on the calling thread. A 'pixels' record's buffer is transferred to the
+   * decode thread, so it must be a fresh copy the split does not keep.
    */
   records?(indices: readonly number[]): Promise<SampleRecord[]>;
   close(): Promise<void>;

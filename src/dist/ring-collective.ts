@@ -1,5 +1,6 @@
-// A Collective over two TCP links: frames go to the right neighbour (rank+1) and come from the left one
-// (rank-1). Operations run one at a time in call order and are numbered; frames of an operation this
+// A Collective over two TCP links. Rank r dialled rank r+1 and was dialled by rank r-1; data flows
+// against the dial direction, r+1 -> r -> r-1, because only a dialled socket can read into a large
+// reused buffer (net.connect's onread), and reads are the receiving side's main cost. Operations run one at a time in call order and are numbered; frames of an operation this
 // rank has not started yet wait in the socket (back-pressure), never in a copy.
 import type { Socket } from 'node:net';
 import type { Collective, CollectiveStats } from './collective.ts';
@@ -36,9 +37,11 @@ const CLOSE_GRACE_MS = 1000;
 export class RingCollective implements Collective, RingLink {
   readonly rank: number;
   readonly worldSize: number;
+  readonly position: number;
   readonly staging: Float32Array;
-  private readonly leftRank: number;
-  private readonly rightRank: number;
+  /** The rank frames come from (rank+1) and the one they go to (rank-1). */
+  private readonly inboundRank: number;
+  private readonly outboundRank: number;
   private readonly bucketElements: number;
   private readonly chunkElements: number;
   private tail: Promise<unknown> = Promise.resolve();
@@ -54,35 +57,37 @@ export class RingCollective implements Collective, RingLink {
 
   constructor(
     private readonly settings: RingSettings,
-    private readonly right: LinkEnd,
-    private readonly left: LinkEnd,
+    /** The link this rank dialled (to rank+1): frames arrive on it. */
+    private readonly inbound: LinkEnd,
+    /** The link rank-1 dialled: frames leave on it. */
+    private readonly outbound: LinkEnd,
   ) {
     this.rank = settings.rank;
     this.worldSize = settings.worldSize;
-    this.leftRank = (settings.rank - 1 + settings.worldSize) % settings.worldSize;
-    this.rightRank = (settings.rank + 1) % settings.worldSize;
+    // Positions increase along the data flow, as the ring operations expect.
+    this.position = settings.worldSize - 1 - settings.rank;
+    this.inboundRank = (settings.rank + 1) % settings.worldSize;
+    this.outboundRank = (settings.rank - 1 + settings.worldSize) % settings.worldSize;
     this.bucketElements = settings.bucketBytes / 4;
     this.chunkElements = settings.chunkBytes / 4;
     this.staging = new Float32Array(this.chunkElements);
 
-    left.reader.setHandler({
+    inbound.reader.setHandler({
       maxPayloadBytes: settings.maxFrameBytes,
       onHeader: (h) => this.onHeader(h),
-      onError: (e) => this.fail(new PeerError(this.leftRank, `rank ${this.leftRank} sent a bad frame: ${e.message}`)),
+      onError: (e) => this.fail(new PeerError(this.inboundRank, `rank ${this.inboundRank} sent a bad frame: ${e.message}`)),
     });
-    right.reader.setHandler({
+    outbound.reader.setHandler({
       maxPayloadBytes: 0,
       onHeader: (h) => {
         throw new ProtocolError(`unexpected frame of type ${h.type} on the link this rank sends on`);
       },
-      onError: (e) => this.fail(new PeerError(this.rightRank, `rank ${this.rightRank} sent a bad frame: ${e.message}`)),
+      onError: (e) => this.fail(new PeerError(this.outboundRank, `rank ${this.outboundRank} sent a bad frame: ${e.message}`)),
     });
-    left.socket.on('data', () => {
-      this.lastProgress = Date.now();
-    });
-    this.watchLink(left.socket, this.leftRank, 'left');
-    this.watchLink(right.socket, this.rightRank, 'right');
-    left.reader.resume();
+    this.watchLink(inbound.socket, this.inboundRank, 'inbound');
+    this.watchLink(outbound.socket, this.outboundRank, 'outbound');
+    inbound.reader.resume();
+    outbound.reader.resume();
   }
 
   allReduceMean(buffers: Float32Array[]): Promise<void> {
@@ -98,7 +103,7 @@ export class RingCollective implements Collective, RingLink {
     if (!Number.isInteger(root) || root < 0 || root >= this.worldSize) {
       return Promise.reject(new RangeError(`broadcast root ${root} is not a rank of a world of size ${this.worldSize}`));
     }
-    return this.enqueue(() => this.run(new BroadcastOp(this, this.takeSeq(), buffers, root, this.bucketElements, this.chunkElements)));
+    return this.enqueue(() => this.run(new BroadcastOp(this, this.takeSeq(), buffers, this.worldSize - 1 - root, this.bucketElements, this.chunkElements)));
   }
 
   /** An all-reduce of one float: no rank can finish it before every rank has contributed. */
@@ -113,7 +118,7 @@ export class RingCollective implements Collective, RingLink {
     this.running?.reject(new Error(`rank ${this.rank}: collective closed during ${this.running.op.name}`));
     this.running = null;
     // end() rather than destroy(): a FIN after the last bytes, so no peer loses data still in flight to it.
-    await Promise.all([this.left.socket, this.right.socket].map((s) => endGracefully(s)));
+    await Promise.all([this.inbound.socket, this.outbound.socket].map((s) => endGracefully(s)));
   }
 
   stats(): CollectiveStats {
@@ -121,7 +126,7 @@ export class RingCollective implements Collective, RingLink {
   }
 
   send(header: Omit<FrameHeader, 'payloadBytes'>, layout: FlatLayout, range: ElementRange): void {
-    const socket = this.right.socket;
+    const socket = this.outbound.socket;
     const pieces: Buffer[] = [];
     // Views over the caller's floats: the kernel copies them out; they are not touched again until
     // the operation completes, and it completes only once every write has been flushed.
@@ -138,7 +143,7 @@ export class RingCollective implements Collective, RingLink {
     this.pendingWrites -= 1;
     this.lastProgress = Date.now();
     if (error) {
-      this.fail(new PeerError(this.rightRank, `sending to rank ${this.rightRank} failed: ${error.message}`));
+      this.fail(new PeerError(this.outboundRank, `sending to rank ${this.outboundRank} failed: ${error.message}`));
       return;
     }
     this.checkFinished();
@@ -165,7 +170,7 @@ export class RingCollective implements Collective, RingLink {
       this.running = { op, resolve, reject };
       this.startWatchdog();
       op.start();
-      this.left.reader.resume();
+      this.inbound.reader.resume();
       this.checkFinished();
     });
   }
@@ -194,14 +199,14 @@ export class RingCollective implements Collective, RingLink {
     throw new ProtocolError(`frame of operation ${header.opSeq}, while this rank is at operation ${(this.nextSeq - 1) >>> 0}`);
   }
 
-  private watchLink(socket: Socket, peer: number, side: 'left' | 'right'): void {
+  private watchLink(socket: Socket, peer: number, side: 'inbound' | 'outbound'): void {
     const onGone = (what: string) => {
       if (this.closed) return;
       const error = new PeerError(peer, `rank ${peer} ${what} (rank ${this.rank}'s ${side} link)`);
       const running = this.running;
       const needed =
         running !== null &&
-        (side === 'left' ? running.op.receivedFrames < running.op.expectedFrames : this.pendingWrites > 0);
+        (side === 'inbound' ? running.op.receivedFrames < running.op.expectedFrames : this.pendingWrites > 0);
       if (needed) this.fail(error);
       else this.failure ??= error;
     };
@@ -216,10 +221,10 @@ export class RingCollective implements Collective, RingLink {
     if (this.failure === null || running !== null) this.settings.log(`rank ${this.rank}: ${error.message}`);
     this.failure ??= error;
     this.stopWatchdog();
-    this.left.reader.stop();
-    this.right.reader.stop();
-    this.left.socket.destroy();
-    this.right.socket.destroy();
+    this.inbound.reader.stop();
+    this.outbound.reader.stop();
+    this.inbound.socket.destroy();
+    this.outbound.socket.destroy();
     running?.reject(error);
   }
 
@@ -234,9 +239,9 @@ export class RingCollective implements Collective, RingLink {
         this.watchdog = setTimeout(check, timeoutMs - idle);
         return;
       }
-      const waitingForLeft = running.op.receivedFrames < running.op.expectedFrames;
-      const peer = waitingForLeft ? this.leftRank : this.rightRank;
-      const what = waitingForLeft ? `no data from rank ${peer}` : `rank ${peer} stopped reading`;
+      const waitingForData = running.op.receivedFrames < running.op.expectedFrames;
+      const peer = waitingForData ? this.inboundRank : this.outboundRank;
+      const what = waitingForData ? `no data from rank ${peer}` : `rank ${peer} stopped reading`;
       this.fail(new PeerError(peer, `${running.op.name} (operation ${running.op.seq}) timed out on rank ${this.rank}: ${what} for ${idle} ms`));
     };
     this.watchdog = setTimeout(check, timeoutMs);

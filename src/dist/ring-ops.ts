@@ -10,7 +10,8 @@ import { type ElementRange, FlatLayout, RingPlan } from './layout.ts';
 
 /** What an operation needs from the ring it runs on. */
 export interface RingLink {
-  readonly rank: number;
+  /** Place along the data flow: frames come from position-1 and go to position+1 (mod worldSize). */
+  readonly position: number;
   readonly worldSize: number;
   /** Reusable aligned scratch holding one chunk while it is summed. */
   readonly staging: Float32Array;
@@ -101,15 +102,16 @@ export class AllReduceOp implements RingOperation {
     this.expectedFrames = expected;
   }
 
-  /** Reduce-scatter step t brings segment rank-t-1; all-gather step t brings segment rank-t. */
+  /** Reduce-scatter step t brings segment position-t-1; all-gather step t brings segment position-t. */
   private segmentReceivedAt(step: number): number {
     const w = this.link.worldSize;
-    return step < w - 1 ? mod(this.link.rank - step - 1, w) : mod(this.link.rank - (step - (w - 1)), w);
+    const p = this.link.position;
+    return step < w - 1 ? mod(p - step - 1, w) : mod(p - (step - (w - 1)), w);
   }
 
   start(): void {
     for (let bucket = 0; bucket < this.plan.bucketCount; bucket++) {
-      this.plan.segmentChunks(bucket, this.link.rank).forEach((range, chunk) => {
+      this.plan.segmentChunks(bucket, this.link.position).forEach((range, chunk) => {
         this.link.send({ type: FrameType.Data, step: 0, opSeq: this.seq, bucket, chunk }, this.layout, range);
       });
     }
@@ -158,7 +160,7 @@ export class AllReduceOp implements RingOperation {
   }
 }
 
-/** Root's buffers travel the ring chunk by chunk; each rank copies them and passes them on, until root's left neighbour. */
+/** Root's buffers travel the ring chunk by chunk; each rank copies them and passes them on, up to the rank just before root. */
 export class BroadcastOp implements RingOperation {
   readonly name = 'broadcast';
   readonly expectedFrames: number;
@@ -170,17 +172,18 @@ export class BroadcastOp implements RingOperation {
     private readonly link: RingLink,
     readonly seq: number,
     buffers: readonly Float32Array[],
+    /** Root's position, not its rank. */
     private readonly root: number,
     bucketElements: number,
     chunkElements: number,
   ) {
     this.layout = new FlatLayout(buffers);
     this.plan = new RingPlan(this.layout.totalElements, 1, bucketElements, chunkElements);
-    this.expectedFrames = link.rank === root ? 0 : this.plan.framesOfSegment(0);
+    this.expectedFrames = link.position === root ? 0 : this.plan.framesOfSegment(0);
   }
 
   start(): void {
-    if (this.link.rank !== this.root) return;
+    if (this.link.position !== this.root) return;
     for (let bucket = 0; bucket < this.plan.bucketCount; bucket++) {
       this.plan.segmentChunks(bucket, 0).forEach((range, chunk) => {
         this.link.send({ type: FrameType.Broadcast, step: 0, opSeq: this.seq, bucket, chunk }, this.layout, range);
@@ -196,7 +199,7 @@ export class BroadcastOp implements RingOperation {
     if (header.chunk >= chunks.length) throw new ProtocolError(`chunk ${header.chunk} out of range (${chunks.length} chunks)`);
     const range = chunks[header.chunk];
     checkPayload(header, range, 'broadcast');
-    const lastInChain = mod(this.link.rank + 1, this.link.worldSize) === this.root;
+    const lastInChain = mod(this.link.position + 1, this.link.worldSize) === this.root;
     return copySink(this.layout, range, () => {
       this.receivedFrames += 1;
       if (!lastInChain) this.link.send(header, this.layout, range);

@@ -100,7 +100,8 @@ function resolveSettings(opts: RingOptions): RingSettings {
 /** Collects a small payload whole, then hands it over. */
 function collect(onPayload: (payload: Buffer) => void): PayloadSink {
   const pieces: Buffer[] = [];
-  return { write: (p) => pieces.push(p), end: () => onPayload(Buffer.concat(pieces)) };
+  // Copies: a dialled socket's pieces live in a read buffer that the next read overwrites.
+  return { write: (p) => pieces.push(Buffer.from(p)), end: () => onPayload(Buffer.concat(pieces)) };
 }
 
 /** Holds frames back until the collective takes the link over. */
@@ -181,7 +182,7 @@ class Acceptor {
     const timer = setTimeout(() => refuse(`no valid hello within ${s.timeoutMs} ms`), s.timeoutMs);
     socket.on('error', (e) => refuse(`socket error during the handshake: ${e.message}`));
     socket.on('close', () => refuse('closed before completing the handshake'));
-    const reader = new FrameReader(socket, {
+    const reader = FrameReader.onDataEvents(socket, {
       maxPayloadBytes: HANDSHAKE_MAX_BYTES,
       onError: (e) => refuse(e.message),
       onHeader: (h) => {
@@ -194,7 +195,7 @@ class Acceptor {
           settled = true;
           clearTimeout(timer);
           this.pending.delete(socket);
-          reader.setHandler(holdingHandler(s.maxFrameBytes, () => undefined));
+          reader.setHandler(holdingHandler(0, () => undefined));
           sendFrame(socket, FrameType.Ack, encodeAck({ rank: s.rank, worldSize: s.worldSize }));
           s.log(`rank ${s.rank} accepted rank ${leftRank} from ${remote}`);
           this.leftEnd = { socket, reader };
@@ -213,7 +214,22 @@ function sleep(ms: number): Promise<void> {
 function dialOnce(s: RingSettings, peer: PeerAddress, deadline: number): Promise<LinkEnd> {
   const rightRank = (s.rank + 1) % s.worldSize;
   return new Promise((resolve, reject) => {
-    const socket = net.connect({ host: peer.host, port: peer.port, noDelay: true });
+    const { reader, onread } = FrameReader.withReadBuffer({
+      maxPayloadBytes: HANDSHAKE_MAX_BYTES,
+      onError: (e) => settle(new PeerError(rightRank, `rank ${rightRank} answered the handshake badly: ${e.message}`)),
+      onHeader: (h) => {
+        if (h.type !== FrameType.Ack) throw new ProtocolError(`expected an ack frame, got frame type ${h.type}`);
+        return collect((payload) => {
+          const ack = decodeAck(payload);
+          if (ack.rank !== rightRank || ack.worldSize !== s.worldSize) {
+            throw new ProtocolError(`rank ${ack.rank} of ${ack.worldSize} answered, expected rank ${rightRank} of ${s.worldSize}`);
+          }
+          settle(null);
+        });
+      },
+    });
+    const socket = net.connect({ host: peer.host, port: peer.port, noDelay: true, onread });
+    reader.bind(socket);
     let settled = false;
     const settle = (error: Error | null) => {
       if (settled) return;
@@ -224,7 +240,7 @@ function dialOnce(s: RingSettings, peer: PeerAddress, deadline: number): Promise
         socket.destroy();
         reject(error);
       } else {
-        reader.setHandler(holdingHandler(0, () => undefined));
+        reader.setHandler(holdingHandler(s.maxFrameBytes, () => undefined));
         resolve({ socket, reader });
       }
     };
@@ -239,20 +255,6 @@ function dialOnce(s: RingSettings, peer: PeerAddress, deadline: number): Promise
     socket.on('connect', () => {
       const hello = { version: PROTOCOL_VERSION, rank: s.rank, worldSize: s.worldSize, bucketBytes: s.bucketBytes, chunkBytes: s.chunkBytes, token: s.token };
       sendFrame(socket, FrameType.Hello, encodeHello(hello));
-    });
-    const reader = new FrameReader(socket, {
-      maxPayloadBytes: HANDSHAKE_MAX_BYTES,
-      onError: (e) => settle(new PeerError(rightRank, `rank ${rightRank} answered the handshake badly: ${e.message}`)),
-      onHeader: (h) => {
-        if (h.type !== FrameType.Ack) throw new ProtocolError(`expected an ack frame, got frame type ${h.type}`);
-        return collect((payload) => {
-          const ack = decodeAck(payload);
-          if (ack.rank !== rightRank || ack.worldSize !== s.worldSize) {
-            throw new ProtocolError(`rank ${ack.rank} of ${ack.worldSize} answered, expected rank ${rightRank} of ${s.worldSize}`);
-          }
-          settle(null);
-        });
-      },
     });
   });
 }
@@ -302,8 +304,8 @@ export async function listenForRing(opts: RingOptions): Promise<RingListener> {
     connect: async (peers) => {
       try {
         checkPeers(s, peers);
-        const [right, left] = await Promise.all([dialRight(s, peers[(s.rank + 1) % s.worldSize]), acceptor.left()]);
-        return new RingCollective(s, right, left);
+        const [dialled, accepted] = await Promise.all([dialRight(s, peers[(s.rank + 1) % s.worldSize]), acceptor.left()]);
+        return new RingCollective(s, dialled, accepted);
       } finally {
         acceptor.close();
       }

@@ -28,10 +28,14 @@ export class MetricsMergeError extends Error {
 
 const METRIC_TYPES = new Set(['counter', 'gauge', 'histogram', 'summary']);
 
-/** Checks a snapshot that came over the wire has the shape getMetricsAsJSON produces. */
-function validateSnapshot(snapshot: unknown, source: string): asserts snapshot is MetricSnapshot {
+/**
+ * Checks a snapshot that came over the wire has the shape getMetricsAsJSON produces, and returns it
+ * with null values read as NaN: a JSON channel (child_process IPC's default serialization) turns
+ * NaN and Infinity into null, and a diverged loss must still reach the NaN alert, not fail the scrape.
+ */
+function checkedSnapshot(snapshot: unknown, source: string): MetricSnapshot {
   if (!Array.isArray(snapshot)) throw new MetricsMergeError(`${source}: expected an array of metrics, got ${typeof snapshot}`);
-  for (const entry of snapshot as unknown[]) {
+  return snapshot.map((entry: unknown): MetricSnapshotEntry => {
     const metric = entry as Partial<MetricSnapshotEntry> | null;
     if (typeof metric !== 'object' || metric === null || typeof metric.name !== 'string') {
       throw new MetricsMergeError(`${source}: every metric needs a string "name"`);
@@ -40,13 +44,18 @@ function validateSnapshot(snapshot: unknown, source: string): asserts snapshot i
       throw new MetricsMergeError(`${source}: metric ${metric.name} has type ${String(metric.type)}, expected counter, gauge, histogram or summary`);
     }
     if (!Array.isArray(metric.values)) throw new MetricsMergeError(`${source}: metric ${metric.name} has no "values" array`);
-    for (const value of metric.values) {
-      if (typeof value?.value !== 'number') {
-        // JSON.stringify turns NaN into null: the channel must carry numbers as numbers.
-        throw new MetricsMergeError(`${source}: metric ${metric.name} has a value ${JSON.stringify(value?.value)}, expected a number (send snapshots with msgpackr or structured clone)`);
+    const values = metric.values.map((value: Partial<MetricSnapshotEntry['values'][number]> | null) => {
+      if (typeof value?.labels !== 'object' || value.labels === null) {
+        throw new MetricsMergeError(`${source}: metric ${metric.name} has a value without a "labels" object`);
       }
-    }
-  }
+      if (value.value === null) return { ...value, labels: value.labels, value: Number.NaN };
+      if (typeof value.value !== 'number') {
+        throw new MetricsMergeError(`${source}: metric ${metric.name} has a value ${JSON.stringify(value.value)}, expected a number`);
+      }
+      return { ...value, labels: value.labels, value: value.value };
+    });
+    return { ...(metric as MetricSnapshotEntry), values };
+  });
 }
 
 function seriesKey(metricName: string, labels: Record<string, string | number>): string {
@@ -63,8 +72,7 @@ export function aggregateWorkerMetrics(snapshots: readonly unknown[], sources?: 
   const seenSeries = new Map<string, string>();
   const prepared: MetricSnapshot[] = snapshots.map((snapshot, index) => {
     const source = sources?.[index] ?? `snapshot ${index}`;
-    validateSnapshot(snapshot, source);
-    return snapshot.map((metric) => {
+    return checkedSnapshot(snapshot, source).map((metric) => {
       if (GLOBAL_METRIC_NAMES.has(metric.name)) return metric;
       for (const value of metric.values) {
         const key = seriesKey(value.metricName ?? metric.name, value.labels);
@@ -117,8 +125,7 @@ export class CoordinatorMetrics implements MetricsSource {
   /** Stores the latest snapshot of a worker (validated now, so a bad one fails at its sender). */
   workerSnapshot(rank: number, snapshot: unknown): void {
     if (!Number.isInteger(rank) || rank < 0) throw new MetricsInputError(`metrics: worker rank must be an integer >= 0, got ${rank}`);
-    validateSnapshot(snapshot, `worker rank ${rank}`);
-    this.snapshots.set(rank, snapshot);
+    this.snapshots.set(rank, checkedSnapshot(snapshot, `worker rank ${rank}`));
   }
 
   /** The merged registry: coordinator first, then workers by rank. */

@@ -113,7 +113,8 @@ export interface MetricsSource {
 
 /**
  * One metric as `Registry.getMetricsAsJSON()` returns it: what a worker sends to the coordinator.
- * Send it with structured clone or msgpackr, not JSON.stringify, which turns NaN losses into null.
+ * Structured clone (fork with serialization: 'advanced') or msgpackr keep NaN and Inf; a JSON
+ * channel turns them into null, which the merge reads back as NaN.
  */
 export interface MetricSnapshotEntry {
   name: string;

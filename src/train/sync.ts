@@ -19,16 +19,17 @@ export interface SharedState {
 
 /**
  * Averages, over all workers and in place: per-group gradients (replaced by new tensors),
- * the loss terms, and the shared state variables. The order of buffers is fixed by sorted names,
- * so every worker lays them out identically.
+ * the loss terms, and the shared state variables; and agrees on whether to stop after this step. The order of buffers is fixed by sorted names,
+ * so every worker lays them out identically. Returns the bytes reduced (0 with one worker) and the stop decision.
  */
 export async function averageAcrossWorkers(
   collective: StepCollective,
   grads: Record<string, tf.NamedTensorMap>,
   terms: Record<string, number>,
   shared: SharedState[],
-): Promise<void> {
-  if (collective.worldSize === 1) return;
+  stopRequested: boolean,
+): Promise<{ bytes: number; stop: boolean }> {
+  if (collective.worldSize === 1) return { bytes: 0, stop: stopRequested };
   const slots: { group: string; name: string }[] = [];
   for (const group of Object.keys(grads).sort()) {
     for (const name of Object.keys(grads[group]!).sort()) slots.push({ group, name });
@@ -36,7 +37,9 @@ export async function averageAcrossWorkers(
   const termNames = Object.keys(terms).sort();
   const buffers: Float32Array[] = [
     ...slots.map(({ group, name }) => grads[group]![name]!.dataSync() as Float32Array),
-    Float32Array.from(termNames.map((n) => terms[n]!)),
+    // The last slot votes on stopping: any worker asked to stop (Ctrl-C) makes all stop after this
+    // same step, so none is left waiting in an all-reduce its peers never join.
+    Float32Array.from([...termNames.map((n) => terms[n]!), stopRequested ? 1 : 0]),
     ...shared.map((s) => s.variable.dataSync() as Float32Array),
   ];
   // dataSync may hand back the backend's own memory: copy so that reducing in place is safe.
@@ -49,10 +52,12 @@ export async function averageAcrossWorkers(
   });
   const termValues = owned[slots.length]!;
   termNames.forEach((n, i) => { terms[n] = termValues[i]!; });
+  const stop = termValues[termNames.length]! > 0;
   shared.forEach((s, i) => {
     const value = owned[slots.length + 1 + i]!;
     tf.tidy(() => s.variable.assign(tf.tensor(value, s.variable.shape, 'float32')));
   });
+  return { bytes: owned.reduce((sum, b) => sum + b.byteLength, 0), stop };
 }
 
 /** Makes every worker start from rank 0's weights and shared state. */

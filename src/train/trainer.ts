@@ -19,6 +19,7 @@ import { latestCheckpoint, restoreCheckpoint, saveCheckpoint, type TrainState } 
 import { stepNoise, Stream } from './rng.ts';
 import { averageAcrossWorkers, broadcastWeights, checkReplicasAgree, type SharedState, type StepCollective } from './sync.ts';
 import { DivergenceMonitor } from './divergence.ts';
+import { LocalCollective } from '../dist/collective.ts';
 import { resolveMicroBatch } from './memory.ts';
 import { writeEpochPictures } from './pictures.ts';
 import { writeFileAtomic } from './atomic.ts';
@@ -34,7 +35,10 @@ export interface StepInfo {
   stepSeconds: number;
   dataWaitSeconds: number;
   allReduceSeconds: number;
+  allReduceBytes: number;
   imagesPerSecond: number;
+  /** Learning rate of each optimizer group. */
+  learningRates: Record<string, number>;
 }
 
 /** Optional observers (metrics, tests); the loop never depends on them. */
@@ -65,7 +69,6 @@ export interface TrainResult {
   checkpoint: string;
 }
 
-const SINGLE: StepCollective = { rank: 0, worldSize: 1, allReduceMean: async () => {}, broadcast: async () => {} };
 /** Replicas compare a checksum of their weights this often. */
 const CHECKSUM_EVERY = 50;
 
@@ -157,7 +160,7 @@ function resolveResume(resume: string): string {
 
 export async function train(opts: TrainOptions): Promise<TrainResult> {
   const { config: cfg, runDir, progress } = opts;
-  const collective = opts.collective ?? SINGLE;
+  const collective = opts.collective ?? new LocalCollective();
   const { rank, worldSize } = collective;
   const isChief = rank === 0;
   const log = (m: string): void => { if (isChief) progress.info(m); };
@@ -216,9 +219,10 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   let lastCheckpoint = '';
   let stoppedBy: TrainResult['stoppedBy'] = 'completed';
 
-  const checkpoint = async (): Promise<void> => {
+  /** `epochEnd`: lastLoss is an epoch mean, comparable with bestLoss; mid-epoch saves never become 'best'. */
+  const checkpoint = async (epochEnd: boolean): Promise<void> => {
     state.savedAt = new Date().toISOString();
-    const isBest = state.lastLoss < state.bestLoss;
+    const isBest = epochEnd && state.lastLoss < state.bestLoss;
     if (isBest) state.bestLoss = state.lastLoss;
     if (!isChief) return;
     lastCheckpoint = await saveCheckpoint(checkpointRoot, { model, optimizers, state }, cfg.output.keep_last, isBest);
@@ -265,7 +269,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
 
         // ---- all-reduce (identity with one worker) ----
         const reduceStart = performance.now();
-        await averageAcrossWorkers(collective, grads, terms, shared);
+        const { bytes: allReduceBytes, stop } = await averageAcrossWorkers(collective, grads, terms, shared, opts.signal?.aborted ?? false);
         const allReduceSeconds = worldSize > 1 ? (performance.now() - reduceStart) / 1000 : 0;
 
         // ---- checks before the update: a bad step never reaches the weights ----
@@ -290,8 +294,9 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         const stepSeconds = (performance.now() - stepStart) / 1000;
         const images = batch.n * worldSize;
         const info: StepInfo = {
-          step: state.step, epoch: state.epoch, terms, lr, images, stepSeconds, dataWaitSeconds, allReduceSeconds,
+          step: state.step, epoch: state.epoch, terms, lr, images, stepSeconds, dataWaitSeconds, allReduceSeconds, allReduceBytes,
           imagesPerSecond: images / Math.max(stepSeconds + dataWaitSeconds, 1e-9),
+          learningRates: Object.fromEntries(Object.entries(optimizers).map(([g, o]) => [g, o.lr])),
         };
         for (const [k, v] of Object.entries(terms)) epochSums[k] = (epochSums[k] ?? 0) + v;
         epochSteps++;
@@ -303,8 +308,10 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
             step: state.step - 1, totalSteps, terms, imagesPerSecond: info.imagesPerSecond, lr,
           });
         }
+        const everySteps = cfg.output.checkpoint_every_steps;
+        if (everySteps > 0 && state.step % everySteps === 0 && state.stepInEpoch < loader.stepsPerEpoch && state.step < maxSteps) await checkpoint(false);
         if (state.step >= maxSteps) { stoppedBy = 'max_steps'; break; }
-        if (opts.signal?.aborted) { stoppedBy = 'signal'; break; }
+        if (stop) { stoppedBy = 'signal'; break; }
         waitStart = performance.now();
       }
 
@@ -324,7 +331,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       if (epochSteps > 0) state.lastLoss = means.loss ?? state.lastLoss;
       if (finishedEpoch) { state.epoch++; state.stepInEpoch = 0; }
       const due = finishedEpoch && ((ranEpoch + 1) % cfg.output.checkpoint_every_epochs === 0 || state.epoch === cfg.train.epochs);
-      if (due || stoppedBy !== 'completed') await checkpoint();
+      if (due || stoppedBy !== 'completed') await checkpoint(finishedEpoch);
       if (stoppedBy !== 'completed') break;
     }
     return { state, backend, stoppedBy, checkpoint: lastCheckpoint };

@@ -1,0 +1,109 @@
+// Training-step throughput of one model on one backend, on a fixed random batch:
+//   node --import tsx bench/step.ts --model vae --size 64 --batch 64 --backend wasm --steps 5
+// prints one JSON line {model, image_size, batch, backend, params, images_per_s, step_ms_median,
+// peak_rss_mb, tensors_leaked}. One warm-up step runs first, untimed. --profile adds, on stderr,
+// where one step's time goes, per kernel.
+import { parseArgs } from 'node:util';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../src/backend/index.ts';
+import { DEFAULT_CONFIG, type BackendChoice, type ModelName } from '../src/config/schema.ts';
+import type { ModelBatch, VaeModel } from '../src/models/base.ts';
+import { createModel } from '../src/models/index.ts';
+import { stepNoise, Stream } from '../src/train/rng.ts';
+import { applyGradients, computeGradients, createOptimizers, disposeGradients, type GroupAdam } from '../src/train/step.ts';
+
+const MODEL_NAMES: Record<string, ModelName> = {
+  vae: 'vae', beta: 'beta_vae', mssim: 'mssim_vae', cvae: 'cvae', joint: 'joint_vae', vaegan: 'vae_gan',
+};
+const LABEL_WIDTH = 10;
+
+function positiveInt(value: string, flag: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`--${flag} must be a positive integer, got '${value}'`);
+  return n;
+}
+
+const { values } = parseArgs({
+  options: {
+    model: { type: 'string', default: 'vae' },
+    size: { type: 'string', default: '64' },
+    batch: { type: 'string', default: '64' },
+    backend: { type: 'string', default: 'wasm' },
+    steps: { type: 'string', default: '5' },
+    profile: { type: 'boolean', default: false },
+  },
+});
+const name = MODEL_NAMES[values.model] ?? (Object.values(MODEL_NAMES).includes(values.model as ModelName) ? (values.model as ModelName) : undefined);
+if (name === undefined) throw new Error(`--model must be one of ${Object.keys(MODEL_NAMES).join(', ')}, got '${values.model}'`);
+const size = positiveInt(values.size, 'size');
+const batchSize = positiveInt(values.batch, 'batch');
+const steps = positiveInt(values.steps, 'steps');
+const backend = values.backend as BackendChoice;
+
+const info = await initBackend(backend);
+const config = { ...DEFAULT_CONFIG.model, name, image_size: size, num_classes: name === 'cvae' ? LABEL_WIDTH : 0 };
+const model: VaeModel = createModel(config, DEFAULT_CONFIG.train.seed);
+const optimizers: Record<string, GroupAdam> = createOptimizers(model, DEFAULT_CONFIG.train);
+const batch: ModelBatch = {
+  images: tf.randomUniform([batchSize, size, size, config.in_channels], -1, 1, 'float32', 1) as tf.Tensor4D,
+  labels: tf.oneHot(tf.randomUniform([batchSize], 0, LABEL_WIDTH, 'int32', 2) as tf.Tensor1D, LABEL_WIDTH).toFloat() as tf.Tensor2D,
+};
+
+function step(i: number): void {
+  const ctx = { step: i, minibatchFraction: batchSize / 1080, noise: stepNoise(1, Stream.noise, i), training: true };
+  const grads = computeGradients(model, batch, ctx);
+  applyGradients(optimizers, grads.groups);
+  // Reading a term waits for the step's kernels on asynchronous backends.
+  grads.terms['loss']?.dataSync();
+  disposeGradients(grads);
+}
+
+let peakRss = 0;
+const sampleRss = (): void => {
+  peakRss = Math.max(peakRss, process.memoryUsage().rss);
+};
+
+step(0);
+sampleRss();
+const tensorsAfterWarmup = tf.memory().numTensors;
+const times: number[] = [];
+for (let i = 1; i <= steps; i++) {
+  const t0 = performance.now();
+  step(i);
+  times.push(performance.now() - t0);
+  sampleRss();
+}
+const tensorsLeaked = tf.memory().numTensors - tensorsAfterWarmup;
+
+if (values.profile) {
+  const profile = await tf.profile(() => step(steps + 1));
+  const byKernel = new Map<string, { ms: number; calls: number }>();
+  for (const k of profile.kernels) {
+    const ms = Number(await k.kernelTimeMs);
+    const entry = byKernel.get(k.name) ?? { ms: 0, calls: 0 };
+    entry.ms += Number.isFinite(ms) ? ms : 0;
+    entry.calls += 1;
+    byKernel.set(k.name, entry);
+  }
+  const total = [...byKernel.values()].reduce((a, b) => a + b.ms, 0);
+  const rows = [...byKernel.entries()].sort((a, b) => b[1].ms - a[1].ms);
+  for (const [kernel, { ms, calls }] of rows.slice(0, 25)) {
+    process.stderr.write(`${kernel.padEnd(36)} ${ms.toFixed(1).padStart(9)} ms ${((100 * ms) / total).toFixed(1).padStart(5)}% ${String(calls).padStart(5)} calls\n`);
+  }
+}
+
+const sorted = [...times].sort((a, b) => a - b);
+const median = sorted.length % 2 ? sorted[(sorted.length - 1) / 2] : (sorted[sorted.length / 2 - 1] + sorted[sorted.length / 2]) / 2;
+console.log(JSON.stringify({
+  model: name,
+  image_size: size,
+  batch: batchSize,
+  backend: info.name,
+  params: model.paramCount(),
+  images_per_s: Number(((batchSize * 1000) / median).toFixed(2)),
+  step_ms_median: Number(median.toFixed(1)),
+  peak_rss_mb: Math.round(peakRss / 2 ** 20),
+  tensors_leaked: tensorsLeaked,
+}));
+tf.dispose([batch.images, batch.labels ?? []]);
+model.dispose();

@@ -1,0 +1,107 @@
+// `medvae-dist`: data-parallel training, one worker process per device. Takes every flag of
+// `medvae train` and shares its configs, run layout, checkpoints and resume.
+import { Command } from 'commander';
+import { createRequire } from 'node:module';
+import { addTrainFlags, configFromFlags, runDirFor, type TrainFlags } from './train-options.ts';
+import { runCommand } from './errors.ts';
+import { interruptSignal, startMetricsOrWarn } from './train-command.ts';
+import { createProgress, type Progress } from '../train/progress.ts';
+import { train } from '../train/trainer.ts';
+import { metricsHooks } from '../train/metrics-hooks.ts';
+import { TrainingMetrics } from '../metrics/registry.ts';
+import { CoordinatorMetrics } from '../metrics/aggregate.ts';
+import { launch } from '../dist/coordinator.ts';
+
+interface DistFlags extends TrainFlags {
+  gpus?: string;
+  cpuWorkers?: string;
+  maxRestarts: string;
+  stepTimeout: string;
+  listenHost: string;
+}
+
+export class DistUsageError extends Error {
+  override name = 'DistUsageError';
+}
+
+function gpuBackendInstalled(): boolean {
+  try {
+    createRequire(import.meta.url).resolve('@tensorflow/tfjs-node-gpu');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The device of each worker, from --gpus / --cpu-workers; GPUs fall back to CPU workers with one warning. */
+export function resolveDevices(flags: DistFlags, progress: Progress, gpuAvailable = gpuBackendInstalled()): string[] {
+  if (flags.gpus !== undefined && flags.cpuWorkers !== undefined) throw new DistUsageError('give either --gpus or --cpu-workers, not both');
+  if (flags.gpus !== undefined) {
+    const ids = flags.gpus.split(',').map((s) => s.trim());
+    if (ids.length === 0 || ids.some((id) => !/^\d+$/.test(id)) || new Set(ids).size !== ids.length) {
+      throw new DistUsageError(`--gpus must be distinct GPU indices separated by commas, e.g. 0,1; got '${flags.gpus}'`);
+    }
+    if (gpuAvailable) return ids.map((id) => `gpu:${id}`);
+    progress.info(`warning: no GPU backend (@tensorflow/tfjs-node-gpu is not installed): --gpus ${flags.gpus} falls back to ${ids.length} CPU worker(s)`);
+    return ids.map((_, i) => `cpu:${i}`);
+  }
+  const n = Number(flags.cpuWorkers ?? '1');
+  if (!Number.isInteger(n) || n < 1) throw new DistUsageError(`--cpu-workers must be an integer >= 1, got '${flags.cpuWorkers}'`);
+  return Array.from({ length: n }, (_, i) => `cpu:${i}`);
+}
+
+function positive(flag: string, value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0) throw new DistUsageError(`${flag} must be a number >= 0, got '${value}'`);
+  return n;
+}
+
+const program = addTrainFlags(new Command('medvae-dist')
+  .description('data-parallel training: one worker process per GPU (or CPU worker), gradients averaged every step'))
+  .option('--gpus <ids>', 'GPU indices, one worker each, e.g. 0,1 (one GPU: no coordinator, the single-GPU path)')
+  .option('--cpu-workers <n>', 'number of CPU workers (wasm backend)')
+  .option('--max-restarts <n>', 'restart all workers from the last checkpoint up to n times when one dies or hangs', '0')
+  .option('--step-timeout <seconds>', 'a worker whose step count does not move for this long is treated as dead', '600')
+  .option('--listen-host <host>', `data-plane address of the workers (beyond loopback needs MEDVAE_DIST_TOKEN)`, '127.0.0.1')
+  .action(async (flags: DistFlags) => {
+    await runCommand(Boolean(flags.debug), async () => {
+      const progress = createProgress(flags.logFormat, { everySteps: 10 });
+      const devices = resolveDevices(flags, progress);
+      const config = configFromFlags(flags, devices.length);
+      const runDir = runDirFor(flags, config);
+      const signal = interruptSignal(() => progress.info('interrupted: workers finish this step, then rank 0 saves a checkpoint (Ctrl-C again to stop at once)'));
+      const maxRestarts = positive('--max-restarts', flags.maxRestarts);
+      const stepTimeoutMs = positive('--step-timeout', flags.stepTimeout) * 1000;
+      progress.info(`run directory: ${runDir}; workers: ${devices.join(', ')}`);
+
+      if (devices.length === 1) {
+        // The single-device fallback: same loop, same outputs, no coordinator and no IPC.
+        const [kind, id] = devices[0]!.split(':');
+        process.env.CUDA_VISIBLE_DEVICES = kind === 'gpu' ? id : '';
+        const metrics = new TrainingMetrics({ rank: 0 });
+        const server = await startMetricsOrWarn(config, metrics, progress);
+        try {
+          const result = await train({ config, runDir, resume: flags.resume, progress, signal, hooks: metricsHooks(metrics) });
+          progress.info(`finished at step ${result.state.step} (${result.stoppedBy}); checkpoint ${result.checkpoint || '(none)'}`);
+        } finally {
+          await server?.close();
+        }
+        return;
+      }
+
+      const metrics = new CoordinatorMetrics();
+      const server = await startMetricsOrWarn(config, metrics, progress);
+      try {
+        const { results, restarts } = await launch({
+          config, runDir, resume: flags.resume, devices, maxRestarts, stepTimeoutMs, logFormat: flags.logFormat,
+          progress, metrics, signal, listenHost: flags.listenHost,
+        });
+        const peak = results.map((r) => `${Math.round(r.peakRssBytes / 2 ** 20)} MiB`).join(', ');
+        progress.info(`finished at step ${results[0]!.step} (${results[0]!.stoppedBy}) with ${devices.length} workers, ${restarts} restart(s); checkpoint ${results[0]!.checkpoint || '(none)'}; peak RSS per worker: ${peak}`);
+      } finally {
+        await server?.close();
+      }
+    });
+  });
+
+await program.parseAsync(process.argv);

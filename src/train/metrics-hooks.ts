@@ -1,0 +1,30 @@
+// Connects the training loop's observer hooks to the Prometheus metrics of src/metrics.
+import * as tf from '@tensorflow/tfjs';
+import { lossesByNetwork, type TrainingMetrics } from '../metrics/registry.ts';
+import type { TrainHooks } from './trainer.ts';
+
+export function metricsHooks(metrics: TrainingMetrics): TrainHooks {
+  return {
+    onStep(info) {
+      metrics.stepDone({
+        step: info.step,
+        images: info.images,
+        stepSeconds: info.stepSeconds + info.dataWaitSeconds,
+        dataWaitSeconds: info.dataWaitSeconds,
+        losses: lossesByNetwork(info.terms, {}),
+        learningRates: info.learningRates,
+      });
+      if (info.allReduceBytes > 0) metrics.allReduceDone(info.allReduceSeconds, info.allReduceBytes);
+      metrics.tensorMemory(tf.memory());
+    },
+    onEpoch(epoch) {
+      metrics.epochDone(epoch + 1);
+    },
+    onCheckpoint() {
+      metrics.checkpointSaved();
+    },
+    onDivergence(kind) {
+      metrics.divergence(kind);
+    },
+  };
+}
