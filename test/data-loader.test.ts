@@ -143,6 +143,24 @@ describe('loader over a MedMNIST npz', () => {
     assert.equal(first.value.labels.length, 0);
   });
 
+  it("a split without records() keeps its own buffers when a decode thread reads them", async () => {
+    const shared: RawImage = { data: Uint8Array.from({ length: 2 * 2 * 3 }, (_, i) => i * 20), height: 2, width: 2, channels: 3 };
+    const split: DatasetSplit = {
+      description: 'shared[train]',
+      length: 8,
+      labelKind: 'none',
+      labelWidth: 0,
+      labelNames: [],
+      labels: async () => Array.from({ length: 8 }, () => new Uint8Array(0)),
+      read: async (indices) => indices.map(() => shared),
+      close: async () => undefined,
+    };
+    const batches = await collect(options(split, { imageSize: 2, globalBatch: 4, threads: 1 }));
+    assert.equal(batches.length, 2);
+    assert.equal(shared.data.byteLength, 12, 'not transferred away');
+    assert.deepEqual([...batches[1].images.subarray(0, 12)].map((v) => Math.round((v + 1) * 127.5)), [...shared.data]);
+  });
+
   it('an empty split or one smaller than a global batch is refused with a message', async () => {
     const empty: DatasetSplit = {
       description: 'empty[train]',

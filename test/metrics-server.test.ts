@@ -69,7 +69,7 @@ describe('startMetricsServer', () => {
   });
 
   it('scrapes promptly while a silent client and a garbage client are connected, and drops both', { timeout: 15000 }, async () => {
-    const base = await start(async () => EXPOSITION, 600);
+    const base = await start(async () => EXPOSITION, 2000);
     const port = Number(new URL(base).port);
     const silent = await openSocket(port);
     const silentClosed = closedBy(silent);
@@ -84,16 +84,17 @@ describe('startMetricsServer', () => {
     const began = Date.now();
     const response = await fetch(`${base}/metrics`);
     assert.equal(await response.text(), EXPOSITION);
-    assert.ok(Date.now() - began < 300, `scrape took ${Date.now() - began} ms`);
+    // Served while the silent and stalled clients still hold their connections, not after them.
+    assert.ok(Date.now() - began < 1500, `scrape took ${Date.now() - began} ms`);
+    assert.ok(!silent.destroyed && !stalled.destroyed);
 
     assert.match(await garbageClosed, /^HTTP\/1\.1 400/);
     const dropped = Date.now();
     const [silentGot, stalledGot] = await Promise.all([silentClosed, stalledClosed]);
-    assert.equal(silentGot, '');
     // Whichever deadline comes first: the idle timeout closes silently, the headers deadline answers 408.
-    assert.ok(stalledGot === '' || stalledGot.startsWith('HTTP/1.1 408'), stalledGot);
-    // Closed by the server's 600 ms socket timeout (checked at least every 600 ms), not by the test.
-    assert.ok(Date.now() - dropped < 3000, `idle sockets closed after ${Date.now() - dropped} ms`);
+    for (const got of [silentGot, stalledGot]) assert.ok(got === '' || got.startsWith('HTTP/1.1 408 '), got);
+    // Closed by the server's 2 s socket timeout (deadlines checked every second), not by the test.
+    assert.ok(Date.now() - dropped < 5000, `idle sockets closed after ${Date.now() - dropped} ms`);
   });
 });
 

@@ -95,8 +95,12 @@ async function select(choice: BackendChoice): Promise<BackendInfo> {
     for (const native of nativePackages) {
       const attempt = await tryNative(native.pkg, native.short);
       if (attempt.ok) {
-        const reason = choice === 'auto' ? (skipped.length ? skipped.join('; ') : 'best available') : 'requested';
-        return { name: 'tensorflow', gpu: native.gpu, reason: `${native.short}: ${reason}` };
+        // tfjs-node-gpu runs on the CPU when CUDA finds no device; its backend says which.
+        const onDevice = native.gpu && (tf.backend() as { isUsingGpuDevice?: boolean }).isUsingGpuDevice === true;
+        const notes = [native.short, ...skipped];
+        if (native.gpu && !onDevice) notes.push('tfjs-node-gpu found no CUDA device, running on CPU');
+        if (choice === 'tensorflow') notes.push('requested');
+        return { name: 'tensorflow', gpu: onDevice, reason: notes.join('; ') };
       }
       skipped.push(attempt.why);
     }

@@ -61,7 +61,7 @@ const program = addTrainFlags(new Command('medvae-dist')
   .option('--gpus <ids>', 'GPU indices, one worker each, e.g. 0,1 (one GPU: no coordinator, the single-GPU path)')
   .option('--cpu-workers <n>', 'number of CPU workers (wasm backend)')
   .option('--max-restarts <n>', 'restart all workers from the last checkpoint up to n times when one dies or hangs', '0')
-  .option('--step-timeout <seconds>', 'a worker whose step count does not move for this long is treated as dead', '600')
+  .option('--step-timeout <seconds>', 'after its first step, a worker whose step count does not move for this long is treated as hung (start-up may take up to 300 s)', '600')
   .option('--listen-host <host>', `data-plane address of the workers (beyond loopback needs MEDVAE_DIST_TOKEN)`, '127.0.0.1')
   .action(async (flags: DistFlags) => {
     await runCommand(Boolean(flags.debug), async () => {
@@ -79,6 +79,7 @@ const program = addTrainFlags(new Command('medvae-dist')
         const [kind, id] = devices[0]!.split(':');
         process.env.CUDA_VISIBLE_DEVICES = kind === 'gpu' ? id : '';
         const metrics = new TrainingMetrics({ rank: 0 });
+        metrics.workerUp(0, devices[0]!, true);
         const server = await startMetricsOrWarn(config, metrics, progress);
         try {
           const result = await train({ config, runDir, resume: flags.resume, progress, signal, hooks: metricsHooks(metrics) });

@@ -2,10 +2,12 @@
 import { Command } from 'commander';
 import { registerTrainCommand } from './train-command.ts';
 import { registerGenerateCommands } from './generate-commands.ts';
+import { registerDataCommands } from './data-command.ts';
 
 const program = new Command('medvae')
   .description('Train VAE-family generative models on medical images (TensorFlow.js)')
   .showHelpAfterError();
 registerTrainCommand(program);
 registerGenerateCommands(program);
+registerDataCommands(program);
 await program.parseAsync(process.argv);

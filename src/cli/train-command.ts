@@ -45,6 +45,7 @@ export function registerTrainCommand(program: Command): void {
         const signal = interruptSignal(() => progress.info('interrupted: finishing this step and saving a checkpoint (Ctrl-C again to stop at once)'));
         progress.info(`run directory: ${runDir}`);
         const metrics = new TrainingMetrics({ rank: 0 });
+        metrics.workerUp(0, 'local', true);
         const server = await startMetricsOrWarn(config, metrics, progress);
         try {
           const result = await train({ config, runDir, resume: flags.resume, progress, signal, hooks: metricsHooks(metrics) });

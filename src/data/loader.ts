@@ -120,8 +120,8 @@ class StreamingLoader implements Loader {
     // Records' pixel buffers are handed to the decode thread (transferred): records() promises
     // buffers it does not keep. Images from read() may be the split's own, so they are copied.
     const owned = split.records !== undefined;
-    const records: SampleRecord[] = owned
-      ? await split.records!(list)
+    const records: SampleRecord[] = split.records
+      ? await split.records(list)
       : (await split.read(list)).map((image) => ({ kind: 'pixels', image }));
     const task: DecodeTask = { records, indices, epoch, transform: this.transform };
     const result: DecodeResult = this.pool

@@ -2,6 +2,7 @@
 // (local headers may carry 0xFFFFFFFF placeholders, as ZIP64 files from newer NumPy do), and reads
 // one member at a time from an open file handle: a stored member stays on disk and is read row by
 // row; a deflated one is inflated from just its own bytes into one buffer.
+import { constants as bufferConstants } from 'node:buffer';
 import { open, type FileHandle } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { crc32, inflateRaw } from 'node:zlib';
@@ -111,6 +112,13 @@ export class NpzArchive {
   /** The whole uncompressed member, its CRC-32 checked. */
   async readMember(array: string): Promise<Buffer> {
     const entry = this.entry(array);
+    if (entry.uncompressedSize > bufferConstants.MAX_LENGTH) {
+      throw new DatasetError(
+        this.path,
+        `member '${entry.name}' holds ${entry.uncompressedSize} bytes, more than one buffer can hold once inflated; ` +
+          're-save the npz uncompressed (numpy.savez) so it is read from disk row by row',
+      );
+    }
     const start = await this.dataStart(entry);
     const raw = await this.readExactly(start, entry.compressedSize, entry, 'data');
     let data: Buffer;

@@ -15,6 +15,8 @@ import type { WorkerApi, WorkerResult } from './worker-protocol.ts';
 
 const WORKER_ENTRY = new URL('../../workers/dist-worker.ts', import.meta.url);
 const HEALTH_INTERVAL_MS = 1000;
+/** Longest start-up (backend, data, model, ring) before the first step, whatever --step-timeout says. */
+const STARTUP_TIMEOUT_MS = 300_000;
 
 export class WorkerFailure extends Error {
   override name = 'WorkerFailure';
@@ -86,15 +88,17 @@ function watchWorkers(workers: Worker[], opts: LaunchOptions, done: Promise<unkn
     timer = setInterval(() => {
       const now = Date.now();
       for (const w of workers) {
-        if (now - w.lastProgressAt > opts.stepTimeoutMs) {
-          fail(`worker rank ${w.rank} (${w.device}, pid ${w.child.pid}) made no progress for ${Math.round((now - w.lastProgressAt) / 1000)} s at step ${Math.max(0, w.lastStep)} (step timeout ${opts.stepTimeoutMs / 1000} s): hung`);
+        // Before its first step a worker loads the backend, the data and the model: allowed longer.
+        const limit = w.lastStep > 0 ? opts.stepTimeoutMs : Math.max(opts.stepTimeoutMs, STARTUP_TIMEOUT_MS);
+        if (now - w.lastProgressAt > limit) {
+          fail(`worker rank ${w.rank} (${w.device}, pid ${w.child.pid}) made no progress for ${Math.round((now - w.lastProgressAt) / 1000)} s at step ${Math.max(0, w.lastStep)} (${w.lastStep > 0 ? 'step' : 'start-up'} timeout ${limit / 1000} s): hung`);
           return;
         }
         if (w.healthPending) continue;
         w.healthPending = true;
         void Promise.all([w.api.health(), w.api.metrics()])
           .then(([health, snapshot]) => {
-            if (health.step !== w.lastStep || health.phase === 'done') {
+            if (health.step !== w.lastStep || health.phase !== 'training') {
               w.lastStep = health.step;
               w.lastProgressAt = Date.now();
             }

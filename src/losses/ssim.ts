@@ -54,8 +54,34 @@ interface Resolved {
 
 function resolve(opts: SsimOptions): Resolved {
   if (!(opts.dataRange > 0)) throw new SsimInputError(`dataRange must be > 0, got ${opts.dataRange}`);
-  const window = gaussianWindow(opts.windowSize ?? 11, opts.sigma ?? 1.5);
+  const size = opts.windowSize ?? 11;
+  // Odd sizes only: the window must have a centre pixel (and the blur its symmetric transpose).
+  if (!Number.isInteger(size) || size < 1 || size % 2 === 0) throw new SsimInputError(`windowSize must be an odd positive integer, got ${size}`);
+  const window = gaussianWindow(size, opts.sigma ?? 1.5);
   return { window, c1: ((opts.k1 ?? 0.01) * opts.dataRange) ** 2, c2: ((opts.k2 ?? 0.03) * opts.dataRange) ** 2 };
+}
+
+/** Two 1-D passes of `window` over single-channel images, zero-padded to the same size. */
+function blurForward(x: tf.Tensor4D, window: Float32Array): tf.Tensor4D {
+  const size = window.length;
+  return tf.tidy(() => {
+    const vertical = tf.tensor4d(window, [size, 1, 1, 1]);
+    const horizontal = tf.tensor4d(window, [1, size, 1, 1]);
+    return tf.conv2d(tf.conv2d(x, vertical, 1, 'same'), horizontal, 1, 'same');
+  });
+}
+
+/**
+ * Gaussian blur whose backward is the same blur: with an odd, symmetric window centred by 'same'
+ * padding, the blur is a symmetric linear map, so its transpose (what backprop applies to dy) is
+ * itself. This swaps Conv2DBackpropInput, slow on wasm, for the forward conv.
+ */
+export function gaussianBlur(x: tf.Tensor4D, window: Float32Array): tf.Tensor4D {
+  const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => ({
+    value: blurForward(args[0] as tf.Tensor4D, window),
+    gradFunc: (dy: tf.Tensor) => blurForward(dy as tf.Tensor4D, window),
+  }));
+  return op(x) as tf.Tensor4D;
 }
 
 /** NHWC -> (N*C)HW1, so that one single-channel filter handles every channel. */
@@ -77,11 +103,8 @@ function checkPair(a: tf.Tensor4D, b: tf.Tensor4D): void {
  */
 function ssimAndCs(x: tf.Tensor4D, y: tf.Tensor4D, r: Resolved): { ssim: tf.Tensor1D; cs: tf.Tensor1D } {
   const m = x.shape[0];
-  const size = r.window.length;
-  const vertical = tf.tensor4d(r.window, [size, 1, 1, 1]);
-  const horizontal = tf.tensor4d(r.window, [1, size, 1, 1]);
   const stack = tf.concat([x, y, tf.mul(x, x), tf.mul(y, y), tf.mul(x, y)], 0) as tf.Tensor4D;
-  const filtered = tf.conv2d(tf.conv2d(stack, vertical, 1, 'same'), horizontal, 1, 'same');
+  const filtered = gaussianBlur(stack, r.window);
   const [muX, muY, exx, eyy, exy] = tf.split(filtered, 5, 0);
   const muXX = tf.mul(muX, muX);
   const muYY = tf.mul(muY, muY);

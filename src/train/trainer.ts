@@ -31,11 +31,13 @@ export interface StepInfo {
   epoch: number;
   terms: Record<string, number>;
   lr: number;
+  /** Images this process trained on in the step (its share of the global batch). */
   images: number;
   stepSeconds: number;
   dataWaitSeconds: number;
   allReduceSeconds: number;
   allReduceBytes: number;
+  /** Whole-run throughput: all workers' images over this step's wall time. */
   imagesPerSecond: number;
   /** Learning rate of each optimizer group. */
   learningRates: Record<string, number>;
@@ -292,10 +294,10 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
 
         // ---- metrics ----
         const stepSeconds = (performance.now() - stepStart) / 1000;
-        const images = batch.n * worldSize;
+        const images = batch.n;
         const info: StepInfo = {
           step: state.step, epoch: state.epoch, terms, lr, images, stepSeconds, dataWaitSeconds, allReduceSeconds, allReduceBytes,
-          imagesPerSecond: images / Math.max(stepSeconds + dataWaitSeconds, 1e-9),
+          imagesPerSecond: (images * worldSize) / Math.max(stepSeconds + dataWaitSeconds, 1e-9),
           learningRates: Object.fromEntries(Object.entries(optimizers).map(([g, o]) => [g, o.lr])),
         };
         for (const [k, v] of Object.entries(terms)) epochSums[k] = (epochSums[k] ?? 0) + v;

@@ -5,8 +5,9 @@
 // Then dx[h] = sum_t dy[q - t] * w[t*s + r], a stride-1 correlation of dy with the r-th phase of
 // the flipped filter (T = ceil(k/s) taps, w zero-extended to T*s). All s*s phases are the output
 // channels of one conv of dy, [T, T, Co, s*s*Ci]; a transpose interleaves them into the grid
-// q*s + r and a slice starting at p drops the padding. Unlike inserting zeros into dy, no
-// multiply is spent on a zero.
+// q*s + r and a slice starting at p drops the padding. Inserting s-1 zeros between dy's samples
+// instead would multiply s*s times too often; here only the filter's zero-extension (to T*s taps
+// per axis: 16 taps for 9 at k=3, s=2) costs extra.
 import * as tf from '@tensorflow/tfjs';
 import { composedWasmKernel } from './compose.ts';
 
@@ -53,7 +54,9 @@ function interleavePhases(phases: tf.Tensor4D, strideHeight: number, strideWidth
   const [batch, rows, cols, depth] = phases.shape;
   const channels = depth / (strideHeight * strideWidth);
   const split = tf.reshape(phases, [batch * rows, cols, strideHeight, strideWidth * channels]);
-  return tf.reshape(tf.transpose(split, [0, 2, 1, 3]), [batch, rows * strideHeight, cols * strideWidth, channels]);
+  const swapped = tf.transpose(split, [0, 2, 1, 3]);
+  split.dispose(); // a view of phases: disposing it lets the caller free phases' buffer early
+  return tf.reshape(swapped, [batch, rows * strideHeight, cols * strideWidth, channels]);
 }
 
 export const conv2dBackpropInputConfig = composedWasmKernel(
@@ -87,6 +90,9 @@ export const conv2dBackpropInputConfig = composedWasmKernel(
       [0, 0],
     ]);
     const grid = interleavePhases(phases, sh, sw);
+    // Freed now rather than at the end of the kernel: at 256x256 each of these is hundreds of MB
+    // of the wasm heap's 4 GB.
+    if (grid !== phases) phases.dispose();
     return tf.slice(grid, [0, top, left, 0], [-1, info.inHeight, info.inWidth, -1]);
   },
 );

@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import { composedWasmKernel, cropToConvPadding } from './compose.ts';
 
 /** dy with stride-1 zeros after every sample along H and W: [B, OH*sh, OW*sw, C]. */
-export function interleaveZeros(dy: tf.Tensor4D, strideHeight: number, strideWidth: number): tf.Tensor4D {
+function interleaveZeros(dy: tf.Tensor4D, strideHeight: number, strideWidth: number): tf.Tensor4D {
   if (strideHeight === 1 && strideWidth === 1) return dy;
   const [batch, outHeight, outWidth, channels] = dy.shape;
   const spread = tf.pad(tf.reshape(dy, [batch, outHeight, 1, outWidth, 1, channels]), [

@@ -1,0 +1,77 @@
+// `medvae eval` and `medvae report`.
+import { Option, type Command } from 'commander';
+import type { BackendChoice } from '../config/schema.ts';
+import { formatEvalTable, writeEvalFile } from '../eval/eval-file.ts';
+import { evalRun } from '../eval/run-eval.ts';
+import { writeReport } from '../report/write-report.ts';
+import { runCommand } from './errors.ts';
+
+interface EvalFlags {
+  run: string;
+  split: string;
+  n: string;
+  seed: string;
+  backend?: BackendChoice;
+  cacheDir?: string;
+  debug?: boolean;
+}
+
+interface ReportFlags {
+  run: string;
+  compare: string[];
+  out?: string;
+  debug?: boolean;
+}
+
+class FlagError extends Error {
+  override name = 'FlagError';
+}
+
+function positiveInt(flag: string, value: string, min: number): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min) throw new FlagError(`${flag} expects an integer >= ${min}, got '${value}'`);
+  return n;
+}
+
+const collect = (value: string, previous: string[]): string[] => [...previous, value];
+
+export function registerEvalCommands(program: Command): void {
+  program
+    .command('eval')
+    .description('evaluate a trained run (reconstruction, sample quality, diversity, TSTR); writes RUN_DIR/eval.json')
+    .requiredOption('--run <dir>', 'run directory (runs/<name>)')
+    .option('--split <name>', 'held-out split to evaluate on', 'test')
+    .option('--n <count>', 'images per side: held-out real (capped by the split) and generated', '500')
+    .option('--seed <seed>', 'seed of every random choice of the evaluation', '0')
+    .addOption(new Option('--backend <name>', 'compute backend (default: the run config\'s)').choices(['auto', 'tensorflow', 'wasm', 'cpu']))
+    .option('--cache-dir <dir>', 'where trained feature nets are kept (default: <run dir>/../.feature-nets)')
+    .option('--debug', 'print stack traces on errors')
+    .action(async (flags: EvalFlags) => {
+      await runCommand(Boolean(flags.debug), async () => {
+        const file = await evalRun(flags.run, {
+          split: flags.split,
+          n: positiveInt('--n', flags.n, 2),
+          seed: positiveInt('--seed', flags.seed, 0),
+          backend: flags.backend,
+          cacheDir: flags.cacheDir,
+          log: (line) => process.stderr.write(`${line}\n`),
+        });
+        const path = writeEvalFile(flags.run, file);
+        process.stdout.write(`${formatEvalTable(file)}\nwrote ${path}\n`);
+      });
+    });
+
+  program
+    .command('report')
+    .description('write a self-contained HTML report of a run (and others side by side)')
+    .requiredOption('--run <dir>', 'run directory')
+    .option('--compare <dir>', 'another run to show side by side (repeatable)', collect, [])
+    .option('--out <file>', 'output file (default: RUN_DIR/report.html)')
+    .option('--debug', 'print stack traces on errors')
+    .action(async (flags: ReportFlags) => {
+      await runCommand(Boolean(flags.debug), async () => {
+        const path = writeReport(flags.run, { compare: flags.compare, out: flags.out });
+        process.stdout.write(`wrote ${path}\n`);
+      });
+    });
+}

@@ -1,0 +1,274 @@
+// The TCP ring: real sockets on 127.0.0.1, several ranks in this process, plus forked rank processes.
+import assert from 'node:assert/strict';
+import { fork, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
+import { after, describe, it } from 'node:test';
+import { DistConfigError, PeerError } from '../src/dist/errors.ts';
+import { encodeHeader, FrameType } from '../src/dist/frame.ts';
+import { encodeAck, encodeHello, PROTOCOL_VERSION } from '../src/dist/handshake.ts';
+import { type Collective, connectRing, listenForRing, LocalCollective, type RingOptions } from '../src/dist/ring.ts';
+import { expectedMean, makeGradients } from './fixtures/dist-data.ts';
+import type { FromRingWorker, ToRingWorker } from './fixtures/dist-ring-worker.ts';
+
+// Small buckets and chunks so that modest arrays span many buckets, chunks and variable boundaries.
+const SMALL = { bucketBytes: 4096, chunkBytes: 1024 } as const;
+// Odd sizes, an empty variable, and some spanning several buckets (1024 floats per bucket).
+const SIZES = [1, 3001, 0, 7, 1023, 2500, 5];
+
+async function formRing(worldSize: number, extra: Partial<RingOptions> = {}): Promise<Collective[]> {
+  const listeners = await Promise.all(
+    Array.from({ length: worldSize }, (_, rank) => listenForRing({ rank, worldSize, log: () => undefined, ...SMALL, ...extra })),
+  );
+  const peers = listeners.map((l) => ({ host: '127.0.0.1', port: l.port }));
+  return Promise.all(listeners.map((l) => l.connect(peers)));
+}
+
+function closeAll(ring: Collective[]): Promise<void[]> {
+  return Promise.all(ring.map((c) => c.close()));
+}
+
+/** Every element within float32 rounding of the Float64 mean, and all ranks bit-identical. */
+function checkMean(results: Float32Array[][], expected: Float64Array[]): void {
+  for (let v = 0; v < expected.length; v++) {
+    for (let i = 0; i < expected[v].length; i++) {
+      const got = results[0][v][i];
+      assert.ok(Math.abs(got - expected[v][i]) <= 1e-6 * (1 + Math.abs(expected[v][i])), `variable ${v}[${i}]: ${got} vs ${expected[v][i]}`);
+    }
+    const bits0 = new Uint32Array(results[0][v].buffer, results[0][v].byteOffset, results[0][v].length);
+    for (let r = 1; r < results.length; r++) {
+      const bits = new Uint32Array(results[r][v].buffer, results[r][v].byteOffset, results[r][v].length);
+      assert.deepEqual(bits, bits0, `rank ${r} differs from rank 0 in variable ${v}`);
+    }
+  }
+}
+
+for (const worldSize of [2, 3]) {
+  describe(`ring of ${worldSize} ranks in one process`, () => {
+    it('allReduceMean gives the mean, bit-identical on every rank, over several operations', async () => {
+      const ring = await formRing(worldSize);
+      for (const seed of [1, 2, 3]) {
+        const buffers = ring.map((c) => makeGradients(seed, c.rank, SIZES));
+        await Promise.all(ring.map((c, r) => c.allReduceMean(buffers[r])));
+        checkMean(buffers, expectedMean(seed, worldSize, SIZES));
+      }
+      const bytes = SIZES.reduce((a, n) => a + n * 4, 0) * 3;
+      assert.equal(ring[1].stats().bytesReduced, bytes);
+      assert.ok(ring[1].stats().lastAllReduceMs > 0);
+      await closeAll(ring);
+    });
+
+    it('broadcast copies the root rank\'s buffers to all ranks', async () => {
+      const ring = await formRing(worldSize);
+      const root = worldSize - 1;
+      const buffers = ring.map((c) => makeGradients(10 + c.rank, c.rank, SIZES));
+      const rootCopy = buffers[root].map((b) => b.slice());
+      await Promise.all(ring.map((c, r) => c.broadcast(buffers[r], root)));
+      for (const b of buffers) assert.deepEqual(b, rootCopy);
+      await closeAll(ring);
+    });
+  });
+}
+
+describe('ring operations', () => {
+  it('barrier resolves on no rank before the last rank enters it', async () => {
+    const ring = await formRing(3);
+    let lastEnteredAt = Infinity;
+    const early = [ring[0].barrier(), ring[1].barrier()].map((p) => p.then(() => Date.now()));
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    lastEnteredAt = Date.now();
+    await ring[2].barrier();
+    for (const resolvedAt of await Promise.all(early)) assert.ok(resolvedAt >= lastEnteredAt);
+    await closeAll(ring);
+  });
+
+  it('connectRing forms a ring on fixed ports', async () => {
+    const ports = await Promise.all([0, 1].map(() => freePort()));
+    const peers = ports.map((port) => ({ host: '127.0.0.1', port }));
+    const ring = await Promise.all([0, 1].map((rank) => connectRing({ rank, worldSize: 2, peers, log: () => undefined })));
+    const buffers = ring.map((c) => [Float32Array.of(c.rank * 2 + 1, -c.rank)]);
+    await Promise.all(ring.map((c, r) => c.allReduceMean(buffers[r])));
+    for (const b of buffers) assert.deepEqual([...b[0]], [2, -0.5]);
+    await closeAll(ring);
+  });
+
+  it('a world of one needs no sockets and leaves buffers as they are', async () => {
+    const local = await connectRing({ rank: 0, worldSize: 1, peers: [{ host: '127.0.0.1', port: 1 }] });
+    assert.ok(local instanceof LocalCollective);
+    const b = [Float32Array.of(1.5, -2)];
+    await local.allReduceMean(b);
+    await local.barrier();
+    assert.deepEqual([...b[0]], [1.5, -2]);
+    assert.equal(local.stats().bytesReduced, 8);
+  });
+
+  it('refuses to listen beyond loopback without a token, and accepts with one', async () => {
+    const saved = process.env.MEDVAE_DIST_TOKEN;
+    delete process.env.MEDVAE_DIST_TOKEN;
+    try {
+      await assert.rejects(listenForRing({ rank: 0, worldSize: 2, listen: { host: '0.0.0.0', port: 0 } }), DistConfigError);
+      const listener = await listenForRing({ rank: 0, worldSize: 2, listen: { host: '0.0.0.0', port: 0 }, token: 's3cret' });
+      assert.ok(listener.port > 0);
+      await listener.close();
+    } finally {
+      if (saved !== undefined) process.env.MEDVAE_DIST_TOKEN = saved;
+    }
+  });
+
+  it('rejects a rank that stops taking part within timeoutMs, naming it', async () => {
+    const ring = await formRing(2, { timeoutMs: 600 });
+    const started = Date.now();
+    await assert.rejects(ring[0].allReduceMean([new Float32Array(100)]), (e: Error) => e instanceof PeerError && e.rank === 1 && /timed out.*rank 1/.test(e.message));
+    const elapsed = Date.now() - started;
+    assert.ok(elapsed >= 550 && elapsed < 3000, `rejected after ${elapsed} ms`);
+    await assert.rejects(ring[0].allReduceMean([new Float32Array(1)]), PeerError, 'later operations fail fast');
+    await closeAll(ring);
+  });
+});
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Sends bytes from a raw client and resolves when the server has closed the connection. */
+function rawClient(port: number, bytes: Buffer): Promise<void> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: '127.0.0.1', port }, () => socket.write(bytes));
+    socket.on('error', () => undefined);
+    socket.on('close', () => resolve());
+    socket.resume();
+  });
+}
+
+function helloFrame(fields: { rank: number; worldSize: number; token: string; version?: number }): Buffer {
+  const payload = encodeHello({ version: fields.version ?? PROTOCOL_VERSION, bucketBytes: SMALL.bucketBytes, chunkBytes: SMALL.chunkBytes, ...fields });
+  const header = encodeHeader({ payloadBytes: payload.length, type: FrameType.Hello, step: 0, opSeq: 0, bucket: 0, chunk: 0 });
+  return Buffer.concat([header, payload]);
+}
+
+describe('hostile connections', () => {
+  it('refuses bad token, wrong version, garbage and oversized frames with a logged reason; the ring still forms', async () => {
+    const token = 'correct horse';
+    const logs: string[][] = [[], []];
+    const listeners = await Promise.all([0, 1].map((rank) => listenForRing({ rank, worldSize: 2, token, ...SMALL, log: (l) => logs[rank].push(l) })));
+    const target = listeners[1].port; // rank 1 expects rank 0 to dial it
+    await rawClient(target, helloFrame({ rank: 0, worldSize: 2, token: 'wrong horse' }));
+    // Version 2 written by hand: encodeHello would refuse nothing, the listener must.
+    const v2 = helloFrame({ rank: 0, worldSize: 2, token });
+    v2.writeUInt16LE(2, 20 + 4);
+    await rawClient(target, v2);
+    await rawClient(target, Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'.padEnd(64, 'z')));
+    await rawClient(target, encodeHeader({ payloadBytes: 2 ** 31, type: FrameType.Hello, step: 0, opSeq: 0, bucket: 0, chunk: 0 }));
+    const reasons = logs[1].join('\n');
+    assert.match(reasons, /refused .*bad token/);
+    assert.match(reasons, /refused .*protocol version 2, this rank speaks 1/);
+    assert.match(reasons, /refused .*(over the 1024-byte limit|not a medvae ring peer|expected a hello frame)/);
+    assert.match(reasons, /refused .*2147483648 payload bytes, over the 1024-byte limit/);
+    assert.equal(logs[1].filter((l) => l.includes('refused')).length, 4);
+
+    const peers = listeners.map((l) => ({ host: '127.0.0.1', port: l.port }));
+    const ring = await Promise.all(listeners.map((l) => l.connect(peers)));
+    const buffers = ring.map((c) => makeGradients(7, c.rank, SIZES));
+    await Promise.all(ring.map((c, r) => c.allReduceMean(buffers[r])));
+    checkMean(buffers, expectedMean(7, 2, SIZES));
+    await closeAll(ring);
+  });
+
+  it('fails the operation, naming the rank, when an authenticated peer sends an oversized frame', async () => {
+    // A fake rank 0 that passes both handshakes, then sends a data frame bigger than maxFrameBytes.
+    const token = 't';
+    const logs: string[] = [];
+    const rank1 = await listenForRing({ rank: 1, worldSize: 2, token, ...SMALL, maxFrameBytes: 65536, log: (l) => logs.push(l) });
+    const fake = net.createServer((socket) => {
+      socket.once('data', () => {
+        socket.write(Buffer.concat([encodeHeader({ payloadBytes: 16, type: FrameType.Ack, step: 0, opSeq: 0, bucket: 0, chunk: 0 }), encodeAck({ rank: 0, worldSize: 2 })]));
+        socket.write(encodeHeader({ payloadBytes: 1 << 30, type: FrameType.Data, step: 0, opSeq: 0, bucket: 0, chunk: 0 }));
+      });
+      socket.on('error', () => undefined);
+    });
+    await new Promise<void>((resolve) => fake.listen(0, '127.0.0.1', resolve));
+    const fakePort = (fake.address() as net.AddressInfo).port;
+    const dialIn = net.connect({ host: '127.0.0.1', port: rank1.port }, () => dialIn.write(helloFrame({ rank: 0, worldSize: 2, token })));
+    dialIn.on('error', () => undefined);
+    dialIn.resume();
+    const collective = await rank1.connect([{ host: '127.0.0.1', port: fakePort }, { host: '127.0.0.1', port: rank1.port }]);
+    await assert.rejects(collective.allReduceMean([new Float32Array(10)]), (e: Error) => e instanceof PeerError && e.rank === 0 && /rank 0 sent a bad frame.*over the 65536-byte limit/.test(e.message));
+    assert.ok(logs.some((l) => l.includes('over the 65536-byte limit')));
+    await collective.close();
+    dialIn.destroy();
+    fake.close();
+  });
+});
+
+describe('ring of forked worker processes', () => {
+  const children: ChildProcess[] = [];
+  after(() => {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  });
+
+  interface RankProcess {
+    child: ChildProcess;
+    next(kind: FromRingWorker['kind']): Promise<FromRingWorker>;
+    send(m: ToRingWorker): void;
+  }
+
+  /** Forks worldSize ranks, gathers their ephemeral ports, hands out the peer list, waits for the ring. */
+  async function spawnRing(worldSize: number, timeoutMs: number): Promise<RankProcess[]> {
+    const ranks = Array.from({ length: worldSize }, (_, rank): RankProcess => {
+      const child = fork(new URL('./fixtures/dist-ring-worker.ts', import.meta.url), [String(rank), String(worldSize), String(timeoutMs)], {
+        execArgv: ['--import', 'tsx'],
+        serialization: 'advanced',
+      });
+      children.push(child);
+      const inbox: FromRingWorker[] = [];
+      const waiting: { kind: string; resolve: (m: FromRingWorker) => void }[] = [];
+      child.on('message', (m: FromRingWorker) => {
+        const i = waiting.findIndex((w) => w.kind === m.kind);
+        if (i >= 0) waiting.splice(i, 1)[0].resolve(m);
+        else inbox.push(m);
+      });
+      return {
+        child,
+        send: (m) => child.send(m),
+        next: (kind) =>
+          new Promise((resolve) => {
+            const i = inbox.findIndex((m) => m.kind === kind);
+            if (i >= 0) resolve(inbox.splice(i, 1)[0]);
+            else waiting.push({ kind, resolve });
+          }),
+      };
+    });
+    const ports = await Promise.all(ranks.map(async (r) => ((await r.next('port')) as { port: number }).port));
+    const peers = ports.map((port) => ({ host: '127.0.0.1', port }));
+    for (const r of ranks) r.send({ kind: 'peers', peers });
+    await Promise.all(ranks.map((r) => r.next('ready')));
+    return ranks;
+  }
+
+  it('3 processes all-reduce to the mean, bit-identical across processes', async () => {
+    const ranks = await spawnRing(3, 10_000);
+    const sizes = [40_001, 3, 9_999];
+    for (const r of ranks) r.send({ kind: 'allreduce', seed: 42, sizes });
+    const results = await Promise.all(ranks.map(async (r) => (await r.next('result')) as { buffers: Float32Array[] }));
+    checkMean(results.map((m) => m.buffers), expectedMean(42, 3, sizes));
+    for (const r of ranks) r.send({ kind: 'exit' });
+    await Promise.all(ranks.map((r) => new Promise((resolve) => r.child.once('exit', resolve))));
+  });
+
+  it('a killed peer makes the survivor\'s allReduce reject within the timeout, naming the rank', async () => {
+    const timeoutMs = 5000;
+    const [survivor, victim] = await spawnRing(2, timeoutMs);
+    survivor.send({ kind: 'allreduce', seed: 1, sizes: [100_000] });
+    setTimeout(() => victim.child.kill('SIGKILL'), 100);
+    const failed = (await survivor.next('failed')) as { name: string; message: string; ms: number };
+    assert.equal(failed.name, 'PeerError');
+    assert.match(failed.message, /rank 1/);
+    assert.ok(failed.ms < timeoutMs, `rejected after ${failed.ms} ms`);
+    survivor.send({ kind: 'exit' });
+    await new Promise((resolve) => survivor.child.once('exit', resolve));
+  });
+});

@@ -1,0 +1,85 @@
+import assert from 'node:assert/strict';
+import { before, describe, it } from 'node:test';
+import * as tf from '@tensorflow/tfjs';
+import { BatchNorm } from '../src/models/batch-norm.ts';
+
+function maxRelativeError(a: Float32Array | Int32Array | Uint8Array, b: Float32Array | Int32Array | Uint8Array): number {
+  let worst = 0;
+  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]) / Math.max(1e-3, Math.abs(b[i])));
+  return worst;
+}
+
+/** One training-mode BN layer in a model of its own, with given gamma and beta. */
+function bnModel(layer: tf.layers.Layer, channels: number, gamma: tf.Tensor, beta: tf.Tensor): tf.LayersModel {
+  const input = tf.input({ shape: [5, 5, channels] });
+  const model = tf.model({ inputs: input, outputs: layer.apply(input) as tf.SymbolicTensor });
+  layer.setWeights([gamma, beta, tf.zeros([channels]), tf.ones([channels])]);
+  return model;
+}
+
+before(async () => {
+  await tf.setBackend('cpu');
+});
+
+describe('BatchNorm (closed-form backward)', () => {
+  const channels = 3;
+  const x = tf.randomNormal([4, 5, 5, channels], 0.5, 2, 'float32', 11) as tf.Tensor4D;
+  const dyWeights = tf.randomNormal([4, 5, 5, channels], 0, 1, 'float32', 12);
+  const gamma = tf.tensor1d([0.5, 1.5, -2]);
+  const beta = tf.tensor1d([0.1, -0.3, 2]);
+
+  it('matches tf.layers.batchNormalization in values, gradients and moving statistics', () => {
+    const ours = new BatchNorm({ momentum: 0.9, epsilon: 1e-5 });
+    const reference = tf.layers.batchNormalization({ momentum: 0.9, epsilon: 1e-5 });
+    const results = [ours, reference].map((layer) => {
+      const model = bnModel(layer, channels, gamma, beta);
+      const loss = (input: tf.Tensor): tf.Scalar => tf.sum(tf.mul(model.apply(input, { training: true }) as tf.Tensor, dyWeights));
+      const y = (model.apply(x, { training: true }) as tf.Tensor).dataSync();
+      const dx = tf.grad(loss)(x).dataSync();
+      const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
+      const { grads } = tf.variableGrads(() => loss(x), vars);
+      const [dgamma, dbeta] = vars.map((v) => grads[v.name].dataSync());
+      // Three training calls so far: the moving statistics moved three times.
+      const [movingMean, movingVariance] = model.getWeights().slice(2).map((w) => w.dataSync());
+      return { y, dx, dgamma, dbeta, movingMean, movingVariance };
+    });
+    const [a, b] = results;
+    for (const key of ['y', 'dx', 'dgamma', 'dbeta', 'movingMean', 'movingVariance'] as const) {
+      const err = maxRelativeError(a[key], b[key]);
+      assert.ok(err < 1e-5, `${key}: relative error ${err}`);
+    }
+    assert.ok(Math.abs(b.movingMean[0]) > 0.1, 'the reference moving mean did move');
+  });
+
+  it('leaves the moving statistics alone while frozen', () => {
+    const layer = new BatchNorm({ momentum: 0.9, epsilon: 1e-5 });
+    const model = bnModel(layer, channels, gamma, beta);
+    layer.movingStatisticsFrozen = true;
+    tf.dispose(model.apply(x, { training: true }) as tf.Tensor);
+    assert.deepEqual(Array.from(model.getWeights()[2].dataSync()), [0, 0, 0]);
+    assert.deepEqual(Array.from(model.getWeights()[3].dataSync()), [1, 1, 1]);
+  });
+
+  it('serialises as a standard BatchNormalization that the stock layer can rebuild', async () => {
+    const layer = new BatchNorm({ name: 'net/bn0', momentum: 0.9, epsilon: 1e-5 });
+    const model = bnModel(layer, channels, gamma, beta);
+    tf.dispose(model.apply(x, { training: true }) as tf.Tensor);
+    let saved: tf.io.ModelArtifacts | undefined;
+    await model.save(tf.io.withSaveHandler(async (artifacts) => {
+      saved = artifacts;
+      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+    }));
+    assert.ok(saved);
+    const topology = JSON.stringify(saved.modelTopology);
+    assert.match(topology, /"class_name":"BatchNormalization"/);
+    assert.deepEqual(saved.weightSpecs?.map((s) => s.name), ['net/bn0/gamma', 'net/bn0/beta', 'net/bn0/moving_mean', 'net/bn0/moving_variance']);
+    // The stock layer accepts our config as is (what a browser's tf.loadLayersModel does).
+    const stock = tf.layers.batchNormalization(layer.getConfig() as tf.serialization.ConfigDict);
+    const stockModel = bnModel(stock, channels, gamma, beta);
+    stockModel.setWeights(model.getWeights());
+    const inference = (m: tf.LayersModel): Float32Array => (m.apply(x, { training: false }) as tf.Tensor).dataSync() as Float32Array;
+    assert.ok(maxRelativeError(inference(model), inference(stockModel)) < 1e-5);
+    const loaded = await tf.loadLayersModel(tf.io.fromMemory(saved));
+    assert.ok(maxRelativeError(inference(loaded), inference(model)) < 1e-6);
+  });
+});

@@ -1,0 +1,136 @@
+import assert from 'node:assert/strict';
+import { before, describe, it } from 'node:test';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../src/backend/index.ts';
+import { DEFAULT_CONFIG } from '../src/config/schema.ts';
+import type { LayerVariable } from '@tensorflow/tfjs-layers';
+import { ModelConfigError } from '../src/models/blocks.ts';
+import { createModel } from '../src/models/index.ts';
+import { stepNoise } from '../src/train/rng.ts';
+import { disposeBatch, fixedBatch, LABEL_WIDTH, MODEL_NAMES, tinyConfig } from './models-helpers.ts';
+
+before(async () => {
+  await initBackend('wasm');
+});
+
+function weightNames(model: { networks: Record<string, tf.LayersModel> }): string[] {
+  return Object.values(model.networks).flatMap((n) => (n.weights as LayerVariable[]).map((w) => w.originalName));
+}
+
+describe('Vanilla VAE', () => {
+  it('has exactly PyTorch-VAE VanillaVAE\'s 3,937,635 parameters at 64x64x3, latent 128', () => {
+    const model = createModel(DEFAULT_CONFIG.model, 1);
+    assert.equal(model.paramCount(), 3_937_635);
+    model.dispose();
+  });
+
+  it('names its variables by network and layer, the same in every model built', () => {
+    const a = createModel(tinyConfig('vae'), 1);
+    const b = createModel(tinyConfig('vae'), 1);
+    const names = weightNames(a);
+    assert.equal(names[0], 'encoder/conv0/kernel');
+    assert.ok(names.includes('decoder/deconv0/kernel'));
+    assert.ok(names.includes('encoder/bn1/moving_variance'));
+    assert.deepEqual(weightNames(b), names, 'a second model in the same process gets the same names');
+    a.dispose();
+    b.dispose();
+  });
+
+  it('draws its weights from the seed alone', () => {
+    const values = (seed: number): Float32Array[] => {
+      const model = createModel(tinyConfig('vae'), seed);
+      const out = Object.values(model.networks).flatMap((n) => n.getWeights().map((w) => w.dataSync() as Float32Array));
+      model.dispose();
+      return out;
+    };
+    const [a, b, c] = [values(5), values(5), values(6)];
+    assert.deepEqual(a, b);
+    assert.notDeepEqual(a[0], c[0]);
+  });
+});
+
+describe('every variant', () => {
+  for (const name of MODEL_NAMES) {
+    it(`${name}: builds and runs forward at 32 and 64 px with 1 and 3 channels, and at 256 px`, () => {
+      const cases = [
+        { side: 32, channels: 1 as const, hidden: [8, 16], n: 2 },
+        { side: 32, channels: 3 as const, hidden: [8, 16], n: 2 },
+        { side: 64, channels: 1 as const, hidden: [8, 16, 16], n: 2 },
+        { side: 64, channels: 3 as const, hidden: [8, 16, 16], n: 2 },
+        { side: 256, channels: 3 as const, hidden: [4, 4, 8, 8, 8], n: 1 },
+        { side: 256, channels: 1 as const, hidden: [4, 4, 8, 8, 8], n: 1 },
+      ];
+      for (const { side, channels, hidden, n } of cases) {
+        const model = createModel(tinyConfig(name, { image_size: side, in_channels: channels, hidden_dims: hidden }), 2);
+        const batch = fixedBatch(n, side, channels);
+        const recon = model.reconstruct(batch.images, batch.labels);
+        const samples = model.sample(3, stepNoise(1, 5), tf.oneHot(tf.tensor1d([0, 1, 2], 'int32'), LABEL_WIDTH).toFloat() as tf.Tensor2D);
+        assert.deepEqual(recon.shape, [n, side, side, channels], `${name} ${side}px x${channels}`);
+        assert.deepEqual(samples.shape, [3, side, side, channels]);
+        const values = recon.dataSync();
+        assert.ok(values.every((v) => v >= -1 && v <= 1), 'outputs are tanh images in [-1, 1]');
+        const losses = model.losses(batch, { step: 0, minibatchFraction: 0.01, noise: stepNoise(1, 4), training: true });
+        for (const [term, t] of Object.entries(losses.terms)) assert.ok(Number.isFinite(t.dataSync()[0]), `${name}: term ${term} is finite`);
+        assert.deepEqual(Object.keys(losses.objectives).sort(), model.paramGroups().map((g) => g.name).sort());
+        tf.dispose([recon, samples, losses.terms, losses.objectives]);
+        disposeBatch(batch);
+        model.dispose();
+      }
+    });
+  }
+
+  it('rejects an image size the conv stack cannot halve down, naming the keys', () => {
+    assert.throws(() => createModel(tinyConfig('vae', { image_size: 48, hidden_dims: [8, 8, 8, 8, 8] }), 1), (e: unknown) => e instanceof ModelConfigError && /model\.image_size 48/.test(e.message) && /model\.hidden_dims/.test(e.message));
+  });
+
+  it('the conditional VAE needs a label width and takes it from the dataset when num_classes is 0', () => {
+    assert.throws(() => createModel(tinyConfig('cvae', { num_classes: 0 }), 1), /model\.num_classes/);
+    const model = createModel(tinyConfig('cvae', { num_classes: 0 }), 1, 14);
+    const batch = fixedBatch(2, 32, 3);
+    assert.throws(() => model.reconstruct(batch.images, batch.labels), /width 3.*built for 14/);
+    const multiHot = tf.tensor2d([Array.from({ length: 14 }, (_, i) => (i % 3 === 0 ? 1 : 0)), Array(14).fill(0)]);
+    const recon = model.reconstruct(batch.images, multiHot);
+    assert.deepEqual(recon.shape, [2, 32, 32, 3]);
+    tf.dispose([multiHot, recon]);
+    disposeBatch(batch);
+    model.dispose();
+  });
+
+  it('VAE-GAN checks feature_layer against the discriminator depth', () => {
+    assert.throws(() => createModel(tinyConfig('vae_gan', { feature_layer: 3 }), 1), /model\.feature_layer must be between 1 and 2/);
+  });
+});
+
+describe('loss terms', () => {
+  it('beta-VAE B: loss = reconstruction + gamma * kld_weight * |KL - C| with C annealed by step', () => {
+    const config = tinyConfig('beta_vae', { loss_type: 'B', gamma: 10, max_capacity: 20, capacity_max_iter: 100, kld_weight: 0.5 });
+    const model = createModel(config, 3);
+    const batch = fixedBatch(2, 32, 3);
+    const losses = model.losses(batch, { step: 40, minibatchFraction: 0.01, noise: stepNoise(1, 4), training: true });
+    const v = (k: string): number => losses.terms[k].dataSync()[0];
+    assert.ok(Math.abs(v('capacity') - 8) < 1e-6);
+    const expected = v('reconstruction') + 10 * 0.5 * Math.abs(v('kld') - 8);
+    assert.ok(Math.abs(v('loss') - expected) < 1e-4 * expected, `${v('loss')} vs ${expected}`);
+    assert.ok(v('kld') > 0, 'KL is logged as a positive number');
+    tf.dispose([losses.terms, losses.objectives]);
+    disposeBatch(batch);
+    model.dispose();
+  });
+
+  it('JointVAE anneals its temperature with the step', () => {
+    const config = tinyConfig('joint_vae', { temperature: 0.5, anneal_rate: 0.01, anneal_steps: 10, min_temperature: 0.1 });
+    const model = createModel(config, 3);
+    const batch = fixedBatch(2, 32, 3);
+    const temperature = (step: number): number => {
+      const losses = model.losses(batch, { step, minibatchFraction: 0.01, noise: stepNoise(1, step), training: true });
+      const t = losses.terms['temperature'].dataSync()[0];
+      tf.dispose([losses.terms, losses.objectives]);
+      return t;
+    };
+    assert.ok(Math.abs(temperature(0) - 0.5) < 1e-6);
+    assert.ok(Math.abs(temperature(25) - 0.5 * Math.exp(-0.2)) < 1e-6);
+    assert.ok(Math.abs(temperature(100_000) - 0.1) < 1e-6);
+    disposeBatch(batch);
+    model.dispose();
+  });
+});
