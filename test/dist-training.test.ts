@@ -174,6 +174,6 @@ test('a hung worker (SIGSTOP) trips the step timeout and stops the run', async (
   process.kill(victim, 'SIGSTOP');
   const code = await d.exit;
   assert.equal(code, 1);
-  assert.match(d.output(), /error: worker rank 1 \(cpu:1, pid \d+\) made no progress for \d+ s at step \d+ \(step timeout 3 s\): hung/);
+  assert.match(d.output(), /error: worker rank 1 \(cpu:1, pid \d+\) made no progress for \d+ s at step \d+ \(step timeout 5 s\): hung/);
   assert.throws(() => process.kill(victim, 0), 'the hung worker was killed');
 });
