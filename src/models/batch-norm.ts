@@ -36,9 +36,13 @@ export class BatchNormLayerError extends Error {
 
 type Weight = ReturnType<tf.layers.Layer['addWeight']>;
 
-/** Reduction axes of an NHWC (or NC) activation: everything but the channel axis. */
-function reductionAxes(rank: number): number[] {
-  return Array.from({ length: rank - 1 }, (_, i) => i);
+/**
+ * Per-channel sums of an activation seen as rows x channels, as ones(1, rows) @ x. A tf.sum over
+ * the leading axes transposes the whole tensor first on wasm and cpu (reductions run over the
+ * innermost axis); the matmul reads it in place.
+ */
+function channelSum(x2d: tf.Tensor2D, ones: tf.Tensor2D): tf.Tensor1D {
+  return tf.reshape(tf.matMul(ones, x2d), [x2d.shape[1]]);
 }
 
 /**
@@ -52,30 +56,37 @@ export function batchNormTraining(
   beta: tf.Tensor1D,
   epsilon: number,
 ): { y: tf.Tensor; mean: tf.Tensor1D; variance: tf.Tensor1D } {
-  const axes = reductionAxes(x.rank);
-  const count = x.size / x.shape[x.rank - 1];
+  const channels = x.shape[x.rank - 1];
+  const rows = x.size / channels;
   let mean: tf.Tensor1D | undefined;
   let variance: tf.Tensor1D | undefined;
   const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [input, g, b] = args as tf.Tensor[];
     const save = args[3] as tf.GradSaveFunc;
-    const moments = tf.moments(input, axes);
+    const ones = tf.ones([1, rows]) as tf.Tensor2D;
+    const x2d = tf.reshape(input, [rows, channels]) as tf.Tensor2D;
+    // Two-pass variance (mean of squared deviations): E[x^2] - mean^2 cancels badly in float32.
+    const batchMean = tf.div(channelSum(x2d, ones), rows) as tf.Tensor1D;
+    const centred = tf.sub(x2d, batchMean) as tf.Tensor2D;
+    const batchVariance = tf.div(channelSum(tf.square(centred), ones), rows) as tf.Tensor1D;
     // The forward runs inside a tidy of the engine: keep the statistics for the moving averages.
-    mean = tf.keep(moments.mean as tf.Tensor1D);
-    variance = tf.keep(moments.variance as tf.Tensor1D);
-    const invStd = tf.rsqrt(tf.add(moments.variance, epsilon));
-    const xhat = tf.mul(tf.sub(input, moments.mean), invStd);
-    const value = tf.add(tf.mul(xhat, g), b);
+    mean = tf.keep(batchMean);
+    variance = tf.keep(batchVariance);
+    const invStd = tf.rsqrt(tf.add(batchVariance, epsilon));
+    const xhat = tf.mul(centred, invStd) as tf.Tensor2D;
+    const value = tf.reshape(tf.add(tf.mul(xhat, g), b), input.shape);
     save([xhat, invStd, g]);
     return {
       value,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [savedXhat, savedInvStd, savedGamma] = saved;
-        const dbeta = tf.sum(dy, axes);
-        const dgamma = tf.sum(tf.mul(dy, savedXhat), axes);
+        const onesRow = tf.ones([1, rows]) as tf.Tensor2D;
+        const dy2d = tf.reshape(dy, [rows, channels]) as tf.Tensor2D;
+        const dbeta = channelSum(dy2d, onesRow);
+        const dgamma = channelSum(tf.mul(dy2d, savedXhat) as tf.Tensor2D, onesRow);
         const scale = tf.mul(savedGamma, savedInvStd);
-        const correction = tf.div(tf.add(tf.mul(savedXhat, dgamma), dbeta), count);
-        const dx = tf.mul(tf.sub(dy, correction), scale);
+        const correction = tf.div(tf.add(tf.mul(savedXhat, dgamma), dbeta), rows);
+        const dx = tf.reshape(tf.mul(tf.sub(dy2d, correction), scale), dy.shape);
         return [dx, dgamma, dbeta];
       },
     };
