@@ -66,11 +66,15 @@ describe('translateBackendError', () => {
     assert.equal(wrapped.message, 'loading: boom');
   });
 
-  test('aborts are not translated on the cpu backend', async () => {
+  test('on the cpu backend aborts are not translated and memory is the live tensor bytes', async () => {
     await initBackend('cpu');
     try {
       const abort = new WebAssembly.RuntimeError('Aborted()');
       assert.equal(translateBackendError(abort, 'x'), abort);
+      const before = backendMemoryBytes();
+      const held = tf.zeros([1000]);
+      assert.equal(backendMemoryBytes() - before, 4000);
+      held.dispose();
     } finally {
       await initBackend('wasm');
     }

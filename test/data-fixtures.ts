@@ -4,8 +4,8 @@
 import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { crc32, deflateRawSync } from 'node:zlib';
 import sharp from 'sharp';
+import { encodeZip as zipBytes, type NpzVariant as ZipVariant } from '../src/data/npz-writer.ts';
 
 export async function tempDir(prefix: string): Promise<string> {
   return mkdtemp(join(tmpdir(), `medvae-${prefix}-`));
@@ -32,89 +32,9 @@ export function npyBytes(shape: number[], data: Uint8Array, options: NpyOptions 
   return Buffer.concat([head, Buffer.from(text, 'latin1'), Buffer.from(data)]);
 }
 
-export type ZipVariant = 'stored' | 'deflated' | 'zip64';
-
-/**
- * A zip archive. 'zip64' mimics NumPy's newer writer: deflated members whose local headers carry
- * 0xFFFFFFFF sizes (real sizes in a ZIP64 extra), a central directory whose sizes and offsets are
- * all in ZIP64 extras, and a ZIP64 end record with its locator.
- */
-export function zipBytes(members: { name: string; data: Buffer }[], variant: ZipVariant): Buffer {
-  const zip64 = variant === 'zip64';
-  const parts: Buffer[] = [];
-  const central: Buffer[] = [];
-  let offset = 0;
-  for (const m of members) {
-    const name = Buffer.from(m.name, 'utf8');
-    const method = variant === 'stored' ? 0 : 8;
-    const body = method === 0 ? m.data : deflateRawSync(m.data);
-    const crc = crc32(m.data) >>> 0;
-    const localExtra = zip64 ? Buffer.alloc(20) : Buffer.alloc(0);
-    if (zip64) {
-      localExtra.writeUInt16LE(1, 0);
-      localExtra.writeUInt16LE(16, 2);
-      localExtra.writeBigUInt64LE(BigInt(m.data.length), 4);
-      localExtra.writeBigUInt64LE(BigInt(body.length), 12);
-    }
-    const local = Buffer.alloc(30);
-    local.writeUInt32LE(0x04034b50, 0);
-    local.writeUInt16LE(zip64 ? 45 : 20, 4);
-    local.writeUInt16LE(method, 8);
-    local.writeUInt32LE(crc, 14);
-    local.writeUInt32LE(zip64 ? 0xffffffff : body.length, 18);
-    local.writeUInt32LE(zip64 ? 0xffffffff : m.data.length, 22);
-    local.writeUInt16LE(name.length, 26);
-    local.writeUInt16LE(localExtra.length, 28);
-    parts.push(local, name, localExtra, body);
-
-    const centralExtra = zip64 ? Buffer.alloc(28) : Buffer.alloc(0);
-    if (zip64) {
-      centralExtra.writeUInt16LE(1, 0);
-      centralExtra.writeUInt16LE(24, 2);
-      centralExtra.writeBigUInt64LE(BigInt(m.data.length), 4);
-      centralExtra.writeBigUInt64LE(BigInt(body.length), 12);
-      centralExtra.writeBigUInt64LE(BigInt(offset), 20);
-    }
-    const entry = Buffer.alloc(46);
-    entry.writeUInt32LE(0x02014b50, 0);
-    entry.writeUInt16LE(zip64 ? 45 : 20, 4);
-    entry.writeUInt16LE(zip64 ? 45 : 20, 6);
-    entry.writeUInt16LE(method, 10);
-    entry.writeUInt32LE(crc, 16);
-    entry.writeUInt32LE(zip64 ? 0xffffffff : body.length, 20);
-    entry.writeUInt32LE(zip64 ? 0xffffffff : m.data.length, 24);
-    entry.writeUInt16LE(name.length, 28);
-    entry.writeUInt16LE(centralExtra.length, 30);
-    entry.writeUInt32LE(zip64 ? 0xffffffff : offset, 42);
-    central.push(entry, name, centralExtra);
-    offset += 30 + name.length + localExtra.length + body.length;
-  }
-  const cd = Buffer.concat(central);
-  const tail: Buffer[] = [];
-  if (zip64) {
-    const end64 = Buffer.alloc(56);
-    end64.writeUInt32LE(0x06064b50, 0);
-    end64.writeBigUInt64LE(44n, 4);
-    end64.writeUInt16LE(45, 12);
-    end64.writeUInt16LE(45, 14);
-    end64.writeBigUInt64LE(BigInt(members.length), 24);
-    end64.writeBigUInt64LE(BigInt(members.length), 32);
-    end64.writeBigUInt64LE(BigInt(cd.length), 40);
-    end64.writeBigUInt64LE(BigInt(offset), 48);
-    const locator = Buffer.alloc(20);
-    locator.writeUInt32LE(0x07064b50, 0);
-    locator.writeBigUInt64LE(BigInt(offset + cd.length), 8);
-    locator.writeUInt32LE(1, 16);
-    tail.push(end64, locator);
-  }
-  const end = Buffer.alloc(22);
-  end.writeUInt32LE(0x06054b50, 0);
-  end.writeUInt16LE(zip64 ? 0xffff : members.length, 8);
-  end.writeUInt16LE(zip64 ? 0xffff : members.length, 10);
-  end.writeUInt32LE(zip64 ? 0xffffffff : cd.length, 12);
-  end.writeUInt32LE(zip64 ? 0xffffffff : offset, 16);
-  return Buffer.concat([...parts, cd, ...tail, end]);
-}
+// The zip container is the project's own writer (src/data/npz-writer.ts); the reader tests check
+// it against archives that Python's zipfile and numpy.load were verified to open.
+export { zipBytes, type ZipVariant };
 
 export interface SplitArrays {
   images: Uint8Array;

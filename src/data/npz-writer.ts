@@ -1,7 +1,8 @@
 // Writes .npz files in NumPy's own layout (a zip of .npy members), so synthetic datasets open in
 // numpy, medmnist and this project's reader alike. Three container variants, as found in the wild:
 // 'deflated' (numpy.savez_compressed, the official MedMNIST files), 'stored' (numpy.savez), and
-// 'zip64' (newer numpy: local headers carry 0xFFFFFFFF sizes, the real ones sit in zip64 extras).
+// 'zip64' (newer numpy: deflated members whose local headers carry 0xFFFFFFFF sizes, the real ones
+// in zip64 extras, and a zip64 end record). The tests use it to make all three.
 import { deflateRawSync, crc32 } from 'node:zlib';
 import { writeFileAtomic } from '../train/atomic.ts';
 
@@ -38,8 +39,8 @@ export function encodeZip(members: { name: string; data: Buffer }[], variant: Np
   const zip64 = variant === 'zip64';
   for (const m of members) {
     const name = Buffer.from(m.name, 'utf8');
-    const body = variant === 'deflated' ? deflateRawSync(m.data) : m.data;
-    const method = variant === 'deflated' ? 8 : 0;
+    const method = variant === 'stored' ? 0 : 8;
+    const body = method === 8 ? deflateRawSync(m.data) : m.data;
     const crc = crc32(m.data);
     const local = Buffer.alloc(30);
     local.writeUInt32LE(0x04034b50, 0);
@@ -105,10 +106,10 @@ export function encodeZip(members: { name: string; data: Buffer }[], variant: Np
   }
   const eocd = Buffer.alloc(22);
   eocd.writeUInt32LE(0x06054b50, 0);
-  eocd.writeUInt16LE(members.length, 8);
-  eocd.writeUInt16LE(members.length, 10);
-  eocd.writeUInt32LE(centralBytes.length, 12);
-  eocd.writeUInt32LE(offset, 16);
+  eocd.writeUInt16LE(zip64 ? 0xffff : members.length, 8);
+  eocd.writeUInt16LE(zip64 ? 0xffff : members.length, 10);
+  eocd.writeUInt32LE(zip64 ? 0xffffffff : centralBytes.length, 12);
+  eocd.writeUInt32LE(zip64 ? 0xffffffff : offset, 16);
   return Buffer.concat([...parts, centralBytes, ...tail, eocd]);
 }
 
