@@ -1,17 +1,23 @@
 // Evaluation end to end on tiny images: closed-form reconstruction numbers from a stand-in model,
 // sample-quality ordering, determinism and the feature-net cache with a real (untrained) CVAE.
-import { test } from 'node:test';
+import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../src/backend/index.ts';
 import { psnrOf, reconstructionMetrics } from '../src/eval/reconstruction.ts';
 import { classifierScores, evaluateModel, type EvalOptions } from '../src/eval/evaluate.ts';
 import { createModel } from '../src/models/index.ts';
 import { bandImages, StandInModel, tinyModelConfig } from './eval-helpers.ts';
 
 const SIZE = 16;
+
+// The pure-JS cpu backend's conv gradients are ~50x slower than wasm's.
+before(async () => {
+  await initBackend('wasm');
+});
 const QUICK: Omit<EvalOptions, 'n' | 'seed'> = { recipe: { steps: 40, batchSize: 32, lr: 5e-3 }, kidSubsets: 5, kidSubsetSize: 20 };
 
 function close(actual: number, expected: number, tol: number, what: string): void {

@@ -136,7 +136,10 @@ export async function initBackend(choice: BackendChoice, log?: (line: string) =>
   const earlier = selections.get(choice);
   if (earlier !== undefined) {
     const info = await earlier;
-    if (tf.getBackend() !== info.name) await activate(info.name, info.name);
+    if (tf.getBackend() !== info.name) {
+      const again = await activate(info.name, info.name);
+      if (!again.ok) throw new BackendUnavailableError(choice, again.why);
+    }
     return info;
   }
   const pending = select(choice);

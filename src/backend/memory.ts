@@ -93,7 +93,10 @@ export function installWasmMemoryGuard(): void {
   };
 }
 
-/** True once emscripten has aborted in this process: the wasm backend can no longer run ops. */
+/**
+ * True once emscripten has aborted in this process, or translateBackendError has seen a wasm trap
+ * it blamed on memory: the wasm backend can no longer be trusted to run ops.
+ */
 export function wasmModuleAborted(): boolean {
   return moduleAborted;
 }
@@ -116,6 +119,7 @@ export function translateBackendError(e: unknown, context: string): Error {
   const wasm = activeWasmModule();
   const onWasm = wasm !== undefined;
   if (onWasm && e instanceof WebAssembly.RuntimeError && e.message.startsWith('Aborted(')) {
+    moduleAborted = true;
     return new WasmOutOfMemoryError(context, true, { cause: e });
   }
   if (
@@ -124,6 +128,7 @@ export function translateBackendError(e: unknown, context: string): Error {
     e.message.startsWith('memory access out of bounds') &&
     wasm.HEAPU8.length >= NEAR_CAP_FRACTION * WASM_HEAP_LIMIT_BYTES
   ) {
+    moduleAborted = true;
     return new WasmOutOfMemoryError(context, true, { cause: e });
   }
   if (onWasm && e instanceof RangeError && memoryRangeError.test(e.message)) {

@@ -3,6 +3,7 @@ import { Option, type Command } from 'commander';
 import type { BackendChoice } from '../config/schema.ts';
 import { formatEvalTable, writeEvalFile } from '../eval/eval-file.ts';
 import { evalRun } from '../eval/run-eval.ts';
+import { DEFAULT_RECIPE } from '../eval/feature-net.ts';
 import { writeReport } from '../report/write-report.ts';
 import { runCommand } from './errors.ts';
 
@@ -12,6 +13,7 @@ interface EvalFlags {
   n: string;
   seed: string;
   backend?: BackendChoice;
+  featureSteps: string;
   cacheDir?: string;
   debug?: boolean;
 }
@@ -44,6 +46,7 @@ export function registerEvalCommands(program: Command): void {
     .option('--n <count>', 'images per side: held-out real (capped by the split) and generated', '500')
     .option('--seed <seed>', 'seed of every random choice of the evaluation', '0')
     .addOption(new Option('--backend <name>', 'compute backend (default: the run config\'s)').choices(['auto', 'tensorflow', 'wasm', 'cpu']))
+    .option('--feature-steps <n>', `training steps of the feature net and TSTR classifiers (part of the feature-net key)`, String(DEFAULT_RECIPE.steps))
     .option('--cache-dir <dir>', 'where trained feature nets are kept (default: <run dir>/../.feature-nets)')
     .option('--debug', 'print stack traces on errors')
     .action(async (flags: EvalFlags) => {
@@ -53,6 +56,7 @@ export function registerEvalCommands(program: Command): void {
           n: positiveInt('--n', flags.n, 2),
           seed: positiveInt('--seed', flags.seed, 0),
           backend: flags.backend,
+          recipe: { ...DEFAULT_RECIPE, steps: positiveInt('--feature-steps', flags.featureSteps, 1) },
           cacheDir: flags.cacheDir,
           log: (line) => process.stderr.write(`${line}\n`),
         });

@@ -81,6 +81,8 @@ export class FrameReader {
   private sink: PayloadSink | null = null;
   private payloadLeft = 0;
   private stopped = false;
+  /** Why reading stopped, kept for a handler set later (bytes can fail while a link changes hands). */
+  private failure: Error | null = null;
   private socket: Socket | null = null;
 
   private constructor(private handler: FrameHandler) {}
@@ -113,6 +115,7 @@ export class FrameReader {
 
   setHandler(handler: FrameHandler): void {
     this.handler = handler;
+    if (this.failure) handler.onError(this.failure);
   }
 
   /** Tries again to place a frame the handler answered 'wait' to. */
@@ -171,7 +174,8 @@ export class FrameReader {
       }
     } catch (error) {
       this.stopped = true;
-      this.handler.onError(error instanceof Error ? error : new Error(String(error)));
+      this.failure = error instanceof Error ? error : new Error(String(error));
+      this.handler.onError(this.failure);
     }
   }
 

@@ -11,7 +11,7 @@ import { openDataset } from '../data/open.ts';
 import { loadRun, readRunConfig } from '../train/checkpoint.ts';
 import { hashKeys, mulberry32, Stream } from '../train/rng.ts';
 import { PACKAGE_ROOT } from '../cli/train-options.ts';
-import { FEATURE_INPUT_SIZE } from './feature-net.ts';
+import { FEATURE_INPUT_SIZE, type TrainRecipe } from './feature-net.ts';
 import { evaluateModel } from './evaluate.ts';
 import type { EvalFile, MachineInfo } from './eval-file.ts';
 import { readLabelledImages } from './images.ts';
@@ -22,6 +22,8 @@ export interface RunEvalOptions {
   n: number;
   seed: number;
   backend?: BackendChoice;
+  /** Feature-net / TSTR classifier recipe (default DEFAULT_RECIPE); part of the feature-net key. */
+  recipe?: TrainRecipe;
   /** Defaults to <run dir>/../.feature-nets. */
   cacheDir?: string;
   log?: (line: string) => void;
@@ -80,7 +82,7 @@ export async function evalRun(runDir: string, options: RunEvalOptions): Promise<
       const train = await readLabelledImages(trainSplit, trainIdx, FEATURE_INPUT_SIZE, config.model.in_channels, config.data.resize);
       const metrics = await evaluateModel(
         { model, train, trainSplit: config.data.split, heldOut, heldOutSplit: options.split, datasetHash: await datasetHash(dataPath) },
-        { n: options.n, seed: options.seed, featureCacheDir: options.cacheDir ?? join(dirname(resolve(runDir)), '.feature-nets'), log },
+        { n: options.n, seed: options.seed, recipe: options.recipe, featureCacheDir: options.cacheDir ?? join(dirname(resolve(runDir)), '.feature-nets'), log },
       );
       return {
         format: 'medvae-eval',

@@ -7,7 +7,7 @@ import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ExperimentConfig } from '../config/schema.ts';
 import { configToYaml } from '../config/load.ts';
-import { initBackend, type BackendInfo } from '../backend/index.ts';
+import { initBackend, translateBackendError, type BackendInfo } from '../backend/index.ts';
 import { openDataset } from '../data/open.ts';
 import { createLoader } from '../data/loader.ts';
 import type { Batch } from '../data/types.ts';
@@ -263,7 +263,13 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
             noise: stepNoise(cfg.train.seed, Stream.noise, state.step, rank * microsPerRank + i),
             training: true,
           };
-          const result = computeGradients(model, inputs, ctx);
+          let result: ReturnType<typeof computeGradients>;
+          try {
+            result = computeGradients(model, inputs, ctx);
+          } catch (e) {
+            tf.dispose([inputs.images, inputs.labels] as tf.TensorContainer);
+            throw translateBackendError(e, `training step ${state.step + 1} (micro-batch of ${end - start} at ${cfg.model.image_size}x${cfg.model.image_size})`);
+          }
           accumulate(grads, result.groups, weight);
           for (const [name, t] of Object.entries(result.terms)) terms[name] = (terms[name] ?? 0) + weight * t.dataSync()[0]!;
           tf.dispose([inputs.images, inputs.labels, result.groups, result.terms] as tf.TensorContainer);
