@@ -15,14 +15,15 @@ const MIB = 1024 * 1024;
 
 async function worker(rank: number, worldSize: number, mb: number, iters: number, bucketBytes: number): Promise<void> {
   const send = (m: FromWorker) => process.send?.(m);
-  const listener = await listenForRing({ rank, worldSize, bucketBytes });
+  const listener = await listenForRing({ rank, worldSize, bucketBytes, log: (line) => console.error(line) });
   const peers = await new Promise<ToWorker['peers']>((resolve) => {
     process.once('message', (m: ToWorker) => resolve(m.peers));
     send({ kind: 'port', port: listener.port });
   });
   const ring = await listener.connect(peers);
+  // Any values do; these are cheap to make and not all equal.
   const grads = new Float32Array((mb * MIB) / 4);
-  for (let i = 0; i < grads.length; i++) grads[i] = ((i * 2654435761 + rank) % 1000) / 1000;
+  for (let i = 0; i < grads.length; i++) grads[i] = ((i & 1023) - 512 + rank) / 1024;
   const ms: number[] = [];
   for (let it = -1; it < iters; it++) {
     await ring.barrier();

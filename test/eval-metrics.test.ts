@@ -74,7 +74,7 @@ test('samples drawn from the real distribution score better than a collapsed gen
   const first = collapsedSamples.images.slice(0, SIZE * SIZE);
   for (let i = 0; i < 60; i++) collapsedSamples.images.set(first, i * SIZE * SIZE);
   const collapsed = new StandInModel(config, 0, collapsedSamples);
-  const inputs = { train, trainSplit: 'train', heldOut, heldOutSplit: 'test', datasetHash: 'bands' };
+  const inputs = { train, trainSplit: 'train', heldOut, heldOutSplit: 'test', datasetId: 'bands' };
   const good = await evaluateModel({ ...inputs, model: realLike }, { ...QUICK, n: 60, seed: 1 });
   const bad = await evaluateModel({ ...inputs, model: collapsed }, { ...QUICK, n: 60, seed: 1 });
   assert.ok(good.sample_quality.frechet_distance < bad.sample_quality.frechet_distance, `FD ${good.sample_quality.frechet_distance} vs ${bad.sample_quality.frechet_distance}`);
@@ -92,7 +92,7 @@ test('eval of a conditional model is deterministic, reuses the cached feature ne
   try {
     const train = bandImages(60, SIZE, 2);
     const heldOut = bandImages(30, SIZE, 3);
-    const inputs = { train, trainSplit: 'train', heldOut, heldOutSplit: 'test', datasetHash: 'bands' };
+    const inputs = { train, trainSplit: 'train', heldOut, heldOutSplit: 'test', datasetId: 'bands' };
     const run = async (): Promise<Awaited<ReturnType<typeof evaluateModel>>> => {
       const model = createModel(tinyModelConfig('cvae', SIZE), 5, 3);
       try {

@@ -27,18 +27,9 @@ function train(out: string, extra: string[]): void {
 /** Runs `medvae eval|report ...` in-process through the real commander wiring; returns stdout. */
 async function medvae(args: string[]): Promise<string> {
   const program = new Command('medvae').exitOverride();
-  registerEvalCommands(program);
   const chunks: string[] = [];
-  const write = process.stdout.write.bind(process.stdout);
-  process.stdout.write = ((chunk: string | Uint8Array) => {
-    chunks.push(String(chunk));
-    return true;
-  }) as typeof process.stdout.write;
-  try {
-    await program.parseAsync(['node', 'medvae', ...args]);
-  } finally {
-    process.stdout.write = write;
-  }
+  registerEvalCommands(program, { write: (text: string) => chunks.push(text) });
+  await program.parseAsync(['node', 'medvae', ...args]);
   const failed = process.exitCode;
   process.exitCode = 0;
   assert.ok(!failed, `medvae ${args.join(' ')} failed`);

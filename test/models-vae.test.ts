@@ -101,6 +101,36 @@ describe('every variant', () => {
   });
 });
 
+describe('checkpoints', () => {
+  it('every network saves as a plain LayersModel of stock Keras classes and loads back to the same outputs', async () => {
+    const stock = new Set(['InputLayer', 'Conv2D', 'Conv2DTranspose', 'BatchNormalization', 'LeakyReLU', 'Flatten', 'Dense', 'Reshape', 'Activation', 'Concatenate']);
+    for (const name of ['cvae', 'vae_gan'] as const) {
+      const model = createModel(tinyConfig(name), 9);
+      for (const [networkName, network] of Object.entries(model.networks)) {
+        let saved: tf.io.ModelArtifacts | undefined;
+        await network.save(tf.io.withSaveHandler(async (artifacts) => {
+          saved = artifacts;
+          return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+        }));
+        assert.ok(saved);
+        const classes = [...JSON.stringify(saved.modelTopology).matchAll(/"class_name":"(\w+)"/g)].map((m) => m[1]);
+        const layerClasses = classes.filter((c) => c !== 'Functional' && c !== 'Model' && !/Initializer|Scaling|Zeros|Ones/.test(c));
+        assert.ok(layerClasses.includes('BatchNormalization') && layerClasses.includes('Dense'), `${name}/${networkName}: ${layerClasses}`);
+        for (const c of layerClasses) assert.ok(stock.has(c), `${name}/${networkName}: non-stock layer class ${c}`);
+        const loaded = await tf.loadLayersModel(tf.io.fromMemory(saved));
+        const inputs = network.inputs.map((input, i) => tf.randomUniform([2, ...input.shape.slice(1).map((d) => d ?? 1)], -1, 1, 'float32', i + 1));
+        const expected = network.predict(inputs.length === 1 ? inputs[0] : inputs) as tf.Tensor | tf.Tensor[];
+        const got = loaded.predict(inputs.length === 1 ? inputs[0] : inputs) as tf.Tensor | tf.Tensor[];
+        const [e, g] = [expected, got].map((t) => (Array.isArray(t) ? t : [t]).map((x) => x.dataSync()));
+        assert.deepEqual(g, e, `${name}/${networkName} outputs`);
+        loaded.dispose();
+        tf.dispose([inputs, expected, got]);
+      }
+      model.dispose();
+    }
+  });
+});
+
 describe('loss terms', () => {
   it('beta-VAE B: loss = reconstruction + gamma * kld_weight * |KL - C| with C annealed by step', () => {
     const config = tinyConfig('beta_vae', { loss_type: 'B', gamma: 10, max_capacity: 20, capacity_max_iter: 100, kld_weight: 0.5 });

@@ -37,7 +37,12 @@ function positiveInt(flag: string, value: string, min: number): number {
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
-export function registerEvalCommands(program: Command): void {
+/** Where the commands print their result (the table, the written path); tests pass their own. */
+export interface CommandOutput {
+  write(text: string): unknown;
+}
+
+export function registerEvalCommands(program: Command, out: CommandOutput = process.stdout): void {
   program
     .command('eval')
     .description('evaluate a trained run (reconstruction, sample quality, diversity, TSTR); writes RUN_DIR/eval.json')
@@ -61,7 +66,7 @@ export function registerEvalCommands(program: Command): void {
           log: (line) => process.stderr.write(`${line}\n`),
         });
         const path = writeEvalFile(flags.run, file);
-        process.stdout.write(`${formatEvalTable(file)}\nwrote ${path}\n`);
+        out.write(`${formatEvalTable(file)}\nwrote ${path}\n`);
       });
     });
 
@@ -75,7 +80,7 @@ export function registerEvalCommands(program: Command): void {
     .action(async (flags: ReportFlags) => {
       await runCommand(Boolean(flags.debug), async () => {
         const path = writeReport(flags.run, { compare: flags.compare, out: flags.out });
-        process.stdout.write(`wrote ${path}\n`);
+        out.write(`wrote ${path}\n`);
       });
     });
 }

@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import { registerTrainCommand } from './train-command.ts';
 import { registerGenerateCommands } from './generate-commands.ts';
 import { registerDataCommands } from './data-command.ts';
+import { registerEvalCommands } from './eval-command.ts';
 
 const program = new Command('medvae')
   .description('Train VAE-family generative models on medical images (TensorFlow.js)')
@@ -10,4 +11,5 @@ const program = new Command('medvae')
 registerTrainCommand(program);
 registerGenerateCommands(program);
 registerDataCommands(program);
+registerEvalCommands(program);
 await program.parseAsync(process.argv);

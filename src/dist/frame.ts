@@ -52,6 +52,12 @@ function decodeHeader(b: Buffer): FrameHeader {
 export interface PayloadSink {
   write(piece: Buffer): void;
   end(): void;
+  /**
+   * Optional: the final place of the next payload bytes (at most `max`), so that a socket with a read
+   * buffer generator reads them there directly, saving a copy. advance() then reports how many landed.
+   */
+  target?(max: number): Uint8Array;
+  advance?(bytes: number): void;
 }
 
 /** What a header handler decides: where the payload goes, or 'wait' to hold the frame (and the socket) until later. */
@@ -97,13 +103,25 @@ export class FrameReader {
 
   /**
    * A reader for a socket about to be dialled: pass `onread` to net.connect, then bind() the socket.
-   * The socket reads into one reused buffer of READ_BUFFER_BYTES.
+   * Before each read the reader picks the buffer: the final place of the payload being received when its
+   * sink offers one, else exactly the bytes of the next header, else (a frame waiting for its operation,
+   * the handshake) one reused buffer of READ_BUFFER_BYTES whose leftovers are copied out.
    */
-  static withReadBuffer(handler: FrameHandler): { reader: FrameReader; onread: { buffer: Buffer; callback: (bytes: number, buffer: Uint8Array) => boolean } } {
+  static withReadBuffer(handler: FrameHandler): { reader: FrameReader; onread: { buffer: () => Uint8Array; callback: (bytes: number, buffer: Uint8Array) => boolean } } {
     const reader = new FrameReader(handler);
-    const buffer = Buffer.allocUnsafe(READ_BUFFER_BYTES);
+    const general = Buffer.allocUnsafe(READ_BUFFER_BYTES);
+    let direct = false;
+    const buffer = (): Uint8Array => {
+      const target = reader.directTarget();
+      direct = target !== null;
+      if (target !== null) return target;
+      // Between frames, read no further than the header so the payload after it can go direct.
+      const headerLeft = reader.header === null ? HEADER_BYTES - reader.queuedBytes : 0;
+      return headerLeft > 0 ? general.subarray(0, headerLeft) : general;
+    };
     const callback = (bytes: number): boolean => {
-      reader.push(buffer.subarray(0, bytes), true);
+      if (direct) reader.landed(bytes);
+      else reader.push(general.subarray(0, bytes), true);
       return true;
     };
     return { reader, onread: { buffer, callback } };
@@ -137,6 +155,20 @@ export class FrameReader {
     if (borrowed && this.queuedBytes > 0) {
       for (let i = 0; i < this.queue.length; i++) if (this.queue[i].buffer === data.buffer) this.queue[i] = Buffer.from(this.queue[i]);
     }
+  }
+
+  /** Where the next bytes can be read straight to: the current payload's final place, if its sink has one. */
+  private directTarget(): Uint8Array | null {
+    if (this.stopped || this.sink === null || this.payloadLeft === 0 || this.queuedBytes > 0 || !this.sink.target) return null;
+    return this.sink.target(this.payloadLeft);
+  }
+
+  /** `bytes` were read into the buffer directTarget() gave. */
+  private landed(bytes: number): void {
+    if (this.stopped || this.sink === null) return;
+    this.payloadLeft -= bytes;
+    this.sink.advance?.(bytes);
+    this.pump();
   }
 
   private pump(): void {

@@ -188,7 +188,7 @@ export class RingCollective implements Collective, RingLink {
     if (running && header.opSeq === running.op.seq) {
       const sink = running.op.accept(header);
       return {
-        write: (piece) => sink.write(piece),
+        ...sink,
         end: () => {
           sink.end();
           this.checkFinished();

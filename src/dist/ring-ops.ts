@@ -59,7 +59,16 @@ function copySink(layout: FlatLayout, range: ElementRange, onEnd: () => void): P
   layout.forEachPiece(range, (p) => targets.push(new Uint8Array(p.buffer, p.byteOffset, p.byteLength)));
   let target = 0;
   let offset = 0;
+  const advance = (bytes: number) => {
+    offset += bytes;
+    if (offset === targets[target].length) {
+      target += 1;
+      offset = 0;
+    }
+  };
   return {
+    target: (max) => targets[target].subarray(offset, offset + Math.min(max, targets[target].length - offset)),
+    advance,
     write(piece) {
       let from = 0;
       while (from < piece.length) {
@@ -67,11 +76,7 @@ function copySink(layout: FlatLayout, range: ElementRange, onEnd: () => void): P
         const n = Math.min(piece.length - from, dst.length - offset);
         piece.copy(dst, offset, from, from + n);
         from += n;
-        offset += n;
-        if (offset === dst.length) {
-          target += 1;
-          offset = 0;
-        }
+        advance(n);
       }
     },
     end: onEnd,
@@ -143,6 +148,10 @@ export class AllReduceOp implements RingOperation {
     const w = this.link.worldSize;
     let filled = 0;
     return {
+      target: (max) => stagingBytes.subarray(filled, filled + max),
+      advance: (bytes) => {
+        filled += bytes;
+      },
       write(piece) {
         piece.copy(stagingBytes, filled);
         filled += piece.length;

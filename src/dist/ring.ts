@@ -304,8 +304,12 @@ export async function listenForRing(opts: RingOptions): Promise<RingListener> {
     connect: async (peers) => {
       try {
         checkPeers(s, peers);
-        const [dialled, accepted] = await Promise.all([dialRight(s, peers[(s.rank + 1) % s.worldSize]), acceptor.left()]);
-        return new RingCollective(s, dialled, accepted);
+        const links = await Promise.allSettled([dialRight(s, peers[(s.rank + 1) % s.worldSize]), acceptor.left()]);
+        const [dialled, accepted] = links;
+        if (dialled.status === 'fulfilled' && accepted.status === 'fulfilled') return new RingCollective(s, dialled.value, accepted.value);
+        // One link failed: drop the other rather than leave it open, and report the first failure.
+        for (const link of links) if (link.status === 'fulfilled') link.value.socket.destroy();
+        throw (links.find((link) => link.status === 'rejected') as PromiseRejectedResult).reason;
       } finally {
         acceptor.close();
       }

@@ -84,8 +84,9 @@ export function metricRows(m: EvalMetrics): MetricRow[] {
     { section: 'reconstruction', metric: 'SSIM', value: formatNumber(r.ssim), note: 'higher is better' },
     { section: 'reconstruction', metric: 'MS-SSIM', value: formatNumber(r.ms_ssim), note: 'higher is better' },
     { section: 'reconstruction', metric: '-ELBO (nats/image)', value: formatNumber(r.nelbo), note: `lower is better; Gaussian decoder, sigma ${formatNumber(r.decoder_sigma)}` },
-    { section: 'reconstruction', metric: 'KL (nats/image)', value: formatNumber(r.kl), note: `of ${r.n} held-out images` },
+    { section: 'reconstruction', metric: 'KL (nats/image)', value: formatNumber(r.kl), note: `mean over ${r.n} held-out images` },
     { section: 'samples', metric: 'Frechet feature distance', value: formatNumber(s.frechet_distance), note: `lower is better; not FID: ${s.feature_net.id}` },
+    { section: 'samples', metric: 'Frechet distance, real train vs held-out', value: formatNumber(s.reference_frechet_distance), note: 'reference: a perfect generator at this n' },
     {
       section: 'samples',
       metric: 'kernel distance (MMD^2)',

@@ -23,9 +23,12 @@ export interface EvalInputs {
   /** Held-out real images at the model's side: reconstruction and the real side of every comparison. */
   heldOut: LabelledImages;
   heldOutSplit: string;
-  /** Content hash of the dataset file or folder: part of the feature-net key. */
-  datasetHash: string;
+  /** Identifies the training images (content hash of the dataset file, how they were read): part of the feature-net key. */
+  datasetId: string;
 }
+
+/** Training images the feature net sees at most: a seeded subset of larger splits. */
+export const DEFAULT_MAX_FEATURE_TRAIN = 10000;
 
 export interface EvalOptions {
   /** Images per side (held-out real capped by the split's size, generated exactly n). */
@@ -35,7 +38,7 @@ export interface EvalOptions {
   featureCacheDir?: string;
   /** Classifier recipe (tests use a short one); part of the cache key. */
   recipe?: TrainRecipe;
-  /** Training images the feature net sees at most (a seeded subset of larger splits). */
+  /** Default DEFAULT_MAX_FEATURE_TRAIN. */
   maxFeatureTrain?: number;
   kidSubsets?: number;
   kidSubsetSize?: number;
@@ -58,6 +61,8 @@ export interface EvalMetrics {
     /** A domain feature distance (see feature-net.ts), not FID: compare only runs with the same feature_net.id. */
     feature_net: { id: string; version: number; seed: number; task: ClassifierTask['kind']; dim: number; recipe: TrainRecipe; n_train: number; heldout_accuracy: number | null };
     frechet_distance: number;
+    /** Held-out vs as many real training images: what a perfect generator would score at this n. */
+    reference_frechet_distance: number;
     kernel_distance: KernelDistance;
   };
   diversity: { pairs: number; ms_ssim_generated: number; ms_ssim_real: number };
@@ -92,12 +97,7 @@ export function classifierScores(probabilities: Float32Array, targets: Float32Ar
 }
 
 function scoreOn(classifier: Classifier, test: LabelledImages, kind: 'class' | 'multilabel'): ClassifierScores {
-  const images = gatherImages(test, Array.from({ length: test.n }, (_, i) => i));
-  try {
-    return classifierScores(classifier.probabilities(images), test.labels, test.n, test.labelWidth, kind);
-  } finally {
-    images.dispose();
-  }
+  return classifierScores(classifier.probabilities(test), test.labels, test.n, test.labelWidth, kind);
 }
 
 /** n generated images (and, for the conditional model, the label rows they were asked for). */
@@ -145,13 +145,17 @@ function meanPairMsSsim(data: LabelledImages, pairs: number, seed: number): numb
   return sum / pairs;
 }
 
+/** Which training images (sorted indices) the feature net learns from: all, or a seeded subset. */
+export function featureTrainIndices(available: number, max: number, seed: number): number[] {
+  if (available <= max) return Array.from({ length: available }, (_, i) => i);
+  return sampleWithoutReplacement(available, max, mulberry32(hashKeys(seed, Stream.eval, 4))).sort((a, b) => a - b);
+}
+
 async function featureNet(inputs: EvalInputs, options: EvalOptions, recipe: TrainRecipe): Promise<{ classifier: Classifier; key: FeatureNetKey; nTrain: number }> {
   const task = classifierTask(inputs.train);
-  const maxTrain = options.maxFeatureTrain ?? 10000;
-  const trainSet = inputs.train.n > maxTrain
-    ? subset(inputs.train, sampleWithoutReplacement(inputs.train.n, maxTrain, mulberry32(hashKeys(options.seed, Stream.eval, 4))).sort((a, b) => a - b))
-    : inputs.train;
-  const key: FeatureNetKey = { datasetHash: inputs.datasetHash, trainSplit: inputs.trainSplit, seed: options.seed, channels: inputs.train.channels, task, recipe };
+  const maxTrain = options.maxFeatureTrain ?? DEFAULT_MAX_FEATURE_TRAIN;
+  const trainSet = inputs.train.n > maxTrain ? subset(inputs.train, featureTrainIndices(inputs.train.n, maxTrain, options.seed)) : inputs.train;
+  const key: FeatureNetKey = { datasetId: inputs.datasetId, trainSplit: inputs.trainSplit, seed: options.seed, channels: inputs.train.channels, task, recipe };
   const cached = options.featureCacheDir ? await loadCachedClassifier(options.featureCacheDir, key) : undefined;
   if (cached) {
     options.log?.(`eval: feature net ${featureNetKeyId(key)} from ${options.featureCacheDir}`);
@@ -182,16 +186,16 @@ export async function evaluateModel(inputs: EvalInputs, options: EvalOptions): P
   const generated = generate(model, inputs.train, options.n, heldOut.size, options.seed);
 
   const { classifier, key, nTrain } = await featureNet(inputs, options, recipe);
-  const allIndices = (d: LabelledImages): number[] => Array.from({ length: d.n }, (_, i) => i);
-  const realTensor = gatherImages(real, allIndices(real));
-  const fakeTensor = gatherImages(generated, allIndices(generated));
-  const realFeatures = classifier.features(realTensor);
-  const fakeFeatures = classifier.features(fakeTensor);
-  const heldOutAccuracy = key.task.kind === 'rotation' ? null : classifierScores(classifier.probabilities(realTensor), real.labels, real.n, real.labelWidth, key.task.kind).accuracy;
-  tf.dispose([realTensor, fakeTensor]);
+  const realFeatures = classifier.features(real);
+  const fakeFeatures = classifier.features(generated);
+  const referenceSet = subset(inputs.train, sampleWithoutReplacement(inputs.train.n, Math.min(real.n, inputs.train.n), mulberry32(hashKeys(options.seed, Stream.eval, 11))));
+  const referenceFeatures = classifier.features(referenceSet);
+  const heldOutAccuracy = key.task.kind === 'rotation' ? null : scoreOn(classifier, real, key.task.kind).accuracy;
   classifier.dispose();
 
-  const frechet = frechetDistance(gaussianStats(realFeatures, real.n, FEATURE_DIM), gaussianStats(fakeFeatures, generated.n, FEATURE_DIM));
+  const realStats = gaussianStats(realFeatures, real.n, FEATURE_DIM);
+  const frechet = frechetDistance(realStats, gaussianStats(fakeFeatures, generated.n, FEATURE_DIM));
+  const referenceFrechet = frechetDistance(realStats, gaussianStats(referenceFeatures, referenceSet.n, FEATURE_DIM));
   const kid = kernelDistance(realFeatures, real.n, fakeFeatures, generated.n, FEATURE_DIM, {
     seed: hashKeys(options.seed, Stream.eval, 6),
     subsets: options.kidSubsets ?? 10,
@@ -228,6 +232,7 @@ export async function evaluateModel(inputs: EvalInputs, options: EvalOptions): P
       n_generated: generated.n,
       feature_net: { id: featureNetKeyId(key), version: FEATURE_NET_VERSION, seed: options.seed, task: key.task.kind, dim: FEATURE_DIM, recipe, n_train: nTrain, heldout_accuracy: heldOutAccuracy },
       frechet_distance: frechet,
+      reference_frechet_distance: referenceFrechet,
       kernel_distance: kid,
     },
     diversity,

@@ -9,7 +9,8 @@ import { writeDirAtomic } from '../train/atomic.ts';
 import { Classifier, FEATURE_NET_VERSION, type ClassifierTask, type TrainRecipe } from './feature-net.ts';
 
 export interface FeatureNetKey {
-  datasetHash: string;
+  /** Content hash of the dataset file and how its images were read. */
+  datasetId: string;
   /** Which split of the dataset file trained it. */
   trainSplit: string;
   seed: number;

@@ -122,25 +122,24 @@ export class Classifier {
     });
   }
 
-  /** Feature vectors (n x FEATURE_DIM) of NHWC [-1, 1] images, in batches. */
-  features(images: tf.Tensor4D, batchSize = 128): Float32Array {
-    return this.mapBatches(images, batchSize, (b) => this.forward(b)[0]);
+  /** Feature vectors (n x FEATURE_DIM) of the images of `data`, batch by batch. */
+  features(data: LabelledImages, batchSize = 128): Float32Array {
+    return this.mapBatches(data, batchSize, (b) => this.forward(b)[0]);
   }
 
   /** Class probabilities (softmax) or finding probabilities (sigmoid), n x width. */
-  probabilities(images: tf.Tensor4D, batchSize = 128): Float32Array {
-    return this.mapBatches(images, batchSize, (b) => {
+  probabilities(data: LabelledImages, batchSize = 128): Float32Array {
+    return this.mapBatches(data, batchSize, (b) => {
       const logits = this.forward(b)[1];
       return this.task.kind === 'multilabel' ? tf.sigmoid(logits) : tf.softmax(logits);
     });
   }
 
-  private mapBatches(images: tf.Tensor4D, batchSize: number, f: (batch: tf.Tensor4D) => tf.Tensor2D): Float32Array {
-    const n = images.shape[0];
+  private mapBatches(data: LabelledImages, batchSize: number, f: (batch: tf.Tensor4D) => tf.Tensor2D): Float32Array {
     const parts: Float32Array[] = [];
-    for (let start = 0; start < n; start += batchSize) {
-      const size = Math.min(batchSize, n - start);
-      const out = tf.tidy(() => f(images.slice([start, 0, 0, 0], [size, -1, -1, -1])));
+    for (let start = 0; start < data.n; start += batchSize) {
+      const indices = Array.from({ length: Math.min(batchSize, data.n - start) }, (_, k) => start + k);
+      const out = tf.tidy(() => f(gatherImages(data, indices)));
       parts.push(out.dataSync() as Float32Array);
       out.dispose();
     }

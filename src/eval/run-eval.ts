@@ -12,7 +12,7 @@ import { loadRun, readRunConfig } from '../train/checkpoint.ts';
 import { hashKeys, mulberry32, Stream } from '../train/rng.ts';
 import { PACKAGE_ROOT } from '../cli/train-options.ts';
 import { FEATURE_INPUT_SIZE, type TrainRecipe } from './feature-net.ts';
-import { evaluateModel } from './evaluate.ts';
+import { DEFAULT_MAX_FEATURE_TRAIN, evaluateModel, featureTrainIndices } from './evaluate.ts';
 import type { EvalFile, MachineInfo } from './eval-file.ts';
 import { readLabelledImages } from './images.ts';
 import { sampleWithoutReplacement } from './kid.ts';
@@ -76,12 +76,12 @@ export async function evalRun(runDir: string, options: RunEvalOptions): Promise<
       const nHeld = Math.min(options.n, heldOutSplit.length);
       // A seeded subset of the held-out split (all of it when smaller than n), in index order.
       const heldIdx = sampleWithoutReplacement(heldOutSplit.length, nHeld, mulberry32(hashKeys(options.seed, Stream.eval, 10))).sort((a, b) => a - b);
-      const trainIdx = Array.from({ length: trainSplit.length }, (_, i) => i);
-      log(`eval: reading ${nHeld} images of ${heldOutSplit.description} and ${trainSplit.length} of ${trainSplit.description}`);
+      const trainIdx = featureTrainIndices(trainSplit.length, DEFAULT_MAX_FEATURE_TRAIN, options.seed);
+      log(`eval: reading ${nHeld} images of ${heldOutSplit.description} and ${trainIdx.length} of ${trainSplit.description}`);
       const heldOut = await readLabelledImages(heldOutSplit, heldIdx, config.model.image_size, config.model.in_channels, config.data.resize);
       const train = await readLabelledImages(trainSplit, trainIdx, FEATURE_INPUT_SIZE, config.model.in_channels, config.data.resize);
       const metrics = await evaluateModel(
-        { model, train, trainSplit: config.data.split, heldOut, heldOutSplit: options.split, datasetHash: await datasetHash(dataPath) },
+        { model, train, trainSplit: config.data.split, heldOut, heldOutSplit: options.split, datasetId: `${await datasetHash(dataPath)}:${config.data.resize}` },
         { n: options.n, seed: options.seed, recipe: options.recipe, featureCacheDir: options.cacheDir ?? join(dirname(resolve(runDir)), '.feature-nets'), log },
       );
       return {

@@ -35,6 +35,12 @@ export interface LossContext {
    * on its way. Unset: compute everything.
    */
   objective?: string;
+  /**
+   * Set with `objective`: storage shared by the passes of one step, so a later pass can reuse what
+   * an earlier one computed (values only: they carry no gradient into the later pass). The step
+   * disposes every tensor left in it when the step ends.
+   */
+  scratch?: Map<string, tf.Tensor>;
 }
 
 /**

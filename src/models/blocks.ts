@@ -8,8 +8,14 @@ import { hashKeys, Stream } from '../train/rng.ts';
 import type { StepNoise } from './base.ts';
 import { BatchNorm } from './batch-norm.ts';
 
+/** A model.* setting that cannot build a model; the message names the key. */
 export class ModelConfigError extends Error {
   override name = 'ModelConfigError';
+}
+
+/** A call with tensors the model was not built for (missing labels, wrong label width...). */
+export class ModelInputError extends Error {
+  override name = 'ModelInputError';
 }
 
 /** PyTorch's nn.LeakyReLU default slope (tf.layers' default is 0.3). */
@@ -159,9 +165,9 @@ export function trainableVariables(networks: readonly tf.LayersModel[]): Map<str
   const out = new Map<string, tf.Variable>();
   for (const network of networks) {
     for (const weight of network.trainableWeights as LayerVariable[]) {
-      if (out.has(weight.originalName)) throw new ModelConfigError(`duplicate variable name '${weight.originalName}'`);
+      if (out.has(weight.originalName)) throw new ModelInputError(`duplicate variable name '${weight.originalName}'`);
       const variable = weight.read();
-      if (!(variable instanceof tf.Variable)) throw new ModelConfigError(`weight '${weight.originalName}' is not backed by a tf.Variable`);
+      if (!(variable instanceof tf.Variable)) throw new ModelInputError(`weight '${weight.originalName}' is not backed by a tf.Variable`);
       out.set(weight.originalName, variable);
     }
   }

@@ -3,7 +3,7 @@
 // and concatenated to z for the decoder, so samples can be drawn for chosen labels.
 import type * as tf from '@tensorflow/tfjs';
 import type { ModelConfig, ModelName } from '../config/schema.ts';
-import { ModelConfigError } from './blocks.ts';
+import { ModelConfigError, ModelInputError } from './blocks.ts';
 import { VanillaVae } from './vae.ts';
 
 export class ConditionalVae extends VanillaVae {
@@ -27,9 +27,9 @@ export class ConditionalVae extends VanillaVae {
   }
 
   protected override conditioning(labels: tf.Tensor2D | undefined): tf.Tensor[] {
-    if (labels === undefined) throw new ModelConfigError('the conditional VAE needs labels (N x num_classes) for every call');
+    if (labels === undefined) throw new ModelInputError('the conditional VAE needs labels (N x num_classes) for every call');
     if (labels.shape[1] !== this.labelWidth) {
-      throw new ModelConfigError(`labels have width ${labels.shape[1]}, the conditional VAE was built for ${this.labelWidth}`);
+      throw new ModelInputError(`labels have width ${labels.shape[1]}, the conditional VAE was built for ${this.labelWidth}`);
     }
     return [labels];
   }

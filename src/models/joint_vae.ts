@@ -10,7 +10,7 @@ import { annealedTemperature, gumbelSoftmax } from '../losses/gumbel.ts';
 import { categoricalKl, gaussianKl } from '../losses/kl.ts';
 import { mse } from '../losses/reconstruction.ts';
 import type { Encoding, LossContext, ModelBatch, ModelLosses, StepNoise } from './base.ts';
-import { buildDecoder, buildEncoder, reparameterize, run } from './blocks.ts';
+import { buildDecoder, buildEncoder, ModelInputError, reparameterize, run } from './blocks.ts';
 import { kldWeight, tidyLosses, VanillaVae } from './vae.ts';
 
 export class JointVae extends VanillaVae {
@@ -45,7 +45,7 @@ export class JointVae extends VanillaVae {
   }
 
   private logitsOf(enc: Encoding): tf.Tensor2D[] {
-    if (!enc.discreteLogits) throw new TypeError('JointVAE encodings carry discreteLogits');
+    if (!enc.discreteLogits) throw new ModelInputError('a JointVAE encoding needs discreteLogits');
     return enc.discreteLogits;
   }
 

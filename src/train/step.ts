@@ -72,14 +72,15 @@ function groupVariables(model: VaeModel, networks: readonly string[]): Map<strin
 /**
  * For each param group, the gradient of its objective w.r.t. its networks' trainable variables.
  * One group (every model but VAE-GAN): one forward and backward pass. Several groups: one pass per
- * group, with the same noise (replayed) and with BatchNorm moving statistics updated by the first
- * pass only. Terms are the union over passes (first value wins). Variables without a gradient
+ * group, with the same noise (replayed), a scratch map the passes share (ctx.scratch) and BatchNorm
+ * moving statistics updated by the first pass only. Terms are the union over passes (first value wins). Variables without a gradient
  * get zeros, so every group always has the same keys in the same order.
  */
 export function computeGradients(model: VaeModel, batch: ModelBatch, ctx: LossContext): StepGradients {
   const groups = model.paramGroups();
   const replay = groups.length > 1 ? new ReplayNoise(ctx.noise) : undefined;
   const networks = Object.values(model.networks);
+  const scratch = replay ? new Map<string, tf.Tensor>() : undefined;
   const result: StepGradients = { groups: {}, terms: {} };
   try {
     groups.forEach((group, pass) => {
@@ -88,7 +89,7 @@ export function computeGradients(model: VaeModel, batch: ModelBatch, ctx: LossCo
         setMovingStatisticsFrozen(networks, true);
         replay?.rewind();
       }
-      const passCtx: LossContext = replay ? { ...ctx, noise: replay, objective: group.name } : ctx;
+      const passCtx: LossContext = replay ? { ...ctx, noise: replay, objective: group.name, scratch } : ctx;
       const { value, grads } = tf.variableGrads(() => {
         const losses = model.losses(batch, passCtx);
         const objective = losses.objectives[group.name];
@@ -113,6 +114,7 @@ export function computeGradients(model: VaeModel, batch: ModelBatch, ctx: LossCo
     if (replay) {
       setMovingStatisticsFrozen(networks, false);
       replay.dispose();
+      for (const t of scratch?.values() ?? []) t.dispose();
     }
   }
   return result;

@@ -1,0 +1,165 @@
+// report.html in a real browser: headless Chromium opens it from disk, every image decodes, the
+// tables hold eval.json's numbers, nothing is fetched, nothing logs an error, hostile text stays
+// text. A screenshot is kept in test-artifacts/report.png.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import sharp from 'sharp';
+import { stringify } from 'yaml';
+import { chromium, type Browser } from 'playwright-core';
+import { DEFAULT_CONFIG } from '../src/config/schema.ts';
+import { formatNumber, metricRows, type EvalFile } from '../src/eval/eval-file.ts';
+import type { EvalMetrics } from '../src/eval/evaluate.ts';
+import { writeReport } from '../src/report/write-report.ts';
+import { lossCurveSvg } from '../src/report/svg.ts';
+
+const CHROMIUM = '/usr/bin/chromium';
+const hasChromium = existsSync(CHROMIUM);
+const ARTIFACTS = join(import.meta.dirname, '..', 'test-artifacts');
+const dir = mkdtempSync(join(tmpdir(), 'medvae-report-'));
+const HOSTILE = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">';
+
+function metrics(scale: number, tstr: boolean): EvalMetrics {
+  return {
+    reconstruction: { n: 400, mse: 0.0123456 * scale, psnr: 25.123456 / scale, ssim: 0.81234, ms_ssim: 0.91234, nelbo: -1234.5678 * scale, recon_nll: -1300.1, kl: 65.5322, decoder_sigma: 0.111 },
+    sample_quality: {
+      n_real: 400,
+      n_generated: 400,
+      feature_net: { id: 'featnet-v1-0123456789abcdef', version: 1, seed: 0, task: 'class', dim: 64, recipe: { steps: 300, batchSize: 64, lr: 0.002 }, n_train: 1080, heldout_accuracy: 0.5 },
+      frechet_distance: 12.3456 * scale,
+      reference_frechet_distance: 1.5,
+      kernel_distance: { mean: 0.0456 * scale, std_error: 0.00123, subsets: 10, subset_size: 100 },
+    },
+    diversity: { pairs: 100, ms_ssim_generated: 0.2345 * scale, ms_ssim_real: 0.1987 },
+    tstr: tstr ? { label_kind: 'class', n_train: 400, n_test: 400, tstr: { accuracy: 0.4321, auc: 0.6789 }, trtr: { accuracy: 0.5432, auc: 0.7654 } } : null,
+  };
+}
+
+async function gridPng(seed: number): Promise<Buffer> {
+  const side = 64;
+  const raw = Buffer.alloc(side * side * 3);
+  for (let i = 0; i < raw.length; i++) raw[i] = (i * (seed + 3) + (i >> 7) * 17) & 0xff;
+  return sharp(raw, { raw: { width: side, height: side, channels: 3 } }).png().toBuffer();
+}
+
+async function fakeRun(name: string, model: string, scale: number, tstr: boolean): Promise<string> {
+  const run = join(dir, 'runs', name);
+  mkdirSync(join(run, 'samples'), { recursive: true });
+  mkdirSync(join(run, 'reconstructions'), { recursive: true });
+  const config = { ...DEFAULT_CONFIG, model: { ...DEFAULT_CONFIG.model, name: model }, output: { ...DEFAULT_CONFIG.output, name: HOSTILE } };
+  writeFileSync(join(run, 'config.yaml'), stringify(config));
+  const lines: string[] = [];
+  for (let step = 1; step <= 30; step++) {
+    const loss = (scale * 2) / Math.sqrt(step);
+    lines.push(JSON.stringify({ kind: 'step', step, epoch: Math.floor(step / 10), terms: { loss, reconstruction: loss * 0.8, kld: loss * 0.2 }, lr: 0.005, images_per_s: 100, backend: 'wasm' }));
+  }
+  lines.push(JSON.stringify({ kind: 'epoch', step: 30, epoch: 2, terms: { loss: 1 } }));
+  writeFileSync(join(run, 'metrics.jsonl'), `${lines.join('\n')}\n`);
+  // epoch-0002 is the latest; epoch-0001 must not be the one shown.
+  writeFileSync(join(run, 'samples', 'epoch-0001.png'), Buffer.from('not a png'));
+  writeFileSync(join(run, 'samples', 'epoch-0002.png'), await gridPng(scale));
+  writeFileSync(join(run, 'reconstructions', 'epoch-0002.png'), await gridPng(scale + 1));
+  const file: EvalFile = {
+    format: 'medvae-eval',
+    version: 1,
+    run: name,
+    split: 'test',
+    n: 400,
+    seed: 0,
+    model: { name: model, image_size: 64, channels: 3, param_count: 1000, step: 30 },
+    metrics: metrics(scale, tstr),
+    meta: { created_at: '2026-01-01T00:00:00.000Z', seconds: 12.5, backend: 'wasm', machine: { os: 'Linux', cpus: 2, cpu_model: 'test cpu', memory_gb: 8, node: 'v20' } },
+  };
+  writeFileSync(join(run, 'eval.json'), JSON.stringify(file));
+  return run;
+}
+
+let browser: Browser | undefined;
+let vanilla = '';
+let mssim = '';
+let gan = '';
+
+before(async () => {
+  vanilla = await fakeRun('vanilla', 'vae', 1, false);
+  mssim = await fakeRun('mssim', 'mssim_vae', 2, false);
+  gan = await fakeRun('vaegan', 'cvae', 3, true);
+  if (hasChromium) {
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+    });
+  }
+});
+
+after(async () => {
+  await browser?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test('lossCurveSvg escapes names and skips non-finite points', () => {
+  const svg = lossCurveSvg([{ name: 'a<b', points: [[0, 1], [1, NaN], [2, 0.5]] }, { name: 'c&d', points: [[0, 2]] }], { title: 't"x' });
+  assert.match(svg, /a&lt;b/);
+  assert.match(svg, /c&amp;d/);
+  assert.match(svg, /t&quot;x/);
+  assert.doesNotMatch(svg, /NaN/);
+  // Two finite points of the first series: one path with M and one L.
+  assert.match(svg, /<path d="M[\d.]+ [\d.]+ L[\d.]+ [\d.]+"/);
+});
+
+test(hasChromium ? 'report opens in Chromium: images decode, tables hold eval.json numbers, no network, no errors' : 'report in Chromium (SKIPPED: /usr/bin/chromium not installed)', { skip: !hasChromium }, async () => {
+  const out = writeReport(vanilla, { compare: [mssim, gan] });
+  assert.equal(out, join(vanilla, 'report.html'));
+  const html = readFileSync(out, 'utf8');
+  assert.ok(!html.includes(HOSTILE), 'hostile config text is escaped');
+  assert.ok(!/(src|href)="https?:/.test(html), 'no remote URLs');
+
+  const page = await browser!.newPage({ viewport: { width: 1400, height: 900 } });
+  const errors: string[] = [];
+  const requests: string[] = [];
+  page.on('console', (msg) => {
+    if (msg.type() === 'error') errors.push(msg.text());
+  });
+  page.on('pageerror', (e) => errors.push(e.message));
+  page.on('request', (r) => requests.push(r.url()));
+  await page.goto(pathToFileURL(out).href, { waitUntil: 'load' });
+
+  const images = await page.$$eval('img', (imgs) => imgs.map((i) => ({ alt: i.alt, complete: i.complete, width: i.naturalWidth, src: i.src.slice(0, 22) })));
+  // Per run: samples + reconstructions (3 runs) and the side-by-side samples (3).
+  assert.equal(images.length, 9);
+  for (const img of images) {
+    assert.ok(img.complete && img.width === 64, `${img.alt}: naturalWidth ${img.width}`);
+    assert.equal(img.src, 'data:image/png;base64,');
+  }
+  assert.equal(await page.$$eval('svg', (s) => s.length), 3 * 3 + 1, 'three loss terms per run plus the comparison plot');
+
+  // The first run's eval table holds its eval.json numbers, formatted as the terminal table.
+  const evalFile = JSON.parse(readFileSync(join(vanilla, 'eval.json'), 'utf8')) as EvalFile;
+  const shown = await page.$$eval('#run-vanilla table.eval tbody tr', (rows) => rows.map((r) => Array.from(r.querySelectorAll('td'), (td) => td.textContent ?? '')));
+  const expected = metricRows(evalFile.metrics).map((r) => [r.section, r.metric, r.value, r.note]);
+  assert.deepEqual(shown, expected);
+  assert.ok(shown.some((row) => row[2] === formatNumber(0.0123456)), 'MSE 0.0123456 is shown');
+
+  // The comparison table: one column per run, TSTR only where evaluated.
+  const compare = await page.$$eval('table.compare tr', (rows) => rows.map((r) => Array.from(r.querySelectorAll('th,td'), (c) => c.textContent ?? '')));
+  assert.deepEqual(compare[0].slice(1), ['vanillavae', 'mssimmssim_vae', 'vaegancvae']);
+  const psnrRow = compare.find((r) => r[0] === 'reconstruction: PSNR (dB)');
+  assert.deepEqual(psnrRow?.slice(1), [formatNumber(25.123456), formatNumber(25.123456 / 2), formatNumber(25.123456 / 3)]);
+  const tstrRow = compare.find((r) => r[0] === 'TSTR: AUC (synthetic -> real)');
+  assert.deepEqual(tstrRow?.slice(1), ['n/a', 'n/a', formatNumber(0.6789)]);
+
+  // Hostile config text is shown as text, not run.
+  assert.equal(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned), undefined);
+  const configText = await page.$eval('#run-vanilla pre.config', (p) => p.textContent ?? '');
+  assert.ok(configText.includes(HOSTILE));
+  assert.match(await page.$eval('#run-vanilla table.machine', (t) => t.textContent ?? ''), /training backend\s*wasm/);
+
+  mkdirSync(ARTIFACTS, { recursive: true });
+  await page.screenshot({ path: join(ARTIFACTS, 'report.png'), fullPage: true });
+  await page.close();
+  assert.deepEqual(errors, []);
+  const remote = requests.filter((u) => !u.startsWith('file:') && !u.startsWith('data:'));
+  assert.deepEqual(remote, []);
+});
