@@ -120,6 +120,7 @@ class Acceptor {
   private readonly pending = new Set<Socket>();
   private leftEnd: LinkEnd | null = null;
   private onLeft: ((end: LinkEnd) => void) | null = null;
+  private stopWaiting: ((error: Error) => void) | null = null;
 
   constructor(private readonly s: RingSettings) {
     this.server = net.createServer({ noDelay: true }, (socket) => this.handshake(socket));
@@ -150,6 +151,10 @@ class Acceptor {
         clearTimeout(timer);
         resolve(end);
       };
+      this.stopWaiting = (error) => {
+        clearTimeout(timer);
+        reject(error);
+      };
       if (this.leftEnd) deliver(this.leftEnd);
       else this.onLeft = deliver;
     });
@@ -162,6 +167,7 @@ class Acceptor {
     // server.close() only calls back once every accepted socket has closed, the ring's left link
     // included, so nothing waits on it.
     if (this.server.listening) this.server.close();
+    if (this.leftEnd === null) this.stopWaiting?.(new DistConfigError(`rank ${this.s.rank}: listener closed before the left neighbour connected`));
   }
 
   private handshake(socket: Socket): void {
@@ -304,12 +310,15 @@ export async function listenForRing(opts: RingOptions): Promise<RingListener> {
     connect: async (peers) => {
       try {
         checkPeers(s, peers);
-        const links = await Promise.allSettled([dialRight(s, peers[(s.rank + 1) % s.worldSize]), acceptor.left()]);
-        const [dialled, accepted] = links;
-        if (dialled.status === 'fulfilled' && accepted.status === 'fulfilled') return new RingCollective(s, dialled.value, accepted.value);
-        // One link failed: drop the other rather than leave it open, and report the first failure.
-        for (const link of links) if (link.status === 'fulfilled') link.value.socket.destroy();
-        throw (links.find((link) => link.status === 'rejected') as PromiseRejectedResult).reason;
+        const links = [dialRight(s, peers[(s.rank + 1) % s.worldSize]), acceptor.left()];
+        try {
+          const [dialled, accepted] = await Promise.all(links);
+          return new RingCollective(s, dialled, accepted);
+        } catch (error) {
+          // One link failed: close the other too, whenever it forms, rather than leave it open.
+          for (const link of links) link.then((end) => end.socket.destroy(), () => undefined);
+          throw error;
+        }
       } finally {
         acceptor.close();
       }

@@ -176,7 +176,8 @@ export function trainableVariables(networks: readonly tf.LayersModel[]): Map<str
 
 export function countParams(networks: readonly tf.LayersModel[]): number {
   let n = 0;
-  for (const network of networks) for (const w of network.trainableWeights) n += w.shape.reduce((a, b) => (a ?? 0) * (b ?? 0), 1) ?? 0;
+  // Weight shapes are always fully defined (Shape allows null only for symbolic batch axes).
+  for (const network of networks) for (const w of network.trainableWeights) n += w.shape.reduce<number>((a, b) => a * (b ?? 0), 1);
   return n;
 }
 
