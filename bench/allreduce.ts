@@ -102,6 +102,11 @@ const o = program.opts<{ mb: string; workers: string; iters: string; bucketMb: s
 const workers = Number(o.workers);
 const iters = Number(o.iters);
 const bucketBytes = Math.round(Number(o.bucketMb) * MIB);
+const sizesMb = o.mb.split(',').map(Number);
+if (!Number.isInteger(workers) || workers < 2) program.error(`--workers must be an integer >= 2 (a ring), got ${o.workers}`);
+if (!Number.isInteger(iters) || iters < 1) program.error(`--iters must be a positive integer, got ${o.iters}`);
+if (!(bucketBytes >= 4 && bucketBytes % 4 === 0)) program.error(`--bucket-mb must give a positive multiple of 4 bytes, got ${o.bucketMb}`);
+if (sizesMb.some((mb) => !(mb > 0) || ((mb * MIB) / 4) % 1 !== 0)) program.error(`--mb must list positive sizes in MiB, got ${o.mb}`);
 
 if (o.worker !== undefined) {
   worker(Number(o.worker), workers, Number(o.mb), iters, bucketBytes).catch((e: Error) => {
@@ -109,7 +114,7 @@ if (o.worker !== undefined) {
     process.exitCode = 1;
   });
 } else {
-  for (const mb of o.mb.split(',').map(Number)) {
+  for (const mb of sizesMb) {
     const ms = median(await measure(mb, workers, iters, bucketBytes));
     const bytes = mb * MIB;
     const busGbPerS = ((2 * (workers - 1)) / workers) * bytes / (ms / 1000) / 1e9;

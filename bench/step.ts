@@ -10,7 +10,7 @@ import { DEFAULT_CONFIG, type BackendChoice, type ModelName } from '../src/confi
 import type { ModelBatch, VaeModel } from '../src/models/base.ts';
 import { createModel } from '../src/models/index.ts';
 import { stepNoise, Stream } from '../src/train/rng.ts';
-import { applyGradients, computeGradients, createOptimizers, disposeGradients, type GroupAdam } from '../src/train/step.ts';
+import { applyGradients, computeGradients, createOptimizers, disposeGradients, type GroupOptimizer } from '../src/train/step.ts';
 
 const MODEL_NAMES: Record<string, ModelName> = {
   vae: 'vae', beta: 'beta_vae', mssim: 'mssim_vae', cvae: 'cvae', joint: 'joint_vae', vaegan: 'vae_gan',
@@ -43,7 +43,7 @@ const backend = values.backend as BackendChoice;
 const info = await initBackend(backend);
 const config = { ...DEFAULT_CONFIG.model, name, image_size: size, num_classes: name === 'cvae' ? LABEL_WIDTH : 0 };
 const model: VaeModel = createModel(config, DEFAULT_CONFIG.train.seed);
-const optimizers: Record<string, GroupAdam> = createOptimizers(model, DEFAULT_CONFIG.train);
+const optimizers: Record<string, GroupOptimizer> = createOptimizers(model, DEFAULT_CONFIG.train);
 const batch: ModelBatch = {
   images: tf.randomUniform([batchSize, size, size, config.in_channels], -1, 1, 'float32', 1) as tf.Tensor4D,
   labels: tf.oneHot(tf.randomUniform([batchSize], 0, LABEL_WIDTH, 'int32', 2) as tf.Tensor1D, LABEL_WIDTH).toFloat() as tf.Tensor2D,

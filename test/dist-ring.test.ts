@@ -114,6 +114,25 @@ describe('ring operations', () => {
     }
   });
 
+  it('fails to form, naming the refusing rank, when ranks hold different tokens', async () => {
+    const logs: string[] = [];
+    const listeners = await Promise.all(
+      ['alpha', 'beta'].map((token, rank) => listenForRing({ rank, worldSize: 2, token, timeoutMs: 5000, log: (l) => logs.push(l) })),
+    );
+    const peers = listeners.map((l) => ({ host: '127.0.0.1', port: l.port }));
+    const started = Date.now();
+    const outcomes = await Promise.allSettled(listeners.map((l) => l.connect(peers)));
+    for (const [rank, outcome] of outcomes.entries()) {
+      assert.equal(outcome.status, 'rejected');
+      const error = (outcome as PromiseRejectedResult).reason as PeerError;
+      assert.ok(error instanceof PeerError);
+      assert.equal(error.rank, 1 - rank);
+      assert.match(error.message, /closed the connection during the handshake/);
+    }
+    assert.ok(Date.now() - started < 4000, 'fails without waiting for the timeout');
+    assert.equal(logs.filter((l) => /refused .*bad token/.test(l)).length, 2);
+  });
+
   it('rejects a rank that stops taking part within timeoutMs, naming it', async () => {
     const ring = await formRing(2, { timeoutMs: 600 });
     const started = Date.now();

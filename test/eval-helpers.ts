@@ -29,8 +29,29 @@ export function bandImages(n: number, size: number, seed: number, noise = 0.2): 
   return { images, labels, n, size, channels: 1, labelWidth: 3, labelKind: 'class' };
 }
 
+/** The band images with their labels dropped: an unlabelled dataset. */
+export function unlabelled(data: LabelledImages): LabelledImages {
+  return { ...data, labels: new Float32Array(0), labelWidth: 0, labelKind: 'none' };
+}
+
+/** Multi-label variant: finding j = "band j is bright"; image i shows bands i % 3 and, for odd i, band (i + 1) % 3. */
+export function multiBandImages(n: number, size: number, seed: number): LabelledImages {
+  const random = mulberry32(seed);
+  const images = new Float32Array(n * size * size);
+  const labels = new Float32Array(n * 3);
+  for (let i = 0; i < n; i++) {
+    labels[i * 3 + (i % 3)] = 1;
+    if (i % 2 === 1) labels[i * 3 + ((i + 1) % 3)] = 1;
+    for (let y = 0; y < size; y++) {
+      const band = Math.floor((y * 3) / size);
+      for (let x = 0; x < size; x++) images[(i * size + y) * size + x] = (labels[i * 3 + band] ? 0.6 : -0.6) + 0.2 * (2 * random() - 1);
+    }
+  }
+  return { images, labels, n, size, channels: 1, labelWidth: 3, labelKind: 'multilabel' };
+}
+
 export function tinyModelConfig(name: ModelConfig['name'], size: number): ModelConfig {
-  return { ...DEFAULT_CONFIG.model, name, in_channels: 1, image_size: size, latent_dim: 4, hidden_dims: [4, 8], num_classes: 3 };
+  return { ...DEFAULT_CONFIG.model, name, in_channels: 1, image_size: size, latent_dim: 4, hidden_dims: [4, 8], num_classes: 3, categorical_dim: 3, feature_layer: 2 };
 }
 
 /**
@@ -47,6 +68,8 @@ export class StandInModel implements VaeModel {
     private readonly value: number,
     private readonly samples: LabelledImages,
     private readonly latentDim = 2,
+    /** JointVAE-style discrete latent: the same logits for every image. */
+    private readonly discreteLogits?: number[],
   ) {}
 
   paramGroups(): { name: string; networks: string[] }[] {
@@ -55,7 +78,9 @@ export class StandInModel implements VaeModel {
 
   encode(images: tf.Tensor4D): Encoding {
     const n = images.shape[0];
-    return { mu: tf.ones([n, this.latentDim]), logvar: tf.zeros([n, this.latentDim]) };
+    const enc: Encoding = { mu: tf.ones([n, this.latentDim]), logvar: tf.zeros([n, this.latentDim]) };
+    if (this.discreteLogits) enc.discreteLogits = [tf.tile(tf.tensor2d([this.discreteLogits]), [n, 1]) as tf.Tensor2D];
+    return enc;
   }
 
   reparameterize(enc: Encoding): tf.Tensor2D {

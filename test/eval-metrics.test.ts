@@ -10,7 +10,7 @@ import { initBackend } from '../src/backend/index.ts';
 import { psnrOf, reconstructionMetrics } from '../src/eval/reconstruction.ts';
 import { classifierScores, evaluateModel, type EvalOptions } from '../src/eval/evaluate.ts';
 import { createModel } from '../src/models/index.ts';
-import { bandImages, StandInModel, tinyModelConfig } from './eval-helpers.ts';
+import { bandImages, multiBandImages, StandInModel, tinyModelConfig, unlabelled } from './eval-helpers.ts';
 
 const SIZE = 16;
 
@@ -49,6 +49,14 @@ test('reconstruction metrics of a constant-output model match the closed form', 
   assert.equal(m.n, 6);
   // Constant images vs another constant: structure term is 1, luminance (2*0.5*0.4 + C1)/(0.25 + 0.16 + C1) < 1.
   assert.ok(m.ssim > 0.9 && m.ssim < 1, `ssim ${m.ssim}`);
+});
+
+test('a discrete latent adds KL(Cat(q) || uniform) to the Gaussian KL', () => {
+  const data = bandImages(4, SIZE, 1, 0);
+  // q = softmax(0, ln 3) = (1/4, 3/4): KL = 1/4 ln 1/4 + 3/4 ln 3/4 + ln 2.
+  const m = reconstructionMetrics(new StandInModel(tinyModelConfig('joint_vae', SIZE), 0, data, 2, [0, Math.log(3)]), data, 7, 4);
+  const discrete = 0.25 * Math.log(0.25) + 0.75 * Math.log(0.75) + Math.log(2);
+  close(m.kl, 1 + discrete, 1e-6, 'kl');
 });
 
 test('classifier scores: top-1 accuracy, per-finding accuracy and AUC', () => {
@@ -127,5 +135,52 @@ test('eval of a conditional model is deterministic, reuses the cached feature ne
     assert.notEqual(other.sample_quality.frechet_distance, first.sample_quality.frechet_distance);
   } finally {
     rmSync(cacheDir, { recursive: true, force: true });
+  }
+});
+
+test('every model kind evaluates to finite numbers, with TSTR for the conditional one only', async () => {
+  const cacheDir = mkdtempSync(join(tmpdir(), 'medvae-eval-kinds-'));
+  try {
+    const inputs = { train: bandImages(60, SIZE, 2), trainSplit: 'train', heldOut: bandImages(12, SIZE, 3), heldOutSplit: 'test', datasetId: 'bands' };
+    for (const kind of ['vae', 'beta_vae', 'mssim_vae', 'cvae', 'joint_vae', 'vae_gan'] as const) {
+      const model = createModel(tinyModelConfig(kind, SIZE), 5, 3);
+      try {
+        const m = await evaluateModel({ ...inputs, model }, { ...QUICK, n: 12, seed: 1, featureCacheDir: cacheDir });
+        for (const v of [m.reconstruction.nelbo, m.reconstruction.ms_ssim, m.sample_quality.frechet_distance, m.diversity.ms_ssim_generated]) assert.ok(Number.isFinite(v), `${kind}: ${v}`);
+        assert.equal(m.tstr === null, kind !== 'cvae', `${kind}: TSTR only for the conditional model`);
+      } finally {
+        model.dispose();
+      }
+    }
+  } finally {
+    rmSync(cacheDir, { recursive: true, force: true });
+  }
+});
+
+test('unlabelled data: the feature net learns rotations, no TSTR, no held-out accuracy', async () => {
+  const train = unlabelled(bandImages(60, SIZE, 2));
+  const heldOut = unlabelled(bandImages(20, SIZE, 3));
+  const model = new StandInModel(tinyModelConfig('vae', SIZE), 0, unlabelled(bandImages(20, SIZE, 4)));
+  const m = await evaluateModel({ model, train, trainSplit: 'train', heldOut, heldOutSplit: 'test', datasetId: 'bands-unlabelled' }, { ...QUICK, n: 20, seed: 1 });
+  assert.equal(m.sample_quality.feature_net.task, 'rotation');
+  assert.equal(m.sample_quality.feature_net.heldout_accuracy, null);
+  assert.equal(m.tstr, null);
+  assert.ok(Number.isFinite(m.sample_quality.frechet_distance));
+});
+
+test('multi-label conditional model: TSTR reports per-finding accuracy and macro AUC', async () => {
+  const train = multiBandImages(60, SIZE, 2);
+  const heldOut = multiBandImages(24, SIZE, 3);
+  const model = createModel(tinyModelConfig('cvae', SIZE), 5, 3);
+  try {
+    const m = await evaluateModel({ model, train, trainSplit: 'train', heldOut, heldOutSplit: 'test', datasetId: 'multibands' }, { ...QUICK, n: 24, seed: 1 });
+    assert.equal(m.sample_quality.feature_net.task, 'multilabel');
+    assert.ok(m.tstr);
+    assert.equal(m.tstr.label_kind, 'multilabel');
+    // Bright bands are trivially separable: real training data gives a near-perfect per-finding AUC.
+    assert.ok((m.tstr.trtr.auc ?? 0) > 0.9, `TRTR AUC ${m.tstr.trtr.auc}`);
+    assert.ok(m.tstr.tstr.accuracy >= 0 && m.tstr.tstr.accuracy <= 1);
+  } finally {
+    model.dispose();
   }
 });

@@ -84,6 +84,20 @@ test('eval of a conditional run reports TSTR next to TRTR', async () => {
   assert.equal(readdirSync(join(dir, 'runs', '.feature-nets')).length, 1);
 });
 
+test('report puts both runs side by side with their eval numbers and the real grids inline', async () => {
+  const out = await medvae(['report', '--run', vaeRun, '--compare', cvaeRun]);
+  const path = join(vaeRun, 'report.html');
+  assert.equal(out, `wrote ${path}\n`);
+  const html = readFileSync(path, 'utf8');
+  for (const run of [vaeRun, cvaeRun]) {
+    const file = JSON.parse(readFileSync(join(run, 'eval.json'), 'utf8')) as EvalFile;
+    assert.ok(html.includes(`>${formatNumber(file.metrics.reconstruction.psnr)}<`), `PSNR of ${run}`);
+  }
+  // Samples and reconstructions of both runs, plus both in the side-by-side row.
+  assert.equal(html.match(/src="data:image\/png;base64,/g)?.length, 6);
+  assert.ok(!/(src|href)="(https?:|file:|\/)/.test(html), 'nothing outside the file is referenced');
+});
+
 test('eval of a folder that is not a run fails with a message naming it', async () => {
   const program = new Command('medvae').exitOverride();
   registerEvalCommands(program);

@@ -79,11 +79,11 @@ describe('optimizers', () => {
     const lr = 0.01;
     const optimizers = createOptimizers(model, { ...DEFAULT_CONFIG.train, lr, weight_decay: 0.1 });
     const variables = optimizers['model'].variables;
-    const kernel = variables.get('encoder/conv0/kernel');
+    const kernel = variables['encoder/conv0/kernel'];
     assert.ok(kernel);
     const before = kernel.dataSync().slice();
     const zeros: tf.NamedTensorMap = {};
-    for (const [name, v] of variables) zeros[name] = tf.zerosLike(v);
+    for (const [name, v] of Object.entries(variables)) zeros[name] = tf.zerosLike(v);
     applyGradients(optimizers, { model: zeros });
     const after = kernel.dataSync();
     // Adam's first step moves every weight by lr against the sign of its gradient, here 0.1 * w.

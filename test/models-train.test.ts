@@ -7,7 +7,7 @@ import { initBackend } from '../src/backend/index.ts';
 import { DEFAULT_CONFIG, type ModelName } from '../src/config/schema.ts';
 import type { ModelBatch, VaeModel } from '../src/models/base.ts';
 import { createModel } from '../src/models/index.ts';
-import { applyGradients, computeGradients, createOptimizers, disposeGradients, type GroupAdam } from '../src/train/step.ts';
+import { applyGradients, computeGradients, createOptimizers, disposeGradients, type GroupOptimizer } from '../src/train/step.ts';
 import { context, disposeBatch, fixedBatch, tinyConfig } from './models-helpers.ts';
 
 const STEPS = 30;
@@ -19,7 +19,7 @@ before(async () => {
 
 /** Runs `steps` steps updating only `train` groups; returns the term's values and tensor counts after steps 3 and 10. */
 function train(model: VaeModel, batch: ModelBatch, term: string, train?: string[]): { values: number[]; tensorsAt: Map<number, number> } {
-  const optimizers: Record<string, GroupAdam> = createOptimizers(model, DEFAULT_CONFIG.train);
+  const optimizers: Record<string, GroupOptimizer> = createOptimizers(model, DEFAULT_CONFIG.train);
   const values: number[] = [];
   const tensorsAt = new Map<number, number>();
   for (let step = 1; step <= STEPS; step++) {

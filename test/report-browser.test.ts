@@ -56,7 +56,7 @@ async function fakeRun(name: string, model: string, scale: number, tstr: boolean
     const loss = (scale * 2) / Math.sqrt(step);
     lines.push(JSON.stringify({ kind: 'step', step, epoch: Math.floor(step / 10), terms: { loss, reconstruction: loss * 0.8, kld: loss * 0.2 }, lr: 0.005, images_per_s: 100, backend: 'wasm' }));
   }
-  lines.push(JSON.stringify({ kind: 'epoch', step: 30, epoch: 2, terms: { loss: 1 } }));
+  for (const epoch of [0, 1, 2]) lines.push(JSON.stringify({ kind: 'epoch', step: 10 * (epoch + 1), epoch, means: { loss: scale / (epoch + 1), reconstruction: 0.8, kld: 0.2 } }));
   writeFileSync(join(run, 'metrics.jsonl'), `${lines.join('\n')}\n`);
   // epoch-0002 is the latest; epoch-0001 must not be the one shown.
   writeFileSync(join(run, 'samples', 'epoch-0001.png'), Buffer.from('not a png'));
@@ -109,6 +109,19 @@ test('lossCurveSvg escapes names and skips non-finite points', () => {
   assert.match(svg, /<path d="M[\d.]+ [\d.]+ L[\d.]+ [\d.]+"/);
 });
 
+test('a run without eval.json or grids still reports, to --out, saying what is missing', () => {
+  const bare = join(dir, 'runs', 'bare');
+  mkdirSync(bare, { recursive: true });
+  writeFileSync(join(bare, 'config.yaml'), stringify(DEFAULT_CONFIG));
+  const out = join(dir, 'elsewhere', 'r.html');
+  assert.equal(writeReport(bare, { out }), out);
+  const html = readFileSync(out, 'utf8');
+  assert.match(html, /not evaluated yet: run <code>medvae eval --run /);
+  assert.match(html, /no samples yet/);
+  assert.match(html, /no metrics.jsonl step records/);
+  assert.throws(() => writeReport(join(dir, 'runs', 'missing')), /missing: not a run directory \(no config.yaml\)/);
+});
+
 test(hasChromium ? 'report opens in Chromium: images decode, tables hold eval.json numbers, no network, no errors' : 'report in Chromium (SKIPPED: /usr/bin/chromium not installed)', { skip: !hasChromium }, async () => {
   const out = writeReport(vanilla, { compare: [mssim, gan] });
   assert.equal(out, join(vanilla, 'report.html'));
@@ -134,6 +147,8 @@ test(hasChromium ? 'report opens in Chromium: images decode, tables hold eval.js
     assert.equal(img.src, 'data:image/png;base64,');
   }
   assert.equal(await page.$$eval('svg', (s) => s.length), 3 * 3 + 1, 'three loss terms per run plus the comparison plot');
+  // Each term's plot overlays the epoch means on the steps.
+  assert.equal(await page.$$eval('#run-vanilla figure.curve svg path', (p) => p.length), 3 * 2);
 
   // The first run's eval table holds its eval.json numbers, formatted as the terminal table.
   const evalFile = JSON.parse(readFileSync(join(vanilla, 'eval.json'), 'utf8')) as EvalFile;

@@ -1,7 +1,8 @@
 // A Collective over two TCP links. Rank r dialled rank r+1 and was dialled by rank r-1; data flows
 // against the dial direction, r+1 -> r -> r-1, because only a dialled socket can read into a large
-// reused buffer (net.connect's onread), and reads are the receiving side's main cost. Operations run one at a time in call order and are numbered; frames of an operation this
-// rank has not started yet wait in the socket (back-pressure), never in a copy.
+// reused buffer or straight into the gradients (net.connect's onread), and reads are the receiving
+// side's main cost. Operations run one at a time in call order and are numbered; frames of an
+// operation this rank has not started yet wait in the socket (back-pressure), never in a copy.
 import type { Socket } from 'node:net';
 import type { Collective, CollectiveStats } from './collective.ts';
 import { PeerError, ProtocolError } from './errors.ts';
@@ -186,6 +187,7 @@ export class RingCollective implements Collective, RingLink {
   private onHeader(header: FrameHeader): HeaderVerdict {
     const running = this.running;
     if (running && header.opSeq === running.op.seq) {
+      this.lastProgress = Date.now();
       const sink = running.op.accept(header);
       return {
         ...sink,

@@ -7,6 +7,7 @@ import type { ModelConfig } from '../config/schema.ts';
 import { hashKeys, Stream } from '../train/rng.ts';
 import type { StepNoise } from './base.ts';
 import { BatchNorm } from './batch-norm.ts';
+import { LeakyRelu } from './leaky-relu.ts';
 
 /** A model.* setting that cannot build a model; the message names the key. */
 export class ModelConfigError extends Error {
@@ -73,7 +74,7 @@ export class LayerFactory {
   }
 
   leakyRelu(): tf.layers.Layer {
-    return tf.layers.leakyReLU({ name: this.next('lrelu'), alpha: LEAKY_SLOPE });
+    return new LeakyRelu({ name: this.next('lrelu'), alpha: LEAKY_SLOPE });
   }
 
   /** Shape-only layers still get deterministic names, so no global counter ever shows up. */

@@ -8,7 +8,8 @@
 // around the input's, i.e. their MSE up to constants; GAN is the discriminator's binary
 // cross-entropy on the real batch (label 1), its reconstructions (0) and decoded prior samples (0).
 // The KL carries kld_weight as in every other model here, keeping its scale comparable to a mean
-// squared error.
+// squared error. Logged terms: loss (the encoder's objective, the VAE part), kld, dis_llike,
+// reconstruction (pixel MSE, for monitoring only) and gan.
 import * as tf from '@tensorflow/tfjs';
 import type { SymbolicTensor } from '@tensorflow/tfjs-layers';
 import type { ModelConfig, ModelName } from '../config/schema.ts';

@@ -15,7 +15,7 @@ th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: left; font-size: 
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .grids, .curves, .side { display: flex; flex-wrap: wrap; gap: 16px; align-items: flex-start; }
 figure { margin: 0; } figcaption { font-size: 12px; color: #555; }
-img.grid { image-rendering: pixelated; width: 360px; border: 1px solid #ccc; }
+img.grid { image-rendering: pixelated; border: 1px solid #ccc; }
 pre { background: #f6f6f6; padding: 8px; font-size: 12px; overflow: auto; max-height: 420px; }
 .muted { color: #777; }
 `;
@@ -24,9 +24,16 @@ function dataUri(png: Buffer): string {
   return `data:image/png;base64,${png.toString('base64')}`;
 }
 
+/** Display width: the PNG's own width (IHDR) scaled by the largest whole factor that stays within 480 px, so pixels stay square and sharp. */
+function displayWidth(png: Buffer): number {
+  const natural = png.length >= 24 ? png.readUInt32BE(16) : 0;
+  if (natural <= 0) return 480;
+  return natural * Math.max(1, Math.floor(480 / natural));
+}
+
 function imageFigure(image: EpochImage | undefined, what: string): string {
   if (!image) return `<p class="muted">no ${escapeHtml(what)} yet</p>`;
-  return `<figure><img class="grid" alt="${escapeHtml(what)}, epoch ${image.epoch}" src="${dataUri(image.png)}"><figcaption>${escapeHtml(what)}, epoch ${image.epoch}</figcaption></figure>`;
+  return `<figure><img class="grid" width="${displayWidth(image.png)}" alt="${escapeHtml(what)}, epoch ${image.epoch}" src="${dataUri(image.png)}"><figcaption>${escapeHtml(what)}, epoch ${image.epoch}</figcaption></figure>`;
 }
 
 function evalTable(evaluation: EvalFile | undefined, runDir: string): string {
@@ -39,13 +46,17 @@ function evalTable(evaluation: EvalFile | undefined, runDir: string): string {
 <table class="eval"><thead><tr><th>section</th><th>metric</th><th>value</th><th>note</th></tr></thead><tbody>
 ${rows}
 </tbody></table>
-<p class="muted">Sample distances are measured in the ${fn.dim}-d feature space of a small CNN (${escapeHtml(fn.task)} task, version ${fn.version}, seed ${fn.seed}) trained on ${fn.n_train} real training images of this dataset: a domain feature distance, not FID. Compare only runs sharing feature net <code>${escapeHtml(fn.id)}</code>.</p>`;
+<p class="muted">Sample distances are measured in the ${fn.dim}-d feature space of a small CNN (${escapeHtml(fn.task)} task, version ${fn.version}, seed ${fn.seed}) trained on ${fn.n_train} real training images of this dataset${fn.heldout_accuracy === null ? '' : ` (held-out accuracy ${formatNumber(fn.heldout_accuracy)})`}: a domain feature distance, not FID. Compare only runs sharing feature net <code>${escapeHtml(fn.id)}</code>.</p>`;
 }
 
 function lossCurves(run: RunSummary): string {
   if (run.series.size === 0) return '<p class="muted">no metrics.jsonl step records</p>';
   return `<div class="curves">${[...run.series]
-    .map(([name, points]) => `<figure class="curve">${lossCurveSvg([{ name, points }], { title: name, xLabel: 'step', yLabel: name, width: 420, height: 260 })}</figure>`)
+    .map(([name, points]) => {
+      const means = run.epochMeans.get(name);
+      const series = means?.length ? [{ name: 'step', points }, { name: 'epoch mean', points: means }] : [{ name, points }];
+      return `<figure class="curve">${lossCurveSvg(series, { title: name, xLabel: 'step', yLabel: name, width: 420, height: 260, logY: true })}</figure>`;
+    })
     .join('\n')}</div>`;
 }
 
@@ -96,7 +107,7 @@ function comparison(runs: RunSummary[]): string {
   const curves = runs.filter((r) => r.series.has('loss')).map((r) => ({ name: r.name, points: r.series.get('loss') ?? [] }));
   return `<section class="compare"><h2>Comparison</h2>
 <table class="compare"><thead>${head}</thead><tbody>${body}\n${finalRow}</tbody></table>
-${curves.length > 1 ? lossCurveSvg(curves, { title: 'loss', xLabel: 'step', yLabel: 'loss', width: 640, height: 320 }) : ''}
+${curves.length > 1 ? lossCurveSvg(curves, { title: 'loss', xLabel: 'step', yLabel: 'loss', width: 640, height: 320, logY: true }) : ''}
 <div class="side">${runs.map((r) => `<div><h3>${escapeHtml(r.name)}</h3>${imageFigure(r.samples, 'samples')}</div>`).join('')}</div>
 </section>`;
 }

@@ -25,8 +25,10 @@ export interface RunSummary {
   dataset: string;
   samples?: EpochImage;
   reconstructions?: EpochImage;
-  /** Loss term -> (step, value) points. */
+  /** Loss term -> (step, value) points of every logged step. */
   series: Map<string, [number, number][]>;
+  /** Loss term -> (last step of the epoch, epoch mean) from the epoch records. */
+  epochMeans: Map<string, [number, number][]>;
   /** The backend the training process logged, when metrics.jsonl says. */
   trainingBackend?: string;
   evaluation?: EvalFile;
@@ -41,6 +43,33 @@ export function latestEpochImage(dir: string): EpochImage | undefined {
     if (m && (!best || Number(m[1]) > best.epoch)) best = { epoch: Number(m[1]), file: join(dir, name) };
   }
   return best && { ...best, png: readFileSync(best.file) };
+}
+
+interface EpochLine {
+  kind?: string;
+  step?: number;
+  means?: Record<string, number>;
+}
+
+function epochMeanSeries(metricsFile: string): Map<string, [number, number][]> {
+  const series = new Map<string, [number, number][]>();
+  if (!existsSync(metricsFile)) return series;
+  for (const line of readFileSync(metricsFile, 'utf8').split('\n')) {
+    if (!line.includes('"epoch"') || !line.includes('"means"')) continue;
+    let rec: EpochLine;
+    try {
+      rec = JSON.parse(line) as EpochLine;
+    } catch {
+      continue; // a line still being written by a running trainer
+    }
+    if (rec.kind !== 'epoch' || typeof rec.step !== 'number' || !rec.means) continue;
+    for (const [name, v] of Object.entries(rec.means)) {
+      const points = series.get(name) ?? [];
+      points.push([rec.step, v]);
+      series.set(name, points);
+    }
+  }
+  return series;
 }
 
 function firstBackend(metricsFile: string): string | undefined {
@@ -80,6 +109,7 @@ export function readRunSummary(runDir: string): RunSummary {
     samples: latestEpochImage(join(runDir, 'samples')),
     reconstructions: latestEpochImage(join(runDir, 'reconstructions')),
     series: lossSeries(metricsFile),
+    epochMeans: epochMeanSeries(metricsFile),
     trainingBackend: firstBackend(metricsFile),
     evaluation: readEvalFile(runDir),
   };

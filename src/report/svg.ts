@@ -31,6 +31,22 @@ export function niceTicks(lo: number, hi: number, count = 5): number[] {
   return ticks;
 }
 
+/** Ticks of a log10 axis spanning [lo, hi] (in log10 units): powers of ten, with 2 and 5 when few. */
+export function logTicks(lo: number, hi: number): number[] {
+  const ticks: number[] = [];
+  for (const mantissas of [[1], [1, 2, 5]]) {
+    ticks.length = 0;
+    for (let e = Math.floor(lo); e <= Math.ceil(hi); e++) {
+      for (const m of mantissas) {
+        const t = e + Math.log10(m);
+        if (t >= lo - 1e-9 && t <= hi + 1e-9) ticks.push(t);
+      }
+    }
+    if (ticks.length >= 3) break;
+  }
+  return ticks.length ? ticks : [lo];
+}
+
 export function formatTick(v: number): string {
   if (v === 0) return '0';
   const a = Math.abs(v);
@@ -65,10 +81,10 @@ export function lossCurveSvg(series: LineSeries[], opts: LinePlotOptions = {}): 
     parts.push(`<line x1="${f(sx(t))}" y1="${margin.top}" x2="${f(sx(t))}" y2="${margin.top + plotH}" stroke="#eeeeee"/>`);
     parts.push(`<text x="${f(sx(t))}" y="${margin.top + plotH + 14}" text-anchor="middle">${escapeHtml(formatTick(t))}</text>`);
   }
-  for (const t of niceTicks(y0, y1)) {
+  for (const t of useLog ? logTicks(y0, y1) : niceTicks(y0, y1)) {
     const y = margin.top + plotH - ((t - y0) / (y1 - y0)) * plotH;
     parts.push(`<line x1="${margin.left}" y1="${f(y)}" x2="${margin.left + plotW}" y2="${f(y)}" stroke="#eeeeee"/>`);
-    parts.push(`<text x="${margin.left - 6}" y="${f(y + 4)}" text-anchor="end">${escapeHtml(formatTick(useLog ? 10 ** t : t))}</text>`);
+    parts.push(`<text x="${margin.left - 6}" y="${f(y + 4)}" text-anchor="end">${escapeHtml(formatTick(useLog ? Number((10 ** t).toPrecision(6)) : t))}</text>`);
   }
   parts.push(`<rect x="${margin.left}" y="${margin.top}" width="${plotW}" height="${plotH}" fill="none" stroke="#888888"/>`);
   if (opts.xLabel) parts.push(`<text x="${f(margin.left + plotW / 2)}" y="${height - 8}" text-anchor="middle">${escapeHtml(opts.xLabel)}</text>`);

@@ -1,12 +1,13 @@
 // The single-device training step that the trainer, the distributed worker and the benchmark all
 // use: gradients of each param group's objective w.r.t. that group's variables, then one Adam
-// update per group. Gradients are keyed by stable variable names (`encoder/conv0/kernel`), so the
+// update per group (the trainer averages gradients across micro-batches and workers in between). Gradients are keyed by stable variable names (`encoder/conv0/kernel`), so the
 // all-reduce can flatten them in a fixed order and every process agrees on what a key means.
 import * as tf from '@tensorflow/tfjs';
 import type { TrainConfig } from '../config/schema.ts';
 import type { LossContext, ModelBatch, StepNoise, VaeModel } from '../models/base.ts';
 import { setMovingStatisticsFrozen } from '../models/batch-norm.ts';
 import { trainableVariables } from '../models/blocks.ts';
+import { Adam } from './adam.ts';
 
 /** Gradients per param group (stable variable name -> gradient) and the step's logged terms. Caller disposes. */
 export interface StepGradients {
@@ -126,56 +127,41 @@ export function disposeGradients(gradients: StepGradients): void {
 }
 
 /**
- * Adam over one param group, fed gradients keyed by stable variable names. Weight decay is L2
- * added to the gradient before the Adam moments (PyTorch's Adam(weight_decay=...), not AdamW).
- * The Adam slots are named after tfjs's variable names (`<variable>/m`, `<variable>/v`) and
- * created in the gradients' key order, which is fixed.
+ * One param group's optimizer: the trainer's Adam (./adam.ts: exact resume, weight decay as L2
+ * added to the gradient as in PyTorch's Adam(weight_decay=...), not AdamW) bound to the group's
+ * variables under their stable names.
  */
-export class GroupAdam extends tf.AdamOptimizer {
+export class GroupOptimizer {
   constructor(
-    learningRate: number,
-    readonly variables: Map<string, tf.Variable>,
-    readonly weightDecay: number,
-  ) {
-    // PyTorch's Adam defaults, as PyTorch-VAE uses them.
-    super(learningRate, 0.9, 0.999, 1e-8);
-  }
+    readonly adam: Adam,
+    readonly variables: Record<string, tf.Variable>,
+  ) {}
 
   get lr(): number {
-    return this.learningRate;
+    return this.adam.lr;
   }
 
-  /** For learning-rate schedules (scheduler_gamma). */
-  setLearningRate(lr: number): void {
-    this.learningRate = lr;
+  applyGradients(gradients: tf.NamedTensorMap): void {
+    this.adam.applyGradients(this.variables, gradients);
   }
 
-  override applyGradients(gradients: Parameters<tf.Optimizer['applyGradients']>[0]): void {
-    const entries = Array.isArray(gradients) ? gradients.map((g) => [g.name, g.tensor] as const) : Object.entries(gradients);
-    tf.tidy(() => {
-      const byVariable: tf.NamedTensorMap = {};
-      for (const [stable, grad] of entries) {
-        const variable = this.variables.get(stable);
-        if (variable === undefined) throw new StepError(`gradient for unknown variable '${stable}'`);
-        byVariable[variable.name] = this.weightDecay > 0 ? tf.add(grad, tf.mul(variable, this.weightDecay)) : grad;
-      }
-      // AdamOptimizer declares its argument as a map of Variables; it reads gradients from it.
-      super.applyGradients(byVariable as unknown as Parameters<tf.AdamOptimizer['applyGradients']>[0]);
-    });
+  dispose(): void {
+    this.adam.dispose();
   }
 }
 
 /** One Adam per param group: lr for all, lr_discriminator for the 'discriminator' group. */
-export function createOptimizers(model: VaeModel, train: TrainConfig): Record<string, GroupAdam> {
-  const optimizers: Record<string, GroupAdam> = {};
+export function createOptimizers(model: VaeModel, train: TrainConfig): Record<string, GroupOptimizer> {
+  const optimizers: Record<string, GroupOptimizer> = {};
   for (const group of model.paramGroups()) {
     const lr = group.name === 'discriminator' ? train.lr_discriminator : train.lr;
-    optimizers[group.name] = new GroupAdam(lr, groupVariables(model, group.networks), train.weight_decay);
+    const variables = Object.fromEntries(groupVariables(model, group.networks));
+    optimizers[group.name] = new GroupOptimizer(new Adam({ lr, weightDecay: train.weight_decay }), variables);
   }
   return optimizers;
 }
 
-export function applyGradients(optimizers: Record<string, tf.Optimizer>, groups: Record<string, tf.NamedTensorMap>): void {
+export function applyGradients(optimizers: Record<string, GroupOptimizer>, groups: Record<string, tf.NamedTensorMap>): void {
   for (const [name, grads] of Object.entries(groups)) {
     const optimizer = optimizers[name];
     if (!optimizer) throw new StepError(`no optimizer for param group '${name}' (have ${Object.keys(optimizers).join(', ')})`);

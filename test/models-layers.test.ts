@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { BatchNorm } from '../src/models/batch-norm.ts';
+import { LeakyRelu } from '../src/models/leaky-relu.ts';
 
 function maxRelativeError(a: Float32Array | Int32Array | Uint8Array, b: Float32Array | Int32Array | Uint8Array): number {
   let worst = 0;
@@ -81,5 +82,27 @@ describe('BatchNorm (closed-form backward)', () => {
     assert.ok(maxRelativeError(inference(model), inference(stockModel)) < 1e-5);
     const loaded = await tf.loadLayersModel(tf.io.fromMemory(saved));
     assert.ok(maxRelativeError(inference(loaded), inference(model)) < 1e-6);
+  });
+});
+
+describe('LeakyRelu (step-function backward)', () => {
+  it('matches tf.layers.leakyReLU in values and gradients, including at 0, and rebuilds as the stock layer', () => {
+    const x = tf.tensor4d([-2, -0.5, 0, 0.25, 3, -1e-3, 1e-3, 7], [1, 2, 2, 2]);
+    const dy = tf.tensor4d([1, 2, 3, 4, 5, 6, 7, 8], [1, 2, 2, 2]);
+    const ours = new LeakyRelu({ alpha: 0.01 });
+    const stock = tf.layers.leakyReLU(ours.getConfig() as tf.serialization.ConfigDict);
+    const run = (layer: tf.layers.Layer): { y: number[]; dx: number[] } => ({
+      y: Array.from((layer.apply(x) as tf.Tensor).dataSync()),
+      dx: Array.from(tf.grad((v: tf.Tensor) => tf.sum(tf.mul(layer.apply(v) as tf.Tensor, dy)))(x).dataSync()),
+    });
+    const a = run(ours);
+    const b = run(stock);
+    assert.deepEqual(a.y, b.y);
+    assert.deepEqual(a.dx, b.dx);
+    // By hand: slope 1 where x > 0, 0.01 elsewhere (x = 0 included, as TF.js's own gradient).
+    const expected = [0.01, 0.02, 0.03, 4, 5, 0.06, 7, 8];
+    a.dx.forEach((v, i) => assert.ok(Math.abs(v - expected[i]) < 1e-6, `dx[${i}] = ${v}`));
+    assert.equal(ours.getClassName(), 'LeakyReLU');
+    tf.dispose([x, dy]);
   });
 });
