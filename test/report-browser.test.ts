@@ -51,10 +51,10 @@ async function fakeRun(name: string, model: string, scale: number, tstr: boolean
   mkdirSync(join(run, 'reconstructions'), { recursive: true });
   const config = { ...DEFAULT_CONFIG, model: { ...DEFAULT_CONFIG.model, name: model }, output: { ...DEFAULT_CONFIG.output, name: HOSTILE } };
   writeFileSync(join(run, 'config.yaml'), stringify(config));
-  const lines: string[] = [];
+  const lines: string[] = [JSON.stringify({ kind: 'start', step: 0, epoch: 0, backend: 'wasm', world_size: 1 })];
   for (let step = 1; step <= 30; step++) {
     const loss = (scale * 2) / Math.sqrt(step);
-    lines.push(JSON.stringify({ kind: 'step', step, epoch: Math.floor(step / 10), terms: { loss, reconstruction: loss * 0.8, kld: loss * 0.2 }, lr: 0.005, images_per_s: 100, backend: 'wasm' }));
+    lines.push(JSON.stringify({ kind: 'step', step, epoch: Math.floor(step / 10), terms: { loss, reconstruction: loss * 0.8, kld: loss * 0.2 }, lr: 0.005, images_per_s: 100 }));
   }
   for (const epoch of [0, 1, 2]) lines.push(JSON.stringify({ kind: 'epoch', step: 10 * (epoch + 1), epoch, means: { loss: scale / (epoch + 1), reconstruction: 0.8, kld: 0.2 } }));
   writeFileSync(join(run, 'metrics.jsonl'), `${lines.join('\n')}\n`);

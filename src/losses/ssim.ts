@@ -2,8 +2,7 @@
 //
 // Local statistics use a Gaussian window applied as two 1-D passes (11x1 then 1x11), which is
 // 2 x 11 instead of 121 multiply-adds per pixel. Channels are folded into the batch so a single
-// 1-channel conv filters every channel, and the five maps a scale needs (x, y, x^2, y^2, xy) go
-// through one conv pair together. Borders are zero-padded ('same'), as PyTorch-VAE's MS-SSIM
+// 1-channel conv filters every channel. Borders are zero-padded ('same'), as PyTorch-VAE's MS-SSIM
 // does, so 5 scales also work on 32- and 64-pixel images (a 'valid' window needs >= 176 pixels).
 import * as tf from '@tensorflow/tfjs';
 
@@ -103,9 +102,9 @@ function checkPair(a: tf.Tensor4D, b: tf.Tensor4D): void {
  */
 function ssimAndCs(x: tf.Tensor4D, y: tf.Tensor4D, r: Resolved): { ssim: tf.Tensor1D; cs: tf.Tensor1D } {
   const m = x.shape[0];
-  const stack = tf.concat([x, y, tf.mul(x, x), tf.mul(y, y), tf.mul(x, y)], 0) as tf.Tensor4D;
-  const filtered = gaussianBlur(stack, r.window);
-  const [muX, muY, exx, eyy, exy] = tf.split(filtered, 5, 0);
+  // One blur per map rather than one over the five stacked: no concat and split (each a full copy),
+  // and the maps of y alone stay off the gradient path, so backprop blurs three maps, not five.
+  const [muX, muY, exx, eyy, exy] = [x, y, tf.mul(x, x), tf.mul(y, y), tf.mul(x, y)].map((map) => gaussianBlur(map as tf.Tensor4D, r.window));
   const muXX = tf.mul(muX, muX);
   const muYY = tf.mul(muY, muY);
   const muXY = tf.mul(muX, muY);

@@ -4,7 +4,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { readEvalFile, type EvalFile } from '../eval/eval-file.ts';
-import { lossSeries } from '../train/pictures.ts';
+import { readMetricsLog, termSeries } from '../train/metrics-log.ts';
 
 export class ReportInputError extends Error {
   override name = 'ReportInputError';
@@ -45,42 +45,6 @@ export function latestEpochImage(dir: string): EpochImage | undefined {
   return best && { ...best, png: readFileSync(best.file) };
 }
 
-interface EpochLine {
-  kind?: string;
-  step?: number;
-  means?: Record<string, number>;
-}
-
-function epochMeanSeries(metricsFile: string): Map<string, [number, number][]> {
-  const series = new Map<string, [number, number][]>();
-  if (!existsSync(metricsFile)) return series;
-  for (const line of readFileSync(metricsFile, 'utf8').split('\n')) {
-    if (!line.includes('"epoch"') || !line.includes('"means"')) continue;
-    let rec: EpochLine;
-    try {
-      rec = JSON.parse(line) as EpochLine;
-    } catch {
-      continue; // a line still being written by a running trainer
-    }
-    if (rec.kind !== 'epoch' || typeof rec.step !== 'number' || !rec.means) continue;
-    for (const [name, v] of Object.entries(rec.means)) {
-      const points = series.get(name) ?? [];
-      points.push([rec.step, v]);
-      series.set(name, points);
-    }
-  }
-  return series;
-}
-
-function firstBackend(metricsFile: string): string | undefined {
-  if (!existsSync(metricsFile)) return undefined;
-  for (const line of readFileSync(metricsFile, 'utf8').split('\n')) {
-    const m = /"backend"\s*:\s*"([^"]*)"/.exec(line);
-    if (m) return m[1];
-  }
-  return undefined;
-}
-
 function field(doc: unknown, section: string, key: string): string {
   if (typeof doc !== 'object' || doc === null) return '?';
   const s = (doc as Record<string, unknown>)[section];
@@ -99,7 +63,7 @@ export function readRunSummary(runDir: string): RunSummary {
   } catch (e) {
     throw new ReportInputError(`${configFile}: not valid YAML (${(e as Error).message.split('\n')[0]})`);
   }
-  const metricsFile = join(runDir, 'metrics.jsonl');
+  const log = readMetricsLog(join(runDir, 'metrics.jsonl'));
   return {
     name: basename(resolve(runDir)),
     dir: runDir,
@@ -108,9 +72,9 @@ export function readRunSummary(runDir: string): RunSummary {
     dataset: basename(field(doc, 'data', 'path')),
     samples: latestEpochImage(join(runDir, 'samples')),
     reconstructions: latestEpochImage(join(runDir, 'reconstructions')),
-    series: lossSeries(metricsFile),
-    epochMeans: epochMeanSeries(metricsFile),
-    trainingBackend: firstBackend(metricsFile),
+    series: termSeries(log, 'step'),
+    epochMeans: termSeries(log, 'epoch'),
+    trainingBackend: log.find((r) => r.kind === 'start')?.backend,
     evaluation: readEvalFile(runDir),
   };
 }

@@ -2,7 +2,6 @@
 // z every epoch, so progress is visible), a grid of originals above their reconstructions, and a
 // loss curve per term (SVG and PNG).
 import * as tf from '@tensorflow/tfjs';
-import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ExperimentConfig } from '../config/schema.ts';
 import type { VaeModel } from '../models/base.ts';
@@ -11,6 +10,7 @@ import { stepNoise, Stream } from './rng.ts';
 import { svgToPng, writeGrid, type ImageStack } from './images.ts';
 import { writeFileAtomic } from './atomic.ts';
 import { lossCurveSvg } from '../report/svg.ts';
+import { readMetricsLog, termSeries } from './metrics-log.ts';
 
 export interface PictureInputs {
   model: VaeModel;
@@ -70,26 +70,8 @@ export async function writeReconstructionGrid(model: VaeModel, preview: Batch, c
   }
 }
 
-interface StepLine { kind: string; step: number; terms?: Record<string, number> }
-
-/** Reads metrics.jsonl into one series per loss term. */
-export function lossSeries(metricsFile: string): Map<string, [number, number][]> {
-  const series = new Map<string, [number, number][]>();
-  if (!existsSync(metricsFile)) return series;
-  for (const line of readFileSync(metricsFile, 'utf8').split('\n')) {
-    if (!line.trim()) continue;
-    const rec = JSON.parse(line) as StepLine;
-    if (rec.kind !== 'step' || !rec.terms) continue;
-    for (const [name, v] of Object.entries(rec.terms)) {
-      if (!series.has(name)) series.set(name, []);
-      series.get(name)!.push([rec.step, v]);
-    }
-  }
-  return series;
-}
-
 export async function writeLossPlots(metricsFile: string, dir: string): Promise<void> {
-  for (const [name, points] of lossSeries(metricsFile)) {
+  for (const [name, points] of termSeries(readMetricsLog(metricsFile), 'step')) {
     const svg = lossCurveSvg([{ name, points }], { title: name, xLabel: 'step', yLabel: name });
     writeFileAtomic(join(dir, `${name}.svg`), svg);
     writeFileAtomic(join(dir, `${name}.png`), await svgToPng(svg));

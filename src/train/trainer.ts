@@ -5,6 +5,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { cpus, hostname } from 'node:os';
 import type { ExperimentConfig } from '../config/schema.ts';
 import { configToYaml } from '../config/load.ts';
 import { initBackend, translateBackendError, type BackendInfo } from '../backend/index.ts';
@@ -215,6 +216,10 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   }
   const metricsFile = join(runDir, 'metrics.jsonl');
   const record = (line: object): void => { if (isChief) appendFileSync(metricsFile, `${JSON.stringify(line)}\n`); };
+  record({
+    kind: 'start', step: state.step, epoch: state.epoch, backend: backend.name, gpu: backend.gpu, world_size: worldSize,
+    resumed_from: opts.resume ?? null, host: hostname(), cpus: cpus().length, node: process.version, time: new Date().toISOString(),
+  });
   const monitor = new DivergenceMonitor(cfg.train.divergence_factor);
   const maxSteps = cfg.train.max_steps > 0 ? cfg.train.max_steps : Infinity;
   const totalSteps = Math.min(cfg.train.epochs * loader.stepsPerEpoch, maxSteps);
