@@ -1,21 +1,21 @@
 // All-reduce bandwidth over loopback between real worker processes.
-//   node --import tsx bench/allreduce.ts --mb 16,64,256 --workers 2 [--iters 5] [--bucket-mb 4]
-// Prints one JSON line per size: {"mb","workers","ms_median","bus_gb_per_s"}, where bus bandwidth is
+//   node --import tsx bench/allreduce.ts --mb 16,64,256 --workers 2 [--iters 5] [--bucket-mb 4] [--transport auto|unix|tcp]
+// Prints one JSON line per size: {"mb","workers","transport","ms_median","bus_gb_per_s"}, where bus bandwidth is
 // NCCL's 2(w-1)/w * bytes / time, comparable across world sizes. An iteration's time is the slowest
 // rank's; ranks start each iteration together after a barrier.
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { Command } from 'commander';
-import { listenForRing } from '../src/dist/ring.ts';
+import { Command, Option } from 'commander';
+import { listenForRing, type RingTransport } from '../src/dist/ring.ts';
 
 type ToWorker = { kind: 'peers'; peers: { host: string; port: number }[] };
 type FromWorker = { kind: 'port'; port: number } | { kind: 'times'; ms: number[] } | { kind: 'error'; message: string };
 
 const MIB = 1024 * 1024;
 
-async function worker(rank: number, worldSize: number, mb: number, iters: number, bucketBytes: number): Promise<void> {
+async function worker(rank: number, worldSize: number, mb: number, iters: number, bucketBytes: number, transport: RingTransport): Promise<void> {
   const send = (m: FromWorker) => process.send?.(m);
-  const listener = await listenForRing({ rank, worldSize, bucketBytes, log: (line) => console.error(line) });
+  const listener = await listenForRing({ rank, worldSize, bucketBytes, transport, log: (line) => console.error(line) });
   const peers = await new Promise<ToWorker['peers']>((resolve) => {
     process.once('message', (m: ToWorker) => resolve(m.peers));
     send({ kind: 'port', port: listener.port });
@@ -40,7 +40,7 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
-async function measure(mb: number, workers: number, iters: number, bucketBytes: number): Promise<number[]> {
+async function measure(mb: number, workers: number, iters: number, bucketBytes: number, transport: RingTransport): Promise<number[]> {
   const script = fileURLToPath(import.meta.url);
   const children: ChildProcess[] = [];
   try {
@@ -50,7 +50,7 @@ async function measure(mb: number, workers: number, iters: number, bucketBytes: 
     let timesLeft = workers;
     await new Promise<void>((resolve, reject) => {
       for (let rank = 0; rank < workers; rank++) {
-        const args = ['--worker', String(rank), '--workers', String(workers), '--mb', String(mb), '--iters', String(iters), '--bucket-mb', String(bucketBytes / MIB)];
+        const args = ['--worker', String(rank), '--workers', String(workers), '--mb', String(mb), '--iters', String(iters), '--bucket-mb', String(bucketBytes / MIB), '--transport', transport];
         // Workers inherit this process's node flags (--import tsx, and --cpu-prof when profiling).
         const child = fork(script, args);
         children.push(child);
@@ -96,9 +96,10 @@ const program = new Command()
   .option('--workers <n>', 'worker processes', '2')
   .option('--iters <n>', 'timed iterations per size', '5')
   .option('--bucket-mb <n>', 'all-reduce bucket size in MiB', '4')
+  .addOption(new Option('--transport <kind>', 'how ranks connect').choices(['auto', 'unix', 'tcp']).default('auto'))
   .option('--worker <rank>', 'internal: run as this worker rank')
   .parse();
-const o = program.opts<{ mb: string; workers: string; iters: string; bucketMb: string; worker?: string }>();
+const o = program.opts<{ mb: string; workers: string; iters: string; bucketMb: string; transport: RingTransport; worker?: string }>();
 const workers = Number(o.workers);
 const iters = Number(o.iters);
 const bucketBytes = Math.round(Number(o.bucketMb) * MIB);
@@ -109,15 +110,15 @@ if (!(bucketBytes >= 4 && bucketBytes % 4 === 0)) program.error(`--bucket-mb mus
 if (sizesMb.some((mb) => !(mb > 0) || ((mb * MIB) / 4) % 1 !== 0)) program.error(`--mb must list positive sizes in MiB, got ${o.mb}`);
 
 if (o.worker !== undefined) {
-  worker(Number(o.worker), workers, Number(o.mb), iters, bucketBytes).catch((e: Error) => {
+  worker(Number(o.worker), workers, Number(o.mb), iters, bucketBytes, o.transport).catch((e: Error) => {
     process.send?.({ kind: 'error', message: e.message } satisfies FromWorker);
     process.exitCode = 1;
   });
 } else {
   for (const mb of sizesMb) {
-    const ms = median(await measure(mb, workers, iters, bucketBytes));
+    const ms = median(await measure(mb, workers, iters, bucketBytes, o.transport));
     const bytes = mb * MIB;
     const busGbPerS = ((2 * (workers - 1)) / workers) * bytes / (ms / 1000) / 1e9;
-    console.log(JSON.stringify({ mb, workers, ms_median: Number(ms.toFixed(2)), bus_gb_per_s: Number(busGbPerS.toFixed(3)) }));
+    console.log(JSON.stringify({ mb, workers, transport: o.transport, ms_median: Number(ms.toFixed(2)), bus_gb_per_s: Number(busGbPerS.toFixed(3)) }));
   }
 }

@@ -52,6 +52,15 @@ describe('BatchNorm (closed-form backward)', () => {
     assert.ok(Math.abs(b.movingMean[0]) > 0.1, 'the reference moving mean did move');
   });
 
+  it('accepts the channel axis by index, as Keras files write it, and refuses other axes', () => {
+    const byIndex = new BatchNorm({ axis: 3, momentum: 0.9, epsilon: 1e-5 });
+    const model = bnModel(byIndex, channels, gamma, beta);
+    const y = model.apply(x, { training: false }) as tf.Tensor;
+    assert.deepEqual(y.shape, x.shape);
+    y.dispose();
+    assert.throws(() => bnModel(new BatchNorm({ axis: 1 }), channels, gamma, beta), /only the last axis.*axis 1 of rank 4/);
+  });
+
   it('leaves the moving statistics alone while frozen', () => {
     const layer = new BatchNorm({ momentum: 0.9, epsilon: 1e-5 });
     const model = bnModel(layer, channels, gamma, beta);

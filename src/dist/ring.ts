@@ -2,7 +2,14 @@
 // coordinator gathers every rank's ephemeral port from listenForRing first, then hands each rank the
 // full peer list for connect(). Connections that fail the handshake are logged and closed; the
 // listener keeps accepting until the real left neighbour has connected.
+// Transport: ranks on one host talk over a Unix domain socket (about twice loopback TCP's bandwidth),
+// other hosts over TCP. The peer list names ranks by host and TCP port only, so a rank listening on
+// loopback also listens on a socket file whose name is derived from that address (see unixSocketPath):
+// a dialler finds it without any extra rendezvous. Framing and handshake are the same on both.
+import { chmodSync, lstatSync, rmSync } from 'node:fs';
 import net, { type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { type Collective, LocalCollective } from './collective.ts';
 import { DistConfigError, PeerError, ProtocolError } from './errors.ts';
 import { encodeHeader, FrameReader, FrameType, type FrameHandler, type PayloadSink } from './frame.ts';
@@ -26,9 +33,19 @@ export interface PeerAddress {
   port: number;
 }
 
+/**
+ * How this rank reaches its right neighbour. 'auto': a Unix socket when the neighbour's host is loopback
+ * and its socket file exists, else TCP. 'unix': Unix sockets only (loopback hosts). 'tcp': TCP only, and
+ * no socket file is offered to the left neighbour either.
+ */
+export type RingTransport = 'tcp' | 'unix' | 'auto';
+const TRANSPORTS: readonly RingTransport[] = ['tcp', 'unix', 'auto'];
+
 export interface RingOptions {
   rank: number;
   worldSize: number;
+  /** Default env MEDVAE_DIST_TRANSPORT, else 'auto'. */
+  transport?: RingTransport;
   /** Where this rank listens; default 127.0.0.1 and an ephemeral port. */
   listen?: PeerAddress;
   /** Shared secret; default env MEDVAE_DIST_TOKEN. Required to listen beyond loopback. */
@@ -51,6 +68,8 @@ export interface ConnectRingOptions extends RingOptions {
 export interface RingListener {
   /** The port this rank listens on (0 for a world of one, which needs no socket). */
   readonly port: number;
+  /** The Unix socket this rank also listens on until the ring forms, or null (TCP only). */
+  readonly socketPath: string | null;
   connect(peers: PeerAddress[]): Promise<Collective>;
   /** Stops listening without forming the ring (a coordinator aborting start-up). */
   close(): Promise<void>;
@@ -61,6 +80,42 @@ export const DEFAULT_CHUNK_BYTES = 512 * 1024;
 export const DEFAULT_TIMEOUT_MS = 30_000;
 export const DEFAULT_MAX_FRAME_BYTES = 16 * 1024 * 1024;
 export const TOKEN_ENV = 'MEDVAE_DIST_TOKEN';
+export const TRANSPORT_ENV = 'MEDVAE_DIST_TRANSPORT';
+/** sun_path holds 108 bytes on Linux and 104 on macOS, the terminating NUL included. */
+const MAX_SOCKET_PATH_BYTES = 103;
+
+/**
+ * The socket file of the rank listening on host:port. A listening TCP port belongs to one process at a
+ * time, so while a rank holds it the name is this run's alone; the user id keeps users apart in a shared
+ * /tmp. A stale file left by a killed rank is replaced by the next listener on that address.
+ */
+export function unixSocketPath(host: string, port: number): string {
+  const uid = process.getuid?.() ?? 0;
+  return join(tmpdir(), `medvae-ring-${uid}-${host.replace(/[^A-Za-z0-9.]/g, '_')}-${port}.sock`);
+}
+
+function fitsSocketPath(path: string): boolean {
+  return Buffer.byteLength(path) <= MAX_SOCKET_PATH_BYTES;
+}
+
+/** True when `path` is a socket created by this user: the only kind a rank dials or replaces. */
+function isOwnSocket(path: string): boolean {
+  try {
+    const stat = lstatSync(path);
+    return stat.isSocket() && stat.uid === (process.getuid?.() ?? stat.uid);
+  } catch {
+    return false;
+  }
+}
+
+function resolveTransport(opts: RingOptions): RingTransport {
+  const transport = opts.transport ?? process.env[TRANSPORT_ENV] ?? 'auto';
+  if (!(TRANSPORTS as readonly string[]).includes(transport)) {
+    const source = opts.transport === undefined ? `${TRANSPORT_ENV}` : 'transport';
+    throw new DistConfigError(`${source} must be one of ${TRANSPORTS.join(', ')}, got '${transport}'`);
+  }
+  return transport as RingTransport;
+}
 
 function positiveMultipleOf4(name: string, value: number): number {
   if (!Number.isInteger(value) || value <= 0 || value % 4 !== 0 || value > 0xffffffff) {
@@ -114,29 +169,54 @@ function sendFrame(socket: Socket, type: number, payload: Buffer): void {
   socket.write(payload);
 }
 
-/** Accepts connections until the left neighbour has passed the handshake. */
+function listenOn(server: Server, options: net.ListenOptions): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+/** Accepts connections, over TCP and optionally a Unix socket, until the left neighbour has passed the handshake. */
 class Acceptor {
-  private readonly server: Server;
+  private readonly tcpServer: Server;
+  private unixServer: Server | null = null;
+  /** The socket file this acceptor created, removed by close(). */
+  socketPath: string | null = null;
   private readonly pending = new Set<Socket>();
   private leftEnd: LinkEnd | null = null;
   private onLeft: ((end: LinkEnd) => void) | null = null;
   private stopWaiting: ((error: Error) => void) | null = null;
 
   constructor(private readonly s: RingSettings) {
-    this.server = net.createServer({ noDelay: true }, (socket) => this.handshake(socket));
+    this.tcpServer = this.newServer();
+  }
+
+  private newServer(): Server {
+    return net.createServer({ noDelay: true }, (socket) => this.handshake(socket));
   }
 
   async listen(host: string, port: number): Promise<number> {
-    await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, host, () => {
-        this.server.off('error', reject);
-        resolve();
-      });
-    });
-    const address = this.server.address();
+    await listenOn(this.tcpServer, { host, port });
+    const address = this.tcpServer.address();
     if (address === null || typeof address === 'string') throw new DistConfigError(`listening on ${host}:${port} gave no TCP port`);
     return address.port;
+  }
+
+  /** Also listens on `path`, readable and writable by this user only; a stale socket of this user's there is replaced. */
+  async listenUnix(path: string): Promise<void> {
+    if (!fitsSocketPath(path)) throw new DistConfigError(`socket path ${path} is longer than ${MAX_SOCKET_PATH_BYTES} bytes: set TMPDIR to a shorter directory`);
+    // This rank holds the TCP address the name is derived from, so a socket of ours there is a killed rank's leftover.
+    if (isOwnSocket(path)) rmSync(path, { force: true });
+    const server = this.newServer();
+    // Created with the umask's mode (sockets need write permission to connect), then narrowed at once;
+    // a stranger connecting in between would still have to pass the token check.
+    await listenOn(server, { path, exclusive: true });
+    this.unixServer = server;
+    this.socketPath = path;
+    chmodSync(path, 0o600);
   }
 
   /** The authenticated left neighbour, once it connects (or rejects after timeoutMs). */
@@ -164,15 +244,18 @@ class Acceptor {
   close(): void {
     for (const socket of this.pending) socket.destroy();
     this.pending.clear();
-    // server.close() only calls back once every accepted socket has closed, the ring's left link
-    // included, so nothing waits on it.
-    if (this.server.listening) this.server.close();
+    // The socket file goes first, while this rank still holds the TCP port its name is derived from:
+    // once the port is free another run may claim the same name. server.close() only calls back once
+    // every accepted socket has closed, the ring's left link included, so nothing waits on it.
+    if (this.socketPath !== null) rmSync(this.socketPath, { force: true });
+    if (this.unixServer?.listening) this.unixServer.close();
+    if (this.tcpServer.listening) this.tcpServer.close();
     if (this.leftEnd === null) this.stopWaiting?.(new DistConfigError(`rank ${this.s.rank}: listener closed before the left neighbour connected`));
   }
 
   private handshake(socket: Socket): void {
     const s = this.s;
-    const remote = `${socket.remoteAddress}:${socket.remotePort}`;
+    const remote = socket.remoteAddress === undefined ? 'the unix socket' : `${socket.remoteAddress}:${socket.remotePort}`;
     const leftRank = (s.rank - 1 + s.worldSize) % s.worldSize;
     let settled = false;
     this.pending.add(socket);
@@ -216,9 +299,34 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
+/** Where a dial goes: a TCP address or a Unix socket file. */
+type DialTarget = { host: string; port: number; path?: undefined } | { path: string };
+
+function describeTarget(t: DialTarget): string {
+  return t.path === undefined ? `${t.host}:${t.port}` : `unix socket ${t.path}`;
+}
+
+/** What to try, in order, on one dial attempt to `peer`. */
+function dialTargets(transport: RingTransport, peer: PeerAddress): DialTarget[] {
+  const tcp = { host: peer.host, port: peer.port };
+  if (transport === 'tcp') return [tcp];
+  const path = unixSocketPath(peer.host, peer.port);
+  if (transport === 'unix') return [{ path }];
+  // auto: the socket file appears only once the peer listens, and a peer on 'tcp' offers none; a stale
+  // file of a killed rank refuses the connection, and TCP is tried next.
+  return isLoopbackHost(peer.host) && fitsSocketPath(path) && isOwnSocket(path) ? [{ path }, tcp] : [tcp];
+}
+
+/** Errors that mean nobody listens there (yet): try the next target, or again later. */
+function isNotListening(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException).code;
+  return code === 'ECONNREFUSED' || code === 'ENOENT';
+}
+
 /** One attempt to connect to the right neighbour and pass its handshake. */
-function dialOnce(s: RingSettings, peer: PeerAddress, deadline: number): Promise<LinkEnd> {
+function dialOnce(s: RingSettings, target: DialTarget, deadline: number): Promise<LinkEnd> {
   const rightRank = (s.rank + 1) % s.worldSize;
+  const where = describeTarget(target);
   return new Promise((resolve, reject) => {
     const { reader, onread } = FrameReader.withReadBuffer({
       maxPayloadBytes: HANDSHAKE_MAX_BYTES,
@@ -234,7 +342,9 @@ function dialOnce(s: RingSettings, peer: PeerAddress, deadline: number): Promise
         });
       },
     });
-    const socket = net.connect({ host: peer.host, port: peer.port, noDelay: true, onread });
+    const socket = target.path === undefined
+      ? net.connect({ host: target.host, port: target.port, noDelay: true, onread })
+      : net.connect({ path: target.path, onread });
     reader.bind(socket);
     let settled = false;
     const settle = (error: Error | null) => {
@@ -251,12 +361,12 @@ function dialOnce(s: RingSettings, peer: PeerAddress, deadline: number): Promise
       }
     };
     const timer = setTimeout(
-      () => settle(new PeerError(rightRank, `rank ${rightRank} at ${peer.host}:${peer.port} did not complete the handshake in time`)),
+      () => settle(new PeerError(rightRank, `rank ${rightRank} at ${where} did not complete the handshake in time`)),
       Math.max(0, deadline - Date.now()),
     );
     socket.on('error', (e) => settle(e));
     socket.on('close', () =>
-      settle(new PeerError(rightRank, `rank ${rightRank} at ${peer.host}:${peer.port} closed the connection during the handshake (it refused this rank's token, version or sizes: see its log)`)),
+      settle(new PeerError(rightRank, `rank ${rightRank} at ${where} closed the connection during the handshake (it refused this rank's token, version or sizes: see its log)`)),
     );
     socket.on('connect', () => {
       const hello = { version: PROTOCOL_VERSION, rank: s.rank, worldSize: s.worldSize, bucketBytes: s.bucketBytes, chunkBytes: s.chunkBytes, token: s.token };
@@ -266,21 +376,21 @@ function dialOnce(s: RingSettings, peer: PeerAddress, deadline: number): Promise
 }
 
 /** Dials the right neighbour, retrying while it is not listening yet, until timeoutMs. */
-async function dialRight(s: RingSettings, peer: PeerAddress): Promise<LinkEnd> {
+async function dialRight(s: RingSettings, transport: RingTransport, peer: PeerAddress): Promise<LinkEnd> {
   const deadline = Date.now() + s.timeoutMs;
   const rightRank = (s.rank + 1) % s.worldSize;
   for (let attempt = 0; ; attempt++) {
-    try {
-      return await dialOnce(s, peer, deadline);
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      if (code === 'ECONNREFUSED' && Date.now() < deadline) {
-        await sleep(Math.min(20 * 2 ** attempt, 500));
-        continue;
+    const targets = dialTargets(transport, peer);
+    for (const [i, target] of targets.entries()) {
+      try {
+        return await dialOnce(s, target, deadline);
+      } catch (error) {
+        if (isNotListening(error) && (i < targets.length - 1 || Date.now() < deadline)) continue;
+        if (error instanceof PeerError) throw error;
+        throw new PeerError(rightRank, `rank ${s.rank} could not connect to rank ${rightRank} at ${describeTarget(target)}: ${(error as Error).message}`);
       }
-      if (error instanceof PeerError) throw error;
-      throw new PeerError(rightRank, `rank ${s.rank} could not connect to rank ${rightRank} at ${peer.host}:${peer.port}: ${(error as Error).message}`);
     }
+    await sleep(Math.min(20 * 2 ** attempt, 500));
   }
 }
 
@@ -296,21 +406,42 @@ function checkPeers(s: RingSettings, peers: PeerAddress[]): void {
 /** Starts listening (port 0: ephemeral) so the port can be gathered before the peer list exists. */
 export async function listenForRing(opts: RingOptions): Promise<RingListener> {
   const s = resolveSettings(opts);
+  const transport = resolveTransport(opts);
   if (s.worldSize === 1) {
-    return { port: 0, connect: async () => new LocalCollective(), close: async () => undefined };
+    return { port: 0, socketPath: null, connect: async () => new LocalCollective(), close: async () => undefined };
   }
   const host = opts.listen?.host ?? '127.0.0.1';
   if (!isLoopbackHost(host) && s.token === '') {
     throw new DistConfigError(`refusing to listen on ${host} without a token: set ${TOKEN_ENV} (or the token option) on every rank`);
   }
+  if (transport === 'unix' && !isLoopbackHost(host)) {
+    throw new DistConfigError(`transport 'unix' needs a loopback listen host (peers on this machine), got ${host}: use 'auto' or 'tcp' across hosts`);
+  }
   const acceptor = new Acceptor(s);
   const port = await acceptor.listen(host, opts.listen?.port ?? 0);
+  if (transport !== 'tcp' && isLoopbackHost(host)) {
+    try {
+      await acceptor.listenUnix(unixSocketPath(host, port));
+    } catch (error) {
+      // 'auto' still has TCP; 'unix' has nothing else.
+      if (transport === 'unix') {
+        acceptor.close();
+        throw error;
+      }
+      s.log(`rank ${s.rank} listens on TCP only: no unix socket (${(error as Error).message})`);
+    }
+  }
   return {
     port,
+    socketPath: acceptor.socketPath,
     connect: async (peers) => {
       try {
         checkPeers(s, peers);
-        const links = [dialRight(s, peers[(s.rank + 1) % s.worldSize]), acceptor.left()];
+        if (transport === 'unix') {
+          const remote = peers.find((p) => !isLoopbackHost(p.host));
+          if (remote) throw new DistConfigError(`transport 'unix' reaches only this machine, but a peer is at ${remote.host}`);
+        }
+        const links = [dialRight(s, transport, peers[(s.rank + 1) % s.worldSize]), acceptor.left()];
         try {
           const [dialled, accepted] = await Promise.all(links);
           return new RingCollective(s, dialled, accepted);

@@ -102,6 +102,7 @@ export function batchNormTraining(
 
 export class BatchNorm extends tf.layers.Layer {
   static className = 'BatchNormalization';
+  readonly axis: number;
   readonly momentum: number;
   readonly epsilon: number;
   /** Off while a step re-runs a forward pass for a second objective: statistics move once per step. */
@@ -113,11 +114,10 @@ export class BatchNorm extends tf.layers.Layer {
 
   constructor(args: BatchNormArgs & { axis?: number; center?: boolean; scale?: boolean } = {}) {
     super(args);
-    if ((args.axis ?? -1) !== -1 || args.center === false || args.scale === false) {
-      throw new BatchNormLayerError(
-        `layer '${args.name ?? '?'}': only axis -1 with center and scale is supported, got ${JSON.stringify({ axis: args.axis, center: args.center, scale: args.scale })}`,
-      );
+    if (args.center === false || args.scale === false) {
+      throw new BatchNormLayerError(`layer '${args.name ?? '?'}': only center and scale true are supported, got ${JSON.stringify({ center: args.center, scale: args.scale })}`);
     }
+    this.axis = args.axis ?? -1;
     this.momentum = args.momentum ?? 0.99;
     this.epsilon = args.epsilon ?? 1e-3;
     this.supportsMasking = true;
@@ -125,6 +125,10 @@ export class BatchNorm extends tf.layers.Layer {
 
   override build(inputShape: tf.Shape | tf.Shape[]): void {
     const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as tf.Shape;
+    // Keras files may name the channel axis by index (3 for NHWC): only the last axis is supported.
+    if (this.axis !== -1 && this.axis !== shape.length - 1) {
+      throw new BatchNormLayerError(`layer '${this.name}': only the last axis can be normalised, got axis ${this.axis} of rank ${shape.length}`);
+    }
     const channels = shape[shape.length - 1];
     if (channels == null) throw new BatchNormLayerError(`layer '${this.name}': the channel axis needs a defined size`);
     this.gamma = this.addWeight('gamma', [channels], 'float32', tf.initializers.ones(), undefined, true);
@@ -158,7 +162,7 @@ export class BatchNorm extends tf.layers.Layer {
 
   override getConfig(): tf.serialization.ConfigDict {
     return {
-      axis: -1,
+      axis: this.axis,
       momentum: this.momentum,
       epsilon: this.epsilon,
       center: true,

@@ -1,0 +1,165 @@
+// Data-parallel scaling of the real product: runs `bin/medvae-dist.js --cpu-workers w` on the bundled
+// RetinaMNIST for each worker count and reads the run's metrics.jsonl back.
+//   node --import tsx bench/dist.ts --model vae --size 64 --batch 64 --workers 1,2 --steps 10 [--warmup 2] [--micro n]
+// Prints one JSON line per worker count:
+//   {"model","image_size","global_batch","micro_batch","workers","steps","images_per_s","step_ms_median",
+//    "allreduce_ms_median","comm_fraction","peak_rss_mb_per_worker","peak_tensor_mb_per_worker"}
+// Peak RSS is the kernel's high-water mark (VmHWM) of each worker process, polled from /proc for every w
+// (w=1 trains in the medvae-dist process itself, w>=2 in forked workers/dist-worker.ts processes).
+// peak_tensor_mb_per_worker is null: step records carry no tf.memory() figure (see the report).
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Command } from 'commander';
+
+const ROOT = resolve(fileURLToPath(import.meta.url), '..', '..');
+const MODELS = { vae: 'vae', beta: 'beta_vae', mssim: 'mssim_vae', cvae: 'cvae', joint: 'joint_vae', vaegan: 'vae_gan' } as const;
+type ModelKey = keyof typeof MODELS;
+const POLL_MS = 200;
+const WORKER_ENTRY = 'dist-worker.ts';
+
+interface StepRecord {
+  kind: 'step';
+  step: number;
+  images_per_s: number;
+  step_ms: number;
+  allreduce_ms: number;
+}
+
+interface RunResult {
+  records: StepRecord[];
+  /** Peak RSS of each training process, in MiB, in the order they were first seen. */
+  peakRssMb: number[];
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+}
+
+/** Direct children of every pid, from /proc/<pid>/stat (field 4 is the parent). */
+function childrenByParent(): Map<number, number[]> {
+  const map = new Map<number, number[]>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      // The command name (field 2) may hold spaces; the fields after its closing parenthesis do not.
+      const parent = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      map.set(parent, [...(map.get(parent) ?? []), Number(entry)]);
+    } catch {
+      // The process exited between readdir and read.
+    }
+  }
+  return map;
+}
+
+function descendants(root: number): number[] {
+  const tree = childrenByParent();
+  const out: number[] = [];
+  const stack = [root];
+  while (stack.length > 0) {
+    const pid = stack.pop()!;
+    out.push(pid);
+    stack.push(...(tree.get(pid) ?? []));
+  }
+  return out;
+}
+
+/** VmHWM in MiB, or null once the process is gone. */
+function peakRssMb(pid: number): number | null {
+  try {
+    const match = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return match ? Number(match[1]) / 1024 : null;
+  } catch {
+    return null;
+  }
+}
+
+function isWorkerProcess(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(WORKER_ENTRY);
+  } catch {
+    return false;
+  }
+}
+
+/** Runs medvae-dist to completion, polling the peak RSS of the process(es) that train. */
+async function runDist(workers: number, sets: string[], maxSteps: number, outDir: string): Promise<RunResult> {
+  const args = [
+    join(ROOT, 'bin', 'medvae-dist.js'), '--cpu-workers', String(workers), '--config', join(ROOT, 'configs', 'vae_retinamnist.yaml'),
+    '--max-steps', String(maxSteps), '--out', outDir, '--metrics-port', '0', '--log-format', 'plain',
+    ...sets.flatMap((s) => ['--set', s]),
+  ];
+  const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+  const peaks = new Map<number, number>();
+  const poll = () => {
+    // One worker trains in medvae-dist itself; more train in forked dist-worker processes.
+    const trainers = workers === 1 ? [child.pid!] : descendants(child.pid!).filter(isWorkerProcess);
+    for (const pid of trainers) {
+      const mb = peakRssMb(pid);
+      if (mb !== null) peaks.set(pid, Math.max(peaks.get(pid) ?? 0, mb));
+    }
+  };
+  const timer = setInterval(poll, POLL_MS);
+  const code = await new Promise<number | null>((done) => child.once('exit', done));
+  clearInterval(timer);
+  if (code !== 0) throw new Error(`medvae-dist --cpu-workers ${workers} exited with code ${code}:\n${output.slice(-4000)}`);
+  if (peaks.size !== workers) throw new Error(`saw ${peaks.size} training process(es) for ${workers} worker(s); the run may have been too short to poll`);
+  const lines = readFileSync(join(outDir, 'metrics.jsonl'), 'utf8').split('\n').filter((l) => l.trim() !== '');
+  const records = lines.map((l) => JSON.parse(l) as { kind: string }).filter((r): r is StepRecord => r.kind === 'step');
+  return { records, peakRssMb: [...peaks.values()] };
+}
+
+const program = new Command()
+  .option('--model <name>', `one of ${Object.keys(MODELS).join('|')}`, 'vae')
+  .option('--size <px>', 'model.image_size', '64')
+  .option('--batch <n>', 'global batch (train.batch_size)', '64')
+  .option('--micro <n>', 'train.micro_batch (default: the per-worker batch)')
+  .option('--workers <list>', 'worker counts, comma separated', '1,2')
+  .option('--steps <n>', 'timed steps after the warm-up', '10')
+  .option('--warmup <n>', 'steps dropped before timing (JIT, allocator, first all-reduce)', '2')
+  .parse();
+const o = program.opts<{ model: string; size: string; batch: string; micro?: string; workers: string; steps: string; warmup: string }>();
+const int = (flag: string, value: string, min: number): number => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min) program.error(`${flag} must be an integer >= ${min}, got '${value}'`);
+  return n;
+};
+if (!(o.model in MODELS)) program.error(`--model must be one of ${Object.keys(MODELS).join('|')}, got '${o.model}'`);
+const modelName = MODELS[o.model as ModelKey];
+const size = int('--size', o.size, 4);
+const batch = int('--batch', o.batch, 1);
+const steps = int('--steps', o.steps, 1);
+const warmup = int('--warmup', o.warmup, 0);
+const workerCounts = o.workers.split(',').map((w) => int('--workers', w, 1));
+
+for (const workers of workerCounts) {
+  if (batch % workers !== 0) program.error(`--batch ${batch} does not split evenly over ${workers} workers`);
+  const micro = o.micro === undefined ? batch / workers : int('--micro', o.micro, 1);
+  const sets = [`model.name=${modelName}`, `model.image_size=${size}`, `train.batch_size=${batch}`, `train.micro_batch=${micro}`];
+  const outDir = mkdtempSync(join(tmpdir(), 'medvae-bench-dist-'));
+  try {
+    const { records, peakRssMb: peaks } = await runDist(workers, sets, warmup + steps, outDir);
+    const timed = records.filter((r) => r.step > warmup);
+    if (timed.length === 0) throw new Error(`no step records after the ${warmup} warm-up steps in ${join(outDir, 'metrics.jsonl')}`);
+    const stepMs = median(timed.map((r) => r.step_ms));
+    const allReduceMs = median(timed.map((r) => r.allreduce_ms));
+    console.log(JSON.stringify({
+      model: o.model, image_size: size, global_batch: batch, micro_batch: micro, workers, steps: timed.length,
+      images_per_s: Number(median(timed.map((r) => r.images_per_s)).toFixed(2)),
+      step_ms_median: Number(stepMs.toFixed(1)),
+      allreduce_ms_median: Number(allReduceMs.toFixed(2)),
+      comm_fraction: Number((allReduceMs / stepMs).toFixed(4)),
+      peak_rss_mb_per_worker: peaks.map((mb) => Math.round(mb)),
+      peak_tensor_mb_per_worker: null,
+    }));
+  } finally {
+    rmSync(outDir, { recursive: true, force: true });
+  }
+}
