@@ -14,8 +14,7 @@ import { createLoader } from '../data/loader.ts';
 import type { Batch } from '../data/types.ts';
 import { createModel } from '../models/index.ts';
 import type { VaeModel } from '../models/base.ts';
-import { computeGradients } from './step.ts';
-import { Adam } from './adam.ts';
+import { applyGradients, computeGradients, createOptimizers } from './step.ts';
 import { latestCheckpoint, restoreCheckpoint, saveCheckpoint, type TrainState } from './checkpoint.ts';
 import { stepNoise, Stream } from './rng.ts';
 import { averageAcrossWorkers, broadcastWeights, checkReplicasAgree, type SharedState, type StepCollective } from './sync.ts';
@@ -81,33 +80,12 @@ function asVariable(t: tf.Tensor): tf.Variable {
   return t;
 }
 
-/** Trainable variables of each optimizer group, by their stable (original) names. */
-function groupVariables(model: VaeModel): Record<string, Record<string, tf.Variable>> {
-  const out: Record<string, Record<string, tf.Variable>> = {};
-  for (const group of model.paramGroups()) {
-    const vars: Record<string, tf.Variable> = {};
-    for (const net of group.networks) {
-      for (const w of model.networks[net]!.trainableWeights) vars[w.originalName] = asVariable(w.read());
-    }
-    out[group.name] = vars;
-  }
-  return out;
-}
-
 /** BatchNorm moving statistics and other non-trained state that replicas must share. */
 function sharedState(model: VaeModel): SharedState[] {
   return Object.values(model.networks)
     .flatMap((net) => net.nonTrainableWeights)
     .map((w) => ({ name: w.originalName, variable: asVariable(w.read()) }))
     .sort((a, b) => a.name.localeCompare(b.name));
-}
-
-function createOptimizers(model: VaeModel, cfg: ExperimentConfig): Record<string, Adam> {
-  const out: Record<string, Adam> = {};
-  for (const g of model.paramGroups()) {
-    out[g.name] = new Adam({ lr: g.name === 'discriminator' ? cfg.train.lr_discriminator : cfg.train.lr, weightDecay: cfg.train.weight_decay });
-  }
-  return out;
 }
 
 function learningRate(base: number, gamma: number, epoch: number): number {
@@ -190,10 +168,10 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   log(`data: ${dataset.description}, ${loader.datasetSize} images, ${loader.stepsPerEpoch} steps/epoch of ${cfg.train.batch_size} (${worldSize} worker(s) x ${Math.ceil(rankBatch / micro)} micro-batch(es) of <= ${micro})`);
 
   const model = createModel(cfg.model, cfg.train.seed, dataset.labelWidth);
-  const optimizers = createOptimizers(model, cfg);
-  const variables = groupVariables(model);
+  const optimizers = createOptimizers(model, cfg.train);
+  const adams = Object.fromEntries(Object.entries(optimizers).map(([group, o]) => [group, o.adam]));
   const shared = sharedState(model);
-  const allWeights = [...Object.values(variables).flatMap((v) => Object.values(v)), ...shared.map((s) => s.variable)];
+  const allWeights = [...Object.values(optimizers).flatMap((o) => Object.values(o.variables)), ...shared.map((s) => s.variable)];
   log(`model: ${cfg.model.name}, ${model.paramCount().toLocaleString('en-US')} parameters, ${cfg.model.image_size}x${cfg.model.image_size}x${cfg.model.in_channels}`);
 
   let state: TrainState = {
@@ -202,7 +180,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   };
   if (opts.resume) {
     const dir = resolveResume(opts.resume);
-    state = { ...restoreCheckpoint(dir, model, optimizers), worldSize };
+    state = { ...restoreCheckpoint(dir, model, adams), worldSize };
     log(`resumed from ${dir}: epoch ${state.epoch + 1}, step ${state.step}`);
   } else {
     await broadcastWeights(collective, allWeights);
@@ -232,7 +210,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     const isBest = epochEnd && state.lastLoss < state.bestLoss;
     if (isBest) state.bestLoss = state.lastLoss;
     if (!isChief) return;
-    lastCheckpoint = await saveCheckpoint(checkpointRoot, { model, optimizers, state }, cfg.output.keep_last, isBest);
+    lastCheckpoint = await saveCheckpoint(checkpointRoot, { model, optimizers: adams, state }, cfg.output.keep_last, isBest);
     opts.hooks?.onCheckpoint?.(lastCheckpoint);
   };
 
@@ -240,8 +218,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     // ---- epochs ------------------------------------------------------------------------------
     while (state.epoch < cfg.train.epochs && state.step < maxSteps) {
       const lr = learningRate(cfg.train.lr, cfg.train.scheduler_gamma, state.epoch);
-      for (const [group, opt] of Object.entries(optimizers)) {
-        opt.lr = learningRate(group === 'discriminator' ? cfg.train.lr_discriminator : cfg.train.lr, cfg.train.scheduler_gamma, state.epoch);
+      for (const [group, adam] of Object.entries(adams)) {
+        adam.lr = learningRate(group === 'discriminator' ? cfg.train.lr_discriminator : cfg.train.lr, cfg.train.scheduler_gamma, state.epoch);
       }
       const epochSums: Record<string, number> = {};
       let epochSteps = 0;
@@ -294,9 +272,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         }
 
         // ---- optimizer ----
-        for (const [group, opt] of Object.entries(optimizers)) {
-          if (grads[group]) opt.applyGradients(variables[group]!, grads[group]!);
-        }
+        applyGradients(optimizers, grads);
         tf.dispose(grads as tf.TensorContainer);
         state.step++;
         state.stepInEpoch++;
