@@ -1,4 +1,4 @@
-// A Collective over two TCP links. Rank r dialled rank r+1 and was dialled by rank r-1; data flows
+// A Collective over two socket links (TCP, or Unix sockets between ranks on one host). Rank r dialled rank r+1 and was dialled by rank r-1; data flows
 // against the dial direction, r+1 -> r -> r-1, because only a dialled socket can read into a large
 // reused buffer or straight into the gradients (net.connect's onread), and reads are the receiving
 // side's main cost. Operations run one at a time in call order and are numbered; frames of an
@@ -8,6 +8,7 @@ import type { Collective, CollectiveStats } from './collective.ts';
 import { PeerError, ProtocolError } from './errors.ts';
 import { encodeHeader, type FrameHeader, FrameReader, type HeaderVerdict } from './frame.ts';
 import type { ElementRange, FlatLayout } from './layout.ts';
+import { ReduceKernel } from './reduce-kernel.ts';
 import { AllReduceOp, BroadcastOp, type RingLink, type RingOperation } from './ring-ops.ts';
 
 export interface RingSettings {
@@ -39,7 +40,7 @@ export class RingCollective implements Collective, RingLink {
   readonly rank: number;
   readonly worldSize: number;
   readonly position: number;
-  readonly staging: Float32Array;
+  readonly reducer: ReduceKernel;
   /** The rank frames come from (rank+1) and the one they go to (rank-1). */
   private readonly inboundRank: number;
   private readonly outboundRank: number;
@@ -71,7 +72,7 @@ export class RingCollective implements Collective, RingLink {
     this.outboundRank = (settings.rank - 1 + settings.worldSize) % settings.worldSize;
     this.bucketElements = settings.bucketBytes / 4;
     this.chunkElements = settings.chunkBytes / 4;
-    this.staging = new Float32Array(this.chunkElements);
+    this.reducer = new ReduceKernel(this.chunkElements);
 
     inbound.reader.setHandler({
       maxPayloadBytes: settings.maxFrameBytes,

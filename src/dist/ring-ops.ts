@@ -7,14 +7,15 @@
 import { FrameType, type FrameHeader, type PayloadSink } from './frame.ts';
 import { ProtocolError } from './errors.ts';
 import { type ElementRange, FlatLayout, RingPlan } from './layout.ts';
+import type { ReduceKernel } from './reduce-kernel.ts';
 
 /** What an operation needs from the ring it runs on. */
 export interface RingLink {
   /** Place along the data flow: frames come from position-1 and go to position+1 (mod worldSize). */
   readonly position: number;
   readonly worldSize: number;
-  /** Reusable aligned scratch holding one chunk while it is summed. */
-  readonly staging: Float32Array;
+  /** Holds one received chunk while it is summed into place. */
+  readonly reducer: ReduceKernel;
   send(header: Omit<FrameHeader, 'payloadBytes'>, layout: FlatLayout, range: ElementRange): void;
 }
 
@@ -40,17 +41,6 @@ function checkPayload(header: FrameHeader, range: ElementRange, what: string): v
         `${header.payloadBytes} bytes, expected ${expected}: do all ranks pass buffers of the same sizes?`,
     );
   }
-}
-
-// The two hot loops, as small top-level functions V8 optimises once for Float32Array.
-function add(dst: Float32Array, src: Float32Array, srcOffset: number): void {
-  const n = dst.length;
-  for (let i = 0; i < n; i++) dst[i] += src[srcOffset + i];
-}
-
-function addAndDivide(dst: Float32Array, src: Float32Array, srcOffset: number, divisor: number): void {
-  const n = dst.length;
-  for (let i = 0; i < n; i++) dst[i] = (dst[i] + src[srcOffset + i]) / divisor;
 }
 
 /** Copies a frame's payload into the buffers covering `range`, then calls onEnd. */
@@ -143,9 +133,10 @@ export class AllReduceOp implements RingOperation {
 
   /** Gathers the chunk into the staging floats, then adds it into place (and divides on the last addition). */
   private reduceSink(range: ElementRange, lastAddition: boolean, onEnd: () => void): PayloadSink {
-    const staging = this.link.staging;
+    const reducer = this.link.reducer;
+    const staging = reducer.staging;
     const stagingBytes = new Uint8Array(staging.buffer, staging.byteOffset, staging.byteLength);
-    const w = this.link.worldSize;
+    const divisor = lastAddition ? this.link.worldSize : undefined;
     let filled = 0;
     return {
       target: (max) => stagingBytes.subarray(filled, filled + max),
@@ -159,8 +150,7 @@ export class AllReduceOp implements RingOperation {
       end: () => {
         let at = 0;
         this.layout.forEachPiece(range, (dst) => {
-          if (lastAddition) addAndDivide(dst, staging, at, w);
-          else add(dst, staging, at);
+          reducer.addInto(dst, at, divisor);
           at += dst.length;
         });
         onEnd();
