@@ -1,12 +1,17 @@
-// The TCP ring: real sockets on 127.0.0.1, several ranks in this process, plus forked rank processes.
+// The ring: real sockets (TCP on 127.0.0.1, and the Unix sockets ranks on one host use by default),
+// several ranks in this process, plus forked rank processes.
 import assert from 'node:assert/strict';
 import { fork, type ChildProcess } from 'node:child_process';
+import { existsSync, renameSync, statSync } from 'node:fs';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { DistConfigError, PeerError } from '../src/dist/errors.ts';
 import { encodeHeader, FrameType } from '../src/dist/frame.ts';
 import { encodeAck, encodeHello, PROTOCOL_VERSION } from '../src/dist/handshake.ts';
-import { type Collective, connectRing, listenForRing, LocalCollective, type RingOptions } from '../src/dist/ring.ts';
+import { ReduceKernel } from '../src/dist/reduce-kernel.ts';
+import { type Collective, connectRing, listenForRing, LocalCollective, type RingOptions, type RingTransport, unixSocketPath } from '../src/dist/ring.ts';
 import { expectedMean, makeGradients } from './fixtures/dist-data.ts';
 import type { FromRingWorker, ToRingWorker } from './fixtures/dist-ring-worker.ts';
 
@@ -42,10 +47,10 @@ function checkMean(results: Float32Array[][], expected: Float64Array[]): void {
   }
 }
 
-for (const worldSize of [2, 3]) {
-  describe(`ring of ${worldSize} ranks in one process`, () => {
+for (const [worldSize, transport] of [[2, 'tcp'], [3, 'tcp'], [2, 'unix'], [3, 'unix']] as const) {
+  describe(`ring of ${worldSize} ranks in one process over ${transport}`, () => {
     it('allReduceMean gives the mean, bit-identical on every rank, over several operations', async () => {
-      const ring = await formRing(worldSize);
+      const ring = await formRing(worldSize, { transport });
       for (const seed of [1, 2, 3]) {
         const buffers = ring.map((c) => makeGradients(seed, c.rank, SIZES));
         await Promise.all(ring.map((c, r) => c.allReduceMean(buffers[r])));
@@ -58,7 +63,7 @@ for (const worldSize of [2, 3]) {
     });
 
     it('broadcast copies the root rank\'s buffers to all ranks', async () => {
-      const ring = await formRing(worldSize);
+      const ring = await formRing(worldSize, { transport });
       const root = worldSize - 1;
       const buffers = ring.map((c) => makeGradients(10 + c.rank, c.rank, SIZES));
       const rootCopy = buffers[root].map((b) => b.slice());

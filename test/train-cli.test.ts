@@ -24,6 +24,11 @@ function medvae(args: string[]): { status: number | null; stdout: string; stderr
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
+async function size(png: string): Promise<[number, number]> {
+  const meta = await sharp(png).metadata();
+  return [meta.width ?? 0, meta.height ?? 0];
+}
+
 function digest(file: string): string {
   return createHash('sha256').update(readFileSync(file)).digest('hex');
 }
@@ -159,4 +164,53 @@ test('Ctrl-C (SIGINT) finishes the step, saves a checkpoint and exits 0', async 
   assert.ok(ckpt && existsSync(join(ckpt, 'state.json')), stderr);
   const state = JSON.parse(readFileSync(join(ckpt, 'state.json'), 'utf8')) as { step: number };
   assert.ok(state.step >= 2);
+});
+
+test('reconstruct, denoise and interpolate write grids of the promised shape; denoise reports PSNR before and after', async () => {
+  const run = join(dir, 'straight');
+  const rec = join(dir, 'rec.png');
+  assert.equal(medvae(['reconstruct', '--run', run, '--n', '4', '--out', rec, '--backend', 'wasm']).status, 0);
+  assert.deepEqual(await size(rec), [4 * 34 + 2, 2 * 34 + 2]);
+  const den = join(dir, 'den.png');
+  const r = medvae(['denoise', '--run', run, '--n', '4', '--noise', 'gaussian:0.2', '--out', den, '--backend', 'wasm']);
+  assert.equal(r.status, 0, r.stderr);
+  const report = JSON.parse(r.stdout.trim()) as { images: number; psnr_noisy_db: number; psnr_denoised_db: number };
+  assert.equal(report.images, 4);
+  // Gaussian noise of sigma 0.2 on [0,1] (0.4 on [-1,1], before clipping) gives PSNR near
+  // 10 log10(4 / 0.16) = 14 dB; clipping at the range ends can only raise it.
+  assert.ok(report.psnr_noisy_db > 13.5 && report.psnr_noisy_db < 17, `noisy PSNR ${report.psnr_noisy_db}`);
+  assert.ok(Number.isFinite(report.psnr_denoised_db));
+  assert.deepEqual(await size(den), [4 * 34 + 2, 3 * 34 + 2]);
+  const interp = join(dir, 'interp.png');
+  assert.equal(medvae(['interpolate', '--run', run, '--pairs', '2', '--steps', '5', '--out', interp, '--backend', 'wasm']).status, 0);
+  assert.deepEqual(await size(interp), [5 * 34 + 2, 2 * 34 + 2]);
+  assert.match(medvae(['denoise', '--run', run, '--noise', 'salt', '--out', den]).stderr, /--noise must look like gaussian:SIGMA/);
+});
+
+test('a conditional run samples the class asked for, into class folders or an npz with its labels, and refuses a class it does not have', async () => {
+  const run = join(dir, 'cvae');
+  const r = medvae([...base, '--set', 'model.name=cvae', '--max-steps', '2', '--out', run]);
+  assert.equal(r.status, 0, r.stderr);
+  const out = join(dir, 'cvae-png');
+  assert.equal(medvae(['sample', '--run', run, '--n', '3', '--label', '2', '--out', out, '--backend', 'wasm']).status, 0);
+  assert.deepEqual(readdirSync(out), ['2']);
+  assert.equal(readdirSync(join(out, '2')).length, 3);
+  const npz = join(dir, 'cvae.npz');
+  assert.equal(medvae(['sample', '--run', run, '--n', '10', '--out', npz, '--backend', 'wasm']).status, 0);
+  const split = await openDataset({ format: 'medmnist', path: npz }, 'train');
+  // Classes in turn: 0 1 2 3 4 0 1 2 3 4, stored as class indices as in RetinaMNIST.
+  assert.deepEqual((await split.labels()).map((row) => row[0]), [0, 1, 2, 3, 4, 0, 1, 2, 3, 4]);
+  await split.close();
+  const bad = medvae(['sample', '--run', run, '--n', '3', '--label', '7', '--out', out]);
+  assert.equal(bad.status, 1);
+  assert.match(bad.stderr, /--label must be an integer in 0\.\.4, got 7/);
+});
+
+test('--log-format json writes one JSON object per line', () => {
+  const r = medvae([...base.filter((a) => a !== 'plain' && a !== '--log-format'), '--log-format', 'json', '--max-steps', '2', '--out', join(dir, 'json-log')]);
+  assert.equal(r.status, 0, r.stderr);
+  const lines = r.stderr.trim().split('\n').map((l) => JSON.parse(l) as { level: string; event?: string; step?: number; terms?: Record<string, number> });
+  assert.ok(lines.every((l) => l.level === 'info'));
+  const steps = lines.filter((l) => l.event === 'step');
+  assert.ok(steps.length >= 1 && steps.every((l) => Number.isFinite(l.terms?.loss)));
 });
