@@ -1,0 +1,64 @@
+// The trainer's side of the collective: gradients, loss terms, BatchNorm statistics and the stop
+// vote averaged across two real ring ranks; replicas whose weights differ are caught.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs';
+import { listenForRing, type Collective } from '../src/dist/ring.ts';
+import { averageAcrossWorkers, checkReplicasAgree, ReplicaDivergenceError, weightsChecksum } from '../src/train/sync.ts';
+
+await tf.setBackend('cpu');
+
+async function ring(): Promise<Collective[]> {
+  const listeners = await Promise.all([0, 1].map((rank) => listenForRing({ rank, worldSize: 2, log: () => undefined })));
+  const peers = listeners.map((l) => ({ host: '127.0.0.1', port: l.port }));
+  return Promise.all(listeners.map((l) => l.connect(peers)));
+}
+
+test('two ranks end with the mean of gradients, terms and shared state, and agree to stop if either asks', async () => {
+  const collectives = await ring();
+  const inputs = [
+    { g: [1, 2, 3], b: [10], loss: 0.5, mean: [0, 4], stop: false },
+    { g: [3, 6, 9], b: [20], loss: 1.5, mean: [2, 8], stop: true },
+  ];
+  const results = await Promise.all(collectives.map(async (c, rank) => {
+    const x = inputs[rank]!;
+    const grads = { model: { w: tf.tensor1d(x.g), b: tf.tensor1d(x.b) } };
+    const terms = { loss: x.loss };
+    const shared = [{ name: 'bn/moving_mean', variable: tf.variable(tf.tensor1d(x.mean), false) }];
+    const { bytes, stop } = await averageAcrossWorkers(c, grads, terms, shared, x.stop);
+    const out = { w: Array.from(grads.model.w.dataSync()), b: Array.from(grads.model.b.dataSync()), loss: terms.loss, mean: Array.from(shared[0]!.variable.dataSync()), bytes, stop };
+    tf.dispose([grads.model.w, grads.model.b, shared[0]!.variable]);
+    return out;
+  }));
+  for (const r of results) {
+    assert.deepEqual(r.w, [2, 4, 6]);
+    assert.deepEqual(r.b, [15]);
+    assert.equal(r.loss, 1);
+    assert.deepEqual(r.mean, [1, 6]);
+    assert.equal(r.stop, true, 'one rank asked to stop: both stop after the same step');
+    // 4 gradient floats, 1 term + 1 vote, 2 shared floats.
+    assert.equal(r.bytes, (4 + 2 + 2) * 4);
+  }
+  await Promise.all(collectives.map((c) => c.close()));
+});
+
+test('replicas with equal weights pass the checksum; one differing bit stops every rank', async () => {
+  const same = await ring();
+  const make = (values: number[]): tf.Variable[] => [tf.variable(tf.tensor1d(values), false)];
+  const a = make([1, 2, 3]);
+  const b = make([1, 2, 3]);
+  await Promise.all([checkReplicasAgree(same[0]!, a, 50), checkReplicasAgree(same[1]!, b, 50)]);
+  await Promise.all(same.map((c) => c.close()));
+
+  const differ = await ring();
+  const c = make([1, 2, 3 + 2 ** -20]);
+  assert.notEqual(weightsChecksum(a), weightsChecksum(c));
+  const outcomes = await Promise.allSettled([checkReplicasAgree(differ[0]!, a, 100), checkReplicasAgree(differ[1]!, c, 100)]);
+  for (const o of outcomes) {
+    assert.equal(o.status, 'rejected');
+    assert.ok((o as PromiseRejectedResult).reason instanceof ReplicaDivergenceError);
+    assert.match(String((o as PromiseRejectedResult).reason.message), /replicas diverged at step 100/);
+  }
+  await Promise.all(differ.map((x) => x.close()));
+  tf.dispose([...a, ...b, ...c]);
+});
