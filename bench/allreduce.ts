@@ -1,5 +1,5 @@
 // All-reduce bandwidth over loopback between real worker processes.
-//   node --import tsx bench/allreduce.ts --mb 16,64,256 --workers 2 [--iters 5] [--bucket-mb 4] [--transport auto|unix|tcp]
+//   node --import tsx bench/allreduce.ts --mb 16,64,256 --workers 2 [--iters 5] [--bucket-mb 4] [--chunk-kb 512] [--transport auto|unix|tcp]
 // Prints one JSON line per size: {"mb","workers","transport","ms_median","bus_gb_per_s"}, where bus bandwidth is
 // NCCL's 2(w-1)/w * bytes / time, comparable across world sizes. An iteration's time is the slowest
 // rank's; ranks start each iteration together after a barrier.
@@ -13,9 +13,15 @@ type FromWorker = { kind: 'port'; port: number } | { kind: 'times'; ms: number[]
 
 const MIB = 1024 * 1024;
 
-async function worker(rank: number, worldSize: number, mb: number, iters: number, bucketBytes: number, transport: RingTransport): Promise<void> {
+interface RingShape {
+  bucketBytes: number;
+  chunkBytes: number;
+  transport: RingTransport;
+}
+
+async function worker(rank: number, worldSize: number, mb: number, iters: number, shape: RingShape): Promise<void> {
   const send = (m: FromWorker) => process.send?.(m);
-  const listener = await listenForRing({ rank, worldSize, bucketBytes, transport, log: (line) => console.error(line) });
+  const listener = await listenForRing({ rank, worldSize, ...shape, log: (line) => console.error(line) });
   const peers = await new Promise<ToWorker['peers']>((resolve) => {
     process.once('message', (m: ToWorker) => resolve(m.peers));
     send({ kind: 'port', port: listener.port });
@@ -40,7 +46,7 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
-async function measure(mb: number, workers: number, iters: number, bucketBytes: number, transport: RingTransport): Promise<number[]> {
+async function measure(mb: number, workers: number, iters: number, shape: RingShape): Promise<number[]> {
   const script = fileURLToPath(import.meta.url);
   const children: ChildProcess[] = [];
   try {
@@ -50,7 +56,7 @@ async function measure(mb: number, workers: number, iters: number, bucketBytes: 
     let timesLeft = workers;
     await new Promise<void>((resolve, reject) => {
       for (let rank = 0; rank < workers; rank++) {
-        const args = ['--worker', String(rank), '--workers', String(workers), '--mb', String(mb), '--iters', String(iters), '--bucket-mb', String(bucketBytes / MIB), '--transport', transport];
+        const args = ['--worker', String(rank), '--workers', String(workers), '--mb', String(mb), '--iters', String(iters), '--bucket-mb', String(shape.bucketBytes / MIB), '--chunk-kb', String(shape.chunkBytes / 1024), '--transport', shape.transport];
         // Workers inherit this process's node flags (--import tsx, and --cpu-prof when profiling).
         const child = fork(script, args);
         children.push(child);
@@ -96,29 +102,33 @@ const program = new Command()
   .option('--workers <n>', 'worker processes', '2')
   .option('--iters <n>', 'timed iterations per size', '5')
   .option('--bucket-mb <n>', 'all-reduce bucket size in MiB', '4')
+  .option('--chunk-kb <n>', 'frame size in KiB (the pipelining unit)', '512')
   .addOption(new Option('--transport <kind>', 'how ranks connect').choices(['auto', 'unix', 'tcp']).default('auto'))
   .option('--worker <rank>', 'internal: run as this worker rank')
   .parse();
-const o = program.opts<{ mb: string; workers: string; iters: string; bucketMb: string; transport: RingTransport; worker?: string }>();
+const o = program.opts<{ mb: string; workers: string; iters: string; bucketMb: string; chunkKb: string; transport: RingTransport; worker?: string }>();
 const workers = Number(o.workers);
 const iters = Number(o.iters);
 const bucketBytes = Math.round(Number(o.bucketMb) * MIB);
+const chunkBytes = Math.round(Number(o.chunkKb) * 1024);
 const sizesMb = o.mb.split(',').map(Number);
 if (!Number.isInteger(workers) || workers < 2) program.error(`--workers must be an integer >= 2 (a ring), got ${o.workers}`);
 if (!Number.isInteger(iters) || iters < 1) program.error(`--iters must be a positive integer, got ${o.iters}`);
 if (!(bucketBytes >= 4 && bucketBytes % 4 === 0)) program.error(`--bucket-mb must give a positive multiple of 4 bytes, got ${o.bucketMb}`);
+if (!(chunkBytes >= 4 && chunkBytes % 4 === 0 && chunkBytes <= bucketBytes)) program.error(`--chunk-kb must give a positive multiple of 4 bytes up to the bucket size, got ${o.chunkKb}`);
+const shape: RingShape = { bucketBytes, chunkBytes, transport: o.transport };
 if (sizesMb.some((mb) => !(mb > 0) || ((mb * MIB) / 4) % 1 !== 0)) program.error(`--mb must list positive sizes in MiB, got ${o.mb}`);
 
 if (o.worker !== undefined) {
-  worker(Number(o.worker), workers, Number(o.mb), iters, bucketBytes, o.transport).catch((e: Error) => {
+  worker(Number(o.worker), workers, Number(o.mb), iters, shape).catch((e: Error) => {
     process.send?.({ kind: 'error', message: e.message } satisfies FromWorker);
     process.exitCode = 1;
   });
 } else {
   for (const mb of sizesMb) {
-    const ms = median(await measure(mb, workers, iters, bucketBytes, o.transport));
+    const ms = median(await measure(mb, workers, iters, shape));
     const bytes = mb * MIB;
     const busGbPerS = ((2 * (workers - 1)) / workers) * bytes / (ms / 1000) / 1e9;
-    console.log(JSON.stringify({ mb, workers, transport: o.transport, ms_median: Number(ms.toFixed(2)), bus_gb_per_s: Number(busGbPerS.toFixed(3)) }));
+    console.log(JSON.stringify({ mb, workers, transport: o.transport, chunk_kb: chunkBytes / 1024, ms_median: Number(ms.toFixed(2)), bus_gb_per_s: Number(busGbPerS.toFixed(3)) }));
   }
 }

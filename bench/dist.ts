@@ -1,12 +1,13 @@
 // Data-parallel scaling of the real product: runs `bin/medvae-dist.js --cpu-workers w` on the bundled
 // RetinaMNIST for each worker count and reads the run's metrics.jsonl back.
-//   node --import tsx bench/dist.ts --model vae --size 64 --batch 64 --workers 1,2 --steps 10 [--warmup 2] [--micro n]
+//   node --import tsx bench/dist.ts --model vae --size 64 --batch 64 --workers 1,2 --steps 10 [--warmup 2] [--micro n] [--set key=value ...]
 // Prints one JSON line per worker count:
-//   {"model","image_size","global_batch","micro_batch","workers","steps","images_per_s","step_ms_median",
+//   {"model","image_size","global_batch","micro_batch","workers","steps","gradient_mb","images_per_s","step_ms_median",
 //    "allreduce_ms_median","comm_fraction","peak_rss_mb_per_worker","peak_tensor_mb_per_worker"}
 // Peak RSS is the kernel's high-water mark (VmHWM) of each worker process, polled from /proc for every w
 // (w=1 trains in the medvae-dist process itself, w>=2 in forked workers/dist-worker.ts processes).
-// peak_tensor_mb_per_worker is null: step records carry no tf.memory() figure (see the report).
+// peak_tensor_mb_per_worker is null: step records carry no tf.memory() figure yet.
+// allreduce_ms is rank 0's wait in the all-reduce: transfer time plus any lag of the slower rank.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -32,6 +33,8 @@ interface RunResult {
   records: StepRecord[];
   /** Peak RSS of each training process, in MiB, in the order they were first seen. */
   peakRssMb: number[];
+  /** Trainable parameters, from the trainer's `model: <name>, N parameters` line. */
+  parameters: number | null;
 }
 
 function median(xs: number[]): number {
@@ -113,7 +116,8 @@ async function runDist(workers: number, sets: string[], maxSteps: number, outDir
   if (peaks.size !== workers) throw new Error(`saw ${peaks.size} training process(es) for ${workers} worker(s); the run may have been too short to poll`);
   const lines = readFileSync(join(outDir, 'metrics.jsonl'), 'utf8').split('\n').filter((l) => l.trim() !== '');
   const records = lines.map((l) => JSON.parse(l) as { kind: string }).filter((r): r is StepRecord => r.kind === 'step');
-  return { records, peakRssMb: [...peaks.values()] };
+  const parameters = /model: \S+, ([\d,]+) parameters/.exec(output)?.[1];
+  return { records, peakRssMb: [...peaks.values()], parameters: parameters === undefined ? null : Number(parameters.replaceAll(',', '')) };
 }
 
 const program = new Command()
@@ -124,8 +128,9 @@ const program = new Command()
   .option('--workers <list>', 'worker counts, comma separated', '1,2')
   .option('--steps <n>', 'timed steps after the warm-up', '10')
   .option('--warmup <n>', 'steps dropped before timing (JIT, allocator, first all-reduce)', '2')
+  .option('--set <key=value>', 'any further config override, e.g. train.lr=0.0005 (repeatable)', (v: string, all: string[]) => [...all, v], [] as string[])
   .parse();
-const o = program.opts<{ model: string; size: string; batch: string; micro?: string; workers: string; steps: string; warmup: string }>();
+const o = program.opts<{ model: string; size: string; batch: string; micro?: string; workers: string; steps: string; warmup: string; set: string[] }>();
 const int = (flag: string, value: string, min: number): number => {
   const n = Number(value);
   if (!Number.isInteger(n) || n < min) program.error(`${flag} must be an integer >= ${min}, got '${value}'`);
@@ -142,16 +147,18 @@ const workerCounts = o.workers.split(',').map((w) => int('--workers', w, 1));
 for (const workers of workerCounts) {
   if (batch % workers !== 0) program.error(`--batch ${batch} does not split evenly over ${workers} workers`);
   const micro = o.micro === undefined ? batch / workers : int('--micro', o.micro, 1);
-  const sets = [`model.name=${modelName}`, `model.image_size=${size}`, `train.batch_size=${batch}`, `train.micro_batch=${micro}`];
+  const sets = [`model.name=${modelName}`, `model.image_size=${size}`, `train.batch_size=${batch}`, `train.micro_batch=${micro}`, ...o.set];
   const outDir = mkdtempSync(join(tmpdir(), 'medvae-bench-dist-'));
   try {
-    const { records, peakRssMb: peaks } = await runDist(workers, sets, warmup + steps, outDir);
+    const { records, peakRssMb: peaks, parameters } = await runDist(workers, sets, warmup + steps, outDir);
     const timed = records.filter((r) => r.step > warmup);
     if (timed.length === 0) throw new Error(`no step records after the ${warmup} warm-up steps in ${join(outDir, 'metrics.jsonl')}`);
     const stepMs = median(timed.map((r) => r.step_ms));
     const allReduceMs = median(timed.map((r) => r.allreduce_ms));
     console.log(JSON.stringify({
       model: o.model, image_size: size, global_batch: batch, micro_batch: micro, workers, steps: timed.length,
+      // What each all-reduce moves: float32 gradients of every parameter.
+      gradient_mb: parameters === null ? null : Number(((parameters * 4) / 2 ** 20).toFixed(1)),
       images_per_s: Number(median(timed.map((r) => r.images_per_s)).toFixed(2)),
       step_ms_median: Number(stepMs.toFixed(1)),
       allreduce_ms_median: Number(allReduceMs.toFixed(2)),

@@ -109,6 +109,23 @@ const convCases: ConvCase[] = [
   { name: 'stride 2 valid, kernel = stride', x: [1, 6, 6, 2], filter: [2, 2, 2, 3], strides: [2, 2], pad: 'valid' },
   { name: 'stride 2 same, 1x1 filter', x: [2, 5, 5, 3], filter: [1, 1, 3, 2], strides: [2, 2], pad: 'same' },
   { name: 'strides 2x3 same, 5x5 filter', x: [2, 10, 11, 2], filter: [5, 5, 2, 3], strides: [2, 3], pad: 'same' },
+  // stride 1 with fewer output than input channels: dW takes the dy-as-input route
+  { name: 'stride 1 same, Co < Ci, batch 3', x: [3, 9, 8, 5], filter: [3, 3, 5, 2], strides: [1, 1], pad: 'same' },
+  { name: 'stride 1 valid, Co < Ci, 2x3 filter', x: [2, 7, 6, 4], filter: [2, 3, 4, 1], strides: [1, 1], pad: 'valid' },
+  // padding of at least the stride: dx starts past whole phase rows
+  { name: 'stride 1 same, 5x5 filter, Co < Ci', x: [1, 6, 7, 3], filter: [5, 5, 3, 2], strides: [1, 1], pad: 'same' },
+  {
+    name: 'stride 2 explicit pad 3/2 and 4/0, batch 2',
+    x: [2, 7, 8, 2],
+    filter: [5, 5, 2, 3],
+    strides: [2, 2],
+    pad: [
+      [0, 0],
+      [3, 2],
+      [4, 0],
+      [0, 0],
+    ],
+  },
 ];
 
 function convInfo(c: ConvCase, depthwise: boolean): tf.backend_util.Conv2DInfo {
@@ -304,6 +321,110 @@ describe('UnsortedSegmentSum on wasm', () => {
     const [out] = await runOn('wasm', [x, ids([1, 0, 1, 9])], segmentSum(3));
     assert.equal(out.dtype, 'int32');
     assert.deepEqual(Array.from(out.values), [3, 4, 6, 8, 0, 0]);
+  });
+});
+
+describe('Sum on wasm', () => {
+  const cases: { name: string; shape: number[]; axis: number | number[]; keepDims: boolean }[] = [
+    { name: 'leading axes of NHWC (a bias gradient)', shape: [3, 5, 4, 6], axis: [0, 1, 2], keepDims: false },
+    { name: 'leading axes, keepDims, batch 1', shape: [1, 7, 5, 3], axis: [0, 1, 2], keepDims: true },
+    { name: 'middle axes, unsorted and negative', shape: [2, 3, 5, 4], axis: [-2, 1], keepDims: false },
+    { name: 'middle axes, keepDims', shape: [3, 4, 5, 2], axis: [1, 2], keepDims: true },
+    { name: 'axis 0 of a matrix, odd sizes', shape: [37, 11], axis: 0, keepDims: false },
+    { name: 'trailing axis (stock kernel)', shape: [4, 6, 5], axis: -1, keepDims: false },
+    { name: 'non-contiguous axes (stock kernel)', shape: [3, 4, 5, 2], axis: [0, 2], keepDims: true },
+    { name: 'all axes (stock kernel)', shape: [3, 4, 5], axis: [0, 1, 2], keepDims: false },
+    { name: 'a reduced axis of size 1', shape: [1, 6, 3], axis: 0, keepDims: false },
+  ];
+  for (const c of cases) {
+    test(c.name, async () => {
+      await assertWasmMatchesCpu(c.name, [randomHost(c.shape, nextSeed())], ([x]) => tf.sum(x, c.axis, c.keepDims));
+    });
+  }
+  test('a large leading reduction stays within 1e-4 of cpu', async () => {
+    await assertWasmMatchesCpu('large', [randomHost([16, 32, 32, 8], nextSeed())], ([x]) => tf.sum(x, [0, 1, 2]));
+  });
+  test('int32 values, checked by hand', async () => {
+    const x: HostTensor = { shape: [3, 2], dtype: 'int32', values: Int32Array.from([1, 2, 3, 4, 5, 6]) };
+    const [out] = await runOn('wasm', [x], ([t]) => tf.sum(t, 0));
+    assert.equal(out.dtype, 'int32');
+    assert.deepEqual(Array.from(out.values), [9, 12]);
+  });
+  test('replaces the stock wasm kernel', () => {
+    assert.ok(stockWasmKernel(tf.Sum), 'the stock Sum was kept');
+    assert.notEqual(tf.getKernel(tf.Sum, 'wasm'), stockWasmKernel(tf.Sum));
+  });
+});
+
+describe('BatchMatMul on wasm', () => {
+  const cases: { name: string; a: number[]; b: number[]; transposeA: boolean; transposeB: boolean }[] = [
+    { name: 'transposeA, odd sizes', a: [7, 5], b: [7, 3], transposeA: true, transposeB: false },
+    { name: 'transposeB', a: [4, 9], b: [6, 9], transposeA: false, transposeB: true },
+    { name: 'both transposed', a: [5, 3], b: [8, 5], transposeA: true, transposeB: true },
+    { name: 'transposeA, rank 3 with batch 1', a: [1, 6, 4], b: [1, 6, 5], transposeA: true, transposeB: false },
+    { name: 'transposeB, batch 3 (stock kernel)', a: [3, 4, 5], b: [3, 2, 5], transposeA: false, transposeB: true },
+    { name: 'no transpose', a: [4, 6], b: [6, 3], transposeA: false, transposeB: false },
+  ];
+  for (const c of cases) {
+    test(c.name, async () => {
+      await assertWasmMatchesCpu(c.name, [randomHost(c.a, nextSeed()), randomHost(c.b, nextSeed())], ([a, b]) =>
+        tf.matMul(a, b, c.transposeA, c.transposeB),
+      );
+    });
+  }
+  test('Dense weight and input gradients through tf.grad', async () => {
+    const inputs = [randomHost([5, 7], nextSeed()), randomHost([7, 3], nextSeed()), randomHost([5, 3], nextSeed())];
+    await assertWasmMatchesCpu('dense grads', inputs, ([x, w, probe]) =>
+      tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(tf.matMul(a, b), probe)))([x, w]),
+    );
+  });
+});
+
+describe('Conv2D with one channel and a 1-D filter on wasm', () => {
+  const cases: { name: string; x: Shape4; filter: Shape4; strides: number | [number, number]; pad: Pad; dilations?: [number, number] }[] = [
+    { name: 'vertical 11x1 same, batch 3', x: [3, 13, 9, 1], filter: [11, 1, 1, 1], strides: 1, pad: 'same' },
+    { name: 'horizontal 1x11 same, batch 2', x: [2, 7, 16, 1], filter: [1, 11, 1, 1], strides: 1, pad: 'same' },
+    { name: 'horizontal 1x4 valid, batch 1', x: [1, 5, 9, 1], filter: [1, 4, 1, 1], strides: 1, pad: 'valid' },
+    { name: 'vertical 4x1 valid, even filter', x: [2, 10, 3, 1], filter: [4, 1, 1, 1], strides: 1, pad: 'valid' },
+    {
+      name: 'horizontal explicit pad 3/1',
+      x: [2, 4, 6, 1],
+      filter: [1, 5, 1, 1],
+      strides: 1,
+      pad: [
+        [0, 0],
+        [0, 0],
+        [3, 1],
+        [0, 0],
+      ],
+    },
+    { name: '1x1 filter', x: [2, 3, 4, 1], filter: [1, 1, 1, 1], strides: 1, pad: 'valid' },
+    { name: '3x3 filter (stock kernel)', x: [2, 6, 5, 1], filter: [3, 3, 1, 1], strides: 1, pad: 'same' },
+    // the stock kernel returns zeros here
+    { name: 'vertical 5x1, stride 2 same', x: [2, 9, 6, 1], filter: [5, 1, 1, 1], strides: [2, 1], pad: 'same' },
+    { name: 'horizontal 1x3, dilation 2 same', x: [2, 5, 11, 1], filter: [1, 3, 1, 1], strides: 1, pad: 'same', dilations: [1, 2] },
+    { name: 'vertical, stride 2 both axes (stock kernel)', x: [1, 8, 6, 1], filter: [3, 1, 1, 1], strides: 2, pad: 'valid' },
+    { name: 'two channels (stock kernel)', x: [2, 8, 6, 2], filter: [1, 5, 2, 1], strides: 1, pad: 'same' },
+  ];
+  for (const c of cases) {
+    test(c.name, async () => {
+      const inputs = [randomHost(c.x, nextSeed()), randomHost(c.filter, nextSeed())];
+      await assertWasmMatchesCpu(c.name, inputs, ([x, w]) =>
+        tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, c.strides, c.pad, 'NHWC', c.dilations ?? 1),
+      );
+    });
+  }
+  test('a separable blur and its gradients', async () => {
+    const inputs = [randomHost([2, 12, 10, 1], nextSeed()), randomHost([7, 1, 1, 1], nextSeed()), randomHost([1, 7, 1, 1], nextSeed())];
+    await assertWasmMatchesCpu('blur grads', inputs, ([x, v, h]) =>
+      tf.grads((a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) =>
+        tf.sum(tf.square(tf.conv2d(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, 'same'), c as tf.Tensor4D, 1, 'same'))),
+      )([x, v, h]),
+    );
+  });
+  test('replaces the stock wasm kernel', () => {
+    assert.ok(stockWasmKernel(tf.Conv2D), 'the stock Conv2D was kept');
+    assert.notEqual(tf.getKernel(tf.Conv2D, 'wasm'), stockWasmKernel(tf.Conv2D));
   });
 });
 

@@ -2,7 +2,7 @@
 // several ranks in this process, plus forked rank processes.
 import assert from 'node:assert/strict';
 import { fork, type ChildProcess } from 'node:child_process';
-import { existsSync, renameSync, statSync } from 'node:fs';
+import { existsSync, renameSync, rmSync, statSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -225,6 +225,163 @@ describe('hostile connections', () => {
     await collective.close();
     dialIn.destroy();
     fake.close();
+  });
+});
+
+/** Sends bytes to a rank's Unix socket and resolves when it has closed the connection. */
+function rawUnixClient(path: string, bytes: Buffer): Promise<void> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ path }, () => socket.write(bytes));
+    socket.on('error', () => undefined);
+    socket.on('close', () => resolve());
+    socket.resume();
+  });
+}
+
+/** Leaves a socket file at `path` that nobody listens on, as a killed rank would. */
+async function staleSocketAt(path: string): Promise<void> {
+  const temporary = join(tmpdir(), `medvae-ring-test-stale-${process.pid}.sock`);
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(temporary, resolve));
+  // The server removes the path it listened on when it closes; moved away, the file outlives it.
+  renameSync(temporary, path);
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+}
+
+function acceptedOver(logs: string[]): string[] {
+  return logs.filter((l) => l.includes('accepted rank')).map((l) => (l.includes('from the unix socket') ? 'unix' : 'tcp'));
+}
+
+describe('unix socket transport', () => {
+  it('auto uses a 0600 socket file for loopback peers and removes it once the ring forms; close() removes an unused one', async () => {
+    const logs: string[][] = [[], []];
+    const listeners = await Promise.all([0, 1].map((rank) => listenForRing({ rank, worldSize: 2, transport: 'auto', ...SMALL, log: (l) => logs[rank].push(l) })));
+    for (const l of listeners) {
+      assert.equal(l.socketPath, unixSocketPath('127.0.0.1', l.port));
+      const stat = statSync(l.socketPath!);
+      assert.ok(stat.isSocket());
+      assert.equal(stat.mode & 0o777, 0o600);
+    }
+    const peers = listeners.map((l) => ({ host: '127.0.0.1', port: l.port }));
+    const ring = await Promise.all(listeners.map((l) => l.connect(peers)));
+    for (const l of listeners) assert.equal(existsSync(l.socketPath!), false, `${l.socketPath} removed`);
+    assert.deepEqual([...acceptedOver(logs[0]), ...acceptedOver(logs[1])], ['unix', 'unix']);
+    const buffers = ring.map((c) => makeGradients(5, c.rank, SIZES));
+    await Promise.all(ring.map((c, r) => c.allReduceMean(buffers[r])));
+    checkMean(buffers, expectedMean(5, 2, SIZES));
+    await closeAll(ring);
+
+    const unused = await listenForRing({ rank: 0, worldSize: 2, transport: 'unix', log: () => undefined });
+    assert.ok(existsSync(unused.socketPath!));
+    await unused.close();
+    assert.equal(existsSync(unused.socketPath!), false);
+  });
+
+  it('refuses bad token, wrong version and garbage on the unix socket with a logged reason; the ring still forms over it', async () => {
+    const token = 'correct horse';
+    const logs: string[][] = [[], []];
+    const listeners = await Promise.all([0, 1].map((rank) => listenForRing({ rank, worldSize: 2, token, transport: 'unix', ...SMALL, log: (l) => logs[rank].push(l) })));
+    const target = listeners[1].socketPath!;
+    await rawUnixClient(target, helloFrame({ rank: 0, worldSize: 2, token: 'wrong horse' }));
+    const v2 = helloFrame({ rank: 0, worldSize: 2, token });
+    v2.writeUInt16LE(2, 20 + 4);
+    await rawUnixClient(target, v2);
+    await rawUnixClient(target, encodeHeader({ payloadBytes: 2 ** 31, type: FrameType.Hello, step: 0, opSeq: 0, bucket: 0, chunk: 0 }));
+    const reasons = logs[1].join('\n');
+    assert.match(reasons, /refused a connection from the unix socket: bad token/);
+    assert.match(reasons, /refused .*protocol version 2, this rank speaks 1/);
+    assert.match(reasons, /refused .*2147483648 payload bytes, over the 1024-byte limit/);
+    assert.equal(logs[1].filter((l) => l.includes('refused')).length, 3);
+
+    const peers = listeners.map((l) => ({ host: '127.0.0.1', port: l.port }));
+    const ring = await Promise.all(listeners.map((l) => l.connect(peers)));
+    assert.deepEqual([...acceptedOver(logs[0]), ...acceptedOver(logs[1])], ['unix', 'unix']);
+    const buffers = ring.map((c) => makeGradients(8, c.rank, SIZES));
+    await Promise.all(ring.map((c, r) => c.allReduceMean(buffers[r])));
+    checkMean(buffers, expectedMean(8, 2, SIZES));
+    await closeAll(ring);
+  });
+
+  it('auto falls back to TCP past a stale socket file, towards a rank on tcp', async () => {
+    const logs: string[][] = [[], []];
+    const transports: RingTransport[] = ['auto', 'tcp'];
+    const listeners = await Promise.all(transports.map((transport, rank) => listenForRing({ rank, worldSize: 2, transport, ...SMALL, log: (l) => logs[rank].push(l) })));
+    assert.equal(listeners[1].socketPath, null, 'a tcp rank offers no socket file');
+    const stale = unixSocketPath('127.0.0.1', listeners[1].port);
+    await staleSocketAt(stale);
+    try {
+      const peers = listeners.map((l) => ({ host: '127.0.0.1', port: l.port }));
+      const ring = await Promise.all(listeners.map((l) => l.connect(peers)));
+      // Rank 0 dials rank 1 (past the stale file, over TCP); rank 1, on tcp, dials rank 0 over TCP.
+      assert.deepEqual([...acceptedOver(logs[0]), ...acceptedOver(logs[1])], ['tcp', 'tcp']);
+      const buffers = ring.map((c) => makeGradients(9, c.rank, SIZES));
+      await Promise.all(ring.map((c, r) => c.allReduceMean(buffers[r])));
+      checkMean(buffers, expectedMean(9, 2, SIZES));
+      await closeAll(ring);
+    } finally {
+      rmSync(stale, { force: true });
+    }
+  });
+
+  it('a rank listening on a fixed port replaces its own stale socket file there', async () => {
+    const ports = await Promise.all([0, 1].map(() => freePort()));
+    for (const port of ports) await staleSocketAt(unixSocketPath('127.0.0.1', port));
+    const logs: string[][] = [[], []];
+    const listeners = await Promise.all(ports.map((port, rank) => listenForRing({ rank, worldSize: 2, listen: { host: '127.0.0.1', port }, ...SMALL, log: (l) => logs[rank].push(l) })));
+    const peers = ports.map((port) => ({ host: '127.0.0.1', port }));
+    const ring = await Promise.all(listeners.map((l) => l.connect(peers)));
+    assert.deepEqual([...acceptedOver(logs[0]), ...acceptedOver(logs[1])], ['unix', 'unix']);
+    for (const port of ports) assert.equal(existsSync(unixSocketPath('127.0.0.1', port)), false);
+    const buffers = ring.map((c) => [Float32Array.of(c.rank * 4, 1 - c.rank)]);
+    await Promise.all(ring.map((c, r) => c.allReduceMean(buffers[r])));
+    for (const b of buffers) assert.deepEqual([...b[0]], [2, 0.5]);
+    await closeAll(ring);
+  });
+
+  it('rejects transport settings that cannot work, naming them', async () => {
+    await assert.rejects(listenForRing({ rank: 0, worldSize: 2, transport: 'unix', token: 't', listen: { host: '0.0.0.0', port: 0 } }), (e: Error) => e instanceof DistConfigError && /transport 'unix' needs a loopback listen host/.test(e.message));
+    const saved = process.env.MEDVAE_DIST_TRANSPORT;
+    process.env.MEDVAE_DIST_TRANSPORT = 'carrier-pigeon';
+    try {
+      await assert.rejects(listenForRing({ rank: 0, worldSize: 2 }), (e: Error) => e instanceof DistConfigError && /MEDVAE_DIST_TRANSPORT must be one of tcp, unix, auto, got 'carrier-pigeon'/.test(e.message));
+    } finally {
+      if (saved === undefined) delete process.env.MEDVAE_DIST_TRANSPORT;
+      else process.env.MEDVAE_DIST_TRANSPORT = saved;
+    }
+    const listener = await listenForRing({ rank: 0, worldSize: 2, transport: 'unix', log: () => undefined });
+    await assert.rejects(listener.connect([{ host: '127.0.0.1', port: listener.port }, { host: '10.0.0.2', port: 4000 }]), (e: Error) => e instanceof DistConfigError && /reaches only this machine, but a peer is at 10.0.0.2/.test(e.message));
+    assert.equal(existsSync(listener.socketPath!), false, 'a failed connect still removes the socket file');
+  });
+});
+
+describe('reduce kernel', () => {
+  /** Float32 inputs covering signs, magnitudes, zeros, infinities and NaN. */
+  function values(n: number, seed: number): Float32Array {
+    const special = [0, -0, Infinity, -Infinity, NaN, 1e-40, 3.4e38, -1.5];
+    return Float32Array.from({ length: n }, (_, i) => ((i + seed) % 11 === 0 ? special[(i + seed) % special.length] : Math.sin(i * 12.9898 + seed) * 10 ** ((i % 7) - 3)));
+  }
+
+  it('adds (and divides) every length and staging offset exactly as float32 arithmetic does', () => {
+    const kernel = new ReduceKernel(64);
+    for (const divisor of [undefined, 2, 3]) {
+      for (let n = 0; n <= 37; n++) {
+        for (const offset of [0, 1, 5, 64 - n]) {
+          const received = values(64, n + offset);
+          kernel.staging.set(received);
+          const dst = values(n, 100 + n);
+          // float32 rounding of the sum, then of the quotient: doubles round +, / of float32 inputs correctly.
+          const expected = Float32Array.from(dst, (d, i) => {
+            const sum = Math.fround(d + received[offset + i]);
+            return divisor === undefined ? sum : Math.fround(sum / divisor);
+          });
+          kernel.addInto(dst, offset, divisor);
+          for (let i = 0; i < n; i++) {
+            assert.ok(Object.is(dst[i], expected[i]) || (Number.isNaN(dst[i]) && Number.isNaN(expected[i])), `n=${n} offset=${offset} divisor=${divisor} [${i}]: ${dst[i]} vs ${expected[i]}`);
+          }
+        }
+      }
+    }
+    assert.throws(() => kernel.addInto(new Float32Array(10), 60), RangeError);
   });
 });
 

@@ -8,6 +8,7 @@
 // Ops run inside a kernel go to the active backend (wasm) and are not recorded on the gradient
 // tape (the engine's kernelDepth is > 0 while a kernel runs).
 import * as tf from '@tensorflow/tfjs';
+import { stockWasmKernel } from './stock-kernels.ts';
 
 function runComposed(
   backend: tf.KernelBackend,
@@ -30,25 +31,54 @@ function runComposed(
   }
 }
 
+type ComposedBody<InputName extends string, Attrs> = (inputs: Record<InputName, tf.Tensor>, attrs: Attrs) => tf.Tensor;
+
+function composedKernelFunc<InputName extends string, Attrs>(
+  kernelName: string,
+  inputNames: readonly InputName[],
+  body: ComposedBody<InputName, Attrs>,
+): tf.KernelFunc {
+  return ({ inputs, backend, attrs }) => {
+    const infos = inputNames.map((name) => {
+      const info = inputs[name];
+      if (info === undefined) throw new Error(`${kernelName} on wasm: missing input '${name}'`);
+      return info;
+    });
+    return runComposed(backend as tf.KernelBackend, infos, (tensors) => {
+      const named = Object.fromEntries(inputNames.map((name, i) => [name, tensors[i]])) as Record<InputName, tf.Tensor>;
+      return body(named, attrs as unknown as Attrs);
+    });
+  };
+}
+
 /** A KernelConfig for 'wasm' named `kernelName` whose inputs `inputNames` arrive as Tensors. */
 export function composedWasmKernel<InputName extends string, Attrs>(
   kernelName: string,
   inputNames: readonly InputName[],
-  body: (inputs: Record<InputName, tf.Tensor>, attrs: Attrs) => tf.Tensor,
+  body: ComposedBody<InputName, Attrs>,
 ): tf.KernelConfig {
+  return { kernelName, backendName: 'wasm', kernelFunc: composedKernelFunc(kernelName, inputNames, body) };
+}
+
+/**
+ * A KernelConfig replacing TF.js's own wasm `kernelName`: the cases `handles` accepts run `body`
+ * (tf ops on Tensors, as in composedWasmKernel), every other case runs the stock kernel unchanged.
+ */
+export function overridingWasmKernel<InputName extends string, Attrs>(
+  kernelName: string,
+  inputNames: readonly InputName[],
+  handles: (inputs: Record<InputName, tf.TensorInfo>, attrs: Attrs) => boolean,
+  body: ComposedBody<InputName, Attrs>,
+): tf.KernelConfig {
+  const composed = composedKernelFunc(kernelName, inputNames, body);
   return {
     kernelName,
     backendName: 'wasm',
-    kernelFunc: ({ inputs, backend, attrs }) => {
-      const infos = inputNames.map((name) => {
-        const info = inputs[name];
-        if (info === undefined) throw new Error(`${kernelName} on wasm: missing input '${name}'`);
-        return info;
-      });
-      return runComposed(backend as tf.KernelBackend, infos, (tensors) => {
-        const named = Object.fromEntries(inputNames.map((name, i) => [name, tensors[i]])) as Record<InputName, tf.Tensor>;
-        return body(named, attrs as unknown as Attrs);
-      });
+    kernelFunc: (args) => {
+      if (handles(args.inputs as Record<InputName, tf.TensorInfo>, args.attrs as unknown as Attrs)) return composed(args);
+      const stock = stockWasmKernel(kernelName);
+      if (stock === undefined) throw new Error(`${kernelName} on wasm: the stock kernel was not kept at registration`);
+      return stock.kernelFunc(args);
     },
   };
 }

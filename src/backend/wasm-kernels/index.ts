@@ -1,10 +1,16 @@
 // The wasm kernels TF.js 4.22 lacks for training (or ships too slowly), registered in one place.
 import * as tf from '@tensorflow/tfjs';
+import { batchMatMulConfig } from './batch-mat-mul.ts';
 import { conv2dBackpropFilterConfig } from './conv2d-backprop-filter.ts';
 import { conv2dBackpropInputConfig } from './conv2d-backprop-input.ts';
+import { conv2dLineFilterConfig } from './conv2d-line-filter.ts';
 import { depthwiseBackpropFilterConfig } from './depthwise-backprop-filter.ts';
 import { depthwiseBackpropInputConfig } from './depthwise-backprop-input.ts';
+import { rememberStockKernel } from './stock-kernels.ts';
+import { sumConfig } from './sum.ts';
 import { unsortedSegmentSumConfig } from './unsorted-segment-sum.ts';
+
+export { stockWasmKernel } from './stock-kernels.ts';
 
 const wasmTrainingKernels: readonly tf.KernelConfig[] = [
   conv2dBackpropFilterConfig,
@@ -12,28 +18,24 @@ const wasmTrainingKernels: readonly tf.KernelConfig[] = [
   depthwiseBackpropInputConfig,
   depthwiseBackpropFilterConfig,
   unsortedSegmentSumConfig,
+  sumConfig,
+  batchMatMulConfig,
+  conv2dLineFilterConfig,
 ];
 
 /**
  * Registers (or replaces) this project's wasm training kernels; safe to call more than once.
- * Call after the wasm backend has initialised: Conv2DBackpropInput replaces the stock kernel, and
- * the stock one's setup must have run for tools that compare against it.
+ * Call after the wasm backend has initialised: Conv2DBackpropInput, Sum, BatchMatMul and Conv2D replace stock
+ * kernels, whose setup must have run because ours hand some cases back to them (and tools compare).
  */
 export function registerWasmTrainingKernels(): void {
   for (const config of wasmTrainingKernels) {
     const existing = tf.getKernel(config.kernelName, config.backendName);
     if (existing !== undefined) {
-      if (existing !== config && !stockKernels.has(config.kernelName)) stockKernels.set(config.kernelName, existing);
+      if (existing !== config) rememberStockKernel(existing);
       // unregister first: registerKernel would otherwise warn on every replacement.
       tf.unregisterKernel(config.kernelName, config.backendName);
     }
     tf.registerKernel(config);
   }
-}
-
-const stockKernels = new Map<string, tf.KernelConfig>();
-
-/** The kernel TF.js itself shipped for `kernelName` on wasm before ours replaced it (benchmarks, tests). */
-export function stockWasmKernel(kernelName: string): tf.KernelConfig | undefined {
-  return stockKernels.get(kernelName);
 }

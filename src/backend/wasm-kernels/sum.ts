@@ -1,0 +1,47 @@
+// Sum on wasm over a contiguous block of axes that leaves channels after it (every conv bias
+// gradient: axes 0..2 of NHWC). TF.js's wasm Sum first transposes the reduced axes innermost, a
+// generic per-element loop (~100 ms for [64,64,64,32]); here the block becomes the width of one
+// XNNPACK average pool, [outer, 1, N, C] pooled over [1, N], times N (~2 ms). Other cases (int32,
+// trailing axes, which need no transpose) run the stock kernel.
+import * as tf from '@tensorflow/tfjs';
+import { overridingWasmKernel } from './compose.ts';
+
+interface ReducedBlock {
+  /** product of the axes before the reduced block */
+  outer: number;
+  /** product of the reduced axes */
+  reduced: number;
+  /** product of the axes after the reduced block */
+  inner: number;
+}
+
+/** The reduction as [outer, reduced, inner] when the reduced axes are contiguous and not the last. */
+function reducedBlock(shape: readonly number[], axis: number | number[]): ReducedBlock | undefined {
+  const axes = [...new Set(tf.util.parseAxisParam(axis, [...shape]))].sort((a, b) => a - b);
+  if (axes.length === 0) return undefined;
+  const first = axes[0];
+  const last = axes[axes.length - 1];
+  if (last - first + 1 !== axes.length || last === shape.length - 1) return undefined;
+  const product = (from: number, to: number): number => shape.slice(from, to).reduce((a, b) => a * b, 1);
+  return { outer: product(0, first), reduced: product(first, last + 1), inner: product(last + 1, shape.length) };
+}
+
+export const sumConfig = overridingWasmKernel(
+  tf.Sum,
+  ['x'],
+  ({ x }, { axis }: tf.SumAttrs) => {
+    if (x.dtype !== 'float32') return false;
+    const block = reducedBlock(x.shape, axis);
+    return block !== undefined && block.reduced > 1 && block.outer * block.inner > 0;
+  },
+  ({ x }, { axis, keepDims }: tf.SumAttrs) => {
+    const block = reducedBlock(x.shape, axis);
+    if (block === undefined) throw new Error('Sum on wasm: reduced axes changed between check and run');
+    const { outer, reduced, inner } = block;
+    const rows = tf.reshape(x, [outer, 1, reduced, inner]) as tf.Tensor4D;
+    const mean = tf.avgPool(rows, [1, reduced], 1, 'valid');
+    const axes = tf.util.parseAxisParam(axis, x.shape);
+    const outShape = x.shape.flatMap((size, i) => (axes.includes(i) ? (keepDims ? [1] : []) : [size]));
+    return tf.reshape(tf.mul(mean, reduced), outShape);
+  },
+);
