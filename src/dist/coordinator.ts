@@ -54,6 +54,8 @@ interface Worker {
   exited: Promise<string>;
   lastStep: number;
   lastProgressAt: number;
+  /** When the worker last answered a health check (a stopped or blocked process does not). */
+  lastAnswerAt: number;
   healthPending: boolean;
 }
 
@@ -69,7 +71,7 @@ function spawnWorker(rank: number, device: string): Worker {
   const exited = new Promise<string>((resolve) => {
     child.once('exit', (code, signal) => resolve(signal ? `killed by ${signal}` : `exited with code ${code}`));
   });
-  return { rank, device, child, api: Comlink.wrap<WorkerApi>(childProcessEndpoint(child)), exited, lastStep: -1, lastProgressAt: Date.now(), healthPending: false };
+  return { rank, device, child, api: Comlink.wrap<WorkerApi>(childProcessEndpoint(child)), exited, lastStep: -1, lastProgressAt: Date.now(), lastAnswerAt: Date.now(), healthPending: false };
 }
 
 /** Rejects when any worker exits before `done` settles, or stops making progress. */
@@ -87,17 +89,26 @@ function watchWorkers(workers: Worker[], opts: LaunchOptions, done: Promise<unkn
     }
     timer = setInterval(() => {
       const now = Date.now();
+      // Before its first step a worker loads the backend, the data and the model: allowed longer.
+      const limitOf = (w: Worker): number => (w.lastStep > 0 ? opts.stepTimeoutMs : Math.max(opts.stepTimeoutMs, STARTUP_TIMEOUT_MS));
+      const stalled = workers.filter((w) => now - w.lastProgressAt > limitOf(w));
+      if (stalled.length > 0) {
+        // When one worker hangs, its peers stall too, waiting for it inside the all-reduce; but
+        // they still answer health checks. Blame the one that stopped answering, if there is one.
+        const silent = workers.reduce((a, b) => (a.lastAnswerAt <= b.lastAnswerAt ? a : b));
+        const w = now - silent.lastAnswerAt > 3 * HEALTH_INTERVAL_MS ? silent : stalled[0]!;
+        const limit = limitOf(stalled[0]!);
+        const step = Math.max(0, ...workers.map((x) => x.lastStep));
+        const since = Math.max(...stalled.map((x) => now - x.lastProgressAt));
+        fail(`worker rank ${w.rank} (${w.device}, pid ${w.child.pid}) made no progress for ${Math.round(since / 1000)} s at step ${step} (${step > 0 ? 'step' : 'start-up'} timeout ${limit / 1000} s): hung`);
+        return;
+      }
       for (const w of workers) {
-        // Before its first step a worker loads the backend, the data and the model: allowed longer.
-        const limit = w.lastStep > 0 ? opts.stepTimeoutMs : Math.max(opts.stepTimeoutMs, STARTUP_TIMEOUT_MS);
-        if (now - w.lastProgressAt > limit) {
-          fail(`worker rank ${w.rank} (${w.device}, pid ${w.child.pid}) made no progress for ${Math.round((now - w.lastProgressAt) / 1000)} s at step ${Math.max(0, w.lastStep)} (${w.lastStep > 0 ? 'step' : 'start-up'} timeout ${limit / 1000} s): hung`);
-          return;
-        }
         if (w.healthPending) continue;
         w.healthPending = true;
         void Promise.all([w.api.health(), w.api.metrics()])
           .then(([health, snapshot]) => {
+            w.lastAnswerAt = Date.now();
             if (health.step !== w.lastStep || health.phase !== 'training') {
               w.lastStep = health.step;
               w.lastProgressAt = Date.now();

@@ -202,6 +202,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const maxSteps = cfg.train.max_steps > 0 ? cfg.train.max_steps : Infinity;
   const totalSteps = Math.min(cfg.train.epochs * loader.stepsPerEpoch, maxSteps);
   let lastCheckpoint = '';
+  let peakTensorBytes = 0;
   let stoppedBy: TrainResult['stoppedBy'] = 'completed';
 
   /** `epochEnd`: lastLoss is an epoch mean, comparable with bestLoss; mid-epoch saves never become 'best'. */
@@ -253,6 +254,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
             tf.dispose([inputs.images, inputs.labels] as tf.TensorContainer);
             throw translateBackendError(e, `training step ${state.step + 1} (micro-batch of ${end - start} at ${cfg.model.image_size}x${cfg.model.image_size})`);
           }
+          // Activations are freed by now; weights, optimizer moments and gradients are what stays.
+          peakTensorBytes = Math.max(peakTensorBytes, tf.memory().numBytes);
           accumulate(grads, result.groups, weight);
           for (const [name, t] of Object.entries(result.terms)) terms[name] = (terms[name] ?? 0) + weight * t.dataSync()[0]!;
           tf.dispose([inputs.images, inputs.labels, result.groups, result.terms] as tf.TensorContainer);
@@ -290,7 +293,11 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         for (const [k, v] of Object.entries(terms)) epochSums[k] = (epochSums[k] ?? 0) + v;
         epochSteps++;
         opts.hooks?.onStep?.(info);
-        record({ kind: 'step', step: state.step, epoch: state.epoch, terms, lr, images_per_s: info.imagesPerSecond, step_ms: stepSeconds * 1000, data_wait_ms: dataWaitSeconds * 1000, allreduce_ms: allReduceSeconds * 1000, time: new Date().toISOString() });
+        record({
+          kind: 'step', step: state.step, epoch: state.epoch, terms, lr, images_per_s: info.imagesPerSecond, step_ms: stepSeconds * 1000,
+          data_wait_ms: dataWaitSeconds * 1000, allreduce_ms: allReduceSeconds * 1000, peak_tensor_mb: peakTensorBytes / 2 ** 20,
+          rss_mb: process.memoryUsage().rss / 2 ** 20, time: new Date().toISOString(),
+        });
         if (isChief) {
           progress.step({
             epoch: state.epoch, epochs: cfg.train.epochs, stepInEpoch: state.stepInEpoch - 1, stepsPerEpoch: loader.stepsPerEpoch,
