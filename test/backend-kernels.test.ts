@@ -112,6 +112,21 @@ const convCases: ConvCase[] = [
   // stride 1 with fewer output than input channels: dW takes the dy-as-input route
   { name: 'stride 1 same, Co < Ci, batch 3', x: [3, 9, 8, 5], filter: [3, 3, 5, 2], strides: [1, 1], pad: 'same' },
   { name: 'stride 1 valid, Co < Ci, 2x3 filter', x: [2, 7, 6, 4], filter: [2, 3, 4, 1], strides: [1, 1], pad: 'valid' },
+  // 32+ input channels: Conv2DBackpropInput runs one conv per (row, column) phase
+  { name: 'stride 2 same, 32 channels, odd/even', x: [2, 5, 6, 32], filter: [3, 3, 32, 3], strides: [2, 2], pad: 'same' },
+  { name: 'stride 2 same, 1x1 filter, 32 channels', x: [1, 6, 5, 32], filter: [1, 1, 32, 2], strides: [2, 2], pad: 'same' },
+  {
+    name: 'strides 2x3 explicit, 4x5 filter, 33 channels',
+    x: [2, 7, 9, 33],
+    filter: [4, 5, 33, 2],
+    strides: [2, 3],
+    pad: [
+      [0, 0],
+      [3, 1],
+      [2, 4],
+      [0, 0],
+    ],
+  },
   // padding of at least the stride: dx starts past whole phase rows
   { name: 'stride 1 same, 5x5 filter, Co < Ci', x: [1, 6, 7, 3], filter: [5, 5, 3, 2], strides: [1, 1], pad: 'same' },
   {

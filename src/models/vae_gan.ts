@@ -2,7 +2,7 @@
 // of a GAN discriminator ("learned similarity") instead of pixels. Three networks, three
 // objectives, each minimised by its own optimizer over its own network only:
 //   encoder:       kld_weight * KL + Dis_llike
-//   decoder:       recon_gamma * Dis_llike - GAN
+//   decoder:       recon_gamma * Dis_llike + BCE(D(recon), real) + BCE(D(prior sample), real)
 //   discriminator: GAN
 // Dis_llike is the Gaussian log-likelihood of the reconstruction's layer-`feature_layer` features
 // around the input's, i.e. their MSE up to constants; GAN is the discriminator's binary
@@ -96,19 +96,24 @@ export class VaeGan extends VanillaVae {
         terms['loss'] = tf.add(tf.mul(terms['kld'], kldWeight(this.config, ctx)), terms['dis_llike']) as tf.Scalar;
         objectives['encoder'] = terms['loss'];
       }
+      let logitPrior: tf.Tensor | undefined;
       if (needGan) {
         const prior = (reuseImages ? (scratch?.get('prior') as tf.Tensor4D | undefined) : undefined) ?? this.decode(zPrior, batch.labels, ctx.training);
         if (ctx.objective === 'decoder') {
           remember('recon', recon);
           remember('prior', prior);
         }
-        const [, logitPrior] = run(discriminator, [prior], ctx.training);
+        [, logitPrior] = run(discriminator, [prior], ctx.training);
         const gan = tf.addN([bceWithLogits(logitReal, 1), bceWithLogits(logitRecon, 0), bceWithLogits(logitPrior, 0)]) as tf.Scalar;
         terms['gan'] = gan;
         objectives['discriminator'] = gan;
       }
       if (needLlike && needGan) {
-        objectives['decoder'] = tf.sub(tf.mul(terms['dis_llike'], this.config.recon_gamma), terms['gan']) as tf.Scalar;
+        // The non-saturating form of -GAN (Goodfellow et al. 2014): the decoder asks the
+        // discriminator to call its images real. Minimising -log(1 - D) instead stops the decoder
+        // learning as soon as the discriminator wins, which it does within a few dozen steps.
+        const fool = tf.add(bceWithLogits(logitRecon, 1), bceWithLogits(logitPrior!, 1));
+        objectives['decoder'] = tf.add(tf.mul(terms['dis_llike'], this.config.recon_gamma), fool) as tf.Scalar;
       }
       return { terms, objectives };
     });
