@@ -172,6 +172,41 @@ describe('Conv2DBackpropFilter on wasm', () => {
   }
 });
 
+describe('Conv2DBackpropFilter on wasm, a filter (dy or x) large enough to be taken in row chunks', () => {
+  const cases: ConvCase[] = [
+    { name: 'stride 2 same, 16 rows in chunks of 7', x: [16, 32, 32, 2], filter: [3, 3, 2, 280], strides: [2, 2], pad: 'same' },
+    // x is the filter here (stride 1, Co < Ci): 32 rows in chunks of 15
+    { name: 'stride 1 same, Co < Ci, x in row chunks', x: [17, 32, 32, 64], filter: [3, 3, 64, 2], strides: [1, 1], pad: 'same' },
+    {
+      name: 'stride 2, padding 1 all round',
+      x: [16, 31, 30, 2],
+      filter: [3, 3, 2, 280],
+      strides: [2, 2],
+      pad: [
+        [0, 0],
+        [1, 1],
+        [1, 1],
+        [0, 0],
+      ],
+    },
+  ];
+  for (const c of cases) {
+    test(c.name, async () => {
+      const info = convInfo(c, false);
+      const x = randomHost(c.x, nextSeed());
+      const dy = randomHost(info.outShape, nextSeed());
+      await assertWasmMatchesCpu(c.name, [x, dy], ([xT, dyT]) =>
+        tf.engine().runKernel(tf.Conv2DBackpropFilter, { x: xT, dy: dyT }, {
+          strides: c.strides,
+          pad: c.pad,
+          dataFormat: 'NHWC',
+          filterShape: c.filter,
+        } as unknown as tf.NamedAttrMap) as tf.Tensor,
+      );
+    });
+  }
+});
+
 describe('Conv2DBackpropInput on wasm', () => {
   for (const c of convCases) {
     test(c.name, async () => {
@@ -440,6 +475,32 @@ describe('Conv2D with one channel and a 1-D filter on wasm', () => {
   test('replaces the stock wasm kernel', () => {
     assert.ok(stockWasmKernel(tf.Conv2D), 'the stock Conv2D was kept');
     assert.notEqual(tf.getKernel(tf.Conv2D, 'wasm'), stockWasmKernel(tf.Conv2D));
+  });
+});
+
+describe('Slice on wasm', () => {
+  const cases: { name: string; shape: number[]; begin: number[]; size: number[] }[] = [
+    { name: 'leading rows (contiguous)', shape: [6, 5, 4], begin: [2, 0, 0], size: [3, 5, 4] },
+    { name: 'rows of a batch-1 tensor (contiguous)', shape: [1, 7, 6, 3], begin: [0, 2, 0, 0], size: [1, 4, -1, -1] },
+    { name: 'a middle crop', shape: [3, 9, 8, 2], begin: [0, 1, 1, 0], size: [3, 7, 6, 2] },
+    { name: 'the last axis', shape: [4, 5, 7], begin: [1, 0, 2], size: [2, 5, 3] },
+    { name: 'rank 1', shape: [11], begin: [3], size: [5] },
+    { name: 'rank 5, every axis', shape: [2, 3, 4, 3, 5], begin: [1, 1, 0, 1, 2], size: [1, 2, 4, 2, 3] },
+    { name: 'empty', shape: [4, 3], begin: [1, 0], size: [0, 3] },
+  ];
+  for (const c of cases) {
+    test(c.name, async () => {
+      await assertWasmMatchesCpu(c.name, [randomHost(c.shape, nextSeed())], ([x]) => tf.slice(x, c.begin, c.size));
+    });
+  }
+  test('int32 and bool values, checked by hand', async () => {
+    const x: HostTensor = { shape: [2, 3], dtype: 'int32', values: Int32Array.from([1, 2, 3, 4, 5, 6]) };
+    const [ints, bools] = await runOn('wasm', [x], ([t]) =>
+      tf.tidy(() => [tf.slice(t, [0, 1], [2, 2]), tf.slice(tf.greater(t, 3), [1, 0], [1, 3])]),
+    );
+    assert.equal(ints.dtype, 'int32');
+    assert.deepEqual(Array.from(ints.values), [2, 3, 5, 6]);
+    assert.deepEqual(Array.from(bools.values), [1, 1, 1]);
   });
 });
 

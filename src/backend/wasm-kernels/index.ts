@@ -6,6 +6,7 @@ import { conv2dBackpropInputConfig } from './conv2d-backprop-input.ts';
 import { conv2dLineFilterConfig } from './conv2d-line-filter.ts';
 import { depthwiseBackpropFilterConfig } from './depthwise-backprop-filter.ts';
 import { depthwiseBackpropInputConfig } from './depthwise-backprop-input.ts';
+import { sliceConfig } from './slice.ts';
 import { rememberStockKernel } from './stock-kernels.ts';
 import { sumConfig } from './sum.ts';
 import { unsortedSegmentSumConfig } from './unsorted-segment-sum.ts';
@@ -21,11 +22,12 @@ const wasmTrainingKernels: readonly tf.KernelConfig[] = [
   sumConfig,
   batchMatMulConfig,
   conv2dLineFilterConfig,
+  sliceConfig,
 ];
 
 /**
  * Registers (or replaces) this project's wasm training kernels; safe to call more than once.
- * Call after the wasm backend has initialised: Conv2DBackpropInput, Sum, BatchMatMul and Conv2D replace stock
+ * Call after the wasm backend has initialised: Conv2DBackpropInput, Sum, BatchMatMul, Conv2D and Slice replace stock
  * kernels, whose setup must have run because ours hand some cases back to them (and tools compare).
  */
 export function registerWasmTrainingKernels(): void {
