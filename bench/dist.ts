@@ -3,10 +3,11 @@
 //   node --import tsx bench/dist.ts --model vae --size 64 --batch 64 --workers 1,2 --steps 10 [--warmup 2] [--micro n] [--set key=value ...]
 // Prints one JSON line per worker count:
 //   {"model","image_size","global_batch","micro_batch","workers","steps","gradient_mb","images_per_s","step_ms_median",
-//    "allreduce_ms_median","comm_fraction","peak_rss_mb_per_worker","peak_tensor_mb_per_worker"}
+//    "allreduce_ms_median","comm_fraction","peak_rss_mb_per_worker","peak_tensor_mb_rank0"}
 // Peak RSS is the kernel's high-water mark (VmHWM) of each worker process, polled from /proc for every w
 // (w=1 trains in the medvae-dist process itself, w>=2 in forked workers/dist-worker.ts processes).
-// peak_tensor_mb_per_worker is null: step records carry no tf.memory() figure yet.
+// peak_tensor_mb_rank0: the most tf.memory() held between micro-batches on rank 0 (weights, Adam
+// moments, gradients), from its step records; metrics.jsonl is written by rank 0 only.
 // allreduce_ms is rank 0's wait in the all-reduce: transfer time plus any lag of the slower rank.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -27,6 +28,7 @@ interface StepRecord {
   images_per_s: number;
   step_ms: number;
   allreduce_ms: number;
+  peak_tensor_mb?: number;
 }
 
 interface RunResult {
@@ -164,7 +166,7 @@ for (const workers of workerCounts) {
       allreduce_ms_median: Number(allReduceMs.toFixed(2)),
       comm_fraction: Number((allReduceMs / stepMs).toFixed(4)),
       peak_rss_mb_per_worker: peaks.map((mb) => Math.round(mb)),
-      peak_tensor_mb_per_worker: null,
+      peak_tensor_mb_rank0: Number(Math.max(0, ...records.map((r) => r.peak_tensor_mb ?? 0)).toFixed(1)),
     }));
   } finally {
     rmSync(outDir, { recursive: true, force: true });
