@@ -113,3 +113,26 @@ export function cropToConvPadding(
     ],
   };
 }
+
+/** The attributes both conv backprop kernels carry. */
+export interface ConvBackpropAttrs {
+  strides: number | [number, number];
+  pad: tf.Conv2DBackpropInputAttrs['pad'];
+  dimRoundingMode?: 'floor' | 'round' | 'ceil';
+  dataFormat: 'NHWC' | 'NCHW';
+}
+
+/** The forward convolution's geometry, for the NHWC layout these kernels handle; others are refused by name. */
+export function nhwcConvInfo(
+  kernel: string,
+  inShape: [number, number, number, number],
+  filterShape: [number, number, number, number],
+  attrs: ConvBackpropAttrs,
+): tf.backend_util.Conv2DInfo {
+  const info = tf.backend_util.computeConv2DInfo(
+    inShape, filterShape, attrs.strides, 1, attrs.pad, attrs.dimRoundingMode, false,
+    tf.backend_util.convertConv2DDataFormat(attrs.dataFormat),
+  );
+  if (info.dataFormat !== 'channelsLast') throw new Error(`${kernel} on wasm supports dataFormat 'NHWC' only, got '${attrs.dataFormat}'`);
+  return info;
+}

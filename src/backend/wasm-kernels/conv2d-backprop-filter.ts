@@ -9,7 +9,7 @@
 // 2-D transpose of x is ~2.5x faster than the 4-D one that putting Ci in the batch axis needs (the
 // output then needs no transpose at all); the padding is done inside the conv, per image row.
 import * as tf from '@tensorflow/tfjs';
-import { composedWasmKernel, cropToConvPadding } from './compose.ts';
+import { composedWasmKernel, cropToConvPadding, nhwcConvInfo } from './compose.ts';
 
 /** Most floats one conv takes as its filter when the filter is split. */
 const FILTER_CHUNK_FLOATS = 2 ** 19;
@@ -98,19 +98,7 @@ export const conv2dBackpropFilterConfig = composedWasmKernel(
   tf.Conv2DBackpropFilter,
   ['x', 'dy'],
   ({ x, dy }, attrs: tf.Conv2DBackpropFilterAttrs) => {
-    const info = tf.backend_util.computeConv2DInfo(
-      x.shape as [number, number, number, number],
-      attrs.filterShape,
-      attrs.strides,
-      1,
-      attrs.pad,
-      attrs.dimRoundingMode,
-      false,
-      tf.backend_util.convertConv2DDataFormat(attrs.dataFormat),
-    );
-    if (info.dataFormat !== 'channelsLast') {
-      throw new Error(`Conv2DBackpropFilter on wasm supports dataFormat 'NHWC' only, got '${attrs.dataFormat}'`);
-    }
+    const info = nhwcConvInfo('Conv2DBackpropFilter', x.shape as [number, number, number, number], attrs.filterShape, attrs);
     const correlate = info.strideHeight === 1 && info.strideWidth === 1 && info.outChannels < info.inChannels
       ? filterFromDyInput
       : filterFromXInput;

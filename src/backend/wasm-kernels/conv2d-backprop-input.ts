@@ -10,7 +10,7 @@
 // For few dx channels, the column phases of a row phase share one conv instead (see below).
 // The padding p is dropped by starting the phases late (and, when p is not a multiple of s, a slice).
 import * as tf from '@tensorflow/tfjs';
-import { composedWasmKernel, cropToConvPadding } from './compose.ts';
+import { composedWasmKernel, cropToConvPadding, nhwcConvInfo } from './compose.ts';
 
 interface PhaseRange {
   /** [before, after] margins of dy along this axis for the phase conv (negative crops) */
@@ -91,19 +91,7 @@ export const conv2dBackpropInputConfig = composedWasmKernel(
   tf.Conv2DBackpropInput,
   ['dy', 'filter'],
   ({ dy, filter }, attrs: tf.Conv2DBackpropInputAttrs) => {
-    const info = tf.backend_util.computeConv2DInfo(
-      attrs.inputShape,
-      filter.shape as [number, number, number, number],
-      attrs.strides,
-      1,
-      attrs.pad,
-      attrs.dimRoundingMode,
-      false,
-      tf.backend_util.convertConv2DDataFormat(attrs.dataFormat),
-    );
-    if (info.dataFormat !== 'channelsLast') {
-      throw new Error(`Conv2DBackpropInput on wasm supports dataFormat 'NHWC' only, got '${attrs.dataFormat}'`);
-    }
+    const info = nhwcConvInfo('Conv2DBackpropInput', attrs.inputShape, filter.shape as [number, number, number, number], attrs);
     const { strideHeight: sh, strideWidth: sw, batchSize, inChannels, outChannels } = info;
     const [kh, kw] = [info.filterHeight, info.filterWidth];
     const rowsWith = (taps: number): PhaseRange => phaseRange(info.padInfo.top, sh, info.inHeight, info.outHeight, taps);
