@@ -7,6 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import {
   WASM_HEAP_LIMIT_BYTES,
   WasmOutOfMemoryError,
+  WasmTrapError,
   backendMemoryBytes,
   initBackend,
   translateBackendError,
@@ -48,7 +49,7 @@ describe('translateBackendError', () => {
     assert.equal(abort.moduleAborted, true);
     assert.match(
       abort.message,
-      /^wasm backend ran out of its 4 GB memory during train step 3; lower train\.micro_batch \(e\.g\. 8 at 256x256\) or use more workers/,
+      /^wasm backend ran out of its 4 GB memory during train step 3; lower train\.micro_batch \(e\.g\. 4 at 256x256; train\.micro_batch: auto picks it from train\.memory_budget_mb\) or use more workers/,
     );
     assert.match(abort.message, /restart the process$/);
     const range = translateBackendError(new RangeError('WebAssembly.Memory.grow(): Maximum memory size exceeded'), 'eval');
@@ -61,7 +62,10 @@ describe('translateBackendError', () => {
     assert.equal(translateBackendError(shapeError, 'step'), shapeError);
     const bounds = new WebAssembly.RuntimeError('memory access out of bounds');
     assert.ok(backendMemoryBytes() < 0.9 * WASM_HEAP_LIMIT_BYTES);
-    assert.equal(translateBackendError(bounds, 'step'), bounds, 'a trap with a roomy heap is not blamed on memory');
+    const trap = translateBackendError(bounds, 'step 7');
+    assert.ok(trap instanceof WasmTrapError, 'a trap with a roomy heap is reported as a trap, not as running out of memory');
+    assert.equal(trap.cause, bounds);
+    assert.match(trap.message, /^wasm backend failed during step 7: memory access out of bounds \(wasm heap \d+ MB\)\. .*lower train\.micro_batch.*restart the process/);
     const wrapped = translateBackendError('boom', 'loading');
     assert.equal(wrapped.message, 'loading: boom');
   });

@@ -214,3 +214,11 @@ test('--log-format json writes one JSON object per line', () => {
   const steps = lines.filter((l) => l.event === 'step');
   assert.ok(steps.length >= 1 && steps.every((l) => Number.isFinite(l.terms?.loss)));
 });
+
+test('a 256x256 step too big for the wasm backend ends in one clear line, not a bare trap or Aborted()', () => {
+  const r = medvae(['train', '--data', data, '--set', 'model.image_size=256', '--set', 'train.batch_size=8', '--set', 'train.micro_batch=8',
+    '--max-steps', '1', '--backend', 'wasm', '--log-format', 'plain', '--metrics-port', '0', '--out', join(dir, 'too-big')]);
+  assert.equal(r.status, 1);
+  const last = r.stderr.trim().split('\n').at(-1)!;
+  assert.match(last, /^error: wasm backend (failed|ran out of its 4 GB memory) during training step 1 \(micro-batch of 8 at 256x256\).*lower train\.micro_batch/);
+});

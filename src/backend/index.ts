@@ -13,6 +13,7 @@ import { registerWasmTrainingKernels } from './wasm-kernels/index.ts';
 export {
   WASM_HEAP_LIMIT_BYTES,
   WasmOutOfMemoryError,
+  WasmTrapError,
   backendMemoryBytes,
   translateBackendError,
   wasmModuleAborted,

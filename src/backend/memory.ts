@@ -51,7 +51,7 @@ export class WasmOutOfMemoryError extends Error {
     const heap = activeWasmModule()?.HEAPU8.length;
     super(
       `wasm backend ran out of its 4 GB memory during ${context}; lower train.micro_batch ` +
-        `(e.g. 8 at 256x256) or use more workers` +
+        `(e.g. 4 at 256x256; train.micro_batch: auto picks it from train.memory_budget_mb) or use more workers` +
         (heap === undefined ? '' : ` (wasm heap ${mebibytes(heap)})`) +
         (moduleAborted ? '. The wasm module has failed and cannot be trusted with more work: restart the process' : ''),
       options,
@@ -101,8 +101,32 @@ export function wasmModuleAborted(): boolean {
   return moduleAborted;
 }
 
-/** A heap this full has had allocations refused; a trap then is most likely a failed C++ allocation. */
-const NEAR_CAP_FRACTION = 0.9;
+/** The wasm module trapped ("memory access out of bounds", "unreachable") below the heap cap. */
+export class WasmTrapError extends Error {
+  constructor(
+    readonly context: string,
+    cause: WebAssembly.RuntimeError,
+  ) {
+    const heap = activeWasmModule()?.HEAPU8.length;
+    super(
+      `wasm backend failed during ${context}: ${cause.message}` +
+        (heap === undefined ? '' : ` (wasm heap ${mebibytes(heap)})`) +
+        `. With large images this is how a kernel's failed allocation shows: lower train.micro_batch ` +
+        `(train.micro_batch: auto picks it from train.memory_budget_mb) or use more workers. ` +
+        `The wasm module cannot be trusted with more work: restart the process (--resume continues from the last checkpoint)`,
+      { cause },
+    );
+    this.name = 'WasmTrapError';
+  }
+}
+
+/**
+ * A heap this full is where a failed allocation inside the C++ kernels (XNNPACK's scratch buffers
+ * are allocated there, not through the guarded _malloc) shows up as an out-of-bounds trap. Seen
+ * here: a 256x256 VAE step at micro-batch 8 traps with the heap at about 2.9 GB, because the next
+ * allocation it needed did not fit under the 4 GB cap.
+ */
+const NEAR_CAP_FRACTION = 0.5;
 
 const memoryRangeError =
   /Array buffer allocation failed|Invalid typed array length|Invalid array buffer length|WebAssembly\.Memory|Maximum memory size/i;
@@ -130,6 +154,13 @@ export function translateBackendError(e: unknown, context: string): Error {
   ) {
     moduleAborted = true;
     return new WasmOutOfMemoryError(context, true, { cause: e });
+  }
+  if (onWasm && e instanceof WebAssembly.RuntimeError) {
+    // A trap with room left under the cap: at large images and micro-batches a kernel's own
+    // allocation failing looks exactly like this, so say what usually helps, and that the module
+    // cannot be trusted any more.
+    moduleAborted = true;
+    return new WasmTrapError(context, e);
   }
   if (onWasm && e instanceof RangeError && memoryRangeError.test(e.message)) {
     return new WasmOutOfMemoryError(context, moduleAborted, { cause: e });

@@ -109,7 +109,11 @@ export function computeGradients(model: VaeModel, batch: ModelBatch, ctx: LossCo
       result.groups[group.name] = named;
     });
   } catch (e) {
-    disposeGradients(result);
+    try {
+      disposeGradients(result);
+    } catch {
+      // A backend that trapped mid-step may not free memory any more: the trap is what to report.
+    }
     throw e;
   } finally {
     if (replay) {

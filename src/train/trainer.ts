@@ -215,6 +215,12 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     opts.hooks?.onCheckpoint?.(lastCheckpoint);
   };
 
+  const release = async (): Promise<void> => {
+    await loader.close();
+    await dataset.close();
+    for (const opt of Object.values(optimizers)) opt.dispose();
+    model.dispose();
+  };
   try {
     // ---- epochs ------------------------------------------------------------------------------
     while (state.epoch < cfg.train.epochs && state.step < maxSteps) {
@@ -251,8 +257,13 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
           try {
             result = computeGradients(model, inputs, ctx);
           } catch (e) {
-            tf.dispose([inputs.images, inputs.labels] as tf.TensorContainer);
-            throw translateBackendError(e, `training step ${state.step + 1} (micro-batch of ${end - start} at ${cfg.model.image_size}x${cfg.model.image_size})`);
+            const error = translateBackendError(e, `training step ${state.step + 1} (micro-batch of ${end - start} at ${cfg.model.image_size}x${cfg.model.image_size})`);
+            try {
+              tf.dispose([inputs.images, inputs.labels] as tf.TensorContainer);
+            } catch {
+              // A backend that failed mid-step may not free memory any more; its error is the one to report.
+            }
+            throw error;
           }
           // Activations are freed by now; weights, optimizer moments and gradients are what stays.
           peakTensorBytes = Math.max(peakTensorBytes, tf.memory().numBytes);
@@ -330,11 +341,11 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       if (due || stoppedBy !== 'completed') await checkpoint(finishedEpoch);
       if (stoppedBy !== 'completed') break;
     }
+    await release();
     return { state, backend, stoppedBy, checkpoint: lastCheckpoint };
-  } finally {
-    await loader.close();
-    await dataset.close();
-    for (const opt of Object.values(optimizers)) opt.dispose();
-    model.dispose();
+  } catch (e) {
+    // After a wasm trap the backend cannot even free memory: report the cause, not the cleanup.
+    await release().catch(() => {});
+    throw e;
   }
 }
