@@ -105,3 +105,9 @@ test('an empty or non-mapping file is handled clearly', () => {
   assert.throws(() => loadConfig({ file: file('list.yaml', '- 1\n- 2\n') }), /expected a mapping with sections/);
   assert.throws(() => loadConfig({ file: join(dir, 'missing.yaml') }), /missing.yaml: cannot read config file \(ENOENT\)/);
 });
+
+test("VAE-GAN's feature_layer must name one of the discriminator's conv blocks", () => {
+  assert.throws(() => loadConfig({ sets: ['model.name=vae_gan', 'model.feature_layer=6'] }), /'model.feature_layer' must name one of the discriminator's 5 conv blocks \(1\.\.5\)/);
+  assert.throws(() => loadConfig({ sets: ['model.name=vae_gan', 'model.feature_layer=0'] }), /\(1\.\.5\)/);
+  assert.equal(loadConfig({ sets: ['model.name=vae_gan', 'model.feature_layer=5'] }).model.feature_layer, 5);
+});

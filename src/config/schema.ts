@@ -36,7 +36,7 @@ export interface ModelConfig {
   disc_capacity: [number, number, number, number];
   /** VAE-GAN: weight of the learned-similarity term in the decoder's loss (Larsen's gamma). */
   recon_gamma: number;
-  /** VAE-GAN: which discriminator layer's features define the learned similarity. */
+  /** VAE-GAN: which discriminator conv block's output (1 = first) defines the learned similarity. */
   feature_layer: number;
 }
 

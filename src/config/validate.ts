@@ -123,7 +123,7 @@ export function checkValues(cfg: ExperimentConfig, source: string, worldSize = 1
   const mb = cfg.train.micro_batch;
   if (mb !== 'auto' && (!Number.isInteger(mb) || mb < 1)) fail('train.micro_batch', "must be an integer >= 1 or 'auto'");
   if (cfg.model.min_temperature > cfg.model.temperature) fail('model.min_temperature', `must be <= model.temperature (${cfg.model.temperature})`);
-  if (cfg.model.name === 'vae_gan' && cfg.model.feature_layer >= dims.length) {
-    fail('model.feature_layer', `must index one of the discriminator's ${dims.length} conv layers (0..${dims.length - 1})`);
+  if (cfg.model.name === 'vae_gan' && (cfg.model.feature_layer < 1 || cfg.model.feature_layer > dims.length)) {
+    fail('model.feature_layer', `must name one of the discriminator's ${dims.length} conv blocks (1..${dims.length}) whose features measure similarity`);
   }
 }
