@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, existsSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, readdirSync, existsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
@@ -221,4 +221,22 @@ test('a 256x256 step too big for the wasm backend ends in one clear line, not a 
   assert.equal(r.status, 1);
   const last = r.stderr.trim().split('\n').at(-1)!;
   assert.match(last, /^error: wasm backend (failed|ran out of its 4 GB memory) during training step 1 \(micro-batch of 8 at 256x256\).*lower train\.micro_batch/);
+});
+
+test('an image folder with a corrupt file: skipped with a warning, or fatal with --strict naming the file', async () => {
+  const folder = join(dir, 'folder');
+  mkdirSync(folder);
+  // 15 good images and the broken one: exactly one batch of 16, so every epoch reads the broken file.
+  for (let i = 0; i < 15; i++) {
+    const px = Buffer.alloc(32 * 32 * 3, (i * 13) % 256);
+    await sharp(px, { raw: { width: 32, height: 32, channels: 3 } }).png().toFile(join(folder, `img${String(i).padStart(2, '0')}.png`));
+  }
+  writeFileSync(join(folder, 'broken.png'), Buffer.from('not a png at all'));
+  const common = ['train', '--config', 'configs/smoke.yaml', '--data', folder, '--set', 'data.format=folder', '--max-steps', '2', '--backend', 'wasm', '--log-format', 'plain'];
+  const lenient = medvae([...common, '--out', join(dir, 'folder-run')]);
+  assert.equal(lenient.status, 0, lenient.stderr);
+  assert.match(lenient.stderr, /broken\.png/);
+  const strict = medvae([...common, '--strict', '--out', join(dir, 'folder-strict')]);
+  assert.equal(strict.status, 1);
+  assert.match(strict.stderr.trim().split('\n').at(-1)!, /^error: .*broken\.png/);
 });

@@ -20,6 +20,7 @@ export interface TrainFlags {
   logFormat: LogFormat;
   metricsPort?: string;
   metricsHost?: string;
+  strict?: boolean;
   debug?: boolean;
 }
 
@@ -41,6 +42,7 @@ export function addTrainFlags(cmd: Command): Command {
     .addOption(new Option('--log-format <format>', 'progress output').choices(['auto', 'tty', 'plain', 'json']).default('auto'))
     .option('--metrics-port <port>', 'serve Prometheus metrics on this port (0 = off; default 9464)')
     .option('--metrics-host <host>', 'address the metrics endpoint binds (default 127.0.0.1)')
+    .option('--strict', 'stop at the first image that cannot be decoded instead of skipping it (data.strict)')
     .option('--debug', 'print stack traces on errors');
 }
 
@@ -60,6 +62,7 @@ export function configFromFlags(flags: TrainFlags, worldSize = 1): ExperimentCon
   if (flags.backend) sets.push(`train.backend=${flags.backend}`);
   if (flags.metricsPort !== undefined) sets.push(`output.metrics_port=${flags.metricsPort}`);
   if (flags.metricsHost) sets.push(`output.metrics_host=${JSON.stringify(flags.metricsHost)}`);
+  if (flags.strict) sets.push('data.strict=true');
   const runConfig = !flags.config && flags.resume && existsSync(join(flags.resume, 'config.yaml')) ? join(flags.resume, 'config.yaml') : undefined;
   const cfg = loadConfig({ file: flags.config ?? runConfig, sets, worldSize });
   cfg.data.path = resolveDataPath(cfg.data.path);
