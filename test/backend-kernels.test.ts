@@ -154,22 +154,25 @@ before(async () => {
   await initBackend('wasm');
 });
 
+/** One test comparing wasm's Conv2DBackpropFilter with cpu's for a case. */
+function backpropFilterTest(c: ConvCase): void {
+  test(c.name, async () => {
+    const info = convInfo(c, false);
+    const x = randomHost(c.x, nextSeed());
+    const dy = randomHost(info.outShape, nextSeed());
+    await assertWasmMatchesCpu(c.name, [x, dy], ([xT, dyT]) =>
+      tf.engine().runKernel(tf.Conv2DBackpropFilter, { x: xT, dy: dyT }, {
+        strides: c.strides,
+        pad: c.pad,
+        dataFormat: 'NHWC',
+        filterShape: c.filter,
+      } as unknown as tf.NamedAttrMap) as tf.Tensor,
+    );
+  });
+}
+
 describe('Conv2DBackpropFilter on wasm', () => {
-  for (const c of convCases) {
-    test(c.name, async () => {
-      const info = convInfo(c, false);
-      const x = randomHost(c.x, nextSeed());
-      const dy = randomHost(info.outShape, nextSeed());
-      await assertWasmMatchesCpu(c.name, [x, dy], ([xT, dyT]) =>
-        tf.engine().runKernel(tf.Conv2DBackpropFilter, { x: xT, dy: dyT }, {
-          strides: c.strides,
-          pad: c.pad,
-          dataFormat: 'NHWC',
-          filterShape: c.filter,
-        } as unknown as tf.NamedAttrMap) as tf.Tensor,
-      );
-    });
-  }
+  for (const c of convCases) backpropFilterTest(c);
 });
 
 describe('Conv2DBackpropFilter on wasm, a filter (dy or x) large enough to be taken in row chunks', () => {
@@ -190,21 +193,7 @@ describe('Conv2DBackpropFilter on wasm, a filter (dy or x) large enough to be ta
       ],
     },
   ];
-  for (const c of cases) {
-    test(c.name, async () => {
-      const info = convInfo(c, false);
-      const x = randomHost(c.x, nextSeed());
-      const dy = randomHost(info.outShape, nextSeed());
-      await assertWasmMatchesCpu(c.name, [x, dy], ([xT, dyT]) =>
-        tf.engine().runKernel(tf.Conv2DBackpropFilter, { x: xT, dy: dyT }, {
-          strides: c.strides,
-          pad: c.pad,
-          dataFormat: 'NHWC',
-          filterShape: c.filter,
-        } as unknown as tf.NamedAttrMap) as tf.Tensor,
-      );
-    });
-  }
+  for (const c of cases) backpropFilterTest(c);
 });
 
 describe('Conv2DBackpropInput on wasm', () => {
