@@ -13,6 +13,7 @@ import { writeNpz } from '../data/npz-writer.ts';
 import { denormalize, writeGrid, writePng, type ImageStack } from '../train/images.ts';
 import { stepNoise, Stream } from '../train/rng.ts';
 import { runCommand } from './errors.ts';
+import { psnrOf } from '../eval/reconstruction.ts';
 
 interface RunFlags { run: string; backend: string; debug?: boolean; seed: string }
 
@@ -49,12 +50,11 @@ function inputs(batch: Batch): { images: tf.Tensor4D; labels?: tf.Tensor2D } {
   return batch.labelWidth > 0 ? { images, labels: tf.tensor2d(batch.labels, [batch.n, batch.labelWidth]) } : { images };
 }
 
-/** PSNR in dB of images in [-1, 1] (peak-to-peak 2). */
-export function psnr(a: Float32Array, b: Float32Array): number {
+/** PSNR in dB of images in [-1, 1], over all pixels of the stack. */
+function psnr(a: Float32Array, b: Float32Array): number {
   let se = 0;
   for (let i = 0; i < a.length; i++) se += (a[i]! - b[i]!) ** 2;
-  const mse = se / a.length;
-  return 10 * Math.log10(4 / mse);
+  return psnrOf(se / a.length);
 }
 
 /** Labels for n synthetic samples: all `label`, or classes in turn. */
