@@ -50,7 +50,11 @@ export interface DataConfig {
   resize: 'area' | 'bilinear';
   random_flip: boolean;
   random_rot90: boolean;
-  /** Decode threads in the piscina pool (0 = decode on the main thread). */
+  /**
+   * Decode threads in the piscina pool. 0 transforms on the training thread: right for MedMNIST's
+   * raw pixels (a resize per image, no decoding), and it leaves data-parallel workers the cores.
+   * JPEG/PNG datasets (Gleason, folders) want 1-2.
+   */
   threads: number;
   prefetch: number;
   /** Stop on a corrupt image instead of skipping it with a warning. */
@@ -132,7 +136,7 @@ export const DEFAULT_CONFIG: ExperimentConfig = {
     resize: 'bilinear',
     random_flip: false,
     random_rot90: false,
-    threads: 1,
+    threads: 0,
     prefetch: 4,
     strict: false,
     drop_last: true,
