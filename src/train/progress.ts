@@ -65,12 +65,13 @@ export function createProgress(format: LogFormat, opts: { everySteps: number; st
         if (r.step % opts.everySteps === 0) out.write(`${JSON.stringify({ level: 'info', time: new Date().toISOString(), event: 'step', ...r, eta_s: Math.round(remaining) })}\n`);
         return;
       }
-      const line = `epoch ${r.epoch + 1}/${r.epochs} step ${r.stepInEpoch + 1}/${r.stepsPerEpoch} | ${formatTerms(r.terms)} | ${r.imagesPerSecond.toFixed(1)} img/s | lr ${r.lr.toExponential(2)} | ETA ${formatSeconds(remaining)}`;
+      // Fixed-width facts first, loss terms last: a narrow terminal cuts the end of the line.
+      const line = `epoch ${r.epoch + 1}/${r.epochs} step ${r.stepInEpoch + 1}/${r.stepsPerEpoch} | ETA ${formatSeconds(remaining)} | ${r.imagesPerSecond.toFixed(1)} img/s | lr ${r.lr.toExponential(2)} | ${formatTerms(r.terms)}`;
       if (mode === 'tty') {
         const width = 24;
         const filled = Math.round((width * (r.stepInEpoch + 1)) / r.stepsPerEpoch);
         const columns = out.columns ?? 120;
-        out.write(`\r[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${line}`.slice(0, columns - 1));
+        out.write(`\r${`[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${line}`.slice(0, columns - 1)}`);
         out.write('\x1b[K');
         barOpen = true;
       } else if (r.step % opts.everySteps === 0 || r.stepInEpoch + 1 === r.stepsPerEpoch) {
