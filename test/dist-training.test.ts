@@ -177,3 +177,18 @@ test('a hung worker (SIGSTOP) trips the step timeout and stops the run', async (
   assert.match(d.output(), /error: worker rank 1 \(cpu:1, pid \d+\) made no progress for \d+ s at step \d+ \(step timeout 5 s\): hung/);
   assert.throws(() => process.kill(victim, 0), 'the hung worker was killed');
 });
+
+test('Ctrl-C on medvae-dist: every worker stops after the same step, rank 0 checkpoints it, exit 0', async () => {
+  const runDir = join(dir, 'interrupted');
+  const d = await startDist(['--cpu-workers', '2', ...tiny, '--epochs', '100', '--out', runDir]);
+  await d.waitFor(/epoch 2\/100 step 2\/3/);
+  d.child.kill('SIGINT');
+  const code = await d.exit;
+  assert.equal(code, 0, d.output());
+  assert.match(d.output(), /interrupted: workers finish this step/);
+  const finished = /finished at step (\d+) \(signal\) with 2 workers/.exec(d.output());
+  assert.ok(finished, d.output());
+  const state = readState(latestCheckpoint(join(runDir, 'checkpoints'))!);
+  assert.equal(state.step, Number(finished[1]));
+  assert.equal(state.epoch * 3 + state.stepInEpoch, state.step, 'the saved data position is the step reached');
+});
