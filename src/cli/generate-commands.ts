@@ -10,17 +10,13 @@ import type { Batch, LabelKind } from '../data/types.ts';
 import type { VaeModel } from '../models/base.ts';
 import type { ExperimentConfig } from '../config/schema.ts';
 import { writeNpz } from '../data/npz-writer.ts';
-import { denormalize, writeGrid, writePng, type ImageStack } from '../train/images.ts';
+import { denormalize, stackFromTensor, writeGrid, writePng, type ImageStack } from '../train/images.ts';
+import { sampleLabels } from '../train/pictures.ts';
 import { stepNoise, Stream } from '../train/rng.ts';
 import { runCommand } from './errors.ts';
 import { psnrOf } from '../eval/reconstruction.ts';
 
 interface RunFlags { run: string; backend: string; debug?: boolean; seed: string }
-
-function stackOf(t: tf.Tensor4D): ImageStack {
-  const [n, size, , channels] = t.shape;
-  return { data: t.dataSync() as Float32Array, n, size, channels: channels as 1 | 3 };
-}
 
 async function openRun(flags: RunFlags): Promise<{ config: ExperimentConfig; model: VaeModel; labelWidth: number; labelKind: LabelKind }> {
   await initBackend(flags.backend as 'auto');
@@ -57,13 +53,6 @@ function psnr(a: Float32Array, b: Float32Array): number {
   return psnrOf(se / a.length);
 }
 
-/** Labels for n synthetic samples: all `label`, or classes in turn. */
-function syntheticLabels(n: number, width: number, label: number | undefined): Float32Array {
-  const labels = new Float32Array(n * width);
-  for (let k = 0; k < n; k++) labels[k * width + (label ?? k % width)] = 1;
-  return labels;
-}
-
 async function sampleCommand(flags: RunFlags & { n: string; label?: string; out: string; batch: string }): Promise<void> {
   const { config, model, labelWidth, labelKind } = await openRun(flags);
   const n = Number(flags.n);
@@ -75,7 +64,7 @@ async function sampleCommand(flags: RunFlags & { n: string; label?: string; out:
   }
   const { image_size: size, in_channels: channels } = config.model;
   const pixels = new Uint8Array(n * size * size * channels);
-  const labels = conditional ? syntheticLabels(n, labelWidth, label) : new Float32Array(0);
+  const labels = conditional ? sampleLabels(n, labelWidth, label) : new Float32Array(0);
   const batchSize = Number(flags.batch);
   for (let start = 0, chunk = 0; start < n; start += batchSize, chunk++) {
     const m = Math.min(batchSize, n - start);
@@ -123,7 +112,7 @@ async function reconstructCommand(flags: RunFlags & { split: string; n: string; 
   try {
     if (!flags.noise) {
       const rec = tf.tidy(() => tf.concat([clean.images, model.reconstruct(clean.images, clean.labels)], 0) as tf.Tensor4D);
-      await writeGrid(flags.out, stackOf(rec), { cols: batch.n });
+      await writeGrid(flags.out, stackFromTensor(rec), { cols: batch.n });
       rec.dispose();
       process.stderr.write(`wrote ${flags.out}: ${batch.n} originals above their reconstructions\n`);
       return;
@@ -137,7 +126,7 @@ async function reconstructCommand(flags: RunFlags & { split: string; n: string; 
     const before = psnr(clean.images.dataSync() as Float32Array, noisy.dataSync() as Float32Array);
     const after = psnr(clean.images.dataSync() as Float32Array, denoised.dataSync() as Float32Array);
     const grid = tf.concat([clean.images, noisy, denoised], 0) as tf.Tensor4D;
-    await writeGrid(flags.out, stackOf(grid), { cols: batch.n });
+    await writeGrid(flags.out, stackFromTensor(grid), { cols: batch.n });
     tf.dispose([noisy, denoised, grid]);
     process.stdout.write(`${JSON.stringify({ noise: flags.noise, images: batch.n, psnr_noisy_db: before, psnr_denoised_db: after })}\n`);
     process.stderr.write(`PSNR noisy ${before.toFixed(2)} dB -> denoised ${after.toFixed(2)} dB; wrote ${flags.out} (clean, noisy, denoised rows)\n`);
@@ -165,7 +154,7 @@ async function interpolateCommand(flags: RunFlags & { split: string; steps: stri
     }
     return tf.concat(out, 0) as tf.Tensor4D;
   });
-  await writeGrid(flags.out, stackOf(rows), { cols: steps });
+  await writeGrid(flags.out, stackFromTensor(rows), { cols: steps });
   tf.dispose([rows, x.images, x.labels] as tf.TensorContainer);
   process.stderr.write(`wrote ${flags.out}: ${pairs} rows of ${steps} images between pairs of real images\n`);
 }

@@ -1,4 +1,5 @@
 // Turning model outputs (NHWC float in [-1, 1]) into pictures people look at: grids, PNG files.
+import type * as tf from '@tensorflow/tfjs';
 import sharp from 'sharp';
 import { writeFileAtomic } from './atomic.ts';
 
@@ -8,6 +9,12 @@ export interface ImageStack {
   n: number;
   size: number;
   channels: 1 | 3;
+}
+
+/** A model output tensor as a stack (reads it back once). */
+export function stackFromTensor(t: tf.Tensor4D): ImageStack {
+  const [n, size, , channels] = t.shape;
+  return { data: t.dataSync() as Float32Array, n, size, channels: channels as 1 | 3 };
 }
 
 /** [-1, 1] -> [0, 255] uint8, clamped: the inverse of the loader's mean 0.5 / std 0.5 normalisation. */

@@ -7,7 +7,7 @@ import type { ExperimentConfig } from '../config/schema.ts';
 import type { VaeModel } from '../models/base.ts';
 import type { Batch } from '../data/types.ts';
 import { stepNoise, Stream } from './rng.ts';
-import { svgToPng, writeGrid, type ImageStack } from './images.ts';
+import { stackFromTensor, svgToPng, writeGrid } from './images.ts';
 import { writeFileAtomic } from './atomic.ts';
 import { lossCurveSvg } from '../report/svg.ts';
 import { readMetricsLog, termSeries } from './metrics-log.ts';
@@ -25,16 +25,14 @@ export interface PictureInputs {
 
 const pad4 = (n: number): string => String(n + 1).padStart(4, '0');
 
-/** Labels for sample k of a conditional grid: classes in turn (one-hot), or one finding each (multi-hot). */
-export function sampleLabels(n: number, width: number): Float32Array {
+/**
+ * One-hot labels for n conditional samples: all `label` when given, else classes (or findings) in
+ * turn, so a grid or a synthetic dataset covers every class evenly.
+ */
+export function sampleLabels(n: number, width: number, label?: number): Float32Array {
   const labels = new Float32Array(n * width);
-  for (let k = 0; k < n; k++) labels[k * width + (k % width)] = 1;
+  for (let k = 0; k < n; k++) labels[k * width + (label ?? k % width)] = 1;
   return labels;
-}
-
-function stackOf(t: tf.Tensor4D): ImageStack {
-  const [n, size, , channels] = t.shape;
-  return { data: t.dataSync() as Float32Array, n, size, channels: channels as 1 | 3 };
 }
 
 export async function writeSampleGrid(model: VaeModel, cfg: ExperimentConfig, labelWidth: number, labelNames: string[], n: number, file: string): Promise<void> {
@@ -43,7 +41,7 @@ export async function writeSampleGrid(model: VaeModel, cfg: ExperimentConfig, la
   const images = tf.tidy(() => model.sample(n, stepNoise(cfg.train.seed, Stream.sample, 0), labels ? tf.tensor2d(labels, [n, labelWidth]) : undefined));
   try {
     const captions = conditional ? Array.from({ length: n }, (_, k) => labelNames[k % labelWidth] ?? String(k % labelWidth)) : undefined;
-    await writeGrid(file, stackOf(images), { cols: Math.ceil(Math.sqrt(n)), captions });
+    await writeGrid(file, stackFromTensor(images), { cols: Math.ceil(Math.sqrt(n)), captions });
   } finally {
     images.dispose();
   }
@@ -64,7 +62,7 @@ export async function writeReconstructionGrid(model: VaeModel, preview: Batch, c
         return Array.from(row).flatMap((v, j) => (v > 0.5 ? [labelNames[j] ?? String(j)] : [])).join(',');
       })
       : undefined;
-    await writeGrid(file, stackOf(both), { cols: n, captions });
+    await writeGrid(file, stackFromTensor(both), { cols: n, captions });
   } finally {
     both.dispose();
   }
