@@ -18,9 +18,26 @@ export interface SharedState {
 }
 
 /**
- * Averages, over all workers and in place: per-group gradients (replaced by new tensors),
- * the loss terms, and the shared state variables; and agrees on whether to stop after this step. The order of buffers is fixed by sorted names,
- * so every worker lays them out identically. Returns the bytes reduced (0 with one worker) and the stop decision.
+ * The tensors' values end to end in one array: one device-side concatenation and one read, so a
+ * single buffer travels, and the array is a fresh one that may be reduced in place on any backend.
+ */
+function readFlat(tensors: readonly tf.Tensor[]): Float32Array {
+  const flat = tf.tidy(() => tf.concat(tensors.map((t) => t.reshape([-1]))));
+  const values = flat.dataSync() as Float32Array;
+  flat.dispose();
+  return values;
+}
+
+/** The inverse of readFlat: new tensors of the given shapes from one array (caller disposes). */
+function splitFlat(values: Float32Array, like: readonly tf.Tensor[]): tf.Tensor[] {
+  return tf.tidy(() => tf.split(tf.tensor1d(values), like.map((t) => t.size)).map((part, i) => part.reshape(like[i]!.shape)));
+}
+
+/**
+ * Averages, over all workers and in place: per-group gradients (replaced by new tensors), the loss
+ * terms and the shared state variables; and agrees on whether to stop after this step. Names are
+ * sorted, so every worker lays the buffers out identically. Returns the bytes reduced (0 with one
+ * worker) and the stop decision.
  */
 export async function averageAcrossWorkers(
   collective: StepCollective,
@@ -35,48 +52,45 @@ export async function averageAcrossWorkers(
     for (const name of Object.keys(grads[group]!).sort()) slots.push({ group, name });
   }
   const termNames = Object.keys(terms).sort();
-  const buffers: Float32Array[] = [
-    ...slots.map(({ group, name }) => grads[group]![name]!.dataSync() as Float32Array),
-    // The last slot votes on stopping: any worker asked to stop (Ctrl-C) makes all stop after this
-    // same step, so none is left waiting in an all-reduce its peers never join.
-    Float32Array.from([...termNames.map((n) => terms[n]!), stopRequested ? 1 : 0]),
-    ...shared.map((s) => s.variable.dataSync() as Float32Array),
-  ];
-  // dataSync may hand back the backend's own memory: copy so that reducing in place is safe.
-  const owned = buffers.map((b) => new Float32Array(b));
-  await collective.allReduceMean(owned);
+  const tensors = [...slots.map(({ group, name }) => grads[group]![name]!), ...shared.map((s) => s.variable)];
+  const values = readFlat(tensors);
+  // The last slot votes on stopping: any worker asked to stop (Ctrl-C) makes all stop after this
+  // same step, so none is left waiting in an all-reduce its peers never join.
+  const scalars = Float32Array.from([...termNames.map((n) => terms[n]!), stopRequested ? 1 : 0]);
+  await collective.allReduceMean([values, scalars]);
+  const averaged = splitFlat(values, tensors);
   slots.forEach(({ group, name }, i) => {
-    const old = grads[group]![name]!;
-    grads[group]![name] = tf.tensor(owned[i]!, old.shape, 'float32');
-    old.dispose();
+    grads[group]![name]!.dispose();
+    grads[group]![name] = averaged[i]!;
   });
-  const termValues = owned[slots.length]!;
-  termNames.forEach((n, i) => { terms[n] = termValues[i]!; });
-  const stop = termValues[termNames.length]! > 0;
   shared.forEach((s, i) => {
-    const value = owned[slots.length + 1 + i]!;
-    tf.tidy(() => s.variable.assign(tf.tensor(value, s.variable.shape, 'float32')));
+    const value = averaged[slots.length + i]!;
+    s.variable.assign(value);
+    value.dispose();
   });
-  return { bytes: owned.reduce((sum, b) => sum + b.byteLength, 0), stop };
+  termNames.forEach((n, i) => { terms[n] = scalars[i]!; });
+  return { bytes: values.byteLength + scalars.byteLength, stop: scalars[termNames.length]! > 0 };
 }
 
 /** Makes every worker start from rank 0's weights and shared state. */
 export async function broadcastWeights(collective: StepCollective, variables: tf.Variable[]): Promise<void> {
   if (collective.worldSize === 1) return;
-  const buffers = variables.map((v) => new Float32Array(v.dataSync() as Float32Array));
-  await collective.broadcast(buffers, 0);
-  variables.forEach((v, i) => tf.tidy(() => v.assign(tf.tensor(buffers[i]!, v.shape, 'float32'))));
+  const values = readFlat(variables);
+  await collective.broadcast([values], 0);
+  splitFlat(values, variables).forEach((value, i) => {
+    variables[i]!.assign(value);
+    value.dispose();
+  });
 }
 
 /** A 32-bit FNV-1a-style hash, word by word, over the exact bits of every variable: equal on all workers unless they diverged. */
 export function weightsChecksum(variables: tf.Variable[]): number {
+  const values = readFlat(variables);
+  const words = new Uint32Array(values.buffer, values.byteOffset, values.length);
   let h = 0x811c9dc5;
-  for (const v of variables) {
-    const words = new Uint32Array((v.dataSync() as Float32Array).slice().buffer);
-    for (let i = 0; i < words.length; i++) {
-      h ^= words[i]!;
-      h = Math.imul(h, 0x01000193);
-    }
+  for (let i = 0; i < words.length; i++) {
+    h ^= words[i]!;
+    h = Math.imul(h, 0x01000193);
   }
   return h >>> 0;
 }
