@@ -158,14 +158,16 @@ export function reparameterize(mu: tf.Tensor2D, logvar: tf.Tensor2D, noise: Step
 }
 
 /**
- * Trainable variables of these networks under their stable names (the layer path and weight name,
- * e.g. `encoder/conv0/kernel`): tfjs's own variable names get `_1` suffixes when a process builds
- * a second model, these never do. Order: network order, then layer order.
+ * Variables of these networks under their stable names (the layer path and weight name, e.g.
+ * `encoder/conv0/kernel`): tfjs's own variable names get `_1` suffixes when a process builds a
+ * second model, these never do. Order: network order, then layer order. `which` picks the trained
+ * weights or the others (BatchNorm moving statistics).
  */
-export function trainableVariables(networks: readonly tf.LayersModel[]): Map<string, tf.Variable> {
+export function networkVariables(networks: readonly tf.LayersModel[], which: 'trainable' | 'nonTrainable'): Map<string, tf.Variable> {
   const out = new Map<string, tf.Variable>();
   for (const network of networks) {
-    for (const weight of network.trainableWeights as LayerVariable[]) {
+    const weights = (which === 'trainable' ? network.trainableWeights : network.nonTrainableWeights) as LayerVariable[];
+    for (const weight of weights) {
       if (out.has(weight.originalName)) throw new ModelInputError(`duplicate variable name '${weight.originalName}'`);
       const variable = weight.read();
       if (!(variable instanceof tf.Variable)) throw new ModelInputError(`weight '${weight.originalName}' is not backed by a tf.Variable`);
@@ -173,6 +175,10 @@ export function trainableVariables(networks: readonly tf.LayersModel[]): Map<str
     }
   }
   return out;
+}
+
+export function trainableVariables(networks: readonly tf.LayersModel[]): Map<string, tf.Variable> {
+  return networkVariables(networks, 'trainable');
 }
 
 export function countParams(networks: readonly tf.LayersModel[]): number {

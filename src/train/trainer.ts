@@ -14,6 +14,7 @@ import { createLoader } from '../data/loader.ts';
 import type { Batch } from '../data/types.ts';
 import { createModel } from '../models/index.ts';
 import type { VaeModel } from '../models/base.ts';
+import { networkVariables } from '../models/blocks.ts';
 import { applyGradients, computeGradients, createOptimizers } from './step.ts';
 import { latestCheckpoint, restoreCheckpoint, saveCheckpoint, type TrainState } from './checkpoint.ts';
 import { stepNoise, Stream } from './rng.ts';
@@ -74,17 +75,10 @@ export interface TrainResult {
 /** Replicas compare a checksum of their weights this often. */
 const CHECKSUM_EVERY = 50;
 
-/** A layer weight's read() hands back its backing tf.Variable, typed only as a Tensor. */
-function asVariable(t: tf.Tensor): tf.Variable {
-  if (!(t instanceof tf.Variable)) throw new Error('expected a layer weight to be backed by a tf.Variable');
-  return t;
-}
-
-/** BatchNorm moving statistics and other non-trained state that replicas must share. */
+/** BatchNorm moving statistics and other non-trained state that replicas must share, by stable name. */
 function sharedState(model: VaeModel): SharedState[] {
-  return Object.values(model.networks)
-    .flatMap((net) => net.nonTrainableWeights)
-    .map((w) => ({ name: w.originalName, variable: asVariable(w.read()) }))
+  return [...networkVariables(Object.values(model.networks), 'nonTrainable')]
+    .map(([name, variable]) => ({ name, variable }))
     .sort((a, b) => a.name.localeCompare(b.name));
 }
 
@@ -268,7 +262,10 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
           // Activations are freed by now; weights, optimizer moments and gradients are what stays.
           peakTensorBytes = Math.max(peakTensorBytes, tf.memory().numBytes);
           accumulate(grads, result.groups, weight);
-          for (const [name, t] of Object.entries(result.terms)) terms[name] = (terms[name] ?? 0) + weight * t.dataSync()[0]!;
+          // All of the micro-batch's terms in one read from the backend.
+          const names = Object.keys(result.terms);
+          const values = tf.tidy(() => tf.stack(names.map((n) => result.terms[n]!)).dataSync());
+          names.forEach((name, k) => { terms[name] = (terms[name] ?? 0) + weight * values[k]!; });
           tf.dispose([inputs.images, inputs.labels, result.groups, result.terms] as tf.TensorContainer);
         }
 
