@@ -48,6 +48,24 @@ function u64(buf: Buffer, at: number): number {
   return Number(v);
 }
 
+/** An array read by rows, whatever holds its bytes: `bytes(offset, length, ...)` from the data start. */
+function rowReader(
+  source: string,
+  header: NpyHeader,
+  bytes: (offset: number, length: number, first: number, count: number) => Promise<Uint8Array>,
+): NpyArray {
+  const rowBytes = rowBytesOf(header.shape);
+  return {
+    source,
+    shape: header.shape,
+    rowBytes,
+    readRows: async (first, count) => {
+      checkRows(header.shape, first, count, source);
+      return bytes(first * rowBytes, count * rowBytes, first, count);
+    },
+  };
+}
+
 export class NpzArchive {
   private constructor(
     readonly path: string,
@@ -156,35 +174,17 @@ export class NpzArchive {
     if (entry.method === METHOD_STORED) {
       const start = await this.dataStart(entry);
       const preamble = await this.readExactly(start, Math.min(NPY_PREAMBLE_BYTES, entry.compressedSize), entry, 'npy header');
-      const headerLength = npyDataOffset(preamble, source);
-      const header = parseNpyHeader(await this.readExactly(start, headerLength, entry, 'npy header'), source);
+      const header = parseNpyHeader(await this.readExactly(start, npyDataOffset(preamble, source), entry, 'npy header'), source);
       checkDataLength(header, entry.uncompressedSize - header.dataOffset, source);
-      const rowBytes = rowBytesOf(header.shape);
       const dataStart = start + header.dataOffset;
-      return {
-        source,
-        shape: header.shape,
-        rowBytes,
-        readRows: async (first, count) => {
-          checkRows(header.shape, first, count, source);
-          return this.readExactly(dataStart + first * rowBytes, count * rowBytes, entry, `rows ${first}..${first + count - 1}`);
-        },
-      };
+      return rowReader(source, header, (offset, length, first, count) =>
+        this.readExactly(dataStart + offset, length, entry, `rows ${first}..${first + count - 1}`));
     }
     const member = await this.readMember(array);
     const header = parseNpyHeader(member, source);
     checkDataLength(header, member.length - header.dataOffset, source);
-    const rowBytes = rowBytesOf(header.shape);
     const data = member.subarray(header.dataOffset);
-    return {
-      source,
-      shape: header.shape,
-      rowBytes,
-      readRows: async (first, count) => {
-        checkRows(header.shape, first, count, source);
-        return data.subarray(first * rowBytes, (first + count) * rowBytes);
-      },
-    };
+    return rowReader(source, header, async (offset, length) => data.subarray(offset, offset + length));
   }
 
   async close(): Promise<void> {
