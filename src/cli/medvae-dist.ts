@@ -20,7 +20,7 @@ interface DistFlags extends TrainFlags {
   listenHost: string;
 }
 
-export class DistUsageError extends Error {
+class DistUsageError extends Error {
   override name = 'DistUsageError';
 }
 
@@ -34,7 +34,7 @@ function gpuBackendInstalled(): boolean {
 }
 
 /** The device of each worker, from --gpus / --cpu-workers; GPUs fall back to CPU workers with one warning. */
-export function resolveDevices(flags: DistFlags, progress: Progress, gpuAvailable = gpuBackendInstalled()): string[] {
+function resolveDevices(flags: DistFlags, progress: Progress, gpuAvailable = gpuBackendInstalled()): string[] {
   if (flags.gpus !== undefined && flags.cpuWorkers !== undefined) throw new DistUsageError('give either --gpus or --cpu-workers, not both');
   if (flags.gpus !== undefined) {
     const ids = flags.gpus.split(',').map((s) => s.trim());
