@@ -3,12 +3,14 @@
 //   node --import tsx bench/dist.ts --model vae --size 64 --batch 64 --workers 1,2 --steps 10 [--warmup 2] [--micro n] [--set key=value ...]
 // Prints one JSON line per worker count:
 //   {"model","image_size","global_batch","micro_batch","workers","steps","gradient_mb","images_per_s","step_ms_median",
-//    "allreduce_ms_median","comm_fraction","peak_rss_mb_per_worker","peak_tensor_mb_rank0"}
+//    "allreduce_ms_median","comm_fraction","allreduce_wait_ms_median","transfer_fraction","peak_rss_mb_per_worker","peak_tensor_mb_rank0"}
 // Peak RSS is the kernel's high-water mark (VmHWM) of each worker process, polled from /proc for every w
 // (w=1 trains in the medvae-dist process itself, w>=2 in forked workers/dist-worker.ts processes).
 // peak_tensor_mb_rank0: the most tf.memory() held between micro-batches on rank 0 (weights, Adam
 // moments, gradients), from its step records; metrics.jsonl is written by rank 0 only.
-// allreduce_ms is rank 0's wait in the all-reduce: transfer time plus any lag of the slower rank.
+// allreduce_ms is rank 0's time in the all-reduce: transfer time plus any lag of the slower rank;
+// allreduce_wait_ms the lag alone (until the peer's first frame arrived), and transfer_fraction the
+// rest (reading, moving, reducing and re-uploading the gradients) as a fraction of the step.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -28,6 +30,7 @@ interface StepRecord {
   images_per_s: number;
   step_ms: number;
   allreduce_ms: number;
+  allreduce_wait_ms: number;
   peak_tensor_mb?: number;
 }
 
@@ -157,6 +160,7 @@ for (const workers of workerCounts) {
     if (timed.length === 0) throw new Error(`no step records after the ${warmup} warm-up steps in ${join(outDir, 'metrics.jsonl')}`);
     const stepMs = median(timed.map((r) => r.step_ms));
     const allReduceMs = median(timed.map((r) => r.allreduce_ms));
+    const transferMs = median(timed.map((r) => r.allreduce_ms - r.allreduce_wait_ms));
     console.log(JSON.stringify({
       model: o.model, image_size: size, global_batch: batch, micro_batch: micro, workers, steps: timed.length,
       // What each all-reduce moves: float32 gradients of every parameter.
@@ -165,6 +169,8 @@ for (const workers of workerCounts) {
       step_ms_median: Number(stepMs.toFixed(1)),
       allreduce_ms_median: Number(allReduceMs.toFixed(2)),
       comm_fraction: Number((allReduceMs / stepMs).toFixed(4)),
+      allreduce_wait_ms_median: Number(median(timed.map((r) => r.allreduce_wait_ms)).toFixed(2)),
+      transfer_fraction: Number((transferMs / stepMs).toFixed(4)),
       peak_rss_mb_per_worker: peaks.map((mb) => Math.round(mb)),
       peak_tensor_mb_rank0: Number(Math.max(0, ...records.map((r) => r.peak_tensor_mb ?? 0)).toFixed(1)),
     }));

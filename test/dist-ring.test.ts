@@ -62,6 +62,22 @@ for (const [worldSize, transport] of [[2, 'tcp'], [3, 'tcp'], [2, 'unix'], [3, '
       await closeAll(ring);
     });
 
+    it('reports the time spent waiting for a late rank apart from the all-reduce as a whole', async () => {
+      const ring = await formRing(worldSize, { transport });
+      const lateMs = 300;
+      const buffers = ring.map((c) => makeGradients(4, c.rank, SIZES));
+      const late = ring.length - 1;
+      // Rank `late` sends to rank late-1, which therefore waits for it.
+      await Promise.all(ring.map((c, r) => (r === late ? new Promise((ok) => setTimeout(ok, lateMs)).then(() => c.allReduceMean(buffers[r])) : c.allReduceMean(buffers[r]))));
+      checkMean(buffers, expectedMean(4, worldSize, SIZES));
+      const waiting = ring[late - 1].stats();
+      assert.ok(waiting.lastAllReduceWaitMs >= lateMs - 20, `rank ${late - 1} waited ${waiting.lastAllReduceWaitMs} ms for a rank ${lateMs} ms late`);
+      assert.ok(waiting.lastAllReduceWaitMs <= waiting.lastAllReduceMs);
+      const lateStats = ring[late].stats();
+      assert.ok(lateStats.lastAllReduceWaitMs < lateMs / 3, `the late rank itself waited ${lateStats.lastAllReduceWaitMs} ms`);
+      await closeAll(ring);
+    });
+
     it('broadcast copies the root rank\'s buffers to all ranks', async () => {
       const ring = await formRing(worldSize, { transport });
       const root = worldSize - 1;

@@ -62,7 +62,7 @@ async function liveScrape(): Promise<{ samples: Set<string>; labels: Set<string>
   for (const worker of workers) {
     worker.stepDone({ step: 1, images: 4, stepSeconds: 0.1, dataWaitSeconds: 0.01, losses: { vae: { objective: 1 } }, learningRates: { vae: 0.001 } });
     worker.epochDone(1);
-    worker.allReduceDone(0.01, 100);
+    worker.allReduceDone(0.01, 100, 0.002);
     worker.tensorMemory({ numTensors: 3, numBytes: 30 });
     worker.checkpointSaved(1_700_000_000);
     worker.divergence('explosion');

@@ -19,7 +19,7 @@ function fakeStep(metrics: TrainingMetrics, step: number, lossOffset = 0, kld = 
     losses: { vae: { objective: 2 / step + lossOffset, reconstruction: 1 / step + lossOffset, kld } },
     learningRates: { vae: 0.005 },
   });
-  metrics.allReduceDone(0.004, 4096);
+  metrics.allReduceDone(0.004, 4096, 0.001);
   metrics.tensorMemory({ numTensors: 40 + step, numBytes: 1000 * step });
 }
 

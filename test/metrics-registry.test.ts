@@ -49,8 +49,8 @@ describe('TrainingMetrics', () => {
     const metrics = new TrainingMetrics({ rank: 1, defaultMetrics: false });
     metrics.stepDone(step({ stepSeconds: 0.2, dataWaitSeconds: 0.003 }));
     metrics.stepDone(step({ stepSeconds: 3, dataWaitSeconds: 2 }));
-    metrics.allReduceDone(0.02, 1000);
-    metrics.allReduceDone(0.3, 500);
+    metrics.allReduceDone(0.02, 1000, 0);
+    metrics.allReduceDone(0.3, 500, 0.2);
     const snapshot = await metrics.snapshot();
     const rank = { rank: '1' };
     assert.equal(valueOf(snapshot, 'medvae_train_step_duration_seconds_bucket', { ...rank, le: '0.1' }), 0);
@@ -64,6 +64,10 @@ describe('TrainingMetrics', () => {
     assert.equal(valueOf(snapshot, 'medvae_allreduce_duration_seconds_bucket', { ...rank, le: '0.025' }), 1);
     assert.equal(valueOf(snapshot, 'medvae_allreduce_duration_seconds_bucket', { ...rank, le: '0.5' }), 2);
     assert.equal(valueOf(snapshot, 'medvae_allreduce_bytes_total', rank), 1500);
+    assert.equal(valueOf(snapshot, 'medvae_allreduce_wait_seconds_bucket', { ...rank, le: '0.001' }), 1);
+    assert.equal(valueOf(snapshot, 'medvae_allreduce_wait_seconds_bucket', { ...rank, le: '0.1' }), 1);
+    assert.equal(valueOf(snapshot, 'medvae_allreduce_wait_seconds_bucket', { ...rank, le: '0.25' }), 2);
+    assert.equal(valueOf(snapshot, 'medvae_allreduce_wait_seconds_sum', rank), 0.2);
   });
 
   it('records memory, checkpoints, divergences, restarts and the worker state', async () => {
@@ -98,7 +102,8 @@ describe('TrainingMetrics', () => {
     assert.throws(() => metrics.stepDone(step({ images: 2.5 })), /images must be an integer/);
     assert.throws(() => metrics.stepDone(step({ dataWaitSeconds: Number.NaN })), /dataWaitSeconds/);
     assert.throws(() => metrics.stepDone(step({ learningRates: { discriminator: Number.POSITIVE_INFINITY } })), /learningRates\.discriminator/);
-    assert.throws(() => metrics.allReduceDone(0.1, -5), /allReduce bytes/);
+    assert.throws(() => metrics.allReduceDone(0.1, -5, 0), /allReduce bytes/);
+    assert.throws(() => metrics.allReduceDone(0.1, 5, 0.2), /allReduce wait seconds must not exceed/);
     assert.throws(() => metrics.epochDone(-1), /completedEpochs/);
     assert.throws(() => new TrainingMetrics({ rank: -1, defaultMetrics: false }), MetricsInputError);
   });

@@ -14,6 +14,32 @@ async function ring(): Promise<Collective[]> {
   return Promise.all(listeners.map((l) => l.connect(peers)));
 }
 
+test('a later step reuses the all-reduce buffer without changing what the earlier step produced', async () => {
+  const collectives = await ring();
+  try {
+    const results = await Promise.all(collectives.map(async (c, rank) => {
+      const shared = [{ name: 'bn/moving_mean', variable: tf.variable(tf.tensor1d([rank, 10 * rank]), false) }];
+      const first = { model: { w: tf.tensor1d([rank, 2 * rank, 4]) } };
+      await averageAcrossWorkers(c, first, {}, shared, false);
+      const sharedAfterFirst = Array.from(shared[0]!.variable.dataSync());
+      // Five floats again (3 gradients + 2 shared before): the same buffer is used.
+      const second = { model: { w: tf.tensor1d([100 + rank, 200, 300, 400, 500]) } };
+      await averageAcrossWorkers(c, second, {}, [], false);
+      const out = { first: Array.from(first.model.w.dataSync()), second: Array.from(second.model.w.dataSync()), shared: Array.from(shared[0]!.variable.dataSync()), sharedAfterFirst };
+      tf.dispose([first.model.w, second.model.w, shared[0]!.variable]);
+      return out;
+    }));
+    for (const r of results) {
+      assert.deepEqual(r.first, [0.5, 1, 4]);
+      assert.deepEqual(r.second, [100.5, 200, 300, 400, 500]);
+      assert.deepEqual(r.sharedAfterFirst, [0.5, 5]);
+      assert.deepEqual(r.shared, [0.5, 5], 'the second step must not write into the first step\'s averaged state');
+    }
+  } finally {
+    await Promise.all(collectives.map((c) => c.close()));
+  }
+});
+
 test('two ranks end with the mean of gradients, terms and shared state, and agree to stop if either asks', async () => {
   const collectives = await ring();
   const inputs = [

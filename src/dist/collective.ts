@@ -5,6 +5,11 @@ export interface CollectiveStats {
   /** Bytes of gradient passed to allReduceMean since the start (per rank, not wire bytes). */
   bytesReduced: number;
   lastAllReduceMs: number;
+  /**
+   * Of lastAllReduceMs, the time from entering the all-reduce until its first frame arrived: the
+   * lag of the rank that sends to this one (a straggler), not the cost of moving bytes.
+   */
+  lastAllReduceWaitMs: number;
 }
 
 export interface Collective {
@@ -39,6 +44,6 @@ export class LocalCollective implements Collective {
   async close(): Promise<void> {}
 
   stats() {
-    return { bytesReduced: this.bytesReduced, lastAllReduceMs: 0 };
+    return { bytesReduced: this.bytesReduced, lastAllReduceMs: 0, lastAllReduceWaitMs: 0 };
   }
 }

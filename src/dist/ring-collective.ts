@@ -56,6 +56,9 @@ export class RingCollective implements Collective, RingLink {
   private watchdog: NodeJS.Timeout | null = null;
   private bytesReduced = 0;
   private lastAllReduceMs = 0;
+  private lastAllReduceWaitMs = 0;
+  /** When the running operation's first inbound frame arrived (null: none yet). */
+  private firstFrameAt: number | null = null;
 
   constructor(
     private readonly settings: RingSettings,
@@ -97,6 +100,7 @@ export class RingCollective implements Collective, RingLink {
       const started = performance.now();
       await this.run(new AllReduceOp(this, this.takeSeq(), buffers, this.bucketElements, this.chunkElements));
       this.lastAllReduceMs = performance.now() - started;
+      this.lastAllReduceWaitMs = (this.firstFrameAt ?? started) - started;
       for (const b of buffers) this.bytesReduced += b.byteLength;
     });
   }
@@ -124,7 +128,7 @@ export class RingCollective implements Collective, RingLink {
   }
 
   stats(): CollectiveStats {
-    return { bytesReduced: this.bytesReduced, lastAllReduceMs: this.lastAllReduceMs };
+    return { bytesReduced: this.bytesReduced, lastAllReduceMs: this.lastAllReduceMs, lastAllReduceWaitMs: this.lastAllReduceWaitMs };
   }
 
   send(header: Omit<FrameHeader, 'payloadBytes'>, layout: FlatLayout, range: ElementRange): void {
@@ -170,6 +174,7 @@ export class RingCollective implements Collective, RingLink {
   private run(op: RingOperation): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       this.running = { op, resolve, reject };
+      this.firstFrameAt = null;
       this.startWatchdog();
       op.start();
       this.inbound.reader.resume();
@@ -189,6 +194,7 @@ export class RingCollective implements Collective, RingLink {
     const running = this.running;
     if (running && header.opSeq === running.op.seq) {
       this.lastProgress = Date.now();
+      this.firstFrameAt ??= performance.now();
       const sink = running.op.accept(header);
       return {
         ...sink,

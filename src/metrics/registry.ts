@@ -234,6 +234,7 @@ export class TrainingMetrics implements MetricsSource {
   private readonly stepSeconds: Histogram<'rank'>;
   private readonly dataWaitSeconds: Histogram<'rank'>;
   private readonly allReduceSeconds: Histogram<'rank'>;
+  private readonly allReduceWaitSeconds: Histogram<'rank'>;
   private readonly allReduceBytes: Counter<'rank'>;
   private readonly tensors: Gauge<'rank'>;
   private readonly tensorBytes: Gauge<'rank'>;
@@ -262,6 +263,7 @@ export class TrainingMetrics implements MetricsSource {
     this.stepSeconds = new Histogram({ name: 'medvae_train_step_duration_seconds', help: 'Wall time of one optimizer step, data wait and all-reduce included.', labelNames: perRank, buckets: STEP_SECONDS_BUCKETS, registers });
     this.dataWaitSeconds = new Histogram({ name: 'medvae_data_wait_seconds', help: 'Time a step waited for the data loader.', labelNames: perRank, buckets: DATA_WAIT_SECONDS_BUCKETS, registers });
     this.allReduceSeconds = new Histogram({ name: 'medvae_allreduce_duration_seconds', help: 'Wall time of one gradient all-reduce.', labelNames: perRank, buckets: ALLREDUCE_SECONDS_BUCKETS, registers });
+    this.allReduceWaitSeconds = new Histogram({ name: 'medvae_allreduce_wait_seconds', help: 'Part of an all-reduce spent waiting for the first data of the peer that sends to this worker: the lag of a straggler, not transfer.', labelNames: perRank, buckets: ALLREDUCE_SECONDS_BUCKETS, registers });
     this.allReduceBytes = new Counter({ name: 'medvae_allreduce_bytes_total', help: 'Gradient bytes this worker contributed to all-reduces.', labelNames: perRank, registers });
     this.tensors = new Gauge({ name: 'medvae_tensors', help: 'Tensors held by tf.js in this process (tf.memory().numTensors).', labelNames: perRank, registers });
     this.tensorBytes = new Gauge({ name: 'medvae_tensor_bytes', help: 'Bytes of tensors held by tf.js in this process (tf.memory().numBytes).', labelNames: perRank, registers });
@@ -318,10 +320,14 @@ export class TrainingMetrics implements MetricsSource {
     this.epoch.set(completedEpochs);
   }
 
-  allReduceDone(seconds: number, bytes: number): void {
+  /** @param waitSeconds of `seconds`, the time spent waiting for a slower peer */
+  allReduceDone(seconds: number, bytes: number, waitSeconds: number): void {
     requireNonNegative('allReduce seconds', seconds);
     requireCount('allReduce bytes', bytes);
+    requireNonNegative('allReduce wait seconds', waitSeconds);
+    if (waitSeconds > seconds) throw new RangeError(`allReduce wait seconds must not exceed the all-reduce's ${seconds} s, got ${waitSeconds}`);
     this.allReduceSeconds.observe(this.rankLabel, seconds);
+    this.allReduceWaitSeconds.observe(this.rankLabel, waitSeconds);
     this.allReduceBytes.inc(this.rankLabel, bytes);
   }
 

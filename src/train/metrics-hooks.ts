@@ -14,7 +14,7 @@ export function metricsHooks(metrics: TrainingMetrics): TrainHooks {
         losses: lossesByNetwork(info.terms, {}),
         learningRates: info.learningRates,
       });
-      if (info.allReduceBytes > 0) metrics.allReduceDone(info.allReduceSeconds, info.allReduceBytes);
+      if (info.allReduceBytes > 0) metrics.allReduceDone(info.allReduceSeconds, info.allReduceBytes, info.allReduceWaitSeconds);
       metrics.tensorMemory(tf.memory());
     },
     onEpoch(epoch) {

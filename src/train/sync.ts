@@ -2,14 +2,11 @@
 // and BatchNorm moving statistics go out as one list of buffers and come back averaged over workers.
 // With one worker nothing is copied: the collective is the identity.
 import * as tf from '@tensorflow/tfjs';
+import { readInto, tensorsFrom, totalSize } from '../backend/tensor-io.ts';
+import type { Collective } from '../dist/collective.ts';
 
 /** What the training loop needs of a collective (src/dist implements it over TCP). */
-export interface StepCollective {
-  readonly rank: number;
-  readonly worldSize: number;
-  allReduceMean(buffers: Float32Array[]): Promise<void>;
-  broadcast(buffers: Float32Array[], root: number): Promise<void>;
-}
+export type StepCollective = Pick<Collective, 'rank' | 'worldSize' | 'allReduceMean' | 'broadcast' | 'stats'>;
 
 /** A named weight that is not trained by gradients but must agree across replicas (BN moving stats). */
 export interface SharedState {
@@ -17,27 +14,38 @@ export interface SharedState {
   variable: tf.Variable;
 }
 
-/**
- * The tensors' values end to end in one array: one device-side concatenation and one read, so a
- * single buffer travels, and the array is a fresh one that may be reduced in place on any backend.
- */
+/** The tensors' values end to end in a fresh array (for the occasional broadcast and checksum). */
 function readFlat(tensors: readonly tf.Tensor[]): Float32Array {
-  const flat = tf.tidy(() => tf.concat(tensors.map((t) => t.reshape([-1]))));
-  const values = flat.dataSync() as Float32Array;
-  flat.dispose();
+  const values = new Float32Array(totalSize(tensors));
+  readInto(tensors, values);
   return values;
 }
 
-/** The inverse of readFlat: new tensors of the given shapes from one array (caller disposes). */
+/** New tensors shaped like `like` from one array (caller disposes). */
 function splitFlat(values: Float32Array, like: readonly tf.Tensor[]): tf.Tensor[] {
-  return tf.tidy(() => tf.split(tf.tensor1d(values), like.map((t) => t.size)).map((part, i) => part.reshape(like[i]!.shape)));
+  return tensorsFrom(values, like.map((t) => t.shape));
+}
+
+/**
+ * Each collective's all-reduce buffer, reused from step to step while its size stays the same: a
+ * fresh gradient-sized array every step costs garbage collections (see src/backend/tensor-io.ts).
+ */
+const stepBuffers = new WeakMap<StepCollective, Float32Array>();
+
+function stepBuffer(collective: StepCollective, size: number): Float32Array {
+  let buffer = stepBuffers.get(collective);
+  if (buffer?.length !== size) {
+    buffer = new Float32Array(size);
+    stepBuffers.set(collective, buffer);
+  }
+  return buffer;
 }
 
 /**
  * Averages, over all workers and in place: per-group gradients (replaced by new tensors), the loss
  * terms and the shared state variables; and agrees on whether to stop after this step. Names are
  * sorted, so every worker lays the buffers out identically. Returns the bytes reduced (0 with one
- * worker) and the stop decision.
+ * worker), the part of the all-reduce spent waiting for a slower peer, and the stop decision.
  */
 export async function averageAcrossWorkers(
   collective: StepCollective,
@@ -45,15 +53,16 @@ export async function averageAcrossWorkers(
   terms: Record<string, number>,
   shared: SharedState[],
   stopRequested: boolean,
-): Promise<{ bytes: number; stop: boolean }> {
-  if (collective.worldSize === 1) return { bytes: 0, stop: stopRequested };
+): Promise<{ bytes: number; waitMs: number; stop: boolean }> {
+  if (collective.worldSize === 1) return { bytes: 0, waitMs: 0, stop: stopRequested };
   const slots: { group: string; name: string }[] = [];
   for (const group of Object.keys(grads).sort()) {
     for (const name of Object.keys(grads[group]!).sort()) slots.push({ group, name });
   }
   const termNames = Object.keys(terms).sort();
   const tensors = [...slots.map(({ group, name }) => grads[group]![name]!), ...shared.map((s) => s.variable)];
-  const values = readFlat(tensors);
+  const values = stepBuffer(collective, totalSize(tensors));
+  readInto(tensors, values);
   // The last slot votes on stopping: any worker asked to stop (Ctrl-C) makes all stop after this
   // same step, so none is left waiting in an all-reduce its peers never join.
   const scalars = Float32Array.from([...termNames.map((n) => terms[n]!), stopRequested ? 1 : 0]);
@@ -69,7 +78,7 @@ export async function averageAcrossWorkers(
     value.dispose();
   });
   termNames.forEach((n, i) => { terms[n] = scalars[i]!; });
-  return { bytes: values.byteLength + scalars.byteLength, stop: scalars[termNames.length]! > 0 };
+  return { bytes: values.byteLength + scalars.byteLength, waitMs: collective.stats().lastAllReduceWaitMs, stop: scalars[termNames.length]! > 0 };
 }
 
 /** Makes every worker start from rank 0's weights and shared state. */

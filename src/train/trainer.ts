@@ -38,6 +38,8 @@ export interface StepInfo {
   dataWaitSeconds: number;
   allReduceSeconds: number;
   allReduceBytes: number;
+  /** Of allReduceSeconds, the time spent waiting for a slower peer (a straggler), not moving bytes. */
+  allReduceWaitSeconds: number;
   /** Whole-run throughput: all workers' images over this step's wall time. */
   imagesPerSecond: number;
   /** Learning rate of each optimizer group. */
@@ -271,7 +273,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
 
         // ---- all-reduce (identity with one worker) ----
         const reduceStart = performance.now();
-        const { bytes: allReduceBytes, stop } = await averageAcrossWorkers(collective, grads, terms, shared, opts.signal?.aborted ?? false);
+        const { bytes: allReduceBytes, waitMs: allReduceWaitMs, stop } = await averageAcrossWorkers(collective, grads, terms, shared, opts.signal?.aborted ?? false);
         const allReduceSeconds = worldSize > 1 ? (performance.now() - reduceStart) / 1000 : 0;
 
         // ---- checks before the update: a bad step never reaches the weights ----
@@ -295,6 +297,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         const images = batch.n;
         const info: StepInfo = {
           step: state.step, epoch: state.epoch, terms, lr, images, stepSeconds, dataWaitSeconds, allReduceSeconds, allReduceBytes,
+          allReduceWaitSeconds: allReduceWaitMs / 1000,
           imagesPerSecond: (images * worldSize) / Math.max(stepSeconds + dataWaitSeconds, 1e-9),
           learningRates: Object.fromEntries(Object.entries(optimizers).map(([g, o]) => [g, o.lr])),
         };
@@ -303,7 +306,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         opts.hooks?.onStep?.(info);
         record({
           kind: 'step', step: state.step, epoch: state.epoch, terms, lr, images_per_s: info.imagesPerSecond, step_ms: stepSeconds * 1000,
-          data_wait_ms: dataWaitSeconds * 1000, allreduce_ms: allReduceSeconds * 1000, peak_tensor_mb: peakTensorBytes / 2 ** 20,
+          data_wait_ms: dataWaitSeconds * 1000, allreduce_ms: allReduceSeconds * 1000,
+          allreduce_wait_ms: allReduceWaitMs, peak_tensor_mb: peakTensorBytes / 2 ** 20,
           rss_mb: process.memoryUsage().rss / 2 ** 20, time: new Date().toISOString(),
         });
         if (isChief) {
