@@ -29,28 +29,17 @@ export interface LossContext {
   noise: StepNoise;
   /** True in training: BatchNorm uses batch statistics and updates its moving averages. */
   training: boolean;
-  /**
-   * Set by a step that differentiates one param group's objective per forward pass (models with
-   * several groups, e.g. VAE-GAN): the model may compute only `objectives[objective]` and the terms
-   * on its way. Unset: compute everything.
-   */
-  objective?: string;
-  /**
-   * Set with `objective`: storage shared by the passes of one step, so a later pass can reuse what
-   * an earlier one computed (values only: they carry no gradient into the later pass). The step
-   * disposes every tensor left in it when the step ends.
-   */
-  scratch?: Map<string, tf.Tensor>;
 }
 
 /**
  * Named scalars. `terms` are for logging (reconstruction, kld, ...); `objectives` hold one scalar
  * per optimizer group (see paramGroups) that the trainer differentiates w.r.t. that group's variables.
  */
-export interface ModelLosses {
+// A type, not an interface, so that it is a tf.TensorContainer (tf.tidy may return it).
+export type ModelLosses = {
   terms: Record<string, tf.Scalar>;
   objectives: Record<string, tf.Scalar>;
-}
+};
 
 /** One optimizer's worth of parameters: the networks it updates and an optional lr multiplier. */
 export interface ParamGroup {

@@ -105,8 +105,6 @@ export class BatchNorm extends tf.layers.Layer {
   readonly axis: number;
   readonly momentum: number;
   readonly epsilon: number;
-  /** Off while a step re-runs a forward pass for a second objective: statistics move once per step. */
-  movingStatisticsFrozen = false;
   private gamma?: Weight;
   private beta?: Weight;
   private movingMean?: Weight;
@@ -148,13 +146,11 @@ export class BatchNorm extends tf.layers.Layer {
       });
     }
     const { y, mean, variance } = batchNormTraining(x, gamma.read() as tf.Tensor1D, beta.read() as tf.Tensor1D, this.epsilon);
-    if (!this.movingStatisticsFrozen) {
-      tf.tidy(() => {
-        const decay = 1 - this.momentum;
-        movingMean.write(tf.sub(movingMean.read(), tf.mul(tf.sub(movingMean.read(), mean), decay)));
-        movingVariance.write(tf.sub(movingVariance.read(), tf.mul(tf.sub(movingVariance.read(), variance), decay)));
-      });
-    }
+    tf.tidy(() => {
+      const decay = 1 - this.momentum;
+      movingMean.write(tf.sub(movingMean.read(), tf.mul(tf.sub(movingMean.read(), mean), decay)));
+      movingVariance.write(tf.sub(movingVariance.read(), tf.mul(tf.sub(movingVariance.read(), variance), decay)));
+    });
     mean.dispose();
     variance.dispose();
     return y;
@@ -183,10 +179,3 @@ export class BatchNorm extends tf.layers.Layer {
   }
 }
 tf.serialization.registerClass(BatchNorm);
-
-/** Freezes (or thaws) the moving statistics of every BatchNorm in these networks. */
-export function setMovingStatisticsFrozen(networks: readonly tf.LayersModel[], frozen: boolean): void {
-  for (const network of networks) {
-    for (const layer of network.layers) if (layer instanceof BatchNorm) layer.movingStatisticsFrozen = frozen;
-  }
-}

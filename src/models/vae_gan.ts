@@ -52,70 +52,36 @@ export class VaeGan extends VanillaVae {
     ];
   }
 
-  /**
-   * With ctx.objective set, only what that objective needs is computed (the step runs one pass per
-   * objective, in paramGroups order), and later passes take from ctx.scratch what earlier ones
-   * computed as plain values: the decoder pass reuses the encoder pass's latents (so it draws no
-   * noise and skips the encoder), the discriminator pass the decoder pass's images.
-   */
+  /** Every term and all three objectives from one forward pass (the step differentiates each w.r.t. its own network). */
   override losses(batch: ModelBatch, ctx: LossContext): ModelLosses {
-    const wants = (group: string): boolean => ctx.objective === undefined || ctx.objective === group;
-    const needLlike = wants('encoder') || wants('decoder');
-    const needGan = wants('decoder') || wants('discriminator');
-    const scratch = ctx.scratch;
-    const remember = (key: string, t: tf.Tensor): void => {
-      if (!scratch) return;
-      scratch.get(key)?.dispose();
-      scratch.set(key, tf.keep(t));
-    };
     return tidyLosses(() => {
       const x = batch.images;
-      const n = x.shape[0];
-      const terms: Record<string, tf.Scalar> = {};
-      const objectives: Record<string, tf.Scalar> = {};
-      let z = scratch?.get('z') as tf.Tensor2D | undefined;
-      let zPrior = scratch?.get('z_prior') as tf.Tensor2D | undefined;
-      if (wants('encoder') || z === undefined || zPrior === undefined) {
-        const enc = this.encode(x, batch.labels, ctx.training);
-        z = this.reparameterize(enc, ctx.noise);
-        zPrior = this.priorLatent(n, ctx.noise);
-        remember('z', z);
-        remember('z_prior', zPrior);
-        if (wants('encoder')) terms['kld'] = gaussianKl(enc.mu, enc.logvar);
-      }
-      const reuseImages = ctx.objective === 'discriminator';
-      const recon = (reuseImages ? (scratch?.get('recon') as tf.Tensor4D | undefined) : undefined) ?? this.decode(z, batch.labels, ctx.training);
+      const enc = this.encode(x, batch.labels, ctx.training);
+      const z = this.reparameterize(enc, ctx.noise);
+      const zPrior = this.priorLatent(x.shape[0], ctx.noise);
+      const recon = this.decode(z, batch.labels, ctx.training);
+      const prior = this.decode(zPrior, batch.labels, ctx.training);
       const discriminator = this.networks['discriminator'];
       const [featuresReal, logitReal] = run(discriminator, [x], ctx.training);
       const [featuresRecon, logitRecon] = run(discriminator, [recon], ctx.training);
-      if (needLlike) {
-        terms['dis_llike'] = mse(featuresRecon, featuresReal);
-        terms['reconstruction'] = mse(recon, x);
-      }
-      if (wants('encoder')) {
-        terms['loss'] = tf.add(tf.mul(terms['kld'], kldWeight(this.config, ctx)), terms['dis_llike']) as tf.Scalar;
-        objectives['encoder'] = terms['loss'];
-      }
-      let logitPrior: tf.Tensor | undefined;
-      if (needGan) {
-        const prior = (reuseImages ? (scratch?.get('prior') as tf.Tensor4D | undefined) : undefined) ?? this.decode(zPrior, batch.labels, ctx.training);
-        if (ctx.objective === 'decoder') {
-          remember('recon', recon);
-          remember('prior', prior);
-        }
-        [, logitPrior] = run(discriminator, [prior], ctx.training);
-        const gan = tf.addN([bceWithLogits(logitReal, 1), bceWithLogits(logitRecon, 0), bceWithLogits(logitPrior, 0)]) as tf.Scalar;
-        terms['gan'] = gan;
-        objectives['discriminator'] = gan;
-      }
-      if (needLlike && needGan) {
-        // The non-saturating form of -GAN (Goodfellow et al. 2014): the decoder asks the
-        // discriminator to call its images real. Minimising -log(1 - D) instead stops the decoder
-        // learning as soon as the discriminator wins, which it does within a few dozen steps.
-        const fool = tf.add(bceWithLogits(logitRecon, 1), bceWithLogits(logitPrior!, 1));
-        objectives['decoder'] = tf.add(tf.mul(terms['dis_llike'], this.config.recon_gamma), fool) as tf.Scalar;
-      }
-      return { terms, objectives };
+      const [, logitPrior] = run(discriminator, [prior], ctx.training);
+
+      const kld = gaussianKl(enc.mu, enc.logvar);
+      const disLlike = mse(featuresRecon, featuresReal);
+      const loss = tf.add(tf.mul(kld, kldWeight(this.config, ctx)), disLlike) as tf.Scalar;
+      const gan = tf.addN([bceWithLogits(logitReal, 1), bceWithLogits(logitRecon, 0), bceWithLogits(logitPrior, 0)]) as tf.Scalar;
+      // The non-saturating form of -GAN (Goodfellow et al. 2014): the decoder asks the
+      // discriminator to call its images real. Minimising -log(1 - D) instead stops the decoder
+      // learning as soon as the discriminator wins, which it does within a few dozen steps.
+      const fool = tf.add(bceWithLogits(logitRecon, 1), bceWithLogits(logitPrior, 1));
+      return {
+        terms: { loss, kld, dis_llike: disLlike, reconstruction: mse(recon, x), gan },
+        objectives: {
+          encoder: loss,
+          decoder: tf.add(tf.mul(disLlike, this.config.recon_gamma), fool) as tf.Scalar,
+          discriminator: gan,
+        },
+      };
     });
   }
 }

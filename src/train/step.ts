@@ -4,10 +4,10 @@
 // all-reduce can flatten them in a fixed order and every process agrees on what a key means.
 import * as tf from '@tensorflow/tfjs';
 import type { TrainConfig } from '../config/schema.ts';
-import type { LossContext, ModelBatch, StepNoise, VaeModel } from '../models/base.ts';
-import { setMovingStatisticsFrozen } from '../models/batch-norm.ts';
+import type { LossContext, ModelBatch, VaeModel } from '../models/base.ts';
 import { trainableVariables } from '../models/blocks.ts';
 import { Adam } from './adam.ts';
+import { objectiveGradients } from './objective-grads.ts';
 
 /** Gradients per param group (stable variable name -> gradient) and the step's logged terms. Caller disposes. */
 export interface StepGradients {
@@ -17,47 +17,6 @@ export interface StepGradients {
 
 export class StepError extends Error {
   override name = 'StepError';
-}
-
-/**
- * Noise for a step that runs one forward pass per objective: the first pass draws from the step's
- * noise and records; the later passes replay the same tensors in the same order, so that every
- * objective is evaluated on the same sample of the latent.
- */
-class ReplayNoise implements StepNoise {
-  private readonly drawn: tf.Tensor[] = [];
-  private cursor: number | undefined;
-
-  constructor(private readonly source: StepNoise) {}
-
-  normal(shape: number[]): tf.Tensor {
-    return this.draw(shape, () => this.source.normal(shape));
-  }
-
-  uniform(shape: number[]): tf.Tensor {
-    return this.draw(shape, () => this.source.uniform(shape));
-  }
-
-  private draw(shape: number[], make: () => tf.Tensor): tf.Tensor {
-    if (this.cursor === undefined) {
-      const t = tf.keep(make());
-      this.drawn.push(t);
-      return t;
-    }
-    const t = this.drawn[this.cursor++];
-    if (t === undefined || !tf.util.arraysEqual(t.shape, shape)) {
-      throw new StepError(`a later objective pass drew noise [${shape}] where the first drew [${t?.shape ?? 'nothing'}]: models must draw all noise in a fixed order`);
-    }
-    return t;
-  }
-
-  rewind(): void {
-    this.cursor = 0;
-  }
-
-  dispose(): void {
-    for (const t of this.drawn) t.dispose();
-  }
 }
 
 function groupVariables(model: VaeModel, networks: readonly string[]): Map<string, tf.Variable> {
@@ -71,57 +30,26 @@ function groupVariables(model: VaeModel, networks: readonly string[]): Map<strin
 }
 
 /**
- * For each param group, the gradient of its objective w.r.t. its networks' trainable variables.
- * One group (every model but VAE-GAN): one forward and backward pass. Several groups: one pass per
- * group, with the same noise (replayed), a scratch map the passes share (ctx.scratch) and BatchNorm
- * moving statistics updated by the first pass only. Terms are the union over passes (first value wins). Variables without a gradient
- * get zeros, so every group always has the same keys in the same order.
+ * For each param group, the gradient of its objective w.r.t. its networks' trainable variables,
+ * all from one forward pass (./objective-grads.ts): every objective sees the same noise and the
+ * same activations, and BatchNorm moving statistics move once per step. Variables an objective
+ * does not reach get zeros, so every group always has the same keys in the same order.
  */
 export function computeGradients(model: VaeModel, batch: ModelBatch, ctx: LossContext): StepGradients {
-  const groups = model.paramGroups();
-  const replay = groups.length > 1 ? new ReplayNoise(ctx.noise) : undefined;
-  const networks = Object.values(model.networks);
-  const scratch = replay ? new Map<string, tf.Tensor>() : undefined;
-  const result: StepGradients = { groups: {}, terms: {} };
-  try {
-    groups.forEach((group, pass) => {
-      const variables = groupVariables(model, group.networks);
-      if (pass > 0) {
-        setMovingStatisticsFrozen(networks, true);
-        replay?.rewind();
-      }
-      const passCtx: LossContext = replay ? { ...ctx, noise: replay, objective: group.name, scratch } : ctx;
-      const { value, grads } = tf.variableGrads(() => {
-        const losses = model.losses(batch, passCtx);
-        const objective = losses.objectives[group.name];
-        if (objective === undefined) {
-          throw new StepError(`model '${model.kind}' returned no objective for param group '${group.name}' (got ${Object.keys(losses.objectives).join(', ')})`);
-        }
-        for (const [name, term] of Object.entries(losses.terms)) {
-          // A clone, because the objective itself (often also a term) is disposed below.
-          if (!(name in result.terms)) result.terms[name] = tf.keep(tf.clone(term));
-        }
-        return objective;
-      }, [...variables.values()]);
-      value.dispose();
-      const named: tf.NamedTensorMap = {};
-      for (const [stable, variable] of variables) named[stable] = grads[variable.name] ?? tf.zerosLike(variable);
-      result.groups[group.name] = named;
-    });
-  } catch (e) {
-    try {
-      disposeGradients(result);
-    } catch {
-      // A backend that trapped mid-step may not free memory any more: the trap is what to report.
-    }
-    throw e;
-  } finally {
-    if (replay) {
-      setMovingStatisticsFrozen(networks, false);
-      replay.dispose();
-      for (const t of scratch?.values() ?? []) t.dispose();
-    }
+  const groups = model.paramGroups().map((group) => ({ name: group.name, variables: groupVariables(model, group.networks) }));
+  const { outputs, grads } = objectiveGradients(
+    () => model.losses(batch, ctx),
+    Object.fromEntries(groups.map((g) => [g.name, [...g.variables.values()]])),
+  );
+  const result: StepGradients = { groups: {}, terms: outputs.terms };
+  for (const group of groups) {
+    const named: tf.NamedTensorMap = {};
+    [...group.variables.keys()].forEach((stable, i) => { named[stable] = grads[group.name]![i]!; });
+    result.groups[group.name] = named;
   }
+  // Objectives that are not also terms are not needed past this point.
+  const kept = new Set<tf.Tensor>(Object.values(outputs.terms));
+  tf.dispose(Object.values(outputs.objectives).filter((t) => !kept.has(t)));
   return result;
 }
 

@@ -1,0 +1,144 @@
+// Gradients of several objectives, each with respect to its own variables, from ONE forward pass.
+//
+// tf.variableGrads records a forward pass, backpropagates one scalar and throws the recording away,
+// so a model with one objective per network (VAE-GAN: encoder, decoder, discriminator) would pay
+// for a forward pass per objective. PyTorch keeps the graph (retain_graph=True); this module does
+// the same for TF.js: it records the forward pass on the engine's tape once, then walks that tape
+// backwards once per objective, only through the operations that lead from that objective's
+// variables to it. The walk is reverse-mode differentiation as the engine itself does it, with the
+// engine's own per-kernel gradient functions; what is ours is keeping the tape for several walks.
+//
+// The tape lives in TF.js's engine internals (`state.activeTape`, `startTape`/`endTape`), which are
+// not public API: they are checked when used and the pinned version (package-lock.json) is tested.
+import * as tf from '@tensorflow/tfjs';
+
+/** A recorded kernel call, as the engine's tape holds it. */
+interface TapeNode {
+  id: number;
+  kernelName: string;
+  inputs: Record<string, tf.Tensor>;
+  outputs: tf.Tensor[];
+  gradient?: (dys: (tf.Tensor | null)[]) => Record<string, () => tf.Tensor>;
+  saved?: tf.Tensor[];
+}
+
+interface EngineTape {
+  state: { activeTape: TapeNode[] | null; gradientDepth: number };
+  startTape(): void;
+  endTape(): void;
+}
+
+export class ObjectiveGradsError extends Error {
+  override name = 'ObjectiveGradsError';
+}
+
+function engineTape(): EngineTape {
+  const engine = tf.engine() as unknown as Partial<EngineTape>;
+  if (typeof engine.startTape !== 'function' || typeof engine.endTape !== 'function' || typeof engine.state?.gradientDepth !== 'number') {
+    throw new ObjectiveGradsError(`this TensorFlow.js (${tf.version.tfjs}) has no engine tape where expected (engine.startTape/endTape/state): medvae is tested with 4.22`);
+  }
+  return engine as EngineTape;
+}
+
+/**
+ * The nodes on some path from one of `xs` to `y`, in tape order, each with its inputs cut down to
+ * those that depend on `xs` (only their gradients are computed).
+ */
+function nodesBetween(tape: readonly TapeNode[], xs: readonly tf.Tensor[], y: tf.Tensor): TapeNode[] {
+  const fromX = new Set<number>(xs.map((x) => x.id));
+  const reachable = new Set<number>();
+  for (const node of tape) {
+    if (Object.values(node.inputs).some((t) => fromX.has(t.id))) {
+      reachable.add(node.id);
+      for (const out of node.outputs) fromX.add(out.id);
+    }
+  }
+  const toY = new Set<number>([y.id]);
+  const leading = new Set<number>();
+  for (let i = tape.length - 1; i >= 0; i--) {
+    const node = tape[i]!;
+    if (node.outputs.some((o) => toY.has(o.id))) {
+      leading.add(node.id);
+      for (const input of Object.values(node.inputs)) toY.add(input.id);
+    }
+  }
+  return tape
+    .filter((node) => reachable.has(node.id) && leading.has(node.id))
+    .map((node) => ({ ...node, inputs: Object.fromEntries(Object.entries(node.inputs).filter(([, t]) => fromX.has(t.id))) }));
+}
+
+/** d y / d x for every x, by walking `nodes` backwards from dy/dy = 1; zeros where y does not depend on x. */
+function backpropagate(nodes: readonly TapeNode[], xs: readonly tf.Tensor[], y: tf.Scalar): tf.Tensor[] {
+  return tf.tidy(() => {
+    const grads = new Map<number, tf.Tensor>([[y.id, tf.onesLike(y)]]);
+    for (let i = nodes.length - 1; i >= 0; i--) {
+      const node = nodes[i]!;
+      if (!node.gradient) throw new ObjectiveGradsError(`no gradient is registered for kernel ${node.kernelName}`);
+      const inputGrads = node.gradient(node.outputs.map((o) => grads.get(o.id) ?? null));
+      for (const [name, input] of Object.entries(node.inputs)) {
+        const grad = inputGrads[name];
+        if (!grad) throw new ObjectiveGradsError(`kernel ${node.kernelName} gives no gradient for its input '${name}'`);
+        const dx = tf.tidy(grad);
+        const sum = grads.get(input.id);
+        grads.set(input.id, sum ? tf.add(sum, dx) : dx);
+        sum?.dispose();
+      }
+    }
+    return xs.map((x) => grads.get(x.id) ?? tf.zerosLike(x));
+  });
+}
+
+export interface ObjectiveGradients<T> {
+  /** What the forward pass returned (kept: the caller disposes). */
+  outputs: T;
+  /** Per objective, the gradient of each of its variables, in the order given. */
+  grads: Record<string, tf.Tensor[]>;
+}
+
+/**
+ * Runs `forward` once with the tape on, then for each objective name in `variables` the gradient
+ * of `outputs.objectives[name]` with respect to `variables[name]`. Equal to one
+ * tf.variableGrads call per objective on the same forward pass, at the cost of one forward pass.
+ */
+export function objectiveGradients<T extends tf.TensorContainerObject & { objectives: Record<string, tf.Scalar> }>(
+  forward: () => T,
+  variables: Record<string, readonly tf.Variable[]>,
+): ObjectiveGradients<T> {
+  const engine = engineTape();
+  if (engine.state.gradientDepth !== 0) throw new ObjectiveGradsError('objectiveGradients cannot run inside another gradient computation');
+  engine.startTape();
+  let outputs: T | undefined;
+  let failure: unknown;
+  try {
+    outputs = tf.tidy(forward);
+  } catch (e) {
+    failure = e;
+  }
+  engine.endTape();
+  const tape = engine.state.activeTape ?? [];
+  engine.state.activeTape = null;
+  const grads: Record<string, tf.Tensor[]> = {};
+  // What the kernels saved for their backward passes, once no walk needs it any more.
+  const releaseTape = (): void => {
+    for (const node of tape) for (const t of node.saved ?? []) t.dispose();
+  };
+  try {
+    if (outputs === undefined) throw failure;
+    for (const [name, xs] of Object.entries(variables)) {
+      const y = outputs.objectives[name];
+      if (!y) throw new ObjectiveGradsError(`the forward pass returned no objective '${name}' (got ${Object.keys(outputs.objectives).join(', ')})`);
+      grads[name] = backpropagate(nodesBetween(tape, xs, y), xs, y);
+    }
+  } catch (e) {
+    try {
+      releaseTape();
+      if (outputs !== undefined) tf.dispose(outputs);
+      tf.dispose(Object.values(grads));
+    } catch {
+      // A backend that trapped mid-step may not free memory any more: the trap is what to report.
+    }
+    throw e;
+  }
+  releaseTape();
+  return { outputs, grads };
+}
