@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { BatchNorm } from '../src/models/batch-norm.ts';
+import { Conv2D } from '../src/models/conv2d.ts';
 import { LeakyRelu } from '../src/models/leaky-relu.ts';
 
 function maxRelativeError(a: Float32Array | Int32Array | Uint8Array, b: Float32Array | Int32Array | Uint8Array): number {
@@ -104,5 +105,69 @@ describe('LeakyRelu (step-function backward)', () => {
     a.dx.forEach((v, i) => assert.ok(Math.abs(v - expected[i]) < 1e-6, `dx[${i}] = ${v}`));
     assert.equal(ours.getClassName(), 'LeakyReLU');
     tf.dispose([x, dy]);
+  });
+});
+
+describe('Conv2D (separate conv and bias gradients)', () => {
+  const x = tf.randomNormal([2, 9, 7, 3], 0, 1, 'float32', 11) as tf.Tensor4D;
+
+  function twins(): { ours: tf.LayersModel; stock: tf.LayersModel } {
+    // Linear, as in the models: the stock layer fuses the bias add into the conv only then.
+    const args = { filters: 4, kernelSize: 3, strides: 2, padding: 'same' as const };
+    const build = (layer: tf.layers.Layer): tf.LayersModel => {
+      const input = tf.input({ shape: [9, 7, 3] });
+      return tf.model({ inputs: input, outputs: layer.apply(input) as tf.SymbolicTensor });
+    };
+    const ours = build(new Conv2D({ ...args, name: 'ours' }));
+    const stock = build(tf.layers.conv2d({ ...args, name: 'stock' }));
+    stock.setWeights(ours.getWeights());
+    return { ours, stock };
+  }
+
+  it('computes what the stock layer computes, with the same weights', () => {
+    const { ours, stock } = twins();
+    const a = ours.predict(x) as tf.Tensor;
+    const b = stock.predict(x) as tf.Tensor;
+    assert.ok(tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]! < 1e-5);
+    tf.dispose([a, b]);
+  });
+
+  it('differentiates w.r.t. the input without computing a filter gradient, and the other way round', async () => {
+    const { ours, stock } = twins();
+    const kernels = async (f: () => tf.Tensor): Promise<string[]> => {
+      const info = await tf.profile(() => tf.dispose(f()));
+      return info.kernels.map((k) => k.name);
+    };
+    const inputGrad = (m: tf.LayersModel) => () => tf.grad((input: tf.Tensor) => tf.sum(m.apply(input) as tf.Tensor))(x);
+    const ourInput = await kernels(inputGrad(ours));
+    assert.ok(ourInput.includes('Conv2DBackpropInput'));
+    assert.ok(!ourInput.includes('Conv2DBackpropFilter'), `input gradient ran ${ourInput.join(', ')}`);
+    // The stock layer's fused op computes both: what this layer exists to avoid.
+    assert.ok((await kernels(inputGrad(stock))).includes('Conv2DBackpropFilter'));
+    const kernel = ours.getLayer('ours').trainableWeights[0]!.read() as tf.Variable;
+    const ourFilter = await kernels(() => {
+      const { value, grads } = tf.variableGrads(() => tf.sum(ours.apply(x) as tf.Tensor) as tf.Scalar, [kernel]);
+      value.dispose();
+      return grads[kernel.name]!;
+    });
+    assert.ok(ourFilter.includes('Conv2DBackpropFilter'));
+    assert.ok(!ourFilter.includes('Conv2DBackpropInput'), `filter gradient ran ${ourFilter.join(', ')}`);
+  });
+
+  it('serialises as the standard Conv2D and loads back into this layer', async () => {
+    const { ours } = twins();
+    let saved: tf.io.ModelArtifacts | undefined;
+    await ours.save(tf.io.withSaveHandler(async (artifacts) => {
+      saved = artifacts;
+      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+    }));
+    const topology = JSON.stringify(saved!.modelTopology);
+    assert.match(topology, /"class_name":"Conv2D"/);
+    const loaded = await tf.loadLayersModel(tf.io.fromMemory(saved!));
+    assert.ok(loaded.getLayer('ours') instanceof Conv2D);
+    const a = ours.predict(x) as tf.Tensor;
+    const b = loaded.predict(x) as tf.Tensor;
+    assert.deepEqual(Array.from(a.dataSync()), Array.from(b.dataSync()));
+    tf.dispose([a, b]);
   });
 });

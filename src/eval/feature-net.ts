@@ -5,6 +5,7 @@
 // seed), which is exactly the cache key. Training is deterministic: seeded initialisers, a seeded
 // batch order, no dropout.
 import * as tf from '@tensorflow/tfjs';
+import { Conv2D } from '../models/conv2d.ts';
 import { hashKeys, mulberry32, Stream } from '../train/rng.ts';
 import type { LabelledImages } from './images.ts';
 
@@ -40,17 +41,16 @@ export class Classifier {
     const input = tf.input({ shape: [FEATURE_INPUT_SIZE, FEATURE_INPUT_SIZE, channels] });
     let x: tf.SymbolicTensor = input;
     FILTERS.forEach((filters, i) => {
-      x = tf.layers
-        .conv2d({
-          filters,
-          kernelSize: 3,
-          strides: 2,
-          padding: 'same',
-          activation: 'relu',
-          kernelInitializer: tf.initializers.heNormal({ seed: hashKeys(seed, Stream.eval, 100, i) }),
-          name: `conv${i}`,
-        })
-        .apply(x) as tf.SymbolicTensor;
+      // The models' Conv2D: the same layer whether built here or loaded from the cache.
+      x = new Conv2D({
+        filters,
+        kernelSize: 3,
+        strides: 2,
+        padding: 'same',
+        activation: 'relu',
+        kernelInitializer: tf.initializers.heNormal({ seed: hashKeys(seed, Stream.eval, 100, i) }),
+        name: `conv${i}`,
+      }).apply(x) as tf.SymbolicTensor;
     });
     const features = tf.layers.globalAveragePooling2d({ name: 'features' }).apply(x) as tf.SymbolicTensor;
     const logits = tf.layers

@@ -7,6 +7,7 @@ import type { ModelConfig } from '../config/schema.ts';
 import { hashKeys, Stream } from '../train/rng.ts';
 import type { StepNoise } from './base.ts';
 import { BatchNorm } from './batch-norm.ts';
+import { Conv2D } from './conv2d.ts';
 import { LeakyRelu } from './leaky-relu.ts';
 
 /** A model.* setting that cannot build a model; the message names the key. */
@@ -53,7 +54,7 @@ export class LayerFactory {
   }
 
   conv(filters: number, strides: 1 | 2, kernelSize = 3): tf.layers.Layer {
-    return tf.layers.conv2d({
+    return new Conv2D({
       name: this.next('conv'), filters, kernelSize, strides, padding: 'same', kernelInitializer: this.kernelInit(),
     });
   }
