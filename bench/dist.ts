@@ -1,6 +1,8 @@
 // Data-parallel scaling of the real product: runs `bin/medvae-dist.js --cpu-workers w` on the bundled
 // RetinaMNIST for each worker count and reads the run's metrics.jsonl back.
 //   node --import tsx bench/dist.ts --model vae --size 64 --batch 64 --workers 1,2 --steps 10 [--warmup 2] [--micro n] [--set key=value ...]
+// With --ceiling, runs w independent bench/step.ts processes at batch B/w side by side instead and
+// prints their summed images/s: the most w processes can do on this machine with no collective.
 // Prints one JSON line per worker count:
 //   {"model","image_size","global_batch","micro_batch","workers","steps","gradient_mb","images_per_s","step_ms_median",
 //    "allreduce_ms_median","comm_fraction","allreduce_wait_ms_median","transfer_fraction","peak_rss_mb_per_worker","peak_tensor_mb_rank0"}
@@ -134,8 +136,9 @@ const program = new Command()
   .option('--steps <n>', 'timed steps after the warm-up', '10')
   .option('--warmup <n>', 'steps dropped before timing (JIT, allocator, first all-reduce)', '2')
   .option('--set <key=value>', 'any further config override, e.g. train.lr=0.0005 (repeatable)', (v: string, all: string[]) => [...all, v], [] as string[])
+  .option('--ceiling', 'instead: w independent single-process bench:step runs at batch B/w side by side (no collective): what w processes on this machine can do at best')
   .parse();
-const o = program.opts<{ model: string; size: string; batch: string; micro?: string; workers: string; steps: string; warmup: string; set: string[] }>();
+const o = program.opts<{ model: string; size: string; batch: string; micro?: string; workers: string; steps: string; warmup: string; set: string[]; ceiling?: boolean }>();
 const int = (flag: string, value: string, min: number): number => {
   const n = Number(value);
   if (!Number.isInteger(n) || n < min) program.error(`${flag} must be an integer >= ${min}, got '${value}'`);
@@ -148,6 +151,31 @@ const batch = int('--batch', o.batch, 1);
 const steps = int('--steps', o.steps, 1);
 const warmup = int('--warmup', o.warmup, 0);
 const workerCounts = o.workers.split(',').map((w) => int('--workers', w, 1));
+
+/** images/s of one bench/step.ts process (its JSON line). */
+async function stepBench(perWorkerBatch: number): Promise<number> {
+  const args = ['--import', 'tsx', join(ROOT, 'bench', 'step.ts'), '--model', o.model, '--size', String(size), '--batch', String(perWorkerBatch), '--steps', String(steps)];
+  const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+  const code = await new Promise<number | null>((done) => child.once('exit', done));
+  const line = output.split('\n').find((l) => l.startsWith('{'));
+  if (code !== 0 || line === undefined) throw new Error(`bench/step.ts exited with code ${code}:\n${output.slice(-4000)}`);
+  return (JSON.parse(line) as { images_per_s: number }).images_per_s;
+}
+
+if (o.ceiling) {
+  for (const workers of workerCounts) {
+    if (batch % workers !== 0) program.error(`--batch ${batch} does not split evenly over ${workers} workers`);
+    const rates = await Promise.all(Array.from({ length: workers }, () => stepBench(batch / workers)));
+    console.log(JSON.stringify({
+      ceiling: true, model: o.model, image_size: size, global_batch: batch, workers, per_process_batch: batch / workers,
+      images_per_s: Number(rates.reduce((a, b) => a + b, 0).toFixed(2)), images_per_s_per_process: rates,
+    }));
+  }
+  process.exit(0);
+}
 
 for (const workers of workerCounts) {
   if (batch % workers !== 0) program.error(`--batch ${batch} does not split evenly over ${workers} workers`);
