@@ -60,8 +60,10 @@ for (const model of ['vae', 'mssim_vae', 'vae_gan']) {
     const two = join(dir, `${model}-two`);
     const r1 = run(TRAIN, ['train', ...tiny, ...flags, '--out', one]);
     assert.equal(r1.status, 0, r1.stderr);
-    const r2 = run(DIST, ['--cpu-workers', '2', ...tiny, ...flags, '--out', two]);
+    // Buckets and frames far smaller than the gradients: many of each per all-reduce.
+    const r2 = run(DIST, ['--cpu-workers', '2', ...tiny, ...flags, '--bucket-mb', '0.0625', '--chunk-kb', '8', '--out', two]);
     assert.equal(r2.status, 0, r2.stderr);
+    assert.match(r2.stderr, /all-reduce in buckets of 0\.0625 MiB, frames of 8 KiB/);
     const a = trainableWeights(one, sets);
     const b = trainableWeights(two, sets);
     const diff = maxAbsDiff(a, b);
@@ -74,6 +76,19 @@ for (const model of ['vae', 'mssim_vae', 'vae_gan']) {
     init.dispose();
   });
 }
+
+test('bad data-plane sizes are refused before any worker starts, naming the flag', () => {
+  const cases: [string[], RegExp][] = [
+    [['--bucket-mb', '0'], /--bucket-mb must give a positive whole number of 4-byte floats, got '0'/],
+    [['--chunk-kb', '1.001'], /--chunk-kb must give a positive whole number/],
+    [['--bucket-mb', '1', '--chunk-kb', '2048'], /--chunk-kb 2048 is larger than the bucket \(--bucket-mb 1\)/],
+  ];
+  for (const [flags, message] of cases) {
+    const r = run(DIST, ['--cpu-workers', '2', ...tiny, ...flags, '--max-steps', '1', '--out', join(dir, 'bad-sizes')]);
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, message);
+  }
+});
 
 test('a medvae-dist checkpoint resumes under medvae train, and the other way round', () => {
   const runDir = join(dir, 'crossover');

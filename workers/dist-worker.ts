@@ -28,7 +28,9 @@ const api: WorkerApi = {
   async prepare(p) {
     plan = p;
     metrics = new TrainingMetrics({ rank: p.rank });
-    listener = await listenForRing({ rank: p.rank, worldSize: p.worldSize, listen: { host: p.listenHost, port: 0 } });
+    listener = await listenForRing({
+      rank: p.rank, worldSize: p.worldSize, listen: { host: p.listenHost, port: 0 }, bucketBytes: p.bucketBytes, chunkBytes: p.chunkBytes,
+    });
     return { port: listener.port };
   },
 

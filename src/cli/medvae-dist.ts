@@ -11,6 +11,7 @@ import { metricsHooks } from '../train/metrics-hooks.ts';
 import { TrainingMetrics } from '../metrics/registry.ts';
 import { CoordinatorMetrics } from '../metrics/aggregate.ts';
 import { launch } from '../dist/coordinator.ts';
+import { DEFAULT_BUCKET_BYTES, DEFAULT_CHUNK_BYTES, DEFAULT_MAX_FRAME_BYTES } from '../dist/ring.ts';
 
 interface DistFlags extends TrainFlags {
   gpus?: string;
@@ -18,6 +19,8 @@ interface DistFlags extends TrainFlags {
   maxRestarts: string;
   stepTimeout: string;
   listenHost: string;
+  bucketMb: string;
+  chunkKb: string;
 }
 
 class DistUsageError extends Error {
@@ -56,6 +59,20 @@ function positive(flag: string, value: string): number {
   return n;
 }
 
+/** --bucket-mb and --chunk-kb in bytes: whole float32s, a chunk no larger than its bucket nor a frame. */
+function dataPlaneSizes(flags: DistFlags): { bucketBytes: number; chunkBytes: number } {
+  const bytes = (flag: string, value: string, unit: number): number => {
+    const n = Number(value) * unit;
+    if (!Number.isFinite(n) || n < 4 || n % 4 !== 0) throw new DistUsageError(`${flag} must give a positive whole number of 4-byte floats, got '${value}'`);
+    return n;
+  };
+  const bucketBytes = bytes('--bucket-mb', flags.bucketMb, 2 ** 20);
+  const chunkBytes = bytes('--chunk-kb', flags.chunkKb, 2 ** 10);
+  if (chunkBytes > bucketBytes) throw new DistUsageError(`--chunk-kb ${flags.chunkKb} is larger than the bucket (--bucket-mb ${flags.bucketMb})`);
+  if (chunkBytes > DEFAULT_MAX_FRAME_BYTES) throw new DistUsageError(`--chunk-kb ${flags.chunkKb} exceeds the largest frame a worker accepts (${DEFAULT_MAX_FRAME_BYTES / 2 ** 10} KiB)`);
+  return { bucketBytes, chunkBytes };
+}
+
 const program = addTrainFlags(new Command('medvae-dist')
   .description('data-parallel training: one worker process per GPU (or CPU worker), gradients averaged every step'))
   .option('--gpus <ids>', 'GPU indices, one worker each, e.g. 0,1 (one GPU: no coordinator, the single-GPU path)')
@@ -63,6 +80,8 @@ const program = addTrainFlags(new Command('medvae-dist')
   .option('--max-restarts <n>', 'restart all workers from the last checkpoint up to n times when one dies or hangs', '0')
   .option('--step-timeout <seconds>', 'after its first step, a worker whose step count does not move for this long is treated as hung (start-up may take up to 300 s)', '600')
   .option('--listen-host <host>', `data-plane address of the workers (beyond loopback needs MEDVAE_DIST_TOKEN)`, '127.0.0.1')
+  .option('--bucket-mb <MiB>', 'all-reduce bucket size: gradients are reduced this many MiB at a time', String(DEFAULT_BUCKET_BYTES / 2 ** 20))
+  .option('--chunk-kb <KiB>', 'frame size within a bucket: the unit that is pipelined around the ring', String(DEFAULT_CHUNK_BYTES / 2 ** 10))
   .action(async (flags: DistFlags) => {
     await runCommand(Boolean(flags.debug), async () => {
       const progress = createProgress(flags.logFormat, { everySteps: 10 });
@@ -72,7 +91,9 @@ const program = addTrainFlags(new Command('medvae-dist')
       const signal = interruptSignal(() => progress.info('interrupted: workers finish this step, then rank 0 saves a checkpoint (Ctrl-C again to stop at once)'));
       const maxRestarts = positive('--max-restarts', flags.maxRestarts);
       const stepTimeoutMs = positive('--step-timeout', flags.stepTimeout) * 1000;
-      progress.info(`run directory: ${runDir}; workers: ${devices.join(', ')}`);
+      const { bucketBytes, chunkBytes } = dataPlaneSizes(flags);
+      const dataPlane = devices.length > 1 ? `; all-reduce in buckets of ${bucketBytes / 2 ** 20} MiB, frames of ${chunkBytes / 2 ** 10} KiB` : '';
+      progress.info(`run directory: ${runDir}; workers: ${devices.join(', ')}${dataPlane}`);
 
       if (devices.length === 1) {
         // The single-device fallback: same loop, same outputs, no coordinator and no IPC.
@@ -95,7 +116,7 @@ const program = addTrainFlags(new Command('medvae-dist')
       try {
         const { results, restarts } = await launch({
           config, runDir, resume: flags.resume, devices, maxRestarts, stepTimeoutMs, logFormat: flags.logFormat,
-          progress, metrics, signal, listenHost: flags.listenHost,
+          progress, metrics, signal, listenHost: flags.listenHost, bucketBytes, chunkBytes,
         });
         const peak = results.map((r) => `${Math.round(r.peakRssBytes / 2 ** 20)} MiB`).join(', ');
         progress.info(`finished at step ${results[0]!.step} (${results[0]!.stoppedBy}) with ${devices.length} workers, ${restarts} restart(s); checkpoint ${results[0]!.checkpoint || '(none)'}; peak RSS per worker: ${peak}`);

@@ -39,6 +39,9 @@ export interface LaunchOptions {
   signal: AbortSignal;
   /** Data-plane listen address of every worker (loopback unless running across hosts). */
   listenHost: string;
+  /** All-reduce bucket size and frame (pipelining chunk) size of the data plane. */
+  bucketBytes: number;
+  chunkBytes: number;
 }
 
 export interface LaunchResult {
@@ -141,7 +144,7 @@ async function attempt(opts: LaunchOptions, resume: string | undefined): Promise
     const run = (async () => {
       const ports = await Promise.all(workers.map((w) => w.api.prepare({
         rank: w.rank, worldSize, device: w.device, config: opts.config, runDir: opts.runDir, resume,
-        logFormat: opts.logFormat, listenHost: opts.listenHost,
+        logFormat: opts.logFormat, listenHost: opts.listenHost, bucketBytes: opts.bucketBytes, chunkBytes: opts.chunkBytes,
       })));
       const peers = ports.map(({ port }) => ({ host: opts.listenHost, port }));
       return Promise.all(workers.map((w) => w.api.train(peers)));

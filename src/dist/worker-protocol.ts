@@ -18,6 +18,9 @@ export interface WorkerPlan {
   logFormat: LogFormat;
   /** Address the data plane listens on (port 0: ephemeral, reported back by prepare()). */
   listenHost: string;
+  /** All-reduce bucket and frame sizes of the data plane (every rank must use the same). */
+  bucketBytes: number;
+  chunkBytes: number;
 }
 
 export interface WorkerHealth {
