@@ -31,6 +31,15 @@ export function encodeNpy(array: NpyInput): Buffer {
 
 const DOS_DATE_1980 = (0 << 9) | (1 << 5) | 1;
 
+/** A zip64 extended-information extra field (id 0x0001) carrying the given 64-bit values in order. */
+function zip64Extra(values: readonly number[]): Buffer {
+  const extra = Buffer.alloc(4 + 8 * values.length);
+  extra.writeUInt16LE(0x0001, 0);
+  extra.writeUInt16LE(8 * values.length, 2);
+  values.forEach((v, i) => extra.writeBigUInt64LE(BigInt(v), 4 + 8 * i));
+  return extra;
+}
+
 /** A zip archive of the given members. */
 export function encodeZip(members: { name: string; data: Buffer }[], variant: NpzVariant): Buffer {
   const parts: Buffer[] = [];
@@ -51,14 +60,7 @@ export function encodeZip(members: { name: string; data: Buffer }[], variant: Np
     local.writeUInt32LE(zip64 ? 0xffffffff : body.length, 18);
     local.writeUInt32LE(zip64 ? 0xffffffff : m.data.length, 22);
     local.writeUInt16LE(name.length, 26);
-    let localExtra = Buffer.alloc(0);
-    if (zip64) {
-      localExtra = Buffer.alloc(20);
-      localExtra.writeUInt16LE(0x0001, 0);
-      localExtra.writeUInt16LE(16, 2);
-      localExtra.writeBigUInt64LE(BigInt(m.data.length), 4);
-      localExtra.writeBigUInt64LE(BigInt(body.length), 12);
-    }
+    const localExtra = zip64 ? zip64Extra([m.data.length, body.length]) : Buffer.alloc(0);
     local.writeUInt16LE(localExtra.length, 28);
     parts.push(local, name, localExtra, body);
 
@@ -69,15 +71,7 @@ export function encodeZip(members: { name: string; data: Buffer }[], variant: Np
     entry.writeUInt16LE(method, 10);
     entry.writeUInt16LE(DOS_DATE_1980, 14);
     entry.writeUInt32LE(crc, 16);
-    let centralExtra = Buffer.alloc(0);
-    if (zip64) {
-      centralExtra = Buffer.alloc(28);
-      centralExtra.writeUInt16LE(0x0001, 0);
-      centralExtra.writeUInt16LE(24, 2);
-      centralExtra.writeBigUInt64LE(BigInt(m.data.length), 4);
-      centralExtra.writeBigUInt64LE(BigInt(body.length), 12);
-      centralExtra.writeBigUInt64LE(BigInt(offset), 20);
-    }
+    const centralExtra = zip64 ? zip64Extra([m.data.length, body.length, offset]) : Buffer.alloc(0);
     entry.writeUInt32LE(zip64 ? 0xffffffff : body.length, 20);
     entry.writeUInt32LE(zip64 ? 0xffffffff : m.data.length, 24);
     entry.writeUInt16LE(name.length, 28);
