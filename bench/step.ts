@@ -110,7 +110,8 @@ console.log(JSON.stringify({
   params: model.paramCount(),
   images_per_s: Number(((batchSize * 1000) / stepMs).toFixed(2)),
   step_ms_median: Number(stepMs.toFixed(1)),
-  optimizer_ms_median: Number(median(optimizerMs.slice(1)).toFixed(1)),
+  // The timed steps only: not the warm-up (first) nor a --profile step (last).
+  optimizer_ms_median: Number(median(optimizerMs.slice(1, 1 + steps)).toFixed(1)),
   peak_rss_mb: Math.round(peakRss / 2 ** 20),
   tensors_leaked: tensorsLeaked,
 }));

@@ -21,11 +21,6 @@ function readFlat(tensors: readonly tf.Tensor[]): Float32Array {
   return values;
 }
 
-/** New tensors shaped like `like` from one array (caller disposes). */
-function splitFlat(values: Float32Array, like: readonly tf.Tensor[]): tf.Tensor[] {
-  return tensorsFrom(values, like.map((t) => t.shape));
-}
-
 /**
  * Each collective's all-reduce buffer, reused from step to step while its size stays the same: a
  * fresh gradient-sized array every step costs garbage collections (see src/backend/tensor-io.ts).
@@ -67,7 +62,7 @@ export async function averageAcrossWorkers(
   // same step, so none is left waiting in an all-reduce its peers never join.
   const scalars = Float32Array.from([...termNames.map((n) => terms[n]!), stopRequested ? 1 : 0]);
   await collective.allReduceMean([values, scalars]);
-  const averaged = splitFlat(values, tensors);
+  const averaged = tensorsFrom(values, tensors.map((t) => t.shape));
   slots.forEach(({ group, name }, i) => {
     grads[group]![name]!.dispose();
     grads[group]![name] = averaged[i]!;
@@ -86,7 +81,7 @@ export async function broadcastWeights(collective: StepCollective, variables: tf
   if (collective.worldSize === 1) return;
   const values = readFlat(variables);
   await collective.broadcast([values], 0);
-  splitFlat(values, variables).forEach((value, i) => {
+  tensorsFrom(values, variables.map((v) => v.shape)).forEach((value, i) => {
     variables[i]!.assign(value);
     value.dispose();
   });
