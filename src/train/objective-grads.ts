@@ -67,10 +67,61 @@ function nodesBetween(tape: readonly TapeNode[], xs: readonly tf.Tensor[], y: tf
     .map((node) => ({ ...node, inputs: Object.fromEntries(Object.entries(node.inputs).filter(([, t]) => fromX.has(t.id))) }));
 }
 
-/** d y / d x for every x, by walking `nodes` backwards from dy/dy = 1; zeros where y does not depend on x. */
+/**
+ * The gradients held during a walk, by tensor id. A gradient function may hand back the very
+ * tensor it was given (one object under two ids), so a tensor is disposed only when no id holds it.
+ */
+class GradientStore {
+  private readonly byId = new Map<number, tf.Tensor>();
+  private readonly holders = new Map<tf.Tensor, number>();
+
+  get(id: number): tf.Tensor | undefined {
+    return this.byId.get(id);
+  }
+
+  /** Adds `dx` to the gradient held for `id` (or holds `dx` itself when there is none). */
+  accumulate(id: number, dx: tf.Tensor): void {
+    const sum = this.byId.get(id);
+    if (sum === undefined) {
+      this.hold(id, dx);
+      return;
+    }
+    const total = tf.add(sum, dx);
+    this.release(id);
+    if (!this.holders.has(dx)) dx.dispose();
+    this.hold(id, total);
+  }
+
+  /** Drops the gradient of `id`, disposing it unless another id still holds the same tensor. */
+  release(id: number): void {
+    const t = this.byId.get(id);
+    if (t === undefined) return;
+    this.byId.delete(id);
+    const left = this.holders.get(t)! - 1;
+    if (left > 0) this.holders.set(t, left);
+    else {
+      this.holders.delete(t);
+      t.dispose();
+    }
+  }
+
+  private hold(id: number, t: tf.Tensor): void {
+    this.byId.set(id, t);
+    this.holders.set(t, (this.holders.get(t) ?? 0) + 1);
+  }
+}
+
+/**
+ * d y / d x for every x, by walking `nodes` backwards from dy/dy = 1; zeros where y does not
+ * depend on x. A node's output gradients are dropped once the node is done (every consumer of an
+ * output comes later on the tape, so was walked before it): the walk holds only the gradients
+ * still to be used, not every one it made.
+ */
 function backpropagate(nodes: readonly TapeNode[], xs: readonly tf.Tensor[], y: tf.Scalar): tf.Tensor[] {
   return tf.tidy(() => {
-    const grads = new Map<number, tf.Tensor>([[y.id, tf.onesLike(y)]]);
+    const xIds = new Set(xs.map((x) => x.id));
+    const grads = new GradientStore();
+    grads.accumulate(y.id, tf.onesLike(y));
     for (let i = nodes.length - 1; i >= 0; i--) {
       const node = nodes[i]!;
       if (!node.gradient) throw new ObjectiveGradsError(`no gradient is registered for kernel ${node.kernelName}`);
@@ -78,11 +129,9 @@ function backpropagate(nodes: readonly TapeNode[], xs: readonly tf.Tensor[], y: 
       for (const [name, input] of Object.entries(node.inputs)) {
         const grad = inputGrads[name];
         if (!grad) throw new ObjectiveGradsError(`kernel ${node.kernelName} gives no gradient for its input '${name}'`);
-        const dx = tf.tidy(grad);
-        const sum = grads.get(input.id);
-        grads.set(input.id, sum ? tf.add(sum, dx) : dx);
-        sum?.dispose();
+        grads.accumulate(input.id, tf.tidy(grad));
       }
+      for (const o of node.outputs) if (!xIds.has(o.id)) grads.release(o.id);
     }
     return xs.map((x) => grads.get(x.id) ?? tf.zerosLike(x));
   });
