@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend/index.ts';
 import { stockWasmKernel } from '../src/backend/wasm-kernels/index.ts';
+import { axisSwap } from '../src/backend/wasm-kernels/transpose.ts';
 import { mulberry32 } from '../src/train/rng.ts';
 
 type Shape4 = [number, number, number, number];
@@ -392,6 +393,62 @@ describe('Sum on wasm', () => {
   test('replaces the stock wasm kernel', () => {
     assert.ok(stockWasmKernel(tf.Sum), 'the stock Sum was kept');
     assert.notEqual(tf.getKernel(tf.Sum, 'wasm'), stockWasmKernel(tf.Sum));
+  });
+});
+
+describe('Transpose on wasm', () => {
+  test('permutations are read as axis swaps after dropping size-1 axes and merging neighbours', () => {
+    assert.deepEqual(axisSwap([64, 131072], [1, 0]), { batch: 1, rows: 64, cols: 131072, block: 1 });
+    assert.deepEqual(axisSwap([2, 3, 4, 5], [1, 2, 0, 3]), { batch: 1, rows: 2, cols: 12, block: 5 });
+    assert.deepEqual(axisSwap([4, 5, 6], [0, 2, 1]), { batch: 4, rows: 5, cols: 6, block: 1 });
+    assert.deepEqual(axisSwap([2, 3, 4, 5], [0, 2, 1, 3]), { batch: 2, rows: 3, cols: 4, block: 5 });
+    // [2,3,4] -> [4,2,3] moves the block (2,3) past 4: a [6, 4] swap.
+    assert.deepEqual(axisSwap([2, 3, 4], [2, 0, 1]), { batch: 1, rows: 6, cols: 4, block: 1 });
+    // size-1 axes drop out: [1,5,1,3] -> [3,5,1,1] is a [5, 3] swap.
+    assert.deepEqual(axisSwap([1, 5, 1, 3], [3, 1, 2, 0]), { batch: 1, rows: 5, cols: 3, block: 1 });
+    assert.equal(axisSwap([2, 3, 4, 5], [3, 2, 1, 0]), undefined, 'a full reversal is not one swap');
+    assert.equal(axisSwap([2, 3, 4], [0, 1, 2]), undefined, 'no permutation at all');
+  });
+  // Sizes past 65536 elements per slice take the SIMD path; odd sizes exercise the row and column
+  // tails of the 4x4 blocks, 300 rows several 64-row tiles.
+  const cases: { name: string; shape: number[]; perm: number[] }[] = [
+    { name: '[300, 257] -> [257, 300]', shape: [300, 257], perm: [1, 0] },
+    { name: '[67, 1031] -> [1031, 67]', shape: [67, 1031], perm: [1, 0] },
+    { name: 'NHWC -> HWNC in blocks of 4 channels', shape: [5, 70, 66, 4], perm: [1, 2, 0, 3] },
+    { name: 'NHWC -> HWNC in blocks of 3 channels', shape: [6, 61, 70, 3], perm: [1, 2, 0, 3] },
+    { name: 'batched [0, 2, 1] swaps', shape: [3, 129, 515], perm: [0, 2, 1] },
+    { name: 'batched blocks [0, 2, 1, 3]', shape: [2, 130, 170, 4], perm: [0, 2, 1, 3] },
+    { name: 'small (stock kernel)', shape: [3, 5, 7], perm: [2, 0, 1] },
+    { name: 'a full reversal (stock kernel)', shape: [4, 6, 5, 3], perm: [3, 2, 1, 0] },
+  ];
+  for (const c of cases) {
+    test(c.name, async () => {
+      await assertWasmMatchesCpu(c.name, [randomHost(c.shape, nextSeed())], ([x]) => tf.transpose(x, c.perm));
+    });
+  }
+  test('int32 values move bit for bit', async () => {
+    const values = Int32Array.from({ length: 260 * 300 }, (_, i) => i * 7 - 100000);
+    const [out] = await runOn('wasm', [{ shape: [260, 300], dtype: 'int32', values }], ([t]) => tf.transpose(t));
+    assert.equal(out.dtype, 'int32');
+    for (const [r, c] of [[0, 0], [259, 299], [3, 17], [258, 1]]) assert.equal(out.values[c * 260 + r], values[r * 300 + c]);
+  });
+  test('replaces the stock wasm kernel', () => {
+    assert.ok(stockWasmKernel(tf.Transpose), 'the stock Transpose was kept');
+    assert.notEqual(tf.getKernel(tf.Transpose, 'wasm'), stockWasmKernel(tf.Transpose));
+  });
+});
+
+describe('Identity on wasm', () => {
+  test('a clone shares the buffer and outlives the original', async () => {
+    await tf.setBackend('wasm');
+    const x = tf.tensor2d([1, -2, 3, 4.5], [2, 2]);
+    const buffers = tf.backend().numDataIds();
+    const y = tf.clone(x);
+    assert.equal(tf.backend().numDataIds(), buffers, 'no new buffer');
+    x.dispose();
+    assert.deepEqual(Array.from(y.dataSync()), [1, -2, 3, 4.5]);
+    y.dispose();
+    assert.equal(tf.backend().numDataIds(), buffers - 1, 'the buffer is freed with its last tensor');
   });
 });
 

@@ -8,6 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import type { BackendChoice } from '../config/schema.ts';
 import { installWasmMemoryGuard } from './memory.ts';
+import { loadSimdKernels } from './simd/module.ts';
 import { registerWasmTrainingKernels } from './wasm-kernels/index.ts';
 
 export {
@@ -85,6 +86,11 @@ async function activate(name: BackendName, label: string): Promise<Attempt> {
   }
   if (name === 'wasm') {
     installWasmMemoryGuard();
+    try {
+      await loadSimdKernels();
+    } catch (e) {
+      return { ok: false, why: `${label}: its SIMD kernels failed to load: ${firstLine(e)}` };
+    }
     registerWasmTrainingKernels();
   }
   return { ok: true, why: '' };

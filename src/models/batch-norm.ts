@@ -6,15 +6,18 @@
 // layer computes the same forward values and moving statistics, but its training path is one
 // tf.customGrad op with the textbook backward (Ioffe & Szegedy 2015):
 //   dx = gamma / sigma * (dy - mean(dy) - xhat * mean(dy * xhat)), dbeta = sum(dy), dgamma = sum(dy * xhat)
-// where per-channel tensors broadcast over NHWC without a Tile and per-channel means come from an
-// average pool (see channelMean). Measured on wasm, forward + backward of a 64x64x64x32
-// activation: ~180 ms against ~545 ms for the stock layer.
+// written as per-channel reductions and per-channel affine maps (../backend/channel-ops.ts): on
+// wasm each is one SIMD pass, so the forward reads the activation three times and writes only the
+// output, the backward reads dy and x twice and writes only dx, and nothing but the input is saved
+// (xhat is recomputed from it). Measured on wasm, forward + backward of a 64x64x64x32 activation:
+// ~545 ms for the stock layer, ~180 ms for the tf-op form of this one, ~25 ms with the SIMD passes.
 //
 // It serialises as Keras' standard `BatchNormalization` (same class name, config keys and weight
 // names gamma, beta, moving_mean, moving_variance), so a saved model.json loads with
 // tf.loadLayersModel in a browser. Registering it under that class name also makes this process
 // deserialise checkpoints into this faster layer.
 import * as tf from '@tensorflow/tfjs';
+import { channelAffine, channelSquaredDeviationSum, channelSum, channelSumAndDot } from '../backend/channel-ops.ts';
 
 type Kwargs = Parameters<tf.layers.Layer['call']>[1];
 type LayerArgs = NonNullable<ConstructorParameters<typeof tf.layers.Layer>[0]>;
@@ -40,22 +43,6 @@ export class BatchNormLayerError extends Error {
 type Weight = ReturnType<tf.layers.Layer['addWeight']>;
 
 /**
- * Per-channel means over every axis but the last. For NHWC activations this is an average pool
- * over the whole image followed by a mean over the (small) batch axis: a tf.mean over the leading
- * axes transposes the whole tensor first on wasm and cpu (reductions run over the innermost axis),
- * and a ones-vector matmul makes XNNPACK repack the activation as a weight matrix on every call.
- */
-function channelMean(x: tf.Tensor): tf.Tensor1D {
-  const channels = x.shape[x.rank - 1];
-  if (x.rank === 4) {
-    const [n, h, w] = x.shape;
-    const pooled = tf.avgPool(x as tf.Tensor4D, [h, w], [h, w], 'valid');
-    return tf.mean(tf.reshape(pooled, [n, channels]), 0) as tf.Tensor1D;
-  }
-  return tf.mean(tf.reshape(x, [-1, channels]), 0) as tf.Tensor1D;
-}
-
-/**
  * Training-mode batch norm of `x` over all axes but the last, with a closed-form gradient.
  * Returns the normalised output and, kept for the caller to dispose, the batch mean and (biased)
  * variance that feed the moving averages.
@@ -71,27 +58,30 @@ export function batchNormTraining(
   const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [input, g, b] = args as tf.Tensor[];
     const save = args[3] as tf.GradSaveFunc;
+    const count = input.size / input.shape[input.rank - 1];
     // Two-pass variance (mean of squared deviations): E[x^2] - mean^2 cancels badly in float32.
-    const batchMean = channelMean(input);
-    const centred = tf.sub(input, batchMean);
-    const batchVariance = channelMean(tf.square(centred));
+    const batchMean = tf.div(channelSum(input), count) as tf.Tensor1D;
+    const batchVariance = tf.div(channelSquaredDeviationSum(input, batchMean), count) as tf.Tensor1D;
     // The forward runs inside a tidy of the engine: keep the statistics for the moving averages.
     mean = tf.keep(batchMean);
     variance = tf.keep(batchVariance);
-    const invStd = tf.rsqrt(tf.add(batchVariance, epsilon));
-    const xhat = tf.mul(centred, invStd);
-    const value = tf.add(tf.mul(xhat, g), b);
-    save([xhat, invStd, g]);
+    const invStd = tf.rsqrt(tf.add(batchVariance, epsilon)) as tf.Tensor1D;
+    // y = (x - mean) * invStd * gamma + beta, as one affine map per channel.
+    const scale = tf.mul(g, invStd) as tf.Tensor1D;
+    const value = channelAffine(input, scale, tf.sub(b, tf.mul(batchMean, scale)) as tf.Tensor1D);
+    save([input, batchMean, invStd, g]);
     return {
       value,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const [savedXhat, savedInvStd, savedGamma] = saved;
-        const count = dy.size / dy.shape[dy.rank - 1];
-        // dx = gamma / sigma * (dy - mean(dy) - xhat * mean(dy * xhat)); dbeta, dgamma are the sums.
-        const meanDy = channelMean(dy);
-        const meanDyXhat = channelMean(tf.mul(dy, savedXhat));
-        const dx = tf.mul(tf.sub(tf.sub(dy, meanDy), tf.mul(savedXhat, meanDyXhat)), tf.mul(savedGamma, savedInvStd));
-        return [dx, tf.mul(meanDyXhat, count), tf.mul(meanDy, count)];
+        const [savedInput, savedMean, savedInvStd, savedGamma] = saved as [tf.Tensor, tf.Tensor1D, tf.Tensor1D, tf.Tensor1D];
+        // With xhat = (x - mean) * invStd: dbeta = sum(dy), dgamma = sum(dy * xhat), and
+        // dx = gamma * invStd * (dy - dbeta / n - xhat * dgamma / n) = A * dy + B * x + K per channel.
+        const { sum: dBeta, dot } = channelSumAndDot(dy, savedInput, savedMean);
+        const dGamma = tf.mul(dot, savedInvStd) as tf.Tensor1D;
+        const a = tf.mul(savedGamma, savedInvStd) as tf.Tensor1D;
+        const b = tf.neg(tf.mul(tf.mul(a, savedInvStd), tf.div(dGamma, count))) as tf.Tensor1D;
+        const k = tf.sub(tf.neg(tf.mul(a, tf.div(dBeta, count))), tf.mul(b, savedMean)) as tf.Tensor1D;
+        return [channelAffine(dy, a, k, savedInput, b), dGamma, dBeta];
       },
     };
   });

@@ -1,11 +1,12 @@
 // LeakyReLU with a cheaper backward pass, saved as Keras' standard `LeakyReLU`.
 //
 // TF.js differentiates leakyRelu as where(x > 0, dy, alpha * dy): a Greater producing a bool
-// tensor and a Select reading three, ~70 ms per 4M elements on wasm. The derivative is
-// step(x, alpha) (1 where x > 0, else alpha), so dx = dy * step(x, alpha): two cheap elementwise
-// ops, ~20 ms. Same class name, config and (no) weights as the stock layer, so checkpoints load
+// tensor and a Select reading three, ~70 ms per 4M elements on wasm. Here the backward is
+// leakyReluGrad (../backend/channel-ops.ts): one SIMD pass on wasm, dy * step(x, alpha)
+// elsewhere. Same class name, config and (no) weights as the stock layer, so checkpoints load
 // anywhere; registering it makes this process deserialise them into this layer.
 import * as tf from '@tensorflow/tfjs';
+import { leakyReluGrad } from '../backend/channel-ops.ts';
 
 type LayerArgs = NonNullable<ConstructorParameters<typeof tf.layers.Layer>[0]>;
 
@@ -15,7 +16,7 @@ export function leakyReluWithStepGrad(x: tf.Tensor, alpha: number): tf.Tensor {
     (args[1] as tf.GradSaveFunc)([input]);
     return {
       value: tf.leakyRelu(input, alpha),
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.mul(dy, tf.step(saved[0], alpha)),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => leakyReluGrad(dy, saved[0], alpha),
     };
   });
   return op(x);

@@ -6,9 +6,19 @@ import { conv2dBackpropInputConfig } from './conv2d-backprop-input.ts';
 import { conv2dLineFilterConfig } from './conv2d-line-filter.ts';
 import { depthwiseBackpropFilterConfig } from './depthwise-backprop-filter.ts';
 import { depthwiseBackpropInputConfig } from './depthwise-backprop-input.ts';
+import { identityConfig } from './identity.ts';
 import { sliceConfig } from './slice.ts';
+import {
+  channelAffineConfig,
+  channelSquaredDeviationSumConfig,
+  channelSumAndDotConfig,
+  channelSumConfig,
+  leakyReluConfig,
+  leakyReluGradConfig,
+} from './simd-kernels.ts';
 import { rememberStockKernel } from './stock-kernels.ts';
 import { sumConfig } from './sum.ts';
+import { transposeConfig } from './transpose.ts';
 import { unsortedSegmentSumConfig } from './unsorted-segment-sum.ts';
 
 export { stockWasmKernel } from './stock-kernels.ts';
@@ -23,11 +33,19 @@ const wasmTrainingKernels: readonly tf.KernelConfig[] = [
   batchMatMulConfig,
   conv2dLineFilterConfig,
   sliceConfig,
+  leakyReluConfig,
+  leakyReluGradConfig,
+  channelSumConfig,
+  channelSquaredDeviationSumConfig,
+  channelSumAndDotConfig,
+  channelAffineConfig,
+  transposeConfig,
+  identityConfig,
 ];
 
 /**
  * Registers (or replaces) this project's wasm training kernels; safe to call more than once.
- * Call after the wasm backend has initialised: Conv2DBackpropInput, Sum, BatchMatMul, Conv2D and Slice replace stock
+ * Call after the wasm backend has initialised: Conv2DBackpropInput, Sum, BatchMatMul, Conv2D, Slice, LeakyRelu, Transpose and Identity replace stock
  * kernels, whose setup must have run because ours hand some cases back to them (and tools compare).
  */
 export function registerWasmTrainingKernels(): void {

@@ -1,0 +1,328 @@
+;; Elementwise and per-channel kernels in WebAssembly SIMD, run on tensors in the TF.js wasm heap.
+;;
+;; Why: TF.js 4.22's wasm LeakyRelu is a scalar loop (~45 ms for 8.4 M floats, where a Relu takes ~4),
+;; and a batch norm written with tf ops makes a pass over the activation per op (sub, square, mul,
+;; add, two average pools, ...), each writing a full-size temporary. These kernels read each
+;; activation once or twice and write only the result.
+;;
+;; The module imports the TF.js module's memory, so pointers are the tensors' heap offsets (bytes).
+;; Channel kernels see an NHWC tensor as `rows` rows of `channels` floats, channels a multiple of 4.
+(module
+  (import "tfjs" "memory" (memory 1 65536))
+
+  ;; y = x > 0 ? x : alpha * x, over n floats.
+  (func (export "leaky_relu") (param $x i32) (param $y i32) (param $n i32) (param $alpha f32)
+    (local $end i32) (local $vectorEnd i32) (local $slope v128) (local $v v128) (local $s f32)
+    (local.set $slope (f32x4.splat (local.get $alpha)))
+    (local.set $end (i32.add (local.get $x) (i32.shl (local.get $n) (i32.const 2))))
+    (local.set $vectorEnd (i32.add (local.get $x) (i32.shl (i32.and (local.get $n) (i32.const -4)) (i32.const 2))))
+    (block $vectorsDone
+      (loop $vectors
+        (br_if $vectorsDone (i32.ge_u (local.get $x) (local.get $vectorEnd)))
+        (local.set $v (v128.load (local.get $x)))
+        (v128.store (local.get $y)
+          (v128.bitselect (local.get $v) (f32x4.mul (local.get $v) (local.get $slope))
+            (f32x4.gt (local.get $v) (v128.const f32x4 0 0 0 0))))
+        (local.set $x (i32.add (local.get $x) (i32.const 16)))
+        (local.set $y (i32.add (local.get $y) (i32.const 16)))
+        (br $vectors)))
+    (block $done
+      (loop $scalars
+        (br_if $done (i32.ge_u (local.get $x) (local.get $end)))
+        (local.set $s (f32.load (local.get $x)))
+        (f32.store (local.get $y)
+          (select (local.get $s) (f32.mul (local.get $s) (local.get $alpha)) (f32.gt (local.get $s) (f32.const 0))))
+        (local.set $x (i32.add (local.get $x) (i32.const 4)))
+        (local.set $y (i32.add (local.get $y) (i32.const 4)))
+        (br $scalars))))
+
+  ;; dx = x > 0 ? dy : alpha * dy, over n floats: the gradient of leaky_relu.
+  (func (export "leaky_relu_grad") (param $dy i32) (param $x i32) (param $dx i32) (param $n i32) (param $alpha f32)
+    (local $end i32) (local $vectorEnd i32) (local $slope v128) (local $g v128) (local $s f32)
+    (local.set $slope (f32x4.splat (local.get $alpha)))
+    (local.set $end (i32.add (local.get $x) (i32.shl (local.get $n) (i32.const 2))))
+    (local.set $vectorEnd (i32.add (local.get $x) (i32.shl (i32.and (local.get $n) (i32.const -4)) (i32.const 2))))
+    (block $vectorsDone
+      (loop $vectors
+        (br_if $vectorsDone (i32.ge_u (local.get $x) (local.get $vectorEnd)))
+        (local.set $g (v128.load (local.get $dy)))
+        (v128.store (local.get $dx)
+          (v128.bitselect (local.get $g) (f32x4.mul (local.get $g) (local.get $slope))
+            (f32x4.gt (v128.load (local.get $x)) (v128.const f32x4 0 0 0 0))))
+        (local.set $dy (i32.add (local.get $dy) (i32.const 16)))
+        (local.set $x (i32.add (local.get $x) (i32.const 16)))
+        (local.set $dx (i32.add (local.get $dx) (i32.const 16)))
+        (br $vectors)))
+    (block $done
+      (loop $scalars
+        (br_if $done (i32.ge_u (local.get $x) (local.get $end)))
+        (local.set $s (f32.load (local.get $dy)))
+        (f32.store (local.get $dx)
+          (select (local.get $s) (f32.mul (local.get $s) (local.get $alpha)) (f32.gt (f32.load (local.get $x)) (f32.const 0))))
+        (local.set $dy (i32.add (local.get $dy) (i32.const 4)))
+        (local.set $x (i32.add (local.get $x) (i32.const 4)))
+        (local.set $dx (i32.add (local.get $dx) (i32.const 4)))
+        (br $scalars))))
+
+  ;; The end (byte offset from the first row) of the block of rows starting at `start`: at most 128
+  ;; rows. Channel sums add each block into its own accumulator first and the block sums into the
+  ;; total, so a float32 sum over 262144 rows carries the rounding of ~2k additions, not 262k.
+  (func $blockEnd (param $start i32) (param $total i32) (param $rowBytes i32) (result i32)
+    (select
+      (i32.add (local.get $start) (i32.shl (local.get $rowBytes) (i32.const 7)))
+      (local.get $total)
+      (i32.gt_u (i32.sub (local.get $total) (local.get $start)) (i32.shl (local.get $rowBytes) (i32.const 7)))))
+
+  ;; out[c] = 0 for every channel.
+  (func $zero (param $out i32) (param $rowBytes i32)
+    (local $j i32)
+    (block $done
+      (loop $lanes
+        (br_if $done (i32.ge_u (local.get $j) (local.get $rowBytes)))
+        (v128.store (i32.add (local.get $out) (local.get $j)) (v128.const f32x4 0 0 0 0))
+        (local.set $j (i32.add (local.get $j) (i32.const 16)))
+        (br $lanes))))
+
+  ;; out[c] = sum over rows of x[r, c].
+  (func (export "channel_sum") (param $x i32) (param $rows i32) (param $channels i32) (param $out i32)
+    (local $rowBytes i32) (local $total i32) (local $start i32) (local $end i32) (local $j i32) (local $p i32) (local $acc v128)
+    (local.set $rowBytes (i32.shl (local.get $channels) (i32.const 2)))
+    (local.set $total (i32.mul (local.get $rows) (local.get $rowBytes)))
+    (call $zero (local.get $out) (local.get $rowBytes))
+    (block $blocksDone
+      (loop $blocks
+        (br_if $blocksDone (i32.ge_u (local.get $start) (local.get $total)))
+        (local.set $end (call $blockEnd (local.get $start) (local.get $total) (local.get $rowBytes)))
+        (local.set $j (i32.const 0))
+        (block $lanesDone
+          (loop $lanes
+            (br_if $lanesDone (i32.ge_u (local.get $j) (local.get $rowBytes)))
+            (local.set $acc (v128.const f32x4 0 0 0 0))
+            (local.set $p (i32.add (local.get $start) (local.get $j)))
+            (block $rowsDone
+              (loop $rowsLoop
+                (br_if $rowsDone (i32.ge_u (local.get $p) (local.get $end)))
+                (local.set $acc (f32x4.add (local.get $acc) (v128.load (i32.add (local.get $x) (local.get $p)))))
+                (local.set $p (i32.add (local.get $p) (local.get $rowBytes)))
+                (br $rowsLoop)))
+            (v128.store (i32.add (local.get $out) (local.get $j))
+              (f32x4.add (v128.load (i32.add (local.get $out) (local.get $j))) (local.get $acc)))
+            (local.set $j (i32.add (local.get $j) (i32.const 16)))
+            (br $lanes)))
+        (local.set $start (local.get $end))
+        (br $blocks))))
+
+  ;; out[c] = sum over rows of (x[r, c] - center[c])^2.
+  (func (export "channel_squared_deviation_sum") (param $x i32) (param $center i32) (param $rows i32) (param $channels i32) (param $out i32)
+    (local $rowBytes i32) (local $total i32) (local $start i32) (local $end i32) (local $j i32) (local $p i32)
+    (local $acc v128) (local $c v128) (local $d v128)
+    (local.set $rowBytes (i32.shl (local.get $channels) (i32.const 2)))
+    (local.set $total (i32.mul (local.get $rows) (local.get $rowBytes)))
+    (call $zero (local.get $out) (local.get $rowBytes))
+    (block $blocksDone
+      (loop $blocks
+        (br_if $blocksDone (i32.ge_u (local.get $start) (local.get $total)))
+        (local.set $end (call $blockEnd (local.get $start) (local.get $total) (local.get $rowBytes)))
+        (local.set $j (i32.const 0))
+        (block $lanesDone
+          (loop $lanes
+            (br_if $lanesDone (i32.ge_u (local.get $j) (local.get $rowBytes)))
+            (local.set $acc (v128.const f32x4 0 0 0 0))
+            (local.set $c (v128.load (i32.add (local.get $center) (local.get $j))))
+            (local.set $p (i32.add (local.get $start) (local.get $j)))
+            (block $rowsDone
+              (loop $rowsLoop
+                (br_if $rowsDone (i32.ge_u (local.get $p) (local.get $end)))
+                (local.set $d (f32x4.sub (v128.load (i32.add (local.get $x) (local.get $p))) (local.get $c)))
+                (local.set $acc (f32x4.add (local.get $acc) (f32x4.mul (local.get $d) (local.get $d))))
+                (local.set $p (i32.add (local.get $p) (local.get $rowBytes)))
+                (br $rowsLoop)))
+            (v128.store (i32.add (local.get $out) (local.get $j))
+              (f32x4.add (v128.load (i32.add (local.get $out) (local.get $j))) (local.get $acc)))
+            (local.set $j (i32.add (local.get $j) (i32.const 16)))
+            (br $lanes)))
+        (local.set $start (local.get $end))
+        (br $blocks))))
+
+  ;; sums[c] = sum over rows of dy[r, c]; dots[c] = sum over rows of dy[r, c] * (x[r, c] - center[c]).
+  (func (export "channel_sum_and_dot") (param $dy i32) (param $x i32) (param $center i32) (param $rows i32) (param $channels i32)
+    (param $sums i32) (param $dots i32)
+    (local $rowBytes i32) (local $total i32) (local $start i32) (local $end i32) (local $j i32) (local $p i32)
+    (local $sum v128) (local $dot v128) (local $c v128) (local $g v128)
+    (local.set $rowBytes (i32.shl (local.get $channels) (i32.const 2)))
+    (local.set $total (i32.mul (local.get $rows) (local.get $rowBytes)))
+    (call $zero (local.get $sums) (local.get $rowBytes))
+    (call $zero (local.get $dots) (local.get $rowBytes))
+    (block $blocksDone
+      (loop $blocks
+        (br_if $blocksDone (i32.ge_u (local.get $start) (local.get $total)))
+        (local.set $end (call $blockEnd (local.get $start) (local.get $total) (local.get $rowBytes)))
+        (local.set $j (i32.const 0))
+        (block $lanesDone
+          (loop $lanes
+            (br_if $lanesDone (i32.ge_u (local.get $j) (local.get $rowBytes)))
+            (local.set $sum (v128.const f32x4 0 0 0 0))
+            (local.set $dot (v128.const f32x4 0 0 0 0))
+            (local.set $c (v128.load (i32.add (local.get $center) (local.get $j))))
+            (local.set $p (i32.add (local.get $start) (local.get $j)))
+            (block $rowsDone
+              (loop $rowsLoop
+                (br_if $rowsDone (i32.ge_u (local.get $p) (local.get $end)))
+                (local.set $g (v128.load (i32.add (local.get $dy) (local.get $p))))
+                (local.set $sum (f32x4.add (local.get $sum) (local.get $g)))
+                (local.set $dot (f32x4.add (local.get $dot)
+                  (f32x4.mul (local.get $g) (f32x4.sub (v128.load (i32.add (local.get $x) (local.get $p))) (local.get $c)))))
+                (local.set $p (i32.add (local.get $p) (local.get $rowBytes)))
+                (br $rowsLoop)))
+            (v128.store (i32.add (local.get $sums) (local.get $j))
+              (f32x4.add (v128.load (i32.add (local.get $sums) (local.get $j))) (local.get $sum)))
+            (v128.store (i32.add (local.get $dots) (local.get $j))
+              (f32x4.add (v128.load (i32.add (local.get $dots) (local.get $j))) (local.get $dot)))
+            (local.set $j (i32.add (local.get $j) (i32.const 16)))
+            (br $lanes)))
+        (local.set $start (local.get $end))
+        (br $blocks))))
+
+  ;; y[r, c] = u[r, c] * a[c] + v[r, c] * b[c] + k[c]. With b = 0 and v = u, an affine map of u.
+  (func (export "channel_affine") (param $u i32) (param $v i32) (param $a i32) (param $b i32) (param $k i32) (param $y i32)
+    (param $rows i32) (param $channels i32)
+    (local $rowBytes i32) (local $total i32) (local $row i32) (local $j i32) (local $p i32)
+    (local.set $rowBytes (i32.shl (local.get $channels) (i32.const 2)))
+    (local.set $total (i32.mul (local.get $rows) (local.get $rowBytes)))
+    (block $rowsDone
+      (loop $rowsLoop
+        (br_if $rowsDone (i32.ge_u (local.get $row) (local.get $total)))
+        (local.set $j (i32.const 0))
+        (block $lanesDone
+          (loop $lanes
+            (br_if $lanesDone (i32.ge_u (local.get $j) (local.get $rowBytes)))
+            (local.set $p (i32.add (local.get $row) (local.get $j)))
+            (v128.store (i32.add (local.get $y) (local.get $p))
+              (f32x4.add
+                (f32x4.add
+                  (f32x4.mul (v128.load (i32.add (local.get $u) (local.get $p))) (v128.load (i32.add (local.get $a) (local.get $j))))
+                  (f32x4.mul (v128.load (i32.add (local.get $v) (local.get $p))) (v128.load (i32.add (local.get $b) (local.get $j)))))
+                (v128.load (i32.add (local.get $k) (local.get $j)))))
+            (local.set $j (i32.add (local.get $j) (i32.const 16)))
+            (br $lanes)))
+        (local.set $row (i32.add (local.get $row) (local.get $rowBytes)))
+        (br $rowsLoop))))
+;; y[c, r] = x[r, c] for x of `rows` x `cols` floats: 4x4 blocks moved with eight shuffles,
+  ;; in tiles of 64 rows so that the 64 input rows' cache lines stay in L1 while the columns move
+  ;; on, and each output row is written in contiguous runs. TF.js's own Transpose moves one float at
+  ;; a time through a generic index computation (~50 ms for 8.4 M floats).
+  (func (export "transpose") (param $x i32) (param $y i32) (param $rows i32) (param $cols i32)
+    (local $inStride i32) (local $outStride i32) (local $r0 i32) (local $rEnd i32) (local $rVecEnd i32)
+    (local $c i32) (local $cVecEnd i32) (local $r i32) (local $k i32) (local $src i32) (local $dst i32)
+    (local $a v128) (local $b v128) (local $e v128) (local $d v128) (local $lo0 v128) (local $hi0 v128) (local $lo1 v128) (local $hi1 v128)
+    (local.set $inStride (i32.shl (local.get $cols) (i32.const 2)))
+    (local.set $outStride (i32.shl (local.get $rows) (i32.const 2)))
+    (local.set $cVecEnd (i32.and (local.get $cols) (i32.const -4)))
+    (block $tilesDone
+      (loop $tiles
+        (br_if $tilesDone (i32.ge_u (local.get $r0) (local.get $rows)))
+        (local.set $rEnd (select (i32.add (local.get $r0) (i32.const 64)) (local.get $rows)
+          (i32.gt_u (i32.sub (local.get $rows) (local.get $r0)) (i32.const 64))))
+        (local.set $rVecEnd (i32.add (local.get $r0) (i32.and (i32.sub (local.get $rEnd) (local.get $r0)) (i32.const -4))))
+        (local.set $c (i32.const 0))
+        (block $colsDone
+          (loop $colsLoop
+            (br_if $colsDone (i32.ge_u (local.get $c) (local.get $cVecEnd)))
+            (local.set $r (local.get $r0))
+            (block $blocksDone
+              (loop $blocks
+                (br_if $blocksDone (i32.ge_u (local.get $r) (local.get $rVecEnd)))
+                (local.set $src (i32.add (local.get $x) (i32.shl (i32.add (i32.mul (local.get $r) (local.get $cols)) (local.get $c)) (i32.const 2))))
+                (local.set $dst (i32.add (local.get $y) (i32.shl (i32.add (i32.mul (local.get $c) (local.get $rows)) (local.get $r)) (i32.const 2))))
+                (local.set $a (v128.load (local.get $src)))
+                (local.set $b (v128.load (i32.add (local.get $src) (local.get $inStride))))
+                (local.set $e (v128.load (i32.add (local.get $src) (i32.shl (local.get $inStride) (i32.const 1)))))
+                (local.set $d (v128.load (i32.add (local.get $src) (i32.mul (local.get $inStride) (i32.const 3)))))
+                ;; [a0 b0 a1 b1], [a2 b2 a3 b3], [e0 d0 e1 d1], [e2 d2 e3 d3]
+                (local.set $lo0 (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $a) (local.get $b)))
+                (local.set $hi0 (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $a) (local.get $b)))
+                (local.set $lo1 (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $e) (local.get $d)))
+                (local.set $hi1 (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $e) (local.get $d)))
+                ;; columns: [a0 b0 e0 d0], [a1 b1 e1 d1], [a2 b2 e2 d2], [a3 b3 e3 d3]
+                (v128.store (local.get $dst)
+                  (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $lo0) (local.get $lo1)))
+                (v128.store (i32.add (local.get $dst) (local.get $outStride))
+                  (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $lo0) (local.get $lo1)))
+                (v128.store (i32.add (local.get $dst) (i32.shl (local.get $outStride) (i32.const 1)))
+                  (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $hi0) (local.get $hi1)))
+                (v128.store (i32.add (local.get $dst) (i32.mul (local.get $outStride) (i32.const 3)))
+                  (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $hi0) (local.get $hi1)))
+                (local.set $r (i32.add (local.get $r) (i32.const 4)))
+                (br $blocks)))
+            ;; the tile's last rows (fewer than 4) of these four columns, one float at a time
+            (block $rowTailDone
+              (loop $rowTail
+                (br_if $rowTailDone (i32.ge_u (local.get $r) (local.get $rEnd)))
+                (local.set $k (i32.const 0))
+                (block $kDone
+                  (loop $kLoop
+                    (br_if $kDone (i32.ge_u (local.get $k) (i32.const 4)))
+                    (f32.store
+                      (i32.add (local.get $y) (i32.shl (i32.add (i32.mul (i32.add (local.get $c) (local.get $k)) (local.get $rows)) (local.get $r)) (i32.const 2)))
+                      (f32.load (i32.add (local.get $x) (i32.shl (i32.add (i32.mul (local.get $r) (local.get $cols)) (i32.add (local.get $c) (local.get $k))) (i32.const 2)))))
+                    (local.set $k (i32.add (local.get $k) (i32.const 1)))
+                    (br $kLoop)))
+                (local.set $r (i32.add (local.get $r) (i32.const 1)))
+                (br $rowTail)))
+            (local.set $c (i32.add (local.get $c) (i32.const 4)))
+            (br $colsLoop)))
+        ;; the last columns (fewer than 4) of the tile's rows
+        (block $colTailDone
+          (loop $colTail
+            (br_if $colTailDone (i32.ge_u (local.get $c) (local.get $cols)))
+            (local.set $r (local.get $r0))
+            (block $rDone
+              (loop $rLoop
+                (br_if $rDone (i32.ge_u (local.get $r) (local.get $rEnd)))
+                (f32.store
+                  (i32.add (local.get $y) (i32.shl (i32.add (i32.mul (local.get $c) (local.get $rows)) (local.get $r)) (i32.const 2)))
+                  (f32.load (i32.add (local.get $x) (i32.shl (i32.add (i32.mul (local.get $r) (local.get $cols)) (local.get $c)) (i32.const 2)))))
+                (local.set $r (i32.add (local.get $r) (i32.const 1)))
+                (br $rLoop)))
+            (local.set $c (i32.add (local.get $c) (i32.const 1)))
+            (br $colTail)))
+        (local.set $r0 (local.get $rEnd))
+        (br $tiles))))
+
+  ;; y[c, r, :] = x[r, c, :] for x of `rows` x `cols` blocks of `block` floats each: a transpose
+  ;; that moves whole runs (NHWC [B, H*W, C] to [H*W, B, C]), read in order, written a run at a time.
+  (func (export "transpose_blocks") (param $x i32) (param $y i32) (param $rows i32) (param $cols i32) (param $block i32)
+    (local $blockBytes i32) (local $vecBytes i32) (local $outStride i32) (local $r i32) (local $c i32)
+    (local $src i32) (local $dst i32) (local $i i32)
+    (local.set $blockBytes (i32.shl (local.get $block) (i32.const 2)))
+    (local.set $vecBytes (i32.and (local.get $blockBytes) (i32.const -16)))
+    (local.set $outStride (i32.mul (local.get $rows) (local.get $blockBytes)))
+    (local.set $src (local.get $x))
+    (block $rowsDone
+      (loop $rowsLoop
+        (br_if $rowsDone (i32.ge_u (local.get $r) (local.get $rows)))
+        (local.set $dst (i32.add (local.get $y) (i32.mul (local.get $r) (local.get $blockBytes))))
+        (local.set $c (i32.const 0))
+        (block $colsDone
+          (loop $colsLoop
+            (br_if $colsDone (i32.ge_u (local.get $c) (local.get $cols)))
+            (local.set $i (i32.const 0))
+            (block $vecDone
+              (loop $vec
+                (br_if $vecDone (i32.ge_u (local.get $i) (local.get $vecBytes)))
+                (v128.store (i32.add (local.get $dst) (local.get $i)) (v128.load (i32.add (local.get $src) (local.get $i))))
+                (local.set $i (i32.add (local.get $i) (i32.const 16)))
+                (br $vec)))
+            (block $tailDone
+              (loop $tail
+                (br_if $tailDone (i32.ge_u (local.get $i) (local.get $blockBytes)))
+                (f32.store (i32.add (local.get $dst) (local.get $i)) (f32.load (i32.add (local.get $src) (local.get $i))))
+                (local.set $i (i32.add (local.get $i) (i32.const 4)))
+                (br $tail)))
+            (local.set $src (i32.add (local.get $src) (local.get $blockBytes)))
+            (local.set $dst (i32.add (local.get $dst) (local.get $outStride)))
+            (local.set $c (i32.add (local.get $c) (i32.const 1)))
+            (br $colsLoop)))
+        (local.set $r (i32.add (local.get $r) (i32.const 1)))
+        (br $rowsLoop))))
+)

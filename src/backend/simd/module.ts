@@ -1,0 +1,70 @@
+// Loads kernels.wat into the process: assembled with wabt, instantiated on the TF.js wasm
+// backend's own memory so that its functions read and write tensors in place (no copies in or
+// out). Pointers passed to these functions are heap byte offsets from wasmHeapOffset().
+import { readFile } from 'node:fs/promises';
+import * as tf from '@tensorflow/tfjs';
+import wabtInit from 'wabt';
+
+export interface SimdKernels {
+  leaky_relu(x: number, y: number, n: number, alpha: number): void;
+  leaky_relu_grad(dy: number, x: number, dx: number, n: number, alpha: number): void;
+  channel_sum(x: number, rows: number, channels: number, out: number): void;
+  channel_squared_deviation_sum(x: number, center: number, rows: number, channels: number, out: number): void;
+  channel_sum_and_dot(dy: number, x: number, center: number, rows: number, channels: number, sums: number, dots: number): void;
+  channel_affine(u: number, v: number, a: number, b: number, k: number, y: number, rows: number, channels: number): void;
+  transpose(x: number, y: number, rows: number, cols: number): void;
+  transpose_blocks(x: number, y: number, rows: number, cols: number, block: number): void;
+}
+
+/** The parts of TF.js's wasm backend these kernels touch (internals, checked when loaded). */
+interface WasmBackendInternals {
+  wasm: { asm?: { memory?: unknown } };
+  dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined };
+}
+
+export class SimdKernelError extends Error {
+  override name = 'SimdKernelError';
+}
+
+const SOURCE = new URL('./kernels.wat', import.meta.url);
+
+let instance: { memory: WebAssembly.Memory; kernels: SimdKernels } | undefined;
+
+function wasmBackend(): WasmBackendInternals {
+  if (tf.getBackend() !== 'wasm') throw new SimdKernelError(`SIMD kernels run on the wasm backend, the active one is '${tf.getBackend()}'`);
+  return tf.backend() as unknown as WasmBackendInternals;
+}
+
+/** Assembles and instantiates the kernels on the active wasm backend's memory (once per process). */
+export async function loadSimdKernels(): Promise<SimdKernels> {
+  const memory = wasmBackend().wasm.asm?.memory;
+  if (!(memory instanceof WebAssembly.Memory)) {
+    throw new SimdKernelError('the TF.js wasm module does not export its memory (wasm.asm.memory): this TF.js version is not supported');
+  }
+  if (instance?.memory === memory) return instance.kernels;
+  const wabt = await wabtInit();
+  const text = await readFile(SOURCE, 'utf8');
+  const parsed = wabt.parseWat(SOURCE.pathname, text, { simd: true });
+  try {
+    const { buffer } = parsed.toBinary({});
+    const compiled = new WebAssembly.Module(new Uint8Array(buffer));
+    const kernels = new WebAssembly.Instance(compiled, { tfjs: { memory } }).exports as unknown as SimdKernels;
+    instance = { memory, kernels };
+    return kernels;
+  } finally {
+    parsed.destroy();
+  }
+}
+
+/** The kernels instantiated on the active backend's memory, or undefined before loadSimdKernels(). */
+export function simdKernels(): SimdKernels | undefined {
+  if (tf.getBackend() !== 'wasm' || instance === undefined) return undefined;
+  return instance.memory === (tf.backend() as unknown as WasmBackendInternals).wasm.asm?.memory ? instance.kernels : undefined;
+}
+
+/** Heap byte offset of a wasm tensor's data. */
+export function wasmHeapOffset(info: tf.TensorInfo): number {
+  const entry = wasmBackend().dataIdMap.get(info.dataId);
+  if (entry === undefined) throw new SimdKernelError(`tensor of shape [${info.shape.join(',')}] has no data on the wasm backend`);
+  return entry.memoryOffset;
+}
