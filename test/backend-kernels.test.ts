@@ -178,13 +178,14 @@ describe('Conv2DBackpropFilter on wasm', () => {
 
 describe('Conv2DBackpropFilter on wasm, a filter (dy or x) large enough to be taken in row chunks', () => {
   const cases: ConvCase[] = [
-    { name: 'stride 2 same, 16 rows in chunks of 7', x: [16, 32, 32, 2], filter: [3, 3, 2, 280], strides: [2, 2], pad: 'same' },
+    // (channels that are not whole vectors: the direct loop below does not take these)
+    { name: 'stride 2 same, 16 rows in chunks of 7', x: [16, 32, 32, 6], filter: [3, 3, 6, 280], strides: [2, 2], pad: 'same' },
     // x is the filter here (stride 1, Co < Ci): 32 rows in chunks of 15
-    { name: 'stride 1 same, Co < Ci, x in row chunks', x: [17, 32, 32, 64], filter: [3, 3, 64, 2], strides: [1, 1], pad: 'same' },
+    { name: 'stride 1 same, Co < Ci, x in row chunks', x: [17, 32, 32, 62], filter: [3, 3, 62, 6], strides: [1, 1], pad: 'same' },
     {
       name: 'stride 2, padding 1 all round',
-      x: [16, 31, 30, 2],
-      filter: [3, 3, 2, 280],
+      x: [16, 31, 30, 6],
+      filter: [3, 3, 6, 280],
       strides: [2, 2],
       pad: [
         [0, 0],
@@ -195,6 +196,28 @@ describe('Conv2DBackpropFilter on wasm, a filter (dy or x) large enough to be ta
     },
   ];
   for (const c of cases) backpropFilterTest(c);
+});
+
+describe('Conv2DBackpropFilter on wasm, at most 4 channels on one side or output rows of 16+ (the direct SIMD loop)', () => {
+  const cases: ConvCase[] = [
+    { name: 'image layer 3 -> 32, stride 2 same', x: [4, 16, 16, 3], filter: [3, 3, 3, 32], strides: [2, 2], pad: 'same' },
+    { name: 'output layer 32 -> 3, stride 1 same', x: [3, 9, 11, 32], filter: [3, 3, 32, 3], strides: [1, 1], pad: 'same' },
+    { name: '1 -> 20 (one group of 16 lanes and one of 4), stride 2 valid, odd sizes', x: [2, 11, 9, 1], filter: [3, 3, 1, 20], strides: [2, 2], pad: 'valid' },
+    { name: '8 -> 1, 4x2 filter, explicit padding', x: [2, 7, 8, 8], filter: [4, 2, 8, 1], strides: [1, 2], pad: [[0, 0], [2, 1], [0, 1], [0, 0]] },
+    { name: '4 -> 4, a 5x5 filter wider than the image with stride 1 same', x: [3, 4, 3, 4], filter: [5, 5, 4, 4], strides: [1, 1], pad: 'same' },
+    { name: '8 -> 12, output rows of 17, stride 2 same', x: [2, 34, 34, 8], filter: [3, 3, 8, 12], strides: [2, 2], pad: 'same' },
+    { name: '20 -> 5, output rows of 34, stride 1 valid', x: [1, 20, 36, 20], filter: [3, 3, 20, 5], strides: [1, 1], pad: 'valid' },
+  ];
+  for (const c of cases) backpropFilterTest(c);
+  test('runs as one kernel: no convolution or transpose inside', async () => {
+    await tf.setBackend('wasm');
+    const x = tf.randomNormal([2, 8, 8, 3]);
+    const dy = tf.randomNormal([2, 4, 4, 16]);
+    const attrs = { strides: [2, 2], pad: 'same', dataFormat: 'NHWC', filterShape: [3, 3, 3, 16] } as unknown as tf.NamedAttrMap;
+    const { kernelNames, result } = await tf.profile(() => tf.engine().runKernel(tf.Conv2DBackpropFilter, { x, dy }, attrs) as tf.Tensor);
+    assert.deepEqual(kernelNames, [tf.Conv2DBackpropFilter]);
+    tf.dispose([x, dy, result as tf.Tensor]);
+  });
 });
 
 describe('Conv2DBackpropInput on wasm', () => {

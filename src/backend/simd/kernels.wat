@@ -325,4 +325,135 @@
             (br $colsLoop)))
         (local.set $r (i32.add (local.get $r) (i32.const 1)))
         (br $rowsLoop))))
+;; Stores the four lanes of v at p, p + laneBytes, p + 2 laneBytes, p + 3 laneBytes.
+  (func $storeLanes (param $p i32) (param $v v128) (param $laneBytes i32)
+    (if (i32.eq (local.get $laneBytes) (i32.const 4))
+      (then (v128.store (local.get $p) (local.get $v)))
+      (else
+        (f32.store (local.get $p) (f32x4.extract_lane 0 (local.get $v)))
+        (f32.store (i32.add (local.get $p) (local.get $laneBytes)) (f32x4.extract_lane 1 (local.get $v)))
+        (f32.store (i32.add (local.get $p) (i32.shl (local.get $laneBytes) (i32.const 1))) (f32x4.extract_lane 2 (local.get $v)))
+        (f32.store (i32.add (local.get $p) (i32.mul (local.get $laneBytes) (i32.const 3))) (f32x4.extract_lane 3 (local.get $v))))))
+
+  ;; A conv filter gradient where one operand has few channels, as a list of passes: each pass is
+  ;; one filter tap, one channel c of the few-channel operand (`scal`) and 4 (or, when wide, 16)
+  ;; channels of the other (`vec`), and sums vec[...] * scal[..., c] over every image and output
+  ;; position whose input position lies inside the image. The table holds per pass 8 i32s:
+  ;; vec offset, scal offset (bytes from vec and scal to output position (0, 0) of image 0 for that
+  ;; tap and channel: it may lie outside the tensor, only positions in range are read), output
+  ;; address, first and end output row, first and end output column, wide. Loops run image, output
+  ;; row, pass: the input rows a row's passes read stay in cache (a loop over passes outermost
+  ;; streamed a 33 MB activation once per pass). `sums` is scratch for 32 floats per pass: per image
+  ;; sums, then the total over images; the totals are stored at each pass's output address, lane k
+  ;; at + k * laneBytes (vector k at + 4k * laneBytes).
+  (func (export "filter_grad")
+    (param $vec i32) (param $scal i32) (param $images i32) (param $outRows i32)
+    (param $vecImageBytes i32) (param $vecRowBytes i32) (param $vecColBytes i32)
+    (param $scalImageBytes i32) (param $scalRowBytes i32) (param $scalColBytes i32)
+    (param $table i32) (param $passes i32) (param $sums i32) (param $laneBytes i32)
+    (local $b i32) (local $row i32) (local $p i32) (local $entry i32) (local $acc i32) (local $i i32) (local $end i32)
+    (local $pv i32) (local $ps i32) (local $n i32) (local $s v128)
+    (local $a0 v128) (local $a1 v128) (local $a2 v128) (local $a3 v128)
+    ;; totals live in the second half of the scratch
+    (local.set $end (i32.shl (local.get $passes) (i32.const 7)))
+    (local.set $i (i32.const 0))
+    (block $zeroDone
+      (loop $zeroLoop
+        (br_if $zeroDone (i32.ge_u (local.get $i) (local.get $end)))
+        (v128.store (i32.add (local.get $sums) (local.get $i)) (v128.const f32x4 0 0 0 0))
+        (local.set $i (i32.add (local.get $i) (i32.const 16)))
+        (br $zeroLoop)))
+    (block $imagesDone
+      (loop $imagesLoop
+        (br_if $imagesDone (i32.ge_u (local.get $b) (local.get $images)))
+        (local.set $row (i32.const 0))
+        (block $rowsDone
+          (loop $rowsLoop
+            (br_if $rowsDone (i32.ge_u (local.get $row) (local.get $outRows)))
+            (local.set $p (i32.const 0))
+            (block $passesDone
+              (loop $passesLoop
+                (br_if $passesDone (i32.ge_u (local.get $p) (local.get $passes)))
+                (local.set $entry (i32.add (local.get $table) (i32.shl (local.get $p) (i32.const 5))))
+                (if (i32.and
+                      (i32.ge_s (local.get $row) (i32.load offset=12 (local.get $entry)))
+                      (i32.lt_s (local.get $row) (i32.load offset=16 (local.get $entry))))
+                  (then
+                    (local.set $acc (i32.add (local.get $sums) (i32.shl (local.get $p) (i32.const 6))))
+                    (local.set $pv (i32.add (i32.add (local.get $vec) (i32.load (local.get $entry)))
+                      (i32.add (i32.mul (local.get $b) (local.get $vecImageBytes))
+                        (i32.add (i32.mul (local.get $row) (local.get $vecRowBytes))
+                          (i32.mul (i32.load offset=20 (local.get $entry)) (local.get $vecColBytes))))))
+                    (local.set $ps (i32.add (i32.add (local.get $scal) (i32.load offset=4 (local.get $entry)))
+                      (i32.add (i32.mul (local.get $b) (local.get $scalImageBytes))
+                        (i32.add (i32.mul (local.get $row) (local.get $scalRowBytes))
+                          (i32.mul (i32.load offset=20 (local.get $entry)) (local.get $scalColBytes))))))
+                    (local.set $n (i32.sub (i32.load offset=24 (local.get $entry)) (i32.load offset=20 (local.get $entry))))
+                    (local.set $a0 (v128.load (local.get $acc)))
+                    (if (i32.load offset=28 (local.get $entry))
+                      (then
+                        (local.set $a1 (v128.load offset=16 (local.get $acc)))
+                        (local.set $a2 (v128.load offset=32 (local.get $acc)))
+                        (local.set $a3 (v128.load offset=48 (local.get $acc)))
+                        (block $wideDone
+                          (loop $wideLoop
+                            (br_if $wideDone (i32.le_s (local.get $n) (i32.const 0)))
+                            (local.set $s (v128.load32_splat (local.get $ps)))
+                            (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (v128.load (local.get $pv)) (local.get $s))))
+                            (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul (v128.load offset=16 (local.get $pv)) (local.get $s))))
+                            (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (v128.load offset=32 (local.get $pv)) (local.get $s))))
+                            (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul (v128.load offset=48 (local.get $pv)) (local.get $s))))
+                            (local.set $pv (i32.add (local.get $pv) (local.get $vecColBytes)))
+                            (local.set $ps (i32.add (local.get $ps) (local.get $scalColBytes)))
+                            (local.set $n (i32.sub (local.get $n) (i32.const 1)))
+                            (br $wideLoop)))
+                        (v128.store offset=16 (local.get $acc) (local.get $a1))
+                        (v128.store offset=32 (local.get $acc) (local.get $a2))
+                        (v128.store offset=48 (local.get $acc) (local.get $a3)))
+                      (else
+                        (block $narrowDone
+                          (loop $narrowLoop
+                            (br_if $narrowDone (i32.le_s (local.get $n) (i32.const 0)))
+                            (local.set $a0 (f32x4.add (local.get $a0)
+                              (f32x4.mul (v128.load (local.get $pv)) (v128.load32_splat (local.get $ps)))))
+                            (local.set $pv (i32.add (local.get $pv) (local.get $vecColBytes)))
+                            (local.set $ps (i32.add (local.get $ps) (local.get $scalColBytes)))
+                            (local.set $n (i32.sub (local.get $n) (i32.const 1)))
+                            (br $narrowLoop)))))
+                    (v128.store (local.get $acc) (local.get $a0))))
+                (local.set $p (i32.add (local.get $p) (i32.const 1)))
+                (br $passesLoop)))
+            (local.set $row (i32.add (local.get $row) (i32.const 1)))
+            (br $rowsLoop)))
+        ;; totals += this image's sums; the sums restart at zero
+        (local.set $i (i32.const 0))
+        (local.set $end (i32.shl (local.get $passes) (i32.const 6)))
+        (block $foldDone
+          (loop $foldLoop
+            (br_if $foldDone (i32.ge_u (local.get $i) (local.get $end)))
+            (local.set $acc (i32.add (local.get $sums) (local.get $i)))
+            (v128.store (i32.add (local.get $acc) (local.get $end))
+              (f32x4.add (v128.load (i32.add (local.get $acc) (local.get $end))) (v128.load (local.get $acc))))
+            (v128.store (local.get $acc) (v128.const f32x4 0 0 0 0))
+            (local.set $i (i32.add (local.get $i) (i32.const 16)))
+            (br $foldLoop)))
+        (local.set $b (i32.add (local.get $b) (i32.const 1)))
+        (br $imagesLoop)))
+    (local.set $p (i32.const 0))
+    (block $storeDone
+      (loop $storeLoop
+        (br_if $storeDone (i32.ge_u (local.get $p) (local.get $passes)))
+        (local.set $entry (i32.add (local.get $table) (i32.shl (local.get $p) (i32.const 5))))
+        (local.set $acc (i32.add (i32.add (local.get $sums) (i32.shl (local.get $passes) (i32.const 6))) (i32.shl (local.get $p) (i32.const 6))))
+        (call $storeLanes (i32.load offset=8 (local.get $entry)) (v128.load (local.get $acc)) (local.get $laneBytes))
+        (if (i32.load offset=28 (local.get $entry))
+          (then
+            (call $storeLanes (i32.add (i32.load offset=8 (local.get $entry)) (i32.shl (local.get $laneBytes) (i32.const 2)))
+              (v128.load offset=16 (local.get $acc)) (local.get $laneBytes))
+            (call $storeLanes (i32.add (i32.load offset=8 (local.get $entry)) (i32.shl (local.get $laneBytes) (i32.const 3)))
+              (v128.load offset=32 (local.get $acc)) (local.get $laneBytes))
+            (call $storeLanes (i32.add (i32.load offset=8 (local.get $entry)) (i32.mul (local.get $laneBytes) (i32.const 12)))
+              (v128.load offset=48 (local.get $acc)) (local.get $laneBytes))))
+        (local.set $p (i32.add (local.get $p) (i32.const 1)))
+        (br $storeLoop))))
 )

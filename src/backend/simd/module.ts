@@ -14,6 +14,12 @@ export interface SimdKernels {
   channel_affine(u: number, v: number, a: number, b: number, k: number, y: number, rows: number, channels: number): void;
   transpose(x: number, y: number, rows: number, cols: number): void;
   transpose_blocks(x: number, y: number, rows: number, cols: number, block: number): void;
+  filter_grad(
+    vec: number, scal: number, images: number, outRows: number,
+    vecImageBytes: number, vecRowBytes: number, vecColBytes: number,
+    scalImageBytes: number, scalRowBytes: number, scalColBytes: number,
+    table: number, passes: number, sums: number, laneBytes: number,
+  ): void;
 }
 
 /** The parts of TF.js's wasm backend these kernels touch (internals, checked when loaded). */

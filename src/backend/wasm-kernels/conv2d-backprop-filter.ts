@@ -9,6 +9,7 @@
 // 2-D transpose of x is ~2.5x faster than the 4-D one that putting Ci in the batch axis needs (the
 // output then needs no transpose at all); the padding is done inside the conv, per image row.
 import * as tf from '@tensorflow/tfjs';
+import { simdKernels, wasmHeapOffset, type SimdKernels } from '../simd/module.ts';
 import { composedWasmKernel, cropToConvPadding, nhwcConvInfo } from './compose.ts';
 
 /** Most floats one conv takes as its filter when the filter is split. */
@@ -94,7 +95,7 @@ function filterFromDyInput(x: tf.Tensor4D, dy: tf.Tensor4D, info: tf.backend_uti
   return tf.reshape(taps, [filterHeight, filterWidth, inChannels, outChannels]);
 }
 
-export const conv2dBackpropFilterConfig = composedWasmKernel(
+const composed = composedWasmKernel(
   tf.Conv2DBackpropFilter,
   ['x', 'dy'],
   ({ x, dy }, attrs: tf.Conv2DBackpropFilterAttrs) => {
@@ -105,3 +106,108 @@ export const conv2dBackpropFilterConfig = composedWasmKernel(
     return correlate(x as tf.Tensor4D, dy as tf.Tensor4D, info);
   },
 );
+
+/** Output rows at least this wide make the direct loop faster than the conv for any channel counts. */
+const DIRECT_MIN_OUT_WIDTH = 16;
+
+/**
+ * Which operand the direct loop (filterGradDirect) reads as vectors, or undefined to run the conv.
+ * The loop wins where the conv's GEMM is badly shaped: when one side has at most 4 channels (the
+ * image layers 3 -> 32 and 32 -> 3: a GEMM dimension of 3 or 27, ~2.5 GMAC/s; here 32 and 4.5 ms
+ * -> 4.5 and 27 ms at 64x64, batch 64) and when output rows are long (x [64,64,64,32], dy
+ * [64,32,32,32]: 82 -> 46 ms; [64,32,32,32] x [64,16,16,64]: 37 -> 26 ms). With 8-wide rows and
+ * more channels the per-row pass overhead takes over (29 ms conv, 48 ms loop): those stay convs.
+ */
+function directVectorOperand(info: tf.backend_util.Conv2DInfo): 'x' | 'dy' | undefined {
+  if (info.dataFormat !== 'channelsLast') return undefined;
+  if (info.inChannels <= 4 && info.outChannels % 4 === 0) return 'dy';
+  if (info.inChannels % 4 === 0 && (info.outChannels <= 4 || info.outWidth >= DIRECT_MIN_OUT_WIDTH)) return 'x';
+  return undefined;
+}
+
+/** [first, end) of the output positions whose input position o*stride + tap - pad lies in [0, size). */
+function validRange(outSize: number, size: number, stride: number, tap: number, pad: number): [number, number] {
+  const first = Math.max(0, Math.ceil((pad - tap) / stride));
+  const last = Math.min(outSize - 1, Math.floor((size - 1 + pad - tap) / stride));
+  return [first, Math.max(first, last + 1)];
+}
+
+interface WasmBackendData {
+  makeOutput(shape: number[], dtype: tf.DataType, memoryOffset?: number, values?: tf.backend_util.BackendValues): tf.TensorInfo;
+  disposeData(dataId: object, force?: boolean): boolean;
+}
+
+/** One pass of filter_grad: 8 i32s, as the SIMD module reads them. */
+const PASS_INTS = 8;
+
+/**
+ * dW by the SIMD module's filter_grad: one pass per tap, per channel of the few-channel operand and
+ * per group of 16 (or 4) channels of the other, all run together output row by output row. Lanes
+ * run over dy's channels (each pass writes a dW row as it lies) or over x's (lanes a dW row apart).
+ */
+function filterGradDirect(kernels: SimdKernels, x: tf.TensorInfo, dy: tf.TensorInfo, info: tf.backend_util.Conv2DInfo, backend: WasmBackendData, vector: 'x' | 'dy'): tf.TensorInfo {
+  const { batchSize, inHeight, inWidth, inChannels, outHeight, outWidth, outChannels, filterHeight, filterWidth } = info;
+  const [sh, sw] = [info.strideHeight, info.strideWidth];
+  const { top, left } = info.padInfo;
+  const f = 4;
+  const out = backend.makeOutput([filterHeight, filterWidth, inChannels, outChannels], 'float32');
+  const outAt = wasmHeapOffset(out);
+  const xStrides = [inHeight * inWidth * inChannels * f, sh * inWidth * inChannels * f, sw * inChannels * f] as const;
+  const dyStrides = [outHeight * outWidth * outChannels * f, outWidth * outChannels * f, outChannels * f] as const;
+  const vectorChannels = vector === 'dy' ? outChannels : inChannels;
+  const scalarChannels = vector === 'dy' ? inChannels : outChannels;
+  // the vector operand's channels in groups of 16 lanes (wide), then of 4
+  const groups: { first: number; wide: number }[] = [];
+  let v = 0;
+  for (; v + 16 <= vectorChannels; v += 16) groups.push({ first: v, wide: 1 });
+  for (; v < vectorChannels; v += 4) groups.push({ first: v, wide: 0 });
+  const table: number[] = [];
+  for (let i = 0; i < filterHeight; i++) {
+    const [rowLo, rowHi] = validRange(outHeight, inHeight, sh, i, top);
+    for (let j = 0; j < filterWidth; j++) {
+      const [colLo, colHi] = validRange(outWidth, inWidth, sw, j, left);
+      // from x's start to its position for output (0, 0) and this tap: negative in the padding
+      const xTap = ((i - top) * inWidth + (j - left)) * inChannels * f;
+      const tapOut = outAt + (i * filterWidth + j) * inChannels * outChannels * f;
+      for (let c = 0; c < scalarChannels; c++) {
+        for (const { first, wide } of groups) {
+          const [vecOffset, scalOffset, dst] =
+            vector === 'dy'
+              ? [first * f, xTap + c * f, tapOut + (c * outChannels + first) * f]
+              : [xTap + first * f, c * f, tapOut + (first * outChannels + c) * f];
+          table.push(vecOffset, scalOffset, dst, rowLo, rowHi, colLo, colHi, wide);
+        }
+      }
+    }
+  }
+  const passes = table.length / PASS_INTS;
+  const tableInfo = backend.makeOutput([table.length], 'int32', undefined, Int32Array.from(table));
+  const sums = backend.makeOutput([passes * 32], 'float32');
+  try {
+    const [vec, vecStrides, scal, scalStrides] =
+      vector === 'dy' ? [dy, dyStrides, x, xStrides] : [x, xStrides, dy, dyStrides];
+    kernels.filter_grad(
+      wasmHeapOffset(vec), wasmHeapOffset(scal), batchSize, outHeight, ...vecStrides, ...scalStrides,
+      wasmHeapOffset(tableInfo), passes, wasmHeapOffset(sums), vector === 'dy' ? f : outChannels * f,
+    );
+  } finally {
+    backend.disposeData(tableInfo.dataId, true);
+    backend.disposeData(sums.dataId, true);
+  }
+  return out;
+}
+
+export const conv2dBackpropFilterConfig: tf.KernelConfig = {
+  ...composed,
+  kernelFunc: (args) => {
+    const { x, dy } = args.inputs;
+    const kernels = simdKernels();
+    if (x !== undefined && dy !== undefined && kernels !== undefined && x.dtype === 'float32' && dy.dtype === 'float32') {
+      const attrs = args.attrs as unknown as tf.Conv2DBackpropFilterAttrs;
+      const info = nhwcConvInfo('Conv2DBackpropFilter', x.shape as [number, number, number, number], attrs.filterShape, attrs);
+      const vector = directVectorOperand(info);
+      if (vector !== undefined) return filterGradDirect(kernels, x, dy, info, args.backend as unknown as WasmBackendData, vector);
+    }
+    return composed.kernelFunc(args);
+  },
+};
