@@ -256,6 +256,37 @@ describe('Conv2DBackpropInput on wasm', () => {
   });
 });
 
+describe('Conv2DBackpropInput on wasm, strided with 8+ dy channels (one GEMM and a col2im)', () => {
+  const cases: ConvCase[] = [
+    { name: 'stride 2 same, 8 <- 16 channels', x: [2, 8, 8, 8], filter: [3, 3, 8, 16], strides: [2, 2], pad: 'same' },
+    { name: 'stride 2 valid, odd sizes, 4 <- 12', x: [3, 9, 7, 4], filter: [3, 3, 4, 12], strides: [2, 2], pad: 'valid' },
+    {
+      name: 'strides 2x3, 5x4 filter, explicit padding',
+      x: [2, 10, 11, 12],
+      filter: [5, 4, 12, 8],
+      strides: [2, 3],
+      pad: [[0, 0], [2, 1], [1, 2], [0, 0]],
+    },
+    { name: 'stride 2 valid, kernel = stride', x: [1, 6, 6, 8], filter: [2, 2, 8, 8], strides: [2, 2], pad: 'valid' },
+    { name: 'a 2x2 image from 1x1, 16 <- 32 (the decoder\'s first layer, small)', x: [3, 2, 2, 16], filter: [3, 3, 16, 32], strides: [2, 2], pad: 'same' },
+  ];
+  for (const c of cases) {
+    test(c.name, async () => {
+      const info = convInfo(c, false);
+      const dy = randomHost(info.outShape, nextSeed());
+      const filter = randomHost(c.filter, nextSeed());
+      const attrs = { strides: c.strides, pad: c.pad, dataFormat: 'NHWC', inputShape: c.x } as unknown as tf.NamedAttrMap;
+      const run = ([dyT, filterT]: tf.Tensor[]): tf.Tensor => tf.engine().runKernel(tf.Conv2DBackpropInput, { dy: dyT, filter: filterT }, attrs) as tf.Tensor;
+      await assertWasmMatchesCpu(c.name, [dy, filter], run);
+      await tf.setBackend('wasm');
+      const [dyT, filterT] = [toTensor(dy), toTensor(filter)];
+      const { kernelNames, result } = await tf.profile(() => run([dyT, filterT]));
+      assert.ok(kernelNames.includes('MedvaeCol2Im') && !kernelNames.includes(tf.Conv2D), kernelNames.join(','));
+      tf.dispose([dyT, filterT, result as tf.Tensor]);
+    });
+  }
+});
+
 const depthwiseCases: ConvCase[] = [
   { name: 'stride 1 same, odd, batch 1, M=1', x: [1, 7, 7, 3], filter: [3, 3, 3, 1], strides: [1, 1], pad: 'same' },
   { name: 'stride 2 same, even, batch 2, M=2', x: [2, 8, 8, 3], filter: [3, 3, 3, 2], strides: [2, 2], pad: 'same' },

@@ -456,4 +456,63 @@
               (v128.load offset=48 (local.get $acc)) (local.get $laneBytes))))
         (local.set $p (i32.add (local.get $p) (i32.const 1)))
         (br $storeLoop))))
+;; dx = 0, then dx[b, oh*sh + i - pt, ow*sw + j - pl, :] += cols[b, oh, ow, i, j, :] for every
+  ;; position that lands inside dx: the col2im that turns the GEMM dy x W^T into the input gradient
+  ;; of a convolution. Channels in whole vectors; cols is read once, in order.
+  (func (export "col2im")
+    (param $cols i32) (param $dx i32) (param $images i32) (param $outRows i32) (param $outCols i32)
+    (param $rows i32) (param $width i32) (param $channels i32)
+    (param $kh i32) (param $kw i32) (param $sh i32) (param $sw i32) (param $pt i32) (param $pl i32)
+    (local $pixelBytes i32) (local $end i32) (local $q i32) (local $b i32) (local $oh i32) (local $ow i32)
+    (local $i i32) (local $j i32) (local $h i32) (local $w i32) (local $d i32) (local $c i32) (local $p i32)
+    (local.set $pixelBytes (i32.shl (local.get $channels) (i32.const 2)))
+    (local.set $end (i32.add (local.get $dx)
+      (i32.mul (i32.mul (local.get $images) (i32.mul (local.get $rows) (local.get $width))) (local.get $pixelBytes))))
+    (local.set $q (local.get $dx))
+    (block $zeroDone
+      (loop $zeroLoop
+        (br_if $zeroDone (i32.ge_u (local.get $q) (local.get $end)))
+        (v128.store (local.get $q) (v128.const f32x4 0 0 0 0))
+        (local.set $q (i32.add (local.get $q) (i32.const 16)))
+        (br $zeroLoop)))
+    (local.set $p (local.get $cols))
+    (block $imagesDone (loop $imagesLoop
+      (br_if $imagesDone (i32.ge_u (local.get $b) (local.get $images)))
+      (local.set $oh (i32.const 0))
+      (block $ohDone (loop $ohLoop
+        (br_if $ohDone (i32.ge_u (local.get $oh) (local.get $outRows)))
+        (local.set $ow (i32.const 0))
+        (block $owDone (loop $owLoop
+          (br_if $owDone (i32.ge_u (local.get $ow) (local.get $outCols)))
+          (local.set $i (i32.const 0))
+          (block $iDone (loop $iLoop
+            (br_if $iDone (i32.ge_u (local.get $i) (local.get $kh)))
+            (local.set $h (i32.sub (i32.add (i32.mul (local.get $oh) (local.get $sh)) (local.get $i)) (local.get $pt)))
+            (local.set $j (i32.const 0))
+            (block $jDone (loop $jLoop
+              (br_if $jDone (i32.ge_u (local.get $j) (local.get $kw)))
+              (local.set $w (i32.sub (i32.add (i32.mul (local.get $ow) (local.get $sw)) (local.get $j)) (local.get $pl)))
+              ;; unsigned compares also reject negative h and w
+              (if (i32.and (i32.lt_u (local.get $h) (local.get $rows)) (i32.lt_u (local.get $w) (local.get $width)))
+                (then
+                  (local.set $d (i32.add (local.get $dx) (i32.mul (i32.add (i32.mul (i32.add (i32.mul (local.get $b) (local.get $rows)) (local.get $h))
+                    (local.get $width)) (local.get $w)) (local.get $pixelBytes))))
+                  (local.set $c (i32.const 0))
+                  (block $cDone (loop $cLoop
+                    (br_if $cDone (i32.ge_u (local.get $c) (local.get $pixelBytes)))
+                    (v128.store (i32.add (local.get $d) (local.get $c))
+                      (f32x4.add (v128.load (i32.add (local.get $d) (local.get $c))) (v128.load (i32.add (local.get $p) (local.get $c)))))
+                    (local.set $c (i32.add (local.get $c) (i32.const 16)))
+                    (br $cLoop)))))
+              (local.set $p (i32.add (local.get $p) (local.get $pixelBytes)))
+              (local.set $j (i32.add (local.get $j) (i32.const 1)))
+              (br $jLoop)))
+            (local.set $i (i32.add (local.get $i) (i32.const 1)))
+            (br $iLoop)))
+          (local.set $ow (i32.add (local.get $ow) (i32.const 1)))
+          (br $owLoop)))
+        (local.set $oh (i32.add (local.get $oh) (i32.const 1)))
+        (br $ohLoop)))
+      (local.set $b (i32.add (local.get $b) (i32.const 1)))
+      (br $imagesLoop))))
 )

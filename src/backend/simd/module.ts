@@ -20,6 +20,10 @@ export interface SimdKernels {
     scalImageBytes: number, scalRowBytes: number, scalColBytes: number,
     table: number, passes: number, sums: number, laneBytes: number,
   ): void;
+  col2im(
+    cols: number, dx: number, images: number, outRows: number, outCols: number, rows: number, width: number, channels: number,
+    kh: number, kw: number, sh: number, sw: number, pt: number, pl: number,
+  ): void;
 }
 
 /** The parts of TF.js's wasm backend these kernels touch (internals, checked when loaded). */

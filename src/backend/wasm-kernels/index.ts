@@ -13,6 +13,7 @@ import {
   channelSquaredDeviationSumConfig,
   channelSumAndDotConfig,
   channelSumConfig,
+  col2imConfig,
   leakyReluConfig,
   leakyReluGradConfig,
 } from './simd-kernels.ts';
@@ -39,6 +40,7 @@ const wasmTrainingKernels: readonly tf.KernelConfig[] = [
   channelSquaredDeviationSumConfig,
   channelSumAndDotConfig,
   channelAffineConfig,
+  col2imConfig,
   transposeConfig,
   identityConfig,
 ];

@@ -1,6 +1,7 @@
 // TF.js kernels on wasm backed by this project's SIMD module (../simd/kernels.wat): LeakyRelu
-// replaces the stock scalar loop for float32, and five kernels of our own serve leakyReluGrad and
-// the per-channel ops of ../channel-ops.ts. Each writes its output straight into the heap.
+// replaces the stock scalar loop for float32, five kernels of our own serve leakyReluGrad and the
+// per-channel ops of ../channel-ops.ts, and col2im serves Conv2DBackpropInput. Each writes its
+// output straight into the heap.
 import * as tf from '@tensorflow/tfjs';
 import { simdKernels, SimdKernelError, wasmHeapOffset, type SimdKernels } from '../simd/module.ts';
 import { stockWasmKernel } from './stock-kernels.ts';
@@ -10,6 +11,7 @@ export const CHANNEL_SUM = 'MedvaeChannelSum';
 export const CHANNEL_SQUARED_DEVIATION_SUM = 'MedvaeChannelSquaredDeviationSum';
 export const CHANNEL_SUM_AND_DOT = 'MedvaeChannelSumAndDot';
 export const CHANNEL_AFFINE = 'MedvaeChannelAffine';
+export const COL2IM = 'MedvaeCol2Im';
 
 interface WasmOutputs {
   makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
@@ -116,4 +118,30 @@ export const channelAffineConfig = simdKernel(CHANNEL_AFFINE, ['u', 'v', 'a', 'b
   const y = backend.makeOutput([...u.shape], 'float32');
   kernels.channel_affine(at(u), at(v), at(a), at(b), at(k), at(y), rows, channels);
   return y;
+});
+
+/** The geometry col2im needs: the conv's input (dx) shape, its output size, filter size, strides, leading pads. */
+export interface Col2ImAttrs {
+  inputShape: [number, number, number, number];
+  outHeight: number;
+  outWidth: number;
+  filterHeight: number;
+  filterWidth: number;
+  strideHeight: number;
+  strideWidth: number;
+  padTop: number;
+  padLeft: number;
+}
+
+export const col2imConfig = simdKernel(COL2IM, ['cols'], (kernels, [cols], backend, attrs) => {
+  const a = attrs as unknown as Col2ImAttrs;
+  const [images, rows, width, channels] = a.inputShape;
+  const expected = images * a.outHeight * a.outWidth * a.filterHeight * a.filterWidth * channels;
+  if (tf.util.sizeFromShape(cols.shape) !== expected || channels % 4 !== 0) {
+    throw new SimdKernelError(`${COL2IM}: cols of shape [${cols.shape.join(',')}] do not hold ${expected} values in whole vectors of channels (${channels})`);
+  }
+  const dx = backend.makeOutput([...a.inputShape], 'float32');
+  kernels.col2im(at(cols), at(dx), images, a.outHeight, a.outWidth, rows, width, channels,
+    a.filterHeight, a.filterWidth, a.strideHeight, a.strideWidth, a.padTop, a.padLeft);
+  return dx;
 });
