@@ -492,6 +492,23 @@ describe('Transpose on wasm', () => {
   });
 });
 
+describe('Tanh on wasm (2 sigmoid(2x) - 1)', () => {
+  test('within 3e-7 of float64 tanh from -12 to 12, tiny values and zero included, and the same gradient as cpu', async () => {
+    const xs = Float32Array.from({ length: 4001 }, (_, i) => (i - 2000) * 0.006);
+    xs.set([0, 1e-30, -1e-7, 3e-5, 20, -20], 0);
+    await tf.setBackend('wasm');
+    const [ys, dxs] = tf.tidy(() => {
+      const x = tf.tensor1d(xs);
+      return [tf.tanh(x).dataSync(), tf.grad((v: tf.Tensor) => tf.sum(tf.tanh(v)))(x).dataSync()];
+    });
+    xs.forEach((x, i) => assert.ok(Math.abs(ys[i] - Math.tanh(x)) <= 3e-7, `tanh(${x}) = ${ys[i]}, float64 ${Math.tanh(x)}`));
+    await tf.setBackend('cpu');
+    const cpuDx = tf.tidy(() => tf.grad((v: tf.Tensor) => tf.sum(tf.tanh(v)))(tf.tensor1d(xs)).dataSync());
+    await tf.setBackend('wasm');
+    cpuDx.forEach((d, i) => assert.ok(Math.abs(dxs[i] - d) <= 1e-6, `dtanh at ${xs[i]}: ${dxs[i]} vs cpu ${d}`));
+  });
+});
+
 describe('Identity on wasm', () => {
   test('a clone shares the buffer and outlives the original', async () => {
     await tf.setBackend('wasm');

@@ -19,6 +19,7 @@ import {
 } from './simd-kernels.ts';
 import { rememberStockKernel } from './stock-kernels.ts';
 import { sumConfig } from './sum.ts';
+import { tanhConfig } from './tanh.ts';
 import { transposeConfig } from './transpose.ts';
 import { unsortedSegmentSumConfig } from './unsorted-segment-sum.ts';
 
@@ -43,11 +44,12 @@ const wasmTrainingKernels: readonly tf.KernelConfig[] = [
   col2imConfig,
   transposeConfig,
   identityConfig,
+  tanhConfig,
 ];
 
 /**
  * Registers (or replaces) this project's wasm training kernels; safe to call more than once.
- * Call after the wasm backend has initialised: Conv2DBackpropInput, Sum, BatchMatMul, Conv2D, Slice, LeakyRelu, Transpose and Identity replace stock
+ * Call after the wasm backend has initialised: Conv2DBackpropInput, Sum, BatchMatMul, Conv2D, Slice, LeakyRelu, Transpose, Identity and Tanh replace stock
  * kernels, whose setup must have run because ours hand some cases back to them (and tools compare).
  */
 export function registerWasmTrainingKernels(): void {
