@@ -5,9 +5,11 @@
 // input x as [1, H, W*Ci, B] (a 2-D transpose of x viewed as [B, H*W*Ci]), filter dy as
 // [OH, OW, B, Co], stride 1, dilation (s_h, s_w*Ci). Along the fused W*Ci axis, output position
 // j*Ci + ci reads input positions (j + ow*s_w)*Ci + ci, so the output [1, kh, kw*Ci, Co] is dW
-// in its final layout. Why this layout: wasm's Transpose is a generic per-element loop, and the
-// 2-D transpose of x is ~2.5x faster than the 4-D one that putting Ci in the batch axis needs (the
-// output then needs no transpose at all); the padding is done inside the conv, per image row.
+// in its final layout. Why this layout: the 2-D transpose of x is one SIMD axis swap
+// (./transpose.ts), where the 4-D one that putting Ci in the batch axis needs falls to the stock
+// per-element loop (the output then needs no transpose at all); the padding is done inside the
+// conv, per image row. Image layers (at most 4 channels on one side) and long output rows take a
+// direct SIMD loop instead (filterGradDirect, below).
 import * as tf from '@tensorflow/tfjs';
 import { simdKernels, wasmHeapOffset, type SimdKernels } from '../simd/module.ts';
 import { composedWasmKernel, cropToConvPadding, nhwcConvInfo } from './compose.ts';
