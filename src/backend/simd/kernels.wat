@@ -336,26 +336,29 @@
         (f32.store (i32.add (local.get $p) (i32.mul (local.get $laneBytes) (i32.const 3))) (f32x4.extract_lane 3 (local.get $v))))))
 
   ;; A conv filter gradient where one operand has few channels, as a list of passes: each pass is
-  ;; one filter tap, one channel c of the few-channel operand (`scal`) and 4 (or, when wide, 16)
-  ;; channels of the other (`vec`), and sums vec[...] * scal[..., c] over every image and output
-  ;; position whose input position lies inside the image. The table holds per pass 8 i32s:
-  ;; vec offset, scal offset (bytes from vec and scal to output position (0, 0) of image 0 for that
-  ;; tap and channel: it may lie outside the tensor, only positions in range are read), output
-  ;; address, first and end output row, first and end output column, wide. Loops run image, output
-  ;; row, pass: the input rows a row's passes read stay in cache (a loop over passes outermost
-  ;; streamed a 33 MB activation once per pass). `sums` is scratch for 32 floats per pass: per image
-  ;; sums, then the total over images; the totals are stored at each pass's output address, lane k
-  ;; at + k * laneBytes (vector k at + 4k * laneBytes).
+  ;; one filter tap, one or two neighbouring channels c (, c + 1) of the few-channel operand (`scal`)
+  ;; and 4 (or, when wide, 16) channels of the other (`vec`), and sums vec[...] * scal[..., c] over
+  ;; every image and output position whose input position lies inside the image. Two channels per
+  ;; pass share each vector load. The table holds per pass 8 i32s: vec offset, scal offset (bytes
+  ;; from vec and scal to output position (0, 0) of image 0 for that tap and channel: it may lie
+  ;; outside the tensor, only positions in range are read), output address, first and end output
+  ;; row, first and end output column, flags (1: wide, 2: pair). Loops run image, output row, pass:
+  ;; the input rows a row's passes read stay in cache (a loop over passes outermost streamed a 33 MB
+  ;; activation once per pass). `sums` is scratch for 64 floats per pass: per image sums (channel c,
+  ;; then c + 1), then the totals over images; the totals are stored at each pass's output address
+  ;; (channel c + 1's at + pairOutBytes), lane k at + k * laneBytes (vector k at + 4k * laneBytes).
   (func (export "filter_grad")
     (param $vec i32) (param $scal i32) (param $images i32) (param $outRows i32)
     (param $vecImageBytes i32) (param $vecRowBytes i32) (param $vecColBytes i32)
     (param $scalImageBytes i32) (param $scalRowBytes i32) (param $scalColBytes i32)
-    (param $table i32) (param $passes i32) (param $sums i32) (param $laneBytes i32)
+    (param $table i32) (param $passes i32) (param $sums i32) (param $laneBytes i32) (param $pairOutBytes i32)
     (local $b i32) (local $row i32) (local $p i32) (local $entry i32) (local $acc i32) (local $i i32) (local $end i32)
-    (local $pv i32) (local $ps i32) (local $n i32) (local $s v128)
+    (local $pv i32) (local $ps i32) (local $n i32) (local $flags i32) (local $dst i32) (local $total i32)
+    (local $s v128) (local $t v128) (local $v v128)
     (local $a0 v128) (local $a1 v128) (local $a2 v128) (local $a3 v128)
-    ;; totals live in the second half of the scratch
-    (local.set $end (i32.shl (local.get $passes) (i32.const 7)))
+    (local $b0 v128) (local $b1 v128) (local $b2 v128) (local $b3 v128)
+    ;; per image sums in the first half of the scratch, totals in the second; all start at zero
+    (local.set $end (i32.shl (local.get $passes) (i32.const 8)))
     (local.set $i (i32.const 0))
     (block $zeroDone
       (loop $zeroLoop
@@ -379,7 +382,7 @@
                       (i32.ge_s (local.get $row) (i32.load offset=12 (local.get $entry)))
                       (i32.lt_s (local.get $row) (i32.load offset=16 (local.get $entry))))
                   (then
-                    (local.set $acc (i32.add (local.get $sums) (i32.shl (local.get $p) (i32.const 6))))
+                    (local.set $acc (i32.add (local.get $sums) (i32.shl (local.get $p) (i32.const 7))))
                     (local.set $pv (i32.add (i32.add (local.get $vec) (i32.load (local.get $entry)))
                       (i32.add (i32.mul (local.get $b) (local.get $vecImageBytes))
                         (i32.add (i32.mul (local.get $row) (local.get $vecRowBytes))
@@ -389,45 +392,112 @@
                         (i32.add (i32.mul (local.get $row) (local.get $scalRowBytes))
                           (i32.mul (i32.load offset=20 (local.get $entry)) (local.get $scalColBytes))))))
                     (local.set $n (i32.sub (i32.load offset=24 (local.get $entry)) (i32.load offset=20 (local.get $entry))))
-                    (local.set $a0 (v128.load (local.get $acc)))
-                    (if (i32.load offset=28 (local.get $entry))
+                    (local.set $flags (i32.load offset=28 (local.get $entry)))
+                    (if (i32.and (local.get $flags) (i32.const 1))
                       (then
-                        (local.set $a1 (v128.load offset=16 (local.get $acc)))
-                        (local.set $a2 (v128.load offset=32 (local.get $acc)))
-                        (local.set $a3 (v128.load offset=48 (local.get $acc)))
-                        (block $wideDone
-                          (loop $wideLoop
-                            (br_if $wideDone (i32.le_s (local.get $n) (i32.const 0)))
-                            (local.set $s (v128.load32_splat (local.get $ps)))
-                            (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (v128.load (local.get $pv)) (local.get $s))))
-                            (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul (v128.load offset=16 (local.get $pv)) (local.get $s))))
-                            (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (v128.load offset=32 (local.get $pv)) (local.get $s))))
-                            (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul (v128.load offset=48 (local.get $pv)) (local.get $s))))
-                            (local.set $pv (i32.add (local.get $pv) (local.get $vecColBytes)))
-                            (local.set $ps (i32.add (local.get $ps) (local.get $scalColBytes)))
-                            (local.set $n (i32.sub (local.get $n) (i32.const 1)))
-                            (br $wideLoop)))
-                        (v128.store offset=16 (local.get $acc) (local.get $a1))
-                        (v128.store offset=32 (local.get $acc) (local.get $a2))
-                        (v128.store offset=48 (local.get $acc) (local.get $a3)))
+                        (if (i32.and (local.get $flags) (i32.const 2))
+                          (then
+                            (local.set $a0 (v128.load offset=0 (local.get $acc)))
+                            (local.set $b0 (v128.load offset=64 (local.get $acc)))
+                            (local.set $a1 (v128.load offset=16 (local.get $acc)))
+                            (local.set $b1 (v128.load offset=80 (local.get $acc)))
+                            (local.set $a2 (v128.load offset=32 (local.get $acc)))
+                            (local.set $b2 (v128.load offset=96 (local.get $acc)))
+                            (local.set $a3 (v128.load offset=48 (local.get $acc)))
+                            (local.set $b3 (v128.load offset=112 (local.get $acc)))
+                            (block $widePairDone
+                              (loop $widePairLoop
+                                (br_if $widePairDone (i32.le_s (local.get $n) (i32.const 0)))
+                                (local.set $s (v128.load32_splat (local.get $ps)))
+                                (local.set $t (v128.load32_splat offset=4 (local.get $ps)))
+                                (local.set $v (v128.load offset=0 (local.get $pv)))
+                                (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (local.get $v) (local.get $s))))
+                                (local.set $b0 (f32x4.add (local.get $b0) (f32x4.mul (local.get $v) (local.get $t))))
+                                (local.set $v (v128.load offset=16 (local.get $pv)))
+                                (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul (local.get $v) (local.get $s))))
+                                (local.set $b1 (f32x4.add (local.get $b1) (f32x4.mul (local.get $v) (local.get $t))))
+                                (local.set $v (v128.load offset=32 (local.get $pv)))
+                                (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (local.get $v) (local.get $s))))
+                                (local.set $b2 (f32x4.add (local.get $b2) (f32x4.mul (local.get $v) (local.get $t))))
+                                (local.set $v (v128.load offset=48 (local.get $pv)))
+                                (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul (local.get $v) (local.get $s))))
+                                (local.set $b3 (f32x4.add (local.get $b3) (f32x4.mul (local.get $v) (local.get $t))))
+                                (local.set $pv (i32.add (local.get $pv) (local.get $vecColBytes)))
+                                (local.set $ps (i32.add (local.get $ps) (local.get $scalColBytes)))
+                                (local.set $n (i32.sub (local.get $n) (i32.const 1)))
+                                (br $widePairLoop)))
+                            (v128.store offset=0 (local.get $acc) (local.get $a0))
+                            (v128.store offset=64 (local.get $acc) (local.get $b0))
+                            (v128.store offset=16 (local.get $acc) (local.get $a1))
+                            (v128.store offset=80 (local.get $acc) (local.get $b1))
+                            (v128.store offset=32 (local.get $acc) (local.get $a2))
+                            (v128.store offset=96 (local.get $acc) (local.get $b2))
+                            (v128.store offset=48 (local.get $acc) (local.get $a3))
+                            (v128.store offset=112 (local.get $acc) (local.get $b3)))
+                          (else
+                            (local.set $a0 (v128.load offset=0 (local.get $acc)))
+                            (local.set $a1 (v128.load offset=16 (local.get $acc)))
+                            (local.set $a2 (v128.load offset=32 (local.get $acc)))
+                            (local.set $a3 (v128.load offset=48 (local.get $acc)))
+                            (block $wideSingleDone
+                              (loop $wideSingleLoop
+                                (br_if $wideSingleDone (i32.le_s (local.get $n) (i32.const 0)))
+                                (local.set $s (v128.load32_splat (local.get $ps)))
+                                (local.set $v (v128.load offset=0 (local.get $pv)))
+                                (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (local.get $v) (local.get $s))))
+                                (local.set $v (v128.load offset=16 (local.get $pv)))
+                                (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul (local.get $v) (local.get $s))))
+                                (local.set $v (v128.load offset=32 (local.get $pv)))
+                                (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (local.get $v) (local.get $s))))
+                                (local.set $v (v128.load offset=48 (local.get $pv)))
+                                (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul (local.get $v) (local.get $s))))
+                                (local.set $pv (i32.add (local.get $pv) (local.get $vecColBytes)))
+                                (local.set $ps (i32.add (local.get $ps) (local.get $scalColBytes)))
+                                (local.set $n (i32.sub (local.get $n) (i32.const 1)))
+                                (br $wideSingleLoop)))
+                            (v128.store offset=0 (local.get $acc) (local.get $a0))
+                            (v128.store offset=16 (local.get $acc) (local.get $a1))
+                            (v128.store offset=32 (local.get $acc) (local.get $a2))
+                            (v128.store offset=48 (local.get $acc) (local.get $a3)))))
                       (else
-                        (block $narrowDone
-                          (loop $narrowLoop
-                            (br_if $narrowDone (i32.le_s (local.get $n) (i32.const 0)))
-                            (local.set $a0 (f32x4.add (local.get $a0)
-                              (f32x4.mul (v128.load (local.get $pv)) (v128.load32_splat (local.get $ps)))))
-                            (local.set $pv (i32.add (local.get $pv) (local.get $vecColBytes)))
-                            (local.set $ps (i32.add (local.get $ps) (local.get $scalColBytes)))
-                            (local.set $n (i32.sub (local.get $n) (i32.const 1)))
-                            (br $narrowLoop)))))
-                    (v128.store (local.get $acc) (local.get $a0))))
+                        (if (i32.and (local.get $flags) (i32.const 2))
+                          (then
+                            (local.set $a0 (v128.load offset=0 (local.get $acc)))
+                            (local.set $b0 (v128.load offset=64 (local.get $acc)))
+                            (block $narrowPairDone
+                              (loop $narrowPairLoop
+                                (br_if $narrowPairDone (i32.le_s (local.get $n) (i32.const 0)))
+                                (local.set $s (v128.load32_splat (local.get $ps)))
+                                (local.set $t (v128.load32_splat offset=4 (local.get $ps)))
+                                (local.set $v (v128.load offset=0 (local.get $pv)))
+                                (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (local.get $v) (local.get $s))))
+                                (local.set $b0 (f32x4.add (local.get $b0) (f32x4.mul (local.get $v) (local.get $t))))
+                                (local.set $pv (i32.add (local.get $pv) (local.get $vecColBytes)))
+                                (local.set $ps (i32.add (local.get $ps) (local.get $scalColBytes)))
+                                (local.set $n (i32.sub (local.get $n) (i32.const 1)))
+                                (br $narrowPairLoop)))
+                            (v128.store offset=0 (local.get $acc) (local.get $a0))
+                            (v128.store offset=64 (local.get $acc) (local.get $b0)))
+                          (else
+                            (local.set $a0 (v128.load offset=0 (local.get $acc)))
+                            (block $narrowSingleDone
+                              (loop $narrowSingleLoop
+                                (br_if $narrowSingleDone (i32.le_s (local.get $n) (i32.const 0)))
+                                (local.set $s (v128.load32_splat (local.get $ps)))
+                                (local.set $v (v128.load offset=0 (local.get $pv)))
+                                (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (local.get $v) (local.get $s))))
+                                (local.set $pv (i32.add (local.get $pv) (local.get $vecColBytes)))
+                                (local.set $ps (i32.add (local.get $ps) (local.get $scalColBytes)))
+                                (local.set $n (i32.sub (local.get $n) (i32.const 1)))
+                                (br $narrowSingleLoop)))
+                            (v128.store offset=0 (local.get $acc) (local.get $a0))))))))
                 (local.set $p (i32.add (local.get $p) (i32.const 1)))
                 (br $passesLoop)))
             (local.set $row (i32.add (local.get $row) (i32.const 1)))
             (br $rowsLoop)))
         ;; totals += this image's sums; the sums restart at zero
         (local.set $i (i32.const 0))
-        (local.set $end (i32.shl (local.get $passes) (i32.const 6)))
+        (local.set $end (i32.shl (local.get $passes) (i32.const 7)))
         (block $foldDone
           (loop $foldLoop
             (br_if $foldDone (i32.ge_u (local.get $i) (local.get $end)))
@@ -444,19 +514,26 @@
       (loop $storeLoop
         (br_if $storeDone (i32.ge_u (local.get $p) (local.get $passes)))
         (local.set $entry (i32.add (local.get $table) (i32.shl (local.get $p) (i32.const 5))))
-        (local.set $acc (i32.add (i32.add (local.get $sums) (i32.shl (local.get $passes) (i32.const 6))) (i32.shl (local.get $p) (i32.const 6))))
-        (call $storeLanes (i32.load offset=8 (local.get $entry)) (v128.load (local.get $acc)) (local.get $laneBytes))
-        (if (i32.load offset=28 (local.get $entry))
-          (then
-            (call $storeLanes (i32.add (i32.load offset=8 (local.get $entry)) (i32.shl (local.get $laneBytes) (i32.const 2)))
-              (v128.load offset=16 (local.get $acc)) (local.get $laneBytes))
-            (call $storeLanes (i32.add (i32.load offset=8 (local.get $entry)) (i32.shl (local.get $laneBytes) (i32.const 3)))
-              (v128.load offset=32 (local.get $acc)) (local.get $laneBytes))
-            (call $storeLanes (i32.add (i32.load offset=8 (local.get $entry)) (i32.mul (local.get $laneBytes) (i32.const 12)))
-              (v128.load offset=48 (local.get $acc)) (local.get $laneBytes))))
+        (local.set $flags (i32.load offset=28 (local.get $entry)))
+        (local.set $total (i32.add (i32.add (local.get $sums) (i32.shl (local.get $passes) (i32.const 7))) (i32.shl (local.get $p) (i32.const 7))))
+        (local.set $dst (i32.load offset=8 (local.get $entry)))
+        (call $storeSums (local.get $dst) (local.get $total) (local.get $flags) (local.get $laneBytes))
+        (if (i32.and (local.get $flags) (i32.const 2))
+          (then (call $storeSums (i32.add (local.get $dst) (local.get $pairOutBytes)) (i32.add (local.get $total) (i32.const 64))
+            (local.get $flags) (local.get $laneBytes))))
         (local.set $p (i32.add (local.get $p) (i32.const 1)))
         (br $storeLoop))))
-;; dx = 0, then dx[b, oh*sh + i - pt, ow*sw + j - pl, :] += cols[b, oh, ow, i, j, :] for every
+
+  ;; One channel's totals (one vector, or four when flags has bit 1) from `from` to dst, lanes laneBytes apart.
+  (func $storeSums (param $dst i32) (param $from i32) (param $flags i32) (param $laneBytes i32)
+    (call $storeLanes (local.get $dst) (v128.load (local.get $from)) (local.get $laneBytes))
+    (if (i32.and (local.get $flags) (i32.const 1))
+      (then
+        (call $storeLanes (i32.add (local.get $dst) (i32.shl (local.get $laneBytes) (i32.const 2))) (v128.load offset=16 (local.get $from)) (local.get $laneBytes))
+        (call $storeLanes (i32.add (local.get $dst) (i32.shl (local.get $laneBytes) (i32.const 3))) (v128.load offset=32 (local.get $from)) (local.get $laneBytes))
+        (call $storeLanes (i32.add (local.get $dst) (i32.mul (local.get $laneBytes) (i32.const 12))) (v128.load offset=48 (local.get $from)) (local.get $laneBytes)))))
+
+  ;; dx = 0, then dx[b, oh*sh + i - pt, ow*sw + j - pl, :] += cols[b, oh, ow, i, j, :] for every
   ;; position that lands inside dx: the col2im that turns the GEMM dy x W^T into the input gradient
   ;; of a convolution. Channels in whole vectors; cols is read once, in order.
   (func (export "col2im")

@@ -18,7 +18,7 @@ export interface SimdKernels {
     vec: number, scal: number, images: number, outRows: number,
     vecImageBytes: number, vecRowBytes: number, vecColBytes: number,
     scalImageBytes: number, scalRowBytes: number, scalColBytes: number,
-    table: number, passes: number, sums: number, laneBytes: number,
+    table: number, passes: number, sums: number, laneBytes: number, pairOutBytes: number,
   ): void;
   col2im(
     cols: number, dx: number, images: number, outRows: number, outCols: number, rows: number, width: number, channels: number,

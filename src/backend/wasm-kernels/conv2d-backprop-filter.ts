@@ -109,16 +109,17 @@ const composed = composedWasmKernel(
   },
 );
 
-/** Output rows at least this wide make the direct loop faster than the conv for any channel counts. */
-const DIRECT_MIN_OUT_WIDTH = 16;
+/** Output rows at least this wide make the direct loop faster than the conv (measured down to 8). */
+const DIRECT_MIN_OUT_WIDTH = 8;
 
 /**
  * Which operand the direct loop (filterGradDirect) reads as vectors, or undefined to run the conv.
  * The loop wins where the conv's GEMM is badly shaped: when one side has at most 4 channels (the
- * image layers 3 -> 32 and 32 -> 3: a GEMM dimension of 3 or 27, ~2.5 GMAC/s; here 32 and 4.5 ms
- * -> 4.5 and 27 ms at 64x64, batch 64) and when output rows are long (x [64,64,64,32], dy
- * [64,32,32,32]: 82 -> 46 ms; [64,32,32,32] x [64,16,16,64]: 37 -> 26 ms). With 8-wide rows and
- * more channels the per-row pass overhead takes over (29 ms conv, 48 ms loop): those stay convs.
+ * image layers 3 -> 32 and 32 -> 3: a GEMM dimension of 3 or 27, ~2.5 GMAC/s; here 32 and 89 ms
+ * -> 4 and 18 ms at 64x64, batch 64) and when output rows are long (x [64,64,64,32], dy
+ * [64,32,32,32]: 82 -> 33 ms; [64,32,32,32] x [64,16,16,64]: 37 -> 20 ms; [64,16,16,64] x
+ * [64,8,8,128]: 29 -> 21 ms). With 4-wide rows the per-row pass overhead takes over (26 ms conv,
+ * 29 ms loop): those stay convs.
  */
 function directVectorOperand(info: tf.backend_util.Conv2DInfo): 'x' | 'dy' | undefined {
   if (info.dataFormat !== 'channelsLast') return undefined;
@@ -143,8 +144,8 @@ interface WasmBackendData {
 const PASS_INTS = 8;
 
 /**
- * dW by the SIMD module's filter_grad: one pass per tap, per channel of the few-channel operand and
- * per group of 16 (or 4) channels of the other, all run together output row by output row. Lanes
+ * dW by the SIMD module's filter_grad: one pass per tap, per pair of channels of the few-channel
+ * operand and per group of 16 (or 4) channels of the other, all run together output row by output row. Lanes
  * run over dy's channels (each pass writes a dW row as it lies) or over x's (lanes a dW row apart).
  */
 function filterGradDirect(kernels: SimdKernels, x: tf.TensorInfo, dy: tf.TensorInfo, info: tf.backend_util.Conv2DInfo, backend: WasmBackendData, vector: 'x' | 'dy'): tf.TensorInfo {
@@ -171,26 +172,30 @@ function filterGradDirect(kernels: SimdKernels, x: tf.TensorInfo, dy: tf.TensorI
       // from x's start to its position for output (0, 0) and this tap: negative in the padding
       const xTap = ((i - top) * inWidth + (j - left)) * inChannels * f;
       const tapOut = outAt + (i * filterWidth + j) * inChannels * outChannels * f;
-      for (let c = 0; c < scalarChannels; c++) {
+      // neighbouring channels of the few-channel operand in pairs (they share each vector load)
+      for (let c = 0; c < scalarChannels; c += 2) {
+        const pair = c + 1 < scalarChannels ? 2 : 0;
         for (const { first, wide } of groups) {
           const [vecOffset, scalOffset, dst] =
             vector === 'dy'
               ? [first * f, xTap + c * f, tapOut + (c * outChannels + first) * f]
               : [xTap + first * f, c * f, tapOut + (first * outChannels + c) * f];
-          table.push(vecOffset, scalOffset, dst, rowLo, rowHi, colLo, colHi, wide);
+          table.push(vecOffset, scalOffset, dst, rowLo, rowHi, colLo, colHi, wide | pair);
         }
       }
     }
   }
   const passes = table.length / PASS_INTS;
   const tableInfo = backend.makeOutput([table.length], 'int32', undefined, Int32Array.from(table));
-  const sums = backend.makeOutput([passes * 32], 'float32');
+  const sums = backend.makeOutput([passes * 64], 'float32');
   try {
     const [vec, vecStrides, scal, scalStrides] =
       vector === 'dy' ? [dy, dyStrides, x, xStrides] : [x, xStrides, dy, dyStrides];
     kernels.filter_grad(
       wasmHeapOffset(vec), wasmHeapOffset(scal), batchSize, outHeight, ...vecStrides, ...scalStrides,
       wasmHeapOffset(tableInfo), passes, wasmHeapOffset(sums), vector === 'dy' ? f : outChannels * f,
+      // channel c + 1's dW entries: the next row of dW (lanes over dy) or the next column (over x)
+      vector === 'dy' ? outChannels * f : f,
     );
   } finally {
     backend.disposeData(tableInfo.dataId, true);
