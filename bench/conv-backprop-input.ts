@@ -1,6 +1,7 @@
 // Conv2DBackpropInput on wasm: TF.js's stock kernel (a plain C++ loop) against this project's
-// XNNPACK sub-pixel kernel, on the conv2dTranspose layers of a 64x64 VAE decoder
-// (hidden dims 512..32, 3x3 kernels, stride 2, 'same') and one encoder input-gradient.
+// (for these strided layers one XNNPACK GEMM and a SIMD col2im), on the conv2dTranspose layers of
+// a 64x64 VAE decoder (hidden dims 512..32, 3x3 kernels, stride 2, 'same') and one encoder
+// input-gradient.
 // Usage: node --import tsx bench/conv-backprop-input.ts [batch=16] [repeats=5]
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend/index.ts';
@@ -36,7 +37,7 @@ async function main(): Promise<void> {
   const ours = tf.getKernel(tf.Conv2DBackpropInput, 'wasm');
   if (stock === undefined || ours === undefined) throw new Error('Conv2DBackpropInput kernels not registered');
   console.log(`batch ${batch}, fastest of ${repeats} runs each (ms)`);
-  console.log('layer'.padEnd(28), 'stock'.padStart(9), 'xnnpack'.padStart(9), 'speed-up'.padStart(9), 'max|diff|'.padStart(10));
+  console.log('layer'.padEnd(28), 'stock'.padStart(9), 'ours'.padStart(9), 'speed-up'.padStart(9), 'max|diff|'.padStart(10));
   let stockTotal = 0;
   let oursTotal = 0;
   for (const layer of layers) {
