@@ -1,9 +1,12 @@
-;; Elementwise and per-channel kernels in WebAssembly SIMD, run on tensors in the TF.js wasm heap.
+;; Kernels in WebAssembly SIMD, run on tensors in the TF.js wasm heap: LeakyReLU and its gradient,
+;; the per-channel reductions and affine maps of batch norm, transposes, a conv filter gradient and
+;; col2im.
 ;;
 ;; Why: TF.js 4.22's wasm LeakyRelu is a scalar loop (~45 ms for 8.4 M floats, where a Relu takes ~4),
 ;; and a batch norm written with tf ops makes a pass over the activation per op (sub, square, mul,
 ;; add, two average pools, ...), each writing a full-size temporary. These kernels read each
-;; activation once or twice and write only the result.
+;; activation once or twice and write only the result. The transposes and the conv pieces replace
+;; per-element loops and badly shaped GEMMs; each function says why where it is defined.
 ;;
 ;; The module imports the TF.js module's memory, so pointers are the tensors' heap offsets (bytes).
 ;; Channel kernels see an NHWC tensor as `rows` rows of `channels` floats, channels a multiple of 4.
