@@ -32,6 +32,12 @@ interface WasmBackendInternals {
   dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined };
 }
 
+/** What kernels writing into the heap need of the wasm backend: outputs allocated there, and freed. */
+export interface WasmKernelBackend {
+  makeOutput(shape: number[], dtype: tf.DataType, memoryOffset?: number, values?: tf.backend_util.BackendValues): tf.TensorInfo;
+  disposeData(dataId: object, force?: boolean): boolean;
+}
+
 export class SimdKernelError extends Error {
   override name = 'SimdKernelError';
 }

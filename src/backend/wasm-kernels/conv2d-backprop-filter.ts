@@ -11,7 +11,7 @@
 // conv, per image row. Image layers (at most 4 channels on one side) and long output rows take a
 // direct SIMD loop instead (filterGradDirect, below).
 import * as tf from '@tensorflow/tfjs';
-import { simdKernels, wasmHeapOffset, type SimdKernels } from '../simd/module.ts';
+import { simdKernels, wasmHeapOffset, type SimdKernels, type WasmKernelBackend } from '../simd/module.ts';
 import { composedWasmKernel, cropToConvPadding, nhwcConvInfo } from './compose.ts';
 
 /** Most floats one conv takes as its filter when the filter is split. */
@@ -135,11 +135,6 @@ function validRange(outSize: number, size: number, stride: number, tap: number, 
   return [first, Math.max(first, last + 1)];
 }
 
-interface WasmBackendData {
-  makeOutput(shape: number[], dtype: tf.DataType, memoryOffset?: number, values?: tf.backend_util.BackendValues): tf.TensorInfo;
-  disposeData(dataId: object, force?: boolean): boolean;
-}
-
 /** One pass of filter_grad: 8 i32s, as the SIMD module reads them. */
 const PASS_INTS = 8;
 
@@ -148,7 +143,7 @@ const PASS_INTS = 8;
  * operand and per group of 16 (or 4) channels of the other, all run together output row by output row. Lanes
  * run over dy's channels (each pass writes a dW row as it lies) or over x's (lanes a dW row apart).
  */
-function filterGradDirect(kernels: SimdKernels, x: tf.TensorInfo, dy: tf.TensorInfo, info: tf.backend_util.Conv2DInfo, backend: WasmBackendData, vector: 'x' | 'dy'): tf.TensorInfo {
+function filterGradDirect(kernels: SimdKernels, x: tf.TensorInfo, dy: tf.TensorInfo, info: tf.backend_util.Conv2DInfo, backend: WasmKernelBackend, vector: 'x' | 'dy'): tf.TensorInfo {
   const { batchSize, inHeight, inWidth, inChannels, outHeight, outWidth, outChannels, filterHeight, filterWidth } = info;
   const [sh, sw] = [info.strideHeight, info.strideWidth];
   const { top, left } = info.padInfo;
@@ -213,7 +208,7 @@ export const conv2dBackpropFilterConfig: tf.KernelConfig = {
       const attrs = args.attrs as unknown as tf.Conv2DBackpropFilterAttrs;
       const info = nhwcConvInfo('Conv2DBackpropFilter', x.shape as [number, number, number, number], attrs.filterShape, attrs);
       const vector = directVectorOperand(info);
-      if (vector !== undefined) return filterGradDirect(kernels, x, dy, info, args.backend as unknown as WasmBackendData, vector);
+      if (vector !== undefined) return filterGradDirect(kernels, x, dy, info, args.backend as unknown as WasmKernelBackend, vector);
     }
     return composed.kernelFunc(args);
   },

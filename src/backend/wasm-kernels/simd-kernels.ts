@@ -3,7 +3,7 @@
 // per-channel ops of ../channel-ops.ts, and col2im serves Conv2DBackpropInput. Each writes its
 // output straight into the heap.
 import * as tf from '@tensorflow/tfjs';
-import { simdKernels, SimdKernelError, wasmHeapOffset, type SimdKernels } from '../simd/module.ts';
+import { simdKernels, SimdKernelError, wasmHeapOffset, type SimdKernels, type WasmKernelBackend } from '../simd/module.ts';
 import { stockWasmKernel } from './stock-kernels.ts';
 
 export const LEAKY_RELU_GRAD = 'MedvaeLeakyReluGrad';
@@ -12,10 +12,6 @@ export const CHANNEL_SQUARED_DEVIATION_SUM = 'MedvaeChannelSquaredDeviationSum';
 export const CHANNEL_SUM_AND_DOT = 'MedvaeChannelSumAndDot';
 export const CHANNEL_AFFINE = 'MedvaeChannelAffine';
 export const COL2IM = 'MedvaeCol2Im';
-
-interface WasmOutputs {
-  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
-}
 
 function loaded(kernelName: string): SimdKernels {
   const kernels = simdKernels();
@@ -48,13 +44,13 @@ function sameShape(kernelName: string, shape: readonly number[], named: Record<s
 function simdKernel(
   kernelName: string,
   inputNames: readonly string[],
-  run: (kernels: SimdKernels, inputs: tf.TensorInfo[], backend: WasmOutputs, attrs: tf.NamedAttrMap) => tf.TensorInfo | tf.TensorInfo[],
+  run: (kernels: SimdKernels, inputs: tf.TensorInfo[], backend: WasmKernelBackend, attrs: tf.NamedAttrMap) => tf.TensorInfo | tf.TensorInfo[],
 ): tf.KernelConfig {
   return {
     kernelName,
     backendName: 'wasm',
     kernelFunc: ({ inputs, backend, attrs }) =>
-      run(loaded(kernelName), inputNames.map((name) => input(inputs, name, kernelName)), backend as unknown as WasmOutputs, attrs ?? {}),
+      run(loaded(kernelName), inputNames.map((name) => input(inputs, name, kernelName)), backend as unknown as WasmKernelBackend, attrs ?? {}),
   };
 }
 
@@ -71,7 +67,7 @@ export const leakyReluConfig: tf.KernelConfig = {
       if (stock === undefined) throw new SimdKernelError('LeakyRelu on wasm: the stock kernel was not kept at registration');
       return stock.kernelFunc(args);
     }
-    const y = (args.backend as unknown as WasmOutputs).makeOutput([...x.shape], 'float32');
+    const y = (args.backend as unknown as WasmKernelBackend).makeOutput([...x.shape], 'float32');
     const size = tf.util.sizeFromShape(x.shape);
     if (size > 0) kernels.leaky_relu(at(x), at(y), size, (args.attrs as unknown as tf.LeakyReluAttrs).alpha);
     return y;

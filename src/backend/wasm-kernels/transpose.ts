@@ -5,7 +5,7 @@
 // transpose (4x4 shuffled blocks) or transpose_blocks (whole runs); TF.js's stock kernel, kept for
 // every other permutation and dtype, moves one element at a time (~50 ms for [64, 131072]).
 import * as tf from '@tensorflow/tfjs';
-import { simdKernels, wasmHeapOffset } from '../simd/module.ts';
+import { simdKernels, wasmHeapOffset, type WasmKernelBackend } from '../simd/module.ts';
 import { stockWasmKernel } from './stock-kernels.ts';
 
 /** A transpose as batch x [rows, cols] x block -> batch x [cols, rows] x block. */
@@ -55,10 +55,6 @@ export function axisSwap(shape: readonly number[], perm: readonly number[]): Axi
  */
 const MIN_SLICE_ELEMENTS = 65536;
 
-interface WasmOutputs {
-  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
-}
-
 export const transposeConfig: tf.KernelConfig = {
   kernelName: tf.Transpose,
   backendName: 'wasm',
@@ -72,7 +68,7 @@ export const transposeConfig: tf.KernelConfig = {
       if (stock === undefined) throw new Error('Transpose on wasm: the stock kernel was not kept at registration');
       return stock.kernelFunc(args);
     }
-    const y = (args.backend as unknown as WasmOutputs).makeOutput(perm.map((axis) => x.shape[axis]), x.dtype);
+    const y = (args.backend as unknown as WasmKernelBackend).makeOutput(perm.map((axis) => x.shape[axis]), x.dtype);
     const { batch, rows, cols, block } = swap;
     const sliceBytes = rows * cols * block * 4;
     const [from, to] = [wasmHeapOffset(x), wasmHeapOffset(y)];
