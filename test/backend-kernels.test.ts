@@ -220,22 +220,36 @@ describe('Conv2DBackpropFilter on wasm, at most 4 channels on one side or output
   });
 });
 
+function backpropInputAttrs(c: ConvCase): tf.NamedAttrMap {
+  return { strides: c.strides, pad: c.pad, dataFormat: 'NHWC', inputShape: c.x } as unknown as tf.NamedAttrMap;
+}
+
+/** Conv2DBackpropInput of a case on the active backend. */
+function backpropInput(c: ConvCase, [dy, filter]: tf.Tensor[]): tf.Tensor {
+  return tf.engine().runKernel(tf.Conv2DBackpropInput, { dy, filter }, backpropInputAttrs(c)) as tf.Tensor;
+}
+
+/**
+ * One test comparing wasm's Conv2DBackpropInput with cpu's for a case; `kernelsRun`, when given,
+ * checks the names of the kernels the wasm run used.
+ */
+function backpropInputTest(c: ConvCase, kernelsRun?: (names: string[]) => void): void {
+  test(c.name, async () => {
+    const info = convInfo(c, false);
+    const dy = randomHost(info.outShape, nextSeed());
+    const filter = randomHost(c.filter, nextSeed());
+    await assertWasmMatchesCpu(c.name, [dy, filter], (tensors) => backpropInput(c, tensors));
+    if (kernelsRun === undefined) return;
+    await tf.setBackend('wasm');
+    const tensors = [toTensor(dy), toTensor(filter)];
+    const { kernelNames, result } = await tf.profile(() => backpropInput(c, tensors));
+    kernelsRun(kernelNames);
+    tf.dispose([...tensors, result as tf.Tensor]);
+  });
+}
+
 describe('Conv2DBackpropInput on wasm', () => {
-  for (const c of convCases) {
-    test(c.name, async () => {
-      const info = convInfo(c, false);
-      const dy = randomHost(info.outShape, nextSeed());
-      const filter = randomHost(c.filter, nextSeed());
-      await assertWasmMatchesCpu(c.name, [dy, filter], ([dyT, filterT]) =>
-        tf.engine().runKernel(tf.Conv2DBackpropInput, { dy: dyT, filter: filterT }, {
-          strides: c.strides,
-          pad: c.pad,
-          dataFormat: 'NHWC',
-          inputShape: c.x,
-        } as unknown as tf.NamedAttrMap) as tf.Tensor,
-      );
-    });
-  }
+  for (const c of convCases) backpropInputTest(c);
 
   test('replaces the stock wasm kernel, which it agrees with', async () => {
     const stock = stockWasmKernel(tf.Conv2DBackpropInput);
@@ -244,12 +258,9 @@ describe('Conv2DBackpropInput on wasm', () => {
     const c = convCases[1];
     const info = convInfo(c, false);
     const [dy, filter] = [randomHost(info.outShape, nextSeed()), randomHost(c.filter, nextSeed())];
-    const attrs = { strides: c.strides, pad: c.pad, dataFormat: 'NHWC', inputShape: c.x } as unknown as tf.NamedAttrMap;
-    const ours = await runOn('wasm', [dy, filter], ([dyT, filterT]) =>
-      tf.engine().runKernel(tf.Conv2DBackpropInput, { dy: dyT, filter: filterT }, attrs) as tf.Tensor,
-    );
+    const ours = await runOn('wasm', [dy, filter], (tensors) => backpropInput(c, tensors));
     const theirs = await runOn('wasm', [dy, filter], ([dyT, filterT]) => {
-      const info = stock.kernelFunc({ inputs: { dy: dyT, filter: filterT }, backend: tf.backend(), attrs });
+      const info = stock.kernelFunc({ inputs: { dy: dyT, filter: filterT }, backend: tf.backend(), attrs: backpropInputAttrs(c) });
       return tf.engine().makeTensorFromTensorInfo(info as tf.TensorInfo);
     });
     assertClose(ours[0], theirs[0], 'ours vs stock');
@@ -271,19 +282,7 @@ describe('Conv2DBackpropInput on wasm, strided with 8+ dy channels (one GEMM and
     { name: 'a 2x2 image from 1x1, 16 <- 32 (the decoder\'s first layer, small)', x: [3, 2, 2, 16], filter: [3, 3, 16, 32], strides: [2, 2], pad: 'same' },
   ];
   for (const c of cases) {
-    test(c.name, async () => {
-      const info = convInfo(c, false);
-      const dy = randomHost(info.outShape, nextSeed());
-      const filter = randomHost(c.filter, nextSeed());
-      const attrs = { strides: c.strides, pad: c.pad, dataFormat: 'NHWC', inputShape: c.x } as unknown as tf.NamedAttrMap;
-      const run = ([dyT, filterT]: tf.Tensor[]): tf.Tensor => tf.engine().runKernel(tf.Conv2DBackpropInput, { dy: dyT, filter: filterT }, attrs) as tf.Tensor;
-      await assertWasmMatchesCpu(c.name, [dy, filter], run);
-      await tf.setBackend('wasm');
-      const [dyT, filterT] = [toTensor(dy), toTensor(filter)];
-      const { kernelNames, result } = await tf.profile(() => run([dyT, filterT]));
-      assert.ok(kernelNames.includes('MedvaeCol2Im') && !kernelNames.includes(tf.Conv2D), kernelNames.join(','));
-      tf.dispose([dyT, filterT, result as tf.Tensor]);
-    });
+    backpropInputTest(c, (names) => assert.ok(names.includes('MedvaeCol2Im') && !names.includes(tf.Conv2D), names.join(',')));
   }
 });
 
