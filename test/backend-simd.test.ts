@@ -1,10 +1,11 @@
-// The SIMD kernels of src/backend/simd (LeakyRelu, its gradient, and the per-channel ops batch norm
-// is built from) on wasm, against float64 sums computed here and against the cpu backend; and the
+// The SIMD kernels of src/backend/simd (LeakyRelu, its gradient, the per-channel ops batch norm is
+// built from, the Adam update) on wasm, against float64 sums computed here and against the cpu backend; and the
 // batch-norm and LeakyReLU layers built on them, against TF.js's stock layers on cpu.
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend/index.ts';
+import { adamUpdate } from '../src/backend/adam-update.ts';
 import { channelAffine, channelSquaredDeviationSum, channelSum, channelSumAndDot, leakyReluGrad } from '../src/backend/channel-ops.ts';
 import { SimdKernelError } from '../src/backend/simd/module.ts';
 import { BatchNorm } from '../src/models/batch-norm.ts';
@@ -222,4 +223,33 @@ describe('layers on the SIMD kernels (wasm) against the stock layers (cpu)', () 
     await tf.setBackend('wasm');
     ours.forEach((values, i) => assertNear(values, stock[i], 1e-7, i === 0 ? 'y' : 'dx'));
   });
+});
+
+describe('the Adam update on wasm (SIMD)', () => {
+  for (const weightDecay of [0, 0.01]) {
+    test(`weight decay ${weightDecay}: the same bits as the tf-op arithmetic on cpu, and float64 within 1e-5`, async () => {
+      const n = 1027; // whole vectors and a 3-float tail
+      const [ps, gs, ms] = [randomValues(n, 90), randomValues(n, 91), randomValues(n, 92, 0, 0.2)];
+      const vs = randomValues(n, 93, 0.05, 0.08); // second moments are positive
+      const attrs = { weightDecay, beta1: 0.9, beta2: 0.999, stepSize: 0.005 * Math.sqrt(1 - 0.999 ** 3) / (1 - 0.9 ** 3), epsHat: 1e-8 };
+      const run = (): Float32Array[] =>
+        tf.tidy(() => adamUpdate(tf.tensor1d(ps), tf.tensor1d(gs), tf.tensor1d(ms), tf.tensor1d(vs), attrs).map((t) => t.dataSync() as Float32Array));
+      const names = await kernelsRun(() => adamUpdate(tf.tensor1d(ps), tf.tensor1d(gs), tf.tensor1d(ms), tf.tensor1d(vs), attrs));
+      assert.deepEqual(names.filter((k) => !k.startsWith('Medvae')), [], `one kernel ran: ${names.join(',')}`);
+      const tensors = tf.memory().numTensors;
+      const onWasm = run();
+      assert.equal(tf.memory().numTensors, tensors, 'tensors left behind');
+      await tf.setBackend('cpu');
+      const onCpu = run();
+      await tf.setBackend('wasm');
+      onWasm.forEach((values, k) => assert.deepEqual(Array.from(values), Array.from(onCpu[k]), ['p', 'm', 'v'][k]));
+      for (let i = 0; i < n; i++) {
+        const g = gs[i] + weightDecay * ps[i];
+        const m = 0.9 * ms[i] + 0.1 * g;
+        const v = 0.999 * vs[i] + 0.001 * g * g;
+        const p = ps[i] - (attrs.stepSize * m) / (Math.sqrt(v) + attrs.epsHat);
+        assertNear([onWasm[0][i], onWasm[1][i], onWasm[2][i]], [p, m, v], 1e-5, `element ${i}`);
+      }
+    });
+  }
 });

@@ -3,7 +3,9 @@
 // bias-correction accumulators with pow() on restore, which differs in the last bit from the
 // running product it keeps while training, so a resumed run would drift from an uninterrupted one.
 // Here the correction is computed from the step count alone, identically before and after resume.
+// The update itself is ../backend/adam-update.ts (one SIMD pass per variable on wasm).
 import * as tf from '@tensorflow/tfjs';
+import { adamUpdate } from '../backend/adam-update.ts';
 
 export interface AdamOptions {
   lr: number;
@@ -44,13 +46,12 @@ export class Adam {
       if (!variable) throw new Error(`Adam: gradient '${name}' has no variable`);
       const slot = this.slot(name, variable);
       tf.tidy(() => {
-        let g = grads[name]!;
-        if (this.weightDecay > 0) g = g.add(variable.mul(this.weightDecay));
-        const m = slot.m.mul(this.beta1).add(g.mul(1 - this.beta1));
-        const v = slot.v.mul(this.beta2).add(g.square().mul(1 - this.beta2));
+        const [p, m, v] = adamUpdate(variable, grads[name]!, slot.m, slot.v, {
+          weightDecay: this.weightDecay, beta1: this.beta1, beta2: this.beta2, stepSize, epsHat,
+        });
         slot.m.assign(m);
         slot.v.assign(v);
-        variable.assign(variable.sub(m.mul(stepSize).div(v.sqrt().add(epsHat))));
+        variable.assign(p);
       });
     }
   }

@@ -595,4 +595,56 @@
         (br $ohLoop)))
       (local.set $b (i32.add (local.get $b) (i32.const 1)))
       (br $imagesLoop))))
+;; One Adam update of n floats into new buffers, in the order and float32 roundings of the tf ops
+  ;; it replaces (src/train/adam.ts), so both give the same bits: with `decay`, g += p * wd; then
+  ;; m' = m b1 + g (1 - b1), v' = v b2 + g^2 (1 - b2), p' = p - m' step / (sqrt(v') + eps).
+  ;; Eleven tf ops made eleven passes over every variable and ~800 kernel calls per VAE-GAN step.
+  (func (export "adam")
+    (param $p i32) (param $g i32) (param $m i32) (param $v i32) (param $pOut i32) (param $mOut i32) (param $vOut i32)
+    (param $n i32) (param $decay i32) (param $wd f32) (param $b1 f32) (param $c1 f32) (param $b2 f32) (param $c2 f32)
+    (param $step f32) (param $eps f32)
+    (local $i i32) (local $end i32) (local $vectorEnd i32)
+    (local $gv v128) (local $mv v128) (local $vv v128) (local $pv v128)
+    (local $gs f32) (local $ms f32) (local $vs f32) (local $ps f32)
+    (local.set $end (i32.shl (local.get $n) (i32.const 2)))
+    (local.set $vectorEnd (i32.and (local.get $end) (i32.const -16)))
+    (block $vectorsDone
+      (loop $vectors
+        (br_if $vectorsDone (i32.ge_u (local.get $i) (local.get $vectorEnd)))
+        (local.set $pv (v128.load (i32.add (local.get $p) (local.get $i))))
+        (local.set $gv (v128.load (i32.add (local.get $g) (local.get $i))))
+        (if (local.get $decay)
+          (then (local.set $gv (f32x4.add (local.get $gv) (f32x4.mul (local.get $pv) (f32x4.splat (local.get $wd)))))))
+        (local.set $mv (f32x4.add
+          (f32x4.mul (v128.load (i32.add (local.get $m) (local.get $i))) (f32x4.splat (local.get $b1)))
+          (f32x4.mul (local.get $gv) (f32x4.splat (local.get $c1)))))
+        (local.set $vv (f32x4.add
+          (f32x4.mul (v128.load (i32.add (local.get $v) (local.get $i))) (f32x4.splat (local.get $b2)))
+          (f32x4.mul (f32x4.mul (local.get $gv) (local.get $gv)) (f32x4.splat (local.get $c2)))))
+        (v128.store (i32.add (local.get $mOut) (local.get $i)) (local.get $mv))
+        (v128.store (i32.add (local.get $vOut) (local.get $i)) (local.get $vv))
+        (v128.store (i32.add (local.get $pOut) (local.get $i))
+          (f32x4.sub (local.get $pv)
+            (f32x4.div (f32x4.mul (local.get $mv) (f32x4.splat (local.get $step)))
+              (f32x4.add (f32x4.sqrt (local.get $vv)) (f32x4.splat (local.get $eps))))))
+        (local.set $i (i32.add (local.get $i) (i32.const 16)))
+        (br $vectors)))
+    (block $done
+      (loop $scalars
+        (br_if $done (i32.ge_u (local.get $i) (local.get $end)))
+        (local.set $ps (f32.load (i32.add (local.get $p) (local.get $i))))
+        (local.set $gs (f32.load (i32.add (local.get $g) (local.get $i))))
+        (if (local.get $decay)
+          (then (local.set $gs (f32.add (local.get $gs) (f32.mul (local.get $ps) (local.get $wd))))))
+        (local.set $ms (f32.add (f32.mul (f32.load (i32.add (local.get $m) (local.get $i))) (local.get $b1))
+          (f32.mul (local.get $gs) (local.get $c1))))
+        (local.set $vs (f32.add (f32.mul (f32.load (i32.add (local.get $v) (local.get $i))) (local.get $b2))
+          (f32.mul (f32.mul (local.get $gs) (local.get $gs)) (local.get $c2))))
+        (f32.store (i32.add (local.get $mOut) (local.get $i)) (local.get $ms))
+        (f32.store (i32.add (local.get $vOut) (local.get $i)) (local.get $vs))
+        (f32.store (i32.add (local.get $pOut) (local.get $i))
+          (f32.sub (local.get $ps)
+            (f32.div (f32.mul (local.get $ms) (local.get $step)) (f32.add (f32.sqrt (local.get $vs)) (local.get $eps)))))
+        (local.set $i (i32.add (local.get $i) (i32.const 4)))
+        (br $scalars))))
 )

@@ -24,6 +24,10 @@ export interface SimdKernels {
     cols: number, dx: number, images: number, outRows: number, outCols: number, rows: number, width: number, channels: number,
     kh: number, kw: number, sh: number, sw: number, pt: number, pl: number,
   ): void;
+  adam(
+    p: number, g: number, m: number, v: number, pOut: number, mOut: number, vOut: number, n: number,
+    decay: number, wd: number, b1: number, c1: number, b2: number, c2: number, step: number, eps: number,
+  ): void;
 }
 
 /** The parts of TF.js's wasm backend these kernels touch (internals, checked when loaded). */

@@ -9,6 +9,7 @@ import { depthwiseBackpropInputConfig } from './depthwise-backprop-input.ts';
 import { identityConfig } from './identity.ts';
 import { sliceConfig } from './slice.ts';
 import {
+  adamUpdateConfig,
   channelAffineConfig,
   channelSquaredDeviationSumConfig,
   channelSumAndDotConfig,
@@ -42,6 +43,7 @@ const wasmTrainingKernels: readonly tf.KernelConfig[] = [
   channelSumAndDotConfig,
   channelAffineConfig,
   col2imConfig,
+  adamUpdateConfig,
   transposeConfig,
   identityConfig,
   tanhConfig,

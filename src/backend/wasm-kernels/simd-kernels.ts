@@ -1,7 +1,7 @@
 // TF.js kernels on wasm backed by this project's SIMD module (../simd/kernels.wat): LeakyRelu
 // replaces the stock scalar loop for float32, five kernels of our own serve leakyReluGrad and the
-// per-channel ops of ../channel-ops.ts, and col2im serves Conv2DBackpropInput. Each writes its
-// output straight into the heap.
+// per-channel ops of ../channel-ops.ts, col2im serves Conv2DBackpropInput, and the Adam update
+// serves ../adam-update.ts. Each writes its outputs straight into the heap.
 import * as tf from '@tensorflow/tfjs';
 import { simdKernels, SimdKernelError, wasmHeapOffset, type SimdKernels, type WasmKernelBackend } from '../simd/module.ts';
 import { stockWasmKernel } from './stock-kernels.ts';
@@ -12,6 +12,7 @@ export const CHANNEL_SQUARED_DEVIATION_SUM = 'MedvaeChannelSquaredDeviationSum';
 export const CHANNEL_SUM_AND_DOT = 'MedvaeChannelSumAndDot';
 export const CHANNEL_AFFINE = 'MedvaeChannelAffine';
 export const COL2IM = 'MedvaeCol2Im';
+export const ADAM_UPDATE = 'MedvaeAdamUpdate';
 
 function loaded(kernelName: string): SimdKernels {
   const kernels = simdKernels();
@@ -140,4 +141,23 @@ export const col2imConfig = simdKernel(COL2IM, ['cols'], (kernels, [cols], backe
   kernels.col2im(at(cols), at(dx), images, a.outHeight, a.outWidth, rows, width, channels,
     a.filterHeight, a.filterWidth, a.strideHeight, a.strideWidth, a.padTop, a.padLeft);
   return dx;
+});
+
+/** Adam's hyper-parameters for one update, as ../adam-update.ts passes them. */
+export interface AdamUpdateAttrs {
+  weightDecay: number;
+  beta1: number;
+  beta2: number;
+  stepSize: number;
+  epsHat: number;
+}
+
+export const adamUpdateConfig = simdKernel(ADAM_UPDATE, ['p', 'g', 'm', 'v'], (kernels, [p, g, m, v], backend, attrs) => {
+  sameShape(ADAM_UPDATE, p.shape, { g, m, v });
+  const a = attrs as unknown as AdamUpdateAttrs;
+  const outputs = [p, m, v].map(() => backend.makeOutput([...p.shape], 'float32'));
+  const [pOut, mOut, vOut] = outputs;
+  kernels.adam(at(p), at(g), at(m), at(v), at(pOut), at(mOut), at(vOut), tf.util.sizeFromShape(p.shape),
+    a.weightDecay > 0 ? 1 : 0, a.weightDecay, a.beta1, 1 - a.beta1, a.beta2, 1 - a.beta2, a.stepSize, a.epsHat);
+  return outputs;
 });
