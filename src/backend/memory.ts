@@ -122,9 +122,9 @@ export class WasmTrapError extends Error {
 
 /**
  * A heap this full is where a failed allocation inside the C++ kernels (XNNPACK's scratch buffers
- * are allocated there, not through the guarded _malloc) shows up as an out-of-bounds trap. Seen
- * here: a 256x256 VAE step at micro-batch 8 traps with the heap at about 2.9 GB, because the next
- * allocation it needed did not fit under the 4 GB cap.
+ * are allocated there, not through the guarded _malloc) shows up as an out-of-bounds trap, so such
+ * a trap is reported as running out of memory. (The 256x256 micro-batch-8 trap first read this way
+ * was an XNNPACK average-pool bug, now avoided: see wasm-kernels/sum.ts.)
  */
 const NEAR_CAP_FRACTION = 0.5;
 
