@@ -136,13 +136,23 @@ describe('per-channel ops on wasm (SIMD)', () => {
           assert.ok(Math.abs(affine2[j] - (dys[j] * as[c] + xs[j] * bs[c] + ks[c])) <= 1e-5 * (1 + Math.abs(affine2[j])), `affine2 at ${j}`);
         }
       }
-      const names = await kernelsRun(() => [channelSum(x), channelSquaredDeviationSum(x, center), Object.values(channelSumAndDot(dy, x, center)), channelAffine(dy, a, k, x, b)]);
-      for (const kernel of ['MedvaeChannelSum', 'MedvaeChannelSquaredDeviationSum', 'MedvaeChannelSumAndDot', 'MedvaeChannelAffine']) {
+      const names = await kernelsRun(() => [
+        channelSum(x), channelSquaredDeviationSum(x, center), Object.values(channelSumAndDot(dy, x, center)), channelAffine(dy, a, k, x, b), channelAffine(x, a, k),
+      ]);
+      for (const kernel of ['MedvaeChannelSum', 'MedvaeChannelSquaredDeviationSum', 'MedvaeChannelSumAndDot', 'MedvaeChannelAffine', 'MedvaeChannelScaleShift']) {
         assert.ok(names.includes(kernel), `${kernel} ran (${names.join(',')})`);
       }
       tf.dispose([x, dy, center, a, b, k, sum, squared, dySum, dot]);
     });
   }
+
+  test('the one-term affine map keeps infinities (it reads no second term to multiply by 0)', () => {
+    const x = tf.tensor2d([Infinity, -Infinity, 1, 2, 3, 4, 5, 6], [2, 4]);
+    const a = tf.tensor1d([2, 2, 2, 2]);
+    const k = tf.tensor1d([1, 1, 1, 1]);
+    assert.deepEqual(Array.from(channelAffine(x, a, k).dataSync()), [Infinity, -Infinity, 3, 5, 7, 9, 11, 13]);
+    tf.dispose([x, a, k]);
+  });
 
   test('a 262144-row sum keeps float32 accuracy (blocked summation)', () => {
     const rows = 262144;

@@ -6,6 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import { simdKernels } from './simd/module.ts';
 import {
   CHANNEL_AFFINE,
+  CHANNEL_SCALE_SHIFT,
   CHANNEL_SQUARED_DEVIATION_SUM,
   CHANNEL_SUM,
   CHANNEL_SUM_AND_DOT,
@@ -62,9 +63,7 @@ export function channelSumAndDot(dy: tf.Tensor, x: tf.Tensor, center: tf.Tensor1
 /** u * a + k, or u * a + v * b + k when v and b are given; a, b, k per channel. */
 export function channelAffine(u: tf.Tensor, a: tf.Tensor1D, k: tf.Tensor1D, v?: tf.Tensor, b?: tf.Tensor1D): tf.Tensor {
   if (simdApplies([u, a, k, ...(v ? [v] : []), ...(b ? [b] : [])], channelsOf(u))) {
-    if (v === undefined || b === undefined) {
-      return tf.tidy(() => tf.engine().runKernel(CHANNEL_AFFINE, { u, v: u, a, b: tf.zerosLike(a), k }) as tf.Tensor);
-    }
+    if (v === undefined || b === undefined) return tf.engine().runKernel(CHANNEL_SCALE_SHIFT, { u, a, k }) as tf.Tensor;
     return tf.engine().runKernel(CHANNEL_AFFINE, { u, v, a, b, k }) as tf.Tensor;
   }
   return tf.tidy(() => {

@@ -186,10 +186,11 @@
         (local.set $start (local.get $end))
         (br $blocks))))
 
-  ;; y[r, c] = u[r, c] * a[c] + v[r, c] * b[c] + k[c]. With b = 0 and v = u, an affine map of u.
+  ;; y[r, c] = u[r, c] * a[c] + v[r, c] * b[c] + k[c], or without `withV` u[r, c] * a[c] + k[c]
+  ;; (v and b are then not read).
   (func (export "channel_affine") (param $u i32) (param $v i32) (param $a i32) (param $b i32) (param $k i32) (param $y i32)
-    (param $rows i32) (param $channels i32)
-    (local $rowBytes i32) (local $total i32) (local $row i32) (local $j i32) (local $p i32)
+    (param $rows i32) (param $channels i32) (param $withV i32)
+    (local $rowBytes i32) (local $total i32) (local $row i32) (local $j i32) (local $p i32) (local $t v128)
     (local.set $rowBytes (i32.shl (local.get $channels) (i32.const 2)))
     (local.set $total (i32.mul (local.get $rows) (local.get $rowBytes)))
     (block $rowsDone
@@ -200,17 +201,17 @@
           (loop $lanes
             (br_if $lanesDone (i32.ge_u (local.get $j) (local.get $rowBytes)))
             (local.set $p (i32.add (local.get $row) (local.get $j)))
-            (v128.store (i32.add (local.get $y) (local.get $p))
-              (f32x4.add
-                (f32x4.add
-                  (f32x4.mul (v128.load (i32.add (local.get $u) (local.get $p))) (v128.load (i32.add (local.get $a) (local.get $j))))
-                  (f32x4.mul (v128.load (i32.add (local.get $v) (local.get $p))) (v128.load (i32.add (local.get $b) (local.get $j)))))
-                (v128.load (i32.add (local.get $k) (local.get $j)))))
+            (local.set $t (f32x4.mul (v128.load (i32.add (local.get $u) (local.get $p))) (v128.load (i32.add (local.get $a) (local.get $j)))))
+            (if (local.get $withV)
+              (then (local.set $t (f32x4.add (local.get $t)
+                (f32x4.mul (v128.load (i32.add (local.get $v) (local.get $p))) (v128.load (i32.add (local.get $b) (local.get $j))))))))
+            (v128.store (i32.add (local.get $y) (local.get $p)) (f32x4.add (local.get $t) (v128.load (i32.add (local.get $k) (local.get $j)))))
             (local.set $j (i32.add (local.get $j) (i32.const 16)))
             (br $lanes)))
         (local.set $row (i32.add (local.get $row) (local.get $rowBytes)))
         (br $rowsLoop))))
-;; y[c, r] = x[r, c] for x of `rows` x `cols` floats: 4x4 blocks moved with eight shuffles,
+
+  ;; y[c, r] = x[r, c] for x of `rows` x `cols` floats: 4x4 blocks moved with eight shuffles,
   ;; in tiles of 64 rows so that the 64 input rows' cache lines stay in L1 while the columns move
   ;; on, and each output row is written in contiguous runs. TF.js's own Transpose moves one float at
   ;; a time through a generic index computation (~50 ms for 8.4 M floats).

@@ -11,7 +11,7 @@ export interface SimdKernels {
   channel_sum(x: number, rows: number, channels: number, out: number): void;
   channel_squared_deviation_sum(x: number, center: number, rows: number, channels: number, out: number): void;
   channel_sum_and_dot(dy: number, x: number, center: number, rows: number, channels: number, sums: number, dots: number): void;
-  channel_affine(u: number, v: number, a: number, b: number, k: number, y: number, rows: number, channels: number): void;
+  channel_affine(u: number, v: number, a: number, b: number, k: number, y: number, rows: number, channels: number, withV: number): void;
   transpose(x: number, y: number, rows: number, cols: number): void;
   transpose_blocks(x: number, y: number, rows: number, cols: number, block: number): void;
   filter_grad(

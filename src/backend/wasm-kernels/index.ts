@@ -11,6 +11,7 @@ import { sliceConfig } from './slice.ts';
 import {
   adamUpdateConfig,
   channelAffineConfig,
+  channelScaleShiftConfig,
   channelSquaredDeviationSumConfig,
   channelSumAndDotConfig,
   channelSumConfig,
@@ -42,6 +43,7 @@ const wasmTrainingKernels: readonly tf.KernelConfig[] = [
   channelSquaredDeviationSumConfig,
   channelSumAndDotConfig,
   channelAffineConfig,
+  channelScaleShiftConfig,
   col2imConfig,
   adamUpdateConfig,
   transposeConfig,

@@ -11,6 +11,7 @@ export const CHANNEL_SUM = 'MedvaeChannelSum';
 export const CHANNEL_SQUARED_DEVIATION_SUM = 'MedvaeChannelSquaredDeviationSum';
 export const CHANNEL_SUM_AND_DOT = 'MedvaeChannelSumAndDot';
 export const CHANNEL_AFFINE = 'MedvaeChannelAffine';
+export const CHANNEL_SCALE_SHIFT = 'MedvaeChannelScaleShift';
 export const COL2IM = 'MedvaeCol2Im';
 export const ADAM_UPDATE = 'MedvaeAdamUpdate';
 
@@ -113,7 +114,16 @@ export const channelAffineConfig = simdKernel(CHANNEL_AFFINE, ['u', 'v', 'a', 'b
   sameShape(CHANNEL_AFFINE, u.shape, { v });
   sameShape(CHANNEL_AFFINE, [channels], { a, b, k });
   const y = backend.makeOutput([...u.shape], 'float32');
-  kernels.channel_affine(at(u), at(v), at(a), at(b), at(k), at(y), rows, channels);
+  kernels.channel_affine(at(u), at(v), at(a), at(b), at(k), at(y), rows, channels, 1);
+  return y;
+});
+
+export const channelScaleShiftConfig = simdKernel(CHANNEL_SCALE_SHIFT, ['u', 'a', 'k'], (kernels, [u, a, k], backend) => {
+  const [rows, channels] = rowsAndChannels(u);
+  sameShape(CHANNEL_SCALE_SHIFT, [channels], { a, k });
+  const y = backend.makeOutput([...u.shape], 'float32');
+  // v and b are not read without withV
+  kernels.channel_affine(at(u), 0, at(a), 0, at(k), at(y), rows, channels, 0);
   return y;
 });
 
