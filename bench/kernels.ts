@@ -76,3 +76,4 @@ const forwardBackward = (layer: tf.layers.Layer) => (): tf.Tensor =>
 report('BatchNormalization forward + backward', activation.shape,
   forwardBackward(new BatchNorm({ momentum: 0.9, epsilon: 1e-5 })),
   forwardBackward(tf.layers.batchNormalization({ momentum: 0.9, epsilon: 1e-5 })));
+tf.dispose([activation, output, wide, dy, filter, weights]);
