@@ -34,6 +34,8 @@ export interface ModelConfig {
   /** JointVAE capacities [min, max, gamma, iterations] for the continuous and discrete parts. */
   cont_capacity: [number, number, number, number];
   disc_capacity: [number, number, number, number];
+  /** JointVAE: weight of the reconstruction term against the capacity terms (PyTorch-VAE's alpha). */
+  alpha: number;
   /** VAE-GAN: weight of the learned-similarity term in the decoder's loss (Larsen's gamma). */
   recon_gamma: number;
   /** VAE-GAN: which discriminator conv block's output (1 = first) defines the learned similarity. */
@@ -125,6 +127,7 @@ export const DEFAULT_CONFIG: ExperimentConfig = {
     anneal_steps: 500,
     cont_capacity: [0.0, 5.0, 25.0, 25000],
     disc_capacity: [0.0, 5.0, 25.0, 25000],
+    alpha: 30,
     recon_gamma: 1e-3,
     feature_layer: 3,
   },

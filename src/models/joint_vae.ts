@@ -1,6 +1,7 @@
 // JointVAE (Dupont 2018; PyTorch-VAE's JointVAE): a continuous Gaussian latent plus num_discrete
 // categorical latents of categorical_dim classes, relaxed with Gumbel-softmax. Each part's KL is
-// pulled towards its own linearly growing capacity, gamma * |KL - C|. Unlike PyTorch-VAE, whose
+// pulled towards its own linearly growing capacity, gamma * |KL - C|; the loss is
+// alpha * reconstruction + kld_weight * capacity terms, as in PyTorch-VAE. Unlike PyTorch-VAE, whose
 // temperature never changes, the temperature really anneals: t0 * exp(-anneal_rate * step), in
 // stages of anneal_steps, floored at min_temperature.
 import * as tf from '@tensorflow/tfjs';
@@ -89,7 +90,7 @@ export class JointVae extends VanillaVae {
       const contCapacity = linearCapacity(ctx.step, contMin, contMax, contIters);
       const discCapacity = linearCapacity(ctx.step, discMin, discMax, discIters);
       const capacityTerm = tf.add(capacityLoss(kld, contCapacity, contGamma), capacityLoss(kldDiscrete, discCapacity, discGamma));
-      const loss = tf.add(reconstruction, tf.mul(capacityTerm, kldWeight(c, ctx))) as tf.Scalar;
+      const loss = tf.add(tf.mul(reconstruction, c.alpha), tf.mul(capacityTerm, kldWeight(c, ctx))) as tf.Scalar;
       return {
         terms: {
           loss,
