@@ -30,7 +30,7 @@ describe('BatchNorm (closed-form backward)', () => {
   const gamma = tf.tensor1d([0.5, 1.5, -2]);
   const beta = tf.tensor1d([0.1, -0.3, 2]);
 
-  it('matches tf.layers.batchNormalization in values, gradients and moving statistics', () => {
+  it('matches tf.layers.batchNormalization in values, gradients and moving mean', () => {
     const ours = new BatchNorm({ momentum: 0.9, epsilon: 1e-5 });
     const reference = tf.layers.batchNormalization({ momentum: 0.9, epsilon: 1e-5 });
     const results = [ours, reference].map((layer) => {
@@ -46,11 +46,55 @@ describe('BatchNorm (closed-form backward)', () => {
       return { y, dx, dgamma, dbeta, movingMean, movingVariance };
     });
     const [a, b] = results;
-    for (const key of ['y', 'dx', 'dgamma', 'dbeta', 'movingMean', 'movingVariance'] as const) {
+    for (const key of ['y', 'dx', 'dgamma', 'dbeta', 'movingMean'] as const) {
       const err = maxRelativeError(a[key], b[key]);
       assert.ok(err < 1e-5, `${key}: relative error ${err}`);
     }
     assert.ok(Math.abs(b.movingMean[0]) > 0.1, 'the reference moving mean did move');
+  });
+
+  /** Per-channel mean and unbiased variance of NHWC values, in float64. */
+  function channelMoments(values: Float32Array, c: number): { mean: number[]; unbiased: number[] } {
+    const n = values.length / c;
+    const mean = Array.from({ length: c }, (_, k) => { let s = 0; for (let i = k; i < values.length; i += c) s += values[i]!; return s / n; });
+    const unbiased = mean.map((m, k) => { let s = 0; for (let i = k; i < values.length; i += c) s += (values[i]! - m) ** 2; return s / (n - 1); });
+    return { mean, unbiased };
+  }
+
+  function movingStatistics(layer: BatchNorm): { mean: Float32Array; variance: Float32Array } {
+    const [mean, variance] = layer.getWeights().slice(2).map((w) => w.dataSync() as Float32Array);
+    return { mean: mean!, variance: variance! };
+  }
+
+  it('moves its moving averages towards the batch mean and the unbiased batch variance, as PyTorch does', () => {
+    const layer = new BatchNorm({ momentum: 0.9, epsilon: 1e-5 });
+    tf.dispose(layer.apply(x, { training: true }) as tf.Tensor);
+    const { mean, unbiased } = channelMoments(x.dataSync() as Float32Array, channels);
+    const moving = movingStatistics(layer);
+    for (let k = 0; k < channels; k++) {
+      assert.ok(Math.abs(moving.mean[k]! - 0.1 * mean[k]!) < 1e-5, `moving mean ${k}`);
+      assert.ok(Math.abs(moving.variance[k]! - (0.9 + 0.1 * unbiased[k]!)) < 1e-5, `moving variance ${k}`);
+    }
+  });
+
+  it('with deferred updates, micro-batches committed once give the moving statistics of the whole batch', () => {
+    const split = new BatchNorm({ momentum: 0.9, epsilon: 1e-5 });
+    split.deferUpdates = true;
+    // Uneven parts with different means: their spread must count in the pooled variance.
+    const parts = [tf.slice(x, [0], [1]), tf.add(tf.slice(x, [1], [3]), 3)];
+    const shifted = tf.concat(parts);
+    const reference = new BatchNorm({ momentum: 0.9, epsilon: 1e-5 });
+    tf.dispose(reference.apply(shifted, { training: true }) as tf.Tensor);
+    for (const part of parts) tf.dispose(split.apply(part, { training: true }) as tf.Tensor);
+    assert.deepEqual(Array.from(movingStatistics(split).variance), [1, 1, 1], 'nothing moves before the commit');
+    assert.equal(split.pendingStatistics().count, 4 * 5 * 5);
+    split.commitStatistics();
+    const a = movingStatistics(split);
+    const b = movingStatistics(reference);
+    assert.ok(maxRelativeError(a.mean, b.mean) < 1e-5, 'moving mean');
+    assert.ok(maxRelativeError(a.variance, b.variance) < 1e-5, 'moving variance');
+    assert.ok(b.variance[0]! > 1.05, 'the parts\' different means raised the pooled variance');
+    tf.dispose([...parts, shifted]);
   });
 
   it('accepts the channel axis by index, as Keras files write it, and refuses other axes', () => {

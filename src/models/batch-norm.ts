@@ -9,8 +9,12 @@
 // written as per-channel reductions and per-channel affine maps (../backend/channel-ops.ts): on
 // wasm each is one SIMD pass, so the forward reads the activation three times and writes only the
 // output, the backward reads dy and x twice and writes only dx, and nothing but the input is saved
-// (xhat is recomputed from it). Measured on wasm, forward + backward of a 64x64x64x32 activation:
-// ~545 ms for the stock layer, ~180 ms for the tf-op form of this one, ~25 ms with the SIMD passes.
+// (xhat is recomputed from it). `npm run bench:kernels` times it against the stock layer.
+//
+// Moving statistics follow PyTorch's BatchNorm (running mean, unbiased running variance), but per
+// optimizer step rather than per forward call when updates are deferred: then the statistics of
+// every micro-batch and worker of a step are pooled first, so they do not depend on how the global
+// batch was split.
 //
 // It serialises as Keras' standard `BatchNormalization` (same class name, config keys and weight
 // names gamma, beta, moving_mean, moving_variance), so a saved model.json loads with
@@ -41,6 +45,17 @@ export class BatchNormLayerError extends Error {
 }
 
 type Weight = ReturnType<tf.layers.Layer['addWeight']>;
+
+/**
+ * Per-channel sums over the values a layer normalised in training since its last update, shifted by
+ * its moving mean at the time: count, sum(x - c) and sum((x - c)^2). Sums pool by addition, across
+ * micro-batches and across workers alike.
+ */
+export interface PendingStatistics {
+  count: number;
+  shiftedSum: tf.Tensor1D;
+  shiftedSquares: tf.Tensor1D;
+}
 
 /**
  * Training-mode batch norm of `x` over all axes but the last, with a closed-form gradient.
@@ -99,6 +114,13 @@ export class BatchNorm extends tf.layers.Layer {
   private beta?: Weight;
   private movingMean?: Weight;
   private movingVariance?: Weight;
+  private pending?: PendingStatistics;
+  /**
+   * Off (the default), every training call updates the moving averages from its own batch. On, calls
+   * only add to the pending statistics, and the caller commits them once per optimizer step (the
+   * trainer, after pooling them over micro-batches and workers).
+   */
+  deferUpdates = false;
 
   constructor(args: BatchNormArgs & { axis?: number; center?: boolean; scale?: boolean } = {}) {
     super(args);
@@ -136,14 +158,68 @@ export class BatchNorm extends tf.layers.Layer {
       });
     }
     const { y, mean, variance } = batchNormTraining(x, gamma.read() as tf.Tensor1D, beta.read() as tf.Tensor1D, this.epsilon);
-    tf.tidy(() => {
-      const decay = 1 - this.momentum;
-      movingMean.write(tf.sub(movingMean.read(), tf.mul(tf.sub(movingMean.read(), mean), decay)));
-      movingVariance.write(tf.sub(movingVariance.read(), tf.mul(tf.sub(movingVariance.read(), variance), decay)));
-    });
+    this.recordBatch(mean, variance, x.size / (x.shape[x.rank - 1] ?? 1));
     mean.dispose();
     variance.dispose();
+    if (!this.deferUpdates) this.commitStatistics();
     return y;
+  }
+
+  /**
+   * Adds one batch's per-channel statistics to the pending sums, shifted by the moving mean so that
+   * pooling in float32 does not cancel: sum(x - c) = n (mean - c), sum((x - c)^2) = n (var + (mean - c)^2).
+   */
+  private recordBatch(mean: tf.Tensor1D, variance: tf.Tensor1D, count: number): void {
+    const { movingMean } = this.weightsOrThrow();
+    const before = this.pending;
+    const sums = tf.tidy(() => {
+      const d = tf.sub(mean, movingMean.read());
+      const shiftedSum = tf.mul(d, count) as tf.Tensor1D;
+      const shiftedSquares = tf.mul(tf.add(variance, tf.square(d)), count) as tf.Tensor1D;
+      return before
+        ? { shiftedSum: tf.add(before.shiftedSum, shiftedSum) as tf.Tensor1D, shiftedSquares: tf.add(before.shiftedSquares, shiftedSquares) as tf.Tensor1D }
+        : { shiftedSum, shiftedSquares };
+    });
+    // The forward may run inside a tidy of the engine: the sums outlive it until they are committed.
+    this.pending = { count: (before?.count ?? 0) + count, shiftedSum: tf.keep(sums.shiftedSum), shiftedSquares: tf.keep(sums.shiftedSquares) };
+    if (before) tf.dispose([before.shiftedSum, before.shiftedSquares]);
+  }
+
+  /** The statistics not yet folded into the moving averages (zero sums when no batch was seen); owned by the layer. */
+  pendingStatistics(): PendingStatistics {
+    if (!this.pending) {
+      const channels = this.weightsOrThrow().gamma.shape[0] ?? 0;
+      this.pending = { count: 0, shiftedSum: tf.zeros([channels]), shiftedSquares: tf.zeros([channels]) };
+    }
+    return this.pending;
+  }
+
+  /**
+   * Folds the pending statistics (or `pooled`, the same sums gathered over every micro-batch and
+   * worker of the step) into the moving averages as one update: the pooled mean and the unbiased
+   * pooled variance (PyTorch's running_var), whose spread between batches counts too. Then clears them.
+   */
+  commitStatistics(pooled: PendingStatistics | undefined = this.pending): void {
+    const { movingMean, movingVariance } = this.weightsOrThrow();
+    if (pooled && pooled.count > 0) {
+      tf.tidy(() => {
+        const n = pooled.count;
+        const shift = tf.div(pooled.shiftedSum, n);
+        const mean = tf.add(movingMean.read(), shift);
+        const biased = tf.relu(tf.sub(tf.div(pooled.shiftedSquares, n), tf.square(shift)));
+        const variance = tf.mul(biased, n / Math.max(n - 1, 1));
+        const decay = 1 - this.momentum;
+        movingMean.write(tf.sub(movingMean.read(), tf.mul(tf.sub(movingMean.read(), mean), decay)));
+        movingVariance.write(tf.sub(movingVariance.read(), tf.mul(tf.sub(movingVariance.read(), variance), decay)));
+      });
+    }
+    this.discardStatistics();
+  }
+
+  /** Drops the pending statistics without updating (a step that is not applied). */
+  discardStatistics(): void {
+    if (this.pending) tf.dispose([this.pending.shiftedSum, this.pending.shiftedSquares]);
+    this.pending = undefined;
   }
 
   override getConfig(): tf.serialization.ConfigDict {
@@ -169,3 +245,10 @@ export class BatchNorm extends tf.layers.Layer {
   }
 }
 tf.serialization.registerClass(BatchNorm);
+
+/** The BatchNorm layers of these networks, ordered by name (the same order in every process). */
+export function batchNormLayers(networks: readonly tf.LayersModel[]): BatchNorm[] {
+  return networks
+    .flatMap((network) => network.layers.filter((layer): layer is BatchNorm => layer instanceof BatchNorm))
+    .sort((a, b) => a.name.localeCompare(b.name));
+}

@@ -1,18 +1,13 @@
-// The one place where the training step meets the collective: gradients, the step's loss terms
-// and BatchNorm moving statistics go out as one list of buffers and come back averaged over workers.
-// With one worker nothing is copied: the collective is the identity.
+// The one place where the training step meets the collective: gradients and the step's loss terms
+// go out as one list of buffers and come back averaged over workers, BatchNorm's batch statistics
+// come back summed. With one worker nothing is copied: the collective is the identity.
 import * as tf from '@tensorflow/tfjs';
 import { readInto, tensorsFrom, totalSize } from '../backend/tensor-io.ts';
 import type { Collective } from '../dist/collective.ts';
+import type { PendingStatistics } from '../models/batch-norm.ts';
 
 /** What the training loop needs of a collective (src/dist implements it over TCP). */
 export type StepCollective = Pick<Collective, 'rank' | 'worldSize' | 'allReduceMean' | 'broadcast' | 'stats'>;
-
-/** A named weight that is not trained by gradients but must agree across replicas (BN moving stats). */
-export interface SharedState {
-  name: string;
-  variable: tf.Variable;
-}
 
 /** The tensors' values end to end in a fresh array (for the occasional broadcast and checksum). */
 function readFlat(tensors: readonly tf.Tensor[]): Float32Array {
@@ -37,43 +32,50 @@ function stepBuffer(collective: StepCollective, size: number): Float32Array {
 }
 
 /**
- * Averages, over all workers and in place: per-group gradients (replaced by new tensors), the loss
- * terms and the shared state variables; and agrees on whether to stop after this step. Names are
- * sorted, so every worker lays the buffers out identically. Returns the bytes reduced (0 with one
- * worker), the part of the all-reduce spent waiting for a slower peer, and the stop decision.
+ * Averages, over all workers and in place, the per-group gradients (replaced by new tensors) and the
+ * loss terms; sums every BatchNorm layer's batch statistics over the workers; and agrees on whether
+ * to stop after this step. Names are sorted, so every worker lays the buffers out identically.
+ * Returns the bytes reduced (0 with one worker), the part of the all-reduce spent waiting for a
+ * slower peer, the stop decision and the pooled statistics (new tensors the caller disposes, or
+ * with one worker the given ones).
  */
 export async function averageAcrossWorkers(
   collective: StepCollective,
   grads: Record<string, tf.NamedTensorMap>,
   terms: Record<string, number>,
-  shared: SharedState[],
+  statistics: readonly PendingStatistics[],
   stopRequested: boolean,
-): Promise<{ bytes: number; waitMs: number; stop: boolean }> {
-  if (collective.worldSize === 1) return { bytes: 0, waitMs: 0, stop: stopRequested };
+): Promise<{ bytes: number; waitMs: number; stop: boolean; statistics: PendingStatistics[] }> {
+  const { worldSize } = collective;
+  if (worldSize === 1) return { bytes: 0, waitMs: 0, stop: stopRequested, statistics: [...statistics] };
   const slots: { group: string; name: string }[] = [];
   for (const group of Object.keys(grads).sort()) {
     for (const name of Object.keys(grads[group]!).sort()) slots.push({ group, name });
   }
   const termNames = Object.keys(terms).sort();
-  const tensors = [...slots.map(({ group, name }) => grads[group]![name]!), ...shared.map((s) => s.variable)];
+  const gradTensors = slots.map(({ group, name }) => grads[group]![name]!);
+  const tensors = [...gradTensors, ...statistics.flatMap((s) => [s.shiftedSum, s.shiftedSquares])];
   const values = stepBuffer(collective, totalSize(tensors));
   readInto(tensors, values);
   // The last slot votes on stopping: any worker asked to stop (Ctrl-C) makes all stop after this
   // same step, so none is left waiting in an all-reduce its peers never join.
-  const scalars = Float32Array.from([...termNames.map((n) => terms[n]!), stopRequested ? 1 : 0]);
+  const scalars = Float32Array.from([...termNames.map((n) => terms[n]!), ...statistics.map((s) => s.count), stopRequested ? 1 : 0]);
   await collective.allReduceMean([values, scalars]);
+  // Statistics are sums: the mean over workers times their number.
+  const gradSize = totalSize(gradTensors);
+  for (let i = gradSize; i < values.length; i++) values[i]! *= worldSize;
   const averaged = tensorsFrom(values, tensors.map((t) => t.shape));
   slots.forEach(({ group, name }, i) => {
     grads[group]![name]!.dispose();
     grads[group]![name] = averaged[i]!;
   });
-  shared.forEach((s, i) => {
-    const value = averaged[slots.length + i]!;
-    s.variable.assign(value);
-    value.dispose();
-  });
+  const pooled = statistics.map((_, i) => ({
+    count: Math.round(scalars[termNames.length + i]! * worldSize),
+    shiftedSum: averaged[slots.length + 2 * i]! as tf.Tensor1D,
+    shiftedSquares: averaged[slots.length + 2 * i + 1]! as tf.Tensor1D,
+  }));
   termNames.forEach((n, i) => { terms[n] = scalars[i]!; });
-  return { bytes: values.byteLength + scalars.byteLength, waitMs: collective.stats().lastAllReduceWaitMs, stop: scalars[termNames.length]! > 0 };
+  return { bytes: values.byteLength + scalars.byteLength, waitMs: collective.stats().lastAllReduceWaitMs, stop: scalars[scalars.length - 1]! > 0, statistics: pooled };
 }
 
 /** Makes every worker start from rank 0's weights and shared state. */
