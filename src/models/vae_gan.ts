@@ -56,15 +56,20 @@ export class VaeGan extends VanillaVae {
   override losses(batch: ModelBatch, ctx: LossContext): ModelLosses {
     return tidyLosses(() => {
       const x = batch.images;
+      const n = x.shape[0];
       const enc = this.encode(x, batch.labels, ctx.training);
       const z = this.reparameterize(enc, ctx.noise);
-      const zPrior = this.priorLatent(x.shape[0], ctx.noise);
-      const recon = this.decode(z, batch.labels, ctx.training);
-      const prior = this.decode(zPrior, batch.labels, ctx.training);
-      const discriminator = this.networks['discriminator'];
-      const [featuresReal, logitReal] = run(discriminator, [x], ctx.training);
-      const [featuresRecon, logitRecon] = run(discriminator, [recon], ctx.training);
-      const [, logitPrior] = run(discriminator, [prior], ctx.training);
+      const zPrior = this.priorLatent(n, ctx.noise);
+      // One decoder pass over posterior and prior latents, and one discriminator pass over real,
+      // reconstructed and prior images: BatchNorm then normalises all of them with the same
+      // statistics, so a batch-wide shift of colour or contrast in the fakes stays visible to the
+      // features and to the discriminator, and real and fake features are on one scale.
+      const decoded = this.decode(tf.concat([z, zPrior]), undefined, ctx.training);
+      const recon = tf.slice(decoded, [0], [n]) as tf.Tensor4D;
+      const [features, logits] = run(this.networks['discriminator'], [tf.concat([x, decoded])], ctx.training);
+      const part = (t: tf.Tensor, i: number): tf.Tensor => tf.slice(t, [i * n], [n]);
+      const [featuresReal, featuresRecon] = [part(features, 0), part(features, 1)];
+      const [logitReal, logitRecon, logitPrior] = [part(logits, 0), part(logits, 1), part(logits, 2)];
 
       const kld = gaussianKl(enc.mu, enc.logvar);
       const disLlike = mse(featuresRecon, featuresReal);
