@@ -58,48 +58,6 @@ test('--set parses YAML scalars and lists and overrides the file', () => {
   assert.throws(() => loadConfig({ sets: ['train.lrr=1'] }), /--set: unknown key 'train.lrr'/);
 });
 
-test("PyTorch-VAE's own vae.yaml is accepted and translated", () => {
-  const f = file('pytorch-vae.yaml', `model_params:
-  name: 'VanillaVAE'
-  in_channels: 3
-  latent_dim: 128
-
-data_params:
-  data_path: "Data/"
-  train_batch_size: 64
-  val_batch_size:  64
-  patch_size: 64
-  num_workers: 4
-
-exp_params:
-  LR: 0.005
-  weight_decay: 0.0
-  scheduler_gamma: 0.95
-  kld_weight: 0.00025
-  manual_seed: 1265
-
-trainer_params:
-  gpus: [1]
-  max_epochs: 100
-
-logging_params:
-  save_dir: "logs/"
-  name: "VanillaVAE"
-`);
-  const cfg = loadConfig({ file: f });
-  assert.equal(cfg.model.name, 'vae');
-  assert.equal(cfg.data.path, 'Data/');
-  assert.equal(cfg.train.batch_size, 64);
-  assert.equal(cfg.train.lr, 0.005);
-  assert.equal(cfg.train.scheduler_gamma, 0.95);
-  assert.equal(cfg.train.seed, 1265);
-  assert.equal(cfg.train.epochs, 100);
-  assert.equal(cfg.output.dir, 'logs/');
-  const joint = loadConfig({ file: file('joint.yaml', "model_params:\n  name: 'JointVAE'\n  latent_min_capacity: 0.0\n  latent_max_capacity: 20.0\n") });
-  assert.deepEqual(joint.model.cont_capacity, [0, 20, DEFAULT_CONFIG.model.cont_capacity[2], DEFAULT_CONFIG.model.cont_capacity[3]]);
-  assert.throws(() => loadConfig({ file: file('bad-pt.yaml', "model_params:\n  name: 'SWAE'\n") }), /'model_params.name' "SWAE" has no medvae counterpart/);
-});
-
 test('an empty or non-mapping file is handled clearly', () => {
   assert.deepEqual(loadConfig({ file: file('empty.yaml', '') }), DEFAULT_CONFIG);
   assert.throws(() => loadConfig({ file: file('list.yaml', '- 1\n- 2\n') }), /expected a mapping with sections/);

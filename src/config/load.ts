@@ -10,34 +10,61 @@ type Plain = Record<string, unknown>;
 
 const PYTORCH_VAE_SECTIONS = ['model_params', 'data_params', 'exp_params', 'trainer_params', 'logging_params'];
 
+/** Receives one line per PyTorch-VAE key that is accepted but changes nothing here (or yields to another). */
+export type NoteSink = (line: string) => void;
+
 /** PyTorch-VAE class names -> our model names. */
 const PYTORCH_VAE_MODELS: Record<string, string> = {
   VanillaVAE: 'vae', BetaVAE: 'beta_vae', MSSIMVAE: 'mssim_vae', ConditionalVAE: 'cvae', JointVAE: 'joint_vae',
 };
 
-/** PyTorch-VAE key (per section) -> our 'section.key'; null = meaningful only to PyTorch, accepted and ignored. */
-const PYTORCH_VAE_KEYS: Record<string, Record<string, string | null>> = {
+/**
+ * Where one PyTorch-VAE key lands: on our key `to`; on `to` only when `unless` (the spelling that wins)
+ * did not set it; or nowhere, with a note saying why.
+ */
+type Rule = { to: string; unless?: string } | { ignored: string };
+const to = (path: string): Rule => ({ to: path });
+const unless = (path: string, winner: string): Rule => ({ to: path, unless: winner });
+const ignored = (why: string): Rule => ({ ignored: why });
+
+// The keys of configs/{vae,bbvae,bhvae,mssim_vae,cvae,joint_vae}.yaml and of the models' constructors,
+// plus the pre-2022 layout (data keys in exp_params, seed in logging_params) that older copies carry.
+const PYTORCH_VAE_KEYS: Record<string, Record<string, Rule>> = {
   model_params: {
-    name: 'model.name', in_channels: 'model.in_channels', latent_dim: 'model.latent_dim', hidden_dims: 'model.hidden_dims',
-    beta: 'model.beta', gamma: 'model.gamma', max_capacity: 'model.max_capacity', Capacity_max_iter: 'model.capacity_max_iter',
-    loss_type: 'model.loss_type', num_classes: 'model.num_classes', img_size: 'model.image_size',
-    categorical_dim: 'model.categorical_dim', temperature: 'model.temperature', anneal_rate: 'model.anneal_rate',
-    anneal_interval: 'model.anneal_steps', window_size: null, size_average: null,
-    latent_min_capacity: 'model.cont_capacity.0', latent_max_capacity: 'model.cont_capacity.1',
-    latent_gamma: 'model.cont_capacity.2', latent_num_iter: 'model.cont_capacity.3',
-    categorical_min_capacity: 'model.disc_capacity.0', categorical_max_capacity: 'model.disc_capacity.1',
-    categorical_gamma: 'model.disc_capacity.2', categorical_num_iter: 'model.disc_capacity.3',
+    name: to('model.name'), in_channels: to('model.in_channels'), latent_dim: to('model.latent_dim'),
+    hidden_dims: to('model.hidden_dims'), beta: to('model.beta'), gamma: to('model.gamma'),
+    max_capacity: to('model.max_capacity'), Capacity_max_iter: to('model.capacity_max_iter'), loss_type: to('model.loss_type'),
+    num_classes: to('model.num_classes'), img_size: unless('model.image_size', 'data_params.patch_size'),
+    categorical_dim: to('model.categorical_dim'), temperature: to('model.temperature'), anneal_rate: to('model.anneal_rate'),
+    anneal_interval: to('model.anneal_steps'), alpha: to('model.alpha'),
+    latent_min_capacity: to('model.cont_capacity.0'), latent_max_capacity: to('model.cont_capacity.1'),
+    latent_gamma: to('model.cont_capacity.2'), latent_num_iter: to('model.cont_capacity.3'),
+    categorical_min_capacity: to('model.disc_capacity.0'), categorical_max_capacity: to('model.disc_capacity.1'),
+    categorical_gamma: to('model.disc_capacity.2'), categorical_num_iter: to('model.disc_capacity.3'),
+    window_size: ignored('the MS-SSIM loss always uses an 11-pixel Gaussian window'),
+    size_average: ignored('the MS-SSIM loss is always averaged over the image'),
   },
   data_params: {
-    data_path: 'data.path', train_batch_size: 'train.batch_size', patch_size: 'model.image_size',
-    val_batch_size: null, num_workers: 'data.threads',
+    data_path: to('data.path'), train_batch_size: to('train.batch_size'), patch_size: to('model.image_size'),
+    val_batch_size: ignored('training runs no validation pass here; held-out scores come from `medvae eval`'),
+    num_workers: ignored('PyTorch DataLoader processes; decode threads here are data.threads'),
   },
   exp_params: {
-    LR: 'train.lr', weight_decay: 'train.weight_decay', scheduler_gamma: 'train.scheduler_gamma',
-    kld_weight: 'model.kld_weight', manual_seed: 'train.seed',
+    LR: to('train.lr'), weight_decay: to('train.weight_decay'), scheduler_gamma: to('train.scheduler_gamma'),
+    kld_weight: to('model.kld_weight'), manual_seed: to('train.seed'),
+    dataset: ignored('the dataset is data.format and data.path'),
+    data_path: unless('data.path', 'data_params.data_path'), img_size: unless('model.image_size', 'data_params.patch_size'),
+    batch_size: unless('train.batch_size', 'data_params.train_batch_size'),
   },
-  trainer_params: { max_epochs: 'train.epochs', gpus: null },
-  logging_params: { save_dir: 'output.dir', name: 'output.name' },
+  trainer_params: {
+    max_epochs: to('train.epochs'), max_nb_epochs: unless('train.epochs', 'trainer_params.max_epochs'),
+    gpus: ignored('the backend is train.backend; several devices train under medvae-dist'),
+    distributed_backend: ignored('data-parallel training is medvae-dist'),
+  },
+  logging_params: {
+    save_dir: to('output.dir'), name: to('output.name'),
+    manual_seed: unless('train.seed', 'exp_params.manual_seed'),
+  },
 };
 
 function isPlain(v: unknown): v is Plain {
@@ -57,33 +84,77 @@ function setPath(target: Plain, path: string, value: unknown): void {
   node[parts[parts.length - 1]!] = value;
 }
 
-function translatePytorchVae(doc: Plain, source: string): Plain {
-  const out: Plain = {};
+function getPath(source: Plain, path: string): unknown {
+  let node: unknown = source;
+  for (const part of path.split('.')) node = isPlain(node) ? node[part] : undefined;
+  return node;
+}
+
+interface PytorchVaeEntry { where: string; rule: Rule; value: unknown }
+
+/** Every key of the document with its rule; an unknown section or key is an error naming the known ones. */
+function pytorchVaeEntries(doc: Plain, source: string): PytorchVaeEntry[] {
+  const entries: PytorchVaeEntry[] = [];
   for (const [section, body] of Object.entries(doc)) {
-    const table = PYTORCH_VAE_KEYS[section];
+    // Own keys only: a key named like an Object.prototype member must not find a rule.
+    const table = Object.hasOwn(PYTORCH_VAE_KEYS, section) ? PYTORCH_VAE_KEYS[section]! : undefined;
     if (!table) throw new ConfigError(`${source}: unknown section '${section}'; a PyTorch-VAE config has ${PYTORCH_VAE_SECTIONS.join(', ')}`);
     if (!isPlain(body)) throw new ConfigError(`${source}: '${section}' must be a mapping`);
     for (const [key, value] of Object.entries(body)) {
-      if (!(key in table)) {
+      if (!Object.hasOwn(table, key)) {
         throw new ConfigError(`${source}: unsupported key '${section}.${key}'; known keys of ${section}: ${Object.keys(table).join(', ')}`);
       }
-      const target = table[key];
-      if (target === null || target === undefined) continue;
-      let v = value;
-      if (target === 'model.name') {
-        const mapped = PYTORCH_VAE_MODELS[String(value)];
-        if (!mapped) throw new ConfigError(`${source}: 'model_params.name' ${JSON.stringify(value)} has no medvae counterpart; supported: ${Object.keys(PYTORCH_VAE_MODELS).join(', ')}`);
-        v = mapped;
-      }
-      setPath(out, target, v);
+      entries.push({ where: `${section}.${key}`, rule: table[key]!, value });
     }
   }
-  // Capacity lists given key by key start from the defaults for the keys PyTorch-VAE left out.
-  const model = out.model as Plain | undefined;
+  return entries;
+}
+
+function medvaeModelName(value: unknown, source: string): string {
+  const mapped = typeof value === 'string' && Object.hasOwn(PYTORCH_VAE_MODELS, value) ? PYTORCH_VAE_MODELS[value] : undefined;
+  if (!mapped) {
+    throw new ConfigError(`${source}: 'model_params.name' ${JSON.stringify(value)} has no medvae counterpart; medvae has ${Object.keys(PYTORCH_VAE_MODELS).join(', ')}`);
+  }
+  return mapped;
+}
+
+/** Capacity lists given key by key start from the defaults for the keys PyTorch-VAE left out. */
+function fillCapacities(model: Plain | undefined): void {
   for (const key of ['cont_capacity', 'disc_capacity'] as const) {
     const partial = model?.[key] as unknown[] | undefined;
     if (partial) model![key] = DEFAULT_CONFIG.model[key].map((d, i) => partial[i] ?? d);
   }
+}
+
+/**
+ * PyTorch-VAE has no temperature floor (its JointVAE floors at the start, so never anneals): a start
+ * below our default floor lowers the floor to it instead of failing on a key the file never named.
+ */
+function fitTemperatureFloor(model: Plain | undefined, source: string, note: NoteSink): void {
+  const start = model?.temperature;
+  const floor = DEFAULT_CONFIG.model.min_temperature;
+  if (typeof start !== 'number' || start >= floor) return;
+  model!.min_temperature = start;
+  note(`${source}: model_params.temperature ${start} is below the default model.min_temperature ${floor}; the floor is set to ${start}`);
+}
+
+function translatePytorchVae(doc: Plain, source: string, note: NoteSink): Plain {
+  const out: Plain = {};
+  const yielding: { where: string; to: string; winner: string; value: unknown }[] = [];
+  for (const { where, rule, value } of pytorchVaeEntries(doc, source)) {
+    if ('ignored' in rule) note(`${source}: ${where} ignored: ${rule.ignored}`);
+    else if (rule.unless) yielding.push({ where, to: rule.to, winner: rule.unless, value });
+    else setPath(out, rule.to, rule.to === 'model.name' ? medvaeModelName(value, source) : value);
+  }
+  // Second spellings apply after the first pass, only where the winning spelling left the key unset.
+  for (const { where, to: path, winner, value } of yielding) {
+    const current = getPath(out, path);
+    if (current === undefined) setPath(out, path, value);
+    else if (current !== value) note(`${source}: ${where} ${JSON.stringify(value)} ignored: ${winner} sets ${path} to ${JSON.stringify(current)}`);
+  }
+  const model = out.model as Plain | undefined;
+  fillCapacities(model);
+  fitTemperatureFloor(model, source, note);
   return out;
 }
 
@@ -114,10 +185,14 @@ export interface LoadOptions {
   sets?: readonly string[];
   /** Number of data-parallel workers the config will run on (batch divisibility). */
   worldSize?: number;
+  /** Gets the notes on PyTorch-VAE keys accepted without effect; without it they are dropped. */
+  onNote?: NoteSink;
 }
 
+const dropNote: NoteSink = () => {};
+
 /** Reads a YAML experiment file (ours or PyTorch-VAE's) into a plain object of our layout. */
-export function readConfigFile(file: string): Plain {
+export function readConfigFile(file: string, onNote: NoteSink = dropNote): Plain {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -132,7 +207,7 @@ export function readConfigFile(file: string): Plain {
   }
   if (doc === null || doc === undefined) return {};
   if (!isPlain(doc)) throw new ConfigError(`${file}: expected a mapping with sections model, data, train, output`);
-  return Object.keys(doc).some((k) => PYTORCH_VAE_SECTIONS.includes(k)) ? translatePytorchVae(doc, file) : doc;
+  return Object.keys(doc).some((k) => PYTORCH_VAE_SECTIONS.includes(k)) ? translatePytorchVae(doc, file, onNote) : doc;
 }
 
 /** defaults <- file <- overrides, checked. */
@@ -140,7 +215,7 @@ export function loadConfig(opts: LoadOptions = {}): ExperimentConfig {
   let cfg = structuredClone(DEFAULT_CONFIG);
   const sources: string[] = [];
   if (opts.file) {
-    const doc = readConfigFile(opts.file);
+    const doc = readConfigFile(opts.file, opts.onNote);
     checkShape(doc, DEFAULT_CONFIG as unknown as Plain, opts.file);
     cfg = merge(cfg, doc);
     sources.push(opts.file);
