@@ -15,10 +15,11 @@ import type { Batch } from '../data/types.ts';
 import { createModel } from '../models/index.ts';
 import type { VaeModel } from '../models/base.ts';
 import { networkVariables } from '../models/blocks.ts';
+import { batchNormLayers } from '../models/batch-norm.ts';
 import { applyGradients, computeGradients, createOptimizers } from './step.ts';
 import { latestCheckpoint, restoreCheckpoint, saveCheckpoint, type TrainState } from './checkpoint.ts';
 import { stepNoise, Stream } from './rng.ts';
-import { averageAcrossWorkers, broadcastWeights, checkReplicasAgree, type SharedState, type StepCollective } from './sync.ts';
+import { averageAcrossWorkers, broadcastWeights, checkReplicasAgree, type StepCollective } from './sync.ts';
 import { DivergenceMonitor } from './divergence.ts';
 import { LocalCollective } from '../dist/collective.ts';
 import { resolveMicroBatch } from './memory.ts';
@@ -77,11 +78,11 @@ export interface TrainResult {
 /** Replicas compare a checksum of their weights this often. */
 const CHECKSUM_EVERY = 50;
 
-/** BatchNorm moving statistics and other non-trained state that replicas must share, by stable name. */
-function sharedState(model: VaeModel): SharedState[] {
+/** BatchNorm moving statistics and other non-trained state that replicas must share, ordered by stable name. */
+function sharedState(model: VaeModel): tf.Variable[] {
   return [...networkVariables(Object.values(model.networks), 'nonTrainable')]
-    .map(([name, variable]) => ({ name, variable }))
-    .sort((a, b) => a.name.localeCompare(b.name));
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([, variable]) => variable);
 }
 
 function learningRate(base: number, gamma: number, epoch: number): number {
@@ -166,8 +167,10 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const model = createModel(cfg.model, cfg.train.seed, dataset.labelWidth);
   const optimizers = createOptimizers(model, cfg.train);
   const adams = Object.fromEntries(Object.entries(optimizers).map(([group, o]) => [group, o.adam]));
-  const shared = sharedState(model);
-  const allWeights = [...Object.values(optimizers).flatMap((o) => Object.values(o.variables)), ...shared.map((s) => s.variable)];
+  const allWeights = [...Object.values(optimizers).flatMap((o) => Object.values(o.variables)), ...sharedState(model)];
+  // BatchNorm moving statistics move once per optimizer step, from the whole global batch.
+  const norms = batchNormLayers(Object.values(model.networks));
+  for (const layer of norms) layer.deferUpdates = true;
   log(`model: ${cfg.model.name}, ${model.paramCount().toLocaleString('en-US')} parameters, ${cfg.model.image_size}x${cfg.model.image_size}x${cfg.model.in_channels}`);
 
   let state: TrainState = {
@@ -273,20 +276,29 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
 
         // ---- all-reduce (identity with one worker) ----
         const reduceStart = performance.now();
-        const { bytes: allReduceBytes, waitMs: allReduceWaitMs, stop } = await averageAcrossWorkers(collective, grads, terms, shared, opts.signal?.aborted ?? false);
+        const statistics = norms.map((layer) => layer.pendingStatistics());
+        const reduced = await averageAcrossWorkers(collective, grads, terms, statistics, opts.signal?.aborted ?? false);
+        const { bytes: allReduceBytes, waitMs: allReduceWaitMs, stop } = reduced;
         const allReduceSeconds = worldSize > 1 ? (performance.now() - reduceStart) / 1000 : 0;
+        const disposePooled = (): void => {
+          if (worldSize > 1) tf.dispose(reduced.statistics.flatMap((s) => [s.shiftedSum, s.shiftedSquares]));
+        };
 
         // ---- checks before the update: a bad step never reaches the weights ----
         const problem = monitor.check(terms);
         if (problem) {
           tf.dispose(grads as tf.TensorContainer);
+          for (const layer of norms) layer.discardStatistics();
+          disposePooled();
           opts.hooks?.onDivergence?.(problem.kind);
           throw problem.error(state, latestCheckpoint(checkpointRoot), cfg);
         }
 
-        // ---- optimizer ----
+        // ---- optimizer, and the moving statistics of the global batch ----
         applyGradients(optimizers, grads);
         tf.dispose(grads as tf.TensorContainer);
+        norms.forEach((layer, i) => layer.commitStatistics(reduced.statistics[i]));
+        disposePooled();
         state.step++;
         state.stepInEpoch++;
         state.lastLoss = terms.loss ?? Object.values(terms)[0] ?? NaN;
