@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../config/load.ts';
 import type { ExperimentConfig } from '../config/schema.ts';
 import type { LogFormat } from '../train/progress.ts';
+import { runDirOfResume } from '../train/resume.ts';
 
 export interface TrainFlags {
   config?: string;
@@ -63,16 +64,18 @@ export function configFromFlags(flags: TrainFlags, worldSize = 1): ExperimentCon
   if (flags.metricsPort !== undefined) sets.push(`output.metrics_port=${flags.metricsPort}`);
   if (flags.metricsHost) sets.push(`output.metrics_host=${JSON.stringify(flags.metricsHost)}`);
   if (flags.strict) sets.push('data.strict=true');
-  const runConfig = !flags.config && flags.resume && existsSync(join(flags.resume, 'config.yaml')) ? join(flags.resume, 'config.yaml') : undefined;
+  const resumedRun = flags.resume ? runDirOfResume(flags.resume) : undefined;
+  const runConfig = !flags.config && resumedRun ? join(resumedRun, 'config.yaml') : undefined;
   const cfg = loadConfig({ file: flags.config ?? runConfig, sets, worldSize });
   cfg.data.path = resolveDataPath(cfg.data.path);
   return cfg;
 }
 
-/** --out, else the run being resumed, else runs/<name or model-dataset-time>. */
+/** --out, else the run being resumed (also when --resume names one of its checkpoints), else runs/<name or model-dataset-time>. */
 export function runDirFor(flags: TrainFlags, cfg: ExperimentConfig): string {
   if (flags.out) return flags.out;
-  if (flags.resume && existsSync(join(flags.resume, 'config.yaml'))) return flags.resume;
+  const resumedRun = flags.resume ? runDirOfResume(flags.resume) : undefined;
+  if (resumedRun) return resumedRun;
   const dataset = basename(cfg.data.path).replace(/\.[^.]+$/, '');
   const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, '');
   return join(cfg.output.dir, cfg.output.name || `${cfg.model.name}-${dataset}-${stamp}`);

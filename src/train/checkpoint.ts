@@ -4,6 +4,7 @@
 //     decoder/...                           (tf.loadLayersModel('.../model.json') loads it in a browser)
 //     optimizer-<group>.bin + .json         Adam moments and step count per optimizer group
 //     state.json                            epoch, step, data position, best loss, label width
+//     manifest.json                         written last: every other file's size and SHA-256
 // written into a temporary directory and renamed, so a crash never leaves half a checkpoint.
 import * as tf from '@tensorflow/tfjs';
 import { existsSync, readdirSync, readFileSync, rmSync, cpSync, mkdirSync, writeFileSync } from 'node:fs';
@@ -17,6 +18,7 @@ import { DEFAULT_CONFIG } from '../config/schema.ts';
 import { createModel } from '../models/index.ts';
 import { Adam } from './adam.ts';
 import { writeDirAtomic } from './atomic.ts';
+import { verifyCheckpoint, writeManifest } from './checkpoint-manifest.ts';
 
 export class CheckpointError extends Error {
   override name = 'CheckpointError';
@@ -69,7 +71,16 @@ function readWeights(dir: string, what: string): tf.NamedTensorMap {
   const specs = modelJson.weightsManifest.flatMap((group) => group.weights);
   const buffers = modelJson.weightsManifest.flatMap((group) => group.paths.map((p) => readFileSync(join(dir, p))));
   const bytes = Buffer.concat(buffers);
-  return tf.io.decodeWeights(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength), specs);
+  return decodeOrName(bytes, specs, join(dir, 'weights.bin'));
+}
+
+/** tf's decode error names shapes, not files: say which file does not hold what its specs describe. */
+function decodeOrName(bytes: Buffer, specs: tf.io.WeightsManifestEntry[], file: string): tf.NamedTensorMap {
+  try {
+    return tf.io.decodeWeights(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer, specs);
+  } catch (e) {
+    throw new CheckpointError(`${file}: does not hold the weights its specs describe (${(e as Error).message}); the checkpoint is damaged`, { cause: e });
+  }
 }
 
 /** Copies saved values into a model's networks, matching weights by name; every weight must be there. */
@@ -94,7 +105,7 @@ function readNamedTensors(file: string): { tensors: tf.NamedTensorMap; extra: Re
   if (!existsSync(`${file}.json`)) throw new CheckpointError(`${file}.json: missing`);
   const meta = JSON.parse(readFileSync(`${file}.json`, 'utf8')) as { specs: tf.io.WeightsManifestEntry[] } & Record<string, unknown>;
   const bytes = readFileSync(`${file}.bin`);
-  const tensors = tf.io.decodeWeights(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength), meta.specs);
+  const tensors = decodeOrName(bytes, meta.specs, `${file}.bin`);
   return { tensors, extra: meta };
 }
 
@@ -114,6 +125,7 @@ export async function saveCheckpoint(root: string, c: CheckpointContents, keepLa
       await saveNamedTensors(tensors, join(dir, `optimizer-${group}`), { step, lr: opt.lr });
     }
     writeFileSync(join(dir, 'state.json'), JSON.stringify(c.state, null, 2));
+    writeManifest(dir);
   });
   if (isBest) await writeDirAtomic(join(root, 'best'), async (dir) => { cpSync(target, dir, { recursive: true }); });
   const steps = listCheckpoints(root);
@@ -179,6 +191,7 @@ export async function loadRun(runDir: string, which: 'latest' | 'best' = 'latest
   const root = join(runDir, 'checkpoints');
   const dir = which === 'best' && existsSync(join(root, 'best')) ? join(root, 'best') : latestCheckpoint(root);
   if (!dir) throw new CheckpointError(`${runDir}: no checkpoint yet under ${root}`);
+  verifyCheckpoint(dir);
   const state = readState(dir);
   const model = createModel(config.model, config.train.seed, state.labelWidth);
   restoreNetworks(dir, model);

@@ -3,7 +3,7 @@
 // checks -> metrics; at the end of each epoch: pictures and a checkpoint. The same loop runs in
 // `medvae train` (one process) and in every worker of `medvae-dist` (with a TCP collective).
 import * as tf from '@tensorflow/tfjs';
-import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
+import { appendFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { cpus, hostname } from 'node:os';
 import type { ExperimentConfig } from '../config/schema.ts';
@@ -25,6 +25,7 @@ import { LocalCollective } from '../dist/collective.ts';
 import { resolveMicroBatch } from './memory.ts';
 import { writeEpochPictures } from './pictures.ts';
 import { writeFileAtomic } from './atomic.ts';
+import { clearInterruptedWrites, resolveResumeCheckpoint, rewindMetrics } from './resume.ts';
 import type { Progress } from './progress.ts';
 
 /** Everything a step reports, for metrics endpoints and logs. */
@@ -129,13 +130,6 @@ async function previewBatch(batches: AsyncIterable<Batch>, k: number): Promise<B
   throw new Error('the training split yielded no batch: is the dataset smaller than one batch with drop_last?');
 }
 
-function resolveResume(resume: string): string {
-  const nested = latestCheckpoint(join(resume, 'checkpoints'));
-  if (nested) return nested;
-  if (existsSync(join(resume, 'state.json'))) return resume;
-  throw new Error(`--resume ${resume}: neither a checkpoint (no state.json) nor a run directory with checkpoints`);
-}
-
 export async function train(opts: TrainOptions): Promise<TrainResult> {
   const { config: cfg, runDir, progress } = opts;
   const collective = opts.collective ?? new LocalCollective();
@@ -177,8 +171,10 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     version: 1, epoch: 0, stepInEpoch: 0, step: 0, bestLoss: Infinity, lastLoss: NaN,
     labelWidth: dataset.labelWidth, labelKind: dataset.labelKind, worldSize, savedAt: '',
   };
+  const cleared = isChief ? clearInterruptedWrites(runDir) : 0;
+  if (cleared > 0) log(`removed ${cleared} temporary file(s) left in ${runDir} by an interrupted write`);
   if (opts.resume) {
-    const dir = resolveResume(opts.resume);
+    const dir = resolveResumeCheckpoint(opts.resume, log, isChief);
     state = { ...restoreCheckpoint(dir, model, adams), worldSize };
     log(`resumed from ${dir}: epoch ${state.epoch + 1}, step ${state.step}`);
   } else {
@@ -190,8 +186,11 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   if (isChief) {
     mkdirSync(runDir, { recursive: true });
     writeFileAtomic(join(runDir, 'config.yaml'), configToYaml(cfg));
+    log(`run directory: ${runDir}`);
   }
   const metricsFile = join(runDir, 'metrics.jsonl');
+  const rewound = isChief && opts.resume ? rewindMetrics(metricsFile, state.step) : 0;
+  if (rewound > 0) log(`metrics.jsonl: dropped ${rewound} record(s) after step ${state.step}, which run again now`);
   const record = (line: object): void => { if (isChief) appendFileSync(metricsFile, `${JSON.stringify(line)}\n`); };
   record({
     kind: 'start', step: state.step, epoch: state.epoch, backend: backend.name, gpu: backend.gpu, world_size: worldSize,
