@@ -193,15 +193,15 @@ test('a hung worker (SIGSTOP) trips the step timeout and stops the run', async (
   assert.throws(() => process.kill(victim, 0), 'the hung worker was killed');
 });
 
-test('Ctrl-C on medvae-dist: every worker stops after the same step, rank 0 checkpoints it, exit 0', async () => {
+test('Ctrl-C on medvae-dist: every worker stops after the same step, rank 0 checkpoints it, prints the --resume command, exit 130', async () => {
   const runDir = join(dir, 'interrupted');
   const d = await startDist(['--cpu-workers', '2', ...tiny, '--epochs', '100', '--out', runDir]);
   await d.waitFor(/epoch 2\/100 step 2\/3/);
   d.child.kill('SIGINT');
   const code = await d.exit;
-  assert.equal(code, 0, d.output());
+  assert.equal(code, 130, d.output());
   assert.match(d.output(), /interrupted: workers finish this step/);
-  const finished = /finished at step (\d+) \(signal\) with 2 workers/.exec(d.output());
+  const finished = /interrupted at step (\d+); checkpoint .*step-\d+; continue with: npx medvae-dist --cpu-workers 2 --resume \S*interrupted$/m.exec(d.output());
   assert.ok(finished, d.output());
   const state = readState(latestCheckpoint(join(runDir, 'checkpoints'))!);
   assert.equal(state.step, Number(finished[1]));

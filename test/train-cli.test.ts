@@ -145,7 +145,7 @@ test('a diverging run stops with advice and leaves the last good checkpoint inta
   assert.deepEqual(checkpointDigests(ckpt), before);
 });
 
-test('Ctrl-C (SIGINT) finishes the step, saves a checkpoint and exits 0', async () => {
+test('Ctrl-C (SIGINT) finishes the step, saves a checkpoint and exits 130', async () => {
   const run = join(dir, 'interrupted');
   const child = spawn(process.execPath, [BIN, ...base, '--epochs', '1000', '--out', run], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
@@ -158,7 +158,7 @@ test('Ctrl-C (SIGINT) finishes the step, saves a checkpoint and exits 0', async 
   await sawSteps;
   child.kill('SIGINT');
   const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
-  assert.equal(code, 0, stderr);
+  assert.equal(code, 130, stderr);
   assert.match(stderr, /interrupted: finishing this step/);
   const ckpt = latestCheckpoint(join(run, 'checkpoints'));
   assert.ok(ckpt && existsSync(join(ckpt, 'state.json')), stderr);

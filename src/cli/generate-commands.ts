@@ -13,7 +13,7 @@ import { writeNpz } from '../data/npz-writer.ts';
 import { denormalize, stackFromTensor, writeGrid, writePng, type ImageStack } from '../train/images.ts';
 import { sampleLabels } from '../train/pictures.ts';
 import { stepNoise, Stream } from '../train/rng.ts';
-import { runCommand } from './errors.ts';
+import { runCommand, UsageError } from './errors.ts';
 import { psnrOf } from '../eval/reconstruction.ts';
 
 interface RunFlags { run: string; backend: string; debug?: boolean; seed: string }
@@ -56,7 +56,7 @@ function psnr(a: Float32Array, b: Float32Array): number {
 async function sampleCommand(flags: RunFlags & { n: string; label?: string; out: string; batch: string }): Promise<void> {
   const { config, model, labelWidth, labelKind } = await openRun(flags);
   const n = Number(flags.n);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`--n must be a positive integer, got ${flags.n}`);
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`--n must be a positive integer, got ${flags.n}`);
   const conditional = config.model.name === 'cvae' && labelWidth > 0;
   const label = flags.label === undefined ? undefined : Number(flags.label);
   if (label !== undefined && (!conditional || !Number.isInteger(label) || label < 0 || label >= labelWidth)) {
@@ -118,7 +118,7 @@ async function reconstructCommand(flags: RunFlags & { split: string; n: string; 
       return;
     }
     const match = /^gaussian:([0-9.]+)$/.exec(flags.noise);
-    if (!match) throw new Error(`--noise must look like gaussian:SIGMA (SIGMA on the [0,1] intensity scale), got ${flags.noise}`);
+    if (!match) throw new UsageError(`--noise must look like gaussian:SIGMA (SIGMA on the [0,1] intensity scale), got ${flags.noise}`);
     const sigma = Number(match[1]);
     // Noise on the [0,1] scale is twice as large on the model's [-1,1] scale.
     const noisy = tf.tidy(() => clean.images.add(stepNoise(Number(flags.seed), Stream.eval, 0).normal(clean.images.shape).mul(2 * sigma)).clipByValue(-1, 1) as tf.Tensor4D);

@@ -3,8 +3,9 @@
 import { Command } from 'commander';
 import { createRequire } from 'node:module';
 import { addTrainFlags, configFromFlags, runDirFor, type TrainFlags } from './train-options.ts';
-import { runCommand } from './errors.ts';
-import { interruptSignal, startMetricsOrWarn } from './train-command.ts';
+import { runCommand, usageExitCodes, UsageError } from './errors.ts';
+import { afterFailedRun, RunDirGuard, shellWord } from './run-dir.ts';
+import { interruptSignal, reportInterrupted, startMetricsOrWarn } from './train-command.ts';
 import { createProgress, type Progress } from '../train/progress.ts';
 import { train } from '../train/trainer.ts';
 import { metricsHooks } from '../train/metrics-hooks.ts';
@@ -23,7 +24,7 @@ interface DistFlags extends TrainFlags {
   chunkKb: string;
 }
 
-class DistUsageError extends Error {
+class DistUsageError extends UsageError {
   override name = 'DistUsageError';
 }
 
@@ -73,7 +74,7 @@ function dataPlaneSizes(flags: DistFlags): { bucketBytes: number; chunkBytes: nu
   return { bucketBytes, chunkBytes };
 }
 
-const program = addTrainFlags(new Command('medvae-dist')
+const program = addTrainFlags(usageExitCodes(new Command('medvae-dist'))
   .description('data-parallel training: one worker process per GPU (or CPU worker), gradients averaged every step'))
   .option('--gpus <ids>', 'GPU indices, one worker each, e.g. 0,1 (one GPU: no coordinator, the single-GPU path)')
   .option('--cpu-workers <n>', 'number of CPU workers (wasm backend)')
@@ -83,17 +84,21 @@ const program = addTrainFlags(new Command('medvae-dist')
   .option('--bucket-mb <MiB>', 'all-reduce bucket size: gradients are reduced this many MiB at a time', String(DEFAULT_BUCKET_BYTES / 2 ** 20))
   .option('--chunk-kb <KiB>', 'frame size within a bucket: the unit that is pipelined around the ring', String(DEFAULT_CHUNK_BYTES / 2 ** 10))
   .action(async (flags: DistFlags) => {
+    let guard: RunDirGuard | undefined;
     await runCommand(Boolean(flags.debug), async () => {
       const progress = createProgress(flags.logFormat, { everySteps: 10 });
       const devices = resolveDevices(flags, progress);
       const config = configFromFlags(flags, devices.length);
       const runDir = runDirFor(flags, config);
+      guard = new RunDirGuard(runDir);
+      const devicesFlag = flags.gpus !== undefined ? `--gpus ${flags.gpus}` : `--cpu-workers ${devices.length}`;
+      const resumeCommand = `npx medvae-dist ${devicesFlag} --resume ${shellWord(runDir)}`;
       const signal = interruptSignal(() => progress.info('interrupted: workers finish this step, then rank 0 saves a checkpoint (Ctrl-C again to stop at once)'));
       const maxRestarts = positive('--max-restarts', flags.maxRestarts);
       const stepTimeoutMs = positive('--step-timeout', flags.stepTimeout) * 1000;
       const { bucketBytes, chunkBytes } = dataPlaneSizes(flags);
       const dataPlane = devices.length > 1 ? `; all-reduce in buckets of ${bucketBytes / 2 ** 20} MiB, frames of ${chunkBytes / 2 ** 10} KiB` : '';
-      progress.info(`run directory: ${runDir}; workers: ${devices.join(', ')}${dataPlane}`);
+      progress.info(`workers: ${devices.join(', ')}${dataPlane}`);
 
       if (devices.length === 1) {
         // The single-device fallback: same loop, same outputs, no coordinator and no IPC.
@@ -104,6 +109,7 @@ const program = addTrainFlags(new Command('medvae-dist')
         const server = await startMetricsOrWarn(config, metrics, progress);
         try {
           const result = await train({ config, runDir, resume: flags.resume, progress, signal, hooks: metricsHooks(metrics) });
+          if (result.stoppedBy === 'signal') return reportInterrupted(progress, result.state.step, result.checkpoint, resumeCommand);
           progress.info(`finished at step ${result.state.step} (${result.stoppedBy}); checkpoint ${result.checkpoint || '(none)'}`);
         } finally {
           await server?.close();
@@ -118,12 +124,13 @@ const program = addTrainFlags(new Command('medvae-dist')
           config, runDir, resume: flags.resume, devices, maxRestarts, stepTimeoutMs, logFormat: flags.logFormat,
           progress, metrics, signal, listenHost: flags.listenHost, bucketBytes, chunkBytes,
         });
+        if (results[0]!.stoppedBy === 'signal') return reportInterrupted(progress, results[0]!.step, results[0]!.checkpoint, resumeCommand);
         const peak = results.map((r) => `${Math.round(r.peakRssBytes / 2 ** 20)} MiB`).join(', ');
         progress.info(`finished at step ${results[0]!.step} (${results[0]!.stoppedBy}) with ${devices.length} workers, ${restarts} restart(s); checkpoint ${results[0]!.checkpoint || '(none)'}; peak RSS per worker: ${peak}`);
       } finally {
         await server?.close();
       }
-    });
+    }, (e) => afterFailedRun(guard, e));
   });
 
 await program.parseAsync(process.argv);

@@ -4,10 +4,10 @@ import { registerTrainCommand } from './train-command.ts';
 import { registerGenerateCommands } from './generate-commands.ts';
 import { registerDataCommands } from './data-command.ts';
 import { registerEvalCommands } from './eval-command.ts';
+import { usageExitCodes } from './errors.ts';
 
-const program = new Command('medvae')
-  .description('Train VAE-family generative models on medical images (TensorFlow.js)')
-  .showHelpAfterError();
+const program = usageExitCodes(new Command('medvae'))
+  .description('Train VAE-family generative models on medical images (TensorFlow.js)');
 registerTrainCommand(program);
 registerGenerateCommands(program);
 registerDataCommands(program);

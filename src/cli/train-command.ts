@@ -3,7 +3,8 @@ import type { Command } from 'commander';
 import { train } from '../train/trainer.ts';
 import { createProgress, type Progress } from '../train/progress.ts';
 import { addTrainFlags, configFromFlags, runDirFor, type TrainFlags } from './train-options.ts';
-import { runCommand } from './errors.ts';
+import { EXIT_INTERRUPTED, runCommand } from './errors.ts';
+import { afterFailedRun, RunDirGuard, shellWord } from './run-dir.ts';
 import { TrainingMetrics, type MetricsSource } from '../metrics/registry.ts';
 import { serveMetrics, type MetricsServer } from '../metrics/server.ts';
 import type { ExperimentConfig } from '../config/schema.ts';
@@ -13,13 +14,19 @@ import { metricsHooks } from '../train/metrics-hooks.ts';
 export function interruptSignal(onFirst: () => void): AbortSignal {
   const controller = new AbortController();
   const handler = (): void => {
-    if (controller.signal.aborted) process.exit(130);
+    if (controller.signal.aborted) process.exit(EXIT_INTERRUPTED);
     onFirst();
     controller.abort();
   };
   process.on('SIGINT', handler);
   process.on('SIGTERM', handler);
   return controller.signal;
+}
+
+/** Ctrl-C ends a run with its checkpoint and the exact command that continues it; exit 130. */
+export function reportInterrupted(progress: Progress, step: number, checkpoint: string, resumeCommand: string): void {
+  progress.info(`interrupted at step ${step}; checkpoint ${checkpoint || '(none)'}; continue with: ${resumeCommand}`);
+  process.exitCode = EXIT_INTERRUPTED;
 }
 
 /** A busy metrics port must not cost a training run: warn and train without the endpoint. */
@@ -38,21 +45,26 @@ export async function startMetricsOrWarn(config: ExperimentConfig, source: Metri
 export function registerTrainCommand(program: Command): void {
   addTrainFlags(program.command('train').description('train a model (default: Vanilla VAE on the bundled RetinaMNIST, 64x64)'))
     .action(async (flags: TrainFlags) => {
+      let guard: RunDirGuard | undefined;
       await runCommand(Boolean(flags.debug), async () => {
         const config = configFromFlags(flags);
         const runDir = runDirFor(flags, config);
+        guard = new RunDirGuard(runDir);
         const progress = createProgress(flags.logFormat, { everySteps: config.train.log_every });
         const signal = interruptSignal(() => progress.info('interrupted: finishing this step and saving a checkpoint (Ctrl-C again to stop at once)'));
-        progress.info(`run directory: ${runDir}`);
         const metrics = new TrainingMetrics({ rank: 0 });
         metrics.workerUp(0, 'local', true);
         const server = await startMetricsOrWarn(config, metrics, progress);
         try {
           const result = await train({ config, runDir, resume: flags.resume, progress, signal, hooks: metricsHooks(metrics) });
+          if (result.stoppedBy === 'signal') {
+            reportInterrupted(progress, result.state.step, result.checkpoint, `npx medvae train --resume ${shellWord(runDir)}`);
+            return;
+          }
           progress.info(`${result.stoppedBy === 'completed' ? 'finished' : `stopped (${result.stoppedBy.replace('_', ' ')})`} at step ${result.state.step}; checkpoint ${result.checkpoint || '(none)'}`);
         } finally {
           await server?.close();
         }
-      });
+      }, (e) => afterFailedRun(guard, e));
     });
 }

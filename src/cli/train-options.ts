@@ -8,6 +8,8 @@ import { loadConfig } from '../config/load.ts';
 import type { ExperimentConfig } from '../config/schema.ts';
 import type { LogFormat } from '../train/progress.ts';
 import { runDirOfResume } from '../train/resume.ts';
+import { inferFormat } from '../data/format.ts';
+import { UsageError } from './errors.ts';
 
 export interface TrainFlags {
   config?: string;
@@ -56,8 +58,16 @@ function resolveDataPath(path: string): string {
 
 /** Builds the config from flags; `--resume` without `--config` continues with the run's own config. */
 export function configFromFlags(flags: TrainFlags, worldSize = 1): ExperimentConfig {
+  if (flags.resume && !existsSync(flags.resume)) {
+    throw new UsageError(`--resume ${flags.resume}: no such run directory or checkpoint; give runs/<name> or runs/<name>/checkpoints/step-N`);
+  }
   const sets = [...flags.set];
-  if (flags.data) sets.push(`data.path=${JSON.stringify(flags.data)}`);
+  if (flags.data) {
+    sets.push(`data.path=${JSON.stringify(flags.data)}`);
+    // --data reads what is there, as `data info` does, unless data.format is set on the command line.
+    const format = flags.set.some((s) => s.startsWith('data.format=')) ? undefined : inferFormat(resolveDataPath(flags.data));
+    if (format) sets.push(`data.format=${format}`);
+  }
   if (flags.maxSteps) sets.push(`train.max_steps=${flags.maxSteps}`);
   if (flags.epochs) sets.push(`train.epochs=${flags.epochs}`);
   if (flags.backend) sets.push(`train.backend=${flags.backend}`);

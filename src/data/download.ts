@@ -45,7 +45,6 @@ export async function downloadMedmnist(options: DownloadOptions): Promise<string
   const expected = known.md5[size];
   const target = join(dir, file);
   const part = `${target}.part`;
-  await mkdir(dir, { recursive: true });
 
   if ((await sizeOf(target)) !== undefined) {
     const actual = await md5Of(target);
@@ -64,8 +63,30 @@ export async function downloadMedmnist(options: DownloadOptions): Promise<string
   try {
     response = await fetch(url, { headers });
   } catch (err) {
-    throw new DownloadError(`cannot reach ${url}: ${(err as Error).message}`, { cause: err });
+    const cause = (err as Error & { cause?: Error }).cause?.message ?? (err as Error).message;
+    throw new DownloadError(`cannot reach ${url} (${cause}): check the network, or set MEDVAE_MEDMNIST_URL to a mirror`, { cause: err });
   }
+  // The folder is made only now, so a download that never started leaves nothing behind.
+  const madeDir = await mkdir(dir, { recursive: true });
+  try {
+    await receive(response, part, have, url, log);
+  } catch (err) {
+    if (madeDir && (await sizeOf(part)) === undefined) await rm(madeDir, { recursive: true, force: true });
+    throw err;
+  }
+
+  const actual = await md5Of(part);
+  if (actual !== expected) {
+    await rm(part, { force: true });
+    throw new DownloadError(`${file}: MD5 ${actual} does not match the published ${expected}; the download was removed`);
+  }
+  await rename(part, target);
+  log(`saved ${target} (MD5 ${actual} verified)`);
+  return target;
+}
+
+/** Writes (or appends) the response body to the part file. */
+async function receive(response: Response, part: string, have: number, url: string, log: (line: string) => void): Promise<void> {
   if (response.status === 416 && have > 0) {
     // Nothing left to fetch: the partial file is already whole (checked below).
     log(`${part} is already complete (${have} bytes)`);
@@ -79,13 +100,4 @@ export async function downloadMedmnist(options: DownloadOptions): Promise<string
     await response.body?.cancel();
     throw new DownloadError(`GET ${url} failed: HTTP ${response.status} ${response.statusText}`);
   }
-
-  const actual = await md5Of(part);
-  if (actual !== expected) {
-    await rm(part, { force: true });
-    throw new DownloadError(`${file}: MD5 ${actual} does not match the published ${expected}; the download was removed`);
-  }
-  await rename(part, target);
-  log(`saved ${target} (MD5 ${actual} verified)`);
-  return target;
 }

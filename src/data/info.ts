@@ -5,16 +5,10 @@ import { join } from 'node:path';
 import type { DatasetFormat } from '../config/schema.ts';
 import { NpzArchive } from './npz.ts';
 import { openDataset } from './open.ts';
+import { checkFormat, inferFormat } from './format.ts';
 import type { DatasetSplit } from './types.ts';
 
 const exists = (path: string): Promise<boolean> => stat(path).then(() => true, () => false);
-
-/** The format a path looks like: an .npz file, a Gleason root (train.csv), or an image folder. */
-export async function guessFormat(path: string): Promise<DatasetFormat> {
-  if (path.toLowerCase().endsWith('.npz')) return 'medmnist';
-  if ((await exists(join(path, 'train.csv'))) || (await exists(join(path, 'test.csv')))) return 'gleason';
-  return 'folder';
-}
 
 async function splitNames(path: string, format: DatasetFormat): Promise<string[]> {
   if (format === 'medmnist') {
@@ -54,11 +48,12 @@ async function describeSplit(name: string, split: DatasetSplit): Promise<string[
 }
 
 export async function describeDataset(path: string, format?: DatasetFormat): Promise<string> {
-  const fmt = format ?? (await guessFormat(path));
+  const fmt = format ?? inferFormat(path) ?? (path.toLowerCase().endsWith('.npz') ? 'medmnist' : 'folder');
   if (!(await exists(path))) {
     // openDataset's error names the path and how to get the data.
     await openDataset({ format: fmt, path }, 'train');
   }
+  checkFormat(path, fmt);
   const lines = [`${path} (format ${fmt})`];
   for (const name of await splitNames(path, fmt)) {
     const split = await openDataset({ format: fmt, path }, name);

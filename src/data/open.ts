@@ -2,6 +2,7 @@
 import { stat } from 'node:fs/promises';
 import type { DataConfig } from '../config/schema.ts';
 import { DatasetNotFoundError } from './errors.ts';
+import { checkFormat } from './format.ts';
 import { openFolder } from './folder.ts';
 import { openGleason } from './gleason.ts';
 import { openMedmnist } from './medmnist.ts';
@@ -16,6 +17,7 @@ export async function openDataset(cfg: Pick<DataConfig, 'format' | 'path'>, spli
         : `point data.path at the ${cfg.format === 'gleason' ? 'Gleason dataset root (train/, test/, train.csv, test.csv)' : 'image folder'}; MedMNIST files can be fetched with \`medvae data download <flag>\``;
     throw new DatasetNotFoundError(cfg.path, `no such file or folder (data.format '${cfg.format}'): ${hint}`);
   }
+  checkFormat(cfg.path, cfg.format);
   switch (cfg.format) {
     case 'medmnist':
       return openMedmnist(cfg.path, split);
