@@ -4,6 +4,8 @@
 // 2 x 11 instead of 121 multiply-adds per pixel. Channels are folded into the batch so a single
 // 1-channel conv filters every channel. Borders are zero-padded ('same'), as PyTorch-VAE's MS-SSIM
 // does, so 5 scales also work on 32- and 64-pixel images (a 'valid' window needs >= 176 pixels).
+// This is the training loss's form; `medvae eval` scores on valid windows (src/eval/ssim.ts),
+// reusing the building blocks exported here.
 import * as tf from '@tensorflow/tfjs';
 
 export interface SsimOptions {
@@ -45,13 +47,13 @@ export function gaussianWindow(size: number, sigma: number): Float32Array {
   return Float32Array.from(w, (v) => v / total);
 }
 
-interface Resolved {
+export interface ResolvedSsimOptions {
   window: Float32Array;
   c1: number;
   c2: number;
 }
 
-function resolve(opts: SsimOptions): Resolved {
+export function resolveSsimOptions(opts: SsimOptions): ResolvedSsimOptions {
   if (!(opts.dataRange > 0)) throw new SsimInputError(`dataRange must be > 0, got ${opts.dataRange}`);
   const size = opts.windowSize ?? 11;
   // Odd sizes only: the window must have a centre pixel (and the blur its symmetric transpose).
@@ -84,27 +86,30 @@ export function gaussianBlur(x: tf.Tensor4D, window: Float32Array): tf.Tensor4D 
 }
 
 /** NHWC -> (N*C)HW1, so that one single-channel filter handles every channel. */
-function foldChannels(x: tf.Tensor4D): tf.Tensor4D {
+export function foldChannels(x: tf.Tensor4D): tf.Tensor4D {
   const [n, h, w, c] = x.shape;
   if (c === 1) return x;
   return tf.reshape(tf.transpose(x, [0, 3, 1, 2]), [n * c, h, w, 1]);
 }
 
-function checkPair(a: tf.Tensor4D, b: tf.Tensor4D): void {
+export function checkPair(a: tf.Tensor4D, b: tf.Tensor4D): void {
   if (a.rank !== 4 || !tf.util.arraysEqual(a.shape, b.shape)) {
     throw new SsimInputError(`SSIM needs two NHWC batches of the same shape, got [${a.shape}] and [${b.shape}]`);
   }
 }
 
+/** A Gaussian filter of single-channel images by a 1-D window: 'same' (training) or 'valid' (eval). */
+export type BlurFunction = (x: tf.Tensor4D, window: Float32Array) => tf.Tensor4D;
+
 /**
- * Per-(image, channel) SSIM and contrast-structure at one scale of folded images ((N*C)HW1).
- * Returns two 1-D tensors of length N*C.
+ * Per-(image, channel) SSIM and contrast-structure at one scale of folded images ((N*C)HW1),
+ * each the mean of its map over the pixels `blur` leaves. Returns two 1-D tensors of length N*C.
  */
-function ssimAndCs(x: tf.Tensor4D, y: tf.Tensor4D, r: Resolved): { ssim: tf.Tensor1D; cs: tf.Tensor1D } {
+export function ssimAndCs(x: tf.Tensor4D, y: tf.Tensor4D, r: ResolvedSsimOptions, blur: BlurFunction = gaussianBlur): { ssim: tf.Tensor1D; cs: tf.Tensor1D } {
   const m = x.shape[0];
   // One blur per map rather than one over the five stacked: no concat and split (each a full copy),
   // and the maps of y alone stay off the gradient path, so backprop blurs three maps, not five.
-  const [muX, muY, exx, eyy, exy] = [x, y, tf.mul(x, x), tf.mul(y, y), tf.mul(x, y)].map((map) => gaussianBlur(map as tf.Tensor4D, r.window));
+  const [muX, muY, exx, eyy, exy] = [x, y, tf.mul(x, x), tf.mul(y, y), tf.mul(x, y)].map((map) => blur(map as tf.Tensor4D, r.window));
   const muXX = tf.mul(muX, muX);
   const muYY = tf.mul(muY, muY);
   const muXY = tf.mul(muX, muY);
@@ -119,14 +124,14 @@ function ssimAndCs(x: tf.Tensor4D, y: tf.Tensor4D, r: Resolved): { ssim: tf.Tens
 }
 
 /** Mean over channels of per-(image, channel) values laid out image-major after folding. */
-function perImage(values: tf.Tensor1D, n: number): tf.Tensor1D {
+export function perImage(values: tf.Tensor1D, n: number): tf.Tensor1D {
   return tf.mean(tf.reshape(values, [n, values.shape[0] / n]), 1) as tf.Tensor1D;
 }
 
 /** SSIM of each image pair (mean over channels and pixels): a length-N vector, 1 for identical images. */
 export function ssim(a: tf.Tensor4D, b: tf.Tensor4D, opts: SsimOptions): tf.Tensor1D {
   checkPair(a, b);
-  const r = resolve(opts);
+  const r = resolveSsimOptions(opts);
   return tf.tidy(() => perImage(ssimAndCs(foldChannels(a), foldChannels(b), r).ssim, a.shape[0]));
 }
 
@@ -142,7 +147,7 @@ export function msSsim(a: tf.Tensor4D, b: tf.Tensor4D, opts: MsSsimOptions): tf.
   if (smallest < 1) {
     throw new SsimInputError(`MS-SSIM with ${weights.length} scales needs images of at least ${2 ** (weights.length - 1)} pixels, got ${a.shape[1]}x${a.shape[2]}`);
   }
-  const r = resolve(opts);
+  const r = resolveSsimOptions(opts);
   return tf.tidy(() => {
     let x = foldChannels(a);
     let y = foldChannels(b);
