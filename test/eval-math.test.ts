@@ -134,10 +134,31 @@ test('kernel distance: unbiased MMD^2 matches a direct computation, ~0 for one d
   };
   const same = kernelDistance(draw(1, 0), n, draw(2, 0), n, d, { seed: 3, subsets: 10, subsetSize: 100 });
   const shifted = kernelDistance(draw(1, 0), n, draw(2, 0.5), n, d, { seed: 3, subsets: 10, subsetSize: 100 });
+  assert.ok(same.std_error !== null && shifted.std_error !== null, 'subsets of 100 out of 400 differ: an error bar');
   assert.ok(Math.abs(same.mean) < 3 * same.std_error + 1e-3, `same distribution: ${same.mean} +- ${same.std_error}`);
   assert.ok(shifted.mean > 5 * shifted.std_error && shifted.mean > 0.1, `shifted: ${shifted.mean} +- ${shifted.std_error}`);
   assert.equal(same.subsets, 10);
   assert.equal(same.subset_size, 100);
+});
+
+test('kernel distance with no more rows than the subset size: once over all rows, no error bar', () => {
+  const d = 4;
+  const rows = (n: number, seed: number, shift: number): Float64Array => {
+    const z = normals(mulberry32(seed));
+    return Float64Array.from({ length: n * d }, () => z() + shift);
+  };
+  const x = rows(60, 1, 0);
+  const y = rows(60, 2, 0.3);
+  const all = Array.from({ length: 60 }, (_, i) => i);
+  const once = kernelDistance(x, 60, y, 60, d, { seed: 3, subsets: 10, subsetSize: 100 });
+  assert.deepEqual(once, { mean: mmdUnbiased(x, all, y, all, d), std_error: null, subsets: 1, subset_size: 60 });
+  // Exactly the subset size on both sides: the same.
+  assert.equal(kernelDistance(x, 60, y, 60, d, { seed: 3, subsets: 10, subsetSize: 60 }).std_error, null);
+  // A larger generated set: its subsets differ, so there is a spread to report.
+  const spread = kernelDistance(x, 60, rows(90, 4, 0.3), 90, d, { seed: 3, subsets: 10, subsetSize: 100 });
+  assert.equal(spread.subsets, 10);
+  assert.equal(spread.subset_size, 60);
+  assert.ok(spread.std_error !== null && spread.std_error > 0, `std error ${spread.std_error}`);
 });
 
 test('binary AUC by ranks handles ties as one half', () => {

@@ -1,13 +1,15 @@
 // Kernel distance (KID-style): unbiased MMD^2 with the cubic polynomial kernel
 // k(x, y) = (x.y / d + 1)^3, averaged over random subsets; the spread over subsets gives a
 // standard error. Unbiased means the diagonal k(x_i, x_i) terms are left out, so two samples of
-// one distribution give values scattered around 0 (negative ones included).
+// one distribution give values scattered around 0 (negative ones included). When neither set is
+// larger than the subset size, every subset would be the whole of both sets: the value is computed
+// once over all rows and has no error bar (a spread of identical values would pretend to one).
 import { mulberry32 } from '../train/rng.ts';
 
 export interface KernelDistance {
   mean: number;
-  /** Standard deviation over subsets / sqrt(subsets). */
-  std_error: number;
+  /** Standard deviation over subsets / sqrt(subsets); null when computed once over all rows. */
+  std_error: number | null;
   subsets: number;
   subset_size: number;
 }
@@ -56,6 +58,10 @@ export function kernelDistance(
 ): KernelDistance {
   const subsetSize = Math.min(opts.subsetSize ?? 100, nReal, nFake);
   if (subsetSize < 2) throw new RangeError(`kernelDistance: need at least 2 real and 2 generated feature rows, got ${nReal} and ${nFake}`);
+  if (subsetSize === nReal && subsetSize === nFake) {
+    const everyRow = Array.from({ length: subsetSize }, (_, i) => i);
+    return { mean: mmdUnbiased(real, everyRow, fake, everyRow, d), std_error: null, subsets: 1, subset_size: subsetSize };
+  }
   const subsets = opts.subsets ?? 10;
   const random = mulberry32(opts.seed);
   const values: number[] = [];
@@ -66,5 +72,5 @@ export function kernelDistance(
   }
   const mean = values.reduce((s, v) => s + v, 0) / subsets;
   const variance = subsets > 1 ? values.reduce((s, v) => s + (v - mean) ** 2, 0) / (subsets - 1) : 0;
-  return { mean, std_error: Math.sqrt(variance / subsets), subsets, subset_size: subsetSize };
+  return { mean, std_error: subsets > 1 ? Math.sqrt(variance / subsets) : null, subsets, subset_size: subsetSize };
 }
