@@ -6,7 +6,7 @@ import { capacityLoss, linearCapacity } from '../src/losses/capacity.ts';
 import { bceWithLogits } from '../src/losses/gan.ts';
 import { annealedTemperature, gumbelSoftmax } from '../src/losses/gumbel.ts';
 import { categoricalKl, gaussianKl, gaussianKlPerSample } from '../src/losses/kl.ts';
-import { mse } from '../src/losses/reconstruction.ts';
+import { gaussianNllPerImage, mse } from '../src/losses/reconstruction.ts';
 
 const close = (actual: number, expected: number, tol = 1e-5): void =>
   assert.ok(Math.abs(actual - expected) <= tol * Math.max(1, Math.abs(expected)), `${actual} != ${expected}`);
@@ -56,6 +56,14 @@ describe('reconstruction and GAN losses', () => {
     const a = tf.tensor1d([1, 2, 3, 4]);
     const b = tf.tensor1d([1, 0, 3, 1]);
     close(value(mse(a, b)), (0 + 4 + 0 + 9) / 4);
+    tf.dispose([a, b]);
+  });
+
+  it('gaussianNllPerImage is half the squared error summed per image, averaged over images', () => {
+    const a = tf.tensor4d([1, 2, 3, 4, 0, 0, 0, 0], [2, 2, 2, 1]);
+    const b = tf.tensor4d([1, 0, 3, 1, 1, 1, 1, 1], [2, 2, 2, 1]);
+    // Image 0: 0 + 4 + 0 + 9 = 13; image 1: 4 x 1 = 4.
+    close(value(gaussianNllPerImage(a, b)), (0.5 * 13 + 0.5 * 4) / 2);
     tf.dispose([a, b]);
   });
 

@@ -147,6 +147,21 @@ describe('loss terms', () => {
     model.dispose();
   });
 
+  it('JointVAE: loss = alpha * reconstruction + kld_weight * (cont_gamma |KL - C_cont| + disc_gamma |KL_disc - C_disc|)', () => {
+    const config = tinyConfig('joint_vae', { alpha: 7, kld_weight: 0.5, cont_capacity: [0, 4, 3, 100], disc_capacity: [0, 0.5, 2, 100] });
+    const model = createModel(config, 3);
+    const batch = fixedBatch(2, 32, 3);
+    const losses = model.losses(batch, { step: 50, minibatchFraction: 0.01, noise: stepNoise(1, 5), training: true });
+    const v = (k: string): number => losses.terms[k].dataSync()[0];
+    assert.ok(Math.abs(v('capacity_continuous') - 2) < 1e-6);
+    assert.ok(Math.abs(v('capacity_discrete') - 0.25) < 1e-6);
+    const expected = 7 * v('reconstruction') + 0.5 * (3 * Math.abs(v('kld') - 2) + 2 * Math.abs(v('kld_discrete') - 0.25));
+    assert.ok(Math.abs(v('loss') - expected) < 1e-4 * expected, `${v('loss')} vs ${expected}`);
+    tf.dispose([losses.terms, losses.objectives]);
+    disposeBatch(batch);
+    model.dispose();
+  });
+
   it('JointVAE anneals its temperature with the step', () => {
     const config = tinyConfig('joint_vae', { temperature: 0.5, anneal_rate: 0.01, anneal_steps: 10, min_temperature: 0.1 });
     const model = createModel(config, 3);

@@ -40,6 +40,18 @@ export interface ModelConfig {
   recon_gamma: number;
   /** VAE-GAN: which discriminator conv block's output (1 = first) defines the learned similarity. */
   feature_layer: number;
+  /**
+   * VAE-GAN: weight of a unit-variance Gaussian likelihood of the pixels added to the learned
+   * similarity (0 = features only, as Larsen et al.).
+   */
+  pixel_weight: number;
+  /**
+   * VAE-GAN: balance of the adversarial game. When the discriminator's loss on real or on fake
+   * images falls below gan_equilibrium - gan_margin it sits the step out; when one rises above
+   * gan_equilibrium + gan_margin the decoder's adversarial term does. gan_margin 0 = never.
+   */
+  gan_equilibrium: number;
+  gan_margin: number;
 }
 
 export interface DataConfig {
@@ -130,6 +142,9 @@ export const DEFAULT_CONFIG: ExperimentConfig = {
     alpha: 30,
     recon_gamma: 1e-3,
     feature_layer: 3,
+    pixel_weight: 0,
+    gan_equilibrium: 0.68,
+    gan_margin: 0,
   },
   data: {
     format: 'medmnist',

@@ -35,7 +35,7 @@ const NON_NEGATIVE_INT = ['train.max_steps', 'data.threads', 'data.prefetch', 't
 const POSITIVE_REAL = ['train.lr', 'train.lr_discriminator', 'train.scheduler_gamma', 'model.temperature',
   'model.min_temperature', 'train.divergence_factor'];
 const NON_NEGATIVE_REAL = ['train.weight_decay', 'model.beta', 'model.gamma', 'model.max_capacity',
-  'model.anneal_rate', 'model.recon_gamma', 'model.alpha'];
+  'model.anneal_rate', 'model.recon_gamma', 'model.alpha', 'model.pixel_weight', 'model.gan_equilibrium', 'model.gan_margin'];
 
 function typeName(v: unknown): string {
   if (Array.isArray(v)) return 'a list';

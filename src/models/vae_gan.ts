@@ -15,7 +15,7 @@ import type { SymbolicTensor } from '@tensorflow/tfjs-layers';
 import type { ModelConfig, ModelName } from '../config/schema.ts';
 import { bceWithLogits } from '../losses/gan.ts';
 import { gaussianKl } from '../losses/kl.ts';
-import { mse } from '../losses/reconstruction.ts';
+import { gaussianNllPerImage, mse } from '../losses/reconstruction.ts';
 import type { LossContext, ModelBatch, ModelLosses, ParamGroup } from './base.ts';
 import { convStack, flatten, input, LayerFactory, model, ModelConfigError, NetworkKey, run } from './blocks.ts';
 import { kldWeight, tidyLosses, VanillaVae } from './vae.ts';
@@ -72,21 +72,43 @@ export class VaeGan extends VanillaVae {
       const [logitReal, logitRecon, logitPrior] = [part(logits, 0), part(logits, 1), part(logits, 2)];
 
       const kld = gaussianKl(enc.mu, enc.logvar);
-      const disLlike = mse(featuresRecon, featuresReal);
-      const loss = tf.add(tf.mul(kld, kldWeight(this.config, ctx)), disLlike) as tf.Scalar;
-      const gan = tf.addN([bceWithLogits(logitReal, 1), bceWithLogits(logitRecon, 0), bceWithLogits(logitPrior, 0)]) as tf.Scalar;
+      const c = this.config;
+      const featureNll = gaussianNllPerImage(featuresRecon, featuresReal);
+      const disLlike = c.pixel_weight > 0 ? tf.add(featureNll, tf.mul(gaussianNllPerImage(recon, x), c.pixel_weight)) as tf.Scalar : featureNll;
+      const loss = tf.add(tf.mul(kld, kldWeight(c, ctx)), disLlike) as tf.Scalar;
+      const realLoss = bceWithLogits(logitReal, 1);
+      const fakeLoss = tf.div(tf.add(bceWithLogits(logitRecon, 0), bceWithLogits(logitPrior, 0)), 2) as tf.Scalar;
+      const gan = tf.add(realLoss, tf.mul(fakeLoss, 2)) as tf.Scalar;
       // The non-saturating form of -GAN (Goodfellow et al. 2014): the decoder asks the
       // discriminator to call its images real. Minimising -log(1 - D) instead stops the decoder
       // learning as soon as the discriminator wins, which it does within a few dozen steps.
       const fool = tf.add(bceWithLogits(logitRecon, 1), bceWithLogits(logitPrior, 1));
+      const { discriminator, decoder } = this.gates(realLoss, fakeLoss);
       return {
-        terms: { loss, kld, dis_llike: disLlike, reconstruction: mse(recon, x), gan },
+        terms: {
+          loss, kld, dis_llike: disLlike, reconstruction: mse(recon, x), gan,
+          gan_real: realLoss, gan_fake: fakeLoss, train_discriminator: tf.scalar(discriminator), train_adversarial: tf.scalar(decoder),
+        },
         objectives: {
           encoder: loss,
-          decoder: tf.add(tf.mul(disLlike, this.config.recon_gamma), fool) as tf.Scalar,
-          discriminator: gan,
+          decoder: tf.add(tf.mul(disLlike, c.recon_gamma), tf.mul(fool, decoder)) as tf.Scalar,
+          discriminator: tf.mul(gan, discriminator) as tf.Scalar,
         },
       };
     });
+  }
+
+  /**
+   * Which adversarial objectives this step trains (1) or sits out (0), from the discriminator's
+   * losses on real and fake images: a discriminator far ahead stops training, one far behind stops
+   * the decoder chasing it; if both would stop, both train. gan_margin 0 trains both always.
+   */
+  private gates(realLoss: tf.Scalar, fakeLoss: tf.Scalar): { discriminator: number; decoder: number } {
+    const { gan_equilibrium: equilibrium, gan_margin: margin } = this.config;
+    if (margin <= 0) return { discriminator: 1, decoder: 1 };
+    const losses = [realLoss.dataSync()[0]!, fakeLoss.dataSync()[0]!];
+    const discriminator = losses.some((l) => l < equilibrium - margin) ? 0 : 1;
+    const decoder = losses.some((l) => l > equilibrium + margin) ? 0 : 1;
+    return discriminator + decoder === 0 ? { discriminator: 1, decoder: 1 } : { discriminator, decoder };
   }
 }
