@@ -1,10 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig, parseOverrides } from '../src/config/load.ts';
 import { DEFAULT_CONFIG } from '../src/config/schema.ts';
+import { readRunConfig } from '../src/train/checkpoint.ts';
+import { stringify as stringifyYaml } from 'yaml';
 
 const dir = mkdtempSync(join(tmpdir(), 'medvae-config-'));
 function file(name: string, text: string): string {
@@ -68,4 +70,16 @@ test("VAE-GAN's feature_layer must name one of the discriminator's conv blocks",
   assert.throws(() => loadConfig({ sets: ['model.name=vae_gan', 'model.feature_layer=6'] }), /'model.feature_layer' must name one of the discriminator's 5 conv blocks \(1\.\.5\)/);
   assert.throws(() => loadConfig({ sets: ['model.name=vae_gan', 'model.feature_layer=0'] }), /\(1\.\.5\)/);
   assert.equal(loadConfig({ sets: ['model.name=vae_gan', 'model.feature_layer=5'] }).model.feature_layer, 5);
+});
+
+test("a run's config.yaml written before a key existed loads with that key's default", () => {
+  const run = mkdtempSync(join(tmpdir(), 'medvae-old-run-'));
+  const old = structuredClone(DEFAULT_CONFIG) as unknown as { model: Record<string, unknown> };
+  delete old.model['pixel_weight'];
+  delete old.model['alpha'];
+  writeFileSync(join(run, 'config.yaml'), stringifyYaml(old));
+  const cfg = readRunConfig(run);
+  assert.equal(cfg.model.pixel_weight, DEFAULT_CONFIG.model.pixel_weight);
+  assert.equal(cfg.model.alpha, DEFAULT_CONFIG.model.alpha);
+  rmSync(run, { recursive: true });
 });

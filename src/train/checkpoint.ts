@@ -12,9 +12,7 @@ import { join } from 'node:path';
 import type { VaeModel } from '../models/base.ts';
 import type { LabelKind } from '../data/types.ts';
 import type { ExperimentConfig } from '../config/schema.ts';
-import { readConfigFile } from '../config/load.ts';
-import { checkShape, checkValues } from '../config/validate.ts';
-import { DEFAULT_CONFIG } from '../config/schema.ts';
+import { loadConfig } from '../config/load.ts';
 import { createModel } from '../models/index.ts';
 import { Adam } from './adam.ts';
 import { writeDirAtomic } from './atomic.ts';
@@ -178,11 +176,8 @@ export function restoreNetworks(dir: string, model: VaeModel): TrainState {
 export function readRunConfig(runDir: string): ExperimentConfig {
   const file = join(runDir, 'config.yaml');
   if (!existsSync(file)) throw new CheckpointError(`${runDir}: not a run directory (no config.yaml)`);
-  const doc = readConfigFile(file);
-  checkShape(doc, DEFAULT_CONFIG as unknown as Record<string, unknown>, file);
-  const cfg = doc as unknown as ExperimentConfig;
-  checkValues(cfg, file);
-  return cfg;
+  // Through the defaults: a run written before a key existed gets that key's default.
+  return loadConfig({ file });
 }
 
 /** A trained run ready to use: its config and its model with the newest (or best) weights. */
