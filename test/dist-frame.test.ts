@@ -4,7 +4,7 @@ import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import { describe, it } from 'node:test';
 import { encodeHeader, type FrameHeader, FrameReader, FrameType, HEADER_BYTES, type PayloadSink } from '../src/dist/frame.ts';
-import { decodeHello, encodeHello, helloRefusal, isLoopbackHost, PROTOCOL_VERSION } from '../src/dist/handshake.ts';
+import { decodeHello, encodeHello, handshakeMac, helloRefusal, isLoopbackHost, macsMatch, NONCE_BYTES, PROTOCOL_VERSION } from '../src/dist/handshake.ts';
 import { FlatLayout, RingPlan } from '../src/dist/layout.ts';
 
 /** Just enough of a socket for FrameReader: 'data' events and pause/resume bookkeeping. */
@@ -89,23 +89,35 @@ describe('FrameReader', () => {
 });
 
 describe('handshake codec', () => {
-  const hello = { version: PROTOCOL_VERSION, rank: 2, worldSize: 3, bucketBytes: 4096, chunkBytes: 1024, token: 'tök' };
-  const expectation = { rank: 2, worldSize: 3, bucketBytes: 4096, chunkBytes: 1024, token: 'tök' };
+  const nonce = Buffer.alloc(NONCE_BYTES, 7);
+  const hello = { version: PROTOCOL_VERSION, rank: 2, worldSize: 3, bucketBytes: 4096, chunkBytes: 1024, nonce };
+  const expectation = { rank: 2, worldSize: 3, bucketBytes: 4096, chunkBytes: 1024 };
 
   it('round-trips a hello and accepts exactly the expected peer', () => {
     assert.deepEqual(decodeHello(encodeHello(hello)), hello);
     assert.equal(helloRefusal(hello, expectation), null);
-    assert.match(helloRefusal({ ...hello, token: 'tok' }, expectation) ?? '', /bad token/);
     assert.match(helloRefusal({ ...hello, rank: 1 }, expectation) ?? '', /rank 1 connected, expected rank 2/);
     assert.match(helloRefusal({ ...hello, chunkBytes: 2048 }, expectation) ?? '', /chunkBytes 2048/);
   });
 
-  it('names a wrong version and a wrong magic', () => {
+  it('proofs: the same token, hello and nonce give the same MAC; another token, role, hello or nonce does not', () => {
+    const bytes = encodeHello(hello);
+    const other = Buffer.alloc(NONCE_BYTES, 8);
+    const mac = handshakeMac('tök', 'dialler', bytes, other);
+    assert.ok(macsMatch(mac, handshakeMac('tök', 'dialler', bytes, other)));
+    assert.ok(!macsMatch(mac, handshakeMac('tok', 'dialler', bytes, other)));
+    assert.ok(!macsMatch(mac, handshakeMac('tök', 'acceptor', bytes, other)));
+    assert.ok(!macsMatch(mac, handshakeMac('tök', 'dialler', encodeHello({ ...hello, nonce: other }), other)));
+    assert.ok(!macsMatch(mac, handshakeMac('tök', 'dialler', bytes, nonce)));
+    assert.ok(!macsMatch(mac, mac.subarray(0, 16)));
+  });
+
+  it('names a wrong version, a wrong magic and a wrong length', () => {
     const v9 = encodeHello(hello);
     v9.writeUInt16LE(9, 4);
-    assert.throws(() => decodeHello(v9), /protocol version 9, this rank speaks 1/);
+    assert.throws(() => decodeHello(v9), /protocol version 9, this rank speaks 2/);
     assert.throws(() => decodeHello(Buffer.from('not a hello at all, just text')), /not a medvae ring peer/);
-    assert.throws(() => decodeHello(encodeHello(hello).subarray(0, 26)), /hello is 26 bytes, expected 28/);
+    assert.throws(() => decodeHello(encodeHello(hello).subarray(0, 26)), /hello is 26 bytes, expected 56/);
   });
 
   it('knows loopback hosts', () => {

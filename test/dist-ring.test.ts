@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { DistConfigError, PeerError } from '../src/dist/errors.ts';
 import { encodeHeader, FrameType } from '../src/dist/frame.ts';
-import { encodeAck, encodeHello, PROTOCOL_VERSION } from '../src/dist/handshake.ts';
+import { acceptHandshake, dialHandshake, frame, handshakeClient, helloPayload } from './helpers/ring-handshake.ts';
 import { ReduceKernel } from '../src/dist/reduce-kernel.ts';
 import { type Collective, connectRing, listenForRing, LocalCollective, type RingOptions, type RingTransport, unixSocketPath } from '../src/dist/ring.ts';
 import { expectedMean, makeGradients } from './fixtures/dist-data.ts';
@@ -184,11 +184,8 @@ function rawClient(port: number, bytes: Buffer): Promise<void> {
   });
 }
 
-function helloFrame(fields: { rank: number; worldSize: number; token: string; version?: number }): Buffer {
-  const payload = encodeHello({ version: fields.version ?? PROTOCOL_VERSION, bucketBytes: SMALL.bucketBytes, chunkBytes: SMALL.chunkBytes, ...fields });
-  const header = encodeHeader({ payloadBytes: payload.length, type: FrameType.Hello, step: 0, opSeq: 0, bucket: 0, chunk: 0 });
-  return Buffer.concat([header, payload]);
-}
+/** A hello of protocol version 1, which sent the token itself: an old peer, refused by name. */
+const oldHello = (): Buffer => frame(FrameType.Hello, helloPayload({ rank: 0, worldSize: 2, version: 1 }));
 
 describe('hostile connections', () => {
   it('refuses bad token, wrong version, garbage and oversized frames with a logged reason; the ring still forms', async () => {
@@ -196,16 +193,13 @@ describe('hostile connections', () => {
     const logs: string[][] = [[], []];
     const listeners = await Promise.all([0, 1].map((rank) => listenForRing({ rank, worldSize: 2, token, ...SMALL, log: (l) => logs[rank].push(l) })));
     const target = listeners[1].port; // rank 1 expects rank 0 to dial it
-    await rawClient(target, helloFrame({ rank: 0, worldSize: 2, token: 'wrong horse' }));
-    // Version 2 written by hand: encodeHello would refuse nothing, the listener must.
-    const v2 = helloFrame({ rank: 0, worldSize: 2, token });
-    v2.writeUInt16LE(2, 20 + 4);
-    await rawClient(target, v2);
+    await handshakeClient({ host: '127.0.0.1', port: target }, { rank: 0, worldSize: 2 }, 'wrong horse');
+    await rawClient(target, oldHello());
     await rawClient(target, Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'.padEnd(64, 'z')));
     await rawClient(target, encodeHeader({ payloadBytes: 2 ** 31, type: FrameType.Hello, step: 0, opSeq: 0, bucket: 0, chunk: 0 }));
     const reasons = logs[1].join('\n');
     assert.match(reasons, /refused .*bad token/);
-    assert.match(reasons, /refused .*protocol version 2, this rank speaks 1/);
+    assert.match(reasons, /refused .*protocol version 1, this rank speaks 2/);
     assert.match(reasons, /refused .*(over the 1024-byte limit|not a medvae ring peer|expected a hello frame)/);
     assert.match(reasons, /refused .*2147483648 payload bytes, over the 1024-byte limit/);
     assert.equal(logs[1].filter((l) => l.includes('refused')).length, 4);
@@ -224,15 +218,14 @@ describe('hostile connections', () => {
     const logs: string[] = [];
     const rank1 = await listenForRing({ rank: 1, worldSize: 2, token, ...SMALL, maxFrameBytes: 65536, log: (l) => logs.push(l) });
     const fake = net.createServer((socket) => {
-      socket.once('data', () => {
-        socket.write(Buffer.concat([encodeHeader({ payloadBytes: 16, type: FrameType.Ack, step: 0, opSeq: 0, bucket: 0, chunk: 0 }), encodeAck({ rank: 0, worldSize: 2 })]));
+      acceptHandshake(socket, { rank: 0, worldSize: 2 }, token, () => {
         socket.write(encodeHeader({ payloadBytes: 1 << 30, type: FrameType.Data, step: 0, opSeq: 0, bucket: 0, chunk: 0 }));
       });
       socket.on('error', () => undefined);
     });
     await new Promise<void>((resolve) => fake.listen(0, '127.0.0.1', resolve));
     const fakePort = (fake.address() as net.AddressInfo).port;
-    const dialIn = net.connect({ host: '127.0.0.1', port: rank1.port }, () => dialIn.write(helloFrame({ rank: 0, worldSize: 2, token })));
+    const dialIn = net.connect({ host: '127.0.0.1', port: rank1.port }, () => dialHandshake(dialIn, { rank: 0, worldSize: 2 }, token));
     dialIn.on('error', () => undefined);
     dialIn.resume();
     const collective = await rank1.connect([{ host: '127.0.0.1', port: fakePort }, { host: '127.0.0.1', port: rank1.port }]);
@@ -298,14 +291,12 @@ describe('unix socket transport', () => {
     const logs: string[][] = [[], []];
     const listeners = await Promise.all([0, 1].map((rank) => listenForRing({ rank, worldSize: 2, token, transport: 'unix', ...SMALL, log: (l) => logs[rank].push(l) })));
     const target = listeners[1].socketPath!;
-    await rawUnixClient(target, helloFrame({ rank: 0, worldSize: 2, token: 'wrong horse' }));
-    const v2 = helloFrame({ rank: 0, worldSize: 2, token });
-    v2.writeUInt16LE(2, 20 + 4);
-    await rawUnixClient(target, v2);
+    await handshakeClient({ path: target }, { rank: 0, worldSize: 2 }, 'wrong horse');
+    await rawUnixClient(target, oldHello());
     await rawUnixClient(target, encodeHeader({ payloadBytes: 2 ** 31, type: FrameType.Hello, step: 0, opSeq: 0, bucket: 0, chunk: 0 }));
     const reasons = logs[1].join('\n');
     assert.match(reasons, /refused a connection from the unix socket: bad token/);
-    assert.match(reasons, /refused .*protocol version 2, this rank speaks 1/);
+    assert.match(reasons, /refused .*protocol version 1, this rank speaks 2/);
     assert.match(reasons, /refused .*2147483648 payload bytes, over the 1024-byte limit/);
     assert.equal(logs[1].filter((l) => l.includes('refused')).length, 3);
 

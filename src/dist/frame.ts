@@ -11,6 +11,8 @@ export const FrameType = {
   Ack: 2,
   Data: 3,
   Broadcast: 4,
+  Challenge: 5,
+  Proof: 6,
 } as const;
 export type FrameTypeCode = (typeof FrameType)[keyof typeof FrameType];
 

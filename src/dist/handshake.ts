@@ -1,18 +1,29 @@
-// The ring handshake: the connecting rank sends HELLO (magic, protocol version, its rank, world size,
-// the ring's bucket and chunk sizes, the shared token); the accepting rank checks every field and
-// answers ACK, or logs why and closes. Sizes are part of it because ranks that split buffers
-// differently would exchange well-formed frames of the wrong ranges.
-import { createHash, timingSafeEqual } from 'node:crypto';
+// The ring handshake, a challenge-response in which the shared token never crosses the wire:
+//   dialler  -> HELLO      magic, protocol version, rank, world size, bucket and chunk sizes, fresh nonce
+//   acceptor -> CHALLENGE  its own fresh nonce
+//   dialler  -> PROOF      HMAC-SHA256(token, "dialler" | hello | acceptor's nonce)
+//   acceptor -> ACK        its rank and world size, HMAC-SHA256(token, "acceptor" | hello | its nonce)
+// The acceptor checks the proof before any other field, then answers with a MAC of its own, so each
+// side knows the other holds the token; fresh nonces on both sides make a recorded exchange useless
+// to replay, and the role labels keep one side's MAC from serving as the other's. Sizes are part of
+// the hello because ranks that split buffers differently would exchange well-formed frames of the
+// wrong ranges.
+import { createHmac, timingSafeEqual } from 'node:crypto';
 import { isIP } from 'node:net';
 import { ProtocolError } from './errors.ts';
 
 export const PROTOCOL_MAGIC = 0x5244564d; // "MVDR" little-endian
-export const PROTOCOL_VERSION = 1;
+/** 2: challenge-response; version 1 sent the token itself in the hello. */
+export const PROTOCOL_VERSION = 2;
 /** Handshake frames are tiny; anything bigger from an unauthenticated connection is refused. */
 export const HANDSHAKE_MAX_BYTES = 1024;
-const MAX_TOKEN_BYTES = 512;
-const HELLO_FIXED_BYTES = 24;
-const ACK_BYTES = 16;
+export const NONCE_BYTES = 32;
+const MAC_BYTES = 32;
+const PREFIX_BYTES = 8;
+const HELLO_BYTES = 24 + NONCE_BYTES;
+const CHALLENGE_BYTES = PREFIX_BYTES + NONCE_BYTES;
+const PROOF_BYTES = PREFIX_BYTES + MAC_BYTES;
+const ACK_BYTES = 16 + MAC_BYTES;
 
 export interface Hello {
   version: number;
@@ -20,27 +31,37 @@ export interface Hello {
   worldSize: number;
   bucketBytes: number;
   chunkBytes: number;
-  token: string;
+  nonce: Buffer;
+}
+
+function prefixed(bytes: number): Buffer {
+  const b = Buffer.alloc(bytes);
+  b.writeUInt32LE(PROTOCOL_MAGIC, 0);
+  b.writeUInt16LE(PROTOCOL_VERSION, 4);
+  return b;
+}
+
+/** A copy of the bytes from `offset` on, once `b` is checked to be exactly `bytes` long. */
+function fixedBytes(what: string, b: Buffer, bytes: number, offset: number): Buffer {
+  if (b.length !== bytes) throw new ProtocolError(`${what} is ${b.length} bytes, expected ${bytes}`);
+  return Buffer.from(b.subarray(offset));
 }
 
 export function encodeHello(h: Hello): Buffer {
-  const token = Buffer.from(h.token, 'utf8');
-  if (token.length > MAX_TOKEN_BYTES) throw new ProtocolError(`token is ${token.length} bytes, at most ${MAX_TOKEN_BYTES} allowed`);
-  const b = Buffer.alloc(HELLO_FIXED_BYTES + token.length);
-  b.writeUInt32LE(PROTOCOL_MAGIC, 0);
+  if (h.nonce.length !== NONCE_BYTES) throw new ProtocolError(`hello nonce is ${h.nonce.length} bytes, expected ${NONCE_BYTES}`);
+  const b = prefixed(HELLO_BYTES);
   b.writeUInt16LE(h.version, 4);
-  b.writeUInt16LE(token.length, 6);
   b.writeUInt32LE(h.rank, 8);
   b.writeUInt32LE(h.worldSize, 12);
   b.writeUInt32LE(h.bucketBytes, 16);
   b.writeUInt32LE(h.chunkBytes, 20);
-  token.copy(b, HELLO_FIXED_BYTES);
+  h.nonce.copy(b, 24);
   return b;
 }
 
 /** Magic and version come first so a peer of another version is named as such, not as garbage. */
 function checkMagicAndVersion(b: Buffer, what: string): void {
-  if (b.length < 8 || b.readUInt32LE(0) !== PROTOCOL_MAGIC) {
+  if (b.length < PREFIX_BYTES || b.readUInt32LE(0) !== PROTOCOL_MAGIC) {
     throw new ProtocolError(`${what} does not start with the medvae ring magic (not a medvae ring peer)`);
   }
   const version = b.readUInt16LE(4);
@@ -51,44 +72,67 @@ function checkMagicAndVersion(b: Buffer, what: string): void {
 
 export function decodeHello(b: Buffer): Hello {
   checkMagicAndVersion(b, 'hello');
-  const tokenBytes = b.readUInt16LE(6);
-  if (b.length !== HELLO_FIXED_BYTES + tokenBytes) {
-    throw new ProtocolError(`hello is ${b.length} bytes, expected ${HELLO_FIXED_BYTES + tokenBytes} for a ${tokenBytes}-byte token`);
-  }
+  const nonce = fixedBytes('hello', b, HELLO_BYTES, 24);
   return {
     version: PROTOCOL_VERSION,
     rank: b.readUInt32LE(8),
     worldSize: b.readUInt32LE(12),
     bucketBytes: b.readUInt32LE(16),
     chunkBytes: b.readUInt32LE(20),
-    token: b.subarray(HELLO_FIXED_BYTES).toString('utf8'),
+    nonce,
   };
+}
+
+export function encodeChallenge(nonce: Buffer): Buffer {
+  const b = prefixed(CHALLENGE_BYTES);
+  nonce.copy(b, PREFIX_BYTES);
+  return b;
+}
+
+export function decodeChallenge(b: Buffer): Buffer {
+  checkMagicAndVersion(b, 'challenge');
+  return fixedBytes('challenge', b, CHALLENGE_BYTES, PREFIX_BYTES);
+}
+
+export function encodeProof(mac: Buffer): Buffer {
+  const b = prefixed(PROOF_BYTES);
+  mac.copy(b, PREFIX_BYTES);
+  return b;
+}
+
+export function decodeProof(b: Buffer): Buffer {
+  checkMagicAndVersion(b, 'proof');
+  return fixedBytes('proof', b, PROOF_BYTES, PREFIX_BYTES);
 }
 
 export interface Ack {
   rank: number;
   worldSize: number;
+  mac: Buffer;
 }
 
 export function encodeAck(a: Ack): Buffer {
-  const b = Buffer.alloc(ACK_BYTES);
-  b.writeUInt32LE(PROTOCOL_MAGIC, 0);
-  b.writeUInt16LE(PROTOCOL_VERSION, 4);
+  const b = prefixed(ACK_BYTES);
   b.writeUInt32LE(a.rank, 8);
   b.writeUInt32LE(a.worldSize, 12);
+  a.mac.copy(b, 16);
   return b;
 }
 
 export function decodeAck(b: Buffer): Ack {
   checkMagicAndVersion(b, 'ack');
-  if (b.length !== ACK_BYTES) throw new ProtocolError(`ack is ${b.length} bytes, expected ${ACK_BYTES}`);
-  return { rank: b.readUInt32LE(8), worldSize: b.readUInt32LE(12) };
+  const mac = fixedBytes('ack', b, ACK_BYTES, 16);
+  return { rank: b.readUInt32LE(8), worldSize: b.readUInt32LE(12), mac };
 }
 
-/** Constant-time comparison; hashing first makes the lengths equal, as timingSafeEqual requires. */
-export function tokensMatch(given: string, expected: string): boolean {
-  const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
-  return timingSafeEqual(digest(given), digest(expected));
+/** What one side proves: HMAC-SHA256 under the token of its role, the dialler's hello (with its nonce) and the acceptor's nonce. */
+export function handshakeMac(token: string, role: 'dialler' | 'acceptor', hello: Buffer, acceptorNonce: Buffer): Buffer {
+  return createHmac('sha256', Buffer.from(token, 'utf8')).update(`medvae-ring v${PROTOCOL_VERSION} ${role}\0`).update(hello).update(acceptorNonce).digest();
+}
+
+/** Constant-time comparison of two MACs. */
+export function macsMatch(given: Buffer, expected: Buffer): boolean {
+  return given.length === expected.length && timingSafeEqual(given, expected);
 }
 
 /** What the accepting rank expects of its left neighbour's hello. */
@@ -97,12 +141,10 @@ export interface HelloExpectation {
   worldSize: number;
   bucketBytes: number;
   chunkBytes: number;
-  token: string;
 }
 
-/** Why a hello is refused, or null when it is the expected peer. The token is checked first, so a stranger learns nothing. */
+/** Why an authenticated hello is refused, or null when it is the expected peer. */
 export function helloRefusal(h: Hello, expected: HelloExpectation): string | null {
-  if (!tokensMatch(h.token, expected.token)) return `bad token (claimed rank ${h.rank})`;
   if (h.worldSize !== expected.worldSize) return `world size ${h.worldSize}, expected ${expected.worldSize}`;
   if (h.rank !== expected.rank) return `rank ${h.rank} connected, expected rank ${expected.rank} (the left neighbour)`;
   if (h.bucketBytes !== expected.bucketBytes) return `bucketBytes ${h.bucketBytes}, this rank uses ${expected.bucketBytes}`;

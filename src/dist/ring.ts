@@ -13,14 +13,22 @@ import { join } from 'node:path';
 import { type Collective, LocalCollective } from './collective.ts';
 import { DistConfigError, PeerError, ProtocolError } from './errors.ts';
 import { encodeHeader, FrameReader, FrameType, type FrameHandler, type PayloadSink } from './frame.ts';
+import { randomBytes } from 'node:crypto';
 import {
   decodeAck,
+  decodeChallenge,
   decodeHello,
+  decodeProof,
   encodeAck,
+  encodeChallenge,
   encodeHello,
+  encodeProof,
   HANDSHAKE_MAX_BYTES,
+  handshakeMac,
   helloRefusal,
   isLoopbackHost,
+  macsMatch,
+  NONCE_BYTES,
   PROTOCOL_VERSION,
 } from './handshake.ts';
 import { type LinkEnd, RingCollective, type RingSettings } from './ring-collective.ts';
@@ -271,25 +279,41 @@ class Acceptor {
     const timer = setTimeout(() => refuse(`no valid hello within ${s.timeoutMs} ms`), s.timeoutMs);
     socket.on('error', (e) => refuse(`socket error during the handshake: ${e.message}`));
     socket.on('close', () => refuse('closed before completing the handshake'));
+    // A hello, answered with a challenge; then the proof, checked before any field of the hello.
+    let hello: { bytes: Buffer; rank: number } | null = null;
+    const nonce = randomBytes(NONCE_BYTES);
+    const onHello = (payload: Buffer): void => {
+      const decoded = decodeHello(payload);
+      hello = { bytes: payload, rank: decoded.rank };
+      sendFrame(socket, FrameType.Challenge, encodeChallenge(nonce));
+    };
+    const onProof = (payload: Buffer, sent: { bytes: Buffer; rank: number }): void => {
+      if (!macsMatch(decodeProof(payload), handshakeMac(s.token, 'dialler', sent.bytes, nonce))) {
+        return refuse(`bad token (claimed rank ${sent.rank}): its proof does not match this rank's ${TOKEN_ENV}`);
+      }
+      const refusal = helloRefusal(decodeHello(sent.bytes), { ...s, rank: leftRank });
+      if (refusal !== null) return refuse(refusal);
+      if (this.leftEnd !== null) return refuse(`rank ${leftRank} is already connected`);
+      settled = true;
+      clearTimeout(timer);
+      this.pending.delete(socket);
+      reader.setHandler(holdingHandler(0, () => undefined));
+      sendFrame(socket, FrameType.Ack, encodeAck({ rank: s.rank, worldSize: s.worldSize, mac: handshakeMac(s.token, 'acceptor', sent.bytes, nonce) }));
+      s.log(`rank ${s.rank} accepted rank ${leftRank} from ${remote}`);
+      this.leftEnd = { socket, reader };
+      this.onLeft?.(this.leftEnd);
+    };
     const reader = FrameReader.onDataEvents(socket, {
       maxPayloadBytes: HANDSHAKE_MAX_BYTES,
       onError: (e) => refuse(e.message),
       onHeader: (h) => {
-        if (h.type !== FrameType.Hello) throw new ProtocolError(`expected a hello frame, got frame type ${h.type}`);
-        return collect((payload) => {
-          const hello = decodeHello(payload);
-          const refusal = helloRefusal(hello, { ...s, rank: leftRank });
-          if (refusal !== null) return refuse(refusal);
-          if (this.leftEnd !== null) return refuse(`rank ${leftRank} is already connected`);
-          settled = true;
-          clearTimeout(timer);
-          this.pending.delete(socket);
-          reader.setHandler(holdingHandler(0, () => undefined));
-          sendFrame(socket, FrameType.Ack, encodeAck({ rank: s.rank, worldSize: s.worldSize }));
-          s.log(`rank ${s.rank} accepted rank ${leftRank} from ${remote}`);
-          this.leftEnd = { socket, reader };
-          this.onLeft?.(this.leftEnd);
-        });
+        const sent = hello;
+        if (sent === null) {
+          if (h.type !== FrameType.Hello) throw new ProtocolError(`expected a hello frame, got frame type ${h.type}`);
+          return collect(onHello);
+        }
+        if (h.type !== FrameType.Proof) throw new ProtocolError(`expected a proof frame, got frame type ${h.type}`);
+        return collect((payload) => onProof(payload, sent));
       },
     });
   }
@@ -328,13 +352,26 @@ function dialOnce(s: RingSettings, target: DialTarget, deadline: number): Promis
   const rightRank = (s.rank + 1) % s.worldSize;
   const where = describeTarget(target);
   return new Promise((resolve, reject) => {
+    const hello = encodeHello({ version: PROTOCOL_VERSION, rank: s.rank, worldSize: s.worldSize, bucketBytes: s.bucketBytes, chunkBytes: s.chunkBytes, nonce: randomBytes(NONCE_BYTES) });
+    let challenge: Buffer | null = null;
     const { reader, onread } = FrameReader.withReadBuffer({
       maxPayloadBytes: HANDSHAKE_MAX_BYTES,
       onError: (e) => settle(new PeerError(rightRank, `rank ${rightRank} answered the handshake badly: ${e.message}`)),
       onHeader: (h) => {
+        const nonce = challenge;
+        if (nonce === null) {
+          if (h.type !== FrameType.Challenge) throw new ProtocolError(`expected a challenge frame, got frame type ${h.type}`);
+          return collect((payload) => {
+            challenge = decodeChallenge(payload);
+            sendFrame(socket, FrameType.Proof, encodeProof(handshakeMac(s.token, 'dialler', hello, challenge)));
+          });
+        }
         if (h.type !== FrameType.Ack) throw new ProtocolError(`expected an ack frame, got frame type ${h.type}`);
         return collect((payload) => {
           const ack = decodeAck(payload);
+          if (!macsMatch(ack.mac, handshakeMac(s.token, 'acceptor', hello, nonce))) {
+            throw new ProtocolError(`its answer does not prove it holds this rank's ${TOKEN_ENV} (the tokens differ, or it is not a rank of this run)`);
+          }
           if (ack.rank !== rightRank || ack.worldSize !== s.worldSize) {
             throw new ProtocolError(`rank ${ack.rank} of ${ack.worldSize} answered, expected rank ${rightRank} of ${s.worldSize}`);
           }
@@ -368,10 +405,7 @@ function dialOnce(s: RingSettings, target: DialTarget, deadline: number): Promis
     socket.on('close', () =>
       settle(new PeerError(rightRank, `rank ${rightRank} at ${where} closed the connection during the handshake (it refused this rank's token, version or sizes: see its log)`)),
     );
-    socket.on('connect', () => {
-      const hello = { version: PROTOCOL_VERSION, rank: s.rank, worldSize: s.worldSize, bucketBytes: s.bucketBytes, chunkBytes: s.chunkBytes, token: s.token };
-      sendFrame(socket, FrameType.Hello, encodeHello(hello));
-    });
+    socket.on('connect', () => sendFrame(socket, FrameType.Hello, hello));
   });
 }
 
