@@ -1,9 +1,9 @@
 // Shared fixtures of the eval tests: a tiny synthetic labelled image set and a stand-in model
 // whose outputs are known in closed form.
 import * as tf from '@tensorflow/tfjs';
-import type { ModelConfig } from '../src/config/schema.ts';
+import type { ModelConfig, ModelName } from '../src/config/schema.ts';
 import { DEFAULT_CONFIG } from '../src/config/schema.ts';
-import type { Encoding, ModelLosses, VaeModel } from '../src/models/base.ts';
+import type { Encoding, ModelLosses, StepNoise, VaeModel } from '../src/models/base.ts';
 import type { LabelledImages } from '../src/eval/images.ts';
 import { mulberry32 } from '../src/train/rng.ts';
 
@@ -60,7 +60,7 @@ export function tinyModelConfig(name: ModelConfig['name'], size: number): ModelC
  * and samples are copies of `samples` images (cycled), so sample quality is under test control.
  */
 export class StandInModel implements VaeModel {
-  readonly kind = 'vae' as const;
+  readonly kind: ModelName = 'vae';
   readonly networks: Record<string, tf.LayersModel> = {};
 
   constructor(
@@ -117,4 +117,36 @@ export class StandInModel implements VaeModel {
   }
 
   dispose(): void {}
+}
+
+/**
+ * A conditional stand-in whose samples show their label trivially: asked for class c, it returns the
+ * next band image of class (c + shift) mod 3 from `pool` (bandImages, class i % 3). shift 0 is an
+ * honest conditional model; shift 1 draws every sample from the wrong class.
+ */
+export class LabelledStandIn extends StandInModel {
+  override readonly kind: ModelName = 'cvae';
+  private readonly next = [0, 0, 0];
+
+  constructor(
+    config: ModelConfig,
+    private readonly pool: LabelledImages,
+    private readonly shift = 0,
+  ) {
+    super(config, 0, pool);
+  }
+
+  override sample(n: number, _noise?: StepNoise, labels?: tf.Tensor2D): tf.Tensor4D {
+    if (!labels || labels.shape[1] !== 3) throw new Error('LabelledStandIn needs 3-wide one-hot labels');
+    const classes = tf.tidy(() => tf.argMax(labels, 1).dataSync());
+    const per = this.pool.size * this.pool.size * this.pool.channels;
+    const out = new Float32Array(n * per);
+    for (let i = 0; i < n; i++) {
+      const c = (classes[i] + this.shift) % 3;
+      // Pool image c, c + 3, c + 6, ... in turn.
+      const k = (c + 3 * this.next[c]++) % this.pool.n;
+      out.set(this.pool.images.subarray(k * per, (k + 1) * per), i * per);
+    }
+    return tf.tensor4d(out, [n, this.pool.size, this.pool.size, this.pool.channels]);
+  }
 }

@@ -7,18 +7,23 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend/index.ts';
-import { psnrOf, reconstructionMetrics } from '../src/eval/reconstruction.ts';
-import { classifierScores, evaluateModel, type EvalOptions } from '../src/eval/evaluate.ts';
+import { psnrOf, reconstructionBaselines, reconstructionMetrics } from '../src/eval/reconstruction.ts';
+import { classifierScores, evaluateModel, majorityAccuracy, type EvalOptions } from '../src/eval/evaluate.ts';
 import { createModel } from '../src/models/index.ts';
-import { bandImages, multiBandImages, StandInModel, tinyModelConfig, unlabelled } from './eval-helpers.ts';
+import type { FeatureNetData } from '../src/eval/feature-cache.ts';
+import { pixelMean, type LabelledImages } from '../src/eval/images.ts';
+import { bandImages, LabelledStandIn, multiBandImages, StandInModel, tinyModelConfig, unlabelled } from './eval-helpers.ts';
 
 const SIZE = 16;
+const BANDS: FeatureNetData = { datasetHash: 'bands', split: 'train', resize: 'bilinear' };
 
 // The pure-JS cpu backend's conv gradients are ~50x slower than wasm's.
 before(async () => {
   await initBackend('wasm');
 });
 const QUICK: Omit<EvalOptions, 'n' | 'seed'> = { recipe: { steps: 40, batchSize: 32, lr: 5e-3 }, kidSubsets: 5, kidSubsetSize: 20 };
+
+const mean = (xs: readonly number[]): number => xs.reduce((s, x) => s + x, 0) / xs.length;
 
 function close(actual: number, expected: number, tol: number, what: string): void {
   assert.ok(Math.abs(actual - expected) <= tol, `${what}: ${actual} vs ${expected}`);
@@ -82,7 +87,7 @@ test('samples drawn from the real distribution score better than a collapsed gen
   const first = collapsedSamples.images.slice(0, SIZE * SIZE);
   for (let i = 0; i < 60; i++) collapsedSamples.images.set(first, i * SIZE * SIZE);
   const collapsed = new StandInModel(config, 0, collapsedSamples);
-  const inputs = { train, trainSplit: 'train', heldOut, heldOutSplit: 'test', datasetId: 'bands' };
+  const inputs = { train, trainData: BANDS, trainMean: pixelMean(train), heldOut, heldOutSplit: 'test' };
   const good = await evaluateModel({ ...inputs, model: realLike }, { ...QUICK, n: 60, seed: 1 });
   const bad = await evaluateModel({ ...inputs, model: collapsed }, { ...QUICK, n: 60, seed: 1 });
   assert.ok(good.sample_quality.frechet_distance < bad.sample_quality.frechet_distance, `FD ${good.sample_quality.frechet_distance} vs ${bad.sample_quality.frechet_distance}`);
@@ -100,7 +105,7 @@ test('eval of a conditional model is deterministic, reuses the cached feature ne
   try {
     const train = bandImages(60, SIZE, 2);
     const heldOut = bandImages(30, SIZE, 3);
-    const inputs = { train, trainSplit: 'train', heldOut, heldOutSplit: 'test', datasetId: 'bands' };
+    const inputs = { train, trainData: BANDS, trainMean: pixelMean(train), heldOut, heldOutSplit: 'test' };
     const run = async (): Promise<Awaited<ReturnType<typeof evaluateModel>>> => {
       const model = createModel(tinyModelConfig('cvae', SIZE), 5, 3);
       try {
@@ -141,7 +146,8 @@ test('eval of a conditional model is deterministic, reuses the cached feature ne
 test('every model kind evaluates to finite numbers, with TSTR for the conditional one only', async () => {
   const cacheDir = mkdtempSync(join(tmpdir(), 'medvae-eval-kinds-'));
   try {
-    const inputs = { train: bandImages(60, SIZE, 2), trainSplit: 'train', heldOut: bandImages(12, SIZE, 3), heldOutSplit: 'test', datasetId: 'bands' };
+    const train = bandImages(60, SIZE, 2);
+    const inputs = { train, trainData: BANDS, trainMean: pixelMean(train), heldOut: bandImages(12, SIZE, 3), heldOutSplit: 'test' };
     for (const kind of ['vae', 'beta_vae', 'mssim_vae', 'cvae', 'joint_vae', 'vae_gan'] as const) {
       const model = createModel(tinyModelConfig(kind, SIZE), 5, 3);
       try {
@@ -161,7 +167,7 @@ test('unlabelled data: the feature net learns rotations, no TSTR, no held-out ac
   const train = unlabelled(bandImages(60, SIZE, 2));
   const heldOut = unlabelled(bandImages(20, SIZE, 3));
   const model = new StandInModel(tinyModelConfig('vae', SIZE), 0, unlabelled(bandImages(20, SIZE, 4)));
-  const m = await evaluateModel({ model, train, trainSplit: 'train', heldOut, heldOutSplit: 'test', datasetId: 'bands-unlabelled' }, { ...QUICK, n: 20, seed: 1 });
+  const m = await evaluateModel({ model, train, trainData: { ...BANDS, datasetHash: 'bands-unlabelled' }, trainMean: pixelMean(train), heldOut, heldOutSplit: 'test' }, { ...QUICK, n: 20, seed: 1 });
   assert.equal(m.sample_quality.feature_net.task, 'rotation');
   assert.equal(m.sample_quality.feature_net.heldout_accuracy, null);
   assert.equal(m.tstr, null);
@@ -173,7 +179,7 @@ test('multi-label conditional model: TSTR reports per-finding accuracy and macro
   const heldOut = multiBandImages(24, SIZE, 3);
   const model = createModel(tinyModelConfig('cvae', SIZE), 5, 3);
   try {
-    const m = await evaluateModel({ model, train, trainSplit: 'train', heldOut, heldOutSplit: 'test', datasetId: 'multibands' }, { ...QUICK, n: 24, seed: 1 });
+    const m = await evaluateModel({ model, train, trainData: { ...BANDS, datasetHash: 'multibands' }, trainMean: pixelMean(train), heldOut, heldOutSplit: 'test' }, { ...QUICK, n: 24, seed: 1 });
     assert.equal(m.sample_quality.feature_net.task, 'multilabel');
     assert.ok(m.tstr);
     assert.equal(m.tstr.label_kind, 'multilabel');
@@ -182,5 +188,82 @@ test('multi-label conditional model: TSTR reports per-finding accuracy and macro
     assert.ok(m.tstr.tstr.accuracy >= 0 && m.tstr.tstr.accuracy <= 1);
   } finally {
     model.dispose();
+  }
+});
+
+test('baselines: constant grey and training-mean predictions scored in closed form on constant images', () => {
+  // Held-out image i is the constant v_i; the training mean is the constant m. With no variance in a
+  // window, cs = C2 / C2 = 1 and SSIM is the luminance term (2 p v + C1) / (p^2 + v^2 + C1).
+  const side = 24;
+  const values = [0.5, -0.3, 0.1, 0.8];
+  const data = bandImages(values.length, side, 1, 0);
+  values.forEach((v, i) => data.images.fill(v, i * side * side, (i + 1) * side * side));
+  const m = 0.25;
+  const b = reconstructionBaselines(data, new Float32Array(side * side).fill(m));
+  const c1 = (0.01 * 2) ** 2;
+  const luminance = (p: number, v: number): number => (2 * p * v + c1) / (p * p + v * v + c1);
+  // 24 px: two MS-SSIM scales; the last weight renormalised over the first two.
+  const lastWeight = 0.2856 / (0.0448 + 0.2856);
+  const expected = (p: number): { mse: number; psnr: number; ssim: number; ms_ssim: number } => ({
+    mse: mean(values.map((v) => (v - p) ** 2)),
+    psnr: mean(values.map((v) => 10 * Math.log10(4 / (v - p) ** 2))),
+    ssim: mean(values.map((v) => luminance(p, v))),
+    // A negative last-scale SSIM (opposite signs) is clamped to 0, as pytorch_msssim's relu does.
+    ms_ssim: mean(values.map((v) => Math.max(luminance(p, v), 0) ** lastWeight)),
+  });
+  for (const [name, got, want] of [['grey', b.constant_grey, expected(0)], ['train mean', b.train_mean, expected(m)]] as const) {
+    close(got.mse, want.mse, 1e-5, `${name} mse`);
+    close(got.psnr, want.psnr, 1e-3, `${name} psnr`);
+    close(got.ssim, want.ssim, 1e-5, `${name} ssim`);
+    close(got.ms_ssim, want.ms_ssim, 1e-5, `${name} ms-ssim`);
+  }
+});
+
+test('pixelMean is the per-pixel, per-channel mean', () => {
+  const data = { ...bandImages(2, 1, 1, 0), channels: 3 as const, images: Float32Array.from([0.1, 0.2, 0.3, 0.5, -0.2, 0.7]) };
+  assert.deepEqual(Array.from(pixelMean(data), (v) => Math.round(v * 1e6) / 1e6), [0.3, 0, 0.5]);
+});
+
+test('majority accuracy: the training split\'s most frequent class (per finding: its more frequent value)', () => {
+  const train = bandImages(5, 4, 1);
+  // Classes 0, 1, 2, 0, 1 -> tie between 0 and 1 at 2 each: argmax takes the first, class 0.
+  const test = bandImages(7, 4, 2); // classes 0,1,2,0,1,2,0: three of seven are class 0
+  close(majorityAccuracy(train, test, 'class'), 3 / 7, 1e-12, 'class');
+  // Findings present in train rows [1,0,1], [1,1,0], [1,0,0]: frequencies 1, 1/3, 1/3 -> predict [1, 0, 0].
+  const rows = (labels: number[]): LabelledImages => ({ ...multiBandImages(labels.length / 3, 4, 3), labels: Float32Array.from(labels) });
+  // Test rows [1,1,0] and [0,0,1] agree with [1,0,0] on 2 + 1 of 6 (image, finding) pairs.
+  close(majorityAccuracy(rows([1, 0, 1, 1, 1, 0, 1, 0, 0]), rows([1, 1, 0, 0, 0, 1]), 'multilabel'), 3 / 6, 1e-12, 'multilabel');
+});
+
+test('a conditional model whose samples show their label gives TSTR near 1; one that shows the wrong label, near 0', async () => {
+  const train = bandImages(90, SIZE, 2);
+  const heldOut = bandImages(45, SIZE, 3);
+  const inputs = { train, trainData: BANDS, trainMean: pixelMean(train), heldOut, heldOutSplit: 'test' };
+  const options: EvalOptions = { ...QUICK, n: 45, seed: 2, recipe: { steps: 60, batchSize: 32, lr: 5e-3 } };
+  const honest = await evaluateModel({ ...inputs, model: new LabelledStandIn(tinyModelConfig('cvae', SIZE), bandImages(60, SIZE, 4)) }, options);
+  assert.ok(honest.tstr);
+  assert.ok(honest.tstr.tstr.accuracy > 0.95, `TSTR accuracy ${honest.tstr.tstr.accuracy}`);
+  assert.ok((honest.tstr.tstr.auc ?? 0) > 0.95, `TSTR AUC ${honest.tstr.tstr.auc}`);
+  assert.ok((honest.tstr.conditioning.auc ?? 0) > 0.95, `samples vs their labels: AUC ${honest.tstr.conditioning.auc}`);
+  // Three balanced classes in the held-out set (15 each): the majority rate is 1/3.
+  close(honest.tstr.majority_accuracy, 1 / 3, 1e-12, 'majority');
+  const a = honest.tstr.augmentation;
+  assert.deepEqual([a.n_real, a.n_synthetic], [90, 45]);
+  assert.ok(a.real_only.accuracy > 0.95 && a.real_plus_synthetic.accuracy > 0.95, `real ${a.real_only.accuracy}, real + synthetic ${a.real_plus_synthetic.accuracy}`);
+
+  const shifted = await evaluateModel({ ...inputs, model: new LabelledStandIn(tinyModelConfig('cvae', SIZE), bandImages(60, SIZE, 4), 1) }, options);
+  assert.ok(shifted.tstr);
+  assert.ok(shifted.tstr.tstr.accuracy < 0.05, `TSTR accuracy with every sample of the next class ${shifted.tstr.tstr.accuracy}`);
+  assert.ok((shifted.tstr.conditioning.accuracy ?? 1) < 0.05, `samples vs their labels: accuracy ${shifted.tstr.conditioning.accuracy}`);
+});
+
+test('kernel distance over n <= subset size images per side is computed once, without an error bar', async () => {
+  const train = bandImages(60, SIZE, 2);
+  const model = new StandInModel(tinyModelConfig('vae', SIZE), 0, bandImages(20, SIZE, 4));
+  const m = await evaluateModel({ model, train, trainData: BANDS, trainMean: pixelMean(train), heldOut: bandImages(20, SIZE, 3), heldOutSplit: 'test' }, { ...QUICK, n: 20, seed: 1, kidSubsetSize: 100 });
+  for (const k of [m.sample_quality.kernel_distance, m.sample_quality.reference_kernel_distance]) {
+    assert.equal(k.std_error, null);
+    assert.equal(k.subsets, 1);
+    assert.equal(k.subset_size, 20);
   }
 });

@@ -11,12 +11,23 @@ import { registerEvalCommands } from '../src/cli/eval-command.ts';
 import type { EvalFile } from '../src/eval/eval-file.ts';
 import { formatNumber } from '../src/eval/eval-file.ts';
 import { writeTinyNpz } from './helpers/tiny-data.ts';
+import { DEFAULT_CONFIG } from '../src/config/schema.ts';
+import { openDataset } from '../src/data/open.ts';
+import { readLabelledImages } from '../src/eval/images.ts';
+import { featureNetData, heldOutIndices, useTrainedTemperature } from '../src/eval/run-eval.ts';
+import { initBackend } from '../src/backend/index.ts';
+import { createModel } from '../src/models/index.ts';
+import { JointVae } from '../src/models/joint_vae.ts';
 
 const BIN = join(import.meta.dirname, '..', 'bin', 'medvae.js');
 const dir = mkdtempSync(join(tmpdir(), 'medvae-eval-run-'));
 const data = join(dir, 'tiny.npz');
 const vaeRun = join(dir, 'runs', 'vae');
 const cvaeRun = join(dir, 'runs', 'cvae');
+// Another model with other augmentation, optimiser and seed, on the same data.
+const ganRun = join(dir, 'runs', 'vae-gan-augmented');
+const jointRun = join(dir, 'runs', 'joint');
+const JOINT_ANNEAL = ['--set', 'model.name=joint_vae', '--set', 'model.anneal_steps=1', '--set', 'model.anneal_rate=0.2'];
 
 function train(out: string, extra: string[]): void {
   const args = ['train', '--config', 'configs/smoke.yaml', '--data', data, '--backend', 'wasm', '--log-format', 'plain', '--max-steps', '3', '--out', out, ...extra];
@@ -42,7 +53,55 @@ before(() => {
   writeTinyNpz(data, { train: 48, val: 8, test: 20, classes: 3 });
   train(vaeRun, []);
   train(cvaeRun, ['--set', 'model.name=cvae']);
+  train(ganRun, ['--set', 'model.name=vae_gan', '--set', 'model.feature_layer=2', '--set', 'data.random_flip=true', '--set', 'data.random_rot90=true', '--set', 'train.lr=0.0003', '--set', 'train.seed=77']);
+  train(jointRun, JOINT_ANNEAL);
 });
+
+const readEval = (run: string): EvalFile => JSON.parse(readFileSync(join(run, 'eval.json'), 'utf8')) as EvalFile;
+
+test('the feature-net key takes only what defines the data from a run config', () => {
+  const base = DEFAULT_CONFIG.data;
+  const key = featureNetData(base, 'abc');
+  assert.deepEqual(key, { datasetHash: 'abc', split: 'train', resize: 'bilinear' });
+  for (const other of [{ ...base, random_flip: true, random_rot90: true }, { ...base, threads: 4, prefetch: 8, strict: true, drop_last: false }]) {
+    assert.deepEqual(featureNetData(other, 'abc'), key);
+  }
+  assert.notDeepEqual(featureNetData({ ...base, split: 'val' }, 'abc'), key);
+  assert.notDeepEqual(featureNetData({ ...base, resize: 'area' }, 'abc'), key);
+  assert.notDeepEqual(featureNetData(base, 'abd'), key);
+});
+
+test('held-out images: a seeded subset of the split, the same for one seed, another for another', () => {
+  const a = heldOutIndices(400, 100, 0);
+  assert.equal(a.length, 100);
+  assert.equal(new Set(a).size, 100, 'distinct');
+  assert.ok(a.every((i, k) => Number.isInteger(i) && i >= 0 && i < 400 && (k === 0 || a[k - 1] < i)), 'ascending indices into the split');
+  assert.deepEqual(heldOutIndices(400, 100, 0), a);
+  assert.notDeepEqual(heldOutIndices(400, 100, 1), a);
+  // Not the first n: spread over the whole split.
+  assert.ok(a[a.length - 1] >= 100, `last index ${a[a.length - 1]}`);
+  assert.deepEqual(heldOutIndices(20, 50, 3), Array.from({ length: 20 }, (_, i) => i), 'n >= split size: all of it');
+});
+
+test('a JointVAE is evaluated at the temperature of its last training step, not the initial one', async () => {
+  await initBackend('wasm');
+  const config = { ...DEFAULT_CONFIG.model, name: 'joint_vae' as const, image_size: 32, hidden_dims: [8, 16], latent_dim: 4, anneal_steps: 10, anneal_rate: 0.05, min_temperature: 0.05 };
+  const model = createModel(config, 1);
+  try {
+    assert.ok(model instanceof JointVae);
+    assert.equal(model.temperature, 0.5);
+    // 25 steps done: the last one was step 24, annealed in stages of 10 -> exp(-0.05 * 20).
+    assert.equal(useTrainedTemperature(model, 25), 0.5 * Math.exp(-1));
+    assert.equal(model.temperature, 0.5 * Math.exp(-1));
+    assert.equal(useTrainedTemperature(model, 0), 0.5, 'an untrained checkpoint keeps the initial temperature');
+  } finally {
+    model.dispose();
+  }
+  const vae = createModel({ ...config, name: 'vae' }, 1);
+  assert.equal(useTrainedTemperature(vae, 25), null);
+  vae.dispose();
+});
+
 
 test('eval writes eval.json, prints its numbers, and gives the same numbers twice', async () => {
   const out = await medvae(evalArgs(vaeRun, '4'));
@@ -66,10 +125,37 @@ test('eval writes eval.json, prints its numbers, and gives the same numbers twic
   const cache = join(dir, 'runs', '.feature-nets');
   assert.deepEqual(readdirSync(cache), [file.metrics.sample_quality.feature_net.id]);
 
+  // Baselines next to the numbers; n = 16 images per side is below the KID subset size: no error bar.
+  assert.ok(r.baselines.train_mean.psnr > r.baselines.constant_grey.psnr, 'the mean image beats mid-grey');
+  assert.equal(file.metrics.sample_quality.kernel_distance.std_error, null);
+  assert.ok(Number.isFinite(file.metrics.sample_quality.reference_kernel_distance.mean));
+  assert.match(out, /grey [\d.]+, train mean [\d.]+/);
+  assert.equal(file.model.temperature, null);
+
   await medvae(evalArgs(vaeRun, '4'));
-  const again = JSON.parse(readFileSync(join(vaeRun, 'eval.json'), 'utf8')) as EvalFile;
+  const again = readEval(vaeRun);
   assert.deepEqual(again.metrics, file.metrics);
+  assert.deepEqual(again.heldout_indices, file.heldout_indices);
   assert.notEqual(again.meta.created_at, undefined);
+});
+
+test('eval scores the held-out images its seed chose, and eval.json lists them', async () => {
+  await medvae(evalArgs(vaeRun, '5'));
+  const five = readEval(vaeRun);
+  await medvae(evalArgs(vaeRun, '4'));
+  const four = readEval(vaeRun);
+  assert.deepEqual(four.heldout_indices, heldOutIndices(20, 16, 4));
+  assert.deepEqual(five.heldout_indices, heldOutIndices(20, 16, 5));
+  assert.notDeepEqual(four.heldout_indices, five.heldout_indices);
+  // The mid-grey baseline's MSE is the mean square of exactly those images, read independently here.
+  const split = await openDataset({ format: 'medmnist', path: data }, 'test');
+  try {
+    const images = await readLabelledImages(split, four.heldout_indices, 32, 3, 'bilinear');
+    const meanSquare = images.images.reduce((s, v) => s + v * v, 0) / images.images.length;
+    assert.ok(Math.abs(four.metrics.reconstruction.baselines.constant_grey.mse - meanSquare) < 1e-5, `${four.metrics.reconstruction.baselines.constant_grey.mse} vs ${meanSquare}`);
+  } finally {
+    await split.close();
+  }
 });
 
 test('eval of a conditional run reports TSTR next to TRTR', async () => {
@@ -79,9 +165,28 @@ test('eval of a conditional run reports TSTR next to TRTR', async () => {
   assert.ok(file.metrics.tstr);
   assert.equal(file.metrics.tstr.label_kind, 'class');
   assert.equal(file.metrics.tstr.n_train, 16);
-  for (const s of [file.metrics.tstr.tstr, file.metrics.tstr.trtr]) assert.ok(s.accuracy >= 0 && s.accuracy <= 1);
+  const t = file.metrics.tstr;
+  for (const s of [t.tstr, t.trtr, t.conditioning, t.augmentation.real_only, t.augmentation.real_plus_synthetic]) assert.ok(s.accuracy >= 0 && s.accuracy <= 1);
+  // The whole real training split (48), alone and with the 16 synthetic images.
+  assert.deepEqual([t.augmentation.n_real, t.augmentation.n_synthetic], [48, 16]);
+  assert.ok(t.majority_accuracy > 0 && t.majority_accuracy < 1);
   // Same dataset file, seed and recipe: the same feature net as the VAE's.
-  assert.equal(readdirSync(join(dir, 'runs', '.feature-nets')).length, 1);
+  assert.equal(file.metrics.sample_quality.feature_net.id, readEval(vaeRun).metrics.sample_quality.feature_net.id);
+});
+
+test('runs with other model, augmentation, optimiser and seed on the same data share one feature net', async () => {
+  await medvae(evalArgs(ganRun, '4'));
+  await medvae(evalArgs(vaeRun, '4'));
+  assert.equal(readEval(ganRun).metrics.sample_quality.feature_net.id, readEval(vaeRun).metrics.sample_quality.feature_net.id);
+});
+
+test('a JointVAE run is evaluated at its annealed temperature', async () => {
+  const out = await medvae(evalArgs(jointRun, '4'));
+  const file = readEval(jointRun);
+  assert.equal(file.model.step, 3);
+  // Three steps (0, 1, 2) annealed every step at rate 0.2 from 0.5: the last one ran at 0.5 exp(-0.4).
+  assert.equal(file.model.temperature, 0.5 * Math.exp(-0.4));
+  assert.match(out, new RegExp(`temperature ${formatNumber(0.5 * Math.exp(-0.4)).replace('.', '\\.')}`));
 });
 
 test('report puts both runs side by side with their eval numbers and the real grids inline', async () => {
@@ -95,6 +200,11 @@ test('report puts both runs side by side with their eval numbers and the real gr
   }
   // Samples and reconstructions of both runs, plus both in the side-by-side row.
   assert.equal(html.match(/src="data:image\/png;base64,/g)?.length, 6);
+  // Baselines beside the numbers, in the runs' tables and the comparison.
+  const vae = readEval(vaeRun);
+  assert.ok(html.includes(`grey ${formatNumber(vae.metrics.reconstruction.baselines.constant_grey.psnr)}, train mean ${formatNumber(vae.metrics.reconstruction.baselines.train_mean.psnr)}`));
+  assert.ok(html.includes(`real vs real ${formatNumber(vae.metrics.sample_quality.reference_frechet_distance)}`));
+  assert.match(html, /accuracy \(real \+ synthetic -&gt; real\)/);
   assert.ok(!/(src|href)="(https?:|file:|\/)/.test(html), 'nothing outside the file is referenced');
 });
 

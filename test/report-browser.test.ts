@@ -24,7 +24,10 @@ const HOSTILE = '<script>window.__pwned = 1</script><img src=x onerror="window._
 
 function metrics(scale: number, tstr: boolean): EvalMetrics {
   return {
-    reconstruction: { n: 400, mse: 0.0123456 * scale, psnr: 25.123456 / scale, ssim: 0.81234, ms_ssim: 0.91234, nelbo: -1234.5678 * scale, recon_nll: -1300.1, kl: 65.5322, decoder_sigma: 0.111 },
+    reconstruction: {
+      n: 400, mse: 0.0123456 * scale, psnr: 25.123456 / scale, ssim: 0.81234, ms_ssim: 0.91234, nelbo: -1234.5678 * scale, recon_nll: -1300.1, kl: 65.5322, decoder_sigma: 0.111,
+      baselines: { constant_grey: { mse: 0.4567, psnr: 9.4123, ssim: 0.0123, ms_ssim: 0.0456 }, train_mean: { mse: 0.0543, psnr: 18.7123, ssim: 0.4321, ms_ssim: 0.6543 } },
+    },
     sample_quality: {
       n_real: 400,
       n_generated: 400,
@@ -32,9 +35,16 @@ function metrics(scale: number, tstr: boolean): EvalMetrics {
       frechet_distance: 12.3456 * scale,
       reference_frechet_distance: 1.5,
       kernel_distance: { mean: 0.0456 * scale, std_error: 0.00123, subsets: 10, subset_size: 100 },
+      reference_kernel_distance: { mean: 0.00042, std_error: 0.0001, subsets: 10, subset_size: 100 },
     },
     diversity: { pairs: 100, ms_ssim_generated: 0.2345 * scale, ms_ssim_real: 0.1987 },
-    tstr: tstr ? { label_kind: 'class', n_train: 400, n_test: 400, tstr: { accuracy: 0.4321, auc: 0.6789 }, trtr: { accuracy: 0.5432, auc: 0.7654 } } : null,
+    tstr: tstr
+      ? {
+          label_kind: 'class', n_train: 400, n_test: 400, tstr: { accuracy: 0.4321, auc: 0.6789 }, trtr: { accuracy: 0.5432, auc: 0.7654 },
+          majority_accuracy: 0.435, conditioning: { accuracy: 0.61, auc: 0.81 },
+          augmentation: { n_real: 1080, n_synthetic: 400, real_only: { accuracy: 0.55, auc: 0.77 }, real_plus_synthetic: { accuracy: 0.56, auc: 0.78 } },
+        }
+      : null,
   };
 }
 
@@ -64,12 +74,13 @@ async function fakeRun(name: string, model: string, scale: number, tstr: boolean
   writeFileSync(join(run, 'reconstructions', 'epoch-0002.png'), await gridPng(scale + 1));
   const file: EvalFile = {
     format: 'medvae-eval',
-    version: 1,
+    version: 2,
     run: name,
     split: 'test',
     n: 400,
     seed: 0,
-    model: { name: model, image_size: 64, channels: 3, param_count: 1000, step: 30 },
+    heldout_indices: Array.from({ length: 400 }, (_, i) => i),
+    model: { name: model, image_size: 64, channels: 3, param_count: 1000, step: 30, temperature: null },
     metrics: metrics(scale, tstr),
     meta: { created_at: '2026-01-01T00:00:00.000Z', seconds: 12.5, backend: 'wasm', machine: { os: 'Linux', cpus: 2, cpu_model: 'test cpu', memory_gb: 8, node: 'v20' } },
   };
@@ -153,17 +164,23 @@ test(hasChromium ? 'report opens in Chromium: images decode, tables hold eval.js
   // The first run's eval table holds its eval.json numbers, formatted as the terminal table.
   const evalFile = JSON.parse(readFileSync(join(vanilla, 'eval.json'), 'utf8')) as EvalFile;
   const shown = await page.$$eval('#run-vanilla table.eval tbody tr', (rows) => rows.map((r) => Array.from(r.querySelectorAll('td'), (td) => td.textContent ?? '')));
-  const expected = metricRows(evalFile.metrics).map((r) => [r.section, r.metric, r.value, r.note]);
+  const expected = metricRows(evalFile.metrics).map((r) => [r.section, r.metric, r.value, r.baseline, r.note]);
   assert.deepEqual(shown, expected);
   assert.ok(shown.some((row) => row[2] === formatNumber(0.0123456)), 'MSE 0.0123456 is shown');
+  // Baselines sit next to the numbers they qualify.
+  const psnrShown = shown.find((row) => row[1] === 'PSNR (dB)');
+  assert.equal(psnrShown?.[3], `grey ${formatNumber(9.4123)}, train mean ${formatNumber(18.7123)}`);
+  assert.equal(shown.find((row) => row[1] === 'Frechet feature distance')?.[3], `real vs real ${formatNumber(1.5)}`);
 
-  // The comparison table: one column per run, TSTR only where evaluated.
+  // The comparison table: one column per run after the shared baselines, TSTR only where evaluated.
   const compare = await page.$$eval('table.compare tr', (rows) => rows.map((r) => Array.from(r.querySelectorAll('th,td'), (c) => c.textContent ?? '')));
-  assert.deepEqual(compare[0].slice(1), ['vanillavae', 'mssimmssim_vae', 'vaegancvae']);
+  assert.deepEqual(compare[0].slice(1), ['baseline', 'vanillavae', 'mssimmssim_vae', 'vaegancvae']);
   const psnrRow = compare.find((r) => r[0] === 'reconstruction: PSNR (dB)');
-  assert.deepEqual(psnrRow?.slice(1), [formatNumber(25.123456), formatNumber(25.123456 / 2), formatNumber(25.123456 / 3)]);
+  assert.deepEqual(psnrRow?.slice(1), [`grey ${formatNumber(9.4123)}, train mean ${formatNumber(18.7123)}`, formatNumber(25.123456), formatNumber(25.123456 / 2), formatNumber(25.123456 / 3)]);
   const tstrRow = compare.find((r) => r[0] === 'TSTR: AUC (synthetic -> real)');
-  assert.deepEqual(tstrRow?.slice(1), ['n/a', 'n/a', formatNumber(0.6789)]);
+  assert.deepEqual(tstrRow?.slice(2), ['n/a', 'n/a', formatNumber(0.6789)]);
+  const plusRow = compare.find((r) => r[0] === 'TSTR: accuracy (real + synthetic -> real)');
+  assert.deepEqual(plusRow?.slice(1), [`real alone ${formatNumber(0.55)}`, 'n/a', 'n/a', formatNumber(0.56)]);
 
   // Hostile config text is shown as text, not run.
   assert.equal(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned), undefined);

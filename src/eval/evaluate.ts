@@ -4,27 +4,27 @@
 // linearly with `n` (reconstructions, samples, feature passes, synthetic training set).
 import * as tf from '@tensorflow/tfjs';
 import type { VaeModel } from '../models/base.ts';
-import { msSsim } from '../losses/ssim.ts';
 import { hashKeys, mulberry32, stepNoise, Stream } from '../train/rng.ts';
 import { binaryAuc, macroAuc } from './auc.ts';
-import { loadCachedClassifier, saveCachedClassifier, featureNetKeyId, type FeatureNetKey } from './feature-cache.ts';
-import { Classifier, DEFAULT_RECIPE, FEATURE_DIM, FEATURE_NET_VERSION, gatherImages, type ClassifierTask, type TrainRecipe } from './feature-net.ts';
+import { loadCachedClassifier, saveCachedClassifier, featureNetKeyId, type FeatureNetData, type FeatureNetKey } from './feature-cache.ts';
+import { Classifier, DEFAULT_RECIPE, FEATURE_DIM, FEATURE_NET_VERSION, gatherImages, resizedImages, type ClassifierTask, type TrainRecipe } from './feature-net.ts';
 import { frechetDistance, gaussianStats } from './frechet.ts';
-import { subset, type LabelledImages } from './images.ts';
+import { concatImages, subset, type LabelledImages } from './images.ts';
 import { kernelDistance, sampleWithoutReplacement, type KernelDistance } from './kid.ts';
-import { DATA_RANGE, reconstructionMetrics, type ReconstructionMetrics } from './reconstruction.ts';
+import { DATA_RANGE, reconstructionBaselines, reconstructionMetrics, type ReconstructionBaselines, type ReconstructionMetrics } from './reconstruction.ts';
+import { evalMsSsim } from './ssim.ts';
 
 export interface EvalInputs {
   model: VaeModel;
-  /** Real training images (any side; the classifiers resize): feature net, TRTR, labels to condition on. */
+  /** Real training images (any side; the classifiers resize): feature net, TRTR, real + synthetic, labels to condition on. */
   train: LabelledImages;
-  /** Name of the split `train` came from (part of the feature-net key). */
-  trainSplit: string;
+  /** What `train` was read from: the feature net's cache key. */
+  trainData: FeatureNetData;
+  /** Per-pixel mean of the training images at the model's side: the mean-image baseline. */
+  trainMean: Float32Array;
   /** Held-out real images at the model's side: reconstruction and the real side of every comparison. */
   heldOut: LabelledImages;
   heldOutSplit: string;
-  /** Identifies the training images (content hash of the dataset file, how they were read): part of the feature-net key. */
-  datasetId: string;
 }
 
 /** Training images the feature net sees at most: a seeded subset of larger splits. */
@@ -53,8 +53,25 @@ export interface ClassifierScores {
   auc: number | null;
 }
 
+/** A classifier trained on real, synthetic or both, tested on the held-out real images. */
+export interface TstrMetrics {
+  label_kind: 'class' | 'multilabel';
+  /** Synthetic training images of TSTR, and real ones of TRTR. */
+  n_train: number;
+  n_test: number;
+  tstr: ClassifierScores;
+  trtr: ClassifierScores;
+  /** Always predicting the training split's most frequent class (multi-label: each finding's more frequent value). */
+  majority_accuracy: number;
+  /** The TRTR classifier on the synthetic images, against the labels they were generated for: do samples show their label? */
+  conditioning: ClassifierScores;
+  /** The paper's purpose: the whole real training set, alone and with the synthetic images added. */
+  augmentation: { n_real: number; n_synthetic: number; real_only: ClassifierScores; real_plus_synthetic: ClassifierScores };
+}
+
 export interface EvalMetrics {
-  reconstruction: ReconstructionMetrics;
+  /** The model's numbers, and the same numbers of two input-independent predictions. */
+  reconstruction: ReconstructionMetrics & { baselines: ReconstructionBaselines };
   sample_quality: {
     n_real: number;
     n_generated: number;
@@ -64,9 +81,11 @@ export interface EvalMetrics {
     /** Held-out vs as many real training images: what a perfect generator would score at this n. */
     reference_frechet_distance: number;
     kernel_distance: KernelDistance;
+    /** The kernel distance of the same real pairs as reference_frechet_distance. */
+    reference_kernel_distance: KernelDistance;
   };
   diversity: { pairs: number; ms_ssim_generated: number; ms_ssim_real: number };
-  tstr: null | { label_kind: 'class' | 'multilabel'; n_train: number; n_test: number; tstr: ClassifierScores; trtr: ClassifierScores };
+  tstr: null | TstrMetrics;
 }
 
 export class EvalInputError extends Error {
@@ -138,7 +157,7 @@ function meanPairMsSsim(data: LabelledImages, pairs: number, seed: number): numb
   }
   let sum = 0;
   for (let start = 0; start < pairs; start += 64) {
-    const values = tf.tidy(() => msSsim(gatherImages(data, left.slice(start, start + 64)), gatherImages(data, right.slice(start, start + 64)), { dataRange: DATA_RANGE }));
+    const values = tf.tidy(() => evalMsSsim(gatherImages(data, left.slice(start, start + 64)), gatherImages(data, right.slice(start, start + 64)), DATA_RANGE));
     sum += (values.dataSync() as Float32Array).reduce((s, v) => s + v, 0);
     values.dispose();
   }
@@ -155,7 +174,7 @@ async function featureNet(inputs: EvalInputs, options: EvalOptions, recipe: Trai
   const task = classifierTask(inputs.train);
   const maxTrain = options.maxFeatureTrain ?? DEFAULT_MAX_FEATURE_TRAIN;
   const trainSet = inputs.train.n > maxTrain ? subset(inputs.train, featureTrainIndices(inputs.train.n, maxTrain, options.seed)) : inputs.train;
-  const key: FeatureNetKey = { datasetId: inputs.datasetId, trainSplit: inputs.trainSplit, seed: options.seed, channels: inputs.train.channels, task, recipe };
+  const key: FeatureNetKey = { ...inputs.trainData, imageSize: inputs.train.size, channels: inputs.train.channels, task, recipe, seed: options.seed };
   const cached = options.featureCacheDir ? await loadCachedClassifier(options.featureCacheDir, key) : undefined;
   if (cached) {
     options.log?.(`eval: feature net ${featureNetKeyId(key)} from ${options.featureCacheDir}`);
@@ -166,6 +185,80 @@ async function featureNet(inputs: EvalInputs, options: EvalOptions, recipe: Trai
   classifier.train(trainSet, recipe, options.seed);
   if (options.featureCacheDir) await saveCachedClassifier(options.featureCacheDir, key, classifier);
   return { classifier, key, nTrain: trainSet.n };
+}
+
+/** Frechet and kernel distances of generated and held-out real images, each next to its real-vs-real value. */
+async function sampleQuality(inputs: EvalInputs, options: EvalOptions, real: LabelledImages, generated: LabelledImages, recipe: TrainRecipe): Promise<EvalMetrics['sample_quality']> {
+  const { classifier, key, nTrain } = await featureNet(inputs, options, recipe);
+  const referenceSet = subset(inputs.train, sampleWithoutReplacement(inputs.train.n, Math.min(real.n, inputs.train.n), mulberry32(hashKeys(options.seed, Stream.eval, 11))));
+  const realFeatures = classifier.features(real);
+  const fakeFeatures = classifier.features(generated);
+  const referenceFeatures = classifier.features(referenceSet);
+  const heldOutAccuracy = key.task.kind === 'rotation' ? null : scoreOn(classifier, real, key.task.kind).accuracy;
+  classifier.dispose();
+
+  const realStats = gaussianStats(realFeatures, real.n, FEATURE_DIM);
+  const kid = (other: Float32Array, nOther: number): KernelDistance =>
+    kernelDistance(realFeatures, real.n, other, nOther, FEATURE_DIM, { seed: hashKeys(options.seed, Stream.eval, 6), subsets: options.kidSubsets ?? 10, subsetSize: options.kidSubsetSize ?? 100 });
+  return {
+    n_real: real.n,
+    n_generated: generated.n,
+    feature_net: { id: featureNetKeyId(key), version: FEATURE_NET_VERSION, seed: options.seed, task: key.task.kind, dim: FEATURE_DIM, recipe, n_train: nTrain, heldout_accuracy: heldOutAccuracy },
+    frechet_distance: frechetDistance(realStats, gaussianStats(fakeFeatures, generated.n, FEATURE_DIM)),
+    reference_frechet_distance: frechetDistance(realStats, gaussianStats(referenceFeatures, referenceSet.n, FEATURE_DIM)),
+    kernel_distance: kid(fakeFeatures, generated.n),
+    reference_kernel_distance: kid(referenceFeatures, referenceSet.n),
+  };
+}
+
+/** Accuracy of predicting, for every image, the training split's label frequencies (argmax / > 0.5). */
+export function majorityAccuracy(train: LabelledImages, test: LabelledImages, kind: 'class' | 'multilabel'): number {
+  const k = train.labelWidth;
+  const frequencies = new Float32Array(k);
+  for (let i = 0; i < train.n * k; i++) frequencies[i % k] += train.labels[i] / train.n;
+  const constant = new Float32Array(test.n * k);
+  for (let i = 0; i < test.n; i++) constant.set(frequencies, i * k);
+  return classifierScores(constant, test.labels, test.n, k, kind).accuracy;
+}
+
+/** A fresh classifier (the feature net's architecture and recipe) trained on `data`. */
+function trainedClassifier(data: LabelledImages, task: ClassifierTask, recipe: TrainRecipe, seed: number): Classifier {
+  const classifier = Classifier.create(task, data.channels, seed);
+  classifier.train(data, recipe, seed);
+  return classifier;
+}
+
+/** Scores on `tests` of a classifier trained on `data`, disposed afterwards. */
+function trainAndScore(data: LabelledImages, tests: readonly LabelledImages[], kind: 'class' | 'multilabel', recipe: TrainRecipe, seed: number): ClassifierScores[] {
+  const classifier = trainedClassifier(data, { kind, width: data.labelWidth }, recipe, seed);
+  try {
+    return tests.map((test) => scoreOn(classifier, test, kind));
+  } finally {
+    classifier.dispose();
+  }
+}
+
+/** TSTR, TRTR and real vs real + synthetic for a conditional model's labelled samples. */
+function tstrMetrics(inputs: EvalInputs, options: EvalOptions, real: LabelledImages, generated: LabelledImages, recipe: TrainRecipe): TstrMetrics {
+  const kind = real.labelKind === 'multilabel' ? 'multilabel' : 'class';
+  const log = options.log ?? (() => undefined);
+  const realTrain = subset(inputs.train, sampleWithoutReplacement(inputs.train.n, Math.min(generated.n, inputs.train.n), mulberry32(hashKeys(options.seed, Stream.eval, 9))));
+  log(`eval: TSTR, classifiers on ${generated.n} synthetic and ${realTrain.n} real training images`);
+  const [tstr] = trainAndScore(generated, [real], kind, recipe, options.seed);
+  const [trtr, conditioning] = trainAndScore(realTrain, [real, generated], kind, recipe, options.seed);
+  log(`eval: real (${inputs.train.n}) vs real + synthetic (${inputs.train.n} + ${generated.n}) training images`);
+  const [realOnly] = trainAndScore(inputs.train, [real], kind, recipe, options.seed);
+  const [realPlusSynthetic] = trainAndScore(concatImages(inputs.train, resizedImages(generated, inputs.train.size)), [real], kind, recipe, options.seed);
+  return {
+    label_kind: kind,
+    n_train: generated.n,
+    n_test: real.n,
+    tstr,
+    trtr,
+    majority_accuracy: majorityAccuracy(inputs.train, real, kind),
+    conditioning,
+    augmentation: { n_real: inputs.train.n, n_synthetic: generated.n, real_only: realOnly, real_plus_synthetic: realPlusSynthetic },
+  };
 }
 
 export async function evaluateModel(inputs: EvalInputs, options: EvalOptions): Promise<EvalMetrics> {
@@ -180,27 +273,11 @@ export async function evaluateModel(inputs: EvalInputs, options: EvalOptions): P
   const real = heldOut.n > options.n ? subset(heldOut, Array.from({ length: options.n }, (_, i) => i)) : heldOut;
 
   log(`eval: reconstructing ${real.n} held-out images`);
-  const reconstruction = reconstructionMetrics(model, real, hashKeys(options.seed, Stream.eval, 5));
+  const reconstruction = { ...reconstructionMetrics(model, real, hashKeys(options.seed, Stream.eval, 5)), baselines: reconstructionBaselines(real, inputs.trainMean) };
 
   log(`eval: sampling ${options.n} images`);
   const generated = generate(model, inputs.train, options.n, heldOut.size, options.seed);
-
-  const { classifier, key, nTrain } = await featureNet(inputs, options, recipe);
-  const realFeatures = classifier.features(real);
-  const fakeFeatures = classifier.features(generated);
-  const referenceSet = subset(inputs.train, sampleWithoutReplacement(inputs.train.n, Math.min(real.n, inputs.train.n), mulberry32(hashKeys(options.seed, Stream.eval, 11))));
-  const referenceFeatures = classifier.features(referenceSet);
-  const heldOutAccuracy = key.task.kind === 'rotation' ? null : scoreOn(classifier, real, key.task.kind).accuracy;
-  classifier.dispose();
-
-  const realStats = gaussianStats(realFeatures, real.n, FEATURE_DIM);
-  const frechet = frechetDistance(realStats, gaussianStats(fakeFeatures, generated.n, FEATURE_DIM));
-  const referenceFrechet = frechetDistance(realStats, gaussianStats(referenceFeatures, referenceSet.n, FEATURE_DIM));
-  const kid = kernelDistance(realFeatures, real.n, fakeFeatures, generated.n, FEATURE_DIM, {
-    seed: hashKeys(options.seed, Stream.eval, 6),
-    subsets: options.kidSubsets ?? 10,
-    subsetSize: options.kidSubsetSize ?? 100,
-  });
+  const sample_quality = await sampleQuality(inputs, options, real, generated, recipe);
 
   const pairs = options.diversityPairs ?? Math.min(100, Math.floor(Math.min(real.n, generated.n) / 2));
   log(`eval: diversity over ${pairs} pairs`);
@@ -210,32 +287,7 @@ export async function evaluateModel(inputs: EvalInputs, options: EvalOptions): P
     ms_ssim_real: meanPairMsSsim(real, pairs, hashKeys(options.seed, Stream.eval, 8)),
   };
 
-  let tstr: EvalMetrics['tstr'] = null;
-  if (model.kind === 'cvae' && heldOut.labelKind !== 'none' && heldOut.labelWidth > 0) {
-    const kind = heldOut.labelKind;
-    const task: ClassifierTask = { kind, width: heldOut.labelWidth };
-    log(`eval: TSTR, classifiers on ${generated.n} synthetic and ${Math.min(generated.n, inputs.train.n)} real training images`);
-    const onSynthetic = Classifier.create(task, heldOut.channels, options.seed);
-    onSynthetic.train(generated, recipe, options.seed);
-    const realTrain = subset(inputs.train, sampleWithoutReplacement(inputs.train.n, Math.min(generated.n, inputs.train.n), mulberry32(hashKeys(options.seed, Stream.eval, 9))));
-    const onReal = Classifier.create(task, heldOut.channels, options.seed);
-    onReal.train(realTrain, recipe, options.seed);
-    tstr = { label_kind: kind, n_train: generated.n, n_test: real.n, tstr: scoreOn(onSynthetic, real, kind), trtr: scoreOn(onReal, real, kind) };
-    onSynthetic.dispose();
-    onReal.dispose();
-  }
-
-  return {
-    reconstruction,
-    sample_quality: {
-      n_real: real.n,
-      n_generated: generated.n,
-      feature_net: { id: featureNetKeyId(key), version: FEATURE_NET_VERSION, seed: options.seed, task: key.task.kind, dim: FEATURE_DIM, recipe, n_train: nTrain, heldout_accuracy: heldOutAccuracy },
-      frechet_distance: frechet,
-      reference_frechet_distance: referenceFrechet,
-      kernel_distance: kid,
-    },
-    diversity,
-    tstr,
-  };
+  const conditional = model.kind === 'cvae' && heldOut.labelKind !== 'none' && heldOut.labelWidth > 0;
+  const tstr = conditional ? tstrMetrics(inputs, options, real, generated, recipe) : null;
+  return { reconstruction, sample_quality, diversity, tstr };
 }

@@ -1,22 +1,33 @@
-// The trained feature net on disk, keyed by everything that determines its weights, so every run
-// evaluated against the same dataset file shares one network (and its numbers compare).
+// The trained feature net on disk, keyed by everything that determines its weights and nothing
+// else: the data it learns from (dataset content, split, how the pixels are read), the network's
+// input, task, recipe and seed. No field of a run's training config enters (model, augmentation,
+// optimiser), so every run evaluated on the same data shares one network and its numbers compare.
 // Layout: <cacheDir>/<key>/model.json (topology, weight specs, what it was trained for) + weights.bin.
 import * as tf from '@tensorflow/tfjs';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { ResizeMode } from '../data/transforms.ts';
 import { writeDirAtomic } from '../train/atomic.ts';
 import { Classifier, FEATURE_NET_VERSION, type ClassifierTask, type TrainRecipe } from './feature-net.ts';
 
-export interface FeatureNetKey {
-  /** Content hash of the dataset file and how its images were read. */
-  datasetId: string;
-  /** Which split of the dataset file trained it. */
-  trainSplit: string;
-  seed: number;
+/** What defines the real images a feature net learns from. */
+export interface FeatureNetData {
+  /** sha256 of the dataset file, or of a folder's listing. */
+  datasetHash: string;
+  /** The split it learns from. */
+  split: string;
+  /** How the data layer resizes the files' images (it changes the pixels). */
+  resize: ResizeMode;
+}
+
+export interface FeatureNetKey extends FeatureNetData {
+  /** Side its training images were read at (`medvae eval`: FEATURE_INPUT_SIZE, whatever the model's side). */
+  imageSize: number;
   channels: 1 | 3;
   task: ClassifierTask;
   recipe: TrainRecipe;
+  seed: number;
 }
 
 export class FeatureCacheError extends Error {

@@ -69,8 +69,7 @@ export class Classifier {
 
   /** NHWC [-1, 1] images at any side to the network's input side. */
   private prepare(images: tf.Tensor4D): tf.Tensor4D {
-    if (images.shape[1] === FEATURE_INPUT_SIZE && images.shape[2] === FEATURE_INPUT_SIZE) return images;
-    return tf.image.resizeBilinear(images, [FEATURE_INPUT_SIZE, FEATURE_INPUT_SIZE]);
+    return toSide(images, FEATURE_INPUT_SIZE);
   }
 
   private forward(images: tf.Tensor4D): [tf.Tensor2D, tf.Tensor2D] {
@@ -124,26 +123,15 @@ export class Classifier {
 
   /** Feature vectors (n x FEATURE_DIM) of the images of `data`, batch by batch. */
   features(data: LabelledImages, batchSize = 128): Float32Array {
-    return this.mapBatches(data, batchSize, (b) => this.forward(b)[0]);
+    return mapImageBatches(data, batchSize, (b) => this.forward(b)[0]);
   }
 
   /** Class probabilities (softmax) or finding probabilities (sigmoid), n x width. */
   probabilities(data: LabelledImages, batchSize = 128): Float32Array {
-    return this.mapBatches(data, batchSize, (b) => {
+    return mapImageBatches(data, batchSize, (b) => {
       const logits = this.forward(b)[1];
       return this.task.kind === 'multilabel' ? tf.sigmoid(logits) : tf.softmax(logits);
     });
-  }
-
-  private mapBatches(data: LabelledImages, batchSize: number, f: (batch: tf.Tensor4D) => tf.Tensor2D): Float32Array {
-    const parts: Float32Array[] = [];
-    for (let start = 0; start < data.n; start += batchSize) {
-      const indices = Array.from({ length: Math.min(batchSize, data.n - start) }, (_, k) => start + k);
-      const out = tf.tidy(() => f(gatherImages(data, indices)));
-      parts.push(out.dataSync() as Float32Array);
-      out.dispose();
-    }
-    return concatFloat32(parts);
   }
 
   dispose(): void {
@@ -165,6 +153,30 @@ function rot90(image: tf.Tensor4D, k: number): tf.Tensor4D {
   let x = image;
   for (let i = 0; i < k % 4; i++) x = tf.reverse(tf.transpose(x, [0, 2, 1, 3]), 1);
   return x;
+}
+
+/** Bilinear resize of NHWC images to side x side (unchanged when already that side). */
+function toSide(images: tf.Tensor4D, side: number): tf.Tensor4D {
+  if (images.shape[1] === side && images.shape[2] === side) return images;
+  return tf.image.resizeBilinear(images, [side, side]);
+}
+
+/** `data` at another side, resized as the classifiers resize their inputs. */
+export function resizedImages(data: LabelledImages, side: number, batchSize = 128): LabelledImages {
+  if (data.size === side) return data;
+  return { ...data, images: mapImageBatches(data, batchSize, (b) => toSide(b, side)), size: side };
+}
+
+/** `f` over the images of `data` batch by batch, the outputs' values concatenated. */
+function mapImageBatches(data: LabelledImages, batchSize: number, f: (batch: tf.Tensor4D) => tf.Tensor): Float32Array {
+  const parts: Float32Array[] = [];
+  for (let start = 0; start < data.n; start += batchSize) {
+    const indices = Array.from({ length: Math.min(batchSize, data.n - start) }, (_, k) => start + k);
+    const out = tf.tidy(() => f(gatherImages(data, indices)));
+    parts.push(out.dataSync() as Float32Array);
+    out.dispose();
+  }
+  return concatFloat32(parts);
 }
 
 export function gatherImages(data: LabelledImages, indices: readonly number[]): tf.Tensor4D {

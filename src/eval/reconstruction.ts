@@ -1,5 +1,7 @@
 // Reconstruction quality of a model on held-out images, per image then averaged:
-// MSE, PSNR, SSIM, MS-SSIM on the posterior-mean reconstruction, and the negative ELBO.
+// MSE, PSNR, SSIM, MS-SSIM (valid windows, ./ssim.ts) on the posterior-mean reconstruction, and
+// the negative ELBO; and the same image scores of two predictions that ignore the input (a
+// constant mid-grey image, the training-set mean image), the floor a model has to beat.
 //
 // Negative ELBO convention (nats per image, lower is better):
 //   -ELBO(x) = E_q(z|x)[-log N(x; decode(z), sigma^2 I)] + KL(q(z|x) || p(z))
@@ -13,24 +15,36 @@
 import * as tf from '@tensorflow/tfjs';
 import type { VaeModel } from '../models/base.ts';
 import { gaussianKlPerSample } from '../losses/kl.ts';
-import { msSsim, ssim } from '../losses/ssim.ts';
 import { stepNoise, Stream } from '../train/rng.ts';
 import { gatherImages } from './feature-net.ts';
 import type { LabelledImages } from './images.ts';
+import { evalMsSsim, evalSsim } from './ssim.ts';
 
 /** Images are in [-1, 1]. */
 export const DATA_RANGE = 2;
 /** PSNR of a perfect reconstruction would be infinite; MSE is floored here (~106 dB). */
 const MIN_MSE = 1e-10;
 
-export interface ReconstructionMetrics {
-  n: number;
+/** Per-image scores of a prediction against held-out images, averaged over the images. */
+export interface ImageScores {
   /** Mean squared error per pixel value, in the model's [-1, 1] units (4x the error on [0, 1]). */
   mse: number;
   /** Mean over images of 10 log10(range^2 / MSE), range 2: the same as PSNR on [0, 1] images with peak 1. */
   psnr: number;
   ssim: number;
   ms_ssim: number;
+}
+
+/** Predictions that ignore the input, scored on the same held-out images. */
+export interface ReconstructionBaselines {
+  /** Every image predicted as 0 in [-1, 1] units: mid-grey. */
+  constant_grey: ImageScores;
+  /** Every image predicted as the per-pixel mean of the training images at the model's side. */
+  train_mean: ImageScores;
+}
+
+export interface ReconstructionMetrics extends ImageScores {
+  n: number;
   /** Mean negative ELBO, nats per image (see the convention above). */
   nelbo: number;
   recon_nll: number;
@@ -52,16 +66,39 @@ export function modelLabels(model: VaeModel, data: LabelledImages, indices: read
   return tf.tensor2d(rows, [indices.length, w]);
 }
 
-interface BatchValues {
-  mse: Float32Array;
-  ssim: Float32Array;
-  msSsim: Float32Array;
-  sampledSse: Float32Array;
-  kl: Float32Array;
+// Type aliases, not interfaces: tf.tidy returns only index-signature containers.
+type QualityTensors = {
+  mse: tf.Tensor1D;
+  ssim: tf.Tensor1D;
+  msSsim: tf.Tensor1D;
+};
+
+/** Per-image MSE, SSIM and MS-SSIM of `predicted` against `target` (NHWC, [-1, 1]). */
+function qualityTensors(predicted: tf.Tensor4D, target: tf.Tensor4D): QualityTensors {
+  return {
+    mse: tf.mean(tf.square(tf.sub(predicted, target)), [1, 2, 3]) as tf.Tensor1D,
+    ssim: evalSsim(predicted, target, DATA_RANGE),
+    msSsim: evalMsSsim(predicted, target, DATA_RANGE),
+  };
 }
 
-function evalBatch(model: VaeModel, data: LabelledImages, indices: number[], seed: number, batchIndex: number): BatchValues {
-  const tensors = tf.tidy(() => {
+/** Per-image values of a batch, read back from the backend. */
+type Values<T> = { [K in keyof T]: Float32Array };
+
+function readValues<T extends Record<string, tf.Tensor>>(tensors: T): Values<T> {
+  const out = {} as Values<T>;
+  for (const key of Object.keys(tensors) as (keyof T)[]) out[key] = tensors[key].dataSync() as Float32Array;
+  tf.dispose(Object.values(tensors));
+  return out;
+}
+
+type BatchTensors = QualityTensors & {
+  sampledSse: tf.Tensor1D;
+  kl: tf.Tensor1D;
+};
+
+function evalBatch(model: VaeModel, data: LabelledImages, indices: number[], seed: number, batchIndex: number): Values<BatchTensors> {
+  return readValues(tf.tidy((): BatchTensors => {
     const images = gatherImages(data, indices);
     const labels = modelLabels(model, data, indices);
     const mean = model.reconstruct(images, labels);
@@ -75,22 +112,11 @@ function evalBatch(model: VaeModel, data: LabelledImages, indices: number[], see
       return tf.add(tf.sum(tf.mul(tf.exp(logQ), logQ), 1), Math.log(logits.shape[1]));
     });
     return {
-      mse: tf.mean(tf.square(tf.sub(mean, images)), [1, 2, 3]),
-      ssim: ssim(mean, images, { dataRange: DATA_RANGE }),
-      msSsim: msSsim(mean, images, { dataRange: DATA_RANGE }),
-      sampledSse: tf.sum(tf.square(tf.sub(sampled, images)), [1, 2, 3]),
-      kl: discreteKl.reduce<tf.Tensor>((acc, k) => tf.add(acc, k), gaussianKl),
+      ...qualityTensors(mean, images),
+      sampledSse: tf.sum(tf.square(tf.sub(sampled, images)), [1, 2, 3]) as tf.Tensor1D,
+      kl: discreteKl.reduce<tf.Tensor>((acc, k) => tf.add(acc, k), gaussianKl) as tf.Tensor1D,
     };
-  });
-  const values: BatchValues = {
-    mse: tensors.mse.dataSync() as Float32Array,
-    ssim: tensors.ssim.dataSync() as Float32Array,
-    msSsim: tensors.msSsim.dataSync() as Float32Array,
-    sampledSse: tensors.sampledSse.dataSync() as Float32Array,
-    kl: tensors.kl.dataSync() as Float32Array,
-  };
-  tf.dispose(Object.values(tensors));
-  return values;
+  }));
 }
 
 const meanOf = (xs: ArrayLike<number>): number => {
@@ -99,25 +125,32 @@ const meanOf = (xs: ArrayLike<number>): number => {
   return s / xs.length;
 };
 
+/** Batches of `batchSize` consecutive indices of `data`. */
+function batchesOf(data: LabelledImages, batchSize: number): number[][] {
+  const out: number[][] = [];
+  for (let start = 0; start < data.n; start += batchSize) out.push(Array.from({ length: Math.min(batchSize, data.n - start) }, (_, k) => start + k));
+  return out;
+}
+
+/** The averages of per-image scores; PSNR is the mean of the per-image PSNRs. */
+function summarise(mse: readonly number[], ssim: readonly number[], msSsim: readonly number[]): ImageScores {
+  return { mse: meanOf(mse), psnr: meanOf(mse.map(psnrOf)), ssim: meanOf(ssim), ms_ssim: meanOf(msSsim) };
+}
+
 export function reconstructionMetrics(model: VaeModel, data: LabelledImages, seed: number, batchSize = 32): ReconstructionMetrics {
   const mse: number[] = [];
-  const psnr: number[] = [];
   const ssimValues: number[] = [];
   const msSsimValues: number[] = [];
   const sse: number[] = [];
   const kl: number[] = [];
-  for (let start = 0, b = 0; start < data.n; start += batchSize, b++) {
-    const indices = Array.from({ length: Math.min(batchSize, data.n - start) }, (_, k) => start + k);
+  batchesOf(data, batchSize).forEach((indices, b) => {
     const v = evalBatch(model, data, indices, seed, b);
-    v.mse.forEach((m) => {
-      mse.push(m);
-      psnr.push(psnrOf(m));
-    });
+    mse.push(...v.mse);
     ssimValues.push(...v.ssim);
     msSsimValues.push(...v.msSsim);
     sse.push(...v.sampledSse);
     kl.push(...v.kl);
-  }
+  });
   const pixelValues = data.size * data.size * data.channels;
   const variance = Math.max(meanOf(sse) / pixelValues, MIN_MSE);
   // Sum over pixels of 0.5 (x - mu)^2 / sigma^2 + 0.5 log(2 pi sigma^2).
@@ -126,13 +159,38 @@ export function reconstructionMetrics(model: VaeModel, data: LabelledImages, see
   const klMean = meanOf(kl);
   return {
     n: data.n,
-    mse: meanOf(mse),
-    psnr: meanOf(psnr),
-    ssim: meanOf(ssimValues),
-    ms_ssim: meanOf(msSsimValues),
+    ...summarise(mse, ssimValues, msSsimValues),
     nelbo: reconNll + klMean,
     recon_nll: reconNll,
     kl: klMean,
     decoder_sigma: Math.sqrt(variance),
+  };
+}
+
+/** The scores of predicting the one image `prediction` (size x size x channels) for every image of `data`. */
+export function constantPredictionScores(prediction: Float32Array, data: LabelledImages, batchSize = 32): ImageScores {
+  if (prediction.length !== data.size * data.size * data.channels) {
+    throw new RangeError(`a ${data.size}x${data.size}x${data.channels} prediction has ${data.size * data.size * data.channels} values, got ${prediction.length}`);
+  }
+  const mse: number[] = [];
+  const ssimValues: number[] = [];
+  const msSsimValues: number[] = [];
+  for (const indices of batchesOf(data, batchSize)) {
+    const v = readValues(tf.tidy(() => {
+      const one = tf.tensor4d(prediction, [1, data.size, data.size, data.channels]);
+      return qualityTensors(tf.tile(one, [indices.length, 1, 1, 1]), gatherImages(data, indices));
+    }));
+    mse.push(...v.mse);
+    ssimValues.push(...v.ssim);
+    msSsimValues.push(...v.msSsim);
+  }
+  return summarise(mse, ssimValues, msSsimValues);
+}
+
+/** The constant mid-grey image and the training-mean image, scored on `data`. */
+export function reconstructionBaselines(data: LabelledImages, trainMean: Float32Array): ReconstructionBaselines {
+  return {
+    constant_grey: constantPredictionScores(new Float32Array(trainMean.length), data),
+    train_mean: constantPredictionScores(trainMean, data),
   };
 }

@@ -10,11 +10,15 @@ import type { BackendChoice } from '../config/schema.ts';
 import { openDataset } from '../data/open.ts';
 import { loadRun, readRunConfig } from '../train/checkpoint.ts';
 import { hashKeys, mulberry32, Stream } from '../train/rng.ts';
+import type { DataConfig } from '../config/schema.ts';
+import type { VaeModel } from '../models/base.ts';
+import { JointVae } from '../models/joint_vae.ts';
 import { PACKAGE_ROOT } from '../cli/train-options.ts';
+import type { FeatureNetData } from './feature-cache.ts';
 import { FEATURE_INPUT_SIZE, type TrainRecipe } from './feature-net.ts';
 import { DEFAULT_MAX_FEATURE_TRAIN, evaluateModel, featureTrainIndices } from './evaluate.ts';
-import type { EvalFile, MachineInfo } from './eval-file.ts';
-import { readLabelledImages } from './images.ts';
+import { EVAL_FILE_VERSION, type EvalFile, type MachineInfo } from './eval-file.ts';
+import { readLabelledImages, readPixelMean } from './images.ts';
 import { sampleWithoutReplacement } from './kid.ts';
 
 export interface RunEvalOptions {
@@ -60,6 +64,28 @@ export function machineInfo(): MachineInfo {
   };
 }
 
+/** The data fields of a run's config that define the feature net's training images; nothing else of the config. */
+export function featureNetData(data: DataConfig, datasetSha256: string): FeatureNetData {
+  return { datasetHash: datasetSha256, split: data.split, resize: data.resize };
+}
+
+/** Which held-out images are scored: a seeded subset of n of the split (all when n >= its size), in index order. */
+export function heldOutIndices(splitLength: number, n: number, seed: number): number[] {
+  const count = Math.min(n, splitLength);
+  return sampleWithoutReplacement(splitLength, count, mulberry32(hashKeys(seed, Stream.eval, 10))).sort((a, b) => a - b);
+}
+
+/**
+ * A JointVAE loaded from a checkpoint holds its config's initial temperature; its weights were last
+ * trained (step state.step - 1) at the annealed one, which the sampled reconstructions of the ELBO
+ * must use. Returns the temperature set, or null for models without one.
+ */
+export function useTrainedTemperature(model: VaeModel, stepsDone: number): number | null {
+  if (!(model instanceof JointVae)) return null;
+  model.temperature = model.temperatureAt(Math.max(stepsDone - 1, 0));
+  return model.temperature;
+}
+
 export async function evalRun(runDir: string, options: RunEvalOptions): Promise<EvalFile> {
   const started = Date.now();
   const log = options.log ?? (() => undefined);
@@ -73,25 +99,27 @@ export async function evalRun(runDir: string, options: RunEvalOptions): Promise<
     const trainSplit = await openDataset(data, config.data.split);
     const heldOutSplit = await openDataset(data, options.split);
     try {
-      const nHeld = Math.min(options.n, heldOutSplit.length);
-      // A seeded subset of the held-out split (all of it when smaller than n), in index order.
-      const heldIdx = sampleWithoutReplacement(heldOutSplit.length, nHeld, mulberry32(hashKeys(options.seed, Stream.eval, 10))).sort((a, b) => a - b);
+      const heldIdx = heldOutIndices(heldOutSplit.length, options.n, options.seed);
       const trainIdx = featureTrainIndices(trainSplit.length, DEFAULT_MAX_FEATURE_TRAIN, options.seed);
-      log(`eval: reading ${nHeld} images of ${heldOutSplit.description} and ${trainIdx.length} of ${trainSplit.description}`);
-      const heldOut = await readLabelledImages(heldOutSplit, heldIdx, config.model.image_size, config.model.in_channels, config.data.resize);
-      const train = await readLabelledImages(trainSplit, trainIdx, FEATURE_INPUT_SIZE, config.model.in_channels, config.data.resize);
+      log(`eval: reading ${heldIdx.length} images of ${heldOutSplit.description} and ${trainIdx.length} of ${trainSplit.description}`);
+      const { image_size: size, in_channels: channels } = config.model;
+      const heldOut = await readLabelledImages(heldOutSplit, heldIdx, size, channels, config.data.resize);
+      const train = await readLabelledImages(trainSplit, trainIdx, FEATURE_INPUT_SIZE, channels, config.data.resize);
+      const trainMean = await readPixelMean(trainSplit, trainIdx, size, channels, config.data.resize);
+      const temperature = useTrainedTemperature(model, state.step);
       const metrics = await evaluateModel(
-        { model, train, trainSplit: config.data.split, heldOut, heldOutSplit: options.split, datasetId: `${await datasetHash(dataPath)}:${config.data.resize}` },
+        { model, train, trainData: featureNetData(config.data, await datasetHash(dataPath)), trainMean, heldOut, heldOutSplit: options.split },
         { n: options.n, seed: options.seed, recipe: options.recipe, featureCacheDir: options.cacheDir ?? join(dirname(resolve(runDir)), '.feature-nets'), log },
       );
       return {
         format: 'medvae-eval',
-        version: 1,
+        version: EVAL_FILE_VERSION,
         run: basename(resolve(runDir)),
         split: options.split,
         n: options.n,
         seed: options.seed,
-        model: { name: model.kind, image_size: config.model.image_size, channels: config.model.in_channels, param_count: model.paramCount(), step: state.step },
+        heldout_indices: heldIdx,
+        model: { name: model.kind, image_size: size, channels, param_count: model.paramCount(), step: state.step, temperature },
         metrics,
         meta: { created_at: new Date().toISOString(), seconds: (Date.now() - started) / 1000, backend: `${backend.name}${backend.gpu ? ' (gpu)' : ''}`, machine: machineInfo() },
       };

@@ -39,11 +39,13 @@ function imageFigure(image: EpochImage | undefined, what: string): string {
 function evalTable(evaluation: EvalFile | undefined, runDir: string): string {
   if (!evaluation) return `<p class="muted">not evaluated yet: run <code>medvae eval --run ${escapeHtml(runDir)}</code></p>`;
   const rows = metricRows(evaluation.metrics)
-    .map((r) => `<tr><td>${escapeHtml(r.section)}</td><td>${escapeHtml(r.metric)}</td><td class="num" data-metric="${escapeHtml(r.metric)}">${escapeHtml(r.value)}</td><td>${escapeHtml(r.note)}</td></tr>`)
+    .map((r) => `<tr><td>${escapeHtml(r.section)}</td><td>${escapeHtml(r.metric)}</td><td class="num" data-metric="${escapeHtml(r.metric)}">${escapeHtml(r.value)}</td><td class="baseline">${escapeHtml(r.baseline)}</td><td>${escapeHtml(r.note)}</td></tr>`)
     .join('\n');
   const fn = evaluation.metrics.sample_quality.feature_net;
-  return `<p>split <b>${escapeHtml(evaluation.split)}</b>, n = ${evaluation.n}, seed = ${evaluation.seed}, checkpoint step ${evaluation.model.step}, ${escapeHtml(evaluation.meta.created_at)}</p>
-<table class="eval"><thead><tr><th>section</th><th>metric</th><th>value</th><th>note</th></tr></thead><tbody>
+  const temperature = evaluation.model.temperature === null ? '' : `, temperature ${formatNumber(evaluation.model.temperature)}`;
+  return `<p>split <b>${escapeHtml(evaluation.split)}</b>, n = ${evaluation.n}, seed = ${evaluation.seed}, checkpoint step ${evaluation.model.step}${temperature}, ${escapeHtml(evaluation.meta.created_at)}</p>
+<p class="muted">Baselines are scored on the same held-out images: <i>grey</i> predicts the constant mid-grey image, <i>train mean</i> the training set's mean image, <i>real vs real</i> compares real training with real held-out images.</p>
+<table class="eval"><thead><tr><th>section</th><th>metric</th><th>value</th><th>baseline</th><th>note</th></tr></thead><tbody>
 ${rows}
 </tbody></table>
 <p class="muted">Sample distances are measured in the ${fn.dim}-d feature space of a small CNN (${escapeHtml(fn.task)} task, version ${fn.version}, seed ${fn.seed}) trained on ${fn.n_train} real training images of this dataset${fn.heldout_accuracy === null ? '' : ` (held-out accuracy ${formatNumber(fn.heldout_accuracy)})`}: a domain feature distance, not FID. Compare only runs sharing feature net <code>${escapeHtml(fn.id)}</code>.</p>`;
@@ -93,17 +95,19 @@ ${machineTable(run)}
 /** Side by side: one column per run, the eval metrics as rows, the sample grids underneath. */
 function comparison(runs: RunSummary[]): string {
   const metricNames: string[] = [];
-  const values = runs.map((r) => new Map((r.evaluation ? metricRows(r.evaluation.metrics) : []).map((row) => [`${row.section}: ${row.metric}`, row.value])));
-  for (const v of values) for (const k of v.keys()) if (!metricNames.includes(k)) metricNames.push(k);
-  const head = `<tr><th>metric</th>${runs.map((r) => `<th>${escapeHtml(r.name)}<br><span class="muted">${escapeHtml(r.model)}</span></th>`).join('')}</tr>`;
+  const rowsByRun = runs.map((r) => new Map((r.evaluation ? metricRows(r.evaluation.metrics) : []).map((row) => [`${row.section}: ${row.metric}`, row])));
+  for (const v of rowsByRun) for (const k of v.keys()) if (!metricNames.includes(k)) metricNames.push(k);
+  // Runs scored on the same held-out images share their baselines; differing ones are all listed.
+  const baselines = (k: string): string => [...new Set(rowsByRun.map((v) => v.get(k)?.baseline ?? '').filter((b) => b !== ''))].join(' | ');
+  const head = `<tr><th>metric</th><th>baseline</th>${runs.map((r) => `<th>${escapeHtml(r.name)}<br><span class="muted">${escapeHtml(r.model)}</span></th>`).join('')}</tr>`;
   const body = metricNames
-    .map((k) => `<tr><td>${escapeHtml(k)}</td>${values.map((v) => `<td class="num">${escapeHtml(v.get(k) ?? 'n/a')}</td>`).join('')}</tr>`)
+    .map((k) => `<tr><td>${escapeHtml(k)}</td><td class="baseline">${escapeHtml(baselines(k))}</td>${rowsByRun.map((v) => `<td class="num">${escapeHtml(v.get(k)?.value ?? 'n/a')}</td>`).join('')}</tr>`)
     .join('\n');
   const lastLoss = (r: RunSummary): string => {
     const pts = r.series.get('loss');
     return pts && pts.length ? formatNumber(pts[pts.length - 1][1]) : 'n/a';
   };
-  const finalRow = `<tr><td>training: last loss</td>${runs.map((r) => `<td class="num">${escapeHtml(lastLoss(r))}</td>`).join('')}</tr>`;
+  const finalRow = `<tr><td>training: last loss</td><td></td>${runs.map((r) => `<td class="num">${escapeHtml(lastLoss(r))}</td>`).join('')}</tr>`;
   const curves = runs.filter((r) => r.series.has('loss')).map((r) => ({ name: r.name, points: r.series.get('loss') ?? [] }));
   return `<section class="compare"><h2>Comparison</h2>
 <table class="compare"><thead>${head}</thead><tbody>${body}\n${finalRow}</tbody></table>
