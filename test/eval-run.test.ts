@@ -12,6 +12,7 @@ import type { EvalFile } from '../src/eval/eval-file.ts';
 import { formatNumber } from '../src/eval/eval-file.ts';
 import { writeTinyNpz } from './helpers/tiny-data.ts';
 import { DEFAULT_CONFIG } from '../src/config/schema.ts';
+import { createLoader } from '../src/data/loader.ts';
 import { openDataset } from '../src/data/open.ts';
 import { readLabelledImages } from '../src/eval/images.ts';
 import { featureNetData, heldOutIndices, useTrainedTemperature } from '../src/eval/run-eval.ts';
@@ -81,6 +82,28 @@ test('held-out images: a seeded subset of the split, the same for one seed, anot
   // Not the first n: spread over the whole split.
   assert.ok(a[a.length - 1] >= 100, `last index ${a[a.length - 1]}`);
   assert.deepEqual(heldOutIndices(20, 50, 3), Array.from({ length: 20 }, (_, i) => i), 'n >= split size: all of it');
+});
+
+test('eval reads the same label rows (one-hot, same class order) and pixels as the training loader', async () => {
+  const split = await openDataset({ format: 'medmnist', path: data }, 'train');
+  const loader = createLoader({
+    split, imageSize: 32, channels: 3, resize: 'bilinear', augment: { flip: false, rot90: false }, globalBatch: 16,
+    shard: { seed: 3, rank: 0, worldSize: 1 }, dropLast: true, threads: 0, prefetch: 1, strict: true,
+  });
+  try {
+    for await (const batch of loader.batches(0)) {
+      const evalView = await readLabelledImages(split, Array.from(batch.indices), 32, 3, 'bilinear');
+      assert.equal(evalView.labelWidth, batch.labelWidth);
+      assert.deepEqual(Array.from(evalView.labels), Array.from(batch.labels), 'the rows CVAE training conditioned on are the rows eval conditions on and scores with');
+      assert.deepEqual(Array.from(evalView.images), Array.from(batch.images));
+      const raw = await split.labels();
+      batch.indices.forEach((idx, k) => assert.equal(evalView.labels[k * 3 + raw[idx][0]], 1, `class ${raw[idx][0]} is column ${raw[idx][0]}`));
+      break;
+    }
+  } finally {
+    await loader.close();
+    await split.close();
+  }
 });
 
 test('a JointVAE is evaluated at the temperature of its last training step, not the initial one', async () => {
