@@ -75,6 +75,8 @@ export interface DataConfig {
   strict: boolean;
   /** Last partial global batch: dropped (true) or padded by wrapping around the epoch (false). */
   drop_last: boolean;
+  /** Train on these class indices only (e.g. [0]: an anomaly detector's "normal"); [] = all. */
+  classes: number[];
 }
 
 export interface TrainConfig {
@@ -158,6 +160,7 @@ export const DEFAULT_CONFIG: ExperimentConfig = {
     prefetch: 4,
     strict: false,
     drop_last: true,
+    classes: [],
   },
   train: {
     epochs: 100,

@@ -76,7 +76,7 @@ function checkValue(path: string, v: unknown, def: unknown, source: string): voi
     if (!Array.isArray(v) || !v.every((x) => typeof x === 'number' && Number.isFinite(x))) {
       throw new ConfigError(`${source}: '${path}' must be a list of numbers, got ${JSON.stringify(v)}`);
     }
-    if (path !== 'model.hidden_dims' && v.length !== def.length) {
+    if (path !== 'model.hidden_dims' && path !== 'data.classes' && v.length !== def.length) {
       throw new ConfigError(`${source}: '${path}' must have ${def.length} numbers, got ${v.length}`);
     }
     return;
@@ -122,6 +122,7 @@ export function checkValues(cfg: ExperimentConfig, source: string, worldSize = 1
   }
   const mb = cfg.train.micro_batch;
   if (mb !== 'auto' && (!Number.isInteger(mb) || mb < 1)) fail('train.micro_batch', "must be an integer >= 1 or 'auto'");
+  if (cfg.data.classes.some((c) => !Number.isInteger(c) || c < 0)) fail('data.classes', 'must be a list of class indices (integers >= 0), [] for all');
   if (cfg.model.min_temperature > cfg.model.temperature) fail('model.min_temperature', `must be <= model.temperature (${cfg.model.temperature})`);
   if (cfg.model.name === 'vae_gan' && (cfg.model.feature_layer < 1 || cfg.model.feature_layer > dims.length)) {
     fail('model.feature_layer', `must name one of the discriminator's ${dims.length} conv blocks (1..${dims.length}) whose features measure similarity`);

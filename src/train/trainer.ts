@@ -10,6 +10,7 @@ import type { ExperimentConfig } from '../config/schema.ts';
 import { configToYaml } from '../config/load.ts';
 import { initBackend, translateBackendError, type BackendInfo } from '../backend/index.ts';
 import { openDataset } from '../data/open.ts';
+import { filterClasses } from '../data/class-filter.ts';
 import { createLoader } from '../data/loader.ts';
 import type { Batch } from '../data/types.ts';
 import { createModel } from '../models/index.ts';
@@ -139,7 +140,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
 
   // ---- setup --------------------------------------------------------------------------------
   const backend = await initBackend(cfg.train.backend, log);
-  const dataset = await openDataset(cfg.data, cfg.data.split);
+  const dataset = await filterClasses(await openDataset(cfg.data, cfg.data.split), cfg.data.classes);
   const loader = createLoader({
     split: dataset,
     imageSize: cfg.model.image_size,
