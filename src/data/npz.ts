@@ -42,9 +42,10 @@ export interface NpyArray {
   readRows(start: number, count: number): Promise<Uint8Array>;
 }
 
-function u64(buf: Buffer, at: number): number {
+function u64(buf: Buffer, at: number, path: string): number {
+  if (at + 8 > buf.length) throw new DatasetError(path, `64-bit zip field at byte ${at} runs past its record (corrupt archive)`);
   const v = buf.readBigUInt64LE(at);
-  if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new RangeError(`64-bit zip field ${v} too large`);
+  if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new DatasetError(path, `64-bit zip field ${v} is beyond any file size (corrupt archive)`);
   return Number(v);
 }
 
@@ -235,14 +236,14 @@ async function readCentralDirectory(file: FileHandle, size: number, path: string
   let cdOffset = tail.readUInt32LE(eocd + 16);
   const locator = eocd - 20;
   if (locator >= 0 && tail.readUInt32LE(locator) === SIG_ZIP64_LOCATOR) {
-    const z64Offset = u64(tail, locator + 8);
+    const z64Offset = u64(tail, locator + 8, path);
     const z64 = await readAt(file, z64Offset, 56);
     if (z64.length < 56 || z64.readUInt32LE(0) !== SIG_ZIP64_EOCD) {
       throw new DatasetError(path, `no ZIP64 end-of-central-directory record at offset ${z64Offset} (corrupt archive)`);
     }
-    entryCount = u64(z64, 32);
-    cdSize = u64(z64, 40);
-    cdOffset = u64(z64, 48);
+    entryCount = u64(z64, 32, path);
+    cdSize = u64(z64, 40, path);
+    cdOffset = u64(z64, 48, path);
   }
   if (cdOffset + cdSize > size) {
     throw new DatasetError(
@@ -270,7 +271,7 @@ async function readCentralDirectory(file: FileHandle, size: number, path: string
       uncompressedSize: cd.readUInt32LE(at + 24),
       localHeaderOffset: cd.readUInt32LE(at + 42),
     };
-    applyZip64Extra(entry, cd.subarray(at + 46 + nameLength, at + 46 + nameLength + extraLength));
+    applyZip64Extra(entry, cd.subarray(at + 46 + nameLength, at + 46 + nameLength + extraLength), path);
     if (flags & 1) throw new DatasetError(path, `member '${name}' is encrypted (not supported)`);
     if (entry.method !== METHOD_STORED && entry.method !== METHOD_DEFLATED) {
       throw new DatasetError(path, `member '${name}' uses compression method ${entry.method} (expected stored or deflated)`);
@@ -282,7 +283,7 @@ async function readCentralDirectory(file: FileHandle, size: number, path: string
 }
 
 /** ZIP64 extra field: 64-bit values for exactly those header fields that hold 0xFFFFFFFF, in order. */
-function applyZip64Extra(entry: ZipEntry, extra: Buffer): void {
+function applyZip64Extra(entry: ZipEntry, extra: Buffer, path: string): void {
   let at = 0;
   while (at + 4 <= extra.length) {
     const id = extra.readUInt16LE(at);
@@ -290,14 +291,14 @@ function applyZip64Extra(entry: ZipEntry, extra: Buffer): void {
     if (id === ZIP64_EXTRA_ID) {
       let field = at + 4;
       if (entry.uncompressedSize === U32_MAX) {
-        entry.uncompressedSize = u64(extra, field);
+        entry.uncompressedSize = u64(extra, field, path);
         field += 8;
       }
       if (entry.compressedSize === U32_MAX) {
-        entry.compressedSize = u64(extra, field);
+        entry.compressedSize = u64(extra, field, path);
         field += 8;
       }
-      if (entry.localHeaderOffset === U32_MAX) entry.localHeaderOffset = u64(extra, field);
+      if (entry.localHeaderOffset === U32_MAX) entry.localHeaderOffset = u64(extra, field, path);
       return;
     }
     at += 4 + length;
