@@ -1,0 +1,31 @@
+// The decoder standard deviation of the Gaussian likelihood p(x|z) = N(decode(z), sigma^2 I) that
+// the Metropolis ratio and the scores use. Its maximum-likelihood value on complete images, as
+// src/eval's decoder_sigma: sqrt(mean squared error of reconstructions from one z ~ q(z|x)
+// per image), the "optimal sigma" of sigma-VAE (Rybkin et al. 2021). It is fitted on a split
+// other than the one scored (validation), so each image's score depends on that image alone.
+import * as tf from '@tensorflow/tfjs';
+import type { LabelledImages } from '../eval/images.ts';
+import type { VaeModel } from '../models/base.ts';
+import { stepNoise, Stream } from '../train/rng.ts';
+import { labelsFor, ranges, sliceTensor } from './batches.ts';
+import { sampleLatent } from './latent.ts';
+import { requireEncoder } from './samplers.ts';
+
+const SIGMA_KEY = 50;
+const MIN_VARIANCE = 1e-10;
+
+export function fitDecoderSigma(model: VaeModel, data: LabelledImages, seed: number, batch = 32): number {
+  requireEncoder(model);
+  let sse = 0;
+  for (const { start, count } of ranges(data.n, batch)) {
+    const s = tf.tidy(() => {
+      const x = sliceTensor(data.images, start, count, data.size, data.channels);
+      const labels = labelsFor(model, data, start, count);
+      const z = sampleLatent(model.encode(x, labels, false), stepNoise(seed, Stream.eval, SIGMA_KEY, start));
+      return tf.sum(tf.square(tf.sub(model.decode(z, labels, false), x)));
+    });
+    sse += s.dataSync()[0]!;
+    s.dispose();
+  }
+  return Math.sqrt(Math.max(sse / data.images.length, MIN_VARIANCE));
+}
