@@ -4,6 +4,7 @@ import { registerTrainCommand } from './train-command.ts';
 import { registerGenerateCommands } from './generate-commands.ts';
 import { registerDataCommands } from './data-command.ts';
 import { registerEvalCommands } from './eval-command.ts';
+import { registerRestoreCommands } from './restore-commands.ts';
 import { usageExitCodes } from './errors.ts';
 
 const program = usageExitCodes(new Command('medvae'))
@@ -12,4 +13,5 @@ registerTrainCommand(program);
 registerGenerateCommands(program);
 registerDataCommands(program);
 registerEvalCommands(program);
+registerRestoreCommands(program);
 await program.parseAsync(process.argv);

@@ -1,0 +1,192 @@
+// `medvae impute` (fill missing pixels through the latent space) and `medvae score` (per-image
+// -ELBO, IWAE bound and reconstruction error, AUROC of normal classes against the rest).
+import type { Command } from 'commander';
+import { Option } from 'commander';
+import { initBackend } from '../backend/index.ts';
+import type { ExperimentConfig } from '../config/schema.ts';
+import type { LabelledImages } from '../eval/images.ts';
+import type { VaeModel } from '../models/base.ts';
+import { loadRun } from '../train/checkpoint.ts';
+import { anomalyAuroc, checkNormalClasses, parseNormal } from '../restore/anomaly.ts';
+import { harmonicInpaint, meanFill } from '../restore/baselines.ts';
+import { imputeImages, type Imputation } from '../restore/impute.ts';
+import { writeImputationGrid, writeImputationNpz } from '../restore/impute-output.ts';
+import { maskSource, parseMaskSpec } from '../restore/mask.ts';
+import { finiteMean, maskedPsnrPerImage, maskedSsimPerImage } from '../restore/metrics.ts';
+import { createCounter } from '../restore/progress.ts';
+import { chunksOf, readImages, selectImages, sigmaImages } from '../restore/run-data.ts';
+import { IMPUTE_METHODS, requireEncoder, type ImputeMethod } from '../restore/samplers.ts';
+import { SCORE_NAMES, scoreImages } from '../restore/score.ts';
+import { writeScoresCsv, type ScoreTable } from '../restore/scores-csv.ts';
+import { fitDecoderSigma } from '../restore/sigma.ts';
+import { runCommand, UsageError } from './errors.ts';
+
+/** Images read and processed at once: bounds memory whatever the split's size. */
+const CHUNK = 256;
+
+interface CommonFlags { run: string; data?: string; split: string; n?: string; seed: string; batch: string; sigma: string; backend: string; debug?: boolean }
+
+function intFlag(flag: string, value: string, min: number): number {
+  const v = Number(value);
+  if (!Number.isInteger(v) || v < min) throw new UsageError(`${flag} must be an integer >= ${min}, got ${value}`);
+  return v;
+}
+
+const log = (line: string): void => { process.stderr.write(`${line}\n`); };
+
+async function openRunFor(flags: CommonFlags): Promise<{ config: ExperimentConfig; model: VaeModel }> {
+  await initBackend(flags.backend as 'auto');
+  const { config, model } = await loadRun(flags.run);
+  requireEncoder(model);
+  return { config, model };
+}
+
+/** --sigma, or the maximum-likelihood decoder sigma on the validation split (sigma.ts). */
+async function decoderSigma(flags: CommonFlags, config: ExperimentConfig, model: VaeModel): Promise<number> {
+  if (flags.sigma !== 'auto') {
+    const s = Number(flags.sigma);
+    if (!(s > 0)) throw new UsageError(`--sigma must be 'auto' or a number > 0 ([-1, 1] units), got ${flags.sigma}`);
+    return s;
+  }
+  const { images, description } = await sigmaImages(config, Number(flags.seed), flags.data);
+  const sigma = fitDecoderSigma(model, images, Number(flags.seed), intFlag('--batch', flags.batch, 1));
+  log(`decoder sigma ${sigma.toPrecision(4)} ([-1, 1] units): maximum likelihood on ${images.n} images of ${description}`);
+  return sigma;
+}
+
+function concat(parts: Float32Array[]): Float32Array {
+  const out = new Float32Array(parts.reduce((s, p) => s + p.length, 0));
+  let at = 0;
+  for (const p of parts) { out.set(p, at); at += p.length; }
+  return out;
+}
+
+async function imputeCommand(flags: CommonFlags & { mask: string; method: ImputeMethod; iters: string; samples: string; out: string }): Promise<void> {
+  const iters = intFlag('--iters', flags.iters, 1);
+  const samples = intFlag('--samples', flags.samples, 1);
+  const batch = intFlag('--batch', flags.batch, 1);
+  const seed = intFlag('--seed', flags.seed, 0);
+  const spec = parseMaskSpec(flags.mask);
+  if (!/\.(png|npz)$/i.test(flags.out)) throw new UsageError(`--out must end in .png (a grid) or .npz (MedMNIST layout with the masks), got ${flags.out}`);
+  const { config, model } = await openRunFor(flags);
+  try {
+    const { split, indices, classes } = await selectImages(config, { data: flags.data, split: flags.split, n: flags.n === undefined ? 16 : intFlag('--n', flags.n, 1), seed });
+    // Every mask up front (one byte per pixel): a bad one fails before any model work.
+    let allMasks: Uint8Array;
+    let sigma: number;
+    try {
+      allMasks = (await maskSource(spec, config.model.image_size, seed))(0, indices.length);
+      sigma = await decoderSigma(flags, config, model);
+    } catch (e) {
+      await split.close();
+      throw e;
+    }
+    const pixels = config.model.image_size ** 2;
+    const counter = createCounter(`impute (${flags.method}, ${iters} iterations x ${samples} chains)`, indices.length, log);
+    const parts: { data: LabelledImages; masks: Uint8Array; result: Imputation }[] = [];
+    try {
+      let first = 0;
+      for (const chunk of chunksOf(indices, CHUNK)) {
+        const data = await readImages(config, split, chunk);
+        const masks = allMasks.subarray(first * pixels, (first + chunk.length) * pixels);
+        parts.push({ data, masks, result: imputeImages(model, data, masks, { method: flags.method, iters, samples, sigma, seed, batch, firstIndex: first, counter }) });
+        first += chunk.length;
+      }
+    } finally {
+      await split.close();
+    }
+    counter.done();
+    const all = {
+      images: concat(parts.map((p) => p.data.images)),
+      masks: allMasks,
+      mean: concat(parts.map((p) => p.result.mean)),
+      spread: concat(parts.map((p) => p.result.spread)),
+      samples: Array.from({ length: samples }, (_, s) => concat(parts.map((p) => p.result.samples[s]!))),
+    };
+    const shape = { n: indices.length, size: config.model.image_size, channels: config.model.in_channels };
+    const target = { data: all.images, ...shape };
+    if (flags.out.endsWith('.npz')) {
+      writeImputationNpz(flags.out, flags.split, { ...all, ...shape, classes });
+    } else {
+      await writeImputationGrid(flags.out, { ...all, ...shape });
+    }
+    const acceptance = parts.reduce((s, p) => s + (p.result.acceptance ?? 0) * p.data.n, 0) / indices.length;
+    const summary = {
+      method: flags.method, mask: flags.mask, n: indices.length, iters, samples, decoder_sigma: sigma,
+      acceptance: flags.method === 'mwg' ? acceptance : null,
+      psnr_missing: finiteMean(maskedPsnrPerImage(all.mean, target, all.masks)),
+      ssim_missing: finiteMean(maskedSsimPerImage(all.mean, target, all.masks)),
+      mean_fill_psnr_missing: finiteMean(maskedPsnrPerImage(meanFill(target, all.masks), target, all.masks)),
+      harmonic_psnr_missing: finiteMean(maskedPsnrPerImage(harmonicInpaint(target, all.masks), target, all.masks)),
+    };
+    process.stdout.write(`${JSON.stringify(summary)}\n`);
+    log(`wrote ${flags.out}`);
+  } finally {
+    model.dispose();
+  }
+}
+
+async function scoreCommand(flags: CommonFlags & { samples: string; normal?: string; out: string }): Promise<void> {
+  const samples = intFlag('--samples', flags.samples, 1);
+  const batch = intFlag('--batch', flags.batch, 1);
+  const seed = intFlag('--seed', flags.seed, 0);
+  const normal = flags.normal === undefined ? undefined : parseNormal(flags.normal);
+  const { config, model } = await openRunFor(flags);
+  try {
+    const { split, indices, classes } = await selectImages(config, { data: flags.data, split: flags.split, n: flags.n === undefined ? undefined : intFlag('--n', flags.n, 1), seed });
+    const table: ScoreTable = { index: indices, label: classes, neg_elbo: [], neg_iwae: [], recon_mse: [] };
+    try {
+      // Checked before any work: a wrong class should not cost a scoring run.
+      if (normal) checkNormalClasses(classes, normal, split.labelNames);
+      const sigma = await decoderSigma(flags, config, model);
+      const counter = createCounter(`score (K=${samples})`, indices.length, log);
+      let first = 0;
+      for (const chunk of chunksOf(indices, CHUNK)) {
+        const data = await readImages(config, split, chunk);
+        const s = scoreImages(model, data, { sigma, samples, seed, batch, firstIndex: first, counter });
+        for (const k of SCORE_NAMES) table[k].push(...s[k]);
+        first += chunk.length;
+      }
+      counter.done();
+      writeScoresCsv(flags.out, table);
+      const summary: Record<string, unknown> = { n: indices.length, samples, decoder_sigma: sigma, split: split.description };
+      for (const k of SCORE_NAMES) summary[`mean_${k}`] = finiteMean(table[k]);
+      if (normal) {
+        summary['normal'] = normal;
+        summary['auroc'] = Object.fromEntries(SCORE_NAMES.map((k) => [k, anomalyAuroc(table[k], classes, normal)]));
+      }
+      process.stdout.write(`${JSON.stringify(summary)}\n`);
+      log(`wrote ${flags.out}: ${indices.length} rows`);
+    } finally {
+      await split.close();
+    }
+  } finally {
+    model.dispose();
+  }
+}
+
+export function registerRestoreCommands(program: Command): void {
+  const common = (cmd: Command): Command => cmd
+    .requiredOption('--run <dir>', 'run directory (its newest checkpoint is used)')
+    .option('--data <path>', "dataset file or folder (default: the run's)")
+    .option('--split <name>', 'dataset split', 'test')
+    .option('--seed <n>', 'seed of every random draw (image subset, masks, chains)', '0')
+    .option('--batch <n>', 'images through the model at once (bounds memory)', '32')
+    .option('--sigma <s|auto>', "decoder sigma of the Gaussian likelihood, [-1, 1] units; auto: maximum likelihood on the run's validation split", 'auto')
+    .option('--backend <name>', 'auto | tensorflow | wasm | cpu', 'auto')
+    .option('--debug', 'print stack traces on errors');
+  common(program.command('impute').description('fill missing pixels through the latent space (pseudo-Gibbs or Metropolis-within-Gibbs)'))
+    .requiredOption('--mask <spec>', 'center:F, box:x,y,w,h, random:F, stripes:W,G, or a mask .png/.npz of the model image size')
+    .option('--n <n>', 'images (a seeded subset of the split)', '16')
+    .addOption(new Option('--method <name>', 'imputation chain').choices([...IMPUTE_METHODS]).default('mwg'))
+    .option('--iters <k>', 'chain iterations', '20')
+    .option('--samples <s>', 'independent chains per image (multiple imputations)', '4')
+    .requiredOption('--out <grid.png|out.npz>', 'a grid (original, masked, imputed, spread rows) or an npz in the MedMNIST layout with the masks')
+    .action((f) => runCommand(Boolean(f.debug), () => imputeCommand(f)));
+  common(program.command('score').description('per-image -ELBO, IWAE bound on -log p(x) and reconstruction error; AUROC of --normal classes against the rest'))
+    .option('--n <n>', 'score a seeded subset of n images (default: all)')
+    .option('--samples <k>', 'importance samples K of the IWAE bound', '16')
+    .option('--normal <classes>', 'class indices that are normal, e.g. 0 or 0,1: prints the AUROC of each score')
+    .requiredOption('--out <scores.csv>', 'one row per image')
+    .action((f) => runCommand(Boolean(f.debug), () => scoreCommand(f)));
+}
