@@ -116,8 +116,8 @@ function choose<P extends number>(params: readonly P[], filter: (images: Images,
   return best;
 }
 
-const VAL_STREAM = 1;
-const TEST_STREAM = 2;
+export const VAL_STREAM = 1;
+export const TEST_STREAM = 2;
 
 export function denoisingTask(model: VaeModel, val: LabelledImages, test: LabelledImages, spec: NoiseSpec, seed: number, batch: number): DenoisingMetrics {
   const cleanVal = asImages(val);
