@@ -4,7 +4,7 @@
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
@@ -78,4 +78,18 @@ test('bad input fails in one line naming it', async () => {
   const none = medvae(['impute', '--run', run, '--mask', 'center:0.0001', '--backend', 'wasm', '--out', join(dir, 'z.png')]);
   assert.equal(none.status, 1);
   assert.match(none.stderr.trim(), /^error: mask center:0.0001: image 0 has no missing pixels/);
+});
+
+test('medvae eval --tasks impute,denoise writes the restoration numbers into eval.json; the report shows them', () => {
+  const r = medvae(['eval', '--run', run, '--n', '8', '--feature-steps', '5', '--tasks', 'impute,denoise', '--backend', 'wasm']);
+  assert.equal(r.status, 0, r.stderr);
+  const doc = JSON.parse(readFileSync(join(run, 'eval.json'), 'utf8')) as { restoration: { imputation: { methods: Record<string, { psnr: number }>; baselines: { harmonic: { psnr: number } } }; denoising: { noise: string; median: { window: number } }[]; grids: Record<string, string> } };
+  assert.deepEqual(Object.keys(doc.restoration.imputation.methods), ['pseudo-gibbs', 'mwg']);
+  assert.ok(Number.isFinite(doc.restoration.imputation.baselines.harmonic.psnr));
+  assert.deepEqual(doc.restoration.denoising.map((d) => d.noise), ['gaussian:0.05', 'gaussian:0.1', 'gaussian:0.2', 'saltpepper:0.05', 'poisson:30']);
+  for (const file of Object.values(doc.restoration.grids)) assert.ok(existsSync(join(run, file)), file);
+  assert.match(r.stdout, /impute center:0\.25  mwg PSNR \(missing px\)/);
+  const report = medvae(['report', '--run', run, '--out', join(dir, 'report.html')]);
+  assert.equal(report.status, 0, report.stderr);
+  assert.match(readFileSync(join(dir, 'report.html'), 'utf8'), /<h3>Restoration \(split test, seed 0\)<\/h3>/);
 });

@@ -6,6 +6,8 @@ import { evalRun } from '../eval/run-eval.ts';
 import { DEFAULT_RECIPE } from '../eval/feature-net.ts';
 import { writeReport } from '../report/write-report.ts';
 import { runCommand } from './errors.ts';
+import { evalRestoration, formatRestorationTable } from '../restore/eval-hook.ts';
+import { parseTasks } from '../restore/restore-eval.ts';
 
 interface EvalFlags {
   run: string;
@@ -15,6 +17,7 @@ interface EvalFlags {
   backend?: BackendChoice;
   featureSteps: string;
   cacheDir?: string;
+  tasks?: string;
   debug?: boolean;
 }
 
@@ -53,6 +56,7 @@ export function registerEvalCommands(program: Command, out: CommandOutput = proc
     .addOption(new Option('--backend <name>', 'compute backend (default: the run config\'s)').choices(['auto', 'tensorflow', 'wasm', 'cpu']))
     .option('--feature-steps <n>', `training steps of the feature net and TSTR classifiers (part of the feature-net key)`, String(DEFAULT_RECIPE.steps))
     .option('--cache-dir <dir>', 'where trained feature nets are kept (default: <run dir>/../.feature-nets)')
+    .option('--tasks <list>', 'also restoration tasks (src/restore): impute,denoise')
     .option('--debug', 'print stack traces on errors')
     .action(async (flags: EvalFlags) => {
       await runCommand(Boolean(flags.debug), async () => {
@@ -65,8 +69,11 @@ export function registerEvalCommands(program: Command, out: CommandOutput = proc
           cacheDir: flags.cacheDir,
           log: (line) => process.stderr.write(`${line}\n`),
         });
-        const path = writeEvalFile(flags.run, file);
-        out.write(`${formatEvalTable(file)}\nwrote ${path}\n`);
+        const tasks = flags.tasks ? parseTasks(flags.tasks) : [];
+        const restoration = tasks.length > 0 ? await evalRestoration(flags.run, { tasks, split: flags.split, n: positiveInt('--n', flags.n, 2), seed: positiveInt('--seed', flags.seed, 0), log: (line) => process.stderr.write(`${line}\n`) }) : undefined;
+        const withTasks: typeof file & { restoration?: typeof restoration } = restoration ? { ...file, restoration } : file;
+        const path = writeEvalFile(flags.run, withTasks);
+        out.write(`${formatEvalTable(file)}${restoration ? `\n${formatRestorationTable(restoration)}` : ''}\nwrote ${path}\n`);
       });
     });
 

@@ -4,6 +4,7 @@ import * as os from 'node:os';
 import { metricRows, formatNumber, type EvalFile } from '../eval/eval-file.ts';
 import { escapeHtml } from './escape.ts';
 import { lossCurveSvg } from './svg.ts';
+import { restorationHtml } from '../restore/eval-hook.ts';
 import type { EpochImage, RunSummary } from './run-summary.ts';
 
 const STYLE = `
@@ -85,6 +86,7 @@ function runSection(run: RunSummary): string {
 ${lossCurves(run)}
 <h3>Evaluation</h3>
 ${evalTable(run.evaluation, run.dir)}
+${restorationHtml(run.dir)}
 <h3>Machine</h3>
 ${machineTable(run)}
 <h3>Resolved config</h3>
