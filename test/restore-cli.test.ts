@@ -88,7 +88,7 @@ test('medvae eval --tasks impute,denoise writes the restoration numbers into eva
   assert.ok(Number.isFinite(doc.restoration.imputation.baselines.harmonic.psnr));
   assert.deepEqual(doc.restoration.denoising.map((d) => d.noise), ['gaussian:0.05', 'gaussian:0.1', 'gaussian:0.2', 'saltpepper:0.05', 'poisson:30']);
   for (const file of Object.values(doc.restoration.grids)) assert.ok(existsSync(join(run, file)), file);
-  assert.match(r.stdout, /impute center:0\.25  mwg PSNR \(missing px\)/);
+  assert.match(r.stdout, /impute center:0\.25 {2}mwg PSNR \(missing px\)/);
   const report = medvae(['report', '--run', run, '--out', join(dir, 'report.html')]);
   assert.equal(report.status, 0, report.stderr);
   assert.match(readFileSync(join(dir, 'report.html'), 'utf8'), /<h3>Restoration \(split test, seed 0\)<\/h3>/);
