@@ -107,7 +107,9 @@ test('--resume of one checkpoint by hand continues in its own run directory', ()
   assert.equal(r.status, 0, r.stderr);
   assert.equal(readdirSync(dir).length, before, 'no new run directory');
   assert.match(r.stderr, new RegExp(`run directory: ${run.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`, 'm'));
-  assert.ok(listCheckpoints(join(run, 'checkpoints')).at(-1)!.endsWith('step-0000012'));
+  assert.match(r.stderr, /resuming step-0000003 by hand: the run's later checkpoints are set aside as superseded-step-0000006, superseded-step-0000009/);
+  assert.deepEqual(listCheckpoints(join(run, 'checkpoints')).map((c) => c.slice(-12)), ['step-0000006', 'step-0000009', 'step-0000012']);
+  assert.deepEqual(loggedSteps(run), Array.from({ length: 12 }, (_, i) => i + 1));
 });
 
 test('stale temporaries: removed, and a replaced directory whose replacement never landed is put back', () => {

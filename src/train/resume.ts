@@ -15,11 +15,23 @@ export function runDirOfResume(resume: string): string | undefined {
   return undefined;
 }
 
-function moveAside(dir: string): string {
-  let target = join(dirname(dir), `damaged-${basename(dir)}`);
-  for (let k = 2; existsSync(target); k++) target = join(dirname(dir), `damaged-${basename(dir)}-${k}`);
+function moveAside(dir: string, prefix: 'damaged' | 'superseded'): string {
+  let target = join(dirname(dir), `${prefix}-${basename(dir)}`);
+  for (let k = 2; existsSync(target); k++) target = join(dirname(dir), `${prefix}-${basename(dir)}-${k}`);
   renameSync(dir, target);
   return target;
+}
+
+/**
+ * Resuming one checkpoint by hand abandons the run's later ones: they are moved aside (superseded-step-N)
+ * so that neither pruning nor a later --resume mixes the two histories.
+ */
+function supersedeLater(checkpoint: string, log: (line: string) => void): void {
+  if (basename(dirname(checkpoint)) !== 'checkpoints') return;
+  const later = listCheckpoints(dirname(checkpoint)).filter((d) => basename(d) > basename(checkpoint));
+  if (later.length === 0) return;
+  const moved = later.map((d) => basename(moveAside(d, 'superseded')));
+  log(`resuming ${basename(checkpoint)} by hand: the run's later checkpoints are set aside as ${moved.join(', ')}`);
 }
 
 /**
@@ -40,6 +52,7 @@ export function resolveResumeCheckpoint(resume: string, log: (line: string) => v
       if (!(e instanceof CheckpointDamagedError)) throw e;
       throw new CheckpointError(`--resume ${resume}: this checkpoint is damaged (${e.message}); resume from its run directory to use the newest intact one`, { cause: e });
     }
+    if (owner) supersedeLater(resume, log);
     return resume;
   }
   let firstProblem = '';
@@ -51,7 +64,7 @@ export function resolveResumeCheckpoint(resume: string, log: (line: string) => v
       if (!(e instanceof CheckpointDamagedError)) throw e;
       firstProblem ||= e.message;
       const older = candidates[candidates.indexOf(dir) + 1];
-      const moved = owner ? `; moved aside to ${basename(moveAside(dir))}` : '';
+      const moved = owner ? `; moved aside to ${basename(moveAside(dir, 'damaged'))}` : '';
       log(`warning: checkpoint ${dir} is damaged (${e.message})${moved}; ${older ? `resuming from ${basename(older)}` : 'no older checkpoint'}`);
     }
   }
