@@ -10,7 +10,7 @@ import { serveMetrics, type MetricsServer } from '../metrics/server.ts';
 import type { ExperimentConfig } from '../config/schema.ts';
 import { metricsHooks } from '../train/metrics-hooks.ts';
 
-/** First Ctrl-C: finish the step, save a checkpoint, exit 0. Second: stop at once. */
+/** First Ctrl-C: finish the step, save a checkpoint, exit 130 (see reportInterrupted). Second: stop at once. */
 export function interruptSignal(onFirst: () => void): AbortSignal {
   const controller = new AbortController();
   const handler = (): void => {
