@@ -8,6 +8,7 @@
 // a dialler finds it without any extra rendezvous. Framing and handshake are the same on both.
 import { chmodSync, lstatSync, rmSync } from 'node:fs';
 import net, { type Server, type Socket } from 'node:net';
+import tls from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Collective, LocalCollective } from './collective.ts';
@@ -32,6 +33,7 @@ import {
   PROTOCOL_VERSION,
 } from './handshake.ts';
 import { type LinkEnd, RingCollective, type RingSettings } from './ring-collective.ts';
+import { resolveTls, tlsClientOptions, tlsServerOptions } from './tls-link.ts';
 
 export type { Collective, CollectiveStats } from './collective.ts';
 export { LocalCollective } from './collective.ts';
@@ -58,6 +60,8 @@ export interface RingOptions {
   listen?: PeerAddress;
   /** Shared secret; default env MEDVAE_DIST_TOKEN. Required to listen beyond loopback. */
   token?: string;
+  /** Encrypt TCP links with TLS keyed by the token; default env MEDVAE_DIST_TLS=1. */
+  tls?: boolean;
   /** Gradient bytes per bucket (the unit split across ranks); default 4 MiB. */
   bucketBytes?: number;
   /** Bytes per frame, the pipelining unit; default 512 KiB. */
@@ -198,12 +202,16 @@ class Acceptor {
   private onLeft: ((end: LinkEnd) => void) | null = null;
   private stopWaiting: ((error: Error) => void) | null = null;
 
-  constructor(private readonly s: RingSettings) {
-    this.tcpServer = this.newServer();
+  constructor(private readonly s: RingSettings, secure: boolean) {
+    this.tcpServer = this.newServer(secure);
   }
 
-  private newServer(): Server {
-    return net.createServer({ noDelay: true }, (socket) => this.handshake(socket));
+  private newServer(secure: boolean): Server {
+    if (!secure) return net.createServer({ noDelay: true }, (socket) => this.handshake(socket));
+    const server = tls.createServer({ ...tlsServerOptions(this.s.token, this.s.timeoutMs), noDelay: true }, (socket) => this.handshake(socket));
+    // A peer without the token fails here, before any frame: log it like any other refusal.
+    server.on('tlsClientError', (e, socket) => this.s.log(`rank ${this.s.rank} refused a connection from ${socket.remoteAddress}:${socket.remotePort}: TLS handshake failed (${e.message}); does it hold this rank's ${TOKEN_ENV}?`));
+    return server;
   }
 
   async listen(host: string, port: number): Promise<number> {
@@ -218,7 +226,7 @@ class Acceptor {
     if (!fitsSocketPath(path)) throw new DistConfigError(`socket path ${path} is longer than ${MAX_SOCKET_PATH_BYTES} bytes: set TMPDIR to a shorter directory`);
     // This rank holds the TCP address the name is derived from, so a socket of ours there is a killed rank's leftover.
     if (isOwnSocket(path)) rmSync(path, { force: true });
-    const server = this.newServer();
+    const server = this.newServer(false);
     // Created with the umask's mode (sockets need write permission to connect), then narrowed at once;
     // a stranger connecting in between would still have to pass the token check.
     await listenOn(server, { path, exclusive: true });
@@ -347,14 +355,14 @@ function isNotListening(error: unknown): boolean {
   return code === 'ECONNREFUSED' || code === 'ENOENT';
 }
 
-/** One attempt to connect to the right neighbour and pass its handshake. */
-function dialOnce(s: RingSettings, target: DialTarget, deadline: number): Promise<LinkEnd> {
+/** One attempt to connect to the right neighbour and pass its handshake; `secure`: TCP goes through TLS. */
+function dialOnce(s: RingSettings, target: DialTarget, deadline: number, secure: boolean): Promise<LinkEnd> {
   const rightRank = (s.rank + 1) % s.worldSize;
   const where = describeTarget(target);
   return new Promise((resolve, reject) => {
     const hello = encodeHello({ version: PROTOCOL_VERSION, rank: s.rank, worldSize: s.worldSize, bucketBytes: s.bucketBytes, chunkBytes: s.chunkBytes, nonce: randomBytes(NONCE_BYTES) });
     let challenge: Buffer | null = null;
-    const { reader, onread } = FrameReader.withReadBuffer({
+    const handler: FrameHandler = {
       maxPayloadBytes: HANDSHAKE_MAX_BYTES,
       onError: (e) => settle(new PeerError(rightRank, `rank ${rightRank} answered the handshake badly: ${e.message}`)),
       onHeader: (h) => {
@@ -378,11 +386,22 @@ function dialOnce(s: RingSettings, target: DialTarget, deadline: number): Promis
           settle(null);
         });
       },
-    });
-    const socket = target.path === undefined
-      ? net.connect({ host: target.host, port: target.port, noDelay: true, onread })
-      : net.connect({ path: target.path, onread });
-    reader.bind(socket);
+    };
+    const encrypted = secure && target.path === undefined;
+    let socket: Socket;
+    let reader: FrameReader;
+    if (encrypted) {
+      // TLS hands over decrypted bytes as events: no read buffer of ours to read into.
+      socket = tls.connect({ host: target.host, port: target.port, ...tlsClientOptions(s.token) }).setNoDelay(true);
+      reader = FrameReader.onDataEvents(socket, handler);
+    } else {
+      const dialled = FrameReader.withReadBuffer(handler);
+      socket = target.path === undefined
+        ? net.connect({ host: target.host, port: target.port, noDelay: true, onread: dialled.onread })
+        : net.connect({ path: target.path, onread: dialled.onread });
+      reader = dialled.reader;
+      reader.bind(socket);
+    }
     let settled = false;
     const settle = (error: Error | null) => {
       if (settled) return;
@@ -405,19 +424,19 @@ function dialOnce(s: RingSettings, target: DialTarget, deadline: number): Promis
     socket.on('close', () =>
       settle(new PeerError(rightRank, `rank ${rightRank} at ${where} closed the connection during the handshake (it refused this rank's token, version or sizes: see its log)`)),
     );
-    socket.on('connect', () => sendFrame(socket, FrameType.Hello, hello));
+    socket.on(encrypted ? 'secureConnect' : 'connect', () => sendFrame(socket, FrameType.Hello, hello));
   });
 }
 
 /** Dials the right neighbour, retrying while it is not listening yet, until timeoutMs. */
-async function dialRight(s: RingSettings, transport: RingTransport, peer: PeerAddress): Promise<LinkEnd> {
+async function dialRight(s: RingSettings, transport: RingTransport, peer: PeerAddress, secure: boolean): Promise<LinkEnd> {
   const deadline = Date.now() + s.timeoutMs;
   const rightRank = (s.rank + 1) % s.worldSize;
   for (let attempt = 0; ; attempt++) {
     const targets = dialTargets(transport, peer);
     for (const [i, target] of targets.entries()) {
       try {
-        return await dialOnce(s, target, deadline);
+        return await dialOnce(s, target, deadline, secure);
       } catch (error) {
         if (isNotListening(error) && (i < targets.length - 1 || Date.now() < deadline)) continue;
         if (error instanceof PeerError) throw error;
@@ -451,7 +470,8 @@ export async function listenForRing(opts: RingOptions): Promise<RingListener> {
   if (transport === 'unix' && !isLoopbackHost(host)) {
     throw new DistConfigError(`transport 'unix' needs a loopback listen host (peers on this machine), got ${host}: use 'auto' or 'tcp' across hosts`);
   }
-  const acceptor = new Acceptor(s);
+  const secure = resolveTls(opts.tls, s.token);
+  const acceptor = new Acceptor(s, secure);
   const port = await acceptor.listen(host, opts.listen?.port ?? 0);
   if (transport !== 'tcp' && isLoopbackHost(host)) {
     try {
@@ -475,7 +495,7 @@ export async function listenForRing(opts: RingOptions): Promise<RingListener> {
           const remote = peers.find((p) => !isLoopbackHost(p.host));
           if (remote) throw new DistConfigError(`transport 'unix' reaches only this machine, but a peer is at ${remote.host}`);
         }
-        const links = [dialRight(s, transport, peers[(s.rank + 1) % s.worldSize]), acceptor.left()];
+        const links = [dialRight(s, transport, peers[(s.rank + 1) % s.worldSize], secure), acceptor.left()];
         try {
           const [dialled, accepted] = await Promise.all(links);
           return new RingCollective(s, dialled, accepted);
