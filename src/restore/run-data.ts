@@ -4,6 +4,7 @@
 import { existsSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import type { ExperimentConfig } from '../config/schema.ts';
+import { DatasetError } from '../data/errors.ts';
 import { inferFormat } from '../data/format.ts';
 import { openDataset } from '../data/open.ts';
 import type { DatasetSplit } from '../data/types.ts';
@@ -48,9 +49,16 @@ export function chunksOf<T>(items: readonly T[], size: number): T[][] {
   return out;
 }
 
-/** Images the decoder sigma is fitted on: up to 200 of the run's validation split (seeded). */
+/**
+ * Images the decoder sigma is fitted on: up to 200 of the validation split (seeded) of --data, or
+ * of the run's own dataset when --data has none (an image folder without splits).
+ */
 export async function sigmaImages(config: ExperimentConfig, seed: number, data?: string): Promise<{ images: LabelledImages; description: string }> {
-  const { split, indices } = await selectImages(config, { data, split: config.data.val_split, n: 200, seed });
+  const opts = { split: config.data.val_split, n: 200, seed };
+  const { split, indices } = await selectImages(config, { data, ...opts }).catch((e: unknown) => {
+    if (data === undefined || !(e instanceof DatasetError)) throw e;
+    return selectImages(config, opts);
+  });
   try {
     return { images: await readImages(config, split, indices), description: split.description };
   } finally {
