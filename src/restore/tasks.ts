@@ -10,6 +10,7 @@ import { gaussianBlur, harmonicInpaint, meanFill, medianFilter, type Images } fr
 import { imputeImages } from './impute.ts';
 import { finiteMean, maskedPsnrPerImage, maskedSsimPerImage, psnrPerImage, ssimPerImage } from './metrics.ts';
 import { addNoise, noiseName, type NoiseSpec } from './noise.ts';
+import { createCounter } from './progress.ts';
 import type { ImputeMethod } from './samplers.ts';
 
 export interface Quality {
@@ -61,17 +62,18 @@ export function imputationTask(model: VaeModel, test: LabelledImages, masks: Uin
   const target = asImages(test);
   const methods: ImputationMetrics['methods'] = {};
   for (const method of opts.methods) {
-    const result = imputeImages(model, test, masks, { method, iters: opts.iters, samples: opts.samples, sigma: opts.sigma, seed: opts.seed, batch: opts.batch });
+    const counter = createCounter(`impute ${opts.mask} (${method})`, test.n, opts.log);
+    const result = imputeImages(model, test, masks, { method, iters: opts.iters, samples: opts.samples, sigma: opts.sigma, seed: opts.seed, batch: opts.batch, counter });
+    counter.done();
     let spread = 0;
     let count = 0;
-    const per = test.size * test.size;
     for (let p = 0; p < masks.length; p++) {
       if (masks[p] !== 1) continue;
       for (let c = 0; c < test.channels; c++) spread += result.spread[p * test.channels + c]!;
       count += test.channels;
     }
     methods[method] = { ...maskedQuality(result.mean, target, masks), acceptance: result.acceptance, mean_spread: count > 0 ? spread / count : NaN };
-    opts.log?.(`impute ${opts.mask} ${method}: PSNR ${methods[method]!.psnr.toFixed(2)} dB on missing pixels (${per} px images)`);
+    opts.log?.(`impute ${opts.mask} ${method}: PSNR ${methods[method]!.psnr.toFixed(2)} dB on the missing pixels`);
   }
   let missing = 0;
   for (const m of masks) missing += m;
