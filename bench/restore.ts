@@ -17,6 +17,7 @@ import { DEFAULT_NOISES, restorationMetrics } from '../src/restore/restore-eval.
 import { chunksOf, readImages, selectImages, sigmaImages } from '../src/restore/run-data.ts';
 import { SCORE_NAMES, scoreImages, type ImageScoreRows } from '../src/restore/score.ts';
 import { fitDecoderSigma } from '../src/restore/sigma.ts';
+import { createCounter } from '../src/restore/progress.ts';
 
 const { values: a } = parseArgs({
   options: {
@@ -70,11 +71,13 @@ async function anomaly(dir: string, normal: number[]): Promise<void> {
   checkNormalClasses(classes, normal, split.labelNames);
   const all: ImageScoreRows = { neg_elbo: [], neg_iwae: [], recon_mse: [] };
   let first = 0;
+  const counter = createCounter(`score ${dir}`, indices.length, log);
   for (const chunk of chunksOf(indices, 256)) {
-    const s = scoreImages(model, await readImages(config, split, chunk), { sigma, samples: Number(a['score-samples']), seed, batch: 32, firstIndex: first });
+    const s = scoreImages(model, await readImages(config, split, chunk), { sigma, samples: Number(a['score-samples']), seed, batch: 32, firstIndex: first, counter });
     for (const k of SCORE_NAMES) all[k].push(...s[k]);
     first += chunk.length;
   }
+  counter.done();
   await split.close();
   model.dispose();
   const mean = (xs: number[]): number => xs.reduce((s, v) => s + v, 0) / xs.length;
