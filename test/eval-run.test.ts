@@ -154,6 +154,13 @@ test('eval writes eval.json, prints its numbers, and gives the same numbers twic
   assert.ok(Number.isFinite(file.metrics.sample_quality.reference_kernel_distance.mean));
   assert.match(out, /grey [\d.]+, train mean [\d.]+/);
   assert.equal(file.model.temperature, null);
+  // Samples drawn from the fitted aggregate posterior too, fitted on the whole training split.
+  const fitted = file.metrics.fitted_posterior;
+  assert.ok(fitted);
+  assert.equal(fitted.n_fit, 48);
+  assert.ok(Number.isFinite(fitted.sample_quality.frechet_distance));
+  assert.notEqual(fitted.sample_quality.frechet_distance, file.metrics.sample_quality.frechet_distance);
+  assert.match(out, /fitted latent: samples\s+Frechet feature distance/);
 
   await medvae(evalArgs(vaeRun, '4'));
   const again = readEval(vaeRun);
@@ -190,6 +197,7 @@ test('eval of a conditional run reports TSTR next to TRTR', async () => {
   assert.equal(file.metrics.tstr.n_train, 16);
   const t = file.metrics.tstr;
   for (const s of [t.tstr, t.trtr, t.conditioning, t.augmentation.real_only, t.augmentation.real_plus_synthetic]) assert.ok(s.accuracy >= 0 && s.accuracy <= 1);
+  assert.ok(file.metrics.fitted_posterior?.tstr, 'TSTR of class-wise fitted draws as well');
   // The whole real training split (48), alone and with the 16 synthetic images.
   assert.deepEqual([t.augmentation.n_real, t.augmentation.n_synthetic], [48, 16]);
   assert.ok(t.majority_accuracy > 0 && t.majority_accuracy < 1);

@@ -45,6 +45,7 @@ function metrics(scale: number, tstr: boolean): EvalMetrics {
           augmentation: { n_real: 1080, n_synthetic: 400, real_only: { accuracy: 0.55, auc: 0.77 }, real_plus_synthetic: { accuracy: 0.56, auc: 0.78 } },
         }
       : null,
+    fitted_posterior: null,
   };
 }
 

@@ -112,19 +112,20 @@ function reconstructionRows(r: EvalMetrics['reconstruction']): MetricRow[] {
   ];
 }
 
-function sampleRows(m: EvalMetrics): MetricRow[] {
+/** Sample rows; `prefix` names the latent the samples were drawn from when it is not the prior. */
+function sampleRows(m: Pick<EvalMetrics, 'sample_quality' | 'diversity'>, prefix = ''): MetricRow[] {
   const s = m.sample_quality;
   return [
-    { section: 'samples', metric: 'Frechet feature distance', value: formatNumber(s.frechet_distance), baseline: `real vs real ${formatNumber(s.reference_frechet_distance)}`, note: `lower is better; not FID: ${s.feature_net.id}` },
-    { section: 'samples', metric: 'kernel distance (MMD^2)', value: formatKernelDistance(s.kernel_distance), baseline: `real vs real ${formatKernelDistance(s.reference_kernel_distance)}`, note: `lower is better; ${kernelNote(s.kernel_distance)}` },
-    { section: 'diversity', metric: 'MS-SSIM of sample pairs', value: formatNumber(m.diversity.ms_ssim_generated), baseline: `real pairs ${formatNumber(m.diversity.ms_ssim_real)}`, note: `lower = more diverse; ${m.diversity.pairs} pairs` },
+    { section: `${prefix}samples`, metric: 'Frechet feature distance', value: formatNumber(s.frechet_distance), baseline: `real vs real ${formatNumber(s.reference_frechet_distance)}`, note: `lower is better; not FID: ${s.feature_net.id}` },
+    { section: `${prefix}samples`, metric: 'kernel distance (MMD^2)', value: formatKernelDistance(s.kernel_distance), baseline: `real vs real ${formatKernelDistance(s.reference_kernel_distance)}`, note: `lower is better; ${kernelNote(s.kernel_distance)}` },
+    { section: `${prefix}diversity`, metric: 'MS-SSIM of sample pairs', value: formatNumber(m.diversity.ms_ssim_generated), baseline: `real pairs ${formatNumber(m.diversity.ms_ssim_real)}`, note: `lower = more diverse; ${m.diversity.pairs} pairs` },
   ];
 }
 
-function tstrRows(t: TstrMetrics): MetricRow[] {
+function tstrRows(t: TstrMetrics, prefix = ''): MetricRow[] {
   const majority = `majority class ${formatNumber(t.majority_accuracy)}`;
   const a = t.augmentation;
-  const row = (metric: string, value: number | null, baseline: string, note: string): MetricRow => ({ section: 'TSTR', metric, value: formatNumber(value), baseline, note });
+  const row = (metric: string, value: number | null, baseline: string, note: string): MetricRow => ({ section: `${prefix}TSTR`, metric, value: formatNumber(value), baseline, note });
   return [
     row('accuracy (synthetic -> real)', t.tstr.accuracy, majority, `${t.n_train} synthetic training images`),
     row('AUC (synthetic -> real)', t.tstr.auc, 'chance 0.5', 'macro, one-vs-rest / per finding'),
@@ -137,7 +138,14 @@ function tstrRows(t: TstrMetrics): MetricRow[] {
 }
 
 export function metricRows(m: EvalMetrics): MetricRow[] {
-  return [...reconstructionRows(m.reconstruction), ...sampleRows(m), ...(m.tstr ? tstrRows(m.tstr) : [])];
+  const fitted = m.fitted_posterior;
+  const prefix = 'fitted latent: ';
+  return [
+    ...reconstructionRows(m.reconstruction),
+    ...sampleRows(m),
+    ...(m.tstr ? tstrRows(m.tstr) : []),
+    ...(fitted ? [...sampleRows(fitted, prefix), ...(fitted.tstr ? tstrRows(fitted.tstr, prefix) : [])] : []),
+  ];
 }
 
 /** A plain-text table for the terminal. */

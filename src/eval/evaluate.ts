@@ -12,6 +12,7 @@ import { frechetDistance, gaussianStats } from './frechet.ts';
 import { concatImages, subset, type LabelledImages } from './images.ts';
 import { kernelDistance, sampleWithoutReplacement, type KernelDistance } from './kid.ts';
 import { DATA_RANGE, reconstructionBaselines, reconstructionMetrics, type ReconstructionBaselines, type ReconstructionMetrics } from './reconstruction.ts';
+import { drawLatents, fitLatents, hasGaussianLatent, normalFrom, type FittedLatents } from './latent-fit.ts';
 import { evalMsSsim } from './ssim.ts';
 
 export interface EvalInputs {
@@ -22,6 +23,8 @@ export interface EvalInputs {
   trainData: FeatureNetData;
   /** Per-pixel mean of the training images at the model's side: the mean-image baseline. */
   trainMean: Float32Array;
+  /** Training images at the model's side (labels included): the aggregate posterior is fitted on them; absent skips that part. */
+  latentFitImages?: LabelledImages;
   /** Held-out real images at the model's side: reconstruction and the real side of every comparison. */
   heldOut: LabelledImages;
   heldOutSplit: string;
@@ -86,6 +89,11 @@ export interface EvalMetrics {
   };
   diversity: { pairs: number; ms_ssim_generated: number; ms_ssim_real: number };
   tstr: null | TstrMetrics;
+  /**
+   * The same sample numbers for draws from a Gaussian fitted to the aggregate posterior instead of
+   * the prior (./latent-fit.ts); null for models with a discrete latent or without the fit images.
+   */
+  fitted_posterior: null | { n_fit: number; sample_quality: EvalMetrics['sample_quality']; diversity: EvalMetrics['diversity']; tstr: null | TstrMetrics };
 }
 
 export class EvalInputError extends Error {
@@ -119,8 +127,12 @@ function scoreOn(classifier: Classifier, test: LabelledImages, kind: 'class' | '
   return classifierScores(classifier.probabilities(test), test.labels, test.n, test.labelWidth, kind);
 }
 
-/** n generated images (and, for the conditional model, the label rows they were asked for). */
-function generate(model: VaeModel, train: LabelledImages, n: number, side: number, seed: number): LabelledImages {
+/**
+ * n generated images (and, for the conditional model, the label rows they were asked for): decoded
+ * prior draws (model.sample), or with `latents` draws from the fitted aggregate posterior, of the
+ * asked-for class when there is a fit for it.
+ */
+function generate(model: VaeModel, train: LabelledImages, n: number, side: number, seed: number, latents?: FittedLatents): LabelledImages {
   const conditional = model.kind === 'cvae' && train.labelWidth > 0;
   const random = mulberry32(hashKeys(seed, Stream.eval, 2));
   const w = conditional ? train.labelWidth : 0;
@@ -133,11 +145,20 @@ function generate(model: VaeModel, train: LabelledImages, n: number, side: numbe
   const per = side * side * train.channels;
   const images = new Float32Array(n * per);
   const batch = 64;
+  const normal = normalFrom(mulberry32(hashKeys(seed, Stream.eval, 12)));
+  const d = model.config.latent_dim;
   for (let start = 0, b = 0; start < n; start += batch, b++) {
     const size = Math.min(batch, n - start);
+    const z = latents ? new Float32Array(size * d) : undefined;
+    for (let i = 0; z && latents && i < size; i++) {
+      const row = labels.subarray((start + i) * w, (start + i + 1) * w);
+      const fit = latents.perClass[row.indexOf(1)] ?? latents.all;
+      z.set(drawLatents(fit, 1, normal), i * d);
+    }
     const out = tf.tidy(() => {
       const cond = conditional ? tf.tensor2d(labels.subarray(start * w, (start + size) * w), [size, w]) : undefined;
-      return tf.clipByValue(model.sample(size, stepNoise(seed, Stream.eval, 3, b), cond), -1, 1);
+      const images = z ? model.decode(tf.tensor2d(z, [size, d]), cond, false) : model.sample(size, stepNoise(seed, Stream.eval, 3, b), cond);
+      return tf.clipByValue(images, -1, 1);
     });
     images.set(out.dataSync(), start * per);
     out.dispose();
@@ -275,19 +296,27 @@ export async function evaluateModel(inputs: EvalInputs, options: EvalOptions): P
   log(`eval: reconstructing ${real.n} held-out images`);
   const reconstruction = { ...reconstructionMetrics(model, real, hashKeys(options.seed, Stream.eval, 5)), baselines: reconstructionBaselines(real, inputs.trainMean) };
 
-  log(`eval: sampling ${options.n} images`);
-  const generated = generate(model, inputs.train, options.n, heldOut.size, options.seed);
-  const sample_quality = await sampleQuality(inputs, options, real, generated, recipe);
-
-  const pairs = options.diversityPairs ?? Math.min(100, Math.floor(Math.min(real.n, generated.n) / 2));
-  log(`eval: diversity over ${pairs} pairs`);
-  const diversity = {
-    pairs,
-    ms_ssim_generated: meanPairMsSsim(generated, pairs, hashKeys(options.seed, Stream.eval, 7)),
-    ms_ssim_real: meanPairMsSsim(real, pairs, hashKeys(options.seed, Stream.eval, 8)),
-  };
-
   const conditional = model.kind === 'cvae' && heldOut.labelKind !== 'none' && heldOut.labelWidth > 0;
-  const tstr = conditional ? tstrMetrics(inputs, options, real, generated, recipe) : null;
-  return { reconstruction, sample_quality, diversity, tstr };
+  /** Sample quality, diversity and (conditional models) TSTR of n images drawn from the prior or from `latents`. */
+  const sampleNumbers = async (latents?: FittedLatents): Promise<Pick<EvalMetrics, 'sample_quality' | 'diversity' | 'tstr'>> => {
+    log(`eval: sampling ${options.n} images from the ${latents ? 'fitted aggregate posterior' : 'prior'}`);
+    const generated = generate(model, inputs.train, options.n, heldOut.size, options.seed, latents);
+    const sample_quality = await sampleQuality(inputs, options, real, generated, recipe);
+    const pairs = options.diversityPairs ?? Math.min(100, Math.floor(Math.min(real.n, generated.n) / 2));
+    log(`eval: diversity over ${pairs} pairs`);
+    const diversity = {
+      pairs,
+      ms_ssim_generated: meanPairMsSsim(generated, pairs, hashKeys(options.seed, Stream.eval, 7)),
+      ms_ssim_real: meanPairMsSsim(real, pairs, hashKeys(options.seed, Stream.eval, 8)),
+    };
+    return { sample_quality, diversity, tstr: conditional ? tstrMetrics(inputs, options, real, generated, recipe) : null };
+  };
+  const fromPrior = await sampleNumbers();
+  const fitImages = inputs.latentFitImages;
+  let fitted_posterior: EvalMetrics['fitted_posterior'] = null;
+  if (fitImages && hasGaussianLatent(model)) {
+    log(`eval: fitting the aggregate posterior on ${fitImages.n} training images`);
+    fitted_posterior = { n_fit: fitImages.n, ...(await sampleNumbers(fitLatents(model, fitImages))) };
+  }
+  return { reconstruction, ...fromPrior, fitted_posterior };
 }

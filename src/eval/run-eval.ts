@@ -86,6 +86,9 @@ export function useTrainedTemperature(model: VaeModel, stepsDone: number): numbe
   return model.temperature;
 }
 
+/** Training images the aggregate posterior is fitted on, in pixel values (64M floats: 5,461 at 64x64x3, 341 at 256x256x3). */
+const LATENT_FIT_VALUES = 64 * 2 ** 20;
+
 export async function evalRun(runDir: string, options: RunEvalOptions): Promise<EvalFile> {
   const started = Date.now();
   const log = options.log ?? (() => undefined);
@@ -106,9 +109,11 @@ export async function evalRun(runDir: string, options: RunEvalOptions): Promise<
       const heldOut = await readLabelledImages(heldOutSplit, heldIdx, size, channels, config.data.resize);
       const train = await readLabelledImages(trainSplit, trainIdx, FEATURE_INPUT_SIZE, channels, config.data.resize);
       const trainMean = await readPixelMean(trainSplit, trainIdx, size, channels, config.data.resize);
+      const fitIdx = trainIdx.slice(0, Math.max(2, Math.floor(LATENT_FIT_VALUES / (size * size * channels))));
+      const latentFitImages = await readLabelledImages(trainSplit, fitIdx, size, channels, config.data.resize);
       const temperature = useTrainedTemperature(model, state.step);
       const metrics = await evaluateModel(
-        { model, train, trainData: featureNetData(config.data, await datasetHash(dataPath)), trainMean, heldOut, heldOutSplit: options.split },
+        { model, train, trainData: featureNetData(config.data, await datasetHash(dataPath)), trainMean, latentFitImages, heldOut, heldOutSplit: options.split },
         { n: options.n, seed: options.seed, recipe: options.recipe, featureCacheDir: options.cacheDir ?? join(dirname(resolve(runDir)), '.feature-nets'), log },
       );
       return {
