@@ -80,16 +80,24 @@ test('bad input fails in one line naming it', async () => {
   assert.match(none.stderr.trim(), /^error: mask center:0.0001: image 0 has no missing pixels/);
 });
 
-test('medvae eval --tasks impute,denoise writes the restoration numbers into eval.json; the report shows them', () => {
-  const r = medvae(['eval', '--run', run, '--n', '8', '--feature-steps', '5', '--tasks', 'impute,denoise', '--backend', 'wasm']);
+test('medvae eval --tasks impute,denoise,score writes the restoration numbers into eval.json; the report shows them', () => {
+  const r = medvae(['eval', '--run', run, '--n', '8', '--feature-steps', '5', '--tasks', 'impute,denoise,score', '--normal', '0', '--backend', 'wasm']);
   assert.equal(r.status, 0, r.stderr);
-  const doc = JSON.parse(readFileSync(join(run, 'eval.json'), 'utf8')) as { restoration: { imputation: { methods: Record<string, { psnr: number }>; baselines: { harmonic: { psnr: number } } }; denoising: { noise: string; median: { window: number } }[]; grids: Record<string, string> } };
+  const doc = JSON.parse(readFileSync(join(run, 'eval.json'), 'utf8')) as { restoration: { scores: { auroc: Record<string, number>; histograms: Record<string, { normal: number[]; rest: number[] }> }; imputation: { methods: Record<string, { psnr: number }>; baselines: { harmonic: { psnr: number } } }; denoising: { noise: string; median: { window: number } }[]; grids: Record<string, string> } };
   assert.deepEqual(Object.keys(doc.restoration.imputation.methods), ['pseudo-gibbs', 'mwg']);
   assert.ok(Number.isFinite(doc.restoration.imputation.baselines.harmonic.psnr));
   assert.deepEqual(doc.restoration.denoising.map((d) => d.noise), ['gaussian:0.05', 'gaussian:0.1', 'gaussian:0.2', 'saltpepper:0.05', 'poisson:30']);
+  const sc = doc.restoration.scores;
+  for (const k of ['neg_elbo', 'neg_iwae', 'recon_mse']) {
+    assert.ok(sc.auroc[k]! >= 0 && sc.auroc[k]! <= 1, k);
+    const h = sc.histograms[k]!;
+    assert.equal([...h.normal, ...h.rest].reduce((s, v) => s + v, 0), 8, 'every image in one bin');
+  }
   for (const file of Object.values(doc.restoration.grids)) assert.ok(existsSync(join(run, file)), file);
   assert.match(r.stdout, /impute center:0\.25 {2}mwg PSNR \(missing px\)/);
   const report = medvae(['report', '--run', run, '--out', join(dir, 'report.html')]);
   assert.equal(report.status, 0, report.stderr);
-  assert.match(readFileSync(join(dir, 'report.html'), 'utf8'), /<h3>Restoration \(split test, seed 0\)<\/h3>/);
+  const html = readFileSync(join(dir, 'report.html'), 'utf8');
+  assert.match(html, /<h3>Restoration \(split test, seed 0\)<\/h3>/);
+  assert.match(html, /aria-label="neg_iwae"/);
 });

@@ -8,6 +8,7 @@ import { writeReport } from '../report/write-report.ts';
 import { runCommand } from './errors.ts';
 import { evalRestoration, formatRestorationTable } from '../restore/eval-hook.ts';
 import { parseTasks } from '../restore/restore-eval.ts';
+import { parseNormal } from '../restore/anomaly.ts';
 
 interface EvalFlags {
   run: string;
@@ -18,6 +19,7 @@ interface EvalFlags {
   featureSteps: string;
   cacheDir?: string;
   tasks?: string;
+  normal?: string;
   debug?: boolean;
 }
 
@@ -56,7 +58,8 @@ export function registerEvalCommands(program: Command, out: CommandOutput = proc
     .addOption(new Option('--backend <name>', 'compute backend (default: the run config\'s)').choices(['auto', 'tensorflow', 'wasm', 'cpu']))
     .option('--feature-steps <n>', `training steps of the feature net and TSTR classifiers (part of the feature-net key)`, String(DEFAULT_RECIPE.steps))
     .option('--cache-dir <dir>', 'where trained feature nets are kept (default: <run dir>/../.feature-nets)')
-    .option('--tasks <list>', 'also restoration tasks (src/restore): impute,denoise')
+    .option('--tasks <list>', 'also restoration tasks (src/restore): impute,denoise,score')
+    .option('--normal <classes>', 'with --tasks score: the normal classes of the AUROC, e.g. 0')
     .option('--debug', 'print stack traces on errors')
     .action(async (flags: EvalFlags) => {
       await runCommand(Boolean(flags.debug), async () => {
@@ -70,7 +73,7 @@ export function registerEvalCommands(program: Command, out: CommandOutput = proc
           log: (line) => process.stderr.write(`${line}\n`),
         });
         const tasks = flags.tasks ? parseTasks(flags.tasks) : [];
-        const restoration = tasks.length > 0 ? await evalRestoration(flags.run, { tasks, split: flags.split, n: positiveInt('--n', flags.n, 2), seed: positiveInt('--seed', flags.seed, 0), log: (line) => process.stderr.write(`${line}\n`) }) : undefined;
+        const restoration = tasks.length > 0 ? await evalRestoration(flags.run, { tasks, split: flags.split, n: positiveInt('--n', flags.n, 2), seed: positiveInt('--seed', flags.seed, 0), normal: flags.normal === undefined ? undefined : parseNormal(flags.normal), log: (line) => process.stderr.write(`${line}\n`) }) : undefined;
         const withTasks: typeof file & { restoration?: typeof restoration } = restoration ? { ...file, restoration } : file;
         const path = writeEvalFile(flags.run, withTasks);
         out.write(`${formatEvalTable(file)}${restoration ? `\n${formatRestorationTable(restoration)}` : ''}\nwrote ${path}\n`);

@@ -1,14 +1,15 @@
-// The restoration tasks inside `medvae eval --tasks impute,denoise` and `medvae report`: eval.json
+// The restoration tasks inside `medvae eval --tasks impute,denoise,score` and `medvae report`: eval.json
 // gains a `restoration` key (RestorationMetrics), grids land in the run directory, and the report
-// shows a table per task and the grids. Kept here so src/eval and src/report need one line each.
+// shows a table per task, the grids and the score histograms. Kept here so src/eval and src/report need one line each.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { escapeHtml } from '../report/escape.ts';
 import { loadRun } from '../train/checkpoint.ts';
 import { formatNumber } from '../eval/eval-file.ts';
+import { histogramSvg } from './histogram.ts';
 import { restorationMetrics, type RestorationMetrics, type RestoreTask } from './restore-eval.ts';
 
-export async function evalRestoration(runDir: string, opts: { tasks: readonly RestoreTask[]; split: string; n: number; seed: number; log?: (line: string) => void }): Promise<RestorationMetrics> {
+export async function evalRestoration(runDir: string, opts: { tasks: readonly RestoreTask[]; split: string; n: number; seed: number; normal?: number[]; log?: (line: string) => void }): Promise<RestorationMetrics> {
   const { config, model } = await loadRun(runDir);
   try {
     return await restorationMetrics(model, config, { ...opts, gridDir: runDir });
@@ -32,6 +33,13 @@ export function restorationRows(r: RestorationMetrics): string[][] {
     rows.push([`denoise ${d.noise}`, 'model PSNR', formatNumber(d.model.psnr), `noisy ${formatNumber(d.noisy.psnr)}, blur ${formatNumber(d.gaussian_blur.psnr)} (sigma ${d.gaussian_blur.sigma}), median ${formatNumber(d.median.psnr)} (${d.median.window}x${d.median.window})`, 'filters tuned on the validation split']);
     rows.push([`denoise ${d.noise}`, 'model SSIM', formatNumber(d.model.ssim), `noisy ${formatNumber(d.noisy.ssim)}, blur ${formatNumber(d.gaussian_blur.ssim)}, median ${formatNumber(d.median.ssim)}`, '']);
   }
+  const sc = r.scores;
+  if (sc) {
+    for (const [k, mean] of Object.entries(sc.mean)) {
+      const auroc = sc.auroc?.[k];
+      rows.push([`score (K=${sc.samples})`, `${k} mean`, formatNumber(mean), auroc === undefined ? '' : `AUROC normal ${sc.normal?.join(',')} vs rest ${formatNumber(auroc)}`, auroc === undefined ? 'eval --normal CLASSES gives the AUROC' : 'chance 0.5']);
+    }
+  }
   return rows;
 }
 
@@ -54,9 +62,11 @@ export function restorationHtml(runDir: string): string {
   const rows = restorationRows(r).map((row) => `<tr>${row.map((c, i) => `<td${i === 2 ? ' class="num"' : ''}>${escapeHtml(c)}</td>`).join('')}</tr>`).join('\n');
   const grids = Object.entries(r.grids).filter(([, file]) => existsSync(join(runDir, file))).map(([caption, file]) =>
     `<figure><img class="grid" alt="${escapeHtml(caption)}" src="data:image/png;base64,${readFileSync(join(runDir, file)).toString('base64')}"><figcaption>${escapeHtml(caption)}</figcaption></figure>`).join('');
+  const histograms = r.scores ? Object.entries(r.scores.histograms).map(([k, h]) => histogramSvg(h, k)).join('') : '';
   return `<h3>Restoration (split ${escapeHtml(r.split)}, seed ${r.seed})</h3>
 <table class="eval"><thead><tr><th>task</th><th>metric</th><th>value</th><th>baselines</th><th>note</th></tr></thead><tbody>
 ${rows}
 </tbody></table>
-<div class="grids">${grids}</div>`;
+<div class="grids">${grids}</div>
+<div class="curves">${histograms}</div>`;
 }

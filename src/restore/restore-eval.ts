@@ -14,10 +14,14 @@ import { maskSource, parseMaskSpec } from './mask.ts';
 import { addNoise, noiseName, parseNoise } from './noise.ts';
 import { readImages, selectImages, sigmaImages } from './run-data.ts';
 import { fitDecoderSigma } from './sigma.ts';
+import { anomalyAuroc, checkNormalClasses } from './anomaly.ts';
+import { histogram, type Histogram } from './histogram.ts';
+import { SCORE_NAMES, scoreImages } from './score.ts';
+import { finiteMean } from './metrics.ts';
 import { IMPUTE_METHODS } from './samplers.ts';
 import { denoisingTask, imputationTask, modelDenoise, TEST_STREAM, type DenoisingMetrics, type ImputationMetrics } from './tasks.ts';
 
-export const RESTORE_TASKS = ['impute', 'denoise'] as const;
+export const RESTORE_TASKS = ['impute', 'denoise', 'score'] as const;
 export type RestoreTask = (typeof RESTORE_TASKS)[number];
 
 export const DEFAULT_MASK = 'center:0.25';
@@ -28,8 +32,21 @@ export interface RestorationMetrics {
   seed: number;
   imputation?: ImputationMetrics;
   denoising?: DenoisingMetrics[];
+  scores?: ScoreMetrics;
   /** Example grids written beside, file names relative to the grid folder. */
   grids: Record<string, string>;
+}
+
+export interface ScoreMetrics {
+  n: number;
+  samples: number;
+  decoder_sigma: number;
+  normal: number[] | null;
+  /** Mean of each score over the images. */
+  mean: Record<string, number>;
+  /** AUROC of each score, the other classes against the normal ones; null without --normal. */
+  auroc: Record<string, number> | null;
+  histograms: Record<string, Histogram>;
 }
 
 export interface RestorationOptions {
@@ -42,6 +59,10 @@ export interface RestorationOptions {
   iters?: number;
   samples?: number;
   batch?: number;
+  /** Normal classes of the score task's AUROC (none: scores and histograms only). */
+  normal?: readonly number[];
+  /** Importance samples of the score task's IWAE bound. */
+  scoreSamples?: number;
   /** Where the example grids go (none when undefined). */
   gridDir?: string;
   log?: (line: string) => void;
@@ -67,7 +88,7 @@ async function rowsGrid(path: string, data: LabelledImages, rows: Float32Array[]
 
 export async function restorationMetrics(model: VaeModel, config: ExperimentConfig, opts: RestorationOptions): Promise<RestorationMetrics> {
   const batch = opts.batch ?? 32;
-  const { split, indices } = await selectImages(config, { split: opts.split, n: opts.n, seed: opts.seed });
+  const { split, indices, classes } = await selectImages(config, { split: opts.split, n: opts.n, seed: opts.seed });
   let test: LabelledImages;
   try {
     test = await readImages(config, split, indices);
@@ -114,5 +135,24 @@ export async function restorationMetrics(model: VaeModel, config: ExperimentConf
       }
     }
   }
+  if (opts.tasks.includes('score')) out.scores = scoreTask(model, test, val, classes, opts, batch);
   return out;
+}
+
+function scoreTask(model: VaeModel, test: LabelledImages, val: LabelledImages, classes: (number | null)[], opts: RestorationOptions, batch: number): ScoreMetrics {
+  const normal = opts.normal ? [...opts.normal] : null;
+  if (normal) checkNormalClasses(classes, normal, []);
+  const sigma = fitDecoderSigma(model, val, opts.seed, batch);
+  const samples = opts.scoreSamples ?? 16;
+  const s = scoreImages(model, test, { sigma, samples, seed: opts.seed, batch });
+  const isNormal = classes.map((c) => normal !== null && normal.includes(c ?? -1));
+  return {
+    n: test.n,
+    samples,
+    decoder_sigma: sigma,
+    normal,
+    mean: Object.fromEntries(SCORE_NAMES.map((k) => [k, finiteMean(s[k])])),
+    auroc: normal ? Object.fromEntries(SCORE_NAMES.map((k) => [k, anomalyAuroc(s[k], classes, normal)])) : null,
+    histograms: Object.fromEntries(SCORE_NAMES.map((k) => [k, histogram(s[k], isNormal)])),
+  };
 }
