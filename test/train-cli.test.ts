@@ -187,6 +187,16 @@ test('reconstruct, denoise and interpolate write grids of the promised shape; de
   assert.match(medvae(['denoise', '--run', run, '--noise', 'salt', '--out', den]).stderr, /--noise must look like gaussian:SIGMA/);
 });
 
+/** The first image of an npz's training split, as stored. */
+async function split0(file: string): Promise<unknown> {
+  const split = await openDataset({ format: 'medmnist', path: file }, 'train');
+  try {
+    return (await split.read([0]))[0];
+  } finally {
+    await split.close();
+  }
+}
+
 test('a conditional run samples the class asked for, into class folders or an npz with its labels, and refuses a class it does not have', async () => {
   const run = join(dir, 'cvae');
   const r = medvae([...base, '--set', 'model.name=cvae', '--max-steps', '2', '--out', run]);
@@ -201,6 +211,16 @@ test('a conditional run samples the class asked for, into class folders or an np
   // Classes in turn: 0 1 2 3 4 0 1 2 3 4, stored as class indices as in RetinaMNIST.
   assert.deepEqual((await split.labels()).map((row) => row[0]), [0, 1, 2, 3, 4, 0, 1, 2, 3, 4]);
   await split.close();
+  // Latents from the class-wise fitted aggregate posterior: the same layout and labels.
+  const fitted = join(dir, 'cvae-fitted.npz');
+  const f = medvae(['sample', '--run', run, '--n', '10', '--latent', 'fitted', '--out', fitted, '--backend', 'wasm']);
+  assert.equal(f.status, 0, f.stderr);
+  assert.match(f.stderr, /fitting the aggregate posterior on \d+ images/);
+  const fittedSplit = await openDataset({ format: 'medmnist', path: fitted }, 'train');
+  assert.deepEqual((await fittedSplit.labels()).map((row) => row[0]), [0, 1, 2, 3, 4, 0, 1, 2, 3, 4]);
+  const [prior0, fitted0] = [await split0(npz), (await fittedSplit.read([0]))[0]!];
+  assert.notDeepEqual(prior0, fitted0, 'other latents, other images');
+  await fittedSplit.close();
   const bad = medvae(['sample', '--run', run, '--n', '3', '--label', '7', '--out', out]);
   assert.equal(bad.status, 1);
   assert.match(bad.stderr, /--label must be an integer in 0\.\.4, got 7/);

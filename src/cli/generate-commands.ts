@@ -12,7 +12,9 @@ import type { ExperimentConfig } from '../config/schema.ts';
 import { writeNpz } from '../data/npz-writer.ts';
 import { denormalize, stackFromTensor, writeGrid, writePng, type ImageStack } from '../train/images.ts';
 import { sampleLabels } from '../train/pictures.ts';
-import { stepNoise, Stream } from '../train/rng.ts';
+import { hashKeys, mulberry32, stepNoise, Stream } from '../train/rng.ts';
+import { drawLatentsFor, fitLatents, hasGaussianLatent, normalFrom, type FittedLatents } from '../eval/latent-fit.ts';
+import { readLatentFitImages } from '../eval/run-eval.ts';
 import { runCommand, UsageError } from './errors.ts';
 import { psnrOf } from '../eval/reconstruction.ts';
 
@@ -53,7 +55,22 @@ function psnr(a: Float32Array, b: Float32Array): number {
   return psnrOf(se / a.length);
 }
 
-async function sampleCommand(flags: RunFlags & { n: string; label?: string; out: string; batch: string }): Promise<void> {
+/** Where samples' latents come from: the prior, or a Gaussian fitted to the training split's aggregate posterior. */
+async function latentSource(flags: { latent: string; seed: string }, config: ExperimentConfig, model: VaeModel): Promise<FittedLatents | undefined> {
+  if (flags.latent === 'prior') return undefined;
+  if (flags.latent !== 'fitted') throw new UsageError(`--latent must be prior or fitted, got '${flags.latent}'`);
+  if (!hasGaussianLatent(model)) throw new UsageError(`--latent fitted needs a Gaussian latent; this run is ${config.model.name} (use --latent prior)`);
+  const split = await openDataset(config.data, config.data.split);
+  try {
+    const images = await readLatentFitImages(split, config, Number(flags.seed));
+    process.stderr.write(`fitting the aggregate posterior on ${images.n} images of ${split.description}\n`);
+    return fitLatents(model, images);
+  } finally {
+    await split.close();
+  }
+}
+
+async function sampleCommand(flags: RunFlags & { n: string; label?: string; out: string; batch: string; latent: string }): Promise<void> {
   const { config, model, labelWidth, labelKind } = await openRun(flags);
   const n = Number(flags.n);
   if (!Number.isInteger(n) || n < 1) throw new UsageError(`--n must be a positive integer, got ${flags.n}`);
@@ -66,10 +83,17 @@ async function sampleCommand(flags: RunFlags & { n: string; label?: string; out:
   const pixels = new Uint8Array(n * size * size * channels);
   const labels = conditional ? sampleLabels(n, labelWidth, label) : new Float32Array(0);
   const batchSize = Number(flags.batch);
+  const latents = await latentSource(flags, config, model);
+  const normal = normalFrom(mulberry32(hashKeys(Number(flags.seed), Stream.sample, 2)));
+  const width = conditional ? labelWidth : 0;
   for (let start = 0, chunk = 0; start < n; start += batchSize, chunk++) {
     const m = Math.min(batchSize, n - start);
-    const out = tf.tidy(() => model.sample(m, stepNoise(Number(flags.seed), Stream.sample, 1, chunk),
-      conditional ? tf.tensor2d(labels.subarray(start * labelWidth, (start + m) * labelWidth), [m, labelWidth]) : undefined));
+    const rows = labels.subarray(start * width, (start + m) * width);
+    const z = latents ? drawLatentsFor(latents, rows, width, m, normal) : undefined;
+    const out = tf.tidy(() => {
+      const cond = conditional ? tf.tensor2d(rows, [m, labelWidth]) : undefined;
+      return z ? model.decode(tf.tensor2d(z, [m, config.model.latent_dim]), cond, false) : model.sample(m, stepNoise(Number(flags.seed), Stream.sample, 1, chunk), cond);
+    });
     const data = out.dataSync();
     out.dispose();
     for (let i = 0; i < data.length; i++) pixels[start * size * size * channels + i] = denormalize(data[i]!);
@@ -169,6 +193,7 @@ export function registerGenerateCommands(program: Command): void {
     .option('--n <n>', 'number of images', '1000')
     .option('--label <k>', 'class of every image (conditional models); default: classes in turn')
     .option('--batch <n>', 'images generated at once', '64')
+    .option('--latent <source>', 'prior (N(0, I)) or fitted (a Gaussian fitted to the training images\' latents: fewer off-manifold samples)', 'prior')
     .requiredOption('--out <file.npz|dir>', 'output npz file or folder')
     .action((f) => runCommand(Boolean(f.debug), () => sampleCommand(f)));
   common(program.command('reconstruct').description('a grid of real images above their reconstructions'))

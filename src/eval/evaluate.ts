@@ -12,7 +12,7 @@ import { frechetDistance, gaussianStats } from './frechet.ts';
 import { concatImages, subset, type LabelledImages } from './images.ts';
 import { kernelDistance, sampleWithoutReplacement, type KernelDistance } from './kid.ts';
 import { DATA_RANGE, reconstructionBaselines, reconstructionMetrics, type ReconstructionBaselines, type ReconstructionMetrics } from './reconstruction.ts';
-import { drawLatents, fitLatents, hasGaussianLatent, normalFrom, type FittedLatents } from './latent-fit.ts';
+import { drawLatentsFor, fitLatents, hasGaussianLatent, normalFrom, type FittedLatents } from './latent-fit.ts';
 import { evalMsSsim } from './ssim.ts';
 
 export interface EvalInputs {
@@ -149,12 +149,7 @@ function generate(model: VaeModel, train: LabelledImages, n: number, side: numbe
   const d = model.config.latent_dim;
   for (let start = 0, b = 0; start < n; start += batch, b++) {
     const size = Math.min(batch, n - start);
-    const z = latents ? new Float32Array(size * d) : undefined;
-    for (let i = 0; z && latents && i < size; i++) {
-      const row = labels.subarray((start + i) * w, (start + i + 1) * w);
-      const fit = latents.perClass[row.indexOf(1)] ?? latents.all;
-      z.set(drawLatents(fit, 1, normal), i * d);
-    }
+    const z = latents ? drawLatentsFor(latents, labels.subarray(start * w, (start + size) * w), w, size, normal) : undefined;
     const out = tf.tidy(() => {
       const cond = conditional ? tf.tensor2d(labels.subarray(start * w, (start + size) * w), [size, w]) : undefined;
       const images = z ? model.decode(tf.tensor2d(z, [size, d]), cond, false) : model.sample(size, stepNoise(seed, Stream.eval, 3, b), cond);

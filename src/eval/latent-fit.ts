@@ -97,6 +97,20 @@ export function drawLatents(g: LatentGaussian, count: number, normal: () => numb
   return out;
 }
 
+/**
+ * One latent row per label row (count x d): a draw from the fit of the row's class when there is
+ * one (one-hot rows of a conditional model), from the fit of all images otherwise.
+ */
+export function drawLatentsFor(latents: FittedLatents, labels: Float32Array, width: number, count: number, normal: () => number): Float32Array {
+  const d = latents.all.d;
+  const z = new Float32Array(count * d);
+  for (let i = 0; i < count; i++) {
+    const row = width > 0 ? labels.subarray(i * width, (i + 1) * width) : new Float32Array(0);
+    z.set(drawLatents(latents.perClass[row.indexOf(1)] ?? latents.all, 1, normal), i * d);
+  }
+  return z;
+}
+
 /** Box-Muller standard normals from a uniform generator. */
 export function normalFrom(uniform: () => number): () => number {
   return () => Math.sqrt(-2 * Math.log(Math.max(uniform(), 1e-12))) * Math.cos(2 * Math.PI * uniform());

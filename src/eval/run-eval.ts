@@ -6,8 +6,9 @@ import { createReadStream, existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import * as os from 'node:os';
 import { initBackend } from '../backend/index.ts';
-import type { BackendChoice } from '../config/schema.ts';
+import type { BackendChoice, ExperimentConfig } from '../config/schema.ts';
 import { openDataset } from '../data/open.ts';
+import type { DatasetSplit } from '../data/types.ts';
 import { loadRun, readRunConfig } from '../train/checkpoint.ts';
 import { hashKeys, mulberry32, Stream } from '../train/rng.ts';
 import type { DataConfig } from '../config/schema.ts';
@@ -18,7 +19,7 @@ import type { FeatureNetData } from './feature-cache.ts';
 import { FEATURE_INPUT_SIZE, type TrainRecipe } from './feature-net.ts';
 import { DEFAULT_MAX_FEATURE_TRAIN, evaluateModel, featureTrainIndices } from './evaluate.ts';
 import { EVAL_FILE_VERSION, type EvalFile, type MachineInfo } from './eval-file.ts';
-import { readLabelledImages, readPixelMean } from './images.ts';
+import { readLabelledImages, readPixelMean, type LabelledImages } from './images.ts';
 import { sampleWithoutReplacement } from './kid.ts';
 
 export interface RunEvalOptions {
@@ -86,8 +87,15 @@ export function useTrainedTemperature(model: VaeModel, stepsDone: number): numbe
   return model.temperature;
 }
 
-/** Training images the aggregate posterior is fitted on, in pixel values (64M floats: 5,461 at 64x64x3, 341 at 256x256x3). */
+/** At most this many pixel values of training images are encoded for the aggregate posterior fit (5,461 images at 64x64x3). */
 const LATENT_FIT_VALUES = 64 * 2 ** 20;
+
+/** The training images (at the model's side) the aggregate posterior is fitted on: a seeded subset within LATENT_FIT_VALUES. */
+export async function readLatentFitImages(split: DatasetSplit, config: ExperimentConfig, seed: number): Promise<LabelledImages> {
+  const { image_size: size, in_channels: channels } = config.model;
+  const cap = Math.max(2, Math.floor(LATENT_FIT_VALUES / (size * size * channels)));
+  return readLabelledImages(split, featureTrainIndices(split.length, cap, seed), size, channels, config.data.resize);
+}
 
 export async function evalRun(runDir: string, options: RunEvalOptions): Promise<EvalFile> {
   const started = Date.now();
@@ -109,8 +117,7 @@ export async function evalRun(runDir: string, options: RunEvalOptions): Promise<
       const heldOut = await readLabelledImages(heldOutSplit, heldIdx, size, channels, config.data.resize);
       const train = await readLabelledImages(trainSplit, trainIdx, FEATURE_INPUT_SIZE, channels, config.data.resize);
       const trainMean = await readPixelMean(trainSplit, trainIdx, size, channels, config.data.resize);
-      const fitIdx = trainIdx.slice(0, Math.max(2, Math.floor(LATENT_FIT_VALUES / (size * size * channels))));
-      const latentFitImages = await readLabelledImages(trainSplit, fitIdx, size, channels, config.data.resize);
+      const latentFitImages = await readLatentFitImages(trainSplit, config, options.seed);
       const temperature = useTrainedTemperature(model, state.step);
       const metrics = await evaluateModel(
         { model, train, trainData: featureNetData(config.data, await datasetHash(dataPath)), trainMean, latentFitImages, heldOut, heldOutSplit: options.split },
