@@ -35,6 +35,8 @@ export interface DenoisingMetrics {
   n: number;
   noisy: Quality;
   model: Quality;
+  /** The model's reconstruction of the clean images: the ceiling of its denoising. */
+  model_on_clean: Quality;
   gaussian_blur: Quality & { sigma: number };
   median: Quality & { window: number };
 }
@@ -133,6 +135,7 @@ export function denoisingTask(model: VaeModel, val: LabelledImages, test: Labell
     n: test.n,
     noisy: quality(noisyTest.data, cleanTest),
     model: quality(modelDenoise(model, test, noisyTest.data, batch), cleanTest),
+    model_on_clean: quality(modelDenoise(model, test, test.images, batch), cleanTest),
     gaussian_blur: { ...quality(gaussianBlur(noisyTest, sigma), cleanTest), sigma },
     median: { ...quality(medianFilter(noisyTest, window), cleanTest), window },
   };
