@@ -88,7 +88,7 @@ const program = addTrainFlags(usageExitCodes(new Command('medvae-dist'))
     await runCommand(Boolean(flags.debug), async () => {
       const progress = createProgress(flags.logFormat, { everySteps: 10 });
       const devices = resolveDevices(flags, progress);
-      const config = configFromFlags(flags, devices.length);
+      const config = configFromFlags(flags, devices.length, (note) => progress.info(note));
       const runDir = runDirFor(flags, config);
       guard = new RunDirGuard(runDir);
       const devicesFlag = flags.gpus !== undefined ? `--gpus ${flags.gpus}` : `--cpu-workers ${devices.length}`;

@@ -47,10 +47,13 @@ export function registerTrainCommand(program: Command): void {
     .action(async (flags: TrainFlags) => {
       let guard: RunDirGuard | undefined;
       await runCommand(Boolean(flags.debug), async () => {
-        const config = configFromFlags(flags);
+        // Notes on the config (keys of a PyTorch-VAE file that do nothing here) wait for the progress output.
+        const notes: string[] = [];
+        const config = configFromFlags(flags, 1, (note) => notes.push(note));
         const runDir = runDirFor(flags, config);
         guard = new RunDirGuard(runDir);
         const progress = createProgress(flags.logFormat, { everySteps: config.train.log_every });
+        for (const note of notes) progress.info(note);
         const signal = interruptSignal(() => progress.info('interrupted: finishing this step and saving a checkpoint (Ctrl-C again to stop at once)'));
         const metrics = new TrainingMetrics({ rank: 0 });
         metrics.workerUp(0, 'local', true);

@@ -4,7 +4,7 @@ import { Command, Option } from 'commander';
 import { existsSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadConfig } from '../config/load.ts';
+import { loadConfig, type NoteSink } from '../config/load.ts';
 import type { ExperimentConfig } from '../config/schema.ts';
 import type { LogFormat } from '../train/progress.ts';
 import { runDirOfResume } from '../train/resume.ts';
@@ -57,7 +57,7 @@ function resolveDataPath(path: string): string {
 }
 
 /** Builds the config from flags; `--resume` without `--config` continues with the run's own config. */
-export function configFromFlags(flags: TrainFlags, worldSize = 1): ExperimentConfig {
+export function configFromFlags(flags: TrainFlags, worldSize = 1, onNote?: NoteSink): ExperimentConfig {
   if (flags.resume && !existsSync(flags.resume)) {
     throw new UsageError(`--resume ${flags.resume}: no such run directory or checkpoint; give runs/<name> or runs/<name>/checkpoints/step-N`);
   }
@@ -76,7 +76,7 @@ export function configFromFlags(flags: TrainFlags, worldSize = 1): ExperimentCon
   if (flags.strict) sets.push('data.strict=true');
   const resumedRun = flags.resume ? runDirOfResume(flags.resume) : undefined;
   const runConfig = !flags.config && resumedRun ? join(resumedRun, 'config.yaml') : undefined;
-  const cfg = loadConfig({ file: flags.config ?? runConfig, sets, worldSize });
+  const cfg = loadConfig({ file: flags.config ?? runConfig, sets, worldSize, onNote });
   cfg.data.path = resolveDataPath(cfg.data.path);
   return cfg;
 }
