@@ -2,6 +2,7 @@
 # docs/restoration.md: bench/restore.ts on the Vanilla VAE of bench/results.sh (imputation of a
 # centred 25% square by both chains, denoising at five noise levels, scores) and on a VAE trained on
 # grade 0 only (anomaly AUROC of grade 0 against grades 1-4), then the page from its JSON lines.
+# Imputation runs 4 chains per image (the mean of 4 imputations is scored) for both methods.
 # Trains the grade-0 run first when it has no checkpoint (50 epochs, `data.classes: [0]`).
 #
 # Usage: bash bench/restore.sh [RUN] [ANOMALY_RUN] [OUT_DIR]
@@ -15,5 +16,5 @@ mkdir -p "$out"
 if [ ! -d "$anomaly/checkpoints" ]; then
   node bin/medvae.js train --config configs/vae_retinamnist.yaml --epochs 50 --set 'data.classes=[0]' --out "$anomaly" --log-format plain --metrics-port 0 >&2
 fi
-node --import tsx bench/restore.ts --run "$run" --anomaly-run "$anomaly" --normal 0 --n 400 --out "$out" | tee "$out/results.jsonl"
+node --import tsx bench/restore.ts --run "$run" --anomaly-run "$anomaly" --normal 0 --n 400 --samples 4 --out "$out" | tee "$out/results.jsonl"
 node --import tsx bench/restore-docs.ts "$out/results.jsonl" docs/restoration.md
