@@ -262,3 +262,18 @@ test('an image folder with a corrupt file: skipped with a warning, or fatal with
   assert.equal(strict.status, 1);
   assert.match(strict.stderr.trim().split('\n').at(-1)!, /^error: .*broken\.png/);
 });
+
+test("a PyTorch-VAE config trains, and each of its keys that does nothing here is named once in the output", () => {
+  const file = join(dir, 'pytorch-vae.yaml');
+  writeFileSync(file, [
+    'model_params:', "  name: 'VanillaVAE'", '  in_channels: 3', '  latent_dim: 4',
+    'data_params:', `  data_path: "${data}"`, '  train_batch_size: 16', '  val_batch_size: 16', '  patch_size: 32', '  num_workers: 4',
+    'exp_params:', '  LR: 0.005', '  kld_weight: 0.00025', '  manual_seed: 7',
+    'trainer_params:', '  gpus: [1]', '  max_epochs: 1',
+  ].join('\n'));
+  const r = medvae(['train', '--config', file, '--set', 'model.hidden_dims=[4, 8]', '--backend', 'wasm', '--log-format', 'plain', '--max-steps', '1', '--out', join(dir, 'pytorch-vae')]);
+  assert.equal(r.status, 0, r.stderr);
+  for (const key of ['data_params.val_batch_size', 'data_params.num_workers', 'trainer_params.gpus']) {
+    assert.equal(r.stderr.split('\n').filter((l) => l.includes(`${key} ignored`)).length, 1, key);
+  }
+});
