@@ -30,6 +30,11 @@ const rows = runs.map(({ run, evaluation }) => {
     tstr_accuracy: round(m.tstr?.tstr.accuracy), tstr_auc: round(m.tstr?.tstr.auc), trtr_accuracy: round(m.tstr?.trtr.accuracy), trtr_auc: round(m.tstr?.trtr.auc),
     majority_accuracy: round(m.tstr?.majority_accuracy),
     real_plus_synthetic_accuracy: round(m.tstr?.augmentation.real_plus_synthetic.accuracy), real_only_accuracy: round(m.tstr?.augmentation.real_only.accuracy),
+    fitted_frechet_feature_distance: round(m.fitted_posterior?.sample_quality.frechet_distance),
+    fitted_kernel_distance: round(m.fitted_posterior?.sample_quality.kernel_distance.mean),
+    fitted_diversity_ms_ssim_samples: round(m.fitted_posterior?.diversity.ms_ssim_generated),
+    fitted_tstr_accuracy: round(m.fitted_posterior?.tstr?.tstr.accuracy), fitted_tstr_auc: round(m.fitted_posterior?.tstr?.tstr.auc),
+    fitted_real_plus_synthetic_accuracy: round(m.fitted_posterior?.tstr?.augmentation.real_plus_synthetic.accuracy),
     feature_net: m.sample_quality.feature_net.id, backend: evaluation.meta.backend, machine: evaluation.meta.machine,
   };
 });

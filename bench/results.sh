@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The README's results: trains each of the six models on the bundled RetinaMNIST at 64x64 for the
 # paper's budget (50 epochs; the VAE-GAN 1,504 steps = 94 epochs of 16 steps at lr 0.0003),
-# evaluates every run on all 400 test images, writes a side-by-side report, and prints one JSON
-# line per run with the numbers and the machine.
+# evaluates every run on all 400 test images (and compares prior draws with draws from the fitted
+# aggregate posterior, bench/prior-holes.ts), writes a side-by-side report, and prints one JSON
+# line per run with the numbers and the machine. `node --import tsx bench/results-doc.ts` turns
+# that output into docs/results.md and the README's table.
 #
 # Resumable: a run that has checkpoints but no eval.json continues with `medvae train --resume`
 # (so a long run may be stopped and started again later), and a run with eval.json is kept.
@@ -31,6 +33,8 @@ for model in "${models[@]}"; do
     node bin/medvae.js train --config "${config[$model]}" --epochs "${epochs[$model]}" --out "$run" "${common[@]}" >&2
   fi
   node bin/medvae.js eval --run "$run" --split test --n 400 >&2
+  # Prior draws against draws from the fitted aggregate posterior (unconditional Gaussian latents).
+  case $model in cvae|joint_vae) ;; *) node --import tsx bench/prior-holes.ts --run "$run" --out "$run/prior-holes" > "$run/prior-holes.json" ;; esac
 done
 runs=()
 for model in "${all[@]}"; do [ -f "$out/$model/eval.json" ] && runs+=("$out/$model"); done
