@@ -95,6 +95,7 @@ test('usage mistakes exit 2 with one line naming the flag', () => {
   oneLine(medvae(['train', '--no-such-flag']), 2, /^error: unknown option '--no-such-flag'/);
   oneLine(medvae(['train', '--resume', join(dir, 'no-run')]), 2, /^error: --resume .*no-run: no such run directory or checkpoint/);
   oneLine(medvae(['sample', '--run', join(dir, 'folder-run'), '--n', 'x', '--out', join(dir, 's.npz')]), 2, /^error: --n must be a positive integer, got x/);
+  oneLine(medvae(['eval', '--run', join(dir, 'folder-run'), '--n', '1']), 2, /^error: --n expects an integer >= 2, got '1'/);
 });
 
 test('Ctrl-C: checkpoint, the exact --resume command, exit 130; that command continues the run', async () => {

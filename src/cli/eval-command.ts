@@ -5,7 +5,7 @@ import { formatEvalTable, writeEvalFile } from '../eval/eval-file.ts';
 import { evalRun } from '../eval/run-eval.ts';
 import { DEFAULT_RECIPE } from '../eval/feature-net.ts';
 import { writeReport } from '../report/write-report.ts';
-import { runCommand } from './errors.ts';
+import { runCommand, UsageError } from './errors.ts';
 import { evalRestoration, formatRestorationTable } from '../restore/eval-hook.ts';
 import { parseTasks } from '../restore/restore-eval.ts';
 import { parseNormal } from '../restore/anomaly.ts';
@@ -30,13 +30,9 @@ interface ReportFlags {
   debug?: boolean;
 }
 
-class FlagError extends Error {
-  override name = 'FlagError';
-}
-
 function positiveInt(flag: string, value: string, min: number): number {
   const n = Number(value);
-  if (!Number.isInteger(n) || n < min) throw new FlagError(`${flag} expects an integer >= ${min}, got '${value}'`);
+  if (!Number.isInteger(n) || n < min) throw new UsageError(`${flag} expects an integer >= ${min}, got '${value}'`);
   return n;
 }
 
