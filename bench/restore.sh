@@ -18,3 +18,4 @@ if [ ! -d "$anomaly/checkpoints" ]; then
 fi
 node --import tsx bench/restore.ts --run "$run" --anomaly-run "$anomaly" --normal 0 --n 400 --samples 4 --out "$out" | tee "$out/results.jsonl"
 node --import tsx bench/restore-docs.ts "$out/results.jsonl" docs/restoration.md
+cp "$out/results.jsonl" docs/restoration-results.jsonl
