@@ -176,7 +176,7 @@ test('without --max-restarts a killed worker stops the run non-zero, naming the 
   assert.equal(code, 1);
   assert.ok(Date.now() - started < 10_000, 'noticed within seconds');
   const last = d.output().trim().split('\n').at(-1)!;
-  assert.match(last, /^error: worker rank 0 \(cpu:0, pid \d+\) killed by SIGKILL.*Last checkpoint: .*step-\d+ \(intact\); continue with --resume/);
+  assert.match(last, /^error: worker rank 0 \(cpu:0, pid \d+\) killed by SIGKILL.*Last checkpoint: .*step-\d+ \(intact\); continue with: npx medvae-dist --cpu-workers 2 --resume /);
   const ckpt = latestCheckpoint(join(runDir, 'checkpoints'))!;
   assert.ok(readState(ckpt).step >= 2);
   assert.deepEqual(workersOf(d.child.pid!).size, 0, 'no worker left behind');

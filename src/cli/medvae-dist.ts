@@ -121,7 +121,7 @@ const program = addTrainFlags(usageExitCodes(new Command('medvae-dist'))
       const server = await startMetricsOrWarn(config, metrics, progress);
       try {
         const { results, restarts } = await launch({
-          config, runDir, resume: flags.resume, devices, maxRestarts, stepTimeoutMs, logFormat: flags.logFormat,
+          config, runDir, resume: flags.resume, resumeCommand, devices, maxRestarts, stepTimeoutMs, logFormat: flags.logFormat,
           progress, metrics, signal, listenHost: flags.listenHost, bucketBytes, chunkBytes,
         });
         if (results[0]!.stoppedBy === 'signal') return reportInterrupted(progress, results[0]!.step, results[0]!.checkpoint, resumeCommand);

@@ -26,6 +26,8 @@ export interface LaunchOptions {
   config: ExperimentConfig;
   runDir: string;
   resume?: string;
+  /** The command that continues this run (`npx medvae-dist ... --resume DIR`), for the failure message. */
+  resumeCommand: string;
   /** One entry per worker: 'gpu:<id>' (CUDA_VISIBLE_DEVICES=<id>) or 'cpu:<n>'. */
   devices: string[];
   /** Restart every worker from the last checkpoint this many times after a failure. */
@@ -183,7 +185,7 @@ export async function launch(opts: LaunchOptions): Promise<LaunchResult> {
       const last = latestCheckpoint(join(opts.runDir, 'checkpoints'));
       if (restarts >= opts.maxRestarts) {
         const hint = opts.maxRestarts === 0 ? '; pass --max-restarts N to restart the workers automatically' : ` after ${restarts} restart(s)`;
-        throw new WorkerFailure(`${e.message}. All workers stopped. Last checkpoint: ${last ?? '(none)'} (intact); continue with --resume ${opts.runDir}${hint}`);
+        throw new WorkerFailure(`${e.message}. All workers stopped. Last checkpoint: ${last ?? '(none)'} (intact); continue with: ${opts.resumeCommand}${hint}`);
       }
       opts.metrics.restart();
       // Restart from the newest checkpoint; before the first one exists, from where the run began.
