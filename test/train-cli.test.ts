@@ -145,26 +145,28 @@ test('a diverging run stops with advice and leaves the last good checkpoint inta
   assert.deepEqual(checkpointDigests(ckpt), before);
 });
 
-test('Ctrl-C (SIGINT) finishes the step, saves a checkpoint and exits 130', async () => {
-  const run = join(dir, 'interrupted');
-  const child = spawn(process.execPath, [BIN, ...base, '--epochs', '1000', '--out', run], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stderr = '';
-  const sawSteps = new Promise<void>((resolve) => {
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString();
-      if (/step 2\/3/.test(stderr)) resolve();
+for (const [signal, exitCode] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+  test(`${signal} finishes the step, saves a checkpoint and exits ${exitCode}`, async () => {
+    const run = join(dir, `interrupted-${signal}`);
+    const child = spawn(process.execPath, [BIN, ...base, '--epochs', '1000', '--out', run], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    const sawSteps = new Promise<void>((resolve) => {
+      child.stderr.on('data', (d: Buffer) => {
+        stderr += d.toString();
+        if (/step 2\/3/.test(stderr)) resolve();
+      });
     });
+    await sawSteps;
+    child.kill(signal);
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    assert.equal(code, exitCode, stderr);
+    assert.match(stderr, /interrupted: finishing this step/);
+    const ckpt = latestCheckpoint(join(run, 'checkpoints'));
+    assert.ok(ckpt && existsSync(join(ckpt, 'state.json')), stderr);
+    const state = JSON.parse(readFileSync(join(ckpt, 'state.json'), 'utf8')) as { step: number };
+    assert.ok(state.step >= 2);
   });
-  await sawSteps;
-  child.kill('SIGINT');
-  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
-  assert.equal(code, 130, stderr);
-  assert.match(stderr, /interrupted: finishing this step/);
-  const ckpt = latestCheckpoint(join(run, 'checkpoints'));
-  assert.ok(ckpt && existsSync(join(ckpt, 'state.json')), stderr);
-  const state = JSON.parse(readFileSync(join(ckpt, 'state.json'), 'utf8')) as { step: number };
-  assert.ok(state.step >= 2);
-});
+}
 
 test('reconstruct, denoise and interpolate write grids of the promised shape; denoise reports PSNR before and after', async () => {
   const run = join(dir, 'straight');

@@ -9,8 +9,8 @@ export class UsageError extends Error {
 
 export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;
-/** 128 + SIGINT, what shells report for a command stopped by Ctrl-C. */
-export const EXIT_INTERRUPTED = 130;
+/** 128 + the signal number, what shells report for a command stopped by it: Ctrl-C (SIGINT) 130, SIGTERM (what Kubernetes and Slurm send) 143. */
+export const EXIT_INTERRUPTED = { SIGINT: 130, SIGTERM: 143 } as const;
 
 const ERRNO_WHAT: Record<string, string> = {
   ENOSPC: 'no space left on the device; free some space (or write elsewhere) and try again',

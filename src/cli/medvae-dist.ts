@@ -109,7 +109,7 @@ const program = addTrainFlags(usageExitCodes(new Command('medvae-dist'))
         const server = await startMetricsOrWarn(config, metrics, progress);
         try {
           const result = await train({ config, runDir, resume: flags.resume, progress, signal, hooks: metricsHooks(metrics) });
-          if (result.stoppedBy === 'signal') return reportInterrupted(progress, result.state.step, result.checkpoint, resumeCommand);
+          if (result.stoppedBy === 'signal') return reportInterrupted(progress, signal, result.state.step, result.checkpoint, resumeCommand);
           progress.info(`finished at step ${result.state.step} (${result.stoppedBy}); checkpoint ${result.checkpoint || '(none)'}`);
         } finally {
           await server?.close();
@@ -124,7 +124,7 @@ const program = addTrainFlags(usageExitCodes(new Command('medvae-dist'))
           config, runDir, resume: flags.resume, resumeCommand, devices, maxRestarts, stepTimeoutMs, logFormat: flags.logFormat,
           progress, metrics, signal, listenHost: flags.listenHost, bucketBytes, chunkBytes,
         });
-        if (results[0]!.stoppedBy === 'signal') return reportInterrupted(progress, results[0]!.step, results[0]!.checkpoint, resumeCommand);
+        if (results[0]!.stoppedBy === 'signal') return reportInterrupted(progress, signal, results[0]!.step, results[0]!.checkpoint, resumeCommand);
         const peak = results.map((r) => `${Math.round(r.peakRssBytes / 2 ** 20)} MiB`).join(', ');
         progress.info(`finished at step ${results[0]!.step} (${results[0]!.stoppedBy}) with ${devices.length} workers, ${restarts} restart(s); checkpoint ${results[0]!.checkpoint || '(none)'}; peak RSS per worker: ${peak}`);
       } finally {

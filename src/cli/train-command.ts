@@ -10,23 +10,26 @@ import { serveMetrics, type MetricsServer } from '../metrics/server.ts';
 import type { ExperimentConfig } from '../config/schema.ts';
 import { metricsHooks } from '../train/metrics-hooks.ts';
 
-/** First Ctrl-C: finish the step, save a checkpoint, exit 130 (see reportInterrupted). Second: stop at once. */
+/**
+ * First Ctrl-C or SIGTERM: finish the step, save a checkpoint, exit 128 + the signal (see
+ * reportInterrupted); the signal's name is the abort reason. A second one: stop at once.
+ */
 export function interruptSignal(onFirst: () => void): AbortSignal {
   const controller = new AbortController();
-  const handler = (): void => {
-    if (controller.signal.aborted) process.exit(EXIT_INTERRUPTED);
-    onFirst();
-    controller.abort();
-  };
-  process.on('SIGINT', handler);
-  process.on('SIGTERM', handler);
+  for (const name of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(name, () => {
+      if (controller.signal.aborted) process.exit(EXIT_INTERRUPTED[name]);
+      onFirst();
+      controller.abort(name);
+    });
+  }
   return controller.signal;
 }
 
-/** Ctrl-C ends a run with its checkpoint and the exact command that continues it; exit 130. */
-export function reportInterrupted(progress: Progress, step: number, checkpoint: string, resumeCommand: string): void {
+/** An interrupted run ends with its checkpoint and the exact command that continues it; exit 130 (Ctrl-C) or 143 (SIGTERM). */
+export function reportInterrupted(progress: Progress, signal: AbortSignal, step: number, checkpoint: string, resumeCommand: string): void {
   progress.info(`interrupted at step ${step}; checkpoint ${checkpoint || '(none)'}; continue with: ${resumeCommand}`);
-  process.exitCode = EXIT_INTERRUPTED;
+  process.exitCode = signal.reason === 'SIGTERM' ? EXIT_INTERRUPTED.SIGTERM : EXIT_INTERRUPTED.SIGINT;
 }
 
 /** A busy metrics port must not cost a training run: warn and train without the endpoint. */
@@ -61,7 +64,7 @@ export function registerTrainCommand(program: Command): void {
         try {
           const result = await train({ config, runDir, resume: flags.resume, progress, signal, hooks: metricsHooks(metrics) });
           if (result.stoppedBy === 'signal') {
-            reportInterrupted(progress, result.state.step, result.checkpoint, `npx medvae train --resume ${shellWord(runDir)}`);
+            reportInterrupted(progress, signal, result.state.step, result.checkpoint, `npx medvae train --resume ${shellWord(runDir)}`);
             return;
           }
           progress.info(`${result.stoppedBy === 'completed' ? 'finished' : `stopped (${result.stoppedBy.replace('_', ' ')})`} at step ${result.state.step}; checkpoint ${result.checkpoint || '(none)'}`);
