@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig, parseOverrides } from '../src/config/load.ts';
@@ -82,4 +82,14 @@ test("a run's config.yaml written before a key existed loads with that key's def
   assert.equal(cfg.model.pixel_weight, DEFAULT_CONFIG.model.pixel_weight);
   assert.equal(cfg.model.alpha, DEFAULT_CONFIG.model.alpha);
   rmSync(run, { recursive: true });
+});
+
+test('every experiment in configs/ loads and validates', () => {
+  const dir = join(import.meta.dirname, '..', 'configs');
+  const files = readdirSync(dir).filter((f) => f.endsWith('.yaml'));
+  assert.ok(files.length >= 10);
+  for (const file of files) {
+    const cfg = loadConfig({ file: join(dir, file) });
+    assert.ok(cfg.train.epochs > 0, file);
+  }
 });
