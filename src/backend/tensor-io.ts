@@ -1,6 +1,6 @@
 // Copying float32 tensor values to and from plain arrays that the caller owns and reuses.
 //
-// dataSync() hands back a fresh array per call. For the all-reduce that is 15 MB (the Vanilla VAE's
+// dataSync() hands back a fresh array per call. For the all-reduce that is every gradient of the model (the Vanilla VAE's
 // gradients) allocated and dropped every step, and in a training process with a large heap the
 // garbage collections this external memory triggers cost tens of milliseconds per step (measured
 // with --cpu-prof on a medvae-dist worker). On wasm the values are read straight out of the module's

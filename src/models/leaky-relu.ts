@@ -1,7 +1,7 @@
 // LeakyReLU with a cheaper backward pass, saved as Keras' standard `LeakyReLU`.
 //
 // TF.js differentiates leakyRelu as where(x > 0, dy, alpha * dy): a Greater producing a bool
-// tensor and a Select reading three, ~70 ms per 4M elements on wasm. Here the backward is
+// tensor and a Select reading three (bench:kernels' LeakyReLU case). Here the backward is
 // leakyReluGrad (../backend/channel-ops.ts): one SIMD pass on wasm, dy * step(x, alpha)
 // elsewhere. Same class name, config and (no) weights as the stock layer, so checkpoints load
 // anywhere; registering it makes this process deserialise them into this layer.

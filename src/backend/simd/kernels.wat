@@ -2,7 +2,7 @@
 ;; the per-channel reductions and affine maps of batch norm, transposes, a conv filter gradient and
 ;; col2im.
 ;;
-;; Why: TF.js 4.22's wasm LeakyRelu is a scalar loop (~45 ms for 8.4 M floats, where a Relu takes ~4),
+;; Why: TF.js 4.22's wasm LeakyRelu is a scalar loop (several times a Relu's cost, `npm run bench:kernels`),
 ;; and a batch norm written with tf ops makes a pass over the activation per op (sub, square, mul,
 ;; add, two average pools, ...), each writing a full-size temporary. These kernels read each
 ;; activation once or twice and write only the result. The transposes and the conv pieces replace
@@ -214,7 +214,7 @@
   ;; y[c, r] = x[r, c] for x of `rows` x `cols` floats: 4x4 blocks moved with eight shuffles,
   ;; in tiles of 64 rows so that the 64 input rows' cache lines stay in L1 while the columns move
   ;; on, and each output row is written in contiguous runs. TF.js's own Transpose moves one float at
-  ;; a time through a generic index computation (~50 ms for 8.4 M floats).
+  ;; a time through a generic index computation (see bench:kernels' Transpose cases).
   (func (export "transpose") (param $x i32) (param $y i32) (param $rows i32) (param $cols i32)
     (local $inStride i32) (local $outStride i32) (local $r0 i32) (local $rEnd i32) (local $rVecEnd i32)
     (local $c i32) (local $cVecEnd i32) (local $r i32) (local $k i32) (local $src i32) (local $dst i32)
@@ -347,7 +347,7 @@
   ;; from vec and scal to output position (0, 0) of image 0 for that tap and channel: it may lie
   ;; outside the tensor, only positions in range are read), output address, first and end output
   ;; row, first and end output column, flags (1: wide, 2: pair). Loops run image, output row, pass:
-  ;; the input rows a row's passes read stay in cache (a loop over passes outermost streamed a 33 MB
+  ;; the input rows a row's passes read stay in cache (a loop over passes outermost streamed a whole
   ;; activation once per pass). `sums` is scratch for 64 floats per pass: per image sums (channel c,
   ;; then c + 1), then the totals over images; the totals are stored at each pass's output address
   ;; (channel c + 1's at + pairOutBytes), lane k at + k * laneBytes (vector k at + 4k * laneBytes).

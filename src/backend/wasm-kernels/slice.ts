@@ -1,5 +1,5 @@
 // Slice on wasm. TF.js's wasm kernel first copies the whole input out of the wasm heap
-// (readSync), then copies the slice back in: ~160 ms to take half of a [64,131072] tensor. Here
+// (readSync), then copies the slice back in, a round trip through JS memory for every slice. Here
 // the slice is copied heap to heap, one contiguous run at a time (~memcpy speed). String tensors
 // and scalars run the stock kernel.
 import * as tf from '@tensorflow/tfjs';

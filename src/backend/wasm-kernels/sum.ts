@@ -1,7 +1,7 @@
 // Sum on wasm over a contiguous block of axes that leaves channels after it (every conv bias
 // gradient: axes 0..2 of NHWC). TF.js's wasm Sum first transposes the reduced axes innermost, a
-// generic per-element loop (~100 ms for [64,64,64,32]); here the block becomes the width of one
-// XNNPACK average pool, [outer, 1, N, C] pooled over [1, N], times N (~2 ms), or, when only leading
+// generic per-element loop; here the block becomes the width of one
+// XNNPACK average pool, [outer, 1, N, C] pooled over [1, N], times N, or, when only leading
 // axes are reduced and C is whole vectors, the SIMD module's column sum. (XNNPACK's pool over the
 // [8, 32768] bias gradient of a 256x256 decoder's first Dense layer left the wasm heap corrupt: the
 // micro-batch-8 trap.) Other cases (int32, trailing axes, which need no transpose) run the stock kernel.

@@ -3,7 +3,7 @@
 // leading batch axis and an optional trailing block of floats that moves as a whole (NHWC
 // [B, H, W, C] -> [H, W, B, C] is [B, H*W] swapped in blocks of C). These run the SIMD module's
 // transpose (4x4 shuffled blocks) or transpose_blocks (whole runs); TF.js's stock kernel, kept for
-// every other permutation and dtype, moves one element at a time (~50 ms for [64, 131072]).
+// every other permutation and dtype, moves one element at a time (bench:kernels' Transpose cases).
 import * as tf from '@tensorflow/tfjs';
 import { simdKernels, wasmHeapOffset, type WasmKernelBackend } from '../simd/module.ts';
 import { stockWasmKernel } from './stock-kernels.ts';
