@@ -258,10 +258,10 @@ function writeAblationPage(ablation: ResultRow[]): void {
     '  feature space instead of a mean squared error that the KL and the adversarial term outweighed.',
     '- **A balanced game.** A discriminator whose loss on real or fake images falls below 0.68 − 0.35 sits the step out;',
     '  one whose loss rises above 0.68 + 0.35 stops the decoder chasing it (`gan_equilibrium`, `gan_margin`).',
-    '- **The pixels in the likelihood.** Discriminator features alone did not teach the decoder colour and layout in',
-    '  this budget (a tiny network on eight fixed images did not beat their mean image either, `test/models-vae-gan.test.ts`);',
-    '  a unit-variance Gaussian of the pixels weighted by `pixel_weight` (σ² = 1/10) does, and `recon_gamma` 0.01 keeps',
-    '  the adversarial term from being drowned in the decoder\'s objective.',
+    '- **The pixels in the likelihood.** A unit-variance Gaussian of the pixels weighted by `pixel_weight` (σ² = 1/10)',
+    '  joins the feature likelihood, and `recon_gamma` 0.01 keeps the adversarial term from being drowned in the',
+    '  decoder\'s objective. On a tiny network and eight fixed images (`test/models-vae-gan.test.ts`) the features alone',
+    '  did not beat the mean image and the pixels did; the last two rows compare them on this network.',
   );
   const holes = ganPriorHoles();
   if (holes) {
