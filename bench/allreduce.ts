@@ -1,12 +1,14 @@
 // All-reduce bandwidth over loopback between real worker processes.
 //   node --import tsx bench/allreduce.ts --mb 16,64,256 --workers 2 [--iters 5] [--bucket-mb 4] [--chunk-kb 512] [--transport auto|unix|tcp]
-// Prints one JSON line per size: {"mb","workers","transport","ms_median","bus_gb_per_s"}, where bus bandwidth is
+// MEDVAE_DIST_TLS=1 (with MEDVAE_DIST_TOKEN) encrypts the TCP links.
+// Prints one JSON line per size: {"mb","workers","transport","tls","ms_median","bus_gb_per_s"}, where bus bandwidth is
 // NCCL's 2(w-1)/w * bytes / time, comparable across world sizes. An iteration's time is the slowest
 // rank's; ranks start each iteration together after a barrier.
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
 import { listenForRing, type RingTransport } from '../src/dist/ring.ts';
+import { resolveTls } from '../src/dist/tls-link.ts';
 
 type ToWorker = { kind: 'peers'; peers: { host: string; port: number }[] };
 type FromWorker = { kind: 'port'; port: number } | { kind: 'times'; ms: number[] } | { kind: 'error'; message: string };
@@ -129,6 +131,6 @@ if (o.worker !== undefined) {
     const ms = median(await measure(mb, workers, iters, shape));
     const bytes = mb * MIB;
     const busGbPerS = ((2 * (workers - 1)) / workers) * bytes / (ms / 1000) / 1e9;
-    console.log(JSON.stringify({ mb, workers, transport: o.transport, chunk_kb: chunkBytes / 1024, ms_median: Number(ms.toFixed(2)), bus_gb_per_s: Number(busGbPerS.toFixed(3)) }));
+    console.log(JSON.stringify({ mb, workers, transport: o.transport, tls: resolveTls(undefined, process.env['MEDVAE_DIST_TOKEN'] ?? ''), chunk_kb: chunkBytes / 1024, ms_median: Number(ms.toFixed(2)), bus_gb_per_s: Number(busGbPerS.toFixed(3)) }));
   }
 }
