@@ -17,7 +17,7 @@ import { meanAndCovariance, symmetricEigen } from '../src/eval/linalg.ts';
 import { machineInfo } from '../src/eval/run-eval.ts';
 import { loadRun } from '../src/train/checkpoint.ts';
 import { stackFromTensor, writeGrid } from '../src/train/images.ts';
-import { mulberry32 } from '../src/train/rng.ts';
+import { mulberry32 } from '../src/util/rng.ts';
 
 const { values: args } = parseArgs({ options: { run: { type: 'string' }, n: { type: 'string', default: '64' }, out: { type: 'string' }, seed: { type: 'string', default: '0' } } });
 if (!args.run) throw new Error('--run DIR is required');

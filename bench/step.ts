@@ -9,7 +9,7 @@ import { initBackend } from '../src/backend/index.ts';
 import { DEFAULT_CONFIG, type BackendChoice, type ModelName } from '../src/config/schema.ts';
 import type { ModelBatch, VaeModel } from '../src/models/base.ts';
 import { createModel } from '../src/models/index.ts';
-import { stepNoise, Stream } from '../src/train/rng.ts';
+import { stepNoise, Stream } from '../src/util/rng.ts';
 import { applyGradients, computeGradients, createOptimizers, disposeGradients, type GroupOptimizer } from '../src/train/step.ts';
 
 const MODEL_NAMES: Record<string, ModelName> = {

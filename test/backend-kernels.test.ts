@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend/index.ts';
 import { stockWasmKernel } from '../src/backend/wasm-kernels/index.ts';
 import { axisSwap } from '../src/backend/wasm-kernels/transpose.ts';
-import { mulberry32 } from '../src/train/rng.ts';
+import { mulberry32 } from '../src/util/rng.ts';
 
 type Shape4 = [number, number, number, number];
 

@@ -10,7 +10,7 @@ import { channelAffine, channelSquaredDeviationSum, channelSum, channelSumAndDot
 import { SimdKernelError } from '../src/backend/simd/module.ts';
 import { BatchNorm } from '../src/models/batch-norm.ts';
 import { LeakyRelu } from '../src/models/leaky-relu.ts';
-import { mulberry32 } from '../src/train/rng.ts';
+import { mulberry32 } from '../src/util/rng.ts';
 
 function randomValues(n: number, seed: number, offset = 0, spread = 2): Float32Array {
   const next = mulberry32(seed);

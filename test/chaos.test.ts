@@ -27,7 +27,7 @@ writeTinyNpz(data, { train: 48, val: 8, test: 8 });
 const args = ['--cpu-workers', '2', '--config', 'configs/smoke.yaml', '--data', data, '--backend', 'wasm', '--log-format', 'plain',
   '--epochs', String(EPOCHS), '--set', 'output.checkpoint_every_steps=2', '--metrics-port', '0'];
 
-/** Worker processes of a coordinator, by rank (read from their environment). */
+/** Worker processes of an agent, by rank (read from their environment). */
 function workersOf(parent: number): number[] {
   const out: number[] = [];
   for (const entry of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {

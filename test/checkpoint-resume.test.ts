@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { writeTinyNpz } from './helpers/tiny-data.ts';
 import { listCheckpoints } from '../src/train/checkpoint.ts';
 import { CheckpointDamagedError, verifyCheckpoint } from '../src/train/checkpoint-manifest.ts';
-import { removeStaleTemps } from '../src/train/atomic.ts';
+import { removeStaleTemps } from '../src/util/atomic.ts';
 import { rewindMetrics } from '../src/train/resume.ts';
 
 const BIN = join(import.meta.dirname, '..', 'bin', 'medvae.js');

@@ -3,9 +3,9 @@ import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import { describe, it } from 'node:test';
-import { encodeHeader, type FrameHeader, FrameReader, FrameType, HEADER_BYTES, type PayloadSink } from '../src/dist/frame.ts';
-import { decodeHello, encodeHello, handshakeMac, helloRefusal, isLoopbackHost, macsMatch, NONCE_BYTES, PROTOCOL_VERSION } from '../src/dist/handshake.ts';
-import { FlatLayout, RingPlan } from '../src/dist/layout.ts';
+import { encodeHeader, type FrameHeader, FrameReader, FrameType, HEADER_BYTES, type PayloadSink } from '../src/distributed/collective/frame.ts';
+import { decodeHello, encodeHello, handshakeMac, helloRefusal, isLoopbackHost, macsMatch, NONCE_BYTES, PROTOCOL_VERSION } from '../src/distributed/collective/handshake.ts';
+import { FlatLayout, RingPlan } from '../src/distributed/collective/bucket-plan.ts';
 
 /** Just enough of a socket for FrameReader: 'data' events and pause/resume bookkeeping. */
 class FakeSocket extends EventEmitter {
@@ -21,7 +21,7 @@ class FakeSocket extends EventEmitter {
 }
 
 function frame(type: number, opSeq: number, payload: Buffer): Buffer {
-  return Buffer.concat([encodeHeader({ payloadBytes: payload.length, type, step: 1, opSeq, bucket: 2, chunk: 3 }), payload]);
+  return Buffer.concat([encodeHeader({ payloadBytes: payload.length, type, ringStep: 1, opSeq, bucket: 2, chunk: 3 }), payload]);
 }
 
 describe('FrameReader', () => {
@@ -42,7 +42,7 @@ describe('FrameReader', () => {
       for (let at = 0; at < stream.length; at += pieceBytes) socket.emit('data', stream.subarray(at, at + pieceBytes));
       assert.deepEqual(got.map((g) => g.payload), payloads, `pieces of ${pieceBytes} bytes`);
       assert.deepEqual(got.map((g) => g.header.opSeq), [0, 1, 2]);
-      assert.deepEqual(got[2].header, { payloadBytes: 9, type: FrameType.Data, step: 1, opSeq: 2, bucket: 2, chunk: 3 });
+      assert.deepEqual(got[2].header, { payloadBytes: 9, type: FrameType.Data, ringStep: 1, opSeq: 2, bucket: 2, chunk: 3 });
     }
   });
 
@@ -80,7 +80,7 @@ describe('FrameReader', () => {
         return { write: () => undefined, end: () => undefined };
       },
     });
-    socket.emit('data', encodeHeader({ payloadBytes: 101, type: FrameType.Data, step: 0, opSeq: 0, bucket: 0, chunk: 0 }));
+    socket.emit('data', encodeHeader({ payloadBytes: 101, type: FrameType.Data, ringStep: 0, opSeq: 0, bucket: 0, chunk: 0 }));
     socket.emit('data', frame(FrameType.Data, 0, Buffer.from('later')));
     assert.equal(headers, 0);
     assert.equal(errors.length, 1);

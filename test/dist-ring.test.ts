@@ -7,11 +7,11 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { DistConfigError, PeerError } from '../src/dist/errors.ts';
-import { encodeHeader, FrameType } from '../src/dist/frame.ts';
+import { DistConfigError, PeerError } from '../src/distributed/collective/errors.ts';
+import { encodeHeader, FrameType } from '../src/distributed/collective/frame.ts';
 import { acceptHandshake, dialHandshake, frame, handshakeClient, helloPayload } from './helpers/ring-handshake.ts';
-import { ReduceKernel } from '../src/dist/reduce-kernel.ts';
-import { type Collective, connectRing, listenForRing, LocalCollective, type RingOptions, type RingTransport, unixSocketPath } from '../src/dist/ring.ts';
+import { ReduceKernel } from '../src/distributed/collective/reduce-kernel.ts';
+import { type Collective, connectRing, listenForRing, LocalCollective, type RingOptions, type RingTransport, unixSocketPath } from '../src/distributed/collective/ring.ts';
 import { expectedMean, makeGradients } from './fixtures/dist-data.ts';
 import type { FromRingWorker, ToRingWorker } from './fixtures/dist-ring-worker.ts';
 
@@ -196,7 +196,7 @@ describe('hostile connections', () => {
     await handshakeClient({ host: '127.0.0.1', port: target }, { rank: 0, worldSize: 2 }, 'wrong horse');
     await rawClient(target, oldHello());
     await rawClient(target, Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'.padEnd(64, 'z')));
-    await rawClient(target, encodeHeader({ payloadBytes: 2 ** 31, type: FrameType.Hello, step: 0, opSeq: 0, bucket: 0, chunk: 0 }));
+    await rawClient(target, encodeHeader({ payloadBytes: 2 ** 31, type: FrameType.Hello, ringStep: 0, opSeq: 0, bucket: 0, chunk: 0 }));
     const reasons = logs[1].join('\n');
     assert.match(reasons, /refused .*bad token/);
     assert.match(reasons, /refused .*protocol version 1, this rank speaks 2/);
@@ -219,7 +219,7 @@ describe('hostile connections', () => {
     const rank1 = await listenForRing({ rank: 1, worldSize: 2, token, ...SMALL, maxFrameBytes: 65536, log: (l) => logs.push(l) });
     const fake = net.createServer((socket) => {
       acceptHandshake(socket, { rank: 0, worldSize: 2 }, token, () => {
-        socket.write(encodeHeader({ payloadBytes: 1 << 30, type: FrameType.Data, step: 0, opSeq: 0, bucket: 0, chunk: 0 }));
+        socket.write(encodeHeader({ payloadBytes: 1 << 30, type: FrameType.Data, ringStep: 0, opSeq: 0, bucket: 0, chunk: 0 }));
       });
       socket.on('error', () => undefined);
     });
@@ -293,7 +293,7 @@ describe('unix socket transport', () => {
     const target = listeners[1].socketPath!;
     await handshakeClient({ path: target }, { rank: 0, worldSize: 2 }, 'wrong horse');
     await rawUnixClient(target, oldHello());
-    await rawUnixClient(target, encodeHeader({ payloadBytes: 2 ** 31, type: FrameType.Hello, step: 0, opSeq: 0, bucket: 0, chunk: 0 }));
+    await rawUnixClient(target, encodeHeader({ payloadBytes: 2 ** 31, type: FrameType.Hello, ringStep: 0, opSeq: 0, bucket: 0, chunk: 0 }));
     const reasons = logs[1].join('\n');
     assert.match(reasons, /refused a connection from the unix socket: bad token/);
     assert.match(reasons, /refused .*protocol version 1, this rank speaks 2/);

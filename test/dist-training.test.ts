@@ -103,7 +103,7 @@ test('a medvae-dist checkpoint resumes under medvae train, and the other way rou
   assert.equal(readState(latestCheckpoint(join(runDir, 'checkpoints'))!).step, 9);
 });
 
-test('--gpus without a GPU backend falls back to CPU workers with one warning; --gpus 0 runs without a coordinator', () => {
+test('--gpus without a GPU backend falls back to CPU workers with one warning; --gpus 0 runs without an agent', () => {
   const r = run(DIST, ['--gpus', '0,1', ...tiny, '--max-steps', '1', '--out', join(dir, 'gpus')]);
   assert.equal(r.status, 0, r.stderr);
   assert.equal(r.stderr.match(/warning: no GPU backend/g)?.length, 1);
@@ -113,7 +113,7 @@ test('--gpus without a GPU backend falls back to CPU workers with one warning; -
   assert.doesNotMatch(single.stderr, /\[medvae dist\]/, 'no ring is formed for one device');
 });
 
-/** Worker processes of a coordinator, by rank (read from their environment). */
+/** Worker processes of an agent, by rank (read from their environment). */
 function workersOf(parent: number): Map<number, number> {
   const out = new Map<number, number>();
   for (const entry of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {

@@ -5,7 +5,7 @@ import type { ModelConfig, ModelName } from '../src/config/schema.ts';
 import { DEFAULT_CONFIG } from '../src/config/schema.ts';
 import type { Encoding, ModelLosses, StepNoise, VaeModel } from '../src/models/base.ts';
 import type { LabelledImages } from '../src/eval/images.ts';
-import { mulberry32 } from '../src/train/rng.ts';
+import { mulberry32 } from '../src/util/rng.ts';
 
 /**
  * n grey size x size images in 3 classes: class c has a bright horizontal band in its third of the

@@ -7,7 +7,7 @@ import { initBackend } from '../src/backend/index.ts';
 import type { LabelledImages } from '../src/eval/images.ts';
 import { drawLatents, fitLatents, LatentFitError, normalFrom, type LatentGaussian } from '../src/eval/latent-fit.ts';
 import { createModel } from '../src/models/index.ts';
-import { mulberry32 } from '../src/train/rng.ts';
+import { mulberry32 } from '../src/util/rng.ts';
 import { disposeBatch, fixedBatch, tinyConfig } from './models-helpers.ts';
 
 before(async () => {

@@ -6,7 +6,7 @@ import { matMul, sqrtPsd, squareMatrix, symmetricEigen, LinalgError } from '../s
 import { frechetDistance, gaussianStats } from '../src/eval/frechet.ts';
 import { kernelDistance, mmdUnbiased } from '../src/eval/kid.ts';
 import { binaryAuc, macroAuc } from '../src/eval/auc.ts';
-import { mulberry32 } from '../src/train/rng.ts';
+import { mulberry32 } from '../src/util/rng.ts';
 
 function assertClose(actual: number, expected: number, tol: number, what: string): void {
   assert.ok(Math.abs(actual - expected) <= tol, `${what}: ${actual} vs expected ${expected} (tol ${tol})`);

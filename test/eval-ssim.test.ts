@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend/index.ts';
 import { evalMsSsim, evalSsim, msSsimLevels, msSsimWeights } from '../src/eval/ssim.ts';
 import { MS_SSIM_WEIGHTS, ssim as paddedSsim, SsimInputError } from '../src/losses/ssim.ts';
-import { mulberry32 } from '../src/train/rng.ts';
+import { mulberry32 } from '../src/util/rng.ts';
 
 before(async () => {
   await initBackend('wasm');

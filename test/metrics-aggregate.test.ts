@@ -1,9 +1,9 @@
 // Merging worker registries for medvae-dist: two real TrainingMetrics, their snapshots carried as
-// the control channel would (msgpackr), merged with the coordinator's own metrics.
+// the control channel would (msgpackr), merged with the agent's own metrics.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { pack, unpack } from 'msgpackr';
-import { CoordinatorMetrics, MetricsMergeError, aggregateWorkerMetrics } from '../src/metrics/aggregate.ts';
+import { AgentMetrics, MetricsMergeError, aggregateWorkerMetrics } from '../src/metrics/aggregate.ts';
 import { TrainingMetrics } from '../src/metrics/registry.ts';
 
 /** Sample lines of the exposition text, `name{labels} value`, without comments. */
@@ -92,38 +92,38 @@ describe('aggregateWorkerMetrics', () => {
   });
 });
 
-describe('CoordinatorMetrics', () => {
+describe('AgentMetrics', () => {
   it('serves workers up, restarts and the latest snapshot of each live worker', async () => {
     const workers = await twoWorkers();
-    const coordinator = new CoordinatorMetrics();
-    coordinator.workerUp(0, 'cuda:0', true);
-    coordinator.workerUp(1, 'cuda:1', true);
-    for (const worker of workers) coordinator.workerSnapshot(worker.rank, await viaChannel(worker));
-    coordinator.restart();
-    let lines = samples(await coordinator.metrics());
+    const agent = new AgentMetrics();
+    agent.workerUp(0, 'cuda:0', true);
+    agent.workerUp(1, 'cuda:1', true);
+    for (const worker of workers) agent.workerSnapshot(worker.rank, await viaChannel(worker));
+    agent.restart();
+    let lines = samples(await agent.metrics());
     assert.ok(lines.includes('medvae_worker_up{rank="0",device="cuda:0"} 1'));
     assert.ok(lines.includes('medvae_worker_up{rank="1",device="cuda:1"} 1'));
-    // The coordinator's restart plus the workers' zeros.
+    // The agent's restart plus the workers' zeros.
     assert.ok(lines.includes('medvae_restarts_total 1'));
     assert.ok(lines.includes('medvae_train_images_total 27'));
-    // Coordinator process metrics carry no rank; the workers' do.
+    // Agent process metrics carry no rank; the workers' do.
     assert.ok(lines.some((line) => /^process_resident_memory_bytes \d+/.test(line)));
     assert.ok(lines.some((line) => line.startsWith('process_resident_memory_bytes{rank="1"}')));
 
-    coordinator.workerUp(1, 'cuda:1', false);
-    lines = samples(await coordinator.metrics());
+    agent.workerUp(1, 'cuda:1', false);
+    lines = samples(await agent.metrics());
     assert.ok(lines.includes('medvae_worker_up{rank="1",device="cuda:1"} 0'));
     assert.ok(!lines.some((line) => line.includes('rank="1"') && !line.startsWith('medvae_worker_up')), 'rank 1 series left after it went down');
     assert.ok(lines.includes('medvae_train_images_total 12'));
-    assert.throws(() => coordinator.workerSnapshot(-1, []), /rank must be an integer/);
+    assert.throws(() => agent.workerSnapshot(-1, []), /rank must be an integer/);
   });
 
   it('reports a worker that also claims medvae_worker_up', async () => {
     const worker = new TrainingMetrics({ rank: 0, defaultMetrics: false });
     worker.workerUp(0, 'cpu', true);
-    const coordinator = new CoordinatorMetrics({ defaultMetrics: false });
-    coordinator.workerUp(0, 'cpu', true);
-    coordinator.workerSnapshot(0, await worker.snapshot());
-    await assert.rejects(coordinator.metrics(), /medvae_worker_up\{device="cpu",rank="0"\} comes from both coordinator and worker rank 0/);
+    const agent = new AgentMetrics({ defaultMetrics: false });
+    agent.workerUp(0, 'cpu', true);
+    agent.workerSnapshot(0, await worker.snapshot());
+    await assert.rejects(agent.metrics(), /medvae_worker_up\{device="cpu",rank="0"\} comes from both agent and worker rank 0/);
   });
 });

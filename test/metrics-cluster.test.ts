@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { parse, stringify } from 'yaml';
-import { CoordinatorMetrics } from '../src/metrics/aggregate.ts';
+import { AgentMetrics } from '../src/metrics/aggregate.ts';
 import { TrainingMetrics } from '../src/metrics/registry.ts';
 import { startMetricsServer } from '../src/metrics/server.ts';
 import { promtoolBinary, runPromtool } from './helpers/prometheus.ts';
@@ -55,10 +55,10 @@ function labelNamesIn(expr: string): string[] {
   return labels;
 }
 
-/** Sample names and label names of a live scrape of a coordinator merging two busy workers. */
+/** Sample names and label names of a live scrape of an agent merging two busy workers. */
 async function liveScrape(): Promise<{ samples: Set<string>; labels: Set<string> }> {
   const workers = [new TrainingMetrics({ rank: 0 }), new TrainingMetrics({ rank: 1 })];
-  const coordinator = new CoordinatorMetrics();
+  const agent = new AgentMetrics();
   for (const worker of workers) {
     worker.stepDone({ step: 1, images: 4, stepSeconds: 0.1, dataWaitSeconds: 0.01, losses: { vae: { objective: 1 } }, learningRates: { vae: 0.001 } });
     worker.epochDone(1);
@@ -66,11 +66,11 @@ async function liveScrape(): Promise<{ samples: Set<string>; labels: Set<string>
     worker.tensorMemory({ numTensors: 3, numBytes: 30 });
     worker.checkpointSaved(1_700_000_000);
     worker.divergence('explosion');
-    coordinator.workerUp(worker.rank, 'cpu', true);
-    coordinator.workerSnapshot(worker.rank, await worker.snapshot());
+    agent.workerUp(worker.rank, 'cpu', true);
+    agent.workerSnapshot(worker.rank, await worker.snapshot());
   }
-  coordinator.restart();
-  const server = await startMetricsServer({ port: 0, collect: () => coordinator.metrics() });
+  agent.restart();
+  const server = await startMetricsServer({ port: 0, collect: () => agent.metrics() });
   try {
     const text = await (await fetch(`http://127.0.0.1:${server.port}/metrics`)).text();
     const samples = new Set<string>();

@@ -1,8 +1,8 @@
 // A real Prometheus scrapes a single-process endpoint fed by a trainer-like loop and a
-// coordinator endpoint merging two worker registries; promtool lints a live scrape.
+// agent endpoint merging two worker registries; promtool lints a live scrape.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { CoordinatorMetrics } from '../src/metrics/aggregate.ts';
+import { AgentMetrics } from '../src/metrics/aggregate.ts';
 import { TrainingMetrics } from '../src/metrics/registry.ts';
 import { startMetricsServer } from '../src/metrics/server.ts';
 import type { MetricsServer } from '../src/metrics/server.ts';
@@ -31,7 +31,7 @@ const noPromtool = promtoolBinary === undefined ? 'promtool not installed (Debia
 describe(`metrics scraped by a real Prometheus${noPrometheus ? ` (skipped: ${noPrometheus})` : ''}`, { skip: noPrometheus ?? false }, () => {
   const single = new TrainingMetrics();
   const workers = [new TrainingMetrics({ rank: 0 }), new TrainingMetrics({ rank: 1 })];
-  const coordinator = new CoordinatorMetrics();
+  const agent = new AgentMetrics();
   const servers: MetricsServer[] = [];
   let prometheus: RunningPrometheus | undefined;
   let trainerLoop: NodeJS.Timeout | undefined;
@@ -43,10 +43,10 @@ describe(`metrics scraped by a real Prometheus${noPrometheus ? ` (skipped: ${noP
     trainerLoop = setInterval(() => fakeStep(single, ++step), 100);
     // Two workers in lock-step: 5 steps of 8 images each, rank 1's losses 1 higher and its kld NaN.
     for (let s = 1; s <= 5; s++) workers.forEach((worker, rank) => fakeStep(worker, s, rank, rank === 1 ? Number.NaN : 0.5));
-    for (const worker of workers) coordinator.workerUp(worker.rank, `cpu:${worker.rank}`, true);
-    for (const worker of workers) coordinator.workerSnapshot(worker.rank, await worker.snapshot());
+    for (const worker of workers) agent.workerUp(worker.rank, `cpu:${worker.rank}`, true);
+    for (const worker of workers) agent.workerSnapshot(worker.rank, await worker.snapshot());
 
-    servers.push(await serve(() => single.metrics()), await serve(() => coordinator.metrics()));
+    servers.push(await serve(() => single.metrics()), await serve(() => agent.metrics()));
     const [train, dist] = servers.map((server) => `127.0.0.1:${server.port}`);
     prometheus = await startPrometheus({ jobs: [{ job: 'train', targets: [train] }, { job: 'dist', targets: [dist] }] });
     await prometheus.waitForScrapes('train', 2);

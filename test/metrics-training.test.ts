@@ -55,7 +55,7 @@ test('medvae train: Prometheus scrapes steps that increase and finite loss gauge
   }
 });
 
-test('medvae-dist --cpu-workers 2: one endpoint on the coordinator shows both ranks', { skip }, async () => {
+test('medvae-dist --cpu-workers 2: one endpoint on the agent shows both ranks', { skip }, async () => {
   const port = await freePort();
   const child = await training('medvae-dist.js', ['--cpu-workers', '2'], port);
   const prom = await startPrometheus({ jobs: [{ job: 'medvae-dist', targets: [`127.0.0.1:${port}`] }], scrapeIntervalSeconds: 1 });

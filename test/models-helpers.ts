@@ -2,7 +2,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { DEFAULT_CONFIG, type ModelConfig, type ModelName } from '../src/config/schema.ts';
 import type { LossContext, ModelBatch } from '../src/models/base.ts';
-import { stepNoise, Stream } from '../src/train/rng.ts';
+import { stepNoise, Stream } from '../src/util/rng.ts';
 
 export const MODEL_NAMES: ModelName[] = ['vae', 'beta_vae', 'mssim_vae', 'cvae', 'joint_vae', 'vae_gan'];
 export const LABEL_WIDTH = 3;

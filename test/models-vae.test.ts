@@ -6,7 +6,7 @@ import { DEFAULT_CONFIG } from '../src/config/schema.ts';
 import type { LayerVariable } from '@tensorflow/tfjs-layers';
 import { ModelConfigError } from '../src/models/blocks.ts';
 import { createModel } from '../src/models/index.ts';
-import { stepNoise } from '../src/train/rng.ts';
+import { stepNoise } from '../src/util/rng.ts';
 import { disposeBatch, fixedBatch, LABEL_WIDTH, MODEL_NAMES, tinyConfig } from './models-helpers.ts';
 
 before(async () => {

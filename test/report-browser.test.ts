@@ -14,7 +14,7 @@ import { DEFAULT_CONFIG } from '../src/config/schema.ts';
 import { formatNumber, metricRows, type EvalFile } from '../src/eval/eval-file.ts';
 import type { EvalMetrics } from '../src/eval/evaluate.ts';
 import { writeReport } from '../src/report/write-report.ts';
-import { lossCurveSvg } from '../src/report/svg.ts';
+import { lossCurveSvg } from '../src/util/svg.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 const hasChromium = existsSync(CHROMIUM);

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadConfig } from '../src/config/load.ts';
-import { activationBytesPerImage, COPIES_PER_ACTIVATION, resolveMicroBatch } from '../src/train/memory.ts';
+import { activationBytesPerImage, COPIES_PER_ACTIVATION, resolveMicroBatch } from '../src/train/micro-batch.ts';
 
 test('activation bytes per image follow the conv stacks (hand count for a 2-layer 32x32 model)', () => {
   const cfg = loadConfig({ sets: ['model.image_size=32', 'model.hidden_dims=[8, 16]', 'model.in_channels=3'] });

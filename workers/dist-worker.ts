@@ -1,11 +1,11 @@
-// One data-parallel worker process of `medvae-dist`, forked by the coordinator with its device
+// One data-parallel worker process of `medvae-dist`, forked by the agent with its device
 // already chosen (CUDA_VISIBLE_DEVICES). It exposes WorkerApi over the IPC channel and runs the
-// same training loop as `medvae train`, with the TCP ring as its collective.
+// same training loop as `medvae train`, with the ring (src/distributed/collective) as its collective.
 import * as Comlink from 'comlink';
 import * as tf from '@tensorflow/tfjs';
-import { parentProcessEndpoint } from '../src/dist/ipc-endpoint.ts';
-import { listenForRing, type RingListener } from '../src/dist/ring.ts';
-import type { WorkerApi, WorkerHealth, WorkerPlan, WorkerResult } from '../src/dist/worker-protocol.ts';
+import { parentProcessEndpoint } from '../src/distributed/launch/ipc-endpoint.ts';
+import { listenForRing, type RingListener } from '../src/distributed/collective/ring.ts';
+import type { WorkerApi, WorkerHealth, WorkerPlan, WorkerResult } from '../src/distributed/launch/worker-protocol.ts';
 import { TrainingMetrics } from '../src/metrics/registry.ts';
 import { train } from '../src/train/trainer.ts';
 import { metricsHooks } from '../src/train/metrics-hooks.ts';
@@ -81,8 +81,8 @@ const api: WorkerApi = {
   },
 };
 
-// Ctrl-C in the terminal reaches the whole process group; the coordinator decides, via stop().
+// Ctrl-C in the terminal reaches the whole process group; the agent decides, via stop().
 process.on('SIGINT', () => {});
-// An orphaned worker (coordinator gone) must not train on alone.
+// An orphaned worker (agent gone) must not train on alone.
 process.on('disconnect', () => process.exit(1));
 Comlink.expose(api, parentProcessEndpoint());

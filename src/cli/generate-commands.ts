@@ -12,7 +12,7 @@ import type { ExperimentConfig } from '../config/schema.ts';
 import { writeNpz } from '../data/npz-writer.ts';
 import { denormalize, stackFromTensor, writeGrid, writePng, type ImageStack } from '../train/images.ts';
 import { sampleLabels } from '../train/pictures.ts';
-import { hashKeys, mulberry32, stepNoise, Stream } from '../train/rng.ts';
+import { hashKeys, mulberry32, stepNoise, Stream } from '../util/rng.ts';
 import { drawLatentsFor, fitLatents, hasGaussianLatent, normalFrom, type FittedLatents } from '../eval/latent-fit.ts';
 import { readLatentFitImages } from '../eval/run-eval.ts';
 import { runCommand, UsageError } from './errors.ts';

@@ -10,9 +10,9 @@ import { createProgress, type Progress } from '../train/progress.ts';
 import { train } from '../train/trainer.ts';
 import { metricsHooks } from '../train/metrics-hooks.ts';
 import { TrainingMetrics } from '../metrics/registry.ts';
-import { CoordinatorMetrics } from '../metrics/aggregate.ts';
-import { launch } from '../dist/coordinator.ts';
-import { DEFAULT_BUCKET_BYTES, DEFAULT_CHUNK_BYTES, DEFAULT_MAX_FRAME_BYTES } from '../dist/ring.ts';
+import { AgentMetrics } from '../metrics/aggregate.ts';
+import { launch } from '../distributed/launch/agent.ts';
+import { DEFAULT_BUCKET_BYTES, DEFAULT_CHUNK_BYTES, DEFAULT_MAX_FRAME_BYTES } from '../distributed/collective/ring.ts';
 
 interface DistFlags extends TrainFlags {
   gpus?: string;
@@ -76,7 +76,7 @@ function dataPlaneSizes(flags: DistFlags): { bucketBytes: number; chunkBytes: nu
 
 const program = addTrainFlags(usageExitCodes(new Command('medvae-dist'))
   .description('data-parallel training: one worker process per GPU (or CPU worker), gradients averaged every step'))
-  .option('--gpus <ids>', 'GPU indices, one worker each, e.g. 0,1 (one GPU: no coordinator, the single-GPU path)')
+  .option('--gpus <ids>', 'GPU indices, one worker each, e.g. 0,1 (one GPU: no agent, the single-GPU path)')
   .option('--cpu-workers <n>', 'number of CPU workers (wasm backend)')
   .option('--max-restarts <n>', 'restart all workers from the last checkpoint up to n times when one dies or hangs', '0')
   .option('--step-timeout <seconds>', 'after its first step, a worker whose step count does not move for this long is treated as hung (start-up may take up to 300 s)', '600')
@@ -101,7 +101,7 @@ const program = addTrainFlags(usageExitCodes(new Command('medvae-dist'))
       progress.info(`workers: ${devices.join(', ')}${dataPlane}`);
 
       if (devices.length === 1) {
-        // The single-device fallback: same loop, same outputs, no coordinator and no IPC.
+        // The single-device fallback: same loop, same outputs, no agent and no IPC.
         const [kind, id] = devices[0]!.split(':');
         process.env.CUDA_VISIBLE_DEVICES = kind === 'gpu' ? id : '';
         const metrics = new TrainingMetrics({ rank: 0 });
@@ -117,7 +117,7 @@ const program = addTrainFlags(usageExitCodes(new Command('medvae-dist'))
         return;
       }
 
-      const metrics = new CoordinatorMetrics();
+      const metrics = new AgentMetrics();
       const server = await startMetricsOrWarn(config, metrics, progress);
       try {
         const { results, restarts } = await launch({

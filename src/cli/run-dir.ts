@@ -4,7 +4,7 @@
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { readMetricsLog } from '../train/metrics-log.ts';
-import { DiskFullError } from '../train/atomic.ts';
+import { DiskFullError } from '../util/atomic.ts';
 import { latestCheckpoint } from '../train/checkpoint.ts';
 
 export class RunDirGuard {

@@ -2,14 +2,14 @@
 // run directory. One definition serves both commands.
 import { Command, Option } from 'commander';
 import { existsSync } from 'node:fs';
-import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { basename, join } from 'node:path';
 import { loadConfig, type NoteSink } from '../config/load.ts';
 import type { ExperimentConfig } from '../config/schema.ts';
 import type { LogFormat } from '../train/progress.ts';
 import { runDirOfResume } from '../train/resume.ts';
 import { inferFormat } from '../data/format.ts';
 import { UsageError } from './errors.ts';
+import { resolveBundledPath } from '../util/package-root.ts';
 
 export interface TrainFlags {
   config?: string;
@@ -27,8 +27,6 @@ export interface TrainFlags {
   debug?: boolean;
 }
 
-/** The project's root: bundled data and configs are found relative to it, wherever medvae runs from. */
-export const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
@@ -49,12 +47,6 @@ export function addTrainFlags(cmd: Command): Command {
     .option('--debug', 'print stack traces on errors');
 }
 
-/** A relative data path that is not found from the working directory may name the bundled copy. */
-function resolveDataPath(path: string): string {
-  if (isAbsolute(path) || existsSync(path)) return path;
-  const bundled = join(PACKAGE_ROOT, path);
-  return existsSync(bundled) ? bundled : path;
-}
 
 /** Builds the config from flags; `--resume` without `--config` continues with the run's own config. */
 export function configFromFlags(flags: TrainFlags, worldSize = 1, onNote?: NoteSink): ExperimentConfig {
@@ -65,7 +57,7 @@ export function configFromFlags(flags: TrainFlags, worldSize = 1, onNote?: NoteS
   if (flags.data) {
     sets.push(`data.path=${JSON.stringify(flags.data)}`);
     // --data reads what is there, as `data info` does, unless data.format is set on the command line.
-    const format = flags.set.some((s) => s.startsWith('data.format=')) ? undefined : inferFormat(resolveDataPath(flags.data));
+    const format = flags.set.some((s) => s.startsWith('data.format=')) ? undefined : inferFormat(resolveBundledPath(flags.data));
     if (format) sets.push(`data.format=${format}`);
   }
   if (flags.maxSteps) sets.push(`train.max_steps=${flags.maxSteps}`);
@@ -77,7 +69,7 @@ export function configFromFlags(flags: TrainFlags, worldSize = 1, onNote?: NoteS
   const resumedRun = flags.resume ? runDirOfResume(flags.resume) : undefined;
   const runConfig = !flags.config && resumedRun ? join(resumedRun, 'config.yaml') : undefined;
   const cfg = loadConfig({ file: flags.config ?? runConfig, sets, worldSize, onNote });
-  cfg.data.path = resolveDataPath(cfg.data.path);
+  cfg.data.path = resolveBundledPath(cfg.data.path);
   return cfg;
 }
 

@@ -4,7 +4,7 @@
 // 'zip64' (newer numpy: deflated members whose local headers carry 0xFFFFFFFF sizes, the real ones
 // in zip64 extras, and a zip64 end record). The tests use it to make all three.
 import { deflateRawSync, crc32 } from 'node:zlib';
-import { writeFileAtomic } from '../train/atomic.ts';
+import { writeFileAtomic } from '../util/atomic.ts';
 
 export type NpzVariant = 'deflated' | 'stored' | 'zip64';
 

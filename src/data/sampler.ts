@@ -7,7 +7,7 @@
 // The last partial global batch: dropLast=true drops it; dropLast=false pads it to a full B by
 // wrapping around to the start of the same epoch's permutation (global position p reads perm[p mod N]),
 // so a few samples appear twice in that epoch.
-import { hashKeys, mulberry32, Stream } from '../train/rng.ts';
+import { hashKeys, mulberry32, Stream } from '../util/rng.ts';
 import type { ShardSpec } from './types.ts';
 
 /** Fisher-Yates permutation of 0..n-1 for (seed, epoch). */

@@ -3,7 +3,7 @@
 // to [-1, 1] (mean 0.5, std 0.5) straight into the batch buffer.
 // The random choices for a sample are a pure function of (seed, epoch, dataset index), so a sample
 // is augmented the same way whichever thread or worker decodes it.
-import { hashKeys, mulberry32, Stream } from '../train/rng.ts';
+import { hashKeys, mulberry32, Stream } from '../util/rng.ts';
 import type { RawImage } from './types.ts';
 
 export type ResizeMode = 'area' | 'bilinear';

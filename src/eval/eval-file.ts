@@ -3,7 +3,7 @@
 // and how long, and is the only part that differs between two identical evaluations.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../train/atomic.ts';
+import { writeFileAtomic } from '../util/atomic.ts';
 import type { EvalMetrics, TstrMetrics } from './evaluate.ts';
 import type { KernelDistance } from './kid.ts';
 import type { ImageScores } from './reconstruction.ts';

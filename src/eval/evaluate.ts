@@ -4,7 +4,7 @@
 // linearly with `n` (reconstructions, samples, feature passes, synthetic training set).
 import * as tf from '@tensorflow/tfjs';
 import type { VaeModel } from '../models/base.ts';
-import { hashKeys, mulberry32, stepNoise, Stream } from '../train/rng.ts';
+import { hashKeys, mulberry32, stepNoise, Stream } from '../util/rng.ts';
 import { binaryAuc, macroAuc } from './auc.ts';
 import { loadCachedClassifier, saveCachedClassifier, featureNetKeyId, type FeatureNetData, type FeatureNetKey } from './feature-cache.ts';
 import { Classifier, DEFAULT_RECIPE, FEATURE_DIM, FEATURE_NET_VERSION, gatherImages, resizedImages, type ClassifierTask, type TrainRecipe } from './feature-net.ts';

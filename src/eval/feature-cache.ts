@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ResizeMode } from '../data/transforms.ts';
-import { writeDirAtomic } from '../train/atomic.ts';
+import { writeDirAtomic } from '../util/atomic.ts';
 import { Classifier, FEATURE_NET_VERSION, type ClassifierTask, type TrainRecipe } from './feature-net.ts';
 
 /** What defines the real images a feature net learns from. */

@@ -6,7 +6,7 @@
 // batch order, no dropout.
 import * as tf from '@tensorflow/tfjs';
 import { Conv2D } from '../models/conv2d.ts';
-import { hashKeys, mulberry32, Stream } from '../train/rng.ts';
+import { hashKeys, mulberry32, Stream } from '../util/rng.ts';
 import type { LabelledImages } from './images.ts';
 
 /** Bump when the architecture or the preprocessing changes: old caches and numbers stop matching. */

@@ -4,7 +4,7 @@
 // one distribution give values scattered around 0 (negative ones included). When neither set is
 // larger than the subset size, every subset would be the whole of both sets: the value is computed
 // once over all rows and has no error bar (a spread of identical values would pretend to one).
-import { mulberry32 } from '../train/rng.ts';
+import { mulberry32 } from '../util/rng.ts';
 
 export interface KernelDistance {
   mean: number;

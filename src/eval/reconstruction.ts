@@ -15,7 +15,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { VaeModel } from '../models/base.ts';
 import { gaussianKlPerSample } from '../losses/kl.ts';
-import { stepNoise, Stream } from '../train/rng.ts';
+import { stepNoise, Stream } from '../util/rng.ts';
 import { gatherImages } from './feature-net.ts';
 import type { LabelledImages } from './images.ts';
 import { evalMsSsim, evalSsim } from './ssim.ts';

@@ -2,7 +2,7 @@
 // evaluate, write eval.json. The feature net is cached beside the run directories (the run's
 // parent folder, `.feature-nets/`), so every run of one output folder on one dataset file shares it.
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, readdirSync, statSync } from 'node:fs';
+import { createReadStream, readdirSync, statSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import * as os from 'node:os';
 import { initBackend } from '../backend/index.ts';
@@ -10,11 +10,11 @@ import type { BackendChoice, ExperimentConfig } from '../config/schema.ts';
 import { openDataset } from '../data/open.ts';
 import type { DatasetSplit } from '../data/types.ts';
 import { loadRun, readRunConfig } from '../train/checkpoint.ts';
-import { hashKeys, mulberry32, Stream } from '../train/rng.ts';
+import { hashKeys, mulberry32, Stream } from '../util/rng.ts';
 import type { DataConfig } from '../config/schema.ts';
 import type { VaeModel } from '../models/base.ts';
 import { JointVae } from '../models/joint_vae.ts';
-import { PACKAGE_ROOT } from '../cli/train-options.ts';
+import { resolveBundledPath } from '../util/package-root.ts';
 import type { FeatureNetData } from './feature-cache.ts';
 import { FEATURE_INPUT_SIZE, type TrainRecipe } from './feature-net.ts';
 import { DEFAULT_MAX_FEATURE_TRAIN, evaluateModel, featureTrainIndices } from './evaluate.ts';
@@ -105,7 +105,7 @@ export async function evalRun(runDir: string, options: RunEvalOptions): Promise<
   const backend = await initBackend(options.backend ?? config.train.backend, log);
   const { model, state } = await loadRun(runDir);
   try {
-    const dataPath = existsSync(config.data.path) ? config.data.path : join(PACKAGE_ROOT, config.data.path);
+    const dataPath = resolveBundledPath(config.data.path);
     const data = { format: config.data.format, path: dataPath };
     const trainSplit = await openDataset(data, config.data.split);
     const heldOutSplit = await openDataset(data, options.split);

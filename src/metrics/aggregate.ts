@@ -1,4 +1,4 @@
-// One Prometheus endpoint for a medvae-dist run: the coordinator's own metrics (workers up,
+// One Prometheus endpoint for a medvae-dist run: the agent's own metrics (workers up,
 // restarts, its process metrics) merged with the latest snapshot each worker sent over the
 // control channel (TrainingMetrics.snapshot(), i.e. Registry.getMetricsAsJSON()).
 //
@@ -6,9 +6,9 @@
 //  - metrics in GLOBAL_METRIC_NAMES (no rank label) are combined by their own aggregator: steps and
 //    epochs by max (workers step in lock-step), images and throughput by sum, see ./registry.ts;
 //  - every other metric passes through unchanged: its series are told apart by their `rank` label
-//    (the coordinator's process metrics have none, and there is one coordinator), so they are
+//    (the agent's process metrics have none, and there is one agent), so they are
 //    never added together. Two inputs producing the same pass-through series means two workers
-//    claim one rank (or a worker called workerUp, which only the coordinator may): an error.
+//    claim one rank (or a worker called workerUp, which only the agent may): an error.
 import { AggregatorRegistry, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Counter } from 'prom-client';
 import {
@@ -64,7 +64,7 @@ function seriesKey(metricName: string, labels: Record<string, string | number>):
 }
 
 /**
- * Merges per-process snapshots (workers' and, optionally, the coordinator's) into one Registry,
+ * Merges per-process snapshots (workers' and, optionally, the agent's) into one Registry,
  * following the merge rule in this file's header. `sources` names each input in error messages
  * (default "snapshot <index>").
  */
@@ -89,12 +89,12 @@ export function aggregateWorkerMetrics(snapshots: readonly unknown[], sources?: 
 }
 
 /**
- * The medvae-dist coordinator's metrics endpoint: call workerUp when a worker starts or exits,
+ * The medvae-dist agent's metrics endpoint: call workerUp when a worker starts or exits,
  * restart when one is restarted, workerSnapshot with each snapshot a worker sends (every second
  * or every few steps is plenty), and serve this object (it is a MetricsSource).
  * A worker marked down has its last snapshot dropped, so a dead worker's numbers do not linger.
  */
-export class CoordinatorMetrics implements MetricsSource {
+export class AgentMetrics implements MetricsSource {
   readonly registry = new Registry();
   private readonly workersUp: WorkerUpTracker;
   private readonly restarts: Counter;
@@ -128,13 +128,13 @@ export class CoordinatorMetrics implements MetricsSource {
     this.snapshots.set(rank, checkedSnapshot(snapshot, `worker rank ${rank}`));
   }
 
-  /** The merged registry: coordinator first, then workers by rank. */
+  /** The merged registry: agent first, then workers by rank. */
   async merged(): Promise<Registry> {
     const ranks = [...this.snapshots.keys()].sort((a, b) => a - b);
     const own = (await this.registry.getMetricsAsJSON()) as unknown as MetricSnapshot;
     return aggregateWorkerMetrics(
       [own, ...ranks.map((rank) => this.snapshots.get(rank)!)],
-      ['coordinator', ...ranks.map((rank) => `worker rank ${rank}`)],
+      ['agent', ...ranks.map((rank) => `worker rank ${rank}`)],
     );
   }
 

@@ -1,7 +1,7 @@
 // Prometheus metrics of one training process: `medvae train`, or one `medvae-dist` worker.
 //
 // Every metric lives in this class's own prom-client Registry (never the global one), so several
-// instances can coexist in one process (tests, a coordinator hosting workers in-process).
+// instances can coexist in one process (tests, an agent hosting workers in-process).
 //
 // Which series carry a `rank` label (see ./aggregate.ts for how medvae-dist merges workers):
 //  - Global metrics (names in GLOBAL_METRIC_NAMES) have no rank label. They describe the run as a
@@ -105,14 +105,14 @@ export interface TensorMemory {
   numBytes: number;
 }
 
-/** Anything that renders Prometheus exposition text: a Registry, TrainingMetrics, CoordinatorMetrics. */
+/** Anything that renders Prometheus exposition text: a Registry, TrainingMetrics, AgentMetrics. */
 export interface MetricsSource {
   metrics(): Promise<string>;
   readonly contentType: string;
 }
 
 /**
- * One metric as `Registry.getMetricsAsJSON()` returns it: what a worker sends to the coordinator.
+ * One metric as `Registry.getMetricsAsJSON()` returns it: what a worker sends to the agent.
  * Structured clone (fork with serialization: 'advanced') or msgpackr keep NaN and Inf; a JSON
  * channel turns them into null, which the merge reads back as NaN.
  */
@@ -146,7 +146,7 @@ function requireCount(field: string, value: number): void {
   }
 }
 
-/** medvae_worker_up: shared by TrainingMetrics (single process) and CoordinatorMetrics (dist). */
+/** medvae_worker_up: shared by TrainingMetrics (single process) and AgentMetrics (dist). */
 export function workerUpGauge(registry: Registry): Gauge<'rank' | 'device'> {
   return new Gauge({
     name: 'medvae_worker_up',
@@ -156,7 +156,7 @@ export function workerUpGauge(registry: Registry): Gauge<'rank' | 'device'> {
   });
 }
 
-/** medvae_restarts_total: shared by TrainingMetrics (single process) and CoordinatorMetrics (dist). */
+/** medvae_restarts_total: shared by TrainingMetrics (single process) and AgentMetrics (dist). */
 export function restartsCounter(registry: Registry): Counter {
   return new Counter({
     name: 'medvae_restarts_total',
@@ -212,7 +212,7 @@ export class ThroughputWindow {
  * epoch, allReduceDone after every gradient all-reduce, tensorMemory(tf.memory()) after a step,
  * checkpointSaved after writing a checkpoint, divergence when a loss is NaN/Inf or explodes,
  * restart when resuming from a checkpoint. In `medvae train`, also workerUp(0, device, true);
- * in medvae-dist the coordinator owns medvae_worker_up and workers must not call workerUp.
+ * in medvae-dist the agent owns medvae_worker_up and workers must not call workerUp.
  */
 export class TrainingMetrics implements MetricsSource {
   readonly registry = new Registry();
@@ -289,7 +289,7 @@ export class TrainingMetrics implements MetricsSource {
     return this.registry.metrics();
   }
 
-  /** What a medvae-dist worker sends to the coordinator (see aggregateWorkerMetrics). */
+  /** What a medvae-dist worker sends to the agent (see aggregateWorkerMetrics). */
   async snapshot(): Promise<MetricSnapshot> {
     return (await this.registry.getMetricsAsJSON()) as unknown as MetricSnapshot;
   }
@@ -352,7 +352,7 @@ export class TrainingMetrics implements MetricsSource {
     this.restarts.inc();
   }
 
-  /** `medvae train` only: medvae-dist's coordinator reports its workers (CoordinatorMetrics.workerUp). */
+  /** `medvae train` only: medvae-dist's agent reports its workers (AgentMetrics.workerUp). */
   workerUp(rank: number, device: string, up: boolean): void {
     this.workerUpTracker.set(rank, device, up);
   }

@@ -3,21 +3,14 @@
 // format) and says how its losses split into objectives, one per optimizer group.
 import type * as tf from '@tensorflow/tfjs';
 import type { ModelConfig } from '../config/schema.ts';
+import type { StepNoise } from '../util/rng.ts';
+
+export type { StepNoise };
 
 /** A batch as the model sees it: images NHWC in [-1, 1], labels one-/multi-hot (N x L) when the dataset has them. */
 export interface ModelBatch {
   images: tf.Tensor4D;
   labels?: tf.Tensor2D;
-}
-
-/**
- * Randomness a step needs, drawn by the trainer from its seeded generator so that a step is a pure
- * function of (weights, batch, noise): this is what makes resume exact and workers agree.
- * `normal(shape)` returns a fresh standard-normal tensor; `uniform(shape)` one in [0, 1).
- */
-export interface StepNoise {
-  normal(shape: number[]): tf.Tensor;
-  uniform(shape: number[]): tf.Tensor;
 }
 
 /** Where training stands, for schedules inside losses (capacity annealing, Gumbel temperature, M_N). */

@@ -4,7 +4,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { LayerVariable, SymbolicTensor } from '@tensorflow/tfjs-layers';
 import type { ModelConfig } from '../config/schema.ts';
-import { hashKeys, Stream } from '../train/rng.ts';
+import { hashKeys, Stream } from '../util/rng.ts';
 import type { StepNoise } from './base.ts';
 import { BatchNorm } from './batch-norm.ts';
 import { Conv2D } from './conv2d.ts';

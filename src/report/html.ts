@@ -2,8 +2,8 @@
 // network). Every piece of text from a run (names, config, metric notes) is escaped.
 import * as os from 'node:os';
 import { metricRows, formatNumber, type EvalFile } from '../eval/eval-file.ts';
-import { escapeHtml } from './escape.ts';
-import { lossCurveSvg } from './svg.ts';
+import { escapeHtml } from '../util/escape-html.ts';
+import { lossCurveSvg } from '../util/svg.ts';
 import { restorationHtml } from '../restore/eval-hook.ts';
 import type { EpochImage, RunSummary } from './run-summary.ts';
 

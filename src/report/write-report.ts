@@ -1,6 +1,6 @@
 // `medvae report`: the runs' summaries into one report.html, written atomically.
 import { join } from 'node:path';
-import { writeFileAtomic } from '../train/atomic.ts';
+import { writeFileAtomic } from '../util/atomic.ts';
 import { reportHtml } from './html.ts';
 import { readRunSummary } from './run-summary.ts';
 

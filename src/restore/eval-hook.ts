@@ -3,7 +3,7 @@
 // shows a table per task, the grids and the score histograms. Kept here so src/eval and src/report need one line each.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { escapeHtml } from '../report/escape.ts';
+import { escapeHtml } from '../util/escape-html.ts';
 import { loadRun } from '../train/checkpoint.ts';
 import { formatNumber } from '../eval/eval-file.ts';
 import { histogramSvg } from './histogram.ts';

@@ -1,6 +1,6 @@
 // Score histograms for the report: equal-width bins over the range of all scores, counted
 // separately for normal images and the rest, drawn as an inline SVG of overlaid bars.
-import { escapeHtml } from '../report/escape.ts';
+import { escapeHtml } from '../util/escape-html.ts';
 
 export interface Histogram {
   edges: number[];

@@ -3,7 +3,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { LabelledImages } from '../eval/images.ts';
 import type { VaeModel } from '../models/base.ts';
-import { stepNoise, Stream } from '../train/rng.ts';
+import { stepNoise, Stream } from '../util/rng.ts';
 import { asImages, labelsFor, ranges, sliceTensor } from './batches.ts';
 import { meanFill } from './baselines.ts';
 import type { Counter } from './progress.ts';

@@ -10,7 +10,7 @@
 import { readFileSync } from 'node:fs';
 import sharp from 'sharp';
 import { NpzArchive } from '../data/npz.ts';
-import { hashKeys, mulberry32, Stream } from '../train/rng.ts';
+import { hashKeys, mulberry32, Stream } from '../util/rng.ts';
 import { MaskError } from './errors.ts';
 
 /** Keys of the mask stream under Stream.eval (other restore streams use other second keys). */

@@ -5,7 +5,7 @@
 //   saltpepper:P  each pixel (all channels) replaced with probability P, by 0 or 1 with equal odds
 //   poisson:PEAK  u <- Poisson(PEAK u) / PEAK (photon counting, PEAK photons at white), clipped to 1;
 //                 counts above 30 expected photons are drawn from the normal approximation
-import { hashKeys, mulberry32, Stream } from '../train/rng.ts';
+import { hashKeys, mulberry32, Stream } from '../util/rng.ts';
 import { NoiseSpecError } from './errors.ts';
 
 const NOISE_KEY = 40;

@@ -1,8 +1,6 @@
 // The images a restoration command works on: a split of the run's dataset (or of --data), all of
 // it or a seeded subset of n (the same choice as `medvae eval`), read chunk by chunk as the model
 // sees them (resized, normalised, no augmentation).
-import { existsSync } from 'node:fs';
-import { isAbsolute, join } from 'node:path';
 import type { ExperimentConfig } from '../config/schema.ts';
 import { DatasetError } from '../data/errors.ts';
 import { inferFormat } from '../data/format.ts';
@@ -10,7 +8,7 @@ import { openDataset } from '../data/open.ts';
 import type { DatasetSplit } from '../data/types.ts';
 import { readLabelledImages, type LabelledImages } from '../eval/images.ts';
 import { heldOutIndices } from '../eval/run-eval.ts';
-import { PACKAGE_ROOT } from '../cli/train-options.ts';
+import { resolveBundledPath } from '../util/package-root.ts';
 
 export interface SplitSelection {
   split: DatasetSplit;
@@ -20,15 +18,10 @@ export interface SplitSelection {
   classes: (number | null)[];
 }
 
-function resolvePath(path: string): string {
-  if (isAbsolute(path) || existsSync(path)) return path;
-  const bundled = join(PACKAGE_ROOT, path);
-  return existsSync(bundled) ? bundled : path;
-}
 
 /** Opens `split` of --data (format inferred) or of the run's dataset; n undefined = every image. */
 export async function selectImages(config: ExperimentConfig, opts: { data?: string; split: string; n?: number; seed: number }): Promise<SplitSelection> {
-  const path = resolvePath(opts.data ?? config.data.path);
+  const path = resolveBundledPath(opts.data ?? config.data.path);
   const format = opts.data ? inferFormat(path) ?? config.data.format : config.data.format;
   const split = await openDataset({ format, path }, opts.split);
   const indices = opts.n === undefined ? Array.from({ length: split.length }, (_, i) => i) : heldOutIndices(split.length, opts.n, opts.seed);

@@ -10,7 +10,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { LabelledImages } from '../eval/images.ts';
 import { gaussianKlPerSample } from '../losses/kl.ts';
 import type { VaeModel } from '../models/base.ts';
-import { stepNoise, Stream } from '../train/rng.ts';
+import { stepNoise, Stream } from '../util/rng.ts';
 import { labelsFor, ranges, sliceTensor } from './batches.ts';
 import { gaussianLogLikelihood, logPosterior, logPrior, sampleLatent } from './latent.ts';
 import type { Counter } from './progress.ts';

@@ -1,7 +1,7 @@
 // scores.csv: one row per image, `index` (in its split), `label` (class index, empty when none),
 // then the scores of score.ts. Plain RFC 4180 numbers, no quoting needed.
 import { readFileSync } from 'node:fs';
-import { writeFileAtomic } from '../train/atomic.ts';
+import { writeFileAtomic } from '../util/atomic.ts';
 import { SCORE_NAMES, type ImageScoreRows } from './score.ts';
 
 export interface ScoreTable extends ImageScoreRows {

@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { LabelledImages } from '../eval/images.ts';
 import type { VaeModel } from '../models/base.ts';
-import { stepNoise, Stream } from '../train/rng.ts';
+import { stepNoise, Stream } from '../util/rng.ts';
 import { labelsFor, ranges, sliceTensor } from './batches.ts';
 import { sampleLatent } from './latent.ts';
 import { requireEncoder } from './samplers.ts';

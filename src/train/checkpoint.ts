@@ -15,7 +15,7 @@ import type { ExperimentConfig } from '../config/schema.ts';
 import { loadConfig } from '../config/load.ts';
 import { createModel } from '../models/index.ts';
 import { Adam } from './adam.ts';
-import { writeDirAtomic } from './atomic.ts';
+import { writeDirAtomic } from '../util/atomic.ts';
 import { verifyCheckpoint, writeManifest } from './checkpoint-manifest.ts';
 
 export class CheckpointError extends Error {

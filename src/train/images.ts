@@ -1,7 +1,7 @@
 // Turning model outputs (NHWC float in [-1, 1]) into pictures people look at: grids, PNG files.
 import type * as tf from '@tensorflow/tfjs';
 import sharp from 'sharp';
-import { writeFileAtomic } from './atomic.ts';
+import { writeFileAtomic } from '../util/atomic.ts';
 
 /** Lossless, deflated harder than sharp's default and with adaptive row filters: 14–47% smaller grids. */
 const PNG_OPTIONS = { compressionLevel: 9, adaptiveFiltering: true } as const;

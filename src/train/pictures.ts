@@ -6,10 +6,10 @@ import { join } from 'node:path';
 import type { ExperimentConfig } from '../config/schema.ts';
 import type { VaeModel } from '../models/base.ts';
 import type { Batch } from '../data/types.ts';
-import { stepNoise, Stream } from './rng.ts';
+import { stepNoise, Stream } from '../util/rng.ts';
 import { stackFromTensor, svgToPng, writeGrid } from './images.ts';
-import { writeFileAtomic } from './atomic.ts';
-import { lossCurveSvg } from '../report/svg.ts';
+import { writeFileAtomic } from '../util/atomic.ts';
+import { lossCurveSvg } from '../util/svg.ts';
 import { readMetricsLog, termSeries } from './metrics-log.ts';
 
 export interface PictureInputs {

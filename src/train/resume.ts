@@ -5,7 +5,7 @@ import { existsSync, readFileSync, renameSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { CheckpointError, listCheckpoints } from './checkpoint.ts';
 import { CheckpointDamagedError, verifyCheckpoint } from './checkpoint-manifest.ts';
-import { removeStaleTemps, writeFileAtomic } from './atomic.ts';
+import { removeStaleTemps, writeFileAtomic } from '../util/atomic.ts';
 
 /** The run directory a --resume path belongs to: the run itself, or the run of a checkpoint inside it. */
 export function runDirOfResume(resume: string): string | undefined {

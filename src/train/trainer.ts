@@ -19,13 +19,13 @@ import { networkVariables } from '../models/blocks.ts';
 import { batchNormLayers } from '../models/batch-norm.ts';
 import { applyGradients, computeGradients, createOptimizers } from './step.ts';
 import { latestCheckpoint, restoreCheckpoint, saveCheckpoint, type TrainState } from './checkpoint.ts';
-import { stepNoise, Stream } from './rng.ts';
+import { stepNoise, Stream } from '../util/rng.ts';
 import { averageAcrossWorkers, broadcastWeights, checkReplicasAgree, type StepCollective } from './sync.ts';
 import { DivergenceMonitor } from './divergence.ts';
-import { LocalCollective } from '../dist/collective.ts';
-import { resolveMicroBatch } from './memory.ts';
+import { LocalCollective } from '../distributed/collective/collective.ts';
+import { resolveMicroBatch } from './micro-batch.ts';
 import { writeEpochPictures } from './pictures.ts';
-import { writeFileAtomic } from './atomic.ts';
+import { writeFileAtomic } from '../util/atomic.ts';
 import { clearInterruptedWrites, resolveResumeCheckpoint, rewindMetrics } from './resume.ts';
 import type { Progress } from './progress.ts';
 

@@ -2,13 +2,13 @@
 // tests that check what a rank refuses and what crosses the wire.
 import { randomBytes } from 'node:crypto';
 import net, { type Socket } from 'node:net';
-import { encodeHeader, FrameType, HEADER_BYTES } from '../../src/dist/frame.ts';
-import { decodeChallenge, decodeHello, decodeProof, encodeAck, encodeChallenge, encodeHello, encodeProof, handshakeMac, NONCE_BYTES, PROTOCOL_VERSION } from '../../src/dist/handshake.ts';
+import { encodeHeader, FrameType, HEADER_BYTES } from '../../src/distributed/collective/frame.ts';
+import { decodeChallenge, decodeHello, decodeProof, encodeAck, encodeChallenge, encodeHello, encodeProof, handshakeMac, NONCE_BYTES, PROTOCOL_VERSION } from '../../src/distributed/collective/handshake.ts';
 
 export const SMALL = { bucketBytes: 4096, chunkBytes: 1024 } as const;
 
 export function frame(type: number, payload: Buffer): Buffer {
-  return Buffer.concat([encodeHeader({ payloadBytes: payload.length, type, step: 0, opSeq: 0, bucket: 0, chunk: 0 }), payload]);
+  return Buffer.concat([encodeHeader({ payloadBytes: payload.length, type, ringStep: 0, opSeq: 0, bucket: 0, chunk: 0 }), payload]);
 }
 
 /** A hello with a fresh nonce; encodeHello writes whatever version it is given, so a peer's refusal can be tested. */

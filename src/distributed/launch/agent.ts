@@ -1,15 +1,15 @@
 // The control plane of `medvae-dist`: who runs (one forked process per device), which rank and
 // shard each has, when to stop, and what to do when one dies or hangs (stop all, restart all from
 // the last checkpoint, as torchrun's elastic agent does). It never touches gradient bytes: the
-// workers all-reduce among themselves over the TCP ring.
+// workers all-reduce among themselves over the ring (Unix sockets on one host, TCP between hosts).
 import { fork, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import * as Comlink from 'comlink';
-import type { ExperimentConfig } from '../config/schema.ts';
-import type { CoordinatorMetrics } from '../metrics/aggregate.ts';
-import type { LogFormat, Progress } from '../train/progress.ts';
-import { latestCheckpoint } from '../train/checkpoint.ts';
+import type { ExperimentConfig } from '../../config/schema.ts';
+import type { AgentMetrics } from '../../metrics/aggregate.ts';
+import type { LogFormat, Progress } from '../../train/progress.ts';
+import { latestCheckpoint } from '../../train/checkpoint.ts';
 import { childProcessEndpoint } from './ipc-endpoint.ts';
 import type { WorkerApi, WorkerResult } from './worker-protocol.ts';
 
@@ -36,7 +36,7 @@ export interface LaunchOptions {
   stepTimeoutMs: number;
   logFormat: LogFormat;
   progress: Progress;
-  metrics: CoordinatorMetrics;
+  metrics: AgentMetrics;
   /** Aborted (Ctrl-C): workers finish the step, rank 0 checkpoints, all return. */
   signal: AbortSignal;
   /** Data-plane listen address of every worker (loopback unless running across hosts). */

@@ -6,7 +6,7 @@
 // Each chunk moves on as soon as it is processed: chunks of a bucket pipeline through the ring.
 import { FrameType, type FrameHeader, type PayloadSink } from './frame.ts';
 import { ProtocolError } from './errors.ts';
-import { type ElementRange, FlatLayout, RingPlan } from './layout.ts';
+import { type ElementRange, FlatLayout, RingPlan } from './bucket-plan.ts';
 import type { ReduceKernel } from './reduce-kernel.ts';
 
 /** What an operation needs from the ring it runs on. */
@@ -37,7 +37,7 @@ function checkPayload(header: FrameHeader, range: ElementRange, what: string): v
   const expected = (range.end - range.start) * 4;
   if (header.payloadBytes !== expected) {
     throw new ProtocolError(
-      `${what} frame (step ${header.step}, bucket ${header.bucket}, chunk ${header.chunk}) carries ` +
+      `${what} frame (step ${header.ringStep}, bucket ${header.bucket}, chunk ${header.chunk}) carries ` +
         `${header.payloadBytes} bytes, expected ${expected}: do all ranks pass buffers of the same sizes?`,
     );
   }
@@ -107,28 +107,28 @@ export class AllReduceOp implements RingOperation {
   start(): void {
     for (let bucket = 0; bucket < this.plan.bucketCount; bucket++) {
       this.plan.segmentChunks(bucket, this.link.position).forEach((range, chunk) => {
-        this.link.send({ type: FrameType.Data, step: 0, opSeq: this.seq, bucket, chunk }, this.layout, range);
+        this.link.send({ type: FrameType.Data, ringStep: 0, opSeq: this.seq, bucket, chunk }, this.layout, range);
       });
     }
   }
 
   accept(header: FrameHeader): PayloadSink {
     if (header.type !== FrameType.Data) throw new ProtocolError(`expected a data frame, got type ${header.type}`);
-    if (header.step >= this.steps) throw new ProtocolError(`step ${header.step} out of range (${this.steps} steps)`);
+    if (header.ringStep >= this.steps) throw new ProtocolError(`step ${header.ringStep} out of range (${this.steps} steps)`);
     if (header.bucket >= this.plan.bucketCount) throw new ProtocolError(`bucket ${header.bucket} out of range (${this.plan.bucketCount} buckets)`);
-    const chunks = this.plan.segmentChunks(header.bucket, this.segmentReceivedAt(header.step));
+    const chunks = this.plan.segmentChunks(header.bucket, this.segmentReceivedAt(header.ringStep));
     if (header.chunk >= chunks.length) throw new ProtocolError(`chunk ${header.chunk} out of range (${chunks.length} chunks)`);
     if (this.receivedFrames >= this.expectedFrames) throw new ProtocolError(`more than the ${this.expectedFrames} frames of operation ${this.seq}`);
     const range = chunks[header.chunk];
     checkPayload(header, range, 'data');
     const passOn = () => {
       this.receivedFrames += 1;
-      if (header.step + 1 < this.steps) {
-        this.link.send({ ...header, step: header.step + 1 }, this.layout, range);
+      if (header.ringStep + 1 < this.steps) {
+        this.link.send({ ...header, ringStep: header.ringStep + 1 }, this.layout, range);
       }
     };
-    if (header.step >= this.link.worldSize - 1) return copySink(this.layout, range, passOn);
-    return this.reduceSink(range, header.step === this.link.worldSize - 2, passOn);
+    if (header.ringStep >= this.link.worldSize - 1) return copySink(this.layout, range, passOn);
+    return this.reduceSink(range, header.ringStep === this.link.worldSize - 2, passOn);
   }
 
   /** Gathers the chunk into the staging floats, then adds it into place (and divides on the last addition). */
@@ -185,7 +185,7 @@ export class BroadcastOp implements RingOperation {
     if (this.link.position !== this.root) return;
     for (let bucket = 0; bucket < this.plan.bucketCount; bucket++) {
       this.plan.segmentChunks(bucket, 0).forEach((range, chunk) => {
-        this.link.send({ type: FrameType.Broadcast, step: 0, opSeq: this.seq, bucket, chunk }, this.layout, range);
+        this.link.send({ type: FrameType.Broadcast, ringStep: 0, opSeq: this.seq, bucket, chunk }, this.layout, range);
       });
     }
   }

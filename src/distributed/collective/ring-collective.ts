@@ -7,7 +7,7 @@ import type { Socket } from 'node:net';
 import type { Collective, CollectiveStats } from './collective.ts';
 import { PeerError, ProtocolError } from './errors.ts';
 import { encodeHeader, type FrameHeader, FrameReader, type HeaderVerdict } from './frame.ts';
-import type { ElementRange, FlatLayout } from './layout.ts';
+import type { ElementRange, FlatLayout } from './bucket-plan.ts';
 import { ReduceKernel } from './reduce-kernel.ts';
 import { AllReduceOp, BroadcastOp, type RingLink, type RingOperation } from './ring-ops.ts';
 

@@ -1,4 +1,4 @@
-// comlink over a child process's IPC channel: the control plane between the coordinator and its workers.
+// comlink over a child process's IPC channel: the control plane between the agent and its workers.
 //
 // Encoding: every comlink message is packed by msgpackr (structured-clone mode: typed arrays keep their
 // type, Maps, Sets, Dates, Errors and shared references survive) into one Buffer inside a small
@@ -140,7 +140,7 @@ class IpcEndpoint implements Endpoint {
   }
 }
 
-/** Coordinator side: talk to a forked worker. Calls pending when it exits reject with WorkerExitedError. */
+/** Agent side: talk to a forked worker. Calls pending when it exits reject with WorkerExitedError. */
 export function childProcessEndpoint(child: ChildProcess): Endpoint {
   if (!child.connected && child.exitCode === null && child.signalCode === null) {
     throw new IpcEndpointError(`worker pid ${child.pid} has no IPC channel: fork it (or spawn with an 'ipc' stdio entry)`);
@@ -173,7 +173,7 @@ export function parentProcessEndpoint(): Endpoint {
       },
       on: (event, listener) => process.on(event, listener),
     },
-    'the coordinator process',
+    'the agent process',
   );
   process.once('disconnect', () => endpoint.markGone('closed the IPC channel'));
   return endpoint;

@@ -20,7 +20,7 @@ export interface FrameHeader {
   payloadBytes: number;
   type: number;
   /** Ring step (reduce-scatter then all-gather) the payload belongs to. */
-  step: number;
+  ringStep: number;
   /** Which collective operation of the run: all ranks number their operations alike. */
   opSeq: number;
   bucket: number;
@@ -31,7 +31,7 @@ export function encodeHeader(h: FrameHeader): Buffer {
   const b = Buffer.allocUnsafe(HEADER_BYTES);
   b.writeUInt32LE(h.payloadBytes, 0);
   b.writeUInt8(h.type, 4);
-  b.writeUInt8(h.step, 5);
+  b.writeUInt8(h.ringStep, 5);
   b.writeUInt16LE(0, 6);
   b.writeUInt32LE(h.opSeq >>> 0, 8);
   b.writeUInt32LE(h.bucket, 12);
@@ -43,7 +43,7 @@ function decodeHeader(b: Buffer): FrameHeader {
   return {
     payloadBytes: b.readUInt32LE(0),
     type: b.readUInt8(4),
-    step: b.readUInt8(5),
+    ringStep: b.readUInt8(5),
     opSeq: b.readUInt32LE(8),
     bucket: b.readUInt32LE(12),
     chunk: b.readUInt32LE(16),

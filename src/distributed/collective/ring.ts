@@ -1,5 +1,5 @@
 // Forming the ring. Each rank listens; rank r dials rank r+1 and accepts rank r-1. With port 0 the
-// coordinator gathers every rank's ephemeral port from listenForRing first, then hands each rank the
+// agent gathers every rank's ephemeral port from listenForRing first, then hands each rank the
 // full peer list for connect(). Connections that fail the handshake are logged and closed; the
 // listener keeps accepting until the real left neighbour has connected.
 // Transport: ranks on one host talk over a Unix domain socket (fewer kernel cycles per byte than loopback TCP),
@@ -83,7 +83,7 @@ export interface RingListener {
   /** The Unix socket this rank also listens on until the ring forms, or null (TCP only). */
   readonly socketPath: string | null;
   connect(peers: PeerAddress[]): Promise<Collective>;
-  /** Stops listening without forming the ring (a coordinator aborting start-up). */
+  /** Stops listening without forming the ring (an agent aborting start-up). */
   close(): Promise<void>;
 }
 
@@ -177,7 +177,7 @@ function holdingHandler(maxPayloadBytes: number, onError: (e: Error) => void): F
 }
 
 function sendFrame(socket: Socket, type: number, payload: Buffer): void {
-  socket.write(encodeHeader({ payloadBytes: payload.length, type, step: 0, opSeq: 0, bucket: 0, chunk: 0 }));
+  socket.write(encodeHeader({ payloadBytes: payload.length, type, ringStep: 0, opSeq: 0, bucket: 0, chunk: 0 }));
   socket.write(payload);
 }
 

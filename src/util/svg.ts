@@ -1,7 +1,7 @@
 // Line plots as standalone SVG text (no DOM, no fonts to fetch): the per-term loss curves the
 // trainer writes after every epoch and the report inlines. Non-finite points are skipped, so a
 // NaN step does not break the path.
-import { escapeHtml } from './escape.ts';
+import { escapeHtml } from './escape-html.ts';
 
 export interface LineSeries {
   name: string;

@@ -2,7 +2,6 @@
 // keys): the data order of epoch e, the noise of micro-batch m of step s, a weight's initial value.
 // No generator state has to be saved for exact resume, and workers agree without talking.
 import * as tf from '@tensorflow/tfjs';
-import type { StepNoise } from '../models/base.ts';
 
 /** 32-bit mix (Murmur3's finaliser), the building block of the hashes below. */
 function mix32(h: number): number {
@@ -31,6 +30,16 @@ export function mulberry32(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+/**
+ * Randomness a step needs, drawn by the trainer from its seeded generator so that a step is a pure
+ * function of (weights, batch, noise): this is what makes resume exact and workers agree.
+ * `normal(shape)` returns a fresh standard-normal tensor; `uniform(shape)` one in [0, 1).
+ */
+export interface StepNoise {
+  normal(shape: number[]): tf.Tensor;
+  uniform(shape: number[]): tf.Tensor;
 }
 
 /**

@@ -1,5 +1,5 @@
 // Errors of the distributed layer. Each names what went wrong and, where a peer is involved, its rank,
-// so a coordinator can tell a misconfiguration from a dead worker.
+// so an agent can tell a misconfiguration from a dead worker.
 
 /** Bad options given to a dist function (rank out of range, missing token for a public listen...). */
 export class DistConfigError extends Error {
