@@ -17,9 +17,9 @@ const LAYERS: string[][] = [
   ['src/models', 'src/distributed/collective'],
   ['src/train'],
   ['src/distributed/launch', 'src/eval'],
-  ['src/restore'],
+  ['src/restore', 'src/generate'],
   ['src/report'],
-  ['src/cli', 'workers'],
+  ['src/cli', 'src/index.ts', 'workers'],
 ];
 
 function unitOf(path: string): { unit: string; rank: number } | undefined {

@@ -224,7 +224,7 @@ test('a conditional run samples the class asked for, into class folders or an np
   assert.notDeepEqual(prior0, fitted0, 'other latents, other images');
   await fittedSplit.close();
   const bad = medvae(['sample', '--run', run, '--n', '3', '--label', '7', '--out', out]);
-  assert.equal(bad.status, 1);
+  assert.equal(bad.status, 2, 'a bad flag value is a usage error');
   assert.match(bad.stderr, /--label must be an integer in 0\.\.4, got 7/);
 });
 

@@ -2,45 +2,22 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Command } from 'commander';
 import { join } from 'node:path';
-import { loadRun } from '../train/checkpoint.ts';
+import { loadRun, type LoadedRun } from '../train/checkpoint.ts';
 import { initBackend } from '../backend/index.ts';
-import { openDataset } from '../data/open.ts';
-import { createLoader } from '../data/loader.ts';
 import type { Batch, LabelKind } from '../data/types.ts';
-import type { VaeModel } from '../models/base.ts';
-import type { ExperimentConfig } from '../config/schema.ts';
 import { writeNpz } from '../data/npz-writer.ts';
-import { denormalize, stackFromTensor, writeGrid, writePng, type ImageStack } from '../train/images.ts';
-import { sampleLabels } from '../train/pictures.ts';
-import { hashKeys, mulberry32, stepNoise, Stream } from '../util/rng.ts';
-import { drawLatentsFor, fitLatents, hasGaussianLatent, normalFrom, type FittedLatents } from '../eval/latent-fit.ts';
-import { readLatentFitImages } from '../eval/run-eval.ts';
+import { stackFromTensor, writeGrid, writePng, type ImageStack } from '../train/images.ts';
+import { stepNoise, Stream } from '../util/rng.ts';
+import { readImages } from '../generate/read-images.ts';
+import { sample, SampleOptionError, type SampledImages } from '../generate/sample.ts';
 import { runCommand, UsageError } from './errors.ts';
 import { psnrOf } from '../eval/reconstruction.ts';
 
 interface RunFlags { run: string; backend: string; debug?: boolean; seed: string }
 
-async function openRun(flags: RunFlags): Promise<{ config: ExperimentConfig; model: VaeModel; labelWidth: number; labelKind: LabelKind }> {
+async function openRun(flags: RunFlags): Promise<LoadedRun> {
   await initBackend(flags.backend as 'auto');
-  const run = await loadRun(flags.run);
-  return { config: run.config, model: run.model, labelWidth: run.state.labelWidth, labelKind: run.state.labelKind };
-}
-
-/** The first n images of a split, as the model sees them (resized, normalised, no augmentation). */
-async function realImages(config: ExperimentConfig, split: string, n: number): Promise<Batch> {
-  const dataset = await openDataset(config.data, split);
-  const loader = createLoader({
-    split: dataset, imageSize: config.model.image_size, channels: config.model.in_channels, resize: config.data.resize,
-    augment: { flip: false, rot90: false }, globalBatch: Math.min(n, dataset.length), shard: { seed: config.train.seed, rank: 0, worldSize: 1 },
-    dropLast: true, threads: 0, prefetch: 1, strict: config.data.strict,
-  });
-  try {
-    for await (const batch of loader.batches(0)) return batch;
-    throw new Error(`${dataset.description}: no images`);
-  } finally {
-    await loader.close();
-    await dataset.close();
-  }
+  return loadRun(flags.run);
 }
 
 function inputs(batch: Batch): { images: tf.Tensor4D; labels?: tf.Tensor2D } {
@@ -55,54 +32,27 @@ function psnr(a: Float32Array, b: Float32Array): number {
   return psnrOf(se / a.length);
 }
 
-/** Where samples' latents come from: the prior, or a Gaussian fitted to the training split's aggregate posterior. */
-async function latentSource(flags: { latent: string; seed: string }, config: ExperimentConfig, model: VaeModel): Promise<FittedLatents | undefined> {
-  if (flags.latent === 'prior') return undefined;
-  if (flags.latent !== 'fitted') throw new UsageError(`--latent must be prior or fitted, got '${flags.latent}'`);
-  if (!hasGaussianLatent(model)) throw new UsageError(`--latent fitted needs a Gaussian latent; this run is ${config.model.name} (use --latent prior)`);
-  const split = await openDataset(config.data, config.data.split);
-  try {
-    const images = await readLatentFitImages(split, config, Number(flags.seed));
-    process.stderr.write(`fitting the aggregate posterior on ${images.n} images of ${split.description}\n`);
-    return fitLatents(model, images);
-  } finally {
-    await split.close();
-  }
-}
-
 async function sampleCommand(flags: RunFlags & { n: string; label?: string; out: string; batch: string; latent: string }): Promise<void> {
-  const { config, model, labelWidth, labelKind } = await openRun(flags);
+  const run = await openRun(flags);
   const n = Number(flags.n);
   if (!Number.isInteger(n) || n < 1) throw new UsageError(`--n must be a positive integer, got ${flags.n}`);
-  const conditional = config.model.name === 'cvae' && labelWidth > 0;
-  const label = flags.label === undefined ? undefined : Number(flags.label);
-  if (label !== undefined && (!conditional || !Number.isInteger(label) || label < 0 || label >= labelWidth)) {
-    throw new Error(conditional ? `--label must be an integer in 0..${labelWidth - 1}, got ${flags.label}` : `--label needs a conditional model (cvae); this run is ${config.model.name}`);
+  if (flags.latent !== 'prior' && flags.latent !== 'fitted') throw new UsageError(`--latent must be prior or fitted, got '${flags.latent}'`);
+  const options = { n, seed: Number(flags.seed), latent: flags.latent, batchSize: Number(flags.batch), log: (line: string) => process.stderr.write(`${line}\n`) } as const;
+  let images: SampledImages;
+  try {
+    images = await sample(run, flags.label === undefined ? options : { ...options, label: Number(flags.label) });
+  } catch (e) {
+    // The library names the option; the command names its flag.
+    if (e instanceof SampleOptionError) throw new UsageError(`--${e.option} ${e.detail}`);
+    throw e;
   }
-  const { image_size: size, in_channels: channels } = config.model;
-  const pixels = new Uint8Array(n * size * size * channels);
-  const labels = conditional ? sampleLabels(n, labelWidth, label) : new Float32Array(0);
-  const batchSize = Number(flags.batch);
-  const latents = await latentSource(flags, config, model);
-  const normal = normalFrom(mulberry32(hashKeys(Number(flags.seed), Stream.sample, 2)));
-  const width = conditional ? labelWidth : 0;
-  for (let start = 0, chunk = 0; start < n; start += batchSize, chunk++) {
-    const m = Math.min(batchSize, n - start);
-    const rows = labels.subarray(start * width, (start + m) * width);
-    const z = latents ? drawLatentsFor(latents, rows, width, m, normal) : undefined;
-    const out = tf.tidy(() => {
-      const cond = conditional ? tf.tensor2d(rows, [m, labelWidth]) : undefined;
-      return z ? model.decode(tf.tensor2d(z, [m, config.model.latent_dim]), cond, false) : model.sample(m, stepNoise(Number(flags.seed), Stream.sample, 1, chunk), cond);
-    });
-    const data = out.dataSync();
-    out.dispose();
-    for (let i = 0; i < data.length; i++) pixels[start * size * size * channels + i] = denormalize(data[i]!);
-  }
+  const { pixels, size, channels, labels, labelWidth } = images;
+  const conditional = labelWidth > 0;
   if (flags.out.endsWith('.npz')) {
     // MedMNIST layout: grey images are N x S x S, colour N x S x S x 3; labels N x L uint8
     // (class index for single-label datasets, multi-hot for multi-label ones).
     const imageShape = channels === 1 ? [n, size, size] : [n, size, size, 3];
-    const labelRows = conditional ? classLabels(labels, n, labelWidth, labelKind) : new Uint8Array(n);
+    const labelRows = conditional ? classLabels(labels, n, labelWidth, run.state.labelKind) : new Uint8Array(n);
     const labelShape = [n, labelRows.length / n];
     const empty = (shape: number[]): { dtype: '|u1'; shape: number[]; data: Uint8Array } => ({ dtype: '|u1', shape: [0, ...shape.slice(1)], data: new Uint8Array(0) });
     writeNpz(flags.out, {
@@ -113,6 +63,7 @@ async function sampleCommand(flags: RunFlags & { n: string; label?: string; out:
     });
   } else {
     const stack: ImageStack = { data: Float32Array.from(pixels, (v) => v / 127.5 - 1), n, size, channels };
+    const label = flags.label === undefined ? undefined : Number(flags.label);
     for (let k = 0; k < n; k++) {
       const cls = conditional ? String(label ?? k % labelWidth) : '';
       await writePng(join(flags.out, cls, `${String(k).padStart(6, '0')}.png`), stack, k);
@@ -131,7 +82,7 @@ function classLabels(labels: Float32Array, n: number, width: number, kind: Label
 
 async function reconstructCommand(flags: RunFlags & { split: string; n: string; out: string; noise?: string }): Promise<void> {
   const { config, model } = await openRun(flags);
-  const batch = await realImages(config, flags.split, Number(flags.n));
+  const batch = await readImages(config, flags.split, Number(flags.n));
   const clean = inputs(batch);
   try {
     if (!flags.noise) {
@@ -163,7 +114,7 @@ async function interpolateCommand(flags: RunFlags & { split: string; steps: stri
   const { config, model } = await openRun(flags);
   const pairs = Number(flags.pairs);
   const steps = Number(flags.steps);
-  const batch = await realImages(config, flags.split, 2 * pairs);
+  const batch = await readImages(config, flags.split, 2 * pairs);
   const x = inputs(batch);
   const rows = tf.tidy(() => {
     const { mu } = model.encode(x.images, x.labels, false);

@@ -11,6 +11,7 @@ import { decodeBatch, type DecodeResult, type DecodeTask } from './decode.ts';
 import { DistributedSampler } from './sampler.ts';
 import type { SampleTransform } from './transforms.ts';
 import type { Batch, DatasetSplit, SampleRecord, ShardSpec } from './types.ts';
+import { ownModule, RUNNING_FROM_SOURCE } from '../util/module-path.ts';
 
 export interface LoaderOptions {
   split: DatasetSplit;
@@ -40,8 +41,9 @@ export interface Loader {
   close(): Promise<void>;
 }
 
-// A plain-JS entry that loads tsx in the thread, then workers/decode-worker.ts.
-const WORKER = new URL('../../workers/decode-worker-entry.js', import.meta.url).href;
+// From source, a plain-JS entry that loads tsx in the thread (a loader registered in the main thread
+// does not reach worker threads), then workers/decode-worker.ts; compiled, that worker itself.
+const WORKER = (RUNNING_FROM_SOURCE ? new URL('../../workers/decode-worker-entry.js', import.meta.url) : ownModule('../../workers/decode-worker.ts', import.meta.url)).href;
 
 export function createLoader(opts: LoaderOptions): Loader {
   return new StreamingLoader(opts);

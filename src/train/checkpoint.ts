@@ -181,7 +181,15 @@ export function readRunConfig(runDir: string): ExperimentConfig {
 }
 
 /** A trained run ready to use: its config and its model with the newest (or best) weights. */
-export async function loadRun(runDir: string, which: 'latest' | 'best' = 'latest'): Promise<{ config: ExperimentConfig; model: VaeModel; runDir: string; state: TrainState }> {
+export interface LoadedRun {
+  config: ExperimentConfig;
+  model: VaeModel;
+  runDir: string;
+  state: TrainState;
+}
+
+/** Loads a run's config and its newest (or best) checkpoint; the backend must be initialised first. */
+export async function loadRun(runDir: string, which: 'latest' | 'best' = 'latest'): Promise<LoadedRun> {
   const config = readRunConfig(runDir);
   const root = join(runDir, 'checkpoints');
   const dir = which === 'best' && existsSync(join(root, 'best')) ? join(root, 'best') : latestCheckpoint(root);

@@ -11,9 +11,10 @@ import type { AgentMetrics } from '../../metrics/aggregate.ts';
 import type { LogFormat, Progress } from '../../train/progress.ts';
 import { latestCheckpoint } from '../../train/checkpoint.ts';
 import { childProcessEndpoint } from './ipc-endpoint.ts';
+import { CHILD_EXEC_ARGV, ownModule } from '../../util/module-path.ts';
 import type { WorkerApi, WorkerResult } from './worker-protocol.ts';
 
-const WORKER_ENTRY = new URL('../../workers/dist-worker.ts', import.meta.url);
+const WORKER_ENTRY = ownModule('../../../workers/dist-worker.ts', import.meta.url);
 const HEALTH_INTERVAL_MS = 1000;
 /** Longest start-up (backend, data, model, ring) before the first step, whatever --step-timeout says. */
 const STARTUP_TIMEOUT_MS = 300_000;
@@ -67,7 +68,7 @@ interface Worker {
 function spawnWorker(rank: number, device: string): Worker {
   const [kind, id] = device.split(':') as [string, string];
   const child = fork(WORKER_ENTRY, [], {
-    execArgv: ['--import', 'tsx'],
+    execArgv: [...CHILD_EXEC_ARGV],
     // One GPU per process: TensorFlow.js cannot place ops on a chosen device, so each worker sees one.
     env: { ...process.env, CUDA_VISIBLE_DEVICES: kind === 'gpu' ? id : '', MEDVAE_RANK: String(rank) },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],

@@ -1,0 +1,28 @@
+// `npm run build` (run by `npm ci` as `prepare`, and before `npm pack`): compiles src/ and workers/
+// into lib/ (JavaScript, declaration files, source maps) and copies beside them the non-TypeScript
+// files the code loads at run time. It builds into a scratch folder and swaps it in whole, so an
+// interrupted or failed build never leaves a half-written lib/ for bin/ to run.
+import { execFileSync } from 'node:child_process';
+import { cpSync, existsSync, renameSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, extname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const partial = join(root, 'lib.partial');
+const lib = join(root, 'lib');
+/** Run-time assets that live in src/ next to the code that loads them. */
+const ASSETS = new Set(['.wasm', '.wat']);
+
+rmSync(partial, { recursive: true, force: true });
+const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
+try {
+  execFileSync(process.execPath, [tsc, '-p', join(root, 'tsconfig.build.json'), '--outDir', partial], { stdio: 'inherit' });
+} catch {
+  rmSync(partial, { recursive: true, force: true });
+  process.stderr.write('build: tsc failed (see above); lib/ was left as it was\n');
+  process.exit(1);
+}
+cpSync(join(root, 'src'), join(partial, 'src'), { recursive: true, filter: (src) => extname(src) === '' || ASSETS.has(extname(src)) });
+if (existsSync(lib)) rmSync(lib, { recursive: true });
+renameSync(partial, lib);
