@@ -29,6 +29,7 @@ rows=(
   "+ per-image Gaussian feature likelihood, KL weight 1, gamma 1|$changes|${paper[*]} --set model.gan_margin=0"
   "+ balanced game (margin 0.35)|$changes|${paper[*]} --set model.gan_margin=0.35"
   "+ pixel likelihood (weight 10), gamma 0.01 (the config)|$changes|--set model.kld_weight=1 --set model.recon_gamma=0.01 --set model.gan_margin=0.35 --set model.pixel_weight=10"
+  "the config without the balanced game (margin 0)|$changes|--set model.kld_weight=1 --set model.recon_gamma=0.01 --set model.gan_margin=0 --set model.pixel_weight=10"
 )
 
 i=0

@@ -1,7 +1,7 @@
 // The training loop, top to bottom: set up (backend, data, model, optimizers, resume), then for
 // each epoch and step: micro-batches -> gradients -> average across workers -> optimizer ->
 // checks -> metrics; at the end of each epoch: pictures and a checkpoint. The same loop runs in
-// `medvae train` (one process) and in every worker of `medvae-dist` (with a TCP collective).
+// `medvae train` (one process) and in every worker of `medvae-dist` (with the ring collective over sockets).
 import * as tf from '@tensorflow/tfjs';
 import { appendFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';

@@ -80,7 +80,7 @@ export const READ_BUFFER_BYTES = 4 * 1024 * 1024;
  * Splits a socket's byte stream into frames. Incoming bytes are queued by reference and payloads handed
  * to sinks as subarrays, so the only copy is the one the sink chooses to make. The handler can be
  * swapped (handshake, then data) without losing bytes a peer sent early; 'wait' pauses the socket so
- * TCP back-pressure holds the sender until the frame can be placed.
+ * Socket back-pressure holds the sender until the frame can be placed.
  */
 export class FrameReader {
   private readonly queue: Buffer[] = [];
