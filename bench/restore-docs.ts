@@ -1,15 +1,16 @@
 // docs/restoration.md from the JSON lines of bench/restore.ts (and its grids, copied beside it), and
 // the README's short table of the same numbers between its restoration markers.
 // Usage: node --import tsx bench/restore-docs.ts RESULTS.jsonl [docs/restoration.md]
-import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { jsonLines, replaceReadmeBlock } from './doc-tools.ts';
 
 type Q = { psnr: number; ssim: number };
 type Line = Record<string, unknown> & { kind: string };
 
 const [input, output = 'docs/restoration.md'] = process.argv.slice(2);
 if (!input) throw new Error('usage: bench/restore-docs.ts RESULTS.jsonl [docs/restoration.md]');
-const lines = readFileSync(input, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Line);
+const lines = jsonLines<Line>(input);
 const of = (kind: string): Line[] => lines.filter((l) => l.kind === kind);
 const meta = of('meta')[0] as Line & { commit: string; date: string; backend: string; grids: string; machine: { os: string; cpus: number; cpu_model: string; memory_gb: number; node: string } };
 const f = (v: unknown, digits = 2): string => (typeof v === 'number' && Number.isFinite(v) ? v.toFixed(digits) : '—');
@@ -101,9 +102,4 @@ function readmeBlock(): string[] {
   return [`From \`bash bench/restore.sh\` at commit ${meta.commit} on ${meta.date.slice(0, 10)}; definitions and every other number in [docs/restoration.md](docs/restoration.md).`, '', ...rows];
 }
 
-const readme = readFileSync('README.md', 'utf8');
-const [start, end] = ['<!-- restoration:start -->', '<!-- restoration:end -->'];
-if (readme.includes(start) && readme.includes(end)) {
-  writeFileSync('README.md', `${readme.slice(0, readme.indexOf(start))}${[start, '', ...readmeBlock(), '', end].join('\n')}${readme.slice(readme.indexOf(end) + end.length)}`);
-  process.stderr.write('wrote the README restoration table\n');
-}
+if (replaceReadmeBlock('restoration', readmeBlock())) process.stderr.write('wrote the README restoration table\n');
