@@ -11,7 +11,7 @@ import '@tensorflow/tfjs-backend-wasm';
 import type { BackendChoice } from '../config/schema.ts';
 import { installWasmMemoryGuard } from './memory.ts';
 import { loadSimdKernels } from './simd/module.ts';
-import { registerWasmTrainingKernels } from './wasm-kernels/index.ts';
+import { registerWasmTrainingKernels } from './wasm-kernels/register-all.ts';
 
 export {
   WASM_HEAP_LIMIT_BYTES,
