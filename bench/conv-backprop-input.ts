@@ -5,7 +5,7 @@
 // Usage: node --import tsx bench/conv-backprop-input.ts [batch=16] [repeats=5]
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend/index.ts';
-import { stockWasmKernel } from '../src/backend/wasm-kernels/index.ts';
+import { stockWasmKernel } from '../src/backend/wasm-kernels/register-all.ts';
 
 interface Layer {
   name: string;

@@ -6,7 +6,7 @@
 // BatchNormalization layer, ours against tf.layers.batchNormalization.
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend/index.ts';
-import { stockWasmKernel } from '../src/backend/wasm-kernels/index.ts';
+import { stockWasmKernel } from '../src/backend/wasm-kernels/register-all.ts';
 import { BatchNorm } from '../src/models/batch-norm.ts';
 
 const repeats = Number(process.argv[2] ?? 5);

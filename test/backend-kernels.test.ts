@@ -4,7 +4,7 @@ import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend/index.ts';
-import { stockWasmKernel } from '../src/backend/wasm-kernels/index.ts';
+import { stockWasmKernel } from '../src/backend/wasm-kernels/register-all.ts';
 import { axisSwap } from '../src/backend/wasm-kernels/transpose.ts';
 import { mulberry32 } from '../src/util/rng.ts';
 

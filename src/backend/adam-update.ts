@@ -3,7 +3,7 @@
 // every operation to float32 in the same order, so they give the same bits.
 import * as tf from '@tensorflow/tfjs';
 import { simdKernels } from './simd/module.ts';
-import { ADAM_UPDATE, type AdamUpdateAttrs } from './wasm-kernels/simd-kernels.ts';
+import { ADAM_UPDATE, type AdamUpdateAttrs } from './wasm-kernels/kernel-names.ts';
 
 /**
  * [p', m', v'] for parameters p, gradient g and moments m, v: with weight decay g += wd p, then

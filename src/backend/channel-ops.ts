@@ -11,7 +11,7 @@ import {
   CHANNEL_SUM,
   CHANNEL_SUM_AND_DOT,
   LEAKY_RELU_GRAD,
-} from './wasm-kernels/simd-kernels.ts';
+} from './wasm-kernels/kernel-names.ts';
 
 function channelsOf(x: tf.Tensor): number {
   return x.shape[x.rank - 1] ?? 1;

@@ -1,15 +1,17 @@
 // Backend selection: which TF.js backend this process computes on, chosen once at start-up.
 //
 // `auto` prefers, in order: @tensorflow/tfjs-node-gpu (CUDA), @tensorflow/tfjs-node (native CPU),
-// wasm (XNNPACK, with this project's training kernels), then the pure-JS cpu backend. The two
-// native packages are optionalDependencies, so they are only ever loaded with a guarded dynamic
-// import(): a missing or broken install is a reason to fall back, never a crash.
+// then wasm (XNNPACK, with this project's training kernels). The two native packages are
+// optionalDependencies, so they are only ever loaded with a guarded dynamic import(): a missing or
+// broken install is a reason to fall back, never a crash. wasm is a dependency: if it or its
+// kernels fail, `auto` throws rather than end on the pure-JS cpu backend, which only an explicit
+// `cpu` selects.
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import type { BackendChoice } from '../config/schema.ts';
 import { installWasmMemoryGuard } from './memory.ts';
 import { loadSimdKernels } from './simd/module.ts';
-import { registerWasmTrainingKernels } from './wasm-kernels/index.ts';
+import { registerWasmTrainingKernels } from './wasm-kernels/register-all.ts';
 
 export {
   WASM_HEAP_LIMIT_BYTES,
@@ -125,6 +127,9 @@ async function select(choice: BackendChoice): Promise<BackendInfo> {
       return { name, gpu: false, reason: choice === 'auto' ? skipped.join('; ') : 'requested' };
     }
     if (choice === name) throw new BackendUnavailableError(choice, attempt.why);
+    // wasm and its kernels ship with medvae, unlike the optional native packages: their failure is
+    // a broken install to report, never a silent fall to cpu, which is far slower.
+    if (name === 'wasm') throw new BackendUnavailableError(choice, `${[...skipped, attempt.why].join('; ')}. Reinstall medvae, or choose --backend cpu`);
     skipped.push(attempt.why);
   }
   throw new BackendUnavailableError(choice, skipped.join('; '));

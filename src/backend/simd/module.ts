@@ -1,9 +1,9 @@
-// Loads kernels.wat into the process: assembled with wabt, instantiated on the TF.js wasm
-// backend's own memory so that its functions read and write tensors in place (no copies in or
-// out). Pointers passed to these functions are heap byte offsets from wasmHeapOffset().
-import { readFile } from 'node:fs/promises';
+// Loads kernels.wasm (built from kernels.wat by `npm run build:wasm`) into the process,
+// instantiated on the TF.js wasm backend's own memory so that its functions read and write tensors
+// in place (no copies in or out). Pointers passed to these functions are heap byte offsets from
+// wasmHeapOffset().
 import * as tf from '@tensorflow/tfjs';
-import wabtInit from 'wabt';
+import { loadWasmModule, type CheckedWasmModule, type WasmExportSpec } from '../../util/wasm-module.ts';
 
 export interface SimdKernels {
   leaky_relu(x: number, y: number, n: number, alpha: number): void;
@@ -30,6 +30,23 @@ export interface SimdKernels {
   ): void;
 }
 
+const [i32, f32] = ['i32', 'f32'] as const;
+
+/** SimdKernels as kernels.wat defines it; checked against the module when it is loaded. */
+const SIMD_EXPORTS: WasmExportSpec<SimdKernels> = {
+  leaky_relu: [i32, i32, i32, f32],
+  leaky_relu_grad: [i32, i32, i32, i32, f32],
+  channel_sum: [i32, i32, i32, i32],
+  channel_squared_deviation_sum: [i32, i32, i32, i32, i32],
+  channel_sum_and_dot: [i32, i32, i32, i32, i32, i32, i32],
+  channel_affine: [i32, i32, i32, i32, i32, i32, i32, i32, i32],
+  transpose: [i32, i32, i32, i32],
+  transpose_blocks: [i32, i32, i32, i32, i32],
+  filter_grad: [i32, i32, i32, i32, i32, i32, i32, i32, i32, i32, i32, i32, i32, i32, i32],
+  col2im: [i32, i32, i32, i32, i32, i32, i32, i32, i32, i32, i32, i32, i32, i32],
+  adam: [i32, i32, i32, i32, i32, i32, i32, i32, i32, f32, f32, f32, f32, f32, f32, f32],
+};
+
 /** The parts of TF.js's wasm backend these kernels touch (internals, checked when loaded). */
 interface WasmBackendInternals {
   wasm: { asm?: { memory?: unknown } };
@@ -46,8 +63,7 @@ export class SimdKernelError extends Error {
   override name = 'SimdKernelError';
 }
 
-const SOURCE = new URL('./kernels.wat', import.meta.url);
-
+let compiled: CheckedWasmModule<SimdKernels> | undefined;
 let instance: { memory: WebAssembly.Memory; kernels: SimdKernels } | undefined;
 
 function wasmBackend(): WasmBackendInternals {
@@ -55,25 +71,21 @@ function wasmBackend(): WasmBackendInternals {
   return tf.backend() as unknown as WasmBackendInternals;
 }
 
-/** Assembles and instantiates the kernels on the active wasm backend's memory (once per process). */
+/**
+ * Instantiates the kernels on the active wasm backend's memory (compiled once per process, then
+ * once per backend memory). Throws WasmLoadError or WasmExportError when kernels.wasm is missing,
+ * invalid or does not match SimdKernels.
+ */
 export async function loadSimdKernels(): Promise<SimdKernels> {
   const memory = wasmBackend().wasm.asm?.memory;
   if (!(memory instanceof WebAssembly.Memory)) {
     throw new SimdKernelError('the TF.js wasm module does not export its memory (wasm.asm.memory): this TF.js version is not supported');
   }
   if (instance?.memory === memory) return instance.kernels;
-  const wabt = await wabtInit();
-  const text = await readFile(SOURCE, 'utf8');
-  const parsed = wabt.parseWat(SOURCE.pathname, text, { simd: true });
-  try {
-    const { buffer } = parsed.toBinary({});
-    const compiled = new WebAssembly.Module(new Uint8Array(buffer));
-    const kernels = new WebAssembly.Instance(compiled, { tfjs: { memory } }).exports as unknown as SimdKernels;
-    instance = { memory, kernels };
-    return kernels;
-  } finally {
-    parsed.destroy();
-  }
+  compiled ??= loadWasmModule(new URL('./kernels.wasm', import.meta.url), 'SimdKernels', SIMD_EXPORTS);
+  const kernels = compiled.instantiate({ tfjs: { memory } });
+  instance = { memory, kernels };
+  return kernels;
 }
 
 /** The kernels instantiated on the active backend's memory, or undefined before loadSimdKernels(). */

@@ -12,7 +12,8 @@
 // direct SIMD loop instead (filterGradDirect, below).
 import * as tf from '@tensorflow/tfjs';
 import { simdKernels, wasmHeapOffset, type SimdKernels, type WasmKernelBackend } from '../simd/module.ts';
-import { composedWasmKernel, cropToConvPadding, nhwcConvInfo } from './compose.ts';
+import { composedWasmKernel } from './compose.ts';
+import { cropToConvPadding, nhwcConvInfo } from './conv-util.ts';
 
 /** Most floats one conv takes as its filter when the filter is split. */
 const FILTER_CHUNK_FLOATS = 2 ** 19;

@@ -11,8 +11,9 @@
 // The padding p is dropped by starting the phases late (and, when p is not a multiple of s, a slice).
 // Strided cases with 8+ dy channels take one GEMM and a col2im instead (gemmThenCol2im).
 import * as tf from '@tensorflow/tfjs';
-import { composedWasmKernel, cropToConvPadding, nhwcConvInfo } from './compose.ts';
-import { COL2IM, type Col2ImAttrs } from './simd-kernels.ts';
+import { composedWasmKernel } from './compose.ts';
+import { cropToConvPadding, nhwcConvInfo } from './conv-util.ts';
+import { COL2IM, type Col2ImAttrs } from './kernel-names.ts';
 
 interface PhaseRange {
   /** [before, after] margins of dy along this axis for the phase conv (negative crops) */

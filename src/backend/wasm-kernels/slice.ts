@@ -4,7 +4,7 @@
 // and scalars run the stock kernel.
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import { stockWasmKernel } from './stock-kernels.ts';
+import { overrideStockKernel } from './stock-fallback.ts';
 
 /** Copies the slice (begin, size) of `source`, shaped `shape`, into `target` (row-major). */
 function copySlice(
@@ -33,24 +33,16 @@ function copySlice(
   }
 }
 
-export const sliceConfig: tf.KernelConfig = {
-  kernelName: tf.Slice,
-  backendName: 'wasm',
-  kernelFunc: (args) => {
-    const x = args.inputs['x'];
-    const { begin, size } = args.attrs as unknown as tf.SliceAttrs;
-    if (x === undefined) throw new Error(`Slice on wasm: missing input 'x'`);
-    if (x.dtype === 'string' || x.shape.length === 0) {
-      const stock = stockWasmKernel(tf.Slice);
-      if (stock === undefined) throw new Error('Slice on wasm: the stock kernel was not kept at registration');
-      return stock.kernelFunc(args);
-    }
-    const backend = args.backend as BackendWasm;
-    const [begin_, size_] = tf.slice_util.parseSliceParams(x, begin, size);
-    const out = backend.makeOutput(size_, x.dtype);
-    if (tf.util.sizeFromShape(size_) === 0) return out;
-    // Views taken after makeOutput: allocating it may grow the heap, detaching older views.
-    copySlice(backend.typedArrayFromHeap(x), backend.typedArrayFromHeap(out), x.shape, begin_, size_);
-    return out;
-  },
-};
+export const sliceConfig = overrideStockKernel(tf.Slice, (args) => {
+  const x = args.inputs['x'];
+  const { begin, size } = args.attrs as unknown as tf.SliceAttrs;
+  if (x === undefined) throw new Error(`Slice on wasm: missing input 'x'`);
+  if (x.dtype === 'string' || x.shape.length === 0) return undefined;
+  const backend = args.backend as BackendWasm;
+  const [begin_, size_] = tf.slice_util.parseSliceParams(x, begin, size);
+  const out = backend.makeOutput(size_, x.dtype);
+  if (tf.util.sizeFromShape(size_) === 0) return out;
+  // Views taken after makeOutput: allocating it may grow the heap, detaching older views.
+  copySlice(backend.typedArrayFromHeap(x), backend.typedArrayFromHeap(out), x.shape, begin_, size_);
+  return out;
+});

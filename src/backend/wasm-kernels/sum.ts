@@ -8,7 +8,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { simdKernels } from '../simd/module.ts';
 import { overridingWasmKernel } from './compose.ts';
-import { CHANNEL_SUM } from './simd-kernels.ts';
+import { CHANNEL_SUM } from './kernel-names.ts';
 
 interface ReducedBlock {
   /** product of the axes before the reduced block */

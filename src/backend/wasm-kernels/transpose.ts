@@ -6,7 +6,7 @@
 // every other permutation and dtype, moves one element at a time (bench:kernels' Transpose cases).
 import * as tf from '@tensorflow/tfjs';
 import { simdKernels, wasmHeapOffset, type WasmKernelBackend } from '../simd/module.ts';
-import { stockWasmKernel } from './stock-kernels.ts';
+import { overrideStockKernel } from './stock-fallback.ts';
 
 /** A transpose as batch x [rows, cols] x block -> batch x [cols, rows] x block. */
 export interface AxisSwap {
@@ -55,27 +55,21 @@ export function axisSwap(shape: readonly number[], perm: readonly number[]): Axi
  */
 const MIN_SLICE_ELEMENTS = 65536;
 
-export const transposeConfig: tf.KernelConfig = {
-  kernelName: tf.Transpose,
-  backendName: 'wasm',
-  kernelFunc: (args) => {
-    const x = args.inputs['x'];
-    const { perm } = args.attrs as unknown as tf.TransposeAttrs;
-    const kernels = simdKernels();
-    const swap = x !== undefined && (x.dtype === 'float32' || x.dtype === 'int32') ? axisSwap(x.shape, perm) : undefined;
-    if (x === undefined || kernels === undefined || swap === undefined || swap.rows * swap.cols * swap.block < MIN_SLICE_ELEMENTS) {
-      const stock = stockWasmKernel(tf.Transpose);
-      if (stock === undefined) throw new Error('Transpose on wasm: the stock kernel was not kept at registration');
-      return stock.kernelFunc(args);
-    }
-    const y = (args.backend as unknown as WasmKernelBackend).makeOutput(perm.map((axis) => x.shape[axis]), x.dtype);
-    const { batch, rows, cols, block } = swap;
-    const sliceBytes = rows * cols * block * 4;
-    const [from, to] = [wasmHeapOffset(x), wasmHeapOffset(y)];
-    for (let b = 0; b < batch; b++) {
-      if (block === 1) kernels.transpose(from + b * sliceBytes, to + b * sliceBytes, rows, cols);
-      else kernels.transpose_blocks(from + b * sliceBytes, to + b * sliceBytes, rows, cols, block);
-    }
-    return y;
-  },
-};
+export const transposeConfig = overrideStockKernel(tf.Transpose, (args) => {
+  const x = args.inputs['x'];
+  const { perm } = args.attrs as unknown as tf.TransposeAttrs;
+  const kernels = simdKernels();
+  const swap = x !== undefined && (x.dtype === 'float32' || x.dtype === 'int32') ? axisSwap(x.shape, perm) : undefined;
+  if (x === undefined || kernels === undefined || swap === undefined || swap.rows * swap.cols * swap.block < MIN_SLICE_ELEMENTS) {
+    return undefined;
+  }
+  const y = (args.backend as unknown as WasmKernelBackend).makeOutput(perm.map((axis) => x.shape[axis]), x.dtype);
+  const { batch, rows, cols, block } = swap;
+  const sliceBytes = rows * cols * block * 4;
+  const [from, to] = [wasmHeapOffset(x), wasmHeapOffset(y)];
+  for (let b = 0; b < batch; b++) {
+    if (block === 1) kernels.transpose(from + b * sliceBytes, to + b * sliceBytes, rows, cols);
+    else kernels.transpose_blocks(from + b * sliceBytes, to + b * sliceBytes, rows, cols, block);
+  }
+  return y;
+});

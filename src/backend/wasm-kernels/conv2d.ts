@@ -60,7 +60,7 @@ function bandMatrix(
   return tf.tensor2d(band, [length, outLength]);
 }
 
-export const conv2dLineFilterConfig = overridingWasmKernel(
+export const conv2dConfig = overridingWasmKernel(
   tf.Conv2D,
   ['x', 'filter'],
   ({ x, filter }, attrs: tf.Conv2DAttrs) => x.dtype === 'float32' && isLineFilter(convInfo(x, filter, attrs)),

@@ -6,9 +6,10 @@
 // offset u holds the sum for tap offset u; taps sit at multiples of the forward dilation d. The
 // per-batch partial results are then summed over B.
 import * as tf from '@tensorflow/tfjs';
-import { composedWasmKernel, cropToConvPadding } from './compose.ts';
+import { composedWasmKernel } from './compose.ts';
+import { cropToConvPadding } from './conv-util.ts';
 
-export const depthwiseBackpropFilterConfig = composedWasmKernel(
+export const depthwiseConv2dNativeBackpropFilterConfig = composedWasmKernel(
   tf.DepthwiseConv2dNativeBackpropFilter,
   ['x', 'dy'],
   ({ x, dy }, attrs: tf.DepthwiseConv2dNativeBackpropFilterAttrs) => {

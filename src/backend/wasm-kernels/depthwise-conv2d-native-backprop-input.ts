@@ -5,7 +5,8 @@
 // it, using the spatially flipped filter at the same dilation. The channel multiplier M makes dy
 // have C*M channels: convolving each with its own flipped tap and summing each group of M gives dx.
 import * as tf from '@tensorflow/tfjs';
-import { composedWasmKernel, cropToConvPadding } from './compose.ts';
+import { composedWasmKernel } from './compose.ts';
+import { cropToConvPadding } from './conv-util.ts';
 
 /** dy with stride-1 zeros after every sample along H and W: [B, OH*sh, OW*sw, C]. */
 function interleaveZeros(dy: tf.Tensor4D, strideHeight: number, strideWidth: number): tf.Tensor4D {
@@ -22,7 +23,7 @@ function interleaveZeros(dy: tf.Tensor4D, strideHeight: number, strideWidth: num
   return tf.reshape(spread, [batch, outHeight * strideHeight, outWidth * strideWidth, channels]);
 }
 
-export const depthwiseBackpropInputConfig = composedWasmKernel(
+export const depthwiseConv2dNativeBackpropInputConfig = composedWasmKernel(
   tf.DepthwiseConv2dNativeBackpropInput,
   ['dy', 'filter'],
   ({ dy, filter }, attrs: tf.DepthwiseConv2dNativeBackpropInputAttrs) => {
