@@ -228,7 +228,7 @@ export async function launch(opts: LaunchOptions): Promise<LaunchResult> {
   const nodes = opts.nodes;
   const server = nodes?.layout.nodeRank === 0 ? await RendezvousServer.start({
     bindHost: nodes.layout.masterAddr === 'localhost' || nodes.layout.masterAddr.startsWith('127.') ? nodes.layout.masterAddr : '0.0.0.0',
-    port: nodes.layout.masterPort, token: nodes.token, nnodes: nodes.layout.nnodes, runDir: opts.runDir, reference: { settings: nodes.settings },
+    masterAddr: nodes.layout.masterAddr, port: nodes.layout.masterPort, token: nodes.token, nnodes: nodes.layout.nnodes, runDir: opts.runDir, reference: { settings: nodes.settings },
     rdzvTimeoutMs: nodes.rdzvTimeoutMs, liveTimeoutMs: liveTimeoutMs(opts.stepTimeoutMs), log: (line) => opts.progress.info(`rendezvous: ${line}`),
   }) : undefined;
   try {

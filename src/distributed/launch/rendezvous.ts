@@ -95,6 +95,8 @@ function hostOf(socket: Socket): string {
 export interface RendezvousServerOptions {
   /** Address the rendezvous binds (node 0's master address, or all interfaces). */
   bindHost: string;
+  /** How the other nodes reach it (--master-addr), for messages. */
+  masterAddr: string;
   port: number;
   token: string;
   nnodes: number;
@@ -177,7 +179,7 @@ export class RendezvousServer {
       const joined = [...this.members.keys()].sort((a, b) => a - b);
       this.refuseAll(
         `rendezvous incomplete after ${this.o.rdzvTimeoutMs / 1000} s (--rdzv-timeout): node(s) ${missing.join(', ')} did not join` +
-          ` (joined: ${joined.join(', ') || 'none'}); check that they started with the same --nnodes and can reach ${this.o.bindHost}:${this.o.port}`,
+          ` (joined: ${joined.join(', ') || 'none'}); check that they started with the same --nnodes and can reach ${this.o.masterAddr}:${this.o.port}`,
       );
     }, this.o.rdzvTimeoutMs);
   }
@@ -449,7 +451,11 @@ function handshake(socket: Socket, o: JoinOptions, where: string, deadline: numb
     let state: 'challenge' | 'welcome' | 'assign' = 'challenge';
     let serverNonce = Buffer.alloc(0);
     const myNonce = randomBytes(NONCE_BYTES);
-    const timer = setTimeout(() => finish({ reason: `node 0 at ${where} did not complete the rendezvous within --rdzv-timeout`, fatal: true }), Math.max(0, deadline - Date.now()));
+    // Node 0 owns the deadline and says which nodes are missing; this timer only covers a node 0 that went quiet.
+    const timer = setTimeout(
+      () => finish({ reason: `node 0 at ${where} did not complete the rendezvous within --rdzv-timeout`, fatal: true }),
+      Math.max(0, deadline - Date.now()) + o.liveTimeoutMs,
+    );
     let settled = false;
     const finish = (r: RendezvousSession | Refusal): void => {
       if (settled) return;
