@@ -40,14 +40,17 @@ after(() => {
   if (!skip) assert.deepEqual(leftovers(), [], 'every namespace and link of this run is gone');
 });
 
+type Extra = { args?: string[]; token?: string };
+
+/** The agent of one node, inside its namespace. */
+function startNode(node: number, args: string[], masterPort: number, extra: Extra = {}): RunningProcess {
+  const argv = [...net!.exec(node), process.execPath, DIST, ...tiny, ...args, '--nnodes', '2', '--node-rank', String(node), '--master-addr', net!.hosts[0]!.addr, '--master-port', String(masterPort), ...(extra.args ?? [])];
+  return startProcess(argv, ROOT, { ...process.env, MEDVAE_DIST_TOKEN: extra.token ?? TOKEN });
+}
+
 /** One agent per namespace; each test takes a fresh rendezvous port so a lingering socket cannot interfere. */
-function startNodes(args: string[], perNode: (node: number) => { args?: string[]; token?: string } = () => ({})): RunningProcess[] {
-  const p = port++;
-  return net!.hosts.map((_, node) => {
-    const extra = perNode(node);
-    const argv = [...net!.exec(node), process.execPath, DIST, ...tiny, ...args, '--nnodes', '2', '--node-rank', String(node), '--master-addr', net!.hosts[0]!.addr, '--master-port', String(p), ...(extra.args ?? [])];
-    return startProcess(argv, ROOT, { ...process.env, MEDVAE_DIST_TOKEN: extra.token ?? TOKEN });
-  });
+function startNodes(args: string[], perNode: (node: number) => Extra = () => ({}), masterPort = port++): RunningProcess[] {
+  return net!.hosts.map((_, node) => startNode(node, args, masterPort, perNode(node)));
 }
 
 async function exits(nodes: RunningProcess[]): Promise<(number | null)[]> {
@@ -92,20 +95,23 @@ test('2 nodes x 1 worker over a 1 Gbit/s link equal 1 worker accumulating 2 micr
   assert.ok(diff <= 1e-5, `max abs diff ${diff}`);
 });
 
-test('a worker on node 1 killed (SIGKILL): both nodes stop, and with --max-restarts 1 re-rendezvous and finish from the last checkpoint', { skip }, async () => {
+test("node 1 killed mid-run (its agent, SIGKILL) with --max-restarts 1: node 0 stops its workers, and when node 1's agent comes back (as a scheduler restarts it) both re-rendezvous and finish from the last checkpoint", { skip }, async () => {
   const runDir = join(dir, 'restart');
-  const nodes = startNodes(['--cpu-workers', '1', '--epochs', '4', '--set', 'output.checkpoint_every_steps=2', '--max-restarts', '1', '--out', runDir, '--rdzv-timeout', '60']);
+  const args = ['--cpu-workers', '1', '--epochs', '4', '--set', 'output.checkpoint_every_steps=2', '--max-restarts', '1', '--out', runDir, '--rdzv-timeout', '60'];
+  const masterPort = port++;
+  const nodes = startNodes(args, () => ({}), masterPort);
   await nodes[0]!.waitFor(/epoch 2\/4 step 1\/3/);
-  const victim = workersOf(nodes[1]!.child.pid!).get(1);
-  assert.ok(victim, 'found rank 1 on node 1');
-  process.kill(victim, 'SIGKILL');
-  const codes = await exits(nodes);
-  const out = nodes.map((n) => n.output()).join('\n----\n');
-  assert.deepEqual(codes, [0, 0], out);
-  assert.match(nodes[1]!.output(), /worker rank 1 \(cpu:0, pid \d+\) killed by SIGKILL/);
-  assert.match(nodes[0]!.output(), /stopped by node 0: node 1 .*killed by SIGKILL|no data from rank 1|rank 1 .*closed/);
-  for (const n of nodes) assert.match(n.output(), /restarting all 1 workers of this node, after a new rendezvous, from .*step-/);
+  nodes[1]!.child.kill('SIGKILL');
+  await nodes[0]!.waitFor(/restarting all 1 workers of this node, after a new rendezvous, from .*step-/);
+  assertNoWorkers(nodes);
+  // The replacement knows nothing of the run: node 0 tells it where to resume.
+  const again = startNode(1, args, masterPort);
+  const codes = await exits([nodes[0]!, again]);
+  assert.deepEqual(codes, [0, 0], `${nodes[0]!.output()}\n----\n${again.output()}`);
+  assert.match(nodes[0]!.output(), /stopping round 0: node 1's agent \(10\.231\.7\.2\) went away|no data from rank 1|rank 1 .*closed/);
+  assert.match(nodes[0]!.output(), /node 1 \([^)]*\) joined round 1/);
   assert.match(nodes[0]!.output(), /finished at step 12 .* 1 restart\(s\)/);
+  assert.match(again.output(), /finished at step 12 .* 0 restart\(s\)/);
   assert.equal(readState(latestCheckpoint(join(runDir, 'checkpoints'))!).step, 12);
 });
 

@@ -164,7 +164,9 @@ function peersForThisNode(all: { node: number; host: string; port: number; socke
 }
 
 /** One attempt: spawn, gather ports (across nodes: through the rendezvous), form the ring, train; all workers or none. */
-async function attempt(opts: LaunchOptions, resume: string | undefined, session?: RendezvousSession): Promise<WorkerResult[]> {
+async function attempt(opts: LaunchOptions, ownResume: string | undefined, session?: RendezvousSession): Promise<WorkerResult[]> {
+  // Across nodes, node 0 decides where the round starts: an agent that a scheduler restarted knows nothing of the run.
+  const resume = session ? (session.assignment.resume ?? undefined) : ownResume;
   const worldSize = session?.assignment.worldSize ?? opts.devices.length;
   const rankOffset = session?.assignment.rankOffset ?? 0;
   const workers = opts.devices.map((device, i) => spawnWorker(rankOffset + i, device));
@@ -226,24 +228,25 @@ function joinRound(opts: LaunchOptions, nodes: MultiNodeOptions): Promise<Rendez
 
 export async function launch(opts: LaunchOptions): Promise<LaunchResult> {
   const nodes = opts.nodes;
+  const state = { resume: opts.resume };
   const server = nodes?.layout.nodeRank === 0 ? await RendezvousServer.start({
     bindHost: nodes.layout.masterAddr === 'localhost' || nodes.layout.masterAddr.startsWith('127.') ? nodes.layout.masterAddr : '0.0.0.0',
     masterAddr: nodes.layout.masterAddr, port: nodes.layout.masterPort, token: nodes.token, nnodes: nodes.layout.nnodes, runDir: opts.runDir, reference: { settings: nodes.settings },
     rdzvTimeoutMs: nodes.rdzvTimeoutMs, liveTimeoutMs: liveTimeoutMs(opts.stepTimeoutMs), log: (line) => opts.progress.info(`rendezvous: ${line}`),
+    resume: () => state.resume ?? null,
   }) : undefined;
   try {
-    return await launchRounds(opts);
+    return await launchRounds(opts, state);
   } finally {
     await server?.close();
   }
 }
 
-async function launchRounds(opts: LaunchOptions): Promise<LaunchResult> {
-  let resume = opts.resume;
+async function launchRounds(opts: LaunchOptions, state: { resume?: string }): Promise<LaunchResult> {
   for (let restarts = 0; ; restarts++) {
     try {
       const session = opts.nodes ? await joinRound(opts, opts.nodes) : undefined;
-      return { results: await attempt(opts, resume, session), restarts };
+      return { results: await attempt(opts, state.resume, session), restarts };
     } catch (e) {
       if (!(e instanceof WorkerFailure)) throw e;
       const last = latestCheckpoint(join(opts.runDir, 'checkpoints'));
@@ -253,7 +256,7 @@ async function launchRounds(opts: LaunchOptions): Promise<LaunchResult> {
       }
       opts.metrics.restart();
       // Restart from the newest checkpoint; before the first one exists, from where the run began.
-      if (last && existsSync(join(last, 'state.json'))) resume = opts.runDir;
+      if (last && existsSync(join(last, 'state.json'))) state.resume = opts.runDir;
       opts.progress.info(`${e.message}; restarting all ${opts.devices.length} workers${opts.nodes ? ' of this node, after a new rendezvous,' : ''} from ${last ?? 'the start'} (restart ${restarts + 1} of ${opts.maxRestarts})`);
     }
   }

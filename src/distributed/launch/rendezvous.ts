@@ -50,6 +50,8 @@ export interface Assignment {
   /** Global rank of this node's first worker. */
   rankOffset: number;
   nnodes: number;
+  /** Where every worker of the round resumes from (node 0's choice), or null for the start. */
+  resume: string | null;
 }
 
 /** A worker's data-plane address as its agent reports it; node 0 adds the host. */
@@ -106,6 +108,8 @@ export interface RendezvousServerOptions {
   rdzvTimeoutMs: number;
   liveTimeoutMs: number;
   log: (line: string) => void;
+  /** Where the next round resumes from: node 0's agent knows, having seen the last failure. */
+  resume: () => string | null;
 }
 
 interface Member {
@@ -272,7 +276,7 @@ export class RendezvousServer {
     const worldSize = members.reduce((n, m) => n + m.join.localWorldSize, 0);
     let offset = 0;
     for (const m of members) {
-      m.channel.send({ type: 'assign', round: this.round, worldSize, rankOffset: offset, nnodes: this.o.nnodes });
+      m.channel.send({ type: 'assign', round: this.round, worldSize, rankOffset: offset, nnodes: this.o.nnodes, resume: this.o.resume() });
       offset += m.join.localWorldSize;
     }
   }
@@ -483,7 +487,8 @@ function handshake(socket: Socket, o: JoinOptions, where: string, deadline: numb
         state = 'assign';
         o.log(`node ${o.request.nodeRank} joined the rendezvous at ${where}; waiting for all nodes`);
       } else if (state === 'assign' && m.type === 'assign') {
-        const assignment: Assignment = { round: Number(m.round), worldSize: Number(m.worldSize), rankOffset: Number(m.rankOffset), nnodes: Number(m.nnodes) };
+        const resume = typeof m.resume === 'string' ? m.resume : null;
+        const assignment: Assignment = { round: Number(m.round), worldSize: Number(m.worldSize), rankOffset: Number(m.rankOffset), nnodes: Number(m.nnodes), resume };
         finish(new RendezvousSession(channel, assignment, where));
       } else {
         finish({ reason: `node 0 at ${where} sent '${m.type}' during the rendezvous (${state} expected)`, fatal: true });
