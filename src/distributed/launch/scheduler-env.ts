@@ -8,6 +8,13 @@ export const DEFAULT_MASTER_PORT = 29500;
 /** The headless Service that gives node 0's pod its DNS name (`<job>-0.<service>`); default: the job's name. */
 export const K8S_SERVICE_ENV = 'MEDVAE_K8S_SERVICE';
 
+/** Every variable the layout is read from (cluster manifests are checked against this list). */
+export const LAYOUT_ENV = [
+  'NNODES', 'NODE_RANK', 'MASTER_ADDR', 'MASTER_PORT',
+  'JOB_COMPLETION_INDEX', 'HOSTNAME', K8S_SERVICE_ENV,
+  'SLURM_JOB_ID', 'SLURM_NODEID', 'SLURM_PROCID', 'SLURM_NNODES', 'SLURM_JOB_NUM_NODES', 'SLURM_JOB_NODELIST', 'SLURM_NODELIST',
+] as const;
+
 export class LayoutError extends Error {
   override name = 'LayoutError';
 }
