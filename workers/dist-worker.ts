@@ -30,7 +30,7 @@ const api: WorkerApi = {
     metrics = new TrainingMetrics({ rank: p.rank });
     listener = await listenForRing({
       rank: p.rank, worldSize: p.worldSize, listen: { host: p.listenHost, port: 0 }, bucketBytes: p.bucketBytes, chunkBytes: p.chunkBytes,
-      timeoutMs: p.ringTimeoutMs, offerUnixSocket: p.offerUnixSocket,
+      offerUnixSocket: p.offerUnixSocket,
     });
     return { port: listener.port, socketPath: listener.socketPath };
   },

@@ -153,7 +153,10 @@ async function killAll(workers: Worker[]): Promise<void> {
   await Promise.all(workers.map((w) => w.exited));
 }
 
-/** How long a ring neighbour or another node's agent may stay silent: half the step timeout, so it is named before the step timeout blames a worker. */
+/**
+ * How long another node's agent may stay silent on the control channel: half the step timeout, so that a
+ * partition is named (the silent node) before the step timeout blames a worker stalled by it.
+ */
 export function liveTimeoutMs(stepTimeoutMs: number): number {
   return Math.max(1000, Math.min(DEFAULT_TIMEOUT_MS, stepTimeoutMs / 2));
 }
@@ -179,7 +182,7 @@ async function attempt(opts: LaunchOptions, ownResume: string | undefined, sessi
       const ports = await Promise.all(workers.map((w) => w.api.prepare({
         rank: w.rank, worldSize, device: w.device, config: opts.config, runDir: opts.runDir, resume,
         logFormat: opts.logFormat, listenHost: opts.listenHost, bucketBytes: opts.bucketBytes, chunkBytes: opts.chunkBytes,
-        ringTimeoutMs: liveTimeoutMs(opts.stepTimeoutMs), offerUnixSocket: session !== undefined,
+        offerUnixSocket: session !== undefined,
       })));
       const peers = session
         ? peersForThisNode(await session.exchangePorts(ports.map(({ port, socketPath }) => ({ port, socketPath }))), opts.nodes!.layout.nodeRank)

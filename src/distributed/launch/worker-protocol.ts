@@ -21,8 +21,6 @@ export interface WorkerPlan {
   /** All-reduce bucket and frame sizes of the data plane (every rank must use the same). */
   bucketBytes: number;
   chunkBytes: number;
-  /** Longest silence of a ring neighbour (connecting, or within an all-reduce) before it is reported lost. */
-  ringTimeoutMs: number;
   /** Listening beyond loopback (several hosts): also offer a Unix socket to ranks on this host. */
   offerUnixSocket: boolean;
 }
