@@ -6,7 +6,9 @@ import { mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expandHostlist, resolveNodeLayout } from '../src/distributed/launch/scheduler-env.ts';
-import { differingKeys, flattenSettings, RendezvousServer, RendezvousSession, type JoinOptions } from '../src/distributed/launch/rendezvous.ts';
+import { differingKeys, flattenSettings } from '../src/distributed/launch/rendezvous-protocol.ts';
+import { RendezvousServer } from '../src/distributed/launch/rendezvous-server.ts';
+import { RendezvousSession, type JoinOptions } from '../src/distributed/launch/rendezvous-client.ts';
 
 test('Slurm host lists expand as scontrol show hostnames does', () => {
   assert.deepEqual(expandHostlist('node[01-03,7],gpu-a[1-2]'), ['node01', 'node02', 'node03', 'node7', 'gpu-a1', 'gpu-a2']);

@@ -13,7 +13,7 @@ import { TrainingMetrics } from '../metrics/registry.ts';
 import { AgentMetrics } from '../metrics/aggregate.ts';
 import { hostname } from 'node:os';
 import { launch, type MultiNodeOptions } from '../distributed/launch/agent.ts';
-import { flattenSettings } from '../distributed/launch/rendezvous.ts';
+import { flattenSettings } from '../distributed/launch/rendezvous-protocol.ts';
 import { LayoutError, resolveNodeLayout, type NodeLayout } from '../distributed/launch/scheduler-env.ts';
 import { DEFAULT_BUCKET_BYTES, DEFAULT_CHUNK_BYTES, DEFAULT_MAX_FRAME_BYTES, TOKEN_ENV } from '../distributed/collective/ring.ts';
 import { isLoopbackHost } from '../distributed/collective/handshake.ts';

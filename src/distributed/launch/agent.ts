@@ -2,7 +2,7 @@
 // shard each has, when to stop, and what to do when one dies or hangs (stop all, restart all from
 // the last checkpoint, as torchrun's elastic agent does). It never touches gradient bytes: the
 // workers all-reduce among themselves over the ring (Unix sockets on one host, TCP between hosts).
-// Across hosts there is one agent per node; they meet at node 0's rendezvous (rendezvous.ts), which
+// Across hosts there is one agent per node; they meet at node 0's rendezvous (rendezvous-*.ts), which
 // also carries each agent's failures to the others, so that every node stops and restarts together.
 import { fork, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -15,7 +15,9 @@ import { latestCheckpoint } from '../../train/checkpoint.ts';
 import { DEFAULT_TIMEOUT_MS, type PeerAddress } from '../collective/ring.ts';
 import { childProcessEndpoint } from './ipc-endpoint.ts';
 import { CHILD_EXEC_ARGV, ownModule } from '../../util/module-path.ts';
-import { RendezvousServer, RendezvousSession, type JoinRequest } from './rendezvous.ts';
+import { RendezvousSession } from './rendezvous-client.ts';
+import type { JoinRequest } from './rendezvous-protocol.ts';
+import { RendezvousServer } from './rendezvous-server.ts';
 import type { NodeLayout } from './scheduler-env.ts';
 import type { WorkerApi, WorkerResult } from './worker-protocol.ts';
 
