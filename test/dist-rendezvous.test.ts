@@ -120,3 +120,13 @@ test('nobody at the master address: the joining node names the address and the v
     /node 1 could not reach node 0's rendezvous at 127\.0\.0\.1:1 within 0\.3 s \(--rdzv-timeout\): is node 0's agent running, and are --master-addr\/--master-port \(MASTER_ADDR\/MASTER_PORT\) right\?/,
   );
 });
+
+test('Ctrl-C or SIGTERM while waiting for the other nodes ends the wait at once', async () => {
+  await withServer(2, 10_000, async (joinAs) => {
+    const stop = new AbortController();
+    const started = Date.now();
+    setTimeout(() => stop.abort(), 200);
+    await assert.rejects(joinAs(0, { signal: stop.signal }), /^RendezvousError: interrupted while waiting for the other nodes at the rendezvous/);
+    assert.ok(Date.now() - started < 2000);
+  });
+});

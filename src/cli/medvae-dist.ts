@@ -143,7 +143,7 @@ const program = addTrainFlags(usageExitCodes(new Command('medvae-dist'))
       guard = layout.nodeRank === 0 ? new RunDirGuard(runDir) : undefined;
       const devicesFlag = flags.gpus !== undefined ? `--gpus ${flags.gpus}` : `--cpu-workers ${devices.length}`;
       const nodesFlags = multiNode ? `--nnodes ${layout.nnodes} --node-rank ${layout.nodeRank} --master-addr ${shellWord(layout.masterAddr)} --master-port ${layout.masterPort} ` : '';
-      const resumeCommand = `npx medvae-dist ${nodesFlags}${devicesFlag} --resume ${shellWord(runDir)}${multiNode ? ' (on every node)' : ''}`;
+      const resumeCommand = `npx medvae-dist ${nodesFlags}${devicesFlag} --resume ${shellWord(runDir)}${multiNode ? ' (on every other node the same with its own --node-rank; under Kubernetes or Slurm, resubmit the job with --resume)' : ''}`;
       const signal = interruptSignal(() => progress.info('interrupted: workers finish this step, then rank 0 saves a checkpoint (Ctrl-C again to stop at once)'));
       const maxRestarts = positive('--max-restarts', flags.maxRestarts);
       const stepTimeoutMs = positive('--step-timeout', flags.stepTimeout) * 1000;

@@ -226,7 +226,7 @@ function joinRound(opts: LaunchOptions, nodes: MultiNodeOptions): Promise<Rendez
   const { layout } = nodes;
   return RendezvousSession.join({
     masterAddr: layout.masterAddr, masterPort: layout.masterPort, token: nodes.token, runDir: opts.runDir,
-    rdzvTimeoutMs: nodes.rdzvTimeoutMs, liveTimeoutMs: liveTimeoutMs(opts.stepTimeoutMs), log: (line) => opts.progress.info(line),
+    rdzvTimeoutMs: nodes.rdzvTimeoutMs, liveTimeoutMs: liveTimeoutMs(opts.stepTimeoutMs), log: (line) => opts.progress.info(line), signal: opts.signal,
     request: { nodeRank: layout.nodeRank, nnodes: layout.nnodes, localWorldSize: opts.devices.length, localAddr: nodes.localAddr, hostname: nodes.hostname, settings: nodes.settings },
   });
 }

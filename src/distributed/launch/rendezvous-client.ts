@@ -19,7 +19,11 @@ export interface JoinOptions {
   rdzvTimeoutMs: number;
   liveTimeoutMs: number;
   log: (line: string) => void;
+  /** Ctrl-C or SIGTERM: stop waiting for the other nodes. */
+  signal?: AbortSignal;
 }
+
+const INTERRUPTED = 'interrupted while waiting for the other nodes at the rendezvous (no step of this round was taken)';
 
 /** An agent's membership of one round: its assignment, then the peer list, then the control channel. */
 export class RendezvousSession {
@@ -33,12 +37,13 @@ export class RendezvousSession {
     private readonly channel: ControlChannel,
     readonly assignment: Assignment,
     private readonly where: string,
+    nodeRank: number,
   ) {
     let stop!: (why: string) => void;
     this.stopped = new Promise((resolve) => (stop = resolve));
     channel.listen((m) => {
       if (m.type === 'peers') this.peersWaiter?.resolve(m.peers as RankAddress[]);
-      else if (m.type === 'stop') stop(`stopped by node 0: ${String(m.reason)}`);
+      else if (m.type === 'stop') stop(nodeRank === 0 ? String(m.reason) : `stopped by node 0: ${String(m.reason)}`);
       else if (m.type === 'refused') stop(String(m.reason));
     });
     void channel.closedBy.then((why) => {
@@ -55,6 +60,7 @@ export class RendezvousSession {
     const deadline = Date.now() + o.rdzvTimeoutMs;
     let lastRefusal = '';
     for (let attempt = 0; ; attempt++) {
+      if (o.signal?.aborted) throw new RendezvousError(INTERRUPTED);
       const left = deadline - Date.now();
       if (left <= 0) {
         throw new RendezvousError(
@@ -146,6 +152,9 @@ function handshake(socket: Socket, o: JoinOptions, where: string, deadline: numb
       resolve(r);
     };
     void channel.closedBy.then((why) => finish({ reason: `node 0 at ${where} closed the rendezvous connection: ${why}`, fatal: false }));
+    const onAbort = (): void => finish({ reason: INTERRUPTED, fatal: true });
+    o.signal?.addEventListener('abort', onAbort, { once: true });
+    void channel.closedBy.then(() => o.signal?.removeEventListener('abort', onAbort));
     channel.listen((m) => {
       if (m.type === 'refused') return finish({ reason: String(m.reason), fatal: m.fatal !== false });
       if (state === 'challenge' && m.type === 'challenge') {
@@ -166,7 +175,7 @@ function handshake(socket: Socket, o: JoinOptions, where: string, deadline: numb
       } else if (state === 'assign' && m.type === 'assign') {
         const resume = typeof m.resume === 'string' ? m.resume : null;
         const assignment: Assignment = { round: Number(m.round), worldSize: Number(m.worldSize), rankOffset: Number(m.rankOffset), nnodes: Number(m.nnodes), resume };
-        finish(new RendezvousSession(channel, assignment, where));
+        finish(new RendezvousSession(channel, assignment, where, o.request.nodeRank));
       } else {
         finish({ reason: `node 0 at ${where} sent '${m.type}' during the rendezvous (${state} expected)`, fatal: true });
       }
