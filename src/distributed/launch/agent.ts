@@ -13,6 +13,7 @@ import type { AgentMetrics } from '../../metrics/aggregate.ts';
 import type { LogFormat, Progress } from '../../train/progress.ts';
 import { latestCheckpoint } from '../../train/checkpoint.ts';
 import { DEFAULT_TIMEOUT_MS, type PeerAddress } from '../collective/ring.ts';
+import { isLoopbackHost } from '../collective/handshake.ts';
 import { childProcessEndpoint } from './ipc-endpoint.ts';
 import { CHILD_EXEC_ARGV, ownModule } from '../../util/module-path.ts';
 import { RendezvousSession } from './rendezvous-client.ts';
@@ -235,7 +236,8 @@ export async function launch(opts: LaunchOptions): Promise<LaunchResult> {
   const nodes = opts.nodes;
   const state = { resume: opts.resume };
   const server = nodes?.layout.nodeRank === 0 ? await RendezvousServer.start({
-    bindHost: nodes.layout.masterAddr === 'localhost' || nodes.layout.masterAddr.startsWith('127.') ? nodes.layout.masterAddr : '0.0.0.0',
+    // Beyond loopback the master address may be a name (a Service's) that this host cannot bind.
+    bindHost: isLoopbackHost(nodes.layout.masterAddr) ? nodes.layout.masterAddr : '0.0.0.0',
     masterAddr: nodes.layout.masterAddr, port: nodes.layout.masterPort, token: nodes.token, nnodes: nodes.layout.nnodes, runDir: opts.runDir, reference: { settings: nodes.settings },
     rdzvTimeoutMs: nodes.rdzvTimeoutMs, liveTimeoutMs: liveTimeoutMs(opts.stepTimeoutMs), log: (line) => opts.progress.info(`rendezvous: ${line}`),
     resume: () => state.resume ?? null,

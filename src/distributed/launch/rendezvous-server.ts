@@ -2,7 +2,7 @@
 // round, assigns node-major ranks, gathers and hands out the workers' addresses, and turns one node's
 // failure or silence into a stop for all others.
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import net, { type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { macsMatch, NONCE_BYTES } from '../collective/handshake.ts';
@@ -12,6 +12,7 @@ import {
   type JoinRequest, type RankAddress, type WorkerPort,
 } from './rendezvous-protocol.ts';
 
+const PROBE_PREFIX = '.medvae-rdzv-';
 /** Keys named in a mismatch message, at most; the count of the rest follows. */
 const SHOWN_KEYS = 6;
 
@@ -51,17 +52,21 @@ type Phase = 'joining' | 'ports' | 'running';
 /** Node 0's side: admits agents round after round until closed. */
 export class RendezvousServer {
   private readonly server: Server;
-  private readonly probeName = `.medvae-rdzv-${randomBytes(8).toString('hex')}`;
+  private readonly probeName = `${PROBE_PREFIX}${randomBytes(8).toString('hex')}`;
   private readonly probeDigest: string;
   private members = new Map<number, Member>();
   private phase: Phase = 'joining';
   private round = 0;
   private deadline: NodeJS.Timeout | null = null;
   private readonly channels = new Set<ControlChannel>();
+  /** Set when the rendezvous can never complete; later joiners hear it too. */
+  private fatal: string | null = null;
 
   private constructor(private readonly o: RendezvousServerOptions) {
     // The probe tells each node whether it sees the files node 0 writes: checkpoints live there.
     mkdirSync(o.runDir, { recursive: true });
+    // A node 0 killed earlier in this run directory left its probe behind.
+    for (const name of readdirSync(o.runDir)) if (name.startsWith(PROBE_PREFIX)) rmSync(join(o.runDir, name), { force: true });
     const secret = randomBytes(16).toString('hex');
     writeFileSync(join(o.runDir, this.probeName), secret);
     this.probeDigest = createHash('sha256').update(secret).digest('hex');
@@ -120,8 +125,6 @@ export class RendezvousServer {
     this.fatal = reason;
   }
 
-  /** Set when the rendezvous can never complete; later joiners hear it too. */
-  private fatal: string | null = null;
 
   private admit(socket: Socket): void {
     const channel = new ControlChannel(socket, this.o.liveTimeoutMs);
