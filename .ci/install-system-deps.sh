@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Installs Debian's prometheus (promtool) and chromium when missing. Needs root (CI runs as root).
+# Installs Debian's prometheus (promtool), chromium and iproute2 (ip, tc: the multi-host tests' network
+# namespaces) when missing. Needs root (CI runs as root).
 set -u
 need=()
 command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
+command -v tc >/dev/null 2>&1 || need+=(iproute2)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then echo "install-system-deps: not root, cannot install ${need[*]}"; exit 1; fi
 export DEBIAN_FRONTEND=noninteractive

@@ -1,11 +1,18 @@
 // Data-parallel scaling of the real product: runs `bin/medvae-dist.js --cpu-workers w` on the bundled
 // RetinaMNIST for each worker count and reads the run's metrics.jsonl back.
 //   node --import tsx bench/dist.ts --model vae --size 64 --batch 64 --workers 1,2 --steps 10 [--warmup 2] [--micro n] [--set key=value ...]
+// With --nnodes N (root, iproute2), runs N agents of `--cpu-workers w` each, one per network namespace
+// joined by veth pairs on a bridge, every link limited by tbf to --link-rate (test/helpers/netns.ts):
+// the rendezvous, the ring and the gradients cross a real (if local) network.
 // With --ceiling, runs w independent bench/step.ts processes at batch B/w side by side instead and
 // prints their summed images/s: the most w processes can do on this machine with no collective.
 // Prints one JSON line per worker count:
 //   {"model","image_size","global_batch","micro_batch","workers","steps","gradient_mb","images_per_s","step_ms_median",
-//    "allreduce_ms_median","comm_fraction","allreduce_wait_ms_median","transfer_fraction","peak_rss_mb_per_worker","peak_tensor_mb_rank0"}
+//    "allreduce_ms_median","comm_fraction","allreduce_wait_ms_median","transfer_fraction","peak_rss_mb_per_worker","peak_tensor_mb_rank0",
+//    "nnodes","link_rate","overlap","exposed_comm_ms_median","exposed_comm_fraction"}
+// exposed_comm is the part of the step the worker spends moving gradients and cannot compute (the
+// all-reduce less the wait for a slower peer). overlap says whether the all-reduce ran behind the
+// backward pass; it does not yet (docs/distributed.md, "Overlap"), so the figure is the no-overlap one.
 // Peak RSS is the kernel's high-water mark (VmHWM) of each worker process, polled from /proc for every w
 // (w=1 trains in the medvae-dist process itself, w>=2 in forked workers/dist-worker.ts processes).
 // peak_tensor_mb_rank0: the most tf.memory() held between micro-batches on rank 0 (weights, Adam
@@ -19,6 +26,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
+import { createTestNet, netnsSkipReason, sweepStale, type TestNet } from '../test/helpers/netns.ts';
 
 const ROOT = resolve(fileURLToPath(import.meta.url), '..', '..');
 const MODELS = { vae: 'vae', beta: 'beta_vae', mssim: 'mssim_vae', cvae: 'cvae', joint: 'joint_vae', vaegan: 'vae_gan' } as const;
@@ -96,31 +104,37 @@ function isWorkerProcess(pid: number): boolean {
   }
 }
 
-/** Runs medvae-dist to completion, polling the peak RSS of the process(es) that train. */
-async function runDist(workers: number, sets: string[], maxSteps: number, outDir: string): Promise<RunResult> {
+/** Runs medvae-dist to completion (one agent, or one per namespace of `net`), polling the peak RSS of the process(es) that train. */
+async function runDist(workers: number, sets: string[], maxSteps: number, outDir: string, net?: TestNet): Promise<RunResult> {
   const args = [
     join(ROOT, 'bin', 'medvae-dist.js'), '--cpu-workers', String(workers), '--config', join(ROOT, 'configs', 'vae_retinamnist.yaml'),
     '--max-steps', String(maxSteps), '--out', outDir, '--metrics-port', '0', '--log-format', 'plain',
     ...sets.flatMap((s) => ['--set', s]),
   ];
-  const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const nnodes = net?.hosts.length ?? 1;
+  const nodeArgs = (node: number): string[] => (net ? ['--nnodes', String(nnodes), '--node-rank', String(node), '--master-addr', net.hosts[0]!.addr, '--master-port', '29500'] : []);
+  const children = Array.from({ length: nnodes }, (_, node) => (net
+    ? spawn(net.exec(node)[0]!, [...net.exec(node).slice(1), process.execPath, ...args, ...nodeArgs(node)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, MEDVAE_DIST_TOKEN: 'bench-dist' } })
+    : spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })));
   let output = '';
-  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+  for (const child of children) {
+    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+  }
   const peaks = new Map<number, number>();
   const poll = () => {
-    // One worker trains in medvae-dist itself; more train in forked dist-worker processes.
-    const trainers = workers === 1 ? [child.pid!] : descendants(child.pid!).filter(isWorkerProcess);
+    // One worker on one node trains in medvae-dist itself; otherwise in forked dist-worker processes.
+    const trainers = workers === 1 && !net ? [children[0]!.pid!] : children.flatMap((c) => descendants(c.pid!).filter(isWorkerProcess));
     for (const pid of trainers) {
       const mb = peakRssMb(pid);
       if (mb !== null) peaks.set(pid, Math.max(peaks.get(pid) ?? 0, mb));
     }
   };
   const timer = setInterval(poll, POLL_MS);
-  const code = await new Promise<number | null>((done) => child.once('exit', done));
+  const codes = await Promise.all(children.map((child) => new Promise<number | null>((done) => child.once('exit', done))));
   clearInterval(timer);
-  if (code !== 0) throw new Error(`medvae-dist --cpu-workers ${workers} exited with code ${code}:\n${output.slice(-4000)}`);
-  if (peaks.size !== workers) throw new Error(`saw ${peaks.size} training process(es) for ${workers} worker(s); the run may have been too short to poll`);
+  if (codes.some((code) => code !== 0)) throw new Error(`medvae-dist --cpu-workers ${workers} (${nnodes} node(s)) exited with codes ${codes.join(', ')}:\n${output.slice(-4000)}`);
+  if (peaks.size !== workers * nnodes) throw new Error(`saw ${peaks.size} training process(es) for ${workers * nnodes} worker(s); the run may have been too short to poll`);
   const lines = readFileSync(join(outDir, 'metrics.jsonl'), 'utf8').split('\n').filter((l) => l.trim() !== '');
   const records = lines.map((l) => JSON.parse(l) as { kind: string }).filter((r): r is StepRecord => r.kind === 'step');
   const parameters = /model: \S+, ([\d,]+) parameters/.exec(output)?.[1];
@@ -136,9 +150,11 @@ const program = new Command()
   .option('--steps <n>', 'timed steps after the warm-up', '10')
   .option('--warmup <n>', 'steps dropped before timing (JIT, allocator, first all-reduce)', '2')
   .option('--set <key=value>', 'any further config override, e.g. train.lr=0.0005 (repeatable)', (v: string, all: string[]) => [...all, v], [] as string[])
+  .option('--nnodes <n>', 'nodes, each a network namespace running one agent of --workers workers (needs root and iproute2)', '1')
+  .option('--link-rate <rate>', "tbf rate of every namespace's link, as tc writes it", '1gbit')
   .option('--ceiling', 'instead: w independent single-process bench:step runs at batch B/w side by side (no collective): what w processes on this machine can do at best')
   .parse();
-const o = program.opts<{ model: string; size: string; batch: string; micro?: string; workers: string; steps: string; warmup: string; set: string[]; ceiling?: boolean }>();
+const o = program.opts<{ model: string; size: string; batch: string; micro?: string; workers: string; steps: string; warmup: string; set: string[]; ceiling?: boolean; nnodes: string; linkRate: string }>();
 const int = (flag: string, value: string, min: number): number => {
   const n = Number(value);
   if (!Number.isInteger(n) || n < min) program.error(`${flag} must be an integer >= ${min}, got '${value}'`);
@@ -151,6 +167,11 @@ const batch = int('--batch', o.batch, 1);
 const steps = int('--steps', o.steps, 1);
 const warmup = int('--warmup', o.warmup, 0);
 const workerCounts = o.workers.split(',').map((w) => int('--workers', w, 1));
+const nnodes = int('--nnodes', o.nnodes, 1);
+if (nnodes > 1) {
+  const why = netnsSkipReason();
+  if (why !== null) program.error(`--nnodes ${nnodes} runs the nodes in network namespaces, which ${why}`);
+}
 
 /** images/s of one bench/step.ts process (its JSON line). */
 async function stepBench(perWorkerBatch: number): Promise<number> {
@@ -177,13 +198,17 @@ if (o.ceiling) {
   process.exit(0);
 }
 
-for (const workers of workerCounts) {
+if (nnodes > 1) sweepStale();
+const net = nnodes > 1 ? createTestNet(nnodes, o.linkRate) : undefined;
+process.once('exit', () => net?.destroy());
+for (const perNode of workerCounts) {
+  const workers = perNode * nnodes;
   if (batch % workers !== 0) program.error(`--batch ${batch} does not split evenly over ${workers} workers`);
   const micro = o.micro === undefined ? batch / workers : int('--micro', o.micro, 1);
   const sets = [`model.name=${modelName}`, `model.image_size=${size}`, `train.batch_size=${batch}`, `train.micro_batch=${micro}`, ...o.set];
   const outDir = mkdtempSync(join(tmpdir(), 'medvae-bench-dist-'));
   try {
-    const { records, peakRssMb: peaks, parameters } = await runDist(workers, sets, warmup + steps, outDir);
+    const { records, peakRssMb: peaks, parameters } = await runDist(perNode, sets, warmup + steps, outDir, net);
     const timed = records.filter((r) => r.step > warmup);
     if (timed.length === 0) throw new Error(`no step records after the ${warmup} warm-up steps in ${join(outDir, 'metrics.jsonl')}`);
     const stepMs = median(timed.map((r) => r.step_ms));
@@ -201,6 +226,9 @@ for (const workers of workerCounts) {
       transfer_fraction: Number((transferMs / stepMs).toFixed(4)),
       peak_rss_mb_per_worker: peaks.map((mb) => Math.round(mb)),
       peak_tensor_mb_rank0: Number(Math.max(0, ...records.map((r) => r.peak_tensor_mb ?? 0)).toFixed(1)),
+      nnodes, link_rate: net ? o.linkRate : null, overlap: false,
+      exposed_comm_ms_median: Number(transferMs.toFixed(2)),
+      exposed_comm_fraction: Number((transferMs / stepMs).toFixed(4)),
     }));
   } finally {
     rmSync(outDir, { recursive: true, force: true });

@@ -1,13 +1,15 @@
 // medvae-dist end to end: real worker processes, real TCP ring, real kills.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { writeTinyNpz } from './helpers/tiny-data.ts';
+import { startProcess, workersOf } from './helpers/dist-process.ts';
 import { latestCheckpoint, readState } from '../src/train/checkpoint.ts';
+import { checkpointWeights, maxAbsDiff } from './helpers/checkpoint-weights.ts';
 import { loadConfig } from '../src/config/load.ts';
 import { createModel } from '../src/models/index.ts';
 
@@ -23,33 +25,6 @@ const tiny = ['--config', 'configs/smoke.yaml', '--data', data, '--backend', 'wa
 function run(bin: string, args: string[]): { status: number | null; stderr: string } {
   const r = spawnSync(process.execPath, [bin, ...args], { cwd: ROOT, encoding: 'utf8', timeout: 180_000 });
   return { status: r.status, stderr: r.stderr };
-}
-
-/** Every weight of a run's newest checkpoint (BatchNorm moving statistics included), by name. */
-function checkpointWeights(runDir: string, sets: string[]): Map<string, Float32Array> {
-  const ckpt = latestCheckpoint(join(runDir, 'checkpoints'))!;
-  const cfg = loadConfig({ file: join(ROOT, 'configs/smoke.yaml'), sets });
-  const model = createModel(cfg.model, cfg.train.seed, 5);
-  const out = new Map<string, Float32Array>();
-  for (const [name, net] of Object.entries(model.networks)) {
-    const json = JSON.parse(readFileSync(join(ckpt, name, 'model.json'), 'utf8')) as tf.io.ModelJSON;
-    const bytes = readFileSync(join(ckpt, name, 'weights.bin'));
-    const values = tf.io.decodeWeights(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength), json.weightsManifest[0]!.weights);
-    for (const w of net.weights) out.set(w.originalName, values[w.originalName]!.dataSync() as Float32Array);
-    tf.dispose(values);
-  }
-  model.dispose();
-  return out;
-}
-
-function maxAbsDiff(a: Map<string, Float32Array>, b: Map<string, Float32Array>): number {
-  assert.deepEqual([...a.keys()].sort(), [...b.keys()].sort());
-  let max = 0;
-  for (const [k, va] of a) {
-    const vb = b.get(k)!;
-    for (let i = 0; i < va.length; i++) max = Math.max(max, Math.abs(va[i]! - vb[i]!));
-  }
-  return max;
 }
 
 for (const model of ['vae', 'mssim_vae', 'vae_gan']) {
@@ -113,42 +88,8 @@ test('--gpus without a GPU backend falls back to CPU workers with one warning; -
   assert.doesNotMatch(single.stderr, /\[medvae dist\]/, 'no ring is formed for one device');
 });
 
-/** Worker processes of an agent, by rank (read from their environment). */
-function workersOf(parent: number): Map<number, number> {
-  const out = new Map<number, number>();
-  for (const entry of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid !== parent) continue;
-      const rank = /MEDVAE_RANK=(\d+)/.exec(readFileSync(`/proc/${entry}/environ`, 'latin1'))?.[1];
-      if (rank !== undefined) out.set(Number(rank), Number(entry));
-    } catch { /* the process ended while we looked */ }
-  }
-  return out;
-}
-
-async function startDist(args: string[]): Promise<{ child: ChildProcess; output: () => string; waitFor(re: RegExp): Promise<void>; exit: Promise<number | null> }> {
-  const child = spawn(process.execPath, [DIST, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  let text = '';
-  const waiters: { re: RegExp; resolve: () => void }[] = [];
-  const onData = (d: Buffer): void => {
-    text += d.toString();
-    for (const w of waiters) if (w.re.test(text)) w.resolve();
-  };
-  child.stdout!.on('data', onData);
-  child.stderr!.on('data', onData);
-  const exit = new Promise<number | null>((resolve) => child.on('exit', resolve));
-  return {
-    child,
-    output: () => text,
-    waitFor: (re) => new Promise<void>((resolve, reject) => {
-      if (re.test(text)) return resolve();
-      waiters.push({ re, resolve });
-      void exit.then(() => reject(new Error(`exited before ${re}: ${text}`)));
-    }),
-    exit,
-  };
+function startDist(args: string[]): ReturnType<typeof startProcess> {
+  return startProcess([process.execPath, DIST, ...args], ROOT);
 }
 
 test('a worker killed with SIGKILL mid-run: all stop, and with --max-restarts 1 all restart from the last checkpoint and finish', async () => {

@@ -30,8 +30,9 @@ const api: WorkerApi = {
     metrics = new TrainingMetrics({ rank: p.rank });
     listener = await listenForRing({
       rank: p.rank, worldSize: p.worldSize, listen: { host: p.listenHost, port: 0 }, bucketBytes: p.bucketBytes, chunkBytes: p.chunkBytes,
+      offerUnixSocket: p.offerUnixSocket,
     });
-    return { port: listener.port };
+    return { port: listener.port, socketPath: listener.socketPath };
   },
 
   async train(peers): Promise<WorkerResult> {

@@ -127,7 +127,18 @@ export function decodeAck(b: Buffer): Ack {
 
 /** What one side proves: HMAC-SHA256 under the token of its role, the dialler's hello (with its nonce) and the acceptor's nonce. */
 export function handshakeMac(token: string, role: 'dialler' | 'acceptor', hello: Buffer, acceptorNonce: Buffer): Buffer {
-  return createHmac('sha256', Buffer.from(token, 'utf8')).update(`medvae-ring v${PROTOCOL_VERSION} ${role}\0`).update(hello).update(acceptorNonce).digest();
+  return tokenMac(token, `medvae-ring v${PROTOCOL_VERSION} ${role}`, hello, acceptorNonce);
+}
+
+/**
+ * HMAC-SHA256 under the shared token of a label and some bytes: the proof both the ring handshake and
+ * the agents' rendezvous exchange. The label names protocol, version and role, so a MAC made for one
+ * never passes as another.
+ */
+export function tokenMac(token: string, label: string, ...parts: Buffer[]): Buffer {
+  const hmac = createHmac('sha256', Buffer.from(token, 'utf8')).update(`${label}\0`);
+  for (const part of parts) hmac.update(part);
+  return hmac.digest();
 }
 
 /** Constant-time comparison of two MACs. */

@@ -2,6 +2,8 @@
 // shard each has, when to stop, and what to do when one dies or hangs (stop all, restart all from
 // the last checkpoint, as torchrun's elastic agent does). It never touches gradient bytes: the
 // workers all-reduce among themselves over the ring (Unix sockets on one host, TCP between hosts).
+// Across hosts there is one agent per node; they meet at node 0's rendezvous (rendezvous-*.ts), which
+// also carries each agent's failures to the others, so that every node stops and restarts together.
 import { fork, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -10,8 +12,14 @@ import type { ExperimentConfig } from '../../config/schema.ts';
 import type { AgentMetrics } from '../../metrics/aggregate.ts';
 import type { LogFormat, Progress } from '../../train/progress.ts';
 import { latestCheckpoint } from '../../train/checkpoint.ts';
+import { DEFAULT_TIMEOUT_MS, type PeerAddress } from '../collective/ring.ts';
+import { isLoopbackHost } from '../collective/handshake.ts';
 import { childProcessEndpoint } from './ipc-endpoint.ts';
 import { CHILD_EXEC_ARGV, ownModule } from '../../util/module-path.ts';
+import { RendezvousSession } from './rendezvous-client.ts';
+import type { JoinRequest } from './rendezvous-protocol.ts';
+import { RendezvousServer } from './rendezvous-server.ts';
+import type { NodeLayout } from './scheduler-env.ts';
 import type { WorkerApi, WorkerResult } from './worker-protocol.ts';
 
 const WORKER_ENTRY = ownModule('../../../workers/dist-worker.ts', import.meta.url);
@@ -45,6 +53,19 @@ export interface LaunchOptions {
   /** All-reduce bucket size and frame (pipelining chunk) size of the data plane. */
   bucketBytes: number;
   chunkBytes: number;
+  /** Several hosts: this node's place, and what it tells node 0's rendezvous. */
+  nodes?: MultiNodeOptions;
+}
+
+export interface MultiNodeOptions {
+  layout: NodeLayout;
+  token: string;
+  rdzvTimeoutMs: number;
+  /** Address this node's workers are reached at; default: the one node 0 sees its agent connect from. */
+  localAddr?: string;
+  hostname: string;
+  /** The resolved config and launcher settings, flattened: every node must join with the same. */
+  settings: JoinRequest['settings'];
 }
 
 export interface LaunchResult {
@@ -135,10 +156,26 @@ async function killAll(workers: Worker[]): Promise<void> {
   await Promise.all(workers.map((w) => w.exited));
 }
 
-/** One attempt: spawn, rendezvous (ports), form the ring, train; all workers or none. */
-async function attempt(opts: LaunchOptions, resume: string | undefined): Promise<WorkerResult[]> {
-  const worldSize = opts.devices.length;
-  const workers = opts.devices.map((device, rank) => spawnWorker(rank, device));
+/**
+ * How long another node's agent may stay silent on the control channel: half the step timeout, so that a
+ * partition is named (the silent node) before the step timeout blames a worker stalled by it.
+ */
+export function liveTimeoutMs(stepTimeoutMs: number): number {
+  return Math.max(1000, Math.min(DEFAULT_TIMEOUT_MS, stepTimeoutMs / 2));
+}
+
+/** Every rank's address as this node's workers dial it: Unix socket paths only for ranks on this host. */
+function peersForThisNode(all: { node: number; host: string; port: number; socketPath?: string }[], node: number): PeerAddress[] {
+  return all.map((p) => (p.node === node && p.socketPath ? { host: p.host, port: p.port, socketPath: p.socketPath } : { host: p.host, port: p.port }));
+}
+
+/** One attempt: spawn, gather ports (across nodes: through the rendezvous), form the ring, train; all workers or none. */
+async function attempt(opts: LaunchOptions, ownResume: string | undefined, session?: RendezvousSession): Promise<WorkerResult[]> {
+  // Across nodes, node 0 decides where the round starts: an agent that a scheduler restarted knows nothing of the run.
+  const resume = session ? (session.assignment.resume ?? undefined) : ownResume;
+  const worldSize = session?.assignment.worldSize ?? opts.devices.length;
+  const rankOffset = session?.assignment.rankOffset ?? 0;
+  const workers = opts.devices.map((device, i) => spawnWorker(rankOffset + i, device));
   for (const w of workers) opts.metrics.workerUp(w.rank, w.device, true);
   const onAbort = (): void => { for (const w of workers) void w.api.stop().catch(() => {}); };
   opts.signal.addEventListener('abort', onAbort);
@@ -148,13 +185,19 @@ async function attempt(opts: LaunchOptions, resume: string | undefined): Promise
       const ports = await Promise.all(workers.map((w) => w.api.prepare({
         rank: w.rank, worldSize, device: w.device, config: opts.config, runDir: opts.runDir, resume,
         logFormat: opts.logFormat, listenHost: opts.listenHost, bucketBytes: opts.bucketBytes, chunkBytes: opts.chunkBytes,
+        offerUnixSocket: session !== undefined,
       })));
-      const peers = ports.map(({ port }) => ({ host: opts.listenHost, port }));
+      const peers = session
+        ? peersForThisNode(await session.exchangePorts(ports.map(({ port, socketPath }) => ({ port, socketPath }))), opts.nodes!.layout.nodeRank)
+        : ports.map(({ port }) => ({ host: opts.listenHost, port }));
       return Promise.all(workers.map((w) => w.api.train(peers)));
     })();
     watch = watchWorkers(workers, opts, run);
-    const results = await Promise.race([run, watch.failure]);
+    // Another node's failure (or the loss of node 0) stops this node's workers too.
+    const stopped = session?.stopped.then((reason) => Promise.reject(new WorkerFailure(reason)));
+    const results = await Promise.race([run, watch.failure, ...(stopped ? [stopped] : [])]);
     watch.stop();
+    session?.done();
     // Finished workers leave when their IPC channel closes.
     for (const w of workers) w.child.disconnect();
     await Promise.all(workers.map((w) => w.exited));
@@ -165,22 +208,52 @@ async function attempt(opts: LaunchOptions, resume: string | undefined): Promise
     await new Promise((r) => setTimeout(r, 200));
     const died = workers.find((w) => w.child.exitCode !== null || w.child.signalCode !== null);
     await killAll(workers);
-    if (e instanceof WorkerFailure) throw e;
-    if (died) throw new WorkerFailure(`worker rank ${died.rank} (${died.device}, pid ${died.child.pid}) ${await died.exited} at step ~${Math.max(0, died.lastStep)}`);
-    // A lost peer is a failure to restart from; a worker's own error (bad config, diverged loss) is not.
-    if (e instanceof Error && e.name === 'PeerError') throw new WorkerFailure(e.message);
-    throw e;
+    const failure = e instanceof WorkerFailure ? e
+      : died ? new WorkerFailure(`worker rank ${died.rank} (${died.device}, pid ${died.child.pid}) ${await died.exited} at step ~${Math.max(0, died.lastStep)}`)
+      // A lost peer is a failure to restart from; a worker's own error (bad config, diverged loss) is not.
+      : e instanceof Error && e.name === 'PeerError' ? new WorkerFailure(e.message)
+      : e;
+    // The other nodes stop too; they are told why.
+    session?.fail(failure instanceof Error ? failure.message : String(failure));
+    throw failure;
   } finally {
     opts.signal.removeEventListener('abort', onAbort);
     for (const w of workers) opts.metrics.workerUp(w.rank, w.device, false);
   }
 }
 
+/** Joins node 0's rendezvous for the next round (node 0 also holds it). */
+function joinRound(opts: LaunchOptions, nodes: MultiNodeOptions): Promise<RendezvousSession> {
+  const { layout } = nodes;
+  return RendezvousSession.join({
+    masterAddr: layout.masterAddr, masterPort: layout.masterPort, token: nodes.token, runDir: opts.runDir,
+    rdzvTimeoutMs: nodes.rdzvTimeoutMs, liveTimeoutMs: liveTimeoutMs(opts.stepTimeoutMs), log: (line) => opts.progress.info(line), signal: opts.signal,
+    request: { nodeRank: layout.nodeRank, nnodes: layout.nnodes, localWorldSize: opts.devices.length, localAddr: nodes.localAddr, hostname: nodes.hostname, settings: nodes.settings },
+  });
+}
+
 export async function launch(opts: LaunchOptions): Promise<LaunchResult> {
-  let resume = opts.resume;
+  const nodes = opts.nodes;
+  const state = { resume: opts.resume };
+  const server = nodes?.layout.nodeRank === 0 ? await RendezvousServer.start({
+    // Beyond loopback the master address may be a name (a Service's) that this host cannot bind.
+    bindHost: isLoopbackHost(nodes.layout.masterAddr) ? nodes.layout.masterAddr : '0.0.0.0',
+    masterAddr: nodes.layout.masterAddr, port: nodes.layout.masterPort, token: nodes.token, nnodes: nodes.layout.nnodes, runDir: opts.runDir, reference: { settings: nodes.settings },
+    rdzvTimeoutMs: nodes.rdzvTimeoutMs, liveTimeoutMs: liveTimeoutMs(opts.stepTimeoutMs), log: (line) => opts.progress.info(`rendezvous: ${line}`),
+    resume: () => state.resume ?? null,
+  }) : undefined;
+  try {
+    return await launchRounds(opts, state);
+  } finally {
+    await server?.close();
+  }
+}
+
+async function launchRounds(opts: LaunchOptions, state: { resume?: string }): Promise<LaunchResult> {
   for (let restarts = 0; ; restarts++) {
     try {
-      return { results: await attempt(opts, resume), restarts };
+      const session = opts.nodes ? await joinRound(opts, opts.nodes) : undefined;
+      return { results: await attempt(opts, state.resume, session), restarts };
     } catch (e) {
       if (!(e instanceof WorkerFailure)) throw e;
       const last = latestCheckpoint(join(opts.runDir, 'checkpoints'));
@@ -190,8 +263,8 @@ export async function launch(opts: LaunchOptions): Promise<LaunchResult> {
       }
       opts.metrics.restart();
       // Restart from the newest checkpoint; before the first one exists, from where the run began.
-      if (last && existsSync(join(last, 'state.json'))) resume = opts.runDir;
-      opts.progress.info(`${e.message}; restarting all ${opts.devices.length} workers from ${last ?? 'the start'} (restart ${restarts + 1} of ${opts.maxRestarts})`);
+      if (last && existsSync(join(last, 'state.json'))) state.resume = opts.runDir;
+      opts.progress.info(`${e.message}; restarting all ${opts.devices.length} workers${opts.nodes ? ' of this node, after a new rendezvous,' : ''} from ${last ?? 'the start'} (restart ${restarts + 1} of ${opts.maxRestarts})`);
     }
   }
 }

@@ -21,6 +21,8 @@ export interface WorkerPlan {
   /** All-reduce bucket and frame sizes of the data plane (every rank must use the same). */
   bucketBytes: number;
   chunkBytes: number;
+  /** Listening beyond loopback (several hosts): also offer a Unix socket to ranks on this host. */
+  offerUnixSocket: boolean;
 }
 
 export interface WorkerHealth {
@@ -44,8 +46,8 @@ export interface WorkerResult {
 
 /** The object each worker exposes over comlink. */
 export interface WorkerApi {
-  /** Starts listening for ring neighbours; returns the data-plane port. */
-  prepare(plan: WorkerPlan): Promise<{ port: number }>;
+  /** Starts listening for ring neighbours; returns the data-plane port and Unix socket (null: none). */
+  prepare(plan: WorkerPlan): Promise<{ port: number; socketPath: string | null }>;
   /** Forms the ring with every rank's address and trains to the end. */
   train(peers: PeerAddress[]): Promise<WorkerResult>;
   health(): WorkerHealth;
