@@ -10,6 +10,7 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import type { BackendChoice } from '../config/schema.ts';
 import { installWasmMemoryGuard } from './memory.ts';
+import { nativePackageState } from './tfjs-node-install.ts';
 import { loadSimdKernels } from './simd/module.ts';
 import { registerWasmTrainingKernels } from './wasm-kernels/register-all.ts';
 
@@ -65,7 +66,10 @@ function firstLine(e: unknown): string {
   return text.split('\n')[0].slice(0, 200);
 }
 
-async function tryNative(pkg: string, short: string): Promise<Attempt> {
+async function tryNative(pkg: (typeof nativePackages)[number]['pkg'], short: string): Promise<Attempt> {
+  const state = nativePackageState(pkg);
+  if (state === 'absent') return { ok: false, why: `${short} not installed` };
+  if (state === 'no-binding') return { ok: false, why: `${short} installed without its native binding (its install script did not run or failed; \`npm rebuild ${pkg}\` retries it)` };
   try {
     // A variable specifier keeps bundlers and tsc from resolving a package that may be absent.
     const specifier: string = pkg;

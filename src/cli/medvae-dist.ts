@@ -1,9 +1,9 @@
 // `medvae-dist`: data-parallel training, one worker process per device. Takes every flag of
 // `medvae train` and shares its configs, run layout, checkpoints and resume.
 import { Command } from 'commander';
-import { createRequire } from 'node:module';
 import { addTrainFlags, configFromFlags, runDirFor, type TrainFlags } from './train-options.ts';
 import { runCommand, usageExitCodes, UsageError } from './errors.ts';
+import { nativePackageState } from '../backend/tfjs-node-install.ts';
 import { afterFailedRun, RunDirGuard, shellWord } from './run-dir.ts';
 import { interruptSignal, reportInterrupted, startMetricsOrWarn } from './train-command.ts';
 import { createProgress, type Progress } from '../train/progress.ts';
@@ -39,17 +39,8 @@ class DistUsageError extends UsageError {
   override name = 'DistUsageError';
 }
 
-function gpuBackendInstalled(): boolean {
-  try {
-    createRequire(import.meta.url).resolve('@tensorflow/tfjs-node-gpu');
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** The device of each worker, from --gpus / --cpu-workers; GPUs fall back to CPU workers with one warning. */
-function resolveDevices(flags: DistFlags, progress: Progress, gpuAvailable = gpuBackendInstalled()): string[] {
+function resolveDevices(flags: DistFlags, progress: Progress, gpuAvailable = nativePackageState('@tensorflow/tfjs-node-gpu') === 'installed'): string[] {
   if (flags.gpus !== undefined && flags.cpuWorkers !== undefined) throw new DistUsageError('give either --gpus or --cpu-workers, not both');
   if (flags.gpus !== undefined) {
     const ids = flags.gpus.split(',').map((s) => s.trim());
@@ -57,7 +48,7 @@ function resolveDevices(flags: DistFlags, progress: Progress, gpuAvailable = gpu
       throw new DistUsageError(`--gpus must be distinct GPU indices separated by commas, e.g. 0,1; got '${flags.gpus}'`);
     }
     if (gpuAvailable) return ids.map((id) => `gpu:${id}`);
-    progress.info(`warning: no GPU backend (@tensorflow/tfjs-node-gpu is not installed): --gpus ${flags.gpus} falls back to ${ids.length} CPU worker(s)`);
+    progress.info(`warning: no GPU backend (@tensorflow/tfjs-node-gpu is not installed with its native binding): --gpus ${flags.gpus} falls back to ${ids.length} CPU worker(s)`);
     return ids.map((_, i) => `cpu:${i}`);
   }
   const n = Number(flags.cpuWorkers ?? '1');
