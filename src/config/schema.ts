@@ -4,7 +4,7 @@
 
 export type ModelName = 'vae' | 'beta_vae' | 'mssim_vae' | 'cvae' | 'joint_vae' | 'vae_gan';
 export type DatasetFormat = 'medmnist' | 'gleason' | 'folder';
-export type BackendChoice = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
+export type BackendChoice = 'auto' | 'tensorflow' | 'native' | 'wasm' | 'cpu';
 
 export interface ModelConfig {
   name: ModelName;

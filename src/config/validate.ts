@@ -15,7 +15,7 @@ const CHOICES: Record<string, readonly (string | number)[]> = {
   'model.loss_type': ['H', 'B'],
   'data.format': ['medmnist', 'gleason', 'folder'],
   'data.resize': ['area', 'bilinear'],
-  'train.backend': ['auto', 'tensorflow', 'wasm', 'cpu'],
+  'train.backend': ['auto', 'tensorflow', 'native', 'wasm', 'cpu'],
 };
 
 /** Keys that take a number or one named alternative. */
