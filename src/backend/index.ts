@@ -12,9 +12,9 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import type { BackendChoice } from '../config/schema.ts';
-import { availableParallelism } from 'node:os';
 import { installWasmMemoryGuard } from './memory.ts';
 import { installNativeKernels, loadBinding, NativeBindingError, ORT_INSTALL_HINT, removeNativeKernels, setNativeThreads } from './native/kernels.ts';
+import { resolveThreads } from './native/threads.ts';
 import { loadSimdKernels } from './simd/module.ts';
 import { registerWasmTrainingKernels } from './wasm-kernels/index.ts';
 
@@ -41,7 +41,7 @@ export interface BackendInfo {
 }
 
 export interface BackendOptions {
-  /** native: compute threads (train.threads); 0 or absent = every core of the machine. */
+  /** native: compute threads (train.threads); 0 or absent = every core (shared among medvae-dist's local workers). */
   threads?: number;
 }
 
@@ -112,11 +112,6 @@ async function activate(name: BackendName, label: string): Promise<Attempt> {
   return { ok: true, why: '' };
 }
 
-/** The threads native computes with: `requested`, or every core when 0 or absent. */
-function nativeThreadCount(requested: number | undefined): number {
-  return requested !== undefined && requested > 0 ? requested : availableParallelism();
-}
-
 /** Loads onnxruntime-node and activates native; on failure a short reason (no throw). */
 async function tryNativeOrt(threads: number): Promise<Attempt & { missing?: boolean }> {
   try {
@@ -152,7 +147,7 @@ async function select(choice: BackendChoice, options: BackendOptions): Promise<B
     }
   }
   if (choice === 'auto' || choice === 'native') {
-    const threads = nativeThreadCount(options.threads);
+    const threads = resolveThreads(options.threads);
     const attempt = await tryNativeOrt(threads);
     if (attempt.ok) {
       const notes = [`onnxruntime-node, ${threads} thread${threads === 1 ? '' : 's'}`, ...skipped];

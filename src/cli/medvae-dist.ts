@@ -12,6 +12,7 @@ import { metricsHooks } from '../train/metrics-hooks.ts';
 import { TrainingMetrics } from '../metrics/registry.ts';
 import { CoordinatorMetrics } from '../metrics/aggregate.ts';
 import { launch } from '../dist/coordinator.ts';
+import { LOCAL_WORKERS_ENV, oversubscription } from '../backend/native/threads.ts';
 import { DEFAULT_BUCKET_BYTES, DEFAULT_CHUNK_BYTES, DEFAULT_MAX_FRAME_BYTES } from '../dist/ring.ts';
 
 interface DistFlags extends TrainFlags {
@@ -99,6 +100,10 @@ const program = addTrainFlags(usageExitCodes(new Command('medvae-dist'))
       const { bucketBytes, chunkBytes } = dataPlaneSizes(flags);
       const dataPlane = devices.length > 1 ? `; all-reduce in buckets of ${bucketBytes / 2 ** 20} MiB, frames of ${chunkBytes / 2 ** 10} KiB` : '';
       progress.info(`workers: ${devices.join(', ')}${dataPlane}`);
+      // The workers (forked with this environment) share the machine's cores for the native backend.
+      process.env[LOCAL_WORKERS_ENV] = String(devices.filter((d) => d.startsWith('cpu:')).length || 1);
+      const crowded = oversubscription(config.train.threads, devices.length);
+      if (crowded !== undefined) progress.info(crowded);
 
       if (devices.length === 1) {
         // The single-device fallback: same loop, same outputs, no coordinator and no IPC.

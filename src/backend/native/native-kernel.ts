@@ -3,7 +3,7 @@
 // any case it does not plan for back to the kernel that was registered before it (this project's
 // wasm kernel, or TF.js's own).
 import * as tf from '@tensorflow/tfjs';
-import { runCached, type Candidate } from './sessions.ts';
+import { bestOfRuns, chooseWasm, forcedCandidate, runCached, runsOnWasm, type Candidate } from './sessions.ts';
 
 /** The parts of TF.js's wasm backend these kernels use. */
 interface WasmHeapBackend {
@@ -50,7 +50,11 @@ function heapView(backend: WasmHeapBackend, info: tf.TensorInfo): Float32Array |
   return new Float32Array(backend.wasm.HEAPU8.buffer, entry.memoryOffset, tf.util.sizeFromShape(info.shape));
 }
 
-/** A KernelConfig for 'wasm' that runs `plan`'s graphs, or the previous kernel where it plans nothing. */
+/**
+ * A KernelConfig for 'wasm' that runs `plan`'s graphs, or the previous kernel where it plans
+ * nothing. The first call of each shape also times the previous (wasm) kernel, and where that was
+ * faster than the best graph, the shape runs on wasm from then on.
+ */
 export function nativeKernel<Attrs>(kernelName: string, inputNames: readonly string[], plan: Planner<Attrs>): tf.KernelConfig {
   const fallback = (args: Parameters<tf.KernelFunc>[0]): ReturnType<tf.KernelFunc> => {
     const previous = previousKernels.get(kernelName);
@@ -70,6 +74,8 @@ export function nativeKernel<Attrs>(kernelName: string, inputNames: readonly str
       }
       const planned = plan(named, args.attrs as unknown as Attrs);
       if (planned === undefined || tf.util.sizeFromShape(planned.outputShape) === 0) return fallback(args);
+      const key = `${kernelName}|${planned.key}`;
+      if (runsOnWasm(key)) return fallback(args);
       const backend = args.backend as unknown as WasmHeapBackend;
       const output = backend.makeOutput(planned.outputShape, 'float32');
       // Views are made after makeOutput, which may grow (and so replace) the heap's buffer.
@@ -81,13 +87,29 @@ export function nativeKernel<Attrs>(kernelName: string, inputNames: readonly str
       }
       const outputView = heapView(backend, output);
       if (outputView === undefined) throw new Error(`${kernelName} on native: its output is not on the wasm heap`);
+      let nativeMs: number | undefined;
       try {
-        runCached(`${kernelName}|${planned.key}`, planned.candidates, { inputs, output: outputView });
+        nativeMs = runCached(key, planned.candidates, { inputs, output: outputView });
       } catch (e) {
         backend.disposeData(output.dataId);
         throw e;
       }
       nativeCalls++;
+      if (nativeMs !== undefined && forcedCandidate() === undefined) {
+        // First call of this shape: time the wasm kernel too, the same way.
+        const wasmMs = bestOfRuns(() => {
+          const value = fallback(args);
+          for (const info of Array.isArray(value) ? value : [value]) backend.disposeData(info.dataId);
+          fallbackCalls--;
+        });
+        if (wasmMs < nativeMs) {
+          // From now on this shape runs on wasm, and so does this call (its values, not the graph's).
+          chooseWasm(key);
+          backend.disposeData(output.dataId);
+          nativeCalls--;
+          return fallback(args);
+        }
+      }
       return output;
     },
   };

@@ -7,6 +7,7 @@
 // machine, so the first call of a shape times each candidate on the real inputs, keeps the fastest
 // and drops the others (every candidate computes the same values, to float rounding).
 import { loadBinding, type OrtSession, type OrtSessionOptions, type OrtTensor } from './binding.ts';
+import { openChoices, recall, remember } from './choices.ts';
 import { encodeModel, type OnnxGraph } from './onnx-model.ts';
 
 /** Threads for every session made from now on: the whole machine unless set (setNativeThreads). */
@@ -17,6 +18,7 @@ export function setNativeThreads(threads: number): void {
   if (!Number.isInteger(threads) || threads < 1) throw new RangeError(`native threads must be a positive integer, got ${threads}`);
   if (threads !== intraOpThreads) clearSessions();
   intraOpThreads = threads;
+  openChoices(threads, loadBinding().version);
 }
 
 /** The threads the sessions compute with. */
@@ -91,33 +93,79 @@ function run(loaded: Loaded, feeds: Feeds): void {
 }
 
 /**
- * Runs the computation named `key` on `feeds`, writing its output in place. `candidates` builds
- * the graphs the first time `key` is seen; with several, each is timed once on these feeds and the
- * fastest is kept. The feeds are views that must stay valid during the call (nothing else runs).
+ * Runs the computation named `key` on `feeds`, writing its output in place. The first time `key`
+ * is seen, `candidates` builds its graphs and the remembered one runs (choices.ts), or else each
+ * is timed on these feeds and the fastest is kept (and its values are the output). Returns the
+ * milliseconds of one run of the kept graph when this call timed them, else undefined. The feeds
+ * are views that must stay valid during the call (nothing else runs meanwhile).
  */
-export function runCached(key: string, candidates: () => readonly Candidate[], feeds: Feeds): void {
+export function runCached(key: string, candidates: () => readonly Candidate[], feeds: Feeds): number | undefined {
   let entry = entries.get(key);
   if (entry === undefined) {
     entry = { candidates: candidates() };
     entries.set(key, entry);
   }
-  if (entry.chosen === undefined) entry.chosen = choose(entry.candidates, feeds);
-  run(entry.chosen, feeds);
+  if (entry.chosen !== undefined) {
+    run(entry.chosen, feeds);
+    return undefined;
+  }
+  const label = forcedLabel ?? recall(key);
+  const known = entry.candidates.find((c) => c.label === label);
+  if (known !== undefined) {
+    entry.chosen = load(known);
+    run(entry.chosen, feeds);
+    return undefined;
+  }
+  const { loaded, ms } = choose(entry.candidates, feeds);
+  entry.chosen = loaded;
+  if (forcedLabel === undefined) remember(key, loaded.label);
+  return ms;
 }
 
-function choose(candidates: readonly Candidate[], feeds: Feeds): Loaded {
-  if (candidates.length === 0) throw new Error('native kernel: no graph to run');
-  if (candidates.length === 1 || forcedLabel !== undefined) {
-    const only = candidates.find((c) => c.label === forcedLabel) ?? candidates[0]!;
-    return load(only);
+/** Shapes that run on the wasm kernel (timed faster than the best graph): they stay on wasm. */
+const onWasm = new Set<string>();
+
+/** Runs `key` on the wasm kernel from now on, remembered, and ends its session (its buffers go back). */
+export function chooseWasm(key: string): void {
+  entries.get(key)?.chosen?.session.dispose();
+  entries.delete(key);
+  onWasm.add(key);
+  if (forcedLabel === undefined) remember(key, WASM);
+}
+
+/** The label of the wasm kernel among the choices. */
+export const WASM = 'wasm';
+
+/** Whether `key` runs on the wasm kernel: timed so here, remembered so, or forced. */
+export function runsOnWasm(key: string): boolean {
+  if (forcedLabel !== undefined) return forcedLabel === WASM;
+  return onWasm.has(key) || (!entries.has(key) && recall(key) === WASM);
+}
+
+/** Timed runs per candidate when choosing: the fastest of them counts (other processes' noise only adds time). */
+export const TIMED_RUNS = 3;
+
+/** The fastest of TIMED_RUNS runs of `f`, after one untimed run that sets it up. */
+export function bestOfRuns(f: () => void): number {
+  f();
+  let best = Infinity;
+  for (let i = 0; i < TIMED_RUNS; i++) {
+    const t0 = performance.now();
+    f();
+    best = Math.min(best, performance.now() - t0);
   }
+  return best;
+}
+
+/** Loads the candidates, times each on `feeds` (bestOfRuns), keeps the fastest. */
+function choose(candidates: readonly Candidate[], feeds: Feeds): { loaded: Loaded; ms: number } {
+  if (candidates.length === 0) throw new Error('native kernel: no graph to run');
   let best: { loaded: Loaded; ms: number } | undefined;
+  let last: Loaded | undefined;
   for (const candidate of candidates) {
     const loaded = load(candidate);
-    run(loaded, feeds); // the first run allocates the session's buffers
-    const t0 = performance.now();
-    run(loaded, feeds);
-    const ms = performance.now() - t0;
+    const ms = bestOfRuns(() => run(loaded, feeds));
+    last = loaded;
     if (best === undefined || ms < best.ms) {
       best?.loaded.session.dispose();
       best = { loaded, ms };
@@ -125,24 +173,38 @@ function choose(candidates: readonly Candidate[], feeds: Feeds): Loaded {
       loaded.session.dispose();
     }
   }
-  return best!.loaded;
+  // The output holds the kept graph's values, as every later call will (graphs round differently).
+  if (last !== best!.loaded) run(best!.loaded, feeds);
+  return best!;
 }
 
 let forcedLabel: string | undefined;
 
-/** Tests: always pick the candidate with this label where a kernel offers it (undefined: time them). */
+/** The label forced by forceCandidate, if any. */
+export function forcedCandidate(): string | undefined {
+  return forcedLabel;
+}
+
+/**
+ * Tests and benchmarks: run the graph with this label where a kernel offers it, else time the
+ * graphs but never choose the wasm kernel ('native' does only that); 'wasm' runs the wasm kernel
+ * wherever native would have timed it; undefined: normal operation. Forced choices are not remembered.
+ */
 export function forceCandidate(label: string | undefined): void {
   forcedLabel = label;
   clearSessions();
 }
 
-/** Which graph each cached shape runs (benchmarks, tests). */
+/** Which graph each shape met so far runs, or 'wasm' (benchmarks, tests). */
 export function chosenGraphs(): Map<string, string> {
-  return new Map([...entries].flatMap(([key, entry]) => (entry.chosen ? [[key, entry.chosen.label] as const] : [])));
+  const graphs = new Map([...entries].flatMap(([key, entry]) => (entry.chosen ? [[key, entry.chosen.label] as const] : [])));
+  for (const key of onWasm) graphs.set(key, 'wasm');
+  return graphs;
 }
 
-/** Disposes every session (a change of threads, tests). */
+/** Disposes every session and forgets every choice (a change of threads, tests). */
 export function clearSessions(): void {
   for (const entry of entries.values()) entry.chosen?.session.dispose();
   entries.clear();
+  onWasm.clear();
 }
