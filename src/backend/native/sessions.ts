@@ -109,8 +109,7 @@ export function runCached(key: string, candidates: () => readonly Candidate[], f
     run(entry.chosen, feeds);
     return undefined;
   }
-  const label = forcedLabel ?? recall(key);
-  const known = entry.candidates.find((c) => c.label === label);
+  const known = pick(entry.candidates, forcedLabel ?? recall(key));
   if (known !== undefined) {
     entry.chosen = load(known);
     run(entry.chosen, feeds);
@@ -178,7 +177,17 @@ function choose(candidates: readonly Candidate[], feeds: Feeds): { loaded: Loade
   return best!;
 }
 
-let forcedLabel: string | undefined;
+/** MEDVAE_NATIVE_GRAPH (tests, benchmarks) forces graphs as forceCandidate does. */
+let forcedLabel: string | undefined = process.env['MEDVAE_NATIVE_GRAPH'] || undefined;
+
+/** The first candidate whose label is in the comma-separated `labels`, in their order. */
+function pick(candidates: readonly Candidate[], labels: string | undefined): Candidate | undefined {
+  for (const label of labels?.split(',') ?? []) {
+    const found = candidates.find((c) => c.label === label);
+    if (found !== undefined) return found;
+  }
+  return undefined;
+}
 
 /** The label forced by forceCandidate, if any. */
 export function forcedCandidate(): string | undefined {
@@ -186,9 +195,10 @@ export function forcedCandidate(): string | undefined {
 }
 
 /**
- * Tests and benchmarks: run the graph with this label where a kernel offers it, else time the
- * graphs but never choose the wasm kernel ('native' does only that); 'wasm' runs the wasm kernel
- * wherever native would have timed it; undefined: normal operation. Forced choices are not remembered.
+ * Tests and benchmarks: run the first graph of these comma-separated labels that a kernel offers,
+ * else time the graphs but never choose the wasm kernel ('native' does only that); 'wasm' runs
+ * the wasm kernel wherever native would have timed it; undefined: normal operation. Forced
+ * choices are not remembered.
  */
 export function forceCandidate(label: string | undefined): void {
   forcedLabel = label;
