@@ -8,18 +8,18 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend/index.ts';
 import { forceCandidate } from '../src/backend/native/kernels.ts';
 
-const { values } = parseArgs({ options: { batch: { type: 'string', default: '64' }, threads: { type: 'string', default: '0' }, reps: { type: 'string', default: '5' } } });
+const { values } = parseArgs({ strict: false, options: { batch: { type: 'string', default: '64' }, threads: { type: 'string', default: '0' }, reps: { type: 'string', default: '5' } } });
 const batch = Number(values.batch);
 const reps = Number(values.reps);
 const threads = Number(values.threads);
 
 // [side, in channels, out channels, stride] of each conv in the Vanilla VAE at 64x64.
 const convs: [number, number, number, 1 | 2][] = [
-  [64, 3, 32, 2], [32, 32, 64, 2], [16, 64, 128, 2], [8, 128, 256, 2], [4, 256, 512, 2], [64, 32, 3, 1],
+  [64, 3, 32, 2], [32, 32, 64, 2], [16, 64, 128, 2], [8, 128, 256, 2], [4, 256, 512, 2], [64, 32, 32, 2], [64, 32, 3, 1],
 ];
 const graphs: Record<string, string[]> = {
   Conv2D: ['conv', 'im2col-matmul'],
-  Conv2DBackpropInput: ['conv-transpose'],
+  Conv2DBackpropInput: ['conv-transpose', 'phase-gemm'],
   Conv2DBackpropFilter: ['im2col-gemm', 'conv'],
 };
 
@@ -49,8 +49,9 @@ function timeKernel(kernel: string, side: number, ci: number, co: number, stride
   return ms;
 }
 
+const only = process.argv.slice(2).find((a) => a.startsWith('--kernel='))?.slice('--kernel='.length);
 for (const [side, ci, co, stride] of convs) {
-  for (const kernel of Object.keys(graphs)) {
+  for (const kernel of Object.keys(graphs).filter((k) => only === undefined || k === only)) {
     const row: Record<string, number | string> = { kernel, x: `[${batch},${side},${side},${ci}]`, out: co, stride };
     for (const graph of graphs[kernel]!) {
       forceCandidate(graph);

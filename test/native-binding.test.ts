@@ -62,7 +62,7 @@ test('the installed onnxruntime-node is the version the lock file pins, and its 
   });
   session.loadModel(bytes.buffer as ArrayBuffer, bytes.byteOffset, bytes.byteLength, {
     intraOpNumThreads: 1, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all',
-    enableCpuMemArena: true, enableMemPattern: true, extra: {},
+    enableCpuMemArena: true, enableMemPattern: true, logSeverityLevel: 3, extra: {},
   });
   const output = heap.subarray(12, 16);
   session.run({ a: binding.tensor(heap.subarray(2, 6), [2, 2]), b: binding.tensor(heap.subarray(8, 12), [2, 2]) }, { y: binding.tensor(output, [2, 2]) }, {});

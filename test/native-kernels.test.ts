@@ -152,7 +152,7 @@ describe('native kernels match the cpu backend', { skip }, () => {
   });
 
   // Each graph a kernel offers, forced in turn, then the per-shape choice by timing.
-  for (const graph of ['conv', 'im2col-matmul', 'im2col-gemm', 'conv-transpose', 'native', 'wasm', undefined]) {
+  for (const graph of ['conv', 'im2col-matmul', 'im2col-gemm', 'conv-transpose', 'phase-gemm', 'native', 'wasm', undefined]) {
     describe(graph === undefined ? 'fastest graph or wasm kernel per shape' : `graph '${graph}' where offered`, () => {
       before(() => forceCandidate(graph));
       for (const c of [...TRAINING_CONVS, ...ODD_CONVS]) {

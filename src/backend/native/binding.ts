@@ -25,6 +25,7 @@ export interface OrtSessionOptions {
   graphOptimizationLevel: 'disabled' | 'basic' | 'extended' | 'layout' | 'all';
   enableCpuMemArena: boolean;
   enableMemPattern: boolean;
+  logSeverityLevel: 0 | 1 | 2 | 3 | 4;
   extra: Record<string, Record<string, string>>;
 }
 

@@ -34,6 +34,8 @@ function sessionOptions(): OrtSessionOptions {
     graphOptimizationLevel: 'all',
     enableCpuMemArena: true,
     enableMemPattern: true,
+    // Errors only: a session's notes on the graph (unused initializers and such) are no one's business.
+    logSeverityLevel: 3,
     // Idle pool threads sleep instead of spinning: between kernels the wasm backend computes on
     // the main thread, and a spinning pool would take its core.
     extra: { session: { 'intra_op.allow_spinning': '0', 'inter_op.allow_spinning': '0' } },
