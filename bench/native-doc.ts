@@ -27,7 +27,7 @@ interface Report {
   batch: number;
   steps: number;
   summaries: Summary[];
-  runs: { load_average: number }[];
+  runs: { side: string; model: string; threads: number; peak_rss_mb: number; load_average: number }[];
 }
 
 const ROOT = resolve(import.meta.dirname, '..');
@@ -39,18 +39,54 @@ const MODEL_NAMES: Record<string, string> = { vae: 'Vanilla VAE', mssim: 'MS-SSI
 const loads = report.runs.map((r) => r.load_average);
 const stamp = `commit ${report.commit}${report.dirty ? ' (with uncommitted changes)' : ''}, ${report.date.slice(0, 16).replace('T', ' ')} UTC; ${report.machine}; load average ${Math.min(...loads)}–${Math.max(...loads)} while it ran`;
 
+const round2 = (x: number): number => Number(x.toFixed(2));
+
+/** The largest peak RSS (MB) of `side`'s runs for a model and thread count. */
+function peakRss(side: string, s: Summary): number {
+  return Math.max(...report.runs.filter((r) => r.side === side && r.model === s.model && r.threads === s.threads).map((r) => r.peak_rss_mb));
+}
+
 function table(): string {
   const rows = report.summaries.map((s) => {
-    const wasm = s.wasm_images_per_s === undefined ? '—' : `${s.wasm_images_per_s} (${s.wasm_vs_peer_median}×)`;
-    return `| ${MODEL_NAMES[s.model] ?? s.model} | ${s.threads} | **${s.native_images_per_s}** | ${wasm} | ${s.peer_images_per_s} | **${s.native_vs_peer_median}×** (${s.native_vs_peer.join(', ')}) |`;
+    const wasm = s.wasm_images_per_s === undefined ? '—' : `${round2(s.wasm_images_per_s)} (${s.wasm_vs_peer_median}×)`;
+    return `| ${MODEL_NAMES[s.model] ?? s.model} | ${s.threads} | **${round2(s.native_images_per_s)}** | ${wasm} | ${round2(s.peer_images_per_s)} | **${s.native_vs_peer_median}×** (${s.native_vs_peer.join(', ')}) | ${peakRss('native', s)} / ${peakRss('peer', s)} |`;
   });
   return [
     `${report.image_size}×${report.image_size}, batch ${report.batch}, images/s (median of ${report.summaries[0]?.rounds ?? 0} rounds, ${report.steps} timed steps each); ${stamp}.`,
     '',
-    '| model | threads | native | wasm (one core; ratio to the peer) | PyTorch peer | native ÷ peer (each round) |',
-    '| --- | --- | --- | --- | --- | --- |',
+    '| model | threads | native | wasm (one core; ratio to the peer) | PyTorch peer | native ÷ peer (each round) | peak RSS MB, native / peer |',
+    '| --- | --- | --- | --- | --- | --- | --- |',
     ...rows,
+    '',
+    verdict(),
   ].join('\n');
+}
+
+/**
+ * A row whose peer ran slower on more threads than on one: OpenBLAS's OpenMP threads collapse when
+ * another process holds a core, so such a ratio says nothing about the two programs.
+ */
+function peerContended(s: Summary): boolean {
+  const single = report.summaries.find((o) => o.model === s.model && o.threads === 1);
+  return s.threads > 1 && single !== undefined && s.peer_images_per_s < single.peer_images_per_s;
+}
+
+/** The issue's bar (native ≥ 1.0× the peer at the same threads; aim 1.3×), checked on the medians above. */
+function verdict(): string {
+  const name = (s: Summary): string => `${MODEL_NAMES[s.model] ?? s.model} at ${s.threads} thread${s.threads === 1 ? '' : 's'}`;
+  const contended = report.summaries.filter(peerContended);
+  const comparable = report.summaries.filter((s) => !peerContended(s));
+  const met = comparable.filter((s) => s.native_vs_peer_median >= 1);
+  const short = comparable.filter((s) => s.native_vs_peer_median < 1);
+  const aim = comparable.filter((s) => s.native_vs_peer_median >= 1.3);
+  return [
+    ...(contended.length
+      ? [`Not comparable: ${contended.map(name).join(', ')} (the peer ran slower on more threads than on one, another process held a core); measure again on a quiet machine.`]
+      : []),
+    `Native ≥ 1.0× the peer (median ratio): met by ${met.length} of ${comparable.length}${met.length ? ` (${met.map(name).join(', ')})` : ''}` +
+      `${short.length ? `; not met by ${short.map((s) => `${name(s)}, ${s.native_vs_peer_median}×`).join('; ')}` : ''}.`,
+    `At the aim of 1.3×: ${aim.length ? aim.map(name).join(', ') : 'none'}.`,
+  ].join(' ');
 }
 
 const page = `# Native CPU backend

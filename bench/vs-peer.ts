@@ -119,7 +119,8 @@ for (const model of models) {
 const git = (args: string[]): string => execFileSync('git', args, { cwd: ROOT, encoding: 'utf8' }).trim();
 const report = {
   commit: git(['rev-parse', '--short', 'HEAD']),
-  dirty: git(['status', '--porcelain', '--untracked-files=no']) !== '',
+  // Uncommitted changes to what the measured runs execute (not to docs or other scripts).
+  dirty: git(['status', '--porcelain', '--untracked-files=no', '--', 'src', 'bench/step.ts', 'package.json', 'package-lock.json']) !== '',
   date: new Date().toISOString(),
   machine: `${process.platform} ${process.arch}, ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, Node ${process.version}`,
   image_size: Number(values.size),
