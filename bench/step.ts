@@ -1,7 +1,7 @@
 // Training-step throughput of one model on one backend, on a fixed random batch:
-//   node --import tsx bench/step.ts --model vae --size 64 --batch 64 --backend wasm --steps 5
-// prints one JSON line {model, image_size, batch, backend, params, images_per_s, step_ms_median, optimizer_ms_median,
-// peak_rss_mb, tensors_leaked}. One warm-up step runs first, untimed. --profile adds, on stderr,
+//   node --import tsx bench/step.ts --model vae --size 64 --batch 64 --backend wasm --steps 5 [--threads N]
+// prints one JSON line {model, image_size, batch, backend, threads, params, images_per_s, step_ms_median, optimizer_ms_median,
+// peak_rss_mb, tensors_leaked}. --threads sets the native backend's threads (default: every core). One warm-up step runs first, untimed. --profile adds, on stderr,
 // where one step's time goes, per kernel.
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
@@ -31,6 +31,7 @@ const { values } = parseArgs({
     backend: { type: 'string', default: 'wasm' },
     steps: { type: 'string', default: '5' },
     profile: { type: 'boolean', default: false },
+    threads: { type: 'string', default: '0' },
   },
 });
 const name = MODEL_NAMES[values.model] ?? (Object.values(MODEL_NAMES).includes(values.model as ModelName) ? (values.model as ModelName) : undefined);
@@ -40,7 +41,8 @@ const batchSize = positiveInt(values.batch, 'batch');
 const steps = positiveInt(values.steps, 'steps');
 const backend = values.backend as BackendChoice;
 
-const info = await initBackend(backend);
+const threads = values.threads === '0' ? 0 : positiveInt(values.threads, 'threads');
+const info = await initBackend(backend, undefined, { threads });
 const config = { ...DEFAULT_CONFIG.model, name, image_size: size, num_classes: name === 'cvae' ? LABEL_WIDTH : 0 };
 const model: VaeModel = createModel(config, DEFAULT_CONFIG.train.seed);
 const optimizers: Record<string, GroupOptimizer> = createOptimizers(model, DEFAULT_CONFIG.train);
@@ -107,6 +109,7 @@ console.log(JSON.stringify({
   image_size: size,
   batch: batchSize,
   backend: info.name,
+  threads: info.threads ?? 1,
   params: model.paramCount(),
   images_per_s: Number(((batchSize * 1000) / stepMs).toFixed(2)),
   step_ms_median: Number(stepMs.toFixed(1)),

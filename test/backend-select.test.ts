@@ -15,15 +15,26 @@ function installed(pkg: string): boolean {
 }
 
 const nativeInstalled = installed('@tensorflow/tfjs-node') || installed('@tensorflow/tfjs-node-gpu');
+// onnxruntime-node (an optionalDependency) makes auto pick 'native' ahead of wasm.
+const ortInstalled = installed('onnxruntime-node');
 
 test(
-  nativeInstalled ? 'auto without native packages (skipped: tfjs-node is installed here)' : 'auto picks wasm and logs why the native backends were skipped',
+  nativeInstalled ? 'auto without tfjs-node (skipped: tfjs-node is installed here)' : 'auto picks native (or wasm without onnxruntime-node) and logs why the others were skipped',
   { skip: nativeInstalled },
   async () => {
     const lines: string[] = [];
     const info = await initBackend('auto', (line) => lines.push(line));
-    assert.deepEqual(info, { name: 'wasm', gpu: false, reason: 'tfjs-node-gpu not installed; tfjs-node not installed' });
-    assert.deepEqual(lines, ['backend: wasm (tfjs-node-gpu not installed; tfjs-node not installed)']);
+    if (ortInstalled) {
+      const threads = info.threads ?? 0;
+      const reason = `onnxruntime-node, ${threads} thread${threads === 1 ? '' : 's'}; tfjs-node-gpu not installed; tfjs-node not installed`;
+      assert.deepEqual(info, { name: 'native', gpu: false, reason, threads });
+      assert.ok(threads >= 1);
+      assert.deepEqual(lines, [`backend: native (${reason})`]);
+    } else {
+      assert.deepEqual(info, { name: 'wasm', gpu: false, reason: 'tfjs-node-gpu not installed; tfjs-node not installed; onnxruntime-node not installed' });
+      assert.deepEqual(lines, ['backend: wasm (tfjs-node-gpu not installed; tfjs-node not installed; onnxruntime-node not installed)']);
+    }
+    // native computes on TF.js's wasm backend
     assert.equal(tf.getBackend(), 'wasm');
     // the training kernels came with it
     assert.ok(tf.getKernel(tf.Conv2DBackpropFilter, 'wasm'));

@@ -1,16 +1,23 @@
 // Backend selection: which TF.js backend this process computes on, chosen once at start-up.
 //
 // `auto` prefers, in order: @tensorflow/tfjs-node-gpu (CUDA), @tensorflow/tfjs-node (native CPU),
-// then wasm (XNNPACK, with this project's training kernels). The two native packages are
-// optionalDependencies, so they are only ever loaded with a guarded dynamic import(): a missing or
-// broken install is a reason to fall back, never a crash. wasm is a dependency: if it or its
-// kernels fail, `auto` throws rather than end on the pure-JS cpu backend, which only an explicit
-// `cpu` selects.
+// native (wasm with its convolutions and matrix products on onnxruntime-node, on every core), then
+// wasm (XNNPACK, with this project's training kernels). The native packages are
+// optionalDependencies, so they are only ever loaded with a guarded dynamic import() or require():
+// a missing or broken install is a reason to fall back, never a crash. wasm is a dependency: if it
+// or its kernels fail, `auto` throws rather than end on the pure-JS cpu backend, which only an
+// explicit `cpu` selects.
+//
+// `native` is not a TF.js backend of its own: TF.js computes on 'wasm' (tf.getBackend() says
+// 'wasm', tensors live on the wasm heap, this project's wasm kernels and memory guard apply), with
+// the heavy kernels replaced (./native/kernels.ts). BackendInfo.name says 'native'.
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import type { BackendChoice } from '../config/schema.ts';
 import { installWasmMemoryGuard } from './memory.ts';
 import { nativePackageState } from './tfjs-node-install.ts';
+import { installNativeKernels, loadBinding, NativeBindingError, ORT_INSTALL_HINT, removeNativeKernels, setNativeThreads } from './native/kernels.ts';
+import { resolveThreads } from './native/threads.ts';
 import { loadSimdKernels } from './simd/module.ts';
 import { registerWasmTrainingKernels } from './wasm-kernels/register-all.ts';
 
@@ -24,7 +31,7 @@ export {
   withBackendErrors,
 } from './memory.ts';
 
-export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
+export type BackendName = 'tensorflow' | 'native' | 'wasm' | 'cpu';
 
 export interface BackendInfo {
   name: BackendName;
@@ -32,6 +39,13 @@ export interface BackendInfo {
   gpu: boolean;
   /** Why this backend: which better ones were skipped and why, or that it was asked for. */
   reason: string;
+  /** native: the threads each onnxruntime kernel computes with. */
+  threads?: number;
+}
+
+export interface BackendOptions {
+  /** native: compute threads (train.threads); 0 or absent = every core (shared among medvae-dist's local workers). */
+  threads?: number;
 }
 
 /** An explicitly requested backend could not be loaded. */
@@ -84,25 +98,39 @@ async function tryNative(pkg: (typeof nativePackages)[number]['pkg'], short: str
 
 async function activate(name: BackendName, label: string): Promise<Attempt> {
   try {
-    const ok = await tf.setBackend(name);
+    const ok = await tf.setBackend(name === 'native' ? 'wasm' : name);
     if (!ok) return { ok: false, why: `${label} failed to initialise` };
     await tf.ready();
   } catch (e) {
     return { ok: false, why: `${label} failed to initialise: ${firstLine(e)}` };
   }
-  if (name === 'wasm') {
+  if (name === 'wasm' || name === 'native') {
     installWasmMemoryGuard();
     try {
       await loadSimdKernels();
     } catch (e) {
       return { ok: false, why: `${label}: its SIMD kernels failed to load: ${firstLine(e)}` };
     }
+    removeNativeKernels();
     registerWasmTrainingKernels();
+    if (name === 'native') installNativeKernels();
   }
   return { ok: true, why: '' };
 }
 
-async function select(choice: BackendChoice): Promise<BackendInfo> {
+/** Loads onnxruntime-node and activates native; on failure a short reason (no throw). */
+async function tryNativeOrt(threads: number): Promise<Attempt & { missing?: boolean }> {
+  try {
+    loadBinding();
+  } catch (e) {
+    if (e instanceof NativeBindingError) return { ok: false, why: e.missing ? 'onnxruntime-node not installed' : e.message, missing: e.missing };
+    return { ok: false, why: `onnxruntime-node failed to load: ${firstLine(e)}` };
+  }
+  setNativeThreads(threads);
+  return activate('native', 'native');
+}
+
+async function select(choice: BackendChoice, options: BackendOptions): Promise<BackendInfo> {
   const skipped: string[] = [];
   if (choice === 'auto' || choice === 'tensorflow') {
     for (const native of nativePackages) {
@@ -124,6 +152,19 @@ async function select(choice: BackendChoice): Promise<BackendInfo> {
       );
     }
   }
+  if (choice === 'auto' || choice === 'native') {
+    const threads = resolveThreads(options.threads);
+    const attempt = await tryNativeOrt(threads);
+    if (attempt.ok) {
+      const notes = [`onnxruntime-node, ${threads} thread${threads === 1 ? '' : 's'}`, ...skipped];
+      if (choice === 'native') notes.push('requested');
+      return { name: 'native', gpu: false, reason: notes.join('; '), threads };
+    }
+    if (choice === 'native') {
+      throw new BackendUnavailableError(choice, attempt.missing === true ? `onnxruntime-node is not installed; ${ORT_INSTALL_HINT}, or set backend to auto or wasm` : attempt.why);
+    }
+    skipped.push(attempt.why);
+  }
   for (const name of ['wasm', 'cpu'] as const) {
     if (choice !== 'auto' && choice !== name) continue;
     const attempt = await activate(name, name);
@@ -141,6 +182,9 @@ async function select(choice: BackendChoice): Promise<BackendInfo> {
 
 const selections = new Map<BackendChoice, Promise<BackendInfo>>();
 
+/** What initBackend made active last ('native' and 'wasm' share TF.js's wasm backend). */
+let activeName: BackendName | undefined;
+
 /**
  * Makes `choice` the active TF.js backend and returns what was chosen, logging one line
  * ("backend: wasm (tfjs-node-gpu not installed; tfjs-node not installed)"). Idempotent: a repeated
@@ -148,17 +192,22 @@ const selections = new Map<BackendChoice, Promise<BackendInfo>>();
  * another backend was set in between). Throws BackendUnavailableError when an explicit choice
  * cannot load.
  */
-export async function initBackend(choice: BackendChoice, log?: (line: string) => void): Promise<BackendInfo> {
+export async function initBackend(choice: BackendChoice, log?: (line: string) => void, options: BackendOptions = {}): Promise<BackendInfo> {
   const earlier = selections.get(choice);
   if (earlier !== undefined) {
     const info = await earlier;
-    if (tf.getBackend() !== info.name) {
+    if (activeName !== info.name || tf.getBackend() !== (info.name === 'native' ? 'wasm' : info.name)) {
+      if (info.threads !== undefined) setNativeThreads(info.threads);
       const again = await activate(info.name, info.name);
       if (!again.ok) throw new BackendUnavailableError(choice, again.why);
+      activeName = info.name;
     }
     return info;
   }
-  const pending = select(choice);
+  const pending = select(choice, options).then((info) => {
+    activeName = info.name;
+    return info;
+  });
   selections.set(choice, pending);
   pending.catch(() => selections.delete(choice));
   const info = await pending;

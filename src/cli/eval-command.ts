@@ -51,7 +51,7 @@ export function registerEvalCommands(program: Command, out: CommandOutput = proc
     .option('--split <name>', 'held-out split to evaluate on', 'test')
     .option('--n <count>', 'images per side: held-out real (capped by the split) and generated', '500')
     .option('--seed <seed>', 'seed of every random choice of the evaluation', '0')
-    .addOption(new Option('--backend <name>', 'compute backend (default: the run config\'s)').choices(['auto', 'tensorflow', 'wasm', 'cpu']))
+    .addOption(new Option('--backend <name>', 'compute backend (default: the run config\'s)').choices(['auto', 'tensorflow', 'native', 'wasm', 'cpu']))
     .option('--feature-steps <n>', `training steps of the feature net and TSTR classifiers (part of the feature-net key)`, String(DEFAULT_RECIPE.steps))
     .option('--cache-dir <dir>', 'where trained feature nets are kept (default: <run dir>/../.feature-nets)')
     .option('--tasks <list>', 'also restoration tasks (src/restore): impute,denoise,score')

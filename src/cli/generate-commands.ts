@@ -137,7 +137,7 @@ async function interpolateCommand(flags: RunFlags & { split: string; steps: stri
 export function registerGenerateCommands(program: Command): void {
   const common = (cmd: Command): Command => cmd
     .requiredOption('--run <dir>', 'run directory (its newest checkpoint is used)')
-    .option('--backend <name>', 'auto | tensorflow | wasm | cpu', 'auto')
+    .option('--backend <name>', 'auto | tensorflow | native | wasm | cpu', 'auto')
     .option('--seed <n>', 'seed of the noise', '0')
     .option('--debug', 'print stack traces on errors');
   common(program.command('sample').description('write a synthetic dataset: an npz in the MedMNIST layout, or a PNG folder by class'))

@@ -18,6 +18,7 @@ import { LayoutError, resolveNodeLayout, type NodeLayout } from '../distributed/
 import { DEFAULT_BUCKET_BYTES, DEFAULT_CHUNK_BYTES, DEFAULT_MAX_FRAME_BYTES, TOKEN_ENV } from '../distributed/collective/ring.ts';
 import { isLoopbackHost } from '../distributed/collective/handshake.ts';
 import type { ExperimentConfig } from '../config/schema.ts';
+import { LOCAL_WORKERS_ENV, oversubscription } from '../backend/native/threads.ts';
 
 interface DistFlags extends TrainFlags {
   gpus?: string;
@@ -144,6 +145,10 @@ const program = addTrainFlags(usageExitCodes(new Command('medvae-dist'))
       const listenHost = flags.listenHost ?? (multiNode && !isLoopbackHost(layout.masterAddr) ? '0.0.0.0' : '127.0.0.1');
       const where = multiNode ? `node ${layout.nodeRank} of ${layout.nnodes}${layout.scheduler ? ` (${layout.scheduler})` : ''}, rendezvous at ${layout.masterAddr}:${layout.masterPort}; ` : '';
       progress.info(`${where}workers: ${devices.join(', ')}${dataPlane}`);
+      // The workers (forked with this environment) share the machine's cores for the native backend.
+      process.env[LOCAL_WORKERS_ENV] = String(devices.filter((d) => d.startsWith('cpu:')).length || 1);
+      const crowded = oversubscription(config.train.threads, devices.length);
+      if (crowded !== undefined) progress.info(crowded);
 
       if (devices.length === 1 && !multiNode) {
         // The single-device fallback: same loop, same outputs, no agent and no IPC.

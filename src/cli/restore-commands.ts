@@ -173,7 +173,7 @@ export function registerRestoreCommands(program: Command): void {
     .option('--seed <n>', 'seed of every random draw (image subset, masks, chains)', '0')
     .option('--batch <n>', 'images through the model at once (bounds memory)', '32')
     .option('--sigma <s|auto>', "decoder sigma of the Gaussian likelihood, [-1, 1] units; auto: maximum likelihood on the run's validation split", 'auto')
-    .option('--backend <name>', 'auto | tensorflow | wasm | cpu', 'auto')
+    .option('--backend <name>', 'auto | tensorflow | native | wasm | cpu', 'auto')
     .option('--debug', 'print stack traces on errors');
   common(program.command('impute').description('fill missing pixels through the latent space (pseudo-Gibbs or Metropolis-within-Gibbs)'))
     .requiredOption('--mask <spec>', 'center:F, box:x,y,w,h, random:F, stripes:W,G, or a mask .png/.npz of the model image size')

@@ -20,6 +20,7 @@ export interface TrainFlags {
   resume?: string;
   set: string[];
   backend?: string;
+  threads?: string;
   logFormat: LogFormat;
   metricsPort?: string;
   metricsHost?: string;
@@ -39,7 +40,8 @@ export function addTrainFlags(cmd: Command): Command {
     .option('--epochs <n>', 'number of epochs (overrides train.epochs)')
     .option('--resume <dir>', 'continue a run (its directory) or a checkpoint exactly where it stopped')
     .option('--set <key=value>', 'override any config key, e.g. --set train.lr=0.001 (repeatable)', collect, [])
-    .addOption(new Option('--backend <name>', 'compute backend').choices(['auto', 'tensorflow', 'wasm', 'cpu']))
+    .addOption(new Option('--backend <name>', 'compute backend').choices(['auto', 'tensorflow', 'native', 'wasm', 'cpu']))
+    .option('--threads <n>', 'compute threads of the native backend (train.threads; default: every core, shared among local workers)')
     .addOption(new Option('--log-format <format>', 'progress output').choices(['auto', 'tty', 'plain', 'json']).default('auto'))
     .option('--metrics-port <port>', 'serve Prometheus metrics on this port (0 = off; default 9464)')
     .option('--metrics-host <host>', 'address the metrics endpoint binds (default 127.0.0.1)')
@@ -63,6 +65,7 @@ export function configFromFlags(flags: TrainFlags, worldSize = 1, onNote?: NoteS
   if (flags.maxSteps) sets.push(`train.max_steps=${flags.maxSteps}`);
   if (flags.epochs) sets.push(`train.epochs=${flags.epochs}`);
   if (flags.backend) sets.push(`train.backend=${flags.backend}`);
+  if (flags.threads !== undefined) sets.push(`train.threads=${flags.threads}`);
   if (flags.metricsPort !== undefined) sets.push(`output.metrics_port=${flags.metricsPort}`);
   if (flags.metricsHost) sets.push(`output.metrics_host=${JSON.stringify(flags.metricsHost)}`);
   if (flags.strict) sets.push('data.strict=true');

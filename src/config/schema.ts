@@ -4,7 +4,7 @@
 
 export type ModelName = 'vae' | 'beta_vae' | 'mssim_vae' | 'cvae' | 'joint_vae' | 'vae_gan';
 export type DatasetFormat = 'medmnist' | 'gleason' | 'folder';
-export type BackendChoice = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
+export type BackendChoice = 'auto' | 'tensorflow' | 'native' | 'wasm' | 'cpu';
 
 export interface ModelConfig {
   name: ModelName;
@@ -94,6 +94,11 @@ export interface TrainConfig {
   scheduler_gamma: number;
   seed: number;
   backend: BackendChoice;
+  /**
+   * Compute threads of the native backend (onnxruntime); 0 = every core, shared among medvae-dist's
+   * workers on one machine. Other backends ignore it.
+   */
+  threads: number;
   max_steps: number;
   /** Stop when a loss exceeds this many times its running median (explosion), besides NaN/Inf. */
   divergence_factor: number;
@@ -173,6 +178,7 @@ export const DEFAULT_CONFIG: ExperimentConfig = {
     scheduler_gamma: 0.95,
     seed: 1265,
     backend: 'auto',
+    threads: 0,
     max_steps: 0,
     divergence_factor: 1000,
     log_every: 10,

@@ -15,7 +15,7 @@ const CHOICES: Record<string, readonly (string | number)[]> = {
   'model.loss_type': ['H', 'B'],
   'data.format': ['medmnist', 'gleason', 'folder'],
   'data.resize': ['area', 'bilinear'],
-  'train.backend': ['auto', 'tensorflow', 'wasm', 'cpu'],
+  'train.backend': ['auto', 'tensorflow', 'native', 'wasm', 'cpu'],
 };
 
 /** Keys that take a number or one named alternative. */
@@ -30,7 +30,7 @@ const POSITIVE_INT = [
   'train.epochs', 'train.batch_size', 'train.memory_budget_mb', 'train.log_every',
   'output.checkpoint_every_epochs', 'output.keep_last', 'output.sample_grid',
 ];
-const NON_NEGATIVE_INT = ['train.max_steps', 'data.threads', 'data.prefetch', 'train.seed', 'model.num_classes',
+const NON_NEGATIVE_INT = ['train.max_steps', 'train.threads', 'data.threads', 'data.prefetch', 'train.seed', 'model.num_classes',
   'output.metrics_port', 'model.feature_layer', 'model.capacity_max_iter', 'output.checkpoint_every_steps'];
 const POSITIVE_REAL = ['train.lr', 'train.lr_discriminator', 'train.scheduler_gamma', 'model.temperature',
   'model.min_temperature', 'train.divergence_factor'];

@@ -28,7 +28,7 @@ export function resolveMicroBatch(cfg: ExperimentConfig, rankBatch: number, back
   const requested = cfg.train.micro_batch;
   if (requested !== 'auto') return Math.min(requested, rankBatch);
   // wasm cannot address more than 4 GB whatever the budget says.
-  const budgetMb = backend === 'wasm' ? Math.min(cfg.train.memory_budget_mb, 3500) : cfg.train.memory_budget_mb;
+  const budgetMb = backend === 'wasm' || backend === 'native' ? Math.min(cfg.train.memory_budget_mb, 3500) : cfg.train.memory_budget_mb;
   const fits = Math.floor((budgetMb * 1024 * 1024) / activationBytesPerImage(cfg));
   return Math.max(1, Math.min(rankBatch, fits));
 }

@@ -139,7 +139,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const log = (m: string): void => { if (isChief) progress.info(m); };
 
   // ---- setup --------------------------------------------------------------------------------
-  const backend = await initBackend(cfg.train.backend, log);
+  const backend = await initBackend(cfg.train.backend, log, { threads: cfg.train.threads });
   const dataset = await filterClasses(await openDataset(cfg.data, cfg.data.split), cfg.data.classes);
   const loader = createLoader({
     split: dataset,

@@ -1,0 +1,123 @@
+// What every native kernel shares: it runs on the wasm backend, reads its inputs and writes its
+// output straight on the wasm heap (Float32Array views handed to onnxruntime, no copies), and hands
+// any case it does not plan for back to the kernel that was registered before it (this project's
+// wasm kernel, or TF.js's own).
+import * as tf from '@tensorflow/tfjs';
+import { bestOfRuns, chooseWasm, forcedCandidate, runCached, runsOnWasm, type Candidate } from './sessions.ts';
+
+/** The parts of TF.js's wasm backend these kernels use. */
+interface WasmHeapBackend {
+  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
+  disposeData(dataId: object): boolean;
+  dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined };
+  wasm: { HEAPU8: Uint8Array };
+}
+
+/** How one call runs natively: a cache key for its shape and attributes, its output, its graphs. */
+export interface NativePlan {
+  key: string;
+  outputShape: number[];
+  /** The graphs that compute it, each with inputs named as the kernel's inputs and one output. */
+  candidates: () => readonly Candidate[];
+}
+
+/** Decides whether the native path takes a call: a plan, or undefined to run the previous kernel. */
+export type Planner<Attrs> = (inputs: Record<string, tf.TensorInfo>, attrs: Attrs) => NativePlan | undefined;
+
+const previousKernels = new Map<string, tf.KernelConfig>();
+
+/** Remembers what ran `kernelName` on wasm before the native kernel (the fallback). */
+export function setPreviousKernel(config: tf.KernelConfig): void {
+  previousKernels.set(config.kernelName, config);
+}
+
+/** The kernel the native one hands unplanned cases to (undefined before installation). */
+export function previousKernel(kernelName: string): tf.KernelConfig | undefined {
+  return previousKernels.get(kernelName);
+}
+
+let nativeCalls = 0;
+let fallbackCalls = 0;
+let nativeCpuMs = 0;
+
+/**
+ * How many kernel calls ran natively, how many went back to the wasm kernels, and the CPU time
+ * (all threads) of the native calls (tests, benchmarks).
+ */
+export function nativeCallCounts(): { native: number; fallback: number; nativeCpuMs: number } {
+  return { native: nativeCalls, fallback: fallbackCalls, nativeCpuMs };
+}
+
+function heapView(backend: WasmHeapBackend, info: tf.TensorInfo): Float32Array | undefined {
+  const entry = backend.dataIdMap.get(info.dataId);
+  if (entry === undefined) return undefined;
+  return new Float32Array(backend.wasm.HEAPU8.buffer, entry.memoryOffset, tf.util.sizeFromShape(info.shape));
+}
+
+/**
+ * A KernelConfig for 'wasm' that runs `plan`'s graphs, or the previous kernel where it plans
+ * nothing. The first call of each shape also times the previous (wasm) kernel, and where that was
+ * faster than the best graph, the shape runs on wasm from then on.
+ */
+export function nativeKernel<Attrs>(kernelName: string, inputNames: readonly string[], plan: Planner<Attrs>): tf.KernelConfig {
+  const fallback = (args: Parameters<tf.KernelFunc>[0]): ReturnType<tf.KernelFunc> => {
+    const previous = previousKernels.get(kernelName);
+    if (previous === undefined) throw new Error(`${kernelName} on native: the wasm kernel it falls back to was not kept at registration`);
+    fallbackCalls++;
+    return previous.kernelFunc(args);
+  };
+  return {
+    kernelName,
+    backendName: 'wasm',
+    kernelFunc: (args) => {
+      const named: Record<string, tf.TensorInfo> = {};
+      for (const name of inputNames) {
+        const info = args.inputs[name];
+        if (info === undefined || info.dtype !== 'float32' || tf.util.sizeFromShape(info.shape) === 0) return fallback(args);
+        named[name] = info;
+      }
+      const planned = plan(named, args.attrs as unknown as Attrs);
+      if (planned === undefined || tf.util.sizeFromShape(planned.outputShape) === 0) return fallback(args);
+      const key = `${kernelName}|${planned.key}`;
+      if (runsOnWasm(key)) return fallback(args);
+      const backend = args.backend as unknown as WasmHeapBackend;
+      const output = backend.makeOutput(planned.outputShape, 'float32');
+      // Views are made after makeOutput, which may grow (and so replace) the heap's buffer.
+      const inputs: Record<string, Float32Array> = {};
+      for (const name of inputNames) {
+        const view = heapView(backend, named[name]!);
+        if (view === undefined) throw new Error(`${kernelName} on native: input '${name}' is not on the wasm heap`);
+        inputs[name] = view;
+      }
+      const outputView = heapView(backend, output);
+      if (outputView === undefined) throw new Error(`${kernelName} on native: its output is not on the wasm heap`);
+      let nativeMs: number | undefined;
+      const cpu = process.cpuUsage();
+      try {
+        nativeMs = runCached(key, planned.candidates, { inputs, output: outputView });
+        const used = process.cpuUsage(cpu);
+        nativeCpuMs += (used.user + used.system) / 1000;
+      } catch (e) {
+        backend.disposeData(output.dataId);
+        throw e;
+      }
+      nativeCalls++;
+      if (nativeMs !== undefined && forcedCandidate() === undefined) {
+        // First call of this shape: time the wasm kernel too, the same way.
+        const wasmMs = bestOfRuns(() => {
+          const value = fallback(args);
+          for (const info of Array.isArray(value) ? value : [value]) backend.disposeData(info.dataId);
+          fallbackCalls--;
+        });
+        if (wasmMs < nativeMs) {
+          // From now on this shape runs on wasm, and so does this call (its values, not the graph's).
+          chooseWasm(key);
+          backend.disposeData(output.dataId);
+          nativeCalls--;
+          return fallback(args);
+        }
+      }
+      return output;
+    },
+  };
+}

@@ -1,0 +1,225 @@
+// onnxruntime sessions, one per kernel shape: each runs one small ONNX graph (a Conv, a
+// ConvTranspose, a filter gradient, a MatMul) built in code, created on first use and kept for the
+// life of the process (a training run meets the same few dozen shapes every step).
+//
+// A kernel may offer more than one graph for the same computation (say, a Conv between two
+// Transposes, or an im2col and one MatMul). Which runs faster depends on the shape and the
+// machine, so the first call of a shape times each candidate on the real inputs, keeps the fastest
+// and drops the others (every candidate computes the same values, to float rounding).
+import { loadBinding, type OrtSession, type OrtSessionOptions, type OrtTensor } from './binding.ts';
+import { openChoices, recall, remember } from './choices.ts';
+import { encodeModel, type OnnxGraph } from './onnx-model.ts';
+
+/** Threads for every session made from now on: the whole machine unless set (setNativeThreads). */
+let intraOpThreads = 0;
+
+/** Sets the threads each ORT session computes with (>= 1); sessions made before keep theirs, so call it first. */
+export function setNativeThreads(threads: number): void {
+  if (!Number.isInteger(threads) || threads < 1) throw new RangeError(`native threads must be a positive integer, got ${threads}`);
+  if (threads !== intraOpThreads) clearSessions();
+  intraOpThreads = threads;
+  openChoices(threads, loadBinding().version);
+}
+
+/** The threads the sessions compute with. */
+export function nativeThreads(): number {
+  return intraOpThreads;
+}
+
+function sessionOptions(): OrtSessionOptions {
+  return {
+    intraOpNumThreads: intraOpThreads,
+    interOpNumThreads: 1,
+    executionMode: 'sequential',
+    graphOptimizationLevel: 'all',
+    // No arena: each session would keep its own high-water mark of intermediates, and a model
+    // meets dozens of shapes (VAE-GAN's resident memory grew several-fold). Freed buffers go back
+    // at once; measured, the step took no longer.
+    enableCpuMemArena: false,
+    enableMemPattern: false,
+    // Errors only: a session's notes on the graph (unused initializers and such) are no one's business.
+    logSeverityLevel: 3,
+    // Idle pool threads sleep instead of spinning: between kernels the wasm backend computes on
+    // the main thread, and a spinning pool would take its core.
+    extra: { session: { 'intra_op.allow_spinning': '0', 'inter_op.allow_spinning': '0' } },
+  };
+}
+
+/** One way to compute a kernel: its graph and the names of its inputs and its one output. */
+export interface Candidate {
+  /** A short label for benchmarks and tests ('conv', 'im2col-matmul'). */
+  label: string;
+  graph: OnnxGraph;
+}
+
+export interface Feeds {
+  inputs: Record<string, Float32Array>;
+  output: Float32Array;
+}
+
+interface Loaded {
+  label: string;
+  session: OrtSession;
+  inputDims: Map<string, readonly number[]>;
+  output: { name: string; dims: readonly number[] };
+}
+
+interface Entry {
+  chosen?: Loaded;
+  candidates: readonly Candidate[];
+}
+
+const entries = new Map<string, Entry>();
+
+function load(candidate: Candidate): Loaded {
+  const binding = loadBinding();
+  const session = binding.newSession();
+  const bytes = encodeModel(candidate.graph);
+  session.loadModel(bytes.buffer as ArrayBuffer, bytes.byteOffset, bytes.byteLength, sessionOptions());
+  const [output] = candidate.graph.outputs;
+  if (output === undefined || candidate.graph.outputs.length !== 1) throw new Error(`native kernel graph '${candidate.label}' must have one output`);
+  return {
+    label: candidate.label,
+    session,
+    inputDims: new Map(candidate.graph.inputs.map((input) => [input.name, input.shape])),
+    output: { name: output.name, dims: output.shape },
+  };
+}
+
+function run(loaded: Loaded, feeds: Feeds): void {
+  const binding = loadBinding();
+  const tensors: Record<string, OrtTensor> = {};
+  for (const [name, dims] of loaded.inputDims) {
+    const data = feeds.inputs[name];
+    if (data === undefined) throw new Error(`native kernel '${loaded.label}': no data for input '${name}'`);
+    tensors[name] = binding.tensor(data, dims);
+  }
+  loaded.session.run(tensors, { [loaded.output.name]: binding.tensor(feeds.output, loaded.output.dims) }, {});
+}
+
+/**
+ * Runs the computation named `key` on `feeds`, writing its output in place. The first time `key`
+ * is seen, `candidates` builds its graphs and the remembered one runs (choices.ts), or else each
+ * is timed on these feeds and the fastest is kept (and its values are the output). Returns the
+ * milliseconds of one run of the kept graph when this call timed them, else undefined. The feeds
+ * are views that must stay valid during the call (nothing else runs meanwhile).
+ */
+export function runCached(key: string, candidates: () => readonly Candidate[], feeds: Feeds): number | undefined {
+  let entry = entries.get(key);
+  if (entry === undefined) {
+    entry = { candidates: candidates() };
+    entries.set(key, entry);
+  }
+  if (entry.chosen !== undefined) {
+    run(entry.chosen, feeds);
+    return undefined;
+  }
+  const known = pick(entry.candidates, forcedLabel ?? recall(key));
+  if (known !== undefined) {
+    entry.chosen = load(known);
+    run(entry.chosen, feeds);
+    return undefined;
+  }
+  const { loaded, ms } = choose(entry.candidates, feeds);
+  entry.chosen = loaded;
+  if (forcedLabel === undefined) remember(key, loaded.label);
+  return ms;
+}
+
+/** Shapes that run on the wasm kernel (timed faster than the best graph): they stay on wasm. */
+const onWasm = new Set<string>();
+
+/** Runs `key` on the wasm kernel from now on, remembered, and ends its session (its buffers go back). */
+export function chooseWasm(key: string): void {
+  entries.get(key)?.chosen?.session.dispose();
+  entries.delete(key);
+  onWasm.add(key);
+  if (forcedLabel === undefined) remember(key, WASM);
+}
+
+/** The label of the wasm kernel among the choices. */
+export const WASM = 'wasm';
+
+/** Whether `key` runs on the wasm kernel: timed so here, remembered so, or forced. */
+export function runsOnWasm(key: string): boolean {
+  if (forcedLabel !== undefined) return forcedLabel === WASM;
+  return onWasm.has(key) || (!entries.has(key) && recall(key) === WASM);
+}
+
+/** Timed runs per candidate when choosing: the fastest of them counts (other processes' noise only adds time). */
+export const TIMED_RUNS = 3;
+
+/** The fastest of TIMED_RUNS runs of `f`, after one untimed run that sets it up. */
+export function bestOfRuns(f: () => void): number {
+  f();
+  let best = Infinity;
+  for (let i = 0; i < TIMED_RUNS; i++) {
+    const t0 = performance.now();
+    f();
+    best = Math.min(best, performance.now() - t0);
+  }
+  return best;
+}
+
+/** Loads the candidates, times each on `feeds` (bestOfRuns), keeps the fastest. */
+function choose(candidates: readonly Candidate[], feeds: Feeds): { loaded: Loaded; ms: number } {
+  if (candidates.length === 0) throw new Error('native kernel: no graph to run');
+  let best: { loaded: Loaded; ms: number } | undefined;
+  let last: Loaded | undefined;
+  for (const candidate of candidates) {
+    const loaded = load(candidate);
+    const ms = bestOfRuns(() => run(loaded, feeds));
+    last = loaded;
+    if (best === undefined || ms < best.ms) {
+      best?.loaded.session.dispose();
+      best = { loaded, ms };
+    } else {
+      loaded.session.dispose();
+    }
+  }
+  // The output holds the kept graph's values, as every later call will (graphs round differently).
+  if (last !== best!.loaded) run(best!.loaded, feeds);
+  return best!;
+}
+
+/** MEDVAE_NATIVE_GRAPH (tests, benchmarks) forces graphs as forceCandidate does. */
+let forcedLabel: string | undefined = process.env['MEDVAE_NATIVE_GRAPH'] || undefined;
+
+/** The first candidate whose label is in the comma-separated `labels`, in their order. */
+function pick(candidates: readonly Candidate[], labels: string | undefined): Candidate | undefined {
+  for (const label of labels?.split(',') ?? []) {
+    const found = candidates.find((c) => c.label === label);
+    if (found !== undefined) return found;
+  }
+  return undefined;
+}
+
+/** The label forced by forceCandidate, if any. */
+export function forcedCandidate(): string | undefined {
+  return forcedLabel;
+}
+
+/**
+ * Tests and benchmarks: run the first graph of these comma-separated labels that a kernel offers,
+ * else time the graphs but never choose the wasm kernel ('native' does only that); 'wasm' runs
+ * the wasm kernel wherever native would have timed it; undefined: normal operation. Forced
+ * choices are not remembered.
+ */
+export function forceCandidate(label: string | undefined): void {
+  forcedLabel = label;
+  clearSessions();
+}
+
+/** Which graph each shape met so far runs, or 'wasm' (benchmarks, tests). */
+export function chosenGraphs(): Map<string, string> {
+  const graphs = new Map([...entries].flatMap(([key, entry]) => (entry.chosen ? [[key, entry.chosen.label] as const] : [])));
+  for (const key of onWasm) graphs.set(key, 'wasm');
+  return graphs;
+}
+
+/** Disposes every session and forgets every choice (a change of threads, tests). */
+export function clearSessions(): void {
+  for (const entry of entries.values()) entry.chosen?.session.dispose();
+  entries.clear();
+  onWasm.clear();
+}

@@ -1,0 +1,220 @@
+// The native kernels (onnxruntime-node) against the cpu backend: every replaced kernel on the
+// training's shapes, odd sizes, batch 1, strides 1 and 2, 'same' and 'valid', each graph a kernel
+// offers; the fallback to the wasm kernel; no tensor left behind. Skips, saying why, where
+// onnxruntime-node cannot load.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../src/backend/index.ts';
+import { chosenGraphs, forceCandidate, loadBinding, nativeCallCounts } from '../src/backend/native/kernels.ts';
+
+function unavailable(): string | undefined {
+  try {
+    loadBinding();
+    return undefined;
+  } catch (e) {
+    return `onnxruntime-node cannot load here: ${(e as Error).message}`;
+  }
+}
+const skip = unavailable();
+// Graph choices of this test's own, not the machine's.
+process.env['MEDVAE_NATIVE_CHOICES'] = join(mkdtempSync(join(tmpdir(), 'medvae-native-')), 'choices.json');
+
+/** Deterministic values in [-1, 1). */
+function values(size: number, seed: number): Float32Array {
+  const out = new Float32Array(size);
+  let s = seed >>> 0 || 1;
+  for (let i = 0; i < size; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = s / 2 ** 31 - 1;
+  }
+  return out;
+}
+
+type Run = () => tf.Tensor;
+
+const references = new Map<Run, Float32Array>();
+
+/** `build`'s values on the cpu backend, computed once. */
+async function reference(build: Run): Promise<Float32Array> {
+  let values = references.get(build);
+  if (values === undefined) {
+    await initBackend('cpu');
+    const expected = tf.tidy(build);
+    values = expected.dataSync().slice() as Float32Array;
+    expected.dispose();
+    references.set(build, values);
+  }
+  return values;
+}
+
+/** Runs `build` on cpu and on native; the largest difference relative to the largest reference value. */
+async function relativeError(build: Run): Promise<{ error: number; native: number }> {
+  const expected = await reference(build);
+  await initBackend('native');
+  const before = nativeCallCounts().native;
+  const actual = tf.tidy(build);
+  const got = actual.dataSync();
+  actual.dispose();
+  let scale = 0;
+  let worst = 0;
+  for (let i = 0; i < expected.length; i++) {
+    scale = Math.max(scale, Math.abs(expected[i]!));
+    worst = Math.max(worst, Math.abs(expected[i]! - got[i]!));
+  }
+  assert.equal(got.length, expected.length);
+  return { error: worst / Math.max(scale, 1e-30), native: nativeCallCounts().native - before };
+}
+
+interface ConvCase {
+  x: [number, number, number, number];
+  k: number;
+  out: number;
+  stride: 1 | 2;
+  pad: 'same' | 'valid';
+}
+
+const TRAINING_CONVS: ConvCase[] = [
+  { x: [2, 64, 64, 3], k: 3, out: 32, stride: 2, pad: 'same' },
+  { x: [2, 32, 32, 32], k: 3, out: 64, stride: 2, pad: 'same' },
+  { x: [2, 16, 16, 64], k: 3, out: 128, stride: 2, pad: 'same' },
+  { x: [2, 8, 8, 128], k: 3, out: 256, stride: 2, pad: 'same' },
+  { x: [2, 4, 4, 256], k: 3, out: 512, stride: 2, pad: 'same' },
+  { x: [2, 64, 64, 32], k: 3, out: 3, stride: 1, pad: 'same' },
+  { x: [2, 32, 32, 32], k: 3, out: 32, stride: 1, pad: 'same' },
+];
+const ODD_CONVS: ConvCase[] = [
+  { x: [1, 7, 9, 5], k: 3, out: 6, stride: 2, pad: 'same' },
+  { x: [1, 7, 9, 5], k: 3, out: 6, stride: 1, pad: 'valid' },
+  { x: [2, 10, 11, 3], k: 3, out: 4, stride: 2, pad: 'valid' },
+  { x: [3, 9, 8, 2], k: 4, out: 5, stride: 2, pad: 'same' },
+  { x: [1, 6, 6, 7], k: 5, out: 3, stride: 1, pad: 'same' },
+  { x: [2, 5, 5, 8], k: 1, out: 9, stride: 1, pad: 'valid' },
+  { x: [1, 13, 13, 4], k: 2, out: 3, stride: 2, pad: 'valid' },
+];
+
+const name = (c: ConvCase): string => `x [${c.x.join(',')}] k${c.k} -> ${c.out} stride ${c.stride} ${c.pad}`;
+
+function outShape(c: ConvCase): [number, number, number, number] {
+  const [b, h, w] = c.x;
+  const side = (n: number): number => (c.pad === 'same' ? Math.ceil(n / c.stride) : Math.floor((n - c.k) / c.stride) + 1);
+  return [b, side(h), side(w), c.out];
+}
+
+const filterOf = (c: ConvCase): [number, number, number, number] => [c.k, c.k, c.x[3], c.out];
+
+/** One Run per case and kernel, so that its cpu reference is computed once. */
+function memo(make: (c: ConvCase) => Run): (c: ConvCase) => Run {
+  const runs = new Map<ConvCase, Run>();
+  return (c) => {
+    let run = runs.get(c);
+    if (run === undefined) runs.set(c, (run = make(c)));
+    return run;
+  };
+}
+
+const conv = memo((c: ConvCase): Run => () =>
+  tf.conv2d(tf.tensor4d(values(tf.util.sizeFromShape(c.x), 1), c.x), tf.tensor4d(values(tf.util.sizeFromShape(filterOf(c)), 2), filterOf(c)), c.stride, c.pad));
+
+const backpropInput = memo((c: ConvCase): Run => () => {
+  const dyShape = outShape(c);
+  return tf.engine().runKernel(
+    tf.Conv2DBackpropInput,
+    { dy: tf.tensor4d(values(tf.util.sizeFromShape(dyShape), 3), dyShape), filter: tf.tensor4d(values(tf.util.sizeFromShape(filterOf(c)), 4), filterOf(c)) },
+    { inputShape: c.x, strides: c.stride, pad: c.pad, dataFormat: 'NHWC' } as unknown as tf.NamedAttrMap,
+  ) as tf.Tensor;
+});
+
+const backpropFilter = memo((c: ConvCase): Run => () => {
+  const dyShape = outShape(c);
+  return tf.engine().runKernel(
+    tf.Conv2DBackpropFilter,
+    { x: tf.tensor4d(values(tf.util.sizeFromShape(c.x), 5), c.x), dy: tf.tensor4d(values(tf.util.sizeFromShape(dyShape), 6), dyShape) },
+    { filterShape: filterOf(c), strides: c.stride, pad: c.pad, dataFormat: 'NHWC' } as unknown as tf.NamedAttrMap,
+  ) as tf.Tensor;
+});
+
+const TOLERANCE = 1e-4;
+
+describe('native kernels match the cpu backend', { skip }, () => {
+  let tensorsBefore = 0;
+  before(async () => {
+    await initBackend('native');
+    tensorsBefore = tf.memory().numTensors;
+  });
+  after(async () => {
+    forceCandidate(undefined);
+    await initBackend('native');
+    assert.equal(tf.memory().numTensors, tensorsBefore, 'no tensor left behind');
+  });
+
+  // Each graph a kernel offers, forced in turn, then the per-shape choice by timing.
+  for (const graph of ['conv', 'im2col-matmul', 'im2col-gemm', 'conv-transpose', 'phase-gemm', 'native', 'wasm', undefined]) {
+    describe(graph === undefined ? 'fastest graph or wasm kernel per shape' : `graph '${graph}' where offered`, () => {
+      before(() => forceCandidate(graph));
+      for (const c of [...TRAINING_CONVS, ...ODD_CONVS]) {
+        test(`Conv2D ${name(c)}`, async () => {
+          const { error, native } = await relativeError(conv(c));
+          assert.ok(error <= TOLERANCE, `relative error ${error}`);
+          if (graph !== undefined) assert.equal(native, c.x[3] === 1 && c.out === 1 || graph === 'wasm' ? 0 : 1);
+        });
+        test(`Conv2DBackpropInput ${name(c)}`, async () => {
+          const { error, native } = await relativeError(backpropInput(c));
+          assert.ok(error <= TOLERANCE, `relative error ${error}`);
+          if (graph !== undefined) assert.equal(native, graph === 'wasm' ? 0 : 1);
+        });
+        test(`Conv2DBackpropFilter ${name(c)}`, async () => {
+          const { error, native } = await relativeError(backpropFilter(c));
+          assert.ok(error <= TOLERANCE, `relative error ${error}`);
+          if (graph !== undefined) assert.equal(native, graph === 'wasm' ? 0 : 1);
+        });
+      }
+    });
+  }
+
+  describe('BatchMatMul on its graphs', () => {
+    before(() => forceCandidate('native'));
+    const products: [number[], number[], boolean, boolean][] = [
+      [[64, 2048], [2048, 128], false, false],
+      [[64, 128], [2048, 128], false, true],
+      [[64, 2048], [64, 128], true, false],
+      [[128, 64], [2048, 128], true, true],
+      [[1, 2048], [2048, 256], false, false],
+      [[33, 65], [65, 129], false, false],
+    ];
+    for (const [aShape, bShape, ta, tb] of products) {
+      test(`BatchMatMul [${aShape}]${ta ? 'ᵀ' : ''} x [${bShape}]${tb ? 'ᵀ' : ''}`, async () => {
+        const run: Run = () => tf.matMul(tf.tensor2d(values(aShape[0]! * aShape[1]!, 7), aShape as [number, number]), tf.tensor2d(values(bShape[0]! * bShape[1]!, 8), bShape as [number, number]), ta, tb);
+        const { error, native } = await relativeError(run);
+        assert.ok(error <= TOLERANCE, `relative error ${error}`);
+        assert.equal(native, 1);
+      });
+    }
+    test('BatchMatMul batched and broadcast', async () => {
+      const run: Run = () => tf.matMul(tf.tensor3d(values(4 * 96 * 80, 9), [4, 96, 80]), tf.tensor3d(values(80 * 112, 10), [1, 112, 80]), false, true);
+      const { error, native } = await relativeError(run);
+      assert.ok(error <= TOLERANCE, `relative error ${error}`);
+      assert.equal(native, 1);
+    });
+  });
+
+  test('cases native does not take run the wasm kernel: tiny products, the one-channel blur', async () => {
+    await initBackend('native');
+    const { native: before, fallback: fallbackBefore } = nativeCallCounts();
+    const { error, native } = await relativeError(() => tf.matMul(tf.ones([2, 3]), tf.ones([3, 4])));
+    assert.ok(error <= TOLERANCE);
+    assert.equal(native, 0);
+    const blur = await relativeError(() => tf.conv2d(tf.tensor4d(values(2 * 16 * 16, 11), [2, 16, 16, 1]), tf.tensor4d(values(11, 12), [11, 1, 1, 1]), 1, 'same'));
+    assert.ok(blur.error <= TOLERANCE);
+    assert.equal(blur.native, 0);
+    assert.ok(nativeCallCounts().fallback > fallbackBefore);
+    assert.ok(nativeCallCounts().native >= before);
+  });
+
+  test('the chosen graph of each shape is cached', () => {
+    assert.ok(chosenGraphs().size > 0);
+  });
+});

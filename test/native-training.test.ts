@@ -1,0 +1,180 @@
+// Training on the native backend: a whole step of every model matches wasm, no tensor is left
+// behind, a run resumes bit for bit (graph choices remembered across processes) and data-parallel
+// training equals one worker accumulating micro-batches. Skips, saying why, where onnxruntime-node
+// cannot load.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../src/backend/index.ts';
+import { forceCandidate, loadBinding, nativeCallCounts } from '../src/backend/native/kernels.ts';
+import { createModel } from '../src/models/index.ts';
+import { computeGradients, disposeGradients } from '../src/train/step.ts';
+import { latestCheckpoint } from '../src/train/checkpoint.ts';
+import { loadConfig } from '../src/config/load.ts';
+import { context, disposeBatch, fixedBatch, MODEL_NAMES, tinyConfig } from './models-helpers.ts';
+import { writeTinyNpz } from './helpers/tiny-data.ts';
+
+function unavailable(): string | undefined {
+  try {
+    loadBinding();
+    return undefined;
+  } catch (e) {
+    return `onnxruntime-node cannot load here: ${(e as Error).message}`;
+  }
+}
+const skip = unavailable();
+
+const ROOT = join(import.meta.dirname, '..');
+const dir = mkdtempSync(join(tmpdir(), 'medvae-native-train-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+// Graph choices of this test's own, not the machine's.
+process.env['MEDVAE_NATIVE_CHOICES'] = join(dir, 'choices.json');
+
+function maxAbs(values: Float32Array): number {
+  let m = 0;
+  for (const v of values) m = Math.max(m, Math.abs(v));
+  return m;
+}
+
+function maxAbsDiff(got: Float32Array, want: Float32Array): number {
+  assert.equal(got.length, want.length);
+  let m = 0;
+  for (let i = 0; i < want.length; i++) m = Math.max(m, Math.abs(want[i]! - got[i]!));
+  return m;
+}
+
+type StepValues = Map<string, Float32Array>;
+
+/** Every loss term and gradient of one step, by name. */
+function stepValues(model: ReturnType<typeof createModel>, batch: ReturnType<typeof fixedBatch>): StepValues {
+  const grads = computeGradients(model, batch, context(5));
+  const out: StepValues = new Map();
+  for (const [name, t] of Object.entries(grads.terms)) out.set(`term ${name}`, t.dataSync().slice() as Float32Array);
+  for (const [group, map] of Object.entries(grads.groups)) {
+    for (const [name, t] of Object.entries(map)) out.set(`${group} ${name}`, t.dataSync().slice() as Float32Array);
+  }
+  disposeGradients(grads);
+  return out;
+}
+
+describe('a training step on native matches wasm (relative error <= 1e-4)', { skip }, () => {
+  before(async () => {
+    forceCandidate('native');
+    await initBackend('wasm');
+  });
+  after(() => forceCandidate(undefined));
+  for (const name of MODEL_NAMES) {
+    test(name, async () => {
+      // Widths enough for every product to run on onnxruntime, not on the wasm kernel.
+      const model = createModel(tinyConfig(name, { hidden_dims: [32, 64], latent_dim: 16 }), 4);
+      const batch = fixedBatch(8, 32, 3);
+      await initBackend('wasm');
+      const want = stepValues(model, batch);
+      await initBackend('native');
+      const tensors = tf.memory().numTensors;
+      const calls = nativeCallCounts().native;
+      const got = stepValues(model, batch);
+      assert.equal(tf.memory().numTensors, tensors, 'no tensor left behind by a native step');
+      assert.ok(nativeCallCounts().native - calls >= 6, 'the convolutions ran on onnxruntime');
+      assert.deepEqual([...got.keys()], [...want.keys()]);
+      for (const [key, values] of want) {
+        // A gradient that is zero in exact arithmetic (a conv bias before BatchNorm) is rounding
+        // noise on both backends: it is held to a hundredth of its network's largest gradient.
+        const group = key.split(' ')[0]!;
+        const groupScale = Math.max(...[...want].filter(([k]) => k.startsWith(`${group} `)).map(([, v]) => maxAbs(v)));
+        const error = maxAbsDiff(got.get(key)!, values) / Math.max(maxAbs(values), 1e-2 * groupScale, 1e-30);
+        assert.ok(error <= 1e-4, `${key}: relative error ${error}`);
+      }
+      disposeBatch(batch);
+      model.dispose();
+    });
+  }
+});
+
+// ---- end to end through the command line, on native -------------------------------------------
+
+const data = join(dir, 'tiny.npz');
+writeTinyNpz(data, { train: 48, val: 8, test: 8 });
+const BIN = join(ROOT, 'bin', 'medvae.js');
+const DIST = join(ROOT, 'bin', 'medvae-dist.js');
+// Wider than smoke.yaml's [8, 16], so that the convolutions are worth onnxruntime's while.
+const base = ['--config', 'configs/smoke.yaml', '--data', data, '--backend', 'native', '--log-format', 'plain', '--set', 'model.hidden_dims=[32,64]'];
+
+function run(bin: string, args: string[], env: Record<string, string> = {}): { status: number | null; stderr: string } {
+  const r = spawnSync(process.execPath, [bin, ...args], { cwd: ROOT, encoding: 'utf8', timeout: 240_000, env: { ...process.env, ...env } });
+  return { status: r.status, stderr: r.stderr };
+}
+
+const digest = (file: string): string => createHash('sha256').update(readFileSync(file)).digest('hex');
+
+/** Hashes of every file of a checkpoint that holds numbers (weights and optimizer moments). */
+function checkpointDigests(ckpt: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const net of ['encoder', 'decoder']) out[`${net}/weights.bin`] = digest(join(ckpt, net, 'weights.bin'));
+  for (const f of readdirSync(ckpt).filter((f) => f.endsWith('.bin'))) out[f] = digest(join(ckpt, f));
+  return out;
+}
+
+test('native: 2 epochs straight equal 1 epoch, stop, resume 1 epoch, bit for bit (the choices of the first run are remembered)', { skip }, () => {
+  const straight = join(dir, 'straight');
+  const r1 = run(BIN, ['train', ...base, '--epochs', '2', '--out', straight]);
+  assert.equal(r1.status, 0, r1.stderr);
+  assert.match(r1.stderr, /backend: native \(onnxruntime-node, \d+ threads?; requested\)/);
+  const halves = join(dir, 'halves');
+  const r2 = run(BIN, ['train', ...base, '--epochs', '1', '--out', halves]);
+  assert.equal(r2.status, 0, r2.stderr);
+  const r3 = run(BIN, ['train', '--resume', halves, '--epochs', '2', '--backend', 'native', '--log-format', 'plain']);
+  assert.equal(r3.status, 0, r3.stderr);
+  const a = latestCheckpoint(join(straight, 'checkpoints'))!;
+  const b = latestCheckpoint(join(halves, 'checkpoints'))!;
+  assert.ok(a.endsWith('step-0000006') && b.endsWith('step-0000006'), `${a} ${b}`);
+  assert.deepEqual(checkpointDigests(b), checkpointDigests(a));
+});
+
+/** Every weight of a run's newest checkpoint (BatchNorm moving statistics included), by name. */
+function checkpointWeights(runDir: string, sets: string[]): Map<string, Float32Array> {
+  const ckpt = latestCheckpoint(join(runDir, 'checkpoints'))!;
+  const cfg = loadConfig({ file: join(ROOT, 'configs/smoke.yaml'), sets });
+  const model = createModel(cfg.model, cfg.train.seed, 5);
+  const out = new Map<string, Float32Array>();
+  for (const [name, net] of Object.entries(model.networks)) {
+    const json = JSON.parse(readFileSync(join(ckpt, name, 'model.json'), 'utf8')) as tf.io.ModelJSON;
+    const bytes = readFileSync(join(ckpt, name, 'weights.bin'));
+    const values = tf.io.decodeWeights(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength), json.weightsManifest[0]!.weights);
+    for (const w of net.weights) out.set(w.originalName, values[w.originalName]!.dataSync() as Float32Array);
+    tf.dispose(values);
+  }
+  model.dispose();
+  return out;
+}
+
+test('native: 2 workers x micro-batch 4 equal 1 worker accumulating 2 micro-batches of 4 (max abs diff <= 1e-5), the cores shared', { skip }, async () => {
+  await initBackend('cpu');
+  const sets = ['model.hidden_dims=[32,64]', 'train.batch_size=8', 'train.micro_batch=4', 'train.max_steps=3'];
+  const flags = sets.flatMap((s) => ['--set', s]);
+  const one = join(dir, 'one');
+  const two = join(dir, 'two');
+  // The same graphs in both runs (a timing could pick others: they round differently), and the
+  // same threads: the two workers share the cores, the single worker is given as many.
+  const env = { MEDVAE_NATIVE_GRAPH: 'conv,conv-transpose,im2col-gemm,gemm,matmul' };
+  const shared = Math.max(1, Math.floor(availableParallelism() / 2));
+  const r1 = run(BIN, ['train', ...base, ...flags, '--threads', String(shared), '--out', one], env);
+  assert.equal(r1.status, 0, r1.stderr);
+  const r2 = run(DIST, ['--cpu-workers', '2', ...base, ...flags, '--out', two], env);
+  assert.equal(r2.status, 0, r2.stderr);
+  assert.match(r2.stderr, new RegExp(`backend: native \\(onnxruntime-node, ${shared} threads?; requested\\)`));
+  assert.doesNotMatch(r2.stderr, /warning: train\.threads/);
+  const a = checkpointWeights(one, sets);
+  const b = checkpointWeights(two, sets);
+  let diff = 0;
+  for (const [k, va] of a) {
+    const vb = b.get(k)!;
+    for (let i = 0; i < va.length; i++) diff = Math.max(diff, Math.abs(va[i]! - vb[i]!));
+  }
+  assert.ok(diff <= 1e-5, `max abs diff ${diff}`);
+});
