@@ -1,9 +1,10 @@
-// Backend selection on this machine, where the optional native packages are not installed.
+// Backend selection on this machine, where the optional TF.js native packages cannot load.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs';
 import { BackendUnavailableError, initBackend } from '../src/backend/index.ts';
+import { nativePackageState, unavailableReason } from '../src/backend/tfjs-node-install.ts';
 
 function installed(pkg: string): boolean {
   try {
@@ -14,9 +15,11 @@ function installed(pkg: string): boolean {
   }
 }
 
-const nativeInstalled = installed('@tensorflow/tfjs-node') || installed('@tensorflow/tfjs-node-gpu');
+const nativeInstalled = nativePackageState('@tensorflow/tfjs-node') === 'installed' || nativePackageState('@tensorflow/tfjs-node-gpu') === 'installed';
 // onnxruntime-node (an optionalDependency) makes auto pick 'native' ahead of wasm.
 const ortInstalled = installed('onnxruntime-node');
+// What auto says of the two TF.js native packages here (absent, or present without their binding).
+const tfjsNodeReasons = `${unavailableReason('@tensorflow/tfjs-node-gpu', 'tfjs-node-gpu')}; ${unavailableReason('@tensorflow/tfjs-node', 'tfjs-node')}`;
 
 test(
   nativeInstalled ? 'auto without tfjs-node (skipped: tfjs-node is installed here)' : 'auto picks native (or wasm without onnxruntime-node) and logs why the others were skipped',
@@ -26,13 +29,13 @@ test(
     const info = await initBackend('auto', (line) => lines.push(line));
     if (ortInstalled) {
       const threads = info.threads ?? 0;
-      const reason = `onnxruntime-node, ${threads} thread${threads === 1 ? '' : 's'}; tfjs-node-gpu not installed; tfjs-node not installed`;
+      const reason = `onnxruntime-node, ${threads} thread${threads === 1 ? '' : 's'}; ${tfjsNodeReasons}`;
       assert.deepEqual(info, { name: 'native', gpu: false, reason, threads });
       assert.ok(threads >= 1);
       assert.deepEqual(lines, [`backend: native (${reason})`]);
     } else {
-      assert.deepEqual(info, { name: 'wasm', gpu: false, reason: 'tfjs-node-gpu not installed; tfjs-node not installed; onnxruntime-node not installed' });
-      assert.deepEqual(lines, ['backend: wasm (tfjs-node-gpu not installed; tfjs-node not installed; onnxruntime-node not installed)']);
+      assert.deepEqual(info, { name: 'wasm', gpu: false, reason: `${tfjsNodeReasons}; onnxruntime-node not installed` });
+      assert.deepEqual(lines, [`backend: wasm (${tfjsNodeReasons}; onnxruntime-node not installed)`]);
     }
     // native computes on TF.js's wasm backend
     assert.equal(tf.getBackend(), 'wasm');
@@ -55,7 +58,7 @@ test(
       assert.ok(e instanceof BackendUnavailableError);
       assert.equal(e.requested, 'tensorflow');
       assert.match(e.message, /^backend 'tensorflow' is not available: /);
-      assert.match(e.message, /tfjs-node-gpu not installed; tfjs-node not installed/);
+      assert.ok(e.message.includes(tfjsNodeReasons), e.message);
       assert.match(e.message, /Install @tensorflow\/tfjs-node/);
       return true;
     });

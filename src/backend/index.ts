@@ -15,7 +15,7 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import type { BackendChoice } from '../config/schema.ts';
 import { installWasmMemoryGuard } from './memory.ts';
-import { nativePackageState } from './tfjs-node-install.ts';
+import { unavailableReason } from './tfjs-node-install.ts';
 import { installNativeKernels, loadBinding, NativeBindingError, ORT_INSTALL_HINT, removeNativeKernels, setNativeThreads } from './native/kernels.ts';
 import { resolveThreads } from './native/threads.ts';
 import { loadSimdKernels } from './simd/module.ts';
@@ -81,9 +81,8 @@ function firstLine(e: unknown): string {
 }
 
 async function tryNative(pkg: (typeof nativePackages)[number]['pkg'], short: string): Promise<Attempt> {
-  const state = nativePackageState(pkg);
-  if (state === 'absent') return { ok: false, why: `${short} not installed` };
-  if (state === 'no-binding') return { ok: false, why: `${short} installed without its native binding (its install script did not run or failed; \`npm rebuild ${pkg}\` retries it)` };
+  const unavailable = unavailableReason(pkg, short);
+  if (unavailable) return { ok: false, why: unavailable };
   try {
     // A variable specifier keeps bundlers and tsc from resolving a package that may be absent.
     const specifier: string = pkg;

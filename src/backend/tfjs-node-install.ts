@@ -20,3 +20,10 @@ export function nativePackageState(pkg: '@tensorflow/tfjs-node' | '@tensorflow/t
   const bound = existsSync(lib) && readdirSync(lib, { withFileTypes: true }).some((e) => e.isDirectory() && e.name.startsWith('napi-v') && existsSync(join(lib, e.name, 'tfjs_binding.node')));
   return bound ? 'installed' : 'no-binding';
 }
+
+/** Why a native package cannot be the backend, or undefined when it is installed. `short`: its name in messages. */
+export function unavailableReason(pkg: '@tensorflow/tfjs-node' | '@tensorflow/tfjs-node-gpu', short: string, state = nativePackageState(pkg)): string | undefined {
+  if (state === 'absent') return `${short} not installed`;
+  if (state === 'no-binding') return `${short} installed without its native binding (its install script did not run or failed; \`npm rebuild ${pkg}\` retries it)`;
+  return undefined;
+}
