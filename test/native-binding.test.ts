@@ -8,18 +8,11 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { checkBinding, loadBinding, NativeBindingError } from '../src/backend/native/binding.ts';
 import { encodeModel } from '../src/backend/native/onnx-model.ts';
+import { nativeUnavailable } from './helpers/native.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const HIDE = join(import.meta.dirname, 'helpers', 'hide-onnxruntime.cjs');
 
-function loadable(): string | undefined {
-  try {
-    loadBinding();
-    return undefined;
-  } catch (e) {
-    return `onnxruntime-node cannot load here: ${(e as Error).message}`;
-  }
-}
 
 test('a binding of another shape is refused by name', () => {
   class Tensor {}
@@ -43,7 +36,7 @@ test('a binding of another shape is refused by name', () => {
   assert.ok(checkBinding({ initOrt: () => undefined, binding: { InferenceSession: session } }, Tensor, '9.9.9'));
 });
 
-test('the installed onnxruntime-node is the version the lock file pins, and its binding has the expected shape', { skip: loadable() }, () => {
+test('the installed onnxruntime-node is the version the lock file pins, and its binding has the expected shape', { skip: nativeUnavailable() }, () => {
   const lock = JSON.parse(readFileSync(join(ROOT, 'package-lock.json'), 'utf8')) as { packages: Record<string, { version?: string }> };
   const pinned = lock.packages['node_modules/onnxruntime-node']?.version;
   assert.ok(pinned, 'package-lock.json pins onnxruntime-node');

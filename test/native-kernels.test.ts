@@ -9,17 +9,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend/index.ts';
-import { chosenGraphs, forceCandidate, loadBinding, nativeCallCounts } from '../src/backend/native/kernels.ts';
+import { chosenGraphs, forceCandidate, nativeCallCounts } from '../src/backend/native/kernels.ts';
+import { nativeUnavailable } from './helpers/native.ts';
 
-function unavailable(): string | undefined {
-  try {
-    loadBinding();
-    return undefined;
-  } catch (e) {
-    return `onnxruntime-node cannot load here: ${(e as Error).message}`;
-  }
-}
-const skip = unavailable();
+const skip = nativeUnavailable();
 // Graph choices of this test's own, not the machine's.
 process.env['MEDVAE_NATIVE_CHOICES'] = join(mkdtempSync(join(tmpdir(), 'medvae-native-')), 'choices.json');
 

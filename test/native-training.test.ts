@@ -11,23 +11,16 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend/index.ts';
-import { forceCandidate, loadBinding, nativeCallCounts } from '../src/backend/native/kernels.ts';
+import { forceCandidate, nativeCallCounts } from '../src/backend/native/kernels.ts';
 import { createModel } from '../src/models/index.ts';
 import { computeGradients, disposeGradients } from '../src/train/step.ts';
 import { latestCheckpoint } from '../src/train/checkpoint.ts';
-import { loadConfig } from '../src/config/load.ts';
 import { context, disposeBatch, fixedBatch, MODEL_NAMES, tinyConfig } from './models-helpers.ts';
 import { writeTinyNpz } from './helpers/tiny-data.ts';
+import { nativeUnavailable } from './helpers/native.ts';
+import { checkpointWeights } from './helpers/checkpoint-weights.ts';
 
-function unavailable(): string | undefined {
-  try {
-    loadBinding();
-    return undefined;
-  } catch (e) {
-    return `onnxruntime-node cannot load here: ${(e as Error).message}`;
-  }
-}
-const skip = unavailable();
+const skip = nativeUnavailable();
 
 const ROOT = join(import.meta.dirname, '..');
 const dir = mkdtempSync(join(tmpdir(), 'medvae-native-train-'));
@@ -136,22 +129,6 @@ test('native: 2 epochs straight equal 1 epoch, stop, resume 1 epoch, bit for bit
   assert.deepEqual(checkpointDigests(b), checkpointDigests(a));
 });
 
-/** Every weight of a run's newest checkpoint (BatchNorm moving statistics included), by name. */
-function checkpointWeights(runDir: string, sets: string[]): Map<string, Float32Array> {
-  const ckpt = latestCheckpoint(join(runDir, 'checkpoints'))!;
-  const cfg = loadConfig({ file: join(ROOT, 'configs/smoke.yaml'), sets });
-  const model = createModel(cfg.model, cfg.train.seed, 5);
-  const out = new Map<string, Float32Array>();
-  for (const [name, net] of Object.entries(model.networks)) {
-    const json = JSON.parse(readFileSync(join(ckpt, name, 'model.json'), 'utf8')) as tf.io.ModelJSON;
-    const bytes = readFileSync(join(ckpt, name, 'weights.bin'));
-    const values = tf.io.decodeWeights(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength), json.weightsManifest[0]!.weights);
-    for (const w of net.weights) out.set(w.originalName, values[w.originalName]!.dataSync() as Float32Array);
-    tf.dispose(values);
-  }
-  model.dispose();
-  return out;
-}
 
 test('native: 2 workers x micro-batch 4 equal 1 worker accumulating 2 micro-batches of 4 (max abs diff <= 1e-5), the cores shared', { skip }, async () => {
   await initBackend('cpu');
