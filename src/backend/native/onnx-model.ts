@@ -93,19 +93,11 @@ export interface OnnxInt64Initializer {
   values: readonly number[];
 }
 
-/** A float32 constant of any shape (raw little-endian bytes). */
-export interface OnnxFloatInitializer {
-  name: string;
-  dims: readonly number[];
-  values: Float32Array;
-}
-
 export interface OnnxGraph {
   inputs: readonly OnnxValueInfo[];
   outputs: readonly OnnxValueInfo[];
   nodes: readonly OnnxNode[];
   initializers?: readonly OnnxInt64Initializer[];
-  floatInitializers?: readonly OnnxFloatInitializer[];
 }
 
 // AttributeProto.AttributeType
@@ -158,14 +150,6 @@ export function encodeModel(graph: OnnxGraph): Uint8Array {
         t.int(2, INT64);
         t.packedInts(7, init.values);
         t.string(8, init.name);
-      });
-    }
-    for (const init of graph.floatInitializers ?? []) {
-      g.message(5, (t) => {
-        t.packedInts(1, init.dims);
-        t.int(2, FLOAT);
-        t.string(8, init.name);
-        t.bytes(9, new Uint8Array(init.values.buffer, init.values.byteOffset, init.values.byteLength));
       });
     }
     for (const input of graph.inputs) g.message(11, (v) => writeValueInfo(v, input));
