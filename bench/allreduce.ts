@@ -58,7 +58,22 @@ async function measure(mb: number, workers: number, iters: number, shape: RingSh
     let timesLeft = workers;
     await new Promise<void>((resolve, reject) => {
       for (let rank = 0; rank < workers; rank++) {
-        const args = ['--worker', String(rank), '--workers', String(workers), '--mb', String(mb), '--iters', String(iters), '--bucket-mb', String(shape.bucketBytes / MIB), '--chunk-kb', String(shape.chunkBytes / 1024), '--transport', shape.transport];
+        const args = [
+          '--worker',
+          String(rank),
+          '--workers',
+          String(workers),
+          '--mb',
+          String(mb),
+          '--iters',
+          String(iters),
+          '--bucket-mb',
+          String(shape.bucketBytes / MIB),
+          '--chunk-kb',
+          String(shape.chunkBytes / 1024),
+          '--transport',
+          shape.transport,
+        ];
         // Workers inherit this process's node flags (--import tsx, and --cpu-prof when profiling).
         const child = fork(script, args);
         children.push(child);
@@ -108,7 +123,15 @@ const program = new Command()
   .addOption(new Option('--transport <kind>', 'how ranks connect').choices(['auto', 'unix', 'tcp']).default('auto'))
   .option('--worker <rank>', 'internal: run as this worker rank')
   .parse();
-const o = program.opts<{ mb: string; workers: string; iters: string; bucketMb: string; chunkKb: string; transport: RingTransport; worker?: string }>();
+const o = program.opts<{
+  mb: string;
+  workers: string;
+  iters: string;
+  bucketMb: string;
+  chunkKb: string;
+  transport: RingTransport;
+  worker?: string;
+}>();
 const workers = Number(o.workers);
 const iters = Number(o.iters);
 const bucketBytes = Math.round(Number(o.bucketMb) * MIB);
@@ -117,7 +140,8 @@ const sizesMb = o.mb.split(',').map(Number);
 if (!Number.isInteger(workers) || workers < 2) program.error(`--workers must be an integer >= 2 (a ring), got ${o.workers}`);
 if (!Number.isInteger(iters) || iters < 1) program.error(`--iters must be a positive integer, got ${o.iters}`);
 if (!(bucketBytes >= 4 && bucketBytes % 4 === 0)) program.error(`--bucket-mb must give a positive multiple of 4 bytes, got ${o.bucketMb}`);
-if (!(chunkBytes >= 4 && chunkBytes % 4 === 0 && chunkBytes <= bucketBytes)) program.error(`--chunk-kb must give a positive multiple of 4 bytes up to the bucket size, got ${o.chunkKb}`);
+if (!(chunkBytes >= 4 && chunkBytes % 4 === 0 && chunkBytes <= bucketBytes))
+  program.error(`--chunk-kb must give a positive multiple of 4 bytes up to the bucket size, got ${o.chunkKb}`);
 const shape: RingShape = { bucketBytes, chunkBytes, transport: o.transport };
 if (sizesMb.some((mb) => !(mb > 0) || ((mb * MIB) / 4) % 1 !== 0)) program.error(`--mb must list positive sizes in MiB, got ${o.mb}`);
 
@@ -130,7 +154,17 @@ if (o.worker !== undefined) {
   for (const mb of sizesMb) {
     const ms = median(await measure(mb, workers, iters, shape));
     const bytes = mb * MIB;
-    const busGbPerS = ((2 * (workers - 1)) / workers) * bytes / (ms / 1000) / 1e9;
-    console.log(JSON.stringify({ mb, workers, transport: o.transport, tls: resolveTls(undefined, process.env['MEDVAE_DIST_TOKEN'] ?? ''), chunk_kb: chunkBytes / 1024, ms_median: Number(ms.toFixed(2)), bus_gb_per_s: Number(busGbPerS.toFixed(3)) }));
+    const busGbPerS = (((2 * (workers - 1)) / workers) * bytes) / (ms / 1000) / 1e9;
+    console.log(
+      JSON.stringify({
+        mb,
+        workers,
+        transport: o.transport,
+        tls: resolveTls(undefined, process.env['MEDVAE_DIST_TOKEN'] ?? ''),
+        chunk_kb: chunkBytes / 1024,
+        ms_median: Number(ms.toFixed(2)),
+        bus_gb_per_s: Number(busGbPerS.toFixed(3)),
+      }),
+    );
   }
 }

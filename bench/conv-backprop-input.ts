@@ -80,7 +80,12 @@ async function main(): Promise<void> {
     );
     tf.dispose([dy, filter]);
   }
-  console.log('total'.padEnd(28), stockTotal.toFixed(1).padStart(9), oursTotal.toFixed(1).padStart(9), `${(stockTotal / oursTotal).toFixed(1)}x`.padStart(9));
+  console.log(
+    'total'.padEnd(28),
+    stockTotal.toFixed(1).padStart(9),
+    oursTotal.toFixed(1).padStart(9),
+    `${(stockTotal / oursTotal).toFixed(1)}x`.padStart(9),
+  );
 }
 
 await main();

@@ -107,15 +107,33 @@ function isWorkerProcess(pid: number): boolean {
 /** Runs medvae-dist to completion (one agent, or one per namespace of `net`), polling the peak RSS of the process(es) that train. */
 async function runDist(workers: number, sets: string[], maxSteps: number, outDir: string, net?: TestNet): Promise<RunResult> {
   const args = [
-    join(ROOT, 'bin', 'medvae-dist.js'), '--cpu-workers', String(workers), '--config', join(ROOT, 'configs', 'vae_retinamnist.yaml'),
-    '--max-steps', String(maxSteps), '--out', outDir, '--metrics-port', '0', '--log-format', 'plain',
+    join(ROOT, 'bin', 'medvae-dist.js'),
+    '--cpu-workers',
+    String(workers),
+    '--config',
+    join(ROOT, 'configs', 'vae_retinamnist.yaml'),
+    '--max-steps',
+    String(maxSteps),
+    '--out',
+    outDir,
+    '--metrics-port',
+    '0',
+    '--log-format',
+    'plain',
     ...sets.flatMap((s) => ['--set', s]),
   ];
   const nnodes = net?.hosts.length ?? 1;
-  const nodeArgs = (node: number): string[] => (net ? ['--nnodes', String(nnodes), '--node-rank', String(node), '--master-addr', net.hosts[0]!.addr, '--master-port', '29500'] : []);
-  const children = Array.from({ length: nnodes }, (_, node) => (net
-    ? spawn(net.exec(node)[0]!, [...net.exec(node).slice(1), process.execPath, ...args, ...nodeArgs(node)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, MEDVAE_DIST_TOKEN: 'bench-dist' } })
-    : spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })));
+  const nodeArgs = (node: number): string[] =>
+    net ? ['--nnodes', String(nnodes), '--node-rank', String(node), '--master-addr', net.hosts[0]!.addr, '--master-port', '29500'] : [];
+  const children = Array.from({ length: nnodes }, (_, node) =>
+    net
+      ? spawn(net.exec(node)[0]!, [...net.exec(node).slice(1), process.execPath, ...args, ...nodeArgs(node)], {
+          cwd: ROOT,
+          stdio: ['ignore', 'pipe', 'pipe'],
+          env: { ...process.env, MEDVAE_DIST_TOKEN: 'bench-dist' },
+        })
+      : spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] }),
+  );
   let output = '';
   for (const child of children) {
     child.stdout.on('data', (d: Buffer) => (output += d.toString()));
@@ -133,9 +151,15 @@ async function runDist(workers: number, sets: string[], maxSteps: number, outDir
   const timer = setInterval(poll, POLL_MS);
   const codes = await Promise.all(children.map((child) => new Promise<number | null>((done) => child.once('exit', done))));
   clearInterval(timer);
-  if (codes.some((code) => code !== 0)) throw new Error(`medvae-dist --cpu-workers ${workers} (${nnodes} node(s)) exited with codes ${codes.join(', ')}:\n${output.slice(-4000)}`);
-  if (peaks.size !== workers * nnodes) throw new Error(`saw ${peaks.size} training process(es) for ${workers * nnodes} worker(s); the run may have been too short to poll`);
-  const lines = readFileSync(join(outDir, 'metrics.jsonl'), 'utf8').split('\n').filter((l) => l.trim() !== '');
+  if (codes.some((code) => code !== 0))
+    throw new Error(
+      `medvae-dist --cpu-workers ${workers} (${nnodes} node(s)) exited with codes ${codes.join(', ')}:\n${output.slice(-4000)}`,
+    );
+  if (peaks.size !== workers * nnodes)
+    throw new Error(`saw ${peaks.size} training process(es) for ${workers * nnodes} worker(s); the run may have been too short to poll`);
+  const lines = readFileSync(join(outDir, 'metrics.jsonl'), 'utf8')
+    .split('\n')
+    .filter((l) => l.trim() !== '');
   const records = lines.map((l) => JSON.parse(l) as { kind: string }).filter((r): r is StepRecord => r.kind === 'step');
   const parameters = /model: \S+, ([\d,]+) parameters/.exec(output)?.[1];
   return { records, peakRssMb: [...peaks.values()], parameters: parameters === undefined ? null : Number(parameters.replaceAll(',', '')) };
@@ -149,12 +173,32 @@ const program = new Command()
   .option('--workers <list>', 'worker counts, comma separated', '1,2')
   .option('--steps <n>', 'timed steps after the warm-up', '10')
   .option('--warmup <n>', 'steps dropped before timing (JIT, allocator, first all-reduce)', '2')
-  .option('--set <key=value>', 'any further config override, e.g. train.lr=0.0005 (repeatable)', (v: string, all: string[]) => [...all, v], [] as string[])
+  .option(
+    '--set <key=value>',
+    'any further config override, e.g. train.lr=0.0005 (repeatable)',
+    (v: string, all: string[]) => [...all, v],
+    [] as string[],
+  )
   .option('--nnodes <n>', 'nodes, each a network namespace running one agent of --workers workers (needs root and iproute2)', '1')
   .option('--link-rate <rate>', "tbf rate of every namespace's link, as tc writes it", '1gbit')
-  .option('--ceiling', 'instead: w independent single-process bench:step runs at batch B/w side by side (no collective): what w processes on this machine can do at best')
+  .option(
+    '--ceiling',
+    'instead: w independent single-process bench:step runs at batch B/w side by side (no collective): what w processes on this machine can do at best',
+  )
   .parse();
-const o = program.opts<{ model: string; size: string; batch: string; micro?: string; workers: string; steps: string; warmup: string; set: string[]; ceiling?: boolean; nnodes: string; linkRate: string }>();
+const o = program.opts<{
+  model: string;
+  size: string;
+  batch: string;
+  micro?: string;
+  workers: string;
+  steps: string;
+  warmup: string;
+  set: string[];
+  ceiling?: boolean;
+  nnodes: string;
+  linkRate: string;
+}>();
 const int = (flag: string, value: string, min: number): number => {
   const n = Number(value);
   if (!Number.isInteger(n) || n < min) program.error(`${flag} must be an integer >= ${min}, got '${value}'`);
@@ -175,7 +219,19 @@ if (nnodes > 1) {
 
 /** images/s of one bench/step.ts process (its JSON line). */
 async function stepBench(perWorkerBatch: number): Promise<number> {
-  const args = ['--import', 'tsx', join(ROOT, 'bench', 'step.ts'), '--model', o.model, '--size', String(size), '--batch', String(perWorkerBatch), '--steps', String(steps)];
+  const args = [
+    '--import',
+    'tsx',
+    join(ROOT, 'bench', 'step.ts'),
+    '--model',
+    o.model,
+    '--size',
+    String(size),
+    '--batch',
+    String(perWorkerBatch),
+    '--steps',
+    String(steps),
+  ];
   const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout.on('data', (d: Buffer) => (output += d.toString()));
@@ -190,10 +246,18 @@ if (o.ceiling) {
   for (const workers of workerCounts) {
     if (batch % workers !== 0) program.error(`--batch ${batch} does not split evenly over ${workers} workers`);
     const rates = await Promise.all(Array.from({ length: workers }, () => stepBench(batch / workers)));
-    console.log(JSON.stringify({
-      ceiling: true, model: o.model, image_size: size, global_batch: batch, workers, per_process_batch: batch / workers,
-      images_per_s: Number(rates.reduce((a, b) => a + b, 0).toFixed(2)), images_per_s_per_process: rates,
-    }));
+    console.log(
+      JSON.stringify({
+        ceiling: true,
+        model: o.model,
+        image_size: size,
+        global_batch: batch,
+        workers,
+        per_process_batch: batch / workers,
+        images_per_s: Number(rates.reduce((a, b) => a + b, 0).toFixed(2)),
+        images_per_s_per_process: rates,
+      }),
+    );
   }
   process.exit(0);
 }
@@ -214,22 +278,31 @@ for (const perNode of workerCounts) {
     const stepMs = median(timed.map((r) => r.step_ms));
     const allReduceMs = median(timed.map((r) => r.allreduce_ms));
     const transferMs = median(timed.map((r) => r.allreduce_ms - r.allreduce_wait_ms));
-    console.log(JSON.stringify({
-      model: o.model, image_size: size, global_batch: batch, micro_batch: micro, workers, steps: timed.length,
-      // What each all-reduce moves: float32 gradients of every parameter.
-      gradient_mb: parameters === null ? null : Number(((parameters * 4) / 2 ** 20).toFixed(1)),
-      images_per_s: Number(median(timed.map((r) => r.images_per_s)).toFixed(2)),
-      step_ms_median: Number(stepMs.toFixed(1)),
-      allreduce_ms_median: Number(allReduceMs.toFixed(2)),
-      comm_fraction: Number((allReduceMs / stepMs).toFixed(4)),
-      allreduce_wait_ms_median: Number(median(timed.map((r) => r.allreduce_wait_ms)).toFixed(2)),
-      transfer_fraction: Number((transferMs / stepMs).toFixed(4)),
-      peak_rss_mb_per_worker: peaks.map((mb) => Math.round(mb)),
-      peak_tensor_mb_rank0: Number(Math.max(0, ...records.map((r) => r.peak_tensor_mb ?? 0)).toFixed(1)),
-      nnodes, link_rate: net ? o.linkRate : null, overlap: false,
-      exposed_comm_ms_median: Number(transferMs.toFixed(2)),
-      exposed_comm_fraction: Number((transferMs / stepMs).toFixed(4)),
-    }));
+    console.log(
+      JSON.stringify({
+        model: o.model,
+        image_size: size,
+        global_batch: batch,
+        micro_batch: micro,
+        workers,
+        steps: timed.length,
+        // What each all-reduce moves: float32 gradients of every parameter.
+        gradient_mb: parameters === null ? null : Number(((parameters * 4) / 2 ** 20).toFixed(1)),
+        images_per_s: Number(median(timed.map((r) => r.images_per_s)).toFixed(2)),
+        step_ms_median: Number(stepMs.toFixed(1)),
+        allreduce_ms_median: Number(allReduceMs.toFixed(2)),
+        comm_fraction: Number((allReduceMs / stepMs).toFixed(4)),
+        allreduce_wait_ms_median: Number(median(timed.map((r) => r.allreduce_wait_ms)).toFixed(2)),
+        transfer_fraction: Number((transferMs / stepMs).toFixed(4)),
+        peak_rss_mb_per_worker: peaks.map((mb) => Math.round(mb)),
+        peak_tensor_mb_rank0: Number(Math.max(0, ...records.map((r) => r.peak_tensor_mb ?? 0)).toFixed(1)),
+        nnodes,
+        link_rate: net ? o.linkRate : null,
+        overlap: false,
+        exposed_comm_ms_median: Number(transferMs.toFixed(2)),
+        exposed_comm_fraction: Number((transferMs / stepMs).toFixed(4)),
+      }),
+    );
   } finally {
     rmSync(outDir, { recursive: true, force: true });
   }

@@ -20,7 +20,12 @@ function timeOnce(runs: number[], f: () => tf.TensorContainer): void {
 }
 
 /** One JSON line for a case: the fastest of `repeats` runs of ours (and stock), after a warm-up run each. */
-function report(name: string, shape: number[] | Record<string, number[]>, ours: () => tf.TensorContainer, stock?: () => tf.TensorContainer): void {
+function report(
+  name: string,
+  shape: number[] | Record<string, number[]>,
+  ours: () => tf.TensorContainer,
+  stock?: () => tf.TensorContainer,
+): void {
   tf.dispose(ours());
   if (stock) tf.dispose(stock());
   const [oursMs, stockMs]: number[][] = [[], []];
@@ -42,7 +47,12 @@ function kernel(name: string, inputs: tf.NamedTensorInfoMap, attrs: tf.NamedAttr
 
 function stockComparison(name: string, shape: number[], inputs: Record<string, tf.Tensor>, attrs: object): void {
   const a = attrs as tf.NamedAttrMap;
-  report(name, shape, () => kernel(name, inputs, a, 'ours'), () => kernel(name, inputs, a, 'stock'));
+  report(
+    name,
+    shape,
+    () => kernel(name, inputs, a, 'ours'),
+    () => kernel(name, inputs, a, 'stock'),
+  );
 }
 
 const activation = tf.randomNormal([64, 64, 64, 32]);
@@ -55,7 +65,12 @@ stockComparison(tf.Transpose, wide.shape, { x: wide }, { perm: [1, 0] });
 
 const dy = tf.randomNormal([64, 2, 2, 512]);
 const filter = tf.randomNormal([3, 3, 256, 512]);
-stockComparison(tf.Conv2DBackpropInput, dy.shape, { dy, filter }, { strides: [2, 2], pad: 'same', dataFormat: 'NHWC', inputShape: [64, 4, 4, 256] });
+stockComparison(
+  tf.Conv2DBackpropInput,
+  dy.shape,
+  { dy, filter },
+  { strides: [2, 2], pad: 'same', dataFormat: 'NHWC', inputShape: [64, 4, 4, 256] },
+);
 
 const filterCases: { x: number[]; dy: number[]; strides: number; filterShape: number[] }[] = [
   { x: [64, 64, 64, 3], dy: [64, 32, 32, 32], strides: 2, filterShape: [3, 3, 3, 32] },
@@ -73,7 +88,10 @@ for (const c of filterCases) {
 const weights = tf.randomNormal(activation.shape);
 const forwardBackward = (layer: tf.layers.Layer) => (): tf.Tensor =>
   tf.grad((v: tf.Tensor) => tf.sum(tf.mul(layer.apply(v, { training: true }) as tf.Tensor, weights)))(activation);
-report('BatchNormalization forward + backward', activation.shape,
+report(
+  'BatchNormalization forward + backward',
+  activation.shape,
   forwardBackward(new BatchNorm({ momentum: 0.9, epsilon: 1e-5 })),
-  forwardBackward(tf.layers.batchNormalization({ momentum: 0.9, epsilon: 1e-5 })));
+  forwardBackward(tf.layers.batchNormalization({ momentum: 0.9, epsilon: 1e-5 })),
+);
 tf.dispose([activation, output, wide, dy, filter, weights]);

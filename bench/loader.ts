@@ -62,7 +62,12 @@ async function makeSynthetic(root: string, n: number): Promise<void> {
     }
     for (let k = 0; k < patch.length; k += 3) patch[k] = Math.min(255, patch[k] + tint);
     const name = `synthetic${Math.floor(i / 100)}_${i}.jpeg`;
-    await writeFile(join(folder, name), await sharp(patch, { raw: { width: PATCH, height: PATCH, channels: 3 } }).jpeg({ quality: 90 }).toBuffer());
+    await writeFile(
+      join(folder, name),
+      await sharp(patch, { raw: { width: PATCH, height: PATCH, channels: 3 } })
+        .jpeg({ quality: 90 })
+        .toBuffer(),
+    );
     rows.push(`${name},${PATCH * 80},${PATCH * 100},${i % 4}`);
   }
   await writeFile(join(root, 'train.csv'), rows.join('\n') + '\n');
@@ -77,7 +82,9 @@ async function main(): Promise<void> {
     return;
   }
   if (args['make-synthetic']) {
-    const child = fork(process.argv[1], ['--root', root, '--make-synthetic', args['make-synthetic'], '--generate-only'], { stdio: 'inherit' });
+    const child = fork(process.argv[1], ['--root', root, '--make-synthetic', args['make-synthetic'], '--generate-only'], {
+      stdio: 'inherit',
+    });
     const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
     if (code !== 0) throw new Error(`synthetic data generation exited with ${code}`);
   }

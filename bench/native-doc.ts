@@ -43,7 +43,9 @@ const round2 = (x: number): number => Number(x.toFixed(2));
 
 /** The largest peak RSS (MB) of `side`'s runs for a model and thread count. */
 function peakRss(side: string, s: Summary): number {
-  return Math.max(...report.runs.filter((r) => r.side === side && r.model === s.model && r.threads === s.threads).map((r) => r.peak_rss_mb));
+  return Math.max(
+    ...report.runs.filter((r) => r.side === side && r.model === s.model && r.threads === s.threads).map((r) => r.peak_rss_mb),
+  );
 }
 
 function table(): string {
@@ -81,7 +83,9 @@ function verdict(): string {
   const aim = comparable.filter((s) => s.native_vs_peer_median >= 1.3);
   return [
     ...(contended.length
-      ? [`Not comparable: ${contended.map(name).join(', ')} (the peer ran slower on more threads than on one, another process held a core); measure again on a quiet machine.`]
+      ? [
+          `Not comparable: ${contended.map(name).join(', ')} (the peer ran slower on more threads than on one, another process held a core); measure again on a quiet machine.`,
+        ]
       : []),
     `Native ≥ 1.0× the peer (median ratio): met by ${met.length} of ${comparable.length}${met.length ? ` (${met.map(name).join(', ')})` : ''}` +
       `${short.length ? `; not met by ${short.map((s) => `${name(s)}, ${s.native_vs_peer_median}×`).join('; ')}` : ''}.`,

@@ -19,7 +19,14 @@ import { loadRun } from '../src/train/checkpoint.ts';
 import { stackFromTensor, writeGrid } from '../src/train/images.ts';
 import { mulberry32 } from '../src/util/rng.ts';
 
-const { values: args } = parseArgs({ options: { run: { type: 'string' }, n: { type: 'string', default: '64' }, out: { type: 'string' }, seed: { type: 'string', default: '0' } } });
+const { values: args } = parseArgs({
+  options: {
+    run: { type: 'string' },
+    n: { type: 'string', default: '64' },
+    out: { type: 'string' },
+    seed: { type: 'string', default: '0' },
+  },
+});
 if (!args.run) throw new Error('--run DIR is required');
 const n = Number(args.n);
 const out = args.out ?? join(args.run, 'prior-holes');
@@ -30,7 +37,13 @@ const { config, model, state } = await loadRun(args.run);
 const { image_size: size, in_channels: channels, latent_dim: d } = config.model;
 if (state.labelWidth > 0 && config.model.name === 'cvae') throw new Error('this study is for unconditional Gaussian VAEs');
 const split = await openDataset(config.data, config.data.split);
-const train = await readLabelledImages(split, Array.from({ length: split.length }, (_, i) => i), size, channels, config.data.resize);
+const train = await readLabelledImages(
+  split,
+  Array.from({ length: split.length }, (_, i) => i),
+  size,
+  channels,
+  config.data.resize,
+);
 await split.close();
 
 // ---- the aggregate posterior: encoder means and variances over the training split ----
@@ -40,7 +53,11 @@ let posteriorVariance = 0;
 for (let start = 0; start < train.n; start += 64) {
   const m = Math.min(64, train.n - start);
   const [mu, variance] = tf.tidy(() => {
-    const enc = model.encode(tf.tensor4d(train.images.subarray(start * per, (start + m) * per), [m, size, size, channels]), undefined, false);
+    const enc = model.encode(
+      tf.tensor4d(train.images.subarray(start * per, (start + m) * per), [m, size, size, channels]),
+      undefined,
+      false,
+    );
     return [enc.mu.dataSync(), tf.mean(tf.exp(enc.logvar)).dataSync()[0]!] as const;
   });
   mus.set(mu, start * d);
@@ -104,22 +121,33 @@ const realSample = tf.tensor4d(train.images.subarray(0, n * per), [n, size, size
 await writeGrid(realGrid, stackFromTensor(realSample), { cols: 8 });
 realSample.dispose();
 const squaredNorm = (z: Float32Array, i: number): number => z.subarray(i * d, (i + 1) * d).reduce((s, v) => s + v * v, 0);
-const meanSquaredNorm = (z: Float32Array, count: number): number => Array.from({ length: count }, (_, i) => squaredNorm(z, i)).reduce((a, b) => a + b, 0) / count;
+const meanSquaredNorm = (z: Float32Array, count: number): number =>
+  Array.from({ length: count }, (_, i) => squaredNorm(z, i)).reduce((a, b) => a + b, 0) / count;
 
-console.log(JSON.stringify({
-  bench: 'prior-holes', run: args.run, model: config.model.name, step: state.step, kld_weight: config.model.kld_weight, latent_dim: d, n,
-  aggregate_posterior: {
-    mean_squared_norm_of_means: meanSquaredNorm(mus, train.n),
-    average_posterior_variance: posteriorVariance,
-    variance_per_dim: sortedEigen.reduce((a, b) => a + b, 0) / d,
-    largest_eigenvalues: sortedEigen.slice(0, 5),
-    smallest_eigenvalues: sortedEigen.slice(-5),
-    dims_with_variance_below_0_1: sortedEigen.filter((v) => v < 0.1).length,
-  },
-  prior_squared_norm: meanSquaredNorm(prior, n),
-  real: { nearest_other_real_mse_p95: offManifold, grid: realGrid },
-  from_prior: await decode(prior, 'samples-prior'),
-  from_fitted_posterior: await decode(fitted, 'samples-fitted-posterior'),
-  backend: backend.name, machine: machineInfo(), time: new Date().toISOString(),
-}));
+console.log(
+  JSON.stringify({
+    bench: 'prior-holes',
+    run: args.run,
+    model: config.model.name,
+    step: state.step,
+    kld_weight: config.model.kld_weight,
+    latent_dim: d,
+    n,
+    aggregate_posterior: {
+      mean_squared_norm_of_means: meanSquaredNorm(mus, train.n),
+      average_posterior_variance: posteriorVariance,
+      variance_per_dim: sortedEigen.reduce((a, b) => a + b, 0) / d,
+      largest_eigenvalues: sortedEigen.slice(0, 5),
+      smallest_eigenvalues: sortedEigen.slice(-5),
+      dims_with_variance_below_0_1: sortedEigen.filter((v) => v < 0.1).length,
+    },
+    prior_squared_norm: meanSquaredNorm(prior, n),
+    real: { nearest_other_real_mse_p95: offManifold, grid: realGrid },
+    from_prior: await decode(prior, 'samples-prior'),
+    from_fitted_posterior: await decode(fitted, 'samples-fitted-posterior'),
+    backend: backend.name,
+    machine: machineInfo(),
+    time: new Date().toISOString(),
+  }),
+);
 model.dispose();

@@ -32,8 +32,12 @@ const { values: a } = parseArgs({
     out: { type: 'string', default: 'runs/restore/bench' },
   },
 });
-const emit = (o: object): void => { process.stdout.write(`${JSON.stringify(o)}\n`); };
-const log = (line: string): void => { process.stderr.write(`${line}\n`); };
+const emit = (o: object): void => {
+  process.stdout.write(`${JSON.stringify(o)}\n`);
+};
+const log = (line: string): void => {
+  process.stderr.write(`${line}\n`);
+};
 const seed = Number(a.seed);
 mkdirSync(a.out!, { recursive: true });
 
@@ -52,8 +56,15 @@ async function runInfo(dir: string): Promise<{ run: string; step: number; epoch:
   const { config, model } = await loadRun(a.run!);
   const info = await runInfo(a.run!);
   const r = await restorationMetrics(model, config, {
-    tasks: ['impute', 'denoise'], split: 'test', n: Number(a.n), seed, iters: Number(a.iters), samples: Number(a.samples),
-    noises: DEFAULT_NOISES, gridDir: a.out, log,
+    tasks: ['impute', 'denoise'],
+    split: 'test',
+    n: Number(a.n),
+    seed,
+    iters: Number(a.iters),
+    samples: Number(a.samples),
+    noises: DEFAULT_NOISES,
+    gridDir: a.out,
+    log,
   });
   model.dispose();
   emit({ kind: 'imputation', ...info, ...r.imputation });
@@ -73,7 +84,14 @@ async function anomaly(dir: string, normal: number[]): Promise<void> {
   let first = 0;
   const counter = createCounter(`score ${dir}`, indices.length, log);
   for (const chunk of chunksOf(indices, 256)) {
-    const s = scoreImages(model, await readImages(config, split, chunk), { sigma, samples: Number(a['score-samples']), seed, batch: 32, firstIndex: first, counter });
+    const s = scoreImages(model, await readImages(config, split, chunk), {
+      sigma,
+      samples: Number(a['score-samples']),
+      seed,
+      batch: 32,
+      firstIndex: first,
+      counter,
+    });
     for (const k of SCORE_NAMES) all[k].push(...s[k]);
     first += chunk.length;
   }
@@ -81,10 +99,16 @@ async function anomaly(dir: string, normal: number[]): Promise<void> {
   await split.close();
   model.dispose();
   const mean = (xs: number[]): number => xs.reduce((s, v) => s + v, 0) / xs.length;
-  const byGroup = (k: (typeof SCORE_NAMES)[number], normalGroup: boolean): number => mean(all[k].filter((_, i) => normal.includes(classes[i] ?? -1) === normalGroup));
+  const byGroup = (k: (typeof SCORE_NAMES)[number], normalGroup: boolean): number =>
+    mean(all[k].filter((_, i) => normal.includes(classes[i] ?? -1) === normalGroup));
   emit({
-    kind: 'anomaly', ...(await runInfo(dir)), normal, n: indices.length, n_normal: classes.filter((c) => normal.includes(c ?? -1)).length,
-    samples: Number(a['score-samples']), decoder_sigma: sigma,
+    kind: 'anomaly',
+    ...(await runInfo(dir)),
+    normal,
+    n: indices.length,
+    n_normal: classes.filter((c) => normal.includes(c ?? -1)).length,
+    samples: Number(a['score-samples']),
+    decoder_sigma: sigma,
     auroc: Object.fromEntries(SCORE_NAMES.map((k) => [k, anomalyAuroc(all[k], classes, normal)])),
     mean_normal: Object.fromEntries(SCORE_NAMES.map((k) => [k, byGroup(k, true)])),
     mean_rest: Object.fromEntries(SCORE_NAMES.map((k) => [k, byGroup(k, false)])),

@@ -13,7 +13,12 @@ import { stepNoise, Stream } from '../src/util/rng.ts';
 import { applyGradients, computeGradients, createOptimizers, disposeGradients, type GroupOptimizer } from '../src/train/step.ts';
 
 const MODEL_NAMES: Record<string, ModelName> = {
-  vae: 'vae', beta: 'beta_vae', mssim: 'mssim_vae', cvae: 'cvae', joint: 'joint_vae', vaegan: 'vae_gan',
+  vae: 'vae',
+  beta: 'beta_vae',
+  mssim: 'mssim_vae',
+  cvae: 'cvae',
+  joint: 'joint_vae',
+  vaegan: 'vae_gan',
 };
 const LABEL_WIDTH = 10;
 
@@ -34,7 +39,8 @@ const { values } = parseArgs({
     threads: { type: 'string', default: '0' },
   },
 });
-const name = MODEL_NAMES[values.model] ?? (Object.values(MODEL_NAMES).includes(values.model as ModelName) ? (values.model as ModelName) : undefined);
+const name =
+  MODEL_NAMES[values.model] ?? (Object.values(MODEL_NAMES).includes(values.model as ModelName) ? (values.model as ModelName) : undefined);
 if (name === undefined) throw new Error(`--model must be one of ${Object.keys(MODEL_NAMES).join(', ')}, got '${values.model}'`);
 const size = positiveInt(values.size, 'size');
 const batchSize = positiveInt(values.batch, 'batch');
@@ -95,7 +101,9 @@ if (values.profile) {
   const total = [...byKernel.values()].reduce((a, b) => a + b.ms, 0);
   const rows = [...byKernel.entries()].sort((a, b) => b[1].ms - a[1].ms);
   for (const [kernel, { ms, calls }] of rows.slice(0, 25)) {
-    process.stderr.write(`${kernel.padEnd(36)} ${ms.toFixed(1).padStart(9)} ms ${((100 * ms) / total).toFixed(1).padStart(5)}% ${String(calls).padStart(5)} calls\n`);
+    process.stderr.write(
+      `${kernel.padEnd(36)} ${ms.toFixed(1).padStart(9)} ms ${((100 * ms) / total).toFixed(1).padStart(5)}% ${String(calls).padStart(5)} calls\n`,
+    );
   }
 }
 
@@ -104,19 +112,21 @@ function median(xs: number[]): number {
   return sorted.length % 2 ? sorted[(sorted.length - 1) / 2]! : (sorted[sorted.length / 2 - 1]! + sorted[sorted.length / 2]!) / 2;
 }
 const stepMs = median(times);
-console.log(JSON.stringify({
-  model: name,
-  image_size: size,
-  batch: batchSize,
-  backend: info.name,
-  threads: info.threads ?? 1,
-  params: model.paramCount(),
-  images_per_s: Number(((batchSize * 1000) / stepMs).toFixed(2)),
-  step_ms_median: Number(stepMs.toFixed(1)),
-  // The timed steps only: not the warm-up (first) nor a --profile step (last).
-  optimizer_ms_median: Number(median(optimizerMs.slice(1, 1 + steps)).toFixed(1)),
-  peak_rss_mb: Math.round(peakRss / 2 ** 20),
-  tensors_leaked: tensorsLeaked,
-}));
+console.log(
+  JSON.stringify({
+    model: name,
+    image_size: size,
+    batch: batchSize,
+    backend: info.name,
+    threads: info.threads ?? 1,
+    params: model.paramCount(),
+    images_per_s: Number(((batchSize * 1000) / stepMs).toFixed(2)),
+    step_ms_median: Number(stepMs.toFixed(1)),
+    // The timed steps only: not the warm-up (first) nor a --profile step (last).
+    optimizer_ms_median: Number(median(optimizerMs.slice(1, 1 + steps)).toFixed(1)),
+    peak_rss_mb: Math.round(peakRss / 2 ** 20),
+    tensors_leaked: tensorsLeaked,
+  }),
+);
 tf.dispose([batch.images, batch.labels ?? []]);
 model.dispose();

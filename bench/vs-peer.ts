@@ -57,22 +57,65 @@ interface Run {
 }
 
 function lastJson(text: string): Record<string, unknown> {
-  const line = text.trim().split('\n').reverse().find((l) => l.startsWith('{'));
+  const line = text
+    .trim()
+    .split('\n')
+    .reverse()
+    .find((l) => l.startsWith('{'));
   if (line === undefined) throw new Error(`no JSON line in:\n${text.slice(-2000)}`);
   return JSON.parse(line) as Record<string, unknown>;
 }
 
 function measure(side: Run['side'], model: string, threads: number, round: number): Run {
   const common = ['--steps', values.steps];
-  const [command, args] = side === 'peer'
-    ? [PEER, ['--model', model, '--image-size', values.size, '--batch', values.batch, '--threads', String(threads), ...common, '--warmup', '1', '--max-attempts', '1']]
-    : [process.execPath, ['--import', 'tsx', join(ROOT, 'bench', 'step.ts'), '--model', model, '--size', values.size, '--batch', values.batch, '--backend', side, '--threads', String(threads), ...common]];
+  const [command, args] =
+    side === 'peer'
+      ? [
+          PEER,
+          [
+            '--model',
+            model,
+            '--image-size',
+            values.size,
+            '--batch',
+            values.batch,
+            '--threads',
+            String(threads),
+            ...common,
+            '--warmup',
+            '1',
+            '--max-attempts',
+            '1',
+          ],
+        ]
+      : [
+          process.execPath,
+          [
+            '--import',
+            'tsx',
+            join(ROOT, 'bench', 'step.ts'),
+            '--model',
+            model,
+            '--size',
+            values.size,
+            '--batch',
+            values.batch,
+            '--backend',
+            side,
+            '--threads',
+            String(threads),
+            ...common,
+          ],
+        ];
   const load = loadavg()[0]!;
   const r = spawnSync(command, args, { cwd: ROOT, encoding: 'utf8', timeout: 1_200_000 });
   if (r.status !== 0) throw new Error(`${side} ${model} threads ${threads} failed (${r.status}): ${r.stderr.slice(-2000)}`);
   const json = lastJson(r.stdout);
   const run: Run = {
-    side, model, threads, round,
+    side,
+    model,
+    threads,
+    round,
     images_per_s: Number(json['images_per_s']),
     step_ms_median: Number(json['step_ms_median']),
     peak_rss_mb: Math.round(Number(json['peak_rss_mb'])),
@@ -102,9 +145,12 @@ for (const model of models) {
       ratios.push(got.get('native')!.images_per_s / peer);
       if (got.has('wasm')) wasmRatios.push(got.get('wasm')!.images_per_s / peer);
     }
-    const of = (side: Run['side']): number[] => runs.filter((r) => r.side === side && r.model === model && r.threads === threads).map((r) => r.images_per_s);
+    const of = (side: Run['side']): number[] =>
+      runs.filter((r) => r.side === side && r.model === model && r.threads === threads).map((r) => r.images_per_s);
     const summary = {
-      model, threads, rounds,
+      model,
+      threads,
+      rounds,
       native_images_per_s: median(of('native')),
       peer_images_per_s: median(of('peer')),
       ...(wasmRatios.length ? { wasm_images_per_s: median(of('wasm')), wasm_vs_peer_median: Number(median(wasmRatios).toFixed(3)) } : {}),

@@ -29,6 +29,8 @@ export type { DatasetSplit, Batch, LabelKind, RawImage } from './data/types.ts';
 const silent: Progress = { info: () => undefined, step: () => undefined, done: () => undefined };
 
 /** Trains (or resumes) a run in this process; progress lines are off unless `progress` is given. */
-export function train(options: { config: ExperimentConfig; runDir: string } & Partial<Omit<TrainOptions, 'config' | 'runDir'>>): Promise<TrainResult> {
+export function train(
+  options: { config: ExperimentConfig; runDir: string } & Partial<Omit<TrainOptions, 'config' | 'runDir'>>,
+): Promise<TrainResult> {
   return runTraining({ ...options, progress: options.progress ?? silent });
 }

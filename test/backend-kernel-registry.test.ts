@@ -20,7 +20,11 @@ const HELPERS = ['compose.ts', 'conv-util.ts', 'kernel-names.ts', 'register-all.
 
 /** The file a kernel lives in: its name without our Medvae prefix, in kebab-case (Conv2DBackpropFilter: conv2d-backprop-filter.ts). */
 function fileOf(kernelName: string): string {
-  return `${kernelName.replace(/^Medvae/, '').split(/(?<=[a-z]|\d[A-Z])(?=[A-Z])/).join('-').toLowerCase()}.ts`;
+  return `${kernelName
+    .replace(/^Medvae/, '')
+    .split(/(?<=[a-z]|\d[A-Z])(?=[A-Z])/)
+    .join('-')
+    .toLowerCase()}.ts`;
 }
 
 before(async () => {
@@ -42,7 +46,11 @@ test('each kernel is exported by the file named after it, and every other file i
   }
   const kernelFiles = new Set(configs.map((c) => fileOf(c.kernelName)));
   const files = readdirSync(FOLDER).filter((f) => f.endsWith('.ts'));
-  assert.deepEqual(files.filter((f) => !kernelFiles.has(f) && !HELPERS.includes(f)), [], 'a file that is neither a listed kernel nor a helper');
+  assert.deepEqual(
+    files.filter((f) => !kernelFiles.has(f) && !HELPERS.includes(f)),
+    [],
+    'a file that is neither a listed kernel nor a helper',
+  );
   assert.equal(new Set(configs.map((c) => c.kernelName)).size, configs.length, 'a kernel listed twice');
 });
 
@@ -72,10 +80,16 @@ test('an override hands the cases it does not take to the stock kernel, and only
   try {
     // Identity shares float buffers, and leaves strings to TF.js's kernel.
     const floats = tf.tensor1d([1, 2]);
-    assert.deepEqual(tf.tidy(() => [...tf.clone(floats).dataSync()]), [1, 2]);
+    assert.deepEqual(
+      tf.tidy(() => [...tf.clone(floats).dataSync()]),
+      [1, 2],
+    );
     assert.equal(stockCalls, 0);
     const text = tf.tensor1d(['a', 'b'], 'string');
-    assert.deepEqual(tf.tidy(() => tf.clone(text).dataSync()), ['a', 'b']);
+    assert.deepEqual(
+      tf.tidy(() => tf.clone(text).dataSync()),
+      ['a', 'b'],
+    );
     assert.equal(stockCalls, 1);
     tf.dispose([floats, text]);
   } finally {

@@ -161,13 +161,16 @@ function backpropFilterTest(c: ConvCase): void {
     const info = convInfo(c, false);
     const x = randomHost(c.x, nextSeed());
     const dy = randomHost(info.outShape, nextSeed());
-    await assertWasmMatchesCpu(c.name, [x, dy], ([xT, dyT]) =>
-      tf.engine().runKernel(tf.Conv2DBackpropFilter, { x: xT, dy: dyT }, {
-        strides: c.strides,
-        pad: c.pad,
-        dataFormat: 'NHWC',
-        filterShape: c.filter,
-      } as unknown as tf.NamedAttrMap) as tf.Tensor,
+    await assertWasmMatchesCpu(
+      c.name,
+      [x, dy],
+      ([xT, dyT]) =>
+        tf.engine().runKernel(tf.Conv2DBackpropFilter, { x: xT, dy: dyT }, {
+          strides: c.strides,
+          pad: c.pad,
+          dataFormat: 'NHWC',
+          filterShape: c.filter,
+        } as unknown as tf.NamedAttrMap) as tf.Tensor,
     );
   });
 }
@@ -202,9 +205,32 @@ describe('Conv2DBackpropFilter on wasm, at most 4 channels on one side or output
   const cases: ConvCase[] = [
     { name: 'image layer 3 -> 32, stride 2 same', x: [4, 16, 16, 3], filter: [3, 3, 3, 32], strides: [2, 2], pad: 'same' },
     { name: 'output layer 32 -> 3, stride 1 same', x: [3, 9, 11, 32], filter: [3, 3, 32, 3], strides: [1, 1], pad: 'same' },
-    { name: '1 -> 20 (one group of 16 lanes and one of 4), stride 2 valid, odd sizes', x: [2, 11, 9, 1], filter: [3, 3, 1, 20], strides: [2, 2], pad: 'valid' },
-    { name: '8 -> 1, 4x2 filter, explicit padding', x: [2, 7, 8, 8], filter: [4, 2, 8, 1], strides: [1, 2], pad: [[0, 0], [2, 1], [0, 1], [0, 0]] },
-    { name: '4 -> 4, a 5x5 filter wider than the image with stride 1 same', x: [3, 4, 3, 4], filter: [5, 5, 4, 4], strides: [1, 1], pad: 'same' },
+    {
+      name: '1 -> 20 (one group of 16 lanes and one of 4), stride 2 valid, odd sizes',
+      x: [2, 11, 9, 1],
+      filter: [3, 3, 1, 20],
+      strides: [2, 2],
+      pad: 'valid',
+    },
+    {
+      name: '8 -> 1, 4x2 filter, explicit padding',
+      x: [2, 7, 8, 8],
+      filter: [4, 2, 8, 1],
+      strides: [1, 2],
+      pad: [
+        [0, 0],
+        [2, 1],
+        [0, 1],
+        [0, 0],
+      ],
+    },
+    {
+      name: '4 -> 4, a 5x5 filter wider than the image with stride 1 same',
+      x: [3, 4, 3, 4],
+      filter: [5, 5, 4, 4],
+      strides: [1, 1],
+      pad: 'same',
+    },
     { name: '8 -> 12, output rows of 17, stride 2 same', x: [2, 34, 34, 8], filter: [3, 3, 8, 12], strides: [2, 2], pad: 'same' },
     { name: '20 -> 5, output rows of 34, stride 1 valid', x: [1, 20, 36, 20], filter: [3, 3, 20, 5], strides: [1, 1], pad: 'valid' },
   ];
@@ -276,10 +302,21 @@ describe('Conv2DBackpropInput on wasm, strided with 8+ dy channels (one GEMM and
       x: [2, 10, 11, 12],
       filter: [5, 4, 12, 8],
       strides: [2, 3],
-      pad: [[0, 0], [2, 1], [1, 2], [0, 0]],
+      pad: [
+        [0, 0],
+        [2, 1],
+        [1, 2],
+        [0, 0],
+      ],
     },
     { name: 'stride 2 valid, kernel = stride', x: [1, 6, 6, 8], filter: [2, 2, 8, 8], strides: [2, 2], pad: 'valid' },
-    { name: 'a 2x2 image from 1x1, 16 <- 32 (the decoder\'s first layer, small)', x: [3, 2, 2, 16], filter: [3, 3, 16, 32], strides: [2, 2], pad: 'same' },
+    {
+      name: "a 2x2 image from 1x1, 16 <- 32 (the decoder's first layer, small)",
+      x: [3, 2, 2, 16],
+      filter: [3, 3, 16, 32],
+      strides: [2, 2],
+      pad: 'same',
+    },
   ];
   for (const c of cases) {
     backpropInputTest(c, (names) => assert.ok(names.includes('MedvaeCol2Im') && !names.includes(tf.Conv2D), names.join(',')));
@@ -329,8 +366,7 @@ function dilatedFilter(filter: tf.Tensor, [dh, dw]: [number, number]): tf.Tensor
   const spread = tf.buffer([(kh - 1) * dh + 1, (kw - 1) * dw + 1, channels, multiplier]);
   for (let i = 0; i < kh; i++)
     for (let j = 0; j < kw; j++)
-      for (let c = 0; c < channels; c++)
-        for (let m = 0; m < multiplier; m++) spread.set(taps[i][j][c][m], i * dh, j * dw, c, m);
+      for (let c = 0; c < channels; c++) for (let m = 0; m < multiplier; m++) spread.set(taps[i][j][c][m], i * dh, j * dw, c, m);
   return spread.toTensor() as tf.Tensor4D;
 }
 
@@ -397,8 +433,10 @@ describe('DepthwiseConv2dNativeBackpropFilter on wasm', () => {
 
 describe('UnsortedSegmentSum on wasm', () => {
   const ids = (values: number[]): HostTensor => ({ shape: [values.length], dtype: 'int32', values: Int32Array.from(values) });
-  const segmentSum = (numSegments: number) => ([x, segmentIds]: tf.Tensor[]) =>
-    tf.unsortedSegmentSum(x, segmentIds as tf.Tensor1D, numSegments);
+  const segmentSum =
+    (numSegments: number) =>
+    ([x, segmentIds]: tf.Tensor[]) =>
+      tf.unsortedSegmentSum(x, segmentIds as tf.Tensor1D, numSegments);
 
   test('rows with duplicate, negative and out-of-range ids', async () => {
     await assertWasmMatchesCpu('2d', [randomHost([6, 3], nextSeed()), ids([0, 2, 0, 5, -1, 1])], segmentSum(4));
@@ -486,7 +524,13 @@ describe('Transpose on wasm', () => {
     const values = Int32Array.from({ length: 260 * 300 }, (_, i) => i * 7 - 100000);
     const [out] = await runOn('wasm', [{ shape: [260, 300], dtype: 'int32', values }], ([t]) => tf.transpose(t));
     assert.equal(out.dtype, 'int32');
-    for (const [r, c] of [[0, 0], [259, 299], [3, 17], [258, 1]]) assert.equal(out.values[c * 260 + r], values[r * 300 + c]);
+    for (const [r, c] of [
+      [0, 0],
+      [259, 299],
+      [3, 17],
+      [258, 1],
+    ])
+      assert.equal(out.values[c * 260 + r], values[r * 300 + c]);
   });
   test('replaces the stock wasm kernel', () => {
     assert.ok(stockWasmKernel(tf.Transpose), 'the stock Transpose was kept');
@@ -501,11 +545,20 @@ describe('Tanh on wasm (2 sigmoid(2x) - 1)', () => {
     await tf.setBackend('wasm');
     const [ys, dxs] = tf.tidy(() => {
       const x = tf.tensor1d(xs);
-      return [tf.tanh(x).dataSync(), tf.grad((v: tf.Tensor) => tf.sum(tf.tanh(v)))(x).dataSync()];
+      return [
+        tf.tanh(x).dataSync(),
+        tf
+          .grad((v: tf.Tensor) => tf.sum(tf.tanh(v)))(x)
+          .dataSync(),
+      ];
     });
     xs.forEach((x, i) => assert.ok(Math.abs(ys[i] - Math.tanh(x)) <= 3e-7, `tanh(${x}) = ${ys[i]}, float64 ${Math.tanh(x)}`));
     await tf.setBackend('cpu');
-    const cpuDx = tf.tidy(() => tf.grad((v: tf.Tensor) => tf.sum(tf.tanh(v)))(tf.tensor1d(xs)).dataSync());
+    const cpuDx = tf.tidy(() =>
+      tf
+        .grad((v: tf.Tensor) => tf.sum(tf.tanh(v)))(tf.tensor1d(xs))
+        .dataSync(),
+    );
     await tf.setBackend('wasm');
     cpuDx.forEach((d, i) => assert.ok(Math.abs(dxs[i] - d) <= 1e-6, `dtanh at ${xs[i]}: ${dxs[i]} vs cpu ${d}`));
   });
@@ -641,9 +694,10 @@ describe('gradients through tf.grad on wasm equal cpu', () => {
   test('depthwiseConv2d, stride 2 valid', async () => {
     const inputs = [randomHost([2, 9, 9, 3], nextSeed()), randomHost([3, 3, 3, 2], nextSeed()), randomHost([2, 4, 4, 6], nextSeed())];
     await assertWasmMatchesCpu('depthwise grads', inputs, ([x, w, probe]) =>
-      tf.grads((a: tf.Tensor, b: tf.Tensor) =>
-        tf.sum(tf.mul(tf.depthwiseConv2d(a as tf.Tensor4D, b as tf.Tensor4D, 2, 'valid'), probe)),
-      )([x, w]),
+      tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(tf.depthwiseConv2d(a as tf.Tensor4D, b as tf.Tensor4D, 2, 'valid'), probe)))([
+        x,
+        w,
+      ]),
     );
   });
   test('gather on axis 0 and axis 1 with repeated indices', async () => {
@@ -659,9 +713,7 @@ describe('gradients through tf.grad on wasm equal cpu', () => {
 
   test('a tiny conv encoder-decoder: every parameter gradient', async () => {
     // 8x8x2 -> conv s2 -> 4x4x4 -> conv s2 -> 2x2x6 -> dense -> 3 -> dense -> 2x2x6 -> convT s2 x2 -> 8x8x2
-    const shapes = [
-      [3, 3, 2, 4], [4], [3, 3, 4, 6], [6], [24, 3], [3], [3, 24], [24], [3, 3, 4, 6], [4], [4, 4, 2, 4], [2],
-    ];
+    const shapes = [[3, 3, 2, 4], [4], [3, 3, 4, 6], [6], [24, 3], [3], [3, 24], [24], [3, 3, 4, 6], [4], [4, 4, 2, 4], [2]];
     const params = shapes.map((shape) => randomHost(shape, nextSeed()));
     const images = randomHost([2, 8, 8, 2], nextSeed());
     await assertWasmMatchesCpu('encoder-decoder grads', [images, ...params], ([x, ...w]) =>

@@ -24,7 +24,7 @@ const internals = (): WasmBackendInternals => tf.backend() as unknown as WasmBac
 /** Allocates float32 buffers (largest first) until the heap refuses even 64 KB; returns them. */
 function fillHeap(): tf.TensorInfo[] {
   const held: tf.TensorInfo[] = [];
-  for (let bytes = 2 ** 30; bytes >= 2 ** 16; ) {
+  for (let bytes = 2 ** 30; bytes >= 2 ** 16;) {
     try {
       held.push(internals().makeOutput([bytes / 4], 'float32'));
     } catch (e) {
@@ -41,10 +41,7 @@ before(async () => {
 
 describe('translateBackendError', () => {
   test('emscripten abort and memory RangeErrors on wasm become WasmOutOfMemoryError naming the context', () => {
-    const abort = translateBackendError(
-      new WebAssembly.RuntimeError('Aborted(). Build with -sASSERTIONS for more info.'),
-      'train step 3',
-    );
+    const abort = translateBackendError(new WebAssembly.RuntimeError('Aborted(). Build with -sASSERTIONS for more info.'), 'train step 3');
     assert.ok(abort instanceof WasmOutOfMemoryError);
     assert.equal(abort.moduleAborted, true);
     assert.match(
@@ -65,7 +62,10 @@ describe('translateBackendError', () => {
     const trap = translateBackendError(bounds, 'step 7');
     assert.ok(trap instanceof WasmTrapError, 'a trap with a roomy heap is reported as a trap, not as running out of memory');
     assert.equal(trap.cause, bounds);
-    assert.match(trap.message, /^wasm backend failed during step 7: memory access out of bounds \(wasm heap \d+ MB\)\. .*lower train\.micro_batch.*restart the process/);
+    assert.match(
+      trap.message,
+      /^wasm backend failed during step 7: memory access out of bounds \(wasm heap \d+ MB\)\. .*lower train\.micro_batch.*restart the process/,
+    );
     const wrapped = translateBackendError('boom', 'loading');
     assert.equal(wrapped.message, 'loading: boom');
   });

@@ -15,14 +15,17 @@ function installed(pkg: string): boolean {
   }
 }
 
-const nativeInstalled = nativePackageState('@tensorflow/tfjs-node') === 'installed' || nativePackageState('@tensorflow/tfjs-node-gpu') === 'installed';
+const nativeInstalled =
+  nativePackageState('@tensorflow/tfjs-node') === 'installed' || nativePackageState('@tensorflow/tfjs-node-gpu') === 'installed';
 // onnxruntime-node (an optionalDependency) makes auto pick 'native' ahead of wasm.
 const ortInstalled = installed('onnxruntime-node');
 // What auto says of the two TF.js native packages here (absent, or present without their binding).
 const tfjsNodeReasons = `${unavailableReason('@tensorflow/tfjs-node-gpu', 'tfjs-node-gpu')}; ${unavailableReason('@tensorflow/tfjs-node', 'tfjs-node')}`;
 
 test(
-  nativeInstalled ? 'auto without tfjs-node (skipped: tfjs-node is installed here)' : 'auto picks native (or wasm without onnxruntime-node) and logs why the others were skipped',
+  nativeInstalled
+    ? 'auto without tfjs-node (skipped: tfjs-node is installed here)'
+    : 'auto picks native (or wasm without onnxruntime-node) and logs why the others were skipped',
   { skip: nativeInstalled },
   async () => {
     const lines: string[] = [];
@@ -50,7 +53,9 @@ test(
 );
 
 test(
-  nativeInstalled ? 'explicit tensorflow fails (skipped: tfjs-node is installed here)' : 'explicit tensorflow throws a clear error naming what is missing',
+  nativeInstalled
+    ? 'explicit tensorflow fails (skipped: tfjs-node is installed here)'
+    : 'explicit tensorflow throws a clear error naming what is missing',
   { skip: nativeInstalled },
   async () => {
     const before = tf.getBackend();

@@ -80,7 +80,7 @@ describe('LeakyRelu and its gradient on wasm (SIMD)', () => {
     });
   }
 
-  test('a 4-d activation gives the cpu backend\'s values', async () => {
+  test("a 4-d activation gives the cpu backend's values", async () => {
     const host = randomValues(2 * 5 * 3 * 7, 3);
     const onWasm = tf.tidy(() => tf.leakyRelu(tf.tensor4d(host, [2, 5, 3, 7]), 0.2).dataSync());
     await tf.setBackend('cpu');
@@ -120,12 +120,32 @@ describe('per-channel ops on wasm (SIMD)', () => {
       const at = (i: number, c: number): number => i * channels + c;
 
       const sum = withoutLeaks(() => channelSum(x));
-      assertNear(sum.dataSync(), channelSums(rows, channels, (i, c) => xs[at(i, c)]), 1e-6, 'channelSum');
+      assertNear(
+        sum.dataSync(),
+        channelSums(rows, channels, (i, c) => xs[at(i, c)]),
+        1e-6,
+        'channelSum',
+      );
       const squared = withoutLeaks(() => channelSquaredDeviationSum(x, center));
-      assertNear(squared.dataSync(), channelSums(rows, channels, (i, c) => (xs[at(i, c)] - centers[c]) ** 2), 1e-6, 'squared deviations');
+      assertNear(
+        squared.dataSync(),
+        channelSums(rows, channels, (i, c) => (xs[at(i, c)] - centers[c]) ** 2),
+        1e-6,
+        'squared deviations',
+      );
       const { sum: dySum, dot } = channelSumAndDot(dy, x, center);
-      assertNear(dySum.dataSync(), channelSums(rows, channels, (i, c) => dys[at(i, c)]), 1e-5, 'sum of dy');
-      assertNear(dot.dataSync(), channelSums(rows, channels, (i, c) => dys[at(i, c)] * (xs[at(i, c)] - centers[c])), 1e-5, 'dot');
+      assertNear(
+        dySum.dataSync(),
+        channelSums(rows, channels, (i, c) => dys[at(i, c)]),
+        1e-5,
+        'sum of dy',
+      );
+      assertNear(
+        dot.dataSync(),
+        channelSums(rows, channels, (i, c) => dys[at(i, c)] * (xs[at(i, c)] - centers[c])),
+        1e-5,
+        'dot',
+      );
 
       const affine = withoutLeaks(() => channelAffine(x, a, k)).dataSync();
       const affine2 = withoutLeaks(() => channelAffine(dy, a, k, x, b)).dataSync();
@@ -133,13 +153,26 @@ describe('per-channel ops on wasm (SIMD)', () => {
         for (let c = 0; c < channels; c++) {
           const j = at(i, c);
           assert.ok(Math.abs(affine[j] - (xs[j] * as[c] + ks[c])) <= 1e-5 * (1 + Math.abs(affine[j])), `affine at ${j}`);
-          assert.ok(Math.abs(affine2[j] - (dys[j] * as[c] + xs[j] * bs[c] + ks[c])) <= 1e-5 * (1 + Math.abs(affine2[j])), `affine2 at ${j}`);
+          assert.ok(
+            Math.abs(affine2[j] - (dys[j] * as[c] + xs[j] * bs[c] + ks[c])) <= 1e-5 * (1 + Math.abs(affine2[j])),
+            `affine2 at ${j}`,
+          );
         }
       }
       const names = await kernelsRun(() => [
-        channelSum(x), channelSquaredDeviationSum(x, center), Object.values(channelSumAndDot(dy, x, center)), channelAffine(dy, a, k, x, b), channelAffine(x, a, k),
+        channelSum(x),
+        channelSquaredDeviationSum(x, center),
+        Object.values(channelSumAndDot(dy, x, center)),
+        channelAffine(dy, a, k, x, b),
+        channelAffine(x, a, k),
       ]);
-      for (const kernel of ['MedvaeChannelSum', 'MedvaeChannelSquaredDeviationSum', 'MedvaeChannelSumAndDot', 'MedvaeChannelAffine', 'MedvaeChannelScaleShift']) {
+      for (const kernel of [
+        'MedvaeChannelSum',
+        'MedvaeChannelSquaredDeviationSum',
+        'MedvaeChannelSumAndDot',
+        'MedvaeChannelAffine',
+        'MedvaeChannelScaleShift',
+      ]) {
         assert.ok(names.includes(kernel), `${kernel} ran (${names.join(',')})`);
       }
       tf.dispose([x, dy, center, a, b, k, sum, squared, dySum, dot]);
@@ -159,7 +192,12 @@ describe('per-channel ops on wasm (SIMD)', () => {
     const xs = randomValues(rows * 4, 7, 1, 0.5);
     const x = tf.tensor2d(xs, [rows, 4]);
     const sum = channelSum(x);
-    assertNear(sum.dataSync(), channelSums(rows, 4, (i, c) => xs[i * 4 + c]), 2e-6, 'sum of 262144 values near 1');
+    assertNear(
+      sum.dataSync(),
+      channelSums(rows, 4, (i, c) => xs[i * 4 + c]),
+      2e-6,
+      'sum of 262144 values near 1',
+    );
     tf.dispose([x, sum]);
   });
 
@@ -168,7 +206,12 @@ describe('per-channel ops on wasm (SIMD)', () => {
     const x = tf.tensor2d(xs, [5, 3]);
     const names = await kernelsRun(() => channelSum(x));
     assert.ok(!names.includes('MedvaeChannelSum'), names.join(','));
-    assertNear(channelSum(x).dataSync(), channelSums(5, 3, (i, c) => xs[i * 3 + c]), 1e-6, 'fallback sum');
+    assertNear(
+      channelSum(x).dataSync(),
+      channelSums(5, 3, (i, c) => xs[i * 3 + c]),
+      1e-6,
+      'fallback sum',
+    );
     tf.dispose(x);
   });
 
@@ -176,15 +219,20 @@ describe('per-channel ops on wasm (SIMD)', () => {
     const x = tf.zeros([2, 8]);
     const wrong = tf.zeros([4]);
     const right = tf.zeros([8]) as tf.Tensor1D;
-    assert.throws(() => tf.engine().runKernel('MedvaeChannelSquaredDeviationSum', { x, center: wrong }), (e: unknown) =>
-      e instanceof SimdKernelError && /input 'center' has shape \[4\], expected \[8\]/.test(e.message));
+    assert.throws(
+      () => tf.engine().runKernel('MedvaeChannelSquaredDeviationSum', { x, center: wrong }),
+      (e: unknown) => e instanceof SimdKernelError && /input 'center' has shape \[4\], expected \[8\]/.test(e.message),
+    );
     assert.throws(() => channelAffine(x, right, right, tf.zeros([2, 4]), right), /input 'v' has shape \[2,4\], expected \[2,8\]/);
     tf.dispose([x, wrong, right]);
   });
 });
 
 describe('layers on the SIMD kernels (wasm) against the stock layers (cpu)', () => {
-  for (const shape of [[4, 5, 5, 8], [6, 12]]) {
+  for (const shape of [
+    [4, 5, 5, 8],
+    [6, 12],
+  ]) {
     test(`BatchNorm on ${shape.join('x')}: output, dx, dgamma, dbeta and moving statistics`, async () => {
       const channels = shape[shape.length - 1];
       const size = shape.reduce((p, s) => p * s, 1);
@@ -205,7 +253,10 @@ describe('layers on the SIMD kernels (wasm) against the stock layers (cpu)', () 
           const vars = model.trainableWeights.map((v) => v.read() as tf.Variable);
           const { grads } = tf.variableGrads(() => loss(x), vars);
           const [dgamma, dbeta] = vars.map((v) => grads[v.name].dataSync() as Float32Array);
-          const [movingMean, movingVariance] = model.getWeights().slice(2).map((v) => v.dataSync() as Float32Array);
+          const [movingMean, movingVariance] = model
+            .getWeights()
+            .slice(2)
+            .map((v) => v.dataSync() as Float32Array);
           return { y, dx, dgamma, dbeta, movingMean, movingVariance } as unknown as tf.TensorContainer;
         }) as unknown as Record<string, Float32Array>;
       const ours = run(new BatchNorm({ momentum: 0.9, epsilon: 1e-5 }));
@@ -246,11 +297,17 @@ describe('the Adam update on wasm (SIMD)', () => {
       const n = 1027; // whole vectors and a 3-float tail
       const [ps, gs, ms] = [randomValues(n, 90), randomValues(n, 91), randomValues(n, 92, 0, 0.2)];
       const vs = randomValues(n, 93, 0.05, 0.08); // second moments are positive
-      const attrs = { weightDecay, beta1: 0.9, beta2: 0.999, stepSize: 0.005 * Math.sqrt(1 - 0.999 ** 3) / (1 - 0.9 ** 3), epsHat: 1e-8 };
+      const attrs = { weightDecay, beta1: 0.9, beta2: 0.999, stepSize: (0.005 * Math.sqrt(1 - 0.999 ** 3)) / (1 - 0.9 ** 3), epsHat: 1e-8 };
       const run = (): Float32Array[] =>
-        tf.tidy(() => adamUpdate(tf.tensor1d(ps), tf.tensor1d(gs), tf.tensor1d(ms), tf.tensor1d(vs), attrs).map((t) => t.dataSync() as Float32Array));
+        tf.tidy(() =>
+          adamUpdate(tf.tensor1d(ps), tf.tensor1d(gs), tf.tensor1d(ms), tf.tensor1d(vs), attrs).map((t) => t.dataSync() as Float32Array),
+        );
       const names = await kernelsRun(() => adamUpdate(tf.tensor1d(ps), tf.tensor1d(gs), tf.tensor1d(ms), tf.tensor1d(vs), attrs));
-      assert.deepEqual(names.filter((k) => !k.startsWith('Medvae')), [], `one kernel ran: ${names.join(',')}`);
+      assert.deepEqual(
+        names.filter((k) => !k.startsWith('Medvae')),
+        [],
+        `one kernel ran: ${names.join(',')}`,
+      );
       const tensors = tf.memory().numTensors;
       const onWasm = run();
       assert.equal(tf.memory().numTensors, tensors, 'tensors left behind');

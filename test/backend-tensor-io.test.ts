@@ -10,7 +10,12 @@ for (const backend of ['wasm', 'cpu'] as const) {
   describe(`tensor-io on ${backend}`, () => {
     it('readInto writes every tensor end to end, in order, into the given array', async () => {
       await initBackend(backend);
-      const tensors = [tf.randomNormal([3, 4], 0, 1, 'float32', 7), tf.tensor1d([5]), tf.zeros([0]), tf.randomUniform([2, 2, 3], -1, 1, 'float32', 8)];
+      const tensors = [
+        tf.randomNormal([3, 4], 0, 1, 'float32', 7),
+        tf.tensor1d([5]),
+        tf.zeros([0]),
+        tf.randomUniform([2, 2, 3], -1, 1, 'float32', 8),
+      ];
       // A view of the tensor's data, as the step's gradients are after reshapes and slices.
       tensors.push(tf.tidy(() => tf.slice(tf.range(0, 20, 1, 'float32'), [3], [9]).reshape([3, 3])));
       const expected = Float32Array.from(tensors.flatMap((t) => Array.from(t.dataSync())));
@@ -28,7 +33,10 @@ for (const backend of ['wasm', 'cpu'] as const) {
       const values = Float32Array.from({ length: 10 }, (_, i) => i + 0.5);
       const parts = tensorsFrom(values, [[2, 2], [0], [3, 2]]);
       values.fill(-1);
-      assert.deepEqual(parts.map((t) => t.shape), [[2, 2], [0], [3, 2]]);
+      assert.deepEqual(
+        parts.map((t) => t.shape),
+        [[2, 2], [0], [3, 2]],
+      );
       assert.deepEqual(Array.from(parts[0]!.dataSync()), [0.5, 1.5, 2.5, 3.5]);
       assert.deepEqual(Array.from(parts[2]!.dataSync()), [4.5, 5.5, 6.5, 7.5, 8.5, 9.5]);
       tf.dispose(parts);

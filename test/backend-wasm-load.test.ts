@@ -9,10 +9,13 @@ import '@tensorflow/tfjs-backend-wasm';
 import { BackendUnavailableError, initBackend } from '../src/backend/index.ts';
 import { nativePackageState } from '../src/backend/tfjs-node-install.ts';
 
-const nativeInstalled = nativePackageState('@tensorflow/tfjs-node') === 'installed' || nativePackageState('@tensorflow/tfjs-node-gpu') === 'installed';
+const nativeInstalled =
+  nativePackageState('@tensorflow/tfjs-node') === 'installed' || nativePackageState('@tensorflow/tfjs-node-gpu') === 'installed';
 
 test(
-  nativeInstalled ? 'auto without its kernels (skipped: tfjs-node is installed here)' : 'auto with a wasm backend whose kernels do not compile throws one line naming kernels.wasm, never picks cpu',
+  nativeInstalled
+    ? 'auto without its kernels (skipped: tfjs-node is installed here)'
+    : 'auto with a wasm backend whose kernels do not compile throws one line naming kernels.wasm, never picks cpu',
   { skip: nativeInstalled },
   async () => {
     // TF.js's own module initialises first, untouched; only the project's kernels then meet a broken compiler.
@@ -28,14 +31,17 @@ test(
     WebAssembly.Module = CorruptModule;
     try {
       const lines: string[] = [];
-      await assert.rejects(initBackend('auto', (line) => lines.push(line)), (e: unknown) => {
-        assert.ok(e instanceof BackendUnavailableError);
-        assert.ok(!e.message.includes('\n'), 'one line');
-        assert.match(e.message, /^backend 'auto' is not available: /);
-        assert.match(e.message, /src\/backend\/simd\/kernels\.wasm: is not a valid WebAssembly module \(simulated: /);
-        assert.match(e.message, /Reinstall medvae, or choose --backend cpu$/);
-        return true;
-      });
+      await assert.rejects(
+        initBackend('auto', (line) => lines.push(line)),
+        (e: unknown) => {
+          assert.ok(e instanceof BackendUnavailableError);
+          assert.ok(!e.message.includes('\n'), 'one line');
+          assert.match(e.message, /^backend 'auto' is not available: /);
+          assert.match(e.message, /src\/backend\/simd\/kernels\.wasm: is not a valid WebAssembly module \(simulated: /);
+          assert.match(e.message, /Reinstall medvae, or choose --backend cpu$/);
+          return true;
+        },
+      );
       assert.deepEqual(lines, [], 'no backend was announced');
       assert.notEqual(tf.getBackend(), 'cpu');
     } finally {

@@ -24,8 +24,24 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 const data = join(dir, 'tiny.npz');
 // 48 images at batch 16: 3 steps an epoch; a checkpoint every 2 steps.
 writeTinyNpz(data, { train: 48, val: 8, test: 8 });
-const args = ['--cpu-workers', '2', '--config', 'configs/smoke.yaml', '--data', data, '--backend', 'wasm', '--log-format', 'plain',
-  '--epochs', String(EPOCHS), '--set', 'output.checkpoint_every_steps=2', '--metrics-port', '0'];
+const args = [
+  '--cpu-workers',
+  '2',
+  '--config',
+  'configs/smoke.yaml',
+  '--data',
+  data,
+  '--backend',
+  'wasm',
+  '--log-format',
+  'plain',
+  '--epochs',
+  String(EPOCHS),
+  '--set',
+  'output.checkpoint_every_steps=2',
+  '--metrics-port',
+  '0',
+];
 
 /** Worker processes of an agent, by rank (read from their environment). */
 function workersOf(parent: number): number[] {
@@ -35,7 +51,9 @@ function workersOf(parent: number): number[] {
       const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
       if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) !== parent) continue;
       if (/MEDVAE_RANK=\d+/.test(readFileSync(`/proc/${entry}/environ`, 'latin1'))) out.push(Number(entry));
-    } catch { /* ended while we looked */ }
+    } catch {
+      /* ended while we looked */
+    }
   }
   return out;
 }
@@ -45,7 +63,10 @@ function finalDigests(runDir: string): Record<string, string> {
   const ckpt = latestCheckpoint(join(runDir, 'checkpoints'))!;
   verifyCheckpoint(ckpt);
   const out: Record<string, string> = { step: String(readState(ckpt).step) };
-  for (const f of ['encoder/weights.bin', 'decoder/weights.bin', 'optimizer-model.bin']) out[f] = createHash('sha256').update(readFileSync(join(ckpt, f))).digest('hex');
+  for (const f of ['encoder/weights.bin', 'decoder/weights.bin', 'optimizer-model.bin'])
+    out[f] = createHash('sha256')
+      .update(readFileSync(join(ckpt, f)))
+      .digest('hex');
   return out;
 }
 
@@ -58,7 +79,10 @@ test(`chaos: ${FAULTS} random SIGKILL/SIGSTOP faults on 2 workers, final weights
 
   const started = Date.now();
   const run = join(dir, 'chaos');
-  const child = spawn(process.execPath, [DIST, ...args, '--max-restarts', '10', '--step-timeout', '3', '--out', run], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [DIST, ...args, '--max-restarts', '10', '--step-timeout', '3', '--out', run], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let output = '';
   let progress = 0;
   const onData = (d: Buffer): void => {
@@ -69,7 +93,9 @@ test(`chaos: ${FAULTS} random SIGKILL/SIGSTOP faults on 2 workers, final weights
   child.stderr.on('data', onData);
   const exit = new Promise<number | null>((resolve) => child.on('exit', resolve));
   let exited = false;
-  void exit.then(() => { exited = true; });
+  void exit.then(() => {
+    exited = true;
+  });
 
   const faults: string[] = [];
   for (let f = 0; f < FAULTS && !exited; f++) {
@@ -84,14 +110,18 @@ test(`chaos: ${FAULTS} random SIGKILL/SIGSTOP faults on 2 workers, final weights
     try {
       process.kill(victim, signal);
       faults.push(signal);
-    } catch { /* it ended on its own in between */ }
+    } catch {
+      /* it ended on its own in between */
+    }
     const restarts = (output.match(/restarting all 2 workers/g) ?? []).length;
     while (!exited && (output.match(/restarting all 2 workers/g) ?? []).length === restarts) await sleep(50);
   }
   const code = await exit;
   assert.equal(code, 0, output);
   const restarts = Number(/(\d+) restart\(s\)/.exec(output)?.[1] ?? -1);
-  t.diagnostic(`chaos ${JSON.stringify({ faults: faults.length, kinds: faults, restarts, epochs: EPOCHS, minutes: Number(((Date.now() - started) / 60_000).toFixed(2)) })}`);
+  t.diagnostic(
+    `chaos ${JSON.stringify({ faults: faults.length, kinds: faults, restarts, epochs: EPOCHS, minutes: Number(((Date.now() - started) / 60_000).toFixed(2)) })}`,
+  );
   assert.ok(faults.length >= Math.min(FAULTS, 1), `faults injected: ${faults.length}`);
   // A fault that lands as the run ends may meet a worker that has already reported: no restart then.
   assert.ok(restarts >= 1 && restarts <= faults.length, `${restarts} restart(s) for ${faults.length} fault(s)\n${output}`);

@@ -5,7 +5,19 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { appendFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeTinyNpz } from './helpers/tiny-data.ts';
@@ -34,9 +46,12 @@ function weightDigests(ckpt: string): string[] {
 }
 
 function loggedSteps(run: string): number[] {
-  return readFileSync(join(run, 'metrics.jsonl'), 'utf8').trim().split('\n')
+  return readFileSync(join(run, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
     .map((l) => JSON.parse(l) as { kind: string; step: number })
-    .filter((r) => r.kind === 'step').map((r) => r.step);
+    .filter((r) => r.kind === 'step')
+    .map((r) => r.step);
 }
 
 const straight = join(dir, 'straight');
@@ -48,9 +63,15 @@ test('a checkpoint ends with a manifest of every file: size and SHA-256, and it 
   const r2 = medvae([...base, '--epochs', '2', '--out', run]);
   assert.equal(r2.status, 0, r2.stderr);
   const ckpt = listCheckpoints(join(run, 'checkpoints')).at(-1)!;
-  const manifest = JSON.parse(readFileSync(join(ckpt, 'manifest.json'), 'utf8')) as { version: number; files: Record<string, { size: number; sha256: string }> };
+  const manifest = JSON.parse(readFileSync(join(ckpt, 'manifest.json'), 'utf8')) as {
+    version: number;
+    files: Record<string, { size: number; sha256: string }>;
+  };
   assert.equal(manifest.version, 1);
-  assert.ok(manifest.files['encoder/weights.bin'] && manifest.files['state.json'] && manifest.files['optimizer-model.bin'], Object.keys(manifest.files).join());
+  assert.ok(
+    manifest.files['encoder/weights.bin'] && manifest.files['state.json'] && manifest.files['optimizer-model.bin'],
+    Object.keys(manifest.files).join(),
+  );
   for (const [f, e] of Object.entries(manifest.files)) {
     assert.equal(statSync(join(ckpt, f)).size, e.size, f);
     assert.equal(sha(join(ckpt, f)), e.sha256, f);
@@ -60,10 +81,16 @@ test('a checkpoint ends with a manifest of every file: size and SHA-256, and it 
 
 test('--resume past a cut-short weights.bin: one line naming it, then the newest intact checkpoint of the same run, weights bit for bit', () => {
   const ckpts = listCheckpoints(join(run, 'checkpoints'));
-  assert.deepEqual(ckpts.map((c) => c.slice(-12)), ['step-0000003', 'step-0000006']);
+  assert.deepEqual(
+    ckpts.map((c) => c.slice(-12)),
+    ['step-0000003', 'step-0000006'],
+  );
   const weights = join(ckpts[1]!, 'encoder', 'weights.bin');
   truncateSync(weights, Math.floor(statSync(weights).size / 2));
-  assert.throws(() => verifyCheckpoint(ckpts[1]!), (e: unknown) => e instanceof CheckpointDamagedError && e.file === weights);
+  assert.throws(
+    () => verifyCheckpoint(ckpts[1]!),
+    (e: unknown) => e instanceof CheckpointDamagedError && e.file === weights,
+  );
   // What a kill -9 during a checkpoint write leaves, and a record line cut short.
   const stale = join(run, 'checkpoints', '.step-0000009.4242.1700000000000.tmp');
   mkdirSync(join(stale, 'encoder'), { recursive: true });
@@ -74,7 +101,10 @@ test('--resume past a cut-short weights.bin: one line naming it, then the newest
   assert.equal(r.status, 0, r.stderr);
   const warnings = r.stderr.split('\n').filter((l) => l.includes('damaged'));
   assert.equal(warnings.length, 1, r.stderr);
-  assert.match(warnings[0]!, /encoder\/weights\.bin: \d+ bytes, the manifest says \d+\).*moved aside to damaged-step-0000006; resuming from step-0000003/);
+  assert.match(
+    warnings[0]!,
+    /encoder\/weights\.bin: \d+ bytes, the manifest says \d+\).*moved aside to damaged-step-0000006; resuming from step-0000003/,
+  );
   assert.match(r.stderr, /resumed from .*step-0000003: epoch 2, step 3/);
   assert.equal(readdirSync(dir).length, before, 'no new run directory');
   assert.ok(!existsSync(stale), 'stale temporary directory removed');
@@ -97,7 +127,10 @@ test('a checkpoint from before manifests still resumes; cut short, it is named b
   const r = medvae(['train', '--resume', legacy, '--epochs', '4', '--backend', 'wasm', '--log-format', 'plain']);
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stderr, /optimizer-model\.bin: 100 bytes.*resuming from step-0000006/);
-  assert.deepEqual(loggedSteps(legacy), Array.from({ length: 12 }, (_, i) => i + 1));
+  assert.deepEqual(
+    loggedSteps(legacy),
+    Array.from({ length: 12 }, (_, i) => i + 1),
+  );
 });
 
 test('--resume of one checkpoint by hand continues in its own run directory', () => {
@@ -107,9 +140,18 @@ test('--resume of one checkpoint by hand continues in its own run directory', ()
   assert.equal(r.status, 0, r.stderr);
   assert.equal(readdirSync(dir).length, before, 'no new run directory');
   assert.match(r.stderr, new RegExp(`run directory: ${run.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`, 'm'));
-  assert.match(r.stderr, /resuming step-0000003 by hand: the run's later checkpoints are set aside as superseded-step-0000006, superseded-step-0000009/);
-  assert.deepEqual(listCheckpoints(join(run, 'checkpoints')).map((c) => c.slice(-12)), ['step-0000006', 'step-0000009', 'step-0000012']);
-  assert.deepEqual(loggedSteps(run), Array.from({ length: 12 }, (_, i) => i + 1));
+  assert.match(
+    r.stderr,
+    /resuming step-0000003 by hand: the run's later checkpoints are set aside as superseded-step-0000006, superseded-step-0000009/,
+  );
+  assert.deepEqual(
+    listCheckpoints(join(run, 'checkpoints')).map((c) => c.slice(-12)),
+    ['step-0000006', 'step-0000009', 'step-0000012'],
+  );
+  assert.deepEqual(
+    loggedSteps(run),
+    Array.from({ length: 12 }, (_, i) => i + 1),
+  );
 });
 
 test('stale temporaries: removed, and a replaced directory whose replacement never landed is put back', () => {
@@ -126,7 +168,22 @@ test('stale temporaries: removed, and a replaced directory whose replacement nev
 
 test('rewindMetrics keeps records up to the step, and records without a step', () => {
   const f = join(dir, 'm.jsonl');
-  writeFileSync(f, ['{"kind":"start","step":0}', '{"kind":"step","step":1}', '{"kind":"epoch","step":1}', '{"kind":"step","step":2}', '{"note":1}', '{"kind":"st'].join('\n'));
+  writeFileSync(
+    f,
+    [
+      '{"kind":"start","step":0}',
+      '{"kind":"step","step":1}',
+      '{"kind":"epoch","step":1}',
+      '{"kind":"step","step":2}',
+      '{"note":1}',
+      '{"kind":"st',
+    ].join('\n'),
+  );
   assert.equal(rewindMetrics(f, 1), 2);
-  assert.deepEqual(readFileSync(f, 'utf8').trim().split('\n'), ['{"kind":"start","step":0}', '{"kind":"step","step":1}', '{"kind":"epoch","step":1}', '{"note":1}']);
+  assert.deepEqual(readFileSync(f, 'utf8').trim().split('\n'), [
+    '{"kind":"start","step":0}',
+    '{"kind":"step","step":1}',
+    '{"kind":"epoch","step":1}',
+    '{"note":1}',
+  ]);
 });

@@ -36,7 +36,9 @@ function oneLine(r: { status: number | null; stderr: string }, status: number, p
 test('--data <folder of PNGs> with a config made for an npz: the format is inferred, as data info does', async () => {
   mkdirSync(pngs);
   for (let i = 0; i < 16; i++) {
-    await sharp(Buffer.alloc(32 * 32 * 3, i * 15), { raw: { width: 32, height: 32, channels: 3 } }).png().toFile(join(pngs, `i${i}.png`));
+    await sharp(Buffer.alloc(32 * 32 * 3, i * 15), { raw: { width: 32, height: 32, channels: 3 } })
+      .png()
+      .toFile(join(pngs, `i${i}.png`));
   }
   const r = medvae([...train, '--data', pngs, '--max-steps', '1', '--out', join(dir, 'folder-run')]);
   assert.equal(r.status, 0, r.stderr);
@@ -48,8 +50,11 @@ test('--data <folder of PNGs> with a config made for an npz: the format is infer
 
 test('a wrong format names what it expected and what the path looks like; an unreadable path names the formats tried', () => {
   const out = join(dir, 'wrong-format');
-  oneLine(medvae([...train, '--data', pngs, '--set', 'data.format=medmnist', '--out', out]), 1,
-    /^error: .*pngs: is a folder, but data.format 'medmnist' expects an \.npz file; it looks like format 'folder'/);
+  oneLine(
+    medvae([...train, '--data', pngs, '--set', 'data.format=medmnist', '--out', out]),
+    1,
+    /^error: .*pngs: is a folder, but data.format 'medmnist' expects an \.npz file; it looks like format 'folder'/,
+  );
   assert.ok(!existsSync(out), 'no run directory for a run that never started');
   const txt = join(dir, 'notes.txt');
   writeFileSync(txt, 'hello');
@@ -76,7 +81,9 @@ test('a run failing before its first step prints nothing about a run directory a
   const broken = join(dir, 'broken');
   mkdirSync(broken);
   for (let i = 0; i < 15; i++) {
-    await sharp(Buffer.alloc(32 * 32 * 3, i * 15), { raw: { width: 32, height: 32, channels: 3 } }).png().toFile(join(broken, `i${String(i).padStart(2, '0')}.png`));
+    await sharp(Buffer.alloc(32 * 32 * 3, i * 15), { raw: { width: 32, height: 32, channels: 3 } })
+      .png()
+      .toFile(join(broken, `i${String(i).padStart(2, '0')}.png`));
   }
   writeFileSync(join(broken, 'bad.png'), 'not a png');
   const out = join(dir, 'strict-run');
@@ -94,13 +101,20 @@ test('a run failing before its first step prints nothing about a run directory a
 test('usage mistakes exit 2 with one line naming the flag', () => {
   oneLine(medvae(['train', '--no-such-flag']), 2, /^error: unknown option '--no-such-flag'/);
   oneLine(medvae(['train', '--resume', join(dir, 'no-run')]), 2, /^error: --resume .*no-run: no such run directory or checkpoint/);
-  oneLine(medvae(['sample', '--run', join(dir, 'folder-run'), '--n', 'x', '--out', join(dir, 's.npz')]), 2, /^error: --n must be a positive integer, got x/);
+  oneLine(
+    medvae(['sample', '--run', join(dir, 'folder-run'), '--n', 'x', '--out', join(dir, 's.npz')]),
+    2,
+    /^error: --n must be a positive integer, got x/,
+  );
   oneLine(medvae(['eval', '--run', join(dir, 'folder-run'), '--n', '1']), 2, /^error: --n expects an integer >= 2, got '1'/);
 });
 
 test('Ctrl-C: checkpoint, the exact --resume command, exit 130; that command continues the run', async () => {
   const run = join(dir, 'interrupted run');
-  const child = spawn(process.execPath, [BIN, ...train, '--data', npz, '--epochs', '3', '--out', run], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [BIN, ...train, '--data', npz, '--epochs', '3', '--out', run], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stderr = '';
   await new Promise<void>((resolve) => {
     child.stderr.on('data', (d: Buffer) => {

@@ -40,7 +40,12 @@ interface Container {
 
 interface PodTemplate {
   metadata: { annotations: Record<string, string> };
-  spec: { subdomain: string; restartPolicy: string; containers: Container[]; volumes: { name: string; persistentVolumeClaim?: { claimName: string }; configMap?: { name: string } }[] };
+  spec: {
+    subdomain: string;
+    restartPolicy: string;
+    containers: Container[];
+    volumes: { name: string; persistentVolumeClaim?: { claimName: string }; configMap?: { name: string } }[];
+  };
 }
 
 test('Kubernetes: an Indexed Job behind a headless Service, config from a ConfigMap, runs on a PVC, the token from a Secret, scraped by annotation', () => {
@@ -79,8 +84,14 @@ test('Kubernetes: an Indexed Job behind a headless Service, config from a Config
   // What each pod would resolve: node rank from the index, node 0 at <job>-0.<service>.
   const podEnv = Object.fromEntries([...env].filter(([, e]) => e.value !== undefined).map(([k, e]) => [k, e.value]));
   const layout = resolveNodeLayout({}, { ...podEnv, JOB_COMPLETION_INDEX: '1', HOSTNAME: `${job.metadata.name}-1` });
-  assert.deepEqual([layout.nnodes, layout.nodeRank, layout.masterAddr, layout.scheduler], [2, 1, `${job.metadata.name}-0.${service.metadata.name}`, 'kubernetes']);
-  assert.ok(service.spec.ports && (service.spec.ports as { port: number }[]).some((p) => p.port === layout.masterPort), 'the Service exposes the rendezvous port');
+  assert.deepEqual(
+    [layout.nnodes, layout.nodeRank, layout.masterAddr, layout.scheduler],
+    [2, 1, `${job.metadata.name}-0.${service.metadata.name}`, 'kubernetes'],
+  );
+  assert.ok(
+    service.spec.ports && (service.spec.ports as { port: number }[]).some((p) => p.port === layout.masterPort),
+    'the Service exposes the rendezvous port',
+  );
 
   // Scraped by annotation on the port the agent serves metrics on.
   const annotations = pod.metadata.annotations;
@@ -106,11 +117,18 @@ test('Slurm: one agent per node, only launcher variables exported, only medvae-d
   const exported = [...script.matchAll(/^export (\w+)/gm)].map((m) => m[1]!);
   assert.ok(exported.length > 0);
   for (const name of exported) assert.ok(LAUNCHER_ENV.has(name), `${name} is read by the launcher`);
-  const command = script.slice(script.indexOf('medvae-dist \\')).split('\n').filter((l) => !l.startsWith('#')).join(' ');
+  const command = script
+    .slice(script.indexOf('medvae-dist \\'))
+    .split('\n')
+    .filter((l) => !l.startsWith('#'))
+    .join(' ');
   const flags = launcherFlags();
   for (const flag of command.match(/--[a-z][a-z-]*/g) ?? []) assert.ok(flags.has(flag), `${flag} is a medvae-dist flag`);
   // What each task would resolve from what Slurm sets.
-  const layout = resolveNodeLayout({}, { SLURM_JOB_ID: '7', SLURM_NODEID: '1', SLURM_PROCID: '1', SLURM_NNODES: '2', SLURM_JOB_NODELIST: 'gpu[03-04]', MASTER_PORT: '29500' });
+  const layout = resolveNodeLayout(
+    {},
+    { SLURM_JOB_ID: '7', SLURM_NODEID: '1', SLURM_PROCID: '1', SLURM_NNODES: '2', SLURM_JOB_NODELIST: 'gpu[03-04]', MASTER_PORT: '29500' },
+  );
   assert.deepEqual([layout.nnodes, layout.nodeRank, layout.masterAddr], [2, 1, 'gpu03']);
   assert.equal(spawnSync('bash', ['-n', join(ROOT, 'cluster/slurm/medvae-dist.sbatch')]).status, 0, 'valid bash');
 });

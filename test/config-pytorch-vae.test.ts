@@ -55,7 +55,11 @@ const SHARED_NOTES = ['data_params.val_batch_size', 'data_params.num_workers', '
 
 function assertNotes(notes: string[], keys: string[]): void {
   assert.equal(notes.length, keys.length, notes.join('\n'));
-  for (const key of keys) assert.ok(notes.some((n) => new RegExp(`: ${key.replace('.', '\\.')}( \\S+)? ignored: [^\\n]+$`).test(n)), `${key}: ${notes.join('\n')}`);
+  for (const key of keys)
+    assert.ok(
+      notes.some((n) => new RegExp(`: ${key.replace('.', '\\.')}( \\S+)? ignored: [^\\n]+$`).test(n)),
+      `${key}: ${notes.join('\n')}`,
+    );
 }
 
 function assertSharedSections(cfg: ExperimentConfig, epochs: number, name: string): void {
@@ -82,8 +86,9 @@ test('vae.yaml (VanillaVAE) loads with a note for each key that means nothing he
   assertNotes(notes, SHARED_NOTES);
 });
 
-test("bbvae.yaml (BetaVAE, Burgess) loads, logging_params.manual_seed included", () => {
-  const model = "  name: 'BetaVAE'\n  in_channels: 3\n  latent_dim: 128\n  loss_type: 'B'\n  gamma: 10.0\n  max_capacity: 25\n  Capacity_max_iter: 10000\n";
+test('bbvae.yaml (BetaVAE, Burgess) loads, logging_params.manual_seed included', () => {
+  const model =
+    "  name: 'BetaVAE'\n  in_channels: 3\n  latent_dim: 128\n  loss_type: 'B'\n  gamma: 10.0\n  max_capacity: 25\n  Capacity_max_iter: 10000\n";
   const { cfg, notes } = load('bbvae.yaml', referenceYaml(model, 10, 'BetaVAE', '  manual_seed: 1265\n'));
   assert.equal(cfg.model.name, 'beta_vae');
   assert.equal(cfg.model.loss_type, 'B');
@@ -95,7 +100,10 @@ test("bbvae.yaml (BetaVAE, Burgess) loads, logging_params.manual_seed included",
 });
 
 test('bhvae.yaml (BetaVAE, Higgins) loads', () => {
-  const { cfg, notes } = load('bhvae.yaml', referenceYaml("  name: 'BetaVAE'\n  in_channels: 3\n  latent_dim: 128\n  loss_type: 'H'\n  beta: 10.\n", 10, 'BetaVAE'));
+  const { cfg, notes } = load(
+    'bhvae.yaml',
+    referenceYaml("  name: 'BetaVAE'\n  in_channels: 3\n  latent_dim: 128\n  loss_type: 'H'\n  beta: 10.\n", 10, 'BetaVAE'),
+  );
   assert.equal(cfg.model.name, 'beta_vae');
   assert.equal(cfg.model.loss_type, 'H');
   assert.equal(cfg.model.beta, 10);
@@ -104,21 +112,30 @@ test('bhvae.yaml (BetaVAE, Higgins) loads', () => {
 });
 
 test("mssim_vae.yaml (MSSIMVAE) loads, with the constructor's window_size and size_average noted", () => {
-  const { cfg, notes } = load('mssim_vae.yaml', referenceYaml("  name: 'MSSIMVAE'\n  in_channels: 3\n  latent_dim: 128\n  window_size: 11\n  size_average: True\n", 10, 'MSSIMVAE'));
+  const { cfg, notes } = load(
+    'mssim_vae.yaml',
+    referenceYaml("  name: 'MSSIMVAE'\n  in_channels: 3\n  latent_dim: 128\n  window_size: 11\n  size_average: True\n", 10, 'MSSIMVAE'),
+  );
   assert.equal(cfg.model.name, 'mssim_vae');
   assertSharedSections(cfg, 10, 'MSSIMVAE');
   assertNotes(notes, [...SHARED_NOTES, 'model_params.window_size', 'model_params.size_average']);
 });
 
 test("cvae.yaml (ConditionalVAE) loads; the constructor's img_size yields to patch_size", () => {
-  const { cfg, notes } = load('cvae.yaml', referenceYaml("  name: 'ConditionalVAE'\n  in_channels: 3\n  num_classes: 40\n  latent_dim: 128\n", 10, 'ConditionalVAE'));
+  const { cfg, notes } = load(
+    'cvae.yaml',
+    referenceYaml("  name: 'ConditionalVAE'\n  in_channels: 3\n  num_classes: 40\n  latent_dim: 128\n", 10, 'ConditionalVAE'),
+  );
   assert.equal(cfg.model.name, 'cvae');
   assert.equal(cfg.model.num_classes, 40);
   assertSharedSections(cfg, 10, 'ConditionalVAE');
   assertNotes(notes, SHARED_NOTES);
   const sized = load('cvae-img.yaml', referenceYaml("  name: 'ConditionalVAE'\n  num_classes: 40\n  img_size: 32\n", 10, 'ConditionalVAE'));
   assert.equal(sized.cfg.model.image_size, 64);
-  assert.ok(sized.notes.some((n) => n.includes('model_params.img_size 32 ignored: data_params.patch_size sets model.image_size to 64')), sized.notes.join('\n'));
+  assert.ok(
+    sized.notes.some((n) => n.includes('model_params.img_size 32 ignored: data_params.patch_size sets model.image_size to 64')),
+    sized.notes.join('\n'),
+  );
 });
 
 test('joint_vae.yaml (JointVAE) loads: alpha lands in model.alpha, capacities in their lists', () => {
@@ -176,7 +193,9 @@ test('exp_params.manual_seed seeds the run; logging_params.manual_seed alone doe
 });
 
 test('the pre-2022 layout (data keys in exp_params, max_nb_epochs, seed in logging_params) loads', () => {
-  const { cfg, notes } = load('old-vae.yaml', `model_params:
+  const { cfg, notes } = load(
+    'old-vae.yaml',
+    `model_params:
   name: 'VanillaVAE'
   in_channels: 3
   latent_dim: 128
@@ -199,7 +218,8 @@ logging_params:
   save_dir: "logs/"
   name: "VanillaVAE"
   manual_seed: 1265
-`);
+`,
+  );
   assert.equal(cfg.data.path, '../../shared/Data/');
   assert.equal(cfg.model.image_size, 64);
   assert.equal(cfg.train.batch_size, 144);
@@ -210,14 +230,24 @@ logging_params:
 
 test('a PyTorch-VAE model medvae lacks is one error line listing the ones it has', () => {
   for (const name of ['VQVAE', 'WAE_MMD', 'InfoVAE', 'LogCoshVAE', 'SWAE', 'DFCVAE', 'IWAE', 'toString']) {
-    assert.throws(() => load(`${name}.yaml`, `model_params:\n  name: '${name}'\n`), (e: Error) =>
-      e.message.includes(`'model_params.name' "${name}" has no medvae counterpart; medvae has VanillaVAE, BetaVAE, MSSIMVAE, ConditionalVAE, JointVAE`)
-      && !e.message.includes('\n'));
+    assert.throws(
+      () => load(`${name}.yaml`, `model_params:\n  name: '${name}'\n`),
+      (e: Error) =>
+        e.message.includes(
+          `'model_params.name' "${name}" has no medvae counterpart; medvae has VanillaVAE, BetaVAE, MSSIMVAE, ConditionalVAE, JointVAE`,
+        ) && !e.message.includes('\n'),
+    );
   }
 });
 
 test('a key no PyTorch-VAE variant here has is still refused, naming the known keys', () => {
-  assert.throws(() => load('typo-pt.yaml', 'model_params:\n  latent_dims: 128\n'), /unsupported key 'model_params\.latent_dims'; known keys of model_params: name, in_channels, latent_dim/);
+  assert.throws(
+    () => load('typo-pt.yaml', 'model_params:\n  latent_dims: 128\n'),
+    /unsupported key 'model_params\.latent_dims'; known keys of model_params: name, in_channels, latent_dim/,
+  );
   assert.throws(() => load('proto-pt.yaml', 'model_params:\n  constructor: 1\n'), /unsupported key 'model_params\.constructor'/);
-  assert.throws(() => load('section-pt.yaml', 'model_params:\n  latent_dim: 128\noptimizer_params:\n  LR: 0.005\n'), /unknown section 'optimizer_params'/);
+  assert.throws(
+    () => load('section-pt.yaml', 'model_params:\n  latent_dim: 128\noptimizer_params:\n  LR: 0.005\n'),
+    /unknown section 'optimizer_params'/,
+  );
 });

@@ -32,7 +32,10 @@ test('a YAML file overrides defaults section by section, lists replace', () => {
 
 test('an unknown key names the file, the key and the keys expected', () => {
   const f = file('typo.yaml', 'train:\n  learning_rate: 0.1\n');
-  assert.throws(() => loadConfig({ file: f }), (e: Error) => e.message.includes(f) && e.message.includes("'train.learning_rate'") && e.message.includes('lr'));
+  assert.throws(
+    () => loadConfig({ file: f }),
+    (e: Error) => e.message.includes(f) && e.message.includes("'train.learning_rate'") && e.message.includes('lr'),
+  );
 });
 
 test('a wrong type names the key and what was expected', () => {
@@ -42,18 +45,26 @@ test('a wrong type names the key and what was expected', () => {
 });
 
 test('an image size the conv stack cannot reach is refused with the nearest that works', () => {
-  assert.throws(() => loadConfig({ sets: ['model.image_size=28'] }), /'model.image_size' is not reachable by the conv stack: 5 stride-2 convolutions need a multiple of 32 \(e\.g\. 32\)/);
+  assert.throws(
+    () => loadConfig({ sets: ['model.image_size=28'] }),
+    /'model.image_size' is not reachable by the conv stack: 5 stride-2 convolutions need a multiple of 32 \(e\.g\. 32\)/,
+  );
   assert.equal(loadConfig({ sets: ['model.image_size=28', 'model.hidden_dims=[8, 16]'] }).model.image_size, 28);
 });
 
 test('a global batch not divisible by the number of workers is refused', () => {
-  assert.throws(() => loadConfig({ sets: ['train.batch_size=63'], worldSize: 2 }), /'train.batch_size' must be divisible by the number of workers \(2\), got 63/);
+  assert.throws(
+    () => loadConfig({ sets: ['train.batch_size=63'], worldSize: 2 }),
+    /'train.batch_size' must be divisible by the number of workers \(2\), got 63/,
+  );
   assert.equal(loadConfig({ sets: ['train.batch_size=64'], worldSize: 2 }).train.batch_size, 64);
 });
 
 test('--set parses YAML scalars and lists and overrides the file', () => {
-  assert.deepEqual(parseOverrides(['train.lr=0.001', 'model.hidden_dims=[4, 8]', 'model.kld_weight=M_N']),
-    { train: { lr: 0.001 }, model: { hidden_dims: [4, 8], kld_weight: 'M_N' } });
+  assert.deepEqual(parseOverrides(['train.lr=0.001', 'model.hidden_dims=[4, 8]', 'model.kld_weight=M_N']), {
+    train: { lr: 0.001 },
+    model: { hidden_dims: [4, 8], kld_weight: 'M_N' },
+  });
   const cfg = loadConfig({ file: file('b.yaml', 'train:\n  lr: 0.01\n'), sets: ['train.lr=0.002'] });
   assert.equal(cfg.train.lr, 0.002);
   assert.throws(() => parseOverrides(['lr']), /--set lr: expected section.key=value/);
@@ -67,7 +78,10 @@ test('an empty or non-mapping file is handled clearly', () => {
 });
 
 test("VAE-GAN's feature_layer must name one of the discriminator's conv blocks", () => {
-  assert.throws(() => loadConfig({ sets: ['model.name=vae_gan', 'model.feature_layer=6'] }), /'model.feature_layer' must name one of the discriminator's 5 conv blocks \(1\.\.5\)/);
+  assert.throws(
+    () => loadConfig({ sets: ['model.name=vae_gan', 'model.feature_layer=6'] }),
+    /'model.feature_layer' must name one of the discriminator's 5 conv blocks \(1\.\.5\)/,
+  );
   assert.throws(() => loadConfig({ sets: ['model.name=vae_gan', 'model.feature_layer=0'] }), /\(1\.\.5\)/);
   assert.equal(loadConfig({ sets: ['model.name=vae_gan', 'model.feature_layer=5'] }).model.feature_layer, 5);
 });

@@ -67,7 +67,11 @@ afterEach(async () => {
 });
 
 const md5 = (b: Buffer): string => createHash('md5').update(b).digest('hex');
-const exists = (p: string): Promise<boolean> => stat(p).then(() => true, () => false);
+const exists = (p: string): Promise<boolean> =>
+  stat(p).then(
+    () => true,
+    () => false,
+  );
 
 describe('medvae data download', () => {
   it('downloads, verifies the MD5 and renames into place; a second call does not fetch again', async () => {

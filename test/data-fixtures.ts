@@ -88,7 +88,9 @@ export function syntheticRgb(side: number, seed: number): Buffer {
 }
 
 export async function jpegOf(raw: Buffer, side: number, quality = 90): Promise<Buffer> {
-  return sharp(raw, { raw: { width: side, height: side, channels: 3 } }).jpeg({ quality }).toBuffer();
+  return sharp(raw, { raw: { width: side, height: side, channels: 3 } })
+    .jpeg({ quality })
+    .toBuffer();
 }
 
 /**

@@ -143,7 +143,7 @@ describe('loader over a MedMNIST npz', () => {
     assert.equal(first.value.labels.length, 0);
   });
 
-  it("a split without records() keeps its own buffers when a decode thread reads them", async () => {
+  it('a split without records() keeps its own buffers when a decode thread reads them', async () => {
     const shared: RawImage = { data: Uint8Array.from({ length: 2 * 2 * 3 }, (_, i) => i * 20), height: 2, width: 2, channels: 3 };
     const split: DatasetSplit = {
       description: 'shared[train]',
@@ -158,7 +158,10 @@ describe('loader over a MedMNIST npz', () => {
     const batches = await collect(options(split, { imageSize: 2, globalBatch: 4, threads: 1 }));
     assert.equal(batches.length, 2);
     assert.equal(shared.data.byteLength, 12, 'not transferred away');
-    assert.deepEqual([...batches[1].images.subarray(0, 12)].map((v) => Math.round((v + 1) * 127.5)), [...shared.data]);
+    assert.deepEqual(
+      [...batches[1].images.subarray(0, 12)].map((v) => Math.round((v + 1) * 127.5)),
+      [...shared.data],
+    );
   });
 
   it('an empty split or one smaller than a global batch is refused with a message', async () => {
@@ -227,9 +230,12 @@ describe('Gleason layout', () => {
     await loader.close();
 
     const strict = createLoader(options(split, { imageSize: 32, globalBatch: 4, strict: true }));
-    await assert.rejects(async () => {
-      for await (const b of strict.batches(0)) assert.ok(b);
-    }, (err: Error) => err instanceof CorruptImageError && /biopsy0_3\.jpeg.*strict/.test(err.message));
+    await assert.rejects(
+      async () => {
+        for await (const b of strict.batches(0)) assert.ok(b);
+      },
+      (err: Error) => err instanceof CorruptImageError && /biopsy0_3\.jpeg.*strict/.test(err.message),
+    );
     await strict.close();
   });
 
@@ -239,7 +245,10 @@ describe('Gleason layout', () => {
     for (const i of [0, 2, 4, 5, 6, 8, 9]) await unlink(join(holes, 'train', `biopsy${Math.floor(i / 5)}_${i}.jpeg`));
     await assert.rejects(openDataset({ format: 'gleason', path: holes }, 'train'), (err: Error) => {
       assert.ok(err instanceof DatasetError);
-      assert.match(err.message, /train\.csv: 7 listed image\(s\) missing .*biopsy0_0\.jpeg, biopsy0_2\.jpeg, biopsy0_4\.jpeg, biopsy1_5\.jpeg, biopsy1_6\.jpeg and 2 more/);
+      assert.match(
+        err.message,
+        /train\.csv: 7 listed image\(s\) missing .*biopsy0_0\.jpeg, biopsy0_2\.jpeg, biopsy0_4\.jpeg, biopsy1_5\.jpeg, biopsy1_6\.jpeg and 2 more/,
+      );
       return true;
     });
   });
@@ -258,13 +267,21 @@ describe('image folders and missing paths', () => {
     await mkdir(join(root, 'tumour'), { recursive: true });
     await mkdir(join(root, 'normal', 'nested'), { recursive: true });
     const raw = syntheticRgb(8, 1);
-    await writeFile(join(root, 'tumour', 'a.png'), await sharp(raw, { raw: { width: 8, height: 8, channels: 3 } }).png().toBuffer());
+    await writeFile(
+      join(root, 'tumour', 'a.png'),
+      await sharp(raw, { raw: { width: 8, height: 8, channels: 3 } })
+        .png()
+        .toBuffer(),
+    );
     await writeFile(join(root, 'normal', 'b.jpg'), await jpegOf(raw, 8));
     await writeFile(join(root, 'normal', 'nested', 'c.JPEG'), await jpegOf(raw, 8));
     await writeFile(join(root, 'normal', 'notes.txt'), 'not an image');
     const split = await openDataset({ format: 'folder', path: root }, 'train');
     assert.deepEqual(split.labelNames, ['normal', 'tumour']);
-    assert.deepEqual((await split.labels()).map((l) => l[0]), [0, 0, 1]);
+    assert.deepEqual(
+      (await split.labels()).map((l) => l[0]),
+      [0, 0, 1],
+    );
     const [png] = await split.read([2]);
     assert.deepEqual([png.height, png.width, png.channels], [8, 8, 3]);
     assert.deepEqual([...png.data], [...raw], 'PNG is lossless');

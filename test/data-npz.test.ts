@@ -37,11 +37,14 @@ describe('npy header', () => {
     const fortran = npyBytes([2, 2], new Uint8Array(4), { fortran: true });
     assert.throws(() => parseNpyHeader(fortran, 'a.npz[train_images.npy]'), /a\.npz\[train_images\.npy\].*Fortran/);
     const floats = npyBytes([2], new Uint8Array(8), { descr: '<f4' });
-    assert.throws(() => parseNpyHeader(floats, 'a.npz[val_labels.npy]'), (err: Error) => {
-      assert.ok(err instanceof DatasetError);
-      assert.match(err.message, /a\.npz\[val_labels\.npy\].*unsupported dtype '<f4'/);
-      return true;
-    });
+    assert.throws(
+      () => parseNpyHeader(floats, 'a.npz[val_labels.npy]'),
+      (err: Error) => {
+        assert.ok(err instanceof DatasetError);
+        assert.match(err.message, /a\.npz\[val_labels\.npy\].*unsupported dtype '<f4'/);
+        return true;
+      },
+    );
   });
 });
 
@@ -61,7 +64,10 @@ describe('npz archives in every zip variant', () => {
         const row = 5 * 5 * 3;
         assert.deepEqual([...images[0].data], [...val.images.subarray(2 * row, 3 * row)]);
         assert.deepEqual([...images[1].data], [...val.images.subarray(0, row)]);
-        assert.deepEqual((await split.labels()).map((l) => l[0]), [0, 1, 2]);
+        assert.deepEqual(
+          (await split.labels()).map((l) => l[0]),
+          [0, 1, 2],
+        );
       } finally {
         await split.close();
       }
@@ -170,7 +176,10 @@ describe('bundled RetinaMNIST (official file)', () => {
         for (const row of await split.labels()) counts[row[0]]++;
         assert.deepEqual(counts, want.classes);
         const images = await split.read(Array.from({ length: want.n }, (_, i) => i));
-        assert.equal(images.reduce((s, im) => s + im.data.reduce((a, v) => a + v, 0), 0), want.sum);
+        assert.equal(
+          images.reduce((s, im) => s + im.data.reduce((a, v) => a + v, 0), 0),
+          want.sum,
+        );
       } finally {
         await split.close();
       }

@@ -13,7 +13,10 @@ function epochOf(sampler: DistributedSampler, epoch: number): number[] {
 describe('epoch permutation', () => {
   it('is a permutation, stable for (seed, epoch), different across epochs and seeds', () => {
     const p = epochPermutation(1000, 5, 0);
-    assert.deepEqual([...p].sort((a, b) => a - b), Array.from({ length: 1000 }, (_, i) => i));
+    assert.deepEqual(
+      [...p].sort((a, b) => a - b),
+      Array.from({ length: 1000 }, (_, i) => i),
+    );
     assert.deepEqual([...epochPermutation(1000, 5, 0)], [...p]);
     assert.notDeepEqual([...epochPermutation(1000, 5, 1)], [...p]);
     assert.notDeepEqual([...epochPermutation(1000, 6, 0)], [...p]);
@@ -35,7 +38,10 @@ describe('distributed sampler', () => {
       assert.equal(new Set(all).size, all.length, `w=${w}: no sample twice`);
       assert.equal(all.length, 96);
       // The union is exactly the first 8 global batches of the permutation.
-      assert.deepEqual(all.sort((x, y) => x - y), [...epochPermutation(n, 42, 2).subarray(0, 96)].sort((x, y) => x - y));
+      assert.deepEqual(
+        all.sort((x, y) => x - y),
+        [...epochPermutation(n, 42, 2).subarray(0, 96)].sort((x, y) => x - y),
+      );
     }
   });
 
@@ -66,8 +72,14 @@ describe('distributed sampler', () => {
   });
 
   it('requires the global batch to divide among the ranks and a valid rank', () => {
-    assert.throws(() => new DistributedSampler({ datasetSize: 10, globalBatch: 6, shard: shard(0, 4), dropLast: true }), /not divisible by world size 4/);
-    assert.throws(() => new DistributedSampler({ datasetSize: 10, globalBatch: 4, shard: shard(2, 2), dropLast: true }), /rank 2 outside 0\.\.1/);
+    assert.throws(
+      () => new DistributedSampler({ datasetSize: 10, globalBatch: 6, shard: shard(0, 4), dropLast: true }),
+      /not divisible by world size 4/,
+    );
+    assert.throws(
+      () => new DistributedSampler({ datasetSize: 10, globalBatch: 4, shard: shard(2, 2), dropLast: true }),
+      /rank 2 outside 0\.\.1/,
+    );
     const s = new DistributedSampler({ datasetSize: 10, globalBatch: 4, shard: shard(0, 2), dropLast: true });
     assert.throws(() => s.indices(0, 2), /step 2 outside 0\.\.1/);
   });

@@ -53,7 +53,12 @@ describe('resize', () => {
   });
 
   it('keeps channels apart and returns the input when the size already matches', () => {
-    const rgb: Pixels = { data: Uint8Array.from([0, 100, 200, 10, 110, 210, 20, 120, 220, 30, 130, 230]), height: 2, width: 2, channels: 3 };
+    const rgb: Pixels = {
+      data: Uint8Array.from([0, 100, 200, 10, 110, 210, 20, 120, 220, 30, 130, 230]),
+      height: 2,
+      width: 2,
+      channels: 3,
+    };
     close(resize(rgb, 1, 1, 'area').data, [15, 115, 215]);
     assert.equal(resize(rgb, 2, 2, 'bilinear'), rgb);
   });

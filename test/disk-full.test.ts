@@ -58,17 +58,27 @@ test('a checkpoint or picture write that runs out of space stops the run in one 
     assert.ok(ckpt?.endsWith('step-0000003'));
 
     // Room for the pictures but not the checkpoint, then not even for the pictures.
-    for (const [keep, writing] of [[256 * 1024, /\/checkpoints\/step-0000006/], [16 * 1024, /\/samples\/epoch-0002\.png/]] as const) {
+    for (const [keep, writing] of [
+      [256 * 1024, /\/checkpoints\/step-0000006/],
+      [16 * 1024, /\/samples\/epoch-0002\.png/],
+    ] as const) {
       fillUp(mounted.dir, keep);
       const full = medvae(['train', '--resume', run, '--epochs', '2', ...common]);
       assert.equal(full.status, 1, full.stderr);
       const last = full.stderr.trim().split('\n').at(-1)!;
-      assert.match(last, /^error: no space left on the device writing \S+: free some space there .*; the last checkpoint \S+step-0000003 is intact$/);
+      assert.match(
+        last,
+        /^error: no space left on the device writing \S+: free some space there .*; the last checkpoint \S+step-0000003 is intact$/,
+      );
       assert.match(last, writing);
       assert.doesNotMatch(full.stderr, /\n\s+at /);
       assert.deepEqual(listCheckpoints(join(run, 'checkpoints')), [ckpt]);
       verifyCheckpoint(ckpt!);
-      assert.deepEqual(readdirSync(join(run, 'checkpoints')).filter((f) => f.startsWith('.')), [], 'no temporary left behind');
+      assert.deepEqual(
+        readdirSync(join(run, 'checkpoints')).filter((f) => f.startsWith('.')),
+        [],
+        'no temporary left behind',
+      );
       rmSync(join(mounted.dir, 'filler'));
     }
 

@@ -3,8 +3,24 @@ import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import { describe, it } from 'node:test';
-import { encodeHeader, type FrameHeader, FrameReader, FrameType, HEADER_BYTES, type PayloadSink } from '../src/distributed/collective/frame.ts';
-import { decodeHello, encodeHello, handshakeMac, helloRefusal, isLoopbackHost, macsMatch, NONCE_BYTES, PROTOCOL_VERSION } from '../src/distributed/collective/handshake.ts';
+import {
+  encodeHeader,
+  type FrameHeader,
+  FrameReader,
+  FrameType,
+  HEADER_BYTES,
+  type PayloadSink,
+} from '../src/distributed/collective/frame.ts';
+import {
+  decodeHello,
+  encodeHello,
+  handshakeMac,
+  helloRefusal,
+  isLoopbackHost,
+  macsMatch,
+  NONCE_BYTES,
+  PROTOCOL_VERSION,
+} from '../src/distributed/collective/handshake.ts';
 import { FlatLayout, RingPlan } from '../src/distributed/collective/bucket-plan.ts';
 
 /** Just enough of a socket for FrameReader: 'data' events and pause/resume bookkeeping. */
@@ -40,8 +56,15 @@ describe('FrameReader', () => {
         },
       });
       for (let at = 0; at < stream.length; at += pieceBytes) socket.emit('data', stream.subarray(at, at + pieceBytes));
-      assert.deepEqual(got.map((g) => g.payload), payloads, `pieces of ${pieceBytes} bytes`);
-      assert.deepEqual(got.map((g) => g.header.opSeq), [0, 1, 2]);
+      assert.deepEqual(
+        got.map((g) => g.payload),
+        payloads,
+        `pieces of ${pieceBytes} bytes`,
+      );
+      assert.deepEqual(
+        got.map((g) => g.header.opSeq),
+        [0, 1, 2],
+      );
       assert.deepEqual(got[2].header, { payloadBytes: 9, type: FrameType.Data, ringStep: 1, opSeq: 2, bucket: 2, chunk: 3 });
     }
   });
@@ -128,7 +151,12 @@ describe('handshake codec', () => {
 
 describe('ring plan', () => {
   it('covers every element of every bucket exactly once, split into w segments of near-equal size', () => {
-    for (const [total, w, bucket, chunk] of [[10_007, 3, 1000, 64], [5, 4, 1024, 256], [0, 2, 16, 4], [4096, 2, 1024, 1024]]) {
+    for (const [total, w, bucket, chunk] of [
+      [10_007, 3, 1000, 64],
+      [5, 4, 1024, 256],
+      [0, 2, 16, 4],
+      [4096, 2, 1024, 1024],
+    ]) {
       const plan = new RingPlan(total, w, bucket, chunk);
       const seen = new Uint8Array(total);
       let frames = 0;
@@ -148,8 +176,14 @@ describe('ring plan', () => {
         }
         assert.ok(Math.max(...segmentSizes) - Math.min(...segmentSizes) <= 1, `bucket ${b}: ${segmentSizes}`);
       }
-      assert.ok(seen.every((x) => x === 1), `total ${total}`);
-      assert.equal(frames, Array.from({ length: w }, (_, k) => plan.framesOfSegment(k)).reduce((a, b) => a + b, 0));
+      assert.ok(
+        seen.every((x) => x === 1),
+        `total ${total}`,
+      );
+      assert.equal(
+        frames,
+        Array.from({ length: w }, (_, k) => plan.framesOfSegment(k)).reduce((a, b) => a + b, 0),
+      );
     }
   });
 

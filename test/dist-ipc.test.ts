@@ -9,7 +9,11 @@ import type { IpcTestApi } from './fixtures/ipc-worker.ts';
 const WORKER = new URL('./fixtures/ipc-worker.ts', import.meta.url);
 const children: ChildProcess[] = [];
 
-function start(serialization: 'advanced' | 'json' = 'advanced'): { child: ChildProcess; api: Comlink.Remote<IpcTestApi>; exited: Promise<void> } {
+function start(serialization: 'advanced' | 'json' = 'advanced'): {
+  child: ChildProcess;
+  api: Comlink.Remote<IpcTestApi>;
+  exited: Promise<void>;
+} {
   const child = fork(WORKER, [], { execArgv: ['--import', 'tsx'], serialization, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   children.push(child);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
@@ -27,7 +31,13 @@ describe('childProcessEndpoint / parentProcessEndpoint', () => {
     assert.equal(await api.sum(new Float32Array([0.5, 1.25, -2])), -0.25);
     const out = await api.describe({
       label: 'scan',
-      nested: { weights: new Float64Array([1.5, -3, 1e-300]), counts: new Map([['a', 2], ['b', 5]]) },
+      nested: {
+        weights: new Float64Array([1.5, -3, 1e-300]),
+        counts: new Map([
+          ['a', 2],
+          ['b', 5],
+        ]),
+      },
       ids: [new Int32Array([1, 2]), new Int32Array([-7])],
     });
     assert.equal(out.label, 'SCAN');
@@ -35,7 +45,10 @@ describe('childProcessEndpoint / parentProcessEndpoint', () => {
     assert.deepEqual([...out.scaled], [3, -6, 0]); // 2e-300 underflows to 0 in float32
     assert.equal(out.total, 7);
     assert.ok(out.ids[0] instanceof Int32Array);
-    assert.deepEqual(out.ids.map((a) => [...a]), [[2, 3], [-6]]);
+    assert.deepEqual(
+      out.ids.map((a) => [...a]),
+      [[2, 3], [-6]],
+    );
     assert.deepEqual(out.kinds, ['Float64Array', 'Map', 'Int32Array']);
     child.disconnect();
     await exited;
@@ -59,7 +72,10 @@ describe('childProcessEndpoint / parentProcessEndpoint', () => {
   it('rejects a call in flight when the worker exits during it, and calls made afterwards', async () => {
     const { child, api, exited } = start();
     await api.pid();
-    await assert.rejects(api.crash(3), (e: Error) => e.name === 'WorkerExitedError' && e.message.includes(`worker pid ${child.pid}`) && e.message.includes('code 3'));
+    await assert.rejects(
+      api.crash(3),
+      (e: Error) => e.name === 'WorkerExitedError' && e.message.includes(`worker pid ${child.pid}`) && e.message.includes('code 3'),
+    );
     await exited;
     await assert.rejects(api.pid(), (e: Error) => e.name === 'WorkerExitedError');
   });

@@ -21,9 +21,23 @@ test('Slurm host lists expand as scontrol show hostnames does', () => {
 });
 
 test('the node layout: defaults, torchrun variables, flags over them (with one line saying so)', () => {
-  assert.deepEqual(resolveNodeLayout({}, {}), { nnodes: 1, nodeRank: 0, masterAddr: '127.0.0.1', masterPort: 29500, scheduler: null, notes: [] });
+  assert.deepEqual(resolveNodeLayout({}, {}), {
+    nnodes: 1,
+    nodeRank: 0,
+    masterAddr: '127.0.0.1',
+    masterPort: 29500,
+    scheduler: null,
+    notes: [],
+  });
   const env = { NNODES: '3', NODE_RANK: '2', MASTER_ADDR: 'head', MASTER_PORT: '1234' };
-  assert.deepEqual(resolveNodeLayout({}, env), { nnodes: 3, nodeRank: 2, masterAddr: 'head', masterPort: 1234, scheduler: null, notes: [] });
+  assert.deepEqual(resolveNodeLayout({}, env), {
+    nnodes: 3,
+    nodeRank: 2,
+    masterAddr: 'head',
+    masterPort: 1234,
+    scheduler: null,
+    notes: [],
+  });
   const layout = resolveNodeLayout({ nodeRank: '1', masterPort: '1234' }, env);
   assert.equal(layout.nodeRank, 1);
   assert.deepEqual(layout.notes, ['--node-rank 1 overrides NODE_RANK=2']);
@@ -35,15 +49,42 @@ test('the node layout: defaults, torchrun variables, flags over them (with one l
 test('a Kubernetes Indexed Job: the completion index is the node rank, pod 0 behind the headless Service is node 0', () => {
   const env = { JOB_COMPLETION_INDEX: '1', HOSTNAME: 'medvae-train-1', NNODES: '2', MEDVAE_K8S_SERVICE: 'medvae-nodes' };
   const layout = resolveNodeLayout({}, env);
-  assert.deepEqual(layout, { nnodes: 2, nodeRank: 1, masterAddr: 'medvae-train-0.medvae-nodes', masterPort: 29500, scheduler: 'kubernetes', notes: [] });
+  assert.deepEqual(layout, {
+    nnodes: 2,
+    nodeRank: 1,
+    masterAddr: 'medvae-train-0.medvae-nodes',
+    masterPort: 29500,
+    scheduler: 'kubernetes',
+    notes: [],
+  });
   assert.equal(resolveNodeLayout({}, { ...env, MEDVAE_K8S_SERVICE: undefined }).masterAddr, 'medvae-train-0.medvae-train');
-  assert.throws(() => resolveNodeLayout({}, { ...env, NODE_RANK: '0' }), /NODE_RANK=0 but JOB_COMPLETION_INDEX=1: the environment disagrees on --node-rank; unset one or pass --node-rank/);
+  assert.throws(
+    () => resolveNodeLayout({}, { ...env, NODE_RANK: '0' }),
+    /NODE_RANK=0 but JOB_COMPLETION_INDEX=1: the environment disagrees on --node-rank; unset one or pass --node-rank/,
+  );
 });
 
 test('Slurm: node id, node count and the first host of the job', () => {
-  const env = { SLURM_JOB_ID: '42', SLURM_NODEID: '2', SLURM_PROCID: '2', SLURM_NNODES: '4', SLURM_JOB_NODELIST: 'gpu[07-10]', MASTER_PORT: '29600' };
-  assert.deepEqual(resolveNodeLayout({}, env), { nnodes: 4, nodeRank: 2, masterAddr: 'gpu07', masterPort: 29600, scheduler: 'slurm', notes: [] });
-  assert.throws(() => resolveNodeLayout({}, { ...env, SLURM_PROCID: '5' }), /SLURM_PROCID=5 but SLURM_NODEID=2: start one medvae-dist per node \(srun --ntasks-per-node=1\)/);
+  const env = {
+    SLURM_JOB_ID: '42',
+    SLURM_NODEID: '2',
+    SLURM_PROCID: '2',
+    SLURM_NNODES: '4',
+    SLURM_JOB_NODELIST: 'gpu[07-10]',
+    MASTER_PORT: '29600',
+  };
+  assert.deepEqual(resolveNodeLayout({}, env), {
+    nnodes: 4,
+    nodeRank: 2,
+    masterAddr: 'gpu07',
+    masterPort: 29600,
+    scheduler: 'slurm',
+    notes: [],
+  });
+  assert.throws(
+    () => resolveNodeLayout({}, { ...env, SLURM_PROCID: '5' }),
+    /SLURM_PROCID=5 but SLURM_NODEID=2: start one medvae-dist per node \(srun --ntasks-per-node=1\)/,
+  );
   assert.throws(() => resolveNodeLayout({}, { ...env, NNODES: '2' }), /NNODES=2 but SLURM_NNODES=4/);
   assert.equal(resolveNodeLayout({ nnodes: '2', nodeRank: '1' }, env).notes.length, 2);
 });
@@ -52,24 +93,49 @@ test('settings are compared key by key', () => {
   const a = flattenSettings({ train: { lr: 0.005, batch_size: 8 }, data: { path: '/d' } });
   assert.deepEqual(a, { 'train.lr': '0.005', 'train.batch_size': '8', 'data.path': '"/d"' });
   const b = flattenSettings({ train: { lr: 0.001, batch_size: 8 }, model: { name: 'vae' } });
-  assert.deepEqual(differingKeys(a, b, 0, 3), ['data.path (node 0: "/d", node 3: unset)', 'model.name (node 0: unset, node 3: "vae")', 'train.lr (node 0: 0.005, node 3: 0.001)']);
+  assert.deepEqual(differingKeys(a, b, 0, 3), [
+    'data.path (node 0: "/d", node 3: unset)',
+    'model.name (node 0: unset, node 3: "vae")',
+    'train.lr (node 0: 0.005, node 3: 0.001)',
+  ]);
 });
 
 let nextPort = 29_700 + (process.pid % 200);
 
-async function withServer(nnodes: number, rdzvTimeoutMs: number, body: (join: (node: number, o?: Partial<JoinOptions>) => Promise<RendezvousSession>, runDir: string) => Promise<void>): Promise<string[]> {
+async function withServer(
+  nnodes: number,
+  rdzvTimeoutMs: number,
+  body: (join: (node: number, o?: Partial<JoinOptions>) => Promise<RendezvousSession>, runDir: string) => Promise<void>,
+): Promise<string[]> {
   const runDir = mkdtempSync(join(tmpdir(), 'medvae-rdzv-'));
   const port = nextPort++;
   const settings = { 'train.lr': '0.005' };
   const log: string[] = [];
   const server = await RendezvousServer.start({
-    bindHost: '127.0.0.1', masterAddr: '127.0.0.1', port, token: 't', nnodes, runDir, reference: { settings }, rdzvTimeoutMs, liveTimeoutMs: 2000, log: (l) => log.push(l), resume: () => null,
+    bindHost: '127.0.0.1',
+    masterAddr: '127.0.0.1',
+    port,
+    token: 't',
+    nnodes,
+    runDir,
+    reference: { settings },
+    rdzvTimeoutMs,
+    liveTimeoutMs: 2000,
+    log: (l) => log.push(l),
+    resume: () => null,
   });
-  const joinAs = (node: number, o: Partial<JoinOptions> = {}): Promise<RendezvousSession> => RendezvousSession.join({
-    masterAddr: '127.0.0.1', masterPort: port, token: 't', runDir, rdzvTimeoutMs, liveTimeoutMs: 2000, log: () => undefined,
-    request: { nodeRank: node, nnodes, localWorldSize: 2, hostname: `host${node}`, settings },
-    ...o,
-  });
+  const joinAs = (node: number, o: Partial<JoinOptions> = {}): Promise<RendezvousSession> =>
+    RendezvousSession.join({
+      masterAddr: '127.0.0.1',
+      masterPort: port,
+      token: 't',
+      runDir,
+      rdzvTimeoutMs,
+      liveTimeoutMs: 2000,
+      log: () => undefined,
+      request: { nodeRank: node, nnodes, localWorldSize: 2, hostname: `host${node}`, settings },
+      ...o,
+    });
   try {
     await body(joinAs, runDir);
   } finally {
@@ -84,11 +150,25 @@ test('the rendezvous assigns node-major ranks and hands every node the peers, Un
     const [a, b] = await Promise.all([joinAs(0), joinAs(1)]);
     assert.deepEqual([a.assignment.rankOffset, b.assignment.rankOffset, a.assignment.worldSize], [0, 2, 4]);
     const [pa, pb] = await Promise.all([
-      a.exchangePorts([{ port: 1000, socketPath: '/tmp/s0' }, { port: 1001, socketPath: null }]),
-      b.exchangePorts([{ port: 2000, socketPath: null }, { port: 2001, socketPath: null }]),
+      a.exchangePorts([
+        { port: 1000, socketPath: '/tmp/s0' },
+        { port: 1001, socketPath: null },
+      ]),
+      b.exchangePorts([
+        { port: 2000, socketPath: null },
+        { port: 2001, socketPath: null },
+      ]),
     ]);
     assert.deepEqual(pa, pb);
-    assert.deepEqual(pa.map((p) => [p.node, p.port, p.socketPath]), [[0, 1000, '/tmp/s0'], [0, 1001, undefined], [1, 2000, undefined], [1, 2001, undefined]]);
+    assert.deepEqual(
+      pa.map((p) => [p.node, p.port, p.socketPath]),
+      [
+        [0, 1000, '/tmp/s0'],
+        [0, 1001, undefined],
+        [1, 2000, undefined],
+        [1, 2001, undefined],
+      ],
+    );
     // One node fails: the other is told why.
     a.fail('worker rank 1 died');
     assert.match(await b.stopped, /^stopped by node 0: node 0 \(127\.0\.0\.1\): worker rank 1 died$/);
@@ -106,7 +186,10 @@ test('a node that cannot see the run directory is refused at the rendezvous', as
   await withServer(2, 10_000, async (joinAs) => {
     const elsewhere = mkdtempSync(join(tmpdir(), 'medvae-rdzv-other-'));
     const zero = assert.rejects(joinAs(0), /cannot see the run directory/);
-    await assert.rejects(joinAs(1, { runDir: elsewhere }), /node 1 \(host1, 127\.0\.0\.1\) cannot see the run directory .* that node 0 writes \(its probe file \.medvae-rdzv-[0-9a-f]+ is missing there\): mount the same shared volume at the same path on every node/);
+    await assert.rejects(
+      joinAs(1, { runDir: elsewhere }),
+      /node 1 \(host1, 127\.0\.0\.1\) cannot see the run directory .* that node 0 writes \(its probe file \.medvae-rdzv-[0-9a-f]+ is missing there\): mount the same shared volume at the same path on every node/,
+    );
     await zero;
   });
 });
@@ -114,7 +197,13 @@ test('a node that cannot see the run directory is refused at the rendezvous', as
 test('nobody at the master address: the joining node names the address and the variables to check', async () => {
   await assert.rejects(
     RendezvousSession.join({
-      masterAddr: '127.0.0.1', masterPort: 1, token: 't', runDir: tmpdir(), rdzvTimeoutMs: 300, liveTimeoutMs: 1000, log: () => undefined,
+      masterAddr: '127.0.0.1',
+      masterPort: 1,
+      token: 't',
+      runDir: tmpdir(),
+      rdzvTimeoutMs: 300,
+      liveTimeoutMs: 1000,
+      log: () => undefined,
       request: { nodeRank: 1, nnodes: 2, localWorldSize: 1, hostname: 'h', settings: {} },
     }),
     /node 1 could not reach node 0's rendezvous at 127\.0\.0\.1:1 within 0\.3 s \(--rdzv-timeout\): is node 0's agent running, and are --master-addr\/--master-port \(MASTER_ADDR\/MASTER_PORT\) right\?/,
@@ -126,7 +215,10 @@ test('Ctrl-C or SIGTERM while waiting for the other nodes ends the wait at once'
     const stop = new AbortController();
     const started = Date.now();
     setTimeout(() => stop.abort(), 200);
-    await assert.rejects(joinAs(0, { signal: stop.signal }), /^RendezvousError: interrupted while waiting for the other nodes at the rendezvous/);
+    await assert.rejects(
+      joinAs(0, { signal: stop.signal }),
+      /^RendezvousError: interrupted while waiting for the other nodes at the rendezvous/,
+    );
     assert.ok(Date.now() - started < 2000);
   });
 });

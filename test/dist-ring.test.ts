@@ -11,7 +11,15 @@ import { DistConfigError, PeerError } from '../src/distributed/collective/errors
 import { encodeHeader, FrameType } from '../src/distributed/collective/frame.ts';
 import { acceptHandshake, dialHandshake, frame, handshakeClient, helloPayload } from './helpers/ring-handshake.ts';
 import { ReduceKernel } from '../src/distributed/collective/reduce-kernel.ts';
-import { type Collective, connectRing, listenForRing, LocalCollective, type RingOptions, type RingTransport, unixSocketPath } from '../src/distributed/collective/ring.ts';
+import {
+  type Collective,
+  connectRing,
+  listenForRing,
+  LocalCollective,
+  type RingOptions,
+  type RingTransport,
+  unixSocketPath,
+} from '../src/distributed/collective/ring.ts';
 import { expectedMean, makeGradients } from './fixtures/dist-data.ts';
 import type { FromRingWorker, ToRingWorker } from './fixtures/dist-ring-worker.ts';
 
@@ -37,7 +45,10 @@ function checkMean(results: Float32Array[][], expected: Float64Array[]): void {
   for (let v = 0; v < expected.length; v++) {
     for (let i = 0; i < expected[v].length; i++) {
       const got = results[0][v][i];
-      assert.ok(Math.abs(got - expected[v][i]) <= 1e-6 * (1 + Math.abs(expected[v][i])), `variable ${v}[${i}]: ${got} vs ${expected[v][i]}`);
+      assert.ok(
+        Math.abs(got - expected[v][i]) <= 1e-6 * (1 + Math.abs(expected[v][i])),
+        `variable ${v}[${i}]: ${got} vs ${expected[v][i]}`,
+      );
     }
     const bits0 = new Uint32Array(results[0][v].buffer, results[0][v].byteOffset, results[0][v].length);
     for (let r = 1; r < results.length; r++) {
@@ -47,7 +58,12 @@ function checkMean(results: Float32Array[][], expected: Float64Array[]): void {
   }
 }
 
-for (const [worldSize, transport] of [[2, 'tcp'], [3, 'tcp'], [2, 'unix'], [3, 'unix']] as const) {
+for (const [worldSize, transport] of [
+  [2, 'tcp'],
+  [3, 'tcp'],
+  [2, 'unix'],
+  [3, 'unix'],
+] as const) {
   describe(`ring of ${worldSize} ranks in one process over ${transport}`, () => {
     it('allReduceMean gives the mean, bit-identical on every rank, over several operations', async () => {
       const ring = await formRing(worldSize, { transport });
@@ -68,17 +84,24 @@ for (const [worldSize, transport] of [[2, 'tcp'], [3, 'tcp'], [2, 'unix'], [3, '
       const buffers = ring.map((c) => makeGradients(4, c.rank, SIZES));
       const late = ring.length - 1;
       // Rank `late` sends to rank late-1, which therefore waits for it.
-      await Promise.all(ring.map((c, r) => (r === late ? new Promise((ok) => setTimeout(ok, lateMs)).then(() => c.allReduceMean(buffers[r])) : c.allReduceMean(buffers[r]))));
+      await Promise.all(
+        ring.map((c, r) =>
+          r === late ? new Promise((ok) => setTimeout(ok, lateMs)).then(() => c.allReduceMean(buffers[r])) : c.allReduceMean(buffers[r]),
+        ),
+      );
       checkMean(buffers, expectedMean(4, worldSize, SIZES));
       const waiting = ring[late - 1].stats();
-      assert.ok(waiting.lastAllReduceWaitMs >= lateMs - 20, `rank ${late - 1} waited ${waiting.lastAllReduceWaitMs} ms for a rank ${lateMs} ms late`);
+      assert.ok(
+        waiting.lastAllReduceWaitMs >= lateMs - 20,
+        `rank ${late - 1} waited ${waiting.lastAllReduceWaitMs} ms for a rank ${lateMs} ms late`,
+      );
       assert.ok(waiting.lastAllReduceWaitMs <= waiting.lastAllReduceMs);
       const lateStats = ring[late].stats();
       assert.ok(lateStats.lastAllReduceWaitMs < lateMs / 3, `the late rank itself waited ${lateStats.lastAllReduceWaitMs} ms`);
       await closeAll(ring);
     });
 
-    it('broadcast copies the root rank\'s buffers to all ranks', async () => {
+    it("broadcast copies the root rank's buffers to all ranks", async () => {
       const ring = await formRing(worldSize, { transport });
       const root = worldSize - 1;
       const buffers = ring.map((c) => makeGradients(10 + c.rank, c.rank, SIZES));
@@ -157,7 +180,10 @@ describe('ring operations', () => {
   it('rejects a rank that stops taking part within timeoutMs, naming it', async () => {
     const ring = await formRing(2, { timeoutMs: 600 });
     const started = Date.now();
-    await assert.rejects(ring[0].allReduceMean([new Float32Array(100)]), (e: Error) => e instanceof PeerError && e.rank === 1 && /timed out.*rank 1/.test(e.message));
+    await assert.rejects(
+      ring[0].allReduceMean([new Float32Array(100)]),
+      (e: Error) => e instanceof PeerError && e.rank === 1 && /timed out.*rank 1/.test(e.message),
+    );
     const elapsed = Date.now() - started;
     assert.ok(elapsed >= 550 && elapsed < 3000, `rejected after ${elapsed} ms`);
     await assert.rejects(ring[0].allReduceMean([new Float32Array(1)]), PeerError, 'later operations fail fast');
@@ -191,7 +217,9 @@ describe('hostile connections', () => {
   it('refuses bad token, wrong version, garbage and oversized frames with a logged reason; the ring still forms', async () => {
     const token = 'correct horse';
     const logs: string[][] = [[], []];
-    const listeners = await Promise.all([0, 1].map((rank) => listenForRing({ rank, worldSize: 2, token, ...SMALL, log: (l) => logs[rank].push(l) })));
+    const listeners = await Promise.all(
+      [0, 1].map((rank) => listenForRing({ rank, worldSize: 2, token, ...SMALL, log: (l) => logs[rank].push(l) })),
+    );
     const target = listeners[1].port; // rank 1 expects rank 0 to dial it
     await handshakeClient({ host: '127.0.0.1', port: target }, { rank: 0, worldSize: 2 }, 'wrong horse');
     await rawClient(target, oldHello());
@@ -228,8 +256,14 @@ describe('hostile connections', () => {
     const dialIn = net.connect({ host: '127.0.0.1', port: rank1.port }, () => dialHandshake(dialIn, { rank: 0, worldSize: 2 }, token));
     dialIn.on('error', () => undefined);
     dialIn.resume();
-    const collective = await rank1.connect([{ host: '127.0.0.1', port: fakePort }, { host: '127.0.0.1', port: rank1.port }]);
-    await assert.rejects(collective.allReduceMean([new Float32Array(10)]), (e: Error) => e instanceof PeerError && e.rank === 0 && /rank 0 sent a bad frame.*over the 65536-byte limit/.test(e.message));
+    const collective = await rank1.connect([
+      { host: '127.0.0.1', port: fakePort },
+      { host: '127.0.0.1', port: rank1.port },
+    ]);
+    await assert.rejects(
+      collective.allReduceMean([new Float32Array(10)]),
+      (e: Error) => e instanceof PeerError && e.rank === 0 && /rank 0 sent a bad frame.*over the 65536-byte limit/.test(e.message),
+    );
     assert.ok(logs.some((l) => l.includes('over the 65536-byte limit')));
     await collective.close();
     dialIn.destroy();
@@ -264,7 +298,9 @@ function acceptedOver(logs: string[]): string[] {
 describe('unix socket transport', () => {
   it('auto uses a 0600 socket file for loopback peers and removes it once the ring forms; close() removes an unused one', async () => {
     const logs: string[][] = [[], []];
-    const listeners = await Promise.all([0, 1].map((rank) => listenForRing({ rank, worldSize: 2, transport: 'auto', ...SMALL, log: (l) => logs[rank].push(l) })));
+    const listeners = await Promise.all(
+      [0, 1].map((rank) => listenForRing({ rank, worldSize: 2, transport: 'auto', ...SMALL, log: (l) => logs[rank].push(l) })),
+    );
     for (const l of listeners) {
       assert.equal(l.socketPath, unixSocketPath('127.0.0.1', l.port));
       const stat = statSync(l.socketPath!);
@@ -289,7 +325,9 @@ describe('unix socket transport', () => {
   it('refuses bad token, wrong version and garbage on the unix socket with a logged reason; the ring still forms over it', async () => {
     const token = 'correct horse';
     const logs: string[][] = [[], []];
-    const listeners = await Promise.all([0, 1].map((rank) => listenForRing({ rank, worldSize: 2, token, transport: 'unix', ...SMALL, log: (l) => logs[rank].push(l) })));
+    const listeners = await Promise.all(
+      [0, 1].map((rank) => listenForRing({ rank, worldSize: 2, token, transport: 'unix', ...SMALL, log: (l) => logs[rank].push(l) })),
+    );
     const target = listeners[1].socketPath!;
     await handshakeClient({ path: target }, { rank: 0, worldSize: 2 }, 'wrong horse');
     await rawUnixClient(target, oldHello());
@@ -312,7 +350,9 @@ describe('unix socket transport', () => {
   it('auto falls back to TCP past a stale socket file, towards a rank on tcp', async () => {
     const logs: string[][] = [[], []];
     const transports: RingTransport[] = ['auto', 'tcp'];
-    const listeners = await Promise.all(transports.map((transport, rank) => listenForRing({ rank, worldSize: 2, transport, ...SMALL, log: (l) => logs[rank].push(l) })));
+    const listeners = await Promise.all(
+      transports.map((transport, rank) => listenForRing({ rank, worldSize: 2, transport, ...SMALL, log: (l) => logs[rank].push(l) })),
+    );
     assert.equal(listeners[1].socketPath, null, 'a tcp rank offers no socket file');
     const stale = unixSocketPath('127.0.0.1', listeners[1].port);
     await staleSocketAt(stale);
@@ -334,7 +374,11 @@ describe('unix socket transport', () => {
     const ports = await Promise.all([0, 1].map(() => freePort()));
     for (const port of ports) await staleSocketAt(unixSocketPath('127.0.0.1', port));
     const logs: string[][] = [[], []];
-    const listeners = await Promise.all(ports.map((port, rank) => listenForRing({ rank, worldSize: 2, listen: { host: '127.0.0.1', port }, ...SMALL, log: (l) => logs[rank].push(l) })));
+    const listeners = await Promise.all(
+      ports.map((port, rank) =>
+        listenForRing({ rank, worldSize: 2, listen: { host: '127.0.0.1', port }, ...SMALL, log: (l) => logs[rank].push(l) }),
+      ),
+    );
     const peers = ports.map((port) => ({ host: '127.0.0.1', port }));
     const ring = await Promise.all(listeners.map((l) => l.connect(peers)));
     assert.deepEqual([...acceptedOver(logs[0]), ...acceptedOver(logs[1])], ['unix', 'unix']);
@@ -346,17 +390,30 @@ describe('unix socket transport', () => {
   });
 
   it('rejects transport settings that cannot work, naming them', async () => {
-    await assert.rejects(listenForRing({ rank: 0, worldSize: 2, transport: 'unix', token: 't', listen: { host: '0.0.0.0', port: 0 } }), (e: Error) => e instanceof DistConfigError && /transport 'unix' needs a loopback listen host/.test(e.message));
+    await assert.rejects(
+      listenForRing({ rank: 0, worldSize: 2, transport: 'unix', token: 't', listen: { host: '0.0.0.0', port: 0 } }),
+      (e: Error) => e instanceof DistConfigError && /transport 'unix' needs a loopback listen host/.test(e.message),
+    );
     const saved = process.env.MEDVAE_DIST_TRANSPORT;
     process.env.MEDVAE_DIST_TRANSPORT = 'carrier-pigeon';
     try {
-      await assert.rejects(listenForRing({ rank: 0, worldSize: 2 }), (e: Error) => e instanceof DistConfigError && /MEDVAE_DIST_TRANSPORT must be one of tcp, unix, auto, got 'carrier-pigeon'/.test(e.message));
+      await assert.rejects(
+        listenForRing({ rank: 0, worldSize: 2 }),
+        (e: Error) =>
+          e instanceof DistConfigError && /MEDVAE_DIST_TRANSPORT must be one of tcp, unix, auto, got 'carrier-pigeon'/.test(e.message),
+      );
     } finally {
       if (saved === undefined) delete process.env.MEDVAE_DIST_TRANSPORT;
       else process.env.MEDVAE_DIST_TRANSPORT = saved;
     }
     const listener = await listenForRing({ rank: 0, worldSize: 2, transport: 'unix', log: () => undefined });
-    await assert.rejects(listener.connect([{ host: '127.0.0.1', port: listener.port }, { host: '10.0.0.2', port: 4000 }]), (e: Error) => e instanceof DistConfigError && /reaches only this machine, but a peer is at 10.0.0.2/.test(e.message));
+    await assert.rejects(
+      listener.connect([
+        { host: '127.0.0.1', port: listener.port },
+        { host: '10.0.0.2', port: 4000 },
+      ]),
+      (e: Error) => e instanceof DistConfigError && /reaches only this machine, but a peer is at 10.0.0.2/.test(e.message),
+    );
     assert.equal(existsSync(listener.socketPath!), false, 'a failed connect still removes the socket file');
   });
 });
@@ -365,7 +422,9 @@ describe('reduce kernel', () => {
   /** Float32 inputs covering signs, magnitudes, zeros, infinities and NaN. */
   function values(n: number, seed: number): Float32Array {
     const special = [0, -0, Infinity, -Infinity, NaN, 1e-40, 3.4e38, -1.5];
-    return Float32Array.from({ length: n }, (_, i) => ((i + seed) % 11 === 0 ? special[(i + seed) % special.length] : Math.sin(i * 12.9898 + seed) * 10 ** ((i % 7) - 3)));
+    return Float32Array.from({ length: n }, (_, i) =>
+      (i + seed) % 11 === 0 ? special[(i + seed) % special.length] : Math.sin(i * 12.9898 + seed) * 10 ** ((i % 7) - 3),
+    );
   }
 
   it('adds (and divides) every length and staging offset exactly as float32 arithmetic does', () => {
@@ -383,7 +442,10 @@ describe('reduce kernel', () => {
           });
           kernel.addInto(dst, offset, divisor);
           for (let i = 0; i < n; i++) {
-            assert.ok(Object.is(dst[i], expected[i]) || (Number.isNaN(dst[i]) && Number.isNaN(expected[i])), `n=${n} offset=${offset} divisor=${divisor} [${i}]: ${dst[i]} vs ${expected[i]}`);
+            assert.ok(
+              Object.is(dst[i], expected[i]) || (Number.isNaN(dst[i]) && Number.isNaN(expected[i])),
+              `n=${n} offset=${offset} divisor=${divisor} [${i}]: ${dst[i]} vs ${expected[i]}`,
+            );
           }
         }
       }
@@ -442,12 +504,15 @@ describe('ring of forked worker processes', () => {
     const sizes = [40_001, 3, 9_999];
     for (const r of ranks) r.send({ kind: 'allreduce', seed: 42, sizes });
     const results = await Promise.all(ranks.map(async (r) => (await r.next('result')) as { buffers: Float32Array[] }));
-    checkMean(results.map((m) => m.buffers), expectedMean(42, 3, sizes));
+    checkMean(
+      results.map((m) => m.buffers),
+      expectedMean(42, 3, sizes),
+    );
     for (const r of ranks) r.send({ kind: 'exit' });
     await Promise.all(ranks.map((r) => new Promise((resolve) => r.child.once('exit', resolve))));
   });
 
-  it('a killed peer makes the survivor\'s allReduce reject within the timeout, naming the rank', async () => {
+  it("a killed peer makes the survivor's allReduce reject within the timeout, naming the rank", async () => {
     const timeoutMs = 5000;
     const [survivor, victim] = await spawnRing(2, timeoutMs);
     survivor.send({ kind: 'allreduce', seed: 1, sizes: [100_000] });

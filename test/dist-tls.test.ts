@@ -10,7 +10,11 @@ import { recordingProxy } from './helpers/recording-proxy.ts';
 
 describe('ring over TLS', () => {
   it('reduces correctly, and the wire carries neither the gradients nor the handshake in the clear', async () => {
-    const listeners = await Promise.all([0, 1].map((rank) => listenForRing({ rank, worldSize: 2, token: 'tls-test', tls: true, transport: 'tcp', ...SMALL, log: () => undefined })));
+    const listeners = await Promise.all(
+      [0, 1].map((rank) =>
+        listenForRing({ rank, worldSize: 2, token: 'tls-test', tls: true, transport: 'tcp', ...SMALL, log: () => undefined }),
+      ),
+    );
     const proxies = await Promise.all(listeners.map((l) => recordingProxy(l.port)));
     const ring = await Promise.all(listeners.map((l) => l.connect(proxies.map((p) => ({ host: '127.0.0.1', port: p.port })))));
     const buffers = ring.map((c) => [Float32Array.from({ length: 5000 }, (_, i) => (c.rank + 1) * (i % 251) + 0.25)]);
@@ -30,21 +34,31 @@ describe('ring over TLS', () => {
 
   it('a rank with another token fails the TLS handshake: refused with a logged reason, the dialler names the rank', async () => {
     const logs: string[] = [];
-    const listeners = await Promise.all(['alpha', 'beta'].map((token, rank) => listenForRing({ rank, worldSize: 2, token, tls: true, transport: 'tcp', ...SMALL, timeoutMs: 4000, log: (l) => logs.push(l) })));
+    const listeners = await Promise.all(
+      ['alpha', 'beta'].map((token, rank) =>
+        listenForRing({ rank, worldSize: 2, token, tls: true, transport: 'tcp', ...SMALL, timeoutMs: 4000, log: (l) => logs.push(l) }),
+      ),
+    );
     const peers = listeners.map((l) => ({ host: '127.0.0.1', port: l.port }));
     const outcomes = await Promise.allSettled(listeners.map((l) => l.connect(peers)));
     for (const outcome of outcomes) {
       assert.equal(outcome.status, 'rejected');
       assert.ok((outcome as PromiseRejectedResult).reason instanceof PeerError);
     }
-    assert.ok(logs.some((l) => /refused a connection from .*TLS handshake failed/.test(l)), logs.join('\n'));
+    assert.ok(
+      logs.some((l) => /refused a connection from .*TLS handshake failed/.test(l)),
+      logs.join('\n'),
+    );
   });
 
   it('TLS without a token is refused before listening', async () => {
     const saved = process.env.MEDVAE_DIST_TOKEN;
     delete process.env.MEDVAE_DIST_TOKEN;
     try {
-      await assert.rejects(listenForRing({ rank: 0, worldSize: 2, tls: true }), (e: Error) => e instanceof DistConfigError && /TLS on the ring needs a shared token/.test(e.message));
+      await assert.rejects(
+        listenForRing({ rank: 0, worldSize: 2, tls: true }),
+        (e: Error) => e instanceof DistConfigError && /TLS on the ring needs a shared token/.test(e.message),
+      );
     } finally {
       if (saved !== undefined) process.env.MEDVAE_DIST_TOKEN = saved;
     }

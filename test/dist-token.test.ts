@@ -12,7 +12,9 @@ const TOKEN = 'medvae-test-secret-7f3a9c';
 
 describe('ring authentication', () => {
   it('a ring forms and reduces through a recording proxy, and the token bytes never appear in the traffic', async () => {
-    const listeners = await Promise.all([0, 1].map((rank) => listenForRing({ rank, worldSize: 2, token: TOKEN, transport: 'tcp', ...SMALL, log: () => undefined })));
+    const listeners = await Promise.all(
+      [0, 1].map((rank) => listenForRing({ rank, worldSize: 2, token: TOKEN, transport: 'tcp', ...SMALL, log: () => undefined })),
+    );
     const proxies = await Promise.all(listeners.map((l) => recordingProxy(l.port)));
     const peers = proxies.map((p) => ({ host: '127.0.0.1', port: p.port }));
     const ring: Collective[] = await Promise.all(listeners.map((l) => l.connect(peers)));
@@ -34,9 +36,25 @@ describe('ring authentication', () => {
 
   it('a replayed transcript of a genuine dialler is refused: the challenge is fresh every time', async () => {
     const logs: string[] = [];
-    const listeners = await Promise.all([0, 1].map((rank) => listenForRing({ rank, worldSize: 2, token: TOKEN, transport: 'tcp', ...SMALL, log: (l) => { if (rank === 1) logs.push(l); } })));
+    const listeners = await Promise.all(
+      [0, 1].map((rank) =>
+        listenForRing({
+          rank,
+          worldSize: 2,
+          token: TOKEN,
+          transport: 'tcp',
+          ...SMALL,
+          log: (l) => {
+            if (rank === 1) logs.push(l);
+          },
+        }),
+      ),
+    );
     const proxy = await recordingProxy(listeners[1]!.port);
-    const peers = [{ host: '127.0.0.1', port: listeners[0]!.port }, { host: '127.0.0.1', port: proxy.port }];
+    const peers = [
+      { host: '127.0.0.1', port: listeners[0]!.port },
+      { host: '127.0.0.1', port: proxy.port },
+    ];
     const ring = await Promise.all(listeners.map((l) => l.connect(peers)));
     await Promise.all(ring.map((c) => c.close()));
     proxy.close();
@@ -51,7 +69,12 @@ describe('ring authentication', () => {
       socket.resume();
     });
     await fresh.close();
-    assert.ok(logs.some((l) => /refused a connection from .*: bad token \(claimed rank 0\): its proof does not match this rank's MEDVAE_DIST_TOKEN/.test(l)), logs.join('\n'));
+    assert.ok(
+      logs.some((l) =>
+        /refused a connection from .*: bad token \(claimed rank 0\): its proof does not match this rank's MEDVAE_DIST_TOKEN/.test(l),
+      ),
+      logs.join('\n'),
+    );
   });
 
   it('a dialler refuses an acceptor that cannot prove the token, naming it', async () => {
@@ -60,9 +83,23 @@ describe('ring authentication', () => {
       socket.on('error', () => undefined);
     });
     await new Promise<void>((resolve) => impostor.listen(0, '127.0.0.1', resolve));
-    const rank0 = await listenForRing({ rank: 0, worldSize: 2, token: TOKEN, transport: 'tcp', ...SMALL, timeoutMs: 5000, log: () => undefined });
-    const peers = [{ host: '127.0.0.1', port: rank0.port }, { host: '127.0.0.1', port: (impostor.address() as net.AddressInfo).port }];
-    await assert.rejects(rank0.connect(peers), (e: Error) => e instanceof PeerError && e.rank === 1 && /does not prove it holds this rank's MEDVAE_DIST_TOKEN/.test(e.message));
+    const rank0 = await listenForRing({
+      rank: 0,
+      worldSize: 2,
+      token: TOKEN,
+      transport: 'tcp',
+      ...SMALL,
+      timeoutMs: 5000,
+      log: () => undefined,
+    });
+    const peers = [
+      { host: '127.0.0.1', port: rank0.port },
+      { host: '127.0.0.1', port: (impostor.address() as net.AddressInfo).port },
+    ];
+    await assert.rejects(
+      rank0.connect(peers),
+      (e: Error) => e instanceof PeerError && e.rank === 1 && /does not prove it holds this rank's MEDVAE_DIST_TOKEN/.test(e.message),
+    );
     await rank0.close();
     impostor.close();
   });

@@ -46,7 +46,11 @@ for (const model of ['vae', 'mssim_vae', 'vae_gan']) {
     // And training did move the weights: the comparison is not between two untouched inits.
     const init = createModel(loadConfig({ file: join(ROOT, 'configs/smoke.yaml'), sets }).model, 1265, 5);
     const first = [...a.keys()][0]!;
-    const initial = Object.values(init.networks).flatMap((n) => n.trainableWeights).find((w) => w.originalName === first)!.read().dataSync();
+    const initial = Object.values(init.networks)
+      .flatMap((n) => n.trainableWeights)
+      .find((w) => w.originalName === first)!
+      .read()
+      .dataSync();
     assert.ok(Math.abs(a.get(first)![0]! - initial[0]!) > 0, 'weights changed from their initial values');
     init.dispose();
   });
@@ -94,7 +98,19 @@ function startDist(args: string[]): ReturnType<typeof startProcess> {
 
 test('a worker killed with SIGKILL mid-run: all stop, and with --max-restarts 1 all restart from the last checkpoint and finish', async () => {
   const runDir = join(dir, 'killed');
-  const d = await startDist(['--cpu-workers', '2', ...tiny, '--epochs', '4', '--set', 'output.checkpoint_every_steps=2', '--max-restarts', '1', '--out', runDir]);
+  const d = await startDist([
+    '--cpu-workers',
+    '2',
+    ...tiny,
+    '--epochs',
+    '4',
+    '--set',
+    'output.checkpoint_every_steps=2',
+    '--max-restarts',
+    '1',
+    '--out',
+    runDir,
+  ]);
   await d.waitFor(/step 3\/3/);
   const victim = workersOf(d.child.pid!).get(1);
   assert.ok(victim, 'found rank 1');
@@ -117,7 +133,10 @@ test('without --max-restarts a killed worker stops the run non-zero, naming the 
   assert.equal(code, 1);
   assert.ok(Date.now() - started < 10_000, 'noticed within seconds');
   const last = d.output().trim().split('\n').at(-1)!;
-  assert.match(last, /^error: worker rank 0 \(cpu:0, pid \d+\) killed by SIGKILL.*Last checkpoint: .*step-\d+ \(intact\); continue with: npx medvae-dist --cpu-workers 2 --resume /);
+  assert.match(
+    last,
+    /^error: worker rank 0 \(cpu:0, pid \d+\) killed by SIGKILL.*Last checkpoint: .*step-\d+ \(intact\); continue with: npx medvae-dist --cpu-workers 2 --resume /,
+  );
   const ckpt = latestCheckpoint(join(runDir, 'checkpoints'))!;
   assert.ok(readState(ckpt).step >= 2);
   assert.deepEqual(workersOf(d.child.pid!).size, 0, 'no worker left behind');
@@ -142,7 +161,10 @@ test('Ctrl-C on medvae-dist: every worker stops after the same step, rank 0 chec
   const code = await d.exit;
   assert.equal(code, 130, d.output());
   assert.match(d.output(), /interrupted: workers finish this step/);
-  const finished = /interrupted at step (\d+); checkpoint .*step-\d+; continue with: npx medvae-dist --cpu-workers 2 --resume \S*interrupted$/m.exec(d.output());
+  const finished =
+    /interrupted at step (\d+); checkpoint .*step-\d+; continue with: npx medvae-dist --cpu-workers 2 --resume \S*interrupted$/m.exec(
+      d.output(),
+    );
   assert.ok(finished, d.output());
   const state = readState(latestCheckpoint(join(runDir, 'checkpoints'))!);
   assert.equal(state.step, Number(finished[1]));

@@ -51,7 +51,17 @@ export function multiBandImages(n: number, size: number, seed: number): Labelled
 }
 
 export function tinyModelConfig(name: ModelConfig['name'], size: number): ModelConfig {
-  return { ...DEFAULT_CONFIG.model, name, in_channels: 1, image_size: size, latent_dim: 4, hidden_dims: [4, 8], num_classes: 3, categorical_dim: 3, feature_layer: 2 };
+  return {
+    ...DEFAULT_CONFIG.model,
+    name,
+    in_channels: 1,
+    image_size: size,
+    latent_dim: 4,
+    hidden_dims: [4, 8],
+    num_classes: 3,
+    categorical_dim: 3,
+    feature_layer: 2,
+  };
 }
 
 /**

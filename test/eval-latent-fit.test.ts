@@ -17,8 +17,13 @@ before(async () => {
 function labelled(n: number): LabelledImages {
   const batch = fixedBatch(n, 32, 3);
   const out: LabelledImages = {
-    images: batch.images.dataSync() as Float32Array, labels: batch.labels!.dataSync() as Float32Array,
-    n, size: 32, channels: 3, labelWidth: 3, labelKind: 'class',
+    images: batch.images.dataSync() as Float32Array,
+    labels: batch.labels!.dataSync() as Float32Array,
+    n,
+    size: 32,
+    channels: 3,
+    labelWidth: 3,
+    labelKind: 'class',
   };
   disposeBatch(batch);
   return out;
@@ -64,7 +69,10 @@ describe('aggregate posterior fit', () => {
 
   it('refuses a model with a discrete latent part, naming it', () => {
     const model = createModel(tinyConfig('joint_vae'), 3);
-    assert.throws(() => fitLatents(model, labelled(4)), (e: unknown) => e instanceof LatentFitError && /joint_vae/.test(e.message));
+    assert.throws(
+      () => fitLatents(model, labelled(4)),
+      (e: unknown) => e instanceof LatentFitError && /joint_vae/.test(e.message),
+    );
     model.dispose();
   });
 
@@ -74,8 +82,12 @@ describe('aggregate posterior fit', () => {
     const n = 40000;
     const z = drawLatents(g, n, normalFrom(mulberry32(7)));
     const m = [0, 1].map((j) => Array.from({ length: n }, (_, i) => z[i * 2 + j]!).reduce((a, b) => a + b, 0) / n);
-    const c = (a: number, b: number): number => Array.from({ length: n }, (_, i) => (z[i * 2 + a]! - m[a]!) * (z[i * 2 + b]! - m[b]!)).reduce((x, y) => x + y, 0) / (n - 1);
+    const c = (a: number, b: number): number =>
+      Array.from({ length: n }, (_, i) => (z[i * 2 + a]! - m[a]!) * (z[i * 2 + b]! - m[b]!)).reduce((x, y) => x + y, 0) / (n - 1);
     assert.ok(Math.abs(m[0]! - 1) < 0.05 && Math.abs(m[1]! + 3) < 0.05, `mean ${m}`);
-    assert.ok(Math.abs(c(0, 0) - 4) < 0.15 && Math.abs(c(0, 1) - 2) < 0.15 && Math.abs(c(1, 1) - 5) < 0.15, `cov ${c(0, 0)} ${c(0, 1)} ${c(1, 1)}`);
+    assert.ok(
+      Math.abs(c(0, 0) - 4) < 0.15 && Math.abs(c(0, 1) - 2) < 0.15 && Math.abs(c(1, 1) - 5) < 0.15,
+      `cov ${c(0, 0)} ${c(0, 1)} ${c(1, 1)}`,
+    );
   });
 });

@@ -31,13 +31,27 @@ function gaussianRows(n: number, mean: [number, number], chol: [[number, number]
 }
 
 test('sqrtPsd of a diagonal matrix is the elementwise root', () => {
-  const r = sqrtPsd(squareMatrix(3, [[4, 0, 0], [0, 9, 0], [0, 0, 0]]));
-  assert.deepEqual(Array.from(r.data, (v) => Math.round(v * 1e12) / 1e12), [2, 0, 0, 0, 3, 0, 0, 0, 0]);
+  const r = sqrtPsd(
+    squareMatrix(3, [
+      [4, 0, 0],
+      [0, 9, 0],
+      [0, 0, 0],
+    ]),
+  );
+  assert.deepEqual(
+    Array.from(r.data, (v) => Math.round(v * 1e12) / 1e12),
+    [2, 0, 0, 0, 3, 0, 0, 0, 0],
+  );
 });
 
 test('sqrtPsd of [[2,1],[1,2]] matches the hand-computed root', () => {
   // Eigenvalues 3 and 1 with eigenvectors (1,1)/sqrt2, (1,-1)/sqrt2.
-  const r = sqrtPsd(squareMatrix(2, [[2, 1], [1, 2]]));
+  const r = sqrtPsd(
+    squareMatrix(2, [
+      [2, 1],
+      [1, 2],
+    ]),
+  );
   const diag = (Math.sqrt(3) + 1) / 2;
   const off = (Math.sqrt(3) - 1) / 2;
   [diag, off, off, diag].forEach((v, i) => assertClose(r.data[i], v, 1e-12, `entry ${i}`));
@@ -45,10 +59,34 @@ test('sqrtPsd of [[2,1],[1,2]] matches the hand-computed root', () => {
 
 test('sqrtPsd of a rotated diag(9, 4) is the rotated diag(3, 2), and squares back', () => {
   const t = Math.PI / 6;
-  const rot = squareMatrix(2, [[Math.cos(t), -Math.sin(t)], [Math.sin(t), Math.cos(t)]]);
-  const rotT = squareMatrix(2, [[Math.cos(t), Math.sin(t)], [-Math.sin(t), Math.cos(t)]]);
-  const a = matMul(matMul(rot, squareMatrix(2, [[9, 0], [0, 4]])), rotT);
-  const expected = matMul(matMul(rot, squareMatrix(2, [[3, 0], [0, 2]])), rotT);
+  const rot = squareMatrix(2, [
+    [Math.cos(t), -Math.sin(t)],
+    [Math.sin(t), Math.cos(t)],
+  ]);
+  const rotT = squareMatrix(2, [
+    [Math.cos(t), Math.sin(t)],
+    [-Math.sin(t), Math.cos(t)],
+  ]);
+  const a = matMul(
+    matMul(
+      rot,
+      squareMatrix(2, [
+        [9, 0],
+        [0, 4],
+      ]),
+    ),
+    rotT,
+  );
+  const expected = matMul(
+    matMul(
+      rot,
+      squareMatrix(2, [
+        [3, 0],
+        [0, 2],
+      ]),
+    ),
+    rotT,
+  );
   const r = sqrtPsd(a);
   expected.data.forEach((v, i) => assertClose(r.data[i], v, 1e-12, `root entry ${i}`));
   const back = matMul(r, r);
@@ -56,11 +94,26 @@ test('sqrtPsd of a rotated diag(9, 4) is the rotated diag(3, 2), and squares bac
 });
 
 test('symmetricEigen recovers the eigenvalues of a 4x4 matrix (sum = trace, product = det)', () => {
-  const m = squareMatrix(4, [[4, 1, 0, 2], [1, 3, 1, 0], [0, 1, 2, 1], [2, 0, 1, 5]]);
+  const m = squareMatrix(4, [
+    [4, 1, 0, 2],
+    [1, 3, 1, 0],
+    [0, 1, 2, 1],
+    [2, 0, 1, 5],
+  ]);
   const { values, vectors } = symmetricEigen(m);
-  assertClose(values.reduce((s, v) => s + v, 0), 14, 1e-10, 'trace');
+  assertClose(
+    values.reduce((s, v) => s + v, 0),
+    14,
+    1e-10,
+    'trace',
+  );
   // det by cofactor expansion along row 0: 4*22 - 1*11 + 0 - 2*11 = 55.
-  assertClose(values.reduce((p, v) => p * v, 1), 55, 1e-9, 'determinant');
+  assertClose(
+    values.reduce((p, v) => p * v, 1),
+    55,
+    1e-9,
+    'determinant',
+  );
   // A v = lambda v for each column.
   for (let c = 0; c < 4; c++) {
     for (let i = 0; i < 4; i++) {
@@ -72,34 +125,85 @@ test('symmetricEigen recovers the eigenvalues of a 4x4 matrix (sum = trace, prod
 });
 
 test('sqrtPsd rejects a matrix with a clearly negative eigenvalue', () => {
-  assert.throws(() => sqrtPsd(squareMatrix(2, [[1, 0], [0, -1]])), LinalgError);
+  assert.throws(
+    () =>
+      sqrtPsd(
+        squareMatrix(2, [
+          [1, 0],
+          [0, -1],
+        ]),
+      ),
+    LinalgError,
+  );
 });
 
 test('Frechet distance: identical distributions give 0, diagonal and commuting cases match hand values', () => {
-  const c = squareMatrix(2, [[2, 1], [1, 2]]);
+  const c = squareMatrix(2, [
+    [2, 1],
+    [1, 2],
+  ]);
   const mean = Float64Array.from([1, -1]);
   assertClose(frechetDistance({ mean, cov: c }, { mean, cov: c }), 0, 1e-10, 'identical');
   // Diagonal: |dmu|^2 + sum (sqrt a - sqrt b)^2 = 1 + (2-1)^2 + (3-1)^2.
   const fdDiag = frechetDistance(
-    { mean: Float64Array.from([0, 0]), cov: squareMatrix(2, [[4, 0], [0, 9]]) },
-    { mean: Float64Array.from([1, 0]), cov: squareMatrix(2, [[1, 0], [0, 1]]) },
+    {
+      mean: Float64Array.from([0, 0]),
+      cov: squareMatrix(2, [
+        [4, 0],
+        [0, 9],
+      ]),
+    },
+    {
+      mean: Float64Array.from([1, 0]),
+      cov: squareMatrix(2, [
+        [1, 0],
+        [0, 1],
+      ]),
+    },
   );
   assertClose(fdDiag, 6, 1e-10, 'diagonal');
   // C2 = 4 C1 with C1 eigenvalues 3, 1: (sqrt3 - 2 sqrt3)^2 + (1 - 2)^2 = 4.
-  const fdScaled = frechetDistance({ mean, cov: c }, { mean, cov: squareMatrix(2, [[8, 4], [4, 8]]) });
+  const fdScaled = frechetDistance(
+    { mean, cov: c },
+    {
+      mean,
+      cov: squareMatrix(2, [
+        [8, 4],
+        [4, 8],
+      ]),
+    },
+  );
   assertClose(fdScaled, 4, 1e-10, 'commuting');
   // diag(4, 1) vs the same rotated by 90 degrees, diag(1, 4): (2-1)^2 + (1-2)^2 = 2.
   const fdRot = frechetDistance(
-    { mean: Float64Array.from([0, 0]), cov: squareMatrix(2, [[4, 0], [0, 1]]) },
-    { mean: Float64Array.from([0, 0]), cov: squareMatrix(2, [[1, 0], [0, 4]]) },
+    {
+      mean: Float64Array.from([0, 0]),
+      cov: squareMatrix(2, [
+        [4, 0],
+        [0, 1],
+      ]),
+    },
+    {
+      mean: Float64Array.from([0, 0]),
+      cov: squareMatrix(2, [
+        [1, 0],
+        [0, 4],
+      ]),
+    },
   );
   assertClose(fdRot, 2, 1e-10, 'rotation-similar');
 });
 
 test('Frechet distance of two non-commuting 2-D Gaussians estimated from samples matches the closed form', () => {
   // Closed form for 2x2: Tr sqrt(C1^1/2 C2 C1^1/2) = sqrt(Tr(C1 C2) + 2 sqrt(det C1 det C2)).
-  const l1: [[number, number], [number, number]] = [[1, 0], [0.5, 1]];
-  const l2: [[number, number], [number, number]] = [[2, 0], [-0.6, 0.8]];
+  const l1: [[number, number], [number, number]] = [
+    [1, 0],
+    [0.5, 1],
+  ];
+  const l2: [[number, number], [number, number]] = [
+    [2, 0],
+    [-0.6, 0.8],
+  ];
   const cov = (l: [[number, number], [number, number]]): number[][] => [
     [l[0][0] ** 2 + l[0][1] ** 2, l[0][0] * l[1][0] + l[0][1] * l[1][1]],
     [l[0][0] * l[1][0] + l[0][1] * l[1][1], l[1][0] ** 2 + l[1][1] ** 2],
@@ -108,7 +212,8 @@ test('Frechet distance of two non-commuting 2-D Gaussians estimated from samples
   const c2 = cov(l2);
   const trProd = c1[0][0] * c2[0][0] + c1[0][1] * c2[1][0] + c1[1][0] * c2[0][1] + c1[1][1] * c2[1][1];
   const det = (c: number[][]): number => c[0][0] * c[1][1] - c[0][1] * c[1][0];
-  const exact = (1 - 0) ** 2 + (2 - 0) ** 2 + c1[0][0] + c1[1][1] + c2[0][0] + c2[1][1] - 2 * Math.sqrt(trProd + 2 * Math.sqrt(det(c1) * det(c2)));
+  const exact =
+    (1 - 0) ** 2 + (2 - 0) ** 2 + c1[0][0] + c1[1][1] + c2[0][0] + c2[1][1] - 2 * Math.sqrt(trProd + 2 * Math.sqrt(det(c1) * det(c2)));
   const exactFromMatrices = frechetDistance(
     { mean: Float64Array.from([0, 0]), cov: squareMatrix(2, c1) },
     { mean: Float64Array.from([1, 2]), cov: squareMatrix(2, c2) },

@@ -90,9 +90,15 @@ test('samples drawn from the real distribution score better than a collapsed gen
   const inputs = { train, trainData: BANDS, trainMean: pixelMean(train), heldOut, heldOutSplit: 'test' };
   const good = await evaluateModel({ ...inputs, model: realLike }, { ...QUICK, n: 60, seed: 1 });
   const bad = await evaluateModel({ ...inputs, model: collapsed }, { ...QUICK, n: 60, seed: 1 });
-  assert.ok(good.sample_quality.frechet_distance < bad.sample_quality.frechet_distance, `FD ${good.sample_quality.frechet_distance} vs ${bad.sample_quality.frechet_distance}`);
+  assert.ok(
+    good.sample_quality.frechet_distance < bad.sample_quality.frechet_distance,
+    `FD ${good.sample_quality.frechet_distance} vs ${bad.sample_quality.frechet_distance}`,
+  );
   const goodKid = good.sample_quality.kernel_distance;
-  assert.ok(Math.abs(goodKid.mean) < bad.sample_quality.kernel_distance.mean, `KID ${goodKid.mean} vs ${bad.sample_quality.kernel_distance.mean}`);
+  assert.ok(
+    Math.abs(goodKid.mean) < bad.sample_quality.kernel_distance.mean,
+    `KID ${goodKid.mean} vs ${bad.sample_quality.kernel_distance.mean}`,
+  );
   // Identical samples have MS-SSIM 1 with each other; distinct noisy images less.
   close(bad.diversity.ms_ssim_generated, 1, 1e-4, 'collapsed diversity');
   assert.ok(good.diversity.ms_ssim_generated < 0.99, `real-like diversity ${good.diversity.ms_ssim_generated}`);
@@ -152,7 +158,13 @@ test('every model kind evaluates to finite numbers, with TSTR for the conditiona
       const model = createModel(tinyModelConfig(kind, SIZE), 5, 3);
       try {
         const m = await evaluateModel({ ...inputs, model }, { ...QUICK, n: 12, seed: 1, featureCacheDir: cacheDir });
-        for (const v of [m.reconstruction.nelbo, m.reconstruction.ms_ssim, m.sample_quality.frechet_distance, m.diversity.ms_ssim_generated]) assert.ok(Number.isFinite(v), `${kind}: ${v}`);
+        for (const v of [
+          m.reconstruction.nelbo,
+          m.reconstruction.ms_ssim,
+          m.sample_quality.frechet_distance,
+          m.diversity.ms_ssim_generated,
+        ])
+          assert.ok(Number.isFinite(v), `${kind}: ${v}`);
         assert.equal(m.tstr === null, kind !== 'cvae', `${kind}: TSTR only for the conditional model`);
       } finally {
         model.dispose();
@@ -167,7 +179,10 @@ test('unlabelled data: the feature net learns rotations, no TSTR, no held-out ac
   const train = unlabelled(bandImages(60, SIZE, 2));
   const heldOut = unlabelled(bandImages(20, SIZE, 3));
   const model = new StandInModel(tinyModelConfig('vae', SIZE), 0, unlabelled(bandImages(20, SIZE, 4)));
-  const m = await evaluateModel({ model, train, trainData: { ...BANDS, datasetHash: 'bands-unlabelled' }, trainMean: pixelMean(train), heldOut, heldOutSplit: 'test' }, { ...QUICK, n: 20, seed: 1 });
+  const m = await evaluateModel(
+    { model, train, trainData: { ...BANDS, datasetHash: 'bands-unlabelled' }, trainMean: pixelMean(train), heldOut, heldOutSplit: 'test' },
+    { ...QUICK, n: 20, seed: 1 },
+  );
   assert.equal(m.sample_quality.feature_net.task, 'rotation');
   assert.equal(m.sample_quality.feature_net.heldout_accuracy, null);
   assert.equal(m.tstr, null);
@@ -179,7 +194,10 @@ test('multi-label conditional model: TSTR reports per-finding accuracy and macro
   const heldOut = multiBandImages(24, SIZE, 3);
   const model = createModel(tinyModelConfig('cvae', SIZE), 5, 3);
   try {
-    const m = await evaluateModel({ model, train, trainData: { ...BANDS, datasetHash: 'multibands' }, trainMean: pixelMean(train), heldOut, heldOutSplit: 'test' }, { ...QUICK, n: 24, seed: 1 });
+    const m = await evaluateModel(
+      { model, train, trainData: { ...BANDS, datasetHash: 'multibands' }, trainMean: pixelMean(train), heldOut, heldOutSplit: 'test' },
+      { ...QUICK, n: 24, seed: 1 },
+    );
     assert.equal(m.sample_quality.feature_net.task, 'multilabel');
     assert.ok(m.tstr);
     assert.equal(m.tstr.label_kind, 'multilabel');
@@ -211,7 +229,10 @@ test('baselines: constant grey and training-mean predictions scored in closed fo
     // A negative last-scale SSIM (opposite signs) is clamped to 0, as pytorch_msssim's relu does.
     ms_ssim: mean(values.map((v) => Math.max(luminance(p, v), 0) ** lastWeight)),
   });
-  for (const [name, got, want] of [['grey', b.constant_grey, expected(0)], ['train mean', b.train_mean, expected(m)]] as const) {
+  for (const [name, got, want] of [
+    ['grey', b.constant_grey, expected(0)],
+    ['train mean', b.train_mean, expected(m)],
+  ] as const) {
     close(got.mse, want.mse, 1e-5, `${name} mse`);
     close(got.psnr, want.psnr, 1e-3, `${name} psnr`);
     close(got.ssim, want.ssim, 1e-5, `${name} ssim`);
@@ -221,10 +242,13 @@ test('baselines: constant grey and training-mean predictions scored in closed fo
 
 test('pixelMean is the per-pixel, per-channel mean', () => {
   const data = { ...bandImages(2, 1, 1, 0), channels: 3 as const, images: Float32Array.from([0.1, 0.2, 0.3, 0.5, -0.2, 0.7]) };
-  assert.deepEqual(Array.from(pixelMean(data), (v) => Math.round(v * 1e6) / 1e6), [0.3, 0, 0.5]);
+  assert.deepEqual(
+    Array.from(pixelMean(data), (v) => Math.round(v * 1e6) / 1e6),
+    [0.3, 0, 0.5],
+  );
 });
 
-test('majority accuracy: the training split\'s most frequent class (per finding: its more frequent value)', () => {
+test("majority accuracy: the training split's most frequent class (per finding: its more frequent value)", () => {
   const train = bandImages(5, 4, 1);
   // Classes 0, 1, 2, 0, 1 -> tie between 0 and 1 at 2 each: argmax takes the first, class 0.
   const test = bandImages(7, 4, 2); // classes 0,1,2,0,1,2,0: three of seven are class 0
@@ -240,7 +264,10 @@ test('a conditional model whose samples show their label gives TSTR near 1; one 
   const heldOut = bandImages(45, SIZE, 3);
   const inputs = { train, trainData: BANDS, trainMean: pixelMean(train), heldOut, heldOutSplit: 'test' };
   const options: EvalOptions = { ...QUICK, n: 45, seed: 2, recipe: { steps: 60, batchSize: 32, lr: 5e-3 } };
-  const honest = await evaluateModel({ ...inputs, model: new LabelledStandIn(tinyModelConfig('cvae', SIZE), bandImages(60, SIZE, 4)) }, options);
+  const honest = await evaluateModel(
+    { ...inputs, model: new LabelledStandIn(tinyModelConfig('cvae', SIZE), bandImages(60, SIZE, 4)) },
+    options,
+  );
   assert.ok(honest.tstr);
   assert.ok(honest.tstr.tstr.accuracy > 0.95, `TSTR accuracy ${honest.tstr.tstr.accuracy}`);
   assert.ok((honest.tstr.tstr.auc ?? 0) > 0.95, `TSTR AUC ${honest.tstr.tstr.auc}`);
@@ -249,9 +276,15 @@ test('a conditional model whose samples show their label gives TSTR near 1; one 
   close(honest.tstr.majority_accuracy, 1 / 3, 1e-12, 'majority');
   const a = honest.tstr.augmentation;
   assert.deepEqual([a.n_real, a.n_synthetic], [90, 45]);
-  assert.ok(a.real_only.accuracy > 0.95 && a.real_plus_synthetic.accuracy > 0.95, `real ${a.real_only.accuracy}, real + synthetic ${a.real_plus_synthetic.accuracy}`);
+  assert.ok(
+    a.real_only.accuracy > 0.95 && a.real_plus_synthetic.accuracy > 0.95,
+    `real ${a.real_only.accuracy}, real + synthetic ${a.real_plus_synthetic.accuracy}`,
+  );
 
-  const shifted = await evaluateModel({ ...inputs, model: new LabelledStandIn(tinyModelConfig('cvae', SIZE), bandImages(60, SIZE, 4), 1) }, options);
+  const shifted = await evaluateModel(
+    { ...inputs, model: new LabelledStandIn(tinyModelConfig('cvae', SIZE), bandImages(60, SIZE, 4), 1) },
+    options,
+  );
   assert.ok(shifted.tstr);
   assert.ok(shifted.tstr.tstr.accuracy < 0.05, `TSTR accuracy with every sample of the next class ${shifted.tstr.tstr.accuracy}`);
   assert.ok((shifted.tstr.conditioning.accuracy ?? 1) < 0.05, `samples vs their labels: accuracy ${shifted.tstr.conditioning.accuracy}`);
@@ -260,7 +293,10 @@ test('a conditional model whose samples show their label gives TSTR near 1; one 
 test('kernel distance over n <= subset size images per side is computed once, without an error bar', async () => {
   const train = bandImages(60, SIZE, 2);
   const model = new StandInModel(tinyModelConfig('vae', SIZE), 0, bandImages(20, SIZE, 4));
-  const m = await evaluateModel({ model, train, trainData: BANDS, trainMean: pixelMean(train), heldOut: bandImages(20, SIZE, 3), heldOutSplit: 'test' }, { ...QUICK, n: 20, seed: 1, kidSubsetSize: 100 });
+  const m = await evaluateModel(
+    { model, train, trainData: BANDS, trainMean: pixelMean(train), heldOut: bandImages(20, SIZE, 3), heldOutSplit: 'test' },
+    { ...QUICK, n: 20, seed: 1, kidSubsetSize: 100 },
+  );
   for (const k of [m.sample_quality.kernel_distance, m.sample_quality.reference_kernel_distance]) {
     assert.equal(k.std_error, null);
     assert.equal(k.subsets, 1);

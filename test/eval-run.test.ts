@@ -31,7 +31,22 @@ const jointRun = join(dir, 'runs', 'joint');
 const JOINT_ANNEAL = ['--set', 'model.name=joint_vae', '--set', 'model.anneal_steps=1', '--set', 'model.anneal_rate=0.2'];
 
 function train(out: string, extra: string[]): void {
-  const args = ['train', '--config', 'configs/smoke.yaml', '--data', data, '--backend', 'wasm', '--log-format', 'plain', '--max-steps', '3', '--out', out, ...extra];
+  const args = [
+    'train',
+    '--config',
+    'configs/smoke.yaml',
+    '--data',
+    data,
+    '--backend',
+    'wasm',
+    '--log-format',
+    'plain',
+    '--max-steps',
+    '3',
+    '--out',
+    out,
+    ...extra,
+  ];
   const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 120_000 });
   assert.equal(r.status, 0, r.stderr);
 }
@@ -48,13 +63,38 @@ async function medvae(args: string[]): Promise<string> {
   return chunks.join('');
 }
 
-const evalArgs = (run: string, seed: string): string[] => ['eval', '--run', run, '--n', '16', '--seed', seed, '--backend', 'wasm', '--feature-steps', '20'];
+const evalArgs = (run: string, seed: string): string[] => [
+  'eval',
+  '--run',
+  run,
+  '--n',
+  '16',
+  '--seed',
+  seed,
+  '--backend',
+  'wasm',
+  '--feature-steps',
+  '20',
+];
 
 before(() => {
   writeTinyNpz(data, { train: 48, val: 8, test: 20, classes: 3 });
   train(vaeRun, []);
   train(cvaeRun, ['--set', 'model.name=cvae']);
-  train(ganRun, ['--set', 'model.name=vae_gan', '--set', 'model.feature_layer=2', '--set', 'data.random_flip=true', '--set', 'data.random_rot90=true', '--set', 'train.lr=0.0003', '--set', 'train.seed=77']);
+  train(ganRun, [
+    '--set',
+    'model.name=vae_gan',
+    '--set',
+    'model.feature_layer=2',
+    '--set',
+    'data.random_flip=true',
+    '--set',
+    'data.random_rot90=true',
+    '--set',
+    'train.lr=0.0003',
+    '--set',
+    'train.seed=77',
+  ]);
   train(jointRun, JOINT_ANNEAL);
 });
 
@@ -64,7 +104,10 @@ test('the feature-net key takes only what defines the data from a run config', (
   const base = DEFAULT_CONFIG.data;
   const key = featureNetData(base, 'abc');
   assert.deepEqual(key, { datasetHash: 'abc', split: 'train', resize: 'bilinear' });
-  for (const other of [{ ...base, random_flip: true, random_rot90: true }, { ...base, threads: 4, prefetch: 8, strict: true, drop_last: false }]) {
+  for (const other of [
+    { ...base, random_flip: true, random_rot90: true },
+    { ...base, threads: 4, prefetch: 8, strict: true, drop_last: false },
+  ]) {
     assert.deepEqual(featureNetData(other, 'abc'), key);
   }
   assert.notDeepEqual(featureNetData({ ...base, split: 'val' }, 'abc'), key);
@@ -76,28 +119,50 @@ test('held-out images: a seeded subset of the split, the same for one seed, anot
   const a = heldOutIndices(400, 100, 0);
   assert.equal(a.length, 100);
   assert.equal(new Set(a).size, 100, 'distinct');
-  assert.ok(a.every((i, k) => Number.isInteger(i) && i >= 0 && i < 400 && (k === 0 || a[k - 1] < i)), 'ascending indices into the split');
+  assert.ok(
+    a.every((i, k) => Number.isInteger(i) && i >= 0 && i < 400 && (k === 0 || a[k - 1] < i)),
+    'ascending indices into the split',
+  );
   assert.deepEqual(heldOutIndices(400, 100, 0), a);
   assert.notDeepEqual(heldOutIndices(400, 100, 1), a);
   // Not the first n: spread over the whole split.
   assert.ok(a[a.length - 1] >= 100, `last index ${a[a.length - 1]}`);
-  assert.deepEqual(heldOutIndices(20, 50, 3), Array.from({ length: 20 }, (_, i) => i), 'n >= split size: all of it');
+  assert.deepEqual(
+    heldOutIndices(20, 50, 3),
+    Array.from({ length: 20 }, (_, i) => i),
+    'n >= split size: all of it',
+  );
 });
 
 test('eval reads the same label rows (one-hot, same class order) and pixels as the training loader', async () => {
   const split = await openDataset({ format: 'medmnist', path: data }, 'train');
   const loader = createLoader({
-    split, imageSize: 32, channels: 3, resize: 'bilinear', augment: { flip: false, rot90: false }, globalBatch: 16,
-    shard: { seed: 3, rank: 0, worldSize: 1 }, dropLast: true, threads: 0, prefetch: 1, strict: true,
+    split,
+    imageSize: 32,
+    channels: 3,
+    resize: 'bilinear',
+    augment: { flip: false, rot90: false },
+    globalBatch: 16,
+    shard: { seed: 3, rank: 0, worldSize: 1 },
+    dropLast: true,
+    threads: 0,
+    prefetch: 1,
+    strict: true,
   });
   try {
     for await (const batch of loader.batches(0)) {
       const evalView = await readLabelledImages(split, Array.from(batch.indices), 32, 3, 'bilinear');
       assert.equal(evalView.labelWidth, batch.labelWidth);
-      assert.deepEqual(Array.from(evalView.labels), Array.from(batch.labels), 'the rows CVAE training conditioned on are the rows eval conditions on and scores with');
+      assert.deepEqual(
+        Array.from(evalView.labels),
+        Array.from(batch.labels),
+        'the rows CVAE training conditioned on are the rows eval conditions on and scores with',
+      );
       assert.deepEqual(Array.from(evalView.images), Array.from(batch.images));
       const raw = await split.labels();
-      batch.indices.forEach((idx, k) => assert.equal(evalView.labels[k * 3 + raw[idx][0]], 1, `class ${raw[idx][0]} is column ${raw[idx][0]}`));
+      batch.indices.forEach((idx, k) =>
+        assert.equal(evalView.labels[k * 3 + raw[idx][0]], 1, `class ${raw[idx][0]} is column ${raw[idx][0]}`),
+      );
       break;
     }
   } finally {
@@ -108,7 +173,16 @@ test('eval reads the same label rows (one-hot, same class order) and pixels as t
 
 test('a JointVAE is evaluated at the temperature of its last training step, not the initial one', async () => {
   await initBackend('wasm');
-  const config = { ...DEFAULT_CONFIG.model, name: 'joint_vae' as const, image_size: 32, hidden_dims: [8, 16], latent_dim: 4, anneal_steps: 10, anneal_rate: 0.05, min_temperature: 0.05 };
+  const config = {
+    ...DEFAULT_CONFIG.model,
+    name: 'joint_vae' as const,
+    image_size: 32,
+    hidden_dims: [8, 16],
+    latent_dim: 4,
+    anneal_steps: 10,
+    anneal_rate: 0.05,
+    min_temperature: 0.05,
+  };
   const model = createModel(config, 1);
   try {
     assert.ok(model instanceof JointVae);
@@ -124,7 +198,6 @@ test('a JointVAE is evaluated at the temperature of its last training step, not 
   assert.equal(useTrainedTemperature(vae, 25), null);
   vae.dispose();
 });
-
 
 test('eval writes eval.json, prints its numbers, and gives the same numbers twice', async () => {
   const out = await medvae(evalArgs(vaeRun, '4'));
@@ -182,7 +255,10 @@ test('eval scores the held-out images its seed chose, and eval.json lists them',
   try {
     const images = await readLabelledImages(split, four.heldout_indices, 32, 3, 'bilinear');
     const meanSquare = images.images.reduce((s, v) => s + v * v, 0) / images.images.length;
-    assert.ok(Math.abs(four.metrics.reconstruction.baselines.constant_grey.mse - meanSquare) < 1e-5, `${four.metrics.reconstruction.baselines.constant_grey.mse} vs ${meanSquare}`);
+    assert.ok(
+      Math.abs(four.metrics.reconstruction.baselines.constant_grey.mse - meanSquare) < 1e-5,
+      `${four.metrics.reconstruction.baselines.constant_grey.mse} vs ${meanSquare}`,
+    );
   } finally {
     await split.close();
   }
@@ -196,7 +272,8 @@ test('eval of a conditional run reports TSTR next to TRTR', async () => {
   assert.equal(file.metrics.tstr.label_kind, 'class');
   assert.equal(file.metrics.tstr.n_train, 16);
   const t = file.metrics.tstr;
-  for (const s of [t.tstr, t.trtr, t.conditioning, t.augmentation.real_only, t.augmentation.real_plus_synthetic]) assert.ok(s.accuracy >= 0 && s.accuracy <= 1);
+  for (const s of [t.tstr, t.trtr, t.conditioning, t.augmentation.real_only, t.augmentation.real_plus_synthetic])
+    assert.ok(s.accuracy >= 0 && s.accuracy <= 1);
   assert.ok(file.metrics.fitted_posterior?.tstr, 'TSTR of class-wise fitted draws as well');
   // The whole real training split (48), alone and with the 16 synthetic images.
   assert.deepEqual([t.augmentation.n_real, t.augmentation.n_synthetic], [48, 16]);
@@ -233,7 +310,11 @@ test('report puts both runs side by side with their eval numbers and the real gr
   assert.equal(html.match(/src="data:image\/png;base64,/g)?.length, 6);
   // Baselines beside the numbers, in the runs' tables and the comparison.
   const vae = readEval(vaeRun);
-  assert.ok(html.includes(`grey ${formatNumber(vae.metrics.reconstruction.baselines.constant_grey.psnr)}, train mean ${formatNumber(vae.metrics.reconstruction.baselines.train_mean.psnr)}`));
+  assert.ok(
+    html.includes(
+      `grey ${formatNumber(vae.metrics.reconstruction.baselines.constant_grey.psnr)}, train mean ${formatNumber(vae.metrics.reconstruction.baselines.train_mean.psnr)}`,
+    ),
+  );
   assert.ok(html.includes(`real vs real ${formatNumber(vae.metrics.sample_quality.reference_frechet_distance)}`));
   assert.match(html, /accuracy \(real \+ synthetic -&gt; real\)/);
   assert.ok(!/(src|href)="(https?:|file:|\/)/.test(html), 'nothing outside the file is referenced');

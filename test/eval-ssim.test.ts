@@ -38,7 +38,11 @@ function referenceSsimCs(x: Plane, y: Plane): { ssim: number; cs: number } {
   let windows = 0;
   for (let top = 0; top + 11 <= x.h; top++) {
     for (let left = 0; left + 11 <= x.w; left++) {
-      let mx = 0, my = 0, sxx = 0, syy = 0, sxy = 0;
+      let mx = 0,
+        my = 0,
+        sxx = 0,
+        syy = 0,
+        sxy = 0;
       for (let i = 0; i < 11; i++) {
         for (let j = 0; j < 11; j++) {
           const wgt = g[i] * g[j];
@@ -69,7 +73,13 @@ function referencePool(p: Plane): Plane {
   const v = new Float64Array(h * w);
   const at = (i: number, j: number): number => (i < 0 || j < 0 || i >= p.h || j >= p.w ? 0 : p.v[i * p.w + j]);
   for (let i = 0; i < h; i++) {
-    for (let j = 0; j < w; j++) v[i * w + j] = (at(2 * i - ph, 2 * j - pw) + at(2 * i - ph, 2 * j + 1 - pw) + at(2 * i + 1 - ph, 2 * j - pw) + at(2 * i + 1 - ph, 2 * j + 1 - pw)) / 4;
+    for (let j = 0; j < w; j++)
+      v[i * w + j] =
+        (at(2 * i - ph, 2 * j - pw) +
+          at(2 * i - ph, 2 * j + 1 - pw) +
+          at(2 * i + 1 - ph, 2 * j - pw) +
+          at(2 * i + 1 - ph, 2 * j + 1 - pw)) /
+        4;
   }
   return { h, w, v };
 }
@@ -107,7 +117,12 @@ function pair(n: number, h: number, w: number, channels: number, seed: number, m
   return { x, y };
 }
 
-function perImageReference(x: Float32Array, y: Float32Array, shape: [number, number, number, number], f: (a: Plane, b: Plane) => number): number[] {
+function perImageReference(
+  x: Float32Array,
+  y: Float32Array,
+  shape: [number, number, number, number],
+  f: (a: Plane, b: Plane) => number,
+): number[] {
   const [n, h, w, c] = shape;
   return Array.from({ length: n }, (_, k) => {
     let sum = 0;
@@ -141,7 +156,10 @@ test('SSIM on valid windows equals the float64 double loop (non-square, 3 channe
 test('SSIM matches skimage structural_similarity(gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=2)', () => {
   // skimage's algorithm on scipy.ndimage.gaussian_filter (truncate 3.5, reflect), cropped by 5, float64:
   // x = 0.9 sin(0.37 i + 0.61 j), y = 0.8 sin(0.37 i + 0.59 j + 0.2) + 0.1 cos(1.7 i j / 13).
-  const cases: [number, number, number][] = [[20, 24, 0.9100265560906902], [16, 16, 0.9251161669449122]];
+  const cases: [number, number, number][] = [
+    [20, 24, 0.9100265560906902],
+    [16, 16, 0.9251161669449122],
+  ];
   for (const [h, w, skimage] of cases) {
     const x = new Float32Array(h * w);
     const y = new Float32Array(h * w);
@@ -164,7 +182,23 @@ test('SSIM of two constant images is the luminance term alone: (2ab + C1) / (a^2
 });
 
 test('MS-SSIM scales: window 11 kept, the most scales whose every window fits (pytorch_msssim: side > 10 * 2^(L-1))', () => {
-  const expected: [number, number][] = [[11, 1], [20, 1], [21, 2], [28, 2], [32, 2], [40, 2], [41, 3], [64, 3], [80, 3], [81, 4], [128, 4], [160, 4], [161, 5], [256, 5], [1024, 5]];
+  const expected: [number, number][] = [
+    [11, 1],
+    [20, 1],
+    [21, 2],
+    [28, 2],
+    [32, 2],
+    [40, 2],
+    [41, 3],
+    [64, 3],
+    [80, 3],
+    [81, 4],
+    [128, 4],
+    [160, 4],
+    [161, 5],
+    [256, 5],
+    [1024, 5],
+  ];
   for (const [side, levels] of expected) assert.equal(msSsimLevels(side), levels, `side ${side}`);
   assert.throws(() => msSsimLevels(10), SsimInputError);
   assert.deepEqual(msSsimWeights(5), [...MS_SSIM_WEIGHTS]);

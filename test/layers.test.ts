@@ -44,7 +44,13 @@ function relativeImports(source: string): string[] {
 }
 
 test('the import scanner sees static, re-exported and dynamic imports', () => {
-  const sample = ["import { a } from '../x/a.ts';", "export { b } from './b.ts';", "const c = await import('../../c.ts');", "import './side.ts';", "import z from 'node:fs';"].join('\n');
+  const sample = [
+    "import { a } from '../x/a.ts';",
+    "export { b } from './b.ts';",
+    "const c = await import('../../c.ts');",
+    "import './side.ts';",
+    "import z from 'node:fs';",
+  ].join('\n');
   assert.deepEqual(relativeImports(sample), ['../x/a.ts', './b.ts', '../../c.ts', './side.ts']);
 });
 

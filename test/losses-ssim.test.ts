@@ -46,9 +46,27 @@ function refStats(a: Plane, b: Plane, h: number, w: number, range: number): { ss
   const c2 = (0.03 * range) ** 2;
   const mu1 = refBlur(a, h, w, win, 11);
   const mu2 = refBlur(b, h, w, win, 11);
-  const e11 = refBlur(a.map((v) => v * v), h, w, win, 11);
-  const e22 = refBlur(b.map((v) => v * v), h, w, win, 11);
-  const e12 = refBlur(a.map((v, i) => v * b[i]), h, w, win, 11);
+  const e11 = refBlur(
+    a.map((v) => v * v),
+    h,
+    w,
+    win,
+    11,
+  );
+  const e22 = refBlur(
+    b.map((v) => v * v),
+    h,
+    w,
+    win,
+    11,
+  );
+  const e12 = refBlur(
+    a.map((v, i) => v * b[i]),
+    h,
+    w,
+    win,
+    11,
+  );
   let ssimSum = 0;
   let csSum = 0;
   for (let i = 0; i < h * w; i++) {
@@ -66,7 +84,8 @@ function refPool(p: Plane, h: number, w: number): Plane {
   const out = new Float64Array((h / 2) * (w / 2));
   for (let y = 0; y < h / 2; y++) {
     for (let x = 0; x < w / 2; x++) {
-      out[y * (w / 2) + x] = (p[2 * y * w + 2 * x] + p[2 * y * w + 2 * x + 1] + p[(2 * y + 1) * w + 2 * x] + p[(2 * y + 1) * w + 2 * x + 1]) / 4;
+      out[y * (w / 2) + x] =
+        (p[2 * y * w + 2 * x] + p[2 * y * w + 2 * x + 1] + p[(2 * y + 1) * w + 2 * x] + p[(2 * y + 1) * w + 2 * x + 1]) / 4;
     }
   }
   return out;
@@ -172,7 +191,10 @@ describe('ssim and msSsim', () => {
     const value = msSsim(x, neg, { dataRange: 2 });
     const grad = tf.grad((v: tf.Tensor) => tf.sum(msSsim(v as tf.Tensor4D, neg, { dataRange: 2 })))(x);
     assert.ok(value.arraySync().every((v) => Number.isFinite(v) && v >= 0 && v < 0.1));
-    assert.ok(grad.dataSync().every((v) => Number.isFinite(v)), 'gradient has no NaN/Inf');
+    assert.ok(
+      grad.dataSync().every((v) => Number.isFinite(v)),
+      'gradient has no NaN/Inf',
+    );
     tf.dispose([x, neg, value, grad]);
   });
 

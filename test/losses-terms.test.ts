@@ -24,8 +24,14 @@ describe('gaussian KL', () => {
   it('matches the closed form by hand and is positive', () => {
     // Sample 1: mu (1, 0), var (1, 2): 0.5 * [(1 + 1 - 1 - 0) + (2 + 0 - 1 - ln 2)] = 1 - ln(2)/2.
     // Sample 2: mu (0, 2), var (1, 1): 0.5 * [0 + 4] = 2.
-    const mu = tf.tensor2d([[1, 0], [0, 2]]);
-    const logvar = tf.tensor2d([[0, Math.log(2)], [0, 0]]);
+    const mu = tf.tensor2d([
+      [1, 0],
+      [0, 2],
+    ]);
+    const logvar = tf.tensor2d([
+      [0, Math.log(2)],
+      [0, 0],
+    ]);
     const perSample = gaussianKlPerSample(mu, logvar).arraySync();
     close(perSample[0], 1 - Math.log(2) / 2);
     close(perSample[1], 2);
@@ -81,8 +87,14 @@ describe('reconstruction and GAN losses', () => {
 
 describe('Gumbel-softmax', () => {
   it('is softmax((logits + g) / t) with g = -log(-log(u))', () => {
-    const logitsData = [[1, 0.5, -1], [0, 0, 2]];
-    const uData = [[0.2, 0.7, 0.5], [0.9, 0.1, 0.4]];
+    const logitsData = [
+      [1, 0.5, -1],
+      [0, 0, 2],
+    ];
+    const uData = [
+      [0.2, 0.7, 0.5],
+      [0.9, 0.1, 0.4],
+    ];
     const logits = tf.tensor2d(logitsData);
     const u = tf.tensor2d(uData);
     const t = 0.5;

@@ -73,7 +73,14 @@ describe('aggregateWorkerMetrics', () => {
 
   it('reads the null a JSON channel makes of NaN and Inf back as NaN, and refuses malformed snapshots', async () => {
     const worker = new TrainingMetrics({ defaultMetrics: false });
-    worker.stepDone({ step: 1, images: 1, stepSeconds: 1, dataWaitSeconds: 0, losses: { vae: { kld: Number.NaN, objective: Number.POSITIVE_INFINITY, reconstruction: 2 } }, learningRates: {} });
+    worker.stepDone({
+      step: 1,
+      images: 1,
+      stepSeconds: 1,
+      dataWaitSeconds: 0,
+      losses: { vae: { kld: Number.NaN, objective: Number.POSITIVE_INFINITY, reconstruction: 2 } },
+      learningRates: {},
+    });
     const viaJson: unknown = JSON.parse(JSON.stringify(await worker.snapshot()));
     const fromJson = samples(await aggregateWorkerMetrics([viaJson]).metrics());
     assert.ok(fromJson.includes('medvae_loss{rank="0",network="vae",term="kld"} Nan'));
@@ -84,9 +91,15 @@ describe('aggregateWorkerMetrics', () => {
     assert.ok(fromMsgpack.includes('medvae_loss{rank="0",network="vae",term="kld"} Nan'));
     assert.ok(fromMsgpack.includes('medvae_loss{rank="0",network="vae",term="objective"} +Inf'));
 
-    assert.throws(() => aggregateWorkerMetrics([{ not: 'an array' }], ['worker rank 4']), (error: Error) => error instanceof MetricsMergeError && /worker rank 4: expected an array/.test(error.message));
+    assert.throws(
+      () => aggregateWorkerMetrics([{ not: 'an array' }], ['worker rank 4']),
+      (error: Error) => error instanceof MetricsMergeError && /worker rank 4: expected an array/.test(error.message),
+    );
     const badValue = [{ name: 'm', help: 'h', type: 'gauge', aggregator: 'sum', values: [{ value: '3', labels: {} }] }];
-    assert.throws(() => aggregateWorkerMetrics([badValue], ['worker rank 2']), /worker rank 2: metric m has a value "3", expected a number/);
+    assert.throws(
+      () => aggregateWorkerMetrics([badValue], ['worker rank 2']),
+      /worker rank 2: metric m has a value "3", expected a number/,
+    );
     const badType = [{ name: 'm', help: 'h', type: 'info', aggregator: 'sum', values: [] }];
     assert.throws(() => aggregateWorkerMetrics([badType]), /snapshot 0: metric m has type info/);
   });
@@ -113,7 +126,10 @@ describe('AgentMetrics', () => {
     agent.workerUp(1, 'cuda:1', false);
     lines = samples(await agent.metrics());
     assert.ok(lines.includes('medvae_worker_up{rank="1",device="cuda:1"} 0'));
-    assert.ok(!lines.some((line) => line.includes('rank="1"') && !line.startsWith('medvae_worker_up')), 'rank 1 series left after it went down');
+    assert.ok(
+      !lines.some((line) => line.includes('rank="1"') && !line.startsWith('medvae_worker_up')),
+      'rank 1 series left after it went down',
+    );
     assert.ok(lines.includes('medvae_train_images_total 12'));
     assert.throws(() => agent.workerSnapshot(-1, []), /rank must be an integer/);
   });

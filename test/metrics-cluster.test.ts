@@ -37,7 +37,13 @@ function metricNamesIn(expr: string): string[] {
   for (const match of stripped.matchAll(/[a-zA-Z_:][a-zA-Z0-9_:]*/g)) {
     const before = stripped[match.index - 1] ?? ' ';
     if (/[0-9.]/.test(before)) continue; // the exponent of a number such as 1e-9
-    if (stripped.slice(match.index + match[0].length).trimStart().startsWith('(')) continue; // a function
+    if (
+      stripped
+        .slice(match.index + match[0].length)
+        .trimStart()
+        .startsWith('(')
+    )
+      continue; // a function
     if (!keywords.has(match[0])) names.push(match[0]);
   }
   return names;
@@ -50,7 +56,12 @@ function labelNamesIn(expr: string): string[] {
     for (const [, label] of matchers.matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)/g)) labels.push(label);
   }
   for (const [, list] of expr.matchAll(/\b(?:by|without|on|ignoring)\s*\(([^)]*)\)/g)) {
-    labels.push(...list.split(',').map((label) => label.trim()).filter((label) => label !== ''));
+    labels.push(
+      ...list
+        .split(',')
+        .map((label) => label.trim())
+        .filter((label) => label !== ''),
+    );
   }
   return labels;
 }
@@ -60,7 +71,14 @@ async function liveScrape(): Promise<{ samples: Set<string>; labels: Set<string>
   const workers = [new TrainingMetrics({ rank: 0 }), new TrainingMetrics({ rank: 1 })];
   const agent = new AgentMetrics();
   for (const worker of workers) {
-    worker.stepDone({ step: 1, images: 4, stepSeconds: 0.1, dataWaitSeconds: 0.01, losses: { vae: { objective: 1 } }, learningRates: { vae: 0.001 } });
+    worker.stepDone({
+      step: 1,
+      images: 4,
+      stepSeconds: 0.1,
+      dataWaitSeconds: 0.01,
+      losses: { vae: { objective: 1 } },
+      learningRates: { vae: 0.001 },
+    });
     worker.epochDone(1);
     worker.allReduceDone(0.01, 100, 0.002);
     worker.tensorMemory({ numTensors: 3, numBytes: 30 });
@@ -88,7 +106,9 @@ async function liveScrape(): Promise<{ samples: Set<string>; labels: Set<string>
 
 async function dashboardExpressions(): Promise<{ where: string; expr: string }[]> {
   const dashboard = JSON.parse(await readFile(join(CLUSTER, 'grafana-dashboard.json'), 'utf8')) as Dashboard;
-  const exprs = dashboard.panels.flatMap((panel) => (panel.targets ?? []).map((target) => ({ where: `panel "${panel.title}"`, expr: target.expr })));
+  const exprs = dashboard.panels.flatMap((panel) =>
+    (panel.targets ?? []).map((target) => ({ where: `panel "${panel.title}"`, expr: target.expr })),
+  );
   for (const variable of dashboard.templating.list) {
     const labelValues = /^label_values\(([^,]+),\s*([^)]+)\)$/.exec(variable.definition ?? '');
     // label_values(metric, label) is Grafana's, not PromQL: check it as the selector `metric` grouped by `label`.
@@ -104,7 +124,9 @@ async function alertExpressions(): Promise<{ where: string; expr: string }[]> {
 
 describe('cluster/ files', () => {
   it('the metric name extractor finds names and skips functions, labels and numbers', () => {
-    assert.deepEqual(metricNamesIn('histogram_quantile(0.9, sum by (job, le) (rate(a_bucket{job=~"$job"}[$__rate_interval])))'), ['a_bucket']);
+    assert.deepEqual(metricNamesIn('histogram_quantile(0.9, sum by (job, le) (rate(a_bucket{job=~"$job"}[$__rate_interval])))'), [
+      'a_bucket',
+    ]);
     assert.deepEqual(metricNamesIn('time() - max by (job) (b{x="y"} > 1e-9) or c != c'), ['b', 'c', 'c']);
     assert.deepEqual(labelNamesIn('sum without (rank) (a{job=~"x",term!="kld"})'), ['job', 'term', 'rank']);
   });
@@ -112,7 +134,8 @@ describe('cluster/ files', () => {
   it('dashboard and alerts use only metrics and labels the code exports', async () => {
     const { samples, labels } = await liveScrape();
     // Sanity: the scrape holds the histogram series and the per-rank labels the panels need.
-    for (const name of ['medvae_train_step_duration_seconds_bucket', 'medvae_allreduce_bytes_total', 'medvae_worker_up']) assert.ok(samples.has(name), name);
+    for (const name of ['medvae_train_step_duration_seconds_bucket', 'medvae_allreduce_bytes_total', 'medvae_worker_up'])
+      assert.ok(samples.has(name), name);
     const generatedByPrometheus = new Set(['up']);
     const allowedLabels = new Set([...labels, 'job', 'instance']);
     const expressions = [...(await dashboardExpressions()), ...(await alertExpressions())];
@@ -120,7 +143,8 @@ describe('cluster/ files', () => {
     for (const { where, expr } of expressions) {
       const names = metricNamesIn(expr);
       assert.ok(names.length > 0, `${where}: no metric in ${expr}`);
-      for (const name of names) assert.ok(samples.has(name) || generatedByPrometheus.has(name), `${where}: ${name} is not exported (${expr})`);
+      for (const name of names)
+        assert.ok(samples.has(name) || generatedByPrometheus.has(name), `${where}: ${name} is not exported (${expr})`);
       for (const label of labelNamesIn(expr)) assert.ok(allowedLabels.has(label), `${where}: label ${label} is not exported (${expr})`);
     }
   });

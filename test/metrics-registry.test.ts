@@ -1,7 +1,13 @@
 // TrainingMetrics: what each method does to the exposed series, checked against hand-computed values.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { DEFAULT_METRICS_LEFT_OUT, MetricsInputError, ThroughputWindow, TrainingMetrics, lossesByNetwork } from '../src/metrics/registry.ts';
+import {
+  DEFAULT_METRICS_LEFT_OUT,
+  MetricsInputError,
+  ThroughputWindow,
+  TrainingMetrics,
+  lossesByNetwork,
+} from '../src/metrics/registry.ts';
 import type { MetricSnapshot, StepReport } from '../src/metrics/registry.ts';
 
 /** Value of one series in a snapshot, found by sample name and labels. */
@@ -30,7 +36,16 @@ describe('TrainingMetrics', () => {
   it('counts steps, images and epochs and keeps the last loss and learning rate', async () => {
     const metrics = new TrainingMetrics({ rank: 3, defaultMetrics: false });
     metrics.stepDone(step({ step: 101 }));
-    metrics.stepDone(step({ step: 102, images: 10, stepSeconds: 0.8, dataWaitSeconds: 0.3, losses: { vae: { objective: 0.75, kld: Number.NaN } }, learningRates: { vae: 0.004 } }));
+    metrics.stepDone(
+      step({
+        step: 102,
+        images: 10,
+        stepSeconds: 0.8,
+        dataWaitSeconds: 0.3,
+        losses: { vae: { objective: 0.75, kld: Number.NaN } },
+        learningRates: { vae: 0.004 },
+      }),
+    );
     metrics.epochDone(7);
     const snapshot = await metrics.snapshot();
     assert.equal(valueOf(snapshot, 'medvae_train_steps_total'), 2);
@@ -93,15 +108,24 @@ describe('TrainingMetrics', () => {
     assert.equal(valueOf(snapshot, 'medvae_restarts_total'), 1);
     // The rank moved to another device: only the new device's series is left.
     const up = snapshot.find((metric) => metric.name === 'medvae_worker_up')!;
-    assert.deepEqual(up.values.map((value) => [value.labels.device, value.value]), [['webgl', 0]]);
+    assert.deepEqual(
+      up.values.map((value) => [value.labels.device, value.value]),
+      [['webgl', 0]],
+    );
   });
 
   it('rejects values no metric can hold, naming the field', () => {
     const metrics = new TrainingMetrics({ defaultMetrics: false });
-    assert.throws(() => metrics.stepDone(step({ stepSeconds: -1 })), (error: Error) => error instanceof MetricsInputError && /stepSeconds/.test(error.message));
+    assert.throws(
+      () => metrics.stepDone(step({ stepSeconds: -1 })),
+      (error: Error) => error instanceof MetricsInputError && /stepSeconds/.test(error.message),
+    );
     assert.throws(() => metrics.stepDone(step({ images: 2.5 })), /images must be an integer/);
     assert.throws(() => metrics.stepDone(step({ dataWaitSeconds: Number.NaN })), /dataWaitSeconds/);
-    assert.throws(() => metrics.stepDone(step({ learningRates: { discriminator: Number.POSITIVE_INFINITY } })), /learningRates\.discriminator/);
+    assert.throws(
+      () => metrics.stepDone(step({ learningRates: { discriminator: Number.POSITIVE_INFINITY } })),
+      /learningRates\.discriminator/,
+    );
     assert.throws(() => metrics.allReduceDone(0.1, -5, 0), /allReduce bytes/);
     assert.throws(() => metrics.allReduceDone(0.1, 5, 0.2), /allReduce wait seconds must not exceed/);
     assert.throws(() => metrics.epochDone(-1), /completedEpochs/);

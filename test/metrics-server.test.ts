@@ -30,7 +30,13 @@ describe('startMetricsServer', () => {
   const logs: string[] = [];
   after(() => Promise.all(servers.map((server) => server.close())));
   const start = async (collect: () => Promise<string>, socketTimeoutMs?: number): Promise<string> => {
-    const server = await startMetricsServer({ port: 0, collect, log: (message) => logs.push(message), collectTimeoutMs: 300, socketTimeoutMs });
+    const server = await startMetricsServer({
+      port: 0,
+      collect,
+      log: (message) => logs.push(message),
+      collectTimeoutMs: 300,
+      socketTimeoutMs,
+    });
     servers.push(server);
     assert.ok(server.port > 0);
     return `http://127.0.0.1:${server.port}`;
@@ -111,7 +117,11 @@ describe('serveMetrics', () => {
       const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
       assert.match(text, /^medvae_train_steps_total 1$/m);
       // The port is taken now: a second server says which port and what to do.
-      await assert.rejects(serveMetrics(port, '127.0.0.1', metrics), (error: Error) => error instanceof MetricsServerError && error.message.includes(`127.0.0.1:${port}`) && /EADDRINUSE/.test(error.message));
+      await assert.rejects(
+        serveMetrics(port, '127.0.0.1', metrics),
+        (error: Error) =>
+          error instanceof MetricsServerError && error.message.includes(`127.0.0.1:${port}`) && /EADDRINUSE/.test(error.message),
+      );
     } finally {
       await server.close();
     }

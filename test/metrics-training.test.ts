@@ -12,16 +12,41 @@ const ROOT = join(import.meta.dirname, '..');
 const dir = mkdtempSync(join(tmpdir(), 'medvae-prom-'));
 const data = join(dir, 'tiny.npz');
 writeTinyNpz(data, { train: 48, val: 8, test: 8 });
-const skip = prometheusBinary && promtoolBinary ? false : 'skipped: Debian prometheus/promtool not installed (.ci/install-system-deps.sh installs them)';
+const skip =
+  prometheusBinary && promtoolBinary
+    ? false
+    : 'skipped: Debian prometheus/promtool not installed (.ci/install-system-deps.sh installs them)';
 
 async function training(bin: string, args: string[], port: number): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [join(ROOT, 'bin', bin), ...args, '--config', 'configs/smoke.yaml', '--data', data, '--epochs', '500',
-    '--backend', 'wasm', '--log-format', 'plain', '--metrics-port', String(port), '--out', join(dir, `${bin}-${port}`)], { cwd: ROOT, stdio: 'ignore' });
+  const child = spawn(
+    process.execPath,
+    [
+      join(ROOT, 'bin', bin),
+      ...args,
+      '--config',
+      'configs/smoke.yaml',
+      '--data',
+      data,
+      '--epochs',
+      '500',
+      '--backend',
+      'wasm',
+      '--log-format',
+      'plain',
+      '--metrics-port',
+      String(port),
+      '--out',
+      join(dir, `${bin}-${port}`),
+    ],
+    { cwd: ROOT, stdio: 'ignore' },
+  );
   // The endpoint answers once the process is up.
   for (let i = 0; i < 200; i++) {
     try {
       if ((await fetch(`http://127.0.0.1:${port}/metrics`)).ok) return child;
-    } catch { /* not listening yet */ }
+    } catch {
+      /* not listening yet */
+    }
     await new Promise((r) => setTimeout(r, 250));
   }
   child.kill('SIGKILL');
@@ -44,7 +69,10 @@ test('medvae train: Prometheus scrapes steps that increase and finite loss gauge
     const later = await prom.waitFor('medvae_train_steps_total', (s) => s.length === 1 && s[0]!.value > first[0]!.value, 60_000);
     assert.ok(later[0]!.value > first[0]!.value);
     const losses = await prom.waitFor('medvae_loss{term="loss"}', undefined, 30_000);
-    assert.ok(losses.every((s) => Number.isFinite(s.value)), JSON.stringify(losses));
+    assert.ok(
+      losses.every((s) => Number.isFinite(s.value)),
+      JSON.stringify(losses),
+    );
     const scrape = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
     const lint = await runPromtool(['check', 'metrics'], scrape);
     assert.equal(lint.code, 0, lint.stdout + lint.stderr);

@@ -42,7 +42,10 @@ describe('BatchNorm (closed-form backward)', () => {
       const { grads } = tf.variableGrads(() => loss(x), vars);
       const [dgamma, dbeta] = vars.map((v) => grads[v.name].dataSync());
       // Three training calls so far: the moving statistics moved three times.
-      const [movingMean, movingVariance] = model.getWeights().slice(2).map((w) => w.dataSync());
+      const [movingMean, movingVariance] = model
+        .getWeights()
+        .slice(2)
+        .map((w) => w.dataSync());
       return { y, dx, dgamma, dbeta, movingMean, movingVariance };
     });
     const [a, b] = results;
@@ -56,13 +59,24 @@ describe('BatchNorm (closed-form backward)', () => {
   /** Per-channel mean and unbiased variance of NHWC values, in float64. */
   function channelMoments(values: Float32Array, c: number): { mean: number[]; unbiased: number[] } {
     const n = values.length / c;
-    const mean = Array.from({ length: c }, (_, k) => { let s = 0; for (let i = k; i < values.length; i += c) s += values[i]!; return s / n; });
-    const unbiased = mean.map((m, k) => { let s = 0; for (let i = k; i < values.length; i += c) s += (values[i]! - m) ** 2; return s / (n - 1); });
+    const mean = Array.from({ length: c }, (_, k) => {
+      let s = 0;
+      for (let i = k; i < values.length; i += c) s += values[i]!;
+      return s / n;
+    });
+    const unbiased = mean.map((m, k) => {
+      let s = 0;
+      for (let i = k; i < values.length; i += c) s += (values[i]! - m) ** 2;
+      return s / (n - 1);
+    });
     return { mean, unbiased };
   }
 
   function movingStatistics(layer: BatchNorm): { mean: Float32Array; variance: Float32Array } {
-    const [mean, variance] = layer.getWeights().slice(2).map((w) => w.dataSync() as Float32Array);
+    const [mean, variance] = layer
+      .getWeights()
+      .slice(2)
+      .map((w) => w.dataSync() as Float32Array);
     return { mean: mean!, variance: variance! };
   }
 
@@ -93,7 +107,7 @@ describe('BatchNorm (closed-form backward)', () => {
     const b = movingStatistics(reference);
     assert.ok(maxRelativeError(a.mean, b.mean) < 1e-5, 'moving mean');
     assert.ok(maxRelativeError(a.variance, b.variance) < 1e-5, 'moving variance');
-    assert.ok(b.variance[0]! > 1.05, 'the parts\' different means raised the pooled variance');
+    assert.ok(b.variance[0]! > 1.05, "the parts' different means raised the pooled variance");
     tf.dispose([...parts, shifted]);
   });
 
@@ -111,14 +125,19 @@ describe('BatchNorm (closed-form backward)', () => {
     const model = bnModel(layer, channels, gamma, beta);
     tf.dispose(model.apply(x, { training: true }) as tf.Tensor);
     let saved: tf.io.ModelArtifacts | undefined;
-    await model.save(tf.io.withSaveHandler(async (artifacts) => {
-      saved = artifacts;
-      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
-    }));
+    await model.save(
+      tf.io.withSaveHandler(async (artifacts) => {
+        saved = artifacts;
+        return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+      }),
+    );
     assert.ok(saved);
     const topology = JSON.stringify(saved.modelTopology);
     assert.match(topology, /"class_name":"BatchNormalization"/);
-    assert.deepEqual(saved.weightSpecs?.map((s) => s.name), ['net/bn0/gamma', 'net/bn0/beta', 'net/bn0/moving_mean', 'net/bn0/moving_variance']);
+    assert.deepEqual(
+      saved.weightSpecs?.map((s) => s.name),
+      ['net/bn0/gamma', 'net/bn0/beta', 'net/bn0/moving_mean', 'net/bn0/moving_variance'],
+    );
     // The stock layer accepts our config as is (what a browser's tf.loadLayersModel does).
     const stock = tf.layers.batchNormalization(layer.getConfig() as tf.serialization.ConfigDict);
     const stockModel = bnModel(stock, channels, gamma, beta);
@@ -138,7 +157,11 @@ describe('LeakyRelu (step-function backward)', () => {
     const stock = tf.layers.leakyReLU(ours.getConfig() as tf.serialization.ConfigDict);
     const run = (layer: tf.layers.Layer): { y: number[]; dx: number[] } => ({
       y: Array.from((layer.apply(x) as tf.Tensor).dataSync()),
-      dx: Array.from(tf.grad((v: tf.Tensor) => tf.sum(tf.mul(layer.apply(v) as tf.Tensor, dy)))(x).dataSync()),
+      dx: Array.from(
+        tf
+          .grad((v: tf.Tensor) => tf.sum(tf.mul(layer.apply(v) as tf.Tensor, dy)))(x)
+          .dataSync(),
+      ),
     });
     const a = run(ours);
     const b = run(stock);
@@ -201,10 +224,12 @@ describe('Conv2D (separate conv and bias gradients)', () => {
   it('serialises as the standard Conv2D and loads back into this layer', async () => {
     const { ours } = twins();
     let saved: tf.io.ModelArtifacts | undefined;
-    await ours.save(tf.io.withSaveHandler(async (artifacts) => {
-      saved = artifacts;
-      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
-    }));
+    await ours.save(
+      tf.io.withSaveHandler(async (artifacts) => {
+        saved = artifacts;
+        return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+      }),
+    );
     const topology = JSON.stringify(saved!.modelTopology);
     assert.match(topology, /"class_name":"Conv2D"/);
     const loaded = await tf.loadLayersModel(tf.io.fromMemory(saved!));

@@ -58,7 +58,10 @@ describe('computeGradients', () => {
         const got = ours[stable].dataSync();
         const want = reference[variable.name].dataSync();
         for (let i = 0; i < got.length; i++) {
-          assert.ok(Math.abs(got[i] - want[i]) <= 1e-4 * Math.max(1, Math.abs(want[i])), `${group}: ${stable}[${i}] ${got[i]} vs ${want[i]}`);
+          assert.ok(
+            Math.abs(got[i] - want[i]) <= 1e-4 * Math.max(1, Math.abs(want[i])),
+            `${group}: ${stable}[${i}] ${got[i]} vs ${want[i]}`,
+          );
           if (want[i] !== 0) nonzero++;
         }
       }
@@ -107,7 +110,10 @@ describe('optimizers', () => {
     const model = createModel(tinyConfig('vae'), 4);
     const optimizers = createOptimizers(model, DEFAULT_CONFIG.train);
     const g = tf.zeros([1]);
-    assert.throws(() => applyGradients(optimizers, { critic: { x: g } }), (e: unknown) => e instanceof StepError && /critic/.test(e.message));
+    assert.throws(
+      () => applyGradients(optimizers, { critic: { x: g } }),
+      (e: unknown) => e instanceof StepError && /critic/.test(e.message),
+    );
     assert.throws(() => applyGradients(optimizers, { model: { 'encoder/nope/kernel': g } }), /encoder\/nope\/kernel/);
     g.dispose();
     model.dispose();

@@ -97,7 +97,9 @@ describe('VAE-GAN learning', () => {
     const [reconError, meanError] = tf.tidy(() => {
       const recon = model.reconstruct(batch.images);
       const mean = tf.mean(batch.images, 0, true);
-      return [tf.mean(tf.squaredDifference(recon, batch.images)), tf.mean(tf.squaredDifference(mean, batch.images))].map((t) => t.dataSync()[0]!);
+      return [tf.mean(tf.squaredDifference(recon, batch.images)), tf.mean(tf.squaredDifference(mean, batch.images))].map(
+        (t) => t.dataSync()[0]!,
+      );
     });
     assert.ok(reconError < 0.5 * meanError!, `reconstruction MSE ${reconError} vs the mean image's ${meanError}`);
     for (const o of Object.values(optimizers)) o.dispose();

@@ -18,7 +18,7 @@ function weightNames(model: { networks: Record<string, tf.LayersModel> }): strin
 }
 
 describe('Vanilla VAE', () => {
-  it('has exactly PyTorch-VAE VanillaVAE\'s 3,937,635 parameters at 64x64x3, latent 128', () => {
+  it("has exactly PyTorch-VAE VanillaVAE's 3,937,635 parameters at 64x64x3, latent 128", () => {
     const model = createModel(DEFAULT_CONFIG.model, 1);
     assert.equal(model.paramCount(), 3_937_635);
     model.dispose();
@@ -68,10 +68,20 @@ describe('every variant', () => {
         assert.deepEqual(recon.shape, [n, side, side, channels], `${name} ${side}px x${channels}`);
         assert.deepEqual(samples.shape, [3, side, side, channels]);
         const values = recon.dataSync();
-        assert.ok(values.every((v) => v >= -1 && v <= 1), 'outputs are tanh images in [-1, 1]');
+        assert.ok(
+          values.every((v) => v >= -1 && v <= 1),
+          'outputs are tanh images in [-1, 1]',
+        );
         const losses = model.losses(batch, { step: 0, minibatchFraction: 0.01, noise: stepNoise(1, 4), training: true });
-        for (const [term, t] of Object.entries(losses.terms)) assert.ok(Number.isFinite(t.dataSync()[0]), `${name}: term ${term} is finite`);
-        assert.deepEqual(Object.keys(losses.objectives).sort(), model.paramGroups().map((g) => g.name).sort());
+        for (const [term, t] of Object.entries(losses.terms))
+          assert.ok(Number.isFinite(t.dataSync()[0]), `${name}: term ${term} is finite`);
+        assert.deepEqual(
+          Object.keys(losses.objectives).sort(),
+          model
+            .paramGroups()
+            .map((g) => g.name)
+            .sort(),
+        );
         tf.dispose([recon, samples, losses.terms, losses.objectives]);
         disposeBatch(batch);
         model.dispose();
@@ -80,7 +90,10 @@ describe('every variant', () => {
   }
 
   it('rejects an image size the conv stack cannot halve down, naming the keys', () => {
-    assert.throws(() => createModel(tinyConfig('vae', { image_size: 48, hidden_dims: [8, 8, 8, 8, 8] }), 1), (e: unknown) => e instanceof ModelConfigError && /model\.image_size 48/.test(e.message) && /model\.hidden_dims/.test(e.message));
+    assert.throws(
+      () => createModel(tinyConfig('vae', { image_size: 48, hidden_dims: [8, 8, 8, 8, 8] }), 1),
+      (e: unknown) => e instanceof ModelConfigError && /model\.image_size 48/.test(e.message) && /model\.hidden_dims/.test(e.message),
+    );
   });
 
   it('the conditional VAE needs a label width and takes it from the dataset when num_classes is 0', () => {
@@ -103,22 +116,37 @@ describe('every variant', () => {
 
 describe('checkpoints', () => {
   it('every network saves as a plain LayersModel of stock Keras classes and loads back to the same outputs', async () => {
-    const stock = new Set(['InputLayer', 'Conv2D', 'Conv2DTranspose', 'BatchNormalization', 'LeakyReLU', 'Flatten', 'Dense', 'Reshape', 'Activation', 'Concatenate']);
+    const stock = new Set([
+      'InputLayer',
+      'Conv2D',
+      'Conv2DTranspose',
+      'BatchNormalization',
+      'LeakyReLU',
+      'Flatten',
+      'Dense',
+      'Reshape',
+      'Activation',
+      'Concatenate',
+    ]);
     for (const name of ['cvae', 'vae_gan'] as const) {
       const model = createModel(tinyConfig(name), 9);
       for (const [networkName, network] of Object.entries(model.networks)) {
         let saved: tf.io.ModelArtifacts | undefined;
-        await network.save(tf.io.withSaveHandler(async (artifacts) => {
-          saved = artifacts;
-          return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
-        }));
+        await network.save(
+          tf.io.withSaveHandler(async (artifacts) => {
+            saved = artifacts;
+            return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+          }),
+        );
         assert.ok(saved);
         const classes = [...JSON.stringify(saved.modelTopology).matchAll(/"class_name":"(\w+)"/g)].map((m) => m[1]);
         const layerClasses = classes.filter((c) => c !== 'Functional' && c !== 'Model' && !/Initializer|Scaling|Zeros|Ones/.test(c));
         assert.ok(layerClasses.includes('BatchNormalization') && layerClasses.includes('Dense'), `${name}/${networkName}: ${layerClasses}`);
         for (const c of layerClasses) assert.ok(stock.has(c), `${name}/${networkName}: non-stock layer class ${c}`);
         const loaded = await tf.loadLayersModel(tf.io.fromMemory(saved));
-        const inputs = network.inputs.map((input, i) => tf.randomUniform([2, ...input.shape.slice(1).map((d) => d ?? 1)], -1, 1, 'float32', i + 1));
+        const inputs = network.inputs.map((input, i) =>
+          tf.randomUniform([2, ...input.shape.slice(1).map((d) => d ?? 1)], -1, 1, 'float32', i + 1),
+        );
         const expected = network.predict(inputs.length === 1 ? inputs[0] : inputs) as tf.Tensor | tf.Tensor[];
         const got = loaded.predict(inputs.length === 1 ? inputs[0] : inputs) as tf.Tensor | tf.Tensor[];
         const [e, g] = [expected, got].map((t) => (Array.isArray(t) ? t : [t]).map((x) => x.dataSync()));

@@ -109,25 +109,38 @@ function memo(make: (c: ConvCase) => Run): (c: ConvCase) => Run {
   };
 }
 
-const conv = memo((c: ConvCase): Run => () =>
-  tf.conv2d(tf.tensor4d(values(tf.util.sizeFromShape(c.x), 1), c.x), tf.tensor4d(values(tf.util.sizeFromShape(filterOf(c)), 2), filterOf(c)), c.stride, c.pad));
+const conv = memo(
+  (c: ConvCase): Run =>
+    () =>
+      tf.conv2d(
+        tf.tensor4d(values(tf.util.sizeFromShape(c.x), 1), c.x),
+        tf.tensor4d(values(tf.util.sizeFromShape(filterOf(c)), 2), filterOf(c)),
+        c.stride,
+        c.pad,
+      ),
+);
 
 const backpropInput = memo((c: ConvCase): Run => () => {
   const dyShape = outShape(c);
   return tf.engine().runKernel(
     tf.Conv2DBackpropInput,
-    { dy: tf.tensor4d(values(tf.util.sizeFromShape(dyShape), 3), dyShape), filter: tf.tensor4d(values(tf.util.sizeFromShape(filterOf(c)), 4), filterOf(c)) },
+    {
+      dy: tf.tensor4d(values(tf.util.sizeFromShape(dyShape), 3), dyShape),
+      filter: tf.tensor4d(values(tf.util.sizeFromShape(filterOf(c)), 4), filterOf(c)),
+    },
     { inputShape: c.x, strides: c.stride, pad: c.pad, dataFormat: 'NHWC' } as unknown as tf.NamedAttrMap,
   ) as tf.Tensor;
 });
 
 const backpropFilter = memo((c: ConvCase): Run => () => {
   const dyShape = outShape(c);
-  return tf.engine().runKernel(
-    tf.Conv2DBackpropFilter,
-    { x: tf.tensor4d(values(tf.util.sizeFromShape(c.x), 5), c.x), dy: tf.tensor4d(values(tf.util.sizeFromShape(dyShape), 6), dyShape) },
-    { filterShape: filterOf(c), strides: c.stride, pad: c.pad, dataFormat: 'NHWC' } as unknown as tf.NamedAttrMap,
-  ) as tf.Tensor;
+  return tf
+    .engine()
+    .runKernel(
+      tf.Conv2DBackpropFilter,
+      { x: tf.tensor4d(values(tf.util.sizeFromShape(c.x), 5), c.x), dy: tf.tensor4d(values(tf.util.sizeFromShape(dyShape), 6), dyShape) },
+      { filterShape: filterOf(c), strides: c.stride, pad: c.pad, dataFormat: 'NHWC' } as unknown as tf.NamedAttrMap,
+    ) as tf.Tensor;
 });
 
 const TOLERANCE = 1e-4;
@@ -152,7 +165,7 @@ describe('native kernels match the cpu backend', { skip }, () => {
         test(`Conv2D ${name(c)}`, async () => {
           const { error, native } = await relativeError(conv(c));
           assert.ok(error <= TOLERANCE, `relative error ${error}`);
-          if (graph !== undefined) assert.equal(native, c.x[3] === 1 && c.out === 1 || graph === 'wasm' ? 0 : 1);
+          if (graph !== undefined) assert.equal(native, (c.x[3] === 1 && c.out === 1) || graph === 'wasm' ? 0 : 1);
         });
         test(`Conv2DBackpropInput ${name(c)}`, async () => {
           const { error, native } = await relativeError(backpropInput(c));
@@ -180,14 +193,21 @@ describe('native kernels match the cpu backend', { skip }, () => {
     ];
     for (const [aShape, bShape, ta, tb] of products) {
       test(`BatchMatMul [${aShape}]${ta ? 'ᵀ' : ''} x [${bShape}]${tb ? 'ᵀ' : ''}`, async () => {
-        const run: Run = () => tf.matMul(tf.tensor2d(values(aShape[0]! * aShape[1]!, 7), aShape as [number, number]), tf.tensor2d(values(bShape[0]! * bShape[1]!, 8), bShape as [number, number]), ta, tb);
+        const run: Run = () =>
+          tf.matMul(
+            tf.tensor2d(values(aShape[0]! * aShape[1]!, 7), aShape as [number, number]),
+            tf.tensor2d(values(bShape[0]! * bShape[1]!, 8), bShape as [number, number]),
+            ta,
+            tb,
+          );
         const { error, native } = await relativeError(run);
         assert.ok(error <= TOLERANCE, `relative error ${error}`);
         assert.equal(native, 1);
       });
     }
     test('BatchMatMul batched and broadcast', async () => {
-      const run: Run = () => tf.matMul(tf.tensor3d(values(4 * 96 * 80, 9), [4, 96, 80]), tf.tensor3d(values(80 * 112, 10), [1, 112, 80]), false, true);
+      const run: Run = () =>
+        tf.matMul(tf.tensor3d(values(4 * 96 * 80, 9), [4, 96, 80]), tf.tensor3d(values(80 * 112, 10), [1, 112, 80]), false, true);
       const { error, native } = await relativeError(run);
       assert.ok(error <= TOLERANCE, `relative error ${error}`);
       assert.equal(native, 1);
@@ -200,7 +220,9 @@ describe('native kernels match the cpu backend', { skip }, () => {
     const { error, native } = await relativeError(() => tf.matMul(tf.ones([2, 3]), tf.ones([3, 4])));
     assert.ok(error <= TOLERANCE);
     assert.equal(native, 0);
-    const blur = await relativeError(() => tf.conv2d(tf.tensor4d(values(2 * 16 * 16, 11), [2, 16, 16, 1]), tf.tensor4d(values(11, 12), [11, 1, 1, 1]), 1, 'same'));
+    const blur = await relativeError(() =>
+      tf.conv2d(tf.tensor4d(values(2 * 16 * 16, 11), [2, 16, 16, 1]), tf.tensor4d(values(11, 12), [11, 1, 1, 1]), 1, 'same'),
+    );
     assert.ok(blur.error <= TOLERANCE);
     assert.equal(blur.native, 0);
     assert.ok(nativeCallCounts().fallback > fallbackBefore);

@@ -32,5 +32,8 @@ test('train.threads: 0 by default, set by --threads, refused when negative', () 
   const cfg = configFromFlags({ set: [], threads: '3', backend: 'native', logFormat: 'plain' });
   assert.equal(cfg.train.threads, 3);
   assert.equal(cfg.train.backend, 'native');
-  assert.throws(() => loadConfig({ sets: ['train.threads=-1'] }), (e: unknown) => e instanceof ConfigError && /train\.threads/.test(e.message));
+  assert.throws(
+    () => loadConfig({ sets: ['train.threads=-1'] }),
+    (e: unknown) => e instanceof ConfigError && /train\.threads/.test(e.message),
+  );
 });

@@ -13,7 +13,9 @@ const read = (f: string): Record<string, unknown> => JSON.parse(readFileSync(joi
 test('every package of the lock file with an install script is allowed or denied by name', () => {
   const policy = read('package.json').allowScripts as Record<string, boolean>;
   const packages = read('package-lock.json').packages as Record<string, { hasInstallScript?: boolean }>;
-  const withScripts = Object.entries(packages).filter(([, p]) => p.hasInstallScript).map(([path]) => path.replace(/^.*node_modules\//, ''));
+  const withScripts = Object.entries(packages)
+    .filter(([, p]) => p.hasInstallScript)
+    .map(([path]) => path.replace(/^.*node_modules\//, ''));
   assert.ok(withScripts.length > 0);
   for (const name of withScripts) assert.equal(typeof policy[name], 'boolean', `${name} has an install script the policy does not cover`);
   // The native TF.js backends download libtensorflow in their install step: without it they cannot load.

@@ -15,7 +15,12 @@ const work = mkdtempSync(join(tmpdir(), 'medvae-pack-'));
 test.after(() => rmSync(work, { recursive: true, force: true }));
 
 function run(cmd: string, args: string[], cwd: string, timeout = 300_000): string {
-  const r = spawnSync(cmd, args, { cwd, encoding: 'utf8', timeout, env: { ...process.env, npm_config_audit: 'false', npm_config_fund: 'false' } });
+  const r = spawnSync(cmd, args, {
+    cwd,
+    encoding: 'utf8',
+    timeout,
+    env: { ...process.env, npm_config_audit: 'false', npm_config_fund: 'false' },
+  });
   assert.equal(r.status, 0, `${cmd} ${args.join(' ')} failed:\n${r.stdout}\n${r.stderr}`);
   return r.stdout;
 }
@@ -23,13 +28,31 @@ function run(cmd: string, args: string[], cwd: string, timeout = 300_000): strin
 let tarball = '';
 
 test('npm pack ships the library, commands, data and configs, and no tests, sources or runs', () => {
-  const [packed] = JSON.parse(run('npm', ['pack', '--json', '--pack-destination', work], ROOT)) as { filename: string; files: { path: string }[] }[];
+  const [packed] = JSON.parse(run('npm', ['pack', '--json', '--pack-destination', work], ROOT)) as {
+    filename: string;
+    files: { path: string }[];
+  }[];
   tarball = join(work, packed!.filename);
   const files = packed!.files.map((f) => f.path);
-  for (const needed of ['lib/src/index.js', 'lib/src/index.d.ts', 'lib/src/cli/medvae.js', 'lib/workers/dist-worker.js', 'lib/workers/decode-worker.js', 'bin/medvae.js', 'bin/medvae-dist.js', 'bin/cli-entry.js', 'data/retinamnist.npz', 'configs/vae_retinamnist.yaml', 'LICENSE', 'README.md']) {
+  for (const needed of [
+    'lib/src/index.js',
+    'lib/src/index.d.ts',
+    'lib/src/cli/medvae.js',
+    'lib/workers/dist-worker.js',
+    'lib/workers/decode-worker.js',
+    'bin/medvae.js',
+    'bin/medvae-dist.js',
+    'bin/cli-entry.js',
+    'data/retinamnist.npz',
+    'configs/vae_retinamnist.yaml',
+    'LICENSE',
+    'README.md',
+  ]) {
     assert.ok(files.includes(needed), `${needed} missing from the tarball`);
   }
-  const unwanted = files.filter((f) => /^(test|bench|runs|docs|src|scripts|\.ci|node_modules)\//.test(f) || f.endsWith('.ts') && !f.endsWith('.d.ts'));
+  const unwanted = files.filter(
+    (f) => /^(test|bench|runs|docs|src|scripts|\.ci|node_modules)\//.test(f) || (f.endsWith('.ts') && !f.endsWith('.d.ts')),
+  );
   assert.deepEqual(unwanted, []);
 });
 
@@ -57,9 +80,32 @@ console.log(JSON.stringify({ backend: info.name, step: result.state.step, stoppe
   writeFileSync(join(app, 'main.ts'), script);
   writeFileSync(join(app, 'main.mjs'), script);
   const tsc = createRequire(join(ROOT, 'package.json')).resolve('typescript/bin/tsc');
-  run(process.execPath, [tsc, '--noEmit', '--strict', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--target', 'es2022', '--skipLibCheck', 'main.ts'], app);
+  run(
+    process.execPath,
+    [
+      tsc,
+      '--noEmit',
+      '--strict',
+      '--module',
+      'nodenext',
+      '--moduleResolution',
+      'nodenext',
+      '--target',
+      'es2022',
+      '--skipLibCheck',
+      'main.ts',
+    ],
+    app,
+  );
   const out = JSON.parse(run(process.execPath, ['main.mjs'], app).trim().split('\n').at(-1)!) as Record<string, unknown>;
-  assert.deepEqual(out, { backend: 'wasm', step: 2, stoppedBy: 'max_steps', samples: 3 * 32 * 32 * 3, recN: 2, recLength: 2 * 32 * 32 * 3 });
+  assert.deepEqual(out, {
+    backend: 'wasm',
+    step: 2,
+    stoppedBy: 'max_steps',
+    samples: 3 * 32 * 32 * 3,
+    recN: 2,
+    recLength: 2 * 32 * 32 * 3,
+  });
   assert.ok(existsSync(join(app, 'run', 'config.yaml')));
   assert.match(readFileSync(join(app, 'node_modules', 'medvae', 'bin', 'medvae.js'), 'utf8'), /runCli/);
 });

@@ -19,7 +19,10 @@ async function labelledNpz(): Promise<string> {
 test('data.classes is a list of class indices, [] by default', () => {
   assert.deepEqual(loadConfig().data.classes, []);
   assert.deepEqual(loadConfig({ sets: ['data.classes=[0, 2]'] }).data.classes, [0, 2]);
-  assert.throws(() => loadConfig({ sets: ['data.classes=[-1]'] }), (e: unknown) => e instanceof ConfigError && /data\.classes/.test(e.message));
+  assert.throws(
+    () => loadConfig({ sets: ['data.classes=[-1]'] }),
+    (e: unknown) => e instanceof ConfigError && /data\.classes/.test(e.message),
+  );
   assert.throws(() => loadConfig({ sets: ['data.classes=[0.5]'] }), ConfigError);
 });
 
@@ -28,7 +31,10 @@ test('filterClasses keeps the listed classes, in order, and reads their images',
   const all = await openDataset({ format: 'medmnist', path }, 'train');
   const zero = await filterClasses(all, [0]);
   assert.equal(zero.length, 3);
-  assert.deepEqual((await zero.labels()).map((r) => r[0]), [0, 0, 0]);
+  assert.deepEqual(
+    (await zero.labels()).map((r) => r[0]),
+    [0, 0, 0],
+  );
   const [a] = await zero.read([1]);
   const [b] = await all.read([3]);
   assert.deepEqual(a!.data, b!.data);

@@ -20,8 +20,12 @@ before(async () => {
   await initBackend('wasm');
 });
 
-const grey = (size: number, fill: (x: number, y: number) => number): Images =>
-  ({ data: Float32Array.from({ length: size * size }, (_, p) => fill(p % size, Math.floor(p / size))), n: 1, size, channels: 1 });
+const grey = (size: number, fill: (x: number, y: number) => number): Images => ({
+  data: Float32Array.from({ length: size * size }, (_, p) => fill(p % size, Math.floor(p / size))),
+  n: 1,
+  size,
+  channels: 1,
+});
 
 describe('metrics', () => {
   it('masked PSNR counts only missing pixels: error 0.2 on them -> 10 log10(4 / 0.04) = 20 dB', () => {
@@ -54,7 +58,7 @@ describe('baselines', () => {
     const img = grey(3, (x) => x);
     const masks = new Uint8Array(9);
     masks[4] = 1;
-    assert.equal(meanFill(img, masks)[4], (0 + 1 + 2) * 3 / 8 - 1 / 8);
+    assert.equal(meanFill(img, masks)[4], ((0 + 1 + 2) * 3) / 8 - 1 / 8);
   });
 
   it('harmonic inpainting recovers a linear ramp inside a hole exactly', () => {
@@ -79,7 +83,10 @@ describe('baselines', () => {
 describe('masks', () => {
   it('center, box, stripes and random masks at the model size', async () => {
     const center = (await maskSource(parseMaskSpec('center:0.25'), 8, 0))(0, 1);
-    assert.equal(center.reduce((s, v) => s + v, 0), 16);
+    assert.equal(
+      center.reduce((s, v) => s + v, 0),
+      16,
+    );
     assert.equal(center[2 * 8 + 2], 1);
     assert.equal(center[1 * 8 + 1], 0);
     const box = (await maskSource(parseMaskSpec('box:1,2,3,1'), 8, 0))(0, 1);
@@ -96,15 +103,25 @@ describe('masks', () => {
     await assert.rejects(maskSource(parseMaskSpec('box:6,6,4,4'), 8, 0), /reaches past the 8x8/);
     const dir = await tempDir('mask');
     const png = join(dir, 'm.png');
-    writeFileSync(png, await sharp(Buffer.alloc(28 * 28, 255), { raw: { width: 28, height: 28, channels: 1 } }).png().toBuffer());
+    writeFileSync(
+      png,
+      await sharp(Buffer.alloc(28 * 28, 255), { raw: { width: 28, height: 28, channels: 1 } })
+        .png()
+        .toBuffer(),
+    );
     await assert.rejects(maskSource(parseMaskSpec(png), 64, 0), (e: unknown) => e instanceof MaskError && /28x28.*64x64/.test(e.message));
     const empty = join(dir, 'empty.npz');
     writeNpz(empty, { mask: { dtype: '|u1', shape: [8, 8], data: new Uint8Array(64) } });
     const source = await maskSource(parseMaskSpec(empty), 8, 0);
-    assert.throws(() => source(0, 1), (e: unknown) => e instanceof MaskError && /no missing pixels/.test(e.message));
+    assert.throws(
+      () => source(0, 1),
+      (e: unknown) => e instanceof MaskError && /no missing pixels/.test(e.message),
+    );
     const ok = join(dir, 'ok.npz');
-    writeNpz(ok, { test_masks: { dtype: '|u1', shape: [2, 8, 8], data: Uint8Array.from({ length: 128 }, (_, i) => (i % 3 === 0 ? 1 : 0)) } });
-    assert.equal((await maskSource(parseMaskSpec(ok), 8, 0))(1, 1)[2], 1, "image 1 gets its own mask (value 66 of the member)");
+    writeNpz(ok, {
+      test_masks: { dtype: '|u1', shape: [2, 8, 8], data: Uint8Array.from({ length: 128 }, (_, i) => (i % 3 === 0 ? 1 : 0)) },
+    });
+    assert.equal((await maskSource(parseMaskSpec(ok), 8, 0))(1, 1)[2], 1, 'image 1 gets its own mask (value 66 of the member)');
   });
 });
 
@@ -134,7 +151,10 @@ describe('anomaly AUROC and scores.csv', () => {
     // Normal (class 0) scores 1, 2, 5; anomalies 3, 4, 6: pairs won 2+2+3 of 9 (5 beats 3 and 4).
     assert.ok(Math.abs(anomalyAuroc([1, 2, 5, 3, 4, 6], [0, 0, 0, 1, 2, 1], [0]) - 7 / 9) < 1e-12);
     assert.deepEqual(parseNormal('0,2'), [0, 2]);
-    assert.throws(() => checkNormalClasses([0, 1, 1], [3], ['a', 'b']), (e: unknown) => e instanceof NormalClassError && /class 3/.test(e.message));
+    assert.throws(
+      () => checkNormalClasses([0, 1, 1], [3], ['a', 'b']),
+      (e: unknown) => e instanceof NormalClassError && /class 3/.test(e.message),
+    );
     assert.throws(() => checkNormalClasses([0, 0], [0], ['a']), NormalClassError);
     assert.throws(() => checkNormalClasses([null, 0], [0], ['a']), NormalClassError);
   });

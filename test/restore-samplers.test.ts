@@ -24,7 +24,11 @@ function tinyData(n: number, channels: 1 | 3 = 3): LabelledImages {
   const data: LabelledImages = {
     images: batch.images.dataSync() as Float32Array,
     labels: batch.labels!.dataSync() as Float32Array,
-    n, size: 32, channels, labelWidth: LABEL_WIDTH, labelKind: 'class',
+    n,
+    size: 32,
+    channels,
+    labelWidth: LABEL_WIDTH,
+    labelKind: 'class',
   };
   tf.dispose([batch.images, batch.labels!]);
   return data;
@@ -78,7 +82,8 @@ describe('imputation chains', () => {
       const s = scoreImages(model, data, { sigma, samples: 4, seed: 2, batch: 2 });
       assert.equal(tf.memory().numTensors, before, 'no tensor leaked');
       assert.ok(sigma > 0);
-      for (const k of ['neg_elbo', 'neg_iwae', 'recon_mse'] as const) assert.ok(s[k].length === 3 && s[k].every(Number.isFinite), `${k} finite`);
+      for (const k of ['neg_elbo', 'neg_iwae', 'recon_mse'] as const)
+        assert.ok(s[k].length === 3 && s[k].every(Number.isFinite), `${k} finite`);
       model.dispose();
     });
   }
@@ -88,8 +93,18 @@ describe('imputation chains', () => {
     const networks = model.networks as Record<string, tf.LayersModel>;
     const encoder = networks['encoder']!;
     delete networks['encoder'];
-    assert.throws(() => imputeImages(model, tinyData(1), new Uint8Array(32 * 32).fill(1, 0, 10), { method: 'mwg', iters: 1, samples: 1, sigma: 1, seed: 0, batch: 1 }),
-      (e: unknown) => e instanceof ModelTaskError && /no encoder/.test(e.message));
+    assert.throws(
+      () =>
+        imputeImages(model, tinyData(1), new Uint8Array(32 * 32).fill(1, 0, 10), {
+          method: 'mwg',
+          iters: 1,
+          samples: 1,
+          sigma: 1,
+          seed: 0,
+          batch: 1,
+        }),
+      (e: unknown) => e instanceof ModelTaskError && /no encoder/.test(e.message),
+    );
     networks['encoder'] = encoder;
     model.dispose();
   });
@@ -124,7 +139,16 @@ describe('restoration tasks', () => {
     assert.equal(tf.memory().numTensors, before, 'no tensor leaked');
     assert.deepEqual(imputationTask(model, test, masks, opts), a, 'seeded');
     assert.equal(a.missing_fraction, 0.25);
-    for (const q of [a.methods['mwg']!, a.methods['pseudo-gibbs']!, a.baselines.harmonic, d.noisy, d.model, d.model_on_clean, d.gaussian_blur, d.median]) {
+    for (const q of [
+      a.methods['mwg']!,
+      a.methods['pseudo-gibbs']!,
+      a.baselines.harmonic,
+      d.noisy,
+      d.model,
+      d.model_on_clean,
+      d.gaussian_blur,
+      d.median,
+    ]) {
       assert.ok(Number.isFinite(q.psnr) && Number.isFinite(q.ssim));
     }
     assert.ok(a.methods['mwg']!.mean_spread > 0, 'two chains differ');

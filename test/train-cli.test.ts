@@ -59,10 +59,17 @@ test('2 epochs straight equal 1 epoch, stop, resume 1 epoch: bit for bit', () =>
 
 test('a run writes files that parse: config, metrics.jsonl, PNG grids, SVG and PNG loss plots', async () => {
   const run = join(dir, 'straight');
-  const lines = readFileSync(join(run, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { kind: string; step: number; terms: Record<string, number>; means?: Record<string, number> });
+  const lines = readFileSync(join(run, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { kind: string; step: number; terms: Record<string, number>; means?: Record<string, number> });
   const steps = lines.filter((l) => l.kind === 'step');
-  assert.deepEqual(steps.map((l) => l.step), [1, 2, 3, 4, 5, 6]);
-  for (const s of steps) for (const k of ['loss', 'reconstruction', 'kld']) assert.ok(Number.isFinite(s.terms[k]), `${k} at step ${s.step}`);
+  assert.deepEqual(
+    steps.map((l) => l.step),
+    [1, 2, 3, 4, 5, 6],
+  );
+  for (const s of steps)
+    for (const k of ['loss', 'reconstruction', 'kld']) assert.ok(Number.isFinite(s.terms[k]), `${k} at step ${s.step}`);
   const epochs = lines.filter((l) => l.kind === 'epoch');
   assert.equal(epochs.length, 2);
   // The epoch mean is the mean of that epoch's step values.
@@ -89,10 +96,13 @@ test('a checkpoint loads back, also through tf.loadLayersModel, and reproduces t
   const load = (net: string): Promise<tf.LayersModel> => {
     const json = JSON.parse(readFileSync(join(ckpt, net, 'model.json'), 'utf8')) as tf.io.ModelJSON;
     const weights = readFileSync(join(ckpt, net, 'weights.bin'));
-    return tf.loadLayersModel(tf.io.fromMemory({
-      modelTopology: json.modelTopology, weightSpecs: json.weightsManifest[0]!.weights,
-      weightData: weights.buffer.slice(weights.byteOffset, weights.byteOffset + weights.byteLength),
-    }));
+    return tf.loadLayersModel(
+      tf.io.fromMemory({
+        modelTopology: json.modelTopology,
+        weightSpecs: json.weightsManifest[0]!.weights,
+        weightData: weights.buffer.slice(weights.byteOffset, weights.byteOffset + weights.byteLength),
+      }),
+    );
   };
   const encoder = await load('encoder');
   const decoder = await load('decoder');
@@ -138,14 +148,31 @@ test('a diverging run stops with advice and leaves the last good checkpoint inta
   const run = join(dir, 'halves');
   const ckpt = latestCheckpoint(join(run, 'checkpoints'))!;
   const before = checkpointDigests(ckpt);
-  const r = medvae(['train', '--resume', run, '--epochs', '4', '--set', 'train.lr=1e12', '--set', 'train.scheduler_gamma=1', '--backend', 'wasm', '--log-format', 'plain']);
+  const r = medvae([
+    'train',
+    '--resume',
+    run,
+    '--epochs',
+    '4',
+    '--set',
+    'train.lr=1e12',
+    '--set',
+    'train.scheduler_gamma=1',
+    '--backend',
+    'wasm',
+    '--log-format',
+    'plain',
+  ]);
   assert.equal(r.status, 1, r.stderr);
   assert.match(r.stderr, /error: training diverged at step \d+ .*Lower the learning rate.*last good checkpoint is .*step-0000006/);
   assert.equal(latestCheckpoint(join(run, 'checkpoints')), ckpt);
   assert.deepEqual(checkpointDigests(ckpt), before);
 });
 
-for (const [signal, exitCode] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+for (const [signal, exitCode] of [
+  ['SIGINT', 130],
+  ['SIGTERM', 143],
+] as const) {
   test(`${signal} finishes the step, saves a checkpoint and exits ${exitCode}`, async () => {
     const run = join(dir, `interrupted-${signal}`);
     const child = spawn(process.execPath, [BIN, ...base, '--epochs', '1000', '--out', run], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -211,7 +238,10 @@ test('a conditional run samples the class asked for, into class folders or an np
   assert.equal(medvae(['sample', '--run', run, '--n', '10', '--out', npz, '--backend', 'wasm']).status, 0);
   const split = await openDataset({ format: 'medmnist', path: npz }, 'train');
   // Classes in turn: 0 1 2 3 4 0 1 2 3 4, stored as class indices as in RetinaMNIST.
-  assert.deepEqual((await split.labels()).map((row) => row[0]), [0, 1, 2, 3, 4, 0, 1, 2, 3, 4]);
+  assert.deepEqual(
+    (await split.labels()).map((row) => row[0]),
+    [0, 1, 2, 3, 4, 0, 1, 2, 3, 4],
+  );
   await split.close();
   // Latents from the class-wise fitted aggregate posterior: the same layout and labels.
   const fitted = join(dir, 'cvae-fitted.npz');
@@ -219,7 +249,10 @@ test('a conditional run samples the class asked for, into class folders or an np
   assert.equal(f.status, 0, f.stderr);
   assert.match(f.stderr, /fitting the aggregate posterior on \d+ images/);
   const fittedSplit = await openDataset({ format: 'medmnist', path: fitted }, 'train');
-  assert.deepEqual((await fittedSplit.labels()).map((row) => row[0]), [0, 1, 2, 3, 4, 0, 1, 2, 3, 4]);
+  assert.deepEqual(
+    (await fittedSplit.labels()).map((row) => row[0]),
+    [0, 1, 2, 3, 4, 0, 1, 2, 3, 4],
+  );
   const [prior0, fitted0] = [await split0(npz), (await fittedSplit.read([0]))[0]!];
   assert.notDeepEqual(prior0, fitted0, 'other latents, other images');
   await fittedSplit.close();
@@ -229,9 +262,20 @@ test('a conditional run samples the class asked for, into class folders or an np
 });
 
 test('--log-format json writes one JSON object per line', () => {
-  const r = medvae([...base.filter((a) => a !== 'plain' && a !== '--log-format'), '--log-format', 'json', '--max-steps', '2', '--out', join(dir, 'json-log')]);
+  const r = medvae([
+    ...base.filter((a) => a !== 'plain' && a !== '--log-format'),
+    '--log-format',
+    'json',
+    '--max-steps',
+    '2',
+    '--out',
+    join(dir, 'json-log'),
+  ]);
   assert.equal(r.status, 0, r.stderr);
-  const lines = r.stderr.trim().split('\n').map((l) => JSON.parse(l) as { level: string; event?: string; step?: number; terms?: Record<string, number> });
+  const lines = r.stderr
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { level: string; event?: string; step?: number; terms?: Record<string, number> });
   assert.ok(lines.every((l) => l.level === 'info'));
   const steps = lines.filter((l) => l.event === 'step');
   assert.ok(steps.length >= 1 && steps.every((l) => Number.isFinite(l.terms?.loss)));
@@ -240,11 +284,31 @@ test('--log-format json writes one JSON object per line', () => {
 test('a 256x256 step too big for the wasm backend ends in one clear line, not a bare trap or Aborted()', () => {
   // 64 images of 256x256 in one pass (the bundled data: the tiny set has fewer): the Vanilla VAE
   // needs more than the 4 GB wasm heap (32 fit, at 3.4 GB RSS)
-  const r = medvae(['train', '--set', 'model.image_size=256', '--set', 'train.batch_size=64', '--set', 'train.micro_batch=64',
-    '--max-steps', '1', '--backend', 'wasm', '--log-format', 'plain', '--metrics-port', '0', '--out', join(dir, 'too-big')]);
+  const r = medvae([
+    'train',
+    '--set',
+    'model.image_size=256',
+    '--set',
+    'train.batch_size=64',
+    '--set',
+    'train.micro_batch=64',
+    '--max-steps',
+    '1',
+    '--backend',
+    'wasm',
+    '--log-format',
+    'plain',
+    '--metrics-port',
+    '0',
+    '--out',
+    join(dir, 'too-big'),
+  ]);
   assert.equal(r.status, 1);
   const last = r.stderr.trim().split('\n').at(-1)!;
-  assert.match(last, /^error: wasm backend (failed|ran out of its 4 GB memory) during training step 1 \(micro-batch of 64 at 256x256\).*lower train\.micro_batch/);
+  assert.match(
+    last,
+    /^error: wasm backend (failed|ran out of its 4 GB memory) during training step 1 \(micro-batch of 64 at 256x256\).*lower train\.micro_batch/,
+  );
 });
 
 test('an image folder with a corrupt file: skipped with a warning, or fatal with --strict naming the file', async () => {
@@ -253,10 +317,26 @@ test('an image folder with a corrupt file: skipped with a warning, or fatal with
   // 15 good images and the broken one: exactly one batch of 16, so every epoch reads the broken file.
   for (let i = 0; i < 15; i++) {
     const px = Buffer.alloc(32 * 32 * 3, (i * 13) % 256);
-    await sharp(px, { raw: { width: 32, height: 32, channels: 3 } }).png().toFile(join(folder, `img${String(i).padStart(2, '0')}.png`));
+    await sharp(px, { raw: { width: 32, height: 32, channels: 3 } })
+      .png()
+      .toFile(join(folder, `img${String(i).padStart(2, '0')}.png`));
   }
   writeFileSync(join(folder, 'broken.png'), Buffer.from('not a png at all'));
-  const common = ['train', '--config', 'configs/smoke.yaml', '--data', folder, '--set', 'data.format=folder', '--max-steps', '2', '--backend', 'wasm', '--log-format', 'plain'];
+  const common = [
+    'train',
+    '--config',
+    'configs/smoke.yaml',
+    '--data',
+    folder,
+    '--set',
+    'data.format=folder',
+    '--max-steps',
+    '2',
+    '--backend',
+    'wasm',
+    '--log-format',
+    'plain',
+  ];
   const lenient = medvae([...common, '--out', join(dir, 'folder-run')]);
   assert.equal(lenient.status, 0, lenient.stderr);
   assert.match(lenient.stderr, /broken\.png/);
@@ -265,15 +345,45 @@ test('an image folder with a corrupt file: skipped with a warning, or fatal with
   assert.match(strict.stderr.trim().split('\n').at(-1)!, /^error: .*broken\.png/);
 });
 
-test("a PyTorch-VAE config trains, and each of its keys that does nothing here is named once in the output", () => {
+test('a PyTorch-VAE config trains, and each of its keys that does nothing here is named once in the output', () => {
   const file = join(dir, 'pytorch-vae.yaml');
-  writeFileSync(file, [
-    'model_params:', "  name: 'VanillaVAE'", '  in_channels: 3', '  latent_dim: 4',
-    'data_params:', `  data_path: "${data}"`, '  train_batch_size: 16', '  val_batch_size: 16', '  patch_size: 32', '  num_workers: 4',
-    'exp_params:', '  LR: 0.005', '  kld_weight: 0.00025', '  manual_seed: 7',
-    'trainer_params:', '  gpus: [1]', '  max_epochs: 1',
-  ].join('\n'));
-  const r = medvae(['train', '--config', file, '--set', 'model.hidden_dims=[4, 8]', '--backend', 'wasm', '--log-format', 'plain', '--max-steps', '1', '--out', join(dir, 'pytorch-vae')]);
+  writeFileSync(
+    file,
+    [
+      'model_params:',
+      "  name: 'VanillaVAE'",
+      '  in_channels: 3',
+      '  latent_dim: 4',
+      'data_params:',
+      `  data_path: "${data}"`,
+      '  train_batch_size: 16',
+      '  val_batch_size: 16',
+      '  patch_size: 32',
+      '  num_workers: 4',
+      'exp_params:',
+      '  LR: 0.005',
+      '  kld_weight: 0.00025',
+      '  manual_seed: 7',
+      'trainer_params:',
+      '  gpus: [1]',
+      '  max_epochs: 1',
+    ].join('\n'),
+  );
+  const r = medvae([
+    'train',
+    '--config',
+    file,
+    '--set',
+    'model.hidden_dims=[4, 8]',
+    '--backend',
+    'wasm',
+    '--log-format',
+    'plain',
+    '--max-steps',
+    '1',
+    '--out',
+    join(dir, 'pytorch-vae'),
+  ]);
   assert.equal(r.status, 0, r.stderr);
   for (const key of ['data_params.val_batch_size', 'data_params.num_workers', 'trainer_params.gpus']) {
     assert.equal(r.stderr.split('\n').filter((l) => l.includes(`${key} ignored`)).length, 1, key);

@@ -21,13 +21,27 @@ for (const name of ['vae', 'beta_vae', 'mssim_vae', 'cvae', 'joint_vae', 'vae_ga
   test(`${name}: tf.memory().numTensors is the same after step 3 and step 10, micro-batches accumulated`, async () => {
     const config = loadConfig({
       file: 'configs/smoke.yaml',
-      sets: [`model.name=${name}`, `data.path=${data}`, 'train.batch_size=8', 'train.micro_batch=4', 'train.epochs=3',
-        'train.backend=wasm', 'model.feature_layer=1', 'output.sample_grid=4'],
+      sets: [
+        `model.name=${name}`,
+        `data.path=${data}`,
+        'train.batch_size=8',
+        'train.micro_batch=4',
+        'train.epochs=3',
+        'train.backend=wasm',
+        'model.feature_layer=1',
+        'output.sample_grid=4',
+      ],
     });
     const counts = new Map<number, number>();
     await train({
-      config, runDir: join(dir, name), progress: quiet,
-      hooks: { onStep: (info) => { counts.set(info.step, tf.memory().numTensors); } },
+      config,
+      runDir: join(dir, name),
+      progress: quiet,
+      hooks: {
+        onStep: (info) => {
+          counts.set(info.step, tf.memory().numTensors);
+        },
+      },
     });
     assert.ok(counts.has(3) && counts.has(10), `steps seen: ${[...counts.keys()]}`);
     assert.equal(counts.get(10), counts.get(3), `tensors after step 3: ${counts.get(3)}, after step 10: ${counts.get(10)}`);

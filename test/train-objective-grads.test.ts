@@ -22,7 +22,13 @@ describe('objectiveGradients', () => {
         forwardRuns++;
         const u = tf.mul(a, b);
         // f1 = sum((ab)^2): d/da = 2ab^2. f2 = sum(ab + b): d/db = a + 1, and a's path through u is not b's business.
-        return { objectives: { first: tf.sum(tf.square(u)) as tf.Scalar, second: tf.sum(tf.add(u, b)) as tf.Scalar, third: tf.sum(u) as tf.Scalar } };
+        return {
+          objectives: {
+            first: tf.sum(tf.square(u)) as tf.Scalar,
+            second: tf.sum(tf.add(u, b)) as tf.Scalar,
+            third: tf.sum(u) as tf.Scalar,
+          },
+        };
       },
       { first: [a], second: [b], third: [c] },
     );
@@ -44,10 +50,17 @@ describe('objectiveGradients', () => {
       (e: unknown) => e instanceof ObjectiveGradsError && /no objective 'critic' \(got loss\)/.test(e.message),
     );
     assert.equal(tf.memory().numTensors, before);
-    assert.throws(() => objectiveGradients(() => {
-      tf.square(a);
-      throw new Error('forward failed');
-    }, { loss: [a] }), /forward failed/);
+    assert.throws(
+      () =>
+        objectiveGradients(
+          () => {
+            tf.square(a);
+            throw new Error('forward failed');
+          },
+          { loss: [a] },
+        ),
+      /forward failed/,
+    );
     assert.equal(tf.memory().numTensors, before);
     // The engine is usable afterwards: the tape was handed back.
     const { value, grads } = tf.variableGrads(() => tf.sum(tf.mul(a, a)) as tf.Scalar, [a]);

@@ -4,13 +4,28 @@ import { createProgress, type StepReport } from '../src/train/progress.ts';
 
 /** A stand-in for process.stderr that records what is written. */
 function sink(isTTY: boolean, columns?: number): NodeJS.WriteStream & { text: string } {
-  const s = { text: '', isTTY, columns, write(chunk: string) { s.text += chunk; return true; } };
+  const s = {
+    text: '',
+    isTTY,
+    columns,
+    write(chunk: string) {
+      s.text += chunk;
+      return true;
+    },
+  };
   return s as unknown as NodeJS.WriteStream & { text: string };
 }
 
 const report = (step: number): StepReport => ({
-  epoch: 0, epochs: 2, stepInEpoch: step, stepsPerEpoch: 10, step, totalSteps: 20,
-  terms: { loss: 0.5, kld: 12345.678 }, imagesPerSecond: 41.25, lr: 0.005,
+  epoch: 0,
+  epochs: 2,
+  stepInEpoch: step,
+  stepsPerEpoch: 10,
+  step,
+  totalSteps: 20,
+  terms: { loss: 0.5, kld: 12345.678 },
+  imagesPerSecond: 41.25,
+  lr: 0.005,
 });
 
 test('plain output: one line every N steps and at the end of an epoch, with ETA, throughput and terms', () => {
@@ -18,7 +33,10 @@ test('plain output: one line every N steps and at the end of an epoch, with ETA,
   const progress = createProgress('auto', { everySteps: 5, stream: out });
   for (let s = 0; s < 10; s++) progress.step(report(s));
   const lines = out.text.trim().split('\n');
-  assert.deepEqual(lines.map((l) => /step (\d+)\/10/.exec(l)?.[1]), ['1', '6', '10']);
+  assert.deepEqual(
+    lines.map((l) => /step (\d+)\/10/.exec(l)?.[1]),
+    ['1', '6', '10'],
+  );
   assert.match(lines[0]!, /^epoch 1\/2 step 1\/10 \| ETA \d+m\d\ds \| 41\.3 img\/s \| lr 5\.00e-3 \| loss 0\.5000 kld 1\.235e\+4$/);
 });
 
@@ -39,7 +57,10 @@ test('json output: parseable objects with the step fields', () => {
   const progress = createProgress('json', { everySteps: 1, stream: out });
   progress.info('hello');
   progress.step(report(3));
-  const [info, step] = out.text.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  const [info, step] = out.text
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
   assert.equal(info!.message, 'hello');
   assert.equal(step!.event, 'step');
   assert.equal(step!.step, 3);

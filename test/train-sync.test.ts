@@ -27,23 +27,37 @@ function values(s: PendingStatistics): { count: number; sum: number[]; squares: 
 test('a later step reuses the all-reduce buffer without changing what the earlier step produced', async () => {
   const collectives = await ring();
   try {
-    const results = await Promise.all(collectives.map(async (c, rank) => {
-      const mine = [stats(2, [rank], [10 * rank])];
-      const first = { model: { w: tf.tensor1d([rank, 2 * rank, 4]) } };
-      const pooled = await averageAcrossWorkers(c, first, {}, mine, false);
-      const pooledAfterFirst = values(pooled.statistics[0]!);
-      // Five floats again (3 gradients + 2 statistics before): the same buffer is used.
-      const second = { model: { w: tf.tensor1d([100 + rank, 200, 300, 400, 500]) } };
-      await averageAcrossWorkers(c, second, {}, [], false);
-      const out = { first: Array.from(first.model.w.dataSync()), second: Array.from(second.model.w.dataSync()), pooled: values(pooled.statistics[0]!), pooledAfterFirst };
-      tf.dispose([first.model.w, second.model.w, mine[0]!.shiftedSum, mine[0]!.shiftedSquares, pooled.statistics[0]!.shiftedSum, pooled.statistics[0]!.shiftedSquares]);
-      return out;
-    }));
+    const results = await Promise.all(
+      collectives.map(async (c, rank) => {
+        const mine = [stats(2, [rank], [10 * rank])];
+        const first = { model: { w: tf.tensor1d([rank, 2 * rank, 4]) } };
+        const pooled = await averageAcrossWorkers(c, first, {}, mine, false);
+        const pooledAfterFirst = values(pooled.statistics[0]!);
+        // Five floats again (3 gradients + 2 statistics before): the same buffer is used.
+        const second = { model: { w: tf.tensor1d([100 + rank, 200, 300, 400, 500]) } };
+        await averageAcrossWorkers(c, second, {}, [], false);
+        const out = {
+          first: Array.from(first.model.w.dataSync()),
+          second: Array.from(second.model.w.dataSync()),
+          pooled: values(pooled.statistics[0]!),
+          pooledAfterFirst,
+        };
+        tf.dispose([
+          first.model.w,
+          second.model.w,
+          mine[0]!.shiftedSum,
+          mine[0]!.shiftedSquares,
+          pooled.statistics[0]!.shiftedSum,
+          pooled.statistics[0]!.shiftedSquares,
+        ]);
+        return out;
+      }),
+    );
     for (const r of results) {
       assert.deepEqual(r.first, [0.5, 1, 4]);
       assert.deepEqual(r.second, [100.5, 200, 300, 400, 500]);
       assert.deepEqual(r.pooledAfterFirst, { count: 4, sum: [1], squares: [10] });
-      assert.deepEqual(r.pooled, r.pooledAfterFirst, 'the second step must not write into the first step\'s pooled statistics');
+      assert.deepEqual(r.pooled, r.pooledAfterFirst, "the second step must not write into the first step's pooled statistics");
     }
   } finally {
     await Promise.all(collectives.map((c) => c.close()));
@@ -56,16 +70,32 @@ test('two ranks end with the mean of gradients and terms, the sum of BatchNorm s
     { g: [1, 2, 3], b: [10], loss: 0.5, count: 3, sum: [0, 4], squares: [1, 2], stop: false },
     { g: [3, 6, 9], b: [20], loss: 1.5, count: 5, sum: [2, 8], squares: [3, 5], stop: true },
   ];
-  const results = await Promise.all(collectives.map(async (c, rank) => {
-    const x = inputs[rank]!;
-    const grads = { model: { w: tf.tensor1d(x.g), b: tf.tensor1d(x.b) } };
-    const terms = { loss: x.loss };
-    const mine = [stats(x.count, x.sum, x.squares)];
-    const { bytes, stop, statistics } = await averageAcrossWorkers(c, grads, terms, mine, x.stop);
-    const out = { w: Array.from(grads.model.w.dataSync()), b: Array.from(grads.model.b.dataSync()), loss: terms.loss, pooled: values(statistics[0]!), bytes, stop };
-    tf.dispose([grads.model.w, grads.model.b, mine[0]!.shiftedSum, mine[0]!.shiftedSquares, statistics[0]!.shiftedSum, statistics[0]!.shiftedSquares]);
-    return out;
-  }));
+  const results = await Promise.all(
+    collectives.map(async (c, rank) => {
+      const x = inputs[rank]!;
+      const grads = { model: { w: tf.tensor1d(x.g), b: tf.tensor1d(x.b) } };
+      const terms = { loss: x.loss };
+      const mine = [stats(x.count, x.sum, x.squares)];
+      const { bytes, stop, statistics } = await averageAcrossWorkers(c, grads, terms, mine, x.stop);
+      const out = {
+        w: Array.from(grads.model.w.dataSync()),
+        b: Array.from(grads.model.b.dataSync()),
+        loss: terms.loss,
+        pooled: values(statistics[0]!),
+        bytes,
+        stop,
+      };
+      tf.dispose([
+        grads.model.w,
+        grads.model.b,
+        mine[0]!.shiftedSum,
+        mine[0]!.shiftedSquares,
+        statistics[0]!.shiftedSum,
+        statistics[0]!.shiftedSquares,
+      ]);
+      return out;
+    }),
+  );
   for (const r of results) {
     assert.deepEqual(r.w, [2, 4, 6]);
     assert.deepEqual(r.b, [15]);

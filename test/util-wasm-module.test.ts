@@ -60,10 +60,16 @@ describe('loadWasmModule', () => {
       imported: await built('imported', `(module (import "env" "log" (func (param i32))) (memory (export "memory") 1) ${SCALE_BODY})`),
       missing: await built('missing', `(module (memory 1) ${SCALE_BODY})`),
       wrongKind: await built('wrong-kind', `(module (memory 1) (global (export "memory") i32 (i32.const 0)) ${SCALE_BODY})`),
-      wrongParams: await built('wrong-params', `(module (memory (export "memory") 1)
-        (func (export "scale") (param i32) (param i32) (param f64)))`),
-      returns: await built('returns', `(module (memory (export "memory") 1)
-        (func (export "scale") (param i32) (param i32) (param f32) (result i32) (i32.const 0)))`),
+      wrongParams: await built(
+        'wrong-params',
+        `(module (memory (export "memory") 1)
+        (func (export "scale") (param i32) (param i32) (param f64)))`,
+      ),
+      returns: await built(
+        'returns',
+        `(module (memory (export "memory") 1)
+        (func (export "scale") (param i32) (param i32) (param f32) (result i32) (i32.const 0)))`,
+      ),
     };
     writeFileSync(join(dir, 'garbage.wasm'), 'not a module');
   });
@@ -79,21 +85,35 @@ describe('loadWasmModule', () => {
   });
 
   test('a missing export, another kind, other parameters or a result are WasmExportErrors naming each', () => {
-    throwsOneLine(() => loadWasmModule(urls.missing, 'Scale', SPEC), WasmExportError,
-      /missing\.wasm: does not match Scale: export 'memory' is missing$/);
-    throwsOneLine(() => loadWasmModule(urls.wrongKind, 'Scale', SPEC), WasmExportError,
-      /export 'memory' is a global, expected a memory/);
-    throwsOneLine(() => loadWasmModule(urls.wrongParams, 'Scale', SPEC), WasmExportError,
-      /export 'scale' is \(i32, i32, f64\), expected \(i32, i32, f32\)/);
-    throwsOneLine(() => loadWasmModule(urls.returns, 'Scale', SPEC), WasmExportError,
-      /export 'scale' is \(i32, i32, f32\) -> \(i32\), expected \(i32, i32, f32\)/);
+    throwsOneLine(
+      () => loadWasmModule(urls.missing, 'Scale', SPEC),
+      WasmExportError,
+      /missing\.wasm: does not match Scale: export 'memory' is missing$/,
+    );
+    throwsOneLine(() => loadWasmModule(urls.wrongKind, 'Scale', SPEC), WasmExportError, /export 'memory' is a global, expected a memory/);
+    throwsOneLine(
+      () => loadWasmModule(urls.wrongParams, 'Scale', SPEC),
+      WasmExportError,
+      /export 'scale' is \(i32, i32, f64\), expected \(i32, i32, f32\)/,
+    );
+    throwsOneLine(
+      () => loadWasmModule(urls.returns, 'Scale', SPEC),
+      WasmExportError,
+      /export 'scale' is \(i32, i32, f32\) -> \(i32\), expected \(i32, i32, f32\)/,
+    );
   });
 
   test('an absent file, bytes that are no module, and a failed link are WasmLoadErrors', () => {
-    throwsOneLine(() => loadWasmModule(pathToFileURL(join(dir, 'absent.wasm')), 'Scale', SPEC), WasmLoadError,
-      /absent\.wasm: cannot be read \(ENOENT\); it is built from its \.wat by 'npm run build:wasm'$/);
-    throwsOneLine(() => loadWasmModule(pathToFileURL(join(dir, 'garbage.wasm')), 'Scale', SPEC), WasmLoadError,
-      /garbage\.wasm: is not a valid WebAssembly module \(.+\); rebuild it with 'npm run build:wasm'$/);
+    throwsOneLine(
+      () => loadWasmModule(pathToFileURL(join(dir, 'absent.wasm')), 'Scale', SPEC),
+      WasmLoadError,
+      /absent\.wasm: cannot be read \(ENOENT\); it is built from its \.wat by 'npm run build:wasm'$/,
+    );
+    throwsOneLine(
+      () => loadWasmModule(pathToFileURL(join(dir, 'garbage.wasm')), 'Scale', SPEC),
+      WasmLoadError,
+      /garbage\.wasm: is not a valid WebAssembly module \(.+\); rebuild it with 'npm run build:wasm'$/,
+    );
     const imported = loadWasmModule(urls.imported, 'Scale', SPEC);
     throwsOneLine(() => imported.instantiate({}), WasmLoadError, /imported\.wasm: cannot be instantiated \(.+\)$/);
   });

@@ -9,7 +9,13 @@ import { ADAM_UPDATE, type AdamUpdateAttrs } from './wasm-kernels/kernel-names.t
  * [p', m', v'] for parameters p, gradient g and moments m, v: with weight decay g += wd p, then
  * m' = b1 m + (1 - b1) g, v' = b2 v + (1 - b2) g^2, p' = p - stepSize m' / (sqrt(v') + epsHat).
  */
-export function adamUpdate(p: tf.Tensor, g: tf.Tensor, m: tf.Tensor, v: tf.Tensor, attrs: AdamUpdateAttrs): [tf.Tensor, tf.Tensor, tf.Tensor] {
+export function adamUpdate(
+  p: tf.Tensor,
+  g: tf.Tensor,
+  m: tf.Tensor,
+  v: tf.Tensor,
+  attrs: AdamUpdateAttrs,
+): [tf.Tensor, tf.Tensor, tf.Tensor] {
   if (simdKernels() !== undefined && [p, g, m, v].every((t) => t.dtype === 'float32')) {
     return tf.engine().runKernel(ADAM_UPDATE, { p, g, m, v }, attrs as unknown as tf.NamedAttrMap) as [tf.Tensor, tf.Tensor, tf.Tensor];
   }

@@ -16,7 +16,14 @@ import '@tensorflow/tfjs-backend-wasm';
 import type { BackendChoice } from '../config/schema.ts';
 import { installWasmMemoryGuard } from './memory.ts';
 import { unavailableReason } from './tfjs-node-install.ts';
-import { installNativeKernels, loadBinding, NativeBindingError, ORT_INSTALL_HINT, removeNativeKernels, setNativeThreads } from './native/kernels.ts';
+import {
+  installNativeKernels,
+  loadBinding,
+  NativeBindingError,
+  ORT_INSTALL_HINT,
+  removeNativeKernels,
+  setNativeThreads,
+} from './native/kernels.ts';
 import { resolveThreads } from './native/threads.ts';
 import { loadSimdKernels } from './simd/module.ts';
 import { registerWasmTrainingKernels } from './wasm-kernels/register-all.ts';
@@ -122,7 +129,8 @@ async function tryNativeOrt(threads: number): Promise<Attempt & { missing?: bool
   try {
     loadBinding();
   } catch (e) {
-    if (e instanceof NativeBindingError) return { ok: false, why: e.missing ? 'onnxruntime-node not installed' : e.message, missing: e.missing };
+    if (e instanceof NativeBindingError)
+      return { ok: false, why: e.missing ? 'onnxruntime-node not installed' : e.message, missing: e.missing };
     return { ok: false, why: `onnxruntime-node failed to load: ${firstLine(e)}` };
   }
   setNativeThreads(threads);
@@ -160,7 +168,10 @@ async function select(choice: BackendChoice, options: BackendOptions): Promise<B
       return { name: 'native', gpu: false, reason: notes.join('; '), threads };
     }
     if (choice === 'native') {
-      throw new BackendUnavailableError(choice, attempt.missing === true ? `onnxruntime-node is not installed; ${ORT_INSTALL_HINT}, or set backend to auto or wasm` : attempt.why);
+      throw new BackendUnavailableError(
+        choice,
+        attempt.missing === true ? `onnxruntime-node is not installed; ${ORT_INSTALL_HINT}, or set backend to auto or wasm` : attempt.why,
+      );
     }
     skipped.push(attempt.why);
   }
@@ -173,7 +184,8 @@ async function select(choice: BackendChoice, options: BackendOptions): Promise<B
     if (choice === name) throw new BackendUnavailableError(choice, attempt.why);
     // wasm and its kernels ship with medvae, unlike the optional native packages: their failure is
     // a broken install to report, never a silent fall to cpu, which is far slower.
-    if (name === 'wasm') throw new BackendUnavailableError(choice, `${[...skipped, attempt.why].join('; ')}. Reinstall medvae, or choose --backend cpu`);
+    if (name === 'wasm')
+      throw new BackendUnavailableError(choice, `${[...skipped, attempt.why].join('; ')}. Reinstall medvae, or choose --backend cpu`);
     skipped.push(attempt.why);
   }
   throw new BackendUnavailableError(choice, skipped.join('; '));

@@ -9,7 +9,10 @@ import { dirname, join } from 'node:path';
 export type NativePackageState = 'absent' | 'no-binding' | 'installed';
 
 /** `from`: where resolution starts (this module; tests point it elsewhere). */
-export function nativePackageState(pkg: '@tensorflow/tfjs-node' | '@tensorflow/tfjs-node-gpu', from: string = import.meta.url): NativePackageState {
+export function nativePackageState(
+  pkg: '@tensorflow/tfjs-node' | '@tensorflow/tfjs-node-gpu',
+  from: string = import.meta.url,
+): NativePackageState {
   let root: string;
   try {
     root = dirname(createRequire(from).resolve(`${pkg}/package.json`));
@@ -17,13 +20,22 @@ export function nativePackageState(pkg: '@tensorflow/tfjs-node' | '@tensorflow/t
     return 'absent';
   }
   const lib = join(root, 'lib');
-  const bound = existsSync(lib) && readdirSync(lib, { withFileTypes: true }).some((e) => e.isDirectory() && e.name.startsWith('napi-v') && existsSync(join(lib, e.name, 'tfjs_binding.node')));
+  const bound =
+    existsSync(lib) &&
+    readdirSync(lib, { withFileTypes: true }).some(
+      (e) => e.isDirectory() && e.name.startsWith('napi-v') && existsSync(join(lib, e.name, 'tfjs_binding.node')),
+    );
   return bound ? 'installed' : 'no-binding';
 }
 
 /** Why a native package cannot be the backend, or undefined when it is installed. `short`: its name in messages. */
-export function unavailableReason(pkg: '@tensorflow/tfjs-node' | '@tensorflow/tfjs-node-gpu', short: string, state = nativePackageState(pkg)): string | undefined {
+export function unavailableReason(
+  pkg: '@tensorflow/tfjs-node' | '@tensorflow/tfjs-node-gpu',
+  short: string,
+  state = nativePackageState(pkg),
+): string | undefined {
   if (state === 'absent') return `${short} not installed`;
-  if (state === 'no-binding') return `${short} installed without its native binding (its install script did not run or failed; \`npm rebuild ${pkg}\` retries it)`;
+  if (state === 'no-binding')
+    return `${short} installed without its native binding (its install script did not run or failed; \`npm rebuild ${pkg}\` retries it)`;
   return undefined;
 }

@@ -24,10 +24,12 @@ export function registerDataCommands(program: Command): void {
     .addOption(new Option('--size <px>', 'image size of the file').argParser(parseSize).default(28))
     .option('--dir <dir>', 'folder to save into', 'data')
     .option('--debug', 'print stack traces on errors')
-    .action((flag: string, opts: { size: number; dir: string; debug?: boolean }) => runCommand(Boolean(opts.debug), async () => {
-      const path = await downloadMedmnist({ flag, size: opts.size, dir: opts.dir, log: (line) => console.error(line) });
-      console.log(path);
-    }));
+    .action((flag: string, opts: { size: number; dir: string; debug?: boolean }) =>
+      runCommand(Boolean(opts.debug), async () => {
+        const path = await downloadMedmnist({ flag, size: opts.size, dir: opts.dir, log: (line) => console.error(line) });
+        console.log(path);
+      }),
+    );
 
   data
     .command('info')
@@ -35,7 +37,9 @@ export function registerDataCommands(program: Command): void {
     .argument('<path>', 'an .npz file, a Gleason root or an image folder')
     .addOption(new Option('--format <format>', 'override the guessed format').choices(['medmnist', 'gleason', 'folder']))
     .option('--debug', 'print stack traces on errors')
-    .action((path: string, opts: { format?: DatasetFormat; debug?: boolean }) => runCommand(Boolean(opts.debug), async () => {
-      console.log(await describeDataset(path, opts.format));
-    }));
+    .action((path: string, opts: { format?: DatasetFormat; debug?: boolean }) =>
+      runCommand(Boolean(opts.debug), async () => {
+        console.log(await describeDataset(path, opts.format));
+      }),
+    );
 }

@@ -51,8 +51,20 @@ export function registerEvalCommands(program: Command, out: CommandOutput = proc
     .option('--split <name>', 'held-out split to evaluate on', 'test')
     .option('--n <count>', 'images per side: held-out real (capped by the split) and generated', '500')
     .option('--seed <seed>', 'seed of every random choice of the evaluation', '0')
-    .addOption(new Option('--backend <name>', 'compute backend (default: the run config\'s)').choices(['auto', 'tensorflow', 'native', 'wasm', 'cpu']))
-    .option('--feature-steps <n>', `training steps of the feature net and TSTR classifiers (part of the feature-net key)`, String(DEFAULT_RECIPE.steps))
+    .addOption(
+      new Option('--backend <name>', "compute backend (default: the run config's)").choices([
+        'auto',
+        'tensorflow',
+        'native',
+        'wasm',
+        'cpu',
+      ]),
+    )
+    .option(
+      '--feature-steps <n>',
+      `training steps of the feature net and TSTR classifiers (part of the feature-net key)`,
+      String(DEFAULT_RECIPE.steps),
+    )
     .option('--cache-dir <dir>', 'where trained feature nets are kept (default: <run dir>/../.feature-nets)')
     .option('--tasks <list>', 'also restoration tasks (src/restore): impute,denoise,score')
     .option('--normal <classes>', 'with --tasks score: the normal classes of the AUROC, e.g. 0')
@@ -69,7 +81,17 @@ export function registerEvalCommands(program: Command, out: CommandOutput = proc
           log: (line) => process.stderr.write(`${line}\n`),
         });
         const tasks = flags.tasks ? parseTasks(flags.tasks) : [];
-        const restoration = tasks.length > 0 ? await evalRestoration(flags.run, { tasks, split: flags.split, n: positiveInt('--n', flags.n, 2), seed: positiveInt('--seed', flags.seed, 0), normal: flags.normal === undefined ? undefined : parseNormal(flags.normal), log: (line) => process.stderr.write(`${line}\n`) }) : undefined;
+        const restoration =
+          tasks.length > 0
+            ? await evalRestoration(flags.run, {
+                tasks,
+                split: flags.split,
+                n: positiveInt('--n', flags.n, 2),
+                seed: positiveInt('--seed', flags.seed, 0),
+                normal: flags.normal === undefined ? undefined : parseNormal(flags.normal),
+                log: (line) => process.stderr.write(`${line}\n`),
+              })
+            : undefined;
         const withTasks: typeof file & { restoration?: typeof restoration } = restoration ? { ...file, restoration } : file;
         const path = writeEvalFile(flags.run, withTasks);
         out.write(`${formatEvalTable(file)}${restoration ? `\n${formatRestorationTable(restoration)}` : ''}\nwrote ${path}\n`);

@@ -13,7 +13,12 @@ import { sample, SampleOptionError, type SampledImages } from '../generate/sampl
 import { runCommand, UsageError } from './errors.ts';
 import { psnrOf } from '../eval/reconstruction.ts';
 
-interface RunFlags { run: string; backend: string; debug?: boolean; seed: string }
+interface RunFlags {
+  run: string;
+  backend: string;
+  debug?: boolean;
+  seed: string;
+}
 
 async function openRun(flags: RunFlags): Promise<LoadedRun> {
   await initBackend(flags.backend as 'auto');
@@ -36,8 +41,15 @@ async function sampleCommand(flags: RunFlags & { n: string; label?: string; out:
   const run = await openRun(flags);
   const n = Number(flags.n);
   if (!Number.isInteger(n) || n < 1) throw new UsageError(`--n must be a positive integer, got ${flags.n}`);
-  if (flags.latent !== 'prior' && flags.latent !== 'fitted') throw new UsageError(`--latent must be prior or fitted, got '${flags.latent}'`);
-  const options = { n, seed: Number(flags.seed), latent: flags.latent, batchSize: Number(flags.batch), log: (line: string) => process.stderr.write(`${line}\n`) } as const;
+  if (flags.latent !== 'prior' && flags.latent !== 'fitted')
+    throw new UsageError(`--latent must be prior or fitted, got '${flags.latent}'`);
+  const options = {
+    n,
+    seed: Number(flags.seed),
+    latent: flags.latent,
+    batchSize: Number(flags.batch),
+    log: (line: string) => process.stderr.write(`${line}\n`),
+  } as const;
   let images: SampledImages;
   try {
     images = await sample(run, flags.label === undefined ? options : { ...options, label: Number(flags.label) });
@@ -54,12 +66,18 @@ async function sampleCommand(flags: RunFlags & { n: string; label?: string; out:
     const imageShape = channels === 1 ? [n, size, size] : [n, size, size, 3];
     const labelRows = conditional ? classLabels(labels, n, labelWidth, run.state.labelKind) : new Uint8Array(n);
     const labelShape = [n, labelRows.length / n];
-    const empty = (shape: number[]): { dtype: '|u1'; shape: number[]; data: Uint8Array } => ({ dtype: '|u1', shape: [0, ...shape.slice(1)], data: new Uint8Array(0) });
+    const empty = (shape: number[]): { dtype: '|u1'; shape: number[]; data: Uint8Array } => ({
+      dtype: '|u1',
+      shape: [0, ...shape.slice(1)],
+      data: new Uint8Array(0),
+    });
     writeNpz(flags.out, {
       train_images: { dtype: '|u1', shape: imageShape, data: pixels },
       train_labels: { dtype: '|u1', shape: labelShape, data: labelRows },
-      val_images: empty(imageShape), val_labels: empty(labelShape),
-      test_images: empty(imageShape), test_labels: empty(labelShape),
+      val_images: empty(imageShape),
+      val_labels: empty(labelShape),
+      test_images: empty(imageShape),
+      test_labels: empty(labelShape),
     });
   } else {
     const stack: ImageStack = { data: Float32Array.from(pixels, (v) => v / 127.5 - 1), n, size, channels };
@@ -96,7 +114,16 @@ async function reconstructCommand(flags: RunFlags & { split: string; n: string; 
     if (!match) throw new UsageError(`--noise must look like gaussian:SIGMA (SIGMA on the [0,1] intensity scale), got ${flags.noise}`);
     const sigma = Number(match[1]);
     // Noise on the [0,1] scale is twice as large on the model's [-1,1] scale.
-    const noisy = tf.tidy(() => clean.images.add(stepNoise(Number(flags.seed), Stream.eval, 0).normal(clean.images.shape).mul(2 * sigma)).clipByValue(-1, 1) as tf.Tensor4D);
+    const noisy = tf.tidy(
+      () =>
+        clean.images
+          .add(
+            stepNoise(Number(flags.seed), Stream.eval, 0)
+              .normal(clean.images.shape)
+              .mul(2 * sigma),
+          )
+          .clipByValue(-1, 1) as tf.Tensor4D,
+    );
     const denoised = tf.tidy(() => model.reconstruct(noisy, clean.labels));
     const before = psnr(clean.images.dataSync() as Float32Array, noisy.dataSync() as Float32Array);
     const after = psnr(clean.images.dataSync() as Float32Array, denoised.dataSync() as Float32Array);
@@ -104,7 +131,9 @@ async function reconstructCommand(flags: RunFlags & { split: string; n: string; 
     await writeGrid(flags.out, stackFromTensor(grid), { cols: batch.n });
     tf.dispose([noisy, denoised, grid]);
     process.stdout.write(`${JSON.stringify({ noise: flags.noise, images: batch.n, psnr_noisy_db: before, psnr_denoised_db: after })}\n`);
-    process.stderr.write(`PSNR noisy ${before.toFixed(2)} dB -> denoised ${after.toFixed(2)} dB; wrote ${flags.out} (clean, noisy, denoised rows)\n`);
+    process.stderr.write(
+      `PSNR noisy ${before.toFixed(2)} dB -> denoised ${after.toFixed(2)} dB; wrote ${flags.out} (clean, noisy, denoised rows)\n`,
+    );
   } finally {
     tf.dispose([clean.images, clean.labels] as tf.TensorContainer);
   }
@@ -124,7 +153,7 @@ async function interpolateCommand(flags: RunFlags & { split: string; steps: stri
       const b = mu.slice([2 * p + 1, 0], [1, -1]);
       const t = tf.linspace(0, 1, steps).reshape([steps, 1]);
       const z = a.mul(tf.sub(1, t)).add(b.mul(t)) as tf.Tensor2D;
-      const labels = x.labels ? tf.tile(x.labels.slice([2 * p, 0], [1, -1]), [steps, 1]) as tf.Tensor2D : undefined;
+      const labels = x.labels ? (tf.tile(x.labels.slice([2 * p, 0], [1, -1]), [steps, 1]) as tf.Tensor2D) : undefined;
       out.push(model.decode(z, labels, false));
     }
     return tf.concat(out, 0) as tf.Tensor4D;
@@ -135,16 +164,21 @@ async function interpolateCommand(flags: RunFlags & { split: string; steps: stri
 }
 
 export function registerGenerateCommands(program: Command): void {
-  const common = (cmd: Command): Command => cmd
-    .requiredOption('--run <dir>', 'run directory (its newest checkpoint is used)')
-    .option('--backend <name>', 'auto | tensorflow | native | wasm | cpu', 'auto')
-    .option('--seed <n>', 'seed of the noise', '0')
-    .option('--debug', 'print stack traces on errors');
+  const common = (cmd: Command): Command =>
+    cmd
+      .requiredOption('--run <dir>', 'run directory (its newest checkpoint is used)')
+      .option('--backend <name>', 'auto | tensorflow | native | wasm | cpu', 'auto')
+      .option('--seed <n>', 'seed of the noise', '0')
+      .option('--debug', 'print stack traces on errors');
   common(program.command('sample').description('write a synthetic dataset: an npz in the MedMNIST layout, or a PNG folder by class'))
     .option('--n <n>', 'number of images', '1000')
     .option('--label <k>', 'class of every image (conditional models); default: classes in turn')
     .option('--batch <n>', 'images generated at once', '64')
-    .option('--latent <source>', 'prior (N(0, I)) or fitted (a Gaussian fitted to the training images\' latents: fewer off-manifold samples)', 'prior')
+    .option(
+      '--latent <source>',
+      "prior (N(0, I)) or fitted (a Gaussian fitted to the training images' latents: fewer off-manifold samples)",
+      'prior',
+    )
     .requiredOption('--out <file.npz|dir>', 'output npz file or folder')
     .action((f) => runCommand(Boolean(f.debug), () => sampleCommand(f)));
   common(program.command('reconstruct').description('a grid of real images above their reconstructions'))

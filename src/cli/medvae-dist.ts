@@ -41,7 +41,11 @@ class DistUsageError extends UsageError {
 }
 
 /** The device of each worker, from --gpus / --cpu-workers; GPUs fall back to CPU workers with one warning. */
-function resolveDevices(flags: DistFlags, progress: Progress, gpuAvailable = nativePackageState('@tensorflow/tfjs-node-gpu') === 'installed'): string[] {
+function resolveDevices(
+  flags: DistFlags,
+  progress: Progress,
+  gpuAvailable = nativePackageState('@tensorflow/tfjs-node-gpu') === 'installed',
+): string[] {
   if (flags.gpus !== undefined && flags.cpuWorkers !== undefined) throw new DistUsageError('give either --gpus or --cpu-workers, not both');
   if (flags.gpus !== undefined) {
     const ids = flags.gpus.split(',').map((s) => s.trim());
@@ -49,7 +53,9 @@ function resolveDevices(flags: DistFlags, progress: Progress, gpuAvailable = nat
       throw new DistUsageError(`--gpus must be distinct GPU indices separated by commas, e.g. 0,1; got '${flags.gpus}'`);
     }
     if (gpuAvailable) return ids.map((id) => `gpu:${id}`);
-    progress.info(`warning: no GPU backend (@tensorflow/tfjs-node-gpu is not installed with its native binding): --gpus ${flags.gpus} falls back to ${ids.length} CPU worker(s)`);
+    progress.info(
+      `warning: no GPU backend (@tensorflow/tfjs-node-gpu is not installed with its native binding): --gpus ${flags.gpus} falls back to ${ids.length} CPU worker(s)`,
+    );
     return ids.map((_, i) => `cpu:${i}`);
   }
   const n = Number(flags.cpuWorkers ?? '1');
@@ -67,13 +73,18 @@ function positive(flag: string, value: string): number {
 function dataPlaneSizes(flags: DistFlags): { bucketBytes: number; chunkBytes: number } {
   const bytes = (flag: string, value: string, unit: number): number => {
     const n = Number(value) * unit;
-    if (!Number.isFinite(n) || n < 4 || n % 4 !== 0) throw new DistUsageError(`${flag} must give a positive whole number of 4-byte floats, got '${value}'`);
+    if (!Number.isFinite(n) || n < 4 || n % 4 !== 0)
+      throw new DistUsageError(`${flag} must give a positive whole number of 4-byte floats, got '${value}'`);
     return n;
   };
   const bucketBytes = bytes('--bucket-mb', flags.bucketMb, 2 ** 20);
   const chunkBytes = bytes('--chunk-kb', flags.chunkKb, 2 ** 10);
-  if (chunkBytes > bucketBytes) throw new DistUsageError(`--chunk-kb ${flags.chunkKb} is larger than the bucket (--bucket-mb ${flags.bucketMb})`);
-  if (chunkBytes > DEFAULT_MAX_FRAME_BYTES) throw new DistUsageError(`--chunk-kb ${flags.chunkKb} exceeds the largest frame a worker accepts (${DEFAULT_MAX_FRAME_BYTES / 2 ** 10} KiB)`);
+  if (chunkBytes > bucketBytes)
+    throw new DistUsageError(`--chunk-kb ${flags.chunkKb} is larger than the bucket (--bucket-mb ${flags.bucketMb})`);
+  if (chunkBytes > DEFAULT_MAX_FRAME_BYTES)
+    throw new DistUsageError(
+      `--chunk-kb ${flags.chunkKb} exceeds the largest frame a worker accepts (${DEFAULT_MAX_FRAME_BYTES / 2 ** 10} KiB)`,
+    );
   return { bucketBytes, chunkBytes };
 }
 
@@ -87,100 +98,166 @@ function nodeLayout(flags: DistFlags): NodeLayout {
 }
 
 /** What every node must agree on, checked key by key at the rendezvous. */
-function multiNodeOptions(flags: DistFlags, layout: NodeLayout, config: ExperimentConfig, runDir: string, workersPerNode: number): MultiNodeOptions {
+function multiNodeOptions(
+  flags: DistFlags,
+  layout: NodeLayout,
+  config: ExperimentConfig,
+  runDir: string,
+  workersPerNode: number,
+): MultiNodeOptions {
   const token = process.env[TOKEN_ENV] ?? '';
   if (token === '' && !isLoopbackHost(layout.masterAddr)) {
-    throw new DistUsageError(`--nnodes ${layout.nnodes} across hosts needs ${TOKEN_ENV}: set it to the same secret on every node (a Kubernetes Secret, or an exported variable under Slurm)`);
+    throw new DistUsageError(
+      `--nnodes ${layout.nnodes} across hosts needs ${TOKEN_ENV}: set it to the same secret on every node (a Kubernetes Secret, or an exported variable under Slurm)`,
+    );
   }
   const dist = {
-    workers_per_node: workersPerNode, max_restarts: flags.maxRestarts, step_timeout_s: flags.stepTimeout, bucket_mb: flags.bucketMb, chunk_kb: flags.chunkKb,
-    run_dir: runDir, resume: flags.resume ?? null,
+    workers_per_node: workersPerNode,
+    max_restarts: flags.maxRestarts,
+    step_timeout_s: flags.stepTimeout,
+    bucket_mb: flags.bucketMb,
+    chunk_kb: flags.chunkKb,
+    run_dir: runDir,
+    resume: flags.resume ?? null,
   };
   return {
-    layout, token, localAddr: flags.localAddr, hostname: hostname(),
+    layout,
+    token,
+    localAddr: flags.localAddr,
+    hostname: hostname(),
     rdzvTimeoutMs: positive('--rdzv-timeout', flags.rdzvTimeout) * 1000,
     settings: flattenSettings({ ...config, dist }),
   };
 }
 
-const program = addTrainFlags(usageExitCodes(new Command('medvae-dist'))
-  .description('data-parallel training: one worker process per GPU (or CPU worker), gradients averaged every step'))
+const program = addTrainFlags(
+  usageExitCodes(new Command('medvae-dist')).description(
+    'data-parallel training: one worker process per GPU (or CPU worker), gradients averaged every step',
+  ),
+)
   .option('--gpus <ids>', 'GPU indices, one worker each, e.g. 0,1 (one GPU: no agent, the single-GPU path)')
   .option('--cpu-workers <n>', 'number of CPU workers (wasm backend)')
   .option('--max-restarts <n>', 'restart all workers from the last checkpoint up to n times when one dies or hangs', '0')
-  .option('--step-timeout <seconds>', 'after its first step, a worker whose step count does not move for this long is treated as hung (start-up may take up to 300 s)', '600')
-  .option('--listen-host <host>', `data-plane address of the workers (beyond loopback needs ${TOKEN_ENV}; default 127.0.0.1, all interfaces across hosts)`)
+  .option(
+    '--step-timeout <seconds>',
+    'after its first step, a worker whose step count does not move for this long is treated as hung (start-up may take up to 300 s)',
+    '600',
+  )
+  .option(
+    '--listen-host <host>',
+    `data-plane address of the workers (beyond loopback needs ${TOKEN_ENV}; default 127.0.0.1, all interfaces across hosts)`,
+  )
   .option('--nnodes <n>', 'number of nodes (hosts), one medvae-dist each (env NNODES; detected under Kubernetes and Slurm)')
   .option('--node-rank <r>', 'this node, 0..nnodes-1; node 0 holds the rendezvous (env NODE_RANK, JOB_COMPLETION_INDEX, SLURM_NODEID)')
   .option('--master-addr <host>', "node 0's address (env MASTER_ADDR; the Indexed Job's pod 0, or Slurm's first host)")
   .option('--master-port <port>', "node 0's rendezvous port (env MASTER_PORT; default 29500)")
   .option('--rdzv-timeout <seconds>', 'longest wait for every node to join the rendezvous', '900')
   .option('--local-addr <host>', "address other nodes reach this node's workers at (default: the one node 0 sees)")
-  .option('--bucket-mb <MiB>', 'all-reduce bucket size: gradients are reduced this many MiB at a time', String(DEFAULT_BUCKET_BYTES / 2 ** 20))
-  .option('--chunk-kb <KiB>', 'frame size within a bucket: the unit that is pipelined around the ring', String(DEFAULT_CHUNK_BYTES / 2 ** 10))
+  .option(
+    '--bucket-mb <MiB>',
+    'all-reduce bucket size: gradients are reduced this many MiB at a time',
+    String(DEFAULT_BUCKET_BYTES / 2 ** 20),
+  )
+  .option(
+    '--chunk-kb <KiB>',
+    'frame size within a bucket: the unit that is pipelined around the ring',
+    String(DEFAULT_CHUNK_BYTES / 2 ** 10),
+  )
   .action(async (flags: DistFlags) => {
     let guard: RunDirGuard | undefined;
-    await runCommand(Boolean(flags.debug), async () => {
-      const progress = createProgress(flags.logFormat, { everySteps: 10 });
-      const layout = nodeLayout(flags);
-      for (const note of layout.notes) progress.info(note);
-      const multiNode = layout.nnodes > 1;
-      const devices = resolveDevices(flags, progress);
-      const config = configFromFlags(flags, layout.nnodes * devices.length, (note) => progress.info(note));
-      if (multiNode && !flags.out && !flags.resume && !config.output.name) {
-        throw new DistUsageError(`--nnodes ${layout.nnodes}: give --out DIR, the same path on shared storage on every node (the default name carries a time stamp that differs between nodes)`);
-      }
-      const runDir = runDirFor(flags, config);
-      // Only node 0 may remove a run directory it made: on shared storage the others' is the same one.
-      guard = layout.nodeRank === 0 ? new RunDirGuard(runDir) : undefined;
-      const devicesFlag = flags.gpus !== undefined ? `--gpus ${flags.gpus}` : `--cpu-workers ${devices.length}`;
-      const nodesFlags = multiNode ? `--nnodes ${layout.nnodes} --node-rank ${layout.nodeRank} --master-addr ${shellWord(layout.masterAddr)} --master-port ${layout.masterPort} ` : '';
-      const resumeCommand = `npx medvae-dist ${nodesFlags}${devicesFlag} --resume ${shellWord(runDir)}${multiNode ? ' (on every other node the same with its own --node-rank; under Kubernetes or Slurm, resubmit the job with --resume)' : ''}`;
-      const signal = interruptSignal(() => progress.info('interrupted: workers finish this step, then rank 0 saves a checkpoint (Ctrl-C again to stop at once)'));
-      const maxRestarts = positive('--max-restarts', flags.maxRestarts);
-      const stepTimeoutMs = positive('--step-timeout', flags.stepTimeout) * 1000;
-      const { bucketBytes, chunkBytes } = dataPlaneSizes(flags);
-      const dataPlane = devices.length > 1 || multiNode ? `; all-reduce in buckets of ${bucketBytes / 2 ** 20} MiB, frames of ${chunkBytes / 2 ** 10} KiB` : '';
-      const nodes = multiNode ? multiNodeOptions(flags, layout, config, runDir, devices.length) : undefined;
-      const listenHost = flags.listenHost ?? (multiNode && !isLoopbackHost(layout.masterAddr) ? '0.0.0.0' : '127.0.0.1');
-      const where = multiNode ? `node ${layout.nodeRank} of ${layout.nnodes}${layout.scheduler ? ` (${layout.scheduler})` : ''}, rendezvous at ${layout.masterAddr}:${layout.masterPort}; ` : '';
-      progress.info(`${where}workers: ${devices.join(', ')}${dataPlane}`);
-      // The workers (forked with this environment) share the machine's cores for the native backend.
-      process.env[LOCAL_WORKERS_ENV] = String(devices.filter((d) => d.startsWith('cpu:')).length || 1);
-      const crowded = oversubscription(config.train.threads, devices.length);
-      if (crowded !== undefined) progress.info(crowded);
+    await runCommand(
+      Boolean(flags.debug),
+      async () => {
+        const progress = createProgress(flags.logFormat, { everySteps: 10 });
+        const layout = nodeLayout(flags);
+        for (const note of layout.notes) progress.info(note);
+        const multiNode = layout.nnodes > 1;
+        const devices = resolveDevices(flags, progress);
+        const config = configFromFlags(flags, layout.nnodes * devices.length, (note) => progress.info(note));
+        if (multiNode && !flags.out && !flags.resume && !config.output.name) {
+          throw new DistUsageError(
+            `--nnodes ${layout.nnodes}: give --out DIR, the same path on shared storage on every node (the default name carries a time stamp that differs between nodes)`,
+          );
+        }
+        const runDir = runDirFor(flags, config);
+        // Only node 0 may remove a run directory it made: on shared storage the others' is the same one.
+        guard = layout.nodeRank === 0 ? new RunDirGuard(runDir) : undefined;
+        const devicesFlag = flags.gpus !== undefined ? `--gpus ${flags.gpus}` : `--cpu-workers ${devices.length}`;
+        const nodesFlags = multiNode
+          ? `--nnodes ${layout.nnodes} --node-rank ${layout.nodeRank} --master-addr ${shellWord(layout.masterAddr)} --master-port ${layout.masterPort} `
+          : '';
+        const resumeCommand = `npx medvae-dist ${nodesFlags}${devicesFlag} --resume ${shellWord(runDir)}${multiNode ? ' (on every other node the same with its own --node-rank; under Kubernetes or Slurm, resubmit the job with --resume)' : ''}`;
+        const signal = interruptSignal(() =>
+          progress.info('interrupted: workers finish this step, then rank 0 saves a checkpoint (Ctrl-C again to stop at once)'),
+        );
+        const maxRestarts = positive('--max-restarts', flags.maxRestarts);
+        const stepTimeoutMs = positive('--step-timeout', flags.stepTimeout) * 1000;
+        const { bucketBytes, chunkBytes } = dataPlaneSizes(flags);
+        const dataPlane =
+          devices.length > 1 || multiNode
+            ? `; all-reduce in buckets of ${bucketBytes / 2 ** 20} MiB, frames of ${chunkBytes / 2 ** 10} KiB`
+            : '';
+        const nodes = multiNode ? multiNodeOptions(flags, layout, config, runDir, devices.length) : undefined;
+        const listenHost = flags.listenHost ?? (multiNode && !isLoopbackHost(layout.masterAddr) ? '0.0.0.0' : '127.0.0.1');
+        const where = multiNode
+          ? `node ${layout.nodeRank} of ${layout.nnodes}${layout.scheduler ? ` (${layout.scheduler})` : ''}, rendezvous at ${layout.masterAddr}:${layout.masterPort}; `
+          : '';
+        progress.info(`${where}workers: ${devices.join(', ')}${dataPlane}`);
+        // The workers (forked with this environment) share the machine's cores for the native backend.
+        process.env[LOCAL_WORKERS_ENV] = String(devices.filter((d) => d.startsWith('cpu:')).length || 1);
+        const crowded = oversubscription(config.train.threads, devices.length);
+        if (crowded !== undefined) progress.info(crowded);
 
-      if (devices.length === 1 && !multiNode) {
-        // The single-device fallback: same loop, same outputs, no agent and no IPC.
-        const [kind, id] = devices[0]!.split(':');
-        process.env.CUDA_VISIBLE_DEVICES = kind === 'gpu' ? id : '';
-        const metrics = new TrainingMetrics({ rank: 0 });
-        metrics.workerUp(0, devices[0]!, true);
+        if (devices.length === 1 && !multiNode) {
+          // The single-device fallback: same loop, same outputs, no agent and no IPC.
+          const [kind, id] = devices[0]!.split(':');
+          process.env.CUDA_VISIBLE_DEVICES = kind === 'gpu' ? id : '';
+          const metrics = new TrainingMetrics({ rank: 0 });
+          metrics.workerUp(0, devices[0]!, true);
+          const server = await startMetricsOrWarn(config, metrics, progress);
+          try {
+            const result = await train({ config, runDir, resume: flags.resume, progress, signal, hooks: metricsHooks(metrics) });
+            if (result.stoppedBy === 'signal')
+              return reportInterrupted(progress, signal, result.state.step, result.checkpoint, resumeCommand);
+            progress.info(`finished at step ${result.state.step} (${result.stoppedBy}); checkpoint ${result.checkpoint || '(none)'}`);
+          } finally {
+            await server?.close();
+          }
+          return;
+        }
+
+        const metrics = new AgentMetrics();
         const server = await startMetricsOrWarn(config, metrics, progress);
         try {
-          const result = await train({ config, runDir, resume: flags.resume, progress, signal, hooks: metricsHooks(metrics) });
-          if (result.stoppedBy === 'signal') return reportInterrupted(progress, signal, result.state.step, result.checkpoint, resumeCommand);
-          progress.info(`finished at step ${result.state.step} (${result.stoppedBy}); checkpoint ${result.checkpoint || '(none)'}`);
+          const { results, restarts } = await launch({
+            config,
+            runDir,
+            resume: flags.resume,
+            resumeCommand,
+            devices,
+            maxRestarts,
+            stepTimeoutMs,
+            logFormat: flags.logFormat,
+            progress,
+            metrics,
+            signal,
+            listenHost,
+            bucketBytes,
+            chunkBytes,
+            nodes,
+          });
+          if (results[0]!.stoppedBy === 'signal')
+            return reportInterrupted(progress, signal, results[0]!.step, results[0]!.checkpoint, resumeCommand);
+          const peak = results.map((r) => `${Math.round(r.peakRssBytes / 2 ** 20)} MiB`).join(', ');
+          progress.info(
+            `finished at step ${results[0]!.step} (${results[0]!.stoppedBy}) with ${devices.length} workers${multiNode ? ` on node ${layout.nodeRank}` : ''}, ${restarts} restart(s); checkpoint ${results[0]!.checkpoint || '(none)'}; peak RSS per worker: ${peak}`,
+          );
         } finally {
           await server?.close();
         }
-        return;
-      }
-
-      const metrics = new AgentMetrics();
-      const server = await startMetricsOrWarn(config, metrics, progress);
-      try {
-        const { results, restarts } = await launch({
-          config, runDir, resume: flags.resume, resumeCommand, devices, maxRestarts, stepTimeoutMs, logFormat: flags.logFormat,
-          progress, metrics, signal, listenHost, bucketBytes, chunkBytes, nodes,
-        });
-        if (results[0]!.stoppedBy === 'signal') return reportInterrupted(progress, signal, results[0]!.step, results[0]!.checkpoint, resumeCommand);
-        const peak = results.map((r) => `${Math.round(r.peakRssBytes / 2 ** 20)} MiB`).join(', ');
-        progress.info(`finished at step ${results[0]!.step} (${results[0]!.stoppedBy}) with ${devices.length} workers${multiNode ? ` on node ${layout.nodeRank}` : ""}, ${restarts} restart(s); checkpoint ${results[0]!.checkpoint || '(none)'}; peak RSS per worker: ${peak}`);
-      } finally {
-        await server?.close();
-      }
-    }, (e) => afterFailedRun(guard, e));
+      },
+      (e) => afterFailedRun(guard, e),
+    );
   });
 
 await program.parseAsync(process.argv);

@@ -7,8 +7,7 @@ import { registerEvalCommands } from './eval-command.ts';
 import { registerRestoreCommands } from './restore-commands.ts';
 import { usageExitCodes } from './errors.ts';
 
-const program = usageExitCodes(new Command('medvae'))
-  .description('Train VAE-family generative models on medical images (TensorFlow.js)');
+const program = usageExitCodes(new Command('medvae')).description('Train VAE-family generative models on medical images (TensorFlow.js)');
 registerTrainCommand(program);
 registerGenerateCommands(program);
 registerDataCommands(program);

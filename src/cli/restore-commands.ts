@@ -24,7 +24,17 @@ import { runCommand, UsageError } from './errors.ts';
 /** Images read and processed at once: bounds memory whatever the split's size. */
 const CHUNK = 256;
 
-interface CommonFlags { run: string; data?: string; split: string; n?: string; seed: string; batch: string; sigma: string; backend: string; debug?: boolean }
+interface CommonFlags {
+  run: string;
+  data?: string;
+  split: string;
+  n?: string;
+  seed: string;
+  batch: string;
+  sigma: string;
+  backend: string;
+  debug?: boolean;
+}
 
 function intFlag(flag: string, value: string, min: number): number {
   const v = Number(value);
@@ -32,7 +42,9 @@ function intFlag(flag: string, value: string, min: number): number {
   return v;
 }
 
-const log = (line: string): void => { process.stderr.write(`${line}\n`); };
+const log = (line: string): void => {
+  process.stderr.write(`${line}\n`);
+};
 
 async function openRunFor(flags: CommonFlags): Promise<{ config: ExperimentConfig; model: VaeModel }> {
   await initBackend(flags.backend as 'auto');
@@ -57,20 +69,31 @@ async function decoderSigma(flags: CommonFlags, config: ExperimentConfig, model:
 function concat(parts: Float32Array[]): Float32Array {
   const out = new Float32Array(parts.reduce((s, p) => s + p.length, 0));
   let at = 0;
-  for (const p of parts) { out.set(p, at); at += p.length; }
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
   return out;
 }
 
-async function imputeCommand(flags: CommonFlags & { mask: string; method: ImputeMethod; iters: string; samples: string; out: string }): Promise<void> {
+async function imputeCommand(
+  flags: CommonFlags & { mask: string; method: ImputeMethod; iters: string; samples: string; out: string },
+): Promise<void> {
   const iters = intFlag('--iters', flags.iters, 1);
   const samples = intFlag('--samples', flags.samples, 1);
   const batch = intFlag('--batch', flags.batch, 1);
   const seed = intFlag('--seed', flags.seed, 0);
   const spec = parseMaskSpec(flags.mask);
-  if (!/\.(png|npz)$/i.test(flags.out)) throw new UsageError(`--out must end in .png (a grid) or .npz (MedMNIST layout with the masks), got ${flags.out}`);
+  if (!/\.(png|npz)$/i.test(flags.out))
+    throw new UsageError(`--out must end in .png (a grid) or .npz (MedMNIST layout with the masks), got ${flags.out}`);
   const { config, model } = await openRunFor(flags);
   try {
-    const { split, indices, classes } = await selectImages(config, { data: flags.data, split: flags.split, n: flags.n === undefined ? 16 : intFlag('--n', flags.n, 1), seed });
+    const { split, indices, classes } = await selectImages(config, {
+      data: flags.data,
+      split: flags.split,
+      n: flags.n === undefined ? 16 : intFlag('--n', flags.n, 1),
+      seed,
+    });
     // Every mask up front (one byte per pixel): a bad one fails before any model work.
     let allMasks: Uint8Array;
     let sigma: number;
@@ -89,7 +112,20 @@ async function imputeCommand(flags: CommonFlags & { mask: string; method: Impute
       for (const chunk of chunksOf(indices, CHUNK)) {
         const data = await readImages(config, split, chunk);
         const masks = allMasks.subarray(first * pixels, (first + chunk.length) * pixels);
-        parts.push({ data, masks, result: imputeImages(model, data, masks, { method: flags.method, iters, samples, sigma, seed, batch, firstIndex: first, counter }) });
+        parts.push({
+          data,
+          masks,
+          result: imputeImages(model, data, masks, {
+            method: flags.method,
+            iters,
+            samples,
+            sigma,
+            seed,
+            batch,
+            firstIndex: first,
+            counter,
+          }),
+        });
         first += chunk.length;
       }
     } finally {
@@ -112,7 +148,12 @@ async function imputeCommand(flags: CommonFlags & { mask: string; method: Impute
     }
     const acceptance = parts.reduce((s, p) => s + (p.result.acceptance ?? 0) * p.data.n, 0) / indices.length;
     const summary = {
-      method: flags.method, mask: flags.mask, n: indices.length, iters, samples, decoder_sigma: sigma,
+      method: flags.method,
+      mask: flags.mask,
+      n: indices.length,
+      iters,
+      samples,
+      decoder_sigma: sigma,
       acceptance: flags.method === 'mwg' ? acceptance : null,
       psnr_missing: finiteMean(maskedPsnrPerImage(all.mean, target, all.masks)),
       ssim_missing: finiteMean(maskedSsimPerImage(all.mean, target, all.masks)),
@@ -133,7 +174,12 @@ async function scoreCommand(flags: CommonFlags & { samples: string; normal?: str
   const normal = flags.normal === undefined ? undefined : parseNormal(flags.normal);
   const { config, model } = await openRunFor(flags);
   try {
-    const { split, indices, classes } = await selectImages(config, { data: flags.data, split: flags.split, n: flags.n === undefined ? undefined : intFlag('--n', flags.n, 1), seed });
+    const { split, indices, classes } = await selectImages(config, {
+      data: flags.data,
+      split: flags.split,
+      n: flags.n === undefined ? undefined : intFlag('--n', flags.n, 1),
+      seed,
+    });
     const table: ScoreTable = { index: indices, label: classes, neg_elbo: [], neg_iwae: [], recon_mse: [] };
     try {
       // Checked before any work: a wrong class should not cost a scoring run.
@@ -166,24 +212,36 @@ async function scoreCommand(flags: CommonFlags & { samples: string; normal?: str
 }
 
 export function registerRestoreCommands(program: Command): void {
-  const common = (cmd: Command): Command => cmd
-    .requiredOption('--run <dir>', 'run directory (its newest checkpoint is used)')
-    .option('--data <path>', "dataset file or folder (default: the run's)")
-    .option('--split <name>', 'dataset split', 'test')
-    .option('--seed <n>', 'seed of every random draw (image subset, masks, chains)', '0')
-    .option('--batch <n>', 'images through the model at once (bounds memory)', '32')
-    .option('--sigma <s|auto>', "decoder sigma of the Gaussian likelihood, [-1, 1] units; auto: maximum likelihood on the run's validation split", 'auto')
-    .option('--backend <name>', 'auto | tensorflow | native | wasm | cpu', 'auto')
-    .option('--debug', 'print stack traces on errors');
+  const common = (cmd: Command): Command =>
+    cmd
+      .requiredOption('--run <dir>', 'run directory (its newest checkpoint is used)')
+      .option('--data <path>', "dataset file or folder (default: the run's)")
+      .option('--split <name>', 'dataset split', 'test')
+      .option('--seed <n>', 'seed of every random draw (image subset, masks, chains)', '0')
+      .option('--batch <n>', 'images through the model at once (bounds memory)', '32')
+      .option(
+        '--sigma <s|auto>',
+        "decoder sigma of the Gaussian likelihood, [-1, 1] units; auto: maximum likelihood on the run's validation split",
+        'auto',
+      )
+      .option('--backend <name>', 'auto | tensorflow | native | wasm | cpu', 'auto')
+      .option('--debug', 'print stack traces on errors');
   common(program.command('impute').description('fill missing pixels through the latent space (pseudo-Gibbs or Metropolis-within-Gibbs)'))
     .requiredOption('--mask <spec>', 'center:F, box:x,y,w,h, random:F, stripes:W,G, or a mask .png/.npz of the model image size')
     .option('--n <n>', 'images (a seeded subset of the split)', '16')
     .addOption(new Option('--method <name>', 'imputation chain').choices([...IMPUTE_METHODS]).default('mwg'))
     .option('--iters <k>', 'chain iterations', '20')
     .option('--samples <s>', 'independent chains per image (multiple imputations)', '4')
-    .requiredOption('--out <grid.png|out.npz>', 'a grid (original, masked, imputed, spread rows) or an npz in the MedMNIST layout with the masks')
+    .requiredOption(
+      '--out <grid.png|out.npz>',
+      'a grid (original, masked, imputed, spread rows) or an npz in the MedMNIST layout with the masks',
+    )
     .action((f) => runCommand(Boolean(f.debug), () => imputeCommand(f)));
-  common(program.command('score').description('per-image -ELBO, IWAE bound on -log p(x) and reconstruction error; AUROC of --normal classes against the rest'))
+  common(
+    program
+      .command('score')
+      .description('per-image -ELBO, IWAE bound on -log p(x) and reconstruction error; AUROC of --normal classes against the rest'),
+  )
     .option('--n <n>', 'score a seeded subset of n images (default: all)')
     .option('--samples <k>', 'importance samples K of the IWAE bound', '16')
     .option('--normal <classes>', 'class indices that are normal, e.g. 0 or 0,1: prints the AUROC of each score')

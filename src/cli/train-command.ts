@@ -33,44 +33,59 @@ export function reportInterrupted(progress: Progress, signal: AbortSignal, step:
 }
 
 /** A busy metrics port must not cost a training run: warn and train without the endpoint. */
-export async function startMetricsOrWarn(config: ExperimentConfig, source: MetricsSource, progress: Progress): Promise<MetricsServer | undefined> {
+export async function startMetricsOrWarn(
+  config: ExperimentConfig,
+  source: MetricsSource,
+  progress: Progress,
+): Promise<MetricsServer | undefined> {
   const { metrics_port: port, metrics_host: host } = config.output;
   try {
     const server = await serveMetrics(port, host, source, (m) => progress.info(m));
     if (server) progress.info(`metrics: http://${host}:${server.port}/metrics`);
     return server;
   } catch (e) {
-    progress.info(`warning: metrics endpoint not started on ${host}:${port} (${(e as Error).message}); training continues without it (choose another with --metrics-port)`);
+    progress.info(
+      `warning: metrics endpoint not started on ${host}:${port} (${(e as Error).message}); training continues without it (choose another with --metrics-port)`,
+    );
     return undefined;
   }
 }
 
 export function registerTrainCommand(program: Command): void {
-  addTrainFlags(program.command('train').description('train a model (default: Vanilla VAE on the bundled RetinaMNIST, 64x64)'))
-    .action(async (flags: TrainFlags) => {
+  addTrainFlags(program.command('train').description('train a model (default: Vanilla VAE on the bundled RetinaMNIST, 64x64)')).action(
+    async (flags: TrainFlags) => {
       let guard: RunDirGuard | undefined;
-      await runCommand(Boolean(flags.debug), async () => {
-        // Notes on the config (keys of a PyTorch-VAE file that do nothing here) wait for the progress output.
-        const notes: string[] = [];
-        const config = configFromFlags(flags, 1, (note) => notes.push(note));
-        const runDir = runDirFor(flags, config);
-        guard = new RunDirGuard(runDir);
-        const progress = createProgress(flags.logFormat, { everySteps: config.train.log_every });
-        for (const note of notes) progress.info(note);
-        const signal = interruptSignal(() => progress.info('interrupted: finishing this step and saving a checkpoint (Ctrl-C again to stop at once)'));
-        const metrics = new TrainingMetrics({ rank: 0 });
-        metrics.workerUp(0, 'local', true);
-        const server = await startMetricsOrWarn(config, metrics, progress);
-        try {
-          const result = await train({ config, runDir, resume: flags.resume, progress, signal, hooks: metricsHooks(metrics) });
-          if (result.stoppedBy === 'signal') {
-            reportInterrupted(progress, signal, result.state.step, result.checkpoint, `npx medvae train --resume ${shellWord(runDir)}`);
-            return;
+      await runCommand(
+        Boolean(flags.debug),
+        async () => {
+          // Notes on the config (keys of a PyTorch-VAE file that do nothing here) wait for the progress output.
+          const notes: string[] = [];
+          const config = configFromFlags(flags, 1, (note) => notes.push(note));
+          const runDir = runDirFor(flags, config);
+          guard = new RunDirGuard(runDir);
+          const progress = createProgress(flags.logFormat, { everySteps: config.train.log_every });
+          for (const note of notes) progress.info(note);
+          const signal = interruptSignal(() =>
+            progress.info('interrupted: finishing this step and saving a checkpoint (Ctrl-C again to stop at once)'),
+          );
+          const metrics = new TrainingMetrics({ rank: 0 });
+          metrics.workerUp(0, 'local', true);
+          const server = await startMetricsOrWarn(config, metrics, progress);
+          try {
+            const result = await train({ config, runDir, resume: flags.resume, progress, signal, hooks: metricsHooks(metrics) });
+            if (result.stoppedBy === 'signal') {
+              reportInterrupted(progress, signal, result.state.step, result.checkpoint, `npx medvae train --resume ${shellWord(runDir)}`);
+              return;
+            }
+            progress.info(
+              `${result.stoppedBy === 'completed' ? 'finished' : `stopped (${result.stoppedBy.replace('_', ' ')})`} at step ${result.state.step}; checkpoint ${result.checkpoint || '(none)'}`,
+            );
+          } finally {
+            await server?.close();
           }
-          progress.info(`${result.stoppedBy === 'completed' ? 'finished' : `stopped (${result.stoppedBy.replace('_', ' ')})`} at step ${result.state.step}; checkpoint ${result.checkpoint || '(none)'}`);
-        } finally {
-          await server?.close();
-        }
-      }, (e) => afterFailedRun(guard, e));
-    });
+        },
+        (e) => afterFailedRun(guard, e),
+      );
+    },
+  );
 }

@@ -28,7 +28,6 @@ export interface TrainFlags {
   debug?: boolean;
 }
 
-
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
 export function addTrainFlags(cmd: Command): Command {
@@ -49,11 +48,12 @@ export function addTrainFlags(cmd: Command): Command {
     .option('--debug', 'print stack traces on errors');
 }
 
-
 /** Builds the config from flags; `--resume` without `--config` continues with the run's own config. */
 export function configFromFlags(flags: TrainFlags, worldSize = 1, onNote?: NoteSink): ExperimentConfig {
   if (flags.resume && !existsSync(flags.resume)) {
-    throw new UsageError(`--resume ${flags.resume}: no such run directory or checkpoint; give runs/<name> or runs/<name>/checkpoints/step-N`);
+    throw new UsageError(
+      `--resume ${flags.resume}: no such run directory or checkpoint; give runs/<name> or runs/<name>/checkpoints/step-N`,
+    );
   }
   const sets = [...flags.set];
   if (flags.data) {
@@ -82,6 +82,9 @@ export function runDirFor(flags: TrainFlags, cfg: ExperimentConfig): string {
   const resumedRun = flags.resume ? runDirOfResume(flags.resume) : undefined;
   if (resumedRun) return resumedRun;
   const dataset = basename(cfg.data.path).replace(/\.[^.]+$/, '');
-  const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, '');
+  const stamp = new Date()
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, '');
   return join(cfg.output.dir, cfg.output.name || `${cfg.model.name}-${dataset}-${stamp}`);
 }

@@ -15,7 +15,11 @@ export type NoteSink = (line: string) => void;
 
 /** PyTorch-VAE class names -> our model names. */
 const PYTORCH_VAE_MODELS: Record<string, string> = {
-  VanillaVAE: 'vae', BetaVAE: 'beta_vae', MSSIMVAE: 'mssim_vae', ConditionalVAE: 'cvae', JointVAE: 'joint_vae',
+  VanillaVAE: 'vae',
+  BetaVAE: 'beta_vae',
+  MSSIMVAE: 'mssim_vae',
+  ConditionalVAE: 'cvae',
+  JointVAE: 'joint_vae',
 };
 
 /**
@@ -31,38 +35,60 @@ const ignored = (why: string): Rule => ({ ignored: why });
 // plus the pre-2022 layout (data keys in exp_params, seed in logging_params) that older copies carry.
 const PYTORCH_VAE_KEYS: Record<string, Record<string, Rule>> = {
   model_params: {
-    name: to('model.name'), in_channels: to('model.in_channels'), latent_dim: to('model.latent_dim'),
-    hidden_dims: to('model.hidden_dims'), beta: to('model.beta'), gamma: to('model.gamma'),
-    max_capacity: to('model.max_capacity'), Capacity_max_iter: to('model.capacity_max_iter'), loss_type: to('model.loss_type'),
-    num_classes: to('model.num_classes'), img_size: unless('model.image_size', 'data_params.patch_size'),
-    categorical_dim: to('model.categorical_dim'), temperature: to('model.temperature'), anneal_rate: to('model.anneal_rate'),
-    anneal_interval: to('model.anneal_steps'), alpha: to('model.alpha'),
-    latent_min_capacity: to('model.cont_capacity.0'), latent_max_capacity: to('model.cont_capacity.1'),
-    latent_gamma: to('model.cont_capacity.2'), latent_num_iter: to('model.cont_capacity.3'),
-    categorical_min_capacity: to('model.disc_capacity.0'), categorical_max_capacity: to('model.disc_capacity.1'),
-    categorical_gamma: to('model.disc_capacity.2'), categorical_num_iter: to('model.disc_capacity.3'),
+    name: to('model.name'),
+    in_channels: to('model.in_channels'),
+    latent_dim: to('model.latent_dim'),
+    hidden_dims: to('model.hidden_dims'),
+    beta: to('model.beta'),
+    gamma: to('model.gamma'),
+    max_capacity: to('model.max_capacity'),
+    Capacity_max_iter: to('model.capacity_max_iter'),
+    loss_type: to('model.loss_type'),
+    num_classes: to('model.num_classes'),
+    img_size: unless('model.image_size', 'data_params.patch_size'),
+    categorical_dim: to('model.categorical_dim'),
+    temperature: to('model.temperature'),
+    anneal_rate: to('model.anneal_rate'),
+    anneal_interval: to('model.anneal_steps'),
+    alpha: to('model.alpha'),
+    latent_min_capacity: to('model.cont_capacity.0'),
+    latent_max_capacity: to('model.cont_capacity.1'),
+    latent_gamma: to('model.cont_capacity.2'),
+    latent_num_iter: to('model.cont_capacity.3'),
+    categorical_min_capacity: to('model.disc_capacity.0'),
+    categorical_max_capacity: to('model.disc_capacity.1'),
+    categorical_gamma: to('model.disc_capacity.2'),
+    categorical_num_iter: to('model.disc_capacity.3'),
     window_size: ignored('the MS-SSIM loss always uses an 11-pixel Gaussian window'),
     size_average: ignored('the MS-SSIM loss is always averaged over the image'),
   },
   data_params: {
-    data_path: to('data.path'), train_batch_size: to('train.batch_size'), patch_size: to('model.image_size'),
+    data_path: to('data.path'),
+    train_batch_size: to('train.batch_size'),
+    patch_size: to('model.image_size'),
     val_batch_size: ignored('training runs no validation pass here; held-out scores come from `medvae eval`'),
     num_workers: ignored('PyTorch DataLoader processes; decode threads here are data.threads'),
   },
   exp_params: {
-    LR: to('train.lr'), weight_decay: to('train.weight_decay'), scheduler_gamma: to('train.scheduler_gamma'),
-    kld_weight: to('model.kld_weight'), manual_seed: to('train.seed'),
+    LR: to('train.lr'),
+    weight_decay: to('train.weight_decay'),
+    scheduler_gamma: to('train.scheduler_gamma'),
+    kld_weight: to('model.kld_weight'),
+    manual_seed: to('train.seed'),
     dataset: ignored('the dataset is data.format and data.path'),
-    data_path: unless('data.path', 'data_params.data_path'), img_size: unless('model.image_size', 'data_params.patch_size'),
+    data_path: unless('data.path', 'data_params.data_path'),
+    img_size: unless('model.image_size', 'data_params.patch_size'),
     batch_size: unless('train.batch_size', 'data_params.train_batch_size'),
   },
   trainer_params: {
-    max_epochs: to('train.epochs'), max_nb_epochs: unless('train.epochs', 'trainer_params.max_epochs'),
+    max_epochs: to('train.epochs'),
+    max_nb_epochs: unless('train.epochs', 'trainer_params.max_epochs'),
     gpus: ignored('the backend is train.backend; several devices train under medvae-dist'),
     distributed_backend: ignored('data-parallel training is medvae-dist'),
   },
   logging_params: {
-    save_dir: to('output.dir'), name: to('output.name'),
+    save_dir: to('output.dir'),
+    name: to('output.name'),
     manual_seed: unless('train.seed', 'exp_params.manual_seed'),
   },
 };
@@ -90,7 +116,11 @@ function getPath(source: Plain, path: string): unknown {
   return node;
 }
 
-interface PytorchVaeEntry { where: string; rule: Rule; value: unknown }
+interface PytorchVaeEntry {
+  where: string;
+  rule: Rule;
+  value: unknown;
+}
 
 /** Every key of the document with its rule; an unknown section or key is an error naming the known ones. */
 function pytorchVaeEntries(doc: Plain, source: string): PytorchVaeEntry[] {
@@ -98,7 +128,8 @@ function pytorchVaeEntries(doc: Plain, source: string): PytorchVaeEntry[] {
   for (const [section, body] of Object.entries(doc)) {
     // Own keys only: a key named like an Object.prototype member must not find a rule.
     const table = Object.hasOwn(PYTORCH_VAE_KEYS, section) ? PYTORCH_VAE_KEYS[section]! : undefined;
-    if (!table) throw new ConfigError(`${source}: unknown section '${section}'; a PyTorch-VAE config has ${PYTORCH_VAE_SECTIONS.join(', ')}`);
+    if (!table)
+      throw new ConfigError(`${source}: unknown section '${section}'; a PyTorch-VAE config has ${PYTORCH_VAE_SECTIONS.join(', ')}`);
     if (!isPlain(body)) throw new ConfigError(`${source}: '${section}' must be a mapping`);
     for (const [key, value] of Object.entries(body)) {
       if (!Object.hasOwn(table, key)) {
@@ -113,7 +144,9 @@ function pytorchVaeEntries(doc: Plain, source: string): PytorchVaeEntry[] {
 function medvaeModelName(value: unknown, source: string): string {
   const mapped = typeof value === 'string' && Object.hasOwn(PYTORCH_VAE_MODELS, value) ? PYTORCH_VAE_MODELS[value] : undefined;
   if (!mapped) {
-    throw new ConfigError(`${source}: 'model_params.name' ${JSON.stringify(value)} has no medvae counterpart; medvae has ${Object.keys(PYTORCH_VAE_MODELS).join(', ')}`);
+    throw new ConfigError(
+      `${source}: 'model_params.name' ${JSON.stringify(value)} has no medvae counterpart; medvae has ${Object.keys(PYTORCH_VAE_MODELS).join(', ')}`,
+    );
   }
   return mapped;
 }
@@ -150,7 +183,8 @@ function translatePytorchVae(doc: Plain, source: string, note: NoteSink): Plain 
   for (const { where, to: path, winner, value } of yielding) {
     const current = getPath(out, path);
     if (current === undefined) setPath(out, path, value);
-    else if (current !== value) note(`${source}: ${where} ${JSON.stringify(value)} ignored: ${winner} sets ${path} to ${JSON.stringify(current)}`);
+    else if (current !== value)
+      note(`${source}: ${where} ${JSON.stringify(value)} ignored: ${winner} sets ${path} to ${JSON.stringify(current)}`);
   }
   const model = out.model as Plain | undefined;
   fillCapacities(model);

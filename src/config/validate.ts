@@ -26,16 +26,51 @@ const NUMBER_OR: Record<string, string> = {
 
 /** Keys whose value must be >= 1 (integers) or > 0 (reals). */
 const POSITIVE_INT = [
-  'model.image_size', 'model.latent_dim', 'model.categorical_dim', 'model.num_discrete', 'model.anneal_steps',
-  'train.epochs', 'train.batch_size', 'train.memory_budget_mb', 'train.log_every',
-  'output.checkpoint_every_epochs', 'output.keep_last', 'output.sample_grid',
+  'model.image_size',
+  'model.latent_dim',
+  'model.categorical_dim',
+  'model.num_discrete',
+  'model.anneal_steps',
+  'train.epochs',
+  'train.batch_size',
+  'train.memory_budget_mb',
+  'train.log_every',
+  'output.checkpoint_every_epochs',
+  'output.keep_last',
+  'output.sample_grid',
 ];
-const NON_NEGATIVE_INT = ['train.max_steps', 'train.threads', 'data.threads', 'data.prefetch', 'train.seed', 'model.num_classes',
-  'output.metrics_port', 'model.feature_layer', 'model.capacity_max_iter', 'output.checkpoint_every_steps'];
-const POSITIVE_REAL = ['train.lr', 'train.lr_discriminator', 'train.scheduler_gamma', 'model.temperature',
-  'model.min_temperature', 'train.divergence_factor'];
-const NON_NEGATIVE_REAL = ['train.weight_decay', 'model.beta', 'model.gamma', 'model.max_capacity',
-  'model.anneal_rate', 'model.recon_gamma', 'model.alpha', 'model.pixel_weight', 'model.gan_equilibrium', 'model.gan_margin'];
+const NON_NEGATIVE_INT = [
+  'train.max_steps',
+  'train.threads',
+  'data.threads',
+  'data.prefetch',
+  'train.seed',
+  'model.num_classes',
+  'output.metrics_port',
+  'model.feature_layer',
+  'model.capacity_max_iter',
+  'output.checkpoint_every_steps',
+];
+const POSITIVE_REAL = [
+  'train.lr',
+  'train.lr_discriminator',
+  'train.scheduler_gamma',
+  'model.temperature',
+  'model.min_temperature',
+  'train.divergence_factor',
+];
+const NON_NEGATIVE_REAL = [
+  'train.weight_decay',
+  'model.beta',
+  'model.gamma',
+  'model.max_capacity',
+  'model.anneal_rate',
+  'model.recon_gamma',
+  'model.alpha',
+  'model.pixel_weight',
+  'model.gan_equilibrium',
+  'model.gan_margin',
+];
 
 function typeName(v: unknown): string {
   if (Array.isArray(v)) return 'a list';
@@ -92,7 +127,9 @@ function checkValue(path: string, v: unknown, def: unknown, source: string): voi
   }
   const choices = CHOICES[path];
   if (choices && !choices.includes(v as string | number)) {
-    throw new ConfigError(`${source}: '${path}' must be one of ${choices.map((c) => JSON.stringify(c)).join(', ')}, got ${JSON.stringify(v)}`);
+    throw new ConfigError(
+      `${source}: '${path}' must be one of ${choices.map((c) => JSON.stringify(c)).join(', ')}, got ${JSON.stringify(v)}`,
+    );
   }
 }
 
@@ -106,25 +143,44 @@ export function checkValues(cfg: ExperimentConfig, source: string, worldSize = 1
   const fail = (path: string, msg: string): never => {
     throw new ConfigError(`${source}: '${path}' ${msg}, got ${JSON.stringify(get(cfg, path))}`);
   };
-  for (const p of POSITIVE_INT) { const v = get(cfg, p) as number; if (!Number.isInteger(v) || v < 1) fail(p, 'must be an integer >= 1'); }
-  for (const p of NON_NEGATIVE_INT) { const v = get(cfg, p) as number; if (!Number.isInteger(v) || v < 0) fail(p, 'must be an integer >= 0'); }
-  for (const p of POSITIVE_REAL) { if (!((get(cfg, p) as number) > 0)) fail(p, 'must be > 0'); }
-  for (const p of NON_NEGATIVE_REAL) { if (!((get(cfg, p) as number) >= 0)) fail(p, 'must be >= 0'); }
+  for (const p of POSITIVE_INT) {
+    const v = get(cfg, p) as number;
+    if (!Number.isInteger(v) || v < 1) fail(p, 'must be an integer >= 1');
+  }
+  for (const p of NON_NEGATIVE_INT) {
+    const v = get(cfg, p) as number;
+    if (!Number.isInteger(v) || v < 0) fail(p, 'must be an integer >= 0');
+  }
+  for (const p of POSITIVE_REAL) {
+    if (!((get(cfg, p) as number) > 0)) fail(p, 'must be > 0');
+  }
+  for (const p of NON_NEGATIVE_REAL) {
+    if (!((get(cfg, p) as number) >= 0)) fail(p, 'must be >= 0');
+  }
   if (typeof cfg.model.kld_weight === 'number' && cfg.model.kld_weight < 0) fail('model.kld_weight', "must be >= 0 or 'M_N'");
   const { hidden_dims: dims, image_size: size } = cfg.model;
-  if (dims.length < 1 || dims.some((d) => !Number.isInteger(d) || d < 1)) fail('model.hidden_dims', 'must be a non-empty list of positive integers');
+  if (dims.length < 1 || dims.some((d) => !Number.isInteger(d) || d < 1))
+    fail('model.hidden_dims', 'must be a non-empty list of positive integers');
   const factor = 2 ** dims.length;
   if (size % factor !== 0) {
-    fail('model.image_size', `is not reachable by the conv stack: ${dims.length} stride-2 convolutions need a multiple of ${factor} (e.g. ${factor * Math.max(1, Math.round(size / factor))}); 28-px MedMNIST images are resized to image_size by the loader`);
+    fail(
+      'model.image_size',
+      `is not reachable by the conv stack: ${dims.length} stride-2 convolutions need a multiple of ${factor} (e.g. ${factor * Math.max(1, Math.round(size / factor))}); 28-px MedMNIST images are resized to image_size by the loader`,
+    );
   }
   if (cfg.train.batch_size % worldSize !== 0) {
     fail('train.batch_size', `must be divisible by the number of workers (${worldSize})`);
   }
   const mb = cfg.train.micro_batch;
   if (mb !== 'auto' && (!Number.isInteger(mb) || mb < 1)) fail('train.micro_batch', "must be an integer >= 1 or 'auto'");
-  if (cfg.data.classes.some((c) => !Number.isInteger(c) || c < 0)) fail('data.classes', 'must be a list of class indices (integers >= 0), [] for all');
-  if (cfg.model.min_temperature > cfg.model.temperature) fail('model.min_temperature', `must be <= model.temperature (${cfg.model.temperature})`);
+  if (cfg.data.classes.some((c) => !Number.isInteger(c) || c < 0))
+    fail('data.classes', 'must be a list of class indices (integers >= 0), [] for all');
+  if (cfg.model.min_temperature > cfg.model.temperature)
+    fail('model.min_temperature', `must be <= model.temperature (${cfg.model.temperature})`);
   if (cfg.model.name === 'vae_gan' && (cfg.model.feature_layer < 1 || cfg.model.feature_layer > dims.length)) {
-    fail('model.feature_layer', `must name one of the discriminator's ${dims.length} conv blocks (1..${dims.length}) whose features measure similarity`);
+    fail(
+      'model.feature_layer',
+      `must name one of the discriminator's ${dims.length} conv blocks (1..${dims.length}) whose features measure similarity`,
+    );
   }
 }

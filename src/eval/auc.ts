@@ -8,7 +8,7 @@ export function binaryAuc(scores: ArrayLike<number>, positives: ArrayLike<boolea
   if (positives.length !== n) throw new RangeError(`binaryAuc: ${n} scores but ${positives.length} labels`);
   const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => scores[a] - scores[b]);
   const ranks = new Float64Array(n);
-  for (let start = 0; start < n; ) {
+  for (let start = 0; start < n;) {
     let end = start + 1;
     while (end < n && scores[order[end]] === scores[order[start]]) end++;
     // 1-based ranks start+1 .. end share their mean.

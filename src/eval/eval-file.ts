@@ -57,7 +57,9 @@ export function readEvalFile(runDir: string): EvalFile | undefined {
   }
   const doc = parsed as Partial<EvalFile>;
   if (doc.format !== 'medvae-eval' || doc.version !== EVAL_FILE_VERSION) {
-    throw new EvalFileError(`${path}: expected format 'medvae-eval' version ${EVAL_FILE_VERSION}, got ${JSON.stringify(doc.format)} version ${JSON.stringify(doc.version)}; run medvae eval again`);
+    throw new EvalFileError(
+      `${path}: expected format 'medvae-eval' version ${EVAL_FILE_VERSION}, got ${JSON.stringify(doc.format)} version ${JSON.stringify(doc.version)}; run medvae eval again`,
+    );
   }
   if (typeof doc.metrics !== 'object' || doc.metrics === null || typeof doc.metrics.reconstruction !== 'object') {
     throw new EvalFileError(`${path}: missing 'metrics.reconstruction'`);
@@ -81,7 +83,10 @@ export function formatNumber(v: number | null | undefined): string {
   if (v === 0) return '0';
   const a = Math.abs(v);
   if (a >= 1e6 || a < 1e-4) return v.toExponential(4);
-  return v.toPrecision(6).replace(/(\.\d*?)0+$/, '$1').replace(/\.$/, '');
+  return v
+    .toPrecision(6)
+    .replace(/(\.\d*?)0+$/, '$1')
+    .replace(/\.$/, '');
 }
 
 /** A kernel distance with its standard error, or alone when it was computed once over all images. */
@@ -90,7 +95,9 @@ export function formatKernelDistance(k: KernelDistance): string {
 }
 
 function kernelNote(k: KernelDistance): string {
-  return k.std_error === null ? `once over all ${k.subset_size} images per side (subsets could not differ)` : `${k.subsets} subsets of ${k.subset_size}`;
+  return k.std_error === null
+    ? `once over all ${k.subset_size} images per side (subsets could not differ)`
+    : `${k.subsets} subsets of ${k.subset_size}`;
 }
 
 function reconstructionRows(r: EvalMetrics['reconstruction']): MetricRow[] {
@@ -107,8 +114,20 @@ function reconstructionRows(r: EvalMetrics['reconstruction']): MetricRow[] {
     row('PSNR (dB)', 'psnr', 'higher is better'),
     row('SSIM', 'ssim', 'higher is better; valid 11x11 windows'),
     row('MS-SSIM', 'ms_ssim', 'higher is better; valid 11x11 windows'),
-    { section: 'reconstruction', metric: '-ELBO (nats/image)', value: formatNumber(r.nelbo), baseline: '', note: `lower is better; Gaussian decoder, sigma ${formatNumber(r.decoder_sigma)}` },
-    { section: 'reconstruction', metric: 'KL (nats/image)', value: formatNumber(r.kl), baseline: '', note: `mean over ${r.n} held-out images` },
+    {
+      section: 'reconstruction',
+      metric: '-ELBO (nats/image)',
+      value: formatNumber(r.nelbo),
+      baseline: '',
+      note: `lower is better; Gaussian decoder, sigma ${formatNumber(r.decoder_sigma)}`,
+    },
+    {
+      section: 'reconstruction',
+      metric: 'KL (nats/image)',
+      value: formatNumber(r.kl),
+      baseline: '',
+      note: `mean over ${r.n} held-out images`,
+    },
   ];
 }
 
@@ -116,24 +135,63 @@ function reconstructionRows(r: EvalMetrics['reconstruction']): MetricRow[] {
 function sampleRows(m: Pick<EvalMetrics, 'sample_quality' | 'diversity'>, prefix = ''): MetricRow[] {
   const s = m.sample_quality;
   return [
-    { section: `${prefix}samples`, metric: 'Frechet feature distance', value: formatNumber(s.frechet_distance), baseline: `real vs real ${formatNumber(s.reference_frechet_distance)}`, note: `lower is better; not FID: ${s.feature_net.id}` },
-    { section: `${prefix}samples`, metric: 'kernel distance (MMD^2)', value: formatKernelDistance(s.kernel_distance), baseline: `real vs real ${formatKernelDistance(s.reference_kernel_distance)}`, note: `lower is better; ${kernelNote(s.kernel_distance)}` },
-    { section: `${prefix}diversity`, metric: 'MS-SSIM of sample pairs', value: formatNumber(m.diversity.ms_ssim_generated), baseline: `real pairs ${formatNumber(m.diversity.ms_ssim_real)}`, note: `lower = more diverse; ${m.diversity.pairs} pairs` },
+    {
+      section: `${prefix}samples`,
+      metric: 'Frechet feature distance',
+      value: formatNumber(s.frechet_distance),
+      baseline: `real vs real ${formatNumber(s.reference_frechet_distance)}`,
+      note: `lower is better; not FID: ${s.feature_net.id}`,
+    },
+    {
+      section: `${prefix}samples`,
+      metric: 'kernel distance (MMD^2)',
+      value: formatKernelDistance(s.kernel_distance),
+      baseline: `real vs real ${formatKernelDistance(s.reference_kernel_distance)}`,
+      note: `lower is better; ${kernelNote(s.kernel_distance)}`,
+    },
+    {
+      section: `${prefix}diversity`,
+      metric: 'MS-SSIM of sample pairs',
+      value: formatNumber(m.diversity.ms_ssim_generated),
+      baseline: `real pairs ${formatNumber(m.diversity.ms_ssim_real)}`,
+      note: `lower = more diverse; ${m.diversity.pairs} pairs`,
+    },
   ];
 }
 
 function tstrRows(t: TstrMetrics, prefix = ''): MetricRow[] {
   const majority = `majority class ${formatNumber(t.majority_accuracy)}`;
   const a = t.augmentation;
-  const row = (metric: string, value: number | null, baseline: string, note: string): MetricRow => ({ section: `${prefix}TSTR`, metric, value: formatNumber(value), baseline, note });
+  const row = (metric: string, value: number | null, baseline: string, note: string): MetricRow => ({
+    section: `${prefix}TSTR`,
+    metric,
+    value: formatNumber(value),
+    baseline,
+    note,
+  });
   return [
     row('accuracy (synthetic -> real)', t.tstr.accuracy, majority, `${t.n_train} synthetic training images`),
     row('AUC (synthetic -> real)', t.tstr.auc, 'chance 0.5', 'macro, one-vs-rest / per finding'),
     row('accuracy (real -> real)', t.trtr.accuracy, majority, `TRTR: ${t.n_train} real training images`),
     row('AUC (real -> real)', t.trtr.auc, 'chance 0.5', 'TRTR'),
-    row('AUC of samples vs their labels', t.conditioning.auc, 'chance 0.5', 'the TRTR classifier on the synthetic images: do they show their label?'),
-    row('accuracy (real + synthetic -> real)', a.real_plus_synthetic.accuracy, `real alone ${formatNumber(a.real_only.accuracy)}`, `${a.n_real} real + ${a.n_synthetic} synthetic training images`),
-    row('AUC (real + synthetic -> real)', a.real_plus_synthetic.auc, `real alone ${formatNumber(a.real_only.auc)}`, `real alone: the same ${a.n_real} real images`),
+    row(
+      'AUC of samples vs their labels',
+      t.conditioning.auc,
+      'chance 0.5',
+      'the TRTR classifier on the synthetic images: do they show their label?',
+    ),
+    row(
+      'accuracy (real + synthetic -> real)',
+      a.real_plus_synthetic.accuracy,
+      `real alone ${formatNumber(a.real_only.accuracy)}`,
+      `${a.n_real} real + ${a.n_synthetic} synthetic training images`,
+    ),
+    row(
+      'AUC (real + synthetic -> real)',
+      a.real_plus_synthetic.auc,
+      `real alone ${formatNumber(a.real_only.auc)}`,
+      `real alone: the same ${a.n_real} real images`,
+    ),
   ];
 }
 
@@ -154,7 +212,8 @@ export function formatEvalTable(file: EvalFile): string {
   const header: MetricRow = { section: 'section', metric: 'metric', value: 'value', baseline: 'baseline', note: 'note' };
   const all = [header, ...rows];
   const w = (k: keyof MetricRow): number => Math.max(...all.map((r) => r[k].length));
-  const line = (r: MetricRow): string => `${r.section.padEnd(w('section'))}  ${r.metric.padEnd(w('metric'))}  ${r.value.padStart(w('value'))}  ${r.baseline.padEnd(w('baseline'))}  ${r.note}`;
+  const line = (r: MetricRow): string =>
+    `${r.section.padEnd(w('section'))}  ${r.metric.padEnd(w('metric'))}  ${r.value.padStart(w('value'))}  ${r.baseline.padEnd(w('baseline'))}  ${r.note}`;
   const temperature = file.model.temperature === null ? '' : `, temperature ${formatNumber(file.model.temperature)}`;
   const title = `${file.run}: ${file.model.name} at step ${file.model.step}${temperature}, split '${file.split}', n=${file.n}, seed=${file.seed}`;
   return [title, line(header), ...rows.map(line)].join('\n');

@@ -7,11 +7,26 @@ import type { VaeModel } from '../models/base.ts';
 import { hashKeys, mulberry32, stepNoise, Stream } from '../util/rng.ts';
 import { binaryAuc, macroAuc } from './auc.ts';
 import { loadCachedClassifier, saveCachedClassifier, featureNetKeyId, type FeatureNetData, type FeatureNetKey } from './feature-cache.ts';
-import { Classifier, DEFAULT_RECIPE, FEATURE_DIM, FEATURE_NET_VERSION, gatherImages, resizedImages, type ClassifierTask, type TrainRecipe } from './feature-net.ts';
+import {
+  Classifier,
+  DEFAULT_RECIPE,
+  FEATURE_DIM,
+  FEATURE_NET_VERSION,
+  gatherImages,
+  resizedImages,
+  type ClassifierTask,
+  type TrainRecipe,
+} from './feature-net.ts';
 import { frechetDistance, gaussianStats } from './frechet.ts';
 import { concatImages, subset, type LabelledImages } from './images.ts';
 import { kernelDistance, sampleWithoutReplacement, type KernelDistance } from './kid.ts';
-import { DATA_RANGE, reconstructionBaselines, reconstructionMetrics, type ReconstructionBaselines, type ReconstructionMetrics } from './reconstruction.ts';
+import {
+  DATA_RANGE,
+  reconstructionBaselines,
+  reconstructionMetrics,
+  type ReconstructionBaselines,
+  type ReconstructionMetrics,
+} from './reconstruction.ts';
 import { drawLatentsFor, fitLatents, hasGaussianLatent, normalFrom, type FittedLatents } from './latent-fit.ts';
 import { evalMsSsim } from './ssim.ts';
 
@@ -79,7 +94,16 @@ export interface EvalMetrics {
     n_real: number;
     n_generated: number;
     /** A domain feature distance (see feature-net.ts), not FID: compare only runs with the same feature_net.id. */
-    feature_net: { id: string; version: number; seed: number; task: ClassifierTask['kind']; dim: number; recipe: TrainRecipe; n_train: number; heldout_accuracy: number | null };
+    feature_net: {
+      id: string;
+      version: number;
+      seed: number;
+      task: ClassifierTask['kind'];
+      dim: number;
+      recipe: TrainRecipe;
+      n_train: number;
+      heldout_accuracy: number | null;
+    };
     frechet_distance: number;
     /** Held-out vs as many real training images: what a perfect generator would score at this n. */
     reference_frechet_distance: number;
@@ -93,7 +117,12 @@ export interface EvalMetrics {
    * The same sample numbers for draws from a Gaussian fitted to the aggregate posterior instead of
    * the prior (./latent-fit.ts); null for models with a discrete latent or without the fit images.
    */
-  fitted_posterior: null | { n_fit: number; sample_quality: EvalMetrics['sample_quality']; diversity: EvalMetrics['diversity']; tstr: null | TstrMetrics };
+  fitted_posterior: null | {
+    n_fit: number;
+    sample_quality: EvalMetrics['sample_quality'];
+    diversity: EvalMetrics['diversity'];
+    tstr: null | TstrMetrics;
+  };
 }
 
 export class EvalInputError extends Error {
@@ -105,7 +134,13 @@ function classifierTask(data: LabelledImages): ClassifierTask {
   return { kind: data.labelKind, width: data.labelWidth };
 }
 
-export function classifierScores(probabilities: Float32Array, targets: Float32Array, n: number, k: number, kind: 'class' | 'multilabel'): ClassifierScores {
+export function classifierScores(
+  probabilities: Float32Array,
+  targets: Float32Array,
+  n: number,
+  k: number,
+  kind: 'class' | 'multilabel',
+): ClassifierScores {
   let correct = 0;
   if (kind === 'class') {
     for (let i = 0; i < n; i++) {
@@ -117,9 +152,13 @@ export function classifierScores(probabilities: Float32Array, targets: Float32Ar
     for (let i = 0; i < n * k; i++) if (probabilities[i] > 0.5 === targets[i] > 0.5) correct++;
   }
   // A binary dataset given as 2 one-hot classes has one AUC, the same for both columns.
-  const auc = k === 2 && kind === 'class'
-    ? binaryAuc(Array.from({ length: n }, (_, i) => probabilities[i * 2 + 1]), Array.from({ length: n }, (_, i) => targets[i * 2 + 1] > 0.5))
-    : macroAuc(probabilities, targets, n, k);
+  const auc =
+    k === 2 && kind === 'class'
+      ? binaryAuc(
+          Array.from({ length: n }, (_, i) => probabilities[i * 2 + 1]),
+          Array.from({ length: n }, (_, i) => targets[i * 2 + 1] > 0.5),
+        )
+      : macroAuc(probabilities, targets, n, k);
   return { accuracy: correct / (kind === 'class' ? n : n * k), auc: Number.isNaN(auc) ? null : auc };
 }
 
@@ -152,7 +191,9 @@ function generate(model: VaeModel, train: LabelledImages, n: number, side: numbe
     const z = latents ? drawLatentsFor(latents, labels.subarray(start * w, (start + size) * w), w, size, normal) : undefined;
     const out = tf.tidy(() => {
       const cond = conditional ? tf.tensor2d(labels.subarray(start * w, (start + size) * w), [size, w]) : undefined;
-      const images = z ? model.decode(tf.tensor2d(z, [size, d]), cond, false) : model.sample(size, stepNoise(seed, Stream.eval, 3, b), cond);
+      const images = z
+        ? model.decode(tf.tensor2d(z, [size, d]), cond, false)
+        : model.sample(size, stepNoise(seed, Stream.eval, 3, b), cond);
       return tf.clipByValue(images, -1, 1);
     });
     images.set(out.dataSync(), start * per);
@@ -173,7 +214,9 @@ function meanPairMsSsim(data: LabelledImages, pairs: number, seed: number): numb
   }
   let sum = 0;
   for (let start = 0; start < pairs; start += 64) {
-    const values = tf.tidy(() => evalMsSsim(gatherImages(data, left.slice(start, start + 64)), gatherImages(data, right.slice(start, start + 64)), DATA_RANGE));
+    const values = tf.tidy(() =>
+      evalMsSsim(gatherImages(data, left.slice(start, start + 64)), gatherImages(data, right.slice(start, start + 64)), DATA_RANGE),
+    );
     sum += (values.dataSync() as Float32Array).reduce((s, v) => s + v, 0);
     values.dispose();
   }
@@ -186,11 +229,23 @@ export function featureTrainIndices(available: number, max: number, seed: number
   return sampleWithoutReplacement(available, max, mulberry32(hashKeys(seed, Stream.eval, 4))).sort((a, b) => a - b);
 }
 
-async function featureNet(inputs: EvalInputs, options: EvalOptions, recipe: TrainRecipe): Promise<{ classifier: Classifier; key: FeatureNetKey; nTrain: number }> {
+async function featureNet(
+  inputs: EvalInputs,
+  options: EvalOptions,
+  recipe: TrainRecipe,
+): Promise<{ classifier: Classifier; key: FeatureNetKey; nTrain: number }> {
   const task = classifierTask(inputs.train);
   const maxTrain = options.maxFeatureTrain ?? DEFAULT_MAX_FEATURE_TRAIN;
-  const trainSet = inputs.train.n > maxTrain ? subset(inputs.train, featureTrainIndices(inputs.train.n, maxTrain, options.seed)) : inputs.train;
-  const key: FeatureNetKey = { ...inputs.trainData, imageSize: inputs.train.size, channels: inputs.train.channels, task, recipe, seed: options.seed };
+  const trainSet =
+    inputs.train.n > maxTrain ? subset(inputs.train, featureTrainIndices(inputs.train.n, maxTrain, options.seed)) : inputs.train;
+  const key: FeatureNetKey = {
+    ...inputs.trainData,
+    imageSize: inputs.train.size,
+    channels: inputs.train.channels,
+    task,
+    recipe,
+    seed: options.seed,
+  };
   const cached = options.featureCacheDir ? await loadCachedClassifier(options.featureCacheDir, key) : undefined;
   if (cached) {
     options.log?.(`eval: feature net ${featureNetKeyId(key)} from ${options.featureCacheDir}`);
@@ -204,9 +259,18 @@ async function featureNet(inputs: EvalInputs, options: EvalOptions, recipe: Trai
 }
 
 /** Frechet and kernel distances of generated and held-out real images, each next to its real-vs-real value. */
-async function sampleQuality(inputs: EvalInputs, options: EvalOptions, real: LabelledImages, generated: LabelledImages, recipe: TrainRecipe): Promise<EvalMetrics['sample_quality']> {
+async function sampleQuality(
+  inputs: EvalInputs,
+  options: EvalOptions,
+  real: LabelledImages,
+  generated: LabelledImages,
+  recipe: TrainRecipe,
+): Promise<EvalMetrics['sample_quality']> {
   const { classifier, key, nTrain } = await featureNet(inputs, options, recipe);
-  const referenceSet = subset(inputs.train, sampleWithoutReplacement(inputs.train.n, Math.min(real.n, inputs.train.n), mulberry32(hashKeys(options.seed, Stream.eval, 11))));
+  const referenceSet = subset(
+    inputs.train,
+    sampleWithoutReplacement(inputs.train.n, Math.min(real.n, inputs.train.n), mulberry32(hashKeys(options.seed, Stream.eval, 11))),
+  );
   const realFeatures = classifier.features(real);
   const fakeFeatures = classifier.features(generated);
   const referenceFeatures = classifier.features(referenceSet);
@@ -215,11 +279,24 @@ async function sampleQuality(inputs: EvalInputs, options: EvalOptions, real: Lab
 
   const realStats = gaussianStats(realFeatures, real.n, FEATURE_DIM);
   const kid = (other: Float32Array, nOther: number): KernelDistance =>
-    kernelDistance(realFeatures, real.n, other, nOther, FEATURE_DIM, { seed: hashKeys(options.seed, Stream.eval, 6), subsets: options.kidSubsets ?? 10, subsetSize: options.kidSubsetSize ?? 100 });
+    kernelDistance(realFeatures, real.n, other, nOther, FEATURE_DIM, {
+      seed: hashKeys(options.seed, Stream.eval, 6),
+      subsets: options.kidSubsets ?? 10,
+      subsetSize: options.kidSubsetSize ?? 100,
+    });
   return {
     n_real: real.n,
     n_generated: generated.n,
-    feature_net: { id: featureNetKeyId(key), version: FEATURE_NET_VERSION, seed: options.seed, task: key.task.kind, dim: FEATURE_DIM, recipe, n_train: nTrain, heldout_accuracy: heldOutAccuracy },
+    feature_net: {
+      id: featureNetKeyId(key),
+      version: FEATURE_NET_VERSION,
+      seed: options.seed,
+      task: key.task.kind,
+      dim: FEATURE_DIM,
+      recipe,
+      n_train: nTrain,
+      heldout_accuracy: heldOutAccuracy,
+    },
     frechet_distance: frechetDistance(realStats, gaussianStats(fakeFeatures, generated.n, FEATURE_DIM)),
     reference_frechet_distance: frechetDistance(realStats, gaussianStats(referenceFeatures, referenceSet.n, FEATURE_DIM)),
     kernel_distance: kid(fakeFeatures, generated.n),
@@ -245,7 +322,13 @@ function trainedClassifier(data: LabelledImages, task: ClassifierTask, recipe: T
 }
 
 /** Scores on `tests` of a classifier trained on `data`, disposed afterwards. */
-function trainAndScore(data: LabelledImages, tests: readonly LabelledImages[], kind: 'class' | 'multilabel', recipe: TrainRecipe, seed: number): ClassifierScores[] {
+function trainAndScore(
+  data: LabelledImages,
+  tests: readonly LabelledImages[],
+  kind: 'class' | 'multilabel',
+  recipe: TrainRecipe,
+  seed: number,
+): ClassifierScores[] {
   const classifier = trainedClassifier(data, { kind, width: data.labelWidth }, recipe, seed);
   try {
     return tests.map((test) => scoreOn(classifier, test, kind));
@@ -255,16 +338,31 @@ function trainAndScore(data: LabelledImages, tests: readonly LabelledImages[], k
 }
 
 /** TSTR, TRTR and real vs real + synthetic for a conditional model's labelled samples. */
-function tstrMetrics(inputs: EvalInputs, options: EvalOptions, real: LabelledImages, generated: LabelledImages, recipe: TrainRecipe): TstrMetrics {
+function tstrMetrics(
+  inputs: EvalInputs,
+  options: EvalOptions,
+  real: LabelledImages,
+  generated: LabelledImages,
+  recipe: TrainRecipe,
+): TstrMetrics {
   const kind = real.labelKind === 'multilabel' ? 'multilabel' : 'class';
   const log = options.log ?? (() => undefined);
-  const realTrain = subset(inputs.train, sampleWithoutReplacement(inputs.train.n, Math.min(generated.n, inputs.train.n), mulberry32(hashKeys(options.seed, Stream.eval, 9))));
+  const realTrain = subset(
+    inputs.train,
+    sampleWithoutReplacement(inputs.train.n, Math.min(generated.n, inputs.train.n), mulberry32(hashKeys(options.seed, Stream.eval, 9))),
+  );
   log(`eval: TSTR, classifiers on ${generated.n} synthetic and ${realTrain.n} real training images`);
   const [tstr] = trainAndScore(generated, [real], kind, recipe, options.seed);
   const [trtr, conditioning] = trainAndScore(realTrain, [real, generated], kind, recipe, options.seed);
   log(`eval: real (${inputs.train.n}) vs real + synthetic (${inputs.train.n} + ${generated.n}) training images`);
   const [realOnly] = trainAndScore(inputs.train, [real], kind, recipe, options.seed);
-  const [realPlusSynthetic] = trainAndScore(concatImages(inputs.train, resizedImages(generated, inputs.train.size)), [real], kind, recipe, options.seed);
+  const [realPlusSynthetic] = trainAndScore(
+    concatImages(inputs.train, resizedImages(generated, inputs.train.size)),
+    [real],
+    kind,
+    recipe,
+    options.seed,
+  );
   return {
     label_kind: kind,
     n_train: generated.n,
@@ -282,14 +380,25 @@ export async function evaluateModel(inputs: EvalInputs, options: EvalOptions): P
   if (!Number.isInteger(options.n) || options.n < 2) throw new EvalInputError(`--n must be an integer >= 2, got ${options.n}`);
   if (heldOut.n < 2) throw new EvalInputError(`held-out split '${inputs.heldOutSplit}' has ${heldOut.n} images; need at least 2`);
   if (heldOut.size !== model.config.image_size || heldOut.channels !== model.config.in_channels) {
-    throw new EvalInputError(`held-out images are ${heldOut.size}px x ${heldOut.channels}ch but the model takes ${model.config.image_size}px x ${model.config.in_channels}ch`);
+    throw new EvalInputError(
+      `held-out images are ${heldOut.size}px x ${heldOut.channels}ch but the model takes ${model.config.image_size}px x ${model.config.in_channels}ch`,
+    );
   }
   const recipe = options.recipe ?? DEFAULT_RECIPE;
   const log = options.log ?? (() => undefined);
-  const real = heldOut.n > options.n ? subset(heldOut, Array.from({ length: options.n }, (_, i) => i)) : heldOut;
+  const real =
+    heldOut.n > options.n
+      ? subset(
+          heldOut,
+          Array.from({ length: options.n }, (_, i) => i),
+        )
+      : heldOut;
 
   log(`eval: reconstructing ${real.n} held-out images`);
-  const reconstruction = { ...reconstructionMetrics(model, real, hashKeys(options.seed, Stream.eval, 5)), baselines: reconstructionBaselines(real, inputs.trainMean) };
+  const reconstruction = {
+    ...reconstructionMetrics(model, real, hashKeys(options.seed, Stream.eval, 5)),
+    baselines: reconstructionBaselines(real, inputs.trainMean),
+  };
 
   const conditional = model.kind === 'cvae' && heldOut.labelKind !== 'none' && heldOut.labelWidth > 0;
   /** Sample quality, diversity and (conditional models) TSTR of n images drawn from the prior or from `latents`. */

@@ -61,7 +61,9 @@ export async function loadCachedClassifier(cacheDir: string, key: FeatureNetKey)
   }
   const bytes = readFileSync(join(dir, 'weights.bin'));
   const weightData = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
-  const net = await tf.loadLayersModel(tf.io.fromMemory({ modelTopology: parsed.modelTopology, weightSpecs: parsed.weightSpecs, weightData }));
+  const net = await tf.loadLayersModel(
+    tf.io.fromMemory({ modelTopology: parsed.modelTopology, weightSpecs: parsed.weightSpecs, weightData }),
+  );
   return Classifier.fromNet(net, key.task, key.channels);
 }
 

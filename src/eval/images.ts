@@ -29,7 +29,8 @@ export function labelRows(raw: readonly Uint8Array[], kind: LabelKind, width: nu
       if (c === undefined || c >= width) throw new EvalDataError(`${description}: label ${c} of sample ${i} is outside 0..${width - 1}`);
       rows[i * width + c] = 1;
     } else {
-      if (label.length !== width) throw new EvalDataError(`${description}: multi-label row ${i} has ${label.length} entries, expected ${width}`);
+      if (label.length !== width)
+        throw new EvalDataError(`${description}: multi-label row ${i} has ${label.length} entries, expected ${width}`);
       for (let j = 0; j < width; j++) rows[i * width + j] = label[j] ? 1 : 0;
     }
   });
@@ -51,7 +52,9 @@ export function subset(data: LabelledImages, indices: readonly number[]): Labell
 /** The images of `a` followed by those of `b` (same side, channels and label layout). */
 export function concatImages(a: LabelledImages, b: LabelledImages): LabelledImages {
   if (a.size !== b.size || a.channels !== b.channels || a.labelWidth !== b.labelWidth || a.labelKind !== b.labelKind) {
-    throw new EvalDataError(`cannot join ${a.size}px x ${a.channels}ch (${a.labelKind}, ${a.labelWidth}) and ${b.size}px x ${b.channels}ch (${b.labelKind}, ${b.labelWidth}) images`);
+    throw new EvalDataError(
+      `cannot join ${a.size}px x ${a.channels}ch (${a.labelKind}, ${a.labelWidth}) and ${b.size}px x ${b.channels}ch (${b.labelKind}, ${b.labelWidth}) images`,
+    );
   }
   const images = new Float32Array(a.images.length + b.images.length);
   images.set(a.images);
@@ -68,7 +71,11 @@ function evalTransform(size: number, channels: 1 | 3, resizeMode: ResizeMode): S
 }
 
 /** `indices` of `split` through `transform`, 256 images at a time: (first position, images) per chunk. */
-async function* readChunks(split: DatasetSplit, indices: readonly number[], transform: SampleTransform): AsyncGenerator<{ start: number; images: Float32Array }> {
+async function* readChunks(
+  split: DatasetSplit,
+  indices: readonly number[],
+  transform: SampleTransform,
+): AsyncGenerator<{ start: number; images: Float32Array }> {
   const per = transform.size * transform.size * transform.channels;
   const chunk = 256;
   for (let start = 0; start < indices.length; start += chunk) {
@@ -122,9 +129,16 @@ export function pixelMean(data: LabelledImages): Float32Array {
 }
 
 /** The per-pixel mean image of `indices` of `split` at `size`, read chunk by chunk (never all at once). */
-export async function readPixelMean(split: DatasetSplit, indices: readonly number[], size: number, channels: 1 | 3, resizeMode: ResizeMode): Promise<Float32Array> {
+export async function readPixelMean(
+  split: DatasetSplit,
+  indices: readonly number[],
+  size: number,
+  channels: 1 | 3,
+  resizeMode: ResizeMode,
+): Promise<Float32Array> {
   if (indices.length === 0) throw new EvalDataError(`${split.description}: no images to average`);
   const sum = new Float64Array(size * size * channels);
-  for await (const part of readChunks(split, indices, evalTransform(size, channels, resizeMode))) addImages(sum, part.images, part.images.length / sum.length);
+  for await (const part of readChunks(split, indices, evalTransform(size, channels, resizeMode)))
+    addImages(sum, part.images, part.images.length / sum.length);
   return meanFromSum(sum, indices.length);
 }

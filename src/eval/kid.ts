@@ -21,7 +21,13 @@ function polyKernel(x: Float32Array | Float64Array, i: number, y: Float32Array |
 }
 
 /** Unbiased MMD^2 between row sets x (rows xi) and y (rows yi), both of size m >= 2. */
-export function mmdUnbiased(x: Float32Array | Float64Array, xi: readonly number[], y: Float32Array | Float64Array, yi: readonly number[], d: number): number {
+export function mmdUnbiased(
+  x: Float32Array | Float64Array,
+  xi: readonly number[],
+  y: Float32Array | Float64Array,
+  yi: readonly number[],
+  d: number,
+): number {
   const m = xi.length;
   if (yi.length !== m || m < 2) throw new RangeError(`mmdUnbiased: need two subsets of equal size >= 2, got ${m} and ${yi.length}`);
   let kxx = 0;

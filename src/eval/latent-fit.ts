@@ -43,7 +43,8 @@ function gaussianOf(rows: Float32Array, n: number, d: number, posteriorVariance:
 
 /** Encodes `data` (at the model's side, labels for the conditional model) and fits the Gaussians. */
 export function fitLatents(model: VaeModel, data: LabelledImages): FittedLatents {
-  if (!hasGaussianLatent(model)) throw new LatentFitError(`model '${model.kind}' has a discrete latent part: only the prior can be sampled`);
+  if (!hasGaussianLatent(model))
+    throw new LatentFitError(`model '${model.kind}' has a discrete latent part: only the prior can be sampled`);
   const d = model.config.latent_dim;
   const per = data.size * data.size * data.channels;
   const conditional = model.kind === 'cvae' && data.labelWidth > 0;
@@ -53,7 +54,9 @@ export function fitLatents(model: VaeModel, data: LabelledImages): FittedLatents
     const m = Math.min(64, data.n - start);
     const [mu, variance] = tf.tidy(() => {
       const images = tf.tensor4d(data.images.subarray(start * per, (start + m) * per), [m, data.size, data.size, data.channels]);
-      const labels = conditional ? tf.tensor2d(data.labels.subarray(start * data.labelWidth, (start + m) * data.labelWidth), [m, data.labelWidth]) : undefined;
+      const labels = conditional
+        ? tf.tensor2d(data.labels.subarray(start * data.labelWidth, (start + m) * data.labelWidth), [m, data.labelWidth])
+        : undefined;
       const enc = model.encode(images, labels, false);
       return [enc.mu.dataSync() as Float32Array, tf.exp(enc.logvar).dataSync() as Float32Array];
     });
@@ -101,7 +104,13 @@ export function drawLatents(g: LatentGaussian, count: number, normal: () => numb
  * One latent row per label row (count x d): a draw from the fit of the row's class when there is
  * one (one-hot rows of a conditional model), from the fit of all images otherwise.
  */
-export function drawLatentsFor(latents: FittedLatents, labels: Float32Array, width: number, count: number, normal: () => number): Float32Array {
+export function drawLatentsFor(
+  latents: FittedLatents,
+  labels: Float32Array,
+  width: number,
+  count: number,
+  normal: () => number,
+): Float32Array {
   const d = latents.all.d;
   const z = new Float32Array(count * d);
   for (let i = 0; i < count; i++) {

@@ -98,25 +98,27 @@ type BatchTensors = QualityTensors & {
 };
 
 function evalBatch(model: VaeModel, data: LabelledImages, indices: number[], seed: number, batchIndex: number): Values<BatchTensors> {
-  return readValues(tf.tidy((): BatchTensors => {
-    const images = gatherImages(data, indices);
-    const labels = modelLabels(model, data, indices);
-    const mean = model.reconstruct(images, labels);
-    const enc = model.encode(images, labels, false);
-    const z = model.reparameterize(enc, stepNoise(seed, Stream.eval, 1, batchIndex));
-    const sampled = model.decode(z, labels, false);
-    const gaussianKl = gaussianKlPerSample(enc.mu, enc.logvar);
-    // Per image, where losses/kl.ts's categoricalKl gives the batch mean: sum q log q + log K.
-    const discreteKl = (enc.discreteLogits ?? []).map((logits) => {
-      const logQ = tf.logSoftmax(logits);
-      return tf.add(tf.sum(tf.mul(tf.exp(logQ), logQ), 1), Math.log(logits.shape[1]));
-    });
-    return {
-      ...qualityTensors(mean, images),
-      sampledSse: tf.sum(tf.square(tf.sub(sampled, images)), [1, 2, 3]) as tf.Tensor1D,
-      kl: discreteKl.reduce<tf.Tensor>((acc, k) => tf.add(acc, k), gaussianKl) as tf.Tensor1D,
-    };
-  }));
+  return readValues(
+    tf.tidy((): BatchTensors => {
+      const images = gatherImages(data, indices);
+      const labels = modelLabels(model, data, indices);
+      const mean = model.reconstruct(images, labels);
+      const enc = model.encode(images, labels, false);
+      const z = model.reparameterize(enc, stepNoise(seed, Stream.eval, 1, batchIndex));
+      const sampled = model.decode(z, labels, false);
+      const gaussianKl = gaussianKlPerSample(enc.mu, enc.logvar);
+      // Per image, where losses/kl.ts's categoricalKl gives the batch mean: sum q log q + log K.
+      const discreteKl = (enc.discreteLogits ?? []).map((logits) => {
+        const logQ = tf.logSoftmax(logits);
+        return tf.add(tf.sum(tf.mul(tf.exp(logQ), logQ), 1), Math.log(logits.shape[1]));
+      });
+      return {
+        ...qualityTensors(mean, images),
+        sampledSse: tf.sum(tf.square(tf.sub(sampled, images)), [1, 2, 3]) as tf.Tensor1D,
+        kl: discreteKl.reduce<tf.Tensor>((acc, k) => tf.add(acc, k), gaussianKl) as tf.Tensor1D,
+      };
+    }),
+  );
 }
 
 const meanOf = (xs: ArrayLike<number>): number => {
@@ -128,7 +130,8 @@ const meanOf = (xs: ArrayLike<number>): number => {
 /** Batches of `batchSize` consecutive indices of `data`. */
 function batchesOf(data: LabelledImages, batchSize: number): number[][] {
   const out: number[][] = [];
-  for (let start = 0; start < data.n; start += batchSize) out.push(Array.from({ length: Math.min(batchSize, data.n - start) }, (_, k) => start + k));
+  for (let start = 0; start < data.n; start += batchSize)
+    out.push(Array.from({ length: Math.min(batchSize, data.n - start) }, (_, k) => start + k));
   return out;
 }
 
@@ -170,16 +173,20 @@ export function reconstructionMetrics(model: VaeModel, data: LabelledImages, see
 /** The scores of predicting the one image `prediction` (size x size x channels) for every image of `data`. */
 export function constantPredictionScores(prediction: Float32Array, data: LabelledImages, batchSize = 32): ImageScores {
   if (prediction.length !== data.size * data.size * data.channels) {
-    throw new RangeError(`a ${data.size}x${data.size}x${data.channels} prediction has ${data.size * data.size * data.channels} values, got ${prediction.length}`);
+    throw new RangeError(
+      `a ${data.size}x${data.size}x${data.channels} prediction has ${data.size * data.size * data.channels} values, got ${prediction.length}`,
+    );
   }
   const mse: number[] = [];
   const ssimValues: number[] = [];
   const msSsimValues: number[] = [];
   for (const indices of batchesOf(data, batchSize)) {
-    const v = readValues(tf.tidy(() => {
-      const one = tf.tensor4d(prediction, [1, data.size, data.size, data.channels]);
-      return qualityTensors(tf.tile(one, [indices.length, 1, 1, 1]), gatherImages(data, indices));
-    }));
+    const v = readValues(
+      tf.tidy(() => {
+        const one = tf.tensor4d(prediction, [1, data.size, data.size, data.channels]);
+        return qualityTensors(tf.tile(one, [indices.length, 1, 1, 1]), gatherImages(data, indices));
+      }),
+    );
     mse.push(...v.mse);
     ssimValues.push(...v.ssim);
     msSsimValues.push(...v.msSsim);

@@ -120,8 +120,22 @@ export async function evalRun(runDir: string, options: RunEvalOptions): Promise<
       const latentFitImages = await readLatentFitImages(trainSplit, config, options.seed);
       const temperature = useTrainedTemperature(model, state.step);
       const metrics = await evaluateModel(
-        { model, train, trainData: featureNetData(config.data, await datasetHash(dataPath)), trainMean, latentFitImages, heldOut, heldOutSplit: options.split },
-        { n: options.n, seed: options.seed, recipe: options.recipe, featureCacheDir: options.cacheDir ?? join(dirname(resolve(runDir)), '.feature-nets'), log },
+        {
+          model,
+          train,
+          trainData: featureNetData(config.data, await datasetHash(dataPath)),
+          trainMean,
+          latentFitImages,
+          heldOut,
+          heldOutSplit: options.split,
+        },
+        {
+          n: options.n,
+          seed: options.seed,
+          recipe: options.recipe,
+          featureCacheDir: options.cacheDir ?? join(dirname(resolve(runDir)), '.feature-nets'),
+          log,
+        },
       );
       return {
         format: 'medvae-eval',
@@ -133,7 +147,12 @@ export async function evalRun(runDir: string, options: RunEvalOptions): Promise<
         heldout_indices: heldIdx,
         model: { name: model.kind, image_size: size, channels, param_count: model.paramCount(), step: state.step, temperature },
         metrics,
-        meta: { created_at: new Date().toISOString(), seconds: (Date.now() - started) / 1000, backend: `${backend.name}${backend.gpu ? ' (gpu)' : ''}`, machine: machineInfo() },
+        meta: {
+          created_at: new Date().toISOString(),
+          seconds: (Date.now() - started) / 1000,
+          backend: `${backend.name}${backend.gpu ? ' (gpu)' : ''}`,
+          machine: machineInfo(),
+        },
       };
     } finally {
       await trainSplit.close();

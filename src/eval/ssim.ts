@@ -10,7 +10,16 @@
 // 32 px: 2, 256 px: 5). Fewer than 5 scales use Wang et al.'s first L weights renormalised to sum 1;
 // at 5 scales the published weights, so large images score exactly as pytorch_msssim.
 import * as tf from '@tensorflow/tfjs';
-import { checkPair, foldChannels, MS_SSIM_WEIGHTS, perImage, resolveSsimOptions, ssimAndCs, SsimInputError, type ResolvedSsimOptions } from '../losses/ssim.ts';
+import {
+  checkPair,
+  foldChannels,
+  MS_SSIM_WEIGHTS,
+  perImage,
+  resolveSsimOptions,
+  ssimAndCs,
+  SsimInputError,
+  type ResolvedSsimOptions,
+} from '../losses/ssim.ts';
 
 /** Window side and Gaussian sigma of every eval SSIM number. */
 export const EVAL_SSIM_WINDOW = 11;
@@ -32,7 +41,10 @@ export function validBlur(x: tf.Tensor4D, window: Float32Array): tf.Tensor4D {
 
 function checkSide(a: tf.Tensor4D): number {
   const side = Math.min(a.shape[1], a.shape[2]);
-  if (side < EVAL_SSIM_WINDOW) throw new SsimInputError(`SSIM on valid ${EVAL_SSIM_WINDOW}x${EVAL_SSIM_WINDOW} windows needs images of at least ${EVAL_SSIM_WINDOW} pixels, got ${a.shape[1]}x${a.shape[2]}`);
+  if (side < EVAL_SSIM_WINDOW)
+    throw new SsimInputError(
+      `SSIM on valid ${EVAL_SSIM_WINDOW}x${EVAL_SSIM_WINDOW} windows needs images of at least ${EVAL_SSIM_WINDOW} pixels, got ${a.shape[1]}x${a.shape[2]}`,
+    );
   return side;
 }
 
@@ -56,7 +68,15 @@ export function msSsimWeights(levels: number): number[] {
 export function halveForNextScale(x: tf.Tensor4D): tf.Tensor4D {
   return tf.tidy(() => {
     const [, h, w] = x.shape;
-    const padded = h % 2 || w % 2 ? tf.pad(x, [[0, 0], [h % 2, h % 2], [w % 2, w % 2], [0, 0]]) : x;
+    const padded =
+      h % 2 || w % 2
+        ? tf.pad(x, [
+            [0, 0],
+            [h % 2, h % 2],
+            [w % 2, w % 2],
+            [0, 0],
+          ])
+        : x;
     return tf.avgPool(padded, 2, 2, 'valid');
   });
 }

@@ -46,7 +46,8 @@ export class SampleOptionError extends Error {
 
 async function fittedLatents(run: LoadedRun, seed: number, log: (line: string) => void): Promise<FittedLatents> {
   const { config, model } = run;
-  if (!hasGaussianLatent(model)) throw new SampleOptionError('latent', `fitted needs a Gaussian latent; this run is ${config.model.name} (use prior)`);
+  if (!hasGaussianLatent(model))
+    throw new SampleOptionError('latent', `fitted needs a Gaussian latent; this run is ${config.model.name} (use prior)`);
   const split = await openDataset(config.data, config.data.split);
   try {
     const images = await readLatentFitImages(split, config, seed);
@@ -63,7 +64,12 @@ export async function sample(run: LoadedRun, options: SampleOptions): Promise<Sa
   if (!Number.isInteger(n) || n < 1) throw new SampleOptionError('n', `must be a positive integer, got ${n}`);
   const labelWidth = config.model.name === 'cvae' ? state.labelWidth : 0;
   if (label !== undefined && (labelWidth === 0 || !Number.isInteger(label) || label < 0 || label >= labelWidth)) {
-    throw new SampleOptionError('label', labelWidth > 0 ? `must be an integer in 0..${labelWidth - 1}, got ${label}` : `needs a conditional model (cvae); this run is ${config.model.name}`);
+    throw new SampleOptionError(
+      'label',
+      labelWidth > 0
+        ? `must be an integer in 0..${labelWidth - 1}, got ${label}`
+        : `needs a conditional model (cvae); this run is ${config.model.name}`,
+    );
   }
   const { image_size: size, in_channels: channels } = config.model;
   const pixels = new Uint8Array(n * size * size * channels);
@@ -76,7 +82,9 @@ export async function sample(run: LoadedRun, options: SampleOptions): Promise<Sa
     const z = fitted ? drawLatentsFor(fitted, rows, labelWidth, m, normal) : undefined;
     const out = tf.tidy(() => {
       const cond = labelWidth > 0 ? tf.tensor2d(rows, [m, labelWidth]) : undefined;
-      return z ? model.decode(tf.tensor2d(z, [m, config.model.latent_dim]), cond, false) : model.sample(m, stepNoise(seed, Stream.sample, 1, chunk), cond);
+      return z
+        ? model.decode(tf.tensor2d(z, [m, config.model.latent_dim]), cond, false)
+        : model.sample(m, stepNoise(seed, Stream.sample, 1, chunk), cond);
     });
     const data = out.dataSync();
     out.dispose();

@@ -57,7 +57,8 @@ export function resolveSsimOptions(opts: SsimOptions): ResolvedSsimOptions {
   if (!(opts.dataRange > 0)) throw new SsimInputError(`dataRange must be > 0, got ${opts.dataRange}`);
   const size = opts.windowSize ?? 11;
   // Odd sizes only: the window must have a centre pixel (and the blur its symmetric transpose).
-  if (!Number.isInteger(size) || size < 1 || size % 2 === 0) throw new SsimInputError(`windowSize must be an odd positive integer, got ${size}`);
+  if (!Number.isInteger(size) || size < 1 || size % 2 === 0)
+    throw new SsimInputError(`windowSize must be an odd positive integer, got ${size}`);
   const window = gaussianWindow(size, opts.sigma ?? 1.5);
   return { window, c1: ((opts.k1 ?? 0.01) * opts.dataRange) ** 2, c2: ((opts.k2 ?? 0.03) * opts.dataRange) ** 2 };
 }
@@ -105,7 +106,12 @@ export type BlurFunction = (x: tf.Tensor4D, window: Float32Array) => tf.Tensor4D
  * Per-(image, channel) SSIM and contrast-structure at one scale of folded images ((N*C)HW1),
  * each the mean of its map over the pixels `blur` leaves. Returns two 1-D tensors of length N*C.
  */
-export function ssimAndCs(x: tf.Tensor4D, y: tf.Tensor4D, r: ResolvedSsimOptions, blur: BlurFunction = gaussianBlur): { ssim: tf.Tensor1D; cs: tf.Tensor1D } {
+export function ssimAndCs(
+  x: tf.Tensor4D,
+  y: tf.Tensor4D,
+  r: ResolvedSsimOptions,
+  blur: BlurFunction = gaussianBlur,
+): { ssim: tf.Tensor1D; cs: tf.Tensor1D } {
   const m = x.shape[0];
   // One blur per map rather than one over the five stacked: no concat and split (each a full copy),
   // and the maps of y alone stay off the gradient path, so backprop blurs three maps, not five.
@@ -113,10 +119,7 @@ export function ssimAndCs(x: tf.Tensor4D, y: tf.Tensor4D, r: ResolvedSsimOptions
   const muXX = tf.mul(muX, muX);
   const muYY = tf.mul(muY, muY);
   const muXY = tf.mul(muX, muY);
-  const csMap = tf.div(
-    tf.add(tf.mul(tf.sub(exy, muXY), 2), r.c2),
-    tf.add(tf.add(tf.sub(exx, muXX), tf.sub(eyy, muYY)), r.c2),
-  );
+  const csMap = tf.div(tf.add(tf.mul(tf.sub(exy, muXY), 2), r.c2), tf.add(tf.add(tf.sub(exx, muXX), tf.sub(eyy, muYY)), r.c2));
   const luminance = tf.div(tf.add(tf.mul(muXY, 2), r.c1), tf.add(tf.add(muXX, muYY), r.c1));
   const ssim = tf.reshape(tf.mean(tf.mul(luminance, csMap), [1, 2, 3]), [m]) as tf.Tensor1D;
   const cs = tf.reshape(tf.mean(csMap, [1, 2, 3]), [m]) as tf.Tensor1D;
@@ -145,7 +148,9 @@ export function msSsim(a: tf.Tensor4D, b: tf.Tensor4D, opts: MsSsimOptions): tf.
   const weights = opts.weights ?? MS_SSIM_WEIGHTS;
   const smallest = Math.min(a.shape[1], a.shape[2]) / 2 ** (weights.length - 1);
   if (smallest < 1) {
-    throw new SsimInputError(`MS-SSIM with ${weights.length} scales needs images of at least ${2 ** (weights.length - 1)} pixels, got ${a.shape[1]}x${a.shape[2]}`);
+    throw new SsimInputError(
+      `MS-SSIM with ${weights.length} scales needs images of at least ${2 ** (weights.length - 1)} pixels, got ${a.shape[1]}x${a.shape[2]}`,
+    );
   }
   const r = resolveSsimOptions(opts);
   return tf.tidy(() => {

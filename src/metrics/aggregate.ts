@@ -41,7 +41,9 @@ function checkedSnapshot(snapshot: unknown, source: string): MetricSnapshot {
       throw new MetricsMergeError(`${source}: every metric needs a string "name"`);
     }
     if (typeof metric.type !== 'string' || !METRIC_TYPES.has(metric.type)) {
-      throw new MetricsMergeError(`${source}: metric ${metric.name} has type ${String(metric.type)}, expected counter, gauge, histogram or summary`);
+      throw new MetricsMergeError(
+        `${source}: metric ${metric.name} has type ${String(metric.type)}, expected counter, gauge, histogram or summary`,
+      );
     }
     if (!Array.isArray(metric.values)) throw new MetricsMergeError(`${source}: metric ${metric.name} has no "values" array`);
     const values = metric.values.map((value: Partial<MetricSnapshotEntry['values'][number]> | null) => {
@@ -59,7 +61,9 @@ function checkedSnapshot(snapshot: unknown, source: string): MetricSnapshot {
 }
 
 function seriesKey(metricName: string, labels: Record<string, string | number>): string {
-  const sorted = Object.keys(labels).sort().map((key) => `${key}=${JSON.stringify(String(labels[key]))}`);
+  const sorted = Object.keys(labels)
+    .sort()
+    .map((key) => `${key}=${JSON.stringify(String(labels[key]))}`);
   return `${metricName}{${sorted.join(',')}}`;
 }
 
@@ -77,7 +81,8 @@ export function aggregateWorkerMetrics(snapshots: readonly unknown[], sources?: 
       for (const value of metric.values) {
         const key = seriesKey(value.metricName ?? metric.name, value.labels);
         const other = seenSeries.get(key);
-        if (other !== undefined) throw new MetricsMergeError(`series ${key} comes from both ${other} and ${source}: two processes claim the same rank`);
+        if (other !== undefined)
+          throw new MetricsMergeError(`series ${key} comes from both ${other} and ${source}: two processes claim the same rank`);
         seenSeries.set(key, source);
       }
       // Pass-through: 'sum' of series that each occur once is the series itself ('omit', the

@@ -249,25 +249,115 @@ export class TrainingMetrics implements MetricsSource {
     const registers = [this.registry];
     const perRank = ['rank'] as const;
 
-    this.steps = new Counter({ name: 'medvae_train_steps_total', help: 'Optimizer steps done by this process.', aggregator: 'max', registers });
-    this.step = new Gauge({ name: 'medvae_train_step', help: 'Global optimizer step reached, including steps done before a resume.', aggregator: 'max', registers });
-    this.epochs = new Counter({ name: 'medvae_train_epochs_total', help: 'Epochs finished by this process.', aggregator: 'max', registers });
-    this.epoch = new Gauge({ name: 'medvae_train_epoch', help: 'Epochs completed, including epochs done before a resume.', aggregator: 'max', registers });
-    this.images = new Counter({ name: 'medvae_train_images_total', help: 'Training images consumed (each worker counts its own shard).', aggregator: 'sum', registers });
-    this.imagesPerSecond = new Gauge({ name: 'medvae_train_images_per_second', help: 'Training throughput in images per second over the last steps.', aggregator: 'sum', registers });
-    this.learningRate = new Gauge({ name: 'medvae_learning_rate', help: 'Learning rate of each optimizer group.', labelNames: ['group'] as const, aggregator: 'max', registers });
-    this.lastCheckpoint = new Gauge({ name: 'medvae_last_checkpoint_timestamp_seconds', help: 'Unix time at which the last checkpoint was written (0: none yet).', aggregator: 'max', registers });
+    this.steps = new Counter({
+      name: 'medvae_train_steps_total',
+      help: 'Optimizer steps done by this process.',
+      aggregator: 'max',
+      registers,
+    });
+    this.step = new Gauge({
+      name: 'medvae_train_step',
+      help: 'Global optimizer step reached, including steps done before a resume.',
+      aggregator: 'max',
+      registers,
+    });
+    this.epochs = new Counter({
+      name: 'medvae_train_epochs_total',
+      help: 'Epochs finished by this process.',
+      aggregator: 'max',
+      registers,
+    });
+    this.epoch = new Gauge({
+      name: 'medvae_train_epoch',
+      help: 'Epochs completed, including epochs done before a resume.',
+      aggregator: 'max',
+      registers,
+    });
+    this.images = new Counter({
+      name: 'medvae_train_images_total',
+      help: 'Training images consumed (each worker counts its own shard).',
+      aggregator: 'sum',
+      registers,
+    });
+    this.imagesPerSecond = new Gauge({
+      name: 'medvae_train_images_per_second',
+      help: 'Training throughput in images per second over the last steps.',
+      aggregator: 'sum',
+      registers,
+    });
+    this.learningRate = new Gauge({
+      name: 'medvae_learning_rate',
+      help: 'Learning rate of each optimizer group.',
+      labelNames: ['group'] as const,
+      aggregator: 'max',
+      registers,
+    });
+    this.lastCheckpoint = new Gauge({
+      name: 'medvae_last_checkpoint_timestamp_seconds',
+      help: 'Unix time at which the last checkpoint was written (0: none yet).',
+      aggregator: 'max',
+      registers,
+    });
     this.restarts = restartsCounter(this.registry);
 
-    this.loss = new Gauge({ name: 'medvae_loss', help: 'Loss term of the last step, per network (optimizer group) and term.', labelNames: ['rank', 'network', 'term'] as const, registers });
-    this.stepSeconds = new Histogram({ name: 'medvae_train_step_duration_seconds', help: 'Wall time of one optimizer step, data wait and all-reduce included.', labelNames: perRank, buckets: STEP_SECONDS_BUCKETS, registers });
-    this.dataWaitSeconds = new Histogram({ name: 'medvae_data_wait_seconds', help: 'Time a step waited for the data loader.', labelNames: perRank, buckets: DATA_WAIT_SECONDS_BUCKETS, registers });
-    this.allReduceSeconds = new Histogram({ name: 'medvae_allreduce_duration_seconds', help: 'Wall time of one gradient all-reduce.', labelNames: perRank, buckets: ALLREDUCE_SECONDS_BUCKETS, registers });
-    this.allReduceWaitSeconds = new Histogram({ name: 'medvae_allreduce_wait_seconds', help: 'Part of an all-reduce spent waiting for the first data of the peer that sends to this worker: the lag of a straggler, not transfer.', labelNames: perRank, buckets: ALLREDUCE_SECONDS_BUCKETS, registers });
-    this.allReduceBytes = new Counter({ name: 'medvae_allreduce_bytes_total', help: 'Gradient bytes this worker contributed to all-reduces.', labelNames: perRank, registers });
-    this.tensors = new Gauge({ name: 'medvae_tensors', help: 'Tensors held by tf.js in this process (tf.memory().numTensors).', labelNames: perRank, registers });
-    this.tensorBytes = new Gauge({ name: 'medvae_tensor_bytes', help: 'Bytes of tensors held by tf.js in this process (tf.memory().numBytes).', labelNames: perRank, registers });
-    this.divergences = new Counter({ name: 'medvae_divergence_events_total', help: 'Steps whose loss was NaN/Inf (kind="nan") or exploded past divergence_factor (kind="explosion").', labelNames: ['rank', 'kind'] as const, registers });
+    this.loss = new Gauge({
+      name: 'medvae_loss',
+      help: 'Loss term of the last step, per network (optimizer group) and term.',
+      labelNames: ['rank', 'network', 'term'] as const,
+      registers,
+    });
+    this.stepSeconds = new Histogram({
+      name: 'medvae_train_step_duration_seconds',
+      help: 'Wall time of one optimizer step, data wait and all-reduce included.',
+      labelNames: perRank,
+      buckets: STEP_SECONDS_BUCKETS,
+      registers,
+    });
+    this.dataWaitSeconds = new Histogram({
+      name: 'medvae_data_wait_seconds',
+      help: 'Time a step waited for the data loader.',
+      labelNames: perRank,
+      buckets: DATA_WAIT_SECONDS_BUCKETS,
+      registers,
+    });
+    this.allReduceSeconds = new Histogram({
+      name: 'medvae_allreduce_duration_seconds',
+      help: 'Wall time of one gradient all-reduce.',
+      labelNames: perRank,
+      buckets: ALLREDUCE_SECONDS_BUCKETS,
+      registers,
+    });
+    this.allReduceWaitSeconds = new Histogram({
+      name: 'medvae_allreduce_wait_seconds',
+      help: 'Part of an all-reduce spent waiting for the first data of the peer that sends to this worker: the lag of a straggler, not transfer.',
+      labelNames: perRank,
+      buckets: ALLREDUCE_SECONDS_BUCKETS,
+      registers,
+    });
+    this.allReduceBytes = new Counter({
+      name: 'medvae_allreduce_bytes_total',
+      help: 'Gradient bytes this worker contributed to all-reduces.',
+      labelNames: perRank,
+      registers,
+    });
+    this.tensors = new Gauge({
+      name: 'medvae_tensors',
+      help: 'Tensors held by tf.js in this process (tf.memory().numTensors).',
+      labelNames: perRank,
+      registers,
+    });
+    this.tensorBytes = new Gauge({
+      name: 'medvae_tensor_bytes',
+      help: 'Bytes of tensors held by tf.js in this process (tf.memory().numBytes).',
+      labelNames: perRank,
+      registers,
+    });
+    this.divergences = new Counter({
+      name: 'medvae_divergence_events_total',
+      help: 'Steps whose loss was NaN/Inf (kind="nan") or exploded past divergence_factor (kind="explosion").',
+      labelNames: ['rank', 'kind'] as const,
+      registers,
+    });
     this.workerUpTracker = new WorkerUpTracker(workerUpGauge(this.registry));
 
     // Series that exist from the start, so that rate() and the alerts see a 0 before the first event.
@@ -325,7 +415,8 @@ export class TrainingMetrics implements MetricsSource {
     requireNonNegative('allReduce seconds', seconds);
     requireCount('allReduce bytes', bytes);
     requireNonNegative('allReduce wait seconds', waitSeconds);
-    if (waitSeconds > seconds) throw new RangeError(`allReduce wait seconds must not exceed the all-reduce's ${seconds} s, got ${waitSeconds}`);
+    if (waitSeconds > seconds)
+      throw new RangeError(`allReduce wait seconds must not exceed the all-reduce's ${seconds} s, got ${waitSeconds}`);
     this.allReduceSeconds.observe(this.rankLabel, seconds);
     this.allReduceWaitSeconds.observe(this.rankLabel, waitSeconds);
     this.allReduceBytes.inc(this.rankLabel, bytes);

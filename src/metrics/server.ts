@@ -118,7 +118,11 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
 
   await new Promise<void>((resolve, reject) => {
     const onError = (error: NodeJS.ErrnoException): void => {
-      reject(new MetricsServerError(`metrics server: cannot listen on ${host}:${port} (${error.code ?? error.message}); pick another --metrics-port or 0 to turn metrics off`));
+      reject(
+        new MetricsServerError(
+          `metrics server: cannot listen on ${host}:${port} (${error.code ?? error.message}); pick another --metrics-port or 0 to turn metrics off`,
+        ),
+      );
     };
     server.once('error', onError);
     server.listen(port, host, () => {

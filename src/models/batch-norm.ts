@@ -125,7 +125,9 @@ export class BatchNorm extends tf.layers.Layer {
   constructor(args: BatchNormArgs & { axis?: number; center?: boolean; scale?: boolean } = {}) {
     super(args);
     if (args.center === false || args.scale === false) {
-      throw new BatchNormLayerError(`layer '${args.name ?? '?'}': only center and scale true are supported, got ${JSON.stringify({ center: args.center, scale: args.scale })}`);
+      throw new BatchNormLayerError(
+        `layer '${args.name ?? '?'}': only center and scale true are supported, got ${JSON.stringify({ center: args.center, scale: args.scale })}`,
+      );
     }
     this.axis = args.axis ?? -1;
     this.momentum = args.momentum ?? 0.99;
@@ -137,7 +139,9 @@ export class BatchNorm extends tf.layers.Layer {
     const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as tf.Shape;
     // Keras files may name the channel axis by index (3 for NHWC): only the last axis is supported.
     if (this.axis !== -1 && this.axis !== shape.length - 1) {
-      throw new BatchNormLayerError(`layer '${this.name}': only the last axis can be normalised, got axis ${this.axis} of rank ${shape.length}`);
+      throw new BatchNormLayerError(
+        `layer '${this.name}': only the last axis can be normalised, got axis ${this.axis} of rank ${shape.length}`,
+      );
     }
     const channels = shape[shape.length - 1];
     if (channels == null) throw new BatchNormLayerError(`layer '${this.name}': the channel axis needs a defined size`);
@@ -177,11 +181,18 @@ export class BatchNorm extends tf.layers.Layer {
       const shiftedSum = tf.mul(d, count) as tf.Tensor1D;
       const shiftedSquares = tf.mul(tf.add(variance, tf.square(d)), count) as tf.Tensor1D;
       return before
-        ? { shiftedSum: tf.add(before.shiftedSum, shiftedSum) as tf.Tensor1D, shiftedSquares: tf.add(before.shiftedSquares, shiftedSquares) as tf.Tensor1D }
+        ? {
+            shiftedSum: tf.add(before.shiftedSum, shiftedSum) as tf.Tensor1D,
+            shiftedSquares: tf.add(before.shiftedSquares, shiftedSquares) as tf.Tensor1D,
+          }
         : { shiftedSum, shiftedSquares };
     });
     // The forward may run inside a tidy of the engine: the sums outlive it until they are committed.
-    this.pending = { count: (before?.count ?? 0) + count, shiftedSum: tf.keep(sums.shiftedSum), shiftedSquares: tf.keep(sums.shiftedSquares) };
+    this.pending = {
+      count: (before?.count ?? 0) + count,
+      shiftedSum: tf.keep(sums.shiftedSum),
+      shiftedSquares: tf.keep(sums.shiftedSquares),
+    };
     if (before) tf.dispose([before.shiftedSum, before.shiftedSquares]);
   }
 

@@ -55,14 +55,24 @@ export class LayerFactory {
 
   conv(filters: number, strides: 1 | 2, kernelSize = 3): tf.layers.Layer {
     return new Conv2D({
-      name: this.next('conv'), filters, kernelSize, strides, padding: 'same', kernelInitializer: this.kernelInit(),
+      name: this.next('conv'),
+      filters,
+      kernelSize,
+      strides,
+      padding: 'same',
+      kernelInitializer: this.kernelInit(),
     });
   }
 
   /** ConvTranspose2d(k3, s2, padding 1, output_padding 1) doubles the side like TF's 'same'. */
   deconv(filters: number): tf.layers.Layer {
     return tf.layers.conv2dTranspose({
-      name: this.next('deconv'), filters, kernelSize: 3, strides: 2, padding: 'same', kernelInitializer: this.kernelInit(),
+      name: this.next('deconv'),
+      filters,
+      kernelSize: 3,
+      strides: 2,
+      padding: 'same',
+      kernelInitializer: this.kernelInit(),
     });
   }
 
@@ -111,11 +121,17 @@ export function convStack(f: LayerFactory, x: SymbolicTensor, hiddenDims: readon
 }
 
 export function flatten(f: LayerFactory, x: SymbolicTensor): SymbolicTensor {
-  return apply(f.named('flatten', (name) => tf.layers.flatten({ name })), x);
+  return apply(
+    f.named('flatten', (name) => tf.layers.flatten({ name })),
+    x,
+  );
 }
 
 export function concat(f: LayerFactory, xs: SymbolicTensor[]): SymbolicTensor {
-  return apply(f.named('concat', (name) => tf.layers.concatenate({ name, axis: -1 })), xs);
+  return apply(
+    f.named('concat', (name) => tf.layers.concatenate({ name, axis: -1 })),
+    xs,
+  );
 }
 
 export function input(f: LayerFactory, shape: number[], what: string): SymbolicTensor {
@@ -135,12 +151,18 @@ export function deconvStack(
   const side = bottleneckSide(config);
   const reversed = [...config.hidden_dims].reverse();
   let h = apply(f.dense(reversed[0] * side * side), z);
-  h = apply(f.named('reshape', (name) => tf.layers.reshape({ name, targetShape: [side, side, reversed[0]] })), h);
+  h = apply(
+    f.named('reshape', (name) => tf.layers.reshape({ name, targetShape: [side, side, reversed[0]] })),
+    h,
+  );
   for (const dim of reversed.slice(1)) h = apply(f.leakyRelu(), apply(f.batchNorm(), apply(f.deconv(dim), h)));
   const last = reversed[reversed.length - 1];
   h = apply(f.leakyRelu(), apply(f.batchNorm(), apply(f.deconv(last), h)));
   h = apply(f.conv(config.in_channels, 1), h);
-  return apply(f.named('tanh', (name) => tf.layers.activation({ name, activation: 'tanh' })), h);
+  return apply(
+    f.named('tanh', (name) => tf.layers.activation({ name, activation: 'tanh' })),
+    h,
+  );
 }
 
 export function model(f: LayerFactory, inputs: SymbolicTensor[], outputs: SymbolicTensor[]): tf.LayersModel {
@@ -213,11 +235,18 @@ export function buildEncoder(config: ModelConfig, seed: number, spec: EncoderSpe
   if (spec.labelWidth) {
     const label = input(f, [spec.labelWidth], 'label');
     inputs.push(label);
-    const embedded = apply(f.named('reshape', (name) => tf.layers.reshape({ name, targetShape: [side, side, 1] })), apply(f.dense(side * side), label));
+    const embedded = apply(
+      f.named('reshape', (name) => tf.layers.reshape({ name, targetShape: [side, side, 1] })),
+      apply(f.dense(side * side), label),
+    );
     x = concat(f, [apply(f.conv(config.in_channels, 1, 1), image), embedded]);
   }
   const features = flatten(f, convStack(f, x, config.hidden_dims).at(-1) ?? x);
-  return model(f, inputs, spec.heads.map((units) => apply(f.dense(units), features)));
+  return model(
+    f,
+    inputs,
+    spec.heads.map((units) => apply(f.dense(units), features)),
+  );
 }
 
 /** Decoder network: a latent vector (and label, concatenated to it) in, an image in [-1, 1] out. */

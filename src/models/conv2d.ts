@@ -35,7 +35,8 @@ export class Conv2DLayerError extends Error {
 export class Conv2D extends StockConv2D {
   override call(inputs: tf.Tensor | tf.Tensor[], _kwargs: Kwargs): tf.Tensor {
     const state = this as unknown as ConvState;
-    if (state.dataFormat !== 'channelsLast') throw new Conv2DLayerError(`layer '${this.name}': only channelsLast (NHWC) is supported, got ${state.dataFormat}`);
+    if (state.dataFormat !== 'channelsLast')
+      throw new Conv2DLayerError(`layer '${this.name}': only channelsLast (NHWC) is supported, got ${state.dataFormat}`);
     return tf.tidy(() => {
       const x = (Array.isArray(inputs) ? inputs[0] : inputs) as tf.Tensor4D;
       const conv = tf.conv2d(x, state.kernel.read() as tf.Tensor4D, state.strides, state.padding, 'NHWC', state.dilationRate);

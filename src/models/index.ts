@@ -24,4 +24,3 @@ const FACTORIES: Record<ModelName, (config: ModelConfig, seed: number, labelWidt
 export function createModel(config: ModelConfig, seed: number, labelWidth = 0): VaeModel {
   return FACTORIES[config.name](config, seed, labelWidth);
 }
-

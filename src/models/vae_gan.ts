@@ -24,7 +24,9 @@ import { kldWeight, tidyLosses, VanillaVae } from './vae.ts';
 export function buildDiscriminator(config: ModelConfig, seed: number): tf.LayersModel {
   const blocks = config.hidden_dims.length;
   if (!Number.isInteger(config.feature_layer) || config.feature_layer < 1 || config.feature_layer > blocks) {
-    throw new ModelConfigError(`model.feature_layer must be between 1 and ${blocks} (the number of model.hidden_dims), got ${config.feature_layer}`);
+    throw new ModelConfigError(
+      `model.feature_layer must be between 1 and ${blocks} (the number of model.hidden_dims), got ${config.feature_layer}`,
+    );
   }
   const f = new LayerFactory('discriminator', seed, NetworkKey.discriminator);
   const image = input(f, [config.image_size, config.image_size, config.in_channels], 'image');
@@ -74,7 +76,8 @@ export class VaeGan extends VanillaVae {
       const kld = gaussianKl(enc.mu, enc.logvar);
       const c = this.config;
       const featureNll = gaussianNllPerImage(featuresRecon, featuresReal);
-      const disLlike = c.pixel_weight > 0 ? tf.add(featureNll, tf.mul(gaussianNllPerImage(recon, x), c.pixel_weight)) as tf.Scalar : featureNll;
+      const disLlike =
+        c.pixel_weight > 0 ? (tf.add(featureNll, tf.mul(gaussianNllPerImage(recon, x), c.pixel_weight)) as tf.Scalar) : featureNll;
       const loss = tf.add(tf.mul(kld, kldWeight(c, ctx)), disLlike) as tf.Scalar;
       const realLoss = bceWithLogits(logitReal, 1);
       const fakeLoss = tf.div(tf.add(bceWithLogits(logitRecon, 0), bceWithLogits(logitPrior, 0)), 2) as tf.Scalar;
@@ -86,8 +89,15 @@ export class VaeGan extends VanillaVae {
       const { discriminator, decoder } = this.gates(realLoss, fakeLoss);
       return {
         terms: {
-          loss, kld, dis_llike: disLlike, reconstruction: mse(recon, x), gan,
-          gan_real: realLoss, gan_fake: fakeLoss, train_discriminator: tf.scalar(discriminator), train_adversarial: tf.scalar(decoder),
+          loss,
+          kld,
+          dis_llike: disLlike,
+          reconstruction: mse(recon, x),
+          gan,
+          gan_real: realLoss,
+          gan_fake: fakeLoss,
+          train_discriminator: tf.scalar(discriminator),
+          train_adversarial: tf.scalar(decoder),
         },
         objectives: {
           encoder: loss,

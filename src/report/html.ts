@@ -40,7 +40,10 @@ function imageFigure(image: EpochImage | undefined, what: string): string {
 function evalTable(evaluation: EvalFile | undefined, runDir: string): string {
   if (!evaluation) return `<p class="muted">not evaluated yet: run <code>medvae eval --run ${escapeHtml(runDir)}</code></p>`;
   const rows = metricRows(evaluation.metrics)
-    .map((r) => `<tr><td>${escapeHtml(r.section)}</td><td>${escapeHtml(r.metric)}</td><td class="num" data-metric="${escapeHtml(r.metric)}">${escapeHtml(r.value)}</td><td class="baseline">${escapeHtml(r.baseline)}</td><td>${escapeHtml(r.note)}</td></tr>`)
+    .map(
+      (r) =>
+        `<tr><td>${escapeHtml(r.section)}</td><td>${escapeHtml(r.metric)}</td><td class="num" data-metric="${escapeHtml(r.metric)}">${escapeHtml(r.value)}</td><td class="baseline">${escapeHtml(r.baseline)}</td><td>${escapeHtml(r.note)}</td></tr>`,
+    )
     .join('\n');
   const fn = evaluation.metrics.sample_quality.feature_net;
   const temperature = evaluation.model.temperature === null ? '' : `, temperature ${formatNumber(evaluation.model.temperature)}`;
@@ -57,7 +60,12 @@ function lossCurves(run: RunSummary): string {
   return `<div class="curves">${[...run.series]
     .map(([name, points]) => {
       const means = run.epochMeans.get(name);
-      const series = means?.length ? [{ name: 'step', points }, { name: 'epoch mean', points: means }] : [{ name, points }];
+      const series = means?.length
+        ? [
+            { name: 'step', points },
+            { name: 'epoch mean', points: means },
+          ]
+        : [{ name, points }];
       return `<figure class="curve">${lossCurveSvg(series, { title: name, xLabel: 'step', yLabel: name, width: 420, height: 260, logY: true })}</figure>`;
     })
     .join('\n')}</div>`;
@@ -69,10 +77,17 @@ function machineTable(run: RunSummary): string {
   const ev = run.evaluation;
   if (ev) {
     const m = ev.meta.machine;
-    rows.push(['eval backend', ev.meta.backend], ['eval machine', `${m.os}; ${m.cpus} x ${m.cpu_model}; ${m.memory_gb} GB; node ${m.node}`], ['eval time', `${formatNumber(ev.meta.seconds)} s`]);
+    rows.push(
+      ['eval backend', ev.meta.backend],
+      ['eval machine', `${m.os}; ${m.cpus} x ${m.cpu_model}; ${m.memory_gb} GB; node ${m.node}`],
+      ['eval time', `${formatNumber(ev.meta.seconds)} s`],
+    );
   }
   const cpus = os.cpus();
-  rows.push(['report machine', `${os.type()} ${os.release()} ${os.arch()}; ${cpus.length} x ${cpus[0]?.model.trim() ?? 'unknown'}; ${Math.round(os.totalmem() / 2 ** 30)} GB; node ${process.version}`]);
+  rows.push([
+    'report machine',
+    `${os.type()} ${os.release()} ${os.arch()}; ${cpus.length} x ${cpus[0]?.model.trim() ?? 'unknown'}; ${Math.round(os.totalmem() / 2 ** 30)} GB; node ${process.version}`,
+  ]);
   return `<table class="machine"><tbody>${rows.map(([k, v]) => `<tr><th>${escapeHtml(k)}</th><td>${escapeHtml(v)}</td></tr>`).join('')}</tbody></table>`;
 }
 
@@ -97,13 +112,18 @@ ${machineTable(run)}
 /** Side by side: one column per run, the eval metrics as rows, the sample grids underneath. */
 function comparison(runs: RunSummary[]): string {
   const metricNames: string[] = [];
-  const rowsByRun = runs.map((r) => new Map((r.evaluation ? metricRows(r.evaluation.metrics) : []).map((row) => [`${row.section}: ${row.metric}`, row])));
+  const rowsByRun = runs.map(
+    (r) => new Map((r.evaluation ? metricRows(r.evaluation.metrics) : []).map((row) => [`${row.section}: ${row.metric}`, row])),
+  );
   for (const v of rowsByRun) for (const k of v.keys()) if (!metricNames.includes(k)) metricNames.push(k);
   // Runs scored on the same held-out images share their baselines; differing ones are all listed.
   const baselines = (k: string): string => [...new Set(rowsByRun.map((v) => v.get(k)?.baseline ?? '').filter((b) => b !== ''))].join(' | ');
   const head = `<tr><th>metric</th><th>baseline</th>${runs.map((r) => `<th>${escapeHtml(r.name)}<br><span class="muted">${escapeHtml(r.model)}</span></th>`).join('')}</tr>`;
   const body = metricNames
-    .map((k) => `<tr><td>${escapeHtml(k)}</td><td class="baseline">${escapeHtml(baselines(k))}</td>${rowsByRun.map((v) => `<td class="num">${escapeHtml(v.get(k)?.value ?? 'n/a')}</td>`).join('')}</tr>`)
+    .map(
+      (k) =>
+        `<tr><td>${escapeHtml(k)}</td><td class="baseline">${escapeHtml(baselines(k))}</td>${rowsByRun.map((v) => `<td class="num">${escapeHtml(v.get(k)?.value ?? 'n/a')}</td>`).join('')}</tr>`,
+    )
     .join('\n');
   const lastLoss = (r: RunSummary): string => {
     const pts = r.series.get('loss');

@@ -60,7 +60,12 @@ export function harmonicInpaint(images: Images, masks: Uint8Array, opts: Harmoni
   const out = meanFill(images, masks);
   // The optimal SOR factor for Laplace on an m x m grid is 2 / (1 + sin(pi / (m + 1))).
   const omega = 2 / (1 + Math.sin(Math.PI / (size + 1)));
-  const neighbours = [[-1, 0], [1, 0], [0, -1], [0, 1]] as const;
+  const neighbours = [
+    [-1, 0],
+    [1, 0],
+    [0, -1],
+    [0, 1],
+  ] as const;
   for (let k = 0; k < n; k++) {
     const holes: number[] = [];
     for (let p = 0; p < per; p++) if (masks[k * per + p] === 1) holes.push(p);
@@ -109,32 +114,42 @@ export function gaussianBlur(images: Images, sigma: number): Float32Array {
   const out = new Float32Array(data.length);
   const idx = (k: number, y: number, x: number, c: number): number => ((k * size + y) * size + x) * channels + c;
   for (let k = 0; k < n; k++) {
-    for (let y = 0; y < size; y++) for (let x = 0; x < size; x++) for (let c = 0; c < channels; c++) {
-      let s = 0;
-      for (let i = -radius; i <= radius; i++) s += w[i + radius]! * data[idx(k, y, reflect(x + i, size), c)]!;
-      tmp[idx(k, y, x, c)] = s;
-    }
-    for (let y = 0; y < size; y++) for (let x = 0; x < size; x++) for (let c = 0; c < channels; c++) {
-      let s = 0;
-      for (let i = -radius; i <= radius; i++) s += w[i + radius]! * tmp[idx(k, reflect(y + i, size), x, c)]!;
-      out[idx(k, y, x, c)] = s;
-    }
+    for (let y = 0; y < size; y++)
+      for (let x = 0; x < size; x++)
+        for (let c = 0; c < channels; c++) {
+          let s = 0;
+          for (let i = -radius; i <= radius; i++) s += w[i + radius]! * data[idx(k, y, reflect(x + i, size), c)]!;
+          tmp[idx(k, y, x, c)] = s;
+        }
+    for (let y = 0; y < size; y++)
+      for (let x = 0; x < size; x++)
+        for (let c = 0; c < channels; c++) {
+          let s = 0;
+          for (let i = -radius; i <= radius; i++) s += w[i + radius]! * tmp[idx(k, reflect(y + i, size), x, c)]!;
+          out[idx(k, y, x, c)] = s;
+        }
   }
   return out;
 }
 
 /** Median over a `window` x `window` square (odd) of every image and channel, reflected borders. */
 export function medianFilter(images: Images, window: number): Float32Array {
-  if (!Number.isInteger(window) || window < 1 || window % 2 === 0) throw new RangeError(`median window must be an odd integer >= 1, got ${window}`);
+  if (!Number.isInteger(window) || window < 1 || window % 2 === 0)
+    throw new RangeError(`median window must be an odd integer >= 1, got ${window}`);
   const { n, size, channels, data } = images;
   const r = (window - 1) / 2;
   const out = new Float32Array(data.length);
   const values = new Float32Array(window * window);
-  for (let k = 0; k < n; k++) for (let y = 0; y < size; y++) for (let x = 0; x < size; x++) for (let c = 0; c < channels; c++) {
-    let m = 0;
-    for (let dy = -r; dy <= r; dy++) for (let dx = -r; dx <= r; dx++) values[m++] = data[((k * size + reflect(y + dy, size)) * size + reflect(x + dx, size)) * channels + c]!;
-    values.sort();
-    out[((k * size + y) * size + x) * channels + c] = values[(m - 1) / 2]!;
-  }
+  for (let k = 0; k < n; k++)
+    for (let y = 0; y < size; y++)
+      for (let x = 0; x < size; x++)
+        for (let c = 0; c < channels; c++) {
+          let m = 0;
+          for (let dy = -r; dy <= r; dy++)
+            for (let dx = -r; dx <= r; dx++)
+              values[m++] = data[((k * size + reflect(y + dy, size)) * size + reflect(x + dx, size)) * channels + c]!;
+          values.sort();
+          out[((k * size + y) * size + x) * channels + c] = values[(m - 1) / 2]!;
+        }
   return out;
 }

@@ -38,10 +38,13 @@ export function histogramSvg(h: Histogram, title: string): string {
   const [n, r] = [share(h.normal), share(h.rest)];
   const top = Math.max(...n, ...r, 1e-9);
   const bw = (w - 2 * pad) / bins;
-  const bars = (values: number[], colour: string): string => values.map((v, i) => {
-    const bh = (v / top) * (ht - 2 * pad);
-    return `<rect x="${(pad + i * bw).toFixed(1)}" y="${(ht - pad - bh).toFixed(1)}" width="${(bw - 1).toFixed(1)}" height="${bh.toFixed(1)}" fill="${colour}" fill-opacity="0.55"/>`;
-  }).join('');
+  const bars = (values: number[], colour: string): string =>
+    values
+      .map((v, i) => {
+        const bh = (v / top) * (ht - 2 * pad);
+        return `<rect x="${(pad + i * bw).toFixed(1)}" y="${(ht - pad - bh).toFixed(1)}" width="${(bw - 1).toFixed(1)}" height="${bh.toFixed(1)}" fill="${colour}" fill-opacity="0.55"/>`;
+      })
+      .join('');
   const label = (v: number): string => (Math.abs(v) >= 1000 ? v.toExponential(2) : v.toPrecision(3));
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${ht}" role="img" aria-label="${escapeHtml(title)}">
 <text x="${pad}" y="14" font-size="12">${escapeHtml(title)} (blue: normal, orange: rest; share of each group)</text>

@@ -65,7 +65,8 @@ export function writeImputationNpz(path: string, split: string, set: ImputedSet 
   if (set.samples.length > 1) {
     const per = size * size * channels;
     const stacked = new Uint8Array(n * set.samples.length * per);
-    for (let i = 0; i < n; i++) set.samples.forEach((s, k) => stacked.set(toBytes(s.subarray(i * per, (i + 1) * per)), (i * set.samples.length + k) * per));
+    for (let i = 0; i < n; i++)
+      set.samples.forEach((s, k) => stacked.set(toBytes(s.subarray(i * per, (i + 1) * per)), (i * set.samples.length + k) * per));
     arrays[`${split}_imputations`] = { dtype: '|u1', shape: [n, set.samples.length, ...imageShape.slice(1)], data: stacked };
   }
   writeNpz(path, arrays);

@@ -49,7 +49,11 @@ export function imputeImages(model: VaeModel, data: LabelledImages, masks: Uint8
     const labels = labelsFor(model, data, start, count);
     for (let s = 0; s < opts.samples; s++) {
       const noise = stepNoise(opts.seed, Stream.eval, IMPUTE_KEY, IMPUTE_METHODS.indexOf(opts.method), (opts.firstIndex ?? 0) + start, s);
-      const result = runChain(model, { images, missing, init: start0, labels }, { method: opts.method, iters: opts.iters, sigma: opts.sigma, noise });
+      const result = runChain(
+        model,
+        { images, missing, init: start0, labels },
+        { method: opts.method, iters: opts.iters, sigma: opts.sigma, noise },
+      );
       samples[s]!.set(result.imputed.dataSync(), start * per);
       result.imputed.dispose();
       accepted += (result.acceptance ?? 0) * count;

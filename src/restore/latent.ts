@@ -35,7 +35,10 @@ export function logPosterior(enc: Encoding, z: tf.Tensor2D): tf.Tensor1D {
   return tf.tidy(() => {
     const d = continuousWidth(enc);
     const zc = tf.slice(z, [0, 0], [-1, d]);
-    const gaussian = tf.mul(tf.sum(tf.add(tf.add(tf.div(tf.square(tf.sub(zc, enc.mu)), tf.exp(enc.logvar)), enc.logvar), LOG_2PI), 1), -0.5);
+    const gaussian = tf.mul(
+      tf.sum(tf.add(tf.add(tf.div(tf.square(tf.sub(zc, enc.mu)), tf.exp(enc.logvar)), enc.logvar), LOG_2PI), 1),
+      -0.5,
+    );
     let offset = d;
     const discrete = (enc.discreteLogits ?? []).map((logits) => {
       const k = logits.shape[1];

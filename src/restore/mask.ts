@@ -42,16 +42,20 @@ export function parseMaskSpec(spec: string): MaskSpec {
   const kind = colon > 0 ? spec.slice(0, colon) : '';
   const body = spec.slice(colon + 1);
   switch (kind) {
-    case 'center': return { kind, fraction: fraction(spec, body) };
-    case 'random': return { kind, fraction: fraction(spec, body) };
+    case 'center':
+      return { kind, fraction: fraction(spec, body) };
+    case 'random':
+      return { kind, fraction: fraction(spec, body) };
     case 'box': {
       const [x, y, w, h] = numbers(spec, body, 4) as [number, number, number, number];
-      if (![x, y, w, h].every(Number.isInteger) || x < 0 || y < 0 || w < 1 || h < 1) throw new MaskError(`--mask ${spec}: box needs integers x,y >= 0 and w,h >= 1`);
+      if (![x, y, w, h].every(Number.isInteger) || x < 0 || y < 0 || w < 1 || h < 1)
+        throw new MaskError(`--mask ${spec}: box needs integers x,y >= 0 and w,h >= 1`);
       return { kind, x, y, w, h };
     }
     case 'stripes': {
       const [width, gap] = numbers(spec, body, 2) as [number, number];
-      if (!Number.isInteger(width) || !Number.isInteger(gap) || width < 1 || gap < 1) throw new MaskError(`--mask ${spec}: stripes needs integers WIDTH >= 1 and GAP >= 1`);
+      if (!Number.isInteger(width) || !Number.isInteger(gap) || width < 1 || gap < 1)
+        throw new MaskError(`--mask ${spec}: stripes needs integers WIDTH >= 1 and GAP >= 1`);
       return { kind, width, gap };
     }
     default:
@@ -79,7 +83,10 @@ export async function maskSource(spec: MaskSpec, size: number, seed: number): Pr
   const fixed = spec.kind === 'file' ? await readMaskFile(spec.path, size) : [geometricMask(spec, size)];
   const label = spec.kind === 'file' ? spec.path : describeSpec(spec);
   return (first, n) => {
-    if (fixed.length > 1 && first + n > fixed.length) throw new MaskError(`${label}: holds ${fixed.length} masks, image ${first + n - 1} needs one; give one mask for all images or one per image`);
+    if (fixed.length > 1 && first + n > fixed.length)
+      throw new MaskError(
+        `${label}: holds ${fixed.length} masks, image ${first + n - 1} needs one; give one mask for all images or one per image`,
+      );
     const out = new Uint8Array(n * per);
     for (let k = 0; k < n; k++) out.set(fixed.length === 1 ? fixed[0]! : fixed[first + k]!, k * per);
     return checkMasks(out, n, per, label, first);
@@ -88,9 +95,13 @@ export async function maskSource(spec: MaskSpec, size: number, seed: number): Pr
 
 function describeSpec(spec: Exclude<MaskSpec, { kind: 'file' }>): string {
   switch (spec.kind) {
-    case 'center': case 'random': return `${spec.kind}:${spec.fraction}`;
-    case 'box': return `box:${spec.x},${spec.y},${spec.w},${spec.h}`;
-    case 'stripes': return `stripes:${spec.width},${spec.gap}`;
+    case 'center':
+    case 'random':
+      return `${spec.kind}:${spec.fraction}`;
+    case 'box':
+      return `box:${spec.x},${spec.y},${spec.w},${spec.h}`;
+    case 'stripes':
+      return `stripes:${spec.width},${spec.gap}`;
   }
 }
 
@@ -105,7 +116,9 @@ function geometricMask(spec: Exclude<MaskSpec, { kind: 'file' | 'random' }>, siz
     fill(start, start, side, side);
   } else if (spec.kind === 'box') {
     if (spec.x + spec.w > size || spec.y + spec.h > size) {
-      throw new MaskError(`--mask ${describeSpec(spec)}: the box reaches past the ${size}x${size} image the model sees; give coordinates at that size`);
+      throw new MaskError(
+        `--mask ${describeSpec(spec)}: the box reaches past the ${size}x${size} image the model sees; give coordinates at that size`,
+      );
     }
     fill(spec.x, spec.y, spec.w, spec.h);
   } else {
@@ -120,7 +133,8 @@ function checkMasks(masks: Uint8Array, n: number, per: number, label: string, fi
     let missing = 0;
     for (let p = 0; p < per; p++) missing += masks[k * per + p]!;
     if (missing === 0) throw new MaskError(`mask ${label}: image ${first + k} has no missing pixels; choose a larger fraction or region`);
-    if (missing === per) throw new MaskError(`mask ${label}: image ${first + k} has no observed pixels to condition on; choose a smaller region`);
+    if (missing === per)
+      throw new MaskError(`mask ${label}: image ${first + k} has no observed pixels to condition on; choose a smaller region`);
   }
   return masks;
 }
@@ -128,7 +142,10 @@ function checkMasks(masks: Uint8Array, n: number, per: number, label: string, fi
 async function readMaskFile(path: string, size: number): Promise<Uint8Array[]> {
   if (/\.png$/i.test(path)) {
     const { data, info } = await sharp(readFileSync(path)).greyscale().raw().toBuffer({ resolveWithObject: true });
-    if (info.width !== size || info.height !== size) throw new MaskError(`${path}: mask is ${info.width}x${info.height}, the model sees ${size}x${size} images; give a ${size}x${size} mask`);
+    if (info.width !== size || info.height !== size)
+      throw new MaskError(
+        `${path}: mask is ${info.width}x${info.height}, the model sees ${size}x${size} images; give a ${size}x${size} mask`,
+      );
     const step = info.channels;
     return [Uint8Array.from({ length: size * size }, (_, p) => (data[p * step]! > 0 ? 1 : 0))];
   }
@@ -141,11 +158,15 @@ async function readMaskFile(path: string, size: number): Promise<Uint8Array[]> {
     const shape = array.shape;
     const [h, w] = shape.slice(-2);
     if (shape.length < 2 || shape.length > 3 || h !== size || w !== size) {
-      throw new MaskError(`${path}: mask '${member}' has shape (${shape.join(', ')}), the model sees ${size}x${size} images; give ${size}x${size} or N x ${size}x${size} uint8`);
+      throw new MaskError(
+        `${path}: mask '${member}' has shape (${shape.join(', ')}), the model sees ${size}x${size} images; give ${size}x${size} or N x ${size}x${size} uint8`,
+      );
     }
     const count = shape.length === 2 ? 1 : shape[0]!;
     const bytes = await array.readRows(0, shape[0]!);
-    return Array.from({ length: count }, (_, k) => Uint8Array.from(bytes.subarray(k * size * size, (k + 1) * size * size), (v) => (v > 0 ? 1 : 0)));
+    return Array.from({ length: count }, (_, k) =>
+      Uint8Array.from(bytes.subarray(k * size * size, (k + 1) * size * size), (v) => (v > 0 ? 1 : 0)),
+    );
   } finally {
     await archive.close();
   }

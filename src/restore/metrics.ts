@@ -67,7 +67,10 @@ export function maskedSsimPerImage(predicted: Float32Array, target: Images, mask
   const { n, size, channels } = target;
   const half = (EVAL_SSIM_WINDOW - 1) / 2;
   const inner = size - 2 * half;
-  if (inner < 1) throw new RangeError(`SSIM on valid ${EVAL_SSIM_WINDOW}x${EVAL_SSIM_WINDOW} windows needs images of at least ${EVAL_SSIM_WINDOW} pixels, got ${size}`);
+  if (inner < 1)
+    throw new RangeError(
+      `SSIM on valid ${EVAL_SSIM_WINDOW}x${EVAL_SSIM_WINDOW} windows needs images of at least ${EVAL_SSIM_WINDOW} pixels, got ${size}`,
+    );
   const map = tf.tidy(() => ssimMap(tensorOf(predicted, target), tensorOf(target.data, target)));
   const values = map.dataSync();
   map.dispose();
@@ -77,11 +80,12 @@ export function maskedSsimPerImage(predicted: Float32Array, target: Images, mask
     let count = 0;
     for (let c = 0; c < channels; c++) {
       const base = (k * channels + c) * inner * inner;
-      for (let y = 0; y < inner; y++) for (let x = 0; x < inner; x++) {
-        if (masks[k * size * size + (y + half) * size + x + half] !== 1) continue;
-        sum += values[base + y * inner + x]!;
-        count++;
-      }
+      for (let y = 0; y < inner; y++)
+        for (let x = 0; x < inner; x++) {
+          if (masks[k * size * size + (y + half) * size + x + half] !== 1) continue;
+          sum += values[base + y * inner + x]!;
+          count++;
+        }
     }
     out.push(count > 0 ? sum / count : NaN);
   }

@@ -10,16 +10,15 @@ import { NoiseSpecError } from './errors.ts';
 
 const NOISE_KEY = 40;
 
-export type NoiseSpec =
-  | { kind: 'gaussian'; sigma: number }
-  | { kind: 'saltpepper'; p: number }
-  | { kind: 'poisson'; peak: number };
+export type NoiseSpec = { kind: 'gaussian'; sigma: number } | { kind: 'saltpepper'; p: number } | { kind: 'poisson'; peak: number };
 
 export function parseNoise(spec: string): NoiseSpec {
   const m = /^(gaussian|saltpepper|poisson):([0-9.eE+-]+)$/.exec(spec.trim());
   const v = m ? Number(m[2]) : NaN;
   if (!m || !Number.isFinite(v) || v <= 0) {
-    throw new NoiseSpecError(`--noise ${spec}: expected gaussian:SIGMA (e.g. gaussian:0.1), saltpepper:P (0 < P < 1) or poisson:PEAK (> 0), on the [0, 1] scale`);
+    throw new NoiseSpecError(
+      `--noise ${spec}: expected gaussian:SIGMA (e.g. gaussian:0.1), saltpepper:P (0 < P < 1) or poisson:PEAK (> 0), on the [0, 1] scale`,
+    );
   }
   if (m[1] === 'saltpepper') {
     if (v >= 1) throw new NoiseSpecError(`--noise ${spec}: the salt-and-pepper probability must be below 1`);
@@ -51,7 +50,15 @@ const clip01 = (u: number): number => (u < 0 ? 0 : u > 1 ? 1 : u);
  * Noisy copies of `n` images (NHWC, [-1, 1], `per` = size * size pixels of `channels` values),
  * image k drawn from (seed, streamKey, firstIndex + k); streamKey keeps splits apart.
  */
-export function addNoise(images: Float32Array, n: number, channels: number, spec: NoiseSpec, seed: number, firstIndex: number, streamKey = 0): Float32Array {
+export function addNoise(
+  images: Float32Array,
+  n: number,
+  channels: number,
+  spec: NoiseSpec,
+  seed: number,
+  firstIndex: number,
+  streamKey = 0,
+): Float32Array {
   const out = new Float32Array(images.length);
   const values = images.length / n;
   for (let k = 0; k < n; k++) {

@@ -69,9 +69,13 @@ export interface RestorationOptions {
 }
 
 export function parseTasks(value: string): RestoreTask[] {
-  const tasks = value.split(',').map((t) => t.trim()).filter((t) => t.length > 0);
+  const tasks = value
+    .split(',')
+    .map((t) => t.trim())
+    .filter((t) => t.length > 0);
   const bad = tasks.filter((t) => !(RESTORE_TASKS as readonly string[]).includes(t));
-  if (bad.length > 0) throw new RangeError(`--tasks ${value}: unknown task(s) ${bad.join(', ')}; expected a comma list of ${RESTORE_TASKS.join(', ')}`);
+  if (bad.length > 0)
+    throw new RangeError(`--tasks ${value}: unknown task(s) ${bad.join(', ')}; expected a comma list of ${RESTORE_TASKS.join(', ')}`);
   return tasks as RestoreTask[];
 }
 
@@ -103,16 +107,42 @@ export async function restorationMetrics(model: VaeModel, config: ExperimentConf
     const sigma = fitDecoderSigma(model, val, opts.seed, batch);
     const iters = opts.iters ?? 20;
     const samples = opts.samples ?? 1;
-    opts.log?.(`restore: imputing ${mask} on ${test.n} images (${iters} iterations x ${samples} chains per method, decoder sigma ${sigma.toPrecision(4)})`);
-    out.imputation = imputationTask(model, test, masks, { mask, methods: IMPUTE_METHODS, iters, samples, sigma, seed: opts.seed, batch, log: opts.log });
+    opts.log?.(
+      `restore: imputing ${mask} on ${test.n} images (${iters} iterations x ${samples} chains per method, decoder sigma ${sigma.toPrecision(4)})`,
+    );
+    out.imputation = imputationTask(model, test, masks, {
+      mask,
+      methods: IMPUTE_METHODS,
+      iters,
+      samples,
+      sigma,
+      seed: opts.seed,
+      batch,
+      log: opts.log,
+    });
     if (opts.gridDir) {
       const g = Math.min(GRID_IMAGES, test.n);
-      const few: LabelledImages = { ...test, n: g, images: test.images.subarray(0, g * test.size * test.size * test.channels), labels: test.labels.subarray(0, g * test.labelWidth) };
+      const few: LabelledImages = {
+        ...test,
+        n: g,
+        images: test.images.subarray(0, g * test.size * test.size * test.channels),
+        labels: test.labels.subarray(0, g * test.labelWidth),
+      };
       const fewMasks = masks.subarray(0, g * test.size * test.size);
-      const shown = Float32Array.from(few.images, (v, i) => (fewMasks[Math.floor(i / test.channels)] === 1 ? (test.channels === 3 && i % 3 === 1 ? -1 : test.channels === 3 ? 1 : -1) : v));
-      const chains = IMPUTE_METHODS.map((method) => imputeImages(model, few, fewMasks, { method, iters, samples, sigma, seed: opts.seed, batch }).mean);
+      const shown = Float32Array.from(few.images, (v, i) =>
+        fewMasks[Math.floor(i / test.channels)] === 1 ? (test.channels === 3 && i % 3 === 1 ? -1 : test.channels === 3 ? 1 : -1) : v,
+      );
+      const chains = IMPUTE_METHODS.map(
+        (method) => imputeImages(model, few, fewMasks, { method, iters, samples, sigma, seed: opts.seed, batch }).mean,
+      );
       const file = `restore-impute-${mask.replace(/[^a-z0-9.]+/gi, '-')}.png`;
-      await rowsGrid(join(opts.gridDir, file), few, [few.images, shown, meanFill(asImages(few), fewMasks), harmonicInpaint(asImages(few), fewMasks), ...chains]);
+      await rowsGrid(join(opts.gridDir, file), few, [
+        few.images,
+        shown,
+        meanFill(asImages(few), fewMasks),
+        harmonicInpaint(asImages(few), fewMasks),
+        ...chains,
+      ]);
       out.grids[`impute ${mask}: original, masked, mean fill, harmonic, ${IMPUTE_METHODS.join(', ')}`] = file;
     }
   }
@@ -122,16 +152,31 @@ export async function restorationMetrics(model: VaeModel, config: ExperimentConf
       const spec = parseNoise(name);
       const m = denoisingTask(model, val, test, spec, opts.seed, batch);
       out.denoising.push(m);
-      opts.log?.(`restore: denoise ${m.noise}: PSNR noisy ${m.noisy.psnr.toFixed(2)}, model ${m.model.psnr.toFixed(2)}, blur ${m.gaussian_blur.psnr.toFixed(2)}, median ${m.median.psnr.toFixed(2)} dB`);
+      opts.log?.(
+        `restore: denoise ${m.noise}: PSNR noisy ${m.noisy.psnr.toFixed(2)}, model ${m.model.psnr.toFixed(2)}, blur ${m.gaussian_blur.psnr.toFixed(2)}, median ${m.median.psnr.toFixed(2)} dB`,
+      );
       if (opts.gridDir) {
         const g = Math.min(GRID_IMAGES, test.n);
-        const few: LabelledImages = { ...test, n: g, images: test.images.subarray(0, g * test.size * test.size * test.channels), labels: test.labels.subarray(0, g * test.labelWidth) };
+        const few: LabelledImages = {
+          ...test,
+          n: g,
+          images: test.images.subarray(0, g * test.size * test.size * test.channels),
+          labels: test.labels.subarray(0, g * test.labelWidth),
+        };
         // The same noise as the scored images.
         const noisy = addNoise(few.images, g, few.channels, spec, opts.seed, 0, TEST_STREAM);
         const noisyImages = { ...asImages(few), data: noisy };
         const file = `restore-denoise-${noiseName(spec).replace(/[^a-z0-9.]+/gi, '-')}.png`;
-        await rowsGrid(join(opts.gridDir, file), few, [few.images, noisy, modelDenoise(model, few, noisy, batch), gaussianBlur(noisyImages, m.gaussian_blur.sigma), medianFilter(noisyImages, m.median.window)]);
-        out.grids[`denoise ${m.noise}: clean, noisy, model, blur (sigma ${m.gaussian_blur.sigma}), median (${m.median.window}x${m.median.window})`] = file;
+        await rowsGrid(join(opts.gridDir, file), few, [
+          few.images,
+          noisy,
+          modelDenoise(model, few, noisy, batch),
+          gaussianBlur(noisyImages, m.gaussian_blur.sigma),
+          medianFilter(noisyImages, m.median.window),
+        ]);
+        out.grids[
+          `denoise ${m.noise}: clean, noisy, model, blur (sigma ${m.gaussian_blur.sigma}), median (${m.median.window}x${m.median.window})`
+        ] = file;
       }
     }
   }
@@ -139,7 +184,14 @@ export async function restorationMetrics(model: VaeModel, config: ExperimentConf
   return out;
 }
 
-function scoreTask(model: VaeModel, test: LabelledImages, val: LabelledImages, classes: (number | null)[], opts: RestorationOptions, batch: number): ScoreMetrics {
+function scoreTask(
+  model: VaeModel,
+  test: LabelledImages,
+  val: LabelledImages,
+  classes: (number | null)[],
+  opts: RestorationOptions,
+  batch: number,
+): ScoreMetrics {
   const normal = opts.normal ? [...opts.normal] : null;
   if (normal) checkNormalClasses(classes, normal, []);
   const sigma = fitDecoderSigma(model, val, opts.seed, batch);

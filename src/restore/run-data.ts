@@ -18,15 +18,18 @@ export interface SplitSelection {
   classes: (number | null)[];
 }
 
-
 /** Opens `split` of --data (format inferred) or of the run's dataset; n undefined = every image. */
-export async function selectImages(config: ExperimentConfig, opts: { data?: string; split: string; n?: number; seed: number }): Promise<SplitSelection> {
+export async function selectImages(
+  config: ExperimentConfig,
+  opts: { data?: string; split: string; n?: number; seed: number },
+): Promise<SplitSelection> {
   const path = resolveBundledPath(opts.data ?? config.data.path);
-  const format = opts.data ? inferFormat(path) ?? config.data.format : config.data.format;
+  const format = opts.data ? (inferFormat(path) ?? config.data.format) : config.data.format;
   const split = await openDataset({ format, path }, opts.split);
-  const indices = opts.n === undefined ? Array.from({ length: split.length }, (_, i) => i) : heldOutIndices(split.length, opts.n, opts.seed);
+  const indices =
+    opts.n === undefined ? Array.from({ length: split.length }, (_, i) => i) : heldOutIndices(split.length, opts.n, opts.seed);
   const labels = await split.labels();
-  const classes = indices.map((i) => (split.labelKind === 'class' ? labels[i]?.[0] ?? null : null));
+  const classes = indices.map((i) => (split.labelKind === 'class' ? (labels[i]?.[0] ?? null) : null));
   return { split, indices, classes };
 }
 
@@ -46,7 +49,11 @@ export function chunksOf<T>(items: readonly T[], size: number): T[][] {
  * Images the decoder sigma is fitted on: up to 200 of the validation split (seeded) of --data, or
  * of the run's own dataset when --data has none (an image folder without splits).
  */
-export async function sigmaImages(config: ExperimentConfig, seed: number, data?: string): Promise<{ images: LabelledImages; description: string }> {
+export async function sigmaImages(
+  config: ExperimentConfig,
+  seed: number,
+  data?: string,
+): Promise<{ images: LabelledImages; description: string }> {
   const opts = { split: config.data.val_split, n: 200, seed };
   const { split, indices } = await selectImages(config, { data, ...opts }).catch((e: unknown) => {
     if (data === undefined || !(e instanceof DatasetError)) throw e;

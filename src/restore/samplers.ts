@@ -44,7 +44,9 @@ export interface ChainResult {
 /** Refuses models the chains cannot condition on observed pixels with. */
 export function requireEncoder(model: VaeModel): void {
   if (!model.networks['encoder']) {
-    throw new ModelTaskError(`model '${model.kind}' has no encoder network: imputation and scoring need q(z|x); use a run of an encoder-decoder model`);
+    throw new ModelTaskError(
+      `model '${model.kind}' has no encoder network: imputation and scoring need q(z|x); use a run of an encoder-decoder model`,
+    );
   }
 }
 

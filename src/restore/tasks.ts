@@ -65,7 +65,15 @@ export function imputationTask(model: VaeModel, test: LabelledImages, masks: Uin
   const methods: ImputationMetrics['methods'] = {};
   for (const method of opts.methods) {
     const counter = createCounter(`impute ${opts.mask} (${method})`, test.n, opts.log);
-    const result = imputeImages(model, test, masks, { method, iters: opts.iters, samples: opts.samples, sigma: opts.sigma, seed: opts.seed, batch: opts.batch, counter });
+    const result = imputeImages(model, test, masks, {
+      method,
+      iters: opts.iters,
+      samples: opts.samples,
+      sigma: opts.sigma,
+      seed: opts.seed,
+      batch: opts.batch,
+      counter,
+    });
     counter.done();
     let spread = 0;
     let count = 0;
@@ -74,7 +82,11 @@ export function imputationTask(model: VaeModel, test: LabelledImages, masks: Uin
       for (let c = 0; c < test.channels; c++) spread += result.spread[p * test.channels + c]!;
       count += test.channels;
     }
-    methods[method] = { ...maskedQuality(result.mean, target, masks), acceptance: result.acceptance, mean_spread: count > 0 ? spread / count : NaN };
+    methods[method] = {
+      ...maskedQuality(result.mean, target, masks),
+      acceptance: result.acceptance,
+      mean_spread: count > 0 ? spread / count : NaN,
+    };
     opts.log?.(`impute ${opts.mask} ${method}: PSNR ${methods[method]!.psnr.toFixed(2)} dB on the missing pixels`);
   }
   let missing = 0;
@@ -87,7 +99,10 @@ export function imputationTask(model: VaeModel, test: LabelledImages, masks: Uin
     decoder_sigma: opts.sigma,
     missing_fraction: missing / masks.length,
     methods,
-    baselines: { mean_fill: maskedQuality(meanFill(target, masks), target, masks), harmonic: maskedQuality(harmonicInpaint(target, masks), target, masks) },
+    baselines: {
+      mean_fill: maskedQuality(meanFill(target, masks), target, masks),
+      harmonic: maskedQuality(harmonicInpaint(target, masks), target, masks),
+    },
   };
 }
 
@@ -96,7 +111,9 @@ export function modelDenoise(model: VaeModel, data: LabelledImages, noisy: Float
   const out = new Float32Array(noisy.length);
   const per = data.size * data.size * data.channels;
   for (const { start, count } of ranges(data.n, batch)) {
-    const rec = tf.tidy(() => model.reconstruct(sliceTensor(noisy, start, count, data.size, data.channels), labelsFor(model, data, start, count)));
+    const rec = tf.tidy(() =>
+      model.reconstruct(sliceTensor(noisy, start, count, data.size, data.channels), labelsFor(model, data, start, count)),
+    );
     out.set(rec.dataSync(), start * per);
     rec.dispose();
   }
@@ -123,7 +140,14 @@ function choose<P extends number>(params: readonly P[], filter: (images: Images,
 export const VAL_STREAM = 1;
 export const TEST_STREAM = 2;
 
-export function denoisingTask(model: VaeModel, val: LabelledImages, test: LabelledImages, spec: NoiseSpec, seed: number, batch: number): DenoisingMetrics {
+export function denoisingTask(
+  model: VaeModel,
+  val: LabelledImages,
+  test: LabelledImages,
+  spec: NoiseSpec,
+  seed: number,
+  batch: number,
+): DenoisingMetrics {
   const cleanVal = asImages(val);
   const cleanTest = asImages(test);
   const noisyVal: Images = { ...cleanVal, data: addNoise(val.images, val.n, val.channels, spec, seed, 0, VAL_STREAM) };

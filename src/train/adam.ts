@@ -47,7 +47,11 @@ export class Adam {
       const slot = this.slot(name, variable);
       tf.tidy(() => {
         const [p, m, v] = adamUpdate(variable, grads[name]!, slot.m, slot.v, {
-          weightDecay: this.weightDecay, beta1: this.beta1, beta2: this.beta2, stepSize, epsHat,
+          weightDecay: this.weightDecay,
+          beta1: this.beta1,
+          beta2: this.beta2,
+          stepSize,
+          epsHat,
         });
         slot.m.assign(m);
         slot.v.assign(v);

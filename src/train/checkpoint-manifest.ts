@@ -92,7 +92,8 @@ function checkWithoutManifest(dir: string): void {
     if (basename(f) === 'model.json') {
       const json = parseJson<{ weightsManifest?: { paths: string[]; weights: { shape: number[]; dtype: string }[] }[] }>(join(dir, f));
       const groups = json.weightsManifest ?? [];
-      if (groups.length === 1 && groups[0]!.paths.length === 1) checkSize(join(dir, dirname(f), groups[0]!.paths[0]!), expectedBytes(groups[0]!.weights));
+      if (groups.length === 1 && groups[0]!.paths.length === 1)
+        checkSize(join(dir, dirname(f), groups[0]!.paths[0]!), expectedBytes(groups[0]!.weights));
     } else if (/^optimizer-[^/]+\.json$/.test(f)) {
       const json = parseJson<{ specs?: { shape: number[]; dtype: string }[] }>(join(dir, f));
       checkSize(join(dir, f.replace(/\.json$/, '.bin')), expectedBytes(json.specs ?? []));
@@ -115,7 +116,10 @@ export function verifyCheckpoint(dir: string): void {
       digest = size === entry.size ? sha256(file) : '';
     } catch (e) {
       // Missing, or moved away while being read (another rank setting a damaged checkpoint aside).
-      throw new CheckpointDamagedError(file, `unreadable (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}), listed in the manifest`);
+      throw new CheckpointDamagedError(
+        file,
+        `unreadable (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}), listed in the manifest`,
+      );
     }
     if (size !== entry.size) throw new CheckpointDamagedError(file, `${size} bytes, the manifest says ${entry.size}`);
     if (digest !== entry.sha256) throw new CheckpointDamagedError(file, 'SHA-256 differs from the manifest');

@@ -47,19 +47,21 @@ function concatWeightData(data: ArrayBuffer | ArrayBuffer[]): ArrayBuffer {
 /** Saves a network as model.json + weights.bin, the files tf.loadLayersModel reads. */
 async function saveLayersModel(net: tf.LayersModel, dir: string): Promise<void> {
   mkdirSync(dir, { recursive: true });
-  await net.save(tf.io.withSaveHandler(async (artifacts) => {
-    const weights = concatWeightData(artifacts.weightData ?? new ArrayBuffer(0));
-    writeFileSync(join(dir, 'weights.bin'), new Uint8Array(weights));
-    const modelJson: tf.io.ModelJSON = {
-      modelTopology: artifacts.modelTopology as object,
-      format: artifacts.format ?? 'layers-model',
-      generatedBy: artifacts.generatedBy ?? `TensorFlow.js tfjs-layers v${tf.version_layers}`,
-      convertedBy: artifacts.convertedBy ?? null,
-      weightsManifest: [{ paths: ['weights.bin'], weights: artifacts.weightSpecs ?? [] }],
-    };
-    writeFileSync(join(dir, 'model.json'), JSON.stringify(modelJson));
-    return { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(artifacts) };
-  }));
+  await net.save(
+    tf.io.withSaveHandler(async (artifacts) => {
+      const weights = concatWeightData(artifacts.weightData ?? new ArrayBuffer(0));
+      writeFileSync(join(dir, 'weights.bin'), new Uint8Array(weights));
+      const modelJson: tf.io.ModelJSON = {
+        modelTopology: artifacts.modelTopology as object,
+        format: artifacts.format ?? 'layers-model',
+        generatedBy: artifacts.generatedBy ?? `TensorFlow.js tfjs-layers v${tf.version_layers}`,
+        convertedBy: artifacts.convertedBy ?? null,
+        weightsManifest: [{ paths: ['weights.bin'], weights: artifacts.weightSpecs ?? [] }],
+      };
+      writeFileSync(join(dir, 'model.json'), JSON.stringify(modelJson));
+      return { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(artifacts) };
+    }),
+  );
 }
 
 function readWeights(dir: string, what: string): tf.NamedTensorMap {
@@ -77,7 +79,10 @@ function decodeOrName(bytes: Buffer, specs: tf.io.WeightsManifestEntry[], file: 
   try {
     return tf.io.decodeWeights(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer, specs);
   } catch (e) {
-    throw new CheckpointError(`${file}: does not hold the weights its specs describe (${(e as Error).message}); the checkpoint is damaged`, { cause: e });
+    throw new CheckpointError(
+      `${file}: does not hold the weights its specs describe (${(e as Error).message}); the checkpoint is damaged`,
+      { cause: e },
+    );
   }
 }
 
@@ -85,7 +90,10 @@ function decodeOrName(bytes: Buffer, specs: tf.io.WeightsManifestEntry[], file: 
 function loadNetworkWeights(net: tf.LayersModel, values: tf.NamedTensorMap, where: string): void {
   for (const w of net.weights) {
     const value = values[w.originalName];
-    if (!value) throw new CheckpointError(`${where}: no saved value for weight '${w.originalName}' (was the checkpoint made with another model config?)`);
+    if (!value)
+      throw new CheckpointError(
+        `${where}: no saved value for weight '${w.originalName}' (was the checkpoint made with another model config?)`,
+      );
     if (value.shape.join('x') !== w.shape.join('x')) {
       throw new CheckpointError(`${where}: weight '${w.originalName}' has shape [${value.shape}] on disk but [${w.shape}] in the model`);
     }
@@ -125,7 +133,10 @@ export async function saveCheckpoint(root: string, c: CheckpointContents, keepLa
     writeFileSync(join(dir, 'state.json'), JSON.stringify(c.state, null, 2));
     writeManifest(dir);
   });
-  if (isBest) await writeDirAtomic(join(root, 'best'), async (dir) => { cpSync(target, dir, { recursive: true }); });
+  if (isBest)
+    await writeDirAtomic(join(root, 'best'), async (dir) => {
+      cpSync(target, dir, { recursive: true });
+    });
   const steps = listCheckpoints(root);
   for (const old of steps.slice(0, Math.max(0, steps.length - keepLast))) rmSync(old, { recursive: true, force: true });
   return target;
@@ -157,7 +168,11 @@ export function restoreCheckpoint(dir: string, model: VaeModel, optimizers: Reco
   const state = restoreNetworks(dir, model);
   for (const [group, opt] of Object.entries(optimizers)) {
     const { tensors, extra } = readNamedTensors(join(dir, `optimizer-${group}`));
-    try { opt.restore(Number(extra.step), tensors); } finally { tf.dispose(tensors); }
+    try {
+      opt.restore(Number(extra.step), tensors);
+    } finally {
+      tf.dispose(tensors);
+    }
   }
   return state;
 }
@@ -167,7 +182,11 @@ export function restoreNetworks(dir: string, model: VaeModel): TrainState {
   const state = readState(dir);
   for (const [name, net] of Object.entries(model.networks)) {
     const values = readWeights(join(dir, name), `network '${name}'`);
-    try { loadNetworkWeights(net, values, join(dir, name)); } finally { tf.dispose(values); }
+    try {
+      loadNetworkWeights(net, values, join(dir, name));
+    } finally {
+      tf.dispose(values);
+    }
   }
   return state;
 }

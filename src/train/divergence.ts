@@ -5,7 +5,10 @@ import type { TrainState } from './checkpoint.ts';
 
 export class DivergenceError extends Error {
   override name = 'DivergenceError';
-  constructor(message: string, readonly kind: 'nan' | 'explosion') {
+  constructor(
+    message: string,
+    readonly kind: 'nan' | 'explosion',
+  ) {
     super(message);
   }
 }
@@ -30,10 +33,12 @@ export class DivergenceMonitor {
     if (bad) {
       return {
         kind: 'nan',
-        error: (state, last, cfg) => new DivergenceError(
-          `training diverged at step ${state.step + 1} (epoch ${state.epoch + 1}): loss term '${bad[0]}' is ${String(bad[1])}. ` +
-          `${advice(cfg)} The last good checkpoint is ${last ?? '(none yet)'} and was left intact; resume from it with --resume after changing the config.`,
-          'nan'),
+        error: (state, last, cfg) =>
+          new DivergenceError(
+            `training diverged at step ${state.step + 1} (epoch ${state.epoch + 1}): loss term '${bad[0]}' is ${String(bad[1])}. ` +
+              `${advice(cfg)} The last good checkpoint is ${last ?? '(none yet)'} and was left intact; resume from it with --resume after changing the config.`,
+            'nan',
+          ),
       };
     }
     const loss = terms.loss ?? Object.values(terms)[0];
@@ -43,10 +48,12 @@ export class DivergenceMonitor {
       if (Math.abs(loss) > this.factor * Math.max(Math.abs(median), 1e-12)) {
         return {
           kind: 'explosion',
-          error: (state, last, cfg) => new DivergenceError(
-            `training diverged at step ${state.step + 1} (epoch ${state.epoch + 1}): loss ${loss.toExponential(3)} is over ${this.factor}x its recent median ${median.toExponential(3)}. ` +
-            `${advice(cfg)} The last good checkpoint is ${last ?? '(none yet)'} and was left intact.`,
-            'explosion'),
+          error: (state, last, cfg) =>
+            new DivergenceError(
+              `training diverged at step ${state.step + 1} (epoch ${state.epoch + 1}): loss ${loss.toExponential(3)} is over ${this.factor}x its recent median ${median.toExponential(3)}. ` +
+                `${advice(cfg)} The last good checkpoint is ${last ?? '(none yet)'} and was left intact.`,
+              'explosion',
+            ),
         };
       }
     }
@@ -58,8 +65,9 @@ export class DivergenceMonitor {
 
 function advice(cfg: ExperimentConfig): string {
   const lr = cfg.train.lr;
-  const hint = cfg.model.image_size >= 128 && lr >= 0.001
-    ? `The paper's lr ${lr} is known to diverge at ${cfg.model.image_size}x${cfg.model.image_size}; lower it, e.g. --set train.lr=${lr / 10},`
-    : `Lower the learning rate, e.g. --set train.lr=${lr / 10},`;
+  const hint =
+    cfg.model.image_size >= 128 && lr >= 0.001
+      ? `The paper's lr ${lr} is known to diverge at ${cfg.model.image_size}x${cfg.model.image_size}; lower it, e.g. --set train.lr=${lr / 10},`
+      : `Lower the learning rate, e.g. --set train.lr=${lr / 10},`;
   return `${hint} or raise the batch size.`;
 }

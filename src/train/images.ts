@@ -87,7 +87,9 @@ export async function writeGrid(file: string, stack: ImageStack, opts: GridOptio
 
 /** Writes each image of a stack as its own PNG file. */
 export async function writePng(file: string, stack: ImageStack, index: number): Promise<void> {
-  const png = await sharp(imagePixels(stack, index), { raw: { width: stack.size, height: stack.size, channels: stack.channels } }).png(PNG_OPTIONS).toBuffer();
+  const png = await sharp(imagePixels(stack, index), { raw: { width: stack.size, height: stack.size, channels: stack.channels } })
+    .png(PNG_OPTIONS)
+    .toBuffer();
   writeFileAtomic(file, png);
 }
 

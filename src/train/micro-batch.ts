@@ -16,9 +16,13 @@ export const COPIES_PER_ACTIVATION = 36;
 export function activationBytesPerImage(cfg: ExperimentConfig): number {
   const { image_size: size, hidden_dims: dims, in_channels: channels } = cfg.model;
   let elements = size * size * channels;
-  dims.forEach((d, i) => { elements += (size / 2 ** (i + 1)) ** 2 * d; });
+  dims.forEach((d, i) => {
+    elements += (size / 2 ** (i + 1)) ** 2 * d;
+  });
   // Decoder: the same stack in reverse, then one more upsampling to full size and the output conv.
-  dims.forEach((d, i) => { elements += (size / 2 ** (i + 1)) ** 2 * d; });
+  dims.forEach((d, i) => {
+    elements += (size / 2 ** (i + 1)) ** 2 * d;
+  });
   elements += size * size * dims[0]! + size * size * channels;
   return elements * 4 * COPIES_PER_ACTIVATION;
 }

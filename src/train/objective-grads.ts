@@ -35,7 +35,9 @@ export class ObjectiveGradsError extends Error {
 function engineTape(): EngineTape {
   const engine = tf.engine() as unknown as Partial<EngineTape>;
   if (typeof engine.startTape !== 'function' || typeof engine.endTape !== 'function' || typeof engine.state?.gradientDepth !== 'number') {
-    throw new ObjectiveGradsError(`this TensorFlow.js (${tf.version.tfjs}) has no engine tape where expected (engine.startTape/endTape/state): medvae is tested with 4.22`);
+    throw new ObjectiveGradsError(
+      `this TensorFlow.js (${tf.version.tfjs}) has no engine tape where expected (engine.startTape/endTape/state): medvae is tested with 4.22`,
+    );
   }
   return engine as EngineTape;
 }
@@ -175,7 +177,10 @@ export function objectiveGradients<T extends tf.TensorContainerObject & { object
     if (outputs === undefined) throw failure;
     for (const [name, xs] of Object.entries(variables)) {
       const y = outputs.objectives[name];
-      if (!y) throw new ObjectiveGradsError(`the forward pass returned no objective '${name}' (got ${Object.keys(outputs.objectives).join(', ')})`);
+      if (!y)
+        throw new ObjectiveGradsError(
+          `the forward pass returned no objective '${name}' (got ${Object.keys(outputs.objectives).join(', ')})`,
+        );
       grads[name] = backpropagate(nodesBetween(tape, xs, y), xs, y);
     }
   } catch (e) {

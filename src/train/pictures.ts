@@ -35,10 +35,19 @@ export function sampleLabels(n: number, width: number, label?: number): Float32A
   return labels;
 }
 
-export async function writeSampleGrid(model: VaeModel, cfg: ExperimentConfig, labelWidth: number, labelNames: string[], n: number, file: string): Promise<void> {
+export async function writeSampleGrid(
+  model: VaeModel,
+  cfg: ExperimentConfig,
+  labelWidth: number,
+  labelNames: string[],
+  n: number,
+  file: string,
+): Promise<void> {
   const conditional = cfg.model.name === 'cvae' && labelWidth > 0;
   const labels = conditional ? sampleLabels(n, labelWidth) : undefined;
-  const images = tf.tidy(() => model.sample(n, stepNoise(cfg.train.seed, Stream.sample, 0), labels ? tf.tensor2d(labels, [n, labelWidth]) : undefined));
+  const images = tf.tidy(() =>
+    model.sample(n, stepNoise(cfg.train.seed, Stream.sample, 0), labels ? tf.tensor2d(labels, [n, labelWidth]) : undefined),
+  );
   try {
     const captions = conditional ? Array.from({ length: n }, (_, k) => labelNames[k % labelWidth] ?? String(k % labelWidth)) : undefined;
     await writeGrid(file, stackFromTensor(images), { cols: Math.ceil(Math.sqrt(n)), captions });
@@ -47,7 +56,13 @@ export async function writeSampleGrid(model: VaeModel, cfg: ExperimentConfig, la
   }
 }
 
-export async function writeReconstructionGrid(model: VaeModel, preview: Batch, cfg: ExperimentConfig, labelNames: string[], file: string): Promise<void> {
+export async function writeReconstructionGrid(
+  model: VaeModel,
+  preview: Batch,
+  cfg: ExperimentConfig,
+  labelNames: string[],
+  file: string,
+): Promise<void> {
   const n = preview.n;
   const shape: [number, number, number, number] = [n, preview.size, preview.size, preview.channels];
   const both = tf.tidy(() => {
@@ -56,12 +71,15 @@ export async function writeReconstructionGrid(model: VaeModel, preview: Batch, c
     return tf.concat([originals, model.reconstruct(originals, labels)], 0) as tf.Tensor4D;
   });
   try {
-    const captions = cfg.model.name === 'cvae' && preview.labelWidth > 0
-      ? Array.from({ length: 2 * n }, (_, k) => {
-        const row = preview.labels.subarray((k % n) * preview.labelWidth, (k % n + 1) * preview.labelWidth);
-        return Array.from(row).flatMap((v, j) => (v > 0.5 ? [labelNames[j] ?? String(j)] : [])).join(',');
-      })
-      : undefined;
+    const captions =
+      cfg.model.name === 'cvae' && preview.labelWidth > 0
+        ? Array.from({ length: 2 * n }, (_, k) => {
+            const row = preview.labels.subarray((k % n) * preview.labelWidth, ((k % n) + 1) * preview.labelWidth);
+            return Array.from(row)
+              .flatMap((v, j) => (v > 0.5 ? [labelNames[j] ?? String(j)] : []))
+              .join(',');
+          })
+        : undefined;
     await writeGrid(file, stackFromTensor(both), { cols: n, captions });
   } finally {
     both.dispose();
@@ -79,6 +97,12 @@ export async function writeLossPlots(metricsFile: string, dir: string): Promise<
 export async function writeEpochPictures(p: PictureInputs): Promise<void> {
   const n = p.config.output.sample_grid;
   await writeSampleGrid(p.model, p.config, p.preview.labelWidth, p.labelNames, n, join(p.runDir, 'samples', `epoch-${pad4(p.epoch)}.png`));
-  await writeReconstructionGrid(p.model, p.preview, p.config, p.labelNames, join(p.runDir, 'reconstructions', `epoch-${pad4(p.epoch)}.png`));
+  await writeReconstructionGrid(
+    p.model,
+    p.preview,
+    p.config,
+    p.labelNames,
+    join(p.runDir, 'reconstructions', `epoch-${pad4(p.epoch)}.png`),
+  );
   await writeLossPlots(p.metricsFile, join(p.runDir, 'plots'));
 }

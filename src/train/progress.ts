@@ -32,10 +32,15 @@ function formatSeconds(s: number): string {
 }
 
 function formatTerms(terms: Record<string, number>): string {
-  return Object.entries(terms).map(([k, v]) => `${k} ${Math.abs(v) >= 1e4 || (Math.abs(v) < 1e-3 && v !== 0) ? v.toExponential(3) : v.toFixed(4)}`).join(' ');
+  return Object.entries(terms)
+    .map(([k, v]) => `${k} ${Math.abs(v) >= 1e4 || (Math.abs(v) < 1e-3 && v !== 0) ? v.toExponential(3) : v.toFixed(4)}`)
+    .join(' ');
 }
 
-export function createProgress(format: LogFormat, opts: { everySteps: number; stream?: NodeJS.WriteStream } = { everySteps: 10 }): Progress {
+export function createProgress(
+  format: LogFormat,
+  opts: { everySteps: number; stream?: NodeJS.WriteStream } = { everySteps: 10 },
+): Progress {
   const out = opts.stream ?? process.stderr;
   const mode = format === 'auto' ? (out.isTTY ? 'tty' : 'plain') : format;
   let barOpen = false;
@@ -57,12 +62,18 @@ export function createProgress(format: LogFormat, opts: { everySteps: number; st
   return {
     info(message) {
       if (mode === 'json') out.write(`${JSON.stringify({ level: 'info', time: new Date().toISOString(), message })}\n`);
-      else { endBar(); out.write(`${message}\n`); }
+      else {
+        endBar();
+        out.write(`${message}\n`);
+      }
     },
     step(r) {
       const remaining = eta(r);
       if (mode === 'json') {
-        if (r.step % opts.everySteps === 0) out.write(`${JSON.stringify({ level: 'info', time: new Date().toISOString(), event: 'step', ...r, eta_s: Math.round(remaining) })}\n`);
+        if (r.step % opts.everySteps === 0)
+          out.write(
+            `${JSON.stringify({ level: 'info', time: new Date().toISOString(), event: 'step', ...r, eta_s: Math.round(remaining) })}\n`,
+          );
         return;
       }
       // Fixed-width facts first, loss terms last: a narrow terminal cuts the end of the line.

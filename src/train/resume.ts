@@ -44,13 +44,18 @@ export function resolveResumeCheckpoint(resume: string, log: (line: string) => v
   const candidates = listCheckpoints(root).reverse();
   if (candidates.length === 0) {
     if (!existsSync(join(resume, 'state.json'))) {
-      throw new CheckpointError(`--resume ${resume}: neither a checkpoint (no state.json) nor a run directory with checkpoints; give runs/<name> or runs/<name>/checkpoints/step-N`);
+      throw new CheckpointError(
+        `--resume ${resume}: neither a checkpoint (no state.json) nor a run directory with checkpoints; give runs/<name> or runs/<name>/checkpoints/step-N`,
+      );
     }
     try {
       verifyCheckpoint(resume);
     } catch (e) {
       if (!(e instanceof CheckpointDamagedError)) throw e;
-      throw new CheckpointError(`--resume ${resume}: this checkpoint is damaged (${e.message}); resume from its run directory to use the newest intact one`, { cause: e });
+      throw new CheckpointError(
+        `--resume ${resume}: this checkpoint is damaged (${e.message}); resume from its run directory to use the newest intact one`,
+        { cause: e },
+      );
     }
     if (owner) supersedeLater(resume, log);
     return resume;
@@ -65,16 +70,22 @@ export function resolveResumeCheckpoint(resume: string, log: (line: string) => v
       firstProblem ||= e.message;
       const older = candidates[candidates.indexOf(dir) + 1];
       const moved = owner ? `; moved aside to ${basename(moveAside(dir, 'damaged'))}` : '';
-      log(`warning: checkpoint ${dir} is damaged (${e.message})${moved}; ${older ? `resuming from ${basename(older)}` : 'no older checkpoint'}`);
+      log(
+        `warning: checkpoint ${dir} is damaged (${e.message})${moved}; ${older ? `resuming from ${basename(older)}` : 'no older checkpoint'}`,
+      );
     }
   }
-  throw new CheckpointError(`--resume ${resume}: no intact checkpoint under ${root} (${firstProblem}); start the run again without --resume`);
+  throw new CheckpointError(
+    `--resume ${resume}: no intact checkpoint under ${root} (${firstProblem}); start the run again without --resume`,
+  );
 }
 
 /** Drops metrics.jsonl records after `step` (and lines cut short by a crash), so a resumed run logs each step once. */
 export function rewindMetrics(file: string, step: number): number {
   if (!existsSync(file)) return 0;
-  const lines = readFileSync(file, 'utf8').split('\n').filter((l) => l.trim());
+  const lines = readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim());
   const kept = lines.filter((line) => {
     try {
       const rec = JSON.parse(line) as { step?: unknown };

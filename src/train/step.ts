@@ -23,7 +23,8 @@ function groupVariables(model: VaeModel, networks: readonly string[]): Map<strin
   return trainableVariables(
     networks.map((name) => {
       const network = model.networks[name];
-      if (!network) throw new StepError(`model '${model.kind}' has no network '${name}' (it has ${Object.keys(model.networks).join(', ')})`);
+      if (!network)
+        throw new StepError(`model '${model.kind}' has no network '${name}' (it has ${Object.keys(model.networks).join(', ')})`);
       return network;
     }),
   );
@@ -44,7 +45,9 @@ export function computeGradients(model: VaeModel, batch: ModelBatch, ctx: LossCo
   const result: StepGradients = { groups: {}, terms: outputs.terms };
   for (const group of groups) {
     const named: tf.NamedTensorMap = {};
-    [...group.variables.keys()].forEach((stable, i) => { named[stable] = grads[group.name]![i]!; });
+    [...group.variables.keys()].forEach((stable, i) => {
+      named[stable] = grads[group.name]![i]!;
+    });
     result.groups[group.name] = named;
   }
   // Objectives that are not also terms are not needed past this point.

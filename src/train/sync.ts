@@ -64,7 +64,10 @@ export async function averageAcrossWorkers(
   // Statistics are sums: the mean over workers times their number.
   const gradSize = totalSize(gradTensors);
   for (let i = gradSize; i < values.length; i++) values[i]! *= worldSize;
-  const averaged = tensorsFrom(values, tensors.map((t) => t.shape));
+  const averaged = tensorsFrom(
+    values,
+    tensors.map((t) => t.shape),
+  );
   slots.forEach(({ group, name }, i) => {
     grads[group]![name]!.dispose();
     grads[group]![name] = averaged[i]!;
@@ -74,8 +77,15 @@ export async function averageAcrossWorkers(
     shiftedSum: averaged[slots.length + 2 * i]! as tf.Tensor1D,
     shiftedSquares: averaged[slots.length + 2 * i + 1]! as tf.Tensor1D,
   }));
-  termNames.forEach((n, i) => { terms[n] = scalars[i]!; });
-  return { bytes: values.byteLength + scalars.byteLength, waitMs: collective.stats().lastAllReduceWaitMs, stop: scalars[scalars.length - 1]! > 0, statistics: pooled };
+  termNames.forEach((n, i) => {
+    terms[n] = scalars[i]!;
+  });
+  return {
+    bytes: values.byteLength + scalars.byteLength,
+    waitMs: collective.stats().lastAllReduceWaitMs,
+    stop: scalars[scalars.length - 1]! > 0,
+    statistics: pooled,
+  };
 }
 
 /** Makes every worker start from rank 0's weights and shared state. */
@@ -83,7 +93,10 @@ export async function broadcastWeights(collective: StepCollective, variables: tf
   if (collective.worldSize === 1) return;
   const values = readFlat(variables);
   await collective.broadcast([values], 0);
-  tensorsFrom(values, variables.map((v) => v.shape)).forEach((value, i) => {
+  tensorsFrom(
+    values,
+    variables.map((v) => v.shape),
+  ).forEach((value, i) => {
     variables[i]!.assign(value);
     value.dispose();
   });
@@ -117,6 +130,8 @@ export async function checkReplicasAgree(collective: StepCollective, variables: 
   const differs = new Float32Array([root[0] === mine >>> 16 && root[1] === (mine & 0xffff) ? 0 : 1]);
   await collective.allReduceMean([differs]);
   if (differs[0]! > 0) {
-    throw new ReplicaDivergenceError(`replicas diverged at step ${step}: the weights of at least one worker differ from rank 0's (checksum ${mine.toString(16)} on rank ${collective.rank}); stopping rather than training inconsistent copies`);
+    throw new ReplicaDivergenceError(
+      `replicas diverged at step ${step}: the weights of at least one worker differ from rank 0's (checksum ${mine.toString(16)} on rank ${collective.rank}); stopping rather than training inconsistent copies`,
+    );
   }
 }

@@ -122,7 +122,8 @@ async function previewBatch(batches: AsyncIterable<Batch>, k: number): Promise<B
     const n = Math.min(k, b.n);
     const px = b.size * b.size * b.channels;
     return {
-      ...b, n,
+      ...b,
+      n,
       images: b.images.slice(0, n * px),
       labels: b.labels.slice(0, n * b.labelWidth),
       indices: b.indices.slice(0, n),
@@ -136,7 +137,9 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const collective = opts.collective ?? new LocalCollective();
   const { rank, worldSize } = collective;
   const isChief = rank === 0;
-  const log = (m: string): void => { if (isChief) progress.info(m); };
+  const log = (m: string): void => {
+    if (isChief) progress.info(m);
+  };
 
   // ---- setup --------------------------------------------------------------------------------
   const backend = await initBackend(cfg.train.backend, log, { threads: cfg.train.threads });
@@ -157,7 +160,9 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   });
   const rankBatch = cfg.train.batch_size / worldSize;
   const micro = resolveMicroBatch(cfg, rankBatch, backend.name);
-  log(`data: ${dataset.description}, ${loader.datasetSize} images, ${loader.stepsPerEpoch} steps/epoch of ${cfg.train.batch_size} (${worldSize} worker(s) x ${Math.ceil(rankBatch / micro)} micro-batch(es) of <= ${micro})`);
+  log(
+    `data: ${dataset.description}, ${loader.datasetSize} images, ${loader.stepsPerEpoch} steps/epoch of ${cfg.train.batch_size} (${worldSize} worker(s) x ${Math.ceil(rankBatch / micro)} micro-batch(es) of <= ${micro})`,
+  );
 
   const model = createModel(cfg.model, cfg.train.seed, dataset.labelWidth);
   const optimizers = createOptimizers(model, cfg.train);
@@ -166,11 +171,21 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   // BatchNorm moving statistics move once per optimizer step, from the whole global batch.
   const norms = batchNormLayers(Object.values(model.networks));
   for (const layer of norms) layer.deferUpdates = true;
-  log(`model: ${cfg.model.name}, ${model.paramCount().toLocaleString('en-US')} parameters, ${cfg.model.image_size}x${cfg.model.image_size}x${cfg.model.in_channels}`);
+  log(
+    `model: ${cfg.model.name}, ${model.paramCount().toLocaleString('en-US')} parameters, ${cfg.model.image_size}x${cfg.model.image_size}x${cfg.model.in_channels}`,
+  );
 
   let state: TrainState = {
-    version: 1, epoch: 0, stepInEpoch: 0, step: 0, bestLoss: Infinity, lastLoss: NaN,
-    labelWidth: dataset.labelWidth, labelKind: dataset.labelKind, worldSize, savedAt: '',
+    version: 1,
+    epoch: 0,
+    stepInEpoch: 0,
+    step: 0,
+    bestLoss: Infinity,
+    lastLoss: NaN,
+    labelWidth: dataset.labelWidth,
+    labelKind: dataset.labelKind,
+    worldSize,
+    savedAt: '',
   };
   const cleared = isChief ? clearInterruptedWrites(runDir) : 0;
   if (cleared > 0) log(`removed ${cleared} temporary file(s) left in ${runDir} by an interrupted write`);
@@ -192,10 +207,21 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const metricsFile = join(runDir, 'metrics.jsonl');
   const rewound = isChief && opts.resume ? rewindMetrics(metricsFile, state.step) : 0;
   if (rewound > 0) log(`metrics.jsonl: dropped ${rewound} record(s) after step ${state.step}, which run again now`);
-  const record = (line: object): void => { if (isChief) appendFileSync(metricsFile, `${JSON.stringify(line)}\n`); };
+  const record = (line: object): void => {
+    if (isChief) appendFileSync(metricsFile, `${JSON.stringify(line)}\n`);
+  };
   record({
-    kind: 'start', step: state.step, epoch: state.epoch, backend: backend.name, gpu: backend.gpu, world_size: worldSize,
-    resumed_from: opts.resume ?? null, host: hostname(), cpus: cpus().length, node: process.version, time: new Date().toISOString(),
+    kind: 'start',
+    step: state.step,
+    epoch: state.epoch,
+    backend: backend.name,
+    gpu: backend.gpu,
+    world_size: worldSize,
+    resumed_from: opts.resume ?? null,
+    host: hostname(),
+    cpus: cpus().length,
+    node: process.version,
+    time: new Date().toISOString(),
   });
   const monitor = new DivergenceMonitor(cfg.train.divergence_factor);
   const maxSteps = cfg.train.max_steps > 0 ? cfg.train.max_steps : Infinity;
@@ -225,7 +251,11 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     while (state.epoch < cfg.train.epochs && state.step < maxSteps) {
       const lr = learningRate(cfg.train.lr, cfg.train.scheduler_gamma, state.epoch);
       for (const [group, adam] of Object.entries(adams)) {
-        adam.lr = learningRate(group === 'discriminator' ? cfg.train.lr_discriminator : cfg.train.lr, cfg.train.scheduler_gamma, state.epoch);
+        adam.lr = learningRate(
+          group === 'discriminator' ? cfg.train.lr_discriminator : cfg.train.lr,
+          cfg.train.scheduler_gamma,
+          state.epoch,
+        );
       }
       const epochSums: Record<string, number> = {};
       let epochSteps = 0;
@@ -256,7 +286,10 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
           try {
             result = computeGradients(model, inputs, ctx);
           } catch (e) {
-            const error = translateBackendError(e, `training step ${state.step + 1} (micro-batch of ${end - start} at ${cfg.model.image_size}x${cfg.model.image_size})`);
+            const error = translateBackendError(
+              e,
+              `training step ${state.step + 1} (micro-batch of ${end - start} at ${cfg.model.image_size}x${cfg.model.image_size})`,
+            );
             try {
               tf.dispose([inputs.images, inputs.labels] as tf.TensorContainer);
             } catch {
@@ -270,7 +303,9 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
           // All of the micro-batch's terms in one read from the backend.
           const names = Object.keys(result.terms);
           const values = tf.tidy(() => tf.stack(names.map((n) => result.terms[n]!)).dataSync());
-          names.forEach((name, k) => { terms[name] = (terms[name] ?? 0) + weight * values[k]!; });
+          names.forEach((name, k) => {
+            terms[name] = (terms[name] ?? 0) + weight * values[k]!;
+          });
           tf.dispose([inputs.images, inputs.labels, result.groups, result.terms] as tf.TensorContainer);
         }
 
@@ -308,7 +343,15 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         const stepSeconds = (performance.now() - stepStart) / 1000;
         const images = batch.n;
         const info: StepInfo = {
-          step: state.step, epoch: state.epoch, terms, lr, images, stepSeconds, dataWaitSeconds, allReduceSeconds, allReduceBytes,
+          step: state.step,
+          epoch: state.epoch,
+          terms,
+          lr,
+          images,
+          stepSeconds,
+          dataWaitSeconds,
+          allReduceSeconds,
+          allReduceBytes,
           allReduceWaitSeconds: allReduceWaitMs / 1000,
           imagesPerSecond: (images * worldSize) / Math.max(stepSeconds + dataWaitSeconds, 1e-9),
           learningRates: Object.fromEntries(Object.entries(optimizers).map(([g, o]) => [g, o.lr])),
@@ -317,21 +360,44 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         epochSteps++;
         opts.hooks?.onStep?.(info);
         record({
-          kind: 'step', step: state.step, epoch: state.epoch, terms, lr, images_per_s: info.imagesPerSecond, step_ms: stepSeconds * 1000,
-          data_wait_ms: dataWaitSeconds * 1000, allreduce_ms: allReduceSeconds * 1000,
-          allreduce_wait_ms: allReduceWaitMs, peak_tensor_mb: peakTensorBytes / 2 ** 20,
-          rss_mb: process.memoryUsage().rss / 2 ** 20, time: new Date().toISOString(),
+          kind: 'step',
+          step: state.step,
+          epoch: state.epoch,
+          terms,
+          lr,
+          images_per_s: info.imagesPerSecond,
+          step_ms: stepSeconds * 1000,
+          data_wait_ms: dataWaitSeconds * 1000,
+          allreduce_ms: allReduceSeconds * 1000,
+          allreduce_wait_ms: allReduceWaitMs,
+          peak_tensor_mb: peakTensorBytes / 2 ** 20,
+          rss_mb: process.memoryUsage().rss / 2 ** 20,
+          time: new Date().toISOString(),
         });
         if (isChief) {
           progress.step({
-            epoch: state.epoch, epochs: cfg.train.epochs, stepInEpoch: state.stepInEpoch - 1, stepsPerEpoch: loader.stepsPerEpoch,
-            step: state.step - 1, totalSteps, terms, imagesPerSecond: info.imagesPerSecond, lr,
+            epoch: state.epoch,
+            epochs: cfg.train.epochs,
+            stepInEpoch: state.stepInEpoch - 1,
+            stepsPerEpoch: loader.stepsPerEpoch,
+            step: state.step - 1,
+            totalSteps,
+            terms,
+            imagesPerSecond: info.imagesPerSecond,
+            lr,
           });
         }
         const everySteps = cfg.output.checkpoint_every_steps;
-        if (everySteps > 0 && state.step % everySteps === 0 && state.stepInEpoch < loader.stepsPerEpoch && state.step < maxSteps) await checkpoint(false);
-        if (state.step >= maxSteps) { stoppedBy = 'max_steps'; break; }
-        if (stop) { stoppedBy = 'signal'; break; }
+        if (everySteps > 0 && state.step % everySteps === 0 && state.stepInEpoch < loader.stepsPerEpoch && state.step < maxSteps)
+          await checkpoint(false);
+        if (state.step >= maxSteps) {
+          stoppedBy = 'max_steps';
+          break;
+        }
+        if (stop) {
+          stoppedBy = 'signal';
+          break;
+        }
         waitStart = performance.now();
       }
 
@@ -339,7 +405,17 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       const finishedEpoch = state.stepInEpoch >= loader.stepsPerEpoch;
       const means = Object.fromEntries(Object.entries(epochSums).map(([k, v]) => [k, v / Math.max(1, epochSteps)]));
       const seconds = (performance.now() - epochStart) / 1000;
-      record({ kind: 'epoch', epoch: state.epoch, step: state.step, complete: finishedEpoch, means, lr, images_per_s: (epochSteps * cfg.train.batch_size) / Math.max(seconds, 1e-9), seconds, time: new Date().toISOString() });
+      record({
+        kind: 'epoch',
+        epoch: state.epoch,
+        step: state.step,
+        complete: finishedEpoch,
+        means,
+        lr,
+        images_per_s: (epochSteps * cfg.train.batch_size) / Math.max(seconds, 1e-9),
+        seconds,
+        time: new Date().toISOString(),
+      });
       opts.hooks?.onEpoch?.(state.epoch, means);
       if (preview) {
         progress.done();
@@ -349,7 +425,10 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       const ranEpoch = state.epoch;
       // "Best" compares epoch means: one step's loss is too noisy to pick a checkpoint by.
       if (epochSteps > 0) state.lastLoss = means.loss ?? state.lastLoss;
-      if (finishedEpoch) { state.epoch++; state.stepInEpoch = 0; }
+      if (finishedEpoch) {
+        state.epoch++;
+        state.stepInEpoch = 0;
+      }
       const due = finishedEpoch && ((ranEpoch + 1) % cfg.output.checkpoint_every_epochs === 0 || state.epoch === cfg.train.epochs);
       if (due || stoppedBy !== 'completed') await checkpoint(finishedEpoch);
       if (stoppedBy !== 'completed') break;

@@ -7,7 +7,10 @@ export class DiskFullError extends Error {
   override name = 'DiskFullError';
   readonly target: string;
   constructor(target: string, options?: ErrorOptions) {
-    super(`no space left on the device writing ${target}: free some space there (or write the run elsewhere with --out) and resume`, options);
+    super(
+      `no space left on the device writing ${target}: free some space there (or write the run elsewhere with --out) and resume`,
+      options,
+    );
     this.target = target;
   }
 }
@@ -29,7 +32,11 @@ export function writeFileAtomic(target: string, data: string | Uint8Array): void
   try {
     writeFileSync(tmp, data);
     const fd = openSync(tmp, 'r');
-    try { fsyncSync(fd); } finally { closeSync(fd); }
+    try {
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
     renameSync(tmp, target);
   } catch (e) {
     rmSync(tmp, { force: true });

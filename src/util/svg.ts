@@ -76,7 +76,8 @@ export function lossCurveSvg(series: LineSeries[], opts: LinePlotOptions = {}): 
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="11">`,
     `<rect x="0" y="0" width="${width}" height="${height}" fill="#ffffff"/>`,
   ];
-  if (opts.title) parts.push(`<text x="${f(width / 2)}" y="20" text-anchor="middle" font-size="13" font-weight="bold">${escapeHtml(opts.title)}</text>`);
+  if (opts.title)
+    parts.push(`<text x="${f(width / 2)}" y="20" text-anchor="middle" font-size="13" font-weight="bold">${escapeHtml(opts.title)}</text>`);
   for (const t of niceTicks(x0, x1)) {
     parts.push(`<line x1="${f(sx(t))}" y1="${margin.top}" x2="${f(sx(t))}" y2="${margin.top + plotH}" stroke="#eeeeee"/>`);
     parts.push(`<text x="${f(sx(t))}" y="${margin.top + plotH + 14}" text-anchor="middle">${escapeHtml(formatTick(t))}</text>`);
@@ -84,12 +85,17 @@ export function lossCurveSvg(series: LineSeries[], opts: LinePlotOptions = {}): 
   for (const t of useLog ? logTicks(y0, y1) : niceTicks(y0, y1)) {
     const y = margin.top + plotH - ((t - y0) / (y1 - y0)) * plotH;
     parts.push(`<line x1="${margin.left}" y1="${f(y)}" x2="${margin.left + plotW}" y2="${f(y)}" stroke="#eeeeee"/>`);
-    parts.push(`<text x="${margin.left - 6}" y="${f(y + 4)}" text-anchor="end">${escapeHtml(formatTick(useLog ? Number((10 ** t).toPrecision(6)) : t))}</text>`);
+    parts.push(
+      `<text x="${margin.left - 6}" y="${f(y + 4)}" text-anchor="end">${escapeHtml(formatTick(useLog ? Number((10 ** t).toPrecision(6)) : t))}</text>`,
+    );
   }
   parts.push(`<rect x="${margin.left}" y="${margin.top}" width="${plotW}" height="${plotH}" fill="none" stroke="#888888"/>`);
-  if (opts.xLabel) parts.push(`<text x="${f(margin.left + plotW / 2)}" y="${height - 8}" text-anchor="middle">${escapeHtml(opts.xLabel)}</text>`);
+  if (opts.xLabel)
+    parts.push(`<text x="${f(margin.left + plotW / 2)}" y="${height - 8}" text-anchor="middle">${escapeHtml(opts.xLabel)}</text>`);
   if (opts.yLabel) {
-    parts.push(`<text transform="translate(14 ${f(margin.top + plotH / 2)}) rotate(-90)" text-anchor="middle">${escapeHtml(opts.yLabel + (useLog ? ' (log)' : ''))}</text>`);
+    parts.push(
+      `<text transform="translate(14 ${f(margin.top + plotH / 2)}) rotate(-90)" text-anchor="middle">${escapeHtml(opts.yLabel + (useLog ? ' (log)' : ''))}</text>`,
+    );
   }
   finite.forEach((s, i) => {
     const colour = COLOURS[i % COLOURS.length];
@@ -104,7 +110,9 @@ export function lossCurveSvg(series: LineSeries[], opts: LinePlotOptions = {}): 
     finite.forEach((s, i) => {
       const y = margin.top + 12 + i * 14;
       const x = margin.left + plotW - 8;
-      parts.push(`<line x1="${x - 40}" y1="${y - 4}" x2="${x - 26}" y2="${y - 4}" stroke="${COLOURS[i % COLOURS.length]}" stroke-width="2"/>`);
+      parts.push(
+        `<line x1="${x - 40}" y1="${y - 4}" x2="${x - 26}" y2="${y - 4}" stroke="${COLOURS[i % COLOURS.length]}" stroke-width="2"/>`,
+      );
       parts.push(`<text x="${x - 44}" y="${y}" text-anchor="end">${escapeHtml(s.name)}</text>`);
     });
   }

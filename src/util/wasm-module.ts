@@ -52,7 +52,13 @@ interface Signature {
 type Export = { kind: 'function'; signature: Signature } | { kind: 'table' | 'memory' | 'global' | 'tag' };
 
 const VALUE_TYPES: Record<number, WasmValueType> = {
-  0x7f: 'i32', 0x7e: 'i64', 0x7d: 'f32', 0x7c: 'f64', 0x7b: 'v128', 0x70: 'funcref', 0x6f: 'externref',
+  0x7f: 'i32',
+  0x7e: 'i64',
+  0x7d: 'f32',
+  0x7c: 'f64',
+  0x7b: 'v128',
+  0x70: 'funcref',
+  0x6f: 'externref',
 };
 const EXTERNAL_KINDS = ['function', 'table', 'memory', 'global', 'tag'] as const;
 
@@ -135,10 +141,7 @@ function readExports(bytes: Uint8Array): Map<string, Export> {
   const exports = new Map<string, Export>();
   for (const [exportName, { kind, index }] of found) {
     const external = EXTERNAL_KINDS[kind] ?? 'tag';
-    exports.set(
-      exportName,
-      external === 'function' ? { kind: 'function', signature: types[functionTypes[index]] } : { kind: external },
-    );
+    exports.set(exportName, external === 'function' ? { kind: 'function', signature: types[functionTypes[index]] } : { kind: external });
   }
   return exports;
 }

@@ -19,7 +19,10 @@ export function checkpointWeights(runDir: string, sets: string[]): Map<string, F
   for (const [name, net] of Object.entries(model.networks)) {
     const json = JSON.parse(readFileSync(join(ckpt, name, 'model.json'), 'utf8')) as tf.io.ModelJSON;
     const bytes = readFileSync(join(ckpt, name, 'weights.bin'));
-    const values = tf.io.decodeWeights(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength), json.weightsManifest[0]!.weights);
+    const values = tf.io.decodeWeights(
+      bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength),
+      json.weightsManifest[0]!.weights,
+    );
     for (const w of net.weights) out.set(w.originalName, values[w.originalName]!.dataSync() as Float32Array);
     tf.dispose(values);
   }
@@ -36,4 +39,3 @@ export function maxAbsDiff(a: Map<string, Float32Array>, b: Map<string, Float32A
   }
   return max;
 }
-

@@ -12,7 +12,9 @@ export function workersOf(parent: number): Map<number, number> {
       if (ppid !== parent) continue;
       const rank = /MEDVAE_RANK=(\d+)/.exec(readFileSync(`/proc/${entry}/environ`, 'latin1'))?.[1];
       if (rank !== undefined) out.set(Number(rank), Number(entry));
-    } catch { /* the process ended while we looked */ }
+    } catch {
+      /* the process ended while we looked */
+    }
   }
   return out;
 }
@@ -39,12 +41,12 @@ export function startProcess(argv: string[], cwd: string, env: NodeJS.ProcessEnv
   return {
     child,
     output: () => text,
-    waitFor: (re) => new Promise<void>((resolve, reject) => {
-      if (re.test(text)) return resolve();
-      waiters.push({ re, resolve });
-      void exit.then(() => reject(new Error(`exited before ${re}: ${text}`)));
-    }),
+    waitFor: (re) =>
+      new Promise<void>((resolve, reject) => {
+        if (re.test(text)) return resolve();
+        waiters.push({ re, resolve });
+        void exit.then(() => reject(new Error(`exited before ${re}: ${text}`)));
+      }),
     exit,
   };
 }
-

@@ -133,5 +133,13 @@ export async function runFuzz(t: FuzzTarget): Promise<FuzzReport> {
     outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;
     cases++;
   }
-  return { target: t.name, seed: t.seed, cases, seconds: (performance.now() - started) / 1000, outcomes, slowestCaseMs: Math.round(slowest), peakRssMb: Math.round(peakRss) };
+  return {
+    target: t.name,
+    seed: t.seed,
+    cases,
+    seconds: (performance.now() - started) / 1000,
+    outcomes,
+    slowestCaseMs: Math.round(slowest),
+    peakRssMb: Math.round(peakRss),
+  };
 }

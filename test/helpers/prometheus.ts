@@ -95,7 +95,11 @@ function exited(child: ChildProcess): Promise<void> {
  * Starts Prometheus scraping `jobs` every `scrapeIntervalSeconds` (default 1) with its storage in a
  * fresh temp dir, and resolves once it answers /-/ready. Call stop() in a finally/after hook.
  */
-export async function startPrometheus(options: { jobs: ScrapeJob[]; scrapeIntervalSeconds?: number; startTimeoutMs?: number }): Promise<RunningPrometheus> {
+export async function startPrometheus(options: {
+  jobs: ScrapeJob[];
+  scrapeIntervalSeconds?: number;
+  startTimeoutMs?: number;
+}): Promise<RunningPrometheus> {
   if (prometheusBinary === undefined) throw new Error('prometheus is not installed (Debian package prometheus)');
   const interval = `${options.scrapeIntervalSeconds ?? 1}s`;
   const dir = await mkdtemp(join(tmpdir(), 'medvae-prometheus-'));
@@ -111,7 +115,12 @@ export async function startPrometheus(options: { jobs: ScrapeJob[]; scrapeInterv
   const url = `http://127.0.0.1:${port}`;
   const child = spawn(
     prometheusBinary,
-    [`--config.file=${configPath}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn'],
+    [
+      `--config.file=${configPath}`,
+      `--storage.tsdb.path=${join(dir, 'data')}`,
+      `--web.listen-address=127.0.0.1:${port}`,
+      '--log.level=warn',
+    ],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
   let log = '';
@@ -145,7 +154,11 @@ export async function startPrometheus(options: { jobs: ScrapeJob[]; scrapeInterv
     return body.data.result.map(({ metric, value }) => ({ metric, value: Number(value[1]) }));
   };
 
-  const waitFor = async (expr: string, accept = (samples: PromSample[]) => samples.length > 0, timeoutMs = 20000): Promise<PromSample[]> => {
+  const waitFor = async (
+    expr: string,
+    accept = (samples: PromSample[]) => samples.length > 0,
+    timeoutMs = 20000,
+  ): Promise<PromSample[]> => {
     const deadline = Date.now() + timeoutMs;
     let last: PromSample[] = [];
     while (Date.now() < deadline) {
@@ -160,14 +173,21 @@ export async function startPrometheus(options: { jobs: ScrapeJob[]; scrapeInterv
     const targets = options.jobs.find((candidate) => candidate.job === job)?.targets.length;
     if (targets === undefined) throw new Error(`prometheus: no job ${job}`);
     // Each scrape writes one `up` sample per target; successful ones are 1.
-    await waitFor(`sum_over_time(up{job="${job}"}[10m])`, (samples) => samples.length === targets && samples.every((s) => s.value >= count), timeoutMs);
+    await waitFor(
+      `sum_over_time(up{job="${job}"}[10m])`,
+      (samples) => samples.length === targets && samples.every((s) => s.value >= count),
+      timeoutMs,
+    );
   };
 
   try {
     const deadline = Date.now() + (options.startTimeoutMs ?? 30000);
     for (;;) {
       if (child.exitCode !== null) throw new Error(`prometheus exited with ${child.exitCode}: ${log}`);
-      const ready = await fetch(`${url}/-/ready`).then((response) => response.ok, () => false);
+      const ready = await fetch(`${url}/-/ready`).then(
+        (response) => response.ok,
+        () => false,
+      );
       if (ready) break;
       if (Date.now() > deadline) throw new Error(`prometheus not ready after ${options.startTimeoutMs ?? 30000} ms: ${log}`);
       await sleep(100);

@@ -14,8 +14,14 @@ export async function recordingProxy(port: number): Promise<{ port: number; capt
       sockets.add(s);
       s.on('error', () => undefined);
     }
-    client.on('data', (d: Buffer) => { up.push(Buffer.from(d)); target.write(d); });
-    target.on('data', (d: Buffer) => { down.push(Buffer.from(d)); client.write(d); });
+    client.on('data', (d: Buffer) => {
+      up.push(Buffer.from(d));
+      target.write(d);
+    });
+    target.on('data', (d: Buffer) => {
+      down.push(Buffer.from(d));
+      client.write(d);
+    });
     client.on('close', () => target.destroy());
     target.on('close', () => client.destroy());
   });

@@ -3,7 +3,18 @@
 import { randomBytes } from 'node:crypto';
 import net, { type Socket } from 'node:net';
 import { encodeHeader, FrameType, HEADER_BYTES } from '../../src/distributed/collective/frame.ts';
-import { decodeChallenge, decodeHello, decodeProof, encodeAck, encodeChallenge, encodeHello, encodeProof, handshakeMac, NONCE_BYTES, PROTOCOL_VERSION } from '../../src/distributed/collective/handshake.ts';
+import {
+  decodeChallenge,
+  decodeHello,
+  decodeProof,
+  encodeAck,
+  encodeChallenge,
+  encodeHello,
+  encodeProof,
+  handshakeMac,
+  NONCE_BYTES,
+  PROTOCOL_VERSION,
+} from '../../src/distributed/collective/handshake.ts';
 
 export const SMALL = { bucketBytes: 4096, chunkBytes: 1024 } as const;
 
@@ -36,7 +47,8 @@ export function onFrames(socket: Socket, onFrame: (type: number, payload: Buffer
 export function dialHandshake(socket: Socket, fields: { rank: number; worldSize: number }, token: string): void {
   const hello = helloPayload(fields);
   onFrames(socket, (type, payload) => {
-    if (type === FrameType.Challenge) socket.write(frame(FrameType.Proof, encodeProof(handshakeMac(token, 'dialler', hello, decodeChallenge(payload)))));
+    if (type === FrameType.Challenge)
+      socket.write(frame(FrameType.Proof, encodeProof(handshakeMac(token, 'dialler', hello, decodeChallenge(payload)))));
   });
   socket.write(frame(FrameType.Hello, hello));
 }

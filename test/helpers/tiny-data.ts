@@ -40,7 +40,11 @@ export function writeTinyNpz(file: string, o: TinyNpzOptions): void {
   const channels = o.channels ?? 3;
   const classes = o.classes ?? 5;
   const arrays: Parameters<typeof writeNpz>[1] = {};
-  const splits: [string, number][] = [['train', o.train], ['val', o.val ?? 8], ['test', o.test ?? 8]];
+  const splits: [string, number][] = [
+    ['train', o.train],
+    ['val', o.val ?? 8],
+    ['test', o.test ?? 8],
+  ];
   splits.forEach(([split, n], s) => {
     const labelOf = (i: number): number => (i + s) % classes;
     const shape = channels === 1 ? [n, size, size] : [n, size, size, 3];

@@ -20,27 +20,32 @@ function swapLastTwo(rank: number): number[] {
 
 function matMulCandidates(aShape: number[], bShape: number[], outShape: number[], transposeA: boolean, transposeB: boolean): Candidate[] {
   const io = {
-    inputs: [{ name: 'a', shape: aShape }, { name: 'b', shape: bShape }],
+    inputs: [
+      { name: 'a', shape: aShape },
+      { name: 'b', shape: bShape },
+    ],
     outputs: [{ name: 'y', shape: outShape }],
   };
   if (product(aShape.slice(0, -2)) === 1 && product(bShape.slice(0, -2)) === 1) {
-    return [{
-      label: 'gemm',
-      graph: {
-        ...io,
-        initializers: [
-          { name: 'a_shape', values: aShape.slice(-2) },
-          { name: 'b_shape', values: bShape.slice(-2) },
-          { name: 'y_shape', values: outShape },
-        ],
-        nodes: [
-          { op: 'Reshape', inputs: ['a', 'a_shape'], outputs: ['a2'] },
-          { op: 'Reshape', inputs: ['b', 'b_shape'], outputs: ['b2'] },
-          { op: 'Gemm', inputs: ['a2', 'b2'], outputs: ['y2'], attrs: { transA: transposeA ? 1 : 0, transB: transposeB ? 1 : 0 } },
-          { op: 'Reshape', inputs: ['y2', 'y_shape'], outputs: ['y'] },
-        ],
+    return [
+      {
+        label: 'gemm',
+        graph: {
+          ...io,
+          initializers: [
+            { name: 'a_shape', values: aShape.slice(-2) },
+            { name: 'b_shape', values: bShape.slice(-2) },
+            { name: 'y_shape', values: outShape },
+          ],
+          nodes: [
+            { op: 'Reshape', inputs: ['a', 'a_shape'], outputs: ['a2'] },
+            { op: 'Reshape', inputs: ['b', 'b_shape'], outputs: ['b2'] },
+            { op: 'Gemm', inputs: ['a2', 'b2'], outputs: ['y2'], attrs: { transA: transposeA ? 1 : 0, transB: transposeB ? 1 : 0 } },
+            { op: 'Reshape', inputs: ['y2', 'y_shape'], outputs: ['y'] },
+          ],
+        },
       },
-    }];
+    ];
   }
   const nodes: Candidate['graph']['nodes'][number][] = [];
   let [a, b] = ['a', 'b'];

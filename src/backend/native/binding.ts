@@ -32,7 +32,11 @@ export interface OrtSessionOptions {
 export interface OrtSession {
   loadModel(buffer: ArrayBuffer, byteOffset: number, byteLength: number, options: OrtSessionOptions): void;
   /** Runs the graph at once; a tensor given in `fetches` is written in place. */
-  run(feeds: Record<string, OrtTensor>, fetches: Record<string, OrtTensor | null>, options: Record<string, never>): Record<string, OrtTensor>;
+  run(
+    feeds: Record<string, OrtTensor>,
+    fetches: Record<string, OrtTensor | null>,
+    options: Record<string, never>,
+  ): Record<string, OrtTensor>;
   dispose(): void;
 }
 
@@ -138,7 +142,10 @@ function loadFresh(): OrtBinding {
   try {
     bindingModule = fromPackage('./dist/binding');
   } catch (e) {
-    throw new NativeBindingError(`${ORT_PACKAGE} ${version}: its native library failed to load on ${process.platform}-${process.arch}: ${firstLine(e)}`, false);
+    throw new NativeBindingError(
+      `${ORT_PACKAGE} ${version}: its native library failed to load on ${process.platform}-${process.arch}: ${firstLine(e)}`,
+      false,
+    );
   }
   const common = fromPackage('onnxruntime-common') as Loose;
   return checkBinding(bindingModule, common['Tensor'], version);

@@ -16,8 +16,14 @@ export function nhwcInfo(
 ): tf.backend_util.Conv2DInfo | undefined {
   if (dataFormat !== 'NHWC' || inShape.length !== 4 || filterShape.length !== 4) return undefined;
   const info = tf.backend_util.computeConv2DInfo(
-    inShape as [number, number, number, number], filterShape as [number, number, number, number],
-    strides, dilations, pad, dimRoundingMode, false, 'channelsLast',
+    inShape as [number, number, number, number],
+    filterShape as [number, number, number, number],
+    strides,
+    dilations,
+    pad,
+    dimRoundingMode,
+    false,
+    'channelsLast',
   );
   const { top, left } = info.padInfo;
   if (top < 0 || left < 0) return undefined;
@@ -45,9 +51,21 @@ export function onnxPads(info: tf.backend_util.Conv2DInfo): number[] {
 /** A cache key for the conv's geometry. */
 export function geometryKey(info: tf.backend_util.Conv2DInfo): string {
   return [
-    info.batchSize, info.inHeight, info.inWidth, info.inChannels, info.outChannels,
-    info.filterHeight, info.filterWidth, info.strideHeight, info.strideWidth,
-    info.dilationHeight, info.dilationWidth, info.padInfo.top, info.padInfo.left, info.outHeight, info.outWidth,
+    info.batchSize,
+    info.inHeight,
+    info.inWidth,
+    info.inChannels,
+    info.outChannels,
+    info.filterHeight,
+    info.filterWidth,
+    info.strideHeight,
+    info.strideWidth,
+    info.dilationHeight,
+    info.dilationWidth,
+    info.padInfo.top,
+    info.padInfo.left,
+    info.outHeight,
+    info.outWidth,
   ].join(',');
 }
 
@@ -86,7 +104,10 @@ export function im2col(x: string, info: tf.backend_util.Conv2DInfo, prefix: stri
   for (let i = 0; i < kh; i++) {
     for (let j = 0; j < kw; j++) {
       const tap = name(`tap${i}_${j}`);
-      initializers.push({ name: `${tap}_starts`, values: [i * dh, j * dw] }, { name: `${tap}_ends`, values: [i * dh + rowsSpan, j * dw + colsSpan] });
+      initializers.push(
+        { name: `${tap}_starts`, values: [i * dh, j * dw] },
+        { name: `${tap}_ends`, values: [i * dh + rowsSpan, j * dw + colsSpan] },
+      );
       nodes.push({ op: 'Slice', inputs: [padded, `${tap}_starts`, `${tap}_ends`, name('axes'), name('steps')], outputs: [tap] });
       taps.push(tap);
     }

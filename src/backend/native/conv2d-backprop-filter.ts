@@ -49,10 +49,14 @@ export function backpropFilterCandidates(info: tf.backend_util.Conv2DInfo, x: st
           { op: 'Transpose', inputs: [x], outputs: ['x_cbhw'], attrs: { perm: [3, 0, 1, 2] } },
           { op: 'Transpose', inputs: [dy], outputs: ['dy_cbhw'], attrs: { perm: [3, 0, 1, 2] } },
           {
-            op: 'Conv', inputs: ['x_cbhw', 'dy_cbhw'], outputs: ['dw_iohw'],
+            op: 'Conv',
+            inputs: ['x_cbhw', 'dy_cbhw'],
+            outputs: ['dw_iohw'],
             attrs: {
-              kernel_shape: [outHeight, outWidth], strides: [info.dilationHeight, info.dilationWidth],
-              dilations: [info.strideHeight, info.strideWidth], pads: onnxPads(info),
+              kernel_shape: [outHeight, outWidth],
+              strides: [info.dilationHeight, info.dilationWidth],
+              dilations: [info.strideHeight, info.strideWidth],
+              pads: onnxPads(info),
             },
           },
           { op: 'Transpose', inputs: ['dw_iohw'], outputs: [dw], attrs: { perm: [2, 3, 0, 1] } },

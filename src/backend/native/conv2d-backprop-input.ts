@@ -28,10 +28,20 @@ function phaseGemm(info: tf.backend_util.Conv2DInfo, dy: string, filter: string,
   if (batchSize * rows.count * cols.count * rows.taps * cols.taps * co > MAX_IM2COL_FLOATS) return undefined;
   // The im2col of dy for a stride-1 window of rows.taps x cols.taps, padded by taps - 1 before.
   const window = {
-    batchSize, inHeight: info.outHeight, inWidth: info.outWidth, inChannels: co,
-    outHeight: rows.count, outWidth: cols.count,
-    filterHeight: rows.taps, filterWidth: cols.taps, effectiveFilterHeight: rows.taps, effectiveFilterWidth: cols.taps,
-    strideHeight: 1, strideWidth: 1, dilationHeight: 1, dilationWidth: 1,
+    batchSize,
+    inHeight: info.outHeight,
+    inWidth: info.outWidth,
+    inChannels: co,
+    outHeight: rows.count,
+    outWidth: cols.count,
+    filterHeight: rows.taps,
+    filterWidth: cols.taps,
+    effectiveFilterHeight: rows.taps,
+    effectiveFilterWidth: cols.taps,
+    strideHeight: 1,
+    strideWidth: 1,
+    dilationHeight: 1,
+    dilationWidth: 1,
     padInfo: { top: rows.taps - 1, left: cols.taps - 1, bottom: 0, right: 0, type: 'EXPLICIT' },
   } as unknown as tf.backend_util.Conv2DInfo;
   const patches = im2col(dy, window, 'dy_');
@@ -123,7 +133,9 @@ export function backpropInputCandidates(info: tf.backend_util.Conv2DInfo, dy: st
           // ConvTranspose's weight is [C_in, C_out, kh, kw] with C_in the channels it reads (Co of the forward conv).
           { op: 'Transpose', inputs: [filter], outputs: ['w_iohw'], attrs: { perm: [3, 2, 0, 1] } },
           {
-            op: 'ConvTranspose', inputs: ['dy_nchw', 'w_iohw'], outputs: ['dx_nchw'],
+            op: 'ConvTranspose',
+            inputs: ['dy_nchw', 'w_iohw'],
+            outputs: ['dx_nchw'],
             attrs: {
               kernel_shape: [info.filterHeight, info.filterWidth],
               strides: [info.strideHeight, info.strideWidth],

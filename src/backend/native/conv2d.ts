@@ -12,7 +12,13 @@ export function conv2dCandidates(info: tf.backend_util.Conv2DInfo, x: string, fi
   const xShape = [info.batchSize, info.inHeight, info.inWidth, info.inChannels];
   const filterShape = [info.filterHeight, info.filterWidth, info.inChannels, info.outChannels];
   const yShape = [info.batchSize, info.outHeight, info.outWidth, info.outChannels];
-  const io = { inputs: [{ name: x, shape: xShape }, { name: filter, shape: filterShape }], outputs: [{ name: y, shape: yShape }] };
+  const io = {
+    inputs: [
+      { name: x, shape: xShape },
+      { name: filter, shape: filterShape },
+    ],
+    outputs: [{ name: y, shape: yShape }],
+  };
   const candidates: Candidate[] = [
     {
       label: 'conv',
@@ -22,10 +28,14 @@ export function conv2dCandidates(info: tf.backend_util.Conv2DInfo, x: string, fi
           { op: 'Transpose', inputs: [x], outputs: ['x_nchw'], attrs: { perm: [0, 3, 1, 2] } },
           { op: 'Transpose', inputs: [filter], outputs: ['w_oihw'], attrs: { perm: [3, 2, 0, 1] } },
           {
-            op: 'Conv', inputs: ['x_nchw', 'w_oihw'], outputs: ['y_nchw'],
+            op: 'Conv',
+            inputs: ['x_nchw', 'w_oihw'],
+            outputs: ['y_nchw'],
             attrs: {
-              kernel_shape: [info.filterHeight, info.filterWidth], strides: [info.strideHeight, info.strideWidth],
-              dilations: [info.dilationHeight, info.dilationWidth], pads: onnxPads(info),
+              kernel_shape: [info.filterHeight, info.filterWidth],
+              strides: [info.strideHeight, info.strideWidth],
+              dilations: [info.dilationHeight, info.dilationWidth],
+              pads: onnxPads(info),
             },
           },
           { op: 'Transpose', inputs: ['y_nchw'], outputs: [y], attrs: { perm: [0, 2, 3, 1] } },

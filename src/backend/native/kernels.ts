@@ -8,12 +8,7 @@ import { conv2dBackpropInputConfig } from './conv2d-backprop-input.ts';
 import { conv2dConfig } from './conv2d.ts';
 import { previousKernel as previousWasm, setPreviousKernel } from './native-kernel.ts';
 
-const nativeKernels: readonly tf.KernelConfig[] = [
-  conv2dConfig,
-  conv2dBackpropInputConfig,
-  conv2dBackpropFilterConfig,
-  batchMatMulConfig,
-];
+const nativeKernels: readonly tf.KernelConfig[] = [conv2dConfig, conv2dBackpropInputConfig, conv2dBackpropFilterConfig, batchMatMulConfig];
 
 /** The names of the kernels that run natively. */
 export const NATIVE_KERNEL_NAMES: readonly string[] = nativeKernels.map((k) => k.kernelName);

@@ -77,7 +77,8 @@ function load(candidate: Candidate): Loaded {
   const bytes = encodeModel(candidate.graph);
   session.loadModel(bytes.buffer as ArrayBuffer, bytes.byteOffset, bytes.byteLength, sessionOptions());
   const [output] = candidate.graph.outputs;
-  if (output === undefined || candidate.graph.outputs.length !== 1) throw new Error(`native kernel graph '${candidate.label}' must have one output`);
+  if (output === undefined || candidate.graph.outputs.length !== 1)
+    throw new Error(`native kernel graph '${candidate.label}' must have one output`);
   return {
     label: candidate.label,
     session,

@@ -9,7 +9,23 @@ export const adamUpdateConfig = simdKernel(ADAM_UPDATE, ['p', 'g', 'm', 'v'], (k
   const a = attrs as unknown as AdamUpdateAttrs;
   const outputs = [p, m, v].map(() => backend.makeOutput([...p.shape], 'float32'));
   const [pOut, mOut, vOut] = outputs;
-  kernels.adam(at(p), at(g), at(m), at(v), at(pOut), at(mOut), at(vOut), tf.util.sizeFromShape(p.shape),
-    a.weightDecay > 0 ? 1 : 0, a.weightDecay, a.beta1, 1 - a.beta1, a.beta2, 1 - a.beta2, a.stepSize, a.epsHat);
+  kernels.adam(
+    at(p),
+    at(g),
+    at(m),
+    at(v),
+    at(pOut),
+    at(mOut),
+    at(vOut),
+    tf.util.sizeFromShape(p.shape),
+    a.weightDecay > 0 ? 1 : 0,
+    a.weightDecay,
+    a.beta1,
+    1 - a.beta1,
+    a.beta2,
+    1 - a.beta2,
+    a.stepSize,
+    a.epsHat,
+  );
   return outputs;
 });

@@ -20,11 +20,7 @@ export const batchMatMulConfig = overridingWasmKernel(
   tf.BatchMatMul,
   ['a', 'b'],
   ({ a, b }, { transposeA, transposeB }: tf.BatchMatMulAttrs) =>
-    (transposeA || transposeB) &&
-    a.dtype === 'float32' &&
-    b.dtype === 'float32' &&
-    isSingleMatrix(a.shape) &&
-    isSingleMatrix(b.shape),
+    (transposeA || transposeB) && a.dtype === 'float32' && b.dtype === 'float32' && isSingleMatrix(a.shape) && isSingleMatrix(b.shape),
   ({ a, b }, { transposeA, transposeB }: tf.BatchMatMulAttrs) =>
     tf.matMul(transposeA ? swapLastTwo(a) : a, transposeB ? swapLastTwo(b) : b),
 );

@@ -10,10 +10,26 @@ export const col2imConfig = simdKernel(COL2IM, ['cols'], (kernels, [cols], backe
   const [images, rows, width, channels] = a.inputShape;
   const expected = images * a.outHeight * a.outWidth * a.filterHeight * a.filterWidth * channels;
   if (tf.util.sizeFromShape(cols.shape) !== expected || channels % 4 !== 0) {
-    throw new SimdKernelError(`${COL2IM}: cols of shape [${cols.shape.join(',')}] do not hold ${expected} values in whole vectors of channels (${channels})`);
+    throw new SimdKernelError(
+      `${COL2IM}: cols of shape [${cols.shape.join(',')}] do not hold ${expected} values in whole vectors of channels (${channels})`,
+    );
   }
   const dx = backend.makeOutput([...a.inputShape], 'float32');
-  kernels.col2im(at(cols), at(dx), images, a.outHeight, a.outWidth, rows, width, channels,
-    a.filterHeight, a.filterWidth, a.strideHeight, a.strideWidth, a.padTop, a.padLeft);
+  kernels.col2im(
+    at(cols),
+    at(dx),
+    images,
+    a.outHeight,
+    a.outWidth,
+    rows,
+    width,
+    channels,
+    a.filterHeight,
+    a.filterWidth,
+    a.strideHeight,
+    a.strideWidth,
+    a.padTop,
+    a.padLeft,
+  );
   return dx;
 });

@@ -15,12 +15,7 @@ export function cropToConvPadding(
 ): { cropped: tf.Tensor4D; padding: tf.backend_util.ExplicitPadding } {
   const [[top, bottom], [left, right]] = margins;
   const begin = [0, Math.max(0, -top), Math.max(0, -left), 0];
-  const size = [
-    x.shape[0],
-    x.shape[1] - begin[1] - Math.max(0, -bottom),
-    x.shape[2] - begin[2] - Math.max(0, -right),
-    x.shape[3],
-  ];
+  const size = [x.shape[0], x.shape[1] - begin[1] - Math.max(0, -bottom), x.shape[2] - begin[2] - Math.max(0, -right), x.shape[3]];
   const needsCrop = size[1] !== x.shape[1] || size[2] !== x.shape[2];
   return {
     cropped: needsCrop ? tf.slice(x, begin, size) : x,
@@ -49,7 +44,13 @@ export function nhwcConvInfo(
   attrs: ConvBackpropAttrs,
 ): tf.backend_util.Conv2DInfo {
   const info = tf.backend_util.computeConv2DInfo(
-    inShape, filterShape, attrs.strides, 1, attrs.pad, attrs.dimRoundingMode, false,
+    inShape,
+    filterShape,
+    attrs.strides,
+    1,
+    attrs.pad,
+    attrs.dimRoundingMode,
+    false,
     tf.backend_util.convertConv2DDataFormat(attrs.dataFormat),
   );
   if (info.dataFormat !== 'channelsLast') throw new Error(`${kernel} on wasm supports dataFormat 'NHWC' only, got '${attrs.dataFormat}'`);

@@ -98,17 +98,12 @@ function filterFromDyInput(x: tf.Tensor4D, dy: tf.Tensor4D, info: tf.backend_uti
   return tf.reshape(taps, [filterHeight, filterWidth, inChannels, outChannels]);
 }
 
-const composed = composedWasmKernel(
-  tf.Conv2DBackpropFilter,
-  ['x', 'dy'],
-  ({ x, dy }, attrs: tf.Conv2DBackpropFilterAttrs) => {
-    const info = nhwcConvInfo('Conv2DBackpropFilter', x.shape as [number, number, number, number], attrs.filterShape, attrs);
-    const correlate = info.strideHeight === 1 && info.strideWidth === 1 && info.outChannels < info.inChannels
-      ? filterFromDyInput
-      : filterFromXInput;
-    return correlate(x as tf.Tensor4D, dy as tf.Tensor4D, info);
-  },
-);
+const composed = composedWasmKernel(tf.Conv2DBackpropFilter, ['x', 'dy'], ({ x, dy }, attrs: tf.Conv2DBackpropFilterAttrs) => {
+  const info = nhwcConvInfo('Conv2DBackpropFilter', x.shape as [number, number, number, number], attrs.filterShape, attrs);
+  const correlate =
+    info.strideHeight === 1 && info.strideWidth === 1 && info.outChannels < info.inChannels ? filterFromDyInput : filterFromXInput;
+  return correlate(x as tf.Tensor4D, dy as tf.Tensor4D, info);
+});
 
 /** Output rows at least this wide make the direct loop faster than the conv (measured down to 8). */
 const DIRECT_MIN_OUT_WIDTH = 8;
@@ -144,7 +139,14 @@ const PASS_INTS = 8;
  * operand and per group of 16 (or 4) channels of the other, all run together output row by output row. Lanes
  * run over dy's channels (each pass writes a dW row as it lies) or over x's (lanes a dW row apart).
  */
-function filterGradDirect(kernels: SimdKernels, x: tf.TensorInfo, dy: tf.TensorInfo, info: tf.backend_util.Conv2DInfo, backend: WasmKernelBackend, vector: 'x' | 'dy'): tf.TensorInfo {
+function filterGradDirect(
+  kernels: SimdKernels,
+  x: tf.TensorInfo,
+  dy: tf.TensorInfo,
+  info: tf.backend_util.Conv2DInfo,
+  backend: WasmKernelBackend,
+  vector: 'x' | 'dy',
+): tf.TensorInfo {
   const { batchSize, inHeight, inWidth, inChannels, outHeight, outWidth, outChannels, filterHeight, filterWidth } = info;
   const [sh, sw] = [info.strideHeight, info.strideWidth];
   const { top, left } = info.padInfo;
@@ -185,11 +187,18 @@ function filterGradDirect(kernels: SimdKernels, x: tf.TensorInfo, dy: tf.TensorI
   const tableInfo = backend.makeOutput([table.length], 'int32', undefined, Int32Array.from(table));
   const sums = backend.makeOutput([passes * 64], 'float32');
   try {
-    const [vec, vecStrides, scal, scalStrides] =
-      vector === 'dy' ? [dy, dyStrides, x, xStrides] : [x, xStrides, dy, dyStrides];
+    const [vec, vecStrides, scal, scalStrides] = vector === 'dy' ? [dy, dyStrides, x, xStrides] : [x, xStrides, dy, dyStrides];
     kernels.filter_grad(
-      wasmHeapOffset(vec), wasmHeapOffset(scal), batchSize, outHeight, ...vecStrides, ...scalStrides,
-      wasmHeapOffset(tableInfo), passes, wasmHeapOffset(sums), vector === 'dy' ? f : outChannels * f,
+      wasmHeapOffset(vec),
+      wasmHeapOffset(scal),
+      batchSize,
+      outHeight,
+      ...vecStrides,
+      ...scalStrides,
+      wasmHeapOffset(tableInfo),
+      passes,
+      wasmHeapOffset(sums),
+      vector === 'dy' ? f : outChannels * f,
       // channel c + 1's dW entries: the next row of dW (lanes over dy) or the next column (over x)
       vector === 'dy' ? outChannels * f : f,
     );

@@ -79,7 +79,10 @@ function phaseFilter(
 /** Joins `parts` (equal shapes) so that part p's entries interleave at index i*parts + p of `axis`. */
 function interleave(parts: tf.Tensor[], axis: number): tf.Tensor {
   if (parts.length === 1) return parts[0];
-  return tf.concat(parts.map((part) => tf.expandDims(part, axis + 1)), axis + 1);
+  return tf.concat(
+    parts.map((part) => tf.expandDims(part, axis + 1)),
+    axis + 1,
+  );
 }
 
 /**
@@ -101,10 +104,7 @@ const MAX_COLUMN_FLOATS = 2 ** 25;
 function takesGemm(info: tf.backend_util.Conv2DInfo): boolean {
   const columns = info.batchSize * info.outHeight * info.outWidth * info.filterHeight * info.filterWidth * info.inChannels;
   return (
-    (info.strideHeight > 1 || info.strideWidth > 1) &&
-    info.inChannels % 4 === 0 &&
-    info.outChannels >= 8 &&
-    columns <= MAX_COLUMN_FLOATS
+    (info.strideHeight > 1 || info.strideWidth > 1) && info.inChannels % 4 === 0 && info.outChannels >= 8 && columns <= MAX_COLUMN_FLOATS
   );
 }
 
@@ -116,11 +116,22 @@ function takesGemm(info: tf.backend_util.Conv2DInfo): boolean {
  */
 function gemmThenCol2im(dy: tf.Tensor4D, filter: tf.Tensor4D, info: tf.backend_util.Conv2DInfo): tf.Tensor {
   const { outChannels } = info;
-  const cols = tf.matMul(tf.reshape(dy, [-1, outChannels]) as tf.Tensor2D, tf.reshape(filter, [-1, outChannels]) as tf.Tensor2D, false, true);
+  const cols = tf.matMul(
+    tf.reshape(dy, [-1, outChannels]) as tf.Tensor2D,
+    tf.reshape(filter, [-1, outChannels]) as tf.Tensor2D,
+    false,
+    true,
+  );
   const attrs: Col2ImAttrs = {
     inputShape: [info.batchSize, info.inHeight, info.inWidth, info.inChannels],
-    outHeight: info.outHeight, outWidth: info.outWidth, filterHeight: info.filterHeight, filterWidth: info.filterWidth,
-    strideHeight: info.strideHeight, strideWidth: info.strideWidth, padTop: info.padInfo.top, padLeft: info.padInfo.left,
+    outHeight: info.outHeight,
+    outWidth: info.outWidth,
+    filterHeight: info.filterHeight,
+    filterWidth: info.filterWidth,
+    strideHeight: info.strideHeight,
+    strideWidth: info.strideWidth,
+    padTop: info.padInfo.top,
+    padLeft: info.padInfo.left,
   };
   return tf.engine().runKernel(COL2IM, { cols }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor;
 }

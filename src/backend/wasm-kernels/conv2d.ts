@@ -32,12 +32,7 @@ function keepsCols(info: tf.backend_util.Conv2DInfo): boolean {
 }
 
 function isLineFilter(info: tf.backend_util.Conv2DInfo): boolean {
-  return (
-    info.dataFormat === 'channelsLast' &&
-    info.inChannels === 1 &&
-    info.outChannels === 1 &&
-    (keepsRows(info) || keepsCols(info))
-  );
+  return info.dataFormat === 'channelsLast' && info.inChannels === 1 && info.outChannels === 1 && (keepsRows(info) || keepsCols(info));
 }
 
 /**

@@ -36,16 +36,8 @@ export const depthwiseConv2dNativeBackpropFilterConfig = composedWasmKernel(
       [top, usedRows - top - inHeight],
       [left, usedCols - left - inWidth],
     ]);
-    const dyAsFilter = tf.reshape(tf.transpose(dy, [1, 2, 0, 3]), [
-      outHeight,
-      outWidth,
-      batch * channels,
-      multiplier,
-    ]) as tf.Tensor4D;
-    const correlated = tf.depthwiseConv2d(cropped, dyAsFilter, 1, padding, 'NHWC', [
-      info.strideHeight,
-      info.strideWidth,
-    ]);
+    const dyAsFilter = tf.reshape(tf.transpose(dy, [1, 2, 0, 3]), [outHeight, outWidth, batch * channels, multiplier]) as tf.Tensor4D;
+    const correlated = tf.depthwiseConv2d(cropped, dyAsFilter, 1, padding, 'NHWC', [info.strideHeight, info.strideWidth]);
     const taps =
       info.dilationHeight === 1 && info.dilationWidth === 1
         ? correlated

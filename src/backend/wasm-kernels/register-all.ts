@@ -70,7 +70,9 @@ export function registerWasmTrainingKernels(): void {
     const existing = tf.getKernel(config.kernelName, config.backendName);
     if (existing === config) continue;
     if (existing !== undefined) {
-      throw new Error(`${config.kernelName}: TF.js's wasm backend now has this kernel; list ours among the overrides in register-all.ts (or drop it)`);
+      throw new Error(
+        `${config.kernelName}: TF.js's wasm backend now has this kernel; list ours among the overrides in register-all.ts (or drop it)`,
+      );
     }
     tf.registerKernel(config);
   }
@@ -78,7 +80,9 @@ export function registerWasmTrainingKernels(): void {
     const existing = tf.getKernel(config.kernelName, config.backendName);
     if (existing === config) continue;
     if (existing === undefined) {
-      throw new Error(`${config.kernelName}: TF.js's wasm backend has no such kernel to override; list ours among the additions in register-all.ts`);
+      throw new Error(
+        `${config.kernelName}: TF.js's wasm backend has no such kernel to override; list ours among the additions in register-all.ts`,
+      );
     }
     rememberStockKernel(existing);
     // unregister first: registerKernel would otherwise warn on every replacement

@@ -39,12 +39,22 @@ export function sameShape(kernelName: string, shape: readonly number[], named: R
 export function simdKernel(
   kernelName: string,
   inputNames: readonly string[],
-  run: (kernels: SimdKernels, inputs: tf.TensorInfo[], backend: WasmKernelBackend, attrs: tf.NamedAttrMap) => tf.TensorInfo | tf.TensorInfo[],
+  run: (
+    kernels: SimdKernels,
+    inputs: tf.TensorInfo[],
+    backend: WasmKernelBackend,
+    attrs: tf.NamedAttrMap,
+  ) => tf.TensorInfo | tf.TensorInfo[],
 ): tf.KernelConfig {
   return {
     kernelName,
     backendName: 'wasm',
     kernelFunc: ({ inputs, backend, attrs }) =>
-      run(loaded(kernelName), inputNames.map((name) => input(inputs, name, kernelName)), backend as unknown as WasmKernelBackend, attrs ?? {}),
+      run(
+        loaded(kernelName),
+        inputNames.map((name) => input(inputs, name, kernelName)),
+        backend as unknown as WasmKernelBackend,
+        attrs ?? {},
+      ),
   };
 }

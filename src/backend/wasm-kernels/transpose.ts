@@ -63,7 +63,10 @@ export const transposeConfig = overrideStockKernel(tf.Transpose, (args) => {
   if (x === undefined || kernels === undefined || swap === undefined || swap.rows * swap.cols * swap.block < MIN_SLICE_ELEMENTS) {
     return undefined;
   }
-  const y = (args.backend as unknown as WasmKernelBackend).makeOutput(perm.map((axis) => x.shape[axis]), x.dtype);
+  const y = (args.backend as unknown as WasmKernelBackend).makeOutput(
+    perm.map((axis) => x.shape[axis]),
+    x.dtype,
+  );
   const { batch, rows, cols, block } = swap;
   const sliceBytes = rows * cols * block * 4;
   const [from, to] = [wasmHeapOffset(x), wasmHeapOffset(y)];

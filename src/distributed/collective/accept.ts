@@ -6,7 +6,17 @@ import tls from 'node:tls';
 import { randomBytes } from 'node:crypto';
 import { DistConfigError, PeerError, ProtocolError } from './errors.ts';
 import { FrameReader, FrameType } from './frame.ts';
-import { decodeHello, decodeProof, encodeAck, encodeChallenge, HANDSHAKE_MAX_BYTES, handshakeMac, helloRefusal, macsMatch, NONCE_BYTES } from './handshake.ts';
+import {
+  decodeHello,
+  decodeProof,
+  encodeAck,
+  encodeChallenge,
+  HANDSHAKE_MAX_BYTES,
+  handshakeMac,
+  helloRefusal,
+  macsMatch,
+  NONCE_BYTES,
+} from './handshake.ts';
 import type { LinkEnd, RingSettings } from './ring-collective.ts';
 import { TOKEN_ENV } from './ring-options.ts';
 import { fitsSocketPath, isOwnSocket, MAX_SOCKET_PATH_BYTES } from './endpoints.ts';
@@ -24,15 +34,24 @@ export class Acceptor {
   private onLeft: ((end: LinkEnd) => void) | null = null;
   private stopWaiting: ((error: Error) => void) | null = null;
 
-  constructor(private readonly s: RingSettings, secure: boolean) {
+  constructor(
+    private readonly s: RingSettings,
+    secure: boolean,
+  ) {
     this.tcpServer = this.newServer(secure);
   }
 
   private newServer(secure: boolean): Server {
     if (!secure) return net.createServer({ noDelay: true }, (socket) => this.handshake(socket));
-    const server = tls.createServer({ ...tlsServerOptions(this.s.token, this.s.timeoutMs), noDelay: true }, (socket) => this.handshake(socket));
+    const server = tls.createServer({ ...tlsServerOptions(this.s.token, this.s.timeoutMs), noDelay: true }, (socket) =>
+      this.handshake(socket),
+    );
     // A peer without the token fails here, before any frame: log it like any other refusal.
-    server.on('tlsClientError', (e, socket) => this.s.log(`rank ${this.s.rank} refused a connection from ${socket.remoteAddress}:${socket.remotePort}: TLS handshake failed (${e.message}); does it hold this rank's ${TOKEN_ENV}?`));
+    server.on('tlsClientError', (e, socket) =>
+      this.s.log(
+        `rank ${this.s.rank} refused a connection from ${socket.remoteAddress}:${socket.remotePort}: TLS handshake failed (${e.message}); does it hold this rank's ${TOKEN_ENV}?`,
+      ),
+    );
     return server;
   }
 
@@ -45,7 +64,8 @@ export class Acceptor {
 
   /** Also listens on `path`, readable and writable by this user only; a stale socket of this user's there is replaced. */
   async listenUnix(path: string): Promise<void> {
-    if (!fitsSocketPath(path)) throw new DistConfigError(`socket path ${path} is longer than ${MAX_SOCKET_PATH_BYTES} bytes: set TMPDIR to a shorter directory`);
+    if (!fitsSocketPath(path))
+      throw new DistConfigError(`socket path ${path} is longer than ${MAX_SOCKET_PATH_BYTES} bytes: set TMPDIR to a shorter directory`);
     // This rank holds the TCP address the name is derived from, so a socket of ours there is a killed rank's leftover.
     if (isOwnSocket(path)) rmSync(path, { force: true });
     const server = this.newServer(false);
@@ -88,7 +108,8 @@ export class Acceptor {
     if (this.socketPath !== null) rmSync(this.socketPath, { force: true });
     if (this.unixServer?.listening) this.unixServer.close();
     if (this.tcpServer.listening) this.tcpServer.close();
-    if (this.leftEnd === null) this.stopWaiting?.(new DistConfigError(`rank ${this.s.rank}: listener closed before the left neighbour connected`));
+    if (this.leftEnd === null)
+      this.stopWaiting?.(new DistConfigError(`rank ${this.s.rank}: listener closed before the left neighbour connected`));
   }
 
   private handshake(socket: Socket): void {
@@ -128,7 +149,11 @@ export class Acceptor {
       clearTimeout(timer);
       this.pending.delete(socket);
       reader.setHandler(holdingHandler(0, () => undefined));
-      sendFrame(socket, FrameType.Ack, encodeAck({ rank: s.rank, worldSize: s.worldSize, mac: handshakeMac(s.token, 'acceptor', sent.bytes, nonce) }));
+      sendFrame(
+        socket,
+        FrameType.Ack,
+        encodeAck({ rank: s.rank, worldSize: s.worldSize, mac: handshakeMac(s.token, 'acceptor', sent.bytes, nonce) }),
+      );
       s.log(`rank ${s.rank} accepted rank ${leftRank} from ${remote}`);
       this.leftEnd = { socket, reader };
       this.onLeft?.(this.leftEnd);

@@ -5,7 +5,17 @@ import tls from 'node:tls';
 import { randomBytes } from 'node:crypto';
 import { PeerError, ProtocolError } from './errors.ts';
 import { FrameReader, FrameType, type FrameHandler } from './frame.ts';
-import { decodeAck, decodeChallenge, encodeHello, encodeProof, HANDSHAKE_MAX_BYTES, handshakeMac, macsMatch, NONCE_BYTES, PROTOCOL_VERSION } from './handshake.ts';
+import {
+  decodeAck,
+  decodeChallenge,
+  encodeHello,
+  encodeProof,
+  HANDSHAKE_MAX_BYTES,
+  handshakeMac,
+  macsMatch,
+  NONCE_BYTES,
+  PROTOCOL_VERSION,
+} from './handshake.ts';
 import type { LinkEnd, RingSettings } from './ring-collective.ts';
 import { type PeerAddress, type RingTransport, TOKEN_ENV } from './ring-options.ts';
 import { type DialTarget, describeTarget, dialTargets, isNotListening } from './endpoints.ts';
@@ -21,7 +31,14 @@ function dialOnce(s: RingSettings, target: DialTarget, deadline: number, secure:
   const rightRank = (s.rank + 1) % s.worldSize;
   const where = describeTarget(target);
   return new Promise((resolve, reject) => {
-    const hello = encodeHello({ version: PROTOCOL_VERSION, rank: s.rank, worldSize: s.worldSize, bucketBytes: s.bucketBytes, chunkBytes: s.chunkBytes, nonce: randomBytes(NONCE_BYTES) });
+    const hello = encodeHello({
+      version: PROTOCOL_VERSION,
+      rank: s.rank,
+      worldSize: s.worldSize,
+      bucketBytes: s.bucketBytes,
+      chunkBytes: s.chunkBytes,
+      nonce: randomBytes(NONCE_BYTES),
+    });
     let challenge: Buffer | null = null;
     const handler: FrameHandler = {
       maxPayloadBytes: HANDSHAKE_MAX_BYTES,
@@ -39,7 +56,9 @@ function dialOnce(s: RingSettings, target: DialTarget, deadline: number, secure:
         return collect((payload) => {
           const ack = decodeAck(payload);
           if (!macsMatch(ack.mac, handshakeMac(s.token, 'acceptor', hello, nonce))) {
-            throw new ProtocolError(`its answer does not prove it holds this rank's ${TOKEN_ENV} (the tokens differ, or it is not a rank of this run)`);
+            throw new ProtocolError(
+              `its answer does not prove it holds this rank's ${TOKEN_ENV} (the tokens differ, or it is not a rank of this run)`,
+            );
           }
           if (ack.rank !== rightRank || ack.worldSize !== s.worldSize) {
             throw new ProtocolError(`rank ${ack.rank} of ${ack.worldSize} answered, expected rank ${rightRank} of ${s.worldSize}`);
@@ -57,9 +76,10 @@ function dialOnce(s: RingSettings, target: DialTarget, deadline: number, secure:
       reader = FrameReader.onDataEvents(socket, handler);
     } else {
       const dialled = FrameReader.withReadBuffer(handler);
-      socket = target.path === undefined
-        ? net.connect({ host: target.host, port: target.port, noDelay: true, onread: dialled.onread })
-        : net.connect({ path: target.path, onread: dialled.onread });
+      socket =
+        target.path === undefined
+          ? net.connect({ host: target.host, port: target.port, noDelay: true, onread: dialled.onread })
+          : net.connect({ path: target.path, onread: dialled.onread });
       reader = dialled.reader;
       reader.bind(socket);
     }
@@ -83,7 +103,12 @@ function dialOnce(s: RingSettings, target: DialTarget, deadline: number, secure:
     );
     socket.on('error', (e) => settle(e));
     socket.on('close', () =>
-      settle(new PeerError(rightRank, `rank ${rightRank} at ${where} closed the connection during the handshake (it refused this rank's token, version or sizes: see its log)`)),
+      settle(
+        new PeerError(
+          rightRank,
+          `rank ${rightRank} at ${where} closed the connection during the handshake (it refused this rank's token, version or sizes: see its log)`,
+        ),
+      ),
     );
     socket.on(encrypted ? 'secureConnect' : 'connect', () => sendFrame(socket, FrameType.Hello, hello));
   });
@@ -101,10 +126,12 @@ export async function dialRight(s: RingSettings, transport: RingTransport, peer:
       } catch (error) {
         if (isNotListening(error) && (i < targets.length - 1 || Date.now() < deadline)) continue;
         if (error instanceof PeerError) throw error;
-        throw new PeerError(rightRank, `rank ${s.rank} could not connect to rank ${rightRank} at ${describeTarget(target)}: ${(error as Error).message}`);
+        throw new PeerError(
+          rightRank,
+          `rank ${s.rank} could not connect to rank ${rightRank} at ${describeTarget(target)}: ${(error as Error).message}`,
+        );
       }
     }
     await sleep(Math.min(20 * 2 ** attempt, 500));
   }
 }
-

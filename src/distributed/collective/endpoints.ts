@@ -68,4 +68,3 @@ export function isNotListening(error: unknown): boolean {
   const code = (error as NodeJS.ErrnoException).code;
   return code === 'ECONNREFUSED' || code === 'ENOENT';
 }
-

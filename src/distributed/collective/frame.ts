@@ -109,7 +109,10 @@ export class FrameReader {
    * sink offers one, else exactly the bytes of the next header, else (a frame waiting for its operation,
    * the handshake) one reused buffer of READ_BUFFER_BYTES whose leftovers are copied out.
    */
-  static withReadBuffer(handler: FrameHandler): { reader: FrameReader; onread: { buffer: () => Uint8Array; callback: (bytes: number, buffer: Uint8Array) => boolean } } {
+  static withReadBuffer(handler: FrameHandler): {
+    reader: FrameReader;
+    onread: { buffer: () => Uint8Array; callback: (bytes: number, buffer: Uint8Array) => boolean };
+  } {
     const reader = new FrameReader(handler);
     const general = Buffer.allocUnsafe(READ_BUFFER_BYTES);
     let direct = false;

@@ -30,4 +30,3 @@ export function listenOn(server: Server, options: net.ListenOptions): Promise<vo
     });
   });
 }
-

@@ -109,12 +109,16 @@ export class RingCollective implements Collective, RingLink {
     if (!Number.isInteger(root) || root < 0 || root >= this.worldSize) {
       return Promise.reject(new RangeError(`broadcast root ${root} is not a rank of a world of size ${this.worldSize}`));
     }
-    return this.enqueue(() => this.run(new BroadcastOp(this, this.takeSeq(), buffers, this.worldSize - 1 - root, this.bucketElements, this.chunkElements)));
+    return this.enqueue(() =>
+      this.run(new BroadcastOp(this, this.takeSeq(), buffers, this.worldSize - 1 - root, this.bucketElements, this.chunkElements)),
+    );
   }
 
   /** An all-reduce of one float: no rank can finish it before every rank has contributed. */
   barrier(): Promise<void> {
-    return this.enqueue(() => this.run(new AllReduceOp(this, this.takeSeq(), [new Float32Array(1)], this.bucketElements, this.chunkElements)));
+    return this.enqueue(() =>
+      this.run(new AllReduceOp(this, this.takeSeq(), [new Float32Array(1)], this.bucketElements, this.chunkElements)),
+    );
   }
 
   async close(): Promise<void> {
@@ -214,8 +218,7 @@ export class RingCollective implements Collective, RingLink {
       const error = new PeerError(peer, `rank ${peer} ${what} (rank ${this.rank}'s ${side} link)`);
       const running = this.running;
       const needed =
-        running !== null &&
-        (side === 'inbound' ? running.op.receivedFrames < running.op.expectedFrames : this.pendingWrites > 0);
+        running !== null && (side === 'inbound' ? running.op.receivedFrames < running.op.expectedFrames : this.pendingWrites > 0);
       if (needed) this.fail(error);
       else this.failure ??= error;
     };
@@ -251,7 +254,9 @@ export class RingCollective implements Collective, RingLink {
       const waitingForData = running.op.receivedFrames < running.op.expectedFrames;
       const peer = waitingForData ? this.inboundRank : this.outboundRank;
       const what = waitingForData ? `no data from rank ${peer}` : `rank ${peer} stopped reading`;
-      this.fail(new PeerError(peer, `${running.op.name} (operation ${running.op.seq}) timed out on rank ${this.rank}: ${what} for ${idle} ms`));
+      this.fail(
+        new PeerError(peer, `${running.op.name} (operation ${running.op.seq}) timed out on rank ${this.rank}: ${what} for ${idle} ms`),
+      );
     };
     this.watchdog = setTimeout(check, timeoutMs);
   }

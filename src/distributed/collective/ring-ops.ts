@@ -115,10 +115,12 @@ export class AllReduceOp implements RingOperation {
   accept(header: FrameHeader): PayloadSink {
     if (header.type !== FrameType.Data) throw new ProtocolError(`expected a data frame, got type ${header.type}`);
     if (header.ringStep >= this.steps) throw new ProtocolError(`step ${header.ringStep} out of range (${this.steps} steps)`);
-    if (header.bucket >= this.plan.bucketCount) throw new ProtocolError(`bucket ${header.bucket} out of range (${this.plan.bucketCount} buckets)`);
+    if (header.bucket >= this.plan.bucketCount)
+      throw new ProtocolError(`bucket ${header.bucket} out of range (${this.plan.bucketCount} buckets)`);
     const chunks = this.plan.segmentChunks(header.bucket, this.segmentReceivedAt(header.ringStep));
     if (header.chunk >= chunks.length) throw new ProtocolError(`chunk ${header.chunk} out of range (${chunks.length} chunks)`);
-    if (this.receivedFrames >= this.expectedFrames) throw new ProtocolError(`more than the ${this.expectedFrames} frames of operation ${this.seq}`);
+    if (this.receivedFrames >= this.expectedFrames)
+      throw new ProtocolError(`more than the ${this.expectedFrames} frames of operation ${this.seq}`);
     const range = chunks[header.chunk];
     checkPayload(header, range, 'data');
     const passOn = () => {
@@ -192,8 +194,10 @@ export class BroadcastOp implements RingOperation {
 
   accept(header: FrameHeader): PayloadSink {
     if (header.type !== FrameType.Broadcast) throw new ProtocolError(`expected a broadcast frame, got type ${header.type}`);
-    if (this.receivedFrames >= this.expectedFrames) throw new ProtocolError(`more than the ${this.expectedFrames} frames of broadcast ${this.seq}`);
-    if (header.bucket >= this.plan.bucketCount) throw new ProtocolError(`bucket ${header.bucket} out of range (${this.plan.bucketCount} buckets)`);
+    if (this.receivedFrames >= this.expectedFrames)
+      throw new ProtocolError(`more than the ${this.expectedFrames} frames of broadcast ${this.seq}`);
+    if (header.bucket >= this.plan.bucketCount)
+      throw new ProtocolError(`bucket ${header.bucket} out of range (${this.plan.bucketCount} buckets)`);
     const chunks = this.plan.segmentChunks(header.bucket, 0);
     if (header.chunk >= chunks.length) throw new ProtocolError(`chunk ${header.chunk} out of range (${chunks.length} chunks)`);
     const range = chunks[header.chunk];

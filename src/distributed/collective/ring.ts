@@ -13,7 +13,14 @@ import { DistConfigError } from './errors.ts';
 import { isLoopbackHost } from './handshake.ts';
 import { RingCollective, type RingSettings } from './ring-collective.ts';
 import { resolveTls } from './tls-link.ts';
-import { type ConnectRingOptions, type PeerAddress, type RingOptions, resolveSettings, resolveTransport, TOKEN_ENV } from './ring-options.ts';
+import {
+  type ConnectRingOptions,
+  type PeerAddress,
+  type RingOptions,
+  resolveSettings,
+  resolveTransport,
+  TOKEN_ENV,
+} from './ring-options.ts';
 import { uniqueSocketPath, unixSocketPath } from './endpoints.ts';
 import { Acceptor } from './accept.ts';
 import { dialRight } from './dial.ts';
@@ -36,7 +43,13 @@ export interface RingListener {
 function checkPeers(s: RingSettings, peers: PeerAddress[]): void {
   if (peers.length !== s.worldSize) throw new DistConfigError(`peers lists ${peers.length} addresses, expected worldSize ${s.worldSize}`);
   peers.forEach((p, i) => {
-    if (typeof p.host !== 'string' || !Number.isInteger(p.port) || p.port <= 0 || p.port > 65535 || !(p.socketPath === undefined || typeof p.socketPath === 'string')) {
+    if (
+      typeof p.host !== 'string' ||
+      !Number.isInteger(p.port) ||
+      p.port <= 0 ||
+      p.port > 65535 ||
+      !(p.socketPath === undefined || typeof p.socketPath === 'string')
+    ) {
       throw new DistConfigError(`peers[${i}] must be {host, port, socketPath?} with a port in 1..65535, got ${JSON.stringify(p)}`);
     }
   });
@@ -54,7 +67,9 @@ export async function listenForRing(opts: RingOptions): Promise<RingListener> {
     throw new DistConfigError(`refusing to listen on ${host} without a token: set ${TOKEN_ENV} (or the token option) on every rank`);
   }
   if (transport === 'unix' && !isLoopbackHost(host)) {
-    throw new DistConfigError(`transport 'unix' needs a loopback listen host (peers on this machine), got ${host}: use 'auto' or 'tcp' across hosts`);
+    throw new DistConfigError(
+      `transport 'unix' needs a loopback listen host (peers on this machine), got ${host}: use 'auto' or 'tcp' across hosts`,
+    );
   }
   const secure = resolveTls(opts.tls, s.token);
   const acceptor = new Acceptor(s, secure);
@@ -87,7 +102,11 @@ export async function listenForRing(opts: RingOptions): Promise<RingListener> {
           return new RingCollective(s, dialled, accepted);
         } catch (error) {
           // One link failed: close the other too, whenever it forms, rather than leave it open.
-          for (const link of links) link.then((end) => end.socket.destroy(), () => undefined);
+          for (const link of links)
+            link.then(
+              (end) => end.socket.destroy(),
+              () => undefined,
+            );
           throw error;
         }
       } finally {

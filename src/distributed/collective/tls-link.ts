@@ -17,7 +17,8 @@ function psk(token: string): Buffer {
 /** Whether TCP links are encrypted: the option, else MEDVAE_DIST_TLS=1; it needs a token. */
 export function resolveTls(option: boolean | undefined, token: string): boolean {
   const on = option ?? process.env[TLS_ENV] === '1';
-  if (on && token === '') throw new DistConfigError(`TLS on the ring needs a shared token as its key: set MEDVAE_DIST_TOKEN (or the token option) on every rank`);
+  if (on && token === '')
+    throw new DistConfigError(`TLS on the ring needs a shared token as its key: set MEDVAE_DIST_TOKEN (or the token option) on every rank`);
   return on;
 }
 

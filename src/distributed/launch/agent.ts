@@ -98,7 +98,17 @@ function spawnWorker(rank: number, device: string): Worker {
   const exited = new Promise<string>((resolve) => {
     child.once('exit', (code, signal) => resolve(signal ? `killed by ${signal}` : `exited with code ${code}`));
   });
-  return { rank, device, child, api: Comlink.wrap<WorkerApi>(childProcessEndpoint(child)), exited, lastStep: -1, lastProgressAt: Date.now(), lastAnswerAt: Date.now(), healthPending: false };
+  return {
+    rank,
+    device,
+    child,
+    api: Comlink.wrap<WorkerApi>(childProcessEndpoint(child)),
+    exited,
+    lastStep: -1,
+    lastProgressAt: Date.now(),
+    lastAnswerAt: Date.now(),
+    healthPending: false,
+  };
 }
 
 /** Rejects when any worker exits before `done` settles, or stops making progress. */
@@ -112,7 +122,9 @@ function watchWorkers(workers: Worker[], opts: LaunchOptions, done: Promise<unkn
       reject(new WorkerFailure(message));
     };
     for (const w of workers) {
-      void w.exited.then((how) => fail(`worker rank ${w.rank} (${w.device}, pid ${w.child.pid}) ${how} at step ~${Math.max(0, w.lastStep)}`));
+      void w.exited.then((how) =>
+        fail(`worker rank ${w.rank} (${w.device}, pid ${w.child.pid}) ${how} at step ~${Math.max(0, w.lastStep)}`),
+      );
     }
     timer = setInterval(() => {
       const now = Date.now();
@@ -127,7 +139,9 @@ function watchWorkers(workers: Worker[], opts: LaunchOptions, done: Promise<unkn
         const limit = limitOf(stalled[0]!);
         const step = Math.max(0, ...workers.map((x) => x.lastStep));
         const since = Math.max(...stalled.map((x) => now - x.lastProgressAt));
-        fail(`worker rank ${w.rank} (${w.device}, pid ${w.child.pid}) made no progress for ${Math.round(since / 1000)} s at step ${step} (${step > 0 ? 'step' : 'start-up'} timeout ${limit / 1000} s): hung`);
+        fail(
+          `worker rank ${w.rank} (${w.device}, pid ${w.child.pid}) made no progress for ${Math.round(since / 1000)} s at step ${step} (${step > 0 ? 'step' : 'start-up'} timeout ${limit / 1000} s): hung`,
+        );
         return;
       }
       for (const w of workers) {
@@ -142,13 +156,28 @@ function watchWorkers(workers: Worker[], opts: LaunchOptions, done: Promise<unkn
             }
             opts.metrics.workerSnapshot(w.rank, snapshot);
           })
-          .catch(() => { /* an exit is reported by `exited`; a slow answer by the timeout */ })
-          .finally(() => { w.healthPending = false; });
+          .catch(() => {
+            /* an exit is reported by `exited`; a slow answer by the timeout */
+          })
+          .finally(() => {
+            w.healthPending = false;
+          });
       }
     }, HEALTH_INTERVAL_MS);
   });
-  void done.finally(() => { settled = true; clearInterval(timer); }).catch(() => {});
-  return { failure, stop: () => { settled = true; clearInterval(timer); } };
+  void done
+    .finally(() => {
+      settled = true;
+      clearInterval(timer);
+    })
+    .catch(() => {});
+  return {
+    failure,
+    stop: () => {
+      settled = true;
+      clearInterval(timer);
+    },
+  };
 }
 
 async function killAll(workers: Worker[]): Promise<void> {
@@ -166,7 +195,9 @@ export function liveTimeoutMs(stepTimeoutMs: number): number {
 
 /** Every rank's address as this node's workers dial it: Unix socket paths only for ranks on this host. */
 function peersForThisNode(all: { node: number; host: string; port: number; socketPath?: string }[], node: number): PeerAddress[] {
-  return all.map((p) => (p.node === node && p.socketPath ? { host: p.host, port: p.port, socketPath: p.socketPath } : { host: p.host, port: p.port }));
+  return all.map((p) =>
+    p.node === node && p.socketPath ? { host: p.host, port: p.port, socketPath: p.socketPath } : { host: p.host, port: p.port },
+  );
 }
 
 /** One attempt: spawn, gather ports (across nodes: through the rendezvous), form the ring, train; all workers or none. */
@@ -177,18 +208,35 @@ async function attempt(opts: LaunchOptions, ownResume: string | undefined, sessi
   const rankOffset = session?.assignment.rankOffset ?? 0;
   const workers = opts.devices.map((device, i) => spawnWorker(rankOffset + i, device));
   for (const w of workers) opts.metrics.workerUp(w.rank, w.device, true);
-  const onAbort = (): void => { for (const w of workers) void w.api.stop().catch(() => {}); };
+  const onAbort = (): void => {
+    for (const w of workers) void w.api.stop().catch(() => {});
+  };
   opts.signal.addEventListener('abort', onAbort);
   let watch: ReturnType<typeof watchWorkers> | undefined;
   try {
     const run = (async () => {
-      const ports = await Promise.all(workers.map((w) => w.api.prepare({
-        rank: w.rank, worldSize, device: w.device, config: opts.config, runDir: opts.runDir, resume,
-        logFormat: opts.logFormat, listenHost: opts.listenHost, bucketBytes: opts.bucketBytes, chunkBytes: opts.chunkBytes,
-        offerUnixSocket: session !== undefined,
-      })));
+      const ports = await Promise.all(
+        workers.map((w) =>
+          w.api.prepare({
+            rank: w.rank,
+            worldSize,
+            device: w.device,
+            config: opts.config,
+            runDir: opts.runDir,
+            resume,
+            logFormat: opts.logFormat,
+            listenHost: opts.listenHost,
+            bucketBytes: opts.bucketBytes,
+            chunkBytes: opts.chunkBytes,
+            offerUnixSocket: session !== undefined,
+          }),
+        ),
+      );
       const peers = session
-        ? peersForThisNode(await session.exchangePorts(ports.map(({ port, socketPath }) => ({ port, socketPath }))), opts.nodes!.layout.nodeRank)
+        ? peersForThisNode(
+            await session.exchangePorts(ports.map(({ port, socketPath }) => ({ port, socketPath }))),
+            opts.nodes!.layout.nodeRank,
+          )
         : ports.map(({ port }) => ({ host: opts.listenHost, port }));
       return Promise.all(workers.map((w) => w.api.train(peers)));
     })();
@@ -208,11 +256,17 @@ async function attempt(opts: LaunchOptions, ownResume: string | undefined, sessi
     await new Promise((r) => setTimeout(r, 200));
     const died = workers.find((w) => w.child.exitCode !== null || w.child.signalCode !== null);
     await killAll(workers);
-    const failure = e instanceof WorkerFailure ? e
-      : died ? new WorkerFailure(`worker rank ${died.rank} (${died.device}, pid ${died.child.pid}) ${await died.exited} at step ~${Math.max(0, died.lastStep)}`)
-      // A lost peer is a failure to restart from; a worker's own error (bad config, diverged loss) is not.
-      : e instanceof Error && e.name === 'PeerError' ? new WorkerFailure(e.message)
-      : e;
+    const failure =
+      e instanceof WorkerFailure
+        ? e
+        : died
+          ? new WorkerFailure(
+              `worker rank ${died.rank} (${died.device}, pid ${died.child.pid}) ${await died.exited} at step ~${Math.max(0, died.lastStep)}`,
+            )
+          : // A lost peer is a failure to restart from; a worker's own error (bad config, diverged loss) is not.
+            e instanceof Error && e.name === 'PeerError'
+            ? new WorkerFailure(e.message)
+            : e;
     // The other nodes stop too; they are told why.
     session?.fail(failure instanceof Error ? failure.message : String(failure));
     throw failure;
@@ -226,22 +280,45 @@ async function attempt(opts: LaunchOptions, ownResume: string | undefined, sessi
 function joinRound(opts: LaunchOptions, nodes: MultiNodeOptions): Promise<RendezvousSession> {
   const { layout } = nodes;
   return RendezvousSession.join({
-    masterAddr: layout.masterAddr, masterPort: layout.masterPort, token: nodes.token, runDir: opts.runDir,
-    rdzvTimeoutMs: nodes.rdzvTimeoutMs, liveTimeoutMs: liveTimeoutMs(opts.stepTimeoutMs), log: (line) => opts.progress.info(line), signal: opts.signal,
-    request: { nodeRank: layout.nodeRank, nnodes: layout.nnodes, localWorldSize: opts.devices.length, localAddr: nodes.localAddr, hostname: nodes.hostname, settings: nodes.settings },
+    masterAddr: layout.masterAddr,
+    masterPort: layout.masterPort,
+    token: nodes.token,
+    runDir: opts.runDir,
+    rdzvTimeoutMs: nodes.rdzvTimeoutMs,
+    liveTimeoutMs: liveTimeoutMs(opts.stepTimeoutMs),
+    log: (line) => opts.progress.info(line),
+    signal: opts.signal,
+    request: {
+      nodeRank: layout.nodeRank,
+      nnodes: layout.nnodes,
+      localWorldSize: opts.devices.length,
+      localAddr: nodes.localAddr,
+      hostname: nodes.hostname,
+      settings: nodes.settings,
+    },
   });
 }
 
 export async function launch(opts: LaunchOptions): Promise<LaunchResult> {
   const nodes = opts.nodes;
   const state = { resume: opts.resume };
-  const server = nodes?.layout.nodeRank === 0 ? await RendezvousServer.start({
-    // Beyond loopback the master address may be a name (a Service's) that this host cannot bind.
-    bindHost: isLoopbackHost(nodes.layout.masterAddr) ? nodes.layout.masterAddr : '0.0.0.0',
-    masterAddr: nodes.layout.masterAddr, port: nodes.layout.masterPort, token: nodes.token, nnodes: nodes.layout.nnodes, runDir: opts.runDir, reference: { settings: nodes.settings },
-    rdzvTimeoutMs: nodes.rdzvTimeoutMs, liveTimeoutMs: liveTimeoutMs(opts.stepTimeoutMs), log: (line) => opts.progress.info(`rendezvous: ${line}`),
-    resume: () => state.resume ?? null,
-  }) : undefined;
+  const server =
+    nodes?.layout.nodeRank === 0
+      ? await RendezvousServer.start({
+          // Beyond loopback the master address may be a name (a Service's) that this host cannot bind.
+          bindHost: isLoopbackHost(nodes.layout.masterAddr) ? nodes.layout.masterAddr : '0.0.0.0',
+          masterAddr: nodes.layout.masterAddr,
+          port: nodes.layout.masterPort,
+          token: nodes.token,
+          nnodes: nodes.layout.nnodes,
+          runDir: opts.runDir,
+          reference: { settings: nodes.settings },
+          rdzvTimeoutMs: nodes.rdzvTimeoutMs,
+          liveTimeoutMs: liveTimeoutMs(opts.stepTimeoutMs),
+          log: (line) => opts.progress.info(`rendezvous: ${line}`),
+          resume: () => state.resume ?? null,
+        })
+      : undefined;
   try {
     return await launchRounds(opts, state);
   } finally {
@@ -258,13 +335,18 @@ async function launchRounds(opts: LaunchOptions, state: { resume?: string }): Pr
       if (!(e instanceof WorkerFailure)) throw e;
       const last = latestCheckpoint(join(opts.runDir, 'checkpoints'));
       if (restarts >= opts.maxRestarts) {
-        const hint = opts.maxRestarts === 0 ? '; pass --max-restarts N to restart the workers automatically' : ` after ${restarts} restart(s)`;
-        throw new WorkerFailure(`${e.message}. All workers stopped. Last checkpoint: ${last ?? '(none)'} (intact); continue with: ${opts.resumeCommand}${hint}`);
+        const hint =
+          opts.maxRestarts === 0 ? '; pass --max-restarts N to restart the workers automatically' : ` after ${restarts} restart(s)`;
+        throw new WorkerFailure(
+          `${e.message}. All workers stopped. Last checkpoint: ${last ?? '(none)'} (intact); continue with: ${opts.resumeCommand}${hint}`,
+        );
       }
       opts.metrics.restart();
       // Restart from the newest checkpoint; before the first one exists, from where the run began.
       if (last && existsSync(join(last, 'state.json'))) state.resume = opts.runDir;
-      opts.progress.info(`${e.message}; restarting all ${opts.devices.length} workers${opts.nodes ? ' of this node, after a new rendezvous,' : ''} from ${last ?? 'the start'} (restart ${restarts + 1} of ${opts.maxRestarts})`);
+      opts.progress.info(
+        `${e.message}; restarting all ${opts.devices.length} workers${opts.nodes ? ' of this node, after a new rendezvous,' : ''} from ${last ?? 'the start'} (restart ${restarts + 1} of ${opts.maxRestarts})`,
+      );
     }
   }
 }

@@ -29,11 +29,14 @@ export class ControlChannel {
     socket.on('data', (chunk: string) => this.read(chunk));
     socket.on('error', (e) => this.close(`connection error: ${e.message}`));
     socket.on('close', () => this.close('connection closed'));
-    this.beat = setInterval(() => {
-      const silent = Date.now() - this.lastHeard;
-      if (silent > liveTimeoutMs) return this.close(`silent for ${Math.round(silent / 1000)} s (no heartbeat)`);
-      this.send({ type: 'beat' });
-    }, Math.min(HEARTBEAT_MS, liveTimeoutMs / 2));
+    this.beat = setInterval(
+      () => {
+        const silent = Date.now() - this.lastHeard;
+        if (silent > liveTimeoutMs) return this.close(`silent for ${Math.round(silent / 1000)} s (no heartbeat)`);
+        this.send({ type: 'beat' });
+      },
+      Math.min(HEARTBEAT_MS, liveTimeoutMs / 2),
+    );
   }
 
   listen(onMessage: (m: Message) => void): void {
@@ -76,7 +79,8 @@ export class ControlChannel {
       } catch {
         return this.close('sent a line that is not JSON (not a medvae agent?)');
       }
-      if (typeof m !== 'object' || m === null || typeof (m as Message).type !== 'string') return this.close('sent a message without a type');
+      if (typeof m !== 'object' || m === null || typeof (m as Message).type !== 'string')
+        return this.close('sent a message without a type');
       if ((m as Message).type !== 'beat') this.onMessage(m as Message);
     }
     if (this.buffered.length > MAX_LINE_BYTES) this.close(`sent a line longer than ${MAX_LINE_BYTES} bytes`);

@@ -64,7 +64,12 @@ function messageId(message: unknown): string | undefined {
 
 /** The answer comlink turns into a rejected call: a thrown error, as a worker would send it. */
 function thrownAnswer(id: string, error: Error): unknown {
-  return { id, type: 'HANDLER', name: 'throw', value: { isError: true, value: { name: error.name, message: error.message, stack: error.stack } } };
+  return {
+    id,
+    type: 'HANDLER',
+    name: 'throw',
+    value: { isError: true, value: { name: error.name, message: error.message, stack: error.stack } },
+  };
 }
 
 class IpcEndpoint implements Endpoint {

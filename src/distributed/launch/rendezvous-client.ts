@@ -6,8 +6,16 @@ import net, { type Socket } from 'node:net';
 import { macsMatch, NONCE_BYTES } from '../collective/handshake.ts';
 import { ControlChannel } from './control-channel.ts';
 import {
-  agentMac, masterMac, probeDigest, RDZV_PROTOCOL_VERSION, RendezvousError, sleep,
-  type Assignment, type JoinRequest, type RankAddress, type WorkerPort,
+  agentMac,
+  masterMac,
+  probeDigest,
+  RDZV_PROTOCOL_VERSION,
+  RendezvousError,
+  sleep,
+  type Assignment,
+  type JoinRequest,
+  type RankAddress,
+  type WorkerPort,
 } from './rendezvous-protocol.ts';
 
 export interface JoinOptions {
@@ -159,7 +167,10 @@ function handshake(socket: Socket, o: JoinOptions, where: string, deadline: numb
       if (m.type === 'refused') return finish({ reason: String(m.reason), fatal: m.fatal !== false });
       if (state === 'challenge' && m.type === 'challenge') {
         if (m.version !== RDZV_PROTOCOL_VERSION) {
-          return finish({ reason: `node 0 at ${where} speaks rendezvous protocol ${String(m.version)}, this node ${RDZV_PROTOCOL_VERSION}: run one medvae version everywhere`, fatal: true });
+          return finish({
+            reason: `node 0 at ${where} speaks rendezvous protocol ${String(m.version)}, this node ${RDZV_PROTOCOL_VERSION}: run one medvae version everywhere`,
+            fatal: true,
+          });
         }
         serverNonce = Buffer.from(String(m.nonce), 'hex');
         const request: JoinRequest = { ...o.request, version: RDZV_PROTOCOL_VERSION, probeDigest: probeDigest(o.runDir, String(m.probe)) };
@@ -168,13 +179,22 @@ function handshake(socket: Socket, o: JoinOptions, where: string, deadline: numb
         state = 'welcome';
       } else if (state === 'welcome' && m.type === 'welcome') {
         if (!macsMatch(Buffer.from(String(m.mac), 'hex'), masterMac(o.token, myNonce, serverNonce))) {
-          return finish({ reason: `node 0 at ${where} does not prove it holds this node's MEDVAE_DIST_TOKEN: give every node the same token`, fatal: true });
+          return finish({
+            reason: `node 0 at ${where} does not prove it holds this node's MEDVAE_DIST_TOKEN: give every node the same token`,
+            fatal: true,
+          });
         }
         state = 'assign';
         o.log(`node ${o.request.nodeRank} joined the rendezvous at ${where}; waiting for all nodes`);
       } else if (state === 'assign' && m.type === 'assign') {
         const resume = typeof m.resume === 'string' ? m.resume : null;
-        const assignment: Assignment = { round: Number(m.round), worldSize: Number(m.worldSize), rankOffset: Number(m.rankOffset), nnodes: Number(m.nnodes), resume };
+        const assignment: Assignment = {
+          round: Number(m.round),
+          worldSize: Number(m.worldSize),
+          rankOffset: Number(m.rankOffset),
+          nnodes: Number(m.nnodes),
+          resume,
+        };
         finish(new RendezvousSession(channel, assignment, where, o.request.nodeRank));
       } else {
         finish({ reason: `node 0 at ${where} sent '${m.type}' during the rendezvous (${state} expected)`, fatal: true });

@@ -101,7 +101,9 @@ export function masterMac(token: string, agentNonce: Buffer, serverNonce: Buffer
 /** The probe file's digest as this node reads it from the run directory (null: the file is not there). */
 export function probeDigest(runDir: string, probe: string): string | null {
   try {
-    return createHash('sha256').update(readFileSync(join(runDir, probe))).digest('hex');
+    return createHash('sha256')
+      .update(readFileSync(join(runDir, probe)))
+      .digest('hex');
   } catch {
     return null;
   }

@@ -8,8 +8,16 @@ import { join } from 'node:path';
 import { macsMatch, NONCE_BYTES } from '../collective/handshake.ts';
 import { ControlChannel, type Message } from './control-channel.ts';
 import {
-  agentMac, differingKeys, masterMac, RDZV_PROTOCOL_VERSION, RendezvousError, settingsHash, sleep,
-  type JoinRequest, type RankAddress, type WorkerPort,
+  agentMac,
+  differingKeys,
+  masterMac,
+  RDZV_PROTOCOL_VERSION,
+  RendezvousError,
+  settingsHash,
+  sleep,
+  type JoinRequest,
+  type RankAddress,
+  type WorkerPort,
 } from './rendezvous-protocol.ts';
 
 const PROBE_PREFIX = '.medvae-rdzv-';
@@ -125,7 +133,6 @@ export class RendezvousServer {
     this.fatal = reason;
   }
 
-
   private admit(socket: Socket): void {
     const channel = new ControlChannel(socket, this.o.liveTimeoutMs);
     this.channels.add(channel);
@@ -161,10 +168,19 @@ export class RendezvousServer {
   /** Checks an authenticated join; returns the member, or null after refusing it. */
   private accept(j: JoinRequest, host: string, channel: ControlChannel, refuse: (reason: string, fatal: boolean) => void): Member | null {
     const who = `node ${j.nodeRank} (${j.hostname}, ${host})`;
-    if (this.fatal !== null) return refuse(this.fatal, true), null;
-    if (j.version !== RDZV_PROTOCOL_VERSION) return refuse(`${who} speaks rendezvous protocol ${j.version}, node 0 speaks ${RDZV_PROTOCOL_VERSION}: run one medvae version everywhere`, true), null;
-    if (j.nnodes !== this.o.nnodes) return refuse(`${who} was started with --nnodes ${j.nnodes}, node 0 with ${this.o.nnodes}`, true), null;
-    if (!Number.isInteger(j.nodeRank) || j.nodeRank < 0 || j.nodeRank >= this.o.nnodes) return refuse(`${who}: node rank outside 0..${this.o.nnodes - 1}`, true), null;
+    if (this.fatal !== null) return (refuse(this.fatal, true), null);
+    if (j.version !== RDZV_PROTOCOL_VERSION)
+      return (
+        refuse(
+          `${who} speaks rendezvous protocol ${j.version}, node 0 speaks ${RDZV_PROTOCOL_VERSION}: run one medvae version everywhere`,
+          true,
+        ),
+        null
+      );
+    if (j.nnodes !== this.o.nnodes)
+      return (refuse(`${who} was started with --nnodes ${j.nnodes}, node 0 with ${this.o.nnodes}`, true), null);
+    if (!Number.isInteger(j.nodeRank) || j.nodeRank < 0 || j.nodeRank >= this.o.nnodes)
+      return (refuse(`${who}: node rank outside 0..${this.o.nnodes - 1}`, true), null);
     if (settingsHash(j.settings) !== settingsHash(this.o.reference.settings)) {
       const keys = differingKeys(this.o.reference.settings, j.settings, 0, j.nodeRank);
       const more = keys.length > SHOWN_KEYS ? ` and ${keys.length - SHOWN_KEYS} more` : '';
@@ -183,7 +199,10 @@ export class RendezvousServer {
     const present = this.members.get(j.nodeRank);
     if (this.phase !== 'joining' || (present && !present.channel.isClosed)) {
       // A restarted agent may arrive before node 0 noticed its predecessor's loss: it asks again.
-      refuse(`node rank ${j.nodeRank} is already in the running round (from ${present?.host ?? '?'}): two agents with the same NODE_RANK?`, false);
+      refuse(
+        `node rank ${j.nodeRank} is already in the running round (from ${present?.host ?? '?'}): two agents with the same NODE_RANK?`,
+        false,
+      );
       return null;
     }
     const member: Member = { node: j.nodeRank, host: j.localAddr || host, join: j, channel, done: false };
@@ -215,7 +234,9 @@ export class RendezvousServer {
       member.ports = m.ports as WorkerPort[];
       const members = this.sorted();
       if (members.every((x) => x.ports !== undefined)) {
-        const peers: RankAddress[] = members.flatMap((x) => x.ports!.map((p) => ({ node: x.node, host: x.host, port: p.port, ...(p.socketPath ? { socketPath: p.socketPath } : {}) })));
+        const peers: RankAddress[] = members.flatMap((x) =>
+          x.ports!.map((p) => ({ node: x.node, host: x.host, port: p.port, ...(p.socketPath ? { socketPath: p.socketPath } : {}) })),
+        );
         this.phase = 'running';
         for (const x of members) x.channel.send({ type: 'peers', peers });
       }

@@ -10,9 +10,20 @@ export const K8S_SERVICE_ENV = 'MEDVAE_K8S_SERVICE';
 
 /** Every variable the layout is read from (cluster manifests are checked against this list). */
 export const LAYOUT_ENV = [
-  'NNODES', 'NODE_RANK', 'MASTER_ADDR', 'MASTER_PORT',
-  'JOB_COMPLETION_INDEX', 'HOSTNAME', K8S_SERVICE_ENV,
-  'SLURM_JOB_ID', 'SLURM_NODEID', 'SLURM_PROCID', 'SLURM_NNODES', 'SLURM_JOB_NUM_NODES', 'SLURM_JOB_NODELIST', 'SLURM_NODELIST',
+  'NNODES',
+  'NODE_RANK',
+  'MASTER_ADDR',
+  'MASTER_PORT',
+  'JOB_COMPLETION_INDEX',
+  'HOSTNAME',
+  K8S_SERVICE_ENV,
+  'SLURM_JOB_ID',
+  'SLURM_NODEID',
+  'SLURM_PROCID',
+  'SLURM_NNODES',
+  'SLURM_JOB_NUM_NODES',
+  'SLURM_JOB_NODELIST',
+  'SLURM_NODELIST',
 ] as const;
 
 export class LayoutError extends Error {
@@ -43,7 +54,12 @@ interface Candidate {
   value: string;
 }
 
-const FLAG_OF: Record<Setting, string> = { nnodes: '--nnodes', nodeRank: '--node-rank', masterAddr: '--master-addr', masterPort: '--master-port' };
+const FLAG_OF: Record<Setting, string> = {
+  nnodes: '--nnodes',
+  nodeRank: '--node-rank',
+  masterAddr: '--master-addr',
+  masterPort: '--master-port',
+};
 
 /**
  * Expands a Slurm host list as `scontrol show hostnames` does: `node[01-03,7],gpu-a[1-2]` gives
@@ -134,7 +150,12 @@ function integer(c: Candidate, min: number, max: number): number {
 /** The node layout from flags, then torchrun's variables, then the scheduler's; disagreeing sources are refused. */
 export function resolveNodeLayout(flags: LayoutFlags, env: NodeJS.ProcessEnv = process.env): NodeLayout {
   const { scheduler, found } = schedulerCandidates(env);
-  const torchrunEnv: Record<Setting, string> = { nnodes: 'NNODES', nodeRank: 'NODE_RANK', masterAddr: 'MASTER_ADDR', masterPort: 'MASTER_PORT' };
+  const torchrunEnv: Record<Setting, string> = {
+    nnodes: 'NNODES',
+    nodeRank: 'NODE_RANK',
+    masterAddr: 'MASTER_ADDR',
+    masterPort: 'MASTER_PORT',
+  };
   const notes: string[] = [];
   const pick = (setting: Setting, fallback: string): Candidate => {
     const fromEnv: Candidate[] = [];
@@ -144,14 +165,17 @@ export function resolveNodeLayout(flags: LayoutFlags, env: NodeJS.ProcessEnv = p
     const flag = flags[setting];
     if (flag !== undefined) {
       const differing = fromEnv.filter((c) => c.value !== flag);
-      if (differing.length > 0) notes.push(`${FLAG_OF[setting]} ${flag} overrides ${differing.map((c) => `${c.source}=${c.value}`).join(', ')}`);
+      if (differing.length > 0)
+        notes.push(`${FLAG_OF[setting]} ${flag} overrides ${differing.map((c) => `${c.source}=${c.value}`).join(', ')}`);
       return { source: FLAG_OF[setting], value: flag };
     }
     const [first, ...others] = fromEnv;
     if (!first) return { source: `the default of ${FLAG_OF[setting]}`, value: fallback };
     const other = others.find((c) => c.value !== first.value);
     if (other) {
-      throw new LayoutError(`${first.source}=${first.value} but ${other.source}=${other.value}: the environment disagrees on ${FLAG_OF[setting]}; unset one or pass ${FLAG_OF[setting]}`);
+      throw new LayoutError(
+        `${first.source}=${first.value} but ${other.source}=${other.value}: the environment disagrees on ${FLAG_OF[setting]}; unset one or pass ${FLAG_OF[setting]}`,
+      );
     }
     return first;
   };
