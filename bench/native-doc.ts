@@ -2,9 +2,10 @@
 // JSON that bench/vs-peer.ts writes: native, wasm and the PyTorch peer measured in turn in the
 // same minutes, with the commit, date and machine of the run. Nothing in the tables is typed by hand.
 //
-// Usage: node --import tsx bench/native-doc.ts bench/out/native-vs-peer.json
+// Usage: node --import tsx bench/native-doc.ts docs/native-vs-peer.json (the JSON of the run the page shows, kept beside it)
 import { readFileSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
+import { replaceReadmeBlock, ROOT } from './doc-tools.ts';
 
 interface Summary {
   model: string;
@@ -30,7 +31,6 @@ interface Report {
   runs: { side: string; model: string; threads: number; peak_rss_mb: number; load_average: number }[];
 }
 
-const ROOT = resolve(import.meta.dirname, '..');
 const input = process.argv[2];
 if (input === undefined) throw new Error('usage: node --import tsx bench/native-doc.ts REPORT.json (from bench/vs-peer.ts)');
 const report = JSON.parse(readFileSync(input, 'utf8')) as Report;
@@ -48,10 +48,11 @@ function peakRss(side: string, s: Summary): number {
   );
 }
 
-function table(): string {
+/** The speed table; `withVerdict` adds the check against the issue's bar (the docs page only). */
+function table(withVerdict: boolean): string {
   const rows = report.summaries.map((s) => {
     const wasm = s.wasm_images_per_s === undefined ? '—' : `${round2(s.wasm_images_per_s)} (${s.wasm_vs_peer_median}×)`;
-    return `| ${MODEL_NAMES[s.model] ?? s.model} | ${s.threads} | **${round2(s.native_images_per_s)}** | ${wasm} | ${round2(s.peer_images_per_s)} | **${s.native_vs_peer_median}×** (${s.native_vs_peer.join(', ')}) | ${peakRss('native', s)} / ${peakRss('peer', s)} |`;
+    return `| ${MODEL_NAMES[s.model] ?? s.model} | ${s.threads} | **${round2(s.native_images_per_s)}** | ${wasm} | ${round2(s.peer_images_per_s)} | ${peerContended(s) ? 'not comparable: the peer was contended' : `**${s.native_vs_peer_median}×** (${s.native_vs_peer.join(', ')})`} | ${peakRss('native', s)} / ${peakRss('peer', s)} |`;
   });
   return [
     `${report.image_size}×${report.image_size}, batch ${report.batch}, images/s (median of ${report.summaries[0]?.rounds ?? 0} rounds, ${report.steps} timed steps each); ${stamp}.`,
@@ -59,8 +60,7 @@ function table(): string {
     '| model | threads | native | wasm (one core; ratio to the peer) | PyTorch peer | native ÷ peer (each round) | peak RSS MB, native / peer |',
     '| --- | --- | --- | --- | --- | --- | --- |',
     ...rows,
-    '',
-    verdict(),
+    ...(withVerdict ? ['', verdict()] : []),
   ].join('\n');
 }
 
@@ -127,15 +127,17 @@ Measured by \`npm run bench:vs-peer -- --wasm\`: \`bench:step --backend native\`
 (\`../shared/peer/run.sh\`, PyTorch 1.13 on OpenBLAS) take turns, so each ratio compares runs made in
 the same minutes on this shared machine, whose speed drifts by up to 25%.
 
-${table()}
+${table(true)}
 `;
 writeFileSync(join(ROOT, 'docs', 'native.md'), page);
 
-const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
-const start = '<!-- native-speed:start -->';
-const end = '<!-- native-speed:end -->';
-const i = readme.indexOf(start);
-const j = readme.indexOf(end);
-if (i < 0 || j < i) throw new Error(`README.md has no ${start} ... ${end} block`);
-writeFileSync(join(ROOT, 'README.md'), `${readme.slice(0, i + start.length)}\n${table()}\n${readme.slice(j)}`);
+if (
+  !replaceReadmeBlock('native-speed', [
+    table(false),
+    '',
+    'How these compare with the goal of the native backend: [docs/native.md](docs/native.md).',
+  ])
+) {
+  throw new Error('README.md has no native-speed block');
+}
 console.error('native-doc: wrote docs/native.md and the README table');
