@@ -32,8 +32,8 @@ interface Correlation {
  * The stride-1 conv of `input` ([1, R, C, B]) with `filter` ([FR, FC, B, N]), as one conv or, for
  * a large filter, the sum of convs over chunks of its rows. Why: XNNPACK's GEMM streams the whole
  * packed filter once per few output pixels, and these filters hold a whole activation (dy or x):
- * chunks that fit the 2 MB L2 cache run ~1.5x faster ([64,64,64,32] x, stride 2: the convs take
- * 104 ms instead of 163 ms, slices included). Chunk rows first..end-1 meet padded input rows
+ * chunks that fit the L2 cache run faster, slices included (the [64,64,64,32] x, stride 2 case of
+ * `npm run bench:kernels`). Chunk rows first..end-1 meet padded input rows
  * first*d .. (end-1)*d + outRows - 1; rows outside the input are zeros.
  */
 function correlateInRowChunks(input: tf.Tensor4D, filter: tf.Tensor4D, conv: Correlation): tf.Tensor {
@@ -111,11 +111,9 @@ const DIRECT_MIN_OUT_WIDTH = 8;
 /**
  * Which operand the direct loop (filterGradDirect) reads as vectors, or undefined to run the conv.
  * The loop wins where the conv's GEMM is badly shaped: when one side has at most 4 channels (the
- * image layers 3 -> 32 and 32 -> 3: a GEMM dimension of 3 or 27, ~2.5 GMAC/s; here 32 and 89 ms
- * -> 4 and 18 ms at 64x64, batch 64) and when output rows are long (x [64,64,64,32], dy
- * [64,32,32,32]: 82 -> 33 ms; [64,32,32,32] x [64,16,16,64]: 37 -> 20 ms; [64,16,16,64] x
- * [64,8,8,128]: 29 -> 21 ms). With 4-wide rows the per-row pass overhead takes over (26 ms conv,
- * 29 ms loop): those stay convs.
+ * image layers 3 -> 32 and 32 -> 3, a GEMM dimension of 3 or 27) and when output rows are long
+ * (the 64x64 and 32x32 layers at batch 64). With 4-wide rows the per-row pass overhead takes over
+ * and those stay convs. The Conv2DBackpropFilter cases of `npm run bench:kernels` measure each.
  */
 function directVectorOperand(info: tf.backend_util.Conv2DInfo): 'x' | 'dy' | undefined {
   if (info.dataFormat !== 'channelsLast') return undefined;

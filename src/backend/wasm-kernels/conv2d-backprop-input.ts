@@ -89,7 +89,7 @@ function interleave(parts: tf.Tensor[], axis: number): tf.Tensor {
  * Below this many dx channels, one conv per row phase makes every column phase at once (its
  * output channels, the filter zero-extended to the longest phase): XNNPACK's GEMM wants 8+ output
  * channels, and the column concat of a many-pixel, few-channel dx costs more than the extra taps
- * (Ci = 3: 9 ms this way, 26 ms with a conv per phase).
+ * (the Ci = 3 output layer of `npm run bench:convtranspose`).
  */
 const PER_PHASE_MIN_CHANNELS = 32;
 
@@ -98,8 +98,8 @@ const MAX_COLUMN_FLOATS = 2 ** 25;
 
 /**
  * Strided convs with 8+ output channels (the GEMM's inner dimension) and dx channels in whole
- * vectors take the GEMM: measured at batch 64, dy [64,2,2,512] 41 -> 25 ms, [64,16,16,64] 27 ->
- * 25 ms, [64,32,32,32] 64 -> 58 ms. At stride 1 the phase path is one plain conv, which wins.
+ * vectors take the GEMM, faster on every strided decoder shape of `npm run bench:convtranspose` at
+ * batch 64. At stride 1 the phase path is one plain conv, which wins.
  */
 function takesGemm(info: tf.backend_util.Conv2DInfo): boolean {
   const columns = info.batchSize * info.outHeight * info.outWidth * info.filterHeight * info.filterWidth * info.inChannels;
