@@ -47,7 +47,7 @@ for (const run of new Set(unfinished.map((l) => runLabel(l)))) {
   );
 }
 out.push(
-  'Definitions: `src/restore/` (chains in `samplers.ts`, scores in `score.ts`, baselines in `baselines.ts`, metrics in `metrics.ts`). PSNR in dB and SSIM are means over images of per-image values in the conventions of `src/eval/README.md` (data range 2 on [-1, 1]). Imputation is scored on the missing pixels only (SSIM: windows centred on a missing pixel); denoising on all pixels.',
+  'Definitions: `src/restore/` (chains in `samplers.ts`, scores in `score.ts`, baselines in `baselines.ts`, metrics in `metrics.ts`). PSNR in dB and SSIM are means over images of per-image values in the conventions of [evaluation.md](evaluation.md) (data range 2 on [-1, 1]). Imputation is scored on the missing pixels only (SSIM: windows centred on a missing pixel); denoising on all pixels.',
   '',
 );
 

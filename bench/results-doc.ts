@@ -206,7 +206,7 @@ const page: string[] = [
   'on all 400 held-out test images; the rows in italics are the baselines the numbers must beat.',
   'Sample numbers are for draws from the prior N(0, I), and in brackets for draws from a Gaussian fitted to the',
   "training images' latents (`medvae sample --latent fitted`; for the JointVAE only the prior applies)",
-  '([src/eval/README.md](../src/eval/README.md) defines each).',
+  '([evaluation.md](evaluation.md) defines each).',
   '',
   ...table(),
   '',
