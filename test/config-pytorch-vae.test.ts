@@ -2,13 +2,13 @@
 // and values (AntixK/PyTorch-VAE configs/*.yaml), loaded through loadConfig.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfig } from '../src/config/load.ts';
 import { DEFAULT_CONFIG, type ExperimentConfig } from '../src/config/schema.ts';
+import { tempDir } from './helpers/temp-dir.ts';
 
-const dir = mkdtempSync(join(tmpdir(), 'medvae-pytorch-vae-'));
+const dir = tempDir('medvae-pytorch-vae-');
 
 function write(name: string, text: string): string {
   const p = join(dir, name);

@@ -1,14 +1,15 @@
 // Test data the data-layer tests make themselves: .npy arrays, zip archives in the three variants
 // found in the wild (stored, deflated, ZIP64 with 0xFFFFFFFF local sizes), MedMNIST-style npz
 // files, and Gleason-layout trees of real JPEGs. Written independently of src/data's readers.
-import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import sharp from 'sharp';
+import { tempDir as removedAtExit } from './helpers/temp-dir.ts';
 import { encodeZip as zipBytes, type NpzVariant as ZipVariant } from '../src/data/npz-writer.ts';
 
+/** A directory removed when the test process exits. */
 export async function tempDir(prefix: string): Promise<string> {
-  return mkdtemp(join(tmpdir(), `medvae-${prefix}-`));
+  return removedAtExit(`medvae-${prefix}-`);
 }
 
 export interface NpyOptions {

@@ -2,13 +2,13 @@
 // variables, Kubernetes, Slurm) and node 0's rendezvous, in process on loopback.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { expandHostlist, resolveNodeLayout } from '../src/distributed/launch/scheduler-env.ts';
 import { differingKeys, flattenSettings } from '../src/distributed/launch/rendezvous-protocol.ts';
 import { RendezvousServer } from '../src/distributed/launch/rendezvous-server.ts';
 import { RendezvousSession, type JoinOptions } from '../src/distributed/launch/rendezvous-client.ts';
+import { tempDir } from './helpers/temp-dir.ts';
 
 test('Slurm host lists expand as scontrol show hostnames does', () => {
   assert.deepEqual(expandHostlist('node[01-03,7],gpu-a[1-2]'), ['node01', 'node02', 'node03', 'node7', 'gpu-a1', 'gpu-a2']);
@@ -107,7 +107,7 @@ async function withServer(
   rdzvTimeoutMs: number,
   body: (join: (node: number, o?: Partial<JoinOptions>) => Promise<RendezvousSession>, runDir: string) => Promise<void>,
 ): Promise<string[]> {
-  const runDir = mkdtempSync(join(tmpdir(), 'medvae-rdzv-'));
+  const runDir = tempDir('medvae-rdzv-');
   const port = nextPort++;
   const settings = { 'train.lr': '0.005' };
   const log: string[] = [];
@@ -184,7 +184,7 @@ test('a node missing after --rdzv-timeout is named, on node 0 and on the nodes t
 
 test('a node that cannot see the run directory is refused at the rendezvous', async () => {
   await withServer(2, 10_000, async (joinAs) => {
-    const elsewhere = mkdtempSync(join(tmpdir(), 'medvae-rdzv-other-'));
+    const elsewhere = tempDir('medvae-rdzv-other-');
     const zero = assert.rejects(joinAs(0), /cannot see the run directory/);
     await assert.rejects(
       joinAs(1, { runDir: elsewhere }),

@@ -2,8 +2,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { writeTinyNpz } from './helpers/tiny-data.ts';
@@ -12,12 +10,13 @@ import { latestCheckpoint, readState } from '../src/train/checkpoint.ts';
 import { checkpointWeights, maxAbsDiff } from './helpers/checkpoint-weights.ts';
 import { loadConfig } from '../src/config/load.ts';
 import { createModel } from '../src/models/index.ts';
+import { tempDir } from './helpers/temp-dir.ts';
 
 await tf.setBackend('cpu');
 const ROOT = join(import.meta.dirname, '..');
 const TRAIN = join(ROOT, 'bin', 'medvae.js');
 const DIST = join(ROOT, 'bin', 'medvae-dist.js');
-const dir = mkdtempSync(join(tmpdir(), 'medvae-dist-'));
+const dir = tempDir('medvae-dist-');
 const data = join(dir, 'tiny.npz');
 writeTinyNpz(data, { train: 48, val: 8, test: 8 });
 const tiny = ['--config', 'configs/smoke.yaml', '--data', data, '--backend', 'wasm', '--log-format', 'plain'];

@@ -2,14 +2,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, prometheusBinary, promtoolBinary, runPromtool, startPrometheus } from './helpers/prometheus.ts';
 import { writeTinyNpz } from './helpers/tiny-data.ts';
+import { tempDir } from './helpers/temp-dir.ts';
 
 const ROOT = join(import.meta.dirname, '..');
-const dir = mkdtempSync(join(tmpdir(), 'medvae-prom-'));
+const dir = tempDir('medvae-prom-');
 const data = join(dir, 'tiny.npz');
 writeTinyNpz(data, { train: 48, val: 8, test: 8 });
 const skip =

@@ -4,17 +4,16 @@
 // onnxruntime-node cannot load.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend/index.ts';
 import { chosenGraphs, forceCandidate, nativeCallCounts } from '../src/backend/native/kernels.ts';
 import { nativeUnavailable } from './helpers/native.ts';
+import { tempDir } from './helpers/temp-dir.ts';
 
 const skip = nativeUnavailable();
 // Graph choices of this test's own, not the machine's.
-process.env['MEDVAE_NATIVE_CHOICES'] = join(mkdtempSync(join(tmpdir(), 'medvae-native-')), 'choices.json');
+process.env['MEDVAE_NATIVE_CHOICES'] = join(tempDir('medvae-native-'), 'choices.json');
 
 /** Deterministic values in [-1, 1). */
 function values(size: number, seed: number): Float32Array {

@@ -4,17 +4,17 @@
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { openMedmnist } from '../src/data/medmnist.ts';
 import { readScoresCsv } from '../src/restore/scores-csv.ts';
 import { maskSource, parseMaskSpec } from '../src/restore/mask.ts';
 import { writeTinyNpz } from './helpers/tiny-data.ts';
+import { tempDir } from './helpers/temp-dir.ts';
 
 const BIN = join(import.meta.dirname, '..', 'bin', 'medvae.js');
-const dir = mkdtempSync(join(tmpdir(), 'medvae-restore-cli-'));
+const dir = tempDir('medvae-restore-cli-');
 const data = join(dir, 'tiny.npz');
 const run = join(dir, 'runs', 'vae');
 

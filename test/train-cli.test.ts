@@ -2,8 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync, readFileSync, readdirSync, existsSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, readdirSync, existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import sharp from 'sharp';
@@ -11,9 +10,10 @@ import * as tf from '@tensorflow/tfjs';
 import { writeTinyNpz } from './helpers/tiny-data.ts';
 import { loadRun, latestCheckpoint } from '../src/train/checkpoint.ts';
 import { openDataset } from '../src/data/open.ts';
+import { tempDir } from './helpers/temp-dir.ts';
 
 const BIN = join(import.meta.dirname, '..', 'bin', 'medvae.js');
-const dir = mkdtempSync(join(tmpdir(), 'medvae-cli-'));
+const dir = tempDir('medvae-cli-');
 const data = join(dir, 'tiny.npz');
 // 48 training images at batch 16: 3 steps an epoch.
 writeTinyNpz(data, { train: 48, val: 8, test: 8 });

@@ -3,15 +3,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../src/config/load.ts';
 import { train } from '../src/train/trainer.ts';
 import type { Progress } from '../src/train/progress.ts';
 import { writeTinyNpz } from './helpers/tiny-data.ts';
+import { tempDir } from './helpers/temp-dir.ts';
 
-const dir = mkdtempSync(join(tmpdir(), 'medvae-leak-'));
+const dir = tempDir('medvae-leak-');
 const data = join(dir, 'tiny.npz');
 // 32 images at batch 8: 4 steps an epoch, so 12 steps cross two epoch ends (pictures, checkpoints).
 writeTinyNpz(data, { train: 32, val: 8, test: 8 });

@@ -2,12 +2,12 @@
 // callers use, and every way loading fails is one line that names the file.
 import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import wabtInit from 'wabt';
 import { WasmExportError, WasmLoadError, loadWasmModule, type WasmExportSpec } from '../src/util/wasm-module.ts';
+import { tempDir } from './helpers/temp-dir.ts';
 
 interface Scale {
   memory: WebAssembly.Memory;
@@ -16,7 +16,7 @@ interface Scale {
 
 const SPEC: WasmExportSpec<Scale> = { memory: 'memory', scale: ['i32', 'i32', 'f32'] };
 
-const dir = mkdtempSync(join(tmpdir(), 'medvae-wasm-'));
+const dir = tempDir('medvae-wasm-');
 
 /** Assembles `wat` into dir/name.wasm and returns its URL. */
 async function built(name: string, wat: string): Promise<URL> {
