@@ -17,12 +17,12 @@ import { verifyCheckpoint } from '../src/train/checkpoint-manifest.ts';
 const ROOT = join(import.meta.dirname, '..');
 const DIST = join(ROOT, 'bin', 'medvae-dist.js');
 const FAULTS = Number(process.env.MEDVAE_CHAOS_FAULTS ?? 2);
-const EPOCHS = Number(process.env.MEDVAE_CHAOS_EPOCHS ?? 4);
+const EPOCHS = Number(process.env.MEDVAE_CHAOS_EPOCHS ?? 12);
 const rng = new Rng(Number(process.env.MEDVAE_CHAOS_SEED ?? 5));
 const dir = mkdtempSync(join(tmpdir(), 'medvae-chaos-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 const data = join(dir, 'tiny.npz');
-// 48 images at batch 16: 3 steps an epoch; a checkpoint every 2 steps.
+// 48 images at batch 16: 3 steps an epoch (12 epochs, so that the run outlasts the faults); a checkpoint every 2 steps.
 writeTinyNpz(data, { train: 48, val: 8, test: 8 });
 const args = [
   '--cpu-workers',
