@@ -67,7 +67,7 @@ test('installed from the tarball, plain Node imports it, tsc checks a script aga
   const data = join(app, 'tiny.npz');
   writeTinyNpz(data, { train: 16, val: 4, test: 4 });
   const script = `
-import { initBackend, loadConfig, train, loadRun, sample, reconstruct, readImages } from 'medvae';
+import { initBackend, loadConfig, train, loadRun, sample, reconstruct, readImages, openDataset } from 'medvae';
 const config = loadConfig({ sets: ['data.path=${data}', 'model.image_size=32', 'model.hidden_dims=[4, 8]', 'model.latent_dim=4', 'train.batch_size=8', 'train.max_steps=2', 'train.backend=wasm', 'output.metrics_port=0'] });
 const info = await initBackend(config.train.backend);
 const result = await train({ config, runDir: 'run' });
@@ -75,7 +75,9 @@ const loaded = await loadRun('run');
 const samples = await sample(loaded, { n: 3, seed: 1 });
 const real = await readImages(config, 'test', 2);
 const rec = reconstruct(loaded, { data: real.images, n: real.n, size: real.size, channels: real.channels });
-console.log(JSON.stringify({ backend: info.name, step: result.state.step, stoppedBy: result.stoppedBy, samples: samples.pixels.length, recN: rec.n, recLength: rec.data.length }));
+// The default config's data.path names the package's bundled RetinaMNIST, found from any working directory.
+const bundled = await openDataset(loadConfig().data, 'test');
+console.log(JSON.stringify({ bundledTest: bundled.length, backend: info.name, step: result.state.step, stoppedBy: result.stoppedBy, samples: samples.pixels.length, recN: rec.n, recLength: rec.data.length }));
 `;
   writeFileSync(join(app, 'main.ts'), script);
   writeFileSync(join(app, 'main.mjs'), script);
@@ -99,6 +101,7 @@ console.log(JSON.stringify({ backend: info.name, step: result.state.step, stoppe
   );
   const out = JSON.parse(run(process.execPath, ['main.mjs'], app).trim().split('\n').at(-1)!) as Record<string, unknown>;
   assert.deepEqual(out, {
+    bundledTest: 400,
     backend: 'wasm',
     step: 2,
     stoppedBy: 'max_steps',

@@ -1,6 +1,7 @@
 // One entry point from a config's data section to a readable split.
 import { stat } from 'node:fs/promises';
 import type { DataConfig } from '../config/schema.ts';
+import { resolveBundledPath } from '../util/package-root.ts';
 import { DatasetNotFoundError } from './errors.ts';
 import { checkFormat } from './format.ts';
 import { openFolder } from './folder.ts';
@@ -8,8 +9,10 @@ import { openGleason } from './gleason.ts';
 import { openMedmnist } from './medmnist.ts';
 import type { DatasetSplit } from './types.ts';
 
+/** A relative path not found from the working directory may name the package's bundled copy (data/retinamnist.npz). */
 export async function openDataset(cfg: Pick<DataConfig, 'format' | 'path'>, split: string): Promise<DatasetSplit> {
-  const exists = await stat(cfg.path).then(() => true, () => false);
+  const path = resolveBundledPath(cfg.path);
+  const exists = await stat(path).then(() => true, () => false);
   if (!exists) {
     const hint =
       cfg.format === 'medmnist'
@@ -17,13 +20,13 @@ export async function openDataset(cfg: Pick<DataConfig, 'format' | 'path'>, spli
         : `point data.path at the ${cfg.format === 'gleason' ? 'Gleason dataset root (train/, test/, train.csv, test.csv)' : 'image folder'}; MedMNIST files can be fetched with \`medvae data download <flag>\``;
     throw new DatasetNotFoundError(cfg.path, `no such file or folder (data.format '${cfg.format}'): ${hint}`);
   }
-  checkFormat(cfg.path, cfg.format);
+  checkFormat(path, cfg.format);
   switch (cfg.format) {
     case 'medmnist':
-      return openMedmnist(cfg.path, split);
+      return openMedmnist(path, split);
     case 'gleason':
-      return openGleason(cfg.path, split);
+      return openGleason(path, split);
     case 'folder':
-      return openFolder(cfg.path, split);
+      return openFolder(path, split);
   }
 }
