@@ -3,7 +3,7 @@ import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend/index.ts';
 import { DEFAULT_CONFIG } from '../src/config/schema.ts';
-import { trainableVariables } from '../src/models/blocks.ts';
+import { biasesCancelledByBatchNorm, trainableVariables } from '../src/models/blocks.ts';
 import { createModel } from '../src/models/index.ts';
 import { applyGradients, computeGradients, createOptimizers, disposeGradients, StepError } from '../src/train/step.ts';
 import { context, disposeBatch, fixedBatch, tinyConfig } from './models-helpers.ts';
@@ -72,6 +72,49 @@ describe('computeGradients', () => {
     disposeBatch(batch);
     model.dispose();
     twin.dispose();
+  });
+});
+
+describe('biases that BatchNorm cancels', () => {
+  it("are exactly the conv stacks' biases, get exact zeros, and their computed gradient is only rounding noise", () => {
+    const model = createModel(tinyConfig('vae'), 4);
+    const networks = [model.networks['encoder'], model.networks['decoder']];
+    // hidden_dims [16, 32]: two encoder convs, one deconv per reversed dim after the first and the last deconv.
+    assert.deepEqual(
+      [...biasesCancelledByBatchNorm(networks)],
+      ['encoder/conv0/bias', 'encoder/conv1/bias', 'decoder/deconv0/bias', 'decoder/deconv1/bias'],
+    );
+    const batch = fixedBatch(2, 32, 3);
+    const ours = computeGradients(model, batch, context(5));
+    const variables = trainableVariables(networks);
+    const { value, grads: reference } = tf.variableGrads(
+      () => model.losses(batch, context(5)).objectives['model'],
+      [...variables.values()],
+    );
+    const largest = Math.max(...[...variables.values()].map((v) => tf.tidy(() => tf.max(tf.abs(reference[v.name])).dataSync()[0])));
+    for (const [stable, variable] of variables) {
+      const got = ours.groups['model'][stable].dataSync();
+      const want = reference[variable.name].dataSync();
+      if (biasesCancelledByBatchNorm(networks).has(stable)) {
+        assert.ok(
+          got.every((g) => g === 0),
+          `${stable} is exactly zero`,
+        );
+        assert.ok(
+          want.every((w) => Math.abs(w) <= 1e-5 * largest),
+          `${stable}'s computed gradient is noise: ${Math.max(...want.map(Math.abs))} vs ${largest}`,
+        );
+      } else {
+        assert.ok(
+          want.some((w) => Math.abs(w) > 1e-5 * largest),
+          `${stable} has a real gradient`,
+        );
+      }
+    }
+    tf.dispose([value, reference]);
+    disposeGradients(ours);
+    disposeBatch(batch);
+    model.dispose();
   });
 });
 

@@ -204,6 +204,27 @@ export function trainableVariables(networks: readonly tf.LayersModel[]): Map<str
   return networkVariables(networks, 'trainable');
 }
 
+/**
+ * Stable names of the biases that BatchNorm cancels: a layer whose every consumer is a BatchNorm
+ * adds a per-channel constant that the batch mean (training mode) subtracts again, so the exact
+ * gradient of its bias is zero. Computed, it is rounding noise whose sign depends on the order of
+ * summation (how many workers, which ring), and Adam turns that noise into lr-sized steps: the
+ * training step gives these biases exact zeros instead.
+ */
+export function biasesCancelledByBatchNorm(networks: readonly tf.LayersModel[]): Set<string> {
+  const names = new Set<string>();
+  for (const network of networks) {
+    for (const layer of network.layers) {
+      const consumers = layer.outboundNodes.map((node) => node.outboundLayer);
+      if (consumers.length === 0 || !consumers.every((consumer) => consumer instanceof BatchNorm)) continue;
+      for (const weight of layer.trainableWeights as LayerVariable[]) {
+        if (weight.originalName === `${layer.name}/bias`) names.add(weight.originalName);
+      }
+    }
+  }
+  return names;
+}
+
 export function countParams(networks: readonly tf.LayersModel[]): number {
   let n = 0;
   // Weight shapes are always fully defined (Shape allows null only for symbolic batch axes).

@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { TrainConfig } from '../config/schema.ts';
 import type { LossContext, ModelBatch, VaeModel } from '../models/base.ts';
-import { trainableVariables } from '../models/blocks.ts';
+import { biasesCancelledByBatchNorm, trainableVariables } from '../models/blocks.ts';
 import { Adam } from './adam.ts';
 import { objectiveGradients } from './objective-grads.ts';
 
@@ -34,20 +34,24 @@ function groupVariables(model: VaeModel, networks: readonly string[]): Map<strin
  * For each param group, the gradient of its objective w.r.t. its networks' trainable variables,
  * all from one forward pass (./objective-grads.ts): every objective sees the same noise and the
  * same activations, and BatchNorm moving statistics move once per step. Variables an objective
- * does not reach get zeros, so every group always has the same keys in the same order.
+ * does not reach, and biases that BatchNorm cancels (models/blocks.ts), get zeros, so every group
+ * always has the same keys.
  */
 export function computeGradients(model: VaeModel, batch: ModelBatch, ctx: LossContext): StepGradients {
-  const groups = model.paramGroups().map((group) => ({ name: group.name, variables: groupVariables(model, group.networks) }));
+  const cancelled = biasesCancelledByBatchNorm(Object.values(model.networks));
+  const groups = model.paramGroups().map((group) => {
+    const variables = groupVariables(model, group.networks);
+    return { name: group.name, variables, differentiated: [...variables].filter(([stable]) => !cancelled.has(stable)) };
+  });
   const { outputs, grads } = objectiveGradients(
     () => model.losses(batch, ctx),
-    Object.fromEntries(groups.map((g) => [g.name, [...g.variables.values()]])),
+    Object.fromEntries(groups.map((g) => [g.name, g.differentiated.map(([, variable]) => variable)])),
   );
   const result: StepGradients = { groups: {}, terms: outputs.terms };
   for (const group of groups) {
+    const computed = new Map(group.differentiated.map(([stable], i) => [stable, grads[group.name]![i]!]));
     const named: tf.NamedTensorMap = {};
-    [...group.variables.keys()].forEach((stable, i) => {
-      named[stable] = grads[group.name]![i]!;
-    });
+    for (const [stable, variable] of group.variables) named[stable] = computed.get(stable) ?? tf.zerosLike(variable);
     result.groups[group.name] = named;
   }
   // Objectives that are not also terms are not needed past this point.
