@@ -116,10 +116,10 @@ function assertNoWorkers(nodes: RunningProcess[]): void {
 }
 
 test(
-  '2 nodes x 1 worker over a 1 Gbit/s link equal 1 worker accumulating 2 micro-batches (max abs diff <= 1e-5)',
+  '2 nodes x 1 worker accumulating 2 micro-batches each over a 1 Gbit/s link equal 1 worker accumulating 4 (max abs diff <= 1e-5)',
   { skip, timeout: 180_000 },
   async () => {
-    const sets = ['train.batch_size=8', 'train.micro_batch=4', 'train.max_steps=3'].flatMap((s) => ['--set', s]);
+    const sets = ['train.batch_size=16', 'train.micro_batch=4', 'train.max_steps=3'].flatMap((s) => ['--set', s]);
     const one = join(dir, 'one');
     const two = join(dir, 'two');
     const r1 = spawnSync(process.execPath, [TRAIN, 'train', ...tiny, ...sets, '--out', one], {
@@ -134,8 +134,8 @@ test(
     assert.match(nodes[0]!.output(), /rank 0 accepted rank 1 from 10\.231\.7\.2:/);
     assert.match(nodes[0]!.output(), /node 0 of 2, rendezvous at 10\.231\.7\.1:\d+/);
     const diff = maxAbsDiff(
-      checkpointWeights(one, ['train.batch_size=8', 'train.micro_batch=4']),
-      checkpointWeights(two, ['train.batch_size=8', 'train.micro_batch=4']),
+      checkpointWeights(one, ['train.batch_size=16', 'train.micro_batch=4']),
+      checkpointWeights(two, ['train.batch_size=16', 'train.micro_batch=4']),
     );
     assert.ok(diff <= 1e-5, `max abs diff ${diff}`);
   },

@@ -36,7 +36,7 @@ export function fixedBatch(n: number, side: number, channels: 1 | 3): ModelBatch
     Array.from({ length: n }, (_, i) => i % LABEL_WIDTH),
     'int32',
   );
-  const labels = tf.oneHot(classes, LABEL_WIDTH).toFloat() as tf.Tensor2D;
+  const labels = tf.tidy(() => tf.oneHot(classes, LABEL_WIDTH).toFloat() as tf.Tensor2D);
   classes.dispose();
   return { images: tf.tensor4d(data, [n, side, side, channels]), labels };
 }

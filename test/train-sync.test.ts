@@ -5,7 +5,18 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { listenForRing, type Collective } from '../src/distributed/collective/ring.ts';
 import type { PendingStatistics } from '../src/models/batch-norm.ts';
-import { averageAcrossWorkers, checkReplicasAgree, ReplicaDivergenceError, weightsChecksum } from '../src/train/sync.ts';
+import type { ModelBatch, VaeModel } from '../src/models/base.ts';
+import { createModel } from '../src/models/index.ts';
+import { accumulateGradients, computeGradients, disposeGradients, gradientWalk, type OnGradient } from '../src/train/step.ts';
+import {
+  averageAcrossWorkers,
+  checkReplicasAgree,
+  OverlappedReducer,
+  ReplicaDivergenceError,
+  weightsChecksum,
+  type StepCollective,
+} from '../src/train/sync.ts';
+import { context, disposeBatch, fixedBatch, tinyConfig } from './models-helpers.ts';
 
 await tf.setBackend('cpu');
 
@@ -127,4 +138,120 @@ test('replicas with equal weights pass the checksum; one differing bit stops eve
   }
   await Promise.all(differ.map((x) => x.close()));
   tf.dispose([...a, ...b, ...c]);
+});
+
+/** A Vanilla VAE small enough for the cpu backend, with more gradients than a 2048-float bucket holds. */
+const SMALL = tinyConfig('vae', { image_size: 16 });
+
+/** Rank r's two micro-batches: different images on every rank and micro-batch. */
+function microBatches(rank: number): ModelBatch[] {
+  return [0, 1].map((i) => {
+    const batch = fixedBatch(2 + i, SMALL.image_size, 3);
+    const shifted = tf.tidy(() => batch.images.mul(1 - 0.3 * rank).add(0.1 * i) as tf.Tensor4D);
+    batch.images.dispose();
+    return { ...batch, images: shifted };
+  });
+}
+
+/** Gradients of a 2-micro-batch step (weights 2/5 and 3/5) averaged over the ring, with or without the reducer. */
+async function averagedStep(
+  collective: Collective,
+  model: VaeModel,
+  batches: ModelBatch[],
+  reducer: OverlappedReducer | undefined,
+  onWalkEnd: () => void = () => {},
+): Promise<Record<string, Float32Array>> {
+  const grads: Record<string, tf.NamedTensorMap> = {};
+  const first = computeGradients(model, batches[0]!, context(3));
+  accumulateGradients(grads, first.groups, 2 / 5);
+  disposeGradients(first);
+  const walk = (onGradient: OnGradient) => gradientWalk(model, batches[1]!, context(3), onGradient);
+  const last = reducer ? await reducer.run(walk, grads, 3 / 5) : computeGradients(model, batches[1]!, context(3));
+  onWalkEnd();
+  if (!reducer) accumulateGradients(grads, last.groups, 3 / 5);
+  disposeGradients(last);
+  await averageAcrossWorkers(collective, grads, {}, [], false, reducer);
+  const out = Object.fromEntries(Object.entries(grads['model']!).map(([name, g]) => [name, g.dataSync() as Float32Array]));
+  tf.dispose(grads as tf.TensorContainer);
+  return out;
+}
+
+test('overlapped: buckets are all-reduced while the backward pass runs, and every gradient equals the all-reduce after it, bit for bit', async () => {
+  const collectives = await ring();
+  const before = tf.memory().numTensors;
+  try {
+    const results = await Promise.all(
+      collectives.map(async (c, rank) => {
+        const model = createModel(SMALL, 4);
+        const batches = microBatches(rank);
+        const after = await averagedStep(c, model, batches, undefined);
+        let walking = true;
+        const calls: boolean[] = [];
+        const watched: Collective = Object.assign(Object.create(c) as Collective, {
+          allReduceMean: (buffers: Float32Array[]) => {
+            calls.push(walking);
+            return c.allReduceMean(buffers);
+          },
+        });
+        const during = await averagedStep(watched, model, batches, new OverlappedReducer(watched, 2048), () => (walking = false));
+        tf.dispose(batches.flatMap((b) => [b.images, b.labels!]));
+        model.dispose();
+        return { after, during, calls };
+      }),
+    );
+    assert.equal(tf.memory().numTensors, before, 'no tensor left behind');
+    for (const { after, during, calls } of results) {
+      assert.deepEqual(Object.keys(during).sort(), Object.keys(after).sort());
+      for (const [name, values] of Object.entries(after)) assert.deepEqual(during[name], values, name);
+      const bucketsWhileWalking = calls.filter((walking) => walking).length;
+      assert.ok(bucketsWhileWalking >= 2, `buckets sent while walking: ${bucketsWhileWalking} of ${calls.length} all-reduces`);
+    }
+    assert.notDeepEqual(
+      Object.values(results[0]!.after)[0],
+      Object.values(computeOnce(0))[0],
+      'the average differs from one rank alone: the ranks did contribute',
+    );
+  } finally {
+    await Promise.all(collectives.map((c) => c.close()));
+  }
+});
+
+/** Rank r's own weighted gradients of the same step, not averaged. */
+function computeOnce(rank: number): Record<string, Float32Array> {
+  const model = createModel(SMALL, 4);
+  const batches = microBatches(rank);
+  const grads: Record<string, tf.NamedTensorMap> = {};
+  batches.forEach((batch, i) => {
+    const step = computeGradients(model, batch, context(3));
+    accumulateGradients(grads, step.groups, i === 0 ? 2 / 5 : 3 / 5);
+    disposeGradients(step);
+  });
+  const out = Object.fromEntries(Object.entries(grads['model']!).map(([name, g]) => [name, g.dataSync() as Float32Array]));
+  tf.dispose(grads as tf.TensorContainer);
+  tf.dispose(batches.flatMap((b) => [b.images, b.labels!]));
+  model.dispose();
+  return out;
+}
+
+test('overlapped: a failed bucket all-reduce stops the backward walk with that error and frees what it held', async () => {
+  const model = createModel(SMALL, 4);
+  const batch = fixedBatch(2, SMALL.image_size, 3);
+  let calls = 0;
+  const failing: StepCollective = {
+    rank: 0,
+    worldSize: 2,
+    allReduceMean: () => (++calls === 2 ? Promise.reject(new Error('rank 1 closed the connection')) : new Promise((r) => setImmediate(r))),
+    broadcast: () => Promise.resolve(),
+    stats: () => ({ bytesReduced: 0, lastAllReduceMs: 0, lastAllReduceWaitMs: 0 }),
+  };
+  const before = tf.memory().numTensors;
+  const reducer = new OverlappedReducer(failing, 2048);
+  await assert.rejects(
+    reducer.run((onGradient) => gradientWalk(model, batch, context(1), onGradient), {}, 1),
+    /rank 1 closed the connection/,
+  );
+  assert.equal(tf.memory().numTensors, before, 'the walk freed its gradients and the tape');
+  await assert.rejects(reducer.finish(), /rank 1 closed the connection/);
+  disposeBatch(batch);
+  model.dispose();
 });

@@ -28,6 +28,8 @@ interface DistFlags extends TrainFlags {
   listenHost?: string;
   bucketMb: string;
   chunkKb: string;
+  /** false with --no-overlap. */
+  overlap: boolean;
   nnodes?: string;
   nodeRank?: string;
   masterAddr?: string;
@@ -117,6 +119,7 @@ function multiNodeOptions(
     step_timeout_s: flags.stepTimeout,
     bucket_mb: flags.bucketMb,
     chunk_kb: flags.chunkKb,
+    overlap: flags.overlap,
     run_dir: runDir,
     resume: flags.resume ?? null,
   };
@@ -163,6 +166,10 @@ const program = addTrainFlags(
     'frame size within a bucket: the unit that is pipelined around the ring',
     String(DEFAULT_CHUNK_BYTES / 2 ** 10),
   )
+  .option(
+    '--no-overlap',
+    'all-reduce the gradients after the backward pass, not bucket by bucket while it runs (to measure what overlap hides)',
+  )
   .action(async (flags: DistFlags) => {
     let guard: RunDirGuard | undefined;
     await runCommand(
@@ -195,7 +202,7 @@ const program = addTrainFlags(
         const { bucketBytes, chunkBytes } = dataPlaneSizes(flags);
         const dataPlane =
           devices.length > 1 || multiNode
-            ? `; all-reduce in buckets of ${bucketBytes / 2 ** 20} MiB, frames of ${chunkBytes / 2 ** 10} KiB`
+            ? `; all-reduce in buckets of ${bucketBytes / 2 ** 20} MiB, frames of ${chunkBytes / 2 ** 10} KiB, ${flags.overlap ? 'during' : 'after'} the backward pass`
             : '';
         const nodes = multiNode ? multiNodeOptions(flags, layout, config, runDir, devices.length) : undefined;
         const listenHost = flags.listenHost ?? (multiNode && !isLoopbackHost(layout.masterAddr) ? '0.0.0.0' : '127.0.0.1');
@@ -244,6 +251,7 @@ const program = addTrainFlags(
             listenHost,
             bucketBytes,
             chunkBytes,
+            overlap: flags.overlap,
             nodes,
           });
           if (results[0]!.stoppedBy === 'signal')

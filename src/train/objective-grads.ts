@@ -107,36 +107,77 @@ class GradientStore {
     }
   }
 
+  /** Drops every gradient except those of `keep`, which are returned (undefined where none). */
+  keepOnly(keep: readonly number[]): (tf.Tensor | undefined)[] {
+    const kept = keep.map((id) => this.byId.get(id));
+    const wanted = new Set(keep);
+    for (const id of [...this.byId.keys()]) if (!wanted.has(id)) this.release(id);
+    return kept;
+  }
+
   private hold(id: number, t: tf.Tensor): void {
     this.byId.set(id, t);
     this.holders.set(t, (this.holders.get(t) ?? 0) + 1);
   }
 }
 
+/** Called with a variable's final gradient (still owned by the walk) as soon as the walk is past every use of it. */
+export type GradientReady = (objective: string, index: number, grad: tf.Tensor) => void;
+
 /**
  * d y / d x for every x, by walking `nodes` backwards from dy/dy = 1; zeros where y does not
  * depend on x. A node's output gradients are dropped once the node is done (every consumer of an
  * output comes later on the tape, so was walked before it): the walk holds only the gradients
- * still to be used, not every one it made.
+ * still to be used, not every one it made. Yields after each node, so that a caller can let other
+ * work (the all-reduce of gradients already final) run between kernels; each x is handed to
+ * `onReady` once the walk is past its first use on the tape.
  */
-function backpropagate(nodes: readonly TapeNode[], xs: readonly tf.Tensor[], y: tf.Scalar): tf.Tensor[] {
-  return tf.tidy(() => {
-    const xIds = new Set(xs.map((x) => x.id));
-    const grads = new GradientStore();
+function* backpropagate(
+  nodes: readonly TapeNode[],
+  xs: readonly tf.Tensor[],
+  y: tf.Scalar,
+  onReady: (index: number, grad: tf.Tensor) => void,
+): Generator<void, tf.Tensor[]> {
+  const xIds = new Set(xs.map((x) => x.id));
+  const finalAt = new Map<number, number[]>();
+  xs.forEach((x, i) => {
+    const first = nodes.findIndex((node) => Object.values(node.inputs).some((t) => t.id === x.id));
+    finalAt.set(first, [...(finalAt.get(first) ?? []), i]);
+  });
+  const grads = new GradientStore();
+  let done = false;
+  try {
     grads.accumulate(y.id, tf.onesLike(y));
     for (let i = nodes.length - 1; i >= 0; i--) {
       const node = nodes[i]!;
-      if (!node.gradient) throw new ObjectiveGradsError(`no gradient is registered for kernel ${node.kernelName}`);
-      const inputGrads = node.gradient(node.outputs.map((o) => grads.get(o.id) ?? null));
-      for (const [name, input] of Object.entries(node.inputs)) {
-        const grad = inputGrads[name];
-        if (!grad) throw new ObjectiveGradsError(`kernel ${node.kernelName} gives no gradient for its input '${name}'`);
-        grads.accumulate(input.id, tf.tidy(grad));
-      }
+      const gradient = node.gradient;
+      if (!gradient) throw new ObjectiveGradsError(`no gradient is registered for kernel ${node.kernelName}`);
+      const inputs = Object.entries(node.inputs);
+      // One scope per node: what a gradient function makes besides the input gradients is freed here.
+      const inputGrads = tf.tidy(() => {
+        const thunks = gradient(node.outputs.map((o) => grads.get(o.id) ?? null));
+        return inputs.map(([name]) => {
+          const thunk = thunks[name];
+          if (!thunk) throw new ObjectiveGradsError(`kernel ${node.kernelName} gives no gradient for its input '${name}'`);
+          return thunk();
+        });
+      });
+      inputs.forEach(([, input], k) => grads.accumulate(input.id, inputGrads[k]!));
       for (const o of node.outputs) if (!xIds.has(o.id)) grads.release(o.id);
+      for (const index of finalAt.get(i) ?? []) onReady(index, grads.get(xs[index]!.id)!);
+      yield;
     }
-    return xs.map((x) => grads.get(x.id) ?? tf.zerosLike(x));
-  });
+    const result = grads.keepOnly(xs.map((x) => x.id)).map((g, index) => {
+      if (g) return g;
+      const zeros = tf.zerosLike(xs[index]!);
+      onReady(index, zeros);
+      return zeros;
+    });
+    done = true;
+    return result;
+  } finally {
+    if (!done) grads.keepOnly([]);
+  }
 }
 
 export interface ObjectiveGradients<T> {
@@ -150,13 +191,16 @@ export interface ObjectiveGradients<T> {
  * Runs `forward` once with the tape on, then for each objective name in `variables` the gradient
  * of `outputs.objectives[name]` with respect to `variables[name]`. Equal to one
  * tf.variableGrads call per objective on the same forward pass, at the cost of one forward pass.
+ * A walk: it yields between kernels of the backward passes (see backpropagate); runToEnd runs it
+ * without pauses. Stopped early (return()), it frees everything it holds.
  */
-export function objectiveGradients<T extends tf.TensorContainerObject & { objectives: Record<string, tf.Scalar> }>(
+export function* objectiveGradientWalk<T extends tf.TensorContainerObject & { objectives: Record<string, tf.Scalar> }>(
   forward: () => T,
   variables: Record<string, readonly tf.Variable[]>,
-): ObjectiveGradients<T> {
+  onReady: GradientReady = () => {},
+): Generator<void, ObjectiveGradients<T>> {
   const engine = engineTape();
-  if (engine.state.gradientDepth !== 0) throw new ObjectiveGradsError('objectiveGradients cannot run inside another gradient computation');
+  if (engine.state.gradientDepth !== 0) throw new ObjectiveGradsError('objectiveGradientWalk cannot run inside another gradient computation');
   engine.startTape();
   let outputs: T | undefined;
   let failure: unknown;
@@ -169,10 +213,7 @@ export function objectiveGradients<T extends tf.TensorContainerObject & { object
   const tape = engine.state.activeTape ?? [];
   engine.state.activeTape = null;
   const grads: Record<string, tf.Tensor[]> = {};
-  // What the kernels saved for their backward passes, once no walk needs it any more.
-  const releaseTape = (): void => {
-    for (const node of tape) for (const t of node.saved ?? []) t.dispose();
-  };
+  let done = false;
   try {
     if (outputs === undefined) throw failure;
     for (const [name, xs] of Object.entries(variables)) {
@@ -181,18 +222,28 @@ export function objectiveGradients<T extends tf.TensorContainerObject & { object
         throw new ObjectiveGradsError(
           `the forward pass returned no objective '${name}' (got ${Object.keys(outputs.objectives).join(', ')})`,
         );
-      grads[name] = backpropagate(nodesBetween(tape, xs, y), xs, y);
+      grads[name] = yield* backpropagate(nodesBetween(tape, xs, y), xs, y, (index, grad) => onReady(name, index, grad));
     }
-  } catch (e) {
+    done = true;
+    return { outputs, grads };
+  } finally {
     try {
-      releaseTape();
-      if (outputs !== undefined) tf.dispose(outputs);
-      tf.dispose(Object.values(grads));
+      // What the kernels saved for their backward passes, once no walk needs it any more.
+      for (const node of tape) for (const t of node.saved ?? []) t.dispose();
+      if (!done) {
+        if (outputs !== undefined) tf.dispose(outputs);
+        tf.dispose(Object.values(grads));
+      }
     } catch {
       // A backend that trapped mid-step may not free memory any more: the trap is what to report.
     }
-    throw e;
   }
-  releaseTape();
-  return { outputs, grads };
+}
+
+/** The value of a walk run without pauses. */
+export function runToEnd<T>(walk: Generator<void, T>): T {
+  for (;;) {
+    const next = walk.next();
+    if (next.done) return next.value;
+  }
 }

@@ -7,7 +7,7 @@ import type { TrainConfig } from '../config/schema.ts';
 import type { LossContext, ModelBatch, VaeModel } from '../models/base.ts';
 import { biasesCancelledByBatchNorm, trainableVariables } from '../models/blocks.ts';
 import { Adam } from './adam.ts';
-import { objectiveGradients } from './objective-grads.ts';
+import { objectiveGradientWalk, runToEnd } from './objective-grads.ts';
 
 /** Gradients per param group (stable variable name -> gradient) and the step's logged terms. Caller disposes. */
 export interface StepGradients {
@@ -30,34 +30,76 @@ function groupVariables(model: VaeModel, networks: readonly string[]): Map<strin
   );
 }
 
+/** Called with one variable's final gradient (owned by the walk: read it, do not dispose it). */
+export type OnGradient = (group: string, name: string, grad: tf.Tensor) => void;
+
 /**
  * For each param group, the gradient of its objective w.r.t. its networks' trainable variables,
  * all from one forward pass (./objective-grads.ts): every objective sees the same noise and the
  * same activations, and BatchNorm moving statistics move once per step. Variables an objective
  * does not reach, and biases that BatchNorm cancels (models/blocks.ts), get zeros, so every group
- * always has the same keys.
+ * always has the same keys. A walk that yields between backward kernels and hands each gradient to
+ * `onGradient` once final, in the same order in every process (the tape's): what lets the
+ * all-reduce of the first gradients run behind the rest of the backward pass.
  */
-export function computeGradients(model: VaeModel, batch: ModelBatch, ctx: LossContext): StepGradients {
+export function* gradientWalk(
+  model: VaeModel,
+  batch: ModelBatch,
+  ctx: LossContext,
+  onGradient: OnGradient = () => {},
+): Generator<void, StepGradients> {
   const cancelled = biasesCancelledByBatchNorm(Object.values(model.networks));
   const groups = model.paramGroups().map((group) => {
     const variables = groupVariables(model, group.networks);
     return { name: group.name, variables, differentiated: [...variables].filter(([stable]) => !cancelled.has(stable)) };
   });
-  const { outputs, grads } = objectiveGradients(
+  const differentiated = new Map(groups.map((g) => [g.name, g.differentiated]));
+  const { outputs, grads } = yield* objectiveGradientWalk(
     () => model.losses(batch, ctx),
     Object.fromEntries(groups.map((g) => [g.name, g.differentiated.map(([, variable]) => variable)])),
+    (group, index, grad) => onGradient(group, differentiated.get(group)![index]![0], grad),
   );
   const result: StepGradients = { groups: {}, terms: outputs.terms };
   for (const group of groups) {
     const computed = new Map(group.differentiated.map(([stable], i) => [stable, grads[group.name]![i]!]));
     const named: tf.NamedTensorMap = {};
-    for (const [stable, variable] of group.variables) named[stable] = computed.get(stable) ?? tf.zerosLike(variable);
+    for (const [stable, variable] of group.variables) {
+      const grad = computed.get(stable);
+      named[stable] = grad ?? tf.zerosLike(variable);
+      if (!grad) onGradient(group.name, stable, named[stable]);
+    }
     result.groups[group.name] = named;
   }
   // Objectives that are not also terms are not needed past this point.
   const kept = new Set<tf.Tensor>(Object.values(outputs.terms));
   tf.dispose(Object.values(outputs.objectives).filter((t) => !kept.has(t)));
   return result;
+}
+
+/** gradientWalk run to the end at once (one process, earlier micro-batches, benchmarks). */
+export function computeGradients(model: VaeModel, batch: ModelBatch, ctx: LossContext): StepGradients {
+  return runToEnd(gradientWalk(model, batch, ctx));
+}
+
+/** old + weight * g as a new tensor (caller disposes); weight * g when there is no old sum yet. */
+export function addWeighted(old: tf.Tensor | undefined, g: tf.Tensor, weight: number): tf.Tensor {
+  return tf.tidy(() => (old ? old.add(g.mul(weight)) : g.mul(weight)));
+}
+
+/** Adds `weight * g` into the running sum `acc` (created on first use), disposing what it replaces. */
+export function accumulateGradients(
+  acc: Record<string, tf.NamedTensorMap>,
+  grads: Record<string, tf.NamedTensorMap>,
+  weight: number,
+): void {
+  for (const [group, map] of Object.entries(grads)) {
+    const target = (acc[group] ??= {});
+    for (const [name, g] of Object.entries(map)) {
+      const old = target[name];
+      target[name] = addWeighted(old, g, weight);
+      old?.dispose();
+    }
+  }
 }
 
 export function disposeGradients(gradients: StepGradients): void {

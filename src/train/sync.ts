@@ -5,6 +5,7 @@ import * as tf from '@tensorflow/tfjs';
 import { readInto, tensorsFrom, totalSize } from '../backend/tensor-io.ts';
 import type { Collective } from '../distributed/collective/collective.ts';
 import type { PendingStatistics } from '../models/batch-norm.ts';
+import { addWeighted, type OnGradient } from './step.ts';
 
 /** What the training loop needs of a collective (src/distributed/collective implements it as a ring over sockets). */
 export type StepCollective = Pick<Collective, 'rank' | 'worldSize' | 'allReduceMean' | 'broadcast' | 'stats'>;
@@ -31,11 +32,119 @@ function stepBuffer(collective: StepCollective, size: number): Float32Array {
   return buffer;
 }
 
+/** Where one gradient lies in the buckets. */
+interface BucketSlot {
+  group: string;
+  name: string;
+  shape: number[];
+  bucket: number;
+}
+
+/** Each collective's bucket arrays, reused from step to step: every step fills the same buckets. */
+const bucketPools = new WeakMap<StepCollective, Float32Array[]>();
+
+/**
+ * DDP's reducer, for the backward pass of a step's last micro-batch: each gradient joins the sum of
+ * the earlier micro-batches as soon as the walk has made it final, is copied into the bucket being
+ * filled, and a full bucket's all-reduce starts at once. The walk pauses between kernels while an
+ * all-reduce is in flight, so the ring moves the first buckets (the decoder's, last layers first)
+ * while the rest of the backward pass computes. Every process fills the buckets in the tape's
+ * order, which is the same everywhere, so bucket k holds the same gradients on every rank.
+ */
+export class OverlappedReducer {
+  private readonly slots: BucketSlot[] = [];
+  private readonly pool: Float32Array[];
+  private readonly launched: Promise<void>[] = [];
+  private bucket = 0;
+  private filled = 0;
+  private inFlight = 0;
+  private failure: Error | undefined;
+  private bytes = 0;
+
+  constructor(
+    private readonly collective: StepCollective,
+    private readonly bucketElements: number,
+  ) {
+    let pool = bucketPools.get(collective);
+    if (!pool) bucketPools.set(collective, (pool = []));
+    this.pool = pool;
+  }
+
+  /**
+   * Runs the walk that `makeWalk` builds around this reducer's gradient hook, pausing for the ring
+   * between kernels; each gradient g becomes accumulated + weight * g before it is sent. A failed
+   * all-reduce stops the walk (which frees what it holds) and is thrown.
+   */
+  async run<T>(
+    makeWalk: (onGradient: OnGradient) => Generator<void, T>,
+    accumulated: Record<string, tf.NamedTensorMap>,
+    weight: number,
+  ): Promise<T> {
+    const walk = makeWalk((group, name, grad) => {
+      const sum = addWeighted(accumulated[group]?.[name], grad, weight);
+      this.add(group, name, sum);
+      sum.dispose();
+    });
+    for (let next = walk.next(); ; next = walk.next()) {
+      if (next.done) return next.value;
+      if (this.inFlight > 0) await new Promise((resolve) => setImmediate(resolve));
+      if (this.failure) walk.throw(this.failure);
+    }
+  }
+
+  /** Sends the last bucket, waits for all, and returns the averaged gradients (new tensors) and the bytes reduced. */
+  async finish(): Promise<{ groups: Record<string, tf.NamedTensorMap>; bytes: number }> {
+    if (this.filled > 0) this.launch();
+    await Promise.all(this.launched);
+    if (this.failure) throw this.failure;
+    const groups: Record<string, tf.NamedTensorMap> = {};
+    for (let k = 0; k < this.bucket; k++) {
+      const inBucket = this.slots.filter((slot) => slot.bucket === k);
+      const size = inBucket.reduce((n, slot) => n + tf.util.sizeFromShape(slot.shape), 0);
+      const tensors = tensorsFrom(
+        this.pool[k]!.subarray(0, size),
+        inBucket.map((slot) => slot.shape),
+      );
+      inBucket.forEach((slot, i) => ((groups[slot.group] ??= {})[slot.name] = tensors[i]!));
+    }
+    return { groups, bytes: this.bytes };
+  }
+
+  private add(group: string, name: string, grad: tf.Tensor): void {
+    if (this.filled > 0 && this.filled + grad.size > this.bucketElements) this.launch();
+    // A gradient larger than a bucket gets a bucket of its own size, as in DDP.
+    const capacity = Math.max(this.bucketElements, grad.size);
+    if ((this.pool[this.bucket]?.length ?? 0) < capacity) this.pool[this.bucket] = new Float32Array(capacity);
+    readInto([grad], this.pool[this.bucket]!.subarray(this.filled, this.filled + grad.size));
+    this.slots.push({ group, name, shape: grad.shape, bucket: this.bucket });
+    this.filled += grad.size;
+  }
+
+  private launch(): void {
+    const values = this.pool[this.bucket]!.subarray(0, this.filled);
+    this.bytes += values.byteLength;
+    this.inFlight += 1;
+    this.launched.push(
+      this.collective
+        .allReduceMean([values])
+        .catch((e: unknown) => {
+          this.failure ??= e instanceof Error ? e : new Error(String(e));
+        })
+        .finally(() => {
+          this.inFlight -= 1;
+        }),
+    );
+    this.bucket += 1;
+    this.filled = 0;
+  }
+}
+
 /**
  * Averages, over all workers and in place, the per-group gradients (replaced by new tensors) and the
  * loss terms; sums every BatchNorm layer's batch statistics over the workers; and agrees on whether
- * to stop after this step. Names are sorted, so every worker lays the buffers out identically.
- * Returns the bytes reduced (0 with one worker), the part of the all-reduce spent waiting for a
+ * to stop after this step. Gradients that a reducer already sent during the backward pass are taken
+ * from it; otherwise they go here, names sorted, so every worker lays the buffers out identically.
+ * Returns the bytes reduced (0 with one worker), the part of the last all-reduce spent waiting for a
  * slower peer, the stop decision and the pooled statistics (new tensors the caller disposes, or
  * with one worker the given ones).
  */
@@ -45,11 +154,23 @@ export async function averageAcrossWorkers(
   terms: Record<string, number>,
   statistics: readonly PendingStatistics[],
   stopRequested: boolean,
+  reducer?: OverlappedReducer,
 ): Promise<{ bytes: number; waitMs: number; stop: boolean; statistics: PendingStatistics[] }> {
   const { worldSize } = collective;
   if (worldSize === 1) return { bytes: 0, waitMs: 0, stop: stopRequested, statistics: [...statistics] };
+  const bucketed = await reducer?.finish();
+  if (bucketed) {
+    for (const [group, map] of Object.entries(bucketed.groups)) {
+      const target = (grads[group] ??= {});
+      for (const [name, averaged] of Object.entries(map)) {
+        // The sum of the earlier micro-batches, which the reducer added in before sending.
+        target[name]?.dispose();
+        target[name] = averaged;
+      }
+    }
+  }
   const slots: { group: string; name: string }[] = [];
-  for (const group of Object.keys(grads).sort()) {
+  for (const group of bucketed ? [] : Object.keys(grads).sort()) {
     for (const name of Object.keys(grads[group]!).sort()) slots.push({ group, name });
   }
   const termNames = Object.keys(terms).sort();
@@ -81,7 +202,7 @@ export async function averageAcrossWorkers(
     terms[n] = scalars[i]!;
   });
   return {
-    bytes: values.byteLength + scalars.byteLength,
+    bytes: (bucketed?.bytes ?? 0) + values.byteLength + scalars.byteLength,
     waitMs: collective.stats().lastAllReduceWaitMs,
     stop: scalars[scalars.length - 1]! > 0,
     statistics: pooled,

@@ -17,12 +17,13 @@ import { createModel } from '../models/index.ts';
 import type { VaeModel } from '../models/base.ts';
 import { networkVariables } from '../models/blocks.ts';
 import { batchNormLayers } from '../models/batch-norm.ts';
-import { applyGradients, computeGradients, createOptimizers } from './step.ts';
+import { accumulateGradients, applyGradients, computeGradients, createOptimizers, gradientWalk } from './step.ts';
 import { latestCheckpoint, restoreCheckpoint, saveCheckpoint, type TrainState } from './checkpoint.ts';
 import { stepNoise, Stream } from '../util/rng.ts';
-import { averageAcrossWorkers, broadcastWeights, checkReplicasAgree, type StepCollective } from './sync.ts';
+import { averageAcrossWorkers, broadcastWeights, checkReplicasAgree, OverlappedReducer, type StepCollective } from './sync.ts';
 import { DivergenceMonitor } from './divergence.ts';
 import { LocalCollective } from '../distributed/collective/collective.ts';
+import { DEFAULT_BUCKET_BYTES } from '../distributed/collective/ring-options.ts';
 import { resolveMicroBatch } from './micro-batch.ts';
 import { writeEpochPictures } from './pictures.ts';
 import { writeFileAtomic } from '../util/atomic.ts';
@@ -66,6 +67,11 @@ export interface TrainOptions {
   hooks?: TrainHooks;
   /** Absent: one process, the collective is the identity. */
   collective?: StepCollective;
+  /**
+   * With several workers: the gradient bucket size (the ring's, default 4 MiB) and whether buckets
+   * are sent during the backward pass (default) or all after it.
+   */
+  gradientBuckets?: { bytes: number; overlap: boolean };
   /** Aborted (Ctrl-C): finish the step in flight, save a checkpoint, return. */
   signal?: AbortSignal;
 }
@@ -101,18 +107,6 @@ function batchTensors(batch: Batch, start: number, end: number): { images: tf.Te
   return { images, labels };
 }
 
-/** Adds `weight * g` into the running sum `acc` (created on first use), disposing what it replaces. */
-function accumulate(acc: Record<string, tf.NamedTensorMap>, grads: Record<string, tf.NamedTensorMap>, weight: number): void {
-  for (const [group, map] of Object.entries(grads)) {
-    const target = (acc[group] ??= {});
-    for (const [name, g] of Object.entries(map)) {
-      const old = target[name];
-      target[name] = tf.tidy(() => (old ? old.add(g.mul(weight)) : g.mul(weight)));
-      old?.dispose();
-    }
-  }
-}
-
 /** Images shown in the reconstruction grid every epoch. */
 const PREVIEW_IMAGES = 8;
 
@@ -136,6 +130,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const { config: cfg, runDir, progress } = opts;
   const collective = opts.collective ?? new LocalCollective();
   const { rank, worldSize } = collective;
+  const { bytes: bucketBytes, overlap: overlapRequested } = opts.gradientBuckets ?? { bytes: DEFAULT_BUCKET_BYTES, overlap: true };
+  const overlap = worldSize > 1 && overlapRequested;
   const isChief = rank === 0;
   const log = (m: string): void => {
     if (isChief) progress.info(m);
@@ -266,11 +262,14 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         const stepStart = performance.now();
         const dataWaitSeconds = (stepStart - waitStart) / 1000;
 
-        // ---- forward/backward over micro-batches, gradients summed with weights n_i / n ----
+        // ---- forward/backward over micro-batches, gradients summed with weights n_i / n; with
+        // several workers, the last micro-batch's gradients go out in buckets as backward makes them ----
         const grads: Record<string, tf.NamedTensorMap> = {};
         const terms: Record<string, number> = {};
         const microsPerRank = Math.ceil(batch.n / micro);
+        const reducer = overlap ? new OverlappedReducer(collective, bucketBytes / 4) : undefined;
         for (let i = 0; i < microsPerRank; i++) {
+          const last = i === microsPerRank - 1;
           const start = i * micro;
           const end = Math.min(batch.n, start + micro);
           const weight = (end - start) / batch.n;
@@ -284,7 +283,10 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
           };
           let result: ReturnType<typeof computeGradients>;
           try {
-            result = computeGradients(model, inputs, ctx);
+            result =
+              last && reducer
+                ? await reducer.run((onGradient) => gradientWalk(model, inputs, ctx, onGradient), grads, weight)
+                : computeGradients(model, inputs, ctx);
           } catch (e) {
             const error = translateBackendError(
               e,
@@ -299,7 +301,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
           }
           // Activations are freed by now; weights, optimizer moments and gradients are what stays.
           peakTensorBytes = Math.max(peakTensorBytes, tf.memory().numBytes);
-          accumulate(grads, result.groups, weight);
+          if (!(last && reducer)) accumulateGradients(grads, result.groups, weight);
           // All of the micro-batch's terms in one read from the backend.
           const names = Object.keys(result.terms);
           const values = tf.tidy(() => tf.stack(names.map((n) => result.terms[n]!)).dataSync());
@@ -312,7 +314,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         // ---- all-reduce (identity with one worker) ----
         const reduceStart = performance.now();
         const statistics = norms.map((layer) => layer.pendingStatistics());
-        const reduced = await averageAcrossWorkers(collective, grads, terms, statistics, opts.signal?.aborted ?? false);
+        const reduced = await averageAcrossWorkers(collective, grads, terms, statistics, opts.signal?.aborted ?? false, reducer);
         const { bytes: allReduceBytes, waitMs: allReduceWaitMs, stop } = reduced;
         const allReduceSeconds = worldSize > 1 ? (performance.now() - reduceStart) / 1000 : 0;
         const disposePooled = (): void => {

@@ -53,6 +53,8 @@ export interface LaunchOptions {
   /** All-reduce bucket size and frame (pipelining chunk) size of the data plane. */
   bucketBytes: number;
   chunkBytes: number;
+  /** Gradient buckets go out during the backward pass (false: after it). */
+  overlap: boolean;
   /** Several hosts: this node's place, and what it tells node 0's rendezvous. */
   nodes?: MultiNodeOptions;
 }
@@ -228,6 +230,7 @@ async function attempt(opts: LaunchOptions, ownResume: string | undefined, sessi
             listenHost: opts.listenHost,
             bucketBytes: opts.bucketBytes,
             chunkBytes: opts.chunkBytes,
+            overlap: opts.overlap,
             offerUnixSocket: session !== undefined,
           }),
         ),

@@ -21,6 +21,8 @@ export interface WorkerPlan {
   /** All-reduce bucket and frame sizes of the data plane (every rank must use the same). */
   bucketBytes: number;
   chunkBytes: number;
+  /** Buckets of gradients are all-reduced during the backward pass (false: after it). */
+  overlap: boolean;
   /** Listening beyond loopback (several hosts): also offer a Unix socket to ranks on this host. */
   offerUnixSocket: boolean;
 }

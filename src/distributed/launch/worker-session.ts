@@ -42,6 +42,7 @@ export class WorkerSession implements WorkerApi {
         resume: plan.resume,
         progress: createProgress(plan.logFormat, { everySteps: plan.config.train.log_every }),
         collective,
+        gradientBuckets: { bytes: plan.bucketBytes, overlap: plan.overlap },
         signal: this.stopper.signal,
         hooks: {
           ...hooks,
