@@ -13,8 +13,9 @@
 // exposed_comm is the part of the step the worker spends moving gradients and cannot compute (the
 // all-reduce less the wait for a slower peer). overlap says whether gradient buckets were all-reduced
 // while the backward pass ran (the default) or after it (`medvae-dist --no-overlap`); with overlap,
-// allreduce_ms counts from the end of the backward pass, and the wait is that of its last all-reduce,
-// so a straggler's lag absorbed by an earlier bucket counts as exposed: the figure errs high.
+// allreduce_ms is the time after the backward pass plus the backward pass's pauses for the ring, and
+// the wait is that of the step's last all-reduce, so a straggler's lag absorbed by an earlier bucket
+// counts as exposed: the figure errs high.
 // Peak RSS is the kernel's high-water mark (VmHWM) of each worker process, polled from /proc for every w
 // (w=1 trains in the medvae-dist process itself, w>=2 in forked workers/dist-worker.ts processes).
 // peak_tensor_mb_rank0: the most tf.memory() held between micro-batches on rank 0 (weights, Adam

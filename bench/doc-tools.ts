@@ -1,5 +1,5 @@
 // What the scripts that generate docs/ share: reading bench JSON lines, the commit they describe,
-// and replacing a generated block of the README between its markers.
+// and replacing a generated block of a page (the README, docs/) between its markers.
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -14,17 +14,41 @@ export function jsonLines<T>(file: string): T[] {
     .map((l) => JSON.parse(l) as T);
 }
 
+/** A bench script's output line, tagged with the bench that printed it. */
+export interface BenchLine {
+  bench: string;
+  [key: string]: unknown;
+}
+
+/** The line bench/meta.ts prints first: commit, date and machine of a run. */
+export interface BenchMeta extends BenchLine {
+  commit: string;
+  dirty?: boolean;
+  date: string;
+  machine: { os: string; cpus: number; cpu_model: string; memory_gb: number; node: string };
+}
+
+/** The machine of a run in one phrase, for a page's stamp. */
+export function machinePhrase(meta: BenchMeta): string {
+  return `${meta.machine.os}, ${meta.machine.cpus} × ${meta.machine.cpu_model}, ${meta.machine.memory_gb} GB, Node ${meta.machine.node}`;
+}
+
 export function gitCommit(): string {
   return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim();
 }
 
-/** Replaces the README's `<!-- name:start -->` ... `<!-- name:end -->` block; false when the markers are missing. */
-export function replaceReadmeBlock(name: string, lines: string[]): boolean {
-  const file = join(ROOT, 'README.md');
-  const readme = readFileSync(file, 'utf8');
+/** Replaces `<!-- name:start -->` ... `<!-- name:end -->` in a file of the repository; false when the markers are missing. */
+export function replaceBlock(path: string, name: string, lines: string[]): boolean {
+  const file = join(ROOT, path);
+  const text = readFileSync(file, 'utf8');
   const [start, end] = [`<!-- ${name}:start -->`, `<!-- ${name}:end -->`];
-  if (!readme.includes(start) || !readme.includes(end)) return false;
+  if (!text.includes(start) || !text.includes(end)) return false;
   const block = [start, '', ...lines, '', end].join('\n');
-  writeFileSync(file, readme.slice(0, readme.indexOf(start)) + block + readme.slice(readme.indexOf(end) + end.length));
+  writeFileSync(file, text.slice(0, text.indexOf(start)) + block + text.slice(text.indexOf(end) + end.length));
   return true;
+}
+
+/** replaceBlock on the README. */
+export function replaceReadmeBlock(name: string, lines: string[]): boolean {
+  return replaceBlock('README.md', name, lines);
 }

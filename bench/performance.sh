@@ -19,11 +19,7 @@ tag() {
   done
 }
 
-node -e '
-const os = require("node:os");
-const commit = require("node:child_process").execFileSync("git", ["rev-parse", "--short", "HEAD"], { encoding: "utf8" }).trim();
-console.log(JSON.stringify({ bench: "meta", commit, date: new Date().toISOString(), machine: { os: `${os.type()} ${os.release()} ${os.arch()}`,
-  cpus: os.cpus().length, cpu_model: os.cpus()[0]?.model ?? "unknown", memory_gb: Number((os.totalmem() / 2 ** 30).toFixed(1)), node: process.version } }));'
+node --import tsx bench/meta.ts
 
 # The main job's speed, on the backend `auto` picks here (the README's duration).
 tag step "${step[@]}" --model vae --size 64 --batch 64 --backend auto --steps 5

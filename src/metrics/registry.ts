@@ -322,7 +322,7 @@ export class TrainingMetrics implements MetricsSource {
     });
     this.allReduceSeconds = new Histogram({
       name: 'medvae_allreduce_duration_seconds',
-      help: 'Wall time of one gradient all-reduce.',
+      help: 'Time a step spent in the gradient all-reduce and not computing: after the backward pass, plus its pauses for the ring while buckets overlap it.',
       labelNames: perRank,
       buckets: ALLREDUCE_SECONDS_BUCKETS,
       registers,

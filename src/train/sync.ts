@@ -60,6 +60,8 @@ export class OverlappedReducer {
   private inFlight = 0;
   private failure: Error | undefined;
   private bytes = 0;
+  /** Time the walk stood still for the ring: communication the backward pass did not hide. */
+  pausedMs = 0;
 
   constructor(
     private readonly collective: StepCollective,
@@ -87,7 +89,11 @@ export class OverlappedReducer {
     });
     for (let next = walk.next(); ; next = walk.next()) {
       if (next.done) return next.value;
-      if (this.inFlight > 0) await new Promise((resolve) => setImmediate(resolve));
+      if (this.inFlight > 0) {
+        const paused = performance.now();
+        await new Promise((resolve) => setImmediate(resolve));
+        this.pausedMs += performance.now() - paused;
+      }
       if (this.failure) walk.throw(this.failure);
     }
   }

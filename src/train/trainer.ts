@@ -316,7 +316,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         const statistics = norms.map((layer) => layer.pendingStatistics());
         const reduced = await averageAcrossWorkers(collective, grads, terms, statistics, opts.signal?.aborted ?? false, reducer);
         const { bytes: allReduceBytes, waitMs: allReduceWaitMs, stop } = reduced;
-        const allReduceSeconds = worldSize > 1 ? (performance.now() - reduceStart) / 1000 : 0;
+        // With overlap, the time after the backward pass plus its pauses for the ring: what it did not hide.
+        const allReduceSeconds = worldSize > 1 ? (performance.now() - reduceStart + (reducer?.pausedMs ?? 0)) / 1000 : 0;
         const disposePooled = (): void => {
           if (worldSize > 1) tf.dispose(reduced.statistics.flatMap((s) => [s.shiftedSum, s.shiftedSquares]));
         };
