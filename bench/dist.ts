@@ -9,13 +9,14 @@
 // Prints one JSON line per worker count and overlap mode:
 //   {"model","image_size","global_batch","micro_batch","workers","steps","gradient_mb","images_per_s","step_ms_median",
 //    "allreduce_ms_median","comm_fraction","allreduce_wait_ms_median","transfer_fraction","peak_rss_mb_per_worker","peak_tensor_mb_rank0",
-//    "nnodes","link_rate","overlap","exposed_comm_ms_median","exposed_comm_fraction"}
+//    "nnodes","link_rate","overlap","exposed_comm_ms_median","exposed_comm_fraction","pause_ms_median","exposed_with_pauses_fraction"}
 // exposed_comm is the part of the step the worker spends moving gradients and cannot compute (the
 // all-reduce less the wait for a slower peer). overlap says whether gradient buckets were all-reduced
-// while the backward pass ran (the default) or after it (`medvae-dist --no-overlap`); with overlap,
-// allreduce_ms is the time after the backward pass plus the backward pass's pauses for the ring, and
-// the wait is that of the step's last all-reduce, so a straggler's lag absorbed by an earlier bucket
-// counts as exposed: the figure errs high.
+// while the backward pass ran (the default) or after it (`medvae-dist --no-overlap`). With overlap,
+// allreduce_ms is the time after the backward pass and the wait that of the step's last all-reduce
+// (a straggler's lag absorbed by an earlier bucket counts as exposed); pause_ms is the time the
+// backward pass stood still for the ring, one event-loop turn at a time, which also runs whatever
+// else is queued (a garbage collection): exposed_with_pauses_fraction counts it all as communication.
 // Peak RSS is the kernel's high-water mark (VmHWM) of each worker process, polled from /proc for every w
 // (w=1 trains in the medvae-dist process itself, w>=2 in forked workers/dist-worker.ts processes).
 // peak_tensor_mb_rank0: the most tf.memory() held between micro-batches on rank 0 (weights, Adam
@@ -44,6 +45,7 @@ interface StepRecord {
   step_ms: number;
   allreduce_ms: number;
   allreduce_wait_ms: number;
+  allreduce_pause_ms?: number;
   peak_tensor_mb?: number;
 }
 
@@ -302,6 +304,7 @@ for (const perNode of workerCounts) {
       const stepMs = median(timed.map((r) => r.step_ms));
       const allReduceMs = median(timed.map((r) => r.allreduce_ms));
       const transferMs = median(timed.map((r) => r.allreduce_ms - r.allreduce_wait_ms));
+      const pauseMs = median(timed.map((r) => r.allreduce_pause_ms ?? 0));
       console.log(
         JSON.stringify({
           model: o.model,
@@ -325,6 +328,8 @@ for (const perNode of workerCounts) {
           overlap,
           exposed_comm_ms_median: Number(transferMs.toFixed(2)),
           exposed_comm_fraction: Number((transferMs / stepMs).toFixed(4)),
+          pause_ms_median: Number(pauseMs.toFixed(2)),
+          exposed_with_pauses_fraction: Number(((transferMs + pauseMs) / stepMs).toFixed(4)),
         }),
       );
     } finally {

@@ -322,7 +322,7 @@ export class TrainingMetrics implements MetricsSource {
     });
     this.allReduceSeconds = new Histogram({
       name: 'medvae_allreduce_duration_seconds',
-      help: 'Time a step spent in the gradient all-reduce and not computing: after the backward pass, plus its pauses for the ring while buckets overlap it.',
+      help: 'Time a step spent in the gradient all-reduce after its backward pass (buckets sent during it are hidden behind it).',
       labelNames: perRank,
       buckets: ALLREDUCE_SECONDS_BUCKETS,
       registers,

@@ -60,7 +60,7 @@ export class OverlappedReducer {
   private inFlight = 0;
   private failure: Error | undefined;
   private bytes = 0;
-  /** Time the walk stood still for the ring: communication the backward pass did not hide. */
+  /** Time the walk stood still for the ring (event-loop turns, which also run whatever else is queued). */
   pausedMs = 0;
 
   constructor(

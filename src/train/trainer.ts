@@ -44,6 +44,12 @@ export interface StepInfo {
   allReduceBytes: number;
   /** Of allReduceSeconds, the time spent waiting for a slower peer (a straggler), not moving bytes. */
   allReduceWaitSeconds: number;
+  /**
+   * With overlap: the time the backward pass stood still for the ring (one event-loop turn at a time,
+   * which also runs whatever else is queued, e.g. a garbage collection); allReduceSeconds is what
+   * came after the backward pass.
+   */
+  allReducePauseSeconds: number;
   /** Whole-run throughput: all workers' images over this step's wall time. */
   imagesPerSecond: number;
   /** Learning rate of each optimizer group. */
@@ -259,6 +265,9 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       let waitStart = performance.now();
 
       for await (const batch of loader.batches(state.epoch, state.stepInEpoch)) {
+        // The loader's work on the next batch, queued as this one was handed over, runs now and counts
+        // as data wait: not inside the step, where it would stall the all-reduce's progress.
+        await new Promise((resolve) => setImmediate(resolve));
         const stepStart = performance.now();
         const dataWaitSeconds = (stepStart - waitStart) / 1000;
 
@@ -269,7 +278,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         const microsPerRank = Math.ceil(batch.n / micro);
         const reducer = overlap ? new OverlappedReducer(collective, bucketBytes / 4) : undefined;
         for (let i = 0; i < microsPerRank; i++) {
-          const last = i === microsPerRank - 1;
+          // The last micro-batch's gradients join the sum of the others in the reducer, bucket by bucket.
+          const bucketed = reducer !== undefined && i === microsPerRank - 1;
           const start = i * micro;
           const end = Math.min(batch.n, start + micro);
           const weight = (end - start) / batch.n;
@@ -283,10 +293,9 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
           };
           let result: ReturnType<typeof computeGradients>;
           try {
-            result =
-              last && reducer
-                ? await reducer.run((onGradient) => gradientWalk(model, inputs, ctx, onGradient), grads, weight)
-                : computeGradients(model, inputs, ctx);
+            result = bucketed
+              ? await reducer.run((onGradient) => gradientWalk(model, inputs, ctx, onGradient), grads, weight)
+              : computeGradients(model, inputs, ctx);
           } catch (e) {
             const error = translateBackendError(
               e,
@@ -301,7 +310,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
           }
           // Activations are freed by now; weights, optimizer moments and gradients are what stays.
           peakTensorBytes = Math.max(peakTensorBytes, tf.memory().numBytes);
-          if (!(last && reducer)) accumulateGradients(grads, result.groups, weight);
+          if (!bucketed) accumulateGradients(grads, result.groups, weight);
           // All of the micro-batch's terms in one read from the backend.
           const names = Object.keys(result.terms);
           const values = tf.tidy(() => tf.stack(names.map((n) => result.terms[n]!)).dataSync());
@@ -316,8 +325,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         const statistics = norms.map((layer) => layer.pendingStatistics());
         const reduced = await averageAcrossWorkers(collective, grads, terms, statistics, opts.signal?.aborted ?? false, reducer);
         const { bytes: allReduceBytes, waitMs: allReduceWaitMs, stop } = reduced;
-        // With overlap, the time after the backward pass plus its pauses for the ring: what it did not hide.
-        const allReduceSeconds = worldSize > 1 ? (performance.now() - reduceStart + (reducer?.pausedMs ?? 0)) / 1000 : 0;
+        const allReduceSeconds = worldSize > 1 ? (performance.now() - reduceStart) / 1000 : 0;
         const disposePooled = (): void => {
           if (worldSize > 1) tf.dispose(reduced.statistics.flatMap((s) => [s.shiftedSum, s.shiftedSquares]));
         };
@@ -356,6 +364,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
           allReduceSeconds,
           allReduceBytes,
           allReduceWaitSeconds: allReduceWaitMs / 1000,
+          allReducePauseSeconds: (reducer?.pausedMs ?? 0) / 1000,
           imagesPerSecond: (images * worldSize) / Math.max(stepSeconds + dataWaitSeconds, 1e-9),
           learningRates: Object.fromEntries(Object.entries(optimizers).map(([g, o]) => [g, o.lr])),
         };
@@ -373,6 +382,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
           data_wait_ms: dataWaitSeconds * 1000,
           allreduce_ms: allReduceSeconds * 1000,
           allreduce_wait_ms: allReduceWaitMs,
+          allreduce_pause_ms: reducer?.pausedMs ?? 0,
           peak_tensor_mb: peakTensorBytes / 2 ** 20,
           rss_mb: process.memoryUsage().rss / 2 ** 20,
           time: new Date().toISOString(),
