@@ -200,7 +200,8 @@ export function* objectiveGradientWalk<T extends tf.TensorContainerObject & { ob
   onReady: GradientReady = () => {},
 ): Generator<void, ObjectiveGradients<T>> {
   const engine = engineTape();
-  if (engine.state.gradientDepth !== 0) throw new ObjectiveGradsError('objectiveGradientWalk cannot run inside another gradient computation');
+  if (engine.state.gradientDepth !== 0)
+    throw new ObjectiveGradsError('objectiveGradientWalk cannot run inside another gradient computation');
   engine.startTape();
   let outputs: T | undefined;
   let failure: unknown;
