@@ -15,6 +15,8 @@ export const INT64 = 7;
 
 const IR_VERSION = 8;
 const OPSET = 17;
+/** The version of every other operator set a graph uses (onnxruntime's contrib ops have one). */
+const CONTRIB_OPSET = 1;
 
 class Writer {
   private readonly chunks: number[] = [];
@@ -77,6 +79,8 @@ export type AttributeValue = number | readonly number[] | { float: number };
 
 export interface OnnxNode {
   op: string;
+  /** The operator set the op is from: ONNX's own unless set (onnxruntime's contrib ops are 'com.microsoft'). */
+  domain?: string;
   inputs: readonly string[];
   outputs: readonly string[];
   attrs?: Record<string, AttributeValue>;
@@ -84,6 +88,7 @@ export interface OnnxNode {
 
 export interface OnnxValueInfo {
   name: string;
+  /** Fixed sizes; -1 for one the graph decides (an output read back with its own dims). */
   shape: readonly number[];
 }
 
@@ -122,7 +127,8 @@ function writeValueInfo(w: Writer, info: OnnxValueInfo): void {
     type.message(1, (tensor) => {
       tensor.int(1, FLOAT);
       tensor.message(2, (shape) => {
-        for (const dim of info.shape) shape.message(1, (d) => d.int(1, dim));
+        // A negative size leaves the dimension unnamed and unknown (the graph decides it).
+        for (const dim of info.shape) shape.message(1, (d) => (dim < 0 ? d : d.int(1, dim)));
       });
     }),
   );
@@ -140,6 +146,7 @@ export function encodeModel(graph: OnnxGraph): Uint8Array {
         for (const output of node.outputs) n.string(2, output);
         n.string(3, `${node.op.toLowerCase()}_${i}`);
         n.string(4, node.op);
+        if (node.domain !== undefined) n.string(7, node.domain);
         for (const [name, value] of Object.entries(node.attrs ?? {})) n.message(5, (a) => writeAttribute(a, name, value));
       });
     });
@@ -156,5 +163,7 @@ export function encodeModel(graph: OnnxGraph): Uint8Array {
     for (const output of graph.outputs) g.message(12, (v) => writeValueInfo(v, output));
   });
   w.message(8, (o) => o.string(1, '').int(2, OPSET));
+  const domains = new Set(graph.nodes.flatMap((node) => (node.domain === undefined ? [] : [node.domain])));
+  for (const domain of domains) w.message(8, (o) => o.string(1, domain).int(2, CONTRIB_OPSET));
   return w.finish();
 }
