@@ -1,7 +1,8 @@
 // A tiny writer for the subset of ONNX's ModelProto that the native kernels need: one graph of
-// float32 inputs and outputs with fixed shapes, nodes with int/ints/float attributes, and int64
-// initializers (the shapes that Reshape reads). The protobuf wire format is written by hand
-// (varints, length-delimited fields, packed int64s): a few dozen lines instead of a dependency.
+// float32 inputs and outputs with fixed shapes (or an unknown size the graph decides), nodes of
+// ONNX's or another operator set with int/ints/float attributes, and int64 initializers (the
+// shapes that Reshape reads). The protobuf wire format is written by hand (varints,
+// length-delimited fields, packed int64s): a few dozen lines instead of a dependency.
 //
 // Field numbers are those of onnx/onnx.proto (IR version 8, opset 17).
 
@@ -79,7 +80,7 @@ export type AttributeValue = number | readonly number[] | { float: number };
 
 export interface OnnxNode {
   op: string;
-  /** The operator set the op is from: ONNX's own unless set (onnxruntime's contrib ops are 'com.microsoft'). */
+  /** The operator set the op is from: ONNX's own unless set (such as onnxruntime's 'com.microsoft.nchwc'). */
   domain?: string;
   inputs: readonly string[];
   outputs: readonly string[];
