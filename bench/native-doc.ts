@@ -104,12 +104,14 @@ small ONNX graphs, built in code and one session per shape, on onnxruntime-node'
 element-wise work, checkpoints and this project's SIMD kernels stay as they are. The code is in
 \`src/backend/native/\`, one file per kernel.
 
-- **Graphs per shape.** A kernel offers one or more graphs (a Conv between NHWC↔NCHW Transposes; an
-  im2col and one GEMM in NHWC, no transposes; ConvTranspose or a sub-pixel phase GEMM for the input
-  gradient). The first call of each shape times them and the wasm kernel, best of three runs each,
-  and keeps the fastest. The choices are remembered per machine, thread count and onnxruntime
-  version (\`~/.cache/medvae/native-graphs.json\`, or \`MEDVAE_NATIVE_CHOICES\`), so a resumed run or
-  another worker computes with the same graphs and the same bits.
+- **Graphs per shape.** A kernel offers one or more graphs (a Conv between NHWC↔NCHW Transposes;
+  onnxruntime's blocked-channel (NCHWc) Conv, read from and written to NHWC directly; an im2col and
+  one GEMM in NHWC, no transposes; ConvTranspose, or the sub-pixel phases as one GEMM or one blocked
+  conv, for the input gradient). The first call of each shape times them and the wasm kernel, best
+  of three runs each, and keeps the fastest. The choices are remembered per machine, thread count,
+  onnxruntime version and set of graphs (\`~/.cache/medvae/native-graphs.json\`, or
+  \`MEDVAE_NATIVE_CHOICES\`), so a resumed run or another worker computes with the same graphs and
+  the same bits.
 - **Threads.** Every core by default; \`--threads N\` / \`train.threads\`. Under \`medvae-dist\` the
   workers on one machine share the cores (workers × threads ≤ cores) unless threads are asked for.
   Idle pool threads sleep (\`allow_spinning\` off) instead of taking the core the wasm work runs on.

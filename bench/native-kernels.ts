@@ -27,8 +27,8 @@ const convs: [number, number, number, 1 | 2][] = [
   [64, 32, 3, 1],
 ];
 const graphs: Record<string, string[]> = {
-  Conv2D: ['conv', 'im2col-matmul'],
-  Conv2DBackpropInput: ['conv-transpose', 'phase-gemm'],
+  Conv2D: ['conv', 'nchwc', 'im2col-matmul'],
+  Conv2DBackpropInput: ['conv-transpose', 'phase-gemm', 'phase-nchwc'],
   Conv2DBackpropFilter: ['im2col-gemm', 'conv'],
 };
 

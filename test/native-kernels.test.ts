@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend/index.ts';
 import { chosenGraphs, forceCandidate, nativeCallCounts } from '../src/backend/native/kernels.ts';
+import { nchwcBlockSize } from '../src/backend/native/nchwc.ts';
 import { nativeUnavailable } from './helpers/native.ts';
 import { tempDir } from './helpers/temp-dir.ts';
 
@@ -86,6 +87,9 @@ const ODD_CONVS: ConvCase[] = [
   { x: [1, 6, 6, 7], k: 5, out: 3, stride: 1, pad: 'same' },
   { x: [2, 5, 5, 8], k: 1, out: 9, stride: 1, pad: 'valid' },
   { x: [1, 13, 13, 4], k: 2, out: 3, stride: 2, pad: 'valid' },
+  // Channels in whole blocks of the blocked-channel graphs ('nchwc'), and fewer than a block in.
+  { x: [1, 11, 9, 16], k: 3, out: 8, stride: 2, pad: 'valid' },
+  { x: [3, 9, 8, 3], k: 2, out: 16, stride: 1, pad: 'same' },
 ];
 
 const name = (c: ConvCase): string => `x [${c.x.join(',')}] k${c.k} -> ${c.out} stride ${c.stride} ${c.pad}`;
@@ -157,7 +161,18 @@ describe('native kernels match the cpu backend', { skip }, () => {
   });
 
   // Each graph a kernel offers, forced in turn, then the per-shape choice by timing.
-  for (const graph of ['conv', 'im2col-matmul', 'im2col-gemm', 'conv-transpose', 'phase-gemm', 'native', 'wasm', undefined]) {
+  for (const graph of [
+    'conv',
+    'nchwc',
+    'im2col-matmul',
+    'im2col-gemm',
+    'conv-transpose',
+    'phase-gemm',
+    'phase-nchwc',
+    'native',
+    'wasm',
+    undefined,
+  ]) {
     describe(graph === undefined ? 'fastest graph or wasm kernel per shape' : `graph '${graph}' where offered`, () => {
       before(() => forceCandidate(graph));
       for (const c of [...TRAINING_CONVS, ...ODD_CONVS]) {
@@ -230,5 +245,23 @@ describe('native kernels match the cpu backend', { skip }, () => {
 
   test('the chosen graph of each shape is cached', () => {
     assert.ok(chosenGraphs().size > 0);
+  });
+
+  test('the blocked-channel graphs run where this CPU has such kernels', async (t) => {
+    if (nchwcBlockSize() === 1) {
+      t.skip('onnxruntime has no blocked-channel kernels on this CPU');
+      return;
+    }
+    const c: ConvCase = { x: [2, 8, 8, 16], k: 3, out: 16, stride: 2, pad: 'same' };
+    for (const [graph, kernel] of [
+      ['nchwc', conv(c)],
+      ['phase-nchwc', backpropInput(c)],
+    ] as const) {
+      forceCandidate(graph);
+      const { error } = await relativeError(kernel);
+      assert.ok(error <= TOLERANCE, `relative error ${error}`);
+      assert.ok([...chosenGraphs().values()].includes(graph), `${graph} ran`);
+    }
+    forceCandidate(undefined);
   });
 });

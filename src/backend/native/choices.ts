@@ -31,9 +31,15 @@ function readTable(path: string | undefined): Table {
   }
 }
 
+/**
+ * The set of graphs the kernels offer, part of every section's name: raise it when a kernel gains
+ * a graph, so that shapes timed before are timed again with it.
+ */
+const GRAPH_SET = 2;
+
 /** Starts (or restarts) the choices of this machine with `threads` threads and this onnxruntime version. */
 export function openChoices(threads: number, ortVersion: string): void {
-  section = `${cpus()[0]?.model ?? 'unknown cpu'}|${threads} threads|onnxruntime ${ortVersion}`;
+  section = `${cpus()[0]?.model ?? 'unknown cpu'}|${threads} threads|onnxruntime ${ortVersion}|graphs ${GRAPH_SET}`;
   remembered = { ...readTable(file())[section] };
 }
 

@@ -1,5 +1,5 @@
 // Conv2DBackpropInput on native: the gradient of an NHWC conv with respect to its input (and so
-// the forward pass of every conv2dTranspose). Two graphs, the faster kept per shape:
+// the forward pass of every conv2dTranspose). Three graphs, the fastest kept per shape:
 // - conv-transpose: ONNX's ConvTranspose between Transposes to and from NCHW. The forward conv's
 //   bottom and right padding become its pads, or, where the forward conv left the last rows
 //   unread, output_padding (those rows of dx are zero);
@@ -8,11 +8,14 @@
 //   Every phase r (and column phase) is one more block of output channels of a single stride-1
 //   GEMM over an im2col of dy, in NHWC; one Transpose interleaves the phases into dx's rows and
 //   columns. The phase filter is gathered from the filter in the graph (a zero row where a phase
-//   has fewer taps than the window).
+//   has fewer taps than the window);
+// - phase-nchwc: the same phases as one stride-1 blocked-channel conv of dy (./nchwc.ts), where
+//   the channels fit its blocks: no im2col, at the cost of the zero taps.
 import * as tf from '@tensorflow/tfjs';
 import { bottomPad, geometryKey, im2col, MAX_IM2COL_FLOATS, nhwcInfo, rightPad } from './conv-geometry.ts';
 import type { OnnxInt64Initializer, OnnxNode } from './onnx-model.ts';
 import { nativeKernel, type NativePlan } from './native-kernel.ts';
+import { nchwcConv, nchwcFits, type NchwcConvSpec } from './nchwc.ts';
 import type { Candidate } from './sessions.ts';
 
 /** One axis of the phase form: window T, phase rows Q (grid rows Q*s cover dx from the pad on). */
@@ -20,12 +23,33 @@ function phaseAxis(k: number, s: number, pad: number, size: number): { taps: num
   return { taps: Math.ceil(k / s), count: Math.ceil((size + pad) / s) };
 }
 
-/** The phase-gemm graph (see the top of this file), or undefined when its im2col would be too large. */
-function phaseGemm(info: tf.backend_util.Conv2DInfo, dy: string, filter: string, dx: string): Candidate | undefined {
+/**
+ * The phase-gemm graph (see the top of this file), or with `form` 'nchwc' the same phases as one
+ * blocked-channel conv of dy (./nchwc.ts) instead of an im2col and a GEMM; undefined where the
+ * im2col would be too large or the blocked conv does not fit.
+ */
+function phaseGraph(
+  info: tf.backend_util.Conv2DInfo,
+  dy: string,
+  filter: string,
+  dx: string,
+  form: 'gemm' | 'nchwc',
+): Candidate | undefined {
   const { batchSize, inChannels: ci, outChannels: co, filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw } = info;
   const rows = phaseAxis(kh, sh, info.padInfo.top, info.inHeight);
   const cols = phaseAxis(kw, sw, info.padInfo.left, info.inWidth);
-  if (batchSize * rows.count * cols.count * rows.taps * cols.taps * co > MAX_IM2COL_FLOATS) return undefined;
+  const dyShape = [batchSize, info.outHeight, info.outWidth, co];
+  const phaseFilterShape = [rows.taps, cols.taps, co, sh * sw * ci];
+  // The stride-1 conv over dy, padded by taps - 1 before and as much after as makes `count` rows.
+  const blocked: NchwcConvSpec = {
+    xShape: dyShape,
+    filterShape: phaseFilterShape,
+    strides: [1, 1],
+    dilations: [1, 1],
+    pads: [rows.taps - 1, cols.taps - 1, rows.count - info.outHeight, cols.count - info.outWidth],
+  };
+  if (form === 'gemm' && batchSize * rows.count * cols.count * rows.taps * cols.taps * co > MAX_IM2COL_FLOATS) return undefined;
+  if (form === 'nchwc' && (!nchwcFits(blocked) || blocked.pads.some((p) => p < 0))) return undefined;
   // The im2col of dy for a stride-1 window of rows.taps x cols.taps, padded by taps - 1 before.
   const window = {
     batchSize,
@@ -44,7 +68,7 @@ function phaseGemm(info: tf.backend_util.Conv2DInfo, dy: string, filter: string,
     dilationWidth: 1,
     padInfo: { top: rows.taps - 1, left: cols.taps - 1, bottom: 0, right: 0, type: 'EXPLICIT' },
   } as unknown as tf.backend_util.Conv2DInfo;
-  const patches = im2col(dy, window, 'dy_');
+  const patches = form === 'gemm' ? im2col(dy, window, 'dy_') : { nodes: [], initializers: [], output: '' };
   // Filter taps of window position (jh, jw) and phase (rh, rw); kh*kw names the zero row.
   const taps: number[] = [];
   for (let jh = 0; jh < rows.taps; jh++) {
@@ -74,9 +98,17 @@ function phaseGemm(info: tf.backend_util.Conv2DInfo, dy: string, filter: string,
     { op: 'Reshape', inputs: ['w_gathered', 'w_phases_shape'], outputs: ['w_phases'] },
     { op: 'Transpose', inputs: ['w_phases'], outputs: ['w_ordered'], attrs: { perm: [0, 1, 5, 2, 3, 4] } },
     { op: 'Reshape', inputs: ['w_ordered', 'w_matrix_shape'], outputs: ['w_matrix'] },
-    ...patches.nodes,
-    { op: 'MatMul', inputs: [patches.output, 'w_matrix'], outputs: ['phases'] },
   ];
+  if (form === 'gemm') {
+    nodes.push(...patches.nodes, { op: 'MatMul', inputs: [patches.output, 'w_matrix'], outputs: ['phases'] });
+  } else {
+    // The matrix's rows are (jh, jw, co): an HWIO filter [T_h, T_w, Co, phases * Ci] once reshaped.
+    initializers.push({ name: 'w_hwio_shape', values: phaseFilterShape });
+    nodes.push({ op: 'Reshape', inputs: ['w_matrix', 'w_hwio_shape'], outputs: ['w_hwio'] });
+    const conv = nchwcConv(blocked, dy, 'w_hwio', 'phases', 'nchwc_');
+    initializers.push(...conv.initializers);
+    nodes.push(...conv.nodes);
+  }
   if (sh === 1 && sw === 1) {
     nodes.push({ op: 'Reshape', inputs: ['phases', 'dx_grid_shape'], outputs: ['dx_grid'] });
   } else {
@@ -100,10 +132,10 @@ function phaseGemm(info: tf.backend_util.Conv2DInfo, dy: string, filter: string,
     nodes.push({ op: 'Slice', inputs: ['dx_grid', 'dx_starts', 'dx_ends', 'dx_axes'], outputs: [dx] });
   }
   return {
-    label: 'phase-gemm',
+    label: form === 'gemm' ? 'phase-gemm' : 'phase-nchwc',
     graph: {
       inputs: [
-        { name: dy, shape: [batchSize, info.outHeight, info.outWidth, co] },
+        { name: dy, shape: dyShape },
         { name: filter, shape: [kh, kw, ci, co] },
       ],
       outputs: [{ name: dx, shape: [batchSize, info.inHeight, info.inWidth, ci] }],
@@ -117,9 +149,9 @@ function phaseGemm(info: tf.backend_util.Conv2DInfo, dy: string, filter: string,
 export function backpropInputCandidates(info: tf.backend_util.Conv2DInfo, dy: string, filter: string, dx: string): Candidate[] {
   const bottom = bottomPad(info);
   const right = rightPad(info);
-  const phases = phaseGemm(info, dy, filter, dx);
+  const phases = [phaseGraph(info, dy, filter, dx, 'gemm'), phaseGraph(info, dy, filter, dx, 'nchwc')];
   return [
-    ...(phases ? [phases] : []),
+    ...phases.filter((c) => c !== undefined),
     {
       label: 'conv-transpose',
       graph: {

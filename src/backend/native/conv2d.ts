@@ -1,10 +1,11 @@
 // Conv2D on native: the NHWC forward convolution as one onnxruntime graph, either ONNX's Conv
-// (NCHW, so between Transposes of the input, filter and output) or an im2col and one MatMul,
-// which needs no transposes (the HWIO filter is already the GEMM's [kh*kw*Ci, Co] matrix). The
-// faster of the two for each shape is kept (sessions.ts).
+// (NCHW, so between Transposes of the input, filter and output), onnxruntime's blocked-channel
+// Conv (./nchwc.ts) or an im2col and one MatMul, which needs no transposes (the HWIO filter is
+// already the GEMM's [kh*kw*Ci, Co] matrix). The fastest for each shape is kept (sessions.ts).
 import * as tf from '@tensorflow/tfjs';
 import { geometryKey, im2col, im2colSize, MAX_IM2COL_FLOATS, nhwcInfo, onnxPads } from './conv-geometry.ts';
 import { nativeKernel, type NativePlan } from './native-kernel.ts';
+import { nchwcConv, nchwcFits, type NchwcConvSpec } from './nchwc.ts';
 import type { Candidate } from './sessions.ts';
 
 /** The graphs of an NHWC conv of `x` with the HWIO `filter` into `y`. */
@@ -43,6 +44,17 @@ export function conv2dCandidates(info: tf.backend_util.Conv2DInfo, x: string, fi
       },
     },
   ];
+  const spec: NchwcConvSpec = {
+    xShape,
+    filterShape,
+    strides: [info.strideHeight, info.strideWidth],
+    dilations: [info.dilationHeight, info.dilationWidth],
+    pads: onnxPads(info),
+  };
+  if (nchwcFits(spec)) {
+    const blocked = nchwcConv(spec, x, filter, y, 'nchwc_');
+    candidates.push({ label: 'nchwc', graph: { ...io, ...blocked } });
+  }
   if (im2colSize(info) <= MAX_IM2COL_FLOATS) {
     const cols = im2col(x, info, 'x_');
     candidates.push({

@@ -38,14 +38,10 @@ export function previousKernel(kernelName: string): tf.KernelConfig | undefined 
 
 let nativeCalls = 0;
 let fallbackCalls = 0;
-let nativeCpuMs = 0;
 
-/**
- * How many kernel calls ran natively, how many went back to the wasm kernels, and the CPU time
- * (all threads) of the native calls (tests, benchmarks).
- */
-export function nativeCallCounts(): { native: number; fallback: number; nativeCpuMs: number } {
-  return { native: nativeCalls, fallback: fallbackCalls, nativeCpuMs };
+/** How many kernel calls ran natively and how many went back to the wasm kernels (tests, benchmarks). */
+export function nativeCallCounts(): { native: number; fallback: number } {
+  return { native: nativeCalls, fallback: fallbackCalls };
 }
 
 function heapView(backend: WasmHeapBackend, info: tf.TensorInfo): Float32Array | undefined {
@@ -92,11 +88,8 @@ export function nativeKernel<Attrs>(kernelName: string, inputNames: readonly str
       const outputView = heapView(backend, output);
       if (outputView === undefined) throw new Error(`${kernelName} on native: its output is not on the wasm heap`);
       let nativeMs: number | undefined;
-      const cpu = process.cpuUsage();
       try {
         nativeMs = runCached(key, planned.candidates, { inputs, output: outputView });
-        const used = process.cpuUsage(cpu);
-        nativeCpuMs += (used.user + used.system) / 1000;
       } catch (e) {
         backend.disposeData(output.dataId);
         throw e;

@@ -1,7 +1,8 @@
 // A tiny writer for the subset of ONNX's ModelProto that the native kernels need: one graph of
-// float32 inputs and outputs with fixed shapes, nodes with int/ints/float attributes, and int64
-// initializers (the shapes that Reshape reads). The protobuf wire format is written by hand
-// (varints, length-delimited fields, packed int64s): a few dozen lines instead of a dependency.
+// float32 inputs and outputs with fixed shapes (or an unknown size the graph decides), nodes of
+// ONNX's or another operator set with int/ints/float attributes, and int64 initializers (the
+// shapes that Reshape reads). The protobuf wire format is written by hand (varints,
+// length-delimited fields, packed int64s): a few dozen lines instead of a dependency.
 //
 // Field numbers are those of onnx/onnx.proto (IR version 8, opset 17).
 
@@ -15,6 +16,8 @@ export const INT64 = 7;
 
 const IR_VERSION = 8;
 const OPSET = 17;
+/** The version of every other operator set a graph uses (onnxruntime's contrib ops have one). */
+const CONTRIB_OPSET = 1;
 
 class Writer {
   private readonly chunks: number[] = [];
@@ -77,6 +80,8 @@ export type AttributeValue = number | readonly number[] | { float: number };
 
 export interface OnnxNode {
   op: string;
+  /** The operator set the op is from: ONNX's own unless set (such as onnxruntime's 'com.microsoft.nchwc'). */
+  domain?: string;
   inputs: readonly string[];
   outputs: readonly string[];
   attrs?: Record<string, AttributeValue>;
@@ -84,6 +89,7 @@ export interface OnnxNode {
 
 export interface OnnxValueInfo {
   name: string;
+  /** Fixed sizes; -1 for one the graph decides (an output read back with its own dims). */
   shape: readonly number[];
 }
 
@@ -122,7 +128,8 @@ function writeValueInfo(w: Writer, info: OnnxValueInfo): void {
     type.message(1, (tensor) => {
       tensor.int(1, FLOAT);
       tensor.message(2, (shape) => {
-        for (const dim of info.shape) shape.message(1, (d) => d.int(1, dim));
+        // A negative size leaves the dimension unnamed and unknown (the graph decides it).
+        for (const dim of info.shape) shape.message(1, (d) => (dim < 0 ? d : d.int(1, dim)));
       });
     }),
   );
@@ -140,6 +147,7 @@ export function encodeModel(graph: OnnxGraph): Uint8Array {
         for (const output of node.outputs) n.string(2, output);
         n.string(3, `${node.op.toLowerCase()}_${i}`);
         n.string(4, node.op);
+        if (node.domain !== undefined) n.string(7, node.domain);
         for (const [name, value] of Object.entries(node.attrs ?? {})) n.message(5, (a) => writeAttribute(a, name, value));
       });
     });
@@ -156,5 +164,7 @@ export function encodeModel(graph: OnnxGraph): Uint8Array {
     for (const output of graph.outputs) g.message(12, (v) => writeValueInfo(v, output));
   });
   w.message(8, (o) => o.string(1, '').int(2, OPSET));
+  const domains = new Set(graph.nodes.flatMap((node) => (node.domain === undefined ? [] : [node.domain])));
+  for (const domain of domains) w.message(8, (o) => o.string(1, domain).int(2, CONTRIB_OPSET));
   return w.finish();
 }

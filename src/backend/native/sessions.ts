@@ -162,14 +162,33 @@ export function bestOfRuns(f: () => void): number {
   return best;
 }
 
-/** Loads the candidates, times each on `feeds` (bestOfRuns), keeps the fastest. */
+/**
+ * Loads the candidates, times each on `feeds` (bestOfRuns), keeps the fastest. A graph this
+ * onnxruntime cannot load or run (one of its internal ops changed) is left out, unless all are.
+ */
 function choose(candidates: readonly Candidate[], feeds: Feeds): { loaded: Loaded; ms: number } {
   if (candidates.length === 0) throw new Error('native kernel: no graph to run');
   let best: { loaded: Loaded; ms: number } | undefined;
   let last: Loaded | undefined;
+  let failure: unknown;
   for (const candidate of candidates) {
-    const loaded = load(candidate);
-    const ms = bestOfRuns(() => run(loaded, feeds));
+    let loaded: Loaded;
+    let ms: number;
+    try {
+      loaded = load(candidate);
+    } catch (e) {
+      failure = e;
+      continue;
+    }
+    try {
+      ms = bestOfRuns(() => run(loaded, feeds));
+    } catch (e) {
+      loaded.session.dispose();
+      // It may have written part of the output before it failed.
+      last = undefined;
+      failure = e;
+      continue;
+    }
     last = loaded;
     if (best === undefined || ms < best.ms) {
       best?.loaded.session.dispose();
@@ -178,9 +197,10 @@ function choose(candidates: readonly Candidate[], feeds: Feeds): { loaded: Loade
       loaded.session.dispose();
     }
   }
+  if (best === undefined) throw failure;
   // The output holds the kept graph's values, as every later call will (graphs round differently).
-  if (last !== best!.loaded) run(best!.loaded, feeds);
-  return best!;
+  if (last !== best.loaded) run(best.loaded, feeds);
+  return best;
 }
 
 /** MEDVAE_NATIVE_GRAPH (tests, benchmarks) forces graphs as forceCandidate does. */
