@@ -1,6 +1,6 @@
 // Data-parallel scaling of the real product: runs `bin/medvae-dist.js --cpu-workers w` on the bundled
 // RetinaMNIST for each worker count and reads the run's metrics.jsonl back.
-//   node --import tsx bench/dist.ts --model vae --size 64 --batch 64 --workers 1,2 --steps 10 [--warmup 2] [--micro n] [--overlap on,off] [--set key=value ...]
+//   node --import tsx bench/dist.ts --model vae --size 64 --batch 64 --workers 1,2 --steps 10 [--warmup 2] [--micro n] [--overlap on,off] [--bucket-mb M] [--set key=value ...]
 // With --nnodes N (root, iproute2), runs N agents of `--cpu-workers w` each, one per network namespace
 // joined by veth pairs on a bridge, every link limited by tbf to --link-rate (test/helpers/netns.ts):
 // the rendezvous, the ring and the gradients cross a real (if local) network.
@@ -121,6 +121,7 @@ async function runDist(
   const args = [
     join(ROOT, 'bin', 'medvae-dist.js'),
     ...(overlap ? [] : ['--no-overlap']),
+    ...(o.bucketMb === undefined ? [] : ['--bucket-mb', o.bucketMb]),
     '--cpu-workers',
     String(workers),
     '--config',
@@ -193,6 +194,7 @@ const program = new Command()
     [] as string[],
   )
   .option('--nnodes <n>', 'nodes, each a network namespace running one agent of --workers workers (needs root and iproute2)', '1')
+  .option('--bucket-mb <MiB>', "medvae-dist's gradient bucket size (its default when absent)")
   .option('--overlap <modes>', "on (buckets during the backward pass), off (after it), or both: 'on,off'", 'on')
   .option('--link-rate <rate>', "tbf rate of every namespace's link, as tc writes it", '1gbit')
   .option(
@@ -213,6 +215,7 @@ const o = program.opts<{
   nnodes: string;
   linkRate: string;
   overlap: string;
+  bucketMb?: string;
 }>();
 const int = (flag: string, value: string, min: number): number => {
   const n = Number(value);

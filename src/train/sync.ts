@@ -124,6 +124,8 @@ export class OverlappedReducer {
     readInto([grad], this.pool[this.bucket]!.subarray(this.filled, this.filled + grad.size));
     this.slots.push({ group, name, shape: grad.shape, bucket: this.bucket });
     this.filled += grad.size;
+    // A full bucket goes at once, not when the next gradient arrives: that may be a whole layer later.
+    if (this.filled >= this.bucketElements) this.launch();
   }
 
   private launch(): void {
