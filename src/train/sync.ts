@@ -83,7 +83,10 @@ export class OverlappedReducer {
     weight: number,
   ): Promise<T> {
     const walk = makeWalk((group, name, grad) => {
-      const sum = addWeighted(accumulated[group]?.[name], grad, weight);
+      const earlier = accumulated[group]?.[name];
+      // A step of one micro-batch sends the gradient as it is (weight 1): no copy to make.
+      if (earlier === undefined && weight === 1) return this.add(group, name, grad);
+      const sum = addWeighted(earlier, grad, weight);
       this.add(group, name, sum);
       sum.dispose();
     });
