@@ -382,7 +382,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
           data_wait_ms: dataWaitSeconds * 1000,
           allreduce_ms: allReduceSeconds * 1000,
           allreduce_wait_ms: allReduceWaitMs,
-          allreduce_pause_ms: reducer?.pausedMs ?? 0,
+          allreduce_pause_ms: info.allReducePauseSeconds * 1000,
           peak_tensor_mb: peakTensorBytes / 2 ** 20,
           rss_mb: process.memoryUsage().rss / 2 ** 20,
           time: new Date().toISOString(),

@@ -9,9 +9,9 @@
 // MLAS picked for this CPU, read once from what ReorderInput makes of four channels (the fewest it
 // takes; it pads them to one block). Where that is no more than four (no such kernels on this CPU)
 // or the ops are missing, no graph here is offered.
-import { loadBinding } from './binding.ts';
+import { loadBinding, type OrtSession } from './binding.ts';
 import type { OnnxGraph, OnnxInt64Initializer, OnnxNode } from './onnx-model.ts';
-import { encodeModel } from './onnx-model.ts';
+import { openSession } from './sessions.ts';
 
 const DOMAIN = 'com.microsoft.nchwc';
 
@@ -32,19 +32,13 @@ function probeBlockSize(): number {
     nodes: [{ op: 'ReorderInput', domain: DOMAIN, inputs: ['x'], outputs: ['y'] }],
   };
   const binding = loadBinding();
-  const session = binding.newSession();
+  let session: OrtSession;
   try {
-    const bytes = encodeModel(graph);
-    session.loadModel(bytes.buffer as ArrayBuffer, bytes.byteOffset, bytes.byteLength, {
-      intraOpNumThreads: 1,
-      interOpNumThreads: 1,
-      executionMode: 'sequential',
-      graphOptimizationLevel: 'disabled',
-      enableCpuMemArena: false,
-      enableMemPattern: false,
-      logSeverityLevel: 3,
-      extra: {},
-    });
+    session = openSession(graph, { intraOpNumThreads: 1 });
+  } catch {
+    return 1;
+  }
+  try {
     const { y } = session.run({ x: binding.tensor(new Float32Array(PROBE_CHANNELS), [1, PROBE_CHANNELS, 1, 1]) }, { y: null }, {});
     const channels = y?.dims[1];
     return typeof channels === 'number' && Number.isInteger(channels) && channels > PROBE_CHANNELS ? channels : 1;

@@ -71,11 +71,21 @@ interface Entry {
 
 const entries = new Map<string, Entry>();
 
+/** A session of `graph`, with the kernels' options and any `overrides`. The caller disposes it. */
+export function openSession(graph: OnnxGraph, overrides: Partial<OrtSessionOptions> = {}): OrtSession {
+  const session = loadBinding().newSession();
+  try {
+    const bytes = encodeModel(graph);
+    session.loadModel(bytes.buffer as ArrayBuffer, bytes.byteOffset, bytes.byteLength, { ...sessionOptions(), ...overrides });
+  } catch (e) {
+    session.dispose();
+    throw e;
+  }
+  return session;
+}
+
 function load(candidate: Candidate): Loaded {
-  const binding = loadBinding();
-  const session = binding.newSession();
-  const bytes = encodeModel(candidate.graph);
-  session.loadModel(bytes.buffer as ArrayBuffer, bytes.byteOffset, bytes.byteLength, sessionOptions());
+  const session = openSession(candidate.graph);
   const [output] = candidate.graph.outputs;
   if (output === undefined || candidate.graph.outputs.length !== 1)
     throw new Error(`native kernel graph '${candidate.label}' must have one output`);
