@@ -9,14 +9,17 @@
 // Prints one JSON line per worker count and overlap mode:
 //   {"model","image_size","global_batch","micro_batch","workers","steps","gradient_mb","images_per_s","step_ms_median",
 //    "allreduce_ms_median","comm_fraction","allreduce_wait_ms_median","transfer_fraction","peak_rss_mb_per_worker","peak_tensor_mb_rank0",
-//    "nnodes","link_rate","overlap","exposed_comm_ms_median","exposed_comm_fraction","pause_ms_median","exposed_with_pauses_fraction"}
-// exposed_comm is the part of the step the worker spends moving gradients and cannot compute (the
-// all-reduce less the wait for a slower peer). overlap says whether gradient buckets were all-reduced
-// while the backward pass ran (the default) or after it (`medvae-dist --no-overlap`). With overlap,
-// allreduce_ms is the time after the backward pass and the wait that of the step's last all-reduce
-// (a straggler's lag absorbed by an earlier bucket counts as exposed); pause_ms is the time the
-// backward pass stood still for the ring, one event-loop turn at a time, which also runs whatever
-// else is queued (a garbage collection): exposed_with_pauses_fraction counts it all as communication.
+//    "nnodes","link_rate","overlap","in_backward_ms_median","exposed_comm_ms_median","exposed_comm_fraction","pause_ms_median",
+//    "exposed_with_pauses_fraction"}
+// exposed_comm is the part of the step the worker spends on communication and cannot compute: the
+// all-reduce less the wait for a slower peer, plus (with overlap) in_backward_ms, the communication
+// work the backward pass did itself (filling buckets; the ring's sending, receiving and summing in its
+// pauses). overlap says whether gradient buckets were all-reduced while the backward pass ran (the
+// default) or after it (`medvae-dist --no-overlap`). With overlap, allreduce_ms is the time after the
+// backward pass, and its wait the part of it spent waiting for a slower peer's buckets. medvae-dist
+// runs each ring on a thread of its own; a ring on the calling thread would instead pause the
+// backward pass one event-loop turn at a time (pause_ms, which also runs whatever else is queued):
+// exposed_with_pauses_fraction counts all of that as communication, an upper bound.
 // Peak RSS is the kernel's high-water mark (VmHWM) of each worker process, polled from /proc for every w
 // (w=1 trains in the medvae-dist process itself, w>=2 in forked workers/dist-worker.ts processes).
 // peak_tensor_mb_rank0: the most tf.memory() held between micro-batches on rank 0 (weights, Adam
@@ -46,6 +49,7 @@ interface StepRecord {
   allreduce_ms: number;
   allreduce_wait_ms: number;
   allreduce_pause_ms?: number;
+  allreduce_in_backward_ms?: number;
   peak_tensor_mb?: number;
 }
 
@@ -307,6 +311,8 @@ for (const perNode of workerCounts) {
       const stepMs = median(timed.map((r) => r.step_ms));
       const allReduceMs = median(timed.map((r) => r.allreduce_ms));
       const transferMs = median(timed.map((r) => r.allreduce_ms - r.allreduce_wait_ms));
+      const inBackwardMs = median(timed.map((r) => r.allreduce_in_backward_ms ?? 0));
+      const exposedMs = median(timed.map((r) => r.allreduce_ms - r.allreduce_wait_ms + (r.allreduce_in_backward_ms ?? 0)));
       const pauseMs = median(timed.map((r) => r.allreduce_pause_ms ?? 0));
       console.log(
         JSON.stringify({
@@ -329,8 +335,9 @@ for (const perNode of workerCounts) {
           nnodes,
           link_rate: net ? o.linkRate : null,
           overlap,
-          exposed_comm_ms_median: Number(transferMs.toFixed(2)),
-          exposed_comm_fraction: Number((transferMs / stepMs).toFixed(4)),
+          in_backward_ms_median: Number(inBackwardMs.toFixed(2)),
+          exposed_comm_ms_median: Number(exposedMs.toFixed(2)),
+          exposed_comm_fraction: Number((exposedMs / stepMs).toFixed(4)),
           pause_ms_median: Number(pauseMs.toFixed(2)),
           exposed_with_pauses_fraction: Number(((transferMs + pauseMs) / stepMs).toFixed(4)),
         }),

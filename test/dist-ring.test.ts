@@ -83,6 +83,8 @@ for (const [worldSize, transport] of [
       const lateMs = 300;
       const buffers = ring.map((c) => makeGradients(4, c.rank, SIZES));
       const late = ring.length - 1;
+      const busyBefore = ring.map((c) => c.stats().busyMs);
+      const calledAt = performance.now();
       // Rank `late` sends to rank late-1, which therefore waits for it.
       await Promise.all(
         ring.map((c, r) =>
@@ -98,6 +100,12 @@ for (const [worldSize, transport] of [
       assert.ok(waiting.lastAllReduceWaitMs <= waiting.lastAllReduceMs);
       const lateStats = ring[late].stats();
       assert.ok(lateStats.lastAllReduceWaitMs < lateMs / 3, `the late rank itself waited ${lateStats.lastAllReduceWaitMs} ms`);
+      // The waiting rank began at once; the late one only after its delay.
+      assert.ok(waiting.lastAllReduceStartedAt >= calledAt && waiting.lastAllReduceStartedAt < calledAt + lateMs / 3);
+      assert.ok(lateStats.lastAllReduceStartedAt >= calledAt + lateMs - 20);
+      // Busy time counts the work of moving and summing bytes, never the wait.
+      const busy = waiting.busyMs - busyBefore[late - 1]!;
+      assert.ok(busy > 0 && busy < waiting.lastAllReduceMs - waiting.lastAllReduceWaitMs + 20, `rank ${late - 1} busy ${busy} ms`);
       await closeAll(ring);
     });
 

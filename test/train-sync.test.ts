@@ -161,6 +161,18 @@ async function averagedStep(
   reducer: OverlappedReducer | undefined,
   onWalkEnd: () => void = () => {},
 ): Promise<Record<string, Float32Array>> {
+  return (await averagedStepTimed(collective, model, batches, reducer, onWalkEnd)).gradients;
+}
+
+/** averagedStep, also returning averageAcrossWorkers's wait for a slower peer; `lateMs` delays this rank after its backward pass. */
+async function averagedStepTimed(
+  collective: Collective,
+  model: VaeModel,
+  batches: ModelBatch[],
+  reducer: OverlappedReducer | undefined,
+  onWalkEnd: () => void = () => {},
+  lateMs = 0,
+): Promise<{ gradients: Record<string, Float32Array>; waitMs: number }> {
   const grads: Record<string, tf.NamedTensorMap> = {};
   const first = computeGradients(model, batches[0]!, context(3));
   accumulateGradients(grads, first.groups, 2 / 5);
@@ -170,10 +182,11 @@ async function averagedStep(
   onWalkEnd();
   if (!reducer) accumulateGradients(grads, last.groups, 3 / 5);
   disposeGradients(last);
-  await averageAcrossWorkers(collective, grads, {}, [], false, reducer);
-  const out = Object.fromEntries(Object.entries(grads['model']!).map(([name, g]) => [name, g.dataSync() as Float32Array]));
+  if (lateMs > 0) await new Promise((resolve) => setTimeout(resolve, lateMs));
+  const { waitMs } = await averageAcrossWorkers(collective, grads, {}, [], false, reducer);
+  const gradients = Object.fromEntries(Object.entries(grads['model']!).map(([name, g]) => [name, g.dataSync() as Float32Array]));
   tf.dispose(grads as tf.TensorContainer);
-  return out;
+  return { gradients, waitMs };
 }
 
 test('overlapped: buckets are all-reduced while the backward pass runs, and every gradient equals the all-reduce after it, bit for bit', async () => {
@@ -216,6 +229,30 @@ test('overlapped: buckets are all-reduced while the backward pass runs, and ever
   }
 });
 
+test("overlapped: a peer's lag after the backward pass is reported as waiting, and the walk's own communication work is counted", async () => {
+  const collectives = await ring();
+  const lateMs = 300;
+  try {
+    const results = await Promise.all(
+      collectives.map(async (c, rank) => {
+        const model = createModel(SMALL, 4);
+        const batches = microBatches(rank);
+        const reducer = new OverlappedReducer(c, 2048);
+        // Rank 1 sends to rank 0 (the ring runs towards lower ranks): rank 0 waits for it.
+        const { waitMs } = await averagedStepTimed(c, model, batches, reducer, () => {}, rank === 1 ? lateMs : 0);
+        tf.dispose(batches.flatMap((b) => [b.images, b.labels!]));
+        model.dispose();
+        return { waitMs, commWorkMs: reducer.commWorkMs, pausedMs: reducer.pausedMs };
+      }),
+    );
+    assert.ok(results[0]!.waitMs >= lateMs - 30, `rank 0 waited ${results[0]!.waitMs} ms for a rank ${lateMs} ms late`);
+    assert.ok(results[1]!.waitMs < lateMs / 3, `the late rank itself waited ${results[1]!.waitMs} ms`);
+    for (const { commWorkMs } of results) assert.ok(commWorkMs > 0, 'filling and sending buckets takes time');
+  } finally {
+    await Promise.all(collectives.map((c) => c.close()));
+  }
+});
+
 /** Rank r's own weighted gradients of the same step, not averaged. */
 function computeOnce(rank: number): Record<string, Float32Array> {
   const model = createModel(SMALL, 4);
@@ -240,9 +277,10 @@ test('overlapped: a failed bucket all-reduce stops the backward walk with that e
   const failing: StepCollective = {
     rank: 0,
     worldSize: 2,
+    progressesInBackground: false,
     allReduceMean: () => (++calls === 2 ? Promise.reject(new Error('rank 1 closed the connection')) : new Promise((r) => setImmediate(r))),
     broadcast: () => Promise.resolve(),
-    stats: () => ({ bytesReduced: 0, lastAllReduceMs: 0, lastAllReduceWaitMs: 0 }),
+    stats: () => ({ bytesReduced: 0, lastAllReduceMs: 0, lastAllReduceWaitMs: 0, lastAllReduceStartedAt: 0, busyMs: 0 }),
   };
   const before = tf.memory().numTensors;
   const reducer = new OverlappedReducer(failing, 2048);

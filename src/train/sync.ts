@@ -8,13 +8,18 @@ import type { PendingStatistics } from '../models/batch-norm.ts';
 import { addWeighted, type OnGradient } from './step.ts';
 
 /** What the training loop needs of a collective (src/distributed/collective implements it as a ring over sockets). */
-export type StepCollective = Pick<Collective, 'rank' | 'worldSize' | 'allReduceMean' | 'broadcast' | 'stats'>;
+export type StepCollective = Pick<Collective, 'rank' | 'worldSize' | 'progressesInBackground' | 'allReduceMean' | 'broadcast' | 'stats'>;
 
 /** The tensors' values end to end in a fresh array (for the occasional broadcast and checksum). */
 function readFlat(tensors: readonly tf.Tensor[]): Float32Array {
   const values = new Float32Array(totalSize(tensors));
   readInto(tensors, values);
   return values;
+}
+
+/** Floats in shared memory: a collective running on another thread reads and writes them in place. */
+function sharedFloats(size: number): Float32Array {
+  return new Float32Array(new SharedArrayBuffer(size * 4));
 }
 
 /**
@@ -26,7 +31,7 @@ const stepBuffers = new WeakMap<StepCollective, Float32Array>();
 function stepBuffer(collective: StepCollective, size: number): Float32Array {
   let buffer = stepBuffers.get(collective);
   if (buffer?.length !== size) {
-    buffer = new Float32Array(size);
+    buffer = sharedFloats(size);
     stepBuffers.set(collective, buffer);
   }
   return buffer;
@@ -60,8 +65,16 @@ export class OverlappedReducer {
   private inFlight = 0;
   private failure: Error | undefined;
   private bytes = 0;
+  /** Per launched all-reduce, once done: when it began moving data and when the peer's first frame came. */
+  private readonly timings: { startedAt: number; firstFrameAt: number }[] = [];
   /** Time the walk stood still for the ring (event-loop turns, which also run whatever else is queued). */
   pausedMs = 0;
+  /**
+   * The thread's own communication work while the walk ran: copying gradients into buckets and
+   * starting their all-reduces, and the ring's sending, receiving and summing in the pauses. The
+   * rest of a pause is other queued work (a garbage collection, the data loader), not communication.
+   */
+  commWorkMs = 0;
 
   constructor(
     private readonly collective: StepCollective,
@@ -83,16 +96,26 @@ export class OverlappedReducer {
     weight: number,
   ): Promise<T> {
     const walk = makeWalk((group, name, grad) => {
+      const start = performance.now();
       const earlier = accumulated[group]?.[name];
       // A step of one micro-batch sends the gradient as it is (weight 1): no copy to make.
-      if (earlier === undefined && weight === 1) return this.add(group, name, grad);
-      const sum = addWeighted(earlier, grad, weight);
-      this.add(group, name, sum);
-      sum.dispose();
+      if (earlier === undefined && weight === 1) this.add(group, name, grad);
+      else {
+        const sum = addWeighted(earlier, grad, weight);
+        this.add(group, name, sum);
+        sum.dispose();
+      }
+      this.commWorkMs += performance.now() - start;
     });
+    // A ring on this thread moves bytes only in the walk's pauses, and that work is this thread's.
+    const pauses = !this.collective.progressesInBackground;
+    const ringBusyBefore = this.collective.stats().busyMs;
     for (let next = walk.next(); ; next = walk.next()) {
-      if (next.done) return next.value;
-      if (this.inFlight > 0) {
+      if (next.done) {
+        if (pauses) this.commWorkMs += this.collective.stats().busyMs - ringBusyBefore;
+        return next.value;
+      }
+      if (this.inFlight > 0 && pauses) {
         const paused = performance.now();
         await new Promise((resolve) => setImmediate(resolve));
         this.pausedMs += performance.now() - paused;
@@ -101,11 +124,19 @@ export class OverlappedReducer {
     }
   }
 
-  /** Sends the last bucket, waits for all, and returns the averaged gradients (new tensors) and the bytes reduced. */
-  async finish(): Promise<{ groups: Record<string, tf.NamedTensorMap>; bytes: number }> {
+  /**
+   * Sends the last bucket, waits for all, and returns the averaged gradients (new tensors), the
+   * bytes reduced, and of the time waited here the part spent waiting for a slower peer to send
+   * (its lag, not the cost of moving bytes).
+   */
+  async finish(): Promise<{ groups: Record<string, tf.NamedTensorMap>; bytes: number; peerWaitMs: number }> {
+    const backwardEnd = performance.now();
     if (this.filled > 0) this.launch();
     await Promise.all(this.launched);
     if (this.failure) throw this.failure;
+    // The all-reduces run one after another, so their waits after the backward pass never overlap.
+    let peerWaitMs = 0;
+    for (const { startedAt, firstFrameAt } of this.timings) peerWaitMs += Math.max(0, firstFrameAt - Math.max(startedAt, backwardEnd));
     const groups: Record<string, tf.NamedTensorMap> = {};
     for (let k = 0; k < this.bucket; k++) {
       const inBucket = this.slots.filter((slot) => slot.bucket === k);
@@ -116,14 +147,14 @@ export class OverlappedReducer {
       );
       inBucket.forEach((slot, i) => ((groups[slot.group] ??= {})[slot.name] = tensors[i]!));
     }
-    return { groups, bytes: this.bytes };
+    return { groups, bytes: this.bytes, peerWaitMs };
   }
 
   private add(group: string, name: string, grad: tf.Tensor): void {
     if (this.filled > 0 && this.filled + grad.size > this.bucketElements) this.launch();
     // A gradient larger than a bucket gets a bucket of its own size, as in DDP.
     const capacity = Math.max(this.bucketElements, grad.size);
-    if ((this.pool[this.bucket]?.length ?? 0) < capacity) this.pool[this.bucket] = new Float32Array(capacity);
+    if ((this.pool[this.bucket]?.length ?? 0) < capacity) this.pool[this.bucket] = sharedFloats(capacity);
     readInto([grad], this.pool[this.bucket]!.subarray(this.filled, this.filled + grad.size));
     this.slots.push({ group, name, shape: grad.shape, bucket: this.bucket });
     this.filled += grad.size;
@@ -138,6 +169,11 @@ export class OverlappedReducer {
     this.launched.push(
       this.collective
         .allReduceMean([values])
+        .then(() => {
+          // Read at once: the next all-reduce cannot finish, and overwrite these, before I/O runs.
+          const { lastAllReduceStartedAt: startedAt, lastAllReduceWaitMs: waitMs } = this.collective.stats();
+          this.timings.push({ startedAt, firstFrameAt: startedAt + waitMs });
+        })
         .catch((e: unknown) => {
           this.failure ??= e instanceof Error ? e : new Error(String(e));
         })
@@ -155,8 +191,8 @@ export class OverlappedReducer {
  * loss terms; sums every BatchNorm layer's batch statistics over the workers; and agrees on whether
  * to stop after this step. Gradients that a reducer already sent during the backward pass are taken
  * from it; otherwise they go here, names sorted, so every worker lays the buffers out identically.
- * Returns the bytes reduced (0 with one worker), the part of the last all-reduce spent waiting for a
- * slower peer, the stop decision and the pooled statistics (new tensors the caller disposes, or
+ * Returns the bytes reduced (0 with one worker), the part of the time after the backward pass spent
+ * waiting for a slower peer, the stop decision and the pooled statistics (new tensors the caller disposes, or
  * with one worker the given ones).
  */
 export async function averageAcrossWorkers(
@@ -214,7 +250,7 @@ export async function averageAcrossWorkers(
   });
   return {
     bytes: (bucketed?.bytes ?? 0) + values.byteLength + scalars.byteLength,
-    waitMs: collective.stats().lastAllReduceWaitMs,
+    waitMs: (bucketed?.peerWaitMs ?? 0) + collective.stats().lastAllReduceWaitMs,
     stop: scalars[scalars.length - 1]! > 0,
     statistics: pooled,
   };

@@ -50,6 +50,12 @@ export interface StepInfo {
    * came after the backward pass.
    */
   allReducePauseSeconds: number;
+  /**
+   * With overlap: the communication work the backward pass did itself (filling buckets, and the
+   * ring's sending, receiving and summing in its pauses); together with allReduceSeconds less
+   * allReduceWaitSeconds, the communication the step could not hide.
+   */
+  allReduceInBackwardSeconds: number;
   /** Whole-run throughput: all workers' images over this step's wall time. */
   imagesPerSecond: number;
   /** Learning rate of each optimizer group. */
@@ -365,6 +371,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
           allReduceBytes,
           allReduceWaitSeconds: allReduceWaitMs / 1000,
           allReducePauseSeconds: (reducer?.pausedMs ?? 0) / 1000,
+          allReduceInBackwardSeconds: (reducer?.commWorkMs ?? 0) / 1000,
           imagesPerSecond: (images * worldSize) / Math.max(stepSeconds + dataWaitSeconds, 1e-9),
           learningRates: Object.fromEntries(Object.entries(optimizers).map(([g, o]) => [g, o.lr])),
         };
@@ -383,6 +390,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
           allreduce_ms: allReduceSeconds * 1000,
           allreduce_wait_ms: allReduceWaitMs,
           allreduce_pause_ms: info.allReducePauseSeconds * 1000,
+          allreduce_in_backward_ms: info.allReduceInBackwardSeconds * 1000,
           peak_tensor_mb: peakTensorBytes / 2 ** 20,
           rss_mb: process.memoryUsage().rss / 2 ** 20,
           time: new Date().toISOString(),

@@ -10,11 +10,23 @@ export interface CollectiveStats {
    * lag of the rank that sends to this one (a straggler), not the cost of moving bytes.
    */
   lastAllReduceWaitMs: number;
+  /** When the last all-reduce began moving data (performance.now() of this process): after the operations queued before it. */
+  lastAllReduceStartedAt: number;
+  /**
+   * Milliseconds this process's thread has spent on the collective's own work since the start:
+   * sending, receiving, summing. With overlap, that work runs between backward kernels.
+   */
+  busyMs: number;
 }
 
 export interface Collective {
   readonly rank: number;
   readonly worldSize: number;
+  /**
+   * True when operations progress on a thread of their own: the caller need not give its event
+   * loop a turn for them, and stats().busyMs is that thread's time, not the caller's.
+   */
+  readonly progressesInBackground: boolean;
   /** Replaces every element with its mean over ranks, in place; all ranks end bit-identical. */
   allReduceMean(buffers: Float32Array[]): Promise<void>;
   /** Copies root's buffers into every rank's buffers (same sizes on all ranks). */
@@ -29,6 +41,7 @@ export interface Collective {
 export class LocalCollective implements Collective {
   readonly rank = 0;
   readonly worldSize = 1;
+  readonly progressesInBackground = false;
   private bytesReduced = 0;
 
   async allReduceMean(buffers: Float32Array[]): Promise<void> {
@@ -44,6 +57,6 @@ export class LocalCollective implements Collective {
   async close(): Promise<void> {}
 
   stats() {
-    return { bytesReduced: this.bytesReduced, lastAllReduceMs: 0, lastAllReduceWaitMs: 0 };
+    return { bytesReduced: this.bytesReduced, lastAllReduceMs: 0, lastAllReduceWaitMs: 0, lastAllReduceStartedAt: 0, busyMs: 0 };
   }
 }

@@ -92,6 +92,8 @@ export class FrameReader {
   /** Why reading stopped, kept for a handler set later (bytes can fail while a link changes hands). */
   private failure: Error | null = null;
   private socket: Socket | null = null;
+  /** Milliseconds spent handling received bytes (placing payloads, and whatever sinks do: sums, forwarding). */
+  busyMs = 0;
 
   private constructor(private handler: FrameHandler) {}
 
@@ -99,7 +101,7 @@ export class FrameReader {
   static onDataEvents(socket: Socket, handler: FrameHandler): FrameReader {
     const reader = new FrameReader(handler);
     reader.socket = socket;
-    socket.on('data', (data: Buffer) => reader.push(data, false));
+    socket.on('data', (data: Buffer) => reader.timed(() => reader.push(data, false)));
     return reader;
   }
 
@@ -125,8 +127,7 @@ export class FrameReader {
       return headerLeft > 0 ? general.subarray(0, headerLeft) : general;
     };
     const callback = (bytes: number): boolean => {
-      if (direct) reader.landed(bytes);
-      else reader.push(general.subarray(0, bytes), true);
+      reader.timed(() => (direct ? reader.landed(bytes) : reader.push(general.subarray(0, bytes), true)));
       return true;
     };
     return { reader, onread: { buffer, callback } };
@@ -149,6 +150,12 @@ export class FrameReader {
 
   stop(): void {
     this.stopped = true;
+  }
+
+  private timed(work: () => void): void {
+    const start = performance.now();
+    work();
+    this.busyMs += performance.now() - start;
   }
 
   /** `borrowed`: the bytes live in a buffer the socket will reuse, so what stays queued is copied out. */

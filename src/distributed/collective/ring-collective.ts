@@ -57,6 +57,11 @@ export class RingCollective implements Collective, RingLink {
   private bytesReduced = 0;
   private lastAllReduceMs = 0;
   private lastAllReduceWaitMs = 0;
+  /** Sockets move bytes only when this thread's event loop runs. */
+  readonly progressesInBackground = false;
+  private lastAllReduceStartedAt = 0;
+  /** Time in op.start() (the first sends); the readers count the rest. */
+  private startingMs = 0;
   /** When the running operation's first inbound frame arrived (null: none yet). */
   private firstFrameAt: number | null = null;
 
@@ -101,6 +106,7 @@ export class RingCollective implements Collective, RingLink {
       await this.run(new AllReduceOp(this, this.takeSeq(), buffers, this.bucketElements, this.chunkElements));
       this.lastAllReduceMs = performance.now() - started;
       this.lastAllReduceWaitMs = (this.firstFrameAt ?? started) - started;
+      this.lastAllReduceStartedAt = started;
       for (const b of buffers) this.bytesReduced += b.byteLength;
     });
   }
@@ -132,7 +138,13 @@ export class RingCollective implements Collective, RingLink {
   }
 
   stats(): CollectiveStats {
-    return { bytesReduced: this.bytesReduced, lastAllReduceMs: this.lastAllReduceMs, lastAllReduceWaitMs: this.lastAllReduceWaitMs };
+    return {
+      bytesReduced: this.bytesReduced,
+      lastAllReduceMs: this.lastAllReduceMs,
+      lastAllReduceWaitMs: this.lastAllReduceWaitMs,
+      lastAllReduceStartedAt: this.lastAllReduceStartedAt,
+      busyMs: this.startingMs + this.inbound.reader.busyMs + this.outbound.reader.busyMs,
+    };
   }
 
   send(header: Omit<FrameHeader, 'payloadBytes'>, layout: FlatLayout, range: ElementRange): void {
@@ -180,7 +192,9 @@ export class RingCollective implements Collective, RingLink {
       this.running = { op, resolve, reject };
       this.firstFrameAt = null;
       this.startWatchdog();
+      const starting = performance.now();
       op.start();
+      this.startingMs += performance.now() - starting;
       this.inbound.reader.resume();
       this.checkFinished();
     });

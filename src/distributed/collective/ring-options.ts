@@ -52,6 +52,11 @@ export interface ConnectRingOptions extends RingOptions {
   peers: PeerAddress[];
 }
 
+/** Where ring events (a peer gone, a transport fallback) go when no log is given. */
+export function logRingEvent(line: string): void {
+  console.warn(`[medvae dist] ${line}`);
+}
+
 export const DEFAULT_BUCKET_BYTES = 4 * 1024 * 1024;
 export const DEFAULT_CHUNK_BYTES = 512 * 1024;
 export const DEFAULT_TIMEOUT_MS = 30_000;
@@ -99,6 +104,6 @@ export function resolveSettings(opts: RingOptions): RingSettings {
     chunkBytes,
     timeoutMs,
     maxFrameBytes,
-    log: opts.log ?? ((line) => console.warn(`[medvae dist] ${line}`)),
+    log: opts.log ?? logRingEvent,
   };
 }

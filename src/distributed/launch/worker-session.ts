@@ -2,7 +2,8 @@
 // with the ring as its collective, answer health checks and metric scrapes, stop when asked. All of
 // a worker's state lives in one object that the agent drives through WorkerApi.
 import * as tf from '@tensorflow/tfjs';
-import { listenForRing, type PeerAddress, type RingListener } from '../collective/ring.ts';
+import type { PeerAddress, RingListener } from '../collective/ring.ts';
+import { listenForRingOnThread } from '../collective/ring-thread.ts';
 import type { WorkerApi, WorkerHealth, WorkerPlan, WorkerResult } from './worker-protocol.ts';
 import { TrainingMetrics, type MetricSnapshot } from '../../metrics/registry.ts';
 import { train } from '../../train/trainer.ts';
@@ -17,7 +18,8 @@ export class WorkerSession implements WorkerApi {
   private readonly stopper = new AbortController();
 
   async prepare(plan: WorkerPlan): Promise<{ port: number; socketPath: string | null }> {
-    const listener = await listenForRing({
+    // On its own thread, the ring moves gradient bytes while the backward pass computes.
+    const listener = await listenForRingOnThread({
       rank: plan.rank,
       worldSize: plan.worldSize,
       listen: { host: plan.listenHost, port: 0 },
