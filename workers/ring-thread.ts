@@ -38,7 +38,11 @@ port.on('message', (message: ToRingThread) => {
         collective = connected;
         post({ kind: 'connected' });
       },
-      (error: unknown) => post({ kind: 'failed', id: null, error: errorData(error) }),
+      (error: unknown) => {
+        post({ kind: 'failed', id: null, error: errorData(error) });
+        // No ring to run: end the thread (the listener closed itself).
+        port.close();
+      },
     );
   } else {
     // Requests are started in the order they came, which is the order the ring runs them in.
