@@ -45,8 +45,9 @@ export interface StepInfo {
   /** Of allReduceSeconds, the time spent waiting for a slower peer (a straggler), not moving bytes. */
   allReduceWaitSeconds: number;
   /**
-   * With overlap: the time the backward pass stood still for the ring (one event-loop turn at a time,
-   * which also runs whatever else is queued, e.g. a garbage collection); allReduceSeconds is what
+   * With overlap and a ring on the training thread: the time the backward pass stood still for it
+   * (one event-loop turn at a time, which also runs whatever else is queued, e.g. a garbage
+   * collection); 0 for a ring on its own thread, as medvae-dist runs it. allReduceSeconds is what
    * came after the backward pass.
    */
   allReducePauseSeconds: number;
