@@ -8,6 +8,7 @@
 // and drops the others (every candidate computes the same values, to float rounding).
 import { loadBinding, type OrtSession, type OrtSessionOptions, type OrtTensor } from './binding.ts';
 import { openChoices, recall, remember } from './choices.ts';
+import { freeArrayBuffer } from './free-buffer.ts';
 import { encodeModel, type OnnxGraph } from './onnx-model.ts';
 
 /** Threads for every session made from now on: the whole machine unless set (setNativeThreads). */
@@ -105,7 +106,12 @@ function run(loaded: Loaded, feeds: Feeds): void {
     if (data === undefined) throw new Error(`native kernel '${loaded.label}': no data for input '${name}'`);
     tensors[name] = binding.tensor(data, dims);
   }
-  loaded.session.run(tensors, { [loaded.output.name]: binding.tensor(feeds.output, loaded.output.dims) }, {});
+  const returned = loaded.session.run(tensors, { [loaded.output.name]: binding.tensor(feeds.output, loaded.output.dims) }, {});
+  // The binding hands back a copy of the output it wrote in place: free it now, unless it is the
+  // caller's own memory (a binding that returned the given buffer itself).
+  for (const { data } of Object.values(returned)) {
+    if (data.buffer !== feeds.output.buffer && data.buffer instanceof ArrayBuffer) freeArrayBuffer(data.buffer);
+  }
 }
 
 /**
