@@ -25,7 +25,7 @@ function runOp(collective: Collective, request: RingOpRequest): Promise<void> {
 
 async function close(): Promise<void> {
   await (collective ?? listener)?.close();
-  post({ kind: 'closed' });
+  // The main thread learns of the end from the thread's exit.
   port.close();
 }
 

@@ -54,8 +54,8 @@ const bucketPools = new WeakMap<StepCollective, Float32Array[]>();
  * filled, and a full bucket's all-reduce starts at once, so the ring moves the first buckets (the
  * decoder's, last layers first) while the rest of the backward pass computes. A ring on its own
  * thread does so by itself; for one on this thread the walk pauses between kernels while an
- * all-reduce is in flight. Every process fills the buckets in the tape's
- * order, which is the same everywhere, so bucket k holds the same gradients on every rank.
+ * all-reduce is in flight. Every process fills the buckets in the tape's order, which is the same
+ * everywhere, so bucket k holds the same gradients on every rank.
  */
 export class OverlappedReducer {
   private readonly slots: BucketSlot[] = [];

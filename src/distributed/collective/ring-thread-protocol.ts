@@ -30,8 +30,7 @@ export type FromRingThread =
   | { kind: 'connected' }
   | { kind: 'done'; id: number; stats: ThreadStats }
   | { kind: 'failed'; id: number | null; error: ErrorData }
-  | { kind: 'log'; line: string }
-  | { kind: 'closed' };
+  | { kind: 'log'; line: string };
 
 export function errorData(error: unknown): ErrorData {
   if (error instanceof PeerError) return { name: error.name, message: error.message, rank: error.rank };
