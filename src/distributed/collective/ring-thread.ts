@@ -118,8 +118,9 @@ class ThreadedCollective implements Collective {
   }
 
   private request(make: (id: number) => RingOpRequest, copyBack: () => void): Promise<void> {
-    if (this.failure) return Promise.reject(this.failure);
+    // Closed first: after close() the thread's exit is also recorded as a failure, which would misname the cause.
     if (this.closing) return Promise.reject(new Error(`rank ${this.rank}: collective is closed`));
+    if (this.failure) return Promise.reject(this.failure);
     const id = this.nextId++;
     return new Promise<void>((resolve, reject) => {
       this.pending.set(id, { resolve, reject, copyBack });
