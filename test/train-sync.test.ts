@@ -153,19 +153,12 @@ function microBatches(rank: number): ModelBatch[] {
   });
 }
 
-/** Gradients of a 2-micro-batch step (weights 2/5 and 3/5) averaged over the ring, with or without the reducer. */
+/**
+ * Gradients of a 2-micro-batch step (weights 2/5 and 3/5) averaged over the ring, with or without
+ * the reducer, and averageAcrossWorkers's wait for a slower peer; `lateMs` delays this rank after
+ * its backward pass.
+ */
 async function averagedStep(
-  collective: Collective,
-  model: VaeModel,
-  batches: ModelBatch[],
-  reducer: OverlappedReducer | undefined,
-  onWalkEnd: () => void = () => {},
-): Promise<Record<string, Float32Array>> {
-  return (await averagedStepTimed(collective, model, batches, reducer, onWalkEnd)).gradients;
-}
-
-/** averagedStep, also returning averageAcrossWorkers's wait for a slower peer; `lateMs` delays this rank after its backward pass. */
-async function averagedStepTimed(
   collective: Collective,
   model: VaeModel,
   batches: ModelBatch[],
@@ -197,7 +190,7 @@ test('overlapped: buckets are all-reduced while the backward pass runs, and ever
       collectives.map(async (c, rank) => {
         const model = createModel(SMALL, 4);
         const batches = microBatches(rank);
-        const after = await averagedStep(c, model, batches, undefined);
+        const { gradients: after } = await averagedStep(c, model, batches, undefined);
         let walking = true;
         const calls: boolean[] = [];
         const watched: Collective = Object.assign(Object.create(c) as Collective, {
@@ -206,7 +199,13 @@ test('overlapped: buckets are all-reduced while the backward pass runs, and ever
             return c.allReduceMean(buffers);
           },
         });
-        const during = await averagedStep(watched, model, batches, new OverlappedReducer(watched, 2048), () => (walking = false));
+        const { gradients: during } = await averagedStep(
+          watched,
+          model,
+          batches,
+          new OverlappedReducer(watched, 2048),
+          () => (walking = false),
+        );
         tf.dispose(batches.flatMap((b) => [b.images, b.labels!]));
         model.dispose();
         return { after, during, calls };
@@ -239,7 +238,7 @@ test("overlapped: a peer's lag after the backward pass is reported as waiting, a
         const batches = microBatches(rank);
         const reducer = new OverlappedReducer(c, 2048);
         // Rank 1 sends to rank 0 (the ring runs towards lower ranks): rank 0 waits for it.
-        const { waitMs } = await averagedStepTimed(c, model, batches, reducer, () => {}, rank === 1 ? lateMs : 0);
+        const { waitMs } = await averagedStep(c, model, batches, reducer, () => {}, rank === 1 ? lateMs : 0);
         tf.dispose(batches.flatMap((b) => [b.images, b.labels!]));
         model.dispose();
         return { waitMs, commWorkMs: reducer.commWorkMs, pausedMs: reducer.pausedMs };
