@@ -9,6 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend/index.ts';
 import { chosenGraphs, forceCandidate, nativeCallCounts } from '../src/backend/native/kernels.ts';
 import { nchwcBlockSize } from '../src/backend/native/nchwc.ts';
+import { clearSessions, runCached, runsOnWasm, TIMED_ROUNDS, type Candidate } from '../src/backend/native/sessions.ts';
 import { nativeUnavailable } from './helpers/native.ts';
 import { tempDir } from './helpers/temp-dir.ts';
 
@@ -265,5 +266,86 @@ describe('native kernels match the cpu backend', { skip }, () => {
       assert.ok([...chosenGraphs().values()].includes(graph), `${graph} ran`);
     }
     forceCandidate(undefined);
+  });
+});
+
+describe('the first call of a shape races its graphs and the wasm kernel', { skip }, () => {
+  const n = 256;
+  const candidate = (label: string, op = 'MatMul'): Candidate => ({
+    label,
+    graph: {
+      inputs: [
+        { name: 'a', shape: [n, n] },
+        { name: 'b', shape: [n, n] },
+      ],
+      outputs: [{ name: 'c', shape: [n, n] }],
+      nodes: [{ op, inputs: ['a', 'b'], outputs: ['c'] }],
+    },
+  });
+  const a = values(n * n, 21);
+  const b = values(n * n, 22);
+  // The product by hand, row by row.
+  const expected = new Float32Array(n * n);
+  for (let i = 0; i < n; i++) {
+    for (let k = 0; k < n; k++) {
+      const aik = a[i * n + k]!;
+      for (let j = 0; j < n; j++) expected[i * n + j] += aik * b[k * n + j]!;
+    }
+  }
+  const feeds = { inputs: { a, b }, output: new Float32Array(n * n) };
+  before(async () => {
+    await initBackend('native');
+    forceCandidate(undefined);
+  });
+
+  test('a wasm kernel faster than every graph wins, in as many turns as each graph, and the shape stays on wasm', () => {
+    let turns = 0;
+    const ran = runCached(
+      'race|fast-wasm',
+      () => [candidate('matmul')],
+      () => feeds,
+      () => turns++,
+    );
+    assert.equal(ran, 'wasm');
+    assert.equal(turns, TIMED_ROUNDS + 1);
+    assert.ok(runsOnWasm('race|fast-wasm'));
+    assert.equal(chosenGraphs().get('race|fast-wasm'), 'wasm');
+  });
+
+  test('a slower wasm kernel loses; the output holds the kept graph values; a graph that cannot load is left out', () => {
+    const slow = (): void => {
+      const until = performance.now() + 30;
+      while (performance.now() < until);
+    };
+    feeds.output.fill(0);
+    const ran = runCached(
+      'race|slow-wasm',
+      () => [candidate('broken', 'NoSuchOp'), candidate('matmul')],
+      () => feeds,
+      slow,
+    );
+    assert.equal(ran, 'graph');
+    assert.equal(chosenGraphs().get('race|slow-wasm'), 'matmul');
+    assert.ok(!runsOnWasm('race|slow-wasm'));
+    let worst = 0;
+    for (let i = 0; i < expected.length; i++) worst = Math.max(worst, Math.abs(expected[i]! - feeds.output[i]!));
+    assert.ok(worst <= 1e-3, `max abs error ${worst}`);
+  });
+
+  test('the choices are remembered: after the sessions are gone, the shape that went to wasm still runs there', () => {
+    clearSessions();
+    assert.ok(runsOnWasm('race|fast-wasm'));
+    assert.ok(!runsOnWasm('race|slow-wasm'));
+    let turns = 0;
+    assert.equal(
+      runCached(
+        'race|slow-wasm',
+        () => [candidate('matmul')],
+        () => feeds,
+        () => turns++,
+      ),
+      'graph',
+    );
+    assert.equal(turns, 0);
   });
 });

@@ -3,7 +3,7 @@
 // any case it does not plan for back to the kernel that was registered before it (this project's
 // wasm kernel, or TF.js's own).
 import * as tf from '@tensorflow/tfjs';
-import { bestOfRuns, chooseWasm, forcedCandidate, runCached, runsOnWasm, type Candidate } from './sessions.ts';
+import { runCached, runsOnWasm, type Candidate, type Feeds, type RanOn } from './sessions.ts';
 
 /** The parts of TF.js's wasm backend these kernels use. */
 interface WasmHeapBackend {
@@ -52,8 +52,8 @@ function heapView(backend: WasmHeapBackend, info: tf.TensorInfo): Float32Array |
 
 /**
  * A KernelConfig for 'wasm' that runs `plan`'s graphs, or the previous kernel where it plans
- * nothing. The first call of each shape also times the previous (wasm) kernel, and where that was
- * faster than the best graph, the shape runs on wasm from then on.
+ * nothing. The first call of each shape times the previous (wasm) kernel with the graphs, and where
+ * that was the fastest, the shape runs on wasm from then on.
  */
 export function nativeKernel<Attrs>(kernelName: string, inputNames: readonly string[], plan: Planner<Attrs>): tf.KernelConfig {
   const fallback = (args: Parameters<tf.KernelFunc>[0]): ReturnType<tf.KernelFunc> => {
@@ -78,38 +78,37 @@ export function nativeKernel<Attrs>(kernelName: string, inputNames: readonly str
       if (runsOnWasm(key)) return fallback(args);
       const backend = args.backend as unknown as WasmHeapBackend;
       const output = backend.makeOutput(planned.outputShape, 'float32');
-      // Views are made after makeOutput, which may grow (and so replace) the heap's buffer.
-      const inputs: Record<string, Float32Array> = {};
-      for (const name of inputNames) {
-        const view = heapView(backend, named[name]!);
-        if (view === undefined) throw new Error(`${kernelName} on native: input '${name}' is not on the wasm heap`);
-        inputs[name] = view;
-      }
-      const outputView = heapView(backend, output);
-      if (outputView === undefined) throw new Error(`${kernelName} on native: its output is not on the wasm heap`);
-      let nativeMs: number | undefined;
+      // Views are made for each run: makeOutput (here, or in a timed run of the wasm kernel) may
+      // grow, and so replace, the heap's buffer.
+      const views = (): Feeds => {
+        const inputs: Record<string, Float32Array> = {};
+        for (const name of inputNames) {
+          const view = heapView(backend, named[name]!);
+          if (view === undefined) throw new Error(`${kernelName} on native: input '${name}' is not on the wasm heap`);
+          inputs[name] = view;
+        }
+        const outputView = heapView(backend, output);
+        if (outputView === undefined) throw new Error(`${kernelName} on native: its output is not on the wasm heap`);
+        return { inputs, output: outputView };
+      };
+      // The first call of a shape races the wasm kernel against the graphs, discarding its output.
+      const timeWasm = (): void => {
+        const value = fallback(args);
+        fallbackCalls--;
+        for (const info of Array.isArray(value) ? value : [value]) backend.disposeData(info.dataId);
+      };
+      let ranOn: RanOn;
       try {
-        nativeMs = runCached(key, planned.candidates, { inputs, output: outputView });
+        ranOn = runCached(key, planned.candidates, views, timeWasm);
       } catch (e) {
         backend.disposeData(output.dataId);
         throw e;
       }
-      nativeCalls++;
-      if (nativeMs !== undefined && forcedCandidate() === undefined) {
-        // First call of this shape: time the wasm kernel too, the same way.
-        const wasmMs = bestOfRuns(() => {
-          const value = fallback(args);
-          for (const info of Array.isArray(value) ? value : [value]) backend.disposeData(info.dataId);
-          fallbackCalls--;
-        });
-        if (wasmMs < nativeMs) {
-          // From now on this shape runs on wasm, and so does this call (its values, not the graph's).
-          chooseWasm(key);
-          backend.disposeData(output.dataId);
-          nativeCalls--;
-          return fallback(args);
-        }
+      if (ranOn === 'wasm') {
+        backend.disposeData(output.dataId);
+        return fallback(args);
       }
+      nativeCalls++;
       return output;
     },
   };

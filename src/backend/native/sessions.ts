@@ -114,40 +114,48 @@ function run(loaded: Loaded, feeds: Feeds): void {
   }
 }
 
+/** What a call of runCached computed its output with: a graph, or the wasm kernel (the caller runs it). */
+export type RanOn = 'graph' | 'wasm';
+
 /**
- * Runs the computation named `key` on `feeds`, writing its output in place. The first time `key`
- * is seen, `candidates` builds its graphs and the remembered one runs (choices.ts), or else each
- * is timed on these feeds and the fastest is kept (and its values are the output). Returns the
- * milliseconds of one run of the kept graph when this call timed them, else undefined. The feeds
- * are views that must stay valid during the call (nothing else runs meanwhile).
+ * Runs the computation named `key` on the feeds that `views` makes, writing its output in place.
+ * The first time `key` is seen, `candidates` builds its graphs and the remembered choice runs
+ * (choices.ts), or else the graphs and `wasm` (a run of the wasm kernel that discards its output)
+ * are timed on these feeds and the fastest is kept. Returns 'wasm' when that is the wasm kernel:
+ * the output was not written, and the caller runs the wasm kernel for it. `views` is called
+ * before each run: a run of the wasm kernel may grow (and so replace) the heap the views are on.
  */
-export function runCached(key: string, candidates: () => readonly Candidate[], feeds: Feeds): number | undefined {
+export function runCached(key: string, candidates: () => readonly Candidate[], views: () => Feeds, wasm?: () => void): RanOn {
   let entry = entries.get(key);
   if (entry === undefined) {
     entry = { candidates: candidates() };
     entries.set(key, entry);
   }
   if (entry.chosen !== undefined) {
-    run(entry.chosen, feeds);
-    return undefined;
+    run(entry.chosen, views());
+    return 'graph';
   }
   const known = pick(entry.candidates, forcedLabel ?? recall(key));
   if (known !== undefined) {
     entry.chosen = load(known);
-    run(entry.chosen, feeds);
-    return undefined;
+    run(entry.chosen, views());
+    return 'graph';
   }
-  const { loaded, ms } = choose(entry.candidates, feeds);
-  entry.chosen = loaded;
-  if (forcedLabel === undefined) remember(key, loaded.label);
-  return ms;
+  const winner = race(entry.candidates, views, forcedLabel === undefined ? wasm : undefined);
+  if (winner === WASM) {
+    chooseWasm(key);
+    return 'wasm';
+  }
+  entry.chosen = winner;
+  if (forcedLabel === undefined) remember(key, winner.label);
+  return 'graph';
 }
 
 /** Shapes that run on the wasm kernel (timed faster than the best graph): they stay on wasm. */
 const onWasm = new Set<string>();
 
 /** Runs `key` on the wasm kernel from now on, remembered, and ends its session (its buffers go back). */
-export function chooseWasm(key: string): void {
+function chooseWasm(key: string): void {
   entries.get(key)?.chosen?.session.dispose();
   entries.delete(key);
   onWasm.add(key);
@@ -163,60 +171,62 @@ export function runsOnWasm(key: string): boolean {
   return onWasm.has(key) || (!entries.has(key) && recall(key) === WASM);
 }
 
-/** Timed runs per candidate when choosing: the fastest of them counts (other processes' noise only adds time). */
-export const TIMED_RUNS = 3;
+/** Timed rounds when choosing: each contender's fastest run counts (other processes' noise only adds time). */
+export const TIMED_ROUNDS = 3;
 
-/** The fastest of TIMED_RUNS runs of `f`, after one untimed run that sets it up. */
-export function bestOfRuns(f: () => void): number {
-  f();
-  let best = Infinity;
-  for (let i = 0; i < TIMED_RUNS; i++) {
-    const t0 = performance.now();
-    f();
-    best = Math.min(best, performance.now() - t0);
-  }
-  return best;
+interface Contender {
+  /** The loaded graph, or undefined for the wasm kernel. */
+  loaded?: Loaded;
+  run: () => void;
+  best: number;
 }
 
 /**
- * Loads the candidates, times each on `feeds` (bestOfRuns), keeps the fastest. A graph this
- * onnxruntime cannot load or run (one of its internal ops changed) is left out, unless all are.
+ * Loads the candidates and times them with `wasm`, if given, in rounds: each round runs every
+ * contender once, starting one further along each time, so that a drift in the machine's speed
+ * (or a cache left warm by the one before) weighs on all alike. An untimed round sets them up
+ * first. Returns the fastest graph, its values in the output, or WASM. A graph this onnxruntime
+ * cannot load or run (one of its internal ops changed) is left out, unless all are.
  */
-function choose(candidates: readonly Candidate[], feeds: Feeds): { loaded: Loaded; ms: number } {
-  if (candidates.length === 0) throw new Error('native kernel: no graph to run');
-  let best: { loaded: Loaded; ms: number } | undefined;
-  let last: Loaded | undefined;
-  let failure: unknown;
+function race(candidates: readonly Candidate[], views: () => Feeds, wasm: (() => void) | undefined): Loaded | typeof WASM {
+  let failure: unknown = new Error('native kernel: no graph to run');
+  let contenders: Contender[] = [];
   for (const candidate of candidates) {
-    let loaded: Loaded;
-    let ms: number;
     try {
-      loaded = load(candidate);
+      const loaded = load(candidate);
+      contenders.push({ loaded, run: () => run(loaded, views()), best: Infinity });
     } catch (e) {
       failure = e;
-      continue;
-    }
-    try {
-      ms = bestOfRuns(() => run(loaded, feeds));
-    } catch (e) {
-      loaded.session.dispose();
-      // It may have written part of the output before it failed.
-      last = undefined;
-      failure = e;
-      continue;
-    }
-    last = loaded;
-    if (best === undefined || ms < best.ms) {
-      best?.loaded.session.dispose();
-      best = { loaded, ms };
-    } else {
-      loaded.session.dispose();
     }
   }
-  if (best === undefined) throw failure;
+  if (contenders.length === 0) throw failure;
+  if (wasm !== undefined) contenders.push({ run: wasm, best: Infinity });
+  let last: Contender | undefined;
+  for (let round = 0; round <= TIMED_ROUNDS; round++) {
+    const order = contenders.map((_, i) => contenders[(i + round) % contenders.length]!);
+    for (const contender of order) {
+      const t0 = performance.now();
+      try {
+        contender.run();
+      } catch (e) {
+        // It may have written part of the output before it failed.
+        failure = e;
+        contender.loaded?.session.dispose();
+        contenders = contenders.filter((c) => c !== contender);
+        last = undefined;
+        continue;
+      }
+      if (round > 0) contender.best = Math.min(contender.best, performance.now() - t0);
+      if (contender.loaded !== undefined) last = contender;
+    }
+  }
+  if (!contenders.some((c) => c.loaded !== undefined)) throw failure;
+  const winner = contenders.reduce((a, b) => (b.best < a.best ? b : a));
+  for (const c of contenders) if (c !== winner) c.loaded?.session.dispose();
+  if (winner.loaded === undefined) return WASM;
   // The output holds the kept graph's values, as every later call will (graphs round differently).
-  if (last !== best.loaded) run(best.loaded, feeds);
-  return best;
+  if (last !== winner) winner.run();
+  return winner.loaded;
 }
 
 /** MEDVAE_NATIVE_GRAPH (tests, benchmarks) forces graphs as forceCandidate does. */
