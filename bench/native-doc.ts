@@ -107,8 +107,9 @@ element-wise work, checkpoints and this project's SIMD kernels stay as they are.
 - **Graphs per shape.** A kernel offers one or more graphs (a Conv between NHWC↔NCHW Transposes;
   onnxruntime's blocked-channel (NCHWc) Conv, read from and written to NHWC directly; an im2col and
   one GEMM in NHWC, no transposes; ConvTranspose, or the sub-pixel phases as one GEMM or one blocked
-  conv, for the input gradient). The first call of each shape times them and the wasm kernel, best
-  of three runs each, and keeps the fastest. The choices are remembered per machine, thread count,
+  conv, for the input gradient). The first call of each shape times them and the wasm kernel in
+  turns (three rounds, each running every one once, in a rotated order, so that the machine's
+  drift weighs on all alike) and keeps the fastest. The choices are remembered per machine, thread count,
   onnxruntime version and set of graphs (\`~/.cache/medvae/native-graphs.json\`, or
   \`MEDVAE_NATIVE_CHOICES\`), so a resumed run or another worker computes with the same graphs and
   the same bits.

@@ -89,6 +89,41 @@ describe('every variant', () => {
     });
   }
 
+  it('samples and reconstructions in batches of 2 equal those made in one pass, and leave no tensor behind', () => {
+    for (const name of ['vae', 'cvae', 'joint_vae'] as const) {
+      const model = createModel(tinyConfig(name), 3);
+      const batch = fixedBatch(5, 32, 3);
+      const before = tf.memory().numTensors;
+      // Counts the decoder's passes: 5 images in batches of 2 take 3.
+      const decode = model.decode.bind(model);
+      let passes = 0;
+      model.decode = (...args) => {
+        passes++;
+        return decode(...args);
+      };
+      const whole = [model.sample(5, stepNoise(1, 6), batch.labels), model.reconstruct(batch.images, batch.labels)];
+      assert.equal(passes, 2);
+      const batched = [model.sample(5, stepNoise(1, 6), batch.labels, 2), model.reconstruct(batch.images, batch.labels, 2)];
+      assert.equal(passes, 2 + 3 + 3);
+      const pairs = [
+        [whole[0], batched[0]],
+        [whole[1], batched[1]],
+      ];
+      for (const [whole, batched] of pairs) {
+        assert.deepEqual(batched!.shape, whole!.shape);
+        const a = whole!.dataSync();
+        const b = batched!.dataSync();
+        let worst = 0;
+        for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i]! - b[i]!));
+        assert.ok(worst <= 1e-5, `${name}: max abs difference ${worst}`);
+      }
+      tf.dispose(pairs.flat());
+      assert.equal(tf.memory().numTensors, before, `${name}: tensors left behind`);
+      disposeBatch(batch);
+      model.dispose();
+    }
+  });
+
   it('rejects an image size the conv stack cannot halve down, naming the keys', () => {
     assert.throws(
       () => createModel(tinyConfig('vae', { image_size: 48, hidden_dims: [8, 8, 8, 8, 8] }), 1),

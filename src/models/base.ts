@@ -56,10 +56,16 @@ export interface VaeModel {
   encode(images: tf.Tensor4D, labels: tf.Tensor2D | undefined, training: boolean): Encoding;
   reparameterize(enc: Encoding, noise: StepNoise): tf.Tensor2D;
   decode(z: tf.Tensor2D, labels: tf.Tensor2D | undefined, training: boolean): tf.Tensor4D;
-  /** n images from the prior (labels required for the conditional model). */
-  sample(n: number, noise: StepNoise, labels?: tf.Tensor2D): tf.Tensor4D;
-  /** Encode and decode with the posterior mean (no sampling noise): what users compare to inputs. */
-  reconstruct(images: tf.Tensor4D, labels?: tf.Tensor2D): tf.Tensor4D;
+  /**
+   * n images from the prior (labels required for the conditional model), decoded `batchSize` at a
+   * time (all at once by default): the draw is the same whatever the batch size.
+   */
+  sample(n: number, noise: StepNoise, labels?: tf.Tensor2D, batchSize?: number): tf.Tensor4D;
+  /**
+   * Encode and decode with the posterior mean (no sampling noise): what users compare to inputs;
+   * `batchSize` images at a time (all at once by default).
+   */
+  reconstruct(images: tf.Tensor4D, labels?: tf.Tensor2D, batchSize?: number): tf.Tensor4D;
   losses(batch: ModelBatch, ctx: LossContext): ModelLosses;
   /** Number of trainable parameters over all networks. */
   paramCount(): number;

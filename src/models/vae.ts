@@ -25,6 +25,25 @@ export function tidyLosses(fn: () => ModelLosses): ModelLosses {
   return losses;
 }
 
+/** Rows [start, start + count) of `t`. */
+function rows<T extends tf.Tensor>(t: T, start: number, count: number): T {
+  return start === 0 && count === t.shape[0] ? t : (tf.slice(t, start, count) as T);
+}
+
+/**
+ * `run` over rows [0, n) in batches of at most `batchSize`, each in its own tidy, the outputs
+ * joined: the memory of a forward pass is that of one batch, whatever n is.
+ */
+function inBatches(n: number, batchSize: number, run: (start: number, count: number) => tf.Tensor4D): tf.Tensor4D {
+  const parts: tf.Tensor4D[] = [];
+  try {
+    for (let start = 0; start < n; start += batchSize) parts.push(tf.tidy(() => run(start, Math.min(batchSize, n - start))));
+    return parts.length === 1 ? parts[0]! : tf.concat(parts, 0);
+  } finally {
+    if (parts.length > 1) tf.dispose(parts);
+  }
+}
+
 /** The KL weight of a step: the configured number, or PyTorch-VAE's M_N (batch / dataset size). */
 export function kldWeight(config: ModelConfig, ctx: LossContext): number {
   return config.kld_weight === 'M_N' ? ctx.minibatchFraction : config.kld_weight;
@@ -90,12 +109,20 @@ export class VanillaVae implements VaeModel {
     return run(this.decoder, [z, ...this.conditioning(labels)], training)[0] as tf.Tensor4D;
   }
 
-  sample(n: number, noise: StepNoise, labels?: tf.Tensor2D): tf.Tensor4D {
-    return tf.tidy(() => this.decode(this.priorLatent(n, noise), labels, false));
+  sample(n: number, noise: StepNoise, labels?: tf.Tensor2D, batchSize = n): tf.Tensor4D {
+    const z = tf.tidy(() => this.priorLatent(n, noise));
+    try {
+      return inBatches(n, batchSize, (start, count) => this.decode(rows(z, start, count), labels && rows(labels, start, count), false));
+    } finally {
+      z.dispose();
+    }
   }
 
-  reconstruct(images: tf.Tensor4D, labels?: tf.Tensor2D): tf.Tensor4D {
-    return tf.tidy(() => this.decode(this.meanLatent(this.encode(images, labels, false)), labels, false));
+  reconstruct(images: tf.Tensor4D, labels?: tf.Tensor2D, batchSize = images.shape[0]): tf.Tensor4D {
+    return inBatches(images.shape[0], batchSize, (start, count) => {
+      const part = labels && rows(labels, start, count);
+      return this.decode(this.meanLatent(this.encode(rows(images, start, count), part, false)), part, false);
+    });
   }
 
   /** Pixel reconstruction term; PyTorch-VAE's MSE by default. */

@@ -21,6 +21,8 @@ export interface PictureInputs {
   preview: Batch;
   labelNames: string[];
   metricsFile: string;
+  /** Images per forward pass: the training's micro-batch, which is known to fit. */
+  batchSize: number;
 }
 
 const pad4 = (n: number): string => String(n + 1).padStart(4, '0');
@@ -42,11 +44,12 @@ export async function writeSampleGrid(
   labelNames: string[],
   n: number,
   file: string,
+  batchSize = n,
 ): Promise<void> {
   const conditional = cfg.model.name === 'cvae' && labelWidth > 0;
   const labels = conditional ? sampleLabels(n, labelWidth) : undefined;
   const images = tf.tidy(() =>
-    model.sample(n, stepNoise(cfg.train.seed, Stream.sample, 0), labels ? tf.tensor2d(labels, [n, labelWidth]) : undefined),
+    model.sample(n, stepNoise(cfg.train.seed, Stream.sample, 0), labels ? tf.tensor2d(labels, [n, labelWidth]) : undefined, batchSize),
   );
   try {
     const captions = conditional ? Array.from({ length: n }, (_, k) => labelNames[k % labelWidth] ?? String(k % labelWidth)) : undefined;
@@ -62,13 +65,14 @@ export async function writeReconstructionGrid(
   cfg: ExperimentConfig,
   labelNames: string[],
   file: string,
+  batchSize = preview.n,
 ): Promise<void> {
   const n = preview.n;
   const shape: [number, number, number, number] = [n, preview.size, preview.size, preview.channels];
   const both = tf.tidy(() => {
     const originals = tf.tensor4d(preview.images, shape);
     const labels = preview.labelWidth > 0 ? tf.tensor2d(preview.labels, [n, preview.labelWidth]) : undefined;
-    return tf.concat([originals, model.reconstruct(originals, labels)], 0) as tf.Tensor4D;
+    return tf.concat([originals, model.reconstruct(originals, labels, batchSize)], 0) as tf.Tensor4D;
   });
   try {
     const captions =
@@ -96,13 +100,9 @@ export async function writeLossPlots(metricsFile: string, dir: string): Promise<
 
 export async function writeEpochPictures(p: PictureInputs): Promise<void> {
   const n = p.config.output.sample_grid;
-  await writeSampleGrid(p.model, p.config, p.preview.labelWidth, p.labelNames, n, join(p.runDir, 'samples', `epoch-${pad4(p.epoch)}.png`));
-  await writeReconstructionGrid(
-    p.model,
-    p.preview,
-    p.config,
-    p.labelNames,
-    join(p.runDir, 'reconstructions', `epoch-${pad4(p.epoch)}.png`),
-  );
+  const samples = join(p.runDir, 'samples', `epoch-${pad4(p.epoch)}.png`);
+  await writeSampleGrid(p.model, p.config, p.preview.labelWidth, p.labelNames, n, samples, p.batchSize);
+  const reconstructions = join(p.runDir, 'reconstructions', `epoch-${pad4(p.epoch)}.png`);
+  await writeReconstructionGrid(p.model, p.preview, p.config, p.labelNames, reconstructions, p.batchSize);
   await writeLossPlots(p.metricsFile, join(p.runDir, 'plots'));
 }

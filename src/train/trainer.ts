@@ -443,7 +443,16 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       opts.hooks?.onEpoch?.(state.epoch, means);
       if (preview) {
         progress.done();
-        await writeEpochPictures({ model, config: cfg, runDir, epoch: state.epoch, preview, labelNames: dataset.labelNames, metricsFile });
+        await writeEpochPictures({
+          model,
+          config: cfg,
+          runDir,
+          epoch: state.epoch,
+          preview,
+          labelNames: dataset.labelNames,
+          metricsFile,
+          batchSize: micro,
+        });
       }
       // The saved state names what runs next: the following epoch once this one is complete.
       const ranEpoch = state.epoch;
