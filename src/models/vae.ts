@@ -35,6 +35,7 @@ function rows<T extends tf.Tensor>(t: T, start: number, count: number): T {
  * joined: the memory of a forward pass is that of one batch, whatever n is.
  */
 function inBatches(n: number, batchSize: number, run: (start: number, count: number) => tf.Tensor4D): tf.Tensor4D {
+  if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError(`batch size must be a positive integer, got ${batchSize}`);
   const parts: tf.Tensor4D[] = [];
   try {
     for (let start = 0; start < n; start += batchSize) parts.push(tf.tidy(() => run(start, Math.min(batchSize, n - start))));
