@@ -44,7 +44,7 @@ export async function writeSampleGrid(
   labelNames: string[],
   n: number,
   file: string,
-  batchSize = n,
+  batchSize: number,
 ): Promise<void> {
   const conditional = cfg.model.name === 'cvae' && labelWidth > 0;
   const labels = conditional ? sampleLabels(n, labelWidth) : undefined;
@@ -65,7 +65,7 @@ export async function writeReconstructionGrid(
   cfg: ExperimentConfig,
   labelNames: string[],
   file: string,
-  batchSize = preview.n,
+  batchSize: number,
 ): Promise<void> {
   const n = preview.n;
   const shape: [number, number, number, number] = [n, preview.size, preview.size, preview.channels];
