@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend/index.ts';
 import { chosenGraphs, forceCandidate, nativeCallCounts } from '../src/backend/native/kernels.ts';
+import { SLICE_BYTES, withBatchSlices } from '../src/backend/native/batch-slices.ts';
 import { nchwcBlockSize } from '../src/backend/native/nchwc.ts';
 import { clearSessions, runCached, runsOnWasm, TIMED_ROUNDS, type Candidate } from '../src/backend/native/sessions.ts';
 import { nativeUnavailable } from './helpers/native.ts';
@@ -267,6 +268,46 @@ describe('native kernels match the cpu backend', { skip }, () => {
     }
     forceCandidate(undefined);
   });
+});
+
+describe('large image-to-image kernels may run over the batch a slice at a time', { skip }, () => {
+  const whole = (batch: number): Candidate[] => [
+    { label: 'g', graph: { inputs: [{ name: 'x', shape: [batch] }], outputs: [], nodes: [] } },
+  ];
+
+  test('slices are offered beside the whole graph only where a tensor exceeds SLICE_BYTES; the last one takes the rest', () => {
+    assert.deepEqual(
+      withBatchSlices(4, SLICE_BYTES / 4, ['x'], whole).map((c) => c.label),
+      ['g'],
+    );
+    const [, sliced] = withBatchSlices(10, SLICE_BYTES / 4, ['x'], whole);
+    // At most 4 images a slice: 4 + 4 + 2.
+    assert.equal(sliced?.label, 'g/3');
+    assert.deepEqual(sliced?.graph.inputs[0]?.shape, [4]);
+    assert.deepEqual(sliced?.slicing?.last?.inputs[0]?.shape, [2]);
+    assert.deepEqual({ ...sliced?.slicing, last: undefined }, { batch: 10, slice: 4, batchInputs: ['x'], last: undefined });
+    // Even slices need no graph for the last.
+    assert.equal(withBatchSlices(8, SLICE_BYTES / 4, ['x'], whole)[1]?.slicing?.last, undefined);
+  });
+
+  // 2 MB an image in and out, 10 MB in all: at most 4 images a slice, so slices of 3 and 2.
+  const big: ConvCase = { x: [5, 128, 128, 32], k: 1, out: 32, stride: 1, pad: 'same' };
+  for (const [label, kernel, run] of [
+    ['conv/2', 'Conv2D', conv(big)],
+    ['conv-transpose/2', 'Conv2DBackpropInput', backpropInput(big)],
+  ] as const) {
+    test(`${kernel} of ${name(big)} on '${label}' (slices of 3 and 2) matches the cpu backend`, async () => {
+      forceCandidate(label);
+      try {
+        const { error, native } = await relativeError(run);
+        assert.ok(error <= TOLERANCE, `relative error ${error}`);
+        assert.equal(native, 1);
+        assert.ok([...chosenGraphs().values()].includes(label), `${label} ran`);
+      } finally {
+        forceCandidate(undefined);
+      }
+    });
+  }
 });
 
 describe('the first call of a shape races its graphs and the wasm kernel', { skip }, () => {

@@ -190,7 +190,8 @@ function plan(inputs: Record<string, tf.TensorInfo>, attrs: tf.Conv2DBackpropInp
   return {
     key: geometryKey(info),
     outputShape: [info.batchSize, info.inHeight, info.inWidth, info.inChannels],
-    candidates: () => backpropInputCandidates(info, 'dy', 'filter', 'dx'),
+    candidates: (batchSize) => backpropInputCandidates({ ...info, batchSize }, 'dy', 'filter', 'dx'),
+    batchInputs: ['dy'],
   };
 }
 

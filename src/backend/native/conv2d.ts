@@ -86,7 +86,8 @@ function plan(inputs: Record<string, tf.TensorInfo>, attrs: tf.Conv2DAttrs): Nat
   return {
     key: geometryKey(info),
     outputShape: [info.batchSize, info.outHeight, info.outWidth, info.outChannels],
-    candidates: () => conv2dCandidates(info, 'x', 'filter', 'y'),
+    candidates: (batchSize) => conv2dCandidates({ ...info, batchSize }, 'x', 'filter', 'y'),
+    batchInputs: ['x'],
   };
 }
 

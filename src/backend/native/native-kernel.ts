@@ -3,6 +3,7 @@
 // any case it does not plan for back to the kernel that was registered before it (this project's
 // wasm kernel, or TF.js's own).
 import * as tf from '@tensorflow/tfjs';
+import { withBatchSlices } from './batch-slices.ts';
 import { runCached, runsOnWasm, type Candidate, type Feeds, type RanOn } from './sessions.ts';
 
 /** The parts of TF.js's wasm backend these kernels use. */
@@ -17,8 +18,13 @@ interface WasmHeapBackend {
 export interface NativePlan {
   key: string;
   outputShape: number[];
-  /** The graphs that compute it, each with inputs named as the kernel's inputs and one output. */
-  candidates: () => readonly Candidate[];
+  /**
+   * The graphs that compute it, each with inputs named as the kernel's inputs and one output, for
+   * `batch` images: the call's own batch (outputShape[0]) or, with batchInputs, a slice of it.
+   */
+  candidates: (batch: number) => readonly Candidate[];
+  /** The inputs that map to the output image by image along the first axis, where all do but a filter. */
+  batchInputs?: readonly string[];
 }
 
 /** Decides whether the native path takes a call: a plan, or undefined to run the previous kernel. */
@@ -97,9 +103,17 @@ export function nativeKernel<Attrs>(kernelName: string, inputNames: readonly str
         fallbackCalls--;
         for (const info of Array.isArray(value) ? value : [value]) backend.disposeData(info.dataId);
       };
+      const batch = planned.outputShape[0]!;
+      const { batchInputs } = planned;
+      const candidates = (): readonly Candidate[] => {
+        if (batchInputs === undefined) return planned.candidates(batch);
+        const shapes = [planned.outputShape, ...batchInputs.map((name) => named[name]!.shape)];
+        const bytesPerImage = Math.max(...shapes.map((shape) => (4 * tf.util.sizeFromShape(shape)) / batch));
+        return withBatchSlices(batch, bytesPerImage, batchInputs, planned.candidates);
+      };
       let ranOn: RanOn;
       try {
-        ranOn = runCached(key, planned.candidates, views, timeWasm);
+        ranOn = runCached(key, candidates, views, timeWasm);
       } catch (e) {
         backend.disposeData(output.dataId);
         throw e;

@@ -51,6 +51,18 @@ export interface Candidate {
   /** A short label for benchmarks and tests ('conv', 'im2col-matmul'). */
   label: string;
   graph: OnnxGraph;
+  /** Run over the batch a slice at a time (./batch-slices.ts): `graph` computes one slice. */
+  slicing?: Slicing;
+}
+
+/** How a candidate cuts the batch: every slice but the last has `slice` images. */
+export interface Slicing {
+  batch: number;
+  slice: number;
+  /** The inputs cut along the batch, as the output is; the others (a filter) go whole to each slice. */
+  batchInputs: readonly string[];
+  /** The graph of the last slice, where it is smaller than `slice`. */
+  last?: OnnxGraph;
 }
 
 export interface Feeds {
@@ -58,11 +70,19 @@ export interface Feeds {
   output: Float32Array;
 }
 
-interface Loaded {
-  label: string;
+/** A graph's session with the names and dims of what it reads and writes. */
+interface Part {
   session: OrtSession;
   inputDims: Map<string, readonly number[]>;
   output: { name: string; dims: readonly number[] };
+}
+
+interface Loaded {
+  label: string;
+  part: Part;
+  /** For a sliced candidate: the slicing, and the last slice's part where its graph differs. */
+  slicing?: Slicing;
+  last?: Part;
 }
 
 interface Entry {
@@ -85,32 +105,70 @@ export function openSession(graph: OnnxGraph, overrides: Partial<OrtSessionOptio
   return session;
 }
 
-function load(candidate: Candidate): Loaded {
-  const session = openSession(candidate.graph);
-  const [output] = candidate.graph.outputs;
-  if (output === undefined || candidate.graph.outputs.length !== 1)
-    throw new Error(`native kernel graph '${candidate.label}' must have one output`);
+function loadPart(graph: OnnxGraph, label: string): Part {
+  const [output] = graph.outputs;
+  if (output === undefined || graph.outputs.length !== 1) throw new Error(`native kernel graph '${label}' must have one output`);
   return {
-    label: candidate.label,
-    session,
-    inputDims: new Map(candidate.graph.inputs.map((input) => [input.name, input.shape])),
+    session: openSession(graph),
+    inputDims: new Map(graph.inputs.map((input) => [input.name, input.shape])),
     output: { name: output.name, dims: output.shape },
   };
 }
 
-function run(loaded: Loaded, feeds: Feeds): void {
+function load(candidate: Candidate): Loaded {
+  const part = loadPart(candidate.graph, candidate.label);
+  const lastGraph = candidate.slicing?.last;
+  if (lastGraph === undefined) return { label: candidate.label, part, slicing: candidate.slicing };
+  try {
+    return { label: candidate.label, part, slicing: candidate.slicing, last: loadPart(lastGraph, candidate.label) };
+  } catch (e) {
+    part.session.dispose();
+    throw e;
+  }
+}
+
+function dispose(loaded: Loaded): void {
+  loaded.part.session.dispose();
+  loaded.last?.session.dispose();
+}
+
+function runPart(part: Part, inputs: Record<string, Float32Array>, output: Float32Array, label: string): void {
   const binding = loadBinding();
   const tensors: Record<string, OrtTensor> = {};
-  for (const [name, dims] of loaded.inputDims) {
-    const data = feeds.inputs[name];
-    if (data === undefined) throw new Error(`native kernel '${loaded.label}': no data for input '${name}'`);
+  for (const [name, dims] of part.inputDims) {
+    const data = inputs[name];
+    if (data === undefined) throw new Error(`native kernel '${label}': no data for input '${name}'`);
     tensors[name] = binding.tensor(data, dims);
   }
-  const returned = loaded.session.run(tensors, { [loaded.output.name]: binding.tensor(feeds.output, loaded.output.dims) }, {});
+  const returned = part.session.run(tensors, { [part.output.name]: binding.tensor(output, part.output.dims) }, {});
   // The binding hands back a copy of the output it wrote in place: free it now, unless it is the
   // caller's own memory (a binding that returned the given buffer itself).
   for (const { data } of Object.values(returned)) {
-    if (data.buffer !== feeds.output.buffer && data.buffer instanceof ArrayBuffer) freeArrayBuffer(data.buffer);
+    if (data.buffer !== output.buffer && data.buffer instanceof ArrayBuffer) freeArrayBuffer(data.buffer);
+  }
+}
+
+function run(loaded: Loaded, feeds: Feeds): void {
+  const { slicing } = loaded;
+  if (slicing === undefined) {
+    runPart(loaded.part, feeds.inputs, feeds.output, loaded.label);
+    return;
+  }
+  const { batch, slice, batchInputs } = slicing;
+  for (let start = 0; start < batch; start += slice) {
+    const end = Math.min(batch, start + slice);
+    const cut = (whole: Float32Array): Float32Array => {
+      const perImage = whole.length / batch;
+      return whole.subarray(start * perImage, end * perImage);
+    };
+    const inputs = { ...feeds.inputs };
+    for (const name of batchInputs) {
+      const whole = inputs[name];
+      if (whole !== undefined) inputs[name] = cut(whole);
+    }
+    const part = end - start === slice ? loaded.part : loaded.last;
+    if (part === undefined) throw new Error(`native kernel '${loaded.label}': no graph for its last slice of ${end - start}`);
+    runPart(part, inputs, cut(feeds.output), loaded.label);
   }
 }
 
@@ -156,7 +214,8 @@ const onWasm = new Set<string>();
 
 /** Runs `key` on the wasm kernel from now on, remembered, and ends its session (its buffers go back). */
 function chooseWasm(key: string): void {
-  entries.get(key)?.chosen?.session.dispose();
+  const chosen = entries.get(key)?.chosen;
+  if (chosen !== undefined) dispose(chosen);
   entries.delete(key);
   onWasm.add(key);
   if (forcedLabel === undefined) remember(key, WASM);
@@ -211,7 +270,7 @@ function race(candidates: readonly Candidate[], views: () => Feeds, wasm: (() =>
       } catch (e) {
         // It may have written part of the output before it failed.
         failure = e;
-        contender.loaded?.session.dispose();
+        if (contender.loaded !== undefined) dispose(contender.loaded);
         contenders = contenders.filter((c) => c !== contender);
         last = undefined;
         continue;
@@ -222,7 +281,7 @@ function race(candidates: readonly Candidate[], views: () => Feeds, wasm: (() =>
   }
   if (!contenders.some((c) => c.loaded !== undefined)) throw failure;
   const winner = contenders.reduce((a, b) => (b.best < a.best ? b : a));
-  for (const c of contenders) if (c !== winner) c.loaded?.session.dispose();
+  for (const c of contenders) if (c !== winner && c.loaded !== undefined) dispose(c.loaded);
   if (winner.loaded === undefined) return WASM;
   // The output holds the kept graph's values, as every later call will (graphs round differently).
   if (last !== winner) winner.run();
@@ -266,7 +325,7 @@ export function chosenGraphs(): Map<string, string> {
 
 /** Disposes every session and forgets every choice (a change of threads, tests). */
 export function clearSessions(): void {
-  for (const entry of entries.values()) entry.chosen?.session.dispose();
+  for (const entry of entries.values()) if (entry.chosen !== undefined) dispose(entry.chosen);
   entries.clear();
   onWasm.clear();
 }

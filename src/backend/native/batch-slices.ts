@@ -1,0 +1,38 @@
+// Large image-to-image kernels (a conv, its input gradient) may also run over the batch a slice at
+// a time. onnxruntime allocates every intermediate of a graph on each run (the sessions keep no
+// arena), and the binding a copy of the output; glibc serves a block above its mmap threshold
+// (32 MB at most) with fresh pages from the kernel, so a 64 MB output cost 16,000 page faults,
+// some 25 ms, on every call: more than the convolution itself at two threads. A slice whose
+// buffers stay under the threshold reuses freed memory instead. Whether slicing pays is left to
+// the race (sessions.ts): each sliced graph is one more candidate beside the whole one.
+import type { Candidate } from './sessions.ts';
+
+/** The most bytes of any one input or output image-slice a sliced graph is given. */
+export const SLICE_BYTES = 8 * 2 ** 20;
+
+/**
+ * The graphs `graphs(batch)` for the whole batch and, where the batch-wise inputs or the output
+ * exceed SLICE_BYTES, each of them again over slices that do not (labelled 'label/slices').
+ * `bytesPerImage` is the largest of those tensors' bytes per image.
+ */
+export function withBatchSlices(
+  batch: number,
+  bytesPerImage: number,
+  batchInputs: readonly string[],
+  graphs: (batch: number) => readonly Candidate[],
+): Candidate[] {
+  const whole = graphs(batch);
+  const most = Math.max(1, Math.floor(SLICE_BYTES / bytesPerImage));
+  if (most >= batch) return [...whole];
+  // Slices as even as the batch allows: the last one is the only smaller one.
+  const slice = Math.ceil(batch / Math.ceil(batch / most));
+  const count = Math.ceil(batch / slice);
+  const lastSize = batch - (count - 1) * slice;
+  const lastGraphs = lastSize === slice ? undefined : graphs(lastSize);
+  const sliced = graphs(slice).flatMap((candidate): Candidate[] => {
+    const last = lastGraphs?.find((c) => c.label === candidate.label);
+    if (lastGraphs !== undefined && last === undefined) return [];
+    return [{ label: `${candidate.label}/${count}`, graph: candidate.graph, slicing: { batch, slice, batchInputs, last: last?.graph } }];
+  });
+  return [...whole, ...sliced];
+}
