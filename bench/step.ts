@@ -1,8 +1,10 @@
 // Training-step throughput of one model on one backend, on a fixed random batch:
-//   node --import tsx bench/step.ts --model vae --size 64 --batch 64 --backend wasm --steps 5 [--threads N]
-// prints one JSON line {model, image_size, batch, backend, threads, params, images_per_s, step_ms_median, optimizer_ms_median,
-// peak_rss_mb, tensors_leaked}. --threads sets the native backend's threads (default: every core). One warm-up step runs first, untimed. --profile adds, on stderr,
-// where one step's time goes, per kernel.
+//   node --import tsx bench/step.ts --model vae --size 64 --batch 64 --backend wasm --steps 5 [--threads N] [--micro-batch M]
+// prints one JSON line {model, image_size, batch, micro_batch, backend, threads, params, images_per_s, step_ms_median,
+// optimizer_ms_median, peak_rss_mb, tensors_leaked}. --threads sets the native backend's threads (default: every core).
+// --micro-batch computes each step's gradients over micro-batches of at most M images, summed as the trainer sums
+// them (train.micro_batch). One warm-up step runs first, untimed. --profile adds, on stderr, where one step's time
+// goes, per kernel.
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend/index.ts';
@@ -10,7 +12,14 @@ import { DEFAULT_CONFIG, type BackendChoice, type ModelName } from '../src/confi
 import type { ModelBatch, VaeModel } from '../src/models/base.ts';
 import { createModel } from '../src/models/index.ts';
 import { stepNoise, Stream } from '../src/util/rng.ts';
-import { applyGradients, computeGradients, createOptimizers, disposeGradients, type GroupOptimizer } from '../src/train/step.ts';
+import {
+  accumulateGradients,
+  applyGradients,
+  computeGradients,
+  createOptimizers,
+  disposeGradients,
+  type GroupOptimizer,
+} from '../src/train/step.ts';
 
 const MODEL_NAMES: Record<string, ModelName> = {
   vae: 'vae',
@@ -37,6 +46,7 @@ const { values } = parseArgs({
     steps: { type: 'string', default: '5' },
     profile: { type: 'boolean', default: false },
     threads: { type: 'string', default: '0' },
+    'micro-batch': { type: 'string' },
   },
 });
 const name =
@@ -45,6 +55,7 @@ if (name === undefined) throw new Error(`--model must be one of ${Object.keys(MO
 const size = positiveInt(values.size, 'size');
 const batchSize = positiveInt(values.batch, 'batch');
 const steps = positiveInt(values.steps, 'steps');
+const microBatch = Math.min(batchSize, values['micro-batch'] === undefined ? batchSize : positiveInt(values['micro-batch'], 'micro-batch'));
 const backend = values.backend as BackendChoice;
 
 const threads = values.threads === '0' ? 0 : positiveInt(values.threads, 'threads');
@@ -60,15 +71,32 @@ const batch: ModelBatch = {
 /** Milliseconds of each step's optimizer update: a cost that does not shrink with the batch (the backends here run kernels synchronously). */
 const optimizerMs: number[] = [];
 
+/** Images [start, end) of the batch (the whole batch itself when that is all of it). */
+function slice(start: number, end: number): ModelBatch {
+  if (start === 0 && end === batchSize) return batch;
+  return tf.tidy(() => ({
+    images: batch.images.slice(start, end - start),
+    labels: batch.labels?.slice(start, end - start),
+  }));
+}
+
 function step(i: number): void {
-  const ctx = { step: i, minibatchFraction: batchSize / 1080, noise: stepNoise(1, Stream.noise, i), training: true };
-  const grads = computeGradients(model, batch, ctx);
-  // Reading a term waits for the step's kernels on asynchronous backends.
-  grads.terms['loss']?.dataSync();
+  const grads: Record<string, tf.NamedTensorMap> = {};
+  for (let start = 0, m = 0; start < batchSize; start += microBatch, m++) {
+    const end = Math.min(batchSize, start + microBatch);
+    const part = slice(start, end);
+    const ctx = { step: i, minibatchFraction: batchSize / 1080, noise: stepNoise(1, Stream.noise, i, m), training: true };
+    const result = computeGradients(model, part, ctx);
+    // Reading a term waits for the step's kernels on asynchronous backends.
+    result.terms['loss']?.dataSync();
+    accumulateGradients(grads, result.groups, (end - start) / batchSize);
+    disposeGradients(result);
+    if (part !== batch) tf.dispose([part.images, part.labels ?? []]);
+  }
   const t0 = performance.now();
-  applyGradients(optimizers, grads.groups);
+  applyGradients(optimizers, grads);
   optimizerMs.push(performance.now() - t0);
-  disposeGradients(grads);
+  tf.dispose(grads as tf.TensorContainer);
 }
 
 let peakRss = 0;
@@ -117,6 +145,7 @@ console.log(
     model: name,
     image_size: size,
     batch: batchSize,
+    micro_batch: microBatch,
     backend: info.name,
     threads: info.threads ?? 1,
     params: model.paramCount(),

@@ -4,8 +4,11 @@
 // 25% over minutes, so only ratios of runs made in the same minutes mean anything.
 //
 //   node --import tsx bench/vs-peer.ts [--models vae,mssim,vaegan] [--threads 1,2] [--rounds 3]
-//     [--steps 5] [--size 64] [--batch 64] [--wasm] [--out bench/out/native-vs-peer.json]
+//     [--steps 5] [--size 64] [--batch 64] [--micro-batch M] [--wasm] [--out bench/out/native-vs-peer.json]
 //
+// --micro-batch has medvae compute each step over micro-batches of at most M images (as
+// train.micro_batch does, the way a 256x256 VAE-GAN fits in memory); the peer always runs the whole
+// batch at once.
 // Prints one JSON line per run and a summary line per model and thread count; writes all of it,
 // with the commit, date and machine, to --out (bench/native-doc.ts turns it into docs/native.md).
 // --wasm also runs the wasm backend (one process, one core) in each round at the first thread count.
@@ -28,6 +31,7 @@ const { values } = parseArgs({
     steps: { type: 'string', default: '5' },
     size: { type: 'string', default: '64' },
     batch: { type: 'string', default: '64' },
+    'micro-batch': { type: 'string' },
     wasm: { type: 'boolean', default: false },
     out: { type: 'string', default: 'bench/out/native-vs-peer.json' },
   },
@@ -104,6 +108,7 @@ function measure(side: Run['side'], model: string, threads: number, round: numbe
             side,
             '--threads',
             String(threads),
+            ...(values['micro-batch'] === undefined ? [] : ['--micro-batch', values['micro-batch']]),
             ...common,
           ],
         ];
@@ -171,6 +176,7 @@ const report = {
   machine: `${process.platform} ${process.arch}, ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, Node ${process.version}`,
   image_size: Number(values.size),
   batch: Number(values.batch),
+  ...(values['micro-batch'] === undefined ? {} : { micro_batch: Number(values['micro-batch']) }),
   steps: Number(values.steps),
   summaries,
   runs,
