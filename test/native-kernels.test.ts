@@ -270,31 +270,43 @@ describe('native kernels match the cpu backend', { skip }, () => {
   });
 });
 
-describe('large image-to-image kernels may run over the batch a slice at a time', { skip }, () => {
+describe('kernels over a large batch may run a slice of it at a time', { skip }, () => {
   const whole = (batch: number): Candidate[] => [
     { label: 'g', graph: { inputs: [{ name: 'x', shape: [batch] }], outputs: [], nodes: [] } },
   ];
 
   test('slices are offered beside the whole graph only where a tensor exceeds SLICE_BYTES; the last one takes the rest', () => {
+    const slicing = (batch: number): Parameters<typeof withBatchSlices>[1] => ({
+      batch,
+      bytesPerImage: SLICE_BYTES / 4,
+      batchInputs: ['x'],
+      output: 'images',
+    });
     assert.deepEqual(
-      withBatchSlices(4, SLICE_BYTES / 4, ['x'], whole).map((c) => c.label),
+      withBatchSlices(whole, slicing(4)).map((c) => c.label),
       ['g'],
     );
-    const [, sliced] = withBatchSlices(10, SLICE_BYTES / 4, ['x'], whole);
+    const [, sliced] = withBatchSlices(whole, slicing(10));
     // At most 4 images a slice: 4 + 4 + 2.
     assert.equal(sliced?.label, 'g/3');
     assert.deepEqual(sliced?.graph.inputs[0]?.shape, [4]);
     assert.deepEqual(sliced?.slicing?.last?.inputs[0]?.shape, [2]);
-    assert.deepEqual({ ...sliced?.slicing, last: undefined }, { batch: 10, slice: 4, batchInputs: ['x'], last: undefined });
+    assert.deepEqual(
+      { ...sliced?.slicing, last: undefined },
+      { batch: 10, slice: 4, batchInputs: ['x'], output: 'images', last: undefined },
+    );
     // Even slices need no graph for the last.
-    assert.equal(withBatchSlices(8, SLICE_BYTES / 4, ['x'], whole)[1]?.slicing?.last, undefined);
+    assert.equal(withBatchSlices(whole, slicing(8))[1]?.slicing?.last, undefined);
   });
 
-  // 2 MB an image in and out, 10 MB in all: at most 4 images a slice, so slices of 3 and 2.
+  // 2 MB an image in and out, 10 MB in all: at most 4 images a slice, so slices of 3 and 2. The
+  // filter gradient is the sum of the slices' gradients.
   const big: ConvCase = { x: [5, 128, 128, 32], k: 1, out: 32, stride: 1, pad: 'same' };
   for (const [label, kernel, run] of [
     ['conv/2', 'Conv2D', conv(big)],
     ['conv-transpose/2', 'Conv2DBackpropInput', backpropInput(big)],
+    ['im2col-gemm/2', 'Conv2DBackpropFilter', backpropFilter(big)],
+    ['conv/2', 'Conv2DBackpropFilter', backpropFilter(big)],
   ] as const) {
     test(`${kernel} of ${name(big)} on '${label}' (slices of 3 and 2) matches the cpu backend`, async () => {
       forceCandidate(label);

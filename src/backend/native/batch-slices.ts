@@ -1,5 +1,5 @@
-// Large image-to-image kernels (a conv, its input gradient) may also run over the batch a slice at
-// a time. onnxruntime allocates every intermediate of a graph on each run (the sessions keep no
+// Kernels over a large batch (a conv, its input and filter gradients) may also run a slice of the
+// batch at a time. onnxruntime allocates every intermediate of a graph on each run (the sessions keep no
 // arena), and the binding a copy of the output; glibc serves a block above its mmap threshold
 // (32 MB at most) with fresh pages from the kernel, so a 64 MB output cost 16,000 page faults,
 // some 25 ms, on every call: more than the convolution itself at two threads. A slice whose
@@ -11,16 +11,15 @@ import type { Candidate } from './sessions.ts';
 export const SLICE_BYTES = 8 * 2 ** 20;
 
 /**
- * The graphs `graphs(batch)` for the whole batch and, where the batch-wise inputs or the output
- * exceed SLICE_BYTES, each of them again over slices that do not (labelled 'label/slices').
- * `bytesPerImage` is the largest of those tensors' bytes per image.
+ * The graphs `graphs(batch)` for the whole batch and, where a batch-wise input (or, with output
+ * 'images', the output) exceeds SLICE_BYTES, each of them again over slices that do not (labelled
+ * 'label/slices'). `bytesPerImage` is the largest of those tensors' bytes per image.
  */
 export function withBatchSlices(
-  batch: number,
-  bytesPerImage: number,
-  batchInputs: readonly string[],
   graphs: (batch: number) => readonly Candidate[],
+  slicing: { batch: number; bytesPerImage: number; batchInputs: readonly string[]; output: 'images' | 'sum' },
 ): Candidate[] {
+  const { batch, bytesPerImage, batchInputs, output } = slicing;
   const whole = graphs(batch);
   const most = Math.max(1, Math.floor(SLICE_BYTES / bytesPerImage));
   if (most >= batch) return [...whole];
@@ -32,7 +31,9 @@ export function withBatchSlices(
   const sliced = graphs(slice).flatMap((candidate): Candidate[] => {
     const last = lastGraphs?.find((c) => c.label === candidate.label);
     if (lastGraphs !== undefined && last === undefined) return [];
-    return [{ label: `${candidate.label}/${count}`, graph: candidate.graph, slicing: { batch, slice, batchInputs, last: last?.graph } }];
+    return [
+      { label: `${candidate.label}/${count}`, graph: candidate.graph, slicing: { batch, slice, batchInputs, output, last: last?.graph } },
+    ];
   });
   return [...whole, ...sliced];
 }

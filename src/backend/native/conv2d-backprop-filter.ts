@@ -75,7 +75,8 @@ function plan(inputs: Record<string, tf.TensorInfo>, attrs: tf.Conv2DBackpropFil
   return {
     key: geometryKey(info),
     outputShape: [info.filterHeight, info.filterWidth, info.inChannels, info.outChannels],
-    candidates: () => backpropFilterCandidates(info, 'x', 'dy', 'dw'),
+    candidates: (batchSize) => backpropFilterCandidates({ ...info, batchSize }, 'x', 'dy', 'dw'),
+    batched: { inputs: ['x', 'dy'], output: 'sum' },
   };
 }
 

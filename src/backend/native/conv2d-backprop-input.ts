@@ -191,7 +191,7 @@ function plan(inputs: Record<string, tf.TensorInfo>, attrs: tf.Conv2DBackpropInp
     key: geometryKey(info),
     outputShape: [info.batchSize, info.inHeight, info.inWidth, info.inChannels],
     candidates: (batchSize) => backpropInputCandidates({ ...info, batchSize }, 'dy', 'filter', 'dx'),
-    batchInputs: ['dy'],
+    batched: { inputs: ['dy'], output: 'images' },
   };
 }
 

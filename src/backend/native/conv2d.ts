@@ -87,7 +87,7 @@ function plan(inputs: Record<string, tf.TensorInfo>, attrs: tf.Conv2DAttrs): Nat
     key: geometryKey(info),
     outputShape: [info.batchSize, info.outHeight, info.outWidth, info.outChannels],
     candidates: (batchSize) => conv2dCandidates({ ...info, batchSize }, 'x', 'filter', 'y'),
-    batchInputs: ['x'],
+    batched: { inputs: ['x'], output: 'images' },
   };
 }
 

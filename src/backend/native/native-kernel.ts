@@ -23,8 +23,11 @@ export interface NativePlan {
    * `batch` images: the call's own batch (outputShape[0]) or, with batchInputs, a slice of it.
    */
   candidates: (batch: number) => readonly Candidate[];
-  /** The inputs that map to the output image by image along the first axis, where all do but a filter. */
-  batchInputs?: readonly string[];
+  /**
+   * Where the kernel may run a slice of the batch at a time: the inputs that hold the batch along
+   * their first axis, and whether the output does too ('images') or sums over it ('sum').
+   */
+  batched?: { inputs: readonly string[]; output: 'images' | 'sum' };
 }
 
 /** Decides whether the native path takes a call: a plan, or undefined to run the previous kernel. */
@@ -103,13 +106,14 @@ export function nativeKernel<Attrs>(kernelName: string, inputNames: readonly str
         fallbackCalls--;
         for (const info of Array.isArray(value) ? value : [value]) backend.disposeData(info.dataId);
       };
-      const batch = planned.outputShape[0]!;
-      const { batchInputs } = planned;
       const candidates = (): readonly Candidate[] => {
-        if (batchInputs === undefined) return planned.candidates(batch);
-        const shapes = [planned.outputShape, ...batchInputs.map((name) => named[name]!.shape)];
+        const { batched } = planned;
+        if (batched === undefined) return planned.candidates(planned.outputShape[0]!);
+        const shapes = batched.inputs.map((name) => named[name]!.shape);
+        const batch = shapes[0]![0]!;
+        if (batched.output === 'images') shapes.push(planned.outputShape);
         const bytesPerImage = Math.max(...shapes.map((shape) => (4 * tf.util.sizeFromShape(shape)) / batch));
-        return withBatchSlices(batch, bytesPerImage, batchInputs, planned.candidates);
+        return withBatchSlices(planned.candidates, { batch, bytesPerImage, batchInputs: batched.inputs, output: batched.output });
       };
       let ranOn: RanOn;
       try {

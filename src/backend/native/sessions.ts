@@ -59,8 +59,10 @@ export interface Candidate {
 export interface Slicing {
   batch: number;
   slice: number;
-  /** The inputs cut along the batch, as the output is; the others (a filter) go whole to each slice. */
+  /** The inputs cut along the batch; the others (a filter) go whole to each slice. */
   batchInputs: readonly string[];
+  /** 'images': the output is cut along the batch as they are; 'sum': it is the sum over the slices (a filter gradient). */
+  output: 'images' | 'sum';
   /** The graph of the last slice, where it is smaller than `slice`. */
   last?: OnnxGraph;
 }
@@ -154,7 +156,9 @@ function run(loaded: Loaded, feeds: Feeds): void {
     runPart(loaded.part, feeds.inputs, feeds.output, loaded.label);
     return;
   }
-  const { batch, slice, batchInputs } = slicing;
+  const { batch, slice, batchInputs, output } = slicing;
+  // A summed output: the first slice writes it, each later one a scratch copy added into it.
+  const scratch = output === 'sum' && slice < batch ? new Float32Array(feeds.output.length) : undefined;
   for (let start = 0; start < batch; start += slice) {
     const end = Math.min(batch, start + slice);
     const cut = (whole: Float32Array): Float32Array => {
@@ -168,7 +172,15 @@ function run(loaded: Loaded, feeds: Feeds): void {
     }
     const part = end - start === slice ? loaded.part : loaded.last;
     if (part === undefined) throw new Error(`native kernel '${loaded.label}': no graph for its last slice of ${end - start}`);
-    runPart(part, inputs, cut(feeds.output), loaded.label);
+    if (output === 'images') {
+      runPart(part, inputs, cut(feeds.output), loaded.label);
+    } else if (start === 0 || scratch === undefined) {
+      runPart(part, inputs, feeds.output, loaded.label);
+    } else {
+      runPart(part, inputs, scratch, loaded.label);
+      const sum = feeds.output;
+      for (let i = 0; i < sum.length; i++) sum[i]! += scratch[i]!;
+    }
   }
 }
 
