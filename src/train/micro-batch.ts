@@ -7,9 +7,9 @@ import type { ExperimentConfig } from '../config/schema.ts';
  * Bytes of training memory one image costs: float32 activations of every encoder and decoder
  * layer, times the copies a training step keeps of each (conv output, BN output, activation,
  * their gradients and the backend's scratch). The factor was calibrated on the wasm backend with
- * this project's earlier kernels (a 256x256 step at micro-batch 4 near 2.1 GB); with the default
- * 3000 MB budget `auto` picks 4 there. It is kept although the VAE-GAN now peaks at ~1.3 GB at 4
- * and ~2.1 GB at 8 (bench:step): the budget also covers the loader, evaluation and pictures.
+ * this project's earlier kernels; with the default 3000 MB budget `auto` picks 4 at 256x256. It is
+ * kept although today's kernels hold less per image (bench:step reports the peak): the budget
+ * also covers the loader, evaluation and pictures.
  */
 export const COPIES_PER_ACTIVATION = 36;
 
