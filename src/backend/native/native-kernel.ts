@@ -20,7 +20,7 @@ export interface NativePlan {
   outputShape: number[];
   /**
    * The graphs that compute it, each with inputs named as the kernel's inputs and one output, for
-   * `batch` images: the call's own batch (outputShape[0]) or, with batchInputs, a slice of it.
+   * `batch` images: the call's own batch or, where `batched` allows, a slice of it.
    */
   candidates: (batch: number) => readonly Candidate[];
   /**
