@@ -1,8 +1,8 @@
 // Kernels over a large batch (a conv, its input and filter gradients) may also run a slice of
 // the batch at a time. onnxruntime allocates every intermediate of a graph on each run (the
 // sessions keep no arena), and the binding a copy of the output; glibc serves a block above its
-// mmap threshold (32 MB at most) with fresh pages from the kernel, so a 64 MB output cost 16,000
-// page faults, some 25 ms, on every call: more than the convolution itself at two threads. A
+// mmap threshold (32 MB at most) with fresh pages from the kernel, so a 64 MB output meant 16,384
+// page faults on every call, which took longer than the convolution itself at two threads. A
 // slice whose buffers stay under the threshold reuses freed memory instead. Whether slicing pays
 // is left to the race (sessions.ts): each sliced graph is one more candidate beside the whole one.
 import type { Candidate } from './sessions.ts';
