@@ -29,6 +29,7 @@ interface Report {
   batch: number;
   micro_batch?: number;
   steps: number;
+  fresh_choices?: boolean;
   summaries: Summary[];
   runs: { side: string; model: string; threads: number; peak_rss_mb: number; load_average: number }[];
 }
@@ -56,12 +57,13 @@ function table(report: Report, withVerdict: boolean): string {
   const loads = report.runs.map((r) => r.load_average);
   const stamp = `commit ${report.commit}${report.dirty ? ' (with uncommitted changes)' : ''}, ${report.date.slice(0, 16).replace('T', ' ')} UTC; ${report.machine}; load average ${Math.min(...loads)}–${Math.max(...loads)} while it ran`;
   const micro = report.micro_batch === undefined ? '' : ` (medvae in micro-batches of ${report.micro_batch}, the peer in one pass)`;
+  const fresh = report.fresh_choices ? ' Each native run timed its shapes anew, as a first run does, and its peak RSS includes that.' : '';
   const rows = report.summaries.map((s) => {
     const wasm = s.wasm_images_per_s === undefined ? '—' : `${round2(s.wasm_images_per_s)} (${s.wasm_vs_peer_median}×)`;
     return `| ${modelName(s)} | ${s.threads} | **${round2(s.native_images_per_s)}** | ${wasm} | ${round2(s.peer_images_per_s)} | ${peerContended(report, s) ? 'not comparable: the peer was contended' : `**${s.native_vs_peer_median}×** (${s.native_vs_peer.join(', ')})`} | ${peakRss(report, 'native', s)} / ${peakRss(report, 'peer', s)} |`;
   });
   return [
-    `${report.image_size}×${report.image_size}, batch ${report.batch}${micro}, images/s (median of ${report.summaries[0]?.rounds ?? 0} rounds, ${report.steps} timed steps each); ${stamp}.`,
+    `${report.image_size}×${report.image_size}, batch ${report.batch}${micro}, images/s (median of ${report.summaries[0]?.rounds ?? 0} rounds, ${report.steps} timed steps each); ${stamp}.${fresh}`,
     '',
     '| model | threads | native | wasm (one core; ratio to the peer) | PyTorch peer | native ÷ peer (each round) | peak RSS MB, native / peer |',
     '| --- | --- | --- | --- | --- | --- | --- |',
@@ -150,7 +152,7 @@ element-wise work, checkpoints and this project's SIMD kernels stay as they are.
 ## Speed beside PyTorch
 
 Measured by \`npm run bench:vs-peer -- --wasm\` (64×64) and \`npm run bench:vs-peer -- --models vaegan
---threads 2 --size 256 --batch 16 --micro-batch 8 --steps 3\` (256×256): \`bench:step --backend
+--threads 2 --size 256 --batch 16 --micro-batch 8 --steps 3 --fresh-choices\` (256×256): \`bench:step --backend
 native\` and the PyTorch peer (\`../shared/peer/run.sh\`, PyTorch 1.13 on OpenBLAS) take turns, so
 each ratio compares runs made in the same minutes on this shared machine, whose speed drifts by up
 to 25%. At 256×256 the peer takes the batch of 16 in one pass, and medvae in two micro-batches of

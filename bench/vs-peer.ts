@@ -8,7 +8,8 @@
 //
 // --micro-batch has medvae compute each step over micro-batches of at most M images (as
 // train.micro_batch does, the way a 256x256 VAE-GAN fits in memory); the peer always runs the whole
-// batch at once.
+// batch at once. --fresh-choices has every native run time its shapes anew (MEDVAE_NATIVE_CHOICES=off)
+// in its untimed warm-up step, so that its peak RSS is a first run's.
 // Prints one JSON line per run and a summary line per model and thread count; writes all of it,
 // with the commit, date and machine, to --out (bench/native-doc.ts turns it into docs/native.md).
 // --wasm also runs the wasm backend (one process, one core) in each round at the first thread count.
@@ -32,6 +33,7 @@ const { values } = parseArgs({
     size: { type: 'string', default: '64' },
     batch: { type: 'string', default: '64' },
     'micro-batch': { type: 'string' },
+    'fresh-choices': { type: 'boolean', default: false },
     wasm: { type: 'boolean', default: false },
     out: { type: 'string', default: 'bench/out/native-vs-peer.json' },
   },
@@ -113,7 +115,8 @@ function measure(side: Run['side'], model: string, threads: number, round: numbe
           ],
         ];
   const load = loadavg()[0]!;
-  const r = spawnSync(command, args, { cwd: ROOT, encoding: 'utf8', timeout: 1_200_000 });
+  const env = side === 'native' && values['fresh-choices'] ? { ...process.env, MEDVAE_NATIVE_CHOICES: 'off' } : process.env;
+  const r = spawnSync(command, args, { cwd: ROOT, encoding: 'utf8', timeout: 1_200_000, env });
   if (r.status !== 0) throw new Error(`${side} ${model} threads ${threads} failed (${r.status}): ${r.stderr.slice(-2000)}`);
   const json = lastJson(r.stdout);
   const run: Run = {
@@ -178,6 +181,7 @@ const report = {
   batch: Number(values.batch),
   ...(values['micro-batch'] === undefined ? {} : { micro_batch: Number(values['micro-batch']) }),
   steps: Number(values.steps),
+  fresh_choices: values['fresh-choices'],
   summaries,
   runs,
 };
