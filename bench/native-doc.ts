@@ -163,10 +163,23 @@ ${reports.map((report) => table(report, true)).join('\n\n')}
 `;
 writeFileSync(join(ROOT, 'docs', 'native.md'), page);
 
+/** One sentence per row of a report, for the README, which shows only the first report's table. */
+function inBrief(report: Report): string {
+  const micro = report.micro_batch === undefined ? '' : ` in micro-batches of ${report.micro_batch}`;
+  return report.summaries
+    .map(
+      (s) =>
+        `${report.image_size}×${report.image_size} ${modelName(s)}, batch ${report.batch}${micro}, ${s.threads} thread${s.threads === 1 ? '' : 's'}: **${round2(s.native_images_per_s)}** images/s against the peer's ${round2(s.peer_images_per_s)} (**${s.native_vs_peer_median}×**), peak RSS ${peakRss(report, 'native', s)} MB against ${peakRss(report, 'peer', s)} MB (commit ${report.commit}).`,
+    )
+    .join(' ');
+}
+
+const [first, ...others] = reports as [Report, ...Report[]];
 if (
   !replaceReadmeBlock('native-speed', [
-    ...reports.flatMap((report) => [table(report, false), '']),
-    'How these compare with the goal of the native backend: [docs/native.md](docs/native.md).',
+    table(first, false),
+    '',
+    `${others.map((report) => `${inBrief(report)} `).join('')}How these compare with the goal of the native backend: [docs/native.md](docs/native.md).`,
   ])
 ) {
   throw new Error('README.md has no native-speed block');
