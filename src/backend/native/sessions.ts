@@ -85,6 +85,8 @@ interface Loaded {
   /** For a sliced candidate: the slicing, and the last slice's part where its graph differs. */
   slicing?: Slicing;
   last?: Part;
+  /** For a summed output: where each slice after the first writes its share before it is added. */
+  scratch?: Float32Array;
 }
 
 interface Entry {
@@ -118,11 +120,12 @@ function loadPart(graph: OnnxGraph, label: string): Part {
 }
 
 function load(candidate: Candidate): Loaded {
-  const part = loadPart(candidate.graph, candidate.label);
-  const lastGraph = candidate.slicing?.last;
-  if (lastGraph === undefined) return { label: candidate.label, part, slicing: candidate.slicing };
+  const { label, slicing } = candidate;
+  const part = loadPart(candidate.graph, label);
+  const scratch = slicing?.output === 'sum' ? new Float32Array(part.output.dims.reduce((a, b) => a * b, 1)) : undefined;
+  if (slicing?.last === undefined) return { label, part, slicing, scratch };
   try {
-    return { label: candidate.label, part, slicing: candidate.slicing, last: loadPart(lastGraph, candidate.label) };
+    return { label, part, slicing, scratch, last: loadPart(slicing.last, label) };
   } catch (e) {
     part.session.dispose();
     throw e;
@@ -157,8 +160,7 @@ function run(loaded: Loaded, feeds: Feeds): void {
     return;
   }
   const { batch, slice, batchInputs, output } = slicing;
-  // A summed output: the first slice writes it, each later one a scratch copy added into it.
-  const scratch = output === 'sum' && slice < batch ? new Float32Array(feeds.output.length) : undefined;
+  const { scratch } = loaded;
   for (let start = 0; start < batch; start += slice) {
     const end = Math.min(batch, start + slice);
     const cut = (whole: Float32Array): Float32Array => {
@@ -175,6 +177,7 @@ function run(loaded: Loaded, feeds: Feeds): void {
     if (output === 'images') {
       runPart(part, inputs, cut(feeds.output), loaded.label);
     } else if (start === 0 || scratch === undefined) {
+      // A summed output: the first slice writes it, each later one the scratch, added into it.
       runPart(part, inputs, feeds.output, loaded.label);
     } else {
       runPart(part, inputs, scratch, loaded.label);
