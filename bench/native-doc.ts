@@ -133,11 +133,13 @@ element-wise work, checkpoints and this project's SIMD kernels stay as they are.
   \`MEDVAE_NATIVE_CHOICES\`), so a resumed run or another worker computes with the same graphs and
   the same bits.
 - **Slices of the batch.** Where an image-wise input or output of a conv or of its gradients
-  exceeds 8 MB, each graph is offered again over slices of the batch that stay under it (the
-  filter gradient sums the slices'). onnxruntime allocates a graph's intermediates on each run,
-  and the binding a copy of its output; blocks that large come from fresh pages of the kernel each
-  time (16,000 page faults for a 64 MB output), which cost more than the convolution at two
-  threads. Smaller blocks reuse freed memory, and a 256×256 step holds less at once.
+  exceeds 8 MB, the graphs run over slices of the batch that stay under it (the filter gradient
+  sums the slices'), and no im2col buffer exceeds 16 MB. onnxruntime allocates a graph's
+  intermediates on each run, and the binding a copy of its output; blocks above glibc's mmap
+  threshold (32 MB at most) come from fresh pages of the kernel each time (16,384 page faults for
+  a 64 MB output), which cost more than the convolution at two threads, and more on a busy
+  machine than on a quiet one. Smaller blocks reuse freed memory, and a 256×256 step holds less
+  at once.
 - **Threads.** Every core by default; \`--threads N\` / \`train.threads\`. Under \`medvae-dist\` the
   workers on one machine share the cores (workers × threads ≤ cores) unless threads are asked for.
   Idle pool threads sleep (\`allow_spinning\` off) instead of taking the core the wasm work runs on.

@@ -275,7 +275,7 @@ describe('kernels over a large batch may run a slice of it at a time', { skip },
     { label: 'g', graph: { inputs: [{ name: 'x', shape: [batch] }], outputs: [], nodes: [] } },
   ];
 
-  test('slices are offered beside the whole graph only where a tensor exceeds SLICE_BYTES; the last one takes the rest', () => {
+  test('slices are offered in place of the whole graph where a tensor exceeds SLICE_BYTES; the last one takes the rest', () => {
     const slicing = (batch: number): Parameters<typeof withBatchSlices>[1] => ({
       batch,
       bytesPerImage: SLICE_BYTES / 4,
@@ -286,7 +286,8 @@ describe('kernels over a large batch may run a slice of it at a time', { skip },
       withBatchSlices(whole, slicing(4)).map((c) => c.label),
       ['g'],
     );
-    const [, sliced] = withBatchSlices(whole, slicing(10));
+    const [sliced, ...more] = withBatchSlices(whole, slicing(10));
+    assert.equal(more.length, 0);
     // At most 4 images a slice: 4 + 4 + 2.
     assert.equal(sliced?.label, 'g/3');
     assert.deepEqual(sliced?.graph.inputs[0]?.shape, [4]);
@@ -296,7 +297,8 @@ describe('kernels over a large batch may run a slice of it at a time', { skip },
       { batch: 10, slice: 4, batchInputs: ['x'], output: 'images', last: undefined },
     );
     // Even slices need no graph for the last.
-    assert.equal(withBatchSlices(whole, slicing(8))[1]?.slicing?.last, undefined);
+    const [even] = withBatchSlices(whole, slicing(8));
+    assert.deepEqual([even?.label, even?.slicing?.slice, even?.slicing?.last], ['g/2', 4, undefined]);
   });
 
   // 2 MB an image in and out, 10 MB in all: at most 4 images a slice, so slices of 3 and 2. The

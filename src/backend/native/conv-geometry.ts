@@ -69,8 +69,12 @@ export function geometryKey(info: tf.backend_util.Conv2DInfo): string {
   ].join(',');
 }
 
-/** Most floats an im2col buffer may take (256 MB); larger cases use the other graphs. */
-export const MAX_IM2COL_FLOATS = 2 ** 26;
+/**
+ * Most floats an im2col buffer may take (16 MB): under glibc's largest mmap threshold, so that it
+ * reuses freed memory rather than fresh pages on every call (./batch-slices.ts). Larger cases use
+ * the other graphs, or slices of the batch.
+ */
+export const MAX_IM2COL_FLOATS = 2 ** 22;
 
 export function im2colSize(info: tf.backend_util.Conv2DInfo): number {
   return info.batchSize * info.outHeight * info.outWidth * info.filterHeight * info.filterWidth * info.inChannels;
