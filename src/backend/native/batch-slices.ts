@@ -7,7 +7,7 @@
 // memory instead. Above SLICE_BYTES only sliced graphs are offered: a whole-batch graph that won
 // its race on a quiet machine could lose badly on a busy one. How many slices is fixed by the
 // tensors; which sliced graph runs is left to the race (sessions.ts).
-import type { Candidate } from './sessions.ts';
+import type { Candidate, Slicing } from './sessions.ts';
 
 /** The most bytes of any one input or output image-slice a sliced graph is given. */
 export const SLICE_BYTES = 8 * 2 ** 20;
@@ -19,7 +19,7 @@ export const SLICE_BYTES = 8 * 2 ** 20;
  */
 export function withBatchSlices(
   graphs: (batch: number) => readonly Candidate[],
-  slicing: { batch: number; bytesPerImage: number; batchInputs: readonly string[]; output: 'images' | 'sum' },
+  slicing: Pick<Slicing, 'batch' | 'batchInputs' | 'output'> & { bytesPerImage: number },
 ): Candidate[] {
   const { batch, bytesPerImage, batchInputs, output } = slicing;
   const most = Math.max(1, Math.floor(SLICE_BYTES / bytesPerImage));

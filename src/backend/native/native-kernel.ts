@@ -4,7 +4,7 @@
 // wasm kernel, or TF.js's own).
 import * as tf from '@tensorflow/tfjs';
 import { withBatchSlices } from './batch-slices.ts';
-import { runCached, runsOnWasm, type Candidate, type Feeds, type RanOn } from './sessions.ts';
+import { runCached, runsOnWasm, type Candidate, type Feeds, type RanOn, type Slicing } from './sessions.ts';
 
 /** The parts of TF.js's wasm backend these kernels use. */
 interface WasmHeapBackend {
@@ -27,7 +27,7 @@ export interface NativePlan {
    * Where the kernel may run a slice of the batch at a time: the inputs that hold the batch along
    * their first axis, and whether the output does too ('images') or sums over it ('sum').
    */
-  batched?: { inputs: readonly string[]; output: 'images' | 'sum' };
+  batched?: { inputs: readonly string[]; output: Slicing['output'] };
 }
 
 /** Decides whether the native path takes a call: a plan, or undefined to run the previous kernel. */

@@ -5,7 +5,9 @@
 // A kernel may offer more than one graph for the same computation (say, a Conv between two
 // Transposes, or an im2col and one MatMul). Which runs faster depends on the shape and the
 // machine, so the first call of a shape times each candidate on the real inputs, keeps the fastest
-// and drops the others (every candidate computes the same values, to float rounding).
+// and drops the others (every candidate computes the same values, to float rounding). A candidate
+// may run over a large batch a slice at a time (./batch-slices.ts), with a second session for a
+// smaller last slice.
 import { loadBinding, type OrtSession, type OrtSessionOptions, type OrtTensor } from './binding.ts';
 import { openChoices, recall, remember } from './choices.ts';
 import { freeArrayBuffer } from './free-buffer.ts';
