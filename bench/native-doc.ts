@@ -158,8 +158,8 @@ vaegan --threads 2 --size 256 --batch 16 --micro-batch 8 --steps 3 --fresh-choic
 \`bench:step --backend native\` and the PyTorch peer (\`../shared/peer/run.sh\`, PyTorch 1.13 on
 OpenBLAS) take turns, so each ratio compares runs made in the same minutes on this shared machine,
 whose speed drifts by up to 25%. At 256×256 the peer takes the batch of 16 in one pass, and medvae
-two micro-batches of 8 (\`train.micro_batch\`; the step sums their gradients), as \`medvae train\`
-would to fit memory. Peak RSS is each process's high-water mark (\`ru_maxrss\`) on both sides.
+two micro-batches of 8, as \`medvae train\` does with \`train.micro_batch: 8\` (the step sums
+their gradients). Peak RSS is each process's high-water mark (\`ru_maxrss\`) on both sides.
 
 ${reports.map((report) => table(report, true)).join('\n\n')}
 `;
