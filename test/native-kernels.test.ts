@@ -94,6 +94,9 @@ const ODD_CONVS: ConvCase[] = [
   // Channels in whole blocks of the blocked-channel graphs ('nchwc'), and fewer than a block in.
   { x: [1, 11, 9, 16], k: 3, out: 8, stride: 2, pad: 'valid' },
   { x: [3, 9, 8, 3], k: 2, out: 16, stride: 1, pad: 'same' },
+  // A top pad of a whole stride (the phase window moves down dy); phases that fill whole blocks only together.
+  { x: [2, 8, 8, 16], k: 7, out: 16, stride: 2, pad: 'same' },
+  { x: [1, 8, 8, 8], k: 3, out: 16, stride: 2, pad: 'same' },
 ];
 
 const name = (c: ConvCase): string => `x [${c.x.join(',')}] k${c.k} -> ${c.out} stride ${c.stride} ${c.pad}`;
@@ -173,6 +176,7 @@ describe('native kernels match the cpu backend', { skip }, () => {
     'conv-transpose',
     'phase-gemm',
     'phase-nchwc',
+    'phase-split',
     'native',
     'wasm',
     undefined,
@@ -260,6 +264,7 @@ describe('native kernels match the cpu backend', { skip }, () => {
     for (const [graph, kernel] of [
       ['nchwc', conv(c)],
       ['phase-nchwc', backpropInput(c)],
+      ['phase-split', backpropInput(c)],
     ] as const) {
       forceCandidate(graph);
       const { error } = await relativeError(kernel);

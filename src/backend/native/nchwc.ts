@@ -67,6 +67,58 @@ export function nchwcFits(spec: NchwcConvSpec): boolean {
   return block > 1 && co % block === 0 && (ci % block === 0 || ci < block);
 }
 
+/** Nodes that read the NHWC tensor `x` of `channels` channels into `output`, in the form nchwcConvBlocks takes. */
+export function nchwcInput(x: string, channels: number, output: string): OnnxNode {
+  // Whole blocks are read straight into blocks; fewer channels than a block, the kernel reads as plain NCHW.
+  return channels % nchwcBlockSize() === 0
+    ? { op: 'ReorderInput', domain: DOMAIN, inputs: [x], outputs: [output], attrs: { channels_last: 1 } }
+    : { op: 'Transpose', inputs: [x], outputs: [output], attrs: { perm: [0, 3, 1, 2] } };
+}
+
+/**
+ * Nodes (names prefixed by `prefix`) that convolve `input` (made by nchwcInput from the spec's
+ * input) with the HWIO tensor `filter` into `yBlocks`: the output channels in blocks, which a
+ * Concat along axis 1 may join (the blocks of one image lie together) before nchwcOutput.
+ */
+export function nchwcConvBlocks(
+  spec: NchwcConvSpec,
+  input: string,
+  filter: string,
+  yBlocks: string,
+  prefix: string,
+): { nodes: OnnxNode[]; initializers: OnnxInt64Initializer[] } {
+  const block = nchwcBlockSize();
+  const [kh, kw, ci, co] = spec.filterShape as [number, number, number, number];
+  const name = (n: string): string => `${prefix}${n}`;
+  const blockedInput = ci % block === 0;
+  // Filter blocks [Co/b, Ci/b, kh, kw, b in, b out], or [Co/b, Ci, kh, kw, b out] for an input read as NCHW.
+  const split = blockedInput ? [kh, kw, ci / block, block, co / block, block] : [kh, kw, ci, co / block, block];
+  const perm = blockedInput ? [4, 2, 0, 1, 3, 5] : [3, 2, 0, 1, 4];
+  return {
+    initializers: [
+      { name: name('w_split'), values: split },
+      { name: name('w_shape'), values: [co, ci, kh, kw] },
+    ],
+    nodes: [
+      { op: 'Reshape', inputs: [filter, name('w_split')], outputs: [name('w_split_dims')] },
+      { op: 'Transpose', inputs: [name('w_split_dims')], outputs: [name('w_blocks')], attrs: { perm } },
+      { op: 'Reshape', inputs: [name('w_blocks'), name('w_shape')], outputs: [name('w')] },
+      {
+        op: 'Conv',
+        domain: DOMAIN,
+        inputs: [input, name('w')],
+        outputs: [yBlocks],
+        attrs: { kernel_shape: [kh, kw], strides: [...spec.strides], dilations: [...spec.dilations], pads: [...spec.pads] },
+      },
+    ],
+  };
+}
+
+/** The node that writes `yBlocks` (`channels` channels in blocks) as the NHWC tensor `y`. */
+export function nchwcOutput(yBlocks: string, channels: number, y: string): OnnxNode {
+  return { op: 'ReorderOutput', domain: DOMAIN, inputs: [yBlocks], outputs: [y], attrs: { channels, channels_last: 1 } };
+}
+
 /**
  * Nodes (names prefixed by `prefix`) that convolve the NHWC tensor `x` with the HWIO tensor
  * `filter` into the NHWC tensor `y`, for a spec that nchwcFits.
@@ -78,41 +130,10 @@ export function nchwcConv(
   y: string,
   prefix: string,
 ): { nodes: OnnxNode[]; initializers: OnnxInt64Initializer[] } {
-  const block = nchwcBlockSize();
-  const [kh, kw, ci, co] = spec.filterShape as [number, number, number, number];
-  const name = (n: string): string => `${prefix}${n}`;
-  const nodes: OnnxNode[] = [];
-  const initializers: OnnxInt64Initializer[] = [{ name: name('w_shape'), values: [co, ci, kh, kw] }];
-  let input: string;
-  if (ci % block === 0) {
-    // Filter blocks [Co/b, Ci/b, kh, kw, b in, b out]; the input read into blocks as it is copied.
-    initializers.push({ name: name('w_split'), values: [kh, kw, ci / block, block, co / block, block] });
-    nodes.push(
-      { op: 'Reshape', inputs: [filter, name('w_split')], outputs: [name('w_split6')] },
-      { op: 'Transpose', inputs: [name('w_split6')], outputs: [name('w_blocks')], attrs: { perm: [4, 2, 0, 1, 3, 5] } },
-      { op: 'ReorderInput', domain: DOMAIN, inputs: [x], outputs: [name('x_blocks')], attrs: { channels_last: 1 } },
-    );
-    input = name('x_blocks');
-  } else {
-    // Fewer input channels than a block: the kernel reads plain NCHW, filter blocks [Co/b, Ci, kh, kw, b out].
-    initializers.push({ name: name('w_split'), values: [kh, kw, ci, co / block, block] });
-    nodes.push(
-      { op: 'Reshape', inputs: [filter, name('w_split')], outputs: [name('w_split5')] },
-      { op: 'Transpose', inputs: [name('w_split5')], outputs: [name('w_blocks')], attrs: { perm: [3, 2, 0, 1, 4] } },
-      { op: 'Transpose', inputs: [x], outputs: [name('x_nchw')], attrs: { perm: [0, 3, 1, 2] } },
-    );
-    input = name('x_nchw');
-  }
-  nodes.push(
-    { op: 'Reshape', inputs: [name('w_blocks'), name('w_shape')], outputs: [name('w')] },
-    {
-      op: 'Conv',
-      domain: DOMAIN,
-      inputs: [input, name('w')],
-      outputs: [name('y_blocks')],
-      attrs: { kernel_shape: [kh, kw], strides: [...spec.strides], dilations: [...spec.dilations], pads: [...spec.pads] },
-    },
-    { op: 'ReorderOutput', domain: DOMAIN, inputs: [name('y_blocks')], outputs: [y], attrs: { channels: co, channels_last: 1 } },
-  );
-  return { nodes, initializers };
+  const [, , ci, co] = spec.filterShape as [number, number, number, number];
+  const conv = nchwcConvBlocks(spec, `${prefix}x_blocks`, filter, `${prefix}y_blocks`, prefix);
+  return {
+    initializers: conv.initializers,
+    nodes: [nchwcInput(x, ci, `${prefix}x_blocks`), ...conv.nodes, nchwcOutput(`${prefix}y_blocks`, co, y)],
+  };
 }
