@@ -27,21 +27,21 @@ function matMulCandidates(aShape: number[], bShape: number[], outShape: number[]
     outputs: [{ name: 'y', shape: outShape }],
   };
   if (product(aShape.slice(0, -2)) === 1 && product(bShape.slice(0, -2)) === 1) {
+    // The output is declared as the Gemm's own [m, n], so that the Gemm writes the caller's buffer.
     return [
       {
         label: 'gemm',
         graph: {
           ...io,
+          outputs: [{ name: 'y', shape: outShape.slice(-2) }],
           initializers: [
             { name: 'a_shape', values: aShape.slice(-2) },
             { name: 'b_shape', values: bShape.slice(-2) },
-            { name: 'y_shape', values: outShape },
           ],
           nodes: [
             { op: 'Reshape', inputs: ['a', 'a_shape'], outputs: ['a2'] },
             { op: 'Reshape', inputs: ['b', 'b_shape'], outputs: ['b2'] },
-            { op: 'Gemm', inputs: ['a2', 'b2'], outputs: ['y2'], attrs: { transA: transposeA ? 1 : 0, transB: transposeB ? 1 : 0 } },
-            { op: 'Reshape', inputs: ['y2', 'y_shape'], outputs: ['y'] },
+            { op: 'Gemm', inputs: ['a2', 'b2'], outputs: ['y'], attrs: { transA: transposeA ? 1 : 0, transB: transposeB ? 1 : 0 } },
           ],
         },
       },

@@ -87,8 +87,8 @@ export interface Im2col {
   output: string;
 }
 
-/** The im2col of the NHWC input `x` as ONNX nodes (names are prefixed by `prefix`). */
-export function im2col(x: string, info: tf.backend_util.Conv2DInfo, prefix: string): Im2col {
+/** The input under each filter tap: a strided Slice of the padded NHWC `x` per tap, [B, OH, OW, Ci] each, in HWI order. */
+export function tapSlices(x: string, info: tf.backend_util.Conv2DInfo, prefix: string): Im2col & { taps: string[] } {
   const nodes: OnnxNode[] = [];
   const initializers: OnnxInt64Initializer[] = [];
   const name = (n: string): string => `${prefix}${n}`;
@@ -100,9 +100,8 @@ export function im2col(x: string, info: tf.backend_util.Conv2DInfo, prefix: stri
     padded = name('padded');
   }
   const { filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw, dilationHeight: dh, dilationWidth: dw } = info;
-  const { batchSize, outHeight, outWidth, inChannels } = info;
-  const rowsSpan = (outHeight - 1) * sh + 1;
-  const colsSpan = (outWidth - 1) * sw + 1;
+  const rowsSpan = (info.outHeight - 1) * sh + 1;
+  const colsSpan = (info.outWidth - 1) * sw + 1;
   initializers.push({ name: name('axes'), values: [1, 2] }, { name: name('steps'), values: [sh, sw] });
   const taps: string[] = [];
   for (let i = 0; i < kh; i++) {
@@ -116,11 +115,19 @@ export function im2col(x: string, info: tf.backend_util.Conv2DInfo, prefix: stri
       taps.push(tap);
     }
   }
+  return { nodes, initializers, output: '', taps };
+}
+
+/** The im2col of the NHWC input `x` as ONNX nodes (names are prefixed by `prefix`). */
+export function im2col(x: string, info: tf.backend_util.Conv2DInfo, prefix: string): Im2col {
+  const { nodes, initializers, taps } = tapSlices(x, info, prefix);
+  const name = (n: string): string => `${prefix}${n}`;
   let joined = taps[0]!;
   if (taps.length > 1) {
     nodes.push({ op: 'Concat', inputs: taps, outputs: [name('joined')], attrs: { axis: 3 } });
     joined = name('joined');
   }
+  const { batchSize, outHeight, outWidth, inChannels, filterHeight: kh, filterWidth: kw } = info;
   initializers.push({ name: name('cols_shape'), values: [batchSize * outHeight * outWidth, kh * kw * inChannels] });
   nodes.push({ op: 'Reshape', inputs: [joined, name('cols_shape')], outputs: [name('cols')] });
   return { nodes, initializers, output: name('cols') };

@@ -1,11 +1,13 @@
 // Conv2DBackpropFilter on native: the gradient of an NHWC conv with respect to its HWIO filter.
-// Two graphs, the faster kept per shape (sessions.ts):
+// Three graphs, the fastest kept per shape (sessions.ts):
 // - im2col-gemm: the im2col of x ([B*OH*OW, kh*kw*Ci]) transposed times dy ([B*OH*OW, Co]) is
 //   the filter gradient in HWIO order already: one GEMM over the batch and every output position;
+// - tap-gemm: the same product a filter tap at a time, each tap's slice of x times dy, the taps'
+//   rows then joined: no im2col buffer, which at full resolution costs more than the GEMMs;
 // - conv: a convolution of x, read as Ci images of B channels, with dy, read as Co filters of B
 //   channels whose taps lie `stride` apart (the forward stride becomes a dilation).
 import * as tf from '@tensorflow/tfjs';
-import { bottomPad, geometryKey, im2col, im2colSize, MAX_IM2COL_FLOATS, nhwcInfo, onnxPads, rightPad } from './conv-geometry.ts';
+import { bottomPad, geometryKey, im2col, im2colSize, MAX_IM2COL_FLOATS, nhwcInfo, onnxPads, rightPad, tapSlices } from './conv-geometry.ts';
 import { nativeKernel, type NativePlan } from './native-kernel.ts';
 import type { Candidate } from './sessions.ts';
 
@@ -25,17 +27,40 @@ export function backpropFilterCandidates(info: tf.backend_util.Conv2DInfo, x: st
       label: 'im2col-gemm',
       graph: {
         ...io,
-        initializers: [
-          ...cols.initializers,
-          { name: 'dy_shape', values: [batchSize * outHeight * outWidth, outChannels] },
-          { name: 'dw_shape', values: [kh, kw, inChannels, outChannels] },
-        ],
+        // The output is declared as the Gemm's own [kh*kw*Ci, Co], so that it writes the caller's buffer.
+        outputs: [{ name: dw, shape: [kh * kw * inChannels, outChannels] }],
+        initializers: [...cols.initializers, { name: 'dy_shape', values: [batchSize * outHeight * outWidth, outChannels] }],
         nodes: [
           ...cols.nodes,
           { op: 'Reshape', inputs: [dy, 'dy_shape'], outputs: ['dy_matrix'] },
-          { op: 'Gemm', inputs: [cols.output, 'dy_matrix'], outputs: ['dw_matrix'], attrs: { transA: 1 } },
-          { op: 'Reshape', inputs: ['dw_matrix', 'dw_shape'], outputs: [dw] },
+          { op: 'Gemm', inputs: [cols.output, 'dy_matrix'], outputs: [dw], attrs: { transA: 1 } },
         ],
+      },
+    });
+  }
+  if (kh * kw > 1) {
+    const slices = tapSlices(x, info, 'x_');
+    const positions = batchSize * outHeight * outWidth;
+    const nodes = [...slices.nodes, { op: 'Reshape', inputs: [dy, 'dy_shape'], outputs: ['dy_matrix'] }];
+    const tapGrads = slices.taps.map((tap) => {
+      nodes.push(
+        { op: 'Reshape', inputs: [tap, 'tap_shape'], outputs: [`${tap}_matrix`] },
+        { op: 'Gemm', inputs: [`${tap}_matrix`, 'dy_matrix'], outputs: [`${tap}_dw`], attrs: { transA: 1 } },
+      );
+      return `${tap}_dw`;
+    });
+    nodes.push({ op: 'Concat', inputs: tapGrads, outputs: [dw], attrs: { axis: 0 } });
+    candidates.push({
+      label: 'tap-gemm',
+      graph: {
+        ...io,
+        outputs: [{ name: dw, shape: [kh * kw * inChannels, outChannels] }],
+        initializers: [
+          ...slices.initializers,
+          { name: 'dy_shape', values: [positions, outChannels] },
+          { name: 'tap_shape', values: [positions, inChannels] },
+        ],
+        nodes,
       },
     });
   }

@@ -61,16 +61,16 @@ export function conv2dCandidates(info: tf.backend_util.Conv2DInfo, x: string, fi
       label: 'im2col-matmul',
       graph: {
         ...io,
+        // The output is declared as the MatMul's own [B*OH*OW, Co], so that it writes the caller's buffer.
+        outputs: [{ name: y, shape: [info.batchSize * info.outHeight * info.outWidth, info.outChannels] }],
         initializers: [
           ...cols.initializers,
           { name: 'w_shape', values: [info.filterHeight * info.filterWidth * info.inChannels, info.outChannels] },
-          { name: 'y_shape', values: yShape },
         ],
         nodes: [
           ...cols.nodes,
           { op: 'Reshape', inputs: [filter, 'w_shape'], outputs: ['w_matrix'] },
-          { op: 'MatMul', inputs: [cols.output, 'w_matrix'], outputs: ['y_matrix'] },
-          { op: 'Reshape', inputs: ['y_matrix', 'y_shape'], outputs: [y] },
+          { op: 'MatMul', inputs: [cols.output, 'w_matrix'], outputs: [y] },
         ],
       },
     });
