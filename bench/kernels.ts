@@ -60,6 +60,13 @@ const output = tf.randomNormal([64, 64, 64, 3]);
 stockComparison(tf.LeakyRelu, activation.shape, { x: activation }, { alpha: 0.01 });
 stockComparison(tf.Identity, activation.shape, { x: activation }, {});
 stockComparison(tf.Tanh, output.shape, { x: output }, {});
+for (const [x, bias] of [
+  [activation, tf.randomNormal([1, 1, 1, 32])],
+  [output, tf.randomNormal([3])],
+] as const) {
+  stockComparison(tf.Add, x.shape, { a: x, b: bias }, {});
+  bias.dispose();
+}
 const wide = tf.randomNormal([64, 131072]);
 stockComparison(tf.Transpose, wide.shape, { x: wide }, { perm: [1, 0] });
 

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend/index.ts';
 import { stockWasmKernel } from '../src/backend/wasm-kernels/register-all.ts';
+import { CHANNEL_SCALE_SHIFT } from '../src/backend/wasm-kernels/kernel-names.ts';
 import { axisSwap } from '../src/backend/wasm-kernels/transpose.ts';
 import { mulberry32 } from '../src/util/rng.ts';
 
@@ -599,6 +600,33 @@ describe('Tanh on wasm (2 sigmoid(2x) - 1)', () => {
     await tf.setBackend('wasm');
     cpuDx.forEach((d, i) => assert.ok(Math.abs(dxs[i] - d) <= 1e-6, `dtanh at ${xs[i]}: ${dxs[i]} vs cpu ${d}`));
   });
+});
+
+describe('Add of a per-channel vector on wasm (a bias)', () => {
+  // [activation, bias, whether the SIMD pass takes it]: channels in whole vectors, an image's 3
+  // (rows of 12), and what stays with the stock kernel (too small; rows of 12 do not divide it).
+  const cases: [number[], number[], boolean][] = [
+    [[8, 16, 16, 32], [32], true],
+    [[8, 16, 16, 32], [1, 1, 1, 32], true],
+    [[8, 16, 16, 3], [3], true],
+    [[2, 5, 5, 8], [8], false],
+    [[1, 4097, 3], [1, 3], false],
+  ];
+  for (const [shape, biasShape, simd] of cases) {
+    test(`[${shape}] + [${biasShape}] matches cpu, value and gradient${simd ? ', in one SIMD pass' : ', on the stock kernel'}`, async () => {
+      const compute = ([x, b]: tf.Tensor[]): tf.Tensor[] => {
+        const [dx, db] = tf.grads((u: tf.Tensor, v: tf.Tensor) => tf.sum(tf.mul(tf.add(u, v), u)))([x!, b!]);
+        return [tf.add(x!, b!), dx!, db!];
+      };
+      await assertWasmMatchesCpu(`add ${shape}`, [randomHost(shape, nextSeed()), randomHost(biasShape, nextSeed())], compute);
+      await tf.setBackend('wasm');
+      const x = tf.zeros(shape);
+      const b = tf.ones(biasShape);
+      const profile = await tf.profile(() => tf.add(x, b));
+      tf.dispose([x, b, profile.result as tf.Tensor]);
+      assert.equal(profile.kernelNames.includes(CHANNEL_SCALE_SHIFT), simd, `kernels run: ${profile.kernelNames.join(', ')}`);
+    });
+  }
 });
 
 describe('Identity on wasm', () => {

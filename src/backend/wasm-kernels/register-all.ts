@@ -3,6 +3,7 @@
 // this project replaces. Each lives in the file named after it, in kebab-case.
 import * as tf from '@tensorflow/tfjs';
 import { adamUpdateConfig } from './adam-update.ts';
+import { addConfig } from './add.ts';
 import { batchMatMulConfig } from './batch-mat-mul.ts';
 import { channelAffineConfig } from './channel-affine.ts';
 import { channelScaleShiftConfig } from './channel-scale-shift.ts';
@@ -58,6 +59,7 @@ export const wasmKernelOverrides: readonly tf.KernelConfig[] = [
   identityConfig,
   leakyReluConfig,
   tanhConfig,
+  addConfig,
 ];
 
 /**
