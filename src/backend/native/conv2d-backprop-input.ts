@@ -49,11 +49,15 @@ function phasePads(axis: PhaseAxis, taps: number): [number, number] {
   return [taps - 1 - axis.shift, axis.count + axis.shift - axis.dySize];
 }
 
-/** The phases of every grid position in its channels (row phase major), as one graph's nodes left them. */
-interface Phases {
+/**
+ * The phases of every grid position in its channels (row phase major), as one graph's nodes left
+ * them: in onnxruntime's NCHWc blocks ([B, sh*sw*ci, Q_h, Q_w]), or channels last with `dims`.
+ */
+type Phases = { name: string; layout: 'blocks' } | ChannelsLastPhases;
+
+interface ChannelsLastPhases {
   name: string;
-  /** 'blocks': onnxruntime's NCHWc blocks [B, sh*sw*ci, Q_h, Q_w]; 'channels-last': `dims`, in NHWC order. */
-  layout: 'blocks' | 'channels-last';
+  layout: 'channels-last';
   dims: readonly number[];
 }
 
@@ -146,7 +150,7 @@ function phaseGraph(
     const conv = nchwcConvBlocks(blocked, 'dy_blocks', 'w_hwio', 'phases', 'nchwc_');
     initializers.push(...conv.initializers);
     nodes.push(...conv.nodes);
-    phases = { name: 'phases', layout: 'blocks', dims: [] };
+    phases = { name: 'phases', layout: 'blocks' };
   }
   return phaseCandidate(form === 'gemm' ? 'phase-gemm' : 'phase-nchwc', info, rows, cols, phases, dy, filter, dx, nodes, initializers);
 }
@@ -198,18 +202,7 @@ function phaseSplitGraph(info: tf.backend_util.Conv2DInfo, dy: string, filter: s
     }
   }
   nodes.push({ op: 'Concat', inputs: phaseBlocks, outputs: ['phases'], attrs: { axis: 1 } });
-  return phaseCandidate(
-    'phase-split',
-    info,
-    rows,
-    cols,
-    { name: 'phases', layout: 'blocks', dims: [] },
-    dy,
-    filter,
-    dx,
-    nodes,
-    initializers,
-  );
+  return phaseCandidate('phase-split', info, rows, cols, { name: 'phases', layout: 'blocks' }, dy, filter, dx, nodes, initializers);
 }
 
 /**
@@ -244,11 +237,13 @@ function phaseCandidate(
     );
     gridDims = [batchSize, rows.count, sh, cols.count, sw, ci / block, block];
   } else {
-    let channelsLast = phases;
+    let channelsLast: ChannelsLastPhases;
     if (phases.layout === 'blocks') {
       const name = sh * sw === 1 ? grid : 'phases_nhwc';
       nodes.push(nchwcOutput(phases.name, sh * sw * ci, name));
       channelsLast = { name, layout: 'channels-last', dims: [batchSize, rows.count, cols.count, sh * sw * ci] };
+    } else {
+      channelsLast = phases;
     }
     if (sh * sw === 1) {
       // One phase is the grid: the node that made it writes the grid.
