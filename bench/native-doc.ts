@@ -125,8 +125,10 @@ element-wise work, checkpoints and this project's SIMD kernels stay as they are.
 
 - **Graphs per shape.** A kernel offers one or more graphs (a Conv between NHWC↔NCHW Transposes;
   onnxruntime's blocked-channel (NCHWc) Conv, read from and written to NHWC directly; an im2col and
-  one GEMM in NHWC, no transposes; ConvTranspose, or the sub-pixel phases as one GEMM or one blocked
-  conv, for the input gradient). The first call of each shape times them and the wasm kernel in
+  one GEMM in NHWC, no transposes; for the input gradient, ConvTranspose or the sub-pixel phases as
+  one GEMM, one blocked conv, or one blocked conv per phase with only its real taps; for the filter
+  gradient, one GEMM per filter tap beside the im2col). Each graph's last node writes the caller's
+  buffer: its output is declared in that node's own shape. The first call of each shape times them and the wasm kernel in
   turns (three rounds, each running every one once, in a rotated order, so that the machine's
   drift weighs on all alike) and keeps the fastest. The choices are remembered per machine, thread count,
   onnxruntime version and set of graphs (\`~/.cache/medvae/native-graphs.json\`, or
