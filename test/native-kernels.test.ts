@@ -423,7 +423,7 @@ describe('the first call of a shape races its graphs and the wasm kernel', { ski
     assert.equal(turns, 0);
   });
 
-  test("the wasm kernel races on fresh copies of the inputs, as training's changing weights leave it no packed filter to reuse", async () => {
+  test("the wasm kernel races on fresh copies of its weights, as training's changing weights leave it no packed filter to reuse", async () => {
     await initBackend('native');
     const conv = previousKernel(tf.Conv2D)!;
     const seen: { filter: object; values: number[] }[] = [];

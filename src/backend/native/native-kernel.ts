@@ -109,15 +109,17 @@ export function nativeKernel<Attrs>(kernelName: string, inputNames: readonly str
         return { inputs, output: outputView };
       };
       // The first call of a shape races the wasm kernel against the graphs, discarding its output.
-      // The wasm kernel runs on fresh copies of the inputs, and only the kernel is timed: TF.js's
-      // wasm kernels keep what they packed of a tensor (a conv's filter) while it lives, which a
-      // training step never reuses (its weights change every step), so the rounds after the first
-      // would look much faster than training ever sees.
+      // The wasm kernel runs on fresh copies of the weights (the inputs that do not hold the
+      // batch), and only the kernel is timed: TF.js's wasm kernels keep what they packed of a
+      // tensor (a conv's filter) while it lives, which a training step never reuses (its weights
+      // change every step), so the rounds after the first would look much faster than training
+      // ever sees. The batch-wise inputs, which can be large, are not copied: nothing packs them.
+      const weights = inputNames.filter((name) => !(planned.batched?.inputs.includes(name) ?? false));
       const timeWasm = (): number => {
         const copies: tf.TensorInfo[] = [];
         try {
           const inputs = { ...args.inputs };
-          for (const name of inputNames) copies.push((inputs[name] = heapCopy(backend, named[name]!)));
+          for (const name of weights) copies.push((inputs[name] = heapCopy(backend, named[name]!)));
           const t0 = performance.now();
           const value = fallback({ ...args, inputs });
           const ms = performance.now() - t0;
