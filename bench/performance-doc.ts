@@ -74,7 +74,9 @@ const page = [
   ),
   ...section(
     'Data-parallel training',
-    '`npm run bench:dist -- --model vae --size 64 --batch 64 --workers 1,2 --steps 10`: `medvae-dist --cpu-workers W` on the bundled data.',
+    '`npm run bench:dist -- --model vae --size 64 --batch 64 --workers 1,2 --steps 10`: `medvae-dist --cpu-workers W` on the bundled data. ' +
+      'The workers of one machine share its cores (workers × threads ≤ cores), so on native one worker already computes on every core; ' +
+      'the rows compare one process on all of them with several splitting them, the all-reduce included.',
     ['workers', 'images/s', 'speed-up', 'all-reduce share of the step', 'peak RSS MB per worker'],
     dist.map((d) => {
       const rss = [d.peak_rss_mb_per_worker]
