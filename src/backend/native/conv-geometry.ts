@@ -88,7 +88,11 @@ export interface Im2col {
 }
 
 /** The input under each filter tap: a strided Slice of the padded NHWC `x` per tap, [B, OH, OW, Ci] each, in HWI order. */
-export function tapSlices(x: string, info: tf.backend_util.Conv2DInfo, prefix: string): Im2col & { taps: string[] } {
+export function tapSlices(
+  x: string,
+  info: tf.backend_util.Conv2DInfo,
+  prefix: string,
+): { nodes: OnnxNode[]; initializers: OnnxInt64Initializer[]; taps: string[] } {
   const nodes: OnnxNode[] = [];
   const initializers: OnnxInt64Initializer[] = [];
   const name = (n: string): string => `${prefix}${n}`;
@@ -115,7 +119,7 @@ export function tapSlices(x: string, info: tf.backend_util.Conv2DInfo, prefix: s
       taps.push(tap);
     }
   }
-  return { nodes, initializers, output: '', taps };
+  return { nodes, initializers, taps };
 }
 
 /** The im2col of the NHWC input `x` as ONNX nodes (names are prefixed by `prefix`). */

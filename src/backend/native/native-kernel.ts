@@ -59,11 +59,12 @@ function heapView(backend: WasmHeapBackend, info: tf.TensorInfo): Float32Array |
   return new Float32Array(backend.wasm.HEAPU8.buffer, entry.memoryOffset, tf.util.sizeFromShape(info.shape));
 }
 
-/** A copy of the float32 tensor `info` on the wasm heap, under a new dataId. */
-function heapCopy(backend: WasmHeapBackend, info: tf.TensorInfo): tf.TensorInfo {
+/** A copy of the float32 tensor `info` on the wasm heap, under a new dataId; undefined where `info` is not on it. */
+function heapCopy(backend: WasmHeapBackend, info: tf.TensorInfo): tf.TensorInfo | undefined {
+  if (backend.dataIdMap.get(info.dataId) === undefined) return undefined;
   const copy = backend.makeOutput([...info.shape], 'float32');
   // Views after makeOutput, which may have grown (and so replaced) the heap's buffer.
-  heapView(backend, copy)!.set(heapView(backend, info)!);
+  heapView(backend, copy)?.set(heapView(backend, info) ?? []);
   return copy;
 }
 
@@ -97,15 +98,16 @@ export function nativeKernel<Attrs>(kernelName: string, inputNames: readonly str
       const output = backend.makeOutput(planned.outputShape, 'float32');
       // Views are made for each run: makeOutput (here, or in a timed run of the wasm kernel) may
       // grow, and so replace, the heap's buffer.
+      const offHeap = (what: string): Error => new Error(`${kernelName} on native: ${what} is not on the wasm heap`);
       const views = (): Feeds => {
         const inputs: Record<string, Float32Array> = {};
         for (const name of inputNames) {
           const view = heapView(backend, named[name]!);
-          if (view === undefined) throw new Error(`${kernelName} on native: input '${name}' is not on the wasm heap`);
+          if (view === undefined) throw offHeap(`input '${name}'`);
           inputs[name] = view;
         }
         const outputView = heapView(backend, output);
-        if (outputView === undefined) throw new Error(`${kernelName} on native: its output is not on the wasm heap`);
+        if (outputView === undefined) throw offHeap('its output');
         return { inputs, output: outputView };
       };
       // The first call of a shape races the wasm kernel against the graphs, discarding its output.
@@ -119,7 +121,11 @@ export function nativeKernel<Attrs>(kernelName: string, inputNames: readonly str
         const copies: tf.TensorInfo[] = [];
         try {
           const inputs = { ...args.inputs };
-          for (const name of weights) copies.push((inputs[name] = heapCopy(backend, named[name]!)));
+          for (const name of weights) {
+            const copy = heapCopy(backend, named[name]!);
+            if (copy === undefined) throw offHeap(`input '${name}'`);
+            copies.push((inputs[name] = copy));
+          }
           const t0 = performance.now();
           const value = fallback({ ...args, inputs });
           const ms = performance.now() - t0;

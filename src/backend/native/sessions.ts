@@ -197,9 +197,9 @@ export type RanOn = 'graph' | 'wasm';
  * The first time `key` is seen, `candidates` builds its graphs and the remembered choice runs
  * (choices.ts), or else the graphs and `wasm` (a run of the wasm kernel that discards its output
  * and returns the milliseconds the kernel itself took) are timed on these feeds and the fastest is
- * kept. Returns 'wasm' when that is the wasm kernel:
- * the output was not written, and the caller runs the wasm kernel for it. `views` is called
- * before each run: a run of the wasm kernel may grow (and so replace) the heap the views are on.
+ * kept. Returns 'wasm' when that is the wasm kernel: the output was not written, and the caller
+ * runs the wasm kernel for it. `views` is called before each run: a run of the wasm kernel may
+ * grow (and so replace) the heap the views are on.
  */
 export function runCached(key: string, candidates: () => readonly Candidate[], views: () => Feeds, wasm?: () => number): RanOn {
   let entry = entries.get(key);
