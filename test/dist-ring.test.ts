@@ -185,6 +185,27 @@ describe('ring operations', () => {
     assert.equal(logs.filter((l) => /refused .*bad token/.test(l)).length, 2);
   });
 
+  it('names a refusal that comes as a reset (the hello still unread) as it names a close', async () => {
+    // A right neighbour that answers the hello by resetting the connection, as a refusing rank's
+    // close does when the hello it did not read is still in its buffer.
+    const resetting = net.createServer((socket) => socket.once('data', () => socket.resetAndDestroy()));
+    await new Promise<void>((resolve) => resetting.listen(0, '127.0.0.1', resolve));
+    const { port } = resetting.address() as net.AddressInfo;
+    const listener = await listenForRing({ rank: 0, worldSize: 2, transport: 'tcp', timeoutMs: 3000, log: () => undefined });
+    try {
+      await assert.rejects(
+        listener.connect([
+          { host: '127.0.0.1', port: listener.port },
+          { host: '127.0.0.1', port },
+        ]),
+        (e: Error) => e instanceof PeerError && e.rank === 1 && /closed the connection during the handshake/.test(e.message),
+      );
+    } finally {
+      await listener.close();
+      resetting.close();
+    }
+  });
+
   it('rejects a rank that stops taking part within timeoutMs, naming it', async () => {
     const ring = await formRing(2, { timeoutMs: 600 });
     const started = Date.now();

@@ -101,16 +101,20 @@ function dialOnce(s: RingSettings, target: DialTarget, deadline: number, secure:
       () => settle(new PeerError(rightRank, `rank ${rightRank} at ${where} did not complete the handshake in time`)),
       Math.max(0, deadline - Date.now()),
     );
-    socket.on('error', (e) => settle(e));
-    socket.on('close', () =>
-      settle(
-        new PeerError(
-          rightRank,
-          `rank ${rightRank} at ${where} closed the connection during the handshake (it refused this rank's token, version or sizes: see its log)`,
-        ),
-      ),
-    );
-    socket.on(encrypted ? 'secureConnect' : 'connect', () => sendFrame(socket, FrameType.Hello, hello));
+    const refused = (): PeerError =>
+      new PeerError(
+        rightRank,
+        `rank ${rightRank} at ${where} closed the connection during the handshake (it refused this rank's token, version or sizes: see its log)`,
+      );
+    let connected = false;
+    // A peer that refuses the hello closes the connection; where our hello was still unread, the
+    // close comes as a reset, which says the same.
+    socket.on('error', (e: NodeJS.ErrnoException) => settle(connected && (e.code === 'ECONNRESET' || e.code === 'EPIPE') ? refused() : e));
+    socket.on('close', () => settle(refused()));
+    socket.on(encrypted ? 'secureConnect' : 'connect', () => {
+      connected = true;
+      sendFrame(socket, FrameType.Hello, hello);
+    });
   });
 }
 
