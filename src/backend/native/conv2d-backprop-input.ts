@@ -49,9 +49,20 @@ function phasePads(axis: PhaseAxis, taps: number): [number, number] {
   return [taps - 1 - axis.shift, axis.count + axis.shift - axis.dySize];
 }
 
+/** Whether the phase grid is dx itself: no pad left above it and no rows or columns past it. */
+function gridIsDx(info: tf.backend_util.Conv2DInfo, rows: PhaseAxis, cols: PhaseAxis): boolean {
+  return rows.lead === 0 && cols.lead === 0 && rows.count * rows.stride === info.inHeight && cols.count * cols.stride === info.inWidth;
+}
+
+/** The name of the phase grid: dx itself, or what a Slice then cuts dx from. */
+function gridName(info: tf.backend_util.Conv2DInfo, rows: PhaseAxis, cols: PhaseAxis, dx: string): string {
+  return gridIsDx(info, rows, cols) ? dx : 'grid';
+}
+
 /**
  * The phases of every grid position in its channels (row phase major), as one graph's nodes left
- * them: in onnxruntime's NCHWc blocks ([B, sh*sw*ci, Q_h, Q_w]), or channels last with `dims`.
+ * them: in onnxruntime's NCHWc blocks ([B, sh*sw*ci, Q_h, Q_w]), or channels last with `dims`
+ * (a single phase channels last is the grid already, named by gridName).
  */
 type Phases = { name: string; layout: 'blocks' } | ChannelsLastPhases;
 
@@ -141,8 +152,10 @@ function phaseGraph(
   ];
   let phases: Phases;
   if (form === 'gemm') {
-    nodes.push(...patches.nodes, { op: 'MatMul', inputs: [patches.output, 'w_matrix'], outputs: ['phases'] });
-    phases = { name: 'phases', layout: 'channels-last', dims: [batchSize * rows.count * cols.count, sh * sw * ci] };
+    // A single phase is the grid itself: the MatMul writes it.
+    const name = sh * sw === 1 ? gridName(info, rows, cols, dx) : 'phases';
+    nodes.push(...patches.nodes, { op: 'MatMul', inputs: [patches.output, 'w_matrix'], outputs: [name] });
+    phases = { name, layout: 'channels-last', dims: [batchSize * rows.count * cols.count, sh * sw * ci] };
   } else {
     // The matrix's rows are (jh, jw, co): an HWIO filter [T_h, T_w, Co, phases * Ci] once reshaped.
     initializers.push({ name: 'w_hwio_shape', values: phaseFilterShape });
@@ -223,9 +236,9 @@ function phaseCandidate(
   initializers: OnnxInt64Initializer[],
 ): Candidate {
   const { batchSize, inChannels: ci, outChannels: co, filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw } = info;
-  const exact = rows.lead === 0 && cols.lead === 0 && rows.count * sh === info.inHeight && cols.count * sw === info.inWidth;
+  const exact = gridIsDx(info, rows, cols);
   // The grid covers dx and the rows and columns around it that a Slice then drops.
-  const grid = exact ? dx : 'grid';
+  const grid = gridName(info, rows, cols, dx);
   const block = nchwcBlockSize();
   let gridDims: number[];
   if (phases.layout === 'blocks' && sh * sw > 1 && ci % block === 0) {
@@ -246,8 +259,7 @@ function phaseCandidate(
       channelsLast = phases;
     }
     if (sh * sw === 1) {
-      // One phase is the grid: the node that made it writes the grid.
-      for (const node of nodes) node.outputs = node.outputs.map((o) => (o === channelsLast.name ? grid : o));
+      // One phase is the grid, written by the node that made it.
       gridDims = [...channelsLast.dims];
     } else {
       initializers.push({ name: 'phases_split_shape', values: [batchSize, rows.count, cols.count, sh, sw, ci] });
