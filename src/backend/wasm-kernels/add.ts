@@ -11,10 +11,6 @@ import { CHANNEL_SCALE_SHIFT } from './kernel-names.ts';
 /** Below this many values the stock kernel's generic path costs less than the extra ops here. */
 const MIN_VALUES = 4096;
 
-function gcd(a: number, b: number): number {
-  return b === 0 ? a : gcd(b, a % b);
-}
-
 /** Channels of `a` that `b` holds one value each of, or undefined where `b` is not such a vector. */
 function biasChannels(a: tf.TensorInfo, b: tf.TensorInfo): number | undefined {
   const channels = a.shape[a.shape.length - 1];
@@ -23,9 +19,11 @@ function biasChannels(a: tf.TensorInfo, b: tf.TensorInfo): number | undefined {
   return b.shape[b.shape.length - 1] === channels && leading.every((d) => d === 1) ? channels : undefined;
 }
 
-/** The row width the SIMD pass reads: the channels rounded up to whole vectors of 4. */
+/** The row width the SIMD pass reads: the fewest whole rows of channels that fill vectors of 4. */
 function rowWidth(channels: number): number {
-  return (channels * 4) / gcd(channels, 4);
+  let width = channels;
+  while (width % 4 !== 0) width += channels;
+  return width;
 }
 
 export const addConfig = overridingWasmKernel(
