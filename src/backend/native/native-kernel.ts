@@ -116,11 +116,11 @@ export function nativeKernel<Attrs>(kernelName: string, inputNames: readonly str
       // tensor (a conv's filter) while it lives, which a training step never reuses (its weights
       // change every step), so the rounds after the first would look much faster than training
       // ever sees. The batch-wise inputs, which can be large, are not copied: nothing packs them.
-      const weights = inputNames.filter((name) => !(planned.batched?.inputs.includes(name) ?? false));
       const timeWasm = (): number => {
         const copies: tf.TensorInfo[] = [];
         try {
           const inputs = { ...args.inputs };
+          const weights = inputNames.filter((name) => !(planned.batched?.inputs.includes(name) ?? false));
           for (const name of weights) {
             const copy = heapCopy(backend, named[name]!);
             if (copy === undefined) throw offHeap(`input '${name}'`);
