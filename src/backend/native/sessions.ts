@@ -87,7 +87,7 @@ interface Loaded {
   /** For a sliced candidate: the slicing, and the last slice's part where its graph differs. */
   slicing?: Slicing;
   last?: Part;
-  /** For a summed output: where each slice after the first writes its share before it is added. */
+  /** For a summed output: where each slice after the first writes its share before it is added (made at the first call). */
   scratch?: Float32Array;
 }
 
@@ -124,10 +124,9 @@ function loadPart(graph: OnnxGraph, label: string): Part {
 function load(candidate: Candidate): Loaded {
   const { label, slicing } = candidate;
   const part = loadPart(candidate.graph, label);
-  const scratch = slicing?.output === 'sum' ? new Float32Array(part.output.dims.reduce((a, b) => a * b, 1)) : undefined;
-  if (slicing?.last === undefined) return { label, part, slicing, scratch };
+  if (slicing?.last === undefined) return { label, part, slicing };
   try {
-    return { label, part, slicing, scratch, last: loadPart(slicing.last, label) };
+    return { label, part, slicing, last: loadPart(slicing.last, label) };
   } catch (e) {
     part.session.dispose();
     throw e;
@@ -162,7 +161,6 @@ function run(loaded: Loaded, feeds: Feeds): void {
     return;
   }
   const { batch, slice, batchInputs, output } = slicing;
-  const { scratch } = loaded;
   for (let start = 0; start < batch; start += slice) {
     const end = Math.min(batch, start + slice);
     const cut = (whole: Float32Array): Float32Array => {
@@ -178,10 +176,11 @@ function run(loaded: Loaded, feeds: Feeds): void {
     if (part === undefined) throw new Error(`native kernel '${loaded.label}': no graph for its last slice of ${end - start}`);
     if (output === 'images') {
       runPart(part, inputs, cut(feeds.output), loaded.label);
-    } else if (start === 0 || scratch === undefined) {
+    } else if (start === 0) {
       // A summed output: the first slice writes it, each later one the scratch, added into it.
       runPart(part, inputs, feeds.output, loaded.label);
     } else {
+      const scratch = (loaded.scratch ??= new Float32Array(feeds.output.length));
       runPart(part, inputs, scratch, loaded.label);
       const sum = feeds.output;
       for (let i = 0; i < sum.length; i++) sum[i]! += scratch[i]!;
