@@ -128,9 +128,10 @@ element-wise work, checkpoints and this project's SIMD kernels stay as they are.
   one GEMM in NHWC, no transposes; for the input gradient, ConvTranspose or the sub-pixel phases as
   one GEMM, one blocked conv, or one blocked conv per phase with only its real taps; for the filter
   gradient, one GEMM per filter tap beside the im2col). Each graph's last node writes the caller's
-  buffer: its output is declared in that node's own shape. The first call of each shape times them and the wasm kernel in
-  turns (three rounds, each running every one once, in a rotated order, so that the machine's
-  drift weighs on all alike) and keeps the fastest. The choices are remembered per machine, thread count,
+  buffer: its output is declared in that node's own shape. The first call of each shape times them
+  and the wasm kernel in turns (three rounds, each running every one once, in a rotated order, so
+  that the machine's drift weighs on all alike; the wasm kernel on fresh copies of the weights, as
+  training gives it) and keeps the fastest. The choices are remembered per machine, thread count,
   onnxruntime version and set of graphs (\`~/.cache/medvae/native-graphs.json\`, or
   \`MEDVAE_NATIVE_CHOICES\`), so a resumed run or another worker computes with the same graphs and
   the same bits.
