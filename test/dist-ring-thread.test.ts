@@ -8,6 +8,7 @@ import { DistConfigError, PeerError } from '../src/distributed/collective/errors
 import { listenForRing, type RingListener, type RingOptions } from '../src/distributed/collective/ring.ts';
 import { listenForRingOnThread } from '../src/distributed/collective/ring-thread.ts';
 import { expectedMean, makeGradients } from './fixtures/dist-data.ts';
+import { expectMismatchedTokensRefused } from './helpers/ring-handshake.ts';
 
 const SIZES = [1, 3001, 0, 7, 1023, 2500, 5];
 
@@ -113,24 +114,9 @@ describe('ring on its own thread', () => {
     );
   });
 
-  it('fails to form with mismatched tokens as the ring on the calling thread does, its log lines coming back, and its thread ends', async () => {
-    const logs: string[] = [];
-    const listeners = await Promise.all(
-      ['alpha', 'beta'].map((token, rank) =>
-        listenForRingOnThread({ rank, worldSize: 2, token, timeoutMs: 5000, log: (line) => logs.push(line) }),
-      ),
-    );
-    const peers = listeners.map((l) => ({ host: '127.0.0.1', port: l.port }));
-    const outcomes = await Promise.allSettled(listeners.map((l) => l.connect(peers)));
-    for (const [rank, outcome] of outcomes.entries()) {
-      assert.equal(outcome.status, 'rejected');
-      const error = (outcome as PromiseRejectedResult).reason as PeerError;
-      assert.ok(error instanceof PeerError && error.rank === 1 - rank, String(error));
-      assert.match(error.message, /closed the connection during the handshake/);
-    }
-    assert.equal(logs.filter((l) => /refused .*bad token/.test(l)).length, 2);
-    // The threads ended on their own: a thread left running would keep this test process alive.
-  });
+  it('fails to form with mismatched tokens as the ring on the calling thread does, its log lines coming back, and its thread ends', () =>
+    // The threads end on their own: a thread left running would keep this test process alive.
+    expectMismatchedTokensRefused(listenForRingOnThread));
 
   it('refuses operations once closed, and its thread ends', async () => {
     const ring = await formRing(2, listenForRingOnThread);

@@ -1,5 +1,6 @@
 // Speaking the ring handshake by hand (a stranger, a peer with another token, a fake rank), for the
 // tests that check what a rank refuses and what crosses the wire.
+import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import net, { type Socket } from 'node:net';
 import { encodeHeader, FrameType, HEADER_BYTES } from '../../src/distributed/collective/frame.ts';
@@ -15,6 +16,8 @@ import {
   NONCE_BYTES,
   PROTOCOL_VERSION,
 } from '../../src/distributed/collective/handshake.ts';
+import { PeerError } from '../../src/distributed/collective/errors.ts';
+import type { RingListener, RingOptions } from '../../src/distributed/collective/ring.ts';
 
 export const SMALL = { bucketBytes: 4096, chunkBytes: 1024 } as const;
 
@@ -77,4 +80,35 @@ export function handshakeClient(where: net.NetConnectOpts, fields: { rank: numbe
     socket.on('error', () => undefined);
     socket.on('close', () => resolve());
   });
+}
+
+/**
+ * Two ranks holding different tokens, listening with `listen`: both fail to form, each naming the
+ * other, and each rank logs one refusal. At least one is the bad token; a rank whose own dial failed
+ * first may stop listening before the other's proof arrives, and says so.
+ */
+export async function expectMismatchedTokensRefused(listen: (opts: RingOptions) => Promise<RingListener>): Promise<void> {
+  const logs: string[] = [];
+  const listeners = await Promise.all(
+    ['alpha', 'beta'].map((token, rank) => listen({ rank, worldSize: 2, token, timeoutMs: 5000, log: (line) => logs.push(line) })),
+  );
+  const peers = listeners.map((l) => ({ host: '127.0.0.1', port: l.port }));
+  const started = Date.now();
+  const outcomes = await Promise.allSettled(listeners.map((l) => l.connect(peers)));
+  for (const [rank, outcome] of outcomes.entries()) {
+    assert.equal(outcome.status, 'rejected');
+    const error = (outcome as PromiseRejectedResult).reason as PeerError;
+    assert.ok(error instanceof PeerError && error.rank === 1 - rank, String(error));
+    assert.match(error.message, /closed the connection during the handshake/);
+  }
+  assert.ok(Date.now() - started < 4000, 'fails without waiting for the timeout');
+  const refusals = [0, 1].map((rank) => logs.filter((l) => l.startsWith(`rank ${rank} refused`)));
+  for (const lines of refusals) {
+    assert.equal(lines.length, 1, logs.join('\n'));
+    assert.match(lines[0]!, /: (bad token|this rank stopped listening before the handshake completed)/);
+  }
+  assert.ok(
+    refusals.some(([line]) => /bad token/.test(line!)),
+    logs.join('\n'),
+  );
 }

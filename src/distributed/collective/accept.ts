@@ -29,7 +29,8 @@ export class Acceptor {
   private unixServer: Server | null = null;
   /** The socket file this acceptor created, removed by close(). */
   socketPath: string | null = null;
-  private readonly pending = new Set<Socket>();
+  /** Handshakes under way, each with the refusal that ends it. */
+  private readonly pending = new Map<Socket, (reason: string) => void>();
   private leftEnd: LinkEnd | null = null;
   private onLeft: ((end: LinkEnd) => void) | null = null;
   private stopWaiting: ((error: Error) => void) | null = null;
@@ -100,8 +101,9 @@ export class Acceptor {
 
   /** Stops accepting and drops unauthenticated connections; the left link, if formed, lives on. */
   close(): void {
-    for (const socket of this.pending) socket.destroy();
-    this.pending.clear();
+    // Refused here, not when their close events come: the log says who ended them, and a ring thread
+    // that ends with this close still sends the lines back.
+    for (const refuse of [...this.pending.values()]) refuse('this rank stopped listening before the handshake completed');
     // The socket file goes first, while this rank still holds the TCP port its name is derived from:
     // once the port is free another run may claim the same name. server.close() only calls back once
     // every accepted socket has closed, the ring's left link included, so nothing waits on it.
@@ -117,7 +119,6 @@ export class Acceptor {
     const remote = socket.remoteAddress === undefined ? 'the unix socket' : `${socket.remoteAddress}:${socket.remotePort}`;
     const leftRank = (s.rank - 1 + s.worldSize) % s.worldSize;
     let settled = false;
-    this.pending.add(socket);
     const refuse = (reason: string) => {
       if (settled) return;
       settled = true;
@@ -127,6 +128,7 @@ export class Acceptor {
       s.log(`rank ${s.rank} refused a connection from ${remote}: ${reason}`);
       socket.destroy();
     };
+    this.pending.set(socket, refuse);
     const timer = setTimeout(() => refuse(`no valid hello within ${s.timeoutMs} ms`), s.timeoutMs);
     socket.on('error', (e) => refuse(`socket error during the handshake: ${e.message}`));
     socket.on('close', () => refuse('closed before completing the handshake'));
