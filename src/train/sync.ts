@@ -23,18 +23,19 @@ function sharedFloats(size: number): Float32Array {
 }
 
 /**
- * Each collective's all-reduce buffer, reused from step to step while its size stays the same: a
- * fresh gradient-sized array every step costs garbage collections (see src/backend/tensor-io.ts).
+ * Each collective's all-reduce arrays, reused from step to step by slot (0: the step's flat buffer,
+ * 1 + k: bucket k): a fresh gradient-sized array every step costs garbage collections (see
+ * src/backend/tensor-io.ts).
  */
-const stepBuffers = new WeakMap<StepCollective, Float32Array>();
+const sharedPools = new WeakMap<StepCollective, Float32Array[]>();
 
-function stepBuffer(collective: StepCollective, size: number): Float32Array {
-  let buffer = stepBuffers.get(collective);
-  if (buffer?.length !== size) {
-    buffer = sharedFloats(size);
-    stepBuffers.set(collective, buffer);
-  }
-  return buffer;
+/** The first `size` floats of the collective's array in `slot`, grown to hold them. */
+function pooledFloats(collective: StepCollective, slot: number, size: number): Float32Array {
+  let pool = sharedPools.get(collective);
+  if (!pool) sharedPools.set(collective, (pool = []));
+  let floats = pool[slot];
+  if (floats === undefined || floats.length < size) pool[slot] = floats = sharedFloats(size);
+  return floats.subarray(0, size);
 }
 
 /** Where one gradient lies in the buckets. */
@@ -44,9 +45,6 @@ interface BucketSlot {
   shape: number[];
   bucket: number;
 }
-
-/** Each collective's bucket arrays, reused from step to step: every step fills the same buckets. */
-const bucketPools = new WeakMap<StepCollective, Float32Array[]>();
 
 /**
  * DDP's reducer, for the backward pass of a step's last micro-batch: each gradient joins the sum of
@@ -59,7 +57,6 @@ const bucketPools = new WeakMap<StepCollective, Float32Array[]>();
  */
 export class OverlappedReducer {
   private readonly slots: BucketSlot[] = [];
-  private readonly pool: Float32Array[];
   private readonly launched: Promise<void>[] = [];
   private bucket = 0;
   private filled = 0;
@@ -80,11 +77,7 @@ export class OverlappedReducer {
   constructor(
     private readonly collective: StepCollective,
     private readonly bucketElements: number,
-  ) {
-    let pool = bucketPools.get(collective);
-    if (!pool) bucketPools.set(collective, (pool = []));
-    this.pool = pool;
-  }
+  ) {}
 
   /**
    * Runs the walk that `makeWalk` builds around this reducer's gradient hook, pausing for the ring
@@ -143,7 +136,7 @@ export class OverlappedReducer {
       const inBucket = this.slots.filter((slot) => slot.bucket === k);
       const size = inBucket.reduce((n, slot) => n + tf.util.sizeFromShape(slot.shape), 0);
       const tensors = tensorsFrom(
-        this.pool[k]!.subarray(0, size),
+        this.bucketFloats(k, size),
         inBucket.map((slot) => slot.shape),
       );
       inBucket.forEach((slot, i) => ((groups[slot.group] ??= {})[slot.name] = tensors[i]!));
@@ -154,17 +147,21 @@ export class OverlappedReducer {
   private add(group: string, name: string, grad: tf.Tensor): void {
     if (this.filled > 0 && this.filled + grad.size > this.bucketElements) this.launch();
     // A gradient larger than a bucket gets a bucket of its own size, as in DDP.
-    const capacity = Math.max(this.bucketElements, grad.size);
-    if ((this.pool[this.bucket]?.length ?? 0) < capacity) this.pool[this.bucket] = sharedFloats(capacity);
-    readInto([grad], this.pool[this.bucket]!.subarray(this.filled, this.filled + grad.size));
+    const bucket = this.bucketFloats(this.bucket, Math.max(this.bucketElements, grad.size));
+    readInto([grad], bucket.subarray(this.filled, this.filled + grad.size));
     this.slots.push({ group, name, shape: grad.shape, bucket: this.bucket });
     this.filled += grad.size;
     // A full bucket goes at once, not when the next gradient arrives: that may be a whole layer later.
     if (this.filled >= this.bucketElements) this.launch();
   }
 
+  /** Bucket k's array, its first `size` floats; every step fills the same buckets. */
+  private bucketFloats(k: number, size: number): Float32Array {
+    return pooledFloats(this.collective, 1 + k, size);
+  }
+
   private launch(): void {
-    const values = this.pool[this.bucket]!.subarray(0, this.filled);
+    const values = this.bucketFloats(this.bucket, this.filled);
     this.bytes += values.byteLength;
     this.inFlight += 1;
     this.launched.push(
@@ -224,7 +221,7 @@ export async function averageAcrossWorkers(
   const termNames = Object.keys(terms).sort();
   const gradTensors = slots.map(({ group, name }) => grads[group]![name]!);
   const tensors = [...gradTensors, ...statistics.flatMap((s) => [s.shiftedSum, s.shiftedSquares])];
-  const values = stepBuffer(collective, totalSize(tensors));
+  const values = pooledFloats(collective, 0, totalSize(tensors));
   readInto(tensors, values);
   // The last slot votes on stopping: any worker asked to stop (Ctrl-C) makes all stop after this
   // same step, so none is left waiting in an all-reduce its peers never join.
