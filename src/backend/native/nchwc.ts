@@ -67,7 +67,7 @@ export function nchwcFits(spec: NchwcConvSpec): boolean {
   return block > 1 && co % block === 0 && (ci % block === 0 || ci < block);
 }
 
-/** Nodes that read the NHWC tensor `x` of `channels` channels into `output`, in the form nchwcConvBlocks takes. */
+/** The node that reads the NHWC tensor `x` of `channels` channels into `output`, in the form nchwcConvBlocks takes. */
 export function nchwcInput(x: string, channels: number, output: string): OnnxNode {
   // Whole blocks are read straight into blocks; fewer channels than a block, the kernel reads as plain NCHW.
   return channels % nchwcBlockSize() === 0
