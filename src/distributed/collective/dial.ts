@@ -104,7 +104,7 @@ function dialOnce(s: RingSettings, target: DialTarget, deadline: number, secure:
     const refused = (): PeerError =>
       new PeerError(
         rightRank,
-        `rank ${rightRank} at ${where} closed the connection during the handshake (it refused this rank's token, version or sizes: see its log)`,
+        `rank ${rightRank} at ${where} closed the connection during the handshake (it refused this rank's token, version or sizes, or stopped listening as its own ring failed to form: see its log)`,
       );
     let connected = false;
     // A peer that refuses the hello closes the connection; where our hello was still unread, the
