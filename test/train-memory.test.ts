@@ -12,13 +12,13 @@ test('activation bytes per image follow the conv stacks (hand count for a 2-laye
 
 test("micro_batch 'auto' fits the budget: 4 at 256x256 in 3000 MB, the whole rank batch at 64x64; numbers are capped by the rank batch", () => {
   const at256 = loadConfig({ file: 'configs/vaegan_gleason256.yaml' });
-  assert.equal(resolveMicroBatch(at256, 32, 'wasm'), 4);
-  assert.ok(resolveMicroBatch(at256, 32, 'wasm') * activationBytesPerImage(at256) <= 3000 * 2 ** 20);
+  assert.equal(resolveMicroBatch(at256, 32, { name: 'wasm' }), 4);
+  assert.ok(resolveMicroBatch(at256, 32, { name: 'wasm' }) * activationBytesPerImage(at256) <= 3000 * 2 ** 20);
   // wasm cannot use more than its 4 GB address space, whatever the budget says.
   const huge = loadConfig({ file: 'configs/vaegan_gleason256.yaml', sets: ['train.memory_budget_mb=64000'] });
-  assert.equal(resolveMicroBatch(huge, 32, 'wasm'), Math.floor((3500 * 2 ** 20) / activationBytesPerImage(huge)));
-  assert.equal(resolveMicroBatch(huge, 32, 'tensorflow'), 32);
+  assert.equal(resolveMicroBatch(huge, 32, { name: 'wasm' }), Math.floor((3500 * 2 ** 20) / activationBytesPerImage(huge)));
+  assert.equal(resolveMicroBatch(huge, 32, { name: 'tensorflow' }), 32);
   const at64 = loadConfig({ sets: ['train.micro_batch=auto'] });
-  assert.equal(resolveMicroBatch(at64, 32, 'wasm'), 32);
-  assert.equal(resolveMicroBatch(loadConfig({ sets: ['train.micro_batch=48'] }), 32, 'wasm'), 32);
+  assert.equal(resolveMicroBatch(at64, 32, { name: 'wasm' }), 32);
+  assert.equal(resolveMicroBatch(loadConfig({ sets: ['train.micro_batch=48'] }), 32, { name: 'wasm' }), 32);
 });

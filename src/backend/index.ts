@@ -1,10 +1,11 @@
 // Backend selection: which TF.js backend this process computes on, chosen once at start-up.
 //
-// `auto` prefers, in order: @tensorflow/tfjs-node-gpu (CUDA), @tensorflow/tfjs-node (native CPU),
-// native (wasm with its convolutions and matrix products on onnxruntime-node, on every core), then
-// wasm (XNNPACK, with this project's training kernels). The native packages are
-// optionalDependencies, so they are only ever loaded with a guarded dynamic import() or require():
-// a missing or broken install is a reason to fall back, never a crash. wasm is a dependency: if it
+// `auto` prefers, in order: @tensorflow/tfjs-node-gpu (CUDA), webgpu (Dawn: Vulkan, Metal or D3D12,
+// on a hardware adapter only), @tensorflow/tfjs-node (native CPU), native (wasm with its
+// convolutions and matrix products on onnxruntime-node, on every core), then wasm (XNNPACK, with
+// this project's training kernels). The native and GPU packages are optionalDependencies, so they
+// are only ever loaded with a guarded dynamic import() or require(): a missing or broken install
+// is a reason to fall back, never a crash. wasm is a dependency: if it
 // or its kernels fail, `auto` throws rather than end on the pure-JS cpu backend, which only an
 // explicit `cpu` selects.
 //
@@ -27,6 +28,8 @@ import {
 import { resolveThreads } from './native/threads.ts';
 import { loadSimdKernels } from './simd/module.ts';
 import { registerWasmTrainingKernels } from './wasm-kernels/register-all.ts';
+import { activateWebgpu } from './webgpu/activate.ts';
+import type { AdapterDescription } from './webgpu/adapters.ts';
 
 export {
   WASM_HEAP_LIMIT_BYTES,
@@ -38,12 +41,17 @@ export {
   withBackendErrors,
 } from './memory.ts';
 
-export type BackendName = 'tensorflow' | 'native' | 'wasm' | 'cpu';
+export type { AdapterDescription } from './webgpu/adapters.ts';
+export { GPU_INDEX_ENV } from './webgpu/activate.ts';
+
+export type BackendName = 'tensorflow' | 'webgpu' | 'native' | 'wasm' | 'cpu';
 
 export interface BackendInfo {
   name: BackendName;
-  /** True when tensors live on a CUDA device (tfjs-node-gpu). */
+  /** True when tensors live on a GPU (tfjs-node-gpu's CUDA device, or a WebGPU adapter, software ones included). */
   gpu: boolean;
+  /** webgpu: the adapter computed on. */
+  adapter?: AdapterDescription;
   /** Why this backend: which better ones were skipped and why, or that it was asked for. */
   reason: string;
   /** native: the threads each onnxruntime kernel computes with. */
@@ -53,6 +61,10 @@ export interface BackendInfo {
 export interface BackendOptions {
   /** native: compute threads (train.threads); 0 or absent = every core (shared among medvae-dist's local workers). */
   threads?: number;
+  /** webgpu: accept a software adapter such as SwiftShader (train.allow_software_gpu); `auto` never does. */
+  allowSoftwareGpu?: boolean;
+  /** webgpu: which GPU of the stable enumeration (medvae-dist sets it per worker); absent: MEDVAE_GPU_INDEX, else 0. */
+  gpuIndex?: number;
 }
 
 /** An explicitly requested backend could not be loaded. */
@@ -104,7 +116,8 @@ async function tryNative(pkg: (typeof nativePackages)[number]['pkg'], short: str
 
 async function activate(name: BackendName, label: string): Promise<Attempt> {
   try {
-    const ok = await tf.setBackend(name === 'native' ? 'wasm' : name);
+    // webgpu is registered by activateWebgpu on its chosen adapter; here it is only made active again.
+    const ok = await tf.setBackend(tfjsBackendName(name));
     if (!ok) return { ok: false, why: `${label} failed to initialise` };
     await tf.ready();
   } catch (e) {
@@ -137,27 +150,60 @@ async function tryNativeOrt(threads: number): Promise<Attempt & { missing?: bool
   return activate('native', 'native');
 }
 
+/** tfjs-node(-gpu) as the 'tensorflow' backend, or undefined with the reason pushed to `skipped`. */
+async function tryTensorflow(
+  native: (typeof nativePackages)[number],
+  choice: BackendChoice,
+  skipped: string[],
+): Promise<BackendInfo | undefined> {
+  const attempt = await tryNative(native.pkg, native.short);
+  if (!attempt.ok) {
+    skipped.push(attempt.why);
+    return undefined;
+  }
+  // tfjs-node-gpu runs on the CPU when CUDA finds no device; its backend says which.
+  const onDevice = native.gpu && (tf.backend() as { isUsingGpuDevice?: boolean }).isUsingGpuDevice === true;
+  const notes = [native.short, ...skipped];
+  if (native.gpu && !onDevice) notes.push('tfjs-node-gpu found no CUDA device, running on CPU');
+  if (choice === 'tensorflow') notes.push('requested');
+  return { name: 'tensorflow', gpu: onDevice, reason: notes.join('; ') };
+}
+
+/** WebGPU on the chosen adapter, or undefined with the reason pushed to `skipped` (an explicit choice throws). */
+async function tryWebgpu(choice: BackendChoice, options: BackendOptions, skipped: string[]): Promise<BackendInfo | undefined> {
+  const attempt = await activateWebgpu({
+    allowSoftware: options.allowSoftwareGpu === true,
+    gpuIndex: options.gpuIndex,
+    auto: choice === 'auto',
+  });
+  if (attempt.ok) {
+    const notes = [attempt.note, ...skipped];
+    if (choice === 'webgpu') notes.push('requested');
+    return { name: 'webgpu', gpu: true, adapter: attempt.adapter, reason: notes.join('; ') };
+  }
+  if (choice === 'webgpu') {
+    const install =
+      attempt.missing === true ? '; install the optional packages with `npm install webgpu @tensorflow/tfjs-backend-webgpu`' : '';
+    throw new BackendUnavailableError(choice, `${attempt.why}${install}; \`medvae gpus\` says what each GPU route sees`);
+  }
+  skipped.push(attempt.why);
+  return undefined;
+}
+
 async function select(choice: BackendChoice, options: BackendOptions): Promise<BackendInfo> {
   const skipped: string[] = [];
-  if (choice === 'auto' || choice === 'tensorflow') {
-    for (const native of nativePackages) {
-      const attempt = await tryNative(native.pkg, native.short);
-      if (attempt.ok) {
-        // tfjs-node-gpu runs on the CPU when CUDA finds no device; its backend says which.
-        const onDevice = native.gpu && (tf.backend() as { isUsingGpuDevice?: boolean }).isUsingGpuDevice === true;
-        const notes = [native.short, ...skipped];
-        if (native.gpu && !onDevice) notes.push('tfjs-node-gpu found no CUDA device, running on CPU');
-        if (choice === 'tensorflow') notes.push('requested');
-        return { name: 'tensorflow', gpu: onDevice, reason: notes.join('; ') };
-      }
-      skipped.push(attempt.why);
-    }
-    if (choice === 'tensorflow') {
-      throw new BackendUnavailableError(
-        choice,
-        `${skipped.join('; ')}. Install @tensorflow/tfjs-node (or -gpu with CUDA), or set backend to auto, wasm or cpu`,
-      );
-    }
+  const [tfjsNodeGpu, tfjsNode] = nativePackages;
+  const tensorflow = choice === 'auto' || choice === 'tensorflow';
+  const chosen =
+    (tensorflow ? await tryTensorflow(tfjsNodeGpu, choice, skipped) : undefined) ??
+    (choice === 'auto' || choice === 'webgpu' ? await tryWebgpu(choice, options, skipped) : undefined) ??
+    (tensorflow ? await tryTensorflow(tfjsNode, choice, skipped) : undefined);
+  if (chosen !== undefined) return chosen;
+  if (choice === 'tensorflow') {
+    throw new BackendUnavailableError(
+      choice,
+      `${skipped.join('; ')}. Install @tensorflow/tfjs-node (or -gpu with CUDA), or set backend to auto, webgpu, native, wasm or cpu`,
+    );
   }
   if (choice === 'auto' || choice === 'native') {
     const threads = resolveThreads(options.threads);
@@ -191,6 +237,11 @@ async function select(choice: BackendChoice, options: BackendOptions): Promise<B
   throw new BackendUnavailableError(choice, skipped.join('; '));
 }
 
+/** The TF.js backend a BackendName computes on. */
+function tfjsBackendName(name: BackendName): string {
+  return name === 'native' ? 'wasm' : name;
+}
+
 const selections = new Map<BackendChoice, Promise<BackendInfo>>();
 
 /** What initBackend made active last ('native' and 'wasm' share TF.js's wasm backend). */
@@ -207,7 +258,7 @@ export async function initBackend(choice: BackendChoice, log?: (line: string) =>
   const earlier = selections.get(choice);
   if (earlier !== undefined) {
     const info = await earlier;
-    if (activeName !== info.name || tf.getBackend() !== (info.name === 'native' ? 'wasm' : info.name)) {
+    if (activeName !== info.name || tf.getBackend() !== tfjsBackendName(info.name)) {
       if (info.threads !== undefined) setNativeThreads(info.threads);
       const again = await activate(info.name, info.name);
       if (!again.ok) throw new BackendUnavailableError(choice, again.why);

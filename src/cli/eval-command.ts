@@ -1,21 +1,21 @@
 // `medvae eval` and `medvae report`.
-import { Option, type Command } from 'commander';
+import type { Command } from 'commander';
 import type { BackendChoice } from '../config/schema.ts';
 import { formatEvalTable, writeEvalFile } from '../eval/eval-file.ts';
 import { evalRun } from '../eval/run-eval.ts';
 import { DEFAULT_RECIPE } from '../eval/feature-net.ts';
 import { writeReport } from '../report/write-report.ts';
 import { runCommand, UsageError } from './errors.ts';
+import { allowSoftwareGpuOption, backendOption, type BackendFlags } from './backend-flags.ts';
 import { evalRestoration, formatRestorationTable } from '../restore/eval-hook.ts';
 import { parseTasks } from '../restore/restore-eval.ts';
 import { parseNormal } from '../restore/anomaly.ts';
 
-interface EvalFlags {
+interface EvalFlags extends BackendFlags {
   run: string;
   split: string;
   n: string;
   seed: string;
-  backend?: BackendChoice;
   featureSteps: string;
   cacheDir?: string;
   tasks?: string;
@@ -51,15 +51,8 @@ export function registerEvalCommands(program: Command, out: CommandOutput = proc
     .option('--split <name>', 'held-out split to evaluate on', 'test')
     .option('--n <count>', 'images per side: held-out real (capped by the split) and generated', '500')
     .option('--seed <seed>', 'seed of every random choice of the evaluation', '0')
-    .addOption(
-      new Option('--backend <name>', "compute backend (default: the run config's)").choices([
-        'auto',
-        'tensorflow',
-        'native',
-        'wasm',
-        'cpu',
-      ]),
-    )
+    .addOption(backendOption("compute backend (default: the run config's)"))
+    .addOption(allowSoftwareGpuOption())
     .option(
       '--feature-steps <n>',
       `training steps of the feature net and TSTR classifiers (part of the feature-net key)`,
@@ -75,7 +68,8 @@ export function registerEvalCommands(program: Command, out: CommandOutput = proc
           split: flags.split,
           n: positiveInt('--n', flags.n, 2),
           seed: positiveInt('--seed', flags.seed, 0),
-          backend: flags.backend,
+          backend: flags.backend as BackendChoice | undefined,
+          allowSoftwareGpu: flags.allowSoftwareGpu,
           recipe: { ...DEFAULT_RECIPE, steps: positiveInt('--feature-steps', flags.featureSteps, 1) },
           cacheDir: flags.cacheDir,
           log: (line) => process.stderr.write(`${line}\n`),

@@ -11,17 +11,18 @@ import { stepNoise, Stream } from '../util/rng.ts';
 import { readImages } from '../generate/read-images.ts';
 import { sample, SampleOptionError, type SampledImages } from '../generate/sample.ts';
 import { runCommand, UsageError } from './errors.ts';
+import { allowSoftwareGpuOption, backendFromFlags, backendOption, type BackendFlags } from './backend-flags.ts';
 import { psnrOf } from '../eval/reconstruction.ts';
 
-interface RunFlags {
+interface RunFlags extends BackendFlags {
   run: string;
-  backend: string;
   debug?: boolean;
   seed: string;
 }
 
 async function openRun(flags: RunFlags): Promise<LoadedRun> {
-  await initBackend(flags.backend as 'auto');
+  const { choice, options } = backendFromFlags(flags);
+  await initBackend(choice, undefined, options);
   return loadRun(flags.run);
 }
 
@@ -167,7 +168,8 @@ export function registerGenerateCommands(program: Command): void {
   const common = (cmd: Command): Command =>
     cmd
       .requiredOption('--run <dir>', 'run directory (its newest checkpoint is used)')
-      .option('--backend <name>', 'auto | tensorflow | native | wasm | cpu', 'auto')
+      .addOption(backendOption())
+      .addOption(allowSoftwareGpuOption())
       .option('--seed <n>', 'seed of the noise', '0')
       .option('--debug', 'print stack traces on errors');
   common(program.command('sample').description('write a synthetic dataset: an npz in the MedMNIST layout, or a PNG folder by class'))

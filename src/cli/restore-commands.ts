@@ -20,11 +20,12 @@ import { SCORE_NAMES, scoreImages } from '../restore/score.ts';
 import { writeScoresCsv, type ScoreTable } from '../restore/scores-csv.ts';
 import { fitDecoderSigma } from '../restore/sigma.ts';
 import { runCommand, UsageError } from './errors.ts';
+import { allowSoftwareGpuOption, backendFromFlags, backendOption, type BackendFlags } from './backend-flags.ts';
 
 /** Images read and processed at once: bounds memory whatever the split's size. */
 const CHUNK = 256;
 
-interface CommonFlags {
+interface CommonFlags extends BackendFlags {
   run: string;
   data?: string;
   split: string;
@@ -32,7 +33,6 @@ interface CommonFlags {
   seed: string;
   batch: string;
   sigma: string;
-  backend: string;
   debug?: boolean;
 }
 
@@ -47,7 +47,8 @@ const log = (line: string): void => {
 };
 
 async function openRunFor(flags: CommonFlags): Promise<{ config: ExperimentConfig; model: VaeModel }> {
-  await initBackend(flags.backend as 'auto');
+  const { choice, options } = backendFromFlags(flags);
+  await initBackend(choice, undefined, options);
   const { config, model } = await loadRun(flags.run);
   requireEncoder(model);
   return { config, model };
@@ -224,7 +225,8 @@ export function registerRestoreCommands(program: Command): void {
         "decoder sigma of the Gaussian likelihood, [-1, 1] units; auto: maximum likelihood on the run's validation split",
         'auto',
       )
-      .option('--backend <name>', 'auto | tensorflow | native | wasm | cpu', 'auto')
+      .addOption(backendOption())
+      .addOption(allowSoftwareGpuOption())
       .option('--debug', 'print stack traces on errors');
   common(program.command('impute').description('fill missing pixels through the latent space (pseudo-Gibbs or Metropolis-within-Gibbs)'))
     .requiredOption('--mask <spec>', 'center:F, box:x,y,w,h, random:F, stripes:W,G, or a mask .png/.npz of the model image size')

@@ -1,6 +1,7 @@
 // The flags `medvae train` and `medvae-dist` share, and how they turn into a checked config and a
 // run directory. One definition serves both commands.
 import { Command, Option } from 'commander';
+import { allowSoftwareGpuOption, backendOption, type BackendFlags } from './backend-flags.ts';
 import { existsSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { loadConfig, type NoteSink } from '../config/load.ts';
@@ -11,7 +12,7 @@ import { inferFormat } from '../data/format.ts';
 import { UsageError } from './errors.ts';
 import { resolveBundledPath } from '../util/package-root.ts';
 
-export interface TrainFlags {
+export interface TrainFlags extends BackendFlags {
   config?: string;
   data?: string;
   out?: string;
@@ -19,7 +20,6 @@ export interface TrainFlags {
   epochs?: string;
   resume?: string;
   set: string[];
-  backend?: string;
   threads?: string;
   logFormat: LogFormat;
   metricsPort?: string;
@@ -39,7 +39,8 @@ export function addTrainFlags(cmd: Command): Command {
     .option('--epochs <n>', 'number of epochs (overrides train.epochs)')
     .option('--resume <dir>', 'continue a run (its directory) or a checkpoint exactly where it stopped')
     .option('--set <key=value>', 'override any config key, e.g. --set train.lr=0.001 (repeatable)', collect, [])
-    .addOption(new Option('--backend <name>', 'compute backend').choices(['auto', 'tensorflow', 'native', 'wasm', 'cpu']))
+    .addOption(backendOption())
+    .addOption(allowSoftwareGpuOption())
     .option('--threads <n>', 'compute threads of the native backend (train.threads; default: every core, shared among local workers)')
     .addOption(new Option('--log-format <format>', 'progress output').choices(['auto', 'tty', 'plain', 'json']).default('auto'))
     .option('--metrics-port <port>', 'serve Prometheus metrics on this port (0 = off; default 9464)')
@@ -65,6 +66,7 @@ export function configFromFlags(flags: TrainFlags, worldSize = 1, onNote?: NoteS
   if (flags.maxSteps) sets.push(`train.max_steps=${flags.maxSteps}`);
   if (flags.epochs) sets.push(`train.epochs=${flags.epochs}`);
   if (flags.backend) sets.push(`train.backend=${flags.backend}`);
+  if (flags.allowSoftwareGpu === true) sets.push('train.allow_software_gpu=true');
   if (flags.threads !== undefined) sets.push(`train.threads=${flags.threads}`);
   if (flags.metricsPort !== undefined) sets.push(`output.metrics_port=${flags.metricsPort}`);
   if (flags.metricsHost) sets.push(`output.metrics_host=${JSON.stringify(flags.metricsHost)}`);

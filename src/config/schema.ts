@@ -4,7 +4,9 @@
 
 export type ModelName = 'vae' | 'beta_vae' | 'mssim_vae' | 'cvae' | 'joint_vae' | 'vae_gan';
 export type DatasetFormat = 'medmnist' | 'gleason' | 'folder';
-export type BackendChoice = 'auto' | 'tensorflow' | 'native' | 'wasm' | 'cpu';
+/** Compute backends, `auto` first: the one list that flags, validation and help text are built from. */
+export const BACKEND_CHOICES = ['auto', 'tensorflow', 'webgpu', 'native', 'wasm', 'cpu'] as const;
+export type BackendChoice = (typeof BACKEND_CHOICES)[number];
 
 export interface ModelConfig {
   name: ModelName;
@@ -99,6 +101,8 @@ export interface TrainConfig {
    * workers on one machine. Other backends ignore it.
    */
   threads: number;
+  /** webgpu: accept a software adapter (SwiftShader, lavapipe) for tests; `auto` never picks one. */
+  allow_software_gpu: boolean;
   max_steps: number;
   /** Stop when a loss exceeds this many times its running median (explosion), besides NaN/Inf. */
   divergence_factor: number;
@@ -179,6 +183,7 @@ export const DEFAULT_CONFIG: ExperimentConfig = {
     seed: 1265,
     backend: 'auto',
     threads: 0,
+    allow_software_gpu: false,
     max_steps: 0,
     divergence_factor: 1000,
     log_every: 10,

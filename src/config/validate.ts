@@ -1,6 +1,6 @@
 // Checks a merged configuration before anything runs. Every problem names the file, the key and
 // what was expected, so a typo in a YAML file costs seconds, not an aborted overnight run.
-import type { ExperimentConfig } from './schema.ts';
+import { BACKEND_CHOICES, type ExperimentConfig } from './schema.ts';
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -15,7 +15,7 @@ const CHOICES: Record<string, readonly (string | number)[]> = {
   'model.loss_type': ['H', 'B'],
   'data.format': ['medmnist', 'gleason', 'folder'],
   'data.resize': ['area', 'bilinear'],
-  'train.backend': ['auto', 'tensorflow', 'native', 'wasm', 'cpu'],
+  'train.backend': BACKEND_CHOICES,
 };
 
 /** Keys that take a number or one named alternative. */

@@ -27,6 +27,8 @@ export interface RunEvalOptions {
   n: number;
   seed: number;
   backend?: BackendChoice;
+  /** Absent: the run config's train.allow_software_gpu. */
+  allowSoftwareGpu?: boolean;
   /** Feature-net / TSTR classifier recipe (default DEFAULT_RECIPE); part of the feature-net key. */
   recipe?: TrainRecipe;
   /** Defaults to <run dir>/../.feature-nets. */
@@ -102,7 +104,9 @@ export async function evalRun(runDir: string, options: RunEvalOptions): Promise<
   const log = options.log ?? (() => undefined);
   // The backend comes first: the model's variables are created on it.
   const config = readRunConfig(runDir);
-  const backend = await initBackend(options.backend ?? config.train.backend, log);
+  const backend = await initBackend(options.backend ?? config.train.backend, log, {
+    allowSoftwareGpu: options.allowSoftwareGpu ?? config.train.allow_software_gpu,
+  });
   const { model, state } = await loadRun(runDir);
   try {
     const dataPath = resolveBundledPath(config.data.path);

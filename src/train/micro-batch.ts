@@ -2,6 +2,7 @@
 // memory budget and the activation sizes of the conv stacks; the effective (global) batch then
 // grows through gradient accumulation and workers, not through memory.
 import type { ExperimentConfig } from '../config/schema.ts';
+import type { BackendInfo } from '../backend/index.ts';
 
 /**
  * Bytes of training memory one image costs: float32 activations of every encoder and decoder
@@ -28,11 +29,12 @@ export function activationBytesPerImage(cfg: ExperimentConfig): number {
 }
 
 /** The micro-batch to use for a per-worker batch of `rankBatch` images. */
-export function resolveMicroBatch(cfg: ExperimentConfig, rankBatch: number, backend: string): number {
+export function resolveMicroBatch(cfg: ExperimentConfig, rankBatch: number, backend: Pick<BackendInfo, 'name' | 'adapter'>): number {
   const requested = cfg.train.micro_batch;
   if (requested !== 'auto') return Math.min(requested, rankBatch);
   // wasm cannot address more than 4 GB whatever the budget says.
-  const budgetMb = backend === 'wasm' || backend === 'native' ? Math.min(cfg.train.memory_budget_mb, 3500) : cfg.train.memory_budget_mb;
+  const budgetMb =
+    backend.name === 'wasm' || backend.name === 'native' ? Math.min(cfg.train.memory_budget_mb, 3500) : cfg.train.memory_budget_mb;
   const fits = Math.floor((budgetMb * 1024 * 1024) / activationBytesPerImage(cfg));
   return Math.max(1, Math.min(rankBatch, fits));
 }

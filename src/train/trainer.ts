@@ -151,7 +151,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   };
 
   // ---- setup --------------------------------------------------------------------------------
-  const backend = await initBackend(cfg.train.backend, log, { threads: cfg.train.threads });
+  const backend = await initBackend(cfg.train.backend, log, { threads: cfg.train.threads, allowSoftwareGpu: cfg.train.allow_software_gpu });
   const dataset = await filterClasses(await openDataset(cfg.data, cfg.data.split), cfg.data.classes);
   const loader = createLoader({
     split: dataset,
@@ -168,7 +168,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     log,
   });
   const rankBatch = cfg.train.batch_size / worldSize;
-  const micro = resolveMicroBatch(cfg, rankBatch, backend.name);
+  const micro = resolveMicroBatch(cfg, rankBatch, backend);
   log(
     `data: ${dataset.description}, ${loader.datasetSize} images, ${loader.stepsPerEpoch} steps/epoch of ${cfg.train.batch_size} (${worldSize} worker(s) x ${Math.ceil(rankBatch / micro)} micro-batch(es) of <= ${micro})`,
   );

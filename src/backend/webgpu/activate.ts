@@ -1,0 +1,105 @@
+// Makes TF.js compute on a WebGPU device through Dawn: the adapter is chosen here (not by
+// tfjs-backend-webgpu's own factory, which takes whatever the platform offers first), and the
+// device is created with the adapter's own buffer limits so large activations fit.
+import * as tf from '@tensorflow/tfjs';
+import { DawnUnavailableError, loadDawn } from './dawn.ts';
+import { adapterLine, chooseAdapter, listAdapters, type AdapterDescription } from './adapters.ts';
+import { addSwiftShader, vulkanProblem } from './vulkan.ts';
+
+/** The package with TF.js's WebGPU kernels (an optionalDependency). */
+export const TFJS_WEBGPU_PACKAGE = '@tensorflow/tfjs-backend-webgpu';
+
+/** The launcher's per-worker device: the index into the stable list of GPUs (as CUDA_VISIBLE_DEVICES for CUDA). */
+export const GPU_INDEX_ENV = 'MEDVAE_GPU_INDEX';
+
+export interface WebgpuOptions {
+  allowSoftware: boolean;
+  /** Absent: GPU_INDEX_ENV, else 0. */
+  gpuIndex?: number;
+  /** `auto` asks: never a software adapter, and no attempt at all where Vulkan has no driver (Dawn would print its own warnings). */
+  auto?: boolean;
+}
+
+export type WebgpuAttempt = { ok: true; adapter: AdapterDescription; note: string } | { ok: false; why: string; missing?: boolean };
+
+interface TfjsWebgpuModule {
+  WebGPUBackend: new (device: unknown, adapterInfo?: unknown) => tf.KernelBackend;
+}
+
+function firstLine(e: unknown): string {
+  return (e instanceof Error ? e.message : String(e)).split('\n')[0]!.slice(0, 300);
+}
+
+export function gpuIndexFromEnv(env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env[GPU_INDEX_ENV];
+  if (raw === undefined || raw === '') return 0;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`${GPU_INDEX_ENV} must be a GPU index (0, 1, ...), got '${raw}'`);
+  return n;
+}
+
+let registered: AdapterDescription | undefined;
+
+/** Chooses an adapter, creates its device and registers TF.js's 'webgpu' backend on it (once per process). */
+export async function activateWebgpu(options: WebgpuOptions): Promise<WebgpuAttempt> {
+  if (registered !== undefined) return { ok: true, adapter: registered, note: 'already active' };
+  // Where Vulkan has no driver, Dawn would only print its own warnings: say why, or bring SwiftShader when a software GPU is allowed.
+  const problem = vulkanProblem();
+  let swiftshader = '';
+  if (problem !== undefined) {
+    const manifest = options.allowSoftware && options.auto !== true ? addSwiftShader() : undefined;
+    if (manifest === undefined) {
+      const hint = options.allowSoftware ? '; for a software GPU install chromium (it ships SwiftShader)' : '';
+      return { ok: false, why: `webgpu: ${problem}${hint}` };
+    }
+    swiftshader = `, Vulkan driver ${manifest}`;
+  }
+  let dawn: Awaited<ReturnType<typeof loadDawn>>;
+  let backendModule: TfjsWebgpuModule;
+  try {
+    dawn = await loadDawn();
+    const specifier: string = TFJS_WEBGPU_PACKAGE;
+    backendModule = (await import(specifier)) as TfjsWebgpuModule;
+  } catch (e) {
+    if (e instanceof DawnUnavailableError) return { ok: false, why: e.message, missing: e.missing };
+    return { ok: false, why: `${TFJS_WEBGPU_PACKAGE} failed to load: ${firstLine(e)}`, missing: true };
+  }
+  const adapters = await listAdapters(dawn);
+  if (adapters.length === 0) return { ok: false, why: 'webgpu: Dawn found no adapter' };
+  let choice: ReturnType<typeof chooseAdapter>;
+  try {
+    choice = chooseAdapter(adapters, options.gpuIndex ?? gpuIndexFromEnv(), options.allowSoftware && options.auto !== true);
+  } catch (e) {
+    return { ok: false, why: `webgpu: ${firstLine(e)}` };
+  }
+  try {
+    const gpu = dawn.create([`adapter=${choice.adapter.name}`]);
+    const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+    if (adapter === null) return { ok: false, why: `webgpu: ${choice.adapter.name} is no longer offered` };
+    const limits = adapter.limits;
+    const device = await adapter.requestDevice({
+      requiredLimits: {
+        maxBufferSize: limits.maxBufferSize!,
+        maxStorageBufferBindingSize: limits.maxStorageBufferBindingSize!,
+        maxComputeWorkgroupStorageSize: limits.maxComputeWorkgroupStorageSize!,
+        maxComputeWorkgroupsPerDimension: limits.maxComputeWorkgroupsPerDimension!,
+        maxComputeWorkgroupSizeX: limits.maxComputeWorkgroupSizeX!,
+        maxComputeInvocationsPerWorkgroup: limits.maxComputeInvocationsPerWorkgroup!,
+      },
+    });
+    void device.lost.then((lost) => {
+      if (lost.reason !== 'destroyed') process.stderr.write(`error: the GPU device was lost (${lost.message || lost.reason})\n`);
+    });
+    // tfjs-backend-webgpu asks navigator.gpu whether WebGPU exists, as in a browser.
+    const nav = ((globalThis as { navigator?: object }).navigator ??= {}) as { gpu?: unknown };
+    Object.defineProperty(nav, 'gpu', { value: gpu, configurable: true });
+    if (tf.findBackend('webgpu') !== null) tf.removeBackend('webgpu');
+    tf.registerBackend('webgpu', () => new backendModule.WebGPUBackend(device, adapter.info));
+    if (!(await tf.setBackend('webgpu'))) return { ok: false, why: `webgpu: TF.js could not start on ${choice.adapter.name}` };
+    await tf.ready();
+  } catch (e) {
+    return { ok: false, why: `webgpu: ${choice.adapter.name} failed to start: ${firstLine(e)}` };
+  }
+  registered = choice.adapter;
+  return { ok: true, adapter: choice.adapter, note: `${adapterLine(choice.adapter)}, ${choice.note}${swiftshader}` };
+}
