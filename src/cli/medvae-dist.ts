@@ -3,7 +3,7 @@
 import { Command } from 'commander';
 import { addTrainFlags, configFromFlags, runDirFor, type TrainFlags } from './train-options.ts';
 import { runCommand, usageExitCodes, UsageError } from './errors.ts';
-import { nativePackageState } from '../backend/tfjs-node-install.ts';
+import { gpuRoute } from '../backend/gpu-route.ts';
 import { afterFailedRun, RunDirGuard, shellWord } from './run-dir.ts';
 import { interruptSignal, reportInterrupted, startMetricsOrWarn } from './train-command.ts';
 import { createProgress, type Progress } from '../train/progress.ts';
@@ -13,6 +13,7 @@ import { TrainingMetrics } from '../metrics/registry.ts';
 import { AgentMetrics } from '../metrics/aggregate.ts';
 import { hostname } from 'node:os';
 import { launch, type MultiNodeOptions } from '../distributed/launch/agent.ts';
+import { deviceEnv } from '../distributed/launch/device-env.ts';
 import { flattenSettings } from '../distributed/launch/rendezvous-protocol.ts';
 import { LayoutError, resolveNodeLayout, type NodeLayout } from '../distributed/launch/scheduler-env.ts';
 import { DEFAULT_BUCKET_BYTES, DEFAULT_CHUNK_BYTES, DEFAULT_MAX_FRAME_BYTES, TOKEN_ENV } from '../distributed/collective/ring.ts';
@@ -42,22 +43,30 @@ class DistUsageError extends UsageError {
   override name = 'DistUsageError';
 }
 
-/** The device of each worker, from --gpus / --cpu-workers; GPUs fall back to CPU workers with one warning. */
-function resolveDevices(
-  flags: DistFlags,
-  progress: Progress,
-  gpuAvailable = nativePackageState('@tensorflow/tfjs-node-gpu') === 'installed',
-): string[] {
+/**
+ * The device of each worker, from --gpus / --cpu-workers. GPUs compute on CUDA (tfjs-node-gpu) or
+ * WebGPU, whichever the config's backend reaches; with neither they fall back to CPU workers with
+ * one warning, and an explicit `--backend webgpu` that cannot start is an error here, before any
+ * worker does.
+ */
+async function resolveDevices(flags: DistFlags, config: ExperimentConfig, progress: Progress): Promise<string[]> {
   if (flags.gpus !== undefined && flags.cpuWorkers !== undefined) throw new DistUsageError('give either --gpus or --cpu-workers, not both');
   if (flags.gpus !== undefined) {
     const ids = flags.gpus.split(',').map((s) => s.trim());
     if (ids.length === 0 || ids.some((id) => !/^\d+$/.test(id)) || new Set(ids).size !== ids.length) {
       throw new DistUsageError(`--gpus must be distinct GPU indices separated by commas, e.g. 0,1; got '${flags.gpus}'`);
     }
-    if (gpuAvailable) return ids.map((id) => `gpu:${id}`);
-    progress.info(
-      `warning: no GPU backend (@tensorflow/tfjs-node-gpu is not installed with its native binding): --gpus ${flags.gpus} falls back to ${ids.length} CPU worker(s)`,
-    );
+    const route = await gpuRoute(config.train.backend, config.train.allow_software_gpu);
+    if (route.route === 'webgpu' && !route.software) {
+      const missing = ids.filter((id) => Number(id) >= route.gpus.length);
+      if (missing.length > 0)
+        throw new DistUsageError(
+          `--gpus ${flags.gpus}: WebGPU sees ${route.gpus.length} GPU(s) (${route.gpus.map((g, i) => `${i}: ${g}`).join('; ')}); \`medvae gpus\` lists them`,
+        );
+    }
+    if (route.route !== 'none') return ids.map((id) => `gpu:${id}`);
+    if (config.train.backend === 'webgpu') throw new DistUsageError(`--gpus ${flags.gpus} --backend webgpu: ${route.why}`);
+    progress.info(`warning: no GPU backend (${route.why}): --gpus ${flags.gpus} falls back to ${ids.length} CPU worker(s)`);
     return ids.map((_, i) => `cpu:${i}`);
   }
   const n = Number(flags.cpuWorkers ?? '1');
@@ -139,7 +148,7 @@ const program = addTrainFlags(
   ),
 )
   .option('--gpus <ids>', 'GPU indices, one worker each, e.g. 0,1 (one GPU: no agent, the single-GPU path)')
-  .option('--cpu-workers <n>', 'number of CPU workers (wasm backend)')
+  .option('--cpu-workers <n>', 'number of CPU workers (the native backend, or the one --backend names)')
   .option('--max-restarts <n>', 'restart all workers from the last checkpoint up to n times when one dies or hangs', '0')
   .option(
     '--step-timeout <seconds>',
@@ -179,8 +188,9 @@ const program = addTrainFlags(
         const layout = nodeLayout(flags);
         for (const note of layout.notes) progress.info(note);
         const multiNode = layout.nnodes > 1;
-        const devices = resolveDevices(flags, progress);
-        const config = configFromFlags(flags, layout.nnodes * devices.length, (note) => progress.info(note));
+        const workersPerNode = flags.gpus !== undefined ? flags.gpus.split(',').length : Number(flags.cpuWorkers ?? '1') || 1;
+        const config = configFromFlags(flags, layout.nnodes * workersPerNode, (note) => progress.info(note));
+        const devices = await resolveDevices(flags, config, progress);
         if (multiNode && !flags.out && !flags.resume && !config.output.name) {
           throw new DistUsageError(
             `--nnodes ${layout.nnodes}: give --out DIR, the same path on shared storage on every node (the default name carries a time stamp that differs between nodes)`,
@@ -217,8 +227,7 @@ const program = addTrainFlags(
 
         if (devices.length === 1 && !multiNode) {
           // The single-device fallback: same loop, same outputs, no agent and no IPC.
-          const [kind, id] = devices[0]!.split(':');
-          process.env.CUDA_VISIBLE_DEVICES = kind === 'gpu' ? id : '';
+          Object.assign(process.env, deviceEnv(devices[0]!));
           const metrics = new TrainingMetrics({ rank: 0 });
           metrics.workerUp(0, devices[0]!, true);
           const server = await startMetricsOrWarn(config, metrics, progress);

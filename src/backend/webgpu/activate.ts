@@ -38,37 +38,57 @@ export function gpuIndexFromEnv(env: NodeJS.ProcessEnv = process.env): number {
   return n;
 }
 
+export type WebgpuProbe =
+  | { ok: true; dawn: Awaited<ReturnType<typeof loadDawn>>; adapters: AdapterDescription[]; driverNote: string }
+  | { ok: false; why: string; missing?: boolean };
+
+/**
+ * Every adapter Dawn can offer this process, described. Where Vulkan has no driver Dawn would only
+ * print its own warnings, so this says why instead, or, with `allowSoftware`, points the loader at
+ * Chromium's SwiftShader first.
+ */
+export async function probeWebgpu(allowSoftware: boolean): Promise<WebgpuProbe> {
+  const problem = vulkanProblem();
+  let driverNote = '';
+  if (problem !== undefined) {
+    const manifest = allowSoftware ? addSwiftShader() : undefined;
+    if (manifest === undefined) {
+      const hint = allowSoftware ? '; for a software GPU install chromium (it ships SwiftShader)' : '';
+      return { ok: false, why: `webgpu: ${problem}${hint}` };
+    }
+    driverNote = `, Vulkan driver ${manifest}`;
+  }
+  try {
+    const dawn = await loadDawn();
+    const adapters = await listAdapters(dawn);
+    if (adapters.length === 0) return { ok: false, why: 'webgpu: Dawn found no adapter' };
+    return { ok: true, dawn, adapters, driverNote };
+  } catch (e) {
+    if (e instanceof DawnUnavailableError) return { ok: false, why: e.message, missing: e.missing };
+    throw e;
+  }
+}
+
 let registered: AdapterDescription | undefined;
 
 /** Chooses an adapter, creates its device and registers TF.js's 'webgpu' backend on it (once per process). */
 export async function activateWebgpu(options: WebgpuOptions): Promise<WebgpuAttempt> {
   if (registered !== undefined) return { ok: true, adapter: registered, note: 'already active' };
-  // Where Vulkan has no driver, Dawn would only print its own warnings: say why, or bring SwiftShader when a software GPU is allowed.
-  const problem = vulkanProblem();
-  let swiftshader = '';
-  if (problem !== undefined) {
-    const manifest = options.allowSoftware && options.auto !== true ? addSwiftShader() : undefined;
-    if (manifest === undefined) {
-      const hint = options.allowSoftware ? '; for a software GPU install chromium (it ships SwiftShader)' : '';
-      return { ok: false, why: `webgpu: ${problem}${hint}` };
-    }
-    swiftshader = `, Vulkan driver ${manifest}`;
-  }
-  let dawn: Awaited<ReturnType<typeof loadDawn>>;
+  // `auto` never takes a software adapter, so it never looks for one.
+  const allowSoftware = options.allowSoftware && options.auto !== true;
+  const probe = await probeWebgpu(allowSoftware);
+  if (!probe.ok) return probe;
+  const { dawn, adapters } = probe;
   let backendModule: TfjsWebgpuModule;
   try {
-    dawn = await loadDawn();
     const specifier: string = TFJS_WEBGPU_PACKAGE;
     backendModule = (await import(specifier)) as TfjsWebgpuModule;
   } catch (e) {
-    if (e instanceof DawnUnavailableError) return { ok: false, why: e.message, missing: e.missing };
     return { ok: false, why: `${TFJS_WEBGPU_PACKAGE} failed to load: ${firstLine(e)}`, missing: true };
   }
-  const adapters = await listAdapters(dawn);
-  if (adapters.length === 0) return { ok: false, why: 'webgpu: Dawn found no adapter' };
   let choice: ReturnType<typeof chooseAdapter>;
   try {
-    choice = chooseAdapter(adapters, options.gpuIndex ?? gpuIndexFromEnv(), options.allowSoftware && options.auto !== true);
+    choice = chooseAdapter(adapters, options.gpuIndex ?? gpuIndexFromEnv(), allowSoftware);
   } catch (e) {
     return { ok: false, why: `webgpu: ${firstLine(e)}` };
   }
@@ -101,5 +121,5 @@ export async function activateWebgpu(options: WebgpuOptions): Promise<WebgpuAtte
     return { ok: false, why: `webgpu: ${choice.adapter.name} failed to start: ${firstLine(e)}` };
   }
   registered = choice.adapter;
-  return { ok: true, adapter: choice.adapter, note: `${adapterLine(choice.adapter)}, ${choice.note}${swiftshader}` };
+  return { ok: true, adapter: choice.adapter, note: `${adapterLine(choice.adapter)}, ${choice.note}${probe.driverNote}` };
 }

@@ -15,6 +15,7 @@ import { latestCheckpoint } from '../../train/checkpoint.ts';
 import { DEFAULT_TIMEOUT_MS, type PeerAddress } from '../collective/ring.ts';
 import { isLoopbackHost } from '../collective/handshake.ts';
 import { childProcessEndpoint } from './ipc-endpoint.ts';
+import { deviceEnv } from './device-env.ts';
 import { CHILD_EXEC_ARGV, ownModule } from '../../util/module-path.ts';
 import { RendezvousSession } from './rendezvous-client.ts';
 import type { JoinRequest } from './rendezvous-protocol.ts';
@@ -37,7 +38,7 @@ export interface LaunchOptions {
   resume?: string;
   /** The command that continues this run (`npx medvae-dist ... --resume DIR`), for the failure message. */
   resumeCommand: string;
-  /** One entry per worker: 'gpu:<id>' (CUDA_VISIBLE_DEVICES=<id>) or 'cpu:<n>'. */
+  /** One entry per worker: 'gpu:<id>' or 'cpu:<n>' (device-env.ts says what each sees). */
   devices: string[];
   /** Restart every worker from the last checkpoint this many times after a failure. */
   maxRestarts: number;
@@ -89,11 +90,9 @@ interface Worker {
 }
 
 function spawnWorker(rank: number, device: string): Worker {
-  const [kind, id] = device.split(':') as [string, string];
   const child = fork(WORKER_ENTRY, [], {
     execArgv: [...CHILD_EXEC_ARGV],
-    // One GPU per process: TensorFlow.js cannot place ops on a chosen device, so each worker sees one.
-    env: { ...process.env, CUDA_VISIBLE_DEVICES: kind === 'gpu' ? id : '', MEDVAE_RANK: String(rank) },
+    env: { ...process.env, ...deviceEnv(device), MEDVAE_RANK: String(rank) },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     serialization: 'advanced',
   });
