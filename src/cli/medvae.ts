@@ -5,6 +5,7 @@ import { registerGenerateCommands } from './generate-commands.ts';
 import { registerDataCommands } from './data-command.ts';
 import { registerEvalCommands } from './eval-command.ts';
 import { registerRestoreCommands } from './restore-commands.ts';
+import { registerGpusCommand } from './gpus-command.ts';
 import { usageExitCodes } from './errors.ts';
 
 const program = usageExitCodes(new Command('medvae')).description('Train VAE-family generative models on medical images (TensorFlow.js)');
@@ -13,4 +14,5 @@ registerGenerateCommands(program);
 registerDataCommands(program);
 registerEvalCommands(program);
 registerRestoreCommands(program);
+registerGpusCommand(program);
 await program.parseAsync(process.argv);

@@ -2,7 +2,7 @@
 // library is installed, which drivers (ICDs) are registered, and where a software driver
 // (SwiftShader, shipped inside Chromium) lies. Dawn itself only says "no adapter"; these files say
 // why, and let `--allow-software-gpu` find SwiftShader without an environment variable.
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
 /** The variables with which a user points the loader at drivers themselves. */
@@ -49,21 +49,63 @@ function readDriver(manifest: string): VulkanDriver | undefined {
   }
 }
 
-/** The drivers the loader would load: those the environment names, else every manifest in the standard folders. */
+/** Where this module looks; tests point every path at fake folders. */
+export interface VulkanPaths {
+  /** Folders that may hold libvulkan.so.1. */
+  loaderDirs?: readonly string[];
+  /** The loader's standard folders of driver manifests. */
+  icdDirs?: readonly string[];
+  /** The NVIDIA kernel driver's version file: present when the driver is loaded. */
+  nvidiaVersionFile?: string;
+}
+
+export const NVIDIA_VERSION_FILE = '/proc/driver/nvidia/version';
+
+/** The manifests in a folder (the loader reads every *.json of it), or [] when it cannot be read. */
+function manifestsIn(dir: string): string[] {
+  try {
+    return readdirSync(dir)
+      .filter((f) => f.endsWith('.json'))
+      .sort()
+      .map((f) => join(dir, f));
+  } catch {
+    return [];
+  }
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/** The variable that replaces the standard folders, and its value, when one is set. */
+export function namedDriverVariable(env: NodeJS.ProcessEnv = process.env): { variable: string; value: string } | undefined {
+  for (const variable of ICD_ENV_VARS) {
+    const value = env[variable];
+    if (value !== undefined && value !== '') return { variable, value };
+  }
+  return undefined;
+}
+
+/** The manifest paths a variable lists: files as named, folders by their *.json (as the loader reads VK_DRIVER_FILES). */
+function listedManifests(value: string): string[] {
+  return value
+    .split(':')
+    .filter((p) => p !== '')
+    .flatMap((p) => (isDirectory(p) ? manifestsIn(p) : [p]));
+}
+
+/**
+ * The drivers the loader would load: those VK_DRIVER_FILES (or the older VK_ICD_FILENAMES) names,
+ * else every manifest in the standard folders; VK_ADD_DRIVER_FILES adds to either.
+ */
 export function registeredDrivers(env: NodeJS.ProcessEnv = process.env, dirs: readonly string[] = ICD_DIRS): VulkanDriver[] {
-  const named = ICD_ENV_VARS.map((v) => env[v]).find((v) => v !== undefined && v !== '');
-  const manifests =
-    named !== undefined
-      ? named.split(':').filter((p) => p !== '')
-      : dirs.flatMap((d) => {
-          try {
-            return readdirSync(d)
-              .filter((f) => f.endsWith('.json'))
-              .map((f) => join(d, f));
-          } catch {
-            return [];
-          }
-        });
+  const named = namedDriverVariable(env);
+  const added = env.VK_ADD_DRIVER_FILES ? listedManifests(env.VK_ADD_DRIVER_FILES) : [];
+  const manifests = [...added, ...(named !== undefined ? listedManifests(named.value) : dirs.flatMap(manifestsIn))];
   return manifests.map(readDriver).filter((d): d is VulkanDriver => d !== undefined);
 }
 
@@ -91,15 +133,19 @@ export function addSwiftShader(env: NodeJS.ProcessEnv = process.env, candidates?
  * Why Vulkan can offer no hardware adapter, as a user can act on it, or undefined when a loader
  * and at least one driver are present.
  */
-export function vulkanProblem(env: NodeJS.ProcessEnv = process.env): string | undefined {
+export function vulkanProblem(env: NodeJS.ProcessEnv = process.env, paths: VulkanPaths = {}): string | undefined {
   if (process.platform !== 'linux') return undefined;
-  if (vulkanLoaderPath() === undefined) return 'no Vulkan loader (libvulkan.so.1): install libvulkan1 (Debian/Ubuntu) or vulkan-loader';
-  const drivers = registeredDrivers(env);
-  if (drivers.length === 0) {
-    const nvidia = existsSync('/proc/driver/nvidia/version');
-    return nvidia
-      ? "no Vulkan driver registered although an NVIDIA driver is loaded: in a container, NVIDIA's runtime mounts its Vulkan driver only with NVIDIA_DRIVER_CAPABILITIES including 'graphics' (e.g. compute,utility,graphics); on a host, install the driver's Vulkan part (e.g. libnvidia-gl)"
-      : "no Vulkan driver registered (no manifest in /etc/vulkan/icd.d or /usr/share/vulkan/icd.d): install your GPU vendor's Vulkan driver (mesa-vulkan-drivers for AMD and Intel)";
+  if (vulkanLoaderPath(paths.loaderDirs) === undefined)
+    return 'no Vulkan loader (libvulkan.so.1): install libvulkan1 (Debian/Ubuntu) or vulkan-loader';
+  const drivers = registeredDrivers(env, paths.icdDirs);
+  if (drivers.length > 0) return undefined;
+  const named = namedDriverVariable(env);
+  if (named !== undefined) {
+    // The variable replaces the standard folders, so a wrong path there hides every installed driver.
+    return `no Vulkan driver registered: ${named.variable}=${named.value} names no readable driver manifest (a JSON file with ICD.library_path); fix or unset it`;
   }
-  return undefined;
+  const nvidia = existsSync(paths.nvidiaVersionFile ?? NVIDIA_VERSION_FILE);
+  return nvidia
+    ? "no Vulkan driver registered although an NVIDIA driver is loaded: in a container, NVIDIA's runtime mounts its Vulkan driver only with NVIDIA_DRIVER_CAPABILITIES including 'graphics' (e.g. compute,utility,graphics); on a host, install the driver's Vulkan part (e.g. libnvidia-gl)"
+    : "no Vulkan driver registered (no manifest in /etc/vulkan/icd.d or /usr/share/vulkan/icd.d): install your GPU vendor's Vulkan driver (mesa-vulkan-drivers for AMD and Intel)";
 }
