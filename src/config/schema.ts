@@ -85,8 +85,19 @@ export interface TrainConfig {
   epochs: number;
   /** Global batch: summed over workers and micro-batches. */
   batch_size: number;
-  /** Largest batch one forward/backward pass holds; 'auto' picks it from memory_budget_mb. */
+  /**
+   * Largest batch one forward/backward pass holds (BatchNorm normalises over it). 'auto', the
+   * default, picks the largest that fits memory_budget_mb (src/train/micro-batch.ts): on CPU
+   * backends the default job (64x64, batch 64) gets all 64 in one pass; on a WebGPU adapter the
+   * model's layer shapes must also fit the adapter's buffer limits, and a model that cannot fit
+   * even one image is refused in one line before training starts.
+   */
   micro_batch: number | 'auto';
+  /**
+   * MB a training step may take under 'auto': process memory on CPU backends
+   * (wasm and native cap it at 3500, their 4 GB heap), GPU memory on WebGPU, which does not say how
+   * much a device has: raise it on a GPU with more (e.g. 60000 on an 80 GB H100).
+   */
   memory_budget_mb: number;
   lr: number;
   /** VAE-GAN: per-network learning rates; absent networks use lr. */
@@ -174,7 +185,7 @@ export const DEFAULT_CONFIG: ExperimentConfig = {
   train: {
     epochs: 100,
     batch_size: 64,
-    micro_batch: 64,
+    micro_batch: 'auto',
     memory_budget_mb: 3000,
     lr: 0.005,
     lr_discriminator: 0.0003,
