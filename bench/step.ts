@@ -1,7 +1,10 @@
 // Training-step throughput of one model on one backend, on a fixed random batch:
 //   node --import tsx bench/step.ts --model vae --size 64 --batch 64 --backend wasm --steps 5 [--threads N] [--micro-batch M]
+//     [--allow-software-gpu]
 // prints one JSON line {model, image_size, batch, micro_batch, backend, threads, params, images_per_s, step_ms_median,
-// optimizer_ms_median, peak_rss_mb, tensors_leaked}. --threads sets the native backend's threads (default: every core).
+// optimizer_ms_median, peak_rss_mb, tensors_leaked}, and on webgpu {adapter, software_adapter}. --threads sets the native
+// backend's threads (default: every core). --allow-software-gpu lets --backend webgpu run on a software adapter
+// (SwiftShader), which checks the bench itself where there is no GPU.
 // --micro-batch computes each step's gradients over micro-batches of at most M images, summed as the trainer sums
 // them (train.micro_batch). One warm-up step runs first, untimed. --profile adds, on stderr, where one step's time
 // goes, per kernel.
@@ -47,6 +50,7 @@ const { values } = parseArgs({
     profile: { type: 'boolean', default: false },
     threads: { type: 'string', default: '0' },
     'micro-batch': { type: 'string' },
+    'allow-software-gpu': { type: 'boolean', default: false },
   },
 });
 const name =
@@ -59,7 +63,7 @@ const microBatch = Math.min(batchSize, values['micro-batch'] === undefined ? bat
 const backend = values.backend as BackendChoice;
 
 const threads = values.threads === '0' ? 0 : positiveInt(values.threads, 'threads');
-const info = await initBackend(backend, undefined, { threads });
+const info = await initBackend(backend, undefined, { threads, allowSoftwareGpu: values['allow-software-gpu'] });
 const config = { ...DEFAULT_CONFIG.model, name, image_size: size, num_classes: name === 'cvae' ? LABEL_WIDTH : 0 };
 const model: VaeModel = createModel(config, DEFAULT_CONFIG.train.seed);
 const optimizers: Record<string, GroupOptimizer> = createOptimizers(model, DEFAULT_CONFIG.train);
@@ -80,15 +84,15 @@ function slice(start: number, end: number): ModelBatch {
   }));
 }
 
-function step(i: number): void {
+async function step(i: number): Promise<void> {
   const grads: Record<string, tf.NamedTensorMap> = {};
   for (let start = 0, m = 0; start < batchSize; start += microBatch, m++) {
     const end = Math.min(batchSize, start + microBatch);
     const part = slice(start, end);
     const ctx = { step: i, minibatchFraction: batchSize / 1080, noise: stepNoise(1, Stream.noise, i, m), training: true };
     const result = computeGradients(model, part, ctx);
-    // Reading a term waits for the step's kernels on asynchronous backends.
-    result.terms['loss']?.dataSync();
+    // Reading a term waits for the step's kernels on asynchronous backends (webgpu can only read asynchronously in Node).
+    await result.terms['loss']?.data();
     accumulateGradients(grads, result.groups, (end - start) / batchSize);
     disposeGradients(result);
     if (part !== batch) tf.dispose([part.images, part.labels ?? []]);
@@ -99,18 +103,20 @@ function step(i: number): void {
   tf.dispose(grads as tf.TensorContainer);
 }
 
-step(0);
+await step(0);
 const tensorsAfterWarmup = tf.memory().numTensors;
 const times: number[] = [];
 for (let i = 1; i <= steps; i++) {
   const t0 = performance.now();
-  step(i);
+  await step(i);
   times.push(performance.now() - t0);
 }
 const tensorsLeaked = tf.memory().numTensors - tensorsAfterWarmup;
 
 if (values.profile) {
-  const profile = await tf.profile(() => step(steps + 1));
+  const profile = await tf.profile(async () => {
+    await step(steps + 1);
+  });
   const byKernel = new Map<string, { ms: number; calls: number }>();
   for (const k of profile.kernels) {
     const ms = Number(await k.kernelTimeMs);
@@ -150,6 +156,7 @@ console.log(
     // warm-up step, and the first call of each native shape timing its graphs, count too.
     peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),
     tensors_leaked: tensorsLeaked,
+    ...(info.adapter !== undefined ? { adapter: info.adapter.name, software_adapter: info.adapter.software } : {}),
   }),
 );
 tf.dispose([batch.images, batch.labels ?? []]);

@@ -15,6 +15,24 @@ import { loadConfig } from '../src/config/load.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const LAUNCHER_ENV = new Set<string>([...LAYOUT_ENV, TOKEN_ENV, TRANSPORT_ENV, TLS_ENV]);
+/** Read by NVIDIA's container runtime, not the launcher: which driver libraries a container gets. */
+const CONTAINER_RUNTIME_ENV = new Set<string>(['NVIDIA_DRIVER_CAPABILITIES']);
+/** The backends whose `--gpus` workers compute on a GPU (webgpu, or auto's CUDA-then-WebGPU). */
+const GPU_BACKENDS = new Set(['auto', 'webgpu', 'tensorflow']);
+
+/** The value after a flag in an argument list, or undefined. */
+function flagValue(args: string[], flag: string): string | undefined {
+  const i = args.indexOf(flag);
+  return i >= 0 ? args[i + 1] : undefined;
+}
+
+/** WebGPU needs NVIDIA's 'graphics' libraries (the Vulkan driver) mounted: docs/gpu.md, "Containers". */
+function assertGraphicsCapability(value: string | undefined): void {
+  assert.ok(value !== undefined, 'NVIDIA_DRIVER_CAPABILITIES is set');
+  const caps = value.split(',');
+  assert.ok(caps.includes('graphics') || caps.includes('all'), `${value} includes graphics (the Vulkan driver)`);
+  assert.ok(caps.includes('compute') || caps.includes('all'), `${value} includes compute (CUDA)`);
+}
 
 /** Every long flag `medvae-dist --help` lists. */
 function launcherFlags(): Set<string> {
@@ -36,6 +54,7 @@ interface Container {
   env: { name: string; value?: string; valueFrom?: { secretKeyRef?: { name: string; key: string } } }[];
   ports: { containerPort: number }[];
   volumeMounts: { name: string; mountPath: string }[];
+  resources: { requests?: Record<string, string | number>; limits?: Record<string, string | number> };
 }
 
 interface PodTemplate {
@@ -74,12 +93,26 @@ test('Kubernetes: an Indexed Job behind a headless Service, config from a Config
   assert.ok(container);
   assert.deepEqual(container.command, ['npx', 'medvae-dist']);
   const env = new Map(container.env.map((e) => [e.name, e]));
-  for (const name of env.keys()) assert.ok(LAUNCHER_ENV.has(name), `${name} is read by the launcher`);
+  for (const name of env.keys())
+    assert.ok(LAUNCHER_ENV.has(name) || CONTAINER_RUNTIME_ENV.has(name), `${name} is read by the launcher or the container runtime`);
   assert.equal(env.get('NNODES')?.value, String(job.spec.completions), 'NNODES = completions');
   assert.equal(env.get('MEDVAE_K8S_SERVICE')?.value, service.metadata.name);
   assert.ok(env.get(TOKEN_ENV)?.valueFrom?.secretKeyRef, 'the token comes from a Secret');
   const flags = launcherFlags();
   for (const arg of container.args.filter((a) => a.startsWith('--'))) assert.ok(flags.has(arg), `${arg} is a medvae-dist flag`);
+
+  // One worker per GPU the pod is given, on a GPU backend, with the Vulkan driver mounted.
+  const gpus = flagValue(container.args, '--gpus')?.split(',');
+  assert.ok(gpus, 'the pod trains on GPUs (--gpus)');
+  assert.deepEqual(
+    gpus,
+    Array.from({ length: gpus.length }, (_, i) => String(i)),
+    'the GPUs the container sees, from 0',
+  );
+  assert.equal(Number(container.resources.limits?.['nvidia.com/gpu']), gpus.length, 'one GPU requested per --gpus index');
+  assert.ok(GPU_BACKENDS.has(flagValue(container.args, '--backend') ?? ''), 'a backend that computes on the GPU');
+  assert.equal(flagValue(container.args, '--cpu-workers'), undefined);
+  assertGraphicsCapability(env.get('NVIDIA_DRIVER_CAPABILITIES')?.value);
 
   // What each pod would resolve: node rank from the index, node 0 at <job>-0.<service>.
   const podEnv = Object.fromEntries([...env].filter(([, e]) => e.value !== undefined).map(([k, e]) => [k, e.value]));
@@ -116,7 +149,9 @@ test('Slurm: one agent per node, only launcher variables exported, only medvae-d
   assert.match(script, /srun --ntasks-per-node=1/);
   const exported = [...script.matchAll(/^export (\w+)/gm)].map((m) => m[1]!);
   assert.ok(exported.length > 0);
-  for (const name of exported) assert.ok(LAUNCHER_ENV.has(name), `${name} is read by the launcher`);
+  for (const name of exported)
+    assert.ok(LAUNCHER_ENV.has(name) || CONTAINER_RUNTIME_ENV.has(name), `${name} is read by the launcher or the container runtime`);
+  assertGraphicsCapability(/^export NVIDIA_DRIVER_CAPABILITIES=(\S+)$/m.exec(script)?.[1]);
   const command = script
     .slice(script.indexOf('medvae-dist \\'))
     .split('\n')
@@ -124,6 +159,12 @@ test('Slurm: one agent per node, only launcher variables exported, only medvae-d
     .join(' ');
   const flags = launcherFlags();
   for (const flag of command.match(/--[a-z][a-z-]*/g) ?? []) assert.ok(flags.has(flag), `${flag} is a medvae-dist flag`);
+  // One worker per GPU Slurm gives the node.
+  const args = command.split(/\s+/);
+  const gpus = flagValue(args, '--gpus')?.split(',');
+  assert.ok(gpus, 'each node trains on its GPUs (--gpus)');
+  assert.equal(Number(/^#SBATCH --gpus-per-node=(\d+)$/m.exec(script)?.[1]), gpus.length, '--gpus-per-node = the --gpus indices');
+  assert.ok(GPU_BACKENDS.has(flagValue(args, '--backend') ?? ''), 'a backend that computes on the GPU');
   // What each task would resolve from what Slurm sets.
   const layout = resolveNodeLayout(
     {},

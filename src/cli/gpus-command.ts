@@ -20,7 +20,8 @@ function pickLine(label: string, pick: AdapterPick | null): string[] {
 
 function vulkanLines(v: VulkanReport): string[] {
   const lines = [`  Vulkan loader: ${v.loader ?? 'not installed'}`];
-  const from = v.namedBy !== null ? ` (named by ${v.namedBy})` : '';
+  // Once --allow-software-gpu has added SwiftShader, the variable names what medvae put there, not the user.
+  const from = v.namedBy !== null && v.swiftshader === null ? ` (named by ${v.namedBy})` : '';
   if (v.drivers.length === 0) lines.push(`  Vulkan drivers${from}: none`);
   for (const d of v.drivers) {
     const added = d.manifest === v.swiftshader ? ', added by --allow-software-gpu' : '';
@@ -45,7 +46,7 @@ export function formatGpuReport(r: GpuReport, allowSoftware: boolean): string {
   for (const a of w.adapters) {
     const what = [a.vendor, a.architecture, a.device].filter((s) => s !== '').join(' ');
     lines.push(
-      `  ${a.index}  ${a.name}  [${a.backend || '?'}${a.software ? ', software' : ''}] ${what}${a.driver ? `, driver ${a.driver}` : ''}`,
+      `  ${a.index}  ${a.name}  [${a.backend || '?'}${a.software ? ', software' : ''}] ${what}${a.driver ? `, ${/driver/i.test(a.driver) ? a.driver : `driver ${a.driver}`}` : ''}`,
       `     maxBufferSize ${mib(a.limits.maxBufferSize)}, maxStorageBufferBindingSize ${mib(a.limits.maxStorageBufferBindingSize)}`,
     );
   }
