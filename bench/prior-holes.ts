@@ -108,9 +108,10 @@ const realNearest = nearestRealMse(train.images, Math.min(train.n, 256), (i) => 
 const offManifold = realNearest[Math.floor(0.95 * (realNearest.length - 1))]!;
 async function decode(z: Float32Array, name: string): Promise<{ off_manifold_fraction: number; nearest_real_mse: number; grid: string }> {
   const images = tf.tidy(() => model.decode(tf.tensor2d(z, [n, d]), undefined, false));
-  const values = images.dataSync() as Float32Array;
+  const stack = await stackFromTensor(images);
+  const values = stack.data;
   const grid = join(out, `${name}.png`);
-  await writeGrid(grid, stackFromTensor(images), { cols: 8 });
+  await writeGrid(grid, stack, { cols: 8 });
   images.dispose();
   const nearest = nearestRealMse(values, n);
   return { off_manifold_fraction: nearest.filter((v) => v > offManifold).length / n, nearest_real_mse: average(nearest), grid };
@@ -118,7 +119,7 @@ async function decode(z: Float32Array, name: string): Promise<{ off_manifold_fra
 
 const realGrid = join(out, 'real.png');
 const realSample = tf.tensor4d(train.images.subarray(0, n * per), [n, size, size, channels]);
-await writeGrid(realGrid, stackFromTensor(realSample), { cols: 8 });
+await writeGrid(realGrid, await stackFromTensor(realSample), { cols: 8 });
 realSample.dispose();
 const squaredNorm = (z: Float32Array, i: number): number => z.subarray(i * d, (i + 1) * d).reduce((s, v) => s + v * v, 0);
 const meanSquaredNorm = (z: Float32Array, count: number): number =>

@@ -77,14 +77,14 @@ async function anomaly(dir: string, normal: number[]): Promise<void> {
   const started = Date.now();
   const { config, model } = await loadRun(dir);
   const { images: val } = await sigmaImages(config, seed);
-  const sigma = fitDecoderSigma(model, val, seed);
+  const sigma = await fitDecoderSigma(model, val, seed);
   const { split, indices, classes } = await selectImages(config, { split: 'test', seed });
   checkNormalClasses(classes, normal, split.labelNames);
   const all: ImageScoreRows = { neg_elbo: [], neg_iwae: [], recon_mse: [] };
   let first = 0;
   const counter = createCounter(`score ${dir}`, indices.length, log);
   for (const chunk of chunksOf(indices, 256)) {
-    const s = scoreImages(model, await readImages(config, split, chunk), {
+    const s = await scoreImages(model, await readImages(config, split, chunk), {
       sigma,
       samples: Number(a['score-samples']),
       seed,

@@ -1,10 +1,10 @@
 // Reading tensors into a caller's reusable array and making tensors from one, on the wasm backend
-// (straight from its heap) and on cpu (through dataSync), checked against dataSync's values.
+// (straight from its heap) and on cpu (through an asynchronous data()), checked against dataSync's values.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend/index.ts';
-import { readInto, tensorsFrom, totalSize } from '../src/backend/tensor-io.ts';
+import { readInto, startReadInto, tensorsFrom, totalSize } from '../src/backend/tensor-io.ts';
 
 for (const backend of ['wasm', 'cpu'] as const) {
   describe(`tensor-io on ${backend}`, () => {
@@ -21,11 +21,17 @@ for (const backend of ['wasm', 'cpu'] as const) {
       const expected = Float32Array.from(tensors.flatMap((t) => Array.from(t.dataSync())));
       assert.equal(totalSize(tensors), expected.length);
       const target = new Float32Array(expected.length).fill(Number.NaN);
-      readInto(tensors, target);
+      await readInto(tensors, target);
       assert.deepEqual(target, expected);
-      assert.throws(() => readInto(tensors, new Float32Array(expected.length + 1)), /target holds 35 floats, the tensors 34/);
-      assert.throws(() => readInto([tf.tensor1d([1], 'int32')], new Float32Array(1)), /dtype int32, expected float32/);
+      await assert.rejects(() => readInto(tensors, new Float32Array(expected.length + 1)), /target holds 35 floats, the tensors 34/);
+      await assert.rejects(() => readInto([tf.tensor1d([1], 'int32')], new Float32Array(1)), /dtype int32, expected float32/);
+      // The tensors may go as soon as the read has started: it holds its own reference to their data.
+      const early = new Float32Array(expected.length).fill(Number.NaN);
+      const started = startReadInto(tensors, early);
+      assert.equal(started === undefined, backend === 'wasm', 'wasm copies at once, cpu reads asynchronously');
       tf.dispose(tensors);
+      await started;
+      assert.deepEqual(early, expected);
     });
 
     it('tensorsFrom gives tensors that keep their values when the array is overwritten', async () => {

@@ -37,10 +37,10 @@ function covariance(g: LatentGaussian, i: number, j: number): number {
 }
 
 describe('aggregate posterior fit', () => {
-  it('has the mean of the encoder means and their covariance plus the mean posterior variance', () => {
+  it('has the mean of the encoder means and their covariance plus the mean posterior variance', async () => {
     const model = createModel(tinyConfig('vae'), 3);
     const data = labelled(9);
-    const fit = fitLatents(model, data);
+    const fit = await fitLatents(model, data);
     const d = model.config.latent_dim;
     const [mu, variance] = tf.tidy(() => {
       const enc = model.encode(tf.tensor4d(data.images, [9, 32, 32, 3]), undefined, false);
@@ -57,19 +57,19 @@ describe('aggregate posterior fit', () => {
     model.dispose();
   });
 
-  it('fits every class of a conditional model on its own images', () => {
+  it('fits every class of a conditional model on its own images', async () => {
     const model = createModel(tinyConfig('cvae'), 3);
     // Labels cycle 0, 1, 2: seven images give classes of 3, 2 and 2.
-    const fit = fitLatents(model, labelled(7));
+    const fit = await fitLatents(model, labelled(7));
     assert.equal(fit.perClass.length, 3);
     assert.ok(fit.perClass.every((g) => g !== undefined));
     assert.notDeepEqual(Array.from(fit.perClass[0]!.mean), Array.from(fit.perClass[1]!.mean));
     model.dispose();
   });
 
-  it('refuses a model with a discrete latent part, naming it', () => {
+  it('refuses a model with a discrete latent part, naming it', async () => {
     const model = createModel(tinyConfig('joint_vae'), 3);
-    assert.throws(
+    await assert.rejects(
       () => fitLatents(model, labelled(4)),
       (e: unknown) => e instanceof LatentFitError && /joint_vae/.test(e.message),
     );

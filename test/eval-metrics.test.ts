@@ -36,11 +36,11 @@ test('PSNR of a known MSE on [-1, 1] images: 10 log10(4 / mse)', () => {
   close(psnrOf(0.01), 10 * Math.log10(1 / 0.0025), 1e-12, 'range invariance');
 });
 
-test('reconstruction metrics of a constant-output model match the closed form', () => {
+test('reconstruction metrics of a constant-output model match the closed form', async () => {
   // Every pixel of every image is 0.5 + 0 noise; the model outputs 0.4: squared error 0.01 each.
   const data = bandImages(6, SIZE, 1, 0);
   data.images.fill(0.5);
-  const m = reconstructionMetrics(new StandInModel(tinyModelConfig('vae', SIZE), 0.4, data, 3), data, 7, 4);
+  const m = await reconstructionMetrics(new StandInModel(tinyModelConfig('vae', SIZE), 0.4, data, 3), data, 7, 4);
   const d = SIZE * SIZE;
   close(m.mse, 0.01, 1e-7, 'mse');
   close(m.psnr, 10 * Math.log10(400), 1e-4, 'psnr');
@@ -56,10 +56,10 @@ test('reconstruction metrics of a constant-output model match the closed form', 
   assert.ok(m.ssim > 0.9 && m.ssim < 1, `ssim ${m.ssim}`);
 });
 
-test('a discrete latent adds KL(Cat(q) || uniform) to the Gaussian KL', () => {
+test('a discrete latent adds KL(Cat(q) || uniform) to the Gaussian KL', async () => {
   const data = bandImages(4, SIZE, 1, 0);
   // q = softmax(0, ln 3) = (1/4, 3/4): KL = 1/4 ln 1/4 + 3/4 ln 3/4 + ln 2.
-  const m = reconstructionMetrics(new StandInModel(tinyModelConfig('joint_vae', SIZE), 0, data, 2, [0, Math.log(3)]), data, 7, 4);
+  const m = await reconstructionMetrics(new StandInModel(tinyModelConfig('joint_vae', SIZE), 0, data, 2, [0, Math.log(3)]), data, 7, 4);
   const discrete = 0.25 * Math.log(0.25) + 0.75 * Math.log(0.75) + Math.log(2);
   close(m.kl, 1 + discrete, 1e-6, 'kl');
 });
@@ -209,7 +209,7 @@ test('multi-label conditional model: TSTR reports per-finding accuracy and macro
   }
 });
 
-test('baselines: constant grey and training-mean predictions scored in closed form on constant images', () => {
+test('baselines: constant grey and training-mean predictions scored in closed form on constant images', async () => {
   // Held-out image i is the constant v_i; the training mean is the constant m. With no variance in a
   // window, cs = C2 / C2 = 1 and SSIM is the luminance term (2 p v + C1) / (p^2 + v^2 + C1).
   const side = 24;
@@ -217,7 +217,7 @@ test('baselines: constant grey and training-mean predictions scored in closed fo
   const data = bandImages(values.length, side, 1, 0);
   values.forEach((v, i) => data.images.fill(v, i * side * side, (i + 1) * side * side));
   const m = 0.25;
-  const b = reconstructionBaselines(data, new Float32Array(side * side).fill(m));
+  const b = await reconstructionBaselines(data, new Float32Array(side * side).fill(m));
   const c1 = (0.01 * 2) ** 2;
   const luminance = (p: number, v: number): number => (2 * p * v + c1) / (p * p + v * v + c1);
   // 24 px: two MS-SSIM scales; the last weight renormalised over the first two.

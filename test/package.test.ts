@@ -74,7 +74,7 @@ const result = await train({ config, runDir: 'run' });
 const loaded = await loadRun('run');
 const samples = await sample(loaded, { n: 3, seed: 1 });
 const real = await readImages(config, 'test', 2);
-const rec = reconstruct(loaded, { data: real.images, n: real.n, size: real.size, channels: real.channels });
+const rec = await reconstruct(loaded, { data: real.images, n: real.n, size: real.size, channels: real.channels });
 // The default config's data.path names the package's bundled RetinaMNIST, found from any working directory.
 const bundled = await openDataset(loadConfig().data, 'test');
 console.log(JSON.stringify({ bundledTest: bundled.length, backend: info.name, step: result.state.step, stoppedBy: result.stoppedBy, samples: samples.pixels.length, recN: rec.n, recLength: rec.data.length }));

@@ -39,17 +39,17 @@ describe('metrics', () => {
     assert.ok(Math.abs(psnrPerImage(predicted, target)[0]! - 10 * Math.log10(4 / ((4 * 0.04 + 12 * 0.25) / 16))) < 1e-5);
   });
 
-  it('masked SSIM over an all-missing mask is the eval SSIM; identical images score 1', () => {
+  it('masked SSIM over an all-missing mask is the eval SSIM; identical images score 1', async () => {
     const target = grey(16, (x, y) => Math.sin(x / 3) * Math.cos(y / 4));
     const predicted = target.data.map((v, i) => v + 0.1 * Math.sin(i));
     const all = new Uint8Array(256).fill(1);
-    assert.ok(Math.abs(maskedSsimPerImage(predicted, target, all)[0]! - ssimPerImage(predicted, target)[0]!) < 1e-5);
+    assert.ok(Math.abs((await maskedSsimPerImage(predicted, target, all))[0]! - (await ssimPerImage(predicted, target))[0]!) < 1e-5);
     const centre = new Uint8Array(256);
     centre[8 * 16 + 8] = 1;
-    assert.ok(Math.abs(maskedSsimPerImage(target.data, target, centre)[0]! - 1) < 1e-6);
+    assert.ok(Math.abs((await maskedSsimPerImage(target.data, target, centre))[0]! - 1) < 1e-6);
     const corner = new Uint8Array(256);
     corner[0] = 1;
-    assert.ok(Number.isNaN(maskedSsimPerImage(predicted, target, corner)[0]!), 'no valid window is centred on a corner');
+    assert.ok(Number.isNaN((await maskedSsimPerImage(predicted, target, corner))[0]!), 'no valid window is centred on a corner');
   });
 });
 

@@ -46,7 +46,7 @@ describe('imputation chains', () => {
       const masks = (await maskSource(parseMaskSpec('random:0.4'), 32, 3))(0, 5);
       const before = tf.memory().numTensors;
       const opts = { method, iters: 3, samples: 2, sigma: 0.3, seed: 11, batch: 2 };
-      const a = imputeImages(model, data, masks, opts);
+      const a = await imputeImages(model, data, masks, opts);
       assert.equal(tf.memory().numTensors, before, 'no tensor leaked');
       let changed = 0;
       for (let p = 0; p < masks.length; p++) {
@@ -60,7 +60,7 @@ describe('imputation chains', () => {
         }
       }
       assert.ok(changed > 0);
-      const b = imputeImages(model, data, masks, opts);
+      const b = await imputeImages(model, data, masks, opts);
       assert.deepEqual(b.mean, a.mean, 'same seed, same imputation');
       if (method === 'mwg') assert.ok(a.acceptance !== null && a.acceptance >= 0 && a.acceptance <= 1);
       else assert.equal(a.acceptance, null);
@@ -75,11 +75,11 @@ describe('imputation chains', () => {
       const masks = (await maskSource(parseMaskSpec('center:0.25'), 32, 0))(0, 3);
       const before = tf.memory().numTensors;
       for (const method of IMPUTE_METHODS) {
-        const r = imputeImages(model, data, masks, { method, iters: 2, samples: 1, sigma: 0.5, seed: 1, batch: 3 });
+        const r = await imputeImages(model, data, masks, { method, iters: 2, samples: 1, sigma: 0.5, seed: 1, batch: 3 });
         for (let p = 0; p < masks.length; p++) if (masks[p] === 0) assert.equal(r.mean[p * 3], data.images[p * 3]);
       }
-      const sigma = fitDecoderSigma(model, data, 1);
-      const s = scoreImages(model, data, { sigma, samples: 4, seed: 2, batch: 2 });
+      const sigma = await fitDecoderSigma(model, data, 1);
+      const s = await scoreImages(model, data, { sigma, samples: 4, seed: 2, batch: 2 });
       assert.equal(tf.memory().numTensors, before, 'no tensor leaked');
       assert.ok(sigma > 0);
       for (const k of ['neg_elbo', 'neg_iwae', 'recon_mse'] as const)
@@ -88,12 +88,12 @@ describe('imputation chains', () => {
     });
   }
 
-  it('a model without an encoder is refused in one line', () => {
+  it('a model without an encoder is refused in one line', async () => {
     const model = modelOf('vae');
     const networks = model.networks as Record<string, tf.LayersModel>;
     const encoder = networks['encoder']!;
     delete networks['encoder'];
-    assert.throws(
+    await assert.rejects(
       () =>
         imputeImages(model, tinyData(1), new Uint8Array(32 * 32).fill(1, 0, 10), {
           method: 'mwg',
@@ -111,15 +111,15 @@ describe('imputation chains', () => {
 });
 
 describe('scores', () => {
-  it('the IWAE bound with one sample is the one-sample ELBO; more samples tighten it on average', () => {
+  it('the IWAE bound with one sample is the one-sample ELBO; more samples tighten it on average', async () => {
     const model = modelOf('vae');
     const data = tinyData(4);
-    const one = scoreImages(model, data, { sigma: 0.5, samples: 1, seed: 3, batch: 4 });
-    const many = scoreImages(model, data, { sigma: 0.5, samples: 16, seed: 3, batch: 4 });
+    const one = await scoreImages(model, data, { sigma: 0.5, samples: 1, seed: 3, batch: 4 });
+    const many = await scoreImages(model, data, { sigma: 0.5, samples: 16, seed: 3, batch: 4 });
     const mean = (xs: number[]): number => xs.reduce((s, v) => s + v, 0) / xs.length;
     assert.ok(mean(many.neg_iwae) <= mean(many.neg_elbo) + 1e-3 * Math.abs(mean(many.neg_elbo)));
     assert.deepEqual(one.recon_mse, many.recon_mse, 'the posterior-mean error does not depend on K');
-    assert.deepEqual(scoreImages(model, data, { sigma: 0.5, samples: 16, seed: 3, batch: 4 }), many, 'seeded');
+    assert.deepEqual(await scoreImages(model, data, { sigma: 0.5, samples: 16, seed: 3, batch: 4 }), many, 'seeded');
     model.dispose();
   });
 });
@@ -134,10 +134,10 @@ describe('restoration tasks', () => {
     const masks = (await maskSource(parseMaskSpec('center:0.25'), 32, 0))(0, 4);
     const before = tf.memory().numTensors;
     const opts = { mask: 'center:0.25', methods: ['pseudo-gibbs', 'mwg'] as const, iters: 2, samples: 2, sigma: 0.4, seed: 5, batch: 3 };
-    const a = imputationTask(model, test, masks, opts);
-    const d = denoisingTask(model, val, test, parseNoise('gaussian:0.1'), 5, 3);
+    const a = await imputationTask(model, test, masks, opts);
+    const d = await denoisingTask(model, val, test, parseNoise('gaussian:0.1'), 5, 3);
     assert.equal(tf.memory().numTensors, before, 'no tensor leaked');
-    assert.deepEqual(imputationTask(model, test, masks, opts), a, 'seeded');
+    assert.deepEqual(await imputationTask(model, test, masks, opts), a, 'seeded');
     assert.equal(a.missing_fraction, 0.25);
     for (const q of [
       a.methods['mwg']!,

@@ -129,7 +129,7 @@ test('replicas with equal weights pass the checksum; one differing bit stops eve
 
   const differ = await ring();
   const c = make([1, 2, 3 + 2 ** -20]);
-  assert.notEqual(weightsChecksum(a), weightsChecksum(c));
+  assert.notEqual(await weightsChecksum(a), await weightsChecksum(c));
   const outcomes = await Promise.allSettled([checkReplicasAgree(differ[0]!, a, 100), checkReplicasAgree(differ[1]!, c, 100)]);
   for (const o of outcomes) {
     assert.equal(o.status, 'rejected');

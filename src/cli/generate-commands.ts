@@ -106,8 +106,11 @@ async function reconstructCommand(flags: RunFlags & { split: string; n: string; 
   try {
     if (!flags.noise) {
       const rec = tf.tidy(() => tf.concat([clean.images, model.reconstruct(clean.images, clean.labels)], 0) as tf.Tensor4D);
-      await writeGrid(flags.out, stackFromTensor(rec), { cols: batch.n });
-      rec.dispose();
+      try {
+        await writeGrid(flags.out, await stackFromTensor(rec), { cols: batch.n });
+      } finally {
+        rec.dispose();
+      }
       process.stderr.write(`wrote ${flags.out}: ${batch.n} originals above their reconstructions\n`);
       return;
     }
@@ -125,12 +128,20 @@ async function reconstructCommand(flags: RunFlags & { split: string; n: string; 
           )
           .clipByValue(-1, 1) as tf.Tensor4D,
     );
-    const denoised = tf.tidy(() => model.reconstruct(noisy, clean.labels));
-    const before = psnr(clean.images.dataSync() as Float32Array, noisy.dataSync() as Float32Array);
-    const after = psnr(clean.images.dataSync() as Float32Array, denoised.dataSync() as Float32Array);
-    const grid = tf.concat([clean.images, noisy, denoised], 0) as tf.Tensor4D;
-    await writeGrid(flags.out, stackFromTensor(grid), { cols: batch.n });
-    tf.dispose([noisy, denoised, grid]);
+    const grid = tf.tidy(() => tf.concat([clean.images, noisy, model.reconstruct(noisy, clean.labels)], 0) as tf.Tensor4D);
+    noisy.dispose();
+    let stack: ImageStack;
+    try {
+      // The three rows in one read: clean, noisy, denoised.
+      stack = await stackFromTensor(grid);
+    } finally {
+      grid.dispose();
+    }
+    const per = stack.size * stack.size * stack.channels * batch.n;
+    const [cleanValues, noisyValues, denoisedValues] = [0, 1, 2].map((r) => stack.data.subarray(r * per, (r + 1) * per));
+    const before = psnr(cleanValues!, noisyValues!);
+    const after = psnr(cleanValues!, denoisedValues!);
+    await writeGrid(flags.out, stack, { cols: batch.n });
     process.stdout.write(`${JSON.stringify({ noise: flags.noise, images: batch.n, psnr_noisy_db: before, psnr_denoised_db: after })}\n`);
     process.stderr.write(
       `PSNR noisy ${before.toFixed(2)} dB -> denoised ${after.toFixed(2)} dB; wrote ${flags.out} (clean, noisy, denoised rows)\n`,
@@ -159,8 +170,11 @@ async function interpolateCommand(flags: RunFlags & { split: string; steps: stri
     }
     return tf.concat(out, 0) as tf.Tensor4D;
   });
-  await writeGrid(flags.out, stackFromTensor(rows), { cols: steps });
-  tf.dispose([rows, x.images, x.labels] as tf.TensorContainer);
+  try {
+    await writeGrid(flags.out, await stackFromTensor(rows), { cols: steps });
+  } finally {
+    tf.dispose([rows, x.images, x.labels] as tf.TensorContainer);
+  }
   process.stderr.write(`wrote ${flags.out}: ${pairs} rows of ${steps} images between pairs of real images\n`);
 }
 

@@ -62,7 +62,7 @@ async function decoderSigma(flags: CommonFlags, config: ExperimentConfig, model:
     return s;
   }
   const { images, description } = await sigmaImages(config, Number(flags.seed), flags.data);
-  const sigma = fitDecoderSigma(model, images, Number(flags.seed), intFlag('--batch', flags.batch, 1));
+  const sigma = await fitDecoderSigma(model, images, Number(flags.seed), intFlag('--batch', flags.batch, 1));
   log(`decoder sigma ${sigma.toPrecision(4)} ([-1, 1] units): maximum likelihood on ${images.n} images of ${description}`);
   return sigma;
 }
@@ -116,7 +116,7 @@ async function imputeCommand(
         parts.push({
           data,
           masks,
-          result: imputeImages(model, data, masks, {
+          result: await imputeImages(model, data, masks, {
             method: flags.method,
             iters,
             samples,
@@ -157,7 +157,7 @@ async function imputeCommand(
       decoder_sigma: sigma,
       acceptance: flags.method === 'mwg' ? acceptance : null,
       psnr_missing: finiteMean(maskedPsnrPerImage(all.mean, target, all.masks)),
-      ssim_missing: finiteMean(maskedSsimPerImage(all.mean, target, all.masks)),
+      ssim_missing: finiteMean(await maskedSsimPerImage(all.mean, target, all.masks)),
       mean_fill_psnr_missing: finiteMean(maskedPsnrPerImage(meanFill(target, all.masks), target, all.masks)),
       harmonic_psnr_missing: finiteMean(maskedPsnrPerImage(harmonicInpaint(target, all.masks), target, all.masks)),
     };
@@ -190,7 +190,7 @@ async function scoreCommand(flags: CommonFlags & { samples: string; normal?: str
       let first = 0;
       for (const chunk of chunksOf(indices, CHUNK)) {
         const data = await readImages(config, split, chunk);
-        const s = scoreImages(model, data, { sigma, samples, seed, batch, firstIndex: first, counter });
+        const s = await scoreImages(model, data, { sigma, samples, seed, batch, firstIndex: first, counter });
         for (const k of SCORE_NAMES) table[k].push(...s[k]);
         first += chunk.length;
       }

@@ -162,8 +162,8 @@ export function classifierScores(
   return { accuracy: correct / (kind === 'class' ? n : n * k), auc: Number.isNaN(auc) ? null : auc };
 }
 
-function scoreOn(classifier: Classifier, test: LabelledImages, kind: 'class' | 'multilabel'): ClassifierScores {
-  return classifierScores(classifier.probabilities(test), test.labels, test.n, test.labelWidth, kind);
+async function scoreOn(classifier: Classifier, test: LabelledImages, kind: 'class' | 'multilabel'): Promise<ClassifierScores> {
+  return classifierScores(await classifier.probabilities(test), test.labels, test.n, test.labelWidth, kind);
 }
 
 /**
@@ -171,7 +171,14 @@ function scoreOn(classifier: Classifier, test: LabelledImages, kind: 'class' | '
  * prior draws (model.sample), or with `latents` draws from the fitted aggregate posterior, of the
  * asked-for class when there is a fit for it.
  */
-function generate(model: VaeModel, train: LabelledImages, n: number, side: number, seed: number, latents?: FittedLatents): LabelledImages {
+async function generate(
+  model: VaeModel,
+  train: LabelledImages,
+  n: number,
+  side: number,
+  seed: number,
+  latents?: FittedLatents,
+): Promise<LabelledImages> {
   const conditional = model.kind === 'cvae' && train.labelWidth > 0;
   const random = mulberry32(hashKeys(seed, Stream.eval, 2));
   const w = conditional ? train.labelWidth : 0;
@@ -196,14 +203,17 @@ function generate(model: VaeModel, train: LabelledImages, n: number, side: numbe
         : model.sample(size, stepNoise(seed, Stream.eval, 3, b), cond);
       return tf.clipByValue(images, -1, 1);
     });
-    images.set(out.dataSync(), start * per);
-    out.dispose();
+    try {
+      images.set(await out.data(), start * per);
+    } finally {
+      out.dispose();
+    }
   }
   return { images, labels, n, size: side, channels: train.channels, labelWidth: w, labelKind: conditional ? train.labelKind : 'none' };
 }
 
 /** Mean MS-SSIM over `pairs` seeded random pairs of distinct images. */
-function meanPairMsSsim(data: LabelledImages, pairs: number, seed: number): number {
+async function meanPairMsSsim(data: LabelledImages, pairs: number, seed: number): Promise<number> {
   const random = mulberry32(seed);
   const left: number[] = [];
   const right: number[] = [];
@@ -217,8 +227,11 @@ function meanPairMsSsim(data: LabelledImages, pairs: number, seed: number): numb
     const values = tf.tidy(() =>
       evalMsSsim(gatherImages(data, left.slice(start, start + 64)), gatherImages(data, right.slice(start, start + 64)), DATA_RANGE),
     );
-    sum += (values.dataSync() as Float32Array).reduce((s, v) => s + v, 0);
-    values.dispose();
+    try {
+      sum += ((await values.data()) as Float32Array).reduce((s, v) => s + v, 0);
+    } finally {
+      values.dispose();
+    }
   }
   return sum / pairs;
 }
@@ -271,11 +284,16 @@ async function sampleQuality(
     inputs.train,
     sampleWithoutReplacement(inputs.train.n, Math.min(real.n, inputs.train.n), mulberry32(hashKeys(options.seed, Stream.eval, 11))),
   );
-  const realFeatures = classifier.features(real);
-  const fakeFeatures = classifier.features(generated);
-  const referenceFeatures = classifier.features(referenceSet);
-  const heldOutAccuracy = key.task.kind === 'rotation' ? null : scoreOn(classifier, real, key.task.kind).accuracy;
-  classifier.dispose();
+  let realFeatures: Float32Array, fakeFeatures: Float32Array, referenceFeatures: Float32Array;
+  let heldOutAccuracy: number | null;
+  try {
+    realFeatures = await classifier.features(real);
+    fakeFeatures = await classifier.features(generated);
+    referenceFeatures = await classifier.features(referenceSet);
+    heldOutAccuracy = key.task.kind === 'rotation' ? null : (await scoreOn(classifier, real, key.task.kind)).accuracy;
+  } finally {
+    classifier.dispose();
+  }
 
   const realStats = gaussianStats(realFeatures, real.n, FEATURE_DIM);
   const kid = (other: Float32Array, nOther: number): KernelDistance =>
@@ -322,29 +340,31 @@ function trainedClassifier(data: LabelledImages, task: ClassifierTask, recipe: T
 }
 
 /** Scores on `tests` of a classifier trained on `data`, disposed afterwards. */
-function trainAndScore(
+async function trainAndScore(
   data: LabelledImages,
   tests: readonly LabelledImages[],
   kind: 'class' | 'multilabel',
   recipe: TrainRecipe,
   seed: number,
-): ClassifierScores[] {
+): Promise<ClassifierScores[]> {
   const classifier = trainedClassifier(data, { kind, width: data.labelWidth }, recipe, seed);
   try {
-    return tests.map((test) => scoreOn(classifier, test, kind));
+    const scores: ClassifierScores[] = [];
+    for (const test of tests) scores.push(await scoreOn(classifier, test, kind));
+    return scores;
   } finally {
     classifier.dispose();
   }
 }
 
 /** TSTR, TRTR and real vs real + synthetic for a conditional model's labelled samples. */
-function tstrMetrics(
+async function tstrMetrics(
   inputs: EvalInputs,
   options: EvalOptions,
   real: LabelledImages,
   generated: LabelledImages,
   recipe: TrainRecipe,
-): TstrMetrics {
+): Promise<TstrMetrics> {
   const kind = real.labelKind === 'multilabel' ? 'multilabel' : 'class';
   const log = options.log ?? (() => undefined);
   const realTrain = subset(
@@ -352,12 +372,12 @@ function tstrMetrics(
     sampleWithoutReplacement(inputs.train.n, Math.min(generated.n, inputs.train.n), mulberry32(hashKeys(options.seed, Stream.eval, 9))),
   );
   log(`eval: TSTR, classifiers on ${generated.n} synthetic and ${realTrain.n} real training images`);
-  const [tstr] = trainAndScore(generated, [real], kind, recipe, options.seed);
-  const [trtr, conditioning] = trainAndScore(realTrain, [real, generated], kind, recipe, options.seed);
+  const [tstr] = await trainAndScore(generated, [real], kind, recipe, options.seed);
+  const [trtr, conditioning] = await trainAndScore(realTrain, [real, generated], kind, recipe, options.seed);
   log(`eval: real (${inputs.train.n}) vs real + synthetic (${inputs.train.n} + ${generated.n}) training images`);
-  const [realOnly] = trainAndScore(inputs.train, [real], kind, recipe, options.seed);
-  const [realPlusSynthetic] = trainAndScore(
-    concatImages(inputs.train, resizedImages(generated, inputs.train.size)),
+  const [realOnly] = await trainAndScore(inputs.train, [real], kind, recipe, options.seed);
+  const [realPlusSynthetic] = await trainAndScore(
+    concatImages(inputs.train, await resizedImages(generated, inputs.train.size)),
     [real],
     kind,
     recipe,
@@ -396,31 +416,31 @@ export async function evaluateModel(inputs: EvalInputs, options: EvalOptions): P
 
   log(`eval: reconstructing ${real.n} held-out images`);
   const reconstruction = {
-    ...reconstructionMetrics(model, real, hashKeys(options.seed, Stream.eval, 5)),
-    baselines: reconstructionBaselines(real, inputs.trainMean),
+    ...(await reconstructionMetrics(model, real, hashKeys(options.seed, Stream.eval, 5))),
+    baselines: await reconstructionBaselines(real, inputs.trainMean),
   };
 
   const conditional = model.kind === 'cvae' && heldOut.labelKind !== 'none' && heldOut.labelWidth > 0;
   /** Sample quality, diversity and (conditional models) TSTR of n images drawn from the prior or from `latents`. */
   const sampleNumbers = async (latents?: FittedLatents): Promise<Pick<EvalMetrics, 'sample_quality' | 'diversity' | 'tstr'>> => {
     log(`eval: sampling ${options.n} images from the ${latents ? 'fitted aggregate posterior' : 'prior'}`);
-    const generated = generate(model, inputs.train, options.n, heldOut.size, options.seed, latents);
+    const generated = await generate(model, inputs.train, options.n, heldOut.size, options.seed, latents);
     const sample_quality = await sampleQuality(inputs, options, real, generated, recipe);
     const pairs = options.diversityPairs ?? Math.min(100, Math.floor(Math.min(real.n, generated.n) / 2));
     log(`eval: diversity over ${pairs} pairs`);
     const diversity = {
       pairs,
-      ms_ssim_generated: meanPairMsSsim(generated, pairs, hashKeys(options.seed, Stream.eval, 7)),
-      ms_ssim_real: meanPairMsSsim(real, pairs, hashKeys(options.seed, Stream.eval, 8)),
+      ms_ssim_generated: await meanPairMsSsim(generated, pairs, hashKeys(options.seed, Stream.eval, 7)),
+      ms_ssim_real: await meanPairMsSsim(real, pairs, hashKeys(options.seed, Stream.eval, 8)),
     };
-    return { sample_quality, diversity, tstr: conditional ? tstrMetrics(inputs, options, real, generated, recipe) : null };
+    return { sample_quality, diversity, tstr: conditional ? await tstrMetrics(inputs, options, real, generated, recipe) : null };
   };
   const fromPrior = await sampleNumbers();
   const fitImages = inputs.latentFitImages;
   let fitted_posterior: EvalMetrics['fitted_posterior'] = null;
   if (fitImages && hasGaussianLatent(model)) {
     log(`eval: fitting the aggregate posterior on ${fitImages.n} training images`);
-    fitted_posterior = { n_fit: fitImages.n, ...(await sampleNumbers(fitLatents(model, fitImages))) };
+    fitted_posterior = { n_fit: fitImages.n, ...(await sampleNumbers(await fitLatents(model, fitImages))) };
   }
   return { reconstruction, ...fromPrior, fitted_posterior };
 }

@@ -122,12 +122,12 @@ export class Classifier {
   }
 
   /** Feature vectors (n x FEATURE_DIM) of the images of `data`, batch by batch. */
-  features(data: LabelledImages, batchSize = 128): Float32Array {
+  features(data: LabelledImages, batchSize = 128): Promise<Float32Array> {
     return mapImageBatches(data, batchSize, (b) => this.forward(b)[0]);
   }
 
   /** Class probabilities (softmax) or finding probabilities (sigmoid), n x width. */
-  probabilities(data: LabelledImages, batchSize = 128): Float32Array {
+  probabilities(data: LabelledImages, batchSize = 128): Promise<Float32Array> {
     return mapImageBatches(data, batchSize, (b) => {
       const logits = this.forward(b)[1];
       return this.task.kind === 'multilabel' ? tf.sigmoid(logits) : tf.softmax(logits);
@@ -162,19 +162,22 @@ function toSide(images: tf.Tensor4D, side: number): tf.Tensor4D {
 }
 
 /** `data` at another side, resized as the classifiers resize their inputs. */
-export function resizedImages(data: LabelledImages, side: number, batchSize = 128): LabelledImages {
+export async function resizedImages(data: LabelledImages, side: number, batchSize = 128): Promise<LabelledImages> {
   if (data.size === side) return data;
-  return { ...data, images: mapImageBatches(data, batchSize, (b) => toSide(b, side)), size: side };
+  return { ...data, images: await mapImageBatches(data, batchSize, (b) => toSide(b, side)), size: side };
 }
 
-/** `f` over the images of `data` batch by batch, the outputs' values concatenated. */
-function mapImageBatches(data: LabelledImages, batchSize: number, f: (batch: tf.Tensor4D) => tf.Tensor): Float32Array {
+/** `f` over the images of `data` batch by batch, the outputs' values concatenated (one asynchronous read per batch). */
+async function mapImageBatches(data: LabelledImages, batchSize: number, f: (batch: tf.Tensor4D) => tf.Tensor): Promise<Float32Array> {
   const parts: Float32Array[] = [];
   for (let start = 0; start < data.n; start += batchSize) {
     const indices = Array.from({ length: Math.min(batchSize, data.n - start) }, (_, k) => start + k);
     const out = tf.tidy(() => f(gatherImages(data, indices)));
-    parts.push(out.dataSync() as Float32Array);
-    out.dispose();
+    try {
+      parts.push((await out.data()) as Float32Array);
+    } finally {
+      out.dispose();
+    }
   }
   return concatFloat32(parts);
 }

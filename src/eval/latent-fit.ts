@@ -42,7 +42,7 @@ function gaussianOf(rows: Float32Array, n: number, d: number, posteriorVariance:
 }
 
 /** Encodes `data` (at the model's side, labels for the conditional model) and fits the Gaussians. */
-export function fitLatents(model: VaeModel, data: LabelledImages): FittedLatents {
+export async function fitLatents(model: VaeModel, data: LabelledImages): Promise<FittedLatents> {
   if (!hasGaussianLatent(model))
     throw new LatentFitError(`model '${model.kind}' has a discrete latent part: only the prior can be sampled`);
   const d = model.config.latent_dim;
@@ -52,16 +52,25 @@ export function fitLatents(model: VaeModel, data: LabelledImages): FittedLatents
   const variances = new Float32Array(data.n * d);
   for (let start = 0; start < data.n; start += 64) {
     const m = Math.min(64, data.n - start);
-    const [mu, variance] = tf.tidy(() => {
+    // Means and variances side by side (m x 2d), in one asynchronous read.
+    const both = tf.tidy(() => {
       const images = tf.tensor4d(data.images.subarray(start * per, (start + m) * per), [m, data.size, data.size, data.channels]);
       const labels = conditional
         ? tf.tensor2d(data.labels.subarray(start * data.labelWidth, (start + m) * data.labelWidth), [m, data.labelWidth])
         : undefined;
       const enc = model.encode(images, labels, false);
-      return [enc.mu.dataSync() as Float32Array, tf.exp(enc.logvar).dataSync() as Float32Array];
+      return tf.concat([enc.mu, tf.exp(enc.logvar)], 1);
     });
-    mus.set(mu, start * d);
-    variances.set(variance, start * d);
+    let values: Float32Array;
+    try {
+      values = (await both.data()) as Float32Array;
+    } finally {
+      both.dispose();
+    }
+    for (let i = 0; i < m; i++) {
+      mus.set(values.subarray(2 * i * d, (2 * i + 1) * d), (start + i) * d);
+      variances.set(values.subarray((2 * i + 1) * d, (2 * i + 2) * d), (start + i) * d);
+    }
   }
   const fit = (members: number[]): LatentGaussian => {
     const rows = new Float32Array(members.length * d);

@@ -85,10 +85,23 @@ function qualityTensors(predicted: tf.Tensor4D, target: tf.Tensor4D): QualityTen
 /** Per-image values of a batch, read back from the backend. */
 type Values<T> = { [K in keyof T]: Float32Array };
 
-function readValues<T extends Record<string, tf.Tensor>>(tensors: T): Values<T> {
+/** Reads every tensor back in one asynchronous read (end to end, then split), and disposes them. */
+async function readValues<T extends Record<string, tf.Tensor>>(tensors: T): Promise<Values<T>> {
+  const keys = Object.keys(tensors) as (keyof T)[];
+  const all = tf.tidy(() => tf.concat(keys.map((key) => tf.reshape(tensors[key], [-1]))));
+  let values: Float32Array;
+  try {
+    values = (await all.data()) as Float32Array;
+  } finally {
+    tf.dispose([all, ...Object.values(tensors)]);
+  }
   const out = {} as Values<T>;
-  for (const key of Object.keys(tensors) as (keyof T)[]) out[key] = tensors[key].dataSync() as Float32Array;
-  tf.dispose(Object.values(tensors));
+  let offset = 0;
+  for (const key of keys) {
+    const size = tensors[key].size;
+    out[key] = values.subarray(offset, offset + size);
+    offset += size;
+  }
   return out;
 }
 
@@ -97,7 +110,13 @@ type BatchTensors = QualityTensors & {
   kl: tf.Tensor1D;
 };
 
-function evalBatch(model: VaeModel, data: LabelledImages, indices: number[], seed: number, batchIndex: number): Values<BatchTensors> {
+function evalBatch(
+  model: VaeModel,
+  data: LabelledImages,
+  indices: number[],
+  seed: number,
+  batchIndex: number,
+): Promise<Values<BatchTensors>> {
   return readValues(
     tf.tidy((): BatchTensors => {
       const images = gatherImages(data, indices);
@@ -140,20 +159,25 @@ function summarise(mse: readonly number[], ssim: readonly number[], msSsim: read
   return { mse: meanOf(mse), psnr: meanOf(mse.map(psnrOf)), ssim: meanOf(ssim), ms_ssim: meanOf(msSsim) };
 }
 
-export function reconstructionMetrics(model: VaeModel, data: LabelledImages, seed: number, batchSize = 32): ReconstructionMetrics {
+export async function reconstructionMetrics(
+  model: VaeModel,
+  data: LabelledImages,
+  seed: number,
+  batchSize = 32,
+): Promise<ReconstructionMetrics> {
   const mse: number[] = [];
   const ssimValues: number[] = [];
   const msSsimValues: number[] = [];
   const sse: number[] = [];
   const kl: number[] = [];
-  batchesOf(data, batchSize).forEach((indices, b) => {
-    const v = evalBatch(model, data, indices, seed, b);
+  for (const [b, indices] of batchesOf(data, batchSize).entries()) {
+    const v = await evalBatch(model, data, indices, seed, b);
     mse.push(...v.mse);
     ssimValues.push(...v.ssim);
     msSsimValues.push(...v.msSsim);
     sse.push(...v.sampledSse);
     kl.push(...v.kl);
-  });
+  }
   const pixelValues = data.size * data.size * data.channels;
   const variance = Math.max(meanOf(sse) / pixelValues, MIN_MSE);
   // Sum over pixels of 0.5 (x - mu)^2 / sigma^2 + 0.5 log(2 pi sigma^2).
@@ -171,7 +195,7 @@ export function reconstructionMetrics(model: VaeModel, data: LabelledImages, see
 }
 
 /** The scores of predicting the one image `prediction` (size x size x channels) for every image of `data`. */
-export function constantPredictionScores(prediction: Float32Array, data: LabelledImages, batchSize = 32): ImageScores {
+export async function constantPredictionScores(prediction: Float32Array, data: LabelledImages, batchSize = 32): Promise<ImageScores> {
   if (prediction.length !== data.size * data.size * data.channels) {
     throw new RangeError(
       `a ${data.size}x${data.size}x${data.channels} prediction has ${data.size * data.size * data.channels} values, got ${prediction.length}`,
@@ -181,7 +205,7 @@ export function constantPredictionScores(prediction: Float32Array, data: Labelle
   const ssimValues: number[] = [];
   const msSsimValues: number[] = [];
   for (const indices of batchesOf(data, batchSize)) {
-    const v = readValues(
+    const v = await readValues(
       tf.tidy(() => {
         const one = tf.tensor4d(prediction, [1, data.size, data.size, data.channels]);
         return qualityTensors(tf.tile(one, [indices.length, 1, 1, 1]), gatherImages(data, indices));
@@ -195,9 +219,9 @@ export function constantPredictionScores(prediction: Float32Array, data: Labelle
 }
 
 /** The constant mid-grey image and the training-mean image, scored on `data`. */
-export function reconstructionBaselines(data: LabelledImages, trainMean: Float32Array): ReconstructionBaselines {
+export async function reconstructionBaselines(data: LabelledImages, trainMean: Float32Array): Promise<ReconstructionBaselines> {
   return {
-    constant_grey: constantPredictionScores(new Float32Array(trainMean.length), data),
-    train_mean: constantPredictionScores(trainMean, data),
+    constant_grey: await constantPredictionScores(new Float32Array(trainMean.length), data),
+    train_mean: await constantPredictionScores(trainMean, data),
   };
 }

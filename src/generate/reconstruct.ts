@@ -4,7 +4,7 @@ import type { LoadedRun } from '../train/checkpoint.ts';
 import type { ImageStack } from '../train/images.ts';
 
 /** `images` NHWC in [-1, 1] at the model's size and channels; `labels` (N x L one-hot) for the conditional model. */
-export function reconstruct(run: LoadedRun, images: ImageStack, labels?: Float32Array): ImageStack {
+export async function reconstruct(run: LoadedRun, images: ImageStack, labels?: Float32Array): Promise<ImageStack> {
   const { image_size: size, in_channels: channels } = run.config.model;
   if (images.size !== size || images.channels !== channels) {
     throw new Error(`images are ${images.size}x${images.size}x${images.channels}; this run's model takes ${size}x${size}x${channels}`);
@@ -14,7 +14,11 @@ export function reconstruct(run: LoadedRun, images: ImageStack, labels?: Float32
     const width = labels ? labels.length / images.n : 0;
     return run.model.reconstruct(x, labels ? tf.tensor2d(labels, [images.n, width]) : undefined);
   });
-  const data = out.dataSync() as Float32Array;
-  out.dispose();
+  let data: Float32Array;
+  try {
+    data = (await out.data()) as Float32Array;
+  } finally {
+    out.dispose();
+  }
   return { data, n: images.n, size, channels };
 }

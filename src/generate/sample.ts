@@ -52,7 +52,7 @@ async function fittedLatents(run: LoadedRun, seed: number, log: (line: string) =
   try {
     const images = await readLatentFitImages(split, config, seed);
     log(`fitting the aggregate posterior on ${images.n} images of ${split.description}`);
-    return fitLatents(model, images);
+    return await fitLatents(model, images);
   } finally {
     await split.close();
   }
@@ -86,8 +86,12 @@ export async function sample(run: LoadedRun, options: SampleOptions): Promise<Sa
         ? model.decode(tf.tensor2d(z, [m, config.model.latent_dim]), cond, false)
         : model.sample(m, stepNoise(seed, Stream.sample, 1, chunk), cond);
     });
-    const data = out.dataSync();
-    out.dispose();
+    let data: Float32Array;
+    try {
+      data = (await out.data()) as Float32Array;
+    } finally {
+      out.dispose();
+    }
     const offset = start * size * size * channels;
     for (let i = 0; i < data.length; i++) pixels[offset + i] = denormalize(data[i]!);
   }

@@ -86,7 +86,7 @@ export class VaeGan extends VanillaVae {
       // discriminator to call its images real. Minimising -log(1 - D) instead stops the decoder
       // learning as soon as the discriminator wins, which it does within a few dozen steps.
       const fool = tf.add(bceWithLogits(logitRecon, 1), bceWithLogits(logitPrior, 1));
-      const { discriminator, decoder } = this.gates(realLoss, fakeLoss);
+      const [discriminator, decoder] = this.gates(realLoss, fakeLoss);
       return {
         terms: {
           loss,
@@ -96,8 +96,8 @@ export class VaeGan extends VanillaVae {
           gan,
           gan_real: realLoss,
           gan_fake: fakeLoss,
-          train_discriminator: tf.scalar(discriminator),
-          train_adversarial: tf.scalar(decoder),
+          train_discriminator: discriminator,
+          train_adversarial: decoder,
         },
         objectives: {
           encoder: loss,
@@ -112,13 +112,46 @@ export class VaeGan extends VanillaVae {
    * Which adversarial objectives this step trains (1) or sits out (0), from the discriminator's
    * losses on real and fake images: a discriminator far ahead stops training, one far behind stops
    * the decoder chasing it; if both would stop, both train. gan_margin 0 trains both always.
+   * Computed on the device, as 0/1 scalars the objectives are multiplied by: the step never waits
+   * for the losses to come back to the host (a GPU backend cannot even read them synchronously).
    */
-  private gates(realLoss: tf.Scalar, fakeLoss: tf.Scalar): { discriminator: number; decoder: number } {
+  private gates(realLoss: tf.Scalar, fakeLoss: tf.Scalar): [discriminator: tf.Scalar, decoder: tf.Scalar] {
     const { gan_equilibrium: equilibrium, gan_margin: margin } = this.config;
-    if (margin <= 0) return { discriminator: 1, decoder: 1 };
-    const losses = [realLoss.dataSync()[0]!, fakeLoss.dataSync()[0]!];
-    const discriminator = losses.some((l) => l < equilibrium - margin) ? 0 : 1;
-    const decoder = losses.some((l) => l > equilibrium + margin) ? 0 : 1;
-    return discriminator + decoder === 0 ? { discriminator: 1, decoder: 1 } : { discriminator, decoder };
+    if (margin <= 0) return [tf.scalar(1), tf.scalar(1)];
+    return asConstant(() => {
+      // 1 where some loss is below equilibrium - margin (the discriminator is far ahead), else 0;
+      // a NaN loss compares false, as it did on the host.
+      const below = (l: tf.Scalar): tf.Tensor => tf.cast(lessThan(l, equilibrium - margin), 'float32');
+      const above = (l: tf.Scalar): tf.Tensor => tf.cast(greaterThan(l, equilibrium + margin), 'float32');
+      const ahead = tf.maximum(below(realLoss), below(fakeLoss));
+      const behind = tf.maximum(above(realLoss), above(fakeLoss));
+      // discriminator = !ahead || behind, decoder = !behind || ahead: both 1 when both would stop.
+      return tf.stack([tf.sub(1, tf.mul(ahead, tf.sub(1, behind))), tf.sub(1, tf.mul(behind, tf.sub(1, ahead)))]);
+    }).unstack() as [tf.Scalar, tf.Scalar];
   }
+}
+
+/**
+ * The tensor `compute` makes, as a constant to differentiation (a stop-gradient): computed inside
+ * a custom-gradient op that takes no inputs, so the tape records one node that no variable leads
+ * to, and no gradient flows through it (tf.less has none), as through the numbers these gates were
+ * when they were read back to the host.
+ */
+function asConstant(compute: () => tf.Tensor): tf.Tensor {
+  return tf.customGrad(() => ({ value: compute(), gradFunc: () => [] }))();
+}
+
+/**
+ * l < t for a float32 `l` and a number `t`, exactly as JavaScript compares them, though the device
+ * compares with t rounded to float32: when t rounds down, l < t is l <= round(t).
+ */
+function lessThan(l: tf.Tensor, t: number): tf.Tensor {
+  const t32 = Math.fround(t);
+  return t32 < t ? tf.lessEqual(l, t32) : tf.less(l, t32);
+}
+
+/** l > t for a float32 `l` and a number `t`, exactly (see lessThan): when t rounds up, l > t is l >= round(t). */
+function greaterThan(l: tf.Tensor, t: number): tf.Tensor {
+  const t32 = Math.fround(t);
+  return t32 > t ? tf.greaterEqual(l, t32) : tf.greater(l, t32);
 }

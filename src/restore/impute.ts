@@ -35,7 +35,7 @@ export interface Imputation {
 }
 
 /** `masks`: n x size x size, 1 = missing. */
-export function imputeImages(model: VaeModel, data: LabelledImages, masks: Uint8Array, opts: ImputeOptions): Imputation {
+export async function imputeImages(model: VaeModel, data: LabelledImages, masks: Uint8Array, opts: ImputeOptions): Promise<Imputation> {
   const { size, channels } = data;
   if (!Number.isInteger(opts.samples) || opts.samples < 1) throw new RangeError(`--samples must be an integer >= 1, got ${opts.samples}`);
   const init = meanFill(asImages(data), masks);
@@ -47,18 +47,24 @@ export function imputeImages(model: VaeModel, data: LabelledImages, masks: Uint8
     const start0 = sliceTensor(init, start, count, size, channels);
     const missing = tf.tensor4d(masks.subarray(start * size * size, (start + count) * size * size), [count, size, size, 1], 'float32');
     const labels = labelsFor(model, data, start, count);
-    for (let s = 0; s < opts.samples; s++) {
-      const noise = stepNoise(opts.seed, Stream.eval, IMPUTE_KEY, IMPUTE_METHODS.indexOf(opts.method), (opts.firstIndex ?? 0) + start, s);
-      const result = runChain(
-        model,
-        { images, missing, init: start0, labels },
-        { method: opts.method, iters: opts.iters, sigma: opts.sigma, noise },
-      );
-      samples[s]!.set(result.imputed.dataSync(), start * per);
-      result.imputed.dispose();
-      accepted += (result.acceptance ?? 0) * count;
+    try {
+      for (let s = 0; s < opts.samples; s++) {
+        const noise = stepNoise(opts.seed, Stream.eval, IMPUTE_KEY, IMPUTE_METHODS.indexOf(opts.method), (opts.firstIndex ?? 0) + start, s);
+        const result = await runChain(
+          model,
+          { images, missing, init: start0, labels },
+          { method: opts.method, iters: opts.iters, sigma: opts.sigma, noise },
+        );
+        try {
+          samples[s]!.set(await result.imputed.data(), start * per);
+        } finally {
+          result.imputed.dispose();
+        }
+        accepted += (result.acceptance ?? 0) * count;
+      }
+    } finally {
+      tf.dispose([images, start0, missing, labels] as tf.TensorContainer);
     }
-    tf.dispose([images, start0, missing, labels] as tf.TensorContainer);
     opts.counter?.advance(count);
   }
   const mean = new Float32Array(data.images.length);

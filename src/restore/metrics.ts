@@ -39,11 +39,13 @@ function tensorOf(data: Float32Array, t: Images): tf.Tensor4D {
 }
 
 /** SSIM of each image (valid windows, mean over channels), as src/eval reports it. */
-export function ssimPerImage(predicted: Float32Array, target: Images): number[] {
+export async function ssimPerImage(predicted: Float32Array, target: Images): Promise<number[]> {
   const v = tf.tidy(() => evalSsim(tensorOf(predicted, target), tensorOf(target.data, target), DATA_RANGE));
-  const out = Array.from(v.dataSync());
-  v.dispose();
-  return out;
+  try {
+    return Array.from(await v.data());
+  } finally {
+    v.dispose();
+  }
 }
 
 /** The SSIM map on valid windows: (n * channels) x (size - 10) x (size - 10) x 1, image-major. */
@@ -63,7 +65,7 @@ function ssimMap(a: tf.Tensor4D, b: tf.Tensor4D): tf.Tensor4D {
 }
 
 /** Mean SSIM over the valid windows centred on a missing pixel, per image (mean over channels). */
-export function maskedSsimPerImage(predicted: Float32Array, target: Images, masks: Uint8Array): number[] {
+export async function maskedSsimPerImage(predicted: Float32Array, target: Images, masks: Uint8Array): Promise<number[]> {
   const { n, size, channels } = target;
   const half = (EVAL_SSIM_WINDOW - 1) / 2;
   const inner = size - 2 * half;
@@ -72,8 +74,12 @@ export function maskedSsimPerImage(predicted: Float32Array, target: Images, mask
       `SSIM on valid ${EVAL_SSIM_WINDOW}x${EVAL_SSIM_WINDOW} windows needs images of at least ${EVAL_SSIM_WINDOW} pixels, got ${size}`,
     );
   const map = tf.tidy(() => ssimMap(tensorOf(predicted, target), tensorOf(target.data, target)));
-  const values = map.dataSync();
-  map.dispose();
+  let values: Float32Array;
+  try {
+    values = (await map.data()) as Float32Array;
+  } finally {
+    map.dispose();
+  }
   const out: number[] = [];
   for (let k = 0; k < n; k++) {
     let sum = 0;

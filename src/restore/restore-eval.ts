@@ -104,13 +104,13 @@ export async function restorationMetrics(model: VaeModel, config: ExperimentConf
   if (opts.tasks.includes('impute')) {
     const mask = opts.mask ?? DEFAULT_MASK;
     const masks = (await maskSource(parseMaskSpec(mask), test.size, opts.seed))(0, test.n);
-    const sigma = fitDecoderSigma(model, val, opts.seed, batch);
+    const sigma = await fitDecoderSigma(model, val, opts.seed, batch);
     const iters = opts.iters ?? 20;
     const samples = opts.samples ?? 1;
     opts.log?.(
       `restore: imputing ${mask} on ${test.n} images (${iters} iterations x ${samples} chains per method, decoder sigma ${sigma.toPrecision(4)})`,
     );
-    out.imputation = imputationTask(model, test, masks, {
+    out.imputation = await imputationTask(model, test, masks, {
       mask,
       methods: IMPUTE_METHODS,
       iters,
@@ -132,9 +132,10 @@ export async function restorationMetrics(model: VaeModel, config: ExperimentConf
       const shown = Float32Array.from(few.images, (v, i) =>
         fewMasks[Math.floor(i / test.channels)] === 1 ? (test.channels === 3 && i % 3 === 1 ? -1 : test.channels === 3 ? 1 : -1) : v,
       );
-      const chains = IMPUTE_METHODS.map(
-        (method) => imputeImages(model, few, fewMasks, { method, iters, samples, sigma, seed: opts.seed, batch }).mean,
-      );
+      const chains: Float32Array[] = [];
+      for (const method of IMPUTE_METHODS) {
+        chains.push((await imputeImages(model, few, fewMasks, { method, iters, samples, sigma, seed: opts.seed, batch })).mean);
+      }
       const file = `restore-impute-${mask.replace(/[^a-z0-9.]+/gi, '-')}.png`;
       await rowsGrid(join(opts.gridDir, file), few, [
         few.images,
@@ -150,7 +151,7 @@ export async function restorationMetrics(model: VaeModel, config: ExperimentConf
     out.denoising = [];
     for (const name of opts.noises ?? DEFAULT_NOISES) {
       const spec = parseNoise(name);
-      const m = denoisingTask(model, val, test, spec, opts.seed, batch);
+      const m = await denoisingTask(model, val, test, spec, opts.seed, batch);
       out.denoising.push(m);
       opts.log?.(
         `restore: denoise ${m.noise}: PSNR noisy ${m.noisy.psnr.toFixed(2)}, model ${m.model.psnr.toFixed(2)}, blur ${m.gaussian_blur.psnr.toFixed(2)}, median ${m.median.psnr.toFixed(2)} dB`,
@@ -170,7 +171,7 @@ export async function restorationMetrics(model: VaeModel, config: ExperimentConf
         await rowsGrid(join(opts.gridDir, file), few, [
           few.images,
           noisy,
-          modelDenoise(model, few, noisy, batch),
+          await modelDenoise(model, few, noisy, batch),
           gaussianBlur(noisyImages, m.gaussian_blur.sigma),
           medianFilter(noisyImages, m.median.window),
         ]);
@@ -180,23 +181,23 @@ export async function restorationMetrics(model: VaeModel, config: ExperimentConf
       }
     }
   }
-  if (opts.tasks.includes('score')) out.scores = scoreTask(model, test, val, classes, opts, batch);
+  if (opts.tasks.includes('score')) out.scores = await scoreTask(model, test, val, classes, opts, batch);
   return out;
 }
 
-function scoreTask(
+async function scoreTask(
   model: VaeModel,
   test: LabelledImages,
   val: LabelledImages,
   classes: (number | null)[],
   opts: RestorationOptions,
   batch: number,
-): ScoreMetrics {
+): Promise<ScoreMetrics> {
   const normal = opts.normal ? [...opts.normal] : null;
   if (normal) checkNormalClasses(classes, normal, []);
-  const sigma = fitDecoderSigma(model, val, opts.seed, batch);
+  const sigma = await fitDecoderSigma(model, val, opts.seed, batch);
   const samples = opts.scoreSamples ?? 16;
-  const s = scoreImages(model, test, { sigma, samples, seed: opts.seed, batch });
+  const s = await scoreImages(model, test, { sigma, samples, seed: opts.seed, batch });
   const isNormal = classes.map((c) => normal !== null && normal.includes(c ?? -1));
   return {
     n: test.n,

@@ -55,13 +55,16 @@ function clamp(original: tf.Tensor4D, fill: tf.Tensor4D, missingFull: tf.Tensor)
   return tf.where(missingFull as tf.Tensor<tf.Rank.R4>, fill, original);
 }
 
-export function runChain(model: VaeModel, input: ChainInput, opts: ChainOptions): ChainResult {
+/** Runs the chain on the device; the one value read back (MWG's acceptance) is read asynchronously at the end. */
+export async function runChain(model: VaeModel, input: ChainInput, opts: ChainOptions): Promise<ChainResult> {
   requireEncoder(model);
   if (!Number.isInteger(opts.iters) || opts.iters < 1) throw new RangeError(`iterations must be an integer >= 1, got ${opts.iters}`);
   const channels = input.images.shape[3];
   const missingFull = tf.tidy(() => tf.cast(tf.tile(input.missing, [1, 1, 1, channels]), 'bool'));
   try {
-    return opts.method === 'mwg' ? metropolisWithinGibbs(model, input, opts, missingFull) : pseudoGibbs(model, input, opts, missingFull);
+    return opts.method === 'mwg'
+      ? await metropolisWithinGibbs(model, input, opts, missingFull)
+      : pseudoGibbs(model, input, opts, missingFull);
   } finally {
     missingFull.dispose();
   }
@@ -83,7 +86,7 @@ function pseudoGibbs(model: VaeModel, input: ChainInput, opts: ChainOptions, mis
 
 type MwgState = { x: tf.Tensor4D; z: tf.Tensor2D; mean: tf.Tensor4D; logObs: tf.Tensor1D; accepted: tf.Scalar };
 
-function metropolisWithinGibbs(model: VaeModel, input: ChainInput, opts: ChainOptions, missingFull: tf.Tensor): ChainResult {
+async function metropolisWithinGibbs(model: VaeModel, input: ChainInput, opts: ChainOptions, missingFull: tf.Tensor): Promise<ChainResult> {
   const { sigma, noise, iters } = opts;
   const n = input.images.shape[0];
   const observed = tf.tidy(() => tf.sub(1, input.missing) as tf.Tensor4D);
@@ -116,7 +119,14 @@ function metropolisWithinGibbs(model: VaeModel, input: ChainInput, opts: ChainOp
     state = next;
   }
   const imputed = tf.tidy(() => clamp(input.images, state.mean, missingFull));
-  const acceptance = state.accepted.dataSync()[0]! / (n * iters);
-  tf.dispose([state, observed]);
-  return { imputed, acceptance };
+  let accepted: number;
+  try {
+    accepted = (await state.accepted.data())[0]!;
+  } catch (e) {
+    imputed.dispose();
+    throw e;
+  } finally {
+    tf.dispose([state, observed]);
+  }
+  return { imputed, acceptance: accepted / (n * iters) };
 }

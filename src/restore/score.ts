@@ -44,7 +44,7 @@ function logMeanExp(xs: readonly number[]): number {
 
 type EncodingTensors = { mu: tf.Tensor2D; logvar: tf.Tensor2D; discreteLogits: tf.Tensor2D[] };
 
-export function scoreImages(model: VaeModel, data: LabelledImages, opts: ScoreOptions): ImageScoreRows {
+export async function scoreImages(model: VaeModel, data: LabelledImages, opts: ScoreOptions): Promise<ImageScoreRows> {
   requireEncoder(model);
   if (!Number.isInteger(opts.samples) || opts.samples < 1) throw new RangeError(`--samples must be an integer >= 1, got ${opts.samples}`);
   const out: ImageScoreRows = { neg_elbo: [], neg_iwae: [], recon_mse: [] };
@@ -55,30 +55,43 @@ export function scoreImages(model: VaeModel, data: LabelledImages, opts: ScoreOp
       const e = model.encode(x, labels, false);
       return { mu: e.mu, logvar: e.logvar, discreteLogits: e.discreteLogits ?? [] };
     });
-    const fixed = tf.tidy(() => {
-      const discreteKl = enc.discreteLogits.map((l) => {
-        const logQ = tf.logSoftmax(l);
-        return tf.add(tf.sum(tf.mul(tf.exp(logQ), logQ), 1), Math.log(l.shape[1]));
-      });
-      return {
-        kl: discreteKl.reduce<tf.Tensor>((acc, k) => tf.add(acc, k), gaussianKlPerSample(enc.mu, enc.logvar)),
-        mse: tf.mean(tf.square(tf.sub(model.reconstruct(x, labels), x)), [1, 2, 3]),
-      };
-    });
-    const kl = fixed.kl.dataSync();
-    const mse = fixed.mse.dataSync();
-    const noise = stepNoise(opts.seed, Stream.eval, SCORE_KEY, (opts.firstIndex ?? 0) + start);
+    // Per image: the KL, the reconstruction MSE, then each sample's log-likelihood and log-weight,
+    // rows of one tensor (2 + 2K) x count, read back once per batch.
+    const rows: tf.Tensor[] = [];
+    let values: Float32Array;
+    try {
+      rows.push(
+        tf.tidy(() => {
+          const discreteKl = enc.discreteLogits.map((l) => {
+            const logQ = tf.logSoftmax(l);
+            return tf.add(tf.sum(tf.mul(tf.exp(logQ), logQ), 1), Math.log(l.shape[1]));
+          });
+          return discreteKl.reduce<tf.Tensor>((acc, k) => tf.add(acc, k), gaussianKlPerSample(enc.mu, enc.logvar));
+        }),
+        tf.tidy(() => tf.mean(tf.square(tf.sub(model.reconstruct(x, labels), x)), [1, 2, 3])),
+      );
+      const noise = stepNoise(opts.seed, Stream.eval, SCORE_KEY, (opts.firstIndex ?? 0) + start);
+      for (let k = 0; k < opts.samples; k++) {
+        const step = tf.tidy(() => {
+          const z = sampleLatent(enc, noise);
+          const logLik = gaussianLogLikelihood(x, model.decode(z, labels, false), opts.sigma);
+          return tf.stack([logLik, tf.sub(tf.add(logLik, logPrior(enc, z)), logPosterior(enc, z))]);
+        });
+        rows.push(step);
+      }
+      const all = tf.tidy(() => tf.concat(rows.map((r) => tf.reshape(r, [-1]))));
+      rows.push(all);
+      values = (await all.data()) as Float32Array;
+    } finally {
+      tf.dispose([x, labels, enc, ...rows] as tf.TensorContainer);
+    }
+    const kl = values.subarray(0, count);
+    const mse = values.subarray(count, 2 * count);
     const logWeights: number[][] = Array.from({ length: count }, () => []);
     const nll = new Float64Array(count);
     for (let k = 0; k < opts.samples; k++) {
-      const step = tf.tidy(() => {
-        const z = sampleLatent(enc, noise);
-        const logLik = gaussianLogLikelihood(x, model.decode(z, labels, false), opts.sigma);
-        return { logLik, logW: tf.sub(tf.add(logLik, logPrior(enc, z)), logPosterior(enc, z)) };
-      });
-      const ll = step.logLik.dataSync();
-      const lw = step.logW.dataSync();
-      tf.dispose(step);
+      const ll = values.subarray((2 + 2 * k) * count, (3 + 2 * k) * count);
+      const lw = values.subarray((3 + 2 * k) * count, (4 + 2 * k) * count);
       for (let i = 0; i < count; i++) {
         nll[i] -= ll[i]! / opts.samples;
         logWeights[i]!.push(lw[i]!);
@@ -89,7 +102,6 @@ export function scoreImages(model: VaeModel, data: LabelledImages, opts: ScoreOp
       out.neg_iwae.push(-logMeanExp(logWeights[i]!));
       out.recon_mse.push(mse[i]!);
     }
-    tf.dispose([x, labels, enc, fixed] as tf.TensorContainer);
     opts.counter?.advance(count);
   }
   return out;

@@ -14,18 +14,31 @@ import { requireEncoder } from './samplers.ts';
 const SIGMA_KEY = 50;
 const MIN_VARIANCE = 1e-10;
 
-export function fitDecoderSigma(model: VaeModel, data: LabelledImages, seed: number, batch = 32): number {
+export async function fitDecoderSigma(model: VaeModel, data: LabelledImages, seed: number, batch = 32): Promise<number> {
   requireEncoder(model);
-  let sse = 0;
-  for (const { start, count } of ranges(data.n, batch)) {
-    const s = tf.tidy(() => {
-      const x = sliceTensor(data.images, start, count, data.size, data.channels);
-      const labels = labelsFor(model, data, start, count);
-      const z = sampleLatent(model.encode(x, labels, false), stepNoise(seed, Stream.eval, SIGMA_KEY, start));
-      return tf.sum(tf.square(tf.sub(model.decode(z, labels, false), x)));
-    });
-    sse += s.dataSync()[0]!;
-    s.dispose();
+  // Each batch's squared error stays on the device; all of them come back in one read at the end.
+  const parts: tf.Tensor[] = [];
+  let values: Float32Array = new Float32Array(0);
+  try {
+    for (const { start, count } of ranges(data.n, batch)) {
+      parts.push(
+        tf.tidy(() => {
+          const x = sliceTensor(data.images, start, count, data.size, data.channels);
+          const labels = labelsFor(model, data, start, count);
+          const z = sampleLatent(model.encode(x, labels, false), stepNoise(seed, Stream.eval, SIGMA_KEY, start));
+          return tf.sum(tf.square(tf.sub(model.decode(z, labels, false), x)));
+        }),
+      );
+    }
+    if (parts.length > 0) {
+      const all = tf.stack(parts);
+      parts.push(all);
+      values = (await all.data()) as Float32Array;
+    }
+  } finally {
+    tf.dispose(parts);
   }
+  let sse = 0;
+  for (const v of values) sse += v;
   return Math.sqrt(Math.max(sse / data.images.length, MIN_VARIANCE));
 }

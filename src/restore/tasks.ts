@@ -41,12 +41,15 @@ export interface DenoisingMetrics {
   median: Quality & { window: number };
 }
 
-function maskedQuality(predicted: Float32Array, target: Images, masks: Uint8Array): Quality {
-  return { psnr: finiteMean(maskedPsnrPerImage(predicted, target, masks)), ssim: finiteMean(maskedSsimPerImage(predicted, target, masks)) };
+async function maskedQuality(predicted: Float32Array, target: Images, masks: Uint8Array): Promise<Quality> {
+  return {
+    psnr: finiteMean(maskedPsnrPerImage(predicted, target, masks)),
+    ssim: finiteMean(await maskedSsimPerImage(predicted, target, masks)),
+  };
 }
 
-function quality(predicted: Float32Array, target: Images): Quality {
-  return { psnr: finiteMean(psnrPerImage(predicted, target)), ssim: finiteMean(ssimPerImage(predicted, target)) };
+async function quality(predicted: Float32Array, target: Images): Promise<Quality> {
+  return { psnr: finiteMean(psnrPerImage(predicted, target)), ssim: finiteMean(await ssimPerImage(predicted, target)) };
 }
 
 export interface ImputationTaskOptions {
@@ -60,12 +63,17 @@ export interface ImputationTaskOptions {
   log?: (line: string) => void;
 }
 
-export function imputationTask(model: VaeModel, test: LabelledImages, masks: Uint8Array, opts: ImputationTaskOptions): ImputationMetrics {
+export async function imputationTask(
+  model: VaeModel,
+  test: LabelledImages,
+  masks: Uint8Array,
+  opts: ImputationTaskOptions,
+): Promise<ImputationMetrics> {
   const target = asImages(test);
   const methods: ImputationMetrics['methods'] = {};
   for (const method of opts.methods) {
     const counter = createCounter(`impute ${opts.mask} (${method})`, test.n, opts.log);
-    const result = imputeImages(model, test, masks, {
+    const result = await imputeImages(model, test, masks, {
       method,
       iters: opts.iters,
       samples: opts.samples,
@@ -83,7 +91,7 @@ export function imputationTask(model: VaeModel, test: LabelledImages, masks: Uin
       count += test.channels;
     }
     methods[method] = {
-      ...maskedQuality(result.mean, target, masks),
+      ...(await maskedQuality(result.mean, target, masks)),
       acceptance: result.acceptance,
       mean_spread: count > 0 ? spread / count : NaN,
     };
@@ -100,22 +108,25 @@ export function imputationTask(model: VaeModel, test: LabelledImages, masks: Uin
     missing_fraction: missing / masks.length,
     methods,
     baselines: {
-      mean_fill: maskedQuality(meanFill(target, masks), target, masks),
-      harmonic: maskedQuality(harmonicInpaint(target, masks), target, masks),
+      mean_fill: await maskedQuality(meanFill(target, masks), target, masks),
+      harmonic: await maskedQuality(harmonicInpaint(target, masks), target, masks),
     },
   };
 }
 
 /** The model's denoising: the posterior-mean reconstruction of the noisy image. */
-export function modelDenoise(model: VaeModel, data: LabelledImages, noisy: Float32Array, batch: number): Float32Array {
+export async function modelDenoise(model: VaeModel, data: LabelledImages, noisy: Float32Array, batch: number): Promise<Float32Array> {
   const out = new Float32Array(noisy.length);
   const per = data.size * data.size * data.channels;
   for (const { start, count } of ranges(data.n, batch)) {
     const rec = tf.tidy(() =>
       model.reconstruct(sliceTensor(noisy, start, count, data.size, data.channels), labelsFor(model, data, start, count)),
     );
-    out.set(rec.dataSync(), start * per);
-    rec.dispose();
+    try {
+      out.set(await rec.data(), start * per);
+    } finally {
+      rec.dispose();
+    }
   }
   return out;
 }
@@ -140,14 +151,14 @@ function choose<P extends number>(params: readonly P[], filter: (images: Images,
 export const VAL_STREAM = 1;
 export const TEST_STREAM = 2;
 
-export function denoisingTask(
+export async function denoisingTask(
   model: VaeModel,
   val: LabelledImages,
   test: LabelledImages,
   spec: NoiseSpec,
   seed: number,
   batch: number,
-): DenoisingMetrics {
+): Promise<DenoisingMetrics> {
   const cleanVal = asImages(val);
   const cleanTest = asImages(test);
   const noisyVal: Images = { ...cleanVal, data: addNoise(val.images, val.n, val.channels, spec, seed, 0, VAL_STREAM) };
@@ -157,10 +168,10 @@ export function denoisingTask(
   return {
     noise: noiseName(spec),
     n: test.n,
-    noisy: quality(noisyTest.data, cleanTest),
-    model: quality(modelDenoise(model, test, noisyTest.data, batch), cleanTest),
-    model_on_clean: quality(modelDenoise(model, test, test.images, batch), cleanTest),
-    gaussian_blur: { ...quality(gaussianBlur(noisyTest, sigma), cleanTest), sigma },
-    median: { ...quality(medianFilter(noisyTest, window), cleanTest), window },
+    noisy: await quality(noisyTest.data, cleanTest),
+    model: await quality(await modelDenoise(model, test, noisyTest.data, batch), cleanTest),
+    model_on_clean: await quality(await modelDenoise(model, test, test.images, batch), cleanTest),
+    gaussian_blur: { ...(await quality(gaussianBlur(noisyTest, sigma), cleanTest)), sigma },
+    median: { ...(await quality(medianFilter(noisyTest, window), cleanTest)), window },
   };
 }

@@ -14,10 +14,10 @@ export interface ImageStack {
   channels: 1 | 3;
 }
 
-/** A model output tensor as a stack (reads it back once). */
-export function stackFromTensor(t: tf.Tensor4D): ImageStack {
+/** A model output tensor as a stack (reads it back once, asynchronously). */
+export async function stackFromTensor(t: tf.Tensor4D): Promise<ImageStack> {
   const [n, size, , channels] = t.shape;
-  return { data: t.dataSync() as Float32Array, n, size, channels: channels as 1 | 3 };
+  return { data: (await t.data()) as Float32Array, n, size, channels: channels as 1 | 3 };
 }
 
 /** [-1, 1] -> [0, 255] uint8, clamped: the inverse of the loader's mean 0.5 / std 0.5 normalisation. */

@@ -53,7 +53,7 @@ export async function writeSampleGrid(
   );
   try {
     const captions = conditional ? Array.from({ length: n }, (_, k) => labelNames[k % labelWidth] ?? String(k % labelWidth)) : undefined;
-    await writeGrid(file, stackFromTensor(images), { cols: Math.ceil(Math.sqrt(n)), captions });
+    await writeGrid(file, await stackFromTensor(images), { cols: Math.ceil(Math.sqrt(n)), captions });
   } finally {
     images.dispose();
   }
@@ -84,7 +84,7 @@ export async function writeReconstructionGrid(
               .join(',');
           })
         : undefined;
-    await writeGrid(file, stackFromTensor(both), { cols: n, captions });
+    await writeGrid(file, await stackFromTensor(both), { cols: n, captions });
   } finally {
     both.dispose();
   }

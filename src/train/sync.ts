@@ -2,7 +2,7 @@
 // go out as one list of buffers and come back averaged over workers, BatchNorm's batch statistics
 // come back summed. With one worker nothing is copied: the collective is the identity.
 import * as tf from '@tensorflow/tfjs';
-import { readInto, tensorsFrom, totalSize } from '../backend/tensor-io.ts';
+import { readInto, startReadInto, tensorsFrom, totalSize } from '../backend/tensor-io.ts';
 import type { Collective } from '../distributed/collective/collective.ts';
 import type { PendingStatistics } from '../models/batch-norm.ts';
 import { addWeighted, type OnGradient } from './step.ts';
@@ -11,9 +11,9 @@ import { addWeighted, type OnGradient } from './step.ts';
 export type StepCollective = Pick<Collective, 'rank' | 'worldSize' | 'progressesInBackground' | 'allReduceMean' | 'broadcast' | 'stats'>;
 
 /** The tensors' values end to end in a fresh array (for the occasional broadcast and checksum). */
-function readFlat(tensors: readonly tf.Tensor[]): Float32Array {
+async function readFlat(tensors: readonly tf.Tensor[]): Promise<Float32Array> {
   const values = new Float32Array(totalSize(tensors));
-  readInto(tensors, values);
+  await readInto(tensors, values);
   return values;
 }
 
@@ -60,6 +60,10 @@ export class OverlappedReducer {
   private readonly launched: Promise<void>[] = [];
   private bucket = 0;
   private filled = 0;
+  /** Reads into the bucket being filled that a backend without synchronous access still has under way. */
+  private reads: Promise<void>[] = [];
+  /** Once a bucket waited for reads: settles when the last launched bucket's all-reduce has started. */
+  private earlierStarted: Promise<void> | undefined;
   private inFlight = 0;
   private failure: Error | undefined;
   private bytes = 0;
@@ -148,11 +152,18 @@ export class OverlappedReducer {
     if (this.filled > 0 && this.filled + grad.size > this.bucketElements) this.launch();
     // A gradient larger than a bucket gets a bucket of its own size, as in DDP.
     const bucket = this.bucketFloats(this.bucket, Math.max(this.bucketElements, grad.size));
-    readInto([grad], bucket.subarray(this.filled, this.filled + grad.size));
+    // Done at once on wasm; on other backends under way, and the bucket goes out once it is done.
+    const read = startReadInto([grad], bucket.subarray(this.filled, this.filled + grad.size));
+    if (read) this.reads.push(read.catch((e: unknown) => this.fail(e)));
     this.slots.push({ group, name, shape: grad.shape, bucket: this.bucket });
     this.filled += grad.size;
     // A full bucket goes at once, not when the next gradient arrives: that may be a whole layer later.
     if (this.filled >= this.bucketElements) this.launch();
+  }
+
+  /** Records the first failure (a read or an all-reduce): the walk stops with it, finish throws it. */
+  private fail(e: unknown): void {
+    this.failure ??= e instanceof Error ? e : new Error(String(e));
   }
 
   /** Bucket k's array, its first `size` floats; every step fills the same buckets. */
@@ -164,17 +175,33 @@ export class OverlappedReducer {
     const values = this.bucketFloats(this.bucket, this.filled);
     this.bytes += values.byteLength;
     this.inFlight += 1;
+    const reads = this.reads;
+    this.reads = [];
+    const reduce = (): Promise<void> => this.collective.allReduceMean([values]);
+    let reduced: Promise<void>;
+    if (reads.length === 0 && this.earlierStarted === undefined) {
+      // The values are all there (wasm): started at once, so that a ring on its own thread moves
+      // them while the walk goes on without pausing.
+      reduced = reduce();
+    } else {
+      // Once the backend has handed the values over, and after every earlier bucket's all-reduce
+      // has started: every rank must start them in the same order, whenever its reads finish.
+      const ready = Promise.all([this.earlierStarted, ...reads]);
+      reduced = ready.then(() => {
+        if (this.failure) throw this.failure;
+        return reduce();
+      });
+      // Settles after the callback above has run (callbacks run in the order they were added).
+      this.earlierStarted = ready.then(() => undefined);
+    }
     this.launched.push(
-      this.collective
-        .allReduceMean([values])
+      reduced
         .then(() => {
           // Read at once: the next all-reduce cannot finish, and overwrite these, before I/O runs.
           const { lastAllReduceStartedAt: startedAt, lastAllReduceWaitMs: waitMs } = this.collective.stats();
           this.timings.push({ startedAt, firstFrameAt: startedAt + waitMs });
         })
-        .catch((e: unknown) => {
-          this.failure ??= e instanceof Error ? e : new Error(String(e));
-        })
+        .catch((e: unknown) => this.fail(e))
         .finally(() => {
           this.inFlight -= 1;
         }),
@@ -222,7 +249,7 @@ export async function averageAcrossWorkers(
   const gradTensors = slots.map(({ group, name }) => grads[group]![name]!);
   const tensors = [...gradTensors, ...statistics.flatMap((s) => [s.shiftedSum, s.shiftedSquares])];
   const values = pooledFloats(collective, 0, totalSize(tensors));
-  readInto(tensors, values);
+  await readInto(tensors, values);
   // The last slot votes on stopping: any worker asked to stop (Ctrl-C) makes all stop after this
   // same step, so none is left waiting in an all-reduce its peers never join.
   const scalars = Float32Array.from([...termNames.map((n) => terms[n]!), ...statistics.map((s) => s.count), stopRequested ? 1 : 0]);
@@ -257,7 +284,7 @@ export async function averageAcrossWorkers(
 /** Makes every worker start from rank 0's weights and shared state. */
 export async function broadcastWeights(collective: StepCollective, variables: tf.Variable[]): Promise<void> {
   if (collective.worldSize === 1) return;
-  const values = readFlat(variables);
+  const values = await readFlat(variables);
   await collective.broadcast([values], 0);
   tensorsFrom(
     values,
@@ -269,8 +296,8 @@ export async function broadcastWeights(collective: StepCollective, variables: tf
 }
 
 /** A 32-bit FNV-1a-style hash, word by word, over the exact bits of every variable: equal on all workers unless they diverged. */
-export function weightsChecksum(variables: tf.Variable[]): number {
-  const values = readFlat(variables);
+export async function weightsChecksum(variables: tf.Variable[]): Promise<number> {
+  const values = await readFlat(variables);
   const words = new Uint32Array(values.buffer, values.byteOffset, values.length);
   let h = 0x811c9dc5;
   for (let i = 0; i < words.length; i++) {
@@ -290,7 +317,7 @@ export class ReplicaDivergenceError extends Error {
  */
 export async function checkReplicasAgree(collective: StepCollective, variables: tf.Variable[], step: number): Promise<void> {
   if (collective.worldSize === 1) return;
-  const mine = weightsChecksum(variables);
+  const mine = await weightsChecksum(variables);
   const root = new Float32Array([mine >>> 16, mine & 0xffff]);
   await collective.broadcast([root], 0);
   const differs = new Float32Array([root[0] === mine >>> 16 && root[1] === (mine & 0xffff) ? 0 : 1]);

@@ -120,6 +120,47 @@ function batchTensors(batch: Batch, start: number, end: number): { images: tf.Te
   return { images, labels };
 }
 
+/** One micro-batch's loss terms, stacked in `names` order on the device, and its share of the batch. */
+interface TermPart {
+  names: string[];
+  values: tf.Tensor1D;
+  weight: number;
+}
+
+/** The terms of a micro-batch as one tensor, in the order of `names` (the first micro-batch's) or their own. */
+function stackTerms(terms: Record<string, tf.Scalar>, names: string[] | undefined, weight: number): TermPart {
+  const order = names ?? Object.keys(terms);
+  const missing = order.filter((n) => !terms[n]);
+  if (missing.length > 0 || Object.keys(terms).length !== order.length) {
+    throw new Error(`micro-batches report different loss terms: ${Object.keys(terms).join(', ')} vs ${order.join(', ')}`);
+  }
+  return { names: order, values: tf.tidy(() => tf.stack(order.map((n) => terms[n]!)) as tf.Tensor1D), weight };
+}
+
+/**
+ * The step's loss terms, each the sum over micro-batches of weight x value: every micro-batch's
+ * terms in one read from the backend, asynchronous (a GPU backend has no synchronous read), summed
+ * here in double precision. Disposes the parts.
+ */
+async function readTerms(parts: readonly TermPart[]): Promise<Record<string, number>> {
+  const terms: Record<string, number> = {};
+  if (parts.length === 0) return terms;
+  const all = tf.tidy(() => tf.concat(parts.map((p) => p.values)));
+  let values: Float32Array;
+  try {
+    values = (await all.data()) as Float32Array;
+  } finally {
+    tf.dispose([all, ...parts.map((p) => p.values)]);
+  }
+  const names = parts[0]!.names;
+  parts.forEach(({ weight }, i) => {
+    names.forEach((name, k) => {
+      terms[name] = (terms[name] ?? 0) + weight * values[i * names.length + k]!;
+    });
+  });
+  return terms;
+}
+
 /** Images shown in the reconstruction grid every epoch. */
 const PREVIEW_IMAGES = 8;
 
@@ -281,7 +322,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         // ---- forward/backward over micro-batches, gradients summed with weights n_i / n; with
         // several workers, the last micro-batch's gradients go out in buckets as backward makes them ----
         const grads: Record<string, tf.NamedTensorMap> = {};
-        const terms: Record<string, number> = {};
+        // Each micro-batch's terms stay on the device until the step reads them all at once.
+        const termParts: TermPart[] = [];
         const microsPerRank = Math.ceil(batch.n / micro);
         const reducer = overlap ? new OverlappedReducer(collective, bucketBytes / 4) : undefined;
         for (let i = 0; i < microsPerRank; i++) {
@@ -309,7 +351,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
               `training step ${state.step + 1} (micro-batch of ${end - start} at ${cfg.model.image_size}x${cfg.model.image_size})`,
             );
             try {
-              tf.dispose([inputs.images, inputs.labels] as tf.TensorContainer);
+              tf.dispose([inputs.images, inputs.labels, ...termParts.map((p) => p.values)] as tf.TensorContainer);
             } catch {
               // A backend that failed mid-step may not free memory any more; its error is the one to report.
             }
@@ -318,19 +360,17 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
           // Activations are freed by now; weights, optimizer moments and gradients are what stays.
           peakTensorBytes = Math.max(peakTensorBytes, tf.memory().numBytes);
           if (!bucketed) accumulateGradients(grads, result.groups, weight);
-          // All of the micro-batch's terms in one read from the backend.
-          const names = Object.keys(result.terms);
-          const values = tf.tidy(() => tf.stack(names.map((n) => result.terms[n]!)).dataSync());
-          names.forEach((name, k) => {
-            terms[name] = (terms[name] ?? 0) + weight * values[k]!;
-          });
+          termParts.push(stackTerms(result.terms, termParts[0]?.names, weight));
           tf.dispose([inputs.images, inputs.labels, result.groups, result.terms] as tf.TensorContainer);
         }
 
         // ---- all-reduce (identity with one worker) ----
+        // The terms: read before the all-reduce, which averages them, when there are several workers;
+        // with one, after the optimizer update, so that the step is all queued before it waits for the device.
+        let terms = worldSize > 1 ? await readTerms(termParts) : undefined;
         const reduceStart = performance.now();
         const statistics = norms.map((layer) => layer.pendingStatistics());
-        const reduced = await averageAcrossWorkers(collective, grads, terms, statistics, opts.signal?.aborted ?? false, reducer);
+        const reduced = await averageAcrossWorkers(collective, grads, terms ?? {}, statistics, opts.signal?.aborted ?? false, reducer);
         const { bytes: allReduceBytes, stop } = reduced;
         const allReduceSeconds = worldSize > 1 ? (performance.now() - reduceStart) / 1000 : 0;
         // Part of the all-reduce by definition; the clamp absorbs rounding between the ring thread's clock and this one's.
@@ -339,21 +379,20 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
           if (worldSize > 1) tf.dispose(reduced.statistics.flatMap((s) => [s.shiftedSum, s.shiftedSquares]));
         };
 
-        // ---- checks before the update: a bad step never reaches the weights ----
-        const problem = monitor.check(terms);
-        if (problem) {
-          tf.dispose(grads as tf.TensorContainer);
-          for (const layer of norms) layer.discardStatistics();
-          disposePooled();
-          opts.hooks?.onDivergence?.(problem.kind);
-          throw problem.error(state, latestCheckpoint(checkpointRoot), cfg);
-        }
-
         // ---- optimizer, and the moving statistics of the global batch ----
         applyGradients(optimizers, grads);
         tf.dispose(grads as tf.TensorContainer);
         norms.forEach((layer, i) => layer.commitStatistics(reduced.statistics[i]));
         disposePooled();
+        terms ??= await readTerms(termParts);
+
+        // ---- checks: a bad step stops the run before it is counted, logged or saved, so the last
+        // checkpoint stays the last good one (the weights it reached are dropped with the process) ----
+        const problem = monitor.check(terms);
+        if (problem) {
+          opts.hooks?.onDivergence?.(problem.kind);
+          throw problem.error(state, latestCheckpoint(checkpointRoot), cfg);
+        }
         state.step++;
         state.stepInEpoch++;
         state.lastLoss = terms.loss ?? Object.values(terms)[0] ?? NaN;
