@@ -365,12 +365,11 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         }
 
         // ---- all-reduce (identity with one worker) ----
-        // The terms: read before the all-reduce, which averages them, when there are several workers;
-        // with one, after the optimizer update, so that the step is all queued before it waits for the device.
-        let terms = worldSize > 1 ? await readTerms(termParts) : undefined;
+        // The terms, read once per step: the all-reduce averages them and the checks below need them.
+        const terms = await readTerms(termParts);
         const reduceStart = performance.now();
         const statistics = norms.map((layer) => layer.pendingStatistics());
-        const reduced = await averageAcrossWorkers(collective, grads, terms ?? {}, statistics, opts.signal?.aborted ?? false, reducer);
+        const reduced = await averageAcrossWorkers(collective, grads, terms, statistics, opts.signal?.aborted ?? false, reducer);
         const { bytes: allReduceBytes, stop } = reduced;
         const allReduceSeconds = worldSize > 1 ? (performance.now() - reduceStart) / 1000 : 0;
         // Part of the all-reduce by definition; the clamp absorbs rounding between the ring thread's clock and this one's.
@@ -379,20 +378,21 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
           if (worldSize > 1) tf.dispose(reduced.statistics.flatMap((s) => [s.shiftedSum, s.shiftedSquares]));
         };
 
+        // ---- checks before the update: a bad step never reaches the weights ----
+        const problem = monitor.check(terms);
+        if (problem) {
+          tf.dispose(grads as tf.TensorContainer);
+          for (const layer of norms) layer.discardStatistics();
+          disposePooled();
+          opts.hooks?.onDivergence?.(problem.kind);
+          throw problem.error(state, latestCheckpoint(checkpointRoot), cfg);
+        }
+
         // ---- optimizer, and the moving statistics of the global batch ----
         applyGradients(optimizers, grads);
         tf.dispose(grads as tf.TensorContainer);
         norms.forEach((layer, i) => layer.commitStatistics(reduced.statistics[i]));
         disposePooled();
-        terms ??= await readTerms(termParts);
-
-        // ---- checks: a bad step stops the run before it is counted, logged or saved, so the last
-        // checkpoint stays the last good one (the weights it reached are dropped with the process) ----
-        const problem = monitor.check(terms);
-        if (problem) {
-          opts.hooks?.onDivergence?.(problem.kind);
-          throw problem.error(state, latestCheckpoint(checkpointRoot), cfg);
-        }
         state.step++;
         state.stepInEpoch++;
         state.lastLoss = terms.loss ?? Object.values(terms)[0] ?? NaN;

@@ -51,7 +51,7 @@ export function describe(entry: EnumeratedAdapter, index: number, adapter: GpuAd
 /** One line for logs: "NVIDIA H100 (nvidia hopper, vulkan, driver 550.54)". */
 export function adapterLine(a: AdapterDescription): string {
   const what = [a.vendor, a.architecture].filter((s) => s !== '').join(' ');
-  return `${a.name} (${[what, a.backend, a.driver && `driver ${a.driver}`].filter((s) => s !== '').join(', ')}${a.software ? ', software' : ''})`;
+  return `${a.name} (${[what, a.backend, a.driver && (/driver/i.test(a.driver) ? a.driver : `driver ${a.driver}`)].filter((s) => s !== '').join(', ')}${a.software ? ', software' : ''})`;
 }
 
 /** Every adapter Dawn sees, described; each needs its own request, since Dawn hands out one per request. */
