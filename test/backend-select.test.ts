@@ -30,16 +30,21 @@ test(
   async () => {
     const lines: string[] = [];
     const info = await initBackend('auto', (line) => lines.push(line));
+    // Between the two TF.js packages, the gist of why webgpu found no GPU (which depends on the machine).
+    const [gpuReason, nodeReason] = tfjsNodeReasons.split('; ');
+    const literal = (text = ''): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    const skipped = `${literal(gpuReason)}; webgpu: [^;()]+; ${literal(nodeReason)}`;
     if (ortInstalled) {
       const threads = info.threads ?? 0;
-      const reason = `onnxruntime-node, ${threads} thread${threads === 1 ? '' : 's'}; ${tfjsNodeReasons}`;
-      assert.deepEqual(info, { name: 'native', gpu: false, reason, threads });
+      assert.equal(info.name, 'native');
+      assert.equal(info.gpu, false);
       assert.ok(threads >= 1);
-      assert.deepEqual(lines, [`backend: native (${reason})`]);
+      assert.match(info.reason, new RegExp(`^onnxruntime-node, ${threads} threads?; ${skipped}$`));
     } else {
-      assert.deepEqual(info, { name: 'wasm', gpu: false, reason: `${tfjsNodeReasons}; onnxruntime-node not installed` });
-      assert.deepEqual(lines, [`backend: wasm (${tfjsNodeReasons}; onnxruntime-node not installed)`]);
+      assert.equal(info.name, 'wasm');
+      assert.match(info.reason, new RegExp(`^${skipped}; onnxruntime-node not installed$`));
     }
+    assert.deepEqual(lines, [`backend: ${info.name} (${info.reason})`]);
     // native computes on TF.js's wasm backend
     assert.equal(tf.getBackend(), 'wasm');
     // the training kernels came with it

@@ -8,6 +8,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseAdapterList } from '../src/backend/webgpu/dawn.ts';
 import { chooseAdapter, isSoftware, type AdapterDescription } from '../src/backend/webgpu/adapters.ts';
+import { driPrimeTag, gpuPciAddresses } from '../src/backend/webgpu/pci.ts';
 import { addSwiftShader, findSwiftShader, registeredDrivers, vulkanProblem } from '../src/backend/webgpu/vulkan.ts';
 import { tempDir } from './helpers/temp-dir.ts';
 import { webgpuUnavailable } from './helpers/webgpu.ts';
@@ -70,11 +71,33 @@ describe('chooseAdapter', () => {
     assert.equal(chooseAdapter(soft, 0, true).adapter.name, 'SwiftShader Device (Subzero)');
     assert.match(chooseAdapter(soft, 1, true).note, /shared by GPU 1/);
   });
-  test('two GPUs with one name: the second cannot be selected by name, and says so', () => {
-    const twins = [adapter(0, 'NVIDIA H100'), adapter(1, 'NVIDIA H100')];
-    assert.equal(chooseAdapter(twins, 0, false).adapter.index, 0);
-    assert.throws(() => chooseAdapter(twins, 1, false), /same name as GPU 0.*docs\/gpu\.md/);
+  test('two GPUs with one name: each is chosen with its rank among its twins, to be pinned by PCI address', () => {
+    const twins = [adapter(0, 'NVIDIA H100'), adapter(1, 'NVIDIA H100'), adapter(2, 'NVIDIA L4')];
+    assert.deepEqual(chooseAdapter(twins, 0, false).twin, { rank: 0, count: 2 });
+    assert.deepEqual(chooseAdapter(twins, 1, false).twin, { rank: 1, count: 2 });
+    assert.equal(chooseAdapter(twins, 2, false).twin, undefined);
   });
+});
+
+test('GPUs by PCI address from sysfs: display and 3D controllers of the vendor, in address order; the DRI_PRIME tag of one', () => {
+  const root = tempDir('medvae-pci-');
+  const device = (address: string, vendor: string, cls: string): void => {
+    mkdirSync(join(root, address));
+    writeFileSync(join(root, address, 'vendor'), `${vendor}\n`);
+    writeFileSync(join(root, address, 'class'), `${cls}\n`);
+  };
+  device('0000:c1:00.0', '0x10de', '0x030200');
+  device('0000:41:00.0', '0x10de', '0x030200');
+  device('0000:03:00.0', '0x10de', '0x030000');
+  device('0000:42:00.0', '0x10de', '0x040300'); // the GPU's audio function
+  device('0000:01:00.0', '0x1002', '0x030000');
+  device('0000:00:1f.3', '0x8086', '0x040300');
+  assert.deepEqual(gpuPciAddresses('nvidia', root), ['0000:03:00.0', '0000:41:00.0', '0000:c1:00.0']);
+  assert.deepEqual(gpuPciAddresses('amd', root), ['0000:01:00.0']);
+  assert.deepEqual(gpuPciAddresses('intel', root), []);
+  assert.deepEqual(gpuPciAddresses('apple', root), []);
+  assert.deepEqual(gpuPciAddresses('nvidia', join(root, 'missing')), []);
+  assert.equal(driPrimeTag('0000:41:00.0'), 'pci-0000_41_00_0!');
 });
 
 describe('Vulkan drivers, read from their manifests', () => {

@@ -186,7 +186,8 @@ async function tryWebgpu(choice: BackendChoice, options: BackendOptions, skipped
       attempt.missing === true ? '; install the optional packages with `npm install webgpu @tensorflow/tfjs-backend-webgpu`' : '';
     throw new BackendUnavailableError(choice, `${attempt.why}${install}; \`medvae gpus\` says what each GPU route sees`);
   }
-  skipped.push(attempt.why);
+  // Under auto, on most machines without a GPU: the gist only (`medvae gpus` gives the whole reason).
+  skipped.push(`webgpu: ${attempt.why.replace(/^webgpu: /, '').split(/ \(|: /)[0]}`);
   return undefined;
 }
 

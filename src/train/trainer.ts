@@ -192,7 +192,12 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   };
 
   // ---- setup --------------------------------------------------------------------------------
-  const backend = await initBackend(cfg.train.backend, log, { threads: cfg.train.threads, allowSoftwareGpu: cfg.train.allow_software_gpu });
+  // Every worker names its own device: on GPUs each has its own adapter.
+  const logDevice = (m: string): void => progress.info(worldSize > 1 ? `rank ${rank}: ${m}` : m);
+  const backend = await initBackend(cfg.train.backend, logDevice, {
+    threads: cfg.train.threads,
+    allowSoftwareGpu: cfg.train.allow_software_gpu,
+  });
   const dataset = await filterClasses(await openDataset(cfg.data, cfg.data.split), cfg.data.classes);
   const loader = createLoader({
     split: dataset,

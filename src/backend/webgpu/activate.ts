@@ -2,8 +2,9 @@
 // tfjs-backend-webgpu's own factory, which takes whatever the platform offers first), and the
 // device is created with the adapter's own buffer limits so large activations fit.
 import * as tf from '@tensorflow/tfjs';
-import { DawnUnavailableError, loadDawn } from './dawn.ts';
-import { adapterLine, chooseAdapter, listAdapters, type AdapterDescription } from './adapters.ts';
+import { DawnUnavailableError, loadDawn, type Dawn } from './dawn.ts';
+import { adapterLine, chooseAdapter, listAdapters, type AdapterChoice, type AdapterDescription } from './adapters.ts';
+import { driPrimeTag, gpuPciAddresses } from './pci.ts';
 import { addSwiftShader, vulkanProblem } from './vulkan.ts';
 
 /** The package with TF.js's WebGPU kernels (an optionalDependency). */
@@ -39,8 +40,7 @@ export function gpuIndexFromEnv(env: NodeJS.ProcessEnv = process.env): number {
 }
 
 export type WebgpuProbe =
-  | { ok: true; dawn: Awaited<ReturnType<typeof loadDawn>>; adapters: AdapterDescription[]; driverNote: string }
-  | { ok: false; why: string; missing?: boolean };
+  { ok: true; dawn: Dawn; adapters: AdapterDescription[]; driverNote: string } | { ok: false; why: string; missing?: boolean };
 
 /**
  * Every adapter Dawn can offer this process, described. Where Vulkan has no driver Dawn would only
@@ -69,6 +69,29 @@ export async function probeWebgpu(allowSoftware: boolean): Promise<WebgpuProbe> 
   }
 }
 
+/**
+ * One of several identical GPUs: Dawn finds only the first by name, so the process is shown the
+ * twin of its rank alone, by PCI address, through Mesa's device-select layer (DRI_PRIME with '!'),
+ * before the device is created. Without that layer the first twin is still usable by name; the
+ * others are an error that says what to do.
+ */
+async function pinTwin(dawn: Dawn, choice: AdapterChoice, twin: { rank: number; count: number }): Promise<AdapterChoice> {
+  const { adapter } = choice;
+  const addresses = gpuPciAddresses(adapter.vendor);
+  if (addresses.length === twin.count && process.env.DRI_PRIME === undefined) {
+    const address = addresses[twin.rank]!;
+    process.env.DRI_PRIME = driPrimeTag(address);
+    const seen = (await listAdapters(dawn)).filter((a) => a.name === adapter.name);
+    if (seen.length === 1) return { adapter: seen[0]!, note: `${choice.note}, PCI ${address} (DRI_PRIME, Mesa's device-select layer)` };
+    delete process.env.DRI_PRIME;
+  }
+  const unpinned = `${twin.count} GPUs are named ${adapter.name} and Dawn selects adapters by name; Mesa's device-select Vulkan layer (mesa-vulkan-drivers) lets medvae pin each by PCI address`;
+  if (twin.rank === 0) return { ...choice, note: `${choice.note}, the first of ${unpinned}` };
+  throw new Error(
+    `${choice.note.replace(/ of \d+$/, '')} cannot be selected: ${unpinned}, or give each worker its own container (docs/gpu.md, "Several identical GPUs")`,
+  );
+}
+
 let registered: AdapterDescription | undefined;
 
 /** Chooses an adapter, creates its device and registers TF.js's 'webgpu' backend on it (once per process). */
@@ -86,9 +109,10 @@ export async function activateWebgpu(options: WebgpuOptions): Promise<WebgpuAtte
   } catch (e) {
     return { ok: false, why: `${TFJS_WEBGPU_PACKAGE} failed to load: ${firstLine(e)}`, missing: true };
   }
-  let choice: ReturnType<typeof chooseAdapter>;
+  let choice: AdapterChoice;
   try {
     choice = chooseAdapter(adapters, options.gpuIndex ?? gpuIndexFromEnv(), allowSoftware);
+    if (choice.twin !== undefined) choice = await pinTwin(dawn, choice, choice.twin);
   } catch (e) {
     return { ok: false, why: `webgpu: ${firstLine(e)}` };
   }

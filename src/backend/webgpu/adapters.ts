@@ -1,9 +1,7 @@
 // Which WebGPU adapter a process computes on: every adapter Dawn sees, described once, software
 // ones (SwiftShader, lavapipe, llvmpipe, WARP) told apart from GPUs, and the i-th of a stable
 // enumeration picked for worker i of `medvae-dist --gpus`.
-import { enumerateAdapters, requestAdapter, type EnumeratedAdapter, type GpuAdapter, type GpuLimits, type loadDawn } from './dawn.ts';
-
-type Dawn = Awaited<ReturnType<typeof loadDawn>>;
+import { enumerateAdapters, requestAdapter, type EnumeratedAdapter, type GpuAdapter, type GpuLimits, type Dawn } from './dawn.ts';
 
 export interface AdapterDescription {
   /** The index in Dawn's enumeration of every adapter. */
@@ -74,6 +72,11 @@ export interface AdapterChoice {
   adapter: AdapterDescription;
   /** What the start-up line says about the choice. */
   note: string;
+  /**
+   * When other GPUs share the adapter's name: its rank among them (0 for the first) and how many
+   * there are. Dawn's `adapter=` flag always finds the first, so these need telling apart by PCI address.
+   */
+  twin?: { rank: number; count: number };
 }
 
 /**
@@ -91,11 +94,8 @@ export function chooseAdapter(adapters: AdapterDescription[], gpuIndex: number, 
         `GPU ${gpuIndex} does not exist: WebGPU sees ${hardware.length} GPU(s) (${hardware.map((a, i) => `${i}: ${a.name}`).join('; ')}); \`medvae gpus\` lists them`,
       );
     const twins = hardware.filter((a) => a.name === adapter.name);
-    if (twins.length > 1 && twins[0] !== adapter)
-      throw new Error(
-        `GPU ${gpuIndex} (${adapter.name}) has the same name as GPU ${hardware.indexOf(twins[0]!)}, and Dawn selects adapters by name: give each worker its own device (docs/gpu.md, "Several identical GPUs")`,
-      );
-    return { adapter, note: `GPU ${gpuIndex} of ${hardware.length}` };
+    const note = `GPU ${gpuIndex} of ${hardware.length}`;
+    return twins.length > 1 ? { adapter, note, twin: { rank: twins.indexOf(adapter), count: twins.length } } : { adapter, note };
   }
   if (software.length === 0) throw new Error('WebGPU found no adapter');
   if (!allowSoftware)

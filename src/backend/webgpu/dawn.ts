@@ -36,7 +36,7 @@ export interface Gpu {
   }): Promise<GpuAdapter | null>;
 }
 
-interface DawnModule {
+export interface Dawn {
   create(flags: string[]): Gpu;
   globals: Record<string, unknown>;
 }
@@ -60,15 +60,15 @@ function errorCode(e: unknown): string | undefined {
   return undefined;
 }
 
-let loaded: Promise<DawnModule> | undefined;
+let loaded: Promise<Dawn> | undefined;
 
 /** Loads Dawn once and puts its WebGPU globals (GPUBufferUsage, GPUMapMode, ...) on globalThis, as a browser has them. */
-export function loadDawn(): Promise<DawnModule> {
+export function loadDawn(): Promise<Dawn> {
   loaded ??= (async () => {
-    let mod: DawnModule;
+    let mod: Dawn;
     try {
       const specifier: string = DAWN_PACKAGE;
-      mod = (await import(specifier)) as DawnModule;
+      mod = (await import(specifier)) as Dawn;
     } catch (e) {
       const code = errorCode(e);
       const missing = code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND';
@@ -109,9 +109,10 @@ export function parseAdapterList(message: string): EnumeratedAdapter[] {
 }
 
 /** Every adapter Dawn sees, in its order; [] when it sees none; undefined when its answer is not worded as expected. */
-export async function enumerateAdapters(dawn: DawnModule): Promise<EnumeratedAdapter[] | undefined> {
+export async function enumerateAdapters(dawn: Dawn): Promise<EnumeratedAdapter[] | undefined> {
   try {
-    const adapter = await dawn.create([`adapter=${NO_SUCH_NAME}`]).requestAdapter();
+    // The preference the device is later requested with, so that the order (discrete GPUs first) is the same.
+    const adapter = await dawn.create([`adapter=${NO_SUCH_NAME}`]).requestAdapter({ powerPreference: 'high-performance' });
     // No adapter at all: Dawn resolves with null before it looks at names.
     if (adapter === null) return [];
   } catch (e) {
@@ -122,7 +123,7 @@ export async function enumerateAdapters(dawn: DawnModule): Promise<EnumeratedAda
 }
 
 /** Dawn's adapter for `name` (a device name from enumerateAdapters), or the default one when absent. */
-export async function requestAdapter(dawn: DawnModule, name?: string): Promise<GpuAdapter | null> {
+export async function requestAdapter(dawn: Dawn, name?: string): Promise<GpuAdapter | null> {
   const flags = name === undefined ? [] : [`adapter=${name}`];
   return dawn.create(flags).requestAdapter({ powerPreference: 'high-performance' });
 }

@@ -5,7 +5,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { basename, dirname, isAbsolute, join } from 'node:path';
-import { DAWN_PACKAGE, DawnUnavailableError, loadDawn } from './dawn.ts';
+import { DAWN_PACKAGE, DawnUnavailableError, loadDawn, type Dawn } from './dawn.ts';
 import { chooseAdapter, listAdapters, type AdapterDescription } from './adapters.ts';
 import {
   addSwiftShader,
@@ -158,8 +158,11 @@ export function diagnoseVulkan(env: NodeJS.ProcessEnv, options: DiagnoseOptions 
 
 function pick(adapters: AdapterDescription[], gpuIndex: number, allowSoftware: boolean): AdapterPick {
   try {
-    const { adapter, note } = chooseAdapter(adapters, gpuIndex, allowSoftware);
-    return { index: adapter.index, name: adapter.name, note };
+    const { adapter, note, twin } = chooseAdapter(adapters, gpuIndex, allowSoftware);
+    const pinned = twin
+      ? `, one of ${twin.count} GPUs of that name: pinned by PCI address at start-up where Mesa's device-select layer is installed`
+      : '';
+    return { index: adapter.index, name: adapter.name, note: `${note}${pinned}` };
   } catch (e) {
     return { error: e instanceof Error ? e.message : String(e) };
   }
@@ -198,7 +201,7 @@ export async function webgpuReport(options: ProbeOptions): Promise<WebgpuReport>
       return report;
     }
   }
-  let dawn: Awaited<ReturnType<typeof loadDawn>>;
+  let dawn: Dawn;
   try {
     dawn = await loadDawn();
   } catch (e) {
