@@ -93,7 +93,7 @@ describe('webgpu through the CLI (software adapter)', { skip }, () => {
   });
 
   test(
-    'a checkpoint trained on webgpu samples alike on native (within 2 grey levels), and resumes there',
+    'a checkpoint trained on webgpu samples alike on native (within 2 grey levels), resumes there, and back on webgpu',
     { skip: nativeUnavailable() },
     async () => {
       const onGpu = join(dir, 'gpu.npz');
@@ -111,6 +111,10 @@ describe('webgpu through the CLI (software adapter)', { skip }, () => {
       assert.equal(r.status, 0, r.stderr);
       assert.match(r.stderr, /resumed from .*step-0000006: epoch 4, step 6/);
       assert.equal(readState(latestCheckpoint(join(straight, 'checkpoints'))!).step, 8);
+      const back = run(TRAIN, ['train', '--resume', straight, '--epochs', '5', ...gpu, '--log-format', 'json']);
+      assert.equal(back.status, 0, back.stderr);
+      assert.match(back.stderr, /resumed from .*step-0000008: epoch 5, step 8/);
+      assert.equal(readState(latestCheckpoint(join(straight, 'checkpoints'))!).step, 10);
     },
   );
 
