@@ -70,25 +70,25 @@ describe('webgpu through the CLI (software adapter)', { skip }, () => {
   const sets = ['train.batch_size=8', 'train.micro_batch=8'].flatMap((s) => ['--set', s]);
   const straight = join(dir, 'straight');
 
-  test('train --backend webgpu --allow-software-gpu: the first lines name SwiftShader; 3 epochs, the loss falls', () => {
-    const r = run(TRAIN, ['train', ...base, ...gpu, ...sets, '--epochs', '3', '--out', straight]);
+  test('train --backend webgpu --allow-software-gpu: the first lines name SwiftShader; over 2 epochs the loss falls', () => {
+    const r = run(TRAIN, ['train', ...base, ...gpu, ...sets, '--epochs', '2', '--out', straight]);
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stderr.split('\n').slice(0, 3).join('\n'), /backend: webgpu \(gpu\) \(SwiftShader Device/);
     const losses = epochLosses(straight);
-    assert.equal(losses.length, 3);
-    assert.ok(losses[2]! < losses[0]!, `epoch losses ${losses.join(', ')}`);
-    assert.equal(readState(latestCheckpoint(join(straight, 'checkpoints'))!).step, 6);
+    assert.equal(losses.length, 2);
+    assert.ok(losses[1]! < losses[0]!, `epoch losses ${losses.join(', ')}`);
+    assert.equal(readState(latestCheckpoint(join(straight, 'checkpoints'))!).step, 4);
   });
 
-  test('3 epochs straight equal 2 epochs, stop, resume 1 epoch, bit for bit', () => {
+  test('2 epochs straight equal 1 epoch, stop, resume 1 epoch, bit for bit', () => {
     const halves = join(dir, 'halves');
-    const r1 = run(TRAIN, ['train', ...base, ...gpu, ...sets, '--epochs', '2', '--out', halves]);
+    const r1 = run(TRAIN, ['train', ...base, ...gpu, ...sets, '--epochs', '1', '--out', halves]);
     assert.equal(r1.status, 0, r1.stderr);
-    const r2 = run(TRAIN, ['train', '--resume', halves, '--epochs', '3', ...gpu, '--log-format', 'json']);
+    const r2 = run(TRAIN, ['train', '--resume', halves, '--epochs', '2', ...gpu, '--log-format', 'json']);
     assert.equal(r2.status, 0, r2.stderr);
     const a = latestCheckpoint(join(straight, 'checkpoints'))!;
     const b = latestCheckpoint(join(halves, 'checkpoints'))!;
-    assert.ok(a.endsWith('step-0000006') && b.endsWith('step-0000006'), `${a} ${b}`);
+    assert.ok(a.endsWith('step-0000004') && b.endsWith('step-0000004'), `${a} ${b}`);
     assert.deepEqual(checkpointDigests(b), checkpointDigests(a));
   });
 
@@ -107,14 +107,14 @@ describe('webgpu through the CLI (software adapter)', { skip }, () => {
       let diff = 0;
       for (let i = 0; i < a.length; i++) diff = Math.max(diff, Math.abs(a[i]! - b[i]!));
       assert.ok(diff <= 2, `largest pixel difference ${diff}`);
-      const r = run(TRAIN, ['train', '--resume', straight, '--epochs', '4', '--backend', 'native', '--log-format', 'json']);
+      const r = run(TRAIN, ['train', '--resume', straight, '--epochs', '3', '--backend', 'native', '--log-format', 'json']);
       assert.equal(r.status, 0, r.stderr);
-      assert.match(r.stderr, /resumed from .*step-0000006: epoch 4, step 6/);
-      assert.equal(readState(latestCheckpoint(join(straight, 'checkpoints'))!).step, 8);
-      const back = run(TRAIN, ['train', '--resume', straight, '--epochs', '5', ...gpu, '--log-format', 'json']);
+      assert.match(r.stderr, /resumed from .*step-0000004: epoch 3, step 4/);
+      assert.equal(readState(latestCheckpoint(join(straight, 'checkpoints'))!).step, 6);
+      const back = run(TRAIN, ['train', '--resume', straight, '--epochs', '4', ...gpu, '--log-format', 'json']);
       assert.equal(back.status, 0, back.stderr);
-      assert.match(back.stderr, /resumed from .*step-0000008: epoch 5, step 8/);
-      assert.equal(readState(latestCheckpoint(join(straight, 'checkpoints'))!).step, 10);
+      assert.match(back.stderr, /resumed from .*step-0000006: epoch 4, step 6/);
+      assert.equal(readState(latestCheckpoint(join(straight, 'checkpoints'))!).step, 8);
     },
   );
 
