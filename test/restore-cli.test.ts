@@ -1,13 +1,16 @@
 // `medvae impute` and `medvae score` end to end on a tiny run trained by the real `medvae train`:
 // the npz reads back through the MedMNIST reader (and its masks as a --mask file), the grid is a
-// PNG, scores.csv reads back with AUROC per score, and bad input fails in one line.
+// PNG, scores.csv reads back with AUROC per score, and bad input fails in one line. Then `--out`
+// on every command that writes images (a .png grid with labels, a folder, an npz, nothing else)
+// and the tables impute and denoise print.
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { openMedmnist } from '../src/data/medmnist.ts';
+import { NpzArchive } from '../src/data/npz.ts';
 import { readScoresCsv } from '../src/restore/scores-csv.ts';
 import { maskSource, parseMaskSpec } from '../src/restore/mask.ts';
 import { writeTinyNpz } from './helpers/tiny-data.ts';
@@ -59,6 +62,7 @@ test('impute writes an npz that reads back, masks included, and a grid', async (
     '2',
     '--backend',
     'wasm',
+    '--json',
     '--out',
     out,
   ]);
@@ -102,7 +106,7 @@ test('impute writes an npz that reads back, masks included, and a grid', async (
   ]);
   assert.equal(g.status, 0, g.stderr);
   const meta = await sharp(grid).metadata();
-  assert.equal(meta.width, 3 * 34 + 2);
+  assert.ok(meta.width! > 3 * 34 + 2, 'three tiles and a strip of row labels');
   assert.equal(meta.height, 4 * 34 + 2);
 });
 
@@ -185,4 +189,219 @@ test('medvae eval --tasks impute,denoise,score writes the restoration numbers in
   const html = readFileSync(join(dir, 'report.html'), 'utf8');
   assert.match(html, /<h3>Restoration \(split test, seed 0\)<\/h3>/);
   assert.match(html, /aria-label="neg_iwae"/);
+});
+
+/** Each image-writing command on this run, with what its outputs hold (32 px tiles, 2 px padding). */
+const WRITERS: {
+  command: string;
+  args: string[];
+  /** Tiles across and down in the .png grid. */
+  cols: number;
+  rows: number;
+  rowLabels: boolean;
+  title: boolean;
+  /** Files in the folder form. */
+  files: number;
+  /** Arrays (name: shape) the npz form holds, among others. */
+  arrays: Record<string, number[]>;
+}[] = [
+  {
+    command: 'sample',
+    args: ['--n', '5'],
+    cols: 3,
+    rows: 2,
+    rowLabels: false,
+    title: true,
+    files: 5,
+    arrays: { train_images: [5, 32, 32, 3], train_labels: [5, 1], test_images: [0, 32, 32, 3] },
+  },
+  {
+    command: 'reconstruct',
+    args: ['--n', '3'],
+    cols: 3,
+    rows: 2,
+    rowLabels: true,
+    title: false,
+    files: 6,
+    arrays: { test_images: [3, 32, 32, 3], test_originals: [3, 32, 32, 3], test_labels: [3, 1] },
+  },
+  {
+    command: 'denoise',
+    args: ['--n', '3', '--noise', 'gaussian:0.2'],
+    cols: 3,
+    rows: 3,
+    rowLabels: true,
+    title: false,
+    files: 9,
+    arrays: { test_images: [3, 32, 32, 3], test_noisy: [3, 32, 32, 3], test_originals: [3, 32, 32, 3] },
+  },
+  {
+    command: 'interpolate',
+    args: ['--pairs', '2', '--steps', '4'],
+    cols: 4,
+    rows: 2,
+    rowLabels: true,
+    title: true,
+    files: 8,
+    arrays: { test_images: [8, 32, 32, 3], test_labels: [8, 1], test_endpoints: [2, 2, 32, 32, 3] },
+  },
+  {
+    command: 'impute',
+    args: ['--mask', 'center:0.25', '--n', '3', '--iters', '1', '--samples', '2'],
+    cols: 3,
+    rows: 4,
+    rowLabels: true,
+    title: false,
+    files: 12,
+    arrays: { test_images: [3, 32, 32, 3], test_masks: [3, 32, 32], test_imputations: [3, 2, 32, 32, 3] },
+  },
+];
+
+/** What each writer printed on stdout, by command and whether --json was given: the table test reads it back. */
+const printed = new Map<string, string>();
+
+function writer(w: (typeof WRITERS)[number], out: string, more: string[] = []): ReturnType<typeof medvae> {
+  const r = medvae([w.command, '--run', run, ...w.args, '--backend', 'wasm', ...more, '--out', out]);
+  if (r.status === 0) printed.set(`${w.command} ${more.includes('--json')}`, r.stdout);
+  return r;
+}
+
+/** stdout of a writer run with or without --json: the one an earlier test printed, or a new run. */
+function stdoutOf(command: string, json: boolean): string {
+  const w = WRITERS.find((x) => x.command === command)!;
+  const seen = printed.get(`${command} ${json}`);
+  if (seen !== undefined) return seen;
+  const r = writer(w, join(dir, `${command}-${json}.png`), json ? ['--json'] : []);
+  assert.equal(r.status, 0, r.stderr);
+  return r.stdout;
+}
+
+/** Whether a region of a PNG holds a dark pixel (text on the white strip), i.e. is not all background. */
+async function hasInk(png: string, region: { left: number; top: number; width: number; height: number }): Promise<boolean> {
+  const { data, info } = await sharp(png).extract(region).raw().toBuffer({ resolveWithObject: true });
+  for (let i = 0; i < data.length; i += info.channels) if (data[i]! + data[i + 1]! + data[i + 2]! < 3 * 100) return true;
+  return false;
+}
+
+function filesUnder(folder: string): string[] {
+  return readdirSync(folder, { recursive: true, encoding: 'utf8' }).filter((f) => statSync(join(folder, f)).isFile());
+}
+
+test('--out x.png writes one grid image with its label strips on every image-writing command', async () => {
+  for (const w of WRITERS) {
+    const out = join(dir, `out-${w.command}.png`);
+    const r = writer(w, out);
+    assert.equal(r.status, 0, `${w.command}: ${r.stderr}`);
+    assert.ok(statSync(out).isFile(), `${w.command}: one file, not a folder`);
+    const { width, height } = await sharp(out).metadata();
+    const tilesWidth = w.cols * 34 + 2;
+    const tilesHeight = w.rows * 34 + 2;
+    // The tiles sit at the bottom, right of the row-label strip; the title line is above them
+    // (and may make the image wider than the tiles, to its right).
+    const top = height! - tilesHeight;
+    assert.equal(top > 0, w.title, `${w.command}: a title line iff expected (${width} x ${height})`);
+    if (w.title) assert.ok(await hasInk(out, { left: 0, top: 0, width: width!, height: top }), `${w.command}: title drawn`);
+    if (w.rowLabels) {
+      const left = width! - tilesWidth;
+      assert.ok(left > 0, `${w.command}: a row-label strip (${width} x ${height})`);
+      assert.ok(await hasInk(out, { left: 0, top, width: left, height: tilesHeight }), `${w.command}: row labels drawn`);
+    } else {
+      assert.ok(width! >= tilesWidth, `${w.command}: ${width} x ${height}`);
+    }
+  }
+});
+
+test('--out DIR writes one PNG per image, into subfolders by row, and keeps what was in an existing folder', async () => {
+  for (const w of WRITERS) {
+    const out = join(dir, `out-${w.command}`);
+    const r = writer(w, out);
+    assert.equal(r.status, 0, `${w.command}: ${r.stderr}`);
+    const files = filesUnder(out);
+    assert.equal(files.length, w.files, `${w.command}: ${files.join(' ')}`);
+    assert.ok(
+      files.every((f) => f.endsWith('.png')),
+      w.command,
+    );
+    const meta = await sharp(join(out, files[0]!)).metadata();
+    assert.deepEqual([meta.width, meta.height], [32, 32], w.command);
+  }
+  assert.deepEqual(readdirSync(join(dir, 'out-denoise')).sort(), ['clean', 'denoised', 'noisy']);
+  assert.deepEqual(readdirSync(join(dir, 'out-impute')).sort(), ['filled', 'masked', 'original', 'spread']);
+  const existing = join(dir, 'existing.d');
+  mkdirSync(existing);
+  writeFileSync(join(existing, 'keep.txt'), 'mine');
+  assert.equal(writer(WRITERS[1]!, existing).status, 0);
+  assert.equal(readFileSync(join(existing, 'keep.txt'), 'utf8'), 'mine');
+  assert.equal(filesUnder(existing).length, 6 + 1);
+});
+
+test('--out x.npz writes arrays in the MedMNIST layout on every image-writing command', async () => {
+  for (const w of WRITERS) {
+    const out = join(dir, `out-${w.command}.npz`);
+    const r = writer(w, out, w.command === 'impute' || w.command === 'denoise' ? ['--json'] : []);
+    assert.equal(r.status, 0, `${w.command}: ${r.stderr}`);
+    const npz = await NpzArchive.open(out);
+    try {
+      for (const [name, shape] of Object.entries(w.arrays))
+        assert.deepEqual((await npz.openArray(name)).shape, shape, `${w.command}: ${name}`);
+      for (const split of ['train', 'val', 'test'])
+        assert.ok(npz.arrayNames().includes(`${split}_images`), `${w.command}: ${split}_images`);
+    } finally {
+      await npz.close();
+    }
+  }
+});
+
+test('--out with another extension, or a .png that is a folder, is a usage error naming the three forms', () => {
+  for (const w of WRITERS) {
+    const out = join(dir, `bad-${w.command}.jpg`);
+    const r = writer(w, out);
+    assert.equal(r.status, 2, `${w.command}: ${r.stderr}`);
+    assert.match(
+      r.stderr.trim(),
+      /^error: --out .*bad-\w+\.jpg: .*FILE\.png \(one labelled grid image\), DIR \(.*\) or FILE\.npz \(/,
+      w.command,
+    );
+    assert.ok(!existsSync(out), `${w.command} wrote nothing`);
+  }
+  const folder = join(dir, 'a-folder.png');
+  mkdirSync(folder);
+  const r = writer(WRITERS[0]!, folder);
+  assert.equal(r.status, 2, r.stderr);
+  assert.match(r.stderr.trim(), /^error: --out .*a-folder\.png is an existing folder/);
+  assert.deepEqual(readdirSync(folder), [], 'the folder is untouched');
+});
+
+/** The `metric  model X  name Y ...  <- who better` line of a summary table. */
+function tableLine(stdout: string, metric: string): { values: Record<string, string>; winner: string | undefined } {
+  const line = stdout.split('\n').find((l) => l.startsWith(metric));
+  assert.ok(line, `a line for ${metric} in:\n${stdout}`);
+  const [cells, verdict] = line.slice(metric.length).split('<-');
+  const values: Record<string, string> = {};
+  for (const m of cells!.matchAll(/([a-z][a-z ]*?) (-?[0-9.]+|n\/a)(?= |$)/g)) values[m[1]!.trim()] = m[2]!;
+  return { values, winner: verdict?.trim().replace(/ better$/, '') };
+}
+
+test('impute and denoise print a table of the model beside the baselines and the winner; --json the same numbers as JSON', () => {
+  const table = stdoutOf('impute', false);
+  const s = JSON.parse(stdoutOf('impute', true).trim()) as Record<string, number>;
+  const psnr = tableLine(table, 'psnr_missing');
+  assert.deepEqual(psnr.values, {
+    model: s['psnr_missing']!.toFixed(2),
+    'mean fill': s['mean_fill_psnr_missing']!.toFixed(2),
+    harmonic: s['harmonic_psnr_missing']!.toFixed(2),
+  });
+  const [bestName, bestValue] = [
+    ['mean fill', s['mean_fill_psnr_missing']!],
+    ['harmonic', s['harmonic_psnr_missing']!],
+  ].reduce((a, b) => (b[1]! > a[1]! ? b : a)) as [string, number];
+  assert.equal(psnr.winner, s['psnr_missing']! > bestValue ? 'model' : bestName);
+  assert.equal(tableLine(table, 'ssim_missing').values['model'], s['ssim_missing']!.toFixed(4));
+  assert.throws(() => JSON.parse(table.trim()), 'the default is the table, not JSON');
+
+  const dTable = stdoutOf('denoise', false);
+  const d = JSON.parse(stdoutOf('denoise', true).trim()) as { psnr_noisy_db: number; psnr_denoised_db: number };
+  const line = tableLine(dTable, 'psnr');
+  assert.deepEqual(line.values, { model: d.psnr_denoised_db.toFixed(2), 'noisy input': d.psnr_noisy_db.toFixed(2) });
+  assert.equal(line.winner, d.psnr_denoised_db > d.psnr_noisy_db ? 'model' : 'noisy input');
 });

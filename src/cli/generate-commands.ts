@@ -1,18 +1,28 @@
 // Using a trained run: `medvae sample` (a synthetic dataset), `reconstruct`, `denoise`, `interpolate`.
 import * as tf from '@tensorflow/tfjs';
 import type { Command } from 'commander';
-import { join } from 'node:path';
 import { loadRun, type LoadedRun } from '../train/checkpoint.ts';
 import { initBackend } from '../backend/index.ts';
-import type { Batch, LabelKind } from '../data/types.ts';
-import { writeNpz } from '../data/npz-writer.ts';
-import { stackFromTensor, writeGrid, writePng, type ImageStack } from '../train/images.ts';
+import type { Batch } from '../data/types.ts';
+import type { NpyInput } from '../data/npz-writer.ts';
+import { stackFromTensor, type GridOptions, type ImageStack } from '../train/images.ts';
 import { stepNoise, Stream } from '../util/rng.ts';
 import { readImages } from '../generate/read-images.ts';
 import { sample, SampleOptionError, type SampledImages } from '../generate/sample.ts';
 import { runCommand, UsageError } from './errors.ts';
 import { allowSoftwareGpuOption, backendFromFlags, backendOption, type BackendFlags } from './backend-flags.ts';
 import { psnrOf } from '../eval/reconstruction.ts';
+import {
+  imageBytes,
+  imageFileName,
+  medmnistArrays,
+  medmnistLabels,
+  OUT_FORMS,
+  parseOut,
+  rowsOutput,
+  writeImageOutput,
+} from './image-output.ts';
+import { printSummary } from './summary-table.ts';
 
 interface RunFlags extends BackendFlags {
   run: string;
@@ -39,6 +49,7 @@ function psnr(a: Float32Array, b: Float32Array): number {
 }
 
 async function sampleCommand(flags: RunFlags & { n: string; label?: string; out: string; batch: string; latent: string }): Promise<void> {
+  const out = parseOut(flags.out);
   const run = await openRun(flags);
   const n = Number(flags.n);
   if (!Number.isInteger(n) || n < 1) throw new UsageError(`--n must be a positive integer, got ${flags.n}`);
@@ -61,62 +72,77 @@ async function sampleCommand(flags: RunFlags & { n: string; label?: string; out:
   }
   const { pixels, size, channels, labels, labelWidth } = images;
   const conditional = labelWidth > 0;
-  if (flags.out.endsWith('.npz')) {
-    // MedMNIST layout: grey images are N x S x S, colour N x S x S x 3; labels N x L uint8
-    // (class index for single-label datasets, multi-hot for multi-label ones).
-    const imageShape = channels === 1 ? [n, size, size] : [n, size, size, 3];
-    const labelRows = conditional ? classLabels(labels, n, labelWidth, run.state.labelKind) : new Uint8Array(n);
-    const labelShape = [n, labelRows.length / n];
-    const empty = (shape: number[]): { dtype: '|u1'; shape: number[]; data: Uint8Array } => ({
-      dtype: '|u1',
-      shape: [0, ...shape.slice(1)],
-      data: new Uint8Array(0),
-    });
-    writeNpz(flags.out, {
-      train_images: { dtype: '|u1', shape: imageShape, data: pixels },
-      train_labels: { dtype: '|u1', shape: labelShape, data: labelRows },
-      val_images: empty(imageShape),
-      val_labels: empty(labelShape),
-      test_images: empty(imageShape),
-      test_labels: empty(labelShape),
-    });
-  } else {
-    const stack: ImageStack = { data: Float32Array.from(pixels, (v) => v / 127.5 - 1), n, size, channels };
-    const label = flags.label === undefined ? undefined : Number(flags.label);
-    for (let k = 0; k < n; k++) {
-      const cls = conditional ? String(label ?? k % labelWidth) : '';
-      await writePng(join(flags.out, cls, `${String(k).padStart(6, '0')}.png`), stack, k);
-    }
-  }
-  process.stderr.write(`wrote ${n} samples to ${flags.out}\n`);
+  const stack: ImageStack = { data: Float32Array.from(pixels, (v) => v / 127.5 - 1), n, size, channels };
+  const classOf = (k: number): number => labels.subarray(k * labelWidth, (k + 1) * labelWidth).indexOf(1);
+  const wrote = await writeImageOutput(out, {
+    grid: () => {
+      const options: GridOptions = { cols: Math.ceil(Math.sqrt(n)), title: `synthetic (${flags.latent} latents)` };
+      if (conditional) options.captions = Array.from({ length: n }, (_, k) => String(classOf(k)));
+      return { stack, options };
+    },
+    // Class folders for the conditional model.
+    files: () => ({ stack, names: Array.from({ length: n }, (_, k) => (conditional ? `${classOf(k)}/` : '') + imageFileName(k)) }),
+    // MedMNIST layout, all in the train split: labels are class indices for single-label
+    // datasets, multi-hot rows for multi-label ones.
+    npz: () =>
+      medmnistArrays(
+        'train',
+        { data: pixels, n, size, channels },
+        medmnistLabels(labels, n, labelWidth, conditional ? run.state.labelKind : 'none'),
+      ),
+  });
+  process.stderr.write(`wrote ${n} samples to ${wrote}\n`);
 }
 
-/** One-hot rows back to class indices (N x 1) for single-label data; multi-hot rows stay (N x L). */
-function classLabels(labels: Float32Array, n: number, width: number, kind: LabelKind): Uint8Array {
-  if (kind === 'multilabel') return Uint8Array.from(labels);
-  const out = new Uint8Array(n);
-  for (let k = 0; k < n; k++) out[k] = labels.subarray(k * width, (k + 1) * width).indexOf(1);
-  return out;
+/** The rows' first `count` images each, from one stack of rows of n images. */
+function rowsOfStack(stack: ImageStack, rows: number, n: number): (count: number) => Float32Array[] {
+  const per = stack.size * stack.size * stack.channels;
+  return (count) => Array.from({ length: rows }, (_, r) => stack.data.subarray(r * n * per, (r * n + count) * per));
 }
 
-async function reconstructCommand(flags: RunFlags & { split: string; n: string; out: string; noise?: string }): Promise<void> {
-  const { config, model } = await openRun(flags);
+/** SIGMA of --noise gaussian:SIGMA. */
+function noiseSigma(spec: string): number {
+  const match = /^gaussian:([0-9.]+)$/.exec(spec);
+  if (!match) throw new UsageError(`--noise must look like gaussian:SIGMA (SIGMA on the [0,1] intensity scale), got ${spec}`);
+  return Number(match[1]);
+}
+
+async function reconstructCommand(
+  flags: RunFlags & { split: string; n: string; out: string; noise?: string; json?: boolean },
+): Promise<void> {
+  const out = parseOut(flags.out);
+  const sigma = flags.noise ? noiseSigma(flags.noise) : undefined;
+  const run = await openRun(flags);
+  const { config, model } = run;
   const batch = await readImages(config, flags.split, Number(flags.n));
   const clean = inputs(batch);
+  const n = batch.n;
+  const labels = medmnistLabels(batch.labels, n, batch.labelWidth, run.state.labelKind);
+  const shape = { n, size: batch.size, channels: batch.channels };
+  const bytesOf = (stack: ImageStack, row: number): Uint8Array =>
+    imageBytes(stack.data.subarray(row * n * batch.size ** 2 * batch.channels, (row + 1) * n * batch.size ** 2 * batch.channels));
+  const imageShape = batch.channels === 1 ? [n, batch.size, batch.size] : [n, batch.size, batch.size, 3];
   try {
-    if (!flags.noise) {
+    if (sigma === undefined) {
       const rec = tf.tidy(() => tf.concat([clean.images, model.reconstruct(clean.images, clean.labels)], 0) as tf.Tensor4D);
+      let stack: ImageStack;
       try {
-        await writeGrid(flags.out, await stackFromTensor(rec), { cols: batch.n });
+        stack = await stackFromTensor(rec);
       } finally {
         rec.dispose();
       }
-      process.stderr.write(`wrote ${flags.out}: ${batch.n} originals above their reconstructions\n`);
+      const wrote = await writeImageOutput(
+        out,
+        rowsOutput(['original', 'reconstructed'], rowsOfStack(stack, 2, n), shape, {
+          npz: () =>
+            medmnistArrays(flags.split, { data: bytesOf(stack, 1), ...shape }, labels, {
+              originals: { dtype: '|u1', shape: imageShape, data: bytesOf(stack, 0) },
+            }),
+        }),
+      );
+      process.stderr.write(`wrote ${wrote}: ${n} originals and their reconstructions\n`);
       return;
     }
-    const match = /^gaussian:([0-9.]+)$/.exec(flags.noise);
-    if (!match) throw new UsageError(`--noise must look like gaussian:SIGMA (SIGMA on the [0,1] intensity scale), got ${flags.noise}`);
-    const sigma = Number(match[1]);
     // Noise on the [0,1] scale is twice as large on the model's [-1,1] scale.
     const noisy = tf.tidy(
       () =>
@@ -137,22 +163,36 @@ async function reconstructCommand(flags: RunFlags & { split: string; n: string; 
     } finally {
       grid.dispose();
     }
-    const per = stack.size * stack.size * stack.channels * batch.n;
+    const per = stack.size * stack.size * stack.channels * n;
     const [cleanValues, noisyValues, denoisedValues] = [0, 1, 2].map((r) => stack.data.subarray(r * per, (r + 1) * per));
     const before = psnr(cleanValues!, noisyValues!);
     const after = psnr(cleanValues!, denoisedValues!);
-    await writeGrid(flags.out, stack, { cols: batch.n });
-    process.stdout.write(`${JSON.stringify({ noise: flags.noise, images: batch.n, psnr_noisy_db: before, psnr_denoised_db: after })}\n`);
-    process.stderr.write(
-      `PSNR noisy ${before.toFixed(2)} dB -> denoised ${after.toFixed(2)} dB; wrote ${flags.out} (clean, noisy, denoised rows)\n`,
+    const wrote = await writeImageOutput(
+      out,
+      rowsOutput(['clean', 'noisy', 'denoised'], rowsOfStack(stack, 3, n), shape, {
+        npz: () =>
+          medmnistArrays(flags.split, { data: bytesOf(stack, 2), ...shape }, labels, {
+            noisy: { dtype: '|u1', shape: imageShape, data: bytesOf(stack, 1) },
+            originals: { dtype: '|u1', shape: imageShape, data: bytesOf(stack, 0) },
+          }),
+      }),
     );
+    printSummary(
+      flags.json,
+      { noise: flags.noise, images: n, psnr_noisy_db: before, psnr_denoised_db: after },
+      `denoise ${flags.noise}: ${n} images of ${flags.split}, PSNR against the clean images`,
+      [{ metric: 'psnr (dB)', model: after, baselines: [['noisy input', before]], digits: 2 }],
+    );
+    process.stderr.write(`wrote ${wrote}: clean, noisy, denoised\n`);
   } finally {
     tf.dispose([clean.images, clean.labels] as tf.TensorContainer);
   }
 }
 
 async function interpolateCommand(flags: RunFlags & { split: string; steps: string; pairs: string; out: string }): Promise<void> {
-  const { config, model } = await openRun(flags);
+  const out = parseOut(flags.out);
+  const run = await openRun(flags);
+  const { config, model } = run;
   const pairs = Number(flags.pairs);
   const steps = Number(flags.steps);
   const batch = await readImages(config, flags.split, 2 * pairs);
@@ -170,12 +210,39 @@ async function interpolateCommand(flags: RunFlags & { split: string; steps: stri
     }
     return tf.concat(out, 0) as tf.Tensor4D;
   });
+  let stack: ImageStack;
   try {
-    await writeGrid(flags.out, await stackFromTensor(rows), { cols: steps });
+    stack = await stackFromTensor(rows);
   } finally {
     tf.dispose([rows, x.images, x.labels] as tf.TensorContainer);
   }
-  process.stderr.write(`wrote ${flags.out}: ${pairs} rows of ${steps} images between pairs of real images\n`);
+  const { size, channels } = stack;
+  const per = size * size * channels;
+  const names = Array.from({ length: pairs }, (_, p) => `pair ${p + 1}`);
+  const rowsOf = (count: number): Float32Array[] => names.map((_, p) => stack.data.subarray(p * steps * per, (p * steps + count) * per));
+  // The npz, row by row: image p * steps + i is at t = i / (steps - 1) from pair p's first image
+  // (the first of its `endpoints`) to its second, and has the first image's label.
+  const npz = (): Record<string, NpyInput> => {
+    const w = batch.labelWidth;
+    const labels = new Float32Array(pairs * steps * w);
+    for (let k = 0; k < pairs * steps; k++) {
+      const first = 2 * Math.floor(k / steps);
+      labels.set(batch.labels.subarray(first * w, (first + 1) * w), k * w);
+    }
+    const images = { data: imageBytes(stack.data), n: pairs * steps, size, channels };
+    return medmnistArrays(flags.split, images, medmnistLabels(labels, pairs * steps, w, run.state.labelKind), {
+      endpoints: {
+        dtype: '|u1',
+        shape: [pairs, 2, size, size, ...(channels === 3 ? [3] : [])],
+        data: imageBytes(batch.images.subarray(0, 2 * pairs * per)),
+      },
+    });
+  };
+  const wrote = await writeImageOutput(
+    out,
+    rowsOutput(names, rowsOf, { n: steps, size, channels }, { title: 'latent interpolation', npz }),
+  );
+  process.stderr.write(`wrote ${wrote}: ${pairs} rows of ${steps} images between pairs of real images\n`);
 }
 
 export function registerGenerateCommands(program: Command): void {
@@ -186,7 +253,11 @@ export function registerGenerateCommands(program: Command): void {
       .addOption(allowSoftwareGpuOption())
       .option('--seed <n>', 'seed of the noise', '0')
       .option('--debug', 'print stack traces on errors');
-  common(program.command('sample').description('write a synthetic dataset: an npz in the MedMNIST layout, or a PNG folder by class'))
+  common(
+    program
+      .command('sample')
+      .description('write a synthetic dataset: an npz in the MedMNIST layout, a PNG folder by class, or one grid image'),
+  )
     .option('--n <n>', 'number of images', '1000')
     .option('--label <k>', 'class of every image (conditional models); default: classes in turn')
     .option('--batch <n>', 'images generated at once', '64')
@@ -195,23 +266,24 @@ export function registerGenerateCommands(program: Command): void {
       "prior (N(0, I)) or fitted (a Gaussian fitted to the training images' latents: fewer off-manifold samples)",
       'prior',
     )
-    .requiredOption('--out <file.npz|dir>', 'output npz file or folder')
+    .requiredOption('--out <file.npz|dir|grid.png>', `output: ${OUT_FORMS}`)
     .action((f) => runCommand(Boolean(f.debug), () => sampleCommand(f)));
   common(program.command('reconstruct').description('a grid of real images above their reconstructions'))
     .option('--split <name>', 'dataset split', 'test')
     .option('--n <n>', 'number of images', '16')
-    .requiredOption('--out <file.png>', 'output PNG')
+    .requiredOption('--out <grid.png|dir|file.npz>', `original and reconstructed images: ${OUT_FORMS}`)
     .action((f) => runCommand(Boolean(f.debug), () => reconstructCommand(f)));
   common(program.command('denoise').description('clean noisy images through the latent space; prints PSNR before and after'))
     .option('--noise <spec>', 'noise model, gaussian:SIGMA on the [0,1] scale', 'gaussian:0.1')
     .option('--split <name>', 'dataset split', 'test')
     .option('--n <n>', 'number of images', '16')
-    .requiredOption('--out <file.png>', 'output PNG (clean, noisy, denoised rows)')
+    .requiredOption('--out <grid.png|dir|file.npz>', `clean, noisy and denoised images: ${OUT_FORMS}`)
+    .option('--json', 'print the PSNR numbers as one JSON line instead of a table')
     .action((f) => runCommand(Boolean(f.debug), () => reconstructCommand(f)));
   common(program.command('interpolate').description('decode straight lines in latent space between pairs of real images'))
     .option('--split <name>', 'dataset split', 'test')
     .option('--pairs <n>', 'number of pairs', '4')
     .option('--steps <n>', 'images per row', '8')
-    .requiredOption('--out <file.png>', 'output PNG')
+    .requiredOption('--out <grid.png|dir|file.npz>', `a row of images per pair: ${OUT_FORMS}`)
     .action((f) => runCommand(Boolean(f.debug), () => interpolateCommand(f)));
 }

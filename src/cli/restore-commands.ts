@@ -10,7 +10,7 @@ import { loadRun } from '../train/checkpoint.ts';
 import { anomalyAuroc, checkNormalClasses, parseNormal } from '../restore/anomaly.ts';
 import { harmonicInpaint, meanFill } from '../restore/baselines.ts';
 import { imputeImages, type Imputation } from '../restore/impute.ts';
-import { writeImputationGrid, writeImputationNpz } from '../restore/impute-output.ts';
+import { IMPUTATION_ROWS, imputationArrays, imputationRows } from '../restore/impute-output.ts';
 import { maskSource, parseMaskSpec } from '../restore/mask.ts';
 import { finiteMean, maskedPsnrPerImage, maskedSsimPerImage } from '../restore/metrics.ts';
 import { createCounter } from '../restore/progress.ts';
@@ -21,9 +21,14 @@ import { writeScoresCsv, type ScoreTable } from '../restore/scores-csv.ts';
 import { fitDecoderSigma } from '../restore/sigma.ts';
 import { runCommand, UsageError } from './errors.ts';
 import { allowSoftwareGpuOption, backendFromFlags, backendOption, type BackendFlags } from './backend-flags.ts';
+import { medmnistArrays, OUT_FORMS, parseOut, rowsOutput, writeImageOutput } from './image-output.ts';
+import { printSummary } from './summary-table.ts';
 
 /** Images read and processed at once: bounds memory whatever the split's size. */
 const CHUNK = 256;
+
+/** Images (columns) in impute's grid: the first 16. */
+const GRID_COLUMNS = 16;
 
 interface CommonFlags extends BackendFlags {
   run: string;
@@ -78,15 +83,14 @@ function concat(parts: Float32Array[]): Float32Array {
 }
 
 async function imputeCommand(
-  flags: CommonFlags & { mask: string; method: ImputeMethod; iters: string; samples: string; out: string },
+  flags: CommonFlags & { mask: string; method: ImputeMethod; iters: string; samples: string; out: string; json?: boolean },
 ): Promise<void> {
   const iters = intFlag('--iters', flags.iters, 1);
   const samples = intFlag('--samples', flags.samples, 1);
   const batch = intFlag('--batch', flags.batch, 1);
   const seed = intFlag('--seed', flags.seed, 0);
   const spec = parseMaskSpec(flags.mask);
-  if (!/\.(png|npz)$/i.test(flags.out))
-    throw new UsageError(`--out must end in .png (a grid) or .npz (MedMNIST layout with the masks), got ${flags.out}`);
+  const out = parseOut(flags.out);
   const { config, model } = await openRunFor(flags);
   try {
     const { split, indices, classes } = await selectImages(config, {
@@ -142,11 +146,18 @@ async function imputeCommand(
     };
     const shape = { n: indices.length, size: config.model.image_size, channels: config.model.in_channels };
     const target = { data: all.images, ...shape };
-    if (flags.out.endsWith('.npz')) {
-      writeImputationNpz(flags.out, flags.split, { ...all, ...shape, classes });
-    } else {
-      await writeImputationGrid(flags.out, { ...all, ...shape });
-    }
+    const set = { ...all, ...shape };
+    const wrote = await writeImageOutput(
+      out,
+      rowsOutput(IMPUTATION_ROWS, (count) => imputationRows(set, count), shape, {
+        gridColumns: GRID_COLUMNS,
+        npz: () => {
+          const { images, members } = imputationArrays(set);
+          const labels = Uint8Array.from(classes, (c) => c ?? 0);
+          return medmnistArrays(flags.split, { data: images, ...shape }, labels, members);
+        },
+      }),
+    );
     const acceptance = parts.reduce((s, p) => s + (p.result.acceptance ?? 0) * p.data.n, 0) / indices.length;
     const summary = {
       method: flags.method,
@@ -161,8 +172,25 @@ async function imputeCommand(
       mean_fill_psnr_missing: finiteMean(maskedPsnrPerImage(meanFill(target, all.masks), target, all.masks)),
       harmonic_psnr_missing: finiteMean(maskedPsnrPerImage(harmonicInpaint(target, all.masks), target, all.masks)),
     };
-    process.stdout.write(`${JSON.stringify(summary)}\n`);
-    log(`wrote ${flags.out}`);
+    printSummary(
+      flags.json,
+      summary,
+      `impute ${flags.mask} by ${flags.method}: ${indices.length} images of ${flags.split}, ${iters} iterations x ${samples} chains, ` +
+        `decoder sigma ${sigma.toPrecision(4)}${flags.method === 'mwg' ? `, acceptance ${acceptance.toFixed(3)}` : ''}; on the missing pixels:`,
+      [
+        {
+          metric: 'psnr_missing (dB)',
+          model: summary.psnr_missing,
+          baselines: [
+            ['mean fill', summary.mean_fill_psnr_missing],
+            ['harmonic', summary.harmonic_psnr_missing],
+          ],
+          digits: 2,
+        },
+        { metric: 'ssim_missing', model: summary.ssim_missing, baselines: [], digits: 4 },
+      ],
+    );
+    log(`wrote ${wrote}`);
   } finally {
     model.dispose();
   }
@@ -235,9 +263,10 @@ export function registerRestoreCommands(program: Command): void {
     .option('--iters <k>', 'chain iterations', '20')
     .option('--samples <s>', 'independent chains per image (multiple imputations)', '4')
     .requiredOption(
-      '--out <grid.png|out.npz>',
-      'a grid (original, masked, imputed, spread rows) or an npz in the MedMNIST layout with the masks',
+      '--out <grid.png|dir|out.npz>',
+      `original, masked, filled and spread images (the grid: the first ${GRID_COLUMNS}; the npz: the MedMNIST layout with the masks): ${OUT_FORMS}`,
     )
+    .option('--json', 'print the numbers as one JSON line instead of a table')
     .action((f) => runCommand(Boolean(f.debug), () => imputeCommand(f)));
   common(
     program
