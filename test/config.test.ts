@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig, parseOverrides } from '../src/config/load.ts';
 import { DEFAULT_CONFIG } from '../src/config/schema.ts';
+import { ConfigError } from '../src/config/validate.ts';
 import { readRunConfig } from '../src/train/checkpoint.ts';
 import { stringify as stringifyYaml } from 'yaml';
 
@@ -74,7 +75,26 @@ test('--set parses YAML scalars and lists and overrides the file', () => {
 test('an empty or non-mapping file is handled clearly', () => {
   assert.deepEqual(loadConfig({ file: file('empty.yaml', '') }), DEFAULT_CONFIG);
   assert.throws(() => loadConfig({ file: file('list.yaml', '- 1\n- 2\n') }), /expected a mapping with sections/);
-  assert.throws(() => loadConfig({ file: join(dir, 'missing.yaml') }), /missing.yaml: cannot read config file \(ENOENT\)/);
+  assert.throws(() => loadConfig({ file: join(dir, 'missing.yaml') }), /missing\.yaml does not exist; check the path$/);
+  assert.throws(() => loadConfig({ file: join(dir, 'empty.yam') }), /empty\.yam does not exist; did you mean .*empty\.yaml\?$/);
+  assert.throws(() => loadConfig({ file: dir }), /is a folder, expected a YAML file such as .*\.yaml$/);
+});
+
+test('a YAML syntax error says where, what, and to correct it there, in one line', () => {
+  const bad = file('syntax.yaml', 'train:\n  lr: [0.1, 0.2\n');
+  assert.throws(
+    () => loadConfig({ file: bad }),
+    (e: unknown) =>
+      e instanceof ConfigError &&
+      /^\S*syntax\.yaml: not valid YAML at line 3, column 1: Flow sequence .* end with a \]; correct the file there$/.test(e.message),
+  );
+});
+
+test("a value error names its key, so the command line can tell its own mistakes (exit 2) from a file's", () => {
+  assert.throws(
+    () => loadConfig({ sets: ['train.epochs=0'] }),
+    (e: unknown) => e instanceof ConfigError && e.key === 'train.epochs',
+  );
 });
 
 test("VAE-GAN's feature_layer must name one of the discriminator's conv blocks", () => {

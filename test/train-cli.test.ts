@@ -138,9 +138,9 @@ test('bad config and missing dataset fail with one clear line, no stack trace', 
   assert.equal(r.status, 1);
   assert.equal(r.stderr.trim(), `error: ${bad}: 'train.lr' must be a number, got "fast"`);
   const missing = medvae([...base, '--data', join(dir, 'nope.npz'), '--out', join(dir, 'nope-run')]);
-  assert.equal(missing.status, 1);
+  assert.equal(missing.status, 2, 'a --data path that does not exist is a usage mistake');
   const last = missing.stderr.trim().split('\n').at(-1)!;
-  assert.match(last, /^error: .*nope\.npz/);
+  assert.match(last, /^error: --data .*nope\.npz does not exist; check the path$/);
   assert.doesNotMatch(missing.stderr, /\n\s+at /, 'no stack trace without --debug');
 });
 

@@ -52,7 +52,7 @@ test('a terminal gets one redrawn bar, cut to its width, and a newline before ot
   assert.match(out.text, /\ncheckpoint saved\n$/);
 });
 
-test('json output: parseable objects with the step fields', () => {
+test('json output: parseable objects with the step fields, counted from 1 as the plain line counts them', () => {
   const out = sink(false);
   const progress = createProgress('json', { everySteps: 1, stream: out });
   progress.info('hello');
@@ -63,5 +63,9 @@ test('json output: parseable objects with the step fields', () => {
     .map((l) => JSON.parse(l) as Record<string, unknown>);
   assert.equal(info!.message, 'hello');
   assert.equal(step!.event, 'step');
-  assert.equal(step!.step, 3);
+  // report(3) is the fourth step of the first epoch: the plain line says "epoch 1/2 step 4/10".
+  assert.deepEqual([step!.epoch, step!.epochs, step!.stepInEpoch, step!.stepsPerEpoch, step!.step], [1, 2, 4, 10, 4]);
+  const plain = sink(false);
+  createProgress('plain', { everySteps: 1, stream: plain }).step(report(3));
+  assert.match(plain.text, /^epoch 1\/2 step 4\/10 /);
 });

@@ -12,6 +12,8 @@
 // `native` is not a TF.js backend of its own: TF.js computes on 'wasm' (tf.getBackend() says
 // 'wasm', tensors live on the wasm heap, this project's wasm kernels and memory guard apply), with
 // the heavy kernels replaced (./native/kernels.ts). BackendInfo.name says 'native'.
+// First: no TF.js banner in any process that loads this module (see quiet-tfjs.ts).
+import './quiet-tfjs.ts';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import type { BackendChoice } from '../config/schema.ts';

@@ -4,7 +4,19 @@ import type { DatasetFormat } from '../config/schema.ts';
 import { downloadMedmnist } from '../data/download.ts';
 import { describeDataset } from '../data/info.ts';
 import { MEDMNIST, MEDMNIST_SIZES } from '../data/medmnist.ts';
-import { runCommand } from './errors.ts';
+import { runCommand, UsageError } from './errors.ts';
+import { DatasetNotFoundError } from '../data/errors.ts';
+import { DatasetFormatError } from '../data/format.ts';
+import { editDistance } from '../util/similar-path.ts';
+
+/** An unknown dataset name, with the nearest known ones. */
+function unknownDataset(flag: string): string {
+  const names = Object.keys(MEDMNIST);
+  const near = names
+    .filter((n) => editDistance(flag.toLowerCase(), n) <= 3)
+    .sort((a, b) => editDistance(flag.toLowerCase(), a) - editDistance(flag.toLowerCase(), b));
+  return `unknown MedMNIST dataset '${flag}'${near.length > 0 ? `; did you mean ${near[0]}?` : ''} (known: ${names.join(', ')})`;
+}
 
 function parseSize(value: string): number {
   const size = Number(value);
@@ -26,6 +38,7 @@ export function registerDataCommands(program: Command): void {
     .option('--debug', 'print stack traces on errors')
     .action((flag: string, opts: { size: number; dir: string; debug?: boolean }) =>
       runCommand(Boolean(opts.debug), async () => {
+        if (!Object.hasOwn(MEDMNIST, flag)) throw new UsageError(unknownDataset(flag));
         const path = await downloadMedmnist({ flag, size: opts.size, dir: opts.dir, log: (line) => console.error(line) });
         console.log(path);
       }),
@@ -39,7 +52,13 @@ export function registerDataCommands(program: Command): void {
     .option('--debug', 'print stack traces on errors')
     .action((path: string, opts: { format?: DatasetFormat; debug?: boolean }) =>
       runCommand(Boolean(opts.debug), async () => {
-        console.log(await describeDataset(path, opts.format));
+        try {
+          console.log(await describeDataset(path, opts.format));
+        } catch (e) {
+          // The path on the command line is missing or no dataset: a usage mistake (exit 2), as --data's is.
+          if (e instanceof DatasetNotFoundError || e instanceof DatasetFormatError) throw new UsageError(e.message, { cause: e });
+          throw e;
+        }
       }),
     );
 }

@@ -50,12 +50,9 @@ class DistUsageError extends UsageError {
  * worker does.
  */
 async function resolveDevices(flags: DistFlags, config: ExperimentConfig, progress: Progress): Promise<string[]> {
-  if (flags.gpus !== undefined && flags.cpuWorkers !== undefined) throw new DistUsageError('give either --gpus or --cpu-workers, not both');
+  const count = deviceCount(flags);
   if (flags.gpus !== undefined) {
     const ids = flags.gpus.split(',').map((s) => s.trim());
-    if (ids.length === 0 || ids.some((id) => !/^\d+$/.test(id)) || new Set(ids).size !== ids.length) {
-      throw new DistUsageError(`--gpus must be distinct GPU indices separated by commas, e.g. 0,1; got '${flags.gpus}'`);
-    }
     const route = await gpuRoute(config.train.backend, config.train.allow_software_gpu);
     if (route.route === 'webgpu' && !route.software) {
       const missing = ids.filter((id) => Number(id) >= route.gpus.length);
@@ -69,9 +66,22 @@ async function resolveDevices(flags: DistFlags, config: ExperimentConfig, progre
     progress.info(`warning: no GPU backend (${route.why}): --gpus ${flags.gpus} falls back to ${ids.length} CPU worker(s)`);
     return ids.map((_, i) => `cpu:${i}`);
   }
-  const n = Number(flags.cpuWorkers ?? '1');
-  if (!Number.isInteger(n) || n < 1) throw new DistUsageError(`--cpu-workers must be an integer >= 1, got '${flags.cpuWorkers}'`);
-  return Array.from({ length: n }, (_, i) => `cpu:${i}`);
+  return Array.from({ length: count }, (_, i) => `cpu:${i}`);
+}
+
+/** Workers on this node, from --gpus / --cpu-workers, checked before anything else uses the number. */
+function deviceCount(flags: DistFlags): number {
+  if (flags.gpus !== undefined && flags.cpuWorkers !== undefined) throw new DistUsageError('give either --gpus or --cpu-workers, not both');
+  if (flags.gpus !== undefined) {
+    const ids = flags.gpus.split(',').map((s) => s.trim());
+    if (ids.some((id) => !/^\d+$/.test(id)) || new Set(ids).size !== ids.length) {
+      throw new DistUsageError(`--gpus must be distinct GPU indices separated by commas, e.g. 0,1; got '${flags.gpus}'`);
+    }
+    return ids.length;
+  }
+  const n = /^\s*\d+\s*$/.test(flags.cpuWorkers ?? '1') ? Number(flags.cpuWorkers ?? '1') : NaN;
+  if (!(n >= 1)) throw new DistUsageError(`--cpu-workers must be an integer >= 1, got '${flags.cpuWorkers}'`);
+  return n;
 }
 
 function positive(flag: string, value: string): number {
@@ -188,7 +198,7 @@ const program = addTrainFlags(
         const layout = nodeLayout(flags);
         for (const note of layout.notes) progress.info(note);
         const multiNode = layout.nnodes > 1;
-        const workersPerNode = flags.gpus !== undefined ? flags.gpus.split(',').length : Number(flags.cpuWorkers ?? '1') || 1;
+        const workersPerNode = deviceCount(flags);
         const config = configFromFlags(flags, layout.nnodes * workersPerNode, (note) => progress.info(note));
         const devices = await resolveDevices(flags, config, progress);
         if (multiNode && !flags.out && !flags.resume && !config.output.name) {

@@ -1,10 +1,12 @@
 // Configuration as data: defaults (schema.ts) <- YAML file <- `--set key=value`, then validated.
 // PyTorch-VAE's YAML layout (model_params, data_params, exp_params, ...) is accepted and translated,
 // so users can bring their existing experiment files.
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { DEFAULT_CONFIG, type ExperimentConfig } from './schema.ts';
 import { checkShape, checkValues, ConfigError } from './validate.ts';
+import { checkPathAdvice } from '../util/similar-path.ts';
 
 type Plain = Record<string, unknown>;
 
@@ -214,6 +216,11 @@ export function parseOverrides(sets: readonly string[]): Plain {
   return out;
 }
 
+/** Checks `--set` overrides on their own (syntax, known keys, types), before any file is read. */
+export function checkOverrides(sets: readonly string[]): void {
+  checkShape(parseOverrides(sets), DEFAULT_CONFIG as unknown as Plain, '--set');
+}
+
 export interface LoadOptions {
   file?: string;
   sets?: readonly string[];
@@ -225,19 +232,39 @@ export interface LoadOptions {
 
 const dropNote: NoteSink = () => {};
 
+/** Why a config file cannot be read, and what to do: a missing path (with a near name), a folder, or the system's reason. */
+export function describeUnreadableConfig(file: string, e: NodeJS.ErrnoException): string {
+  if (e.code === 'ENOENT') return `${file} does not exist; ${checkPathAdvice(file)}`;
+  if (e.code === 'EISDIR') {
+    let yamls: string[] = [];
+    try {
+      yamls = readdirSync(file).filter((n) => /\.ya?ml$/i.test(n));
+    } catch {
+      // An unreadable folder: no example to give.
+    }
+    const example = yamls.length > 0 ? ` such as ${join(file, yamls.sort()[0]!)}` : '';
+    return `${file} is a folder, expected a YAML file${example}`;
+  }
+  return `${file}: cannot read config file (${e.code ?? e.message})`;
+}
+
 /** Reads a YAML experiment file (ours or PyTorch-VAE's) into a plain object of our layout. */
 export function readConfigFile(file: string, onNote: NoteSink = dropNote): Plain {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (e) {
-    throw new ConfigError(`${file}: cannot read config file (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+    throw new ConfigError(describeUnreadableConfig(file, e as NodeJS.ErrnoException));
   }
   let doc: unknown;
   try {
     doc = parseYaml(text);
   } catch (e) {
-    throw new ConfigError(`${file}: not valid YAML: ${(e as Error).message.split('\n')[0]}`);
+    // The parser's first line ends in " at line L, column C:" before a snippet; say where, then what.
+    const pos = (e as { linePos?: { line: number; col: number }[] }).linePos?.[0];
+    const what = (e as Error).message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
+    const where = pos ? ` at line ${pos.line}, column ${pos.col}` : '';
+    throw new ConfigError(`${file}: not valid YAML${where}: ${what}; correct the file there`);
   }
   if (doc === null || doc === undefined) return {};
   if (!isPlain(doc)) throw new ConfigError(`${file}: expected a mapping with sections model, data, train, output`);

@@ -4,6 +4,12 @@ import { BACKEND_CHOICES, type ExperimentConfig } from './schema.ts';
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
+  /** The key at fault (section.key), when one is. */
+  readonly key?: string;
+  constructor(message: string, key?: string) {
+    super(message);
+    this.key = key;
+  }
 }
 
 type Plain = Record<string, unknown>;
@@ -141,7 +147,7 @@ function get(cfg: ExperimentConfig, path: string): unknown {
 /** Range and cross-field checks on the merged config. `source` names where the config came from. */
 export function checkValues(cfg: ExperimentConfig, source: string, worldSize = 1): void {
   const fail = (path: string, msg: string): never => {
-    throw new ConfigError(`${source}: '${path}' ${msg}, got ${JSON.stringify(get(cfg, path))}`);
+    throw new ConfigError(`${source}: '${path}' ${msg}, got ${JSON.stringify(get(cfg, path))}`, path);
   };
   for (const p of POSITIVE_INT) {
     const v = get(cfg, p) as number;

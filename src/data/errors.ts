@@ -12,9 +12,13 @@ export class DatasetError extends Error {
   }
 }
 
-/** The dataset path does not exist; the message suggests how to get the data. */
+/** The dataset path does not exist: "X does not exist; " and what to do (download it, or a near name). */
 export class DatasetNotFoundError extends DatasetError {
   override name = 'DatasetNotFoundError';
+  constructor(source: string, advice: string, options?: ErrorOptions) {
+    super(source, `does not exist; ${advice}`, options);
+    this.message = `${source} does not exist; ${advice}`;
+  }
 }
 
 /** One image could not be decoded (skipped with a warning unless the loader is strict). */

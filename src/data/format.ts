@@ -52,7 +52,10 @@ export function inferFormat(path: string): DatasetFormat | undefined {
   }
   if (existsSync(join(path, 'train.csv')) || existsSync(join(path, 'test.csv'))) return 'gleason';
   if (holdsImages(path, 3)) return 'folder';
-  throw new DatasetFormatError(path, `a folder with no dataset medvae can read: ${FORMATS_TRIED}, and found none of them`);
+  throw new DatasetFormatError(
+    path,
+    `a folder with no dataset medvae can read: ${FORMATS_TRIED}, and found none of them; point --data (data.path) at an .npz file or a dataset folder`,
+  );
 }
 
 /** Refuses a path that is plainly not in the configured format, saying which format it looks like. */

@@ -152,7 +152,7 @@ async function readMaskFile(path: string, size: number): Promise<Uint8Array[]> {
   const archive = await NpzArchive.open(path);
   try {
     const member = archive.arrayNames().find((name) => name === 'mask' || name.endsWith('_masks'));
-    if (!member) throw new MaskError(`${path}: no member 'mask' or '<split>_masks' (members: ${archive.arrayNames().join(', ')})`);
+    if (!member) throw new MaskError(`${path}: no member 'mask' or '*_masks' (members: ${archive.arrayNames().join(', ')})`);
     // openArray refuses anything but one-byte dtypes, so a row is one byte per pixel.
     const array = await archive.openArray(member);
     const shape = array.shape;

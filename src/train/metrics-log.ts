@@ -1,13 +1,17 @@
 // metrics.jsonl, the run's own record: one JSON object per line.
-//   {"kind":"start", backend, world_size, host, ...}   each time training (re)starts
+//   {"kind":"start", step, epoch, backend, world_size, host, ...}   each time training (re)starts
 //   {"kind":"step", step, epoch, terms, lr, images_per_s, step_ms, data_wait_ms, allreduce_ms, time}
 //   {"kind":"epoch", epoch, step, complete, means, lr, images_per_s, seconds, time}
+// Numbers count as the console does: `step` is the optimizer steps done (1 after the first),
+// `epoch` the epoch the step belongs to from 1 ("epoch 1/100" on the console is "epoch":1 here;
+// a start record names the epoch about to run). Runs written before this counted epochs from 0.
 // Readers skip a last line still being written by a running trainer.
 import { existsSync, readFileSync } from 'node:fs';
 
 export interface MetricsRecord {
   kind: 'start' | 'step' | 'epoch';
   step: number;
+  /** From 1, as the console shows it. */
   epoch: number;
   terms?: Record<string, number>;
   means?: Record<string, number>;

@@ -3,6 +3,7 @@
 
 export type LogFormat = 'auto' | 'tty' | 'plain' | 'json';
 
+/** Positions count from 0 here; every output (the line, the bar, JSON) shows them from 1. */
 export interface StepReport {
   epoch: number;
   epochs: number;
@@ -70,9 +71,11 @@ export function createProgress(
     step(r) {
       const remaining = eta(r);
       if (mode === 'json') {
+        // Counted from 1, as the plain line and metrics.jsonl count them.
+        const counted = { ...r, epoch: r.epoch + 1, stepInEpoch: r.stepInEpoch + 1, step: r.step + 1 };
         if (r.step % opts.everySteps === 0)
           out.write(
-            `${JSON.stringify({ level: 'info', time: new Date().toISOString(), event: 'step', ...r, eta_s: Math.round(remaining) })}\n`,
+            `${JSON.stringify({ level: 'info', time: new Date().toISOString(), event: 'step', ...counted, eta_s: Math.round(remaining) })}\n`,
           );
         return;
       }

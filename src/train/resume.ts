@@ -45,7 +45,7 @@ export function resolveResumeCheckpoint(resume: string, log: (line: string) => v
   if (candidates.length === 0) {
     if (!existsSync(join(resume, 'state.json'))) {
       throw new CheckpointError(
-        `--resume ${resume}: neither a checkpoint (no state.json) nor a run directory with checkpoints; give runs/<name> or runs/<name>/checkpoints/step-N`,
+        `--resume ${resume}: neither a checkpoint (no state.json) nor a run directory with checkpoints; give the directory \`medvae train\` printed as 'run directory:', or a checkpoint folder inside it (checkpoints/step-N)`,
       );
     }
     try {

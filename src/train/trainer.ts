@@ -262,13 +262,14 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const metricsFile = join(runDir, 'metrics.jsonl');
   const rewound = isChief && opts.resume ? rewindMetrics(metricsFile, state.step) : 0;
   if (rewound > 0) log(`metrics.jsonl: dropped ${rewound} record(s) after step ${state.step}, which run again now`);
+  // metrics.jsonl counts epochs from 1, as the console does (metrics-log.ts).
   const record = (line: object): void => {
     if (isChief) appendFileSync(metricsFile, `${JSON.stringify(line)}\n`);
   };
   record({
     kind: 'start',
     step: state.step,
-    epoch: state.epoch,
+    epoch: state.epoch + 1,
     backend: backend.name,
     gpu: backend.gpu,
     world_size: worldSize,
@@ -428,7 +429,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         record({
           kind: 'step',
           step: state.step,
-          epoch: state.epoch,
+          epoch: state.epoch + 1,
           terms,
           lr,
           images_per_s: info.imagesPerSecond,
@@ -475,7 +476,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       const seconds = (performance.now() - epochStart) / 1000;
       record({
         kind: 'epoch',
-        epoch: state.epoch,
+        epoch: state.epoch + 1,
         step: state.step,
         complete: finishedEpoch,
         means,
