@@ -9,7 +9,18 @@ export type { ExperimentConfig, ModelConfig, DataConfig, TrainConfig, BackendCho
 export { initBackend, type BackendInfo, type BackendName } from './backend/index.ts';
 export { createModel } from './models/index.ts';
 export type { VaeModel, ModelBatch, Encoding } from './models/base.ts';
-export { loadRun, readRunConfig, latestCheckpoint, type LoadedRun, type TrainState } from './train/checkpoint.ts';
+export {
+  loadRun,
+  readRunConfig,
+  latestCheckpoint,
+  selectRunCheckpoint,
+  CheckpointError,
+  RunDirError,
+  type LoadedRun,
+  type LoadRunOptions,
+  type RunCheckpoint,
+  type TrainState,
+} from './train/checkpoint.ts';
 export type { TrainHooks, TrainResult, StepInfo } from './train/trainer.ts';
 export { createProgress, type Progress, type LogFormat } from './train/progress.ts';
 export type { ImageStack } from './train/images.ts';

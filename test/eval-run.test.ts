@@ -336,7 +336,7 @@ test('eval of a folder that is not a run fails with a message naming it', async 
   }
   assert.equal(process.exitCode, 1);
   process.exitCode = 0;
-  assert.match(errors.join(''), /nope.*not a run directory/);
+  assert.match(errors.join(''), /nope does not exist; give a run directory/);
   assert.equal(existsSync(join(dir, 'nope', 'eval.json')), false);
 });
 

@@ -204,7 +204,7 @@ test('a run without eval.json or grids still reports, to --out, saying what is m
   assert.match(html, /not evaluated yet: run <code>medvae eval --run /);
   assert.match(html, /no samples yet/);
   assert.match(html, /no metrics.jsonl step records/);
-  assert.throws(() => writeReport(join(dir, 'runs', 'missing')), /missing: not a run directory \(no config.yaml\)/);
+  assert.throws(() => writeReport(join(dir, 'runs', 'missing')), /missing does not exist; give a run directory/);
 });
 
 test(

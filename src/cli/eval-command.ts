@@ -10,9 +10,11 @@ import { allowSoftwareGpuOption, backendOption, type BackendFlags } from './back
 import { evalRestoration, formatRestorationTable } from '../restore/eval-hook.ts';
 import { parseTasks } from '../restore/restore-eval.ts';
 import { parseNormal } from '../restore/anomaly.ts';
+import { checkpointOption, RUN_HELP, runCheckpointOf } from './run-option.ts';
 
 interface EvalFlags extends BackendFlags {
   run: string;
+  checkpoint?: string;
   split: string;
   n: string;
   seed: string;
@@ -47,7 +49,8 @@ export function registerEvalCommands(program: Command, out: CommandOutput = proc
   program
     .command('eval')
     .description('evaluate a trained run (reconstruction, sample quality, diversity, TSTR); writes RUN_DIR/eval.json')
-    .requiredOption('--run <dir>', 'run directory (runs/<name>)')
+    .requiredOption('--run <dir>', RUN_HELP)
+    .addOption(checkpointOption())
     .option('--split <name>', 'held-out split to evaluate on', 'test')
     .option('--n <count>', 'images per side: held-out real (capped by the split) and generated', '500')
     .option('--seed <seed>', 'seed of every random choice of the evaluation', '0')
@@ -64,7 +67,10 @@ export function registerEvalCommands(program: Command, out: CommandOutput = proc
     .option('--debug', 'print stack traces on errors')
     .action(async (flags: EvalFlags) => {
       await runCommand(Boolean(flags.debug), async () => {
-        const file = await evalRun(flags.run, {
+        // Chosen once: the evaluation and the restoration tasks use the same checkpoint, named once if the newest was damaged.
+        const { runDir, dir: checkpoint } = runCheckpointOf(flags);
+        const file = await evalRun(runDir, {
+          checkpoint,
           split: flags.split,
           n: positiveInt('--n', flags.n, 2),
           seed: positiveInt('--seed', flags.seed, 0),
@@ -77,7 +83,8 @@ export function registerEvalCommands(program: Command, out: CommandOutput = proc
         const tasks = flags.tasks ? parseTasks(flags.tasks) : [];
         const restoration =
           tasks.length > 0
-            ? await evalRestoration(flags.run, {
+            ? await evalRestoration(runDir, {
+                checkpoint,
                 tasks,
                 split: flags.split,
                 n: positiveInt('--n', flags.n, 2),
@@ -87,7 +94,7 @@ export function registerEvalCommands(program: Command, out: CommandOutput = proc
               })
             : undefined;
         const withTasks: typeof file & { restoration?: typeof restoration } = restoration ? { ...file, restoration } : file;
-        const path = writeEvalFile(flags.run, withTasks);
+        const path = writeEvalFile(runDir, withTasks);
         out.write(`${formatEvalTable(file)}${restoration ? `\n${formatRestorationTable(restoration)}` : ''}\nwrote ${path}\n`);
       });
     });

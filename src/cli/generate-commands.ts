@@ -23,17 +23,18 @@ import {
   writeImageOutput,
 } from './image-output.ts';
 import { printSummary } from './summary-table.ts';
+import { checkpointOption, RUN_HELP, runCheckpointOf, type RunFlagValues } from './run-option.ts';
 
-interface RunFlags extends BackendFlags {
-  run: string;
+interface RunFlags extends BackendFlags, RunFlagValues {
   debug?: boolean;
   seed: string;
 }
 
 async function openRun(flags: RunFlags): Promise<LoadedRun> {
+  const checkpoint = runCheckpointOf(flags);
   const { choice, options } = backendFromFlags(flags);
   await initBackend(choice, undefined, options);
-  return loadRun(flags.run);
+  return loadRun(checkpoint);
 }
 
 function inputs(batch: Batch): { images: tf.Tensor4D; labels?: tf.Tensor2D } {
@@ -248,7 +249,8 @@ async function interpolateCommand(flags: RunFlags & { split: string; steps: stri
 export function registerGenerateCommands(program: Command): void {
   const common = (cmd: Command): Command =>
     cmd
-      .requiredOption('--run <dir>', 'run directory (its newest checkpoint is used)')
+      .requiredOption('--run <dir>', RUN_HELP)
+      .addOption(checkpointOption())
       .addOption(backendOption())
       .addOption(allowSoftwareGpuOption())
       .option('--seed <n>', 'seed of the noise', '0')

@@ -23,6 +23,7 @@ import { runCommand, UsageError } from './errors.ts';
 import { allowSoftwareGpuOption, backendFromFlags, backendOption, type BackendFlags } from './backend-flags.ts';
 import { medmnistArrays, OUT_FORMS, parseOut, rowsOutput, writeImageOutput } from './image-output.ts';
 import { printSummary } from './summary-table.ts';
+import { checkpointOption, RUN_HELP, runCheckpointOf, type RunFlagValues } from './run-option.ts';
 
 /** Images read and processed at once: bounds memory whatever the split's size. */
 const CHUNK = 256;
@@ -30,8 +31,7 @@ const CHUNK = 256;
 /** Images (columns) in impute's grid: the first 16. */
 const GRID_COLUMNS = 16;
 
-interface CommonFlags extends BackendFlags {
-  run: string;
+interface CommonFlags extends BackendFlags, RunFlagValues {
   data?: string;
   split: string;
   n?: string;
@@ -52,9 +52,10 @@ const log = (line: string): void => {
 };
 
 async function openRunFor(flags: CommonFlags): Promise<{ config: ExperimentConfig; model: VaeModel }> {
+  const checkpoint = runCheckpointOf(flags);
   const { choice, options } = backendFromFlags(flags);
   await initBackend(choice, undefined, options);
-  const { config, model } = await loadRun(flags.run);
+  const { config, model } = await loadRun(checkpoint);
   requireEncoder(model);
   return { config, model };
 }
@@ -243,7 +244,8 @@ async function scoreCommand(flags: CommonFlags & { samples: string; normal?: str
 export function registerRestoreCommands(program: Command): void {
   const common = (cmd: Command): Command =>
     cmd
-      .requiredOption('--run <dir>', 'run directory (its newest checkpoint is used)')
+      .requiredOption('--run <dir>', RUN_HELP)
+      .addOption(checkpointOption())
       .option('--data <path>', "dataset file or folder (default: the run's)")
       .option('--split <name>', 'dataset split', 'test')
       .option('--seed <n>', 'seed of every random draw (image subset, masks, chains)', '0')

@@ -9,7 +9,7 @@ import { initBackend } from '../backend/index.ts';
 import type { BackendChoice, ExperimentConfig } from '../config/schema.ts';
 import { openDataset } from '../data/open.ts';
 import type { DatasetSplit } from '../data/types.ts';
-import { loadRun, readRunConfig } from '../train/checkpoint.ts';
+import { loadRun, readRunConfig, selectRunCheckpoint } from '../train/checkpoint.ts';
 import { hashKeys, mulberry32, Stream } from '../util/rng.ts';
 import type { DataConfig } from '../config/schema.ts';
 import type { VaeModel } from '../models/base.ts';
@@ -33,6 +33,9 @@ export interface RunEvalOptions {
   recipe?: TrainRecipe;
   /** Defaults to <run dir>/../.feature-nets. */
   cacheDir?: string;
+  /** Which checkpoint (selectRunCheckpoint's names: 'best', 'step-N', a folder); default: the newest intact one. */
+  checkpoint?: string;
+  /** Progress lines; a passed-over damaged checkpoint is reported here too (on stderr when absent). */
   log?: (line: string) => void;
 }
 
@@ -99,15 +102,19 @@ export async function readLatentFitImages(split: DatasetSplit, config: Experimen
   return readLabelledImages(split, featureTrainIndices(split.length, cap, seed), size, channels, config.data.resize);
 }
 
-export async function evalRun(runDir: string, options: RunEvalOptions): Promise<EvalFile> {
+/** Evaluates a run (its directory, or one of its checkpoint folders). */
+export async function evalRun(runPath: string, options: RunEvalOptions): Promise<EvalFile> {
   const started = Date.now();
   const log = options.log ?? (() => undefined);
+  // The run and its checkpoint are checked before anything starts.
+  const chosen = selectRunCheckpoint(runPath, { checkpoint: options.checkpoint, log: options.log });
+  const { runDir } = chosen;
   // The backend comes first: the model's variables are created on it.
   const config = readRunConfig(runDir);
   const backend = await initBackend(options.backend ?? config.train.backend, log, {
     allowSoftwareGpu: options.allowSoftwareGpu ?? config.train.allow_software_gpu,
   });
-  const { model, state } = await loadRun(runDir);
+  const { model, state } = await loadRun(chosen);
   try {
     const dataPath = resolveBundledPath(config.data.path);
     const data = { format: config.data.format, path: dataPath };

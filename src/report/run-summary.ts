@@ -5,6 +5,7 @@ import { basename, join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { readEvalFile, type EvalFile } from '../eval/eval-file.ts';
 import { readMetricsLog, termSeries } from '../train/metrics-log.ts';
+import { resolveRunPath } from '../train/run-checkpoint.ts';
 
 export class ReportInputError extends Error {
   override name = 'ReportInputError';
@@ -53,9 +54,11 @@ function field(doc: unknown, section: string, key: string): string {
   return v === undefined ? '?' : String(v);
 }
 
-export function readRunSummary(runDir: string): RunSummary {
+/** The summary of a run: its directory, or one of its checkpoint folders (the run's summary either way). */
+export function readRunSummary(path: string): RunSummary {
+  // Missing, a file, not a run: said the way every command that reads a run says it.
+  const { runDir } = resolveRunPath(path);
   const configFile = join(runDir, 'config.yaml');
-  if (!existsSync(configFile)) throw new ReportInputError(`${runDir}: not a run directory (no config.yaml)`);
   const configText = readFileSync(configFile, 'utf8');
   let doc: unknown;
   try {

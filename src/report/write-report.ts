@@ -13,7 +13,8 @@ export interface ReportOptions {
 
 export function writeReport(runDir: string, options: ReportOptions = {}): string {
   const runs = [runDir, ...(options.compare ?? [])].map(readRunSummary);
-  const out = options.out ?? join(runDir, 'report.html');
+  // runs[0].dir: the run's own directory, also when runDir named one of its checkpoints.
+  const out = options.out ?? join(runs[0]!.dir, 'report.html');
   writeFileAtomic(out, reportHtml(runs, new Date()));
   return out;
 }

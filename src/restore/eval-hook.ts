@@ -11,11 +11,22 @@ import { restorationMetrics, type RestorationMetrics, type RestoreTask } from '.
 
 export async function evalRestoration(
   runDir: string,
-  opts: { tasks: readonly RestoreTask[]; split: string; n: number; seed: number; normal?: number[]; log?: (line: string) => void },
+  opts: {
+    tasks: readonly RestoreTask[];
+    split: string;
+    n: number;
+    seed: number;
+    normal?: number[];
+    /** Which checkpoint (loadRun's names); default: the newest intact one. */
+    checkpoint?: string;
+    log?: (line: string) => void;
+  },
 ): Promise<RestorationMetrics> {
-  const { config, model } = await loadRun(runDir);
+  const { checkpoint, ...rest } = opts;
+  const loaded = await loadRun(runDir, { checkpoint, log: opts.log });
+  const { config, model } = loaded;
   try {
-    return await restorationMetrics(model, config, { ...opts, gridDir: runDir });
+    return await restorationMetrics(model, config, { ...rest, gridDir: loaded.runDir });
   } finally {
     model.dispose();
   }

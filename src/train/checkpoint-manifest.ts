@@ -17,14 +17,25 @@ interface Manifest {
   files: Record<string, ManifestEntry>;
 }
 
+/** A checkpoint that cannot be used: one missing, or one that does not hold what its record says. */
+export class CheckpointError extends Error {
+  override name = 'CheckpointError';
+}
+
 /** A checkpoint whose files do not match its manifest (or, without one, its own specs). */
 export class CheckpointDamagedError extends Error {
   override name = 'CheckpointDamagedError';
   /** The file at fault. */
   readonly file: string;
-  constructor(file: string, problem: string) {
+  /** What is wrong with it, without the file's name. */
+  readonly problem: string;
+  /** True when the checkpoint lacks its manifest (still being written, or cut short) rather than holding a bad file. */
+  readonly incomplete: boolean;
+  constructor(file: string, problem: string, incomplete = false) {
     super(`${file}: ${problem}`);
     this.file = file;
+    this.problem = problem;
+    this.incomplete = incomplete;
   }
 }
 
@@ -101,9 +112,27 @@ function checkWithoutManifest(dir: string): void {
   }
 }
 
+export function hasManifest(dir: string): boolean {
+  return existsSync(join(dir, MANIFEST_FILE));
+}
+
+export interface VerifyOptions {
+  /**
+   * A checkpoint without manifest.json is incomplete rather than old: set when an older checkpoint
+   * of the same run has one (a folder still being copied or written by another process, or cut short).
+   */
+  requireManifest?: boolean;
+}
+
 /** Throws CheckpointDamagedError naming the first file that does not match. */
-export function verifyCheckpoint(dir: string): void {
-  if (!existsSync(join(dir, MANIFEST_FILE))) {
+export function verifyCheckpoint(dir: string, options: VerifyOptions = {}): void {
+  if (!hasManifest(dir)) {
+    if (options.requireManifest)
+      throw new CheckpointDamagedError(
+        join(dir, MANIFEST_FILE),
+        'missing while an older checkpoint of the run has one: still being written, or cut short',
+        true,
+      );
     checkWithoutManifest(dir);
     return;
   }

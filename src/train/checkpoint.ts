@@ -7,7 +7,7 @@
 //     manifest.json                         written last: every other file's size and SHA-256
 // written into a temporary directory and renamed, so a crash never leaves half a checkpoint.
 import * as tf from '@tensorflow/tfjs';
-import { existsSync, readdirSync, readFileSync, rmSync, cpSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, cpSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { VaeModel } from '../models/base.ts';
 import type { LabelKind } from '../data/types.ts';
@@ -16,11 +16,17 @@ import { loadConfig } from '../config/load.ts';
 import { createModel } from '../models/index.ts';
 import { Adam } from './adam.ts';
 import { writeDirAtomic } from '../util/atomic.ts';
-import { verifyCheckpoint, writeManifest } from './checkpoint-manifest.ts';
+import { CheckpointError, writeManifest } from './checkpoint-manifest.ts';
+import {
+  listCheckpoints,
+  resolveRunPath,
+  selectRunCheckpoint,
+  type RunCheckpoint,
+  type SelectCheckpointOptions,
+} from './run-checkpoint.ts';
 
-export class CheckpointError extends Error {
-  override name = 'CheckpointError';
-}
+export { CheckpointError } from './checkpoint-manifest.ts';
+export { listCheckpoints, latestCheckpoint, selectRunCheckpoint, RunDirError, type RunCheckpoint } from './run-checkpoint.ts';
 
 /** Where training stands: enough to continue as if nothing had happened. */
 export interface TrainState {
@@ -37,8 +43,6 @@ export interface TrainState {
   worldSize: number;
   savedAt: string;
 }
-
-const STEP_DIR = /^step-(\d+)$/;
 
 function concatWeightData(data: ArrayBuffer | ArrayBuffer[]): ArrayBuffer {
   return Array.isArray(data) ? tf.io.concatenateArrayBuffers(data) : data;
@@ -142,19 +146,6 @@ export async function saveCheckpoint(root: string, c: CheckpointContents, keepLa
   return target;
 }
 
-/** Checkpoint directories under root, oldest first. */
-export function listCheckpoints(root: string): string[] {
-  if (!existsSync(root)) return [];
-  return readdirSync(root)
-    .filter((d) => STEP_DIR.test(d))
-    .sort()
-    .map((d) => join(root, d));
-}
-
-export function latestCheckpoint(root: string): string | undefined {
-  return listCheckpoints(root).at(-1);
-}
-
 export function readState(dir: string): TrainState {
   const file = join(dir, 'state.json');
   if (!existsSync(file)) throw new CheckpointError(`${file}: missing; ${dir} is not a complete checkpoint`);
@@ -191,31 +182,63 @@ export function restoreNetworks(dir: string, model: VaeModel): TrainState {
   return state;
 }
 
-/** The resolved config a run was started with (runs/<name>/config.yaml). */
-export function readRunConfig(runDir: string): ExperimentConfig {
-  const file = join(runDir, 'config.yaml');
-  if (!existsSync(file)) throw new CheckpointError(`${runDir}: not a run directory (no config.yaml)`);
+/** The resolved config a run was started with (runs/<name>/config.yaml); `path` may also be one of its checkpoint folders. */
+export function readRunConfig(path: string): ExperimentConfig {
+  const { runDir } = resolveRunPath(path);
   // Through the defaults: a run written before a key existed gets that key's default.
-  return loadConfig({ file });
+  return loadConfig({ file: join(runDir, 'config.yaml') });
 }
 
-/** A trained run ready to use: its config and its model with the newest (or best) weights. */
+/** A trained run ready to use: its config and its model with the weights of one checkpoint. */
 export interface LoadedRun {
   config: ExperimentConfig;
   model: VaeModel;
   runDir: string;
+  /** The checkpoint folder the weights came from. */
+  checkpoint: string;
   state: TrainState;
 }
 
-/** Loads a run's config and its newest (or best) checkpoint; the backend must be initialised first. */
-export async function loadRun(runDir: string, which: 'latest' | 'best' = 'latest'): Promise<LoadedRun> {
+export type LoadRunOptions = SelectCheckpointOptions;
+
+/**
+ * Loads a run's config and the weights of one checkpoint; the backend must be initialised first.
+ * `run` is a run directory, one of its checkpoint folders, or what selectRunCheckpoint chose.
+ * Without a checkpoint named, the newest one that proves intact against its manifest is used and
+ * newer damaged ones are reported in one line (`options.log`, default stderr); a named one
+ * (`'best'`, `'step-N'`, a folder) is used as it is or refused. The string `'best'` alone keeps its
+ * old meaning: best when the run has one, else the newest intact.
+ */
+export async function loadRun(run: string | RunCheckpoint, options: LoadRunOptions | 'latest' | 'best' = {}): Promise<LoadedRun> {
+  let opts: LoadRunOptions = typeof options === 'string' ? {} : options;
+  if (options === 'best' && typeof run === 'string') {
+    const { runDir } = resolveRunPath(run);
+    if (existsSync(join(runDir, 'checkpoints', 'best'))) opts = { checkpoint: 'best' };
+  }
+  let chosen = typeof run === 'string' ? selectRunCheckpoint(run, opts) : run;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return loadCheckpointOf(chosen);
+    } catch (e) {
+      // Pruned or set aside by the process that trains the run while it was being read: choose again.
+      if (chosen.named || attempt >= 2 || existsSync(chosen.dir)) throw e;
+      (opts.log ?? ((line: string) => process.stderr.write(`${line}\n`)))(
+        `${chosen.dir} went away while being read (the run is still training?); choosing again`,
+      );
+      chosen = selectRunCheckpoint(chosen.runDir, opts);
+    }
+  }
+}
+
+function loadCheckpointOf({ runDir, dir }: RunCheckpoint): LoadedRun {
   const config = readRunConfig(runDir);
-  const root = join(runDir, 'checkpoints');
-  const dir = which === 'best' && existsSync(join(root, 'best')) ? join(root, 'best') : latestCheckpoint(root);
-  if (!dir) throw new CheckpointError(`${runDir}: no checkpoint yet under ${root}`);
-  verifyCheckpoint(dir);
   const state = readState(dir);
   const model = createModel(config.model, config.train.seed, state.labelWidth);
-  restoreNetworks(dir, model);
-  return { config, model, runDir, state };
+  try {
+    restoreNetworks(dir, model);
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+  return { config, model, runDir, checkpoint: dir, state };
 }

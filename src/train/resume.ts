@@ -3,8 +3,8 @@
 // to that step so no step is logged twice.
 import { existsSync, readFileSync, renameSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { CheckpointError, listCheckpoints } from './checkpoint.ts';
-import { CheckpointDamagedError, verifyCheckpoint } from './checkpoint-manifest.ts';
+import { CheckpointDamagedError, CheckpointError, verifyCheckpoint } from './checkpoint-manifest.ts';
+import { listCheckpoints, newestIntactCheckpoint, skipKind } from './run-checkpoint.ts';
 import { removeStaleTemps, writeFileAtomic } from '../util/atomic.ts';
 
 /** The run directory a --resume path belongs to: the run itself, or the run of a checkpoint inside it. */
@@ -61,20 +61,15 @@ export function resolveResumeCheckpoint(resume: string, log: (line: string) => v
     return resume;
   }
   let firstProblem = '';
-  for (const dir of candidates) {
-    try {
-      verifyCheckpoint(dir);
-      return dir;
-    } catch (e) {
-      if (!(e instanceof CheckpointDamagedError)) throw e;
-      firstProblem ||= e.message;
-      const older = candidates[candidates.indexOf(dir) + 1];
-      const moved = owner ? `; moved aside to ${basename(moveAside(dir, 'damaged'))}` : '';
-      log(
-        `warning: checkpoint ${dir} is damaged (${e.message})${moved}; ${older ? `resuming from ${basename(older)}` : 'no older checkpoint'}`,
-      );
-    }
-  }
+  // The same choice every command that reads a run makes (run-checkpoint.ts); resuming also moves the damaged aside.
+  const intact = newestIntactCheckpoint(candidates, ({ dir, error }, older) => {
+    firstProblem ||= error.message;
+    const moved = owner ? `; moved aside to ${basename(moveAside(dir, 'damaged'))}` : '';
+    log(
+      `warning: checkpoint ${dir} is ${skipKind(error)} (${error.message})${moved}; ${older ? `resuming from ${basename(older)}` : 'no older checkpoint'}`,
+    );
+  });
+  if (intact) return intact;
   throw new CheckpointError(
     `--resume ${resume}: no intact checkpoint under ${root} (${firstProblem}); start the run again without --resume`,
   );
