@@ -25,7 +25,8 @@ interface DistFlags extends TrainFlags {
   gpus?: string;
   cpuWorkers?: string;
   maxRestarts: string;
-  stepTimeout: string;
+  /** Absent: STEP_TIMEOUT_S, or SOFTWARE_GPU_STEP_TIMEOUT_S on a software adapter. */
+  stepTimeout?: string;
   listenHost?: string;
   bucketMb: string;
   chunkKb: string;
@@ -49,7 +50,11 @@ class DistUsageError extends UsageError {
  * one warning, and an explicit `--backend webgpu` that cannot start is an error here, before any
  * worker does.
  */
-async function resolveDevices(flags: DistFlags, config: ExperimentConfig, progress: Progress): Promise<string[]> {
+async function resolveDevices(
+  flags: DistFlags,
+  config: ExperimentConfig,
+  progress: Progress,
+): Promise<{ devices: string[]; softwareGpu: boolean }> {
   const count = deviceCount(flags);
   if (flags.gpus !== undefined) {
     const ids = flags.gpus.split(',').map((s) => s.trim());
@@ -61,13 +66,18 @@ async function resolveDevices(flags: DistFlags, config: ExperimentConfig, progre
           `--gpus ${flags.gpus}: WebGPU sees ${route.gpus.length} GPU(s) (${route.gpus.map((g, i) => `${i}: ${g}`).join('; ')}); \`medvae gpus\` lists them`,
         );
     }
-    if (route.route !== 'none') return ids.map((id) => `gpu:${id}`);
+    if (route.route !== 'none') return { devices: ids.map((id) => `gpu:${id}`), softwareGpu: route.route === 'webgpu' && route.software };
     if (config.train.backend === 'webgpu') throw new DistUsageError(`--gpus ${flags.gpus} --backend webgpu: ${route.why}`);
     progress.info(`warning: no GPU backend (${route.why}): --gpus ${flags.gpus} falls back to ${ids.length} CPU worker(s)`);
-    return ids.map((_, i) => `cpu:${i}`);
+    return { devices: ids.map((_, i) => `cpu:${i}`), softwareGpu: false };
   }
-  return Array.from({ length: count }, (_, i) => `cpu:${i}`);
+  return { devices: Array.from({ length: count }, (_, i) => `cpu:${i}`), softwareGpu: false };
 }
+
+/** --step-timeout's default, seconds. */
+const STEP_TIMEOUT_S = 600;
+/** Its default on a software adapter, whose steps (and first shader compilations) run at CPU-emulated speed. */
+const SOFTWARE_GPU_STEP_TIMEOUT_S = 6000;
 
 /** Workers on this node, from --gpus / --cpu-workers, checked before anything else uses the number. */
 function deviceCount(flags: DistFlags): number {
@@ -162,8 +172,7 @@ const program = addTrainFlags(
   .option('--max-restarts <n>', 'restart all workers from the last checkpoint up to n times when one dies or hangs', '0')
   .option(
     '--step-timeout <seconds>',
-    'after its first step, a worker whose step count does not move for this long is treated as hung (start-up may take up to 300 s)',
-    '600',
+    `after its first step, a worker whose step count does not move for this long is treated as hung (start-up may take up to 300 s; default ${STEP_TIMEOUT_S}, ${SOFTWARE_GPU_STEP_TIMEOUT_S} on a software GPU adapter)`,
   )
   .option(
     '--listen-host <host>',
@@ -200,7 +209,12 @@ const program = addTrainFlags(
         const multiNode = layout.nnodes > 1;
         const workersPerNode = deviceCount(flags);
         const config = configFromFlags(flags, layout.nnodes * workersPerNode, (note) => progress.info(note));
-        const devices = await resolveDevices(flags, config, progress);
+        const { devices, softwareGpu } = await resolveDevices(flags, config, progress);
+        if (flags.stepTimeout === undefined && softwareGpu)
+          progress.info(
+            `a software GPU adapter runs steps at CPU-emulated speed: --step-timeout defaults to ${SOFTWARE_GPU_STEP_TIMEOUT_S} s`,
+          );
+        flags.stepTimeout ??= String(softwareGpu ? SOFTWARE_GPU_STEP_TIMEOUT_S : STEP_TIMEOUT_S);
         if (multiNode && !flags.out && !flags.resume && !config.output.name) {
           throw new DistUsageError(
             `--nnodes ${layout.nnodes}: give --out DIR, the same path on shared storage on every node (the default name carries a time stamp that differs between nodes)`,
