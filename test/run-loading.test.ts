@@ -101,15 +101,16 @@ before(async () => {
   await initBackend('cpu', () => undefined);
 });
 
-test('sample --run RUN --out s.npz with the newest decoder/weights.bin cut in half: exit 0, one line naming both checkpoints', () => {
+test('sample --run RUN --out s.png with the newest decoder/weights.bin cut in half: exit 0, one line naming both checkpoints, s.png a PNG file', () => {
   const run = damagedRun('sample-fallback');
-  const out = join(dir, 's.npz');
+  const out = join(dir, 's.png');
   const r = medvae(['sample', '--run', run, '--n', '4', '--out', out, '--backend', 'wasm']);
   assert.equal(r.status, 0, r.stderr);
   assert.deepEqual(skipLines(r.stderr), [
     `warning: ${ckpt(run, 4)} is damaged (decoder/weights.bin: ${statSync(join(ckpt(run, 4), 'decoder', 'weights.bin')).size} bytes, the manifest says ${statSync(join(ckpt(trained, 4), 'decoder', 'weights.bin')).size}); using step-0000003`,
   ]);
-  assert.ok(existsSync(out));
+  assert.ok(statSync(out).isFile());
+  assert.deepEqual([...readFileSync(out).subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a], 'the PNG signature');
   assert.match(r.stderr, /wrote 4 samples/);
 });
 

@@ -45,11 +45,11 @@ function checkpointDigests(ckpt: string): Record<string, string> {
   return out;
 }
 
-/** The images `medvae sample --out x.npz` wrote. */
-async function sampledPixels(file: string): Promise<Uint8Array> {
+/** The images `medvae sample` (train_images) or `reconstruct` (<split>_images) wrote to an npz. */
+async function npzPixels(file: string, name = 'train_images'): Promise<Uint8Array> {
   const archive = await NpzArchive.open(file);
   try {
-    const array = await archive.openArray('train_images');
+    const array = await archive.openArray(name);
     return await array.readRows(0, array.shape[0]!);
   } finally {
     await archive.close();
@@ -93,7 +93,7 @@ describe('webgpu through the CLI (software adapter)', { skip }, () => {
   });
 
   test(
-    'a checkpoint trained on webgpu samples alike on native (within 2 grey levels), resumes there, and back on webgpu',
+    'a checkpoint trained on webgpu samples and reconstructs alike on native (within 2 grey levels), resumes there, and back on webgpu',
     { skip: nativeUnavailable() },
     async () => {
       const onGpu = join(dir, 'gpu.npz');
@@ -102,11 +102,25 @@ describe('webgpu through the CLI (software adapter)', { skip }, () => {
       assert.equal(s1.status, 0, s1.stderr);
       const s2 = run(TRAIN, ['sample', '--run', straight, '--backend', 'native', '--n', '8', '--seed', '3', '--out', onCpu]);
       assert.equal(s2.status, 0, s2.stderr);
-      const [a, b] = await Promise.all([sampledPixels(onGpu), sampledPixels(onCpu)]);
-      assert.equal(a.length, 8 * 32 * 32 * 3);
-      let diff = 0;
-      for (let i = 0; i < a.length; i++) diff = Math.max(diff, Math.abs(a[i]! - b[i]!));
-      assert.ok(diff <= 2, `largest pixel difference ${diff}`);
+      const largestDifference = (a: Uint8Array, b: Uint8Array): number => {
+        assert.equal(a.length, 8 * 32 * 32 * 3);
+        let diff = 0;
+        for (let i = 0; i < a.length; i++) diff = Math.max(diff, Math.abs(a[i]! - b[i]!));
+        return diff;
+      };
+      const sampled = largestDifference(await npzPixels(onGpu), await npzPixels(onCpu));
+      assert.ok(sampled <= 2, `samples: largest pixel difference ${sampled}`);
+      // Reconstructions go through the encoder as well.
+      const recon = (backend: string[], file: string): Promise<Uint8Array> => {
+        const r = run(TRAIN, ['reconstruct', '--run', straight, ...backend, '--split', 'test', '--n', '8', '--out', file]);
+        assert.equal(r.status, 0, r.stderr);
+        return npzPixels(file, 'test_images');
+      };
+      const reconstructed = largestDifference(
+        await recon(gpu, join(dir, 'r-gpu.npz')),
+        await recon(['--backend', 'native'], join(dir, 'r-cpu.npz')),
+      );
+      assert.ok(reconstructed <= 2, `reconstructions: largest pixel difference ${reconstructed}`);
       const r = run(TRAIN, ['train', '--resume', straight, '--epochs', '3', '--backend', 'native', '--log-format', 'json']);
       assert.equal(r.status, 0, r.stderr);
       assert.match(r.stderr, /resumed from .*step-0000004: epoch 3, step 4/);

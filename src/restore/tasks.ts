@@ -135,7 +135,12 @@ export const BLUR_SIGMAS = [0.5, 0.75, 1, 1.5, 2, 3] as const;
 export const MEDIAN_WINDOWS = [3, 5, 7] as const;
 
 /** The parameter whose filter gives the best mean PSNR on `val`'s noisy images. */
-function choose<P extends number>(params: readonly P[], filter: (images: Images, p: P) => Float32Array, noisy: Images, clean: Images): P {
+export function bestFilterParameter<P extends number>(
+  params: readonly P[],
+  filter: (images: Images, p: P) => Float32Array,
+  noisy: Images,
+  clean: Images,
+): P {
   let best: P = params[0]!;
   let bestPsnr = -Infinity;
   for (const p of params) {
@@ -163,8 +168,8 @@ export async function denoisingTask(
   const cleanTest = asImages(test);
   const noisyVal: Images = { ...cleanVal, data: addNoise(val.images, val.n, val.channels, spec, seed, 0, VAL_STREAM) };
   const noisyTest: Images = { ...cleanTest, data: addNoise(test.images, test.n, test.channels, spec, seed, 0, TEST_STREAM) };
-  const sigma = choose(BLUR_SIGMAS, gaussianBlur, noisyVal, cleanVal);
-  const window = choose(MEDIAN_WINDOWS, medianFilter, noisyVal, cleanVal);
+  const sigma = bestFilterParameter(BLUR_SIGMAS, gaussianBlur, noisyVal, cleanVal);
+  const window = bestFilterParameter(MEDIAN_WINDOWS, medianFilter, noisyVal, cleanVal);
   return {
     noise: noiseName(spec),
     n: test.n,
