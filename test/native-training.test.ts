@@ -5,8 +5,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
@@ -18,7 +17,7 @@ import { latestCheckpoint } from '../src/train/checkpoint.ts';
 import { context, disposeBatch, fixedBatch, MODEL_NAMES, tinyConfig } from './models-helpers.ts';
 import { writeTinyNpz } from './helpers/tiny-data.ts';
 import { nativeUnavailable } from './helpers/native.ts';
-import { checkpointWeights } from './helpers/checkpoint-weights.ts';
+import { checkpointDigests, checkpointWeights } from './helpers/checkpoint-weights.ts';
 
 const skip = nativeUnavailable();
 
@@ -112,16 +111,6 @@ const base = [
 function run(bin: string, args: string[], env: Record<string, string> = {}): { status: number | null; stderr: string } {
   const r = spawnSync(process.execPath, [bin, ...args], { cwd: ROOT, encoding: 'utf8', timeout: 240_000, env: { ...process.env, ...env } });
   return { status: r.status, stderr: r.stderr };
-}
-
-const digest = (file: string): string => createHash('sha256').update(readFileSync(file)).digest('hex');
-
-/** Hashes of every file of a checkpoint that holds numbers (weights and optimizer moments). */
-function checkpointDigests(ckpt: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const net of ['encoder', 'decoder']) out[`${net}/weights.bin`] = digest(join(ckpt, net, 'weights.bin'));
-  for (const f of readdirSync(ckpt).filter((f) => f.endsWith('.bin'))) out[f] = digest(join(ckpt, f));
-  return out;
 }
 
 test(

@@ -5,13 +5,12 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { latestCheckpoint, readState } from '../src/train/checkpoint.ts';
 import { NpzArchive } from '../src/data/npz.ts';
 import { writeTinyNpz } from './helpers/tiny-data.ts';
-import { checkpointWeights, maxAbsDiff } from './helpers/checkpoint-weights.ts';
+import { checkpointDigests, checkpointWeights, maxAbsDiff } from './helpers/checkpoint-weights.ts';
 import { tempDir } from './helpers/temp-dir.ts';
 import { webgpuUnavailable } from './helpers/webgpu.ts';
 import { nativeUnavailable } from './helpers/native.ts';
@@ -33,16 +32,6 @@ function run(bin: string, args: string[]): { status: number | null; stderr: stri
   delete env.VK_DRIVER_FILES;
   const r = spawnSync(process.execPath, [bin, ...args], { cwd: ROOT, encoding: 'utf8', timeout: 300_000, env });
   return { status: r.status, stderr: r.stderr, stdout: r.stdout };
-}
-
-const digest = (file: string): string => createHash('sha256').update(readFileSync(file)).digest('hex');
-
-/** Hashes of every file of a checkpoint that holds numbers (weights and optimizer moments). */
-function checkpointDigests(ckpt: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const net of ['encoder', 'decoder']) out[`${net}/weights.bin`] = digest(join(ckpt, net, 'weights.bin'));
-  for (const f of readdirSync(ckpt).filter((f) => f.endsWith('.bin'))) out[f] = digest(join(ckpt, f));
-  return out;
 }
 
 /** The images `medvae sample` (train_images) or `reconstruct` (<split>_images) wrote to an npz. */

@@ -1,7 +1,8 @@
 // The weights of a run's newest checkpoint, by name, and the largest difference between two such sets:
 // how the invariance tests compare a data-parallel run with one worker accumulating micro-batches.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { latestCheckpoint } from '../../src/train/checkpoint.ts';
@@ -38,4 +39,14 @@ export function maxAbsDiff(a: Map<string, Float32Array>, b: Map<string, Float32A
     for (let i = 0; i < va.length; i++) max = Math.max(max, Math.abs(va[i]! - vb[i]!));
   }
   return max;
+}
+
+const digest = (file: string): string => createHash('sha256').update(readFileSync(file)).digest('hex');
+
+/** Hashes of every file of a checkpoint that holds numbers (weights and optimizer moments): how a resume is checked bit for bit. */
+export function checkpointDigests(ckpt: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const net of ['encoder', 'decoder']) out[`${net}/weights.bin`] = digest(join(ckpt, net, 'weights.bin'));
+  for (const f of readdirSync(ckpt).filter((f) => f.endsWith('.bin'))) out[f] = digest(join(ckpt, f));
+  return out;
 }

@@ -8,6 +8,7 @@ import { basename, dirname, isAbsolute, join } from 'node:path';
 import { DAWN_PACKAGE, DawnUnavailableError, loadDawn, type Dawn } from './dawn.ts';
 import { chooseAdapter, listAdapters, type AdapterDescription } from './adapters.ts';
 import {
+  LIBRARY_DIRS,
   addSwiftShader,
   namedDriverVariable,
   NVIDIA_VERSION_FILE,
@@ -17,17 +18,6 @@ import {
   type VulkanPaths,
 } from './vulkan.ts';
 import { gpuIndexFromEnv, TFJS_WEBGPU_PACKAGE } from './activate.ts';
-
-/** Folders the dynamic linker searches by default, where a driver manifest's bare library name is looked for. */
-const LIBRARY_DIRS = [
-  '/usr/lib/x86_64-linux-gnu',
-  '/usr/lib/aarch64-linux-gnu',
-  '/usr/lib64',
-  '/usr/lib',
-  '/lib/x86_64-linux-gnu',
-  '/lib64',
-  '/lib',
-];
 
 export interface DriverCheck {
   manifest: string;

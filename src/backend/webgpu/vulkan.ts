@@ -8,13 +8,15 @@ import { join } from 'node:path';
 /** The variables with which a user points the loader at drivers themselves. */
 export const ICD_ENV_VARS = ['VK_DRIVER_FILES', 'VK_ICD_FILENAMES'] as const;
 
-const LOADER_LIBRARY_DIRS = [
+/** Folders the dynamic linker searches by default: where the loader and a manifest's bare library name are found. */
+export const LIBRARY_DIRS = [
   '/usr/lib/x86_64-linux-gnu',
   '/usr/lib/aarch64-linux-gnu',
   '/usr/lib64',
   '/usr/lib',
   '/lib/x86_64-linux-gnu',
   '/lib64',
+  '/lib',
 ];
 
 /** Where the loader looks for driver manifests (the XDG defaults of its documentation). */
@@ -35,7 +37,7 @@ export interface VulkanDriver {
 }
 
 /** The Vulkan loader library (libvulkan.so.1), or undefined when it is not installed. */
-export function vulkanLoaderPath(dirs: readonly string[] = LOADER_LIBRARY_DIRS): string | undefined {
+export function vulkanLoaderPath(dirs: readonly string[] = LIBRARY_DIRS): string | undefined {
   return dirs.map((d) => join(d, 'libvulkan.so.1')).find((p) => existsSync(p));
 }
 
