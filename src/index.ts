@@ -2,7 +2,7 @@
 // built on these same functions. Call initBackend() once before creating or loading a model.
 import type { ExperimentConfig } from './config/schema.ts';
 import { train as runTraining, type TrainOptions, type TrainResult } from './train/trainer.ts';
-import type { Progress } from './train/progress.ts';
+import type { Progress } from './run/progress.ts';
 
 export { loadConfig, configToYaml, type LoadOptions } from './config/load.ts';
 export type { ExperimentConfig, ModelConfig, DataConfig, TrainConfig, BackendChoice } from './config/schema.ts';
@@ -20,10 +20,10 @@ export {
   type LoadRunOptions,
   type RunCheckpoint,
   type TrainState,
-} from './train/checkpoint.ts';
+} from './run/checkpoint.ts';
 export type { TrainHooks, TrainResult, StepInfo } from './train/trainer.ts';
-export { createProgress, type Progress, type LogFormat } from './train/progress.ts';
-export type { ImageStack } from './train/images.ts';
+export { createProgress, type Progress, type LogFormat } from './run/progress.ts';
+export type { ImageStack } from './run/images.ts';
 export { sample, SampleOptionError, type SampleOptions, type SampledImages, type LatentSource } from './generate/sample.ts';
 export { reconstruct } from './generate/reconstruct.ts';
 export { readImages } from './generate/read-images.ts';

@@ -1,12 +1,12 @@
-// The ring on a thread of its own (src/distributed/collective/ring-thread.ts): the same results as
+// The ring on a thread of its own (src/collective/ring-thread.ts): the same results as
 // the ring on the calling thread, progress while the calling thread is busy, and the ring's errors
 // arriving as the same classes.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { Collective } from '../src/distributed/collective/collective.ts';
-import { DistConfigError, PeerError } from '../src/distributed/collective/errors.ts';
-import { listenForRing, type RingListener, type RingOptions } from '../src/distributed/collective/ring.ts';
-import { listenForRingOnThread } from '../src/distributed/collective/ring-thread.ts';
+import type { Collective } from '../src/collective/collective.ts';
+import { DistConfigError, PeerError } from '../src/collective/errors.ts';
+import { listenForRing, type RingListener, type RingOptions } from '../src/collective/ring.ts';
+import { listenForRingOnThread } from '../src/collective/ring-thread.ts';
 import { expectedMean, makeGradients } from './fixtures/dist-data.ts';
 import { expectMismatchedTokensRefused } from './helpers/ring-handshake.ts';
 

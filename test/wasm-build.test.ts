@@ -10,7 +10,7 @@ import { ROOT, assemble, wasmPathOf, watSources } from '../scripts/build-wasm.ts
 test('the SIMD kernels and the all-reduce kernel are among the sources', () => {
   const sources = watSources();
   assert.ok(sources.includes(join('src', 'backend', 'simd', 'kernels.wat')), sources.join(', '));
-  assert.ok(sources.includes(join('src', 'distributed', 'collective', 'reduce-kernel.wat')), sources.join(', '));
+  assert.ok(sources.includes(join('src', 'collective', 'reduce-kernel.wat')), sources.join(', '));
 });
 
 for (const wat of watSources()) {

@@ -1,8 +1,8 @@
 // One data-parallel worker process of `medvae-dist`, forked by the agent with its device already
-// chosen (CUDA_VISIBLE_DEVICES): a WorkerSession (src/distributed/launch) exposed over the IPC channel.
+// chosen (CUDA_VISIBLE_DEVICES): a WorkerSession (src/launch) exposed over the IPC channel.
 import * as Comlink from 'comlink';
-import { parentProcessEndpoint } from '../src/distributed/launch/ipc-endpoint.ts';
-import { WorkerSession } from '../src/distributed/launch/worker-session.ts';
+import { parentProcessEndpoint } from '../src/launch/ipc-endpoint.ts';
+import { WorkerSession } from '../src/launch/worker-session.ts';
 
 // Ctrl-C in the terminal reaches the whole process group; the agent decides, via stop().
 process.on('SIGINT', () => {});

@@ -1,15 +1,15 @@
-// The thread that runs one worker's ring (src/distributed/collective/ring-thread.ts starts it): its
+// The thread that runs one worker's ring (src/collective/ring-thread.ts starts it): its
 // sockets are made here and stay here, so the ring moves bytes while the main thread computes.
 import { parentPort, workerData } from 'node:worker_threads';
-import type { Collective } from '../src/distributed/collective/collective.ts';
-import { listenForRing, type RingListener } from '../src/distributed/collective/ring.ts';
+import type { Collective } from '../src/collective/collective.ts';
+import { listenForRing, type RingListener } from '../src/collective/ring.ts';
 import {
   errorData,
   type FromRingThread,
   type RingOpRequest,
   type ThreadRingOptions,
   type ToRingThread,
-} from '../src/distributed/collective/ring-thread-protocol.ts';
+} from '../src/collective/ring-thread-protocol.ts';
 
 const port = parentPort!;
 const post = (message: FromRingThread) => port.postMessage(message);

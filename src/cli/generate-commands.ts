@@ -1,11 +1,11 @@
 // Using a trained run: `medvae sample` (a synthetic dataset), `reconstruct`, `denoise`, `interpolate`.
 import * as tf from '@tensorflow/tfjs';
 import type { Command } from 'commander';
-import { loadRun, type LoadedRun } from '../train/checkpoint.ts';
+import { loadRun, type LoadedRun } from '../run/checkpoint.ts';
 import { initBackend } from '../backend/index.ts';
 import type { Batch } from '../data/types.ts';
 import type { NpyInput } from '../data/npz-writer.ts';
-import { stackFromTensor, type GridOptions, type ImageStack } from '../train/images.ts';
+import { stackFromTensor, type GridOptions, type ImageStack } from '../run/images.ts';
 import { stepNoise, Stream } from '../util/rng.ts';
 import { readImages } from '../generate/read-images.ts';
 import { sample, SampleOptionError, type SampledImages } from '../generate/sample.ts';

@@ -7,7 +7,7 @@ import { statSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import type { LabelKind } from '../data/types.ts';
 import { writeNpz, type NpyInput } from '../data/npz-writer.ts';
-import { denormalize, writeGrid, writePng, type GridOptions, type ImageStack } from '../train/images.ts';
+import { denormalize, writeGrid, writePng, type GridOptions, type ImageStack } from '../run/images.ts';
 import { writeDirAtomic } from '../util/atomic.ts';
 import { UsageError } from './errors.ts';
 

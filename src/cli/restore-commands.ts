@@ -6,7 +6,7 @@ import { initBackend } from '../backend/index.ts';
 import type { ExperimentConfig } from '../config/schema.ts';
 import type { LabelledImages } from '../eval/images.ts';
 import type { VaeModel } from '../models/base.ts';
-import { loadRun } from '../train/checkpoint.ts';
+import { loadRun } from '../run/checkpoint.ts';
 import { anomalyAuroc, checkNormalClasses, parseNormal } from '../restore/anomaly.ts';
 import { harmonicInpaint, meanFill } from '../restore/baselines.ts';
 import { imputeImages, type Imputation } from '../restore/impute.ts';

@@ -3,9 +3,9 @@
 // again, so a failed attempt leaves no stub behind.
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { readMetricsLog } from '../train/metrics-log.ts';
+import { readMetricsLog } from '../run/metrics-log.ts';
 import { DiskFullError } from '../util/atomic.ts';
-import { latestCheckpoint } from '../train/checkpoint.ts';
+import { latestCheckpoint } from '../run/checkpoint.ts';
 
 export class RunDirGuard {
   private readonly existed: boolean;

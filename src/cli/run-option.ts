@@ -1,7 +1,7 @@
 // `--run` and `--checkpoint`, the flags of every command that reads a trained run: the path is
 // checked and the checkpoint chosen (newest intact, or the one named) before the backend starts.
 import { Option } from 'commander';
-import { selectRunCheckpoint, type RunCheckpoint } from '../train/run-checkpoint.ts';
+import { selectRunCheckpoint, type RunCheckpoint } from '../run/run-checkpoint.ts';
 
 export const RUN_HELP = 'run directory (runs/<name>), or one of its checkpoint folders';
 

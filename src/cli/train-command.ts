@@ -1,7 +1,7 @@
 // `medvae train`: one process, one device (GPU through tfjs-node-gpu, or the CPU).
 import type { Command } from 'commander';
 import { train } from '../train/trainer.ts';
-import { createProgress, type Progress } from '../train/progress.ts';
+import { createProgress, type Progress } from '../run/progress.ts';
 import { addTrainFlags, configFromFlags, runDirFor, type TrainFlags } from './train-options.ts';
 import { EXIT_INTERRUPTED, runCommand } from './errors.ts';
 import { afterFailedRun, RunDirGuard, shellWord } from './run-dir.ts';

@@ -7,7 +7,7 @@ import { basename, join } from 'node:path';
 import { checkOverrides, describeUnreadableConfig, loadConfig, type NoteSink } from '../config/load.ts';
 import { ConfigError } from '../config/validate.ts';
 import type { ExperimentConfig } from '../config/schema.ts';
-import type { LogFormat } from '../train/progress.ts';
+import type { LogFormat } from '../run/progress.ts';
 import { runDirOfResume } from '../train/resume.ts';
 import { checkFormat, DatasetFormatError, inferFormat } from '../data/format.ts';
 import { missingDatasetAdvice } from '../data/open.ts';

@@ -9,7 +9,7 @@ import { initBackend } from '../backend/index.ts';
 import type { BackendChoice, ExperimentConfig } from '../config/schema.ts';
 import { openDataset } from '../data/open.ts';
 import type { DatasetSplit } from '../data/types.ts';
-import { loadRun, readRunConfig, selectRunCheckpoint } from '../train/checkpoint.ts';
+import { loadRun, readRunConfig, selectRunCheckpoint } from '../run/checkpoint.ts';
 import { hashKeys, mulberry32, Stream } from '../util/rng.ts';
 import type { DataConfig } from '../config/schema.ts';
 import type { VaeModel } from '../models/base.ts';

@@ -1,7 +1,7 @@
 // A trained run's reconstructions of given images: encode to the posterior mean, decode.
 import * as tf from '@tensorflow/tfjs';
-import type { LoadedRun } from '../train/checkpoint.ts';
-import type { ImageStack } from '../train/images.ts';
+import type { LoadedRun } from '../run/checkpoint.ts';
+import type { ImageStack } from '../run/images.ts';
 
 /** `images` NHWC in [-1, 1] at the model's size and channels; `labels` (N x L one-hot) for the conditional model. */
 export async function reconstruct(run: LoadedRun, images: ImageStack, labels?: Float32Array): Promise<ImageStack> {

@@ -1,8 +1,8 @@
 // Synthetic images from a trained run: latents from the prior or from a Gaussian fitted to the
 // training split's aggregate posterior (per class for the conditional model), decoded in chunks.
 import * as tf from '@tensorflow/tfjs';
-import type { LoadedRun } from '../train/checkpoint.ts';
-import { denormalize } from '../train/images.ts';
+import type { LoadedRun } from '../run/checkpoint.ts';
+import { denormalize } from '../run/images.ts';
 import { sampleLabels } from '../train/pictures.ts';
 import { openDataset } from '../data/open.ts';
 import { hashKeys, mulberry32, stepNoise, Stream } from '../util/rng.ts';

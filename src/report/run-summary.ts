@@ -4,8 +4,8 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { readEvalFile, type EvalFile } from '../eval/eval-file.ts';
-import { readMetricsLog, termSeries } from '../train/metrics-log.ts';
-import { resolveRunPath } from '../train/run-checkpoint.ts';
+import { readMetricsLog, termSeries } from '../run/metrics-log.ts';
+import { resolveRunPath } from '../run/run-checkpoint.ts';
 
 export class ReportInputError extends Error {
   override name = 'ReportInputError';

@@ -4,7 +4,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { escapeHtml } from '../util/escape-html.ts';
-import { loadRun } from '../train/checkpoint.ts';
+import { loadRun } from '../run/checkpoint.ts';
 import { formatNumber } from '../eval/eval-file.ts';
 import { histogramSvg } from './histogram.ts';
 import { restorationMetrics, type RestorationMetrics, type RestoreTask } from './restore-eval.ts';

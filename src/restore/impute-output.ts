@@ -6,7 +6,7 @@
 // 1 = missing: a valid --mask file), `originals`, and `imputations` (N x K x S x S [x 3]) when
 // K > 1 chains ran.
 import type { NpyInput } from '../data/npz-writer.ts';
-import { denormalize } from '../train/images.ts';
+import { denormalize } from '../run/images.ts';
 
 export interface ImputedSet {
   images: Float32Array;

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import type { ExperimentConfig } from '../config/schema.ts';
 import type { LabelledImages } from '../eval/images.ts';
 import type { VaeModel } from '../models/base.ts';
-import { writeGrid } from '../train/images.ts';
+import { writeGrid } from '../run/images.ts';
 import { asImages } from './batches.ts';
 import { gaussianBlur, harmonicInpaint, meanFill, medianFilter } from './baselines.ts';
 import { imputeImages } from './impute.ts';

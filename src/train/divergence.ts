@@ -1,7 +1,7 @@
 // Stops a run whose loss has become NaN/Inf or exploded, before the bad step reaches the weights,
 // with a message that says what happened, where the last good checkpoint is, and what to try.
 import type { ExperimentConfig } from '../config/schema.ts';
-import type { TrainState } from './checkpoint.ts';
+import type { TrainState } from '../run/checkpoint.ts';
 
 export class DivergenceError extends Error {
   override name = 'DivergenceError';

@@ -7,10 +7,10 @@ import type { ExperimentConfig } from '../config/schema.ts';
 import type { VaeModel } from '../models/base.ts';
 import type { Batch } from '../data/types.ts';
 import { stepNoise, Stream } from '../util/rng.ts';
-import { stackFromTensor, svgToPng, writeGrid } from './images.ts';
+import { stackFromTensor, svgToPng, writeGrid } from '../run/images.ts';
 import { writeFileAtomic } from '../util/atomic.ts';
 import { lossCurveSvg } from '../util/svg.ts';
-import { readMetricsLog, termSeries } from './metrics-log.ts';
+import { readMetricsLog, termSeries } from '../run/metrics-log.ts';
 
 export interface PictureInputs {
   model: VaeModel;

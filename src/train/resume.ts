@@ -3,8 +3,8 @@
 // to that step so no step is logged twice.
 import { existsSync, readFileSync, renameSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { CheckpointDamagedError, CheckpointError, verifyCheckpoint } from './checkpoint-manifest.ts';
-import { listCheckpoints, newestIntactCheckpoint, skipKind } from './run-checkpoint.ts';
+import { CheckpointDamagedError, CheckpointError, verifyCheckpoint } from '../run/checkpoint-manifest.ts';
+import { listCheckpoints, newestIntactCheckpoint, skipKind } from '../run/run-checkpoint.ts';
 import { removeStaleTemps, writeFileAtomic } from '../util/atomic.ts';
 
 /** The run directory a --resume path belongs to: the run itself, or the run of a checkpoint inside it. */

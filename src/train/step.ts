@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { TrainConfig } from '../config/schema.ts';
 import type { LossContext, ModelBatch, VaeModel } from '../models/base.ts';
 import { biasesCancelledByBatchNorm, trainableVariables } from '../models/blocks.ts';
-import { Adam } from './adam.ts';
+import { Adam } from '../optim/adam.ts';
 import { objectiveGradientWalk, runToEnd } from './objective-grads.ts';
 
 /** Gradients per param group (stable variable name -> gradient) and the step's logged terms. Caller disposes. */

@@ -3,11 +3,11 @@
 // come back summed. With one worker nothing is copied: the collective is the identity.
 import * as tf from '@tensorflow/tfjs';
 import { readInto, startReadInto, tensorsFrom, totalSize } from '../backend/tensor-io.ts';
-import type { Collective } from '../distributed/collective/collective.ts';
+import type { Collective } from '../collective/collective.ts';
 import type { PendingStatistics } from '../models/batch-norm.ts';
 import { addWeighted, type OnGradient } from './step.ts';
 
-/** What the training loop needs of a collective (src/distributed/collective implements it as a ring over sockets). */
+/** What the training loop needs of a collective (src/collective implements it as a ring over sockets). */
 export type StepCollective = Pick<Collective, 'rank' | 'worldSize' | 'progressesInBackground' | 'allReduceMean' | 'broadcast' | 'stats'>;
 
 /** The tensors' values end to end in a fresh array (for the occasional broadcast and checksum). */

@@ -18,17 +18,17 @@ import type { VaeModel } from '../models/base.ts';
 import { networkVariables } from '../models/blocks.ts';
 import { batchNormLayers } from '../models/batch-norm.ts';
 import { accumulateGradients, applyGradients, computeGradients, createOptimizers, gradientWalk } from './step.ts';
-import { latestCheckpoint, restoreCheckpoint, saveCheckpoint, type TrainState } from './checkpoint.ts';
+import { latestCheckpoint, restoreCheckpoint, saveCheckpoint, type TrainState } from '../run/checkpoint.ts';
 import { stepNoise, Stream } from '../util/rng.ts';
 import { averageAcrossWorkers, broadcastWeights, checkReplicasAgree, OverlappedReducer, type StepCollective } from './sync.ts';
 import { DivergenceMonitor } from './divergence.ts';
-import { LocalCollective } from '../distributed/collective/collective.ts';
-import { DEFAULT_BUCKET_BYTES } from '../distributed/collective/ring-options.ts';
+import { LocalCollective } from '../collective/collective.ts';
+import { DEFAULT_BUCKET_BYTES } from '../collective/ring-options.ts';
 import { resolveMicroBatch } from './micro-batch.ts';
 import { writeEpochPictures } from './pictures.ts';
 import { writeFileAtomic } from '../util/atomic.ts';
 import { clearInterruptedWrites, resolveResumeCheckpoint, rewindMetrics } from './resume.ts';
-import type { Progress } from './progress.ts';
+import type { Progress } from '../run/progress.ts';
 
 /** Everything a step reports, for metrics endpoints and logs. */
 export interface StepInfo {

@@ -597,7 +597,7 @@
       (local.set $b (i32.add (local.get $b) (i32.const 1)))
       (br $imagesLoop))))
 ;; One Adam update of n floats into new buffers, in the order and float32 roundings of the tf ops
-  ;; it replaces (src/train/adam.ts), so both give the same bits: with `decay`, g += p * wd; then
+  ;; it replaces (src/optim/adam.ts), so both give the same bits: with `decay`, g += p * wd; then
   ;; m' = m b1 + g (1 - b1), v' = v b2 + g^2 (1 - b2), p' = p - m' step / (sqrt(v') + eps).
   ;; Eleven tf ops made eleven passes over every variable and ~800 kernel calls per VAE-GAN step.
   (func (export "adam")

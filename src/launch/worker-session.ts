@@ -5,10 +5,10 @@ import * as tf from '@tensorflow/tfjs';
 import type { PeerAddress, RingListener } from '../collective/ring.ts';
 import { listenForRingOnThread } from '../collective/ring-thread.ts';
 import type { WorkerApi, WorkerHealth, WorkerPlan, WorkerResult } from './worker-protocol.ts';
-import { TrainingMetrics, type MetricSnapshot } from '../../metrics/registry.ts';
-import { train } from '../../train/trainer.ts';
-import { metricsHooks } from '../../train/metrics-hooks.ts';
-import { createProgress } from '../../train/progress.ts';
+import { TrainingMetrics, type MetricSnapshot } from '../metrics/registry.ts';
+import { train } from '../train/trainer.ts';
+import { metricsHooks } from '../train/metrics-hooks.ts';
+import { createProgress } from '../run/progress.ts';
 
 export class WorkerSession implements WorkerApi {
   private prepared: { plan: WorkerPlan; listener: RingListener; metrics: TrainingMetrics } | undefined;

@@ -8,22 +8,22 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import * as Comlink from 'comlink';
-import type { ExperimentConfig } from '../../config/schema.ts';
-import type { AgentMetrics } from '../../metrics/aggregate.ts';
-import type { LogFormat, Progress } from '../../train/progress.ts';
-import { latestCheckpoint } from '../../train/checkpoint.ts';
+import type { ExperimentConfig } from '../config/schema.ts';
+import type { AgentMetrics } from '../metrics/aggregate.ts';
+import type { LogFormat, Progress } from '../run/progress.ts';
+import { latestCheckpoint } from '../run/checkpoint.ts';
 import { DEFAULT_TIMEOUT_MS, type PeerAddress } from '../collective/ring.ts';
 import { isLoopbackHost } from '../collective/handshake.ts';
 import { childProcessEndpoint } from './ipc-endpoint.ts';
 import { deviceEnv } from './device-env.ts';
-import { CHILD_EXEC_ARGV, ownModule } from '../../util/module-path.ts';
+import { CHILD_EXEC_ARGV, ownModule } from '../util/module-path.ts';
 import { RendezvousSession } from './rendezvous-client.ts';
 import type { JoinRequest } from './rendezvous-protocol.ts';
 import { RendezvousServer } from './rendezvous-server.ts';
 import type { NodeLayout } from './scheduler-env.ts';
 import type { WorkerApi, WorkerResult } from './worker-protocol.ts';
 
-const WORKER_ENTRY = ownModule('../../../workers/dist-worker.ts', import.meta.url);
+const WORKER_ENTRY = ownModule('../../workers/dist-worker.ts', import.meta.url);
 const HEALTH_INTERVAL_MS = 1000;
 /** Longest start-up (backend, data, model, ring) before the first step, whatever --step-timeout says. */
 const STARTUP_TIMEOUT_MS = 300_000;

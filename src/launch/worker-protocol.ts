@@ -1,8 +1,8 @@
 // The control plane's vocabulary: what the agent asks of a worker process over the IPC
 // channel (comlink RPC). Gradient bytes never travel here; they go worker to worker (ring.ts).
-import type { ExperimentConfig } from '../../config/schema.ts';
-import type { MetricSnapshot } from '../../metrics/registry.ts';
-import type { LogFormat } from '../../train/progress.ts';
+import type { ExperimentConfig } from '../config/schema.ts';
+import type { MetricSnapshot } from '../metrics/registry.ts';
+import type { LogFormat } from '../run/progress.ts';
 import type { PeerAddress } from '../collective/ring.ts';
 
 /** Who a worker is and what it trains: everything it needs, sent once at start. */

@@ -14,7 +14,7 @@ import type { LabelKind } from '../data/types.ts';
 import type { ExperimentConfig } from '../config/schema.ts';
 import { loadConfig } from '../config/load.ts';
 import { createModel } from '../models/index.ts';
-import { Adam } from './adam.ts';
+import { Adam } from '../optim/adam.ts';
 import { writeDirAtomic } from '../util/atomic.ts';
 import { CheckpointError, writeManifest } from './checkpoint-manifest.ts';
 import {

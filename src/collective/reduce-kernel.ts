@@ -3,7 +3,7 @@
 // floats per instruction where a JavaScript loop does one, faster per byte even counting the copies in
 // and out of wasm memory. Received chunks are read straight into wasm memory (`staging`), so only the
 // destination piece is copied in and the sum copied back.
-import { loadWasmModule, type CheckedWasmModule, type WasmExportSpec } from '../../util/wasm-module.ts';
+import { loadWasmModule, type CheckedWasmModule, type WasmExportSpec } from '../util/wasm-module.ts';
 
 interface KernelExports {
   memory: WebAssembly.Memory;

@@ -4,7 +4,7 @@
 // between threads, so it also listens and dials) and the main thread holds a Collective that posts
 // each operation to it; buffers are shared memory, so the floats are not copied by the message.
 import { Worker } from 'node:worker_threads';
-import { ownModule, RUNNING_FROM_SOURCE } from '../../util/module-path.ts';
+import { ownModule, RUNNING_FROM_SOURCE } from '../util/module-path.ts';
 import type { Collective, CollectiveStats } from './collective.ts';
 import { listenForRing, type RingListener } from './ring.ts';
 import { logRingEvent, type PeerAddress, type RingOptions } from './ring-options.ts';
@@ -12,8 +12,8 @@ import { errorFrom, type FromRingThread, type RingOpRequest, type ThreadStats, t
 
 // From source, a plain-JS entry that loads tsx in the thread first (see workers/ring-thread-entry.js).
 const ENTRY = RUNNING_FROM_SOURCE
-  ? new URL('../../../workers/ring-thread-entry.js', import.meta.url)
-  : ownModule('../../../workers/ring-thread.ts', import.meta.url);
+  ? new URL('../../workers/ring-thread-entry.js', import.meta.url)
+  : ownModule('../../workers/ring-thread.ts', import.meta.url);
 
 /** Waits at most this long for the thread to end after close() before terminating it. */
 const EXIT_GRACE_MS = 5000;
