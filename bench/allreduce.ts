@@ -7,8 +7,8 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
-import { listenForRing, type RingTransport } from '../src/distributed/collective/ring.ts';
-import { resolveTls } from '../src/distributed/collective/tls-link.ts';
+import { listenForRing, type RingTransport } from '../src/collective/ring.ts';
+import { resolveTls } from '../src/collective/tls-link.ts';
 
 type ToWorker = { kind: 'peers'; peers: { host: string; port: number }[] };
 type FromWorker = { kind: 'port'; port: number } | { kind: 'times'; ms: number[] } | { kind: 'error'; message: string };

@@ -15,8 +15,8 @@ import { openDataset } from '../src/data/open.ts';
 import { readLabelledImages } from '../src/eval/images.ts';
 import { meanAndCovariance, symmetricEigen } from '../src/eval/linalg.ts';
 import { machineInfo } from '../src/eval/run-eval.ts';
-import { loadRun } from '../src/train/checkpoint.ts';
-import { stackFromTensor, writeGrid } from '../src/train/images.ts';
+import { loadRun } from '../src/run/checkpoint.ts';
+import { stackFromTensor, writeGrid } from '../src/run/images.ts';
 import { mulberry32 } from '../src/util/rng.ts';
 
 const { values: args } = parseArgs({

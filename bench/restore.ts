@@ -11,7 +11,7 @@ import { mkdirSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { initBackend } from '../src/backend/index.ts';
 import { machineInfo } from '../src/eval/run-eval.ts';
-import { loadRun } from '../src/train/checkpoint.ts';
+import { loadRun } from '../src/run/checkpoint.ts';
 import { anomalyAuroc, checkNormalClasses, parseNormal } from '../src/restore/anomaly.ts';
 import { DEFAULT_NOISES, restorationMetrics } from '../src/restore/restore-eval.ts';
 import { chunksOf, readImages, selectImages, sigmaImages } from '../src/restore/run-data.ts';

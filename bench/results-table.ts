@@ -3,8 +3,8 @@
 // results section) with the baseline rows under the models: the constant mid-grey image and the
 // training-mean image for reconstruction, real vs real for the sample numbers.
 import { readEvalFile, type EvalFile } from '../src/eval/eval-file.ts';
-import { readRunConfig } from '../src/train/checkpoint.ts';
-import { readMetricsLog } from '../src/train/metrics-log.ts';
+import { readRunConfig } from '../src/run/checkpoint.ts';
+import { readMetricsLog } from '../src/run/metrics-log.ts';
 import { join } from 'node:path';
 
 const round = (v: number | null | undefined, digits = 4): number | null =>

@@ -11,8 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeTinyNpz } from './helpers/tiny-data.ts';
 import { Rng } from './helpers/fuzz.ts';
-import { latestCheckpoint, readState } from '../src/train/checkpoint.ts';
-import { verifyCheckpoint } from '../src/train/checkpoint-manifest.ts';
+import { latestCheckpoint, readState } from '../src/run/checkpoint.ts';
+import { verifyCheckpoint } from '../src/run/checkpoint-manifest.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const DIST = join(ROOT, 'bin', 'medvae-dist.js');

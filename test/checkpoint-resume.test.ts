@@ -21,8 +21,8 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeTinyNpz } from './helpers/tiny-data.ts';
-import { listCheckpoints } from '../src/train/checkpoint.ts';
-import { CheckpointDamagedError, verifyCheckpoint } from '../src/train/checkpoint-manifest.ts';
+import { listCheckpoints } from '../src/run/checkpoint.ts';
+import { CheckpointDamagedError, verifyCheckpoint } from '../src/run/checkpoint-manifest.ts';
 import { removeStaleTemps } from '../src/util/atomic.ts';
 import { rewindMetrics } from '../src/train/resume.ts';
 

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { writeTinyNpz } from './helpers/tiny-data.ts';
-import { latestCheckpoint } from '../src/train/checkpoint.ts';
+import { latestCheckpoint } from '../src/run/checkpoint.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const BIN = join(ROOT, 'bin', 'medvae.js');

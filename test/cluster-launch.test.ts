@@ -8,9 +8,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import { LAYOUT_ENV, resolveNodeLayout } from '../src/distributed/launch/scheduler-env.ts';
-import { TOKEN_ENV, TRANSPORT_ENV } from '../src/distributed/collective/ring.ts';
-import { TLS_ENV } from '../src/distributed/collective/tls-link.ts';
+import { LAYOUT_ENV, resolveNodeLayout } from '../src/launch/scheduler-env.ts';
+import { TOKEN_ENV, TRANSPORT_ENV } from '../src/collective/ring.ts';
+import { TLS_ENV } from '../src/collective/tls-link.ts';
 import { loadConfig } from '../src/config/load.ts';
 
 const ROOT = join(import.meta.dirname, '..');

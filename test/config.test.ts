@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { loadConfig, parseOverrides } from '../src/config/load.ts';
 import { DEFAULT_CONFIG } from '../src/config/schema.ts';
 import { ConfigError } from '../src/config/validate.ts';
-import { readRunConfig } from '../src/train/checkpoint.ts';
+import { readRunConfig } from '../src/run/checkpoint.ts';
 import { stringify as stringifyYaml } from 'yaml';
 
 const dir = mkdtempSync(join(tmpdir(), 'medvae-config-'));

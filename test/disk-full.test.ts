@@ -8,8 +8,8 @@ import { mkdtempSync, readdirSync, rmSync, statfsSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeTinyNpz } from './helpers/tiny-data.ts';
-import { listCheckpoints } from '../src/train/checkpoint.ts';
-import { verifyCheckpoint } from '../src/train/checkpoint-manifest.ts';
+import { listCheckpoints } from '../src/run/checkpoint.ts';
+import { verifyCheckpoint } from '../src/run/checkpoint-manifest.ts';
 
 const BIN = join(import.meta.dirname, '..', 'bin', 'medvae.js');
 

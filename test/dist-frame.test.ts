@@ -10,7 +10,7 @@ import {
   FrameType,
   HEADER_BYTES,
   type PayloadSink,
-} from '../src/distributed/collective/frame.ts';
+} from '../src/collective/frame.ts';
 import {
   decodeHello,
   encodeHello,
@@ -20,8 +20,8 @@ import {
   macsMatch,
   NONCE_BYTES,
   PROTOCOL_VERSION,
-} from '../src/distributed/collective/handshake.ts';
-import { FlatLayout, RingPlan } from '../src/distributed/collective/bucket-plan.ts';
+} from '../src/collective/handshake.ts';
+import { FlatLayout, RingPlan } from '../src/collective/bucket-plan.ts';
 
 /** Just enough of a socket for FrameReader: 'data' events and pause/resume bookkeeping. */
 class FakeSocket extends EventEmitter {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { fork, type ChildProcess } from 'node:child_process';
 import { after, describe, it } from 'node:test';
 import * as Comlink from 'comlink';
-import { childProcessEndpoint, WorkerExitedError } from '../src/distributed/launch/ipc-endpoint.ts';
+import { childProcessEndpoint, WorkerExitedError } from '../src/launch/ipc-endpoint.ts';
 import type { IpcTestApi } from './fixtures/ipc-worker.ts';
 
 const WORKER = new URL('./fixtures/ipc-worker.ts', import.meta.url);

@@ -13,7 +13,7 @@ import { writeTinyNpz } from './helpers/tiny-data.ts';
 import { startProcess, workersOf, type RunningProcess } from './helpers/dist-process.ts';
 import { checkpointWeights, maxAbsDiff } from './helpers/checkpoint-weights.ts';
 import { createTestNet, leftovers, netnsSkipReason, sweepStale, type TestNet } from './helpers/netns.ts';
-import { latestCheckpoint, readState } from '../src/train/checkpoint.ts';
+import { latestCheckpoint, readState } from '../src/run/checkpoint.ts';
 
 await tf.setBackend('cpu');
 const ROOT = join(import.meta.dirname, '..');

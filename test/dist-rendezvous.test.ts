@@ -4,10 +4,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { expandHostlist, resolveNodeLayout } from '../src/distributed/launch/scheduler-env.ts';
-import { differingKeys, flattenSettings } from '../src/distributed/launch/rendezvous-protocol.ts';
-import { RendezvousServer } from '../src/distributed/launch/rendezvous-server.ts';
-import { RendezvousSession, type JoinOptions } from '../src/distributed/launch/rendezvous-client.ts';
+import { expandHostlist, resolveNodeLayout } from '../src/launch/scheduler-env.ts';
+import { differingKeys, flattenSettings } from '../src/launch/rendezvous-protocol.ts';
+import { RendezvousServer } from '../src/launch/rendezvous-server.ts';
+import { RendezvousSession, type JoinOptions } from '../src/launch/rendezvous-client.ts';
 import { tempDir } from './helpers/temp-dir.ts';
 
 test('Slurm host lists expand as scontrol show hostnames does', () => {

@@ -7,8 +7,8 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { DistConfigError, PeerError } from '../src/distributed/collective/errors.ts';
-import { encodeHeader, FrameType } from '../src/distributed/collective/frame.ts';
+import { DistConfigError, PeerError } from '../src/collective/errors.ts';
+import { encodeHeader, FrameType } from '../src/collective/frame.ts';
 import {
   acceptHandshake,
   dialHandshake,
@@ -18,7 +18,7 @@ import {
   helloPayload,
   onFrames,
 } from './helpers/ring-handshake.ts';
-import { ReduceKernel } from '../src/distributed/collective/reduce-kernel.ts';
+import { ReduceKernel } from '../src/collective/reduce-kernel.ts';
 import {
   type Collective,
   connectRing,
@@ -27,7 +27,7 @@ import {
   type RingOptions,
   type RingTransport,
   unixSocketPath,
-} from '../src/distributed/collective/ring.ts';
+} from '../src/collective/ring.ts';
 import { expectedMean, makeGradients } from './fixtures/dist-data.ts';
 import type { FromRingWorker, ToRingWorker } from './fixtures/dist-ring-worker.ts';
 

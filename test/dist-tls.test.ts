@@ -3,8 +3,8 @@
 // headers, and a rank with another token fails the TLS handshake with a logged reason.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { DistConfigError, PeerError } from '../src/distributed/collective/errors.ts';
-import { listenForRing } from '../src/distributed/collective/ring.ts';
+import { DistConfigError, PeerError } from '../src/collective/errors.ts';
+import { listenForRing } from '../src/collective/ring.ts';
 import { SMALL } from './helpers/ring-handshake.ts';
 import { recordingProxy } from './helpers/recording-proxy.ts';
 

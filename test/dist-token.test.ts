@@ -3,8 +3,8 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { describe, it } from 'node:test';
-import { PeerError } from '../src/distributed/collective/errors.ts';
-import { type Collective, listenForRing } from '../src/distributed/collective/ring.ts';
+import { PeerError } from '../src/collective/errors.ts';
+import { type Collective, listenForRing } from '../src/collective/ring.ts';
 import { acceptHandshake, SMALL } from './helpers/ring-handshake.ts';
 import { recordingProxy } from './helpers/recording-proxy.ts';
 

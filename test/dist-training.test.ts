@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { writeTinyNpz } from './helpers/tiny-data.ts';
 import { startProcess, workersOf } from './helpers/dist-process.ts';
-import { latestCheckpoint, readState } from '../src/train/checkpoint.ts';
+import { latestCheckpoint, readState } from '../src/run/checkpoint.ts';
 import { checkpointWeights, maxAbsDiff } from './helpers/checkpoint-weights.ts';
 import { loadConfig } from '../src/config/load.ts';
 import { createModel } from '../src/models/index.ts';

@@ -14,7 +14,7 @@ import { crc32 } from 'node:zlib';
 import { writeTinyNpz } from './helpers/tiny-data.ts';
 import { fuzzSeconds, runFuzz, type FuzzReport } from './helpers/fuzz.ts';
 import { frame, helloPayload, SMALL } from './helpers/ring-handshake.ts';
-import { listenForRing } from '../src/distributed/collective/ring.ts';
+import { listenForRing } from '../src/collective/ring.ts';
 import { openDataset } from '../src/data/open.ts';
 import { DatasetError } from '../src/data/errors.ts';
 import { parseNpyHeader } from '../src/data/npy.ts';
@@ -22,8 +22,8 @@ import { decodeImageFile } from '../src/data/decode.ts';
 import { openGleason } from '../src/data/gleason.ts';
 import { loadConfig } from '../src/config/load.ts';
 import { ConfigError } from '../src/config/validate.ts';
-import { FrameReader, FrameType, type FrameHeader } from '../src/distributed/collective/frame.ts';
-import { ProtocolError } from '../src/distributed/collective/errors.ts';
+import { FrameReader, FrameType, type FrameHeader } from '../src/collective/frame.ts';
+import { ProtocolError } from '../src/collective/errors.ts';
 import {
   decodeAck,
   decodeChallenge,
@@ -33,7 +33,7 @@ import {
   encodeChallenge,
   encodeProof,
   HANDSHAKE_MAX_BYTES,
-} from '../src/distributed/collective/handshake.ts';
+} from '../src/collective/handshake.ts';
 
 const SECONDS = fuzzSeconds(2);
 const SEED = Number(process.env.MEDVAE_FUZZ_SEED ?? 17);

@@ -13,7 +13,7 @@ import { initBackend } from '../src/backend/index.ts';
 import { forceCandidate, nativeCallCounts } from '../src/backend/native/kernels.ts';
 import { createModel } from '../src/models/index.ts';
 import { computeGradients, disposeGradients } from '../src/train/step.ts';
-import { latestCheckpoint } from '../src/train/checkpoint.ts';
+import { latestCheckpoint } from '../src/run/checkpoint.ts';
 import { context, disposeBatch, fixedBatch, MODEL_NAMES, tinyConfig } from './models-helpers.ts';
 import { writeTinyNpz } from './helpers/tiny-data.ts';
 import { nativeUnavailable } from './helpers/native.ts';

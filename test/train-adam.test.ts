@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { Adam } from '../src/train/adam.ts';
+import { Adam } from '../src/optim/adam.ts';
 
 await tf.setBackend('cpu');
 

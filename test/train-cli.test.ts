@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import sharp from 'sharp';
 import * as tf from '@tensorflow/tfjs';
 import { writeTinyNpz } from './helpers/tiny-data.ts';
-import { loadRun, latestCheckpoint } from '../src/train/checkpoint.ts';
+import { loadRun, latestCheckpoint } from '../src/run/checkpoint.ts';
 import { openDataset } from '../src/data/open.ts';
 import { tempDir } from './helpers/temp-dir.ts';
 

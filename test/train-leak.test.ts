@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import { join } from 'node:path';
 import { loadConfig } from '../src/config/load.ts';
 import { train } from '../src/train/trainer.ts';
-import type { Progress } from '../src/train/progress.ts';
+import type { Progress } from '../src/run/progress.ts';
 import { writeTinyNpz } from './helpers/tiny-data.ts';
 import { tempDir } from './helpers/temp-dir.ts';
 

@@ -8,7 +8,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeTinyNpz } from './helpers/tiny-data.ts';
-import { readMetricsLog } from '../src/train/metrics-log.ts';
+import { readMetricsLog } from '../src/run/metrics-log.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const BIN = join(ROOT, 'bin', 'medvae.js');

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createProgress, type StepReport } from '../src/train/progress.ts';
+import { createProgress, type StepReport } from '../src/run/progress.ts';
 
 /** A stand-in for process.stderr that records what is written. */
 function sink(isTTY: boolean, columns?: number): NodeJS.WriteStream & { text: string } {

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { listenForRing, type Collective } from '../src/distributed/collective/ring.ts';
+import { listenForRing, type Collective } from '../src/collective/ring.ts';
 import type { PendingStatistics } from '../src/models/batch-norm.ts';
 import type { ModelBatch, VaeModel } from '../src/models/base.ts';
 import { createModel } from '../src/models/index.ts';

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { latestCheckpoint, readState } from '../src/train/checkpoint.ts';
+import { latestCheckpoint, readState } from '../src/run/checkpoint.ts';
 import { NpzArchive } from '../src/data/npz.ts';
 import { writeTinyNpz } from './helpers/tiny-data.ts';
 import { checkpointDigests, checkpointWeights, maxAbsDiff } from './helpers/checkpoint-weights.ts';

@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { latestCheckpoint } from '../../src/train/checkpoint.ts';
+import { latestCheckpoint } from '../../src/run/checkpoint.ts';
 import { loadConfig } from '../../src/config/load.ts';
 import { createModel } from '../../src/models/index.ts';
 

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import net, { type Socket } from 'node:net';
-import { encodeHeader, FrameType, HEADER_BYTES } from '../../src/distributed/collective/frame.ts';
+import { encodeHeader, FrameType, HEADER_BYTES } from '../../src/collective/frame.ts';
 import {
   decodeChallenge,
   decodeHello,
@@ -15,9 +15,9 @@ import {
   handshakeMac,
   NONCE_BYTES,
   PROTOCOL_VERSION,
-} from '../../src/distributed/collective/handshake.ts';
-import { PeerError } from '../../src/distributed/collective/errors.ts';
-import type { RingListener, RingOptions } from '../../src/distributed/collective/ring.ts';
+} from '../../src/collective/handshake.ts';
+import { PeerError } from '../../src/collective/errors.ts';
+import type { RingListener, RingOptions } from '../../src/collective/ring.ts';
 
 export const SMALL = { bucketBytes: 4096, chunkBytes: 1024 } as const;
 
