@@ -3,7 +3,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { ModelConfig, ModelName } from '../src/config/schema.ts';
 import { DEFAULT_CONFIG } from '../src/config/schema.ts';
-import type { Encoding, ModelLosses, StepNoise, VaeModel } from '../src/models/base.ts';
+import type { Encoding, ModelLosses, ParamGroup, StepNoise, VaeModel } from '../src/models/base.ts';
 import type { LabelledImages } from '../src/eval/images.ts';
 import { mulberry32 } from '../src/util/rng.ts';
 
@@ -72,6 +72,8 @@ export function tinyModelConfig(name: ModelConfig['name'], size: number): ModelC
 export class StandInModel implements VaeModel {
   readonly kind: ModelName = 'vae';
   readonly networks: Record<string, tf.LayersModel> = {};
+  readonly labelWidth = 0;
+  readonly gaussianLatent: boolean;
 
   constructor(
     readonly config: ModelConfig,
@@ -80,9 +82,11 @@ export class StandInModel implements VaeModel {
     private readonly latentDim = 2,
     /** JointVAE-style discrete latent: the same logits for every image. */
     private readonly discreteLogits?: number[],
-  ) {}
+  ) {
+    this.gaussianLatent = discreteLogits === undefined;
+  }
 
-  paramGroups(): { name: string; networks: string[] }[] {
+  paramGroups(): ParamGroup[] {
     return [];
   }
 

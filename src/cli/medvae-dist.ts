@@ -5,11 +5,8 @@ import { addTrainFlags, configFromFlags, runDirFor, type TrainFlags } from './tr
 import { runCommand, usageExitCodes, UsageError } from './errors.ts';
 import { gpuRoute } from '../backend/gpu-route.ts';
 import { afterFailedRun, RunDirGuard, shellWord } from './run-dir.ts';
-import { interruptSignal, reportInterrupted, startMetricsOrWarn } from './train-command.ts';
+import { interruptSignal, reportInterrupted, startMetricsOrWarn, trainInProcess } from './train-command.ts';
 import { createProgress, type Progress } from '../run/progress.ts';
-import { train } from '../train/trainer.ts';
-import { metricsHooks } from '../train/metrics-hooks.ts';
-import { TrainingMetrics } from '../metrics/registry.ts';
 import { AgentMetrics } from '../metrics/aggregate.ts';
 import { hostname } from 'node:os';
 import { launch, type MultiNodeOptions } from '../launch/agent.ts';
@@ -203,12 +200,14 @@ const program = addTrainFlags(
     await runCommand(
       Boolean(flags.debug),
       async () => {
-        const progress = createProgress(flags.logFormat, { everySteps: 10 });
         const layout = nodeLayout(flags);
-        for (const note of layout.notes) progress.info(note);
+        // Notes on the layout and the config wait for the progress output, which follows train.log_every.
+        const notes = [...layout.notes];
         const multiNode = layout.nnodes > 1;
         const workersPerNode = deviceCount(flags);
-        const config = configFromFlags(flags, layout.nnodes * workersPerNode, (note) => progress.info(note));
+        const config = configFromFlags(flags, layout.nnodes * workersPerNode, (note) => notes.push(note));
+        const progress = createProgress(flags.logFormat, { everySteps: config.train.log_every });
+        for (const note of notes) progress.info(note);
         const { devices, softwareGpu } = await resolveDevices(flags, config, progress);
         if (flags.stepTimeout === undefined && softwareGpu)
           progress.info(
@@ -252,18 +251,7 @@ const program = addTrainFlags(
         if (devices.length === 1 && !multiNode) {
           // The single-device fallback: same loop, same outputs, no agent and no IPC.
           Object.assign(process.env, deviceEnv(devices[0]!));
-          const metrics = new TrainingMetrics({ rank: 0 });
-          metrics.workerUp(0, devices[0]!, true);
-          const server = await startMetricsOrWarn(config, metrics, progress);
-          try {
-            const result = await train({ config, runDir, resume: flags.resume, progress, signal, hooks: metricsHooks(metrics) });
-            if (result.stoppedBy === 'signal')
-              return reportInterrupted(progress, signal, result.state.step, result.checkpoint, resumeCommand);
-            progress.info(`finished at step ${result.state.step} (${result.stoppedBy}); checkpoint ${result.checkpoint || '(none)'}`);
-          } finally {
-            await server?.close();
-          }
-          return;
+          return await trainInProcess({ config, runDir, resume: flags.resume, progress, signal, device: devices[0]!, resumeCommand });
         }
 
         const metrics = new AgentMetrics();

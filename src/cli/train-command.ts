@@ -51,6 +51,37 @@ export async function startMetricsOrWarn(
   }
 }
 
+export interface InProcessRun {
+  config: ExperimentConfig;
+  runDir: string;
+  resume?: string;
+  progress: Progress;
+  signal: AbortSignal;
+  /** The device, as the metrics label it (medvae_worker_up{device}). */
+  device: string;
+  /** The command that continues this run, printed when it is interrupted. */
+  resumeCommand: string;
+}
+
+/**
+ * Training in this process on one device, with its metrics endpoint: what `medvae train` runs,
+ * and `medvae-dist` on a single device (no agent, no IPC).
+ */
+export async function trainInProcess(run: InProcessRun): Promise<void> {
+  const { config, runDir, resume, progress, signal } = run;
+  const metrics = new TrainingMetrics({ rank: 0 });
+  metrics.workerUp(0, run.device, true);
+  const server = await startMetricsOrWarn(config, metrics, progress);
+  try {
+    const result = await train({ config, runDir, resume, progress, signal, hooks: metricsHooks(metrics) });
+    if (result.stoppedBy === 'signal') return reportInterrupted(progress, signal, result.state.step, result.checkpoint, run.resumeCommand);
+    const how = result.stoppedBy === 'completed' ? 'finished' : `stopped (${result.stoppedBy.replace('_', ' ')})`;
+    progress.info(`${how} at step ${result.state.step}; checkpoint ${result.checkpoint || '(none)'}`);
+  } finally {
+    await server?.close();
+  }
+}
+
 export function registerTrainCommand(program: Command): void {
   addTrainFlags(program.command('train').description('train a model (default: Vanilla VAE on the bundled RetinaMNIST, 64x64)')).action(
     async (flags: TrainFlags) => {
@@ -68,21 +99,8 @@ export function registerTrainCommand(program: Command): void {
           const signal = interruptSignal(() =>
             progress.info('interrupted: finishing this step and saving a checkpoint (Ctrl-C again to stop at once)'),
           );
-          const metrics = new TrainingMetrics({ rank: 0 });
-          metrics.workerUp(0, 'local', true);
-          const server = await startMetricsOrWarn(config, metrics, progress);
-          try {
-            const result = await train({ config, runDir, resume: flags.resume, progress, signal, hooks: metricsHooks(metrics) });
-            if (result.stoppedBy === 'signal') {
-              reportInterrupted(progress, signal, result.state.step, result.checkpoint, `npx medvae train --resume ${shellWord(runDir)}`);
-              return;
-            }
-            progress.info(
-              `${result.stoppedBy === 'completed' ? 'finished' : `stopped (${result.stoppedBy.replace('_', ' ')})`} at step ${result.state.step}; checkpoint ${result.checkpoint || '(none)'}`,
-            );
-          } finally {
-            await server?.close();
-          }
+          const resumeCommand = `npx medvae train --resume ${shellWord(runDir)}`;
+          await trainInProcess({ config, runDir, resume: flags.resume, progress, signal, device: 'local', resumeCommand });
         },
         (e) => afterFailedRun(guard, e),
       );

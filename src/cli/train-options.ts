@@ -6,7 +6,7 @@ import { existsSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { checkOverrides, describeUnreadableConfig, loadConfig, type NoteSink } from '../config/load.ts';
 import { ConfigError } from '../config/validate.ts';
-import type { ExperimentConfig } from '../config/schema.ts';
+import { DEFAULT_CONFIG, type ExperimentConfig } from '../config/schema.ts';
 import type { LogFormat } from '../run/progress.ts';
 import { runDirOfResume } from '../train/resume.ts';
 import { checkFormat, DatasetFormatError, inferFormat } from '../data/format.ts';
@@ -46,7 +46,7 @@ export function addTrainFlags(cmd: Command): Command {
     .addOption(allowSoftwareGpuOption())
     .option('--threads <n>', 'compute threads of the native backend (train.threads; default: every core, shared among local workers)')
     .addOption(new Option('--log-format <format>', 'progress output').choices(['auto', 'tty', 'plain', 'json']).default('auto'))
-    .option('--metrics-port <port>', 'serve Prometheus metrics on this port (0 = off; default 9464)')
+    .option('--metrics-port <port>', `serve Prometheus metrics on this port (0 = off; default ${DEFAULT_CONFIG.output.metrics_port})`)
     .option('--metrics-host <host>', 'address the metrics endpoint binds (default 127.0.0.1)')
     .option('--strict', 'stop at the first image that cannot be decoded instead of skipping it (data.strict)')
     .option('--debug', 'print stack traces on errors');

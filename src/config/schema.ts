@@ -114,6 +114,12 @@ export interface TrainConfig {
   threads: number;
   /** webgpu: accept a software adapter (SwiftShader, lavapipe) for tests; `auto` never picks one. */
   allow_software_gpu: boolean;
+  /**
+   * Choices that do not depend on timing, so that a run computes the same bits in any layout of
+   * workers and threads (native: no race of graphs, the run's plan or a fixed choice; see
+   * docs/native.md). false: the native kernels race their graphs for the fastest, per process.
+   */
+  deterministic: boolean;
   max_steps: number;
   /** Stop when a loss exceeds this many times its running median (explosion), besides NaN/Inf. */
   divergence_factor: number;
@@ -195,6 +201,7 @@ export const DEFAULT_CONFIG: ExperimentConfig = {
     backend: 'auto',
     threads: 0,
     allow_software_gpu: false,
+    deterministic: true,
     max_steps: 0,
     divergence_factor: 1000,
     log_every: 10,
@@ -206,6 +213,7 @@ export const DEFAULT_CONFIG: ExperimentConfig = {
     checkpoint_every_steps: 0,
     keep_last: 3,
     sample_grid: 64,
+    // The port OpenTelemetry's Prometheus exporter uses.
     metrics_port: 9464,
     metrics_host: '127.0.0.1',
   },

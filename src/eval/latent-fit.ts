@@ -27,11 +27,6 @@ export interface FittedLatents {
   perClass: (LatentGaussian | undefined)[];
 }
 
-/** Whether `model`'s decoder takes exactly the Gaussian latent its encoder gives (not JointVAE's discrete part). */
-export function hasGaussianLatent(model: VaeModel): boolean {
-  return model.kind !== 'joint_vae';
-}
-
 function gaussianOf(rows: Float32Array, n: number, d: number, posteriorVariance: Float64Array): LatentGaussian {
   const { mean, cov } = meanAndCovariance(rows, n, d);
   for (let j = 0; j < d; j++) cov.data[j * d + j] += posteriorVariance[j]! / n;
@@ -43,11 +38,11 @@ function gaussianOf(rows: Float32Array, n: number, d: number, posteriorVariance:
 
 /** Encodes `data` (at the model's side, labels for the conditional model) and fits the Gaussians. */
 export async function fitLatents(model: VaeModel, data: LabelledImages): Promise<FittedLatents> {
-  if (!hasGaussianLatent(model))
+  if (!model.gaussianLatent)
     throw new LatentFitError(`model '${model.kind}' has a discrete latent part: only the prior can be sampled`);
   const d = model.config.latent_dim;
   const per = data.size * data.size * data.channels;
-  const conditional = model.kind === 'cvae' && data.labelWidth > 0;
+  const conditional = model.labelWidth > 0 && data.labelWidth > 0;
   const mus = new Float32Array(data.n * d);
   const variances = new Float32Array(data.n * d);
   for (let start = 0; start < data.n; start += 64) {

@@ -3,10 +3,10 @@
 import * as tf from '@tensorflow/tfjs';
 import type { LoadedRun } from '../run/checkpoint.ts';
 import { denormalize } from '../run/images.ts';
-import { sampleLabels } from '../train/pictures.ts';
+import { sampleLabels } from '../models/sample-labels.ts';
 import { openDataset } from '../data/open.ts';
 import { hashKeys, mulberry32, stepNoise, Stream } from '../util/rng.ts';
-import { drawLatentsFor, fitLatents, hasGaussianLatent, normalFrom, type FittedLatents } from '../eval/latent-fit.ts';
+import { drawLatentsFor, fitLatents, normalFrom, type FittedLatents } from '../eval/latent-fit.ts';
 import { readLatentFitImages } from '../eval/run-eval.ts';
 
 export type LatentSource = 'prior' | 'fitted';
@@ -46,7 +46,7 @@ export class SampleOptionError extends Error {
 
 async function fittedLatents(run: LoadedRun, seed: number, log: (line: string) => void): Promise<FittedLatents> {
   const { config, model } = run;
-  if (!hasGaussianLatent(model))
+  if (!model.gaussianLatent)
     throw new SampleOptionError('latent', `fitted needs a Gaussian latent; this run is ${config.model.name} (use prior)`);
   const split = await openDataset(config.data, config.data.split);
   try {
@@ -59,10 +59,10 @@ async function fittedLatents(run: LoadedRun, seed: number, log: (line: string) =
 }
 
 export async function sample(run: LoadedRun, options: SampleOptions): Promise<SampledImages> {
-  const { config, model, state } = run;
+  const { config, model } = run;
   const { n, seed = 0, label, latent = 'prior', batchSize = 64, log = () => undefined } = options;
   if (!Number.isInteger(n) || n < 1) throw new SampleOptionError('n', `must be a positive integer, got ${n}`);
-  const labelWidth = config.model.name === 'cvae' ? state.labelWidth : 0;
+  const { labelWidth } = model;
   if (label !== undefined && (labelWidth === 0 || !Number.isInteger(label) || label < 0 || label >= labelWidth)) {
     throw new SampleOptionError(
       'label',

@@ -10,9 +10,6 @@ import type { Socket } from 'node:net';
 import { Registry } from 'prom-client';
 import type { MetricsSource } from './registry.ts';
 
-/** Default of `--metrics-port` / output.metrics_port: 9464, the port OpenTelemetry's Prometheus exporter uses. */
-export const DEFAULT_METRICS_PORT = 9464;
-
 export class MetricsServerError extends Error {
   override name = 'MetricsServerError';
 }

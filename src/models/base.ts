@@ -2,7 +2,7 @@
 // A model owns its networks (tf.LayersModel each, so a checkpoint is plain TF.js LayersModel
 // format) and says how its losses split into objectives, one per optimizer group.
 import type * as tf from '@tensorflow/tfjs';
-import type { ModelConfig } from '../config/schema.ts';
+import type { ModelConfig, TrainConfig } from '../config/schema.ts';
 import type { StepNoise } from '../util/rng.ts';
 
 export type { StepNoise };
@@ -34,10 +34,11 @@ export type ModelLosses = {
   objectives: Record<string, tf.Scalar>;
 };
 
-/** One optimizer's worth of parameters: the networks it updates and an optional lr multiplier. */
+/** One optimizer's worth of parameters: the networks it updates and the train.* key that sets its learning rate. */
 export interface ParamGroup {
   name: string;
   networks: string[];
+  learningRate: Extract<keyof TrainConfig, 'lr' | 'lr_discriminator'>;
 }
 
 export interface Encoding {
@@ -50,6 +51,10 @@ export interface Encoding {
 export interface VaeModel {
   readonly kind: ModelConfig['name'];
   readonly config: ModelConfig;
+  /** Width of the label every call takes (the conditional model); 0 when the model takes no labels. */
+  readonly labelWidth: number;
+  /** Whether the decoder takes exactly the Gaussian latent the encoder gives (JointVAE's also has a discrete part). */
+  readonly gaussianLatent: boolean;
   /** encoder, decoder and (VAE-GAN) discriminator, each with its own variables. */
   readonly networks: Record<string, tf.LayersModel>;
   paramGroups(): ParamGroup[];

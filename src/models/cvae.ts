@@ -12,7 +12,7 @@ export class ConditionalVae extends VanillaVae {
   constructor(
     config: ModelConfig,
     networks: Record<string, tf.LayersModel>,
-    readonly labelWidth: number,
+    override readonly labelWidth: number,
   ) {
     super(config, networks);
   }

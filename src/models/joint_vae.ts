@@ -16,6 +16,7 @@ import { kldWeight, tidyLosses, VanillaVae } from './vae.ts';
 
 export class JointVae extends VanillaVae {
   override readonly kind: ModelName = 'joint_vae';
+  override readonly gaussianLatent = false;
   /** Temperature of the last training step's relaxation; reparameterize() uses it. */
   temperature: number;
 

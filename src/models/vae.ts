@@ -52,6 +52,8 @@ export function kldWeight(config: ModelConfig, ctx: LossContext): number {
 
 export class VanillaVae implements VaeModel {
   readonly kind: ModelName = 'vae';
+  readonly labelWidth: number = 0;
+  readonly gaussianLatent: boolean = true;
 
   constructor(
     readonly config: ModelConfig,
@@ -79,7 +81,7 @@ export class VanillaVae implements VaeModel {
   }
 
   paramGroups(): ParamGroup[] {
-    return [{ name: 'model', networks: ['encoder', 'decoder'] }];
+    return [{ name: 'model', networks: ['encoder', 'decoder'], learningRate: 'lr' }];
   }
 
   /** Extra network inputs beside the image / latent: the label for conditional models. */

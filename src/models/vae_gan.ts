@@ -48,9 +48,9 @@ export class VaeGan extends VanillaVae {
 
   override paramGroups(): ParamGroup[] {
     return [
-      { name: 'encoder', networks: ['encoder'] },
-      { name: 'decoder', networks: ['decoder'] },
-      { name: 'discriminator', networks: ['discriminator'] },
+      { name: 'encoder', networks: ['encoder'], learningRate: 'lr' },
+      { name: 'decoder', networks: ['decoder'], learningRate: 'lr' },
+      { name: 'discriminator', networks: ['discriminator'], learningRate: 'lr_discriminator' },
     ];
   }
 

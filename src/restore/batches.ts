@@ -23,7 +23,7 @@ export function sliceTensor(data: Float32Array, start: number, count: number, si
 
 /** Label rows for the model call, for the conditional model only (the others take none). */
 export function labelsFor(model: VaeModel, data: LabelledImages, start: number, count: number): tf.Tensor2D | undefined {
-  if (model.kind !== 'cvae' || data.labelWidth === 0) return undefined;
+  if (model.labelWidth === 0 || data.labelWidth === 0) return undefined;
   const w = data.labelWidth;
   return tf.tensor2d(data.labels.subarray(start * w, (start + count) * w), [count, w]);
 }

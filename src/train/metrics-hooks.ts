@@ -9,9 +9,9 @@ export function metricsHooks(metrics: TrainingMetrics): TrainHooks {
       metrics.stepDone({
         step: info.step,
         images: info.images,
-        stepSeconds: info.stepSeconds + info.dataWaitSeconds,
+        stepSeconds: info.stepSeconds,
         dataWaitSeconds: info.dataWaitSeconds,
-        losses: lossesByNetwork(info.terms, {}),
+        losses: lossesByNetwork(info.terms, info.objectives),
         learningRates: info.learningRates,
       });
       if (info.allReduceBytes > 0) metrics.allReduceDone(info.allReduceSeconds, info.allReduceBytes, info.allReduceWaitSeconds);

@@ -11,6 +11,7 @@ import { stackFromTensor, svgToPng, writeGrid } from '../run/images.ts';
 import { writeFileAtomic } from '../util/atomic.ts';
 import { lossCurveSvg } from '../util/svg.ts';
 import { readMetricsLog, termSeries } from '../run/metrics-log.ts';
+import { sampleLabels } from '../models/sample-labels.ts';
 
 export interface PictureInputs {
   model: VaeModel;
@@ -27,26 +28,16 @@ export interface PictureInputs {
 
 const pad4 = (n: number): string => String(n + 1).padStart(4, '0');
 
-/**
- * One-hot labels for n conditional samples: all `label` when given, else classes (or findings) in
- * turn, so a grid or a synthetic dataset covers every class evenly.
- */
-export function sampleLabels(n: number, width: number, label?: number): Float32Array {
-  const labels = new Float32Array(n * width);
-  for (let k = 0; k < n; k++) labels[k * width + (label ?? k % width)] = 1;
-  return labels;
-}
-
 export async function writeSampleGrid(
   model: VaeModel,
   cfg: ExperimentConfig,
-  labelWidth: number,
   labelNames: string[],
   n: number,
   file: string,
   batchSize: number,
 ): Promise<void> {
-  const conditional = cfg.model.name === 'cvae' && labelWidth > 0;
+  const { labelWidth } = model;
+  const conditional = labelWidth > 0;
   const labels = conditional ? sampleLabels(n, labelWidth) : undefined;
   const images = tf.tidy(() =>
     model.sample(n, stepNoise(cfg.train.seed, Stream.sample, 0), labels ? tf.tensor2d(labels, [n, labelWidth]) : undefined, batchSize),
@@ -62,7 +53,6 @@ export async function writeSampleGrid(
 export async function writeReconstructionGrid(
   model: VaeModel,
   preview: Batch,
-  cfg: ExperimentConfig,
   labelNames: string[],
   file: string,
   batchSize: number,
@@ -76,7 +66,7 @@ export async function writeReconstructionGrid(
   });
   try {
     const captions =
-      cfg.model.name === 'cvae' && preview.labelWidth > 0
+      model.labelWidth > 0 && preview.labelWidth > 0
         ? Array.from({ length: 2 * n }, (_, k) => {
             const row = preview.labels.subarray((k % n) * preview.labelWidth, ((k % n) + 1) * preview.labelWidth);
             return Array.from(row)
@@ -101,8 +91,8 @@ export async function writeLossPlots(metricsFile: string, dir: string): Promise<
 export async function writeEpochPictures(p: PictureInputs): Promise<void> {
   const n = p.config.output.sample_grid;
   const samples = join(p.runDir, 'samples', `epoch-${pad4(p.epoch)}.png`);
-  await writeSampleGrid(p.model, p.config, p.preview.labelWidth, p.labelNames, n, samples, p.batchSize);
+  await writeSampleGrid(p.model, p.config, p.labelNames, n, samples, p.batchSize);
   const reconstructions = join(p.runDir, 'reconstructions', `epoch-${pad4(p.epoch)}.png`);
-  await writeReconstructionGrid(p.model, p.preview, p.config, p.labelNames, reconstructions, p.batchSize);
+  await writeReconstructionGrid(p.model, p.preview, p.labelNames, reconstructions, p.batchSize);
   await writeLossPlots(p.metricsFile, join(p.runDir, 'plots'));
 }

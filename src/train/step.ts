@@ -9,10 +9,11 @@ import { biasesCancelledByBatchNorm, trainableVariables } from '../models/blocks
 import { Adam } from '../optim/adam.ts';
 import { objectiveGradientWalk, runToEnd } from './objective-grads.ts';
 
-/** Gradients per param group (stable variable name -> gradient) and the step's logged terms. Caller disposes. */
+/** Gradients per param group (stable variable name -> gradient), the logged terms and each group's objective. Caller disposes. */
 export interface StepGradients {
   groups: Record<string, tf.NamedTensorMap>;
   terms: Record<string, tf.Scalar>;
+  objectives: Record<string, tf.Scalar>;
 }
 
 export class StepError extends Error {
@@ -59,7 +60,7 @@ export function* gradientWalk(
     Object.fromEntries(groups.map((g) => [g.name, g.differentiated.map(([, variable]) => variable)])),
     (group, index, grad) => onGradient(group, differentiated.get(group)![index]![0], grad),
   );
-  const result: StepGradients = { groups: {}, terms: outputs.terms };
+  const result: StepGradients = { groups: {}, terms: outputs.terms, objectives: outputs.objectives };
   for (const group of groups) {
     const computed = new Map(group.differentiated.map(([stable], i) => [stable, grads[group.name]![i]!]));
     const named: tf.NamedTensorMap = {};
@@ -70,9 +71,6 @@ export function* gradientWalk(
     }
     result.groups[group.name] = named;
   }
-  // Objectives that are not also terms are not needed past this point.
-  const kept = new Set<tf.Tensor>(Object.values(outputs.terms));
-  tf.dispose(Object.values(outputs.objectives).filter((t) => !kept.has(t)));
   return result;
 }
 
@@ -102,9 +100,10 @@ export function accumulateGradients(
   }
 }
 
+/** Disposes everything a gradient walk returned (an objective may be the same tensor as a term). */
 export function disposeGradients(gradients: StepGradients): void {
   for (const group of Object.values(gradients.groups)) tf.dispose(group);
-  tf.dispose(gradients.terms);
+  tf.dispose([...new Set([...Object.values(gradients.terms), ...Object.values(gradients.objectives)])]);
 }
 
 /**
@@ -116,10 +115,17 @@ export class GroupOptimizer {
   constructor(
     readonly adam: Adam,
     readonly variables: Record<string, tf.Variable>,
+    /** The group's learning rate before the schedule (train.lr or train.lr_discriminator, as its ParamGroup says). */
+    readonly baseLr: number,
   ) {}
 
   get lr(): number {
     return this.adam.lr;
+  }
+
+  /** The exponential schedule: baseLr x gamma^epoch for the whole epoch (PyTorch's ExponentialLR). */
+  scheduleEpoch(gamma: number, epoch: number): void {
+    this.adam.lr = this.baseLr * gamma ** epoch;
   }
 
   applyGradients(gradients: tf.NamedTensorMap): void {
@@ -131,13 +137,13 @@ export class GroupOptimizer {
   }
 }
 
-/** One Adam per param group: lr for all, lr_discriminator for the 'discriminator' group. */
+/** One Adam per param group, at the learning rate its ParamGroup names. */
 export function createOptimizers(model: VaeModel, train: TrainConfig): Record<string, GroupOptimizer> {
   const optimizers: Record<string, GroupOptimizer> = {};
   for (const group of model.paramGroups()) {
-    const lr = group.name === 'discriminator' ? train.lr_discriminator : train.lr;
+    const lr = train[group.learningRate];
     const variables = Object.fromEntries(groupVariables(model, group.networks));
-    optimizers[group.name] = new GroupOptimizer(new Adam({ lr, weightDecay: train.weight_decay }), variables);
+    optimizers[group.name] = new GroupOptimizer(new Adam({ lr, weightDecay: train.weight_decay }), variables, lr);
   }
   return optimizers;
 }

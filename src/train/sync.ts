@@ -5,7 +5,8 @@ import * as tf from '@tensorflow/tfjs';
 import { readInto, startReadInto, tensorsFrom, totalSize } from '../backend/tensor-io.ts';
 import type { Collective } from '../collective/collective.ts';
 import type { PendingStatistics } from '../models/batch-norm.ts';
-import { addWeighted, type OnGradient } from './step.ts';
+import { accumulateGradients, addWeighted, disposeGradients, type OnGradient, type StepGradients } from './step.ts';
+import { runToEnd } from './objective-grads.ts';
 
 /** What the training loop needs of a collective (src/collective implements it as a ring over sockets). */
 export type StepCollective = Pick<Collective, 'rank' | 'worldSize' | 'progressesInBackground' | 'allReduceMean' | 'broadcast' | 'stats'>;
@@ -208,6 +209,86 @@ export class OverlappedReducer {
     );
     this.bucket += 1;
     this.filled = 0;
+  }
+}
+
+/** What synchronising one step cost, for the step record (seconds; all 0 with one worker). */
+export interface SyncReport {
+  bytes: number;
+  /** After the backward pass: waiting for the all-reduce to finish. */
+  seconds: number;
+  /** Of `seconds`, waiting for a slower peer (a straggler), not moving bytes. */
+  waitSeconds: number;
+  /** The backward pass standing still for a ring on this thread (see StepInfo). */
+  pauseSeconds: number;
+  /** Communication work the backward pass did itself (see StepInfo). */
+  inBackwardSeconds: number;
+  /** Any worker asked to stop (Ctrl-C): all stop after this step. */
+  stop: boolean;
+  /** BatchNorm statistics pooled over workers (new tensors with several workers: disposeStatistics frees them). */
+  statistics: PendingStatistics[];
+}
+
+/**
+ * The one place a training step meets the collective. A step hands it each micro-batch's gradient
+ * walk (`backward`), then averages once (`average`): with several workers and overlap, the last
+ * micro-batch's gradients already leave in buckets while its backward pass runs, as DDP's reducer
+ * does; otherwise everything goes in `average`. With one worker both are plain accumulation.
+ */
+export class StepSync {
+  private reducer: OverlappedReducer | undefined;
+
+  constructor(
+    readonly collective: StepCollective,
+    private readonly bucketBytes: number,
+    private readonly overlap: boolean,
+  ) {}
+
+  /**
+   * Runs one micro-batch's walk, adding weight x its gradients into `grads`; returns its terms and
+   * objectives (the caller disposes them).
+   */
+  async backward(
+    makeWalk: (onGradient: OnGradient) => Generator<void, StepGradients>,
+    grads: Record<string, tf.NamedTensorMap>,
+    weight: number,
+    last: boolean,
+  ): Promise<Pick<StepGradients, 'terms' | 'objectives'>> {
+    const bucketed = last && this.overlap && this.collective.worldSize > 1;
+    if (bucketed) this.reducer = new OverlappedReducer(this.collective, this.bucketBytes / 4);
+    const result = bucketed ? await this.reducer!.run(makeWalk, grads, weight) : runToEnd(makeWalk(() => {}));
+    if (!bucketed) accumulateGradients(grads, result.groups, weight);
+    disposeGradients({ groups: result.groups, terms: {}, objectives: {} });
+    return { terms: result.terms, objectives: result.objectives };
+  }
+
+  /** Averages gradients (in place), scalars (in place) and BatchNorm statistics over workers; agrees on stopping. */
+  async average(
+    grads: Record<string, tf.NamedTensorMap>,
+    scalars: Record<string, number>,
+    statistics: readonly PendingStatistics[],
+    stopRequested: boolean,
+  ): Promise<SyncReport> {
+    const start = performance.now();
+    const reducer = this.reducer;
+    this.reducer = undefined;
+    const reduced = await averageAcrossWorkers(this.collective, grads, scalars, statistics, stopRequested, reducer);
+    const seconds = this.collective.worldSize > 1 ? (performance.now() - start) / 1000 : 0;
+    return {
+      bytes: reduced.bytes,
+      seconds,
+      // Part of the all-reduce by definition; the clamp absorbs rounding between the ring thread's clock and this one's.
+      waitSeconds: Math.min(reduced.waitMs / 1000, seconds),
+      pauseSeconds: (reducer?.pausedMs ?? 0) / 1000,
+      inBackwardSeconds: (reducer?.commWorkMs ?? 0) / 1000,
+      stop: reduced.stop,
+      statistics: reduced.statistics,
+    };
+  }
+
+  /** Frees the pooled statistics `average` made (none with one worker, where they are the layers' own). */
+  disposeStatistics(report: SyncReport): void {
+    if (this.collective.worldSize > 1) tf.dispose(report.statistics.flatMap((s) => [s.shiftedSum, s.shiftedSquares]));
   }
 }
 
