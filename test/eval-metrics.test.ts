@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend/index.ts';
 import { psnrOf, reconstructionBaselines, reconstructionMetrics } from '../src/eval/reconstruction.ts';
-import { classifierScores, evaluateModel, majorityAccuracy, type EvalOptions } from '../src/eval/evaluate.ts';
+import { evaluateModel, type EvalOptions } from '../src/eval/evaluate.ts';
+import { classifierScores, majorityAccuracy } from '../src/eval/utility.ts';
 import { createModel } from '../src/models/index.ts';
 import type { FeatureNetData } from '../src/eval/feature-cache.ts';
 import { pixelMean, type LabelledImages } from '../src/eval/images.ts';
@@ -21,7 +22,12 @@ const BANDS: FeatureNetData = { datasetHash: 'bands', split: 'train', resize: 'b
 before(async () => {
   await initBackend('wasm');
 });
-const QUICK: Omit<EvalOptions, 'n' | 'seed'> = { recipe: { steps: 40, batchSize: 32, lr: 5e-3 }, kidSubsets: 5, kidSubsetSize: 20 };
+const QUICK: Omit<EvalOptions, 'n' | 'seed'> = {
+  recipe: { steps: 40, batchSize: 32, lr: 5e-3 },
+  kidSubsets: 5,
+  kidSubsetSize: 20,
+  utilitySeeds: 2,
+};
 
 const mean = (xs: readonly number[]): number => xs.reduce((s, x) => s + x, 0) / xs.length;
 
@@ -101,6 +107,12 @@ test('samples drawn from the real distribution score better than a collapsed gen
   );
   // Identical samples have MS-SSIM 1 with each other; distinct noisy images less.
   close(bad.diversity.ms_ssim_generated, 1, 1e-4, 'collapsed diversity');
+  // One repeated image covers one point of the real manifold: recall falls to a few held-out images, precision stays.
+  const pr = (m: typeof good): string => JSON.stringify(m.sample_quality.precision_recall);
+  assert.ok(bad.sample_quality.precision_recall.recall < 0.2, `collapsed recall: ${pr(bad)}`);
+  assert.ok(good.sample_quality.precision_recall.recall > 0.6, `real-like recall: ${pr(good)}`);
+  assert.ok(good.sample_quality.precision_recall.precision > 0.6, `real-like precision: ${pr(good)}`);
+  assert.equal(good.sample_quality.precision_recall.k, 3);
   assert.ok(good.diversity.ms_ssim_generated < 0.99, `real-like diversity ${good.diversity.ms_ssim_generated}`);
   assert.equal(good.tstr, null, 'no TSTR for an unconditional model');
   assert.equal(good.sample_quality.n_generated, 60);
@@ -137,6 +149,13 @@ test('eval of a conditional model is deterministic, reuses the cached feature ne
     }
     // The bands are easy: a classifier on real images separates them.
     assert.ok((first.tstr.trtr.auc ?? 0) > 0.9, `TRTR AUC ${first.tstr.trtr.auc}`);
+    // The first classifier seed is the single-seed numbers; the spread is over both seeds.
+    const seeds = first.tstr.over_seeds;
+    assert.deepEqual(seeds.seeds, [9, 10]);
+    assert.equal(seeds.accuracy.tstr.values[0], first.tstr.tstr.accuracy);
+    assert.equal(seeds.accuracy.real_plus_synthetic.values[0], first.tstr.augmentation.real_plus_synthetic.accuracy);
+    const gain = seeds.accuracy.synthetic_gain;
+    assert.ok(gain.low <= gain.mean && gain.mean <= gain.high, JSON.stringify(gain));
     assert.equal(first.reconstruction.n, 24);
     assert.ok(Number.isFinite(first.reconstruction.nelbo));
     // A different seed changes the sampled numbers.

@@ -11,8 +11,10 @@ import sharp from 'sharp';
 import { stringify } from 'yaml';
 import { chromium, type Browser } from 'playwright-core';
 import { DEFAULT_CONFIG } from '../src/config/schema.ts';
-import { formatNumber, metricRows, type EvalFile } from '../src/eval/eval-file.ts';
+import { EVAL_FILE_VERSION, formatNumber, metricRows, type EvalFile } from '../src/eval/eval-file.ts';
 import type { EvalMetrics } from '../src/eval/evaluate.ts';
+import type { DistanceComparison } from '../src/eval/privacy.ts';
+import type { Spread } from '../src/eval/stats.ts';
 import { writeReport } from '../src/report/write-report.ts';
 import { lossCurveSvg } from '../src/util/svg.ts';
 
@@ -21,6 +23,20 @@ const hasChromium = existsSync(CHROMIUM);
 const ARTIFACTS = join(import.meta.dirname, '..', 'test-artifacts');
 const dir = mkdtempSync(join(tmpdir(), 'medvae-report-'));
 const HOSTILE = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">';
+
+const distances = (scale: number): DistanceComparison => ({
+  sample_median: 0.3 * scale,
+  heldout_median: 0.31,
+  sample_min: 0.05,
+  heldout_p1: 0.12,
+  heldout_p5: 0.15,
+  heldout_p99: 0.6,
+  share_below_heldout_p1: 0.0125 * scale,
+  share_below_heldout_p5: 0.05,
+  share_above_heldout_p99: 0.02,
+});
+
+const spreadOf = (values: number[]): Spread => ({ mean: values[0], std: 0.01, values });
 
 function metrics(scale: number, tstr: boolean): EvalMetrics {
   return {
@@ -56,6 +72,8 @@ function metrics(scale: number, tstr: boolean): EvalMetrics {
       reference_frechet_distance: 1.5,
       kernel_distance: { mean: 0.0456 * scale, std_error: 0.00123, subsets: 10, subset_size: 100 },
       reference_kernel_distance: { mean: 0.00042, std_error: 0.0001, subsets: 10, subset_size: 100 },
+      precision_recall: { k: 3, precision: 0.7 / scale, recall: 0.6 },
+      reference_precision_recall: { k: 3, precision: 0.78, recall: 0.77 },
     },
     diversity: { pairs: 100, ms_ssim_generated: 0.2345 * scale, ms_ssim_real: 0.1987 },
     tstr: tstr
@@ -73,8 +91,38 @@ function metrics(scale: number, tstr: boolean): EvalMetrics {
             real_only: { accuracy: 0.55, auc: 0.77 },
             real_plus_synthetic: { accuracy: 0.56, auc: 0.78 },
           },
+          over_seeds: {
+            seeds: [0, 1],
+            accuracy: {
+              tstr: spreadOf([0.4321, 0.44]),
+              trtr: spreadOf([0.5432, 0.55]),
+              real_only: spreadOf([0.55, 0.54]),
+              real_plus_synthetic: spreadOf([0.56, 0.57]),
+              tstr_minus_trtr: { mean: -0.11, low: -0.2, high: -0.02, level: 0.95 },
+              synthetic_gain: { mean: 0.02, low: -0.01, high: 0.05, level: 0.95 },
+            },
+            auc: null,
+          },
         }
       : null,
+    privacy: {
+      n_samples: 400,
+      n_heldout: 400,
+      n_train: 1080,
+      feature: distances(scale),
+      pixel: distances(scale),
+      share_closer_to_train: { feature: 0.5, pixel: 0.52 },
+      closest_pairs: [{ sample: 3, train: 17, pixel_distance: 0.05 }],
+      grid: scale === 1 ? 'eval-closest-pairs-prior.png' : null,
+    },
+    membership: {
+      n_train: 400,
+      n_heldout: 400,
+      decoder_sigma: 0.1,
+      chance_halfwidth_95: 0.04,
+      neg_elbo: { auroc: 0.5 + 0.01 * scale, train_mean: -100, heldout_mean: -99 },
+      recon_mse: { auroc: 0.51, train_mean: 0.01, heldout_mean: 0.011 },
+    },
     fitted_posterior: null,
   };
 }
@@ -121,9 +169,10 @@ async function fakeRun(name: string, model: string, scale: number, tstr: boolean
   writeFileSync(join(run, 'samples', 'epoch-0001.png'), Buffer.from('not a png'));
   writeFileSync(join(run, 'samples', 'epoch-0002.png'), await gridPng(scale));
   writeFileSync(join(run, 'reconstructions', 'epoch-0002.png'), await gridPng(scale + 1));
+  writeFileSync(join(run, 'eval-closest-pairs-prior.png'), await gridPng(scale + 2));
   const file: EvalFile = {
     format: 'medvae-eval',
-    version: 2,
+    version: EVAL_FILE_VERSION,
     run: name,
     split: 'test',
     n: 400,
@@ -232,8 +281,9 @@ test(
     const images = await page.$$eval('img', (imgs) =>
       imgs.map((i) => ({ alt: i.alt, complete: i.complete, width: i.naturalWidth, src: i.src.slice(0, 22) })),
     );
-    // Per run: samples + reconstructions (3 runs) and the side-by-side samples (3).
-    assert.equal(images.length, 9);
+    // Per run: samples + reconstructions (3 runs), the first run's closest pairs (the only one its eval.json names), the side-by-side samples (3).
+    assert.equal(images.length, 10);
+    assert.match(images.find((i) => i.alt.startsWith('prior draws'))?.alt ?? '', /closest to a training image/);
     for (const img of images) {
       assert.ok(img.complete && img.width === 64, `${img.alt}: naturalWidth ${img.width}`);
       assert.equal(img.src, 'data:image/png;base64,');
@@ -274,6 +324,10 @@ test(
     assert.deepEqual(tstrRow?.slice(2), ['n/a', 'n/a', formatNumber(0.6789)]);
     const plusRow = compare.find((r) => r[0] === 'TSTR: accuracy (real + synthetic -> real)');
     assert.deepEqual(plusRow?.slice(1), [`real alone ${formatNumber(0.55)}`, 'n/a', 'n/a', formatNumber(0.56)]);
+    const gainRow = compare.find((r) => r[0] === 'TSTR: accuracy over seeds (real + synthetic -> real)');
+    assert.deepEqual(gainRow?.slice(1), [`real alone ${formatNumber(0.55)} ± 0.01`, 'n/a', 'n/a', `${formatNumber(0.56)} ± 0.01`]);
+    const membershipRow = compare.find((r) => r[0] === 'membership: AUROC by -ELBO');
+    assert.deepEqual(membershipRow?.slice(1), ['chance 0.5 ± 0.04', '0.51', '0.52', '0.53']);
 
     // Hostile config text is shown as text, not run.
     assert.equal(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned), undefined);

@@ -4,6 +4,8 @@ import type { BackendChoice } from '../config/schema.ts';
 import { formatEvalTable, writeEvalFile } from '../eval/eval-file.ts';
 import { evalRun } from '../eval/run-eval.ts';
 import { DEFAULT_RECIPE } from '../eval/feature-net.ts';
+import { DEFAULT_PR_K } from '../eval/precision-recall.ts';
+import { DEFAULT_UTILITY_SEEDS } from '../eval/utility.ts';
 import { writeReport } from '../report/write-report.ts';
 import { runCommand, UsageError } from './errors.ts';
 import { allowSoftwareGpuOption, backendOption, type BackendFlags } from './backend-flags.ts';
@@ -19,6 +21,8 @@ interface EvalFlags extends BackendFlags {
   n: string;
   seed: string;
   featureSteps: string;
+  prK: string;
+  utilitySeeds: string;
   cacheDir?: string;
   tasks?: string;
   normal?: string;
@@ -48,7 +52,9 @@ export interface CommandOutput {
 export function registerEvalCommands(program: Command, out: CommandOutput = process.stdout): void {
   program
     .command('eval')
-    .description('evaluate a trained run (reconstruction, sample quality, diversity, TSTR); writes RUN_DIR/eval.json')
+    .description(
+      'evaluate a trained run (reconstruction, sample quality, precision/recall, diversity, privacy, membership inference, TSTR); writes RUN_DIR/eval.json',
+    )
     .requiredOption('--run <dir>', RUN_HELP)
     .addOption(checkpointOption())
     .option('--split <name>', 'held-out split to evaluate on', 'test')
@@ -60,6 +66,12 @@ export function registerEvalCommands(program: Command, out: CommandOutput = proc
       '--feature-steps <n>',
       `training steps of the feature net and TSTR classifiers (part of the feature-net key)`,
       String(DEFAULT_RECIPE.steps),
+    )
+    .option('--pr-k <k>', 'neighbours of the k-NN manifolds of precision and recall', String(DEFAULT_PR_K))
+    .option(
+      '--utility-seeds <count>',
+      'classifier seeds of TSTR, TRTR and real + synthetic (mean ± std, 95% intervals)',
+      String(DEFAULT_UTILITY_SEEDS),
     )
     .option('--cache-dir <dir>', 'where trained feature nets are kept (default: <run dir>/../.feature-nets)')
     .option('--tasks <list>', 'also restoration tasks (src/restore): impute,denoise,score')
@@ -78,6 +90,8 @@ export function registerEvalCommands(program: Command, out: CommandOutput = proc
           allowSoftwareGpu: flags.allowSoftwareGpu,
           recipe: { ...DEFAULT_RECIPE, steps: positiveInt('--feature-steps', flags.featureSteps, 1) },
           cacheDir: flags.cacheDir,
+          prK: positiveInt('--pr-k', flags.prK, 1),
+          utilitySeeds: positiveInt('--utility-seeds', flags.utilitySeeds, 2),
           log: (line) => process.stderr.write(`${line}\n`),
         });
         const tasks = flags.tasks ? parseTasks(flags.tasks) : [];

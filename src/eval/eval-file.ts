@@ -4,13 +4,20 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../util/atomic.ts';
-import type { EvalMetrics, TstrMetrics } from './evaluate.ts';
+import type { EvalMetrics } from './evaluate.ts';
+import type { TstrMetrics, UtilitySpread } from './utility.ts';
 import type { KernelDistance } from './kid.ts';
+import type { MembershipInference } from './membership.ts';
+import type { DistanceComparison, SamplePrivacy } from './privacy.ts';
+import type { PairedInterval, Spread } from './stats.ts';
 import type { ImageScores } from './reconstruction.ts';
 
 export const EVAL_FILE = 'eval.json';
-/** 2: baselines next to the numbers, valid-window SSIM, the held-out indices, real + synthetic. */
-export const EVAL_FILE_VERSION = 2;
+/**
+ * 2: baselines next to the numbers, valid-window SSIM, the held-out indices, real + synthetic.
+ * 3: precision and recall, privacy (closest training images), membership inference, utility over classifier seeds.
+ */
+export const EVAL_FILE_VERSION = 3;
 
 export interface MachineInfo {
   os: string;
@@ -131,6 +138,16 @@ function reconstructionRows(r: EvalMetrics['reconstruction']): MetricRow[] {
   ];
 }
 
+/** Mean ± standard deviation over seeds. */
+export function formatSpread(s: Spread): string {
+  return `${formatNumber(s.mean)} ± ${formatNumber(s.std)}`;
+}
+
+/** A mean difference with its interval, e.g. "0.012 [-0.003, 0.027]". */
+export function formatInterval(i: PairedInterval): string {
+  return `${formatNumber(i.mean)} [${formatNumber(i.low)}, ${formatNumber(i.high)}]`;
+}
+
 /** Sample rows; `prefix` names the latent the samples were drawn from when it is not the prior. */
 function sampleRows(m: Pick<EvalMetrics, 'sample_quality' | 'diversity'>, prefix = ''): MetricRow[] {
   const s = m.sample_quality;
@@ -150,6 +167,20 @@ function sampleRows(m: Pick<EvalMetrics, 'sample_quality' | 'diversity'>, prefix
       note: `lower is better; ${kernelNote(s.kernel_distance)}`,
     },
     {
+      section: `${prefix}samples`,
+      metric: `precision (k=${s.precision_recall.k})`,
+      value: formatNumber(s.precision_recall.precision),
+      baseline: `real vs real ${formatNumber(s.reference_precision_recall.precision)}`,
+      note: "higher is better; share of samples inside the held-out images' k-NN manifold (garbage draws lower it)",
+    },
+    {
+      section: `${prefix}samples`,
+      metric: `recall (k=${s.precision_recall.k})`,
+      value: formatNumber(s.precision_recall.recall),
+      baseline: `real vs real ${formatNumber(s.reference_precision_recall.recall)}`,
+      note: "higher is better; share of held-out images inside the samples' k-NN manifold (dropped modes lower it)",
+    },
+    {
       section: `${prefix}diversity`,
       metric: 'MS-SSIM of sample pairs',
       value: formatNumber(m.diversity.ms_ssim_generated),
@@ -157,6 +188,85 @@ function sampleRows(m: Pick<EvalMetrics, 'sample_quality' | 'diversity'>, prefix
       note: `lower = more diverse; ${m.diversity.pairs} pairs`,
     },
   ];
+}
+
+function distanceRows(d: DistanceComparison, space: string, prefix: string, trainImages: number): MetricRow[] {
+  const row = (metric: string, value: number, baseline: string, note: string): MetricRow => ({
+    section: `${prefix}privacy`,
+    metric: `${metric} (${space})`,
+    value: formatNumber(value),
+    baseline,
+    note,
+  });
+  return [
+    row(
+      'samples closer to training than held-out p1',
+      d.share_below_heldout_p1,
+      'held-out 0.01',
+      `well above = copies of training images; closest of ${trainImages} training images`,
+    ),
+    row('samples closer to training than held-out p5', d.share_below_heldout_p5, 'held-out 0.05', 'well above = copies of training images'),
+    row('samples farther from training than held-out p99', d.share_above_heldout_p99, 'held-out 0.01', 'well above = samples off the data'),
+    row(
+      'median distance to closest training image',
+      d.sample_median,
+      `held-out ${formatNumber(d.heldout_median)}`,
+      `closest sample ${formatNumber(d.sample_min)}`,
+    ),
+  ];
+}
+
+function privacyRows(p: SamplePrivacy, prefix = ''): MetricRow[] {
+  const closer = (space: string, value: number): MetricRow => ({
+    section: `${prefix}privacy`,
+    metric: `samples whose closest image is a training one (${space})`,
+    value: formatNumber(value),
+    baseline: 'no copying 0.5',
+    note: `among ${p.n_heldout} training and ${p.n_heldout} held-out images; towards 1 = copies, blur does not raise it`,
+  });
+  return [
+    closer('pixels', p.share_closer_to_train.pixel),
+    closer('features', p.share_closer_to_train.feature),
+    ...distanceRows(p.pixel, 'pixels, RMS', prefix, p.n_train),
+    ...distanceRows(p.feature, 'features', prefix, p.n_train),
+  ];
+}
+
+function membershipRows(m: MembershipInference): MetricRow[] {
+  const chance = `chance 0.5 ± ${formatNumber(m.chance_halfwidth_95)}`;
+  const note = `${m.n_train} training vs ${m.n_heldout} held-out images; above chance = the model tells its training images apart`;
+  return [
+    { section: 'membership', metric: 'AUROC by -ELBO', value: formatNumber(m.neg_elbo.auroc), baseline: chance, note },
+    {
+      section: 'membership',
+      metric: 'AUROC by reconstruction MSE',
+      value: formatNumber(m.recon_mse.auroc),
+      baseline: chance,
+      note: `posterior-mean reconstruction; mean MSE training ${formatNumber(m.recon_mse.train_mean)}, held-out ${formatNumber(m.recon_mse.heldout_mean)}`,
+    },
+  ];
+}
+
+/** The classifier numbers over seeds: mean ± std, and the paired differences' 95% intervals. */
+function seedRows(t: TstrMetrics, prefix: string): MetricRow[] {
+  const seeds = t.over_seeds.seeds.length;
+  const rows = (score: string, u: UtilitySpread): MetricRow[] => [
+    {
+      section: `${prefix}TSTR`,
+      metric: `${score} over seeds (synthetic -> real)`,
+      value: formatSpread(u.tstr),
+      baseline: `real -> real ${formatSpread(u.trtr)}`,
+      note: `TSTR - TRTR ${formatInterval(u.tstr_minus_trtr)} (95%, paired t over ${seeds} classifier seeds)`,
+    },
+    {
+      section: `${prefix}TSTR`,
+      metric: `${score} over seeds (real + synthetic -> real)`,
+      value: formatSpread(u.real_plus_synthetic),
+      baseline: `real alone ${formatSpread(u.real_only)}`,
+      note: `gain ${formatInterval(u.synthetic_gain)} (95%, paired t over ${seeds} classifier seeds)`,
+    },
+  ];
+  return [...rows('accuracy', t.over_seeds.accuracy), ...(t.over_seeds.auc ? rows('AUC', t.over_seeds.auc) : [])];
 }
 
 function tstrRows(t: TstrMetrics, prefix = ''): MetricRow[] {
@@ -192,6 +302,7 @@ function tstrRows(t: TstrMetrics, prefix = ''): MetricRow[] {
       `real alone ${formatNumber(a.real_only.auc)}`,
       `real alone: the same ${a.n_real} real images`,
     ),
+    ...seedRows(t, prefix),
   ];
 }
 
@@ -201,8 +312,16 @@ export function metricRows(m: EvalMetrics): MetricRow[] {
   return [
     ...reconstructionRows(m.reconstruction),
     ...sampleRows(m),
+    ...(m.privacy ? privacyRows(m.privacy) : []),
+    ...(m.membership ? membershipRows(m.membership) : []),
     ...(m.tstr ? tstrRows(m.tstr) : []),
-    ...(fitted ? [...sampleRows(fitted, prefix), ...(fitted.tstr ? tstrRows(fitted.tstr, prefix) : [])] : []),
+    ...(fitted
+      ? [
+          ...sampleRows(fitted, prefix),
+          ...(fitted.privacy ? privacyRows(fitted.privacy, prefix) : []),
+          ...(fitted.tstr ? tstrRows(fitted.tstr, prefix) : []),
+        ]
+      : []),
   ];
 }
 

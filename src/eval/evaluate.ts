@@ -1,11 +1,13 @@
 // One evaluation of a trained model: reconstruction on held-out images, sample quality in the
-// feature space of the dataset's feature net, diversity, and (conditional models) TSTR. Every
+// feature space of the dataset's feature net (distances, precision and recall), diversity, how
+// close samples come to training images, membership inference, and (conditional models) TSTR
+// and real + synthetic over classifier seeds. Every
 // random choice derives from `seed`, so the same inputs give the same numbers; the cost grows
 // linearly with `n` (reconstructions, samples, feature passes, synthetic training set).
 import * as tf from '@tensorflow/tfjs';
+import { join } from 'node:path';
 import type { VaeModel } from '../models/base.ts';
 import { hashKeys, mulberry32, stepNoise, Stream } from '../util/rng.ts';
-import { binaryAuc, macroAuc } from './auc.ts';
 import { loadCachedClassifier, saveCachedClassifier, featureNetKeyId, type FeatureNetData, type FeatureNetKey } from './feature-cache.ts';
 import {
   Classifier,
@@ -13,12 +15,11 @@ import {
   FEATURE_DIM,
   FEATURE_NET_VERSION,
   gatherImages,
-  resizedImages,
   type ClassifierTask,
   type TrainRecipe,
 } from './feature-net.ts';
 import { frechetDistance, gaussianStats } from './frechet.ts';
-import { concatImages, subset, type LabelledImages } from './images.ts';
+import { subset, type LabelledImages } from './images.ts';
 import { kernelDistance, sampleWithoutReplacement, type KernelDistance } from './kid.ts';
 import {
   DATA_RANGE,
@@ -28,7 +29,11 @@ import {
   type ReconstructionMetrics,
 } from './reconstruction.ts';
 import { drawLatentsFor, fitLatents, hasGaussianLatent, normalFrom, type FittedLatents } from './latent-fit.ts';
+import { membershipInference, type MembershipInference } from './membership.ts';
+import { DEFAULT_PR_K, precisionRecall, type PrecisionRecall } from './precision-recall.ts';
+import { samplePrivacy, writeClosestPairsGrid, type SamplePrivacy } from './privacy.ts';
 import { evalMsSsim } from './ssim.ts';
+import { scoreOn, tstrMetrics, type TstrMetrics } from './utility.ts';
 
 export interface EvalInputs {
   model: VaeModel;
@@ -38,7 +43,11 @@ export interface EvalInputs {
   trainData: FeatureNetData;
   /** Per-pixel mean of the training images at the model's side: the mean-image baseline. */
   trainMean: Float32Array;
-  /** Training images at the model's side (labels included): the aggregate posterior is fitted on them; absent skips that part. */
+  /**
+   * Training images at the model's side (labels included): the aggregate posterior is fitted on
+   * them, samples' closest training images and membership inference's members come from them;
+   * absent skips those parts.
+   */
   latentFitImages?: LabelledImages;
   /** Held-out real images at the model's side: reconstruction and the real side of every comparison. */
   heldOut: LabelledImages;
@@ -61,30 +70,13 @@ export interface EvalOptions {
   kidSubsets?: number;
   kidSubsetSize?: number;
   diversityPairs?: number;
+  /** k of the precision and recall manifolds (default DEFAULT_PR_K). */
+  prK?: number;
+  /** Classifier seeds of TSTR and real + synthetic (default DEFAULT_UTILITY_SEEDS). */
+  utilitySeeds?: number;
+  /** Where the pictures of the closest sample / training pairs go (none when undefined). */
+  gridDir?: string;
   log?: (line: string) => void;
-}
-
-export interface ClassifierScores {
-  /** Multi-class: top-1. Multi-label: mean over (image, finding) of (p > 0.5) == target. */
-  accuracy: number;
-  /** Macro ROC AUC: one-vs-rest per class, or per finding; null when undefined. */
-  auc: number | null;
-}
-
-/** A classifier trained on real, synthetic or both, tested on the held-out real images. */
-export interface TstrMetrics {
-  label_kind: 'class' | 'multilabel';
-  /** Synthetic training images of TSTR, and real ones of TRTR. */
-  n_train: number;
-  n_test: number;
-  tstr: ClassifierScores;
-  trtr: ClassifierScores;
-  /** Always predicting the training split's most frequent class (multi-label: each finding's more frequent value). */
-  majority_accuracy: number;
-  /** The TRTR classifier on the synthetic images, against the labels they were generated for: do samples show their label? */
-  conditioning: ClassifierScores;
-  /** The paper's purpose: the whole real training set, alone and with the synthetic images added. */
-  augmentation: { n_real: number; n_synthetic: number; real_only: ClassifierScores; real_plus_synthetic: ClassifierScores };
 }
 
 export interface EvalMetrics {
@@ -110,9 +102,17 @@ export interface EvalMetrics {
     kernel_distance: KernelDistance;
     /** The kernel distance of the same real pairs as reference_frechet_distance. */
     reference_kernel_distance: KernelDistance;
+    /** Generated against held-out features (./precision-recall.ts). */
+    precision_recall: PrecisionRecall;
+    /** The same real training images as reference_frechet_distance against held-out: what real images score. */
+    reference_precision_recall: PrecisionRecall;
   };
   diversity: { pairs: number; ms_ssim_generated: number; ms_ssim_real: number };
   tstr: null | TstrMetrics;
+  /** Samples' distances to their closest training image (./privacy.ts); null without training images at the model's side or when the held-out split is the training split. */
+  privacy: null | SamplePrivacy;
+  /** Training vs held-out images told apart by the model's -ELBO and reconstruction error (./membership.ts); null as privacy. */
+  membership: null | MembershipInference;
   /**
    * The same sample numbers for draws from a Gaussian fitted to the aggregate posterior instead of
    * the prior (./latent-fit.ts); null for models with a discrete latent or without the fit images.
@@ -122,6 +122,7 @@ export interface EvalMetrics {
     sample_quality: EvalMetrics['sample_quality'];
     diversity: EvalMetrics['diversity'];
     tstr: null | TstrMetrics;
+    privacy: null | SamplePrivacy;
   };
 }
 
@@ -132,38 +133,6 @@ export class EvalInputError extends Error {
 function classifierTask(data: LabelledImages): ClassifierTask {
   if (data.labelKind === 'none' || data.labelWidth === 0) return { kind: 'rotation', width: 4 };
   return { kind: data.labelKind, width: data.labelWidth };
-}
-
-export function classifierScores(
-  probabilities: Float32Array,
-  targets: Float32Array,
-  n: number,
-  k: number,
-  kind: 'class' | 'multilabel',
-): ClassifierScores {
-  let correct = 0;
-  if (kind === 'class') {
-    for (let i = 0; i < n; i++) {
-      let best = 0;
-      for (let c = 1; c < k; c++) if (probabilities[i * k + c] > probabilities[i * k + best]) best = c;
-      if (targets[i * k + best] > 0.5) correct++;
-    }
-  } else {
-    for (let i = 0; i < n * k; i++) if (probabilities[i] > 0.5 === targets[i] > 0.5) correct++;
-  }
-  // A binary dataset given as 2 one-hot classes has one AUC, the same for both columns.
-  const auc =
-    k === 2 && kind === 'class'
-      ? binaryAuc(
-          Array.from({ length: n }, (_, i) => probabilities[i * 2 + 1]),
-          Array.from({ length: n }, (_, i) => targets[i * 2 + 1] > 0.5),
-        )
-      : macroAuc(probabilities, targets, n, k);
-  return { accuracy: correct / (kind === 'class' ? n : n * k), auc: Number.isNaN(auc) ? null : auc };
-}
-
-async function scoreOn(classifier: Classifier, test: LabelledImages, kind: 'class' | 'multilabel'): Promise<ClassifierScores> {
-  return classifierScores(await classifier.probabilities(test), test.labels, test.n, test.labelWidth, kind);
 }
 
 /**
@@ -271,25 +240,38 @@ async function featureNet(
   return { classifier, key, nTrain: trainSet.n };
 }
 
-/** Frechet and kernel distances of generated and held-out real images, each next to its real-vs-real value. */
+/** Feature vectors of the feature net (FEATURE_DIM each) of held-out, generated and (privacy) training images. */
+interface SampleFeatures {
+  real: Float32Array;
+  generated: Float32Array;
+  train: Float32Array | null;
+}
+
+/**
+ * Frechet and kernel distances, precision and recall of generated and held-out real images, each
+ * next to its real-vs-real value; and the features, of `privacyTrain` too when given.
+ */
 async function sampleQuality(
   inputs: EvalInputs,
   options: EvalOptions,
   real: LabelledImages,
   generated: LabelledImages,
   recipe: TrainRecipe,
-): Promise<EvalMetrics['sample_quality']> {
+  privacyTrain: LabelledImages | undefined,
+): Promise<{ quality: EvalMetrics['sample_quality']; features: SampleFeatures }> {
   const { classifier, key, nTrain } = await featureNet(inputs, options, recipe);
   const referenceSet = subset(
     inputs.train,
     sampleWithoutReplacement(inputs.train.n, Math.min(real.n, inputs.train.n), mulberry32(hashKeys(options.seed, Stream.eval, 11))),
   );
   let realFeatures: Float32Array, fakeFeatures: Float32Array, referenceFeatures: Float32Array;
+  let trainFeatures: Float32Array | null = null;
   let heldOutAccuracy: number | null;
   try {
     realFeatures = await classifier.features(real);
     fakeFeatures = await classifier.features(generated);
     referenceFeatures = await classifier.features(referenceSet);
+    if (privacyTrain) trainFeatures = await classifier.features(privacyTrain);
     heldOutAccuracy = key.task.kind === 'rotation' ? null : (await scoreOn(classifier, real, key.task.kind)).accuracy;
   } finally {
     classifier.dispose();
@@ -302,7 +284,9 @@ async function sampleQuality(
       subsets: options.kidSubsets ?? 10,
       subsetSize: options.kidSubsetSize ?? 100,
     });
-  return {
+  // Each manifold needs more than k points.
+  const k = Math.min(options.prK ?? DEFAULT_PR_K, real.n - 1, generated.n - 1, referenceSet.n - 1);
+  const quality = {
     n_real: real.n,
     n_generated: generated.n,
     feature_net: {
@@ -319,80 +303,10 @@ async function sampleQuality(
     reference_frechet_distance: frechetDistance(realStats, gaussianStats(referenceFeatures, referenceSet.n, FEATURE_DIM)),
     kernel_distance: kid(fakeFeatures, generated.n),
     reference_kernel_distance: kid(referenceFeatures, referenceSet.n),
+    precision_recall: precisionRecall(realFeatures, real.n, fakeFeatures, generated.n, FEATURE_DIM, k),
+    reference_precision_recall: precisionRecall(realFeatures, real.n, referenceFeatures, referenceSet.n, FEATURE_DIM, k),
   };
-}
-
-/** Accuracy of predicting, for every image, the training split's label frequencies (argmax / > 0.5). */
-export function majorityAccuracy(train: LabelledImages, test: LabelledImages, kind: 'class' | 'multilabel'): number {
-  const k = train.labelWidth;
-  const frequencies = new Float32Array(k);
-  for (let i = 0; i < train.n * k; i++) frequencies[i % k] += train.labels[i] / train.n;
-  const constant = new Float32Array(test.n * k);
-  for (let i = 0; i < test.n; i++) constant.set(frequencies, i * k);
-  return classifierScores(constant, test.labels, test.n, k, kind).accuracy;
-}
-
-/** A fresh classifier (the feature net's architecture and recipe) trained on `data`. */
-function trainedClassifier(data: LabelledImages, task: ClassifierTask, recipe: TrainRecipe, seed: number): Classifier {
-  const classifier = Classifier.create(task, data.channels, seed);
-  classifier.train(data, recipe, seed);
-  return classifier;
-}
-
-/** Scores on `tests` of a classifier trained on `data`, disposed afterwards. */
-async function trainAndScore(
-  data: LabelledImages,
-  tests: readonly LabelledImages[],
-  kind: 'class' | 'multilabel',
-  recipe: TrainRecipe,
-  seed: number,
-): Promise<ClassifierScores[]> {
-  const classifier = trainedClassifier(data, { kind, width: data.labelWidth }, recipe, seed);
-  try {
-    const scores: ClassifierScores[] = [];
-    for (const test of tests) scores.push(await scoreOn(classifier, test, kind));
-    return scores;
-  } finally {
-    classifier.dispose();
-  }
-}
-
-/** TSTR, TRTR and real vs real + synthetic for a conditional model's labelled samples. */
-async function tstrMetrics(
-  inputs: EvalInputs,
-  options: EvalOptions,
-  real: LabelledImages,
-  generated: LabelledImages,
-  recipe: TrainRecipe,
-): Promise<TstrMetrics> {
-  const kind = real.labelKind === 'multilabel' ? 'multilabel' : 'class';
-  const log = options.log ?? (() => undefined);
-  const realTrain = subset(
-    inputs.train,
-    sampleWithoutReplacement(inputs.train.n, Math.min(generated.n, inputs.train.n), mulberry32(hashKeys(options.seed, Stream.eval, 9))),
-  );
-  log(`eval: TSTR, classifiers on ${generated.n} synthetic and ${realTrain.n} real training images`);
-  const [tstr] = await trainAndScore(generated, [real], kind, recipe, options.seed);
-  const [trtr, conditioning] = await trainAndScore(realTrain, [real, generated], kind, recipe, options.seed);
-  log(`eval: real (${inputs.train.n}) vs real + synthetic (${inputs.train.n} + ${generated.n}) training images`);
-  const [realOnly] = await trainAndScore(inputs.train, [real], kind, recipe, options.seed);
-  const [realPlusSynthetic] = await trainAndScore(
-    concatImages(inputs.train, await resizedImages(generated, inputs.train.size)),
-    [real],
-    kind,
-    recipe,
-    options.seed,
-  );
-  return {
-    label_kind: kind,
-    n_train: generated.n,
-    n_test: real.n,
-    tstr,
-    trtr,
-    majority_accuracy: majorityAccuracy(inputs.train, real, kind),
-    conditioning,
-    augmentation: { n_real: inputs.train.n, n_synthetic: generated.n, real_only: realOnly, real_plus_synthetic: realPlusSynthetic },
-  };
+  return { quality, features: { real: realFeatures, generated: fakeFeatures, train: trainFeatures } };
 }
 
 export async function evaluateModel(inputs: EvalInputs, options: EvalOptions): Promise<EvalMetrics> {
@@ -421,11 +335,25 @@ export async function evaluateModel(inputs: EvalInputs, options: EvalOptions): P
   };
 
   const conditional = model.kind === 'cvae' && heldOut.labelKind !== 'none' && heldOut.labelWidth > 0;
-  /** Sample quality, diversity and (conditional models) TSTR of n images drawn from the prior or from `latents`. */
-  const sampleNumbers = async (latents?: FittedLatents): Promise<Pick<EvalMetrics, 'sample_quality' | 'diversity' | 'tstr'>> => {
+  const fitImages = inputs.latentFitImages;
+  // Scored against its own split, every held-out image would be its own closest training image and a member.
+  const privacyTrain = fitImages && inputs.heldOutSplit !== inputs.trainData.split ? fitImages : undefined;
+  if (fitImages && !privacyTrain)
+    log(`eval: held-out split '${inputs.heldOutSplit}' is the training split: no privacy or membership numbers`);
+  // As many training images as held-out ones: the members of membership inference, and the training side of share_closer_to_train.
+  const members = privacyTrain
+    ? sampleWithoutReplacement(privacyTrain.n, Math.min(real.n, privacyTrain.n), mulberry32(hashKeys(options.seed, Stream.eval, 13))).sort(
+        (a, b) => a - b,
+      )
+    : [];
+  /** Sample quality, diversity, privacy and (conditional models) TSTR of n images drawn from the prior or from `latents`. */
+  const sampleNumbers = async (
+    source: 'prior' | 'fitted',
+    latents?: FittedLatents,
+  ): Promise<Pick<EvalMetrics, 'sample_quality' | 'diversity' | 'tstr' | 'privacy'>> => {
     log(`eval: sampling ${options.n} images from the ${latents ? 'fitted aggregate posterior' : 'prior'}`);
     const generated = await generate(model, inputs.train, options.n, heldOut.size, options.seed, latents);
-    const sample_quality = await sampleQuality(inputs, options, real, generated, recipe);
+    const { quality: sample_quality, features } = await sampleQuality(inputs, options, real, generated, recipe, privacyTrain);
     const pairs = options.diversityPairs ?? Math.min(100, Math.floor(Math.min(real.n, generated.n) / 2));
     log(`eval: diversity over ${pairs} pairs`);
     const diversity = {
@@ -433,14 +361,36 @@ export async function evaluateModel(inputs: EvalInputs, options: EvalOptions): P
       ms_ssim_generated: await meanPairMsSsim(generated, pairs, hashKeys(options.seed, Stream.eval, 7)),
       ms_ssim_real: await meanPairMsSsim(real, pairs, hashKeys(options.seed, Stream.eval, 8)),
     };
-    return { sample_quality, diversity, tstr: conditional ? await tstrMetrics(inputs, options, real, generated, recipe) : null };
+    let privacy: SamplePrivacy | null = null;
+    if (privacyTrain && features.train) {
+      log(`eval: closest of ${privacyTrain.n} training images to each sample and held-out image`);
+      const measured = await samplePrivacy(
+        { images: generated, features: features.generated },
+        { images: real, features: features.real },
+        { images: privacyTrain, features: features.train },
+        members,
+        FEATURE_DIM,
+      );
+      const grid = options.gridDir === undefined ? null : `eval-closest-pairs-${source}.png`;
+      if (options.gridDir !== undefined && grid !== null)
+        await writeClosestPairsGrid(join(options.gridDir, grid), measured.closest_pairs, generated, privacyTrain);
+      privacy = { ...measured, grid };
+    }
+    const tstr = conditional
+      ? await tstrMetrics(inputs.train, real, generated, { recipe, seed: options.seed, seeds: options.utilitySeeds, log })
+      : null;
+    return { sample_quality, diversity, tstr, privacy };
   };
-  const fromPrior = await sampleNumbers();
-  const fitImages = inputs.latentFitImages;
+  const fromPrior = await sampleNumbers('prior');
+  let membership: MembershipInference | null = null;
+  if (privacyTrain) {
+    log(`eval: membership inference, ${members.length} training vs ${real.n} held-out images`);
+    membership = await membershipInference(model, subset(privacyTrain, members), real, hashKeys(options.seed, Stream.eval, 14));
+  }
   let fitted_posterior: EvalMetrics['fitted_posterior'] = null;
   if (fitImages && hasGaussianLatent(model)) {
     log(`eval: fitting the aggregate posterior on ${fitImages.n} training images`);
-    fitted_posterior = { n_fit: fitImages.n, ...(await sampleNumbers(await fitLatents(model, fitImages))) };
+    fitted_posterior = { n_fit: fitImages.n, ...(await sampleNumbers('fitted', await fitLatents(model, fitImages))) };
   }
-  return { reconstruction, ...fromPrior, fitted_posterior };
+  return { reconstruction, ...fromPrior, membership, fitted_posterior };
 }

@@ -159,34 +159,64 @@ function summarise(mse: readonly number[], ssim: readonly number[], msSsim: read
   return { mse: meanOf(mse), psnr: meanOf(mse.map(psnrOf)), ssim: meanOf(ssim), ms_ssim: meanOf(msSsim) };
 }
 
+/** Per-image values behind the reconstruction numbers, in the order of the images. */
+export interface PerImageReconstruction {
+  /** Of the posterior-mean reconstruction. */
+  mse: number[];
+  ssim: number[];
+  msSsim: number[];
+  /** Squared error summed over all values, of the reconstruction from one seeded z ~ q(z|x). */
+  sampledSse: number[];
+  kl: number[];
+}
+
+export async function perImageReconstruction(
+  model: VaeModel,
+  data: LabelledImages,
+  seed: number,
+  batchSize = 32,
+): Promise<PerImageReconstruction> {
+  const out: PerImageReconstruction = { mse: [], ssim: [], msSsim: [], sampledSse: [], kl: [] };
+  for (const [b, indices] of batchesOf(data, batchSize).entries()) {
+    const v = await evalBatch(model, data, indices, seed, b);
+    out.mse.push(...v.mse);
+    out.ssim.push(...v.ssim);
+    out.msSsim.push(...v.msSsim);
+    out.sampledSse.push(...v.sampledSse);
+    out.kl.push(...v.kl);
+  }
+  return out;
+}
+
+/** The maximum-likelihood decoder variance shared by images with summed squared errors `sse` over `pixelValues` values each. */
+export function sharedDecoderVariance(sse: readonly number[], pixelValues: number): number {
+  return Math.max(meanOf(sse) / pixelValues, MIN_MSE);
+}
+
+/** Per image: -log N(x; decode(z), variance I) over its `pixelValues` values, + KL: the one-sample -ELBO. */
+export function perImageNelbo(rows: Pick<PerImageReconstruction, 'sampledSse' | 'kl'>, variance: number, pixelValues: number): number[] {
+  return rows.sampledSse.map((s, i) => gaussianNll(s, variance, pixelValues) + rows.kl[i]);
+}
+
+/** Sum over pixels of 0.5 (x - mu)^2 / sigma^2 + 0.5 log(2 pi sigma^2). */
+function gaussianNll(sse: number, variance: number, pixelValues: number): number {
+  return (0.5 * sse) / variance + 0.5 * pixelValues * Math.log(2 * Math.PI * variance);
+}
+
 export async function reconstructionMetrics(
   model: VaeModel,
   data: LabelledImages,
   seed: number,
   batchSize = 32,
 ): Promise<ReconstructionMetrics> {
-  const mse: number[] = [];
-  const ssimValues: number[] = [];
-  const msSsimValues: number[] = [];
-  const sse: number[] = [];
-  const kl: number[] = [];
-  for (const [b, indices] of batchesOf(data, batchSize).entries()) {
-    const v = await evalBatch(model, data, indices, seed, b);
-    mse.push(...v.mse);
-    ssimValues.push(...v.ssim);
-    msSsimValues.push(...v.msSsim);
-    sse.push(...v.sampledSse);
-    kl.push(...v.kl);
-  }
+  const rows = await perImageReconstruction(model, data, seed, batchSize);
   const pixelValues = data.size * data.size * data.channels;
-  const variance = Math.max(meanOf(sse) / pixelValues, MIN_MSE);
-  // Sum over pixels of 0.5 (x - mu)^2 / sigma^2 + 0.5 log(2 pi sigma^2).
-  const nll = sse.map((s) => (0.5 * s) / variance + 0.5 * pixelValues * Math.log(2 * Math.PI * variance));
-  const reconNll = meanOf(nll);
-  const klMean = meanOf(kl);
+  const variance = sharedDecoderVariance(rows.sampledSse, pixelValues);
+  const reconNll = meanOf(rows.sampledSse.map((s) => gaussianNll(s, variance, pixelValues)));
+  const klMean = meanOf(rows.kl);
   return {
     n: data.n,
-    ...summarise(mse, ssimValues, msSsimValues),
+    ...summarise(rows.mse, rows.ssim, rows.msSsim),
     nelbo: reconNll + klMean,
     recon_nll: reconNll,
     kl: klMean,

@@ -33,6 +33,10 @@ export interface RunEvalOptions {
   recipe?: TrainRecipe;
   /** Defaults to <run dir>/../.feature-nets. */
   cacheDir?: string;
+  /** k of the precision and recall manifolds (default DEFAULT_PR_K). */
+  prK?: number;
+  /** Classifier seeds of TSTR and real + synthetic (default DEFAULT_UTILITY_SEEDS). */
+  utilitySeeds?: number;
   /** Which checkpoint (selectRunCheckpoint's names: 'best', 'step-N', a folder); default: the newest intact one. */
   checkpoint?: string;
   /** Progress lines; a passed-over damaged checkpoint is reported here too (on stderr when absent). */
@@ -145,6 +149,9 @@ export async function evalRun(runPath: string, options: RunEvalOptions): Promise
           seed: options.seed,
           recipe: options.recipe,
           featureCacheDir: options.cacheDir ?? join(dirname(resolve(runDir)), '.feature-nets'),
+          prK: options.prK,
+          utilitySeeds: options.utilitySeeds,
+          gridDir: runDir,
           log,
         },
       );

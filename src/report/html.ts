@@ -1,6 +1,8 @@
 // report.html: one self-contained file (inline CSS, data: URI images, inline SVG, no scripts, no
 // network). Every piece of text from a run (names, config, metric notes) is escaped.
+import { existsSync, readFileSync } from 'node:fs';
 import * as os from 'node:os';
+import { join } from 'node:path';
 import { metricRows, formatNumber, type EvalFile } from '../eval/eval-file.ts';
 import { escapeHtml } from '../util/escape-html.ts';
 import { lossCurveSvg } from '../util/svg.ts';
@@ -37,6 +39,28 @@ function imageFigure(image: EpochImage | undefined, what: string): string {
   return `<figure><img class="grid" width="${displayWidth(image.png)}" alt="${escapeHtml(what)}, epoch ${image.epoch}" src="${dataUri(image.png)}"><figcaption>${escapeHtml(what)}, epoch ${image.epoch}</figcaption></figure>`;
 }
 
+const CLOSEST_PAIRS_FILE = /^eval-closest-pairs-[a-z]+\.png$/;
+
+/** The closest sample / training pairs eval wrote beside eval.json, with their distances. */
+function closestPairsFigures(evaluation: EvalFile, runDir: string): string {
+  const fitted = evaluation.metrics.fitted_posterior;
+  const sources = [
+    { what: 'prior draws', privacy: evaluation.metrics.privacy },
+    { what: 'fitted-latent draws', privacy: fitted?.privacy ?? null },
+  ];
+  const figures = sources.flatMap(({ what, privacy }) => {
+    // Only a picture eval names that way, in the run directory itself: eval.json is not trusted to point elsewhere.
+    if (!privacy?.grid || !CLOSEST_PAIRS_FILE.test(privacy.grid) || !existsSync(join(runDir, privacy.grid))) return [];
+    const png = readFileSync(join(runDir, privacy.grid));
+    const distances = privacy.closest_pairs.map((p) => formatNumber(p.pixel_distance)).join(', ');
+    const caption = `${what}: the ${privacy.closest_pairs.length} samples closest to a training image (top) and that image (bottom); RMS pixel distances ${distances}; held-out 1st percentile ${formatNumber(privacy.pixel.heldout_p1)}`;
+    return [
+      `<figure><img class="grid" width="${displayWidth(png)}" alt="${escapeHtml(caption)}" src="${dataUri(png)}"><figcaption>${escapeHtml(caption)}</figcaption></figure>`,
+    ];
+  });
+  return figures.length > 0 ? `<h4>Closest sample / training pairs</h4>\n<div class="grids">${figures.join('')}</div>` : '';
+}
+
 function evalTable(evaluation: EvalFile | undefined, runDir: string): string {
   if (!evaluation) return `<p class="muted">not evaluated yet: run <code>medvae eval --run ${escapeHtml(runDir)}</code></p>`;
   const rows = metricRows(evaluation.metrics)
@@ -52,7 +76,8 @@ function evalTable(evaluation: EvalFile | undefined, runDir: string): string {
 <table class="eval"><thead><tr><th>section</th><th>metric</th><th>value</th><th>baseline</th><th>note</th></tr></thead><tbody>
 ${rows}
 </tbody></table>
-<p class="muted">Sample distances are measured in the ${fn.dim}-d feature space of a small CNN (${escapeHtml(fn.task)} task, version ${fn.version}, seed ${fn.seed}) trained on ${fn.n_train} real training images of this dataset${fn.heldout_accuracy === null ? '' : ` (held-out accuracy ${formatNumber(fn.heldout_accuracy)})`}: a domain feature distance, not FID. Compare only runs sharing feature net <code>${escapeHtml(fn.id)}</code>.</p>`;
+<p class="muted">Sample distances are measured in the ${fn.dim}-d feature space of a small CNN (${escapeHtml(fn.task)} task, version ${fn.version}, seed ${fn.seed}) trained on ${fn.n_train} real training images of this dataset${fn.heldout_accuracy === null ? '' : ` (held-out accuracy ${formatNumber(fn.heldout_accuracy)})`}: a domain feature distance, not FID. Compare only runs sharing feature net <code>${escapeHtml(fn.id)}</code>.</p>
+${closestPairsFigures(evaluation, runDir)}`;
 }
 
 function lossCurves(run: RunSummary): string {
