@@ -28,7 +28,7 @@ import {
   type ReconstructionBaselines,
   type ReconstructionMetrics,
 } from './reconstruction.ts';
-import { drawLatentsFor, fitLatents, hasGaussianLatent, normalFrom, type FittedLatents } from './latent-fit.ts';
+import { drawLatentsFor, fitLatents, normalFrom, type FittedLatents } from './latent-fit.ts';
 import { membershipInference, type MembershipInference } from './membership.ts';
 import { DEFAULT_PR_K, precisionRecall, type PrecisionRecall } from './precision-recall.ts';
 import { samplePrivacy, writeClosestPairsGrid, type SamplePrivacy } from './privacy.ts';
@@ -148,7 +148,7 @@ async function generate(
   seed: number,
   latents?: FittedLatents,
 ): Promise<LabelledImages> {
-  const conditional = model.kind === 'cvae' && train.labelWidth > 0;
+  const conditional = model.labelWidth > 0 && train.labelWidth > 0;
   const random = mulberry32(hashKeys(seed, Stream.eval, 2));
   const w = conditional ? train.labelWidth : 0;
   // Labels drawn from the training rows keep the class balance and finding co-occurrence.
@@ -334,7 +334,7 @@ export async function evaluateModel(inputs: EvalInputs, options: EvalOptions): P
     baselines: await reconstructionBaselines(real, inputs.trainMean),
   };
 
-  const conditional = model.kind === 'cvae' && heldOut.labelKind !== 'none' && heldOut.labelWidth > 0;
+  const conditional = model.labelWidth > 0 && heldOut.labelKind !== 'none' && heldOut.labelWidth > 0;
   const fitImages = inputs.latentFitImages;
   // Scored against its own split, every held-out image would be its own closest training image and a member.
   const privacyTrain = fitImages && inputs.heldOutSplit !== inputs.trainData.split ? fitImages : undefined;
@@ -388,7 +388,7 @@ export async function evaluateModel(inputs: EvalInputs, options: EvalOptions): P
     membership = await membershipInference(model, subset(privacyTrain, members), real, hashKeys(options.seed, Stream.eval, 14));
   }
   let fitted_posterior: EvalMetrics['fitted_posterior'] = null;
-  if (fitImages && hasGaussianLatent(model)) {
+  if (fitImages && model.gaussianLatent) {
     log(`eval: fitting the aggregate posterior on ${fitImages.n} training images`);
     fitted_posterior = { n_fit: fitImages.n, ...(await sampleNumbers('fitted', await fitLatents(model, fitImages))) };
   }

@@ -59,7 +59,7 @@ export function psnrOf(mse: number): number {
 
 /** Labels for a model call: only the conditional model takes them. */
 export function modelLabels(model: VaeModel, data: LabelledImages, indices: readonly number[]): tf.Tensor2D | undefined {
-  if (model.kind !== 'cvae' || data.labelWidth === 0) return undefined;
+  if (model.labelWidth === 0 || data.labelWidth === 0) return undefined;
   const w = data.labelWidth;
   const rows = new Float32Array(indices.length * w);
   indices.forEach((idx, k) => rows.set(data.labels.subarray(idx * w, (idx + 1) * w), k * w));
