@@ -3,10 +3,10 @@
 // files the code loads at run time. It builds into a scratch folder and swaps it in whole, so an
 // interrupted or failed build never leaves a half-written lib/ for bin/ to run.
 import { execFileSync } from 'node:child_process';
-import { cpSync, existsSync, renameSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, extname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const partial = join(root, 'lib.partial');
@@ -24,5 +24,15 @@ try {
   process.exit(1);
 }
 cpSync(join(root, 'src'), join(partial, 'src'), { recursive: true, filter: (src) => extname(src) === '' || ASSETS.has(extname(src)) });
+// The web explorer's page script (medvae export-web), bundled once here: esbuild is a development
+// dependency, so an installed package reads this file instead of bundling.
+try {
+  const { bundleExplorer } = await import(pathToFileURL(join(partial, 'src', 'web', 'bundle-page.js')).href);
+  writeFileSync(join(partial, 'src', 'web', 'explorer.js'), await bundleExplorer());
+} catch (e) {
+  rmSync(partial, { recursive: true, force: true });
+  process.stderr.write(`build: bundling the web explorer failed (${e.message}); lib/ was left as it was\n`);
+  process.exit(1);
+}
 if (existsSync(lib)) rmSync(lib, { recursive: true });
 renameSync(partial, lib);

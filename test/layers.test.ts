@@ -19,7 +19,7 @@ const LAYERS: string[][] = [
   ['src/train'],
   ['src/launch', 'src/eval'],
   ['src/restore', 'src/generate'],
-  ['src/report'],
+  ['src/report', 'src/web'],
   ['src/cli', 'src/index.ts', 'workers'],
 ];
 

@@ -6,6 +6,7 @@ import { registerDataCommands } from './data-command.ts';
 import { registerEvalCommands } from './eval-command.ts';
 import { registerRestoreCommands } from './restore-commands.ts';
 import { registerGpusCommand } from './gpus-command.ts';
+import { registerWebCommand } from './web-command.ts';
 import { usageExitCodes } from './errors.ts';
 
 const program = usageExitCodes(new Command('medvae')).description('Train VAE-family generative models on medical images (TensorFlow.js)');
@@ -15,4 +16,5 @@ registerDataCommands(program);
 registerEvalCommands(program);
 registerRestoreCommands(program);
 registerGpusCommand(program);
+registerWebCommand(program);
 await program.parseAsync(process.argv);

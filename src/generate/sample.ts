@@ -5,7 +5,8 @@ import type { LoadedRun } from '../run/checkpoint.ts';
 import { denormalize } from '../run/images.ts';
 import { sampleLabels } from '../models/sample-labels.ts';
 import { openDataset } from '../data/open.ts';
-import { hashKeys, mulberry32, stepNoise, Stream } from '../util/rng.ts';
+import { hashKeys, mulberry32, Stream } from '../util/rng.ts';
+import { priorNoise } from './prior-draw.ts';
 import { drawLatentsFor, fitLatents, normalFrom, type FittedLatents } from '../eval/latent-fit.ts';
 import { readLatentFitImages } from '../eval/run-eval.ts';
 
@@ -82,9 +83,7 @@ export async function sample(run: LoadedRun, options: SampleOptions): Promise<Sa
     const z = fitted ? drawLatentsFor(fitted, rows, labelWidth, m, normal) : undefined;
     const out = tf.tidy(() => {
       const cond = labelWidth > 0 ? tf.tensor2d(rows, [m, labelWidth]) : undefined;
-      return z
-        ? model.decode(tf.tensor2d(z, [m, config.model.latent_dim]), cond, false)
-        : model.sample(m, stepNoise(seed, Stream.sample, 1, chunk), cond);
+      return z ? model.decode(tf.tensor2d(z, [m, config.model.latent_dim]), cond, false) : model.sample(m, priorNoise(seed, chunk), cond);
     });
     let data: Float32Array;
     try {

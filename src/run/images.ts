@@ -2,6 +2,7 @@
 import type * as tf from '@tensorflow/tfjs';
 import sharp from 'sharp';
 import { writeFileAtomic } from '../util/atomic.ts';
+import { denormalize } from './pixels.ts';
 
 /** Lossless, deflated harder than sharp's default and with adaptive row filters: 14–47% smaller grids. */
 const PNG_OPTIONS = { compressionLevel: 9, adaptiveFiltering: true } as const;
@@ -20,11 +21,7 @@ export async function stackFromTensor(t: tf.Tensor4D): Promise<ImageStack> {
   return { data: (await t.data()) as Float32Array, n, size, channels: channels as 1 | 3 };
 }
 
-/** [-1, 1] -> [0, 255] uint8, clamped: the inverse of the loader's mean 0.5 / std 0.5 normalisation. */
-export function denormalize(x: number): number {
-  const v = Math.round((x + 1) * 127.5);
-  return v < 0 ? 0 : v > 255 ? 255 : v;
-}
+export { denormalize };
 
 /** One image of a stack as RGB or grey uint8 pixels. */
 export function imagePixels(stack: ImageStack, index: number): Uint8Array {
