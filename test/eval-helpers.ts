@@ -72,7 +72,7 @@ export function tinyModelConfig(name: ModelConfig['name'], size: number): ModelC
 export class StandInModel implements VaeModel {
   readonly kind: ModelName = 'vae';
   readonly networks: Record<string, tf.LayersModel> = {};
-  readonly labelWidth = 0;
+  readonly labelWidth: number = 0;
   readonly gaussianLatent: boolean;
 
   constructor(
@@ -140,6 +140,7 @@ export class StandInModel implements VaeModel {
  */
 export class LabelledStandIn extends StandInModel {
   override readonly kind: ModelName = 'cvae';
+  override readonly labelWidth = 3;
   private readonly next = [0, 0, 0];
 
   constructor(
