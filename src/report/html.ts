@@ -122,6 +122,7 @@ function runSection(run: RunSummary): string {
 <p>model <b>${escapeHtml(run.model)}</b> on <b>${escapeHtml(run.dataset)}</b> (${escapeHtml(run.dir)})</p>
 <h3>Samples and reconstructions</h3>
 <div class="grids">${imageFigure(run.samples, 'samples')}${imageFigure(run.reconstructions, 'reconstructions (originals above)')}</div>
+<p class="muted">to explore this model in any browser (new samples, interpolation, an anomaly score and fill-in for dropped-in images; a folder that works offline and can be shared): <code>medvae export-web --run ${escapeHtml(run.dir)} --out SITE/</code></p>
 <h3>Loss curves</h3>
 ${lossCurves(run)}
 <h3>Evaluation</h3>
