@@ -8,7 +8,8 @@ import sharp from 'sharp';
 import { initBackend } from '../src/backend/index.ts';
 import { writeNpz } from '../src/data/npz-writer.ts';
 import { anomalyAuroc, checkNormalClasses, parseNormal } from '../src/restore/anomaly.ts';
-import { gaussianBlur, harmonicInpaint, meanFill, medianFilter, type Images } from '../src/restore/baselines.ts';
+import { gaussianBlur, harmonicInpaint, meanFill, medianFilter } from '../src/restore/baselines.ts';
+import type { ImageStack } from '../src/run/images.ts';
 import { MaskError, NoiseSpecError, NormalClassError } from '../src/restore/errors.ts';
 import { maskSource, parseMaskSpec } from '../src/restore/mask.ts';
 import { maskedPsnrPerImage, maskedSsimPerImage, psnrPerImage, ssimPerImage } from '../src/restore/metrics.ts';
@@ -20,7 +21,7 @@ before(async () => {
   await initBackend('wasm');
 });
 
-const grey = (size: number, fill: (x: number, y: number) => number): Images => ({
+const grey = (size: number, fill: (x: number, y: number) => number): ImageStack => ({
   data: Float32Array.from({ length: size * size }, (_, p) => fill(p % size, Math.floor(p / size))),
   n: 1,
   size,

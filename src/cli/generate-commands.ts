@@ -23,7 +23,7 @@ import {
   writeImageOutput,
 } from './image-output.ts';
 import { printSummary } from './summary-table.ts';
-import { gaussianBlur, medianFilter, type Images } from '../restore/baselines.ts';
+import { gaussianBlur, medianFilter } from '../restore/baselines.ts';
 import { BLUR_SIGMAS, bestFilterParameter, MEDIAN_WINDOWS } from '../restore/tasks.ts';
 import { checkpointOption, RUN_HELP, runCheckpointOf, type RunFlagValues } from './run-option.ts';
 
@@ -171,7 +171,7 @@ async function reconstructCommand(
     const before = psnr(cleanValues!, noisyValues!);
     const after = psnr(cleanValues!, denoisedValues!);
     // The classical filters at their best parameter for these very images: an upper bound on what they reach.
-    const images = (data: Float32Array): Images => ({ data, n, size: stack.size, channels: stack.channels });
+    const images = (data: Float32Array): ImageStack => ({ data, n, size: stack.size, channels: stack.channels });
     const sigmaBlur = bestFilterParameter(BLUR_SIGMAS, gaussianBlur, images(noisyValues!), images(cleanValues!));
     const window = bestFilterParameter(MEDIAN_WINDOWS, medianFilter, images(noisyValues!), images(cleanValues!));
     const blurred = psnr(cleanValues!, gaussianBlur(images(noisyValues!), sigmaBlur));

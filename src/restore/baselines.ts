@@ -2,13 +2,7 @@
 // same on every backend). Imputation: mean fill and harmonic (Laplace) inpainting. Denoising: a
 // Gaussian blur and a median filter. Borders are reflected (… 2 1 | 0 1 2 …, no edge repeat).
 
-export interface Images {
-  /** n x size x size x channels, [-1, 1]. */
-  data: Float32Array;
-  n: number;
-  size: number;
-  channels: number;
-}
+import type { ImageStack } from '../run/images.ts';
 
 /** Reflect an index into 0..size-1 (numpy/scipy 'mirror'). */
 function reflect(i: number, size: number): number {
@@ -20,7 +14,7 @@ function reflect(i: number, size: number): number {
 }
 
 /** Missing pixels (mask 1) of each image and channel set to the mean of its observed ones. */
-export function meanFill(images: Images, masks: Uint8Array): Float32Array {
+export function meanFill(images: ImageStack, masks: Uint8Array): Float32Array {
   const { n, size, channels } = images;
   const per = size * size;
   const out = Float32Array.from(images.data);
@@ -52,7 +46,7 @@ export interface HarmonicOptions {
  * neighbours) with the observed values fixed; at the image border only the neighbours inside count
  * (zero normal derivative). Solved by successive over-relaxation from the mean fill.
  */
-export function harmonicInpaint(images: Images, masks: Uint8Array, opts: HarmonicOptions = {}): Float32Array {
+export function harmonicInpaint(images: ImageStack, masks: Uint8Array, opts: HarmonicOptions = {}): Float32Array {
   const { n, size, channels } = images;
   const tolerance = opts.tolerance ?? 1e-6;
   const maxIterations = opts.maxIterations ?? 20000;
@@ -106,7 +100,7 @@ export function gaussianKernel(sigma: number): Float64Array {
 }
 
 /** Separable Gaussian blur of every image and channel, reflected borders. */
-export function gaussianBlur(images: Images, sigma: number): Float32Array {
+export function gaussianBlur(images: ImageStack, sigma: number): Float32Array {
   const { n, size, channels, data } = images;
   const w = gaussianKernel(sigma);
   const radius = (w.length - 1) / 2;
@@ -133,7 +127,7 @@ export function gaussianBlur(images: Images, sigma: number): Float32Array {
 }
 
 /** Median over a `window` x `window` square (odd) of every image and channel, reflected borders. */
-export function medianFilter(images: Images, window: number): Float32Array {
+export function medianFilter(images: ImageStack, window: number): Float32Array {
   if (!Number.isInteger(window) || window < 1 || window % 2 === 0)
     throw new RangeError(`median window must be an odd integer >= 1, got ${window}`);
   const { n, size, channels, data } = images;

@@ -2,7 +2,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { LabelledImages } from '../eval/images.ts';
 import type { VaeModel } from '../models/base.ts';
-import type { Images } from './baselines.ts';
+import type { ImageStack } from '../run/images.ts';
 
 export function ranges(n: number, batch: number): { start: number; count: number }[] {
   if (!Number.isInteger(batch) || batch < 1) throw new RangeError(`batch must be an integer >= 1, got ${batch}`);
@@ -11,7 +11,7 @@ export function ranges(n: number, batch: number): { start: number; count: number
   return out;
 }
 
-export function asImages(data: LabelledImages): Images {
+export function asImages(data: LabelledImages): ImageStack {
   return { data: data.images, n: data.n, size: data.size, channels: data.channels };
 }
 

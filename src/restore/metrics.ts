@@ -6,15 +6,15 @@ import * as tf from '@tensorflow/tfjs';
 import { DATA_RANGE, psnrOf } from '../eval/reconstruction.ts';
 import { EVAL_SSIM_SIGMA, EVAL_SSIM_WINDOW, evalSsim, validBlur } from '../eval/ssim.ts';
 import { foldChannels, resolveSsimOptions } from '../losses/ssim.ts';
-import type { Images } from './baselines.ts';
+import type { ImageStack } from '../run/images.ts';
 
 /** PSNR (dB) of each image over all its values. */
-export function psnrPerImage(predicted: Float32Array, target: Images): number[] {
+export function psnrPerImage(predicted: Float32Array, target: ImageStack): number[] {
   return maskedPsnrPerImage(predicted, target, undefined);
 }
 
 /** PSNR (dB) of each image over the values of pixels whose mask is 1 (all values without a mask). */
-export function maskedPsnrPerImage(predicted: Float32Array, target: Images, masks: Uint8Array | undefined): number[] {
+export function maskedPsnrPerImage(predicted: Float32Array, target: ImageStack, masks: Uint8Array | undefined): number[] {
   const { n, size, channels } = target;
   const per = size * size;
   const out: number[] = [];
@@ -34,12 +34,12 @@ export function maskedPsnrPerImage(predicted: Float32Array, target: Images, mask
   return out;
 }
 
-function tensorOf(data: Float32Array, t: Images): tf.Tensor4D {
+function tensorOf(data: Float32Array, t: ImageStack): tf.Tensor4D {
   return tf.tensor4d(data, [t.n, t.size, t.size, t.channels]);
 }
 
 /** SSIM of each image (valid windows, mean over channels), as src/eval reports it. */
-export async function ssimPerImage(predicted: Float32Array, target: Images): Promise<number[]> {
+export async function ssimPerImage(predicted: Float32Array, target: ImageStack): Promise<number[]> {
   const v = tf.tidy(() => evalSsim(tensorOf(predicted, target), tensorOf(target.data, target), DATA_RANGE));
   try {
     return Array.from(await v.data());
@@ -65,7 +65,7 @@ function ssimMap(a: tf.Tensor4D, b: tf.Tensor4D): tf.Tensor4D {
 }
 
 /** Mean SSIM over the valid windows centred on a missing pixel, per image (mean over channels). */
-export async function maskedSsimPerImage(predicted: Float32Array, target: Images, masks: Uint8Array): Promise<number[]> {
+export async function maskedSsimPerImage(predicted: Float32Array, target: ImageStack, masks: Uint8Array): Promise<number[]> {
   const { n, size, channels } = target;
   const half = (EVAL_SSIM_WINDOW - 1) / 2;
   const inner = size - 2 * half;

@@ -6,7 +6,8 @@ import * as tf from '@tensorflow/tfjs';
 import type { LabelledImages } from '../eval/images.ts';
 import type { VaeModel } from '../models/base.ts';
 import { asImages, labelsFor, ranges, sliceTensor } from './batches.ts';
-import { gaussianBlur, harmonicInpaint, meanFill, medianFilter, type Images } from './baselines.ts';
+import { gaussianBlur, harmonicInpaint, meanFill, medianFilter } from './baselines.ts';
+import type { ImageStack } from '../run/images.ts';
 import { imputeImages } from './impute.ts';
 import { finiteMean, maskedPsnrPerImage, maskedSsimPerImage, psnrPerImage, ssimPerImage } from './metrics.ts';
 import { addNoise, noiseName, type NoiseSpec } from './noise.ts';
@@ -41,14 +42,14 @@ export interface DenoisingMetrics {
   median: Quality & { window: number };
 }
 
-async function maskedQuality(predicted: Float32Array, target: Images, masks: Uint8Array): Promise<Quality> {
+async function maskedQuality(predicted: Float32Array, target: ImageStack, masks: Uint8Array): Promise<Quality> {
   return {
     psnr: finiteMean(maskedPsnrPerImage(predicted, target, masks)),
     ssim: finiteMean(await maskedSsimPerImage(predicted, target, masks)),
   };
 }
 
-async function quality(predicted: Float32Array, target: Images): Promise<Quality> {
+async function quality(predicted: Float32Array, target: ImageStack): Promise<Quality> {
   return { psnr: finiteMean(psnrPerImage(predicted, target)), ssim: finiteMean(await ssimPerImage(predicted, target)) };
 }
 
@@ -137,9 +138,9 @@ export const MEDIAN_WINDOWS = [3, 5, 7] as const;
 /** The parameter whose filter gives the best mean PSNR on `val`'s noisy images. */
 export function bestFilterParameter<P extends number>(
   params: readonly P[],
-  filter: (images: Images, p: P) => Float32Array,
-  noisy: Images,
-  clean: Images,
+  filter: (images: ImageStack, p: P) => Float32Array,
+  noisy: ImageStack,
+  clean: ImageStack,
 ): P {
   let best: P = params[0]!;
   let bestPsnr = -Infinity;
@@ -166,8 +167,8 @@ export async function denoisingTask(
 ): Promise<DenoisingMetrics> {
   const cleanVal = asImages(val);
   const cleanTest = asImages(test);
-  const noisyVal: Images = { ...cleanVal, data: addNoise(val.images, val.n, val.channels, spec, seed, 0, VAL_STREAM) };
-  const noisyTest: Images = { ...cleanTest, data: addNoise(test.images, test.n, test.channels, spec, seed, 0, TEST_STREAM) };
+  const noisyVal: ImageStack = { ...cleanVal, data: addNoise(val.images, val.n, val.channels, spec, seed, 0, VAL_STREAM) };
+  const noisyTest: ImageStack = { ...cleanTest, data: addNoise(test.images, test.n, test.channels, spec, seed, 0, TEST_STREAM) };
   const sigma = bestFilterParameter(BLUR_SIGMAS, gaussianBlur, noisyVal, cleanVal);
   const window = bestFilterParameter(MEDIAN_WINDOWS, medianFilter, noisyVal, cleanVal);
   return {
