@@ -306,8 +306,10 @@ test('report puts both runs side by side with their eval numbers and the real gr
     const file = JSON.parse(readFileSync(join(run, 'eval.json'), 'utf8')) as EvalFile;
     assert.ok(html.includes(`>${formatNumber(file.metrics.reconstruction.psnr)}<`), `PSNR of ${run}`);
   }
-  // Samples and reconstructions of both runs, plus both in the side-by-side row.
-  assert.equal(html.match(/src="data:image\/png;base64,/g)?.length, 6);
+  // Samples and reconstructions of both runs, both in the side-by-side row, and each run's closest
+  // sample / training pairs of prior and fitted-latent draws.
+  assert.equal(html.match(/src="data:image\/png;base64,/g)?.length, 6 + 2 * 2);
+  assert.equal(html.match(/the 8 samples closest to a training image/g)?.length, 2 * 2 * 2, 'alt text and caption of each picture');
   // Baselines beside the numbers, in the runs' tables and the comparison.
   const vae = readEval(vaeRun);
   assert.ok(
