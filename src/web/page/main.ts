@@ -335,6 +335,8 @@ async function main(): Promise<void> {
   );
 
   await drawGrid();
+  // Milliseconds from navigation to the first grid on screen (bench/web-explorer.ts reads it).
+  document.body.dataset.gridDrawnMs = String(Math.round(performance.now()));
   // Default interpolation ends: the grid's first two samples.
   showEndpoint(0, imageAt(current, 0, per), 'synthetic', 'sample 1');
   showEndpoint(1, imageAt(current, 1, per), 'synthetic', 'sample 2');
