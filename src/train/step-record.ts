@@ -53,18 +53,11 @@ export interface StepClock {
   end: number;
 }
 
-export interface StepRecordInput {
-  step: number;
-  epoch: number;
-  terms: Record<string, number>;
-  objectives: Record<string, number>;
-  learningRates: Record<string, number>;
-  images: number;
+export type StepRecordInput = Pick<StepInfo, 'step' | 'epoch' | 'terms' | 'objectives' | 'learningRates' | 'images' | 'peakTensorBytes'> & {
   worldSize: number;
   clock: StepClock;
   sync: SyncReport;
-  peakTensorBytes: number;
-}
+};
 
 export function stepInfo(r: StepRecordInput): StepInfo {
   const seconds = (from: number, to: number): number => (to - from) / 1000;
