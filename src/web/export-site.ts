@@ -80,7 +80,7 @@ export function siteDensity(_run: LoadedRun): LatentDensity {
 }
 
 /** A network's weights as TF.js writes them: specs and bytes (model.json + weights.bin beside). */
-async function networkArtifacts(
+export async function networkArtifacts(
   net: tf.LayersModel,
 ): Promise<{ modelJson: tf.io.ModelJSON; weights: Uint8Array; specs: NetworkWeights['specs'] }> {
   let saved: tf.io.ModelArtifacts | undefined;

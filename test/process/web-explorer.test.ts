@@ -22,6 +22,7 @@ import type { RawImage } from '../../src/data/types.ts';
 import { loadRun, type LoadedRun } from '../../src/run/checkpoint.ts';
 import { denormalize } from '../../src/run/pixels.ts';
 import { scoreImages } from '../../src/restore/score.ts';
+import { writeReport } from '../../src/report/write-report.ts';
 import { checkExportTarget } from '../../src/web/export-site.ts';
 import { BACKEND_LABELS, BACKEND_ORDER, type BackendName } from '../../src/web/page/backend-names.ts';
 import { percentileOf, SITE_FILES, type SiteData } from '../../src/web/site-data.ts';
@@ -204,7 +205,7 @@ test('export-web refuses an --out that holds other files, and leaves them as the
   assert.doesNotThrow(() => checkExportTarget(site));
 });
 
-test('export-web writes the site and says how to open it; the page and its script stay under 2 MB', () => {
+test('export-web writes the site and says how to open it, the report mentions it; the page and its script stay under 2 MB', () => {
   assert.match(exported.stdout, /open it: double-click index\.html .* file:\/\/.*\/site\/index\.html/);
   assert.match(exported.stdout, /never leave the computer/);
   for (const file of [
@@ -225,6 +226,9 @@ test('export-web writes the site and says how to open it; the page and its scrip
   assert.equal(siteData.reference.negElbo.length, 48);
   assert.ok(siteData.decoderSigma > 0);
   assert.deepEqual(siteData.density, { kind: 'prior' });
+  // The run's report points at the command.
+  const report = readFileSync(writeReport(run, { out: join(dir, 'report.html') }), 'utf8');
+  assert.ok(report.includes(`medvae export-web --run ${run} --out SITE/`));
 });
 
 test(
@@ -330,7 +334,6 @@ test(
 
     mkdirSync(ARTIFACTS, { recursive: true });
     await page.screenshot({ path: join(ARTIFACTS, 'web-explorer.png'), fullPage: true });
-    await page.close();
     assert.deepEqual(errors, []);
     // The page's own three files, then nothing but in-memory blobs (the wasm binaries it carries).
     const siteUrl = pathToFileURL(site).href;
@@ -343,5 +346,15 @@ test(
       afterLoad.filter((u) => !u.startsWith('blob:')),
       [],
     );
+    // And the page's Content-Security-Policy would stop any script that tried.
+    const blocked = await page.evaluate(
+      () =>
+        new Promise<string>((resolve) => {
+          document.addEventListener('securitypolicyviolation', (e) => resolve(e.effectiveDirective));
+          fetch('http://127.0.0.1:9/').catch(() => undefined);
+        }),
+    );
+    assert.equal(blocked, 'connect-src');
+    await page.close();
   },
 );

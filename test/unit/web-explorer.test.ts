@@ -1,0 +1,131 @@
+// The explorer's computations in Node, without a browser: a conditional model's weights travel
+// through the exported form (specs + base64) into a model the page builds; its class-picked grid
+// is `medvae sample --label`'s, its temperature scales the latent draw, its imputation keeps the
+// visible pixels; percentiles and quantiles against hand-computed cases; the page's class picker
+// escapes class names. (test/process/web-explorer.test.ts runs the real page in Chromium.)
+import { before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { initBackend } from '../../src/backend/index.ts';
+import { DEFAULT_CONFIG, type ModelConfig } from '../../src/config/schema.ts';
+import { sample } from '../../src/generate/sample.ts';
+import { createModel } from '../../src/models/index.ts';
+import type { LoadedRun } from '../../src/run/checkpoint.ts';
+import { denormalize } from '../../src/run/pixels.ts';
+import { networkArtifacts } from '../../src/web/export-site.ts';
+import { pageHtml } from '../../src/web/page-html.ts';
+import { buildModel, Explorer } from '../../src/web/page/explorer.ts';
+import { percentileOf, quantileOf, SITE_FORMAT, SITE_VERSION, type SiteBundle } from '../../src/web/site-data.ts';
+
+const MODEL: ModelConfig = {
+  ...DEFAULT_CONFIG.model,
+  name: 'cvae',
+  image_size: 16,
+  in_channels: 3,
+  latent_dim: 4,
+  hidden_dims: [4, 8],
+  num_classes: 3,
+};
+const SIZE = 16 * 16 * 3;
+
+before(() => initBackend('cpu'));
+
+async function siteOf(model: ReturnType<typeof createModel>, classNames: string[]): Promise<SiteBundle> {
+  const weights = async (name: string): Promise<SiteBundle['weights']['encoder']> => {
+    const { specs, weights: bytes } = await networkArtifacts(model.networks[name]!);
+    return { specs, base64: Buffer.from(bytes).toString('base64') };
+  };
+  return {
+    format: SITE_FORMAT,
+    version: SITE_VERSION,
+    model: MODEL,
+    seed: 99,
+    labelWidth: 3,
+    classNames,
+    resize: 'bilinear',
+    density: { kind: 'prior' },
+    decoderSigma: 0.3,
+    sigmaFittedOn: '8 images of tiny.npz[val]',
+    reference: { description: 'tiny.npz[train]', negElbo: [1, 2, 3, 4], reconMse: [0.1, 0.2], seed: 0 },
+    imputation: { method: 'mwg', iterations: 3, chains: 2, cliIterations: 20 },
+    card: {
+      run: 'r',
+      checkpoint: 'step-0000002',
+      dataset: 'tiny.npz[train]',
+      trainingImages: 48,
+      trainingSteps: 2,
+      parameters: model.paramCount(),
+      exportedAt: '2026-01-01 00:00 UTC',
+      evaluation: null,
+    },
+    weights: { encoder: await weights('encoder'), decoder: await weights('decoder') },
+  };
+}
+
+test('the page builds the exported model: a class-picked grid is medvae sample --label, temperature scales the draw', async () => {
+  // Seed 7 for the weights; the page builds with seed 99 and must still end up with the exported ones.
+  const trained = createModel(MODEL, 7, 3);
+  const site = await siteOf(trained, ['normal', 'mild', 'severe']);
+  const explorer = new Explorer(site, buildModel(site));
+  const run = { config: { ...DEFAULT_CONFIG, model: MODEL }, model: trained } as LoadedRun;
+  const cli = await sample(run, { n: 6, seed: 5, label: 2 });
+  const page = await explorer.sample(6, 5, 1, 2);
+  assert.deepEqual(Array.from(page, denormalize), Array.from(cli.pixels));
+  // Classes in turn when none is picked, as the CLI.
+  assert.deepEqual(Array.from(await explorer.sample(3, 5, 1), denormalize), Array.from((await sample(run, { n: 3, seed: 5 })).pixels));
+  // Temperature 0 puts every latent at the prior's mean: one image per class, repeated.
+  const cold = await explorer.sample(4, 5, 0, 1);
+  for (let k = 1; k < 4; k++) assert.deepEqual(cold.subarray(k * SIZE, (k + 1) * SIZE), cold.subarray(0, SIZE));
+  assert.notDeepEqual(page.subarray(0, SIZE), page.subarray(SIZE, 2 * SIZE));
+  trained.dispose();
+  explorer.model.dispose();
+});
+
+test('a dropped image is scored and filled in; visible pixels stay exactly as they were', async () => {
+  const model = createModel(MODEL, 3, 3);
+  const site = await siteOf(model, []);
+  const explorer = new Explorer(site, buildModel(site));
+  // A 20 x 10 RGBA picture: centre-cropped to 10 x 10, resized to 16 x 16.
+  const rgba = new Uint8ClampedArray(20 * 10 * 4).map((_, i) => (i % 4 === 3 ? 255 : (i * 37) % 256));
+  const image = explorer.prepare(rgba, 20, 10);
+  assert.equal(image.length, SIZE);
+  assert.ok(image.every((v) => v >= -1 && v <= 1));
+  const analysis = await explorer.analyse(image, 0);
+  assert.ok(Number.isFinite(analysis.negElbo) && analysis.reconstruction.length === SIZE);
+  assert.equal(analysis.percentile, percentileOf(site.reference.negElbo, analysis.negElbo));
+  const mask = new Uint8Array(16 * 16);
+  mask.fill(1, 6 * 16, 10 * 16);
+  const { imputed, harmonic, acceptance } = await explorer.impute(image, mask, 0);
+  for (let p = 0; p < 16 * 16; p++) {
+    const values = imputed.subarray(p * 3, p * 3 + 3);
+    if (mask[p] === 0) assert.deepEqual(values, image.subarray(p * 3, p * 3 + 3));
+  }
+  assert.equal(harmonic.length, SIZE);
+  assert.ok(acceptance >= 0 && acceptance <= 1);
+  model.dispose();
+  explorer.model.dispose();
+});
+
+test('percentiles count ties as half; quantiles interpolate', () => {
+  assert.equal(percentileOf([1, 2, 3, 4], 2.5), 50);
+  assert.equal(percentileOf([1, 2, 3, 4], 2), 37.5);
+  assert.equal(percentileOf([1, 2, 3, 4], 0), 0);
+  assert.equal(percentileOf([1, 2, 3, 4], 9), 100);
+  assert.ok(Number.isNaN(percentileOf([], 1)));
+  assert.equal(quantileOf([1, 2, 3, 5], 0.5), 2.5);
+  assert.equal(quantileOf([1, 2, 3, 5], 1), 5);
+  assert.equal(quantileOf([10], 0.95), 10);
+});
+
+test('the page lists the classes to pick, escaped, and says when a model was never evaluated', async () => {
+  const model = createModel(MODEL, 1, 3);
+  const html = pageHtml(await siteOf(model, ['<b>normal</b>', 'mild', 'severe']));
+  model.dispose();
+  assert.ok(!html.includes('<b>normal</b>'));
+  assert.match(
+    html,
+    /<select id="sample-class"><option value="">all classes in turn<\/option><option value="0">&lt;b&gt;normal&lt;\/b&gt;<\/option><option value="1">mild<\/option><option value="2">severe<\/option><\/select>/,
+  );
+  assert.match(html, /has not been evaluated yet/);
+  assert.match(html, /SYNTHETIC/);
+  assert.ok(!/(src|href)="(https?:)?\/\//.test(html));
+});
