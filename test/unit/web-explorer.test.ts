@@ -4,6 +4,7 @@
 // visible pixels; percentiles and quantiles against hand-computed cases; the page's class picker
 // escapes class names. (test/process/web-explorer.test.ts runs the real page in Chromium.)
 import { before, test } from 'node:test';
+import * as tf from '@tensorflow/tfjs';
 import assert from 'node:assert/strict';
 import { initBackend } from '../../src/backend/index.ts';
 import { DEFAULT_CONFIG, type ModelConfig } from '../../src/config/schema.ts';
@@ -80,7 +81,7 @@ test('the page builds the exported model: a class-picked grid is medvae sample -
   explorer.model.dispose();
 });
 
-test('a dropped image is scored and filled in; visible pixels stay exactly as they were', async () => {
+test('a dropped image is scored, interpolated from and filled in; visible pixels stay exactly as they were', async () => {
   const model = createModel(MODEL, 3, 3);
   const site = await siteOf(model, []);
   const explorer = new Explorer(site, buildModel(site));
@@ -92,6 +93,13 @@ test('a dropped image is scored and filled in; visible pixels stay exactly as th
   const analysis = await explorer.analyse(image, 0);
   assert.ok(Number.isFinite(analysis.negElbo) && analysis.reconstruction.length === SIZE);
   assert.equal(analysis.percentile, percentileOf(site.reference.negElbo, analysis.negElbo));
+  // The strip starts at the image's reconstruction (the decoded posterior mean), with the class asked for.
+  const strip = await explorer.interpolate(image, explorer.prepare(rgba.reverse(), 20, 10), 5, 1);
+  assert.equal(strip.length, 5 * SIZE);
+  const start = tf.tidy(() => explorer.model.reconstruct(tf.tensor4d(image, [1, 16, 16, 3]), tf.tensor2d([[0, 1, 0]])));
+  const expected = await start.data();
+  start.dispose();
+  for (let i = 0; i < SIZE; i++) assert.ok(Math.abs(strip[i]! - expected[i]!) < 1e-5);
   const mask = new Uint8Array(16 * 16);
   mask.fill(1, 6 * 16, 10 * 16);
   const { imputed, harmonic, acceptance } = await explorer.impute(image, mask, 0);

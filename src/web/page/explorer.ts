@@ -129,17 +129,22 @@ export class Explorer {
     return this.model.gaussianLatent;
   }
 
-  /** `steps` decodes along the straight line between two images' posterior means (as `medvae interpolate`). */
-  async interpolate(a: Float32Array, b: Float32Array, steps: number, label?: number): Promise<Float32Array> {
+  /**
+   * `steps` decodes along the straight line between two images' posterior means (as `medvae
+   * interpolate`); a conditional model encodes and decodes the whole strip with one class.
+   */
+  async interpolate(a: Float32Array, b: Float32Array, steps: number, label = 0): Promise<Float32Array> {
+    const width = this.site.labelWidth;
     const labels = this.labelRows(steps, label);
+    const pair = new Float32Array(2 * this.per);
+    pair.set(a);
+    pair.set(b, this.per);
     const strip = tf.tidy(() => {
-      const pair = tf.tensor4d([...a, ...b], [2, this.size, this.size, this.channels]);
-      const cond =
-        this.site.labelWidth > 0 ? tf.tensor2d(labels.subarray(0, 2 * this.site.labelWidth), [2, this.site.labelWidth]) : undefined;
-      const { mu } = this.model.encode(pair, cond, false);
+      const cond = (n: number): tf.Tensor2D | undefined => (width > 0 ? tf.tensor2d(labels.subarray(0, n * width), [n, width]) : undefined);
+      const { mu } = this.model.encode(tf.tensor4d(pair, [2, this.size, this.size, this.channels]), cond(2), false);
       const t = tf.reshape(tf.linspace(0, 1, steps), [steps, 1]);
       const z = tf.add(tf.mul(tf.slice(mu, [0, 0], [1, -1]), tf.sub(1, t)), tf.mul(tf.slice(mu, [1, 0], [1, -1]), t)) as tf.Tensor2D;
-      return this.model.decode(z, this.site.labelWidth > 0 ? tf.tensor2d(labels, [steps, this.site.labelWidth]) : undefined, false);
+      return this.model.decode(z, cond(steps), false);
     });
     try {
       return (await strip.data()) as Float32Array;
