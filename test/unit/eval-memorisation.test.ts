@@ -15,7 +15,7 @@ import type { VaeModel } from '../../src/models/base.ts';
 import { createModel } from '../../src/models/index.ts';
 import { applyGradients, computeGradients, createOptimizers, disposeGradients } from '../../src/train/step.ts';
 import { stepNoise, Stream } from '../../src/util/rng.ts';
-import { bandImages, tinyModelConfig } from '../eval-helpers.ts';
+import { bandImages, tinyModelConfig } from '../helpers/eval-helpers.ts';
 
 const SIZE = 16;
 const STEPS = 400;

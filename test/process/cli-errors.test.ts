@@ -1,0 +1,226 @@
+// Every row of issue 17's table re-tried through the real command line: one clear line naming the
+// file, key or flag (exit 1; 2 for usage; 130 after Ctrl-C), no stack, nothing left behind.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { writeTinyNpz } from '../helpers/tiny-data.ts';
+import { latestCheckpoint } from '../../src/run/checkpoint.ts';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+const BIN = join(ROOT, 'bin', 'medvae.js');
+const dir = mkdtempSync(join(tmpdir(), 'medvae-errors-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+const npz = join(dir, 'tiny.npz');
+writeTinyNpz(npz, { train: 48, val: 8, test: 8 });
+const pngs = join(dir, 'pngs');
+const train = ['train', '--config', 'configs/smoke.yaml', '--backend', 'wasm', '--log-format', 'plain'];
+
+function medvae(args: string[], env: NodeJS.ProcessEnv = {}, bin = BIN): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [bin, ...args], { cwd: ROOT, encoding: 'utf8', timeout: 120_000, env: { ...process.env, ...env } });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+const medvaeDist = (args: string[]): ReturnType<typeof medvae> => medvae(args, {}, join(ROOT, 'bin', 'medvae-dist.js'));
+
+/** The failure is the last line, it starts with "error:", and no stack trace was printed. */
+function oneLine(r: { status: number | null; stderr: string }, status: number, pattern: RegExp): void {
+  assert.equal(r.status, status, r.stderr);
+  const lines = r.stderr.trim().split('\n');
+  assert.match(lines.at(-1)!, pattern);
+  assert.equal(lines.filter((l) => l.startsWith('error:')).length, 1, r.stderr);
+  assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace without --debug');
+}
+
+test('--data <folder of PNGs> with a config made for an npz: the format is inferred, as data info does', async () => {
+  mkdirSync(pngs);
+  for (let i = 0; i < 16; i++) {
+    await sharp(Buffer.alloc(32 * 32 * 3, i * 15), { raw: { width: 32, height: 32, channels: 3 } })
+      .png()
+      .toFile(join(pngs, `i${i}.png`));
+  }
+  const r = medvae([...train, '--data', pngs, '--max-steps', '1', '--out', join(dir, 'folder-run')]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr, /data: .*pngs\[train\], 16 images/);
+  const info = medvae(['data', 'info', pngs]);
+  assert.equal(info.status, 0, info.stderr);
+  assert.match(info.stdout, /\(format folder\)\n {2}all: 16 samples/);
+});
+
+test('a wrong format names what it expected and what the path looks like; an unreadable path names the formats tried', () => {
+  const out = join(dir, 'wrong-format');
+  // A path on the command line that is no dataset is a usage mistake: exit 2, before the backend starts.
+  const r = medvae([...train, '--data', pngs, '--set', 'data.format=medmnist', '--out', out]);
+  oneLine(r, 2, /^error: --data .*pngs: is a folder, but data.format 'medmnist' expects an \.npz file; it looks like format 'folder'/);
+  assert.doesNotMatch(r.stderr, /^backend:/m);
+  assert.ok(!existsSync(out), 'no run directory for a run that never started');
+  const txt = join(dir, 'notes.txt');
+  writeFileSync(txt, 'hello');
+  oneLine(medvae([...train, '--data', txt, '--out', out]), 2, /^error: --data .*notes\.txt: .*tried medmnist .*gleason .*folder/);
+  const empty = join(dir, 'empty');
+  mkdirSync(empty);
+  oneLine(
+    medvae(['data', 'info', empty]),
+    2,
+    /^error: .*empty: a folder with no dataset .*tried medmnist.*; point --data \(data\.path\) at an \.npz file or a dataset folder$/,
+  );
+});
+
+test('data info on a truncated npz or a missing path, data download offline: one line, nothing left behind', () => {
+  const cut = join(dir, 'cut.npz');
+  writeFileSync(cut, readFileSync(npz).subarray(0, 3000));
+  oneLine(medvae(['data', 'info', cut]), 1, /^error: .*cut\.npz: truncated archive/);
+  oneLine(medvae(['data', 'info', join(dir, 'nope.npz')]), 2, /^error: .*nope\.npz does not exist; check the path$/);
+  const target = join(dir, 'downloads', 'here');
+  // Port 9 (discard) on loopback: nothing listens there, so the connection is refused at once.
+  const r = medvae(['data', 'download', 'chestmnist', '--dir', target], { MEDVAE_MEDMNIST_URL: 'http://127.0.0.1:9/files' });
+  oneLine(r, 1, /^error: cannot reach http:\/\/127\.0\.0\.1:9\/files\/chestmnist\.npz\?download=1 \(.*\): check the network/);
+  assert.ok(!existsSync(join(dir, 'downloads')), 'no empty output folder');
+  assert.match(medvae(['data', 'info', cut, '--debug']).stderr, /\n\s+at /, '--debug shows the stack');
+});
+
+test('a run failing before its first step prints nothing about a run directory and leaves none', async () => {
+  const broken = join(dir, 'broken');
+  mkdirSync(broken);
+  for (let i = 0; i < 15; i++) {
+    await sharp(Buffer.alloc(32 * 32 * 3, i * 15), { raw: { width: 32, height: 32, channels: 3 } })
+      .png()
+      .toFile(join(broken, `i${String(i).padStart(2, '0')}.png`));
+  }
+  writeFileSync(join(broken, 'bad.png'), 'not a png');
+  const out = join(dir, 'strict-run');
+  const r = medvae([...train, '--data', broken, '--strict', '--max-steps', '2', '--out', out]);
+  oneLine(r, 1, /^error: .*bad\.png/);
+  assert.doesNotMatch(r.stderr, /run directory/);
+  assert.ok(!existsSync(out), 'no stub run directory');
+  const bad = join(dir, 'bad.yaml');
+  writeFileSync(bad, 'train:\n  lr: fast\n');
+  const v = medvae(['train', '--config', bad]);
+  oneLine(v, 1, /^error: .*bad\.yaml: 'train\.lr' must be a number/);
+  assert.doesNotMatch(v.stderr, /run directory/);
+});
+
+test('usage mistakes exit 2 with one line naming the flag', () => {
+  oneLine(medvae(['train', '--no-such-flag']), 2, /^error: unknown option '--no-such-flag'/);
+  oneLine(
+    medvae(['train', '--resume', join(dir, 'no-run')]),
+    2,
+    /^error: --resume .*no-run: no such run directory or checkpoint; give the directory `medvae train` printed as 'run directory:'/,
+  );
+  oneLine(
+    medvae(['sample', '--run', join(dir, 'folder-run'), '--n', 'x', '--out', join(dir, 's.npz')]),
+    2,
+    /^error: --n must be a positive integer, got x/,
+  );
+  oneLine(medvae(['eval', '--run', join(dir, 'folder-run'), '--n', '1']), 2, /^error: --n expects an integer >= 2, got '1'/);
+});
+
+test('a mistyped --data says what is wrong first; download advice only for a MedMNIST file name, with its real name', () => {
+  const out = join(dir, 'never-made');
+  const missing = medvae([...train, '--data', '/nonexistent.npz', '--out', out]);
+  oneLine(missing, 2, /^error: --data \/nonexistent\.npz does not exist; check the path$/);
+  assert.doesNotMatch(missing.stderr, /^backend:/m, 'refused before the backend starts');
+  const chest = join(dir, 'chestmnist_64.npz');
+  oneLine(
+    medvae([...train, '--data', chest, '--out', out]),
+    2,
+    new RegExp(
+      `^error: --data ${chest.replace(/[.]/g, '\\.')} does not exist; download it with \`medvae data download chestmnist --size 64 --dir ${dir}\`$`,
+    ),
+  );
+  oneLine(
+    medvae([...train, '--data', join(dir, 'tiyn.npz'), '--out', out]),
+    2,
+    /^error: --data .*tiyn\.npz does not exist; did you mean .*tiny\.npz\?$/,
+  );
+  oneLine(medvae(['data', 'info', join(dir, 'tiny.np')]), 2, /^error: .*tiny\.np does not exist; did you mean .*tiny\.npz\?$/);
+  oneLine(
+    medvae(['data', 'download', 'chestmnst', '--dir', join(dir, 'dl')]),
+    2,
+    /^error: unknown MedMNIST dataset 'chestmnst'; did you mean chestmnist\? \(known: .*retinamnist/,
+  );
+  assert.ok(!existsSync(out) && !existsSync(join(dir, 'dl')));
+});
+
+test("a newcomer's mistakes with train and medvae-dist: one line that says what to do, exit 2 for the command line's", () => {
+  const out = join(dir, 'newcomer');
+  const yamlDir = join(dir, 'configs-folder');
+  mkdirSync(yamlDir);
+  writeFileSync(join(yamlDir, 'mine.yaml'), 'train:\n  epochs: 1\n');
+  const broken = join(dir, 'broken.yaml');
+  writeFileSync(broken, 'train:\n  lr: [0.1, 0.2\n');
+  const noImages = join(dir, 'notes-folder');
+  mkdirSync(noImages);
+  writeFileSync(join(noImages, 'readme.txt'), 'not an image');
+  const cases: [string[], number, RegExp][] = [
+    [[...train, '--set', 'train.lr=abc'], 2, /^error: --set: 'train\.lr' must be a number, got "abc"$/],
+    [[...train, '--set', 'train.lr=-1'], 2, /^error: configs\/smoke\.yaml \+ --set: 'train\.lr' must be > 0, got -1$/],
+    [[...train, '--set', 'train.learning_rate=0.1'], 2, /^error: --set: unknown key 'train\.learning_rate'; expected one of: .*\blr\b/],
+    [['train', '--config', join(dir, 'missing.yaml')], 2, /^error: --config .*missing\.yaml does not exist; check the path$/],
+    [
+      ['train', '--config', 'configs/vae_retinamist.yaml'],
+      2,
+      /^error: --config configs\/vae_retinamist\.yaml does not exist; did you mean configs\/vae_retinamnist\.yaml/,
+    ],
+    [
+      ['train', '--config', yamlDir],
+      2,
+      /^error: --config .*configs-folder is a folder, expected a YAML file such as .*configs-folder\/mine\.yaml$/,
+    ],
+    [['train', '--config', broken], 1, /^error: .*broken\.yaml: not valid YAML at line 3, column 1: .*; correct the file there$/],
+    [[...train, '--epochs', '0'], 2, /^error: --epochs must be an integer >= 1, got '0'$/],
+    [[...train, '--epochs', '-1'], 2, /^error: --epochs must be an integer >= 1, got '-1'$/],
+    [[...train, '--max-steps', 'abc'], 2, /^error: --max-steps must be an integer >= 0, got 'abc'$/],
+    [[...train, '--threads', 'all'], 2, /^error: --threads must be an integer >= 0, got 'all'$/],
+    [[...train, '--metrics-port', '70000'], 2, /^error: --metrics-port must be an integer from 0 to 65535, got '70000'$/],
+    [
+      [...train, '--data', noImages],
+      2,
+      /^error: --data .*notes-folder: a folder with no dataset .*; point --data \(data\.path\) at an \.npz file or a dataset folder$/,
+    ],
+  ];
+  for (const [args, status, pattern] of cases) {
+    const r = medvae([...args, '--out', out]);
+    oneLine(r, status, pattern);
+    assert.doesNotMatch(r.stderr, /^backend:/m, `${args.join(' ')}: refused before the backend starts`);
+  }
+  const dist = ['--config', 'configs/smoke.yaml', '--backend', 'wasm', '--log-format', 'plain', '--out', out];
+  const distCases: [string[], RegExp][] = [
+    [['--gpus', 'abc'], /^error: --gpus must be distinct GPU indices separated by commas, e\.g\. 0,1; got 'abc'$/],
+    [['--cpu-workers', '0'], /^error: --cpu-workers must be an integer >= 1, got '0'$/],
+    [['--cpu-workers', '2.5'], /^error: --cpu-workers must be an integer >= 1, got '2\.5'$/],
+    [['--cpu-workers', '2', '--epochs', '0'], /^error: --epochs must be an integer >= 1, got '0'$/],
+  ];
+  for (const [args, pattern] of distCases) oneLine(medvaeDist([...dist, ...args]), 2, pattern);
+  assert.ok(!existsSync(out), 'no run directory for a run that never started');
+});
+
+test('Ctrl-C: checkpoint, the exact --resume command, exit 130; that command continues the run', async () => {
+  const run = join(dir, 'interrupted run');
+  const child = spawn(process.execPath, [BIN, ...train, '--data', npz, '--epochs', '3', '--out', run], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  await new Promise<void>((resolve) => {
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      if (/step 2\/3/.test(stderr)) resolve();
+    });
+  });
+  child.kill('SIGINT');
+  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+  assert.equal(code, 130, stderr);
+  const line = stderr.trim().split('\n').at(-1)!;
+  const m = /^interrupted at step (\d+); checkpoint (.+); continue with: npx medvae train --resume '(.+)'$/.exec(line);
+  assert.ok(m, line);
+  assert.equal(m[3], run);
+  assert.equal(m[2], latestCheckpoint(join(run, 'checkpoints')));
+  const resumed = medvae(['train', '--resume', m[3]!]);
+  assert.equal(resumed.status, 0, resumed.stderr);
+  assert.match(resumed.stderr, new RegExp(`resumed from .*: epoch \\d, step ${m[1]}`));
+  assert.match(resumed.stderr, /finished at step 9/);
+});

@@ -1,0 +1,309 @@
+// medvae-dist across hosts, over a real network: each node is a network namespace with an address of
+// its own, joined to the others by veth pairs on a bridge (test/helpers/netns.ts), links limited to
+// 1 Gbit/s by tbf. The run directory is on this machine's filesystem, which every namespace shares,
+// as a cluster's shared volume would be. Needs root and `ip`; without them every test skips, saying why.
+import { after, afterEach, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { writeTinyNpz } from '../helpers/tiny-data.ts';
+import { startProcess, workersOf, type RunningProcess } from '../helpers/dist-process.ts';
+import { checkpointWeights, maxAbsDiff } from '../helpers/checkpoint-weights.ts';
+import { createTestNet, leftovers, netnsSkipReason, sweepStale, type TestNet } from '../helpers/netns.ts';
+import { latestCheckpoint, readState } from '../../src/run/checkpoint.ts';
+
+await tf.setBackend('cpu');
+const ROOT = join(import.meta.dirname, '..', '..');
+const DIST = join(ROOT, 'bin', 'medvae-dist.js');
+const TRAIN = join(ROOT, 'bin', 'medvae.js');
+const skip = netnsSkipReason() ?? false;
+const dir = mkdtempSync(join(tmpdir(), 'medvae-multihost-'));
+const data = join(dir, 'tiny.npz');
+writeTinyNpz(data, { train: 48, val: 8, test: 8 });
+const tiny = ['--config', 'configs/smoke.yaml', '--data', data, '--backend', 'wasm', '--log-format', 'plain'];
+const TOKEN = 'multihost-test-token';
+let net: TestNet | undefined;
+let port = 29_400;
+/** Every agent a test started: a failing test must not leave one running. */
+const started: RunningProcess[] = [];
+
+before(() => {
+  if (skip) return;
+  sweepStale();
+  net = createTestNet(2, '1gbit');
+});
+
+afterEach(async () => {
+  for (const p of started.splice(0)) {
+    if (p.child.exitCode !== null || p.child.signalCode !== null) continue;
+    const workers = [...workersOf(p.child.pid!).values()];
+    p.child.kill('SIGKILL');
+    for (const pid of workers) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        /* already gone */
+      }
+    }
+    await p.exit;
+  }
+});
+
+after(() => {
+  net?.destroy();
+  rmSync(dir, { recursive: true, force: true });
+  if (!skip) assert.deepEqual(leftovers(), [], 'every namespace and link of this run is gone');
+});
+
+type Extra = { args?: string[]; token?: string };
+
+/** The agent of one node, inside its namespace. */
+function startNode(node: number, args: string[], masterPort: number, extra: Extra = {}): RunningProcess {
+  const argv = [
+    ...net!.exec(node),
+    process.execPath,
+    DIST,
+    ...tiny,
+    ...args,
+    '--nnodes',
+    '2',
+    '--node-rank',
+    String(node),
+    '--master-addr',
+    net!.hosts[0]!.addr,
+    '--master-port',
+    String(masterPort),
+    ...(extra.args ?? []),
+  ];
+  const p = startProcess(argv, ROOT, { ...process.env, MEDVAE_DIST_TOKEN: extra.token ?? TOKEN });
+  started.push(p);
+  return p;
+}
+
+/** One agent per namespace; each test takes a fresh rendezvous port so a lingering socket cannot interfere. */
+function startNodes(args: string[], perNode: (node: number) => Extra = () => ({}), masterPort = port++): RunningProcess[] {
+  return net!.hosts.map((_, node) => startNode(node, args, masterPort, perNode(node)));
+}
+
+async function exits(nodes: RunningProcess[]): Promise<(number | null)[]> {
+  return Promise.all(nodes.map((n) => n.exit));
+}
+
+/** Every checkpoint directory is complete: a crash may leave a hidden temporary, never half a step-N. */
+function assertCheckpointsWhole(runDir: string): void {
+  const ckpts = join(runDir, 'checkpoints');
+  if (!existsSync(ckpts)) return;
+  for (const name of readdirSync(ckpts).filter((n) => !n.startsWith('.'))) {
+    assert.ok(existsSync(join(ckpts, name, 'state.json')), `${name} is a whole checkpoint`);
+  }
+}
+
+/** True once a process has ended (a zombie waiting for a reaper counts as ended). */
+function gone(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+  } catch {
+    return true;
+  }
+}
+
+function assertNoWorkers(nodes: RunningProcess[]): void {
+  for (const n of nodes) assert.equal(workersOf(n.child.pid!).size, 0, 'no worker left behind');
+}
+
+test(
+  '2 nodes x 1 worker accumulating 2 micro-batches each over a 1 Gbit/s link equal 1 worker accumulating 4 (max abs diff <= 1e-5)',
+  { skip, timeout: 180_000 },
+  async () => {
+    const sets = ['train.batch_size=16', 'train.micro_batch=4', 'train.max_steps=3'].flatMap((s) => ['--set', s]);
+    const one = join(dir, 'one');
+    const two = join(dir, 'two');
+    const r1 = spawnSync(process.execPath, [TRAIN, 'train', ...tiny, ...sets, '--out', one], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      timeout: 180_000,
+    });
+    assert.equal(r1.status, 0, r1.stderr);
+    const nodes = startNodes([...sets, '--out', two, '--cpu-workers', '1', '--rdzv-timeout', '60']);
+    assert.deepEqual(await exits(nodes), [0, 0], nodes.map((n) => n.output()).join('\n----\n'));
+    // The link between the nodes is TCP over the namespaces' addresses, not a socket file in the shared /tmp.
+    assert.match(nodes[0]!.output(), /rank 0 accepted rank 1 from 10\.231\.7\.2:/);
+    assert.match(nodes[0]!.output(), /node 0 of 2, rendezvous at 10\.231\.7\.1:\d+/);
+    const diff = maxAbsDiff(
+      checkpointWeights(one, ['train.batch_size=16', 'train.micro_batch=4']),
+      checkpointWeights(two, ['train.batch_size=16', 'train.micro_batch=4']),
+    );
+    assert.ok(diff <= 1e-5, `max abs diff ${diff}`);
+  },
+);
+
+test(
+  '2 nodes x 2 workers: neighbours on one node over a Unix socket, across nodes over TCP; the same weights as 1 worker accumulating 4 micro-batches',
+  { skip, timeout: 180_000 },
+  async () => {
+    const flags = ['train.batch_size=16', 'train.micro_batch=4', 'train.max_steps=2'].flatMap((s) => ['--set', s]);
+    const oneWorker = join(dir, 'one-worker-x4');
+    const twoHosts = join(dir, 'two-by-two');
+    const r1 = spawnSync(process.execPath, [TRAIN, 'train', ...tiny, ...flags, '--out', oneWorker], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      timeout: 180_000,
+    });
+    assert.equal(r1.status, 0, r1.stderr);
+    const nodes = startNodes([...flags, '--out', twoHosts, '--cpu-workers', '2', '--rdzv-timeout', '60']);
+    assert.deepEqual(await exits(nodes), [0, 0], nodes.map((n) => n.output()).join('\n----\n'));
+    // Ranks 0,1 on node 0 and 2,3 on node 1: 0->1 and 2->3 stay on their host, 1->2 and 3->0 cross.
+    assert.match(nodes[0]!.output(), /rank 1 accepted rank 0 from the unix socket/);
+    assert.match(nodes[1]!.output(), /rank 3 accepted rank 2 from the unix socket/);
+    assert.match(nodes[1]!.output(), /rank 2 accepted rank 1 from 10\.231\.7\.1:/);
+    assert.match(nodes[0]!.output(), /rank 0 accepted rank 3 from 10\.231\.7\.2:/);
+    const sets = ['train.batch_size=16', 'train.micro_batch=4'];
+    const diff = maxAbsDiff(checkpointWeights(oneWorker, sets), checkpointWeights(twoHosts, sets));
+    assert.ok(diff <= 1e-5, `max abs diff ${diff}`);
+  },
+);
+
+test(
+  "node 1 killed mid-run (its agent, SIGKILL) with --max-restarts 1: node 0 stops its workers, and when node 1's agent comes back (as a scheduler restarts it) both re-rendezvous and finish from the last checkpoint",
+  { skip, timeout: 180_000 },
+  async () => {
+    const runDir = join(dir, 'restart');
+    const args = [
+      '--cpu-workers',
+      '1',
+      '--epochs',
+      '4',
+      '--set',
+      'output.checkpoint_every_steps=2',
+      '--max-restarts',
+      '1',
+      '--out',
+      runDir,
+      '--rdzv-timeout',
+      '60',
+    ];
+    const masterPort = port++;
+    const nodes = startNodes(args, () => ({}), masterPort);
+    await nodes[0]!.waitFor(/epoch 2\/4 step 1\/3/);
+    nodes[1]!.child.kill('SIGKILL');
+    await nodes[0]!.waitFor(/restarting all 1 workers of this node, after a new rendezvous, from .*step-/);
+    assertNoWorkers(nodes);
+    // The replacement knows nothing of the run: node 0 tells it where to resume.
+    const again = startNode(1, args, masterPort);
+    const codes = await exits([nodes[0]!, again]);
+    assert.deepEqual(codes, [0, 0], `${nodes[0]!.output()}\n----\n${again.output()}`);
+    assert.match(nodes[0]!.output(), /stopping round 0: node 1's agent \(10\.231\.7\.2\) went away|no data from rank 1|rank 1 .*closed/);
+    assert.match(nodes[0]!.output(), /node 1 \([^)]*\) joined round 1/);
+    assert.match(nodes[0]!.output(), /finished at step 12 .* 1 restart\(s\)/);
+    assert.match(again.output(), /finished at step 12 .* 0 restart\(s\)/);
+    assert.equal(readState(latestCheckpoint(join(runDir, 'checkpoints'))!).step, 12);
+  },
+);
+
+test(
+  "node 1's agent killed (SIGKILL) without --max-restarts: node 0 stops within seconds naming node 1, no process left",
+  { skip, timeout: 180_000 },
+  async () => {
+    const runDir = join(dir, 'agent-killed');
+    const nodes = startNodes([
+      '--cpu-workers',
+      '1',
+      '--epochs',
+      '50',
+      '--set',
+      'output.checkpoint_every_steps=2',
+      '--out',
+      runDir,
+      '--rdzv-timeout',
+      '60',
+    ]);
+    await nodes[0]!.waitFor(/epoch 2\/50 step 1\/3/);
+    const orphan = workersOf(nodes[1]!.child.pid!).get(1)!;
+    nodes[1]!.child.kill('SIGKILL');
+    const started = Date.now();
+    assert.equal(await nodes[0]!.exit, 1);
+    assert.ok(Date.now() - started < 15_000, `noticed within seconds (${Date.now() - started} ms)`);
+    const last = nodes[0]!.output().trim().split('\n').at(-1)!;
+    assert.match(
+      last,
+      /^error: .*(node 1|rank 1).*All workers stopped\. Last checkpoint: .*step-\d+ \(intact\); continue with: npx medvae-dist --nnodes 2 --node-rank 0 /,
+    );
+    await nodes[1]!.exit;
+    assertNoWorkers(nodes);
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.ok(gone(orphan), "node 1's worker ended with its agent");
+    assertCheckpointsWhole(runDir);
+  },
+);
+
+test('a wrong token is refused at the rendezvous, and node 0 names the node that never joined', { skip, timeout: 180_000 }, async () => {
+  const nodes = startNodes(['--cpu-workers', '1', '--max-steps', '1', '--out', join(dir, 'token'), '--rdzv-timeout', '6'], (node) =>
+    node === 1 ? { token: 'not-the-token' } : {},
+  );
+  assert.deepEqual(await exits(nodes), [1, 1]);
+  assert.match(nodes[1]!.output(), /error: bad token: the join's proof does not match node 0's MEDVAE_DIST_TOKEN/);
+  assert.doesNotMatch(nodes[1]!.output(), /not-the-token|multihost-test-token/, 'no token in any message');
+  assert.match(nodes[0]!.output(), /error: rendezvous incomplete after 6 s \(--rdzv-timeout\): node\(s\) 1 did not join \(joined: 0\)/);
+  assertNoWorkers(nodes);
+});
+
+test('a config mismatch is refused, naming the node and the differing keys', { skip, timeout: 180_000 }, async () => {
+  const nodes = startNodes(['--cpu-workers', '1', '--max-steps', '1', '--out', join(dir, 'mismatch'), '--rdzv-timeout', '30'], (node) =>
+    node === 1 ? { args: ['--set', 'train.lr=0.001'] } : {},
+  );
+  const codes = await exits(nodes);
+  assert.deepEqual(codes, [1, 1], nodes.map((n) => n.output()).join('\n----\n'));
+  for (const n of nodes)
+    assert.match(
+      n.output(),
+      /error: node 1 \([^)]*10\.231\.7\.2\) runs another config than node 0: train\.lr \(node 0: 0\.005, node 1: 0\.001\)/,
+    );
+  assertNoWorkers(nodes);
+});
+
+test(
+  'a partition (node 1 cut off the bridge) is detected within the step timeout, naming the silent peer; nothing half-written, no process left',
+  { skip, timeout: 180_000 },
+  async () => {
+    const runDir = join(dir, 'partition');
+    const nodes = startNodes([
+      '--cpu-workers',
+      '1',
+      '--epochs',
+      '50',
+      '--set',
+      'output.checkpoint_every_steps=2',
+      '--step-timeout',
+      '10',
+      '--out',
+      runDir,
+      '--rdzv-timeout',
+      '5',
+    ]);
+    await nodes[0]!.waitFor(/epoch 2\/50 step 1\/3/);
+    net!.cut(1);
+    const started = Date.now();
+    const codes = await exits(nodes).finally(() => net!.heal(1));
+    const out = nodes.map((n) => n.output()).join('\n----\n');
+    assert.deepEqual(codes, [1, 1], out);
+    assert.ok(Date.now() - started < 40_000, `stopped within the step timeout and the rendezvous timeout (${Date.now() - started} ms)`);
+    const last = (n: RunningProcess): string => n.output().trim().split('\n').at(-1)!;
+    assert.match(
+      last(nodes[0]!),
+      /^error: .*(node 1's agent \(10\.231\.7\.2\) silent for \d+ s|no data from rank 1|rank 1 stopped reading)/,
+      out,
+    );
+    assert.match(
+      last(nodes[1]!),
+      /^error: .*(rendezvous with node 0 at 10\.231\.7\.1:\d+: silent|no data from rank 0|rank 0 stopped reading)/,
+      out,
+    );
+    assertNoWorkers(nodes);
+    assertCheckpointsWhole(runDir);
+    assert.ok(readState(latestCheckpoint(join(runDir, 'checkpoints'))!).step >= 2);
+  },
+);

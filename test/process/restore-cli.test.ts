@@ -1,0 +1,422 @@
+// `medvae impute` and `medvae score` end to end on a tiny run trained by the real `medvae train`:
+// the npz reads back through the MedMNIST reader (and its masks as a --mask file), the grid is a
+// PNG, scores.csv reads back with AUROC per score, and bad input fails in one line. Then `--out`
+// on every command that writes images (a .png grid with labels, a folder, an npz, nothing else)
+// and the tables impute and denoise print.
+import { before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { openMedmnist } from '../../src/data/medmnist.ts';
+import { NpzArchive } from '../../src/data/npz.ts';
+import { readScoresCsv } from '../../src/restore/scores-csv.ts';
+import { maskSource, parseMaskSpec } from '../../src/restore/mask.ts';
+import { writeTinyNpz } from '../helpers/tiny-data.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
+
+const BIN = join(import.meta.dirname, '..', '..', 'bin', 'medvae.js');
+const dir = tempDir('medvae-restore-cli-');
+const data = join(dir, 'tiny.npz');
+const run = join(dir, 'runs', 'vae');
+
+function medvae(args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 180_000 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+before(() => {
+  writeTinyNpz(data, { train: 48, val: 8, test: 12, classes: 3 });
+  const r = medvae([
+    'train',
+    '--config',
+    'configs/smoke.yaml',
+    '--data',
+    data,
+    '--backend',
+    'wasm',
+    '--log-format',
+    'plain',
+    '--max-steps',
+    '2',
+    '--out',
+    run,
+  ]);
+  assert.equal(r.status, 0, r.stderr);
+});
+
+test('impute writes an npz that reads back, masks included, and a grid', async () => {
+  const out = join(dir, 'imputed.npz');
+  const r = medvae([
+    'impute',
+    '--run',
+    run,
+    '--mask',
+    'center:0.25',
+    '--n',
+    '5',
+    '--iters',
+    '2',
+    '--samples',
+    '2',
+    '--backend',
+    'wasm',
+    '--json',
+    '--out',
+    out,
+  ]);
+  assert.equal(r.status, 0, r.stderr);
+  const summary = JSON.parse(r.stdout.trim()) as Record<string, number>;
+  assert.equal(summary['n'], 5);
+  assert.ok(Number.isFinite(summary['psnr_missing']) && Number.isFinite(summary['harmonic_psnr_missing']));
+  assert.ok(summary['acceptance']! >= 0 && summary['acceptance']! <= 1);
+  const split = await openMedmnist(out, 'test');
+  assert.equal(split.length, 5);
+  assert.deepEqual(split.imageShape, [32, 32, 3]);
+  const [imputed] = await split.read([0]);
+  await split.close();
+  assert.equal(imputed!.data.length, 32 * 32 * 3);
+  const masks = (await maskSource(parseMaskSpec(out), 32, 0))(0, 5);
+  assert.equal(
+    masks.reduce((s, v) => s + v, 0),
+    5 * 16 * 16,
+    'the written masks are the centred 16x16 squares',
+  );
+
+  const grid = join(dir, 'grid.png');
+  const g = medvae([
+    'impute',
+    '--run',
+    run,
+    '--mask',
+    out,
+    '--method',
+    'pseudo-gibbs',
+    '--n',
+    '3',
+    '--iters',
+    '2',
+    '--samples',
+    '1',
+    '--backend',
+    'wasm',
+    '--out',
+    grid,
+  ]);
+  assert.equal(g.status, 0, g.stderr);
+  const meta = await sharp(grid).metadata();
+  assert.ok(meta.width! > 3 * 34 + 2, 'three tiles and a strip of row labels');
+  assert.equal(meta.height, 4 * 34 + 2);
+});
+
+test('score writes one CSV row per image and the AUROC of each score', () => {
+  const out = join(dir, 'scores.csv');
+  const r = medvae(['score', '--run', run, '--samples', '3', '--normal', '0', '--backend', 'wasm', '--out', out]);
+  assert.equal(r.status, 0, r.stderr);
+  const t = readScoresCsv(out);
+  assert.equal(t.index.length, 12);
+  assert.ok(t.label.every((l) => l !== null && l >= 0 && l < 3));
+  const summary = JSON.parse(r.stdout.trim()) as { auroc: Record<string, number> };
+  for (const k of ['neg_elbo', 'neg_iwae', 'recon_mse']) assert.ok(summary.auroc[k]! >= 0 && summary.auroc[k]! <= 1, k);
+});
+
+test('bad input fails in one line naming it', async () => {
+  const absent = medvae(['score', '--run', run, '--normal', '7', '--backend', 'wasm', '--out', join(dir, 'x.csv')]);
+  assert.equal(absent.status, 1);
+  assert.match(absent.stderr.trim(), /^error: --normal 7: no image of class 7 here; classes present: 0/);
+  assert.ok(!existsSync(join(dir, 'x.csv')));
+  const png = join(dir, 'small.png');
+  writeFileSync(
+    png,
+    await sharp(Buffer.alloc(28 * 28, 255), { raw: { width: 28, height: 28, channels: 1 } })
+      .png()
+      .toBuffer(),
+  );
+  const wrong = medvae(['impute', '--run', run, '--mask', png, '--backend', 'wasm', '--out', join(dir, 'y.png')]);
+  assert.equal(wrong.status, 1);
+  assert.match(wrong.stderr.trim(), /^error: .*small\.png: mask is 28x28, the model sees 32x32 images; give a 32x32 mask$/);
+  const none = medvae(['impute', '--run', run, '--mask', 'center:0.0001', '--backend', 'wasm', '--out', join(dir, 'z.png')]);
+  assert.equal(none.status, 1);
+  assert.match(none.stderr.trim(), /^error: mask center:0.0001: image 0 has no missing pixels/);
+});
+
+test('medvae eval --tasks impute,denoise,score writes the restoration numbers into eval.json; the report shows them', () => {
+  const r = medvae([
+    'eval',
+    '--run',
+    run,
+    '--n',
+    '8',
+    '--feature-steps',
+    '5',
+    '--tasks',
+    'impute,denoise,score',
+    '--normal',
+    '0',
+    '--backend',
+    'wasm',
+  ]);
+  assert.equal(r.status, 0, r.stderr);
+  const doc = JSON.parse(readFileSync(join(run, 'eval.json'), 'utf8')) as {
+    restoration: {
+      scores: { auroc: Record<string, number>; histograms: Record<string, { normal: number[]; rest: number[] }> };
+      imputation: { methods: Record<string, { psnr: number }>; baselines: { harmonic: { psnr: number } } };
+      denoising: { noise: string; median: { window: number } }[];
+      grids: Record<string, string>;
+    };
+  };
+  assert.deepEqual(Object.keys(doc.restoration.imputation.methods), ['pseudo-gibbs', 'mwg']);
+  assert.ok(Number.isFinite(doc.restoration.imputation.baselines.harmonic.psnr));
+  assert.deepEqual(
+    doc.restoration.denoising.map((d) => d.noise),
+    ['gaussian:0.05', 'gaussian:0.1', 'gaussian:0.2', 'saltpepper:0.05', 'poisson:30'],
+  );
+  const sc = doc.restoration.scores;
+  for (const k of ['neg_elbo', 'neg_iwae', 'recon_mse']) {
+    assert.ok(sc.auroc[k]! >= 0 && sc.auroc[k]! <= 1, k);
+    const h = sc.histograms[k]!;
+    assert.equal(
+      [...h.normal, ...h.rest].reduce((s, v) => s + v, 0),
+      8,
+      'every image in one bin',
+    );
+  }
+  for (const file of Object.values(doc.restoration.grids)) assert.ok(existsSync(join(run, file)), file);
+  assert.match(r.stdout, /impute center:0\.25 {2}mwg PSNR \(missing px\)/);
+  const report = medvae(['report', '--run', run, '--out', join(dir, 'report.html')]);
+  assert.equal(report.status, 0, report.stderr);
+  const html = readFileSync(join(dir, 'report.html'), 'utf8');
+  assert.match(html, /<h3>Restoration \(split test, seed 0\)<\/h3>/);
+  assert.match(html, /aria-label="neg_iwae"/);
+});
+
+/** Each image-writing command on this run, with what its outputs hold (32 px tiles, 2 px padding). */
+const WRITERS: {
+  command: string;
+  args: string[];
+  /** Tiles across and down in the .png grid. */
+  cols: number;
+  rows: number;
+  rowLabels: boolean;
+  title: boolean;
+  /** Files in the folder form. */
+  files: number;
+  /** Arrays (name: shape) the npz form holds, among others. */
+  arrays: Record<string, number[]>;
+}[] = [
+  {
+    command: 'sample',
+    args: ['--n', '5'],
+    cols: 3,
+    rows: 2,
+    rowLabels: false,
+    title: true,
+    files: 5,
+    arrays: { train_images: [5, 32, 32, 3], train_labels: [5, 1], test_images: [0, 32, 32, 3] },
+  },
+  {
+    command: 'reconstruct',
+    args: ['--n', '3'],
+    cols: 3,
+    rows: 2,
+    rowLabels: true,
+    title: false,
+    files: 6,
+    arrays: { test_images: [3, 32, 32, 3], test_originals: [3, 32, 32, 3], test_labels: [3, 1] },
+  },
+  {
+    command: 'denoise',
+    args: ['--n', '3', '--noise', 'gaussian:0.2'],
+    cols: 3,
+    rows: 3,
+    rowLabels: true,
+    title: false,
+    files: 9,
+    arrays: { test_images: [3, 32, 32, 3], test_noisy: [3, 32, 32, 3], test_originals: [3, 32, 32, 3] },
+  },
+  {
+    command: 'interpolate',
+    args: ['--pairs', '2', '--steps', '4'],
+    cols: 4,
+    rows: 2,
+    rowLabels: true,
+    title: true,
+    files: 8,
+    arrays: { test_images: [8, 32, 32, 3], test_labels: [8, 1], test_endpoints: [2, 2, 32, 32, 3] },
+  },
+  {
+    command: 'impute',
+    args: ['--mask', 'center:0.25', '--n', '3', '--iters', '1', '--samples', '2'],
+    cols: 3,
+    rows: 4,
+    rowLabels: true,
+    title: false,
+    files: 12,
+    arrays: { test_images: [3, 32, 32, 3], test_masks: [3, 32, 32], test_imputations: [3, 2, 32, 32, 3] },
+  },
+];
+
+/** What each writer printed on stdout, by command and whether --json was given: the table test reads it back. */
+const printed = new Map<string, string>();
+
+function writer(w: (typeof WRITERS)[number], out: string, more: string[] = []): ReturnType<typeof medvae> {
+  const r = medvae([w.command, '--run', run, ...w.args, '--backend', 'wasm', ...more, '--out', out]);
+  if (r.status === 0) printed.set(`${w.command} ${more.includes('--json')}`, r.stdout);
+  return r;
+}
+
+/** stdout of a writer run with or without --json: the one an earlier test printed, or a new run. */
+function stdoutOf(command: string, json: boolean): string {
+  const w = WRITERS.find((x) => x.command === command)!;
+  const seen = printed.get(`${command} ${json}`);
+  if (seen !== undefined) return seen;
+  const r = writer(w, join(dir, `${command}-${json}.png`), json ? ['--json'] : []);
+  assert.equal(r.status, 0, r.stderr);
+  return r.stdout;
+}
+
+/** Whether a region of a PNG holds a dark pixel (text on the white strip), i.e. is not all background. */
+async function hasInk(png: string, region: { left: number; top: number; width: number; height: number }): Promise<boolean> {
+  const { data, info } = await sharp(png).extract(region).raw().toBuffer({ resolveWithObject: true });
+  for (let i = 0; i < data.length; i += info.channels) if (data[i]! + data[i + 1]! + data[i + 2]! < 3 * 100) return true;
+  return false;
+}
+
+function filesUnder(folder: string): string[] {
+  return readdirSync(folder, { recursive: true, encoding: 'utf8' }).filter((f) => statSync(join(folder, f)).isFile());
+}
+
+test('--out x.png writes one grid image with its label strips on every image-writing command', async () => {
+  for (const w of WRITERS) {
+    const out = join(dir, `out-${w.command}.png`);
+    const r = writer(w, out);
+    assert.equal(r.status, 0, `${w.command}: ${r.stderr}`);
+    assert.ok(statSync(out).isFile(), `${w.command}: one file, not a folder`);
+    const { width, height } = await sharp(out).metadata();
+    const tilesWidth = w.cols * 34 + 2;
+    const tilesHeight = w.rows * 34 + 2;
+    // The tiles sit at the bottom, right of the row-label strip; the title line is above them
+    // (and may make the image wider than the tiles, to its right).
+    const top = height! - tilesHeight;
+    assert.equal(top > 0, w.title, `${w.command}: a title line iff expected (${width} x ${height})`);
+    if (w.title) assert.ok(await hasInk(out, { left: 0, top: 0, width: width!, height: top }), `${w.command}: title drawn`);
+    if (w.rowLabels) {
+      const left = width! - tilesWidth;
+      assert.ok(left > 0, `${w.command}: a row-label strip (${width} x ${height})`);
+      assert.ok(await hasInk(out, { left: 0, top, width: left, height: tilesHeight }), `${w.command}: row labels drawn`);
+    } else {
+      assert.ok(width! >= tilesWidth, `${w.command}: ${width} x ${height}`);
+    }
+  }
+});
+
+test('--out DIR writes one PNG per image, into subfolders by row, and keeps what was in an existing folder', async () => {
+  for (const w of WRITERS) {
+    const out = join(dir, `out-${w.command}`);
+    const r = writer(w, out);
+    assert.equal(r.status, 0, `${w.command}: ${r.stderr}`);
+    const files = filesUnder(out);
+    assert.equal(files.length, w.files, `${w.command}: ${files.join(' ')}`);
+    assert.ok(
+      files.every((f) => f.endsWith('.png')),
+      w.command,
+    );
+    const meta = await sharp(join(out, files[0]!)).metadata();
+    assert.deepEqual([meta.width, meta.height], [32, 32], w.command);
+  }
+  assert.deepEqual(readdirSync(join(dir, 'out-denoise')).sort(), ['clean', 'denoised', 'noisy']);
+  assert.deepEqual(readdirSync(join(dir, 'out-impute')).sort(), ['filled', 'masked', 'original', 'spread']);
+  const existing = join(dir, 'existing.d');
+  mkdirSync(existing);
+  writeFileSync(join(existing, 'keep.txt'), 'mine');
+  assert.equal(writer(WRITERS[1]!, existing).status, 0);
+  assert.equal(readFileSync(join(existing, 'keep.txt'), 'utf8'), 'mine');
+  assert.equal(filesUnder(existing).length, 6 + 1);
+});
+
+test('--out x.npz writes arrays in the MedMNIST layout on every image-writing command', async () => {
+  for (const w of WRITERS) {
+    const out = join(dir, `out-${w.command}.npz`);
+    const r = writer(w, out, w.command === 'impute' || w.command === 'denoise' ? ['--json'] : []);
+    assert.equal(r.status, 0, `${w.command}: ${r.stderr}`);
+    const npz = await NpzArchive.open(out);
+    try {
+      for (const [name, shape] of Object.entries(w.arrays))
+        assert.deepEqual((await npz.openArray(name)).shape, shape, `${w.command}: ${name}`);
+      for (const split of ['train', 'val', 'test'])
+        assert.ok(npz.arrayNames().includes(`${split}_images`), `${w.command}: ${split}_images`);
+    } finally {
+      await npz.close();
+    }
+  }
+});
+
+test('--out with another extension, or a .png that is a folder, is a usage error naming the three forms', () => {
+  for (const w of WRITERS) {
+    const out = join(dir, `bad-${w.command}.jpg`);
+    const r = writer(w, out);
+    assert.equal(r.status, 2, `${w.command}: ${r.stderr}`);
+    assert.match(
+      r.stderr.trim(),
+      /^error: --out .*bad-\w+\.jpg: .*FILE\.png \(one labelled grid image\), DIR \(.*\) or FILE\.npz \(/,
+      w.command,
+    );
+    assert.ok(!existsSync(out), `${w.command} wrote nothing`);
+  }
+  const folder = join(dir, 'a-folder.png');
+  mkdirSync(folder);
+  const r = writer(WRITERS[0]!, folder);
+  assert.equal(r.status, 2, r.stderr);
+  assert.match(r.stderr.trim(), /^error: --out .*a-folder\.png is an existing folder/);
+  assert.deepEqual(readdirSync(folder), [], 'the folder is untouched');
+});
+
+/** The `metric  model X  name Y ...  <- who better` line of a summary table. */
+function tableLine(stdout: string, metric: string): { values: Record<string, string>; winner: string | undefined } {
+  const line = stdout.split('\n').find((l) => l.startsWith(metric));
+  assert.ok(line, `a line for ${metric} in:\n${stdout}`);
+  const [cells, verdict] = line.slice(metric.length).split('<-');
+  const values: Record<string, string> = {};
+  for (const m of cells!.matchAll(/([a-z][a-z ]*?) (-?[0-9.]+|n\/a)(?= |$)/g)) values[m[1]!.trim()] = m[2]!;
+  return { values, winner: verdict?.trim().replace(/ better$/, '') };
+}
+
+test('impute and denoise print a table of the model beside the baselines and the winner; --json the same numbers as JSON', () => {
+  const table = stdoutOf('impute', false);
+  const s = JSON.parse(stdoutOf('impute', true).trim()) as Record<string, number>;
+  const psnr = tableLine(table, 'psnr_missing');
+  assert.deepEqual(psnr.values, {
+    model: s['psnr_missing']!.toFixed(2),
+    'mean fill': s['mean_fill_psnr_missing']!.toFixed(2),
+    harmonic: s['harmonic_psnr_missing']!.toFixed(2),
+  });
+  const [bestName, bestValue] = [
+    ['mean fill', s['mean_fill_psnr_missing']!],
+    ['harmonic', s['harmonic_psnr_missing']!],
+  ].reduce((a, b) => (b[1]! > a[1]! ? b : a)) as [string, number];
+  assert.equal(psnr.winner, s['psnr_missing']! > bestValue ? 'model' : bestName);
+  assert.equal(tableLine(table, 'ssim_missing').values['model'], s['ssim_missing']!.toFixed(4));
+  assert.throws(() => JSON.parse(table.trim()), 'the default is the table, not JSON');
+
+  const dTable = stdoutOf('denoise', false);
+  const d = JSON.parse(stdoutOf('denoise', true).trim()) as Record<string, number>;
+  const line = tableLine(dTable, 'psnr');
+  assert.deepEqual(line.values, {
+    model: d['psnr_denoised_db']!.toFixed(2),
+    'noisy input': d['psnr_noisy_db']!.toFixed(2),
+    'gaussian blur': d['psnr_gaussian_blur_db']!.toFixed(2),
+    median: d['psnr_median_db']!.toFixed(2),
+  });
+  const denoiseBaselines: [string, number][] = [
+    ['noisy input', d['psnr_noisy_db']!],
+    ['gaussian blur', d['psnr_gaussian_blur_db']!],
+    ['median', d['psnr_median_db']!],
+  ];
+  const [dBestName, dBest] = denoiseBaselines.reduce((a, b) => (b[1] > a[1] ? b : a));
+  assert.equal(line.winner, d['psnr_denoised_db']! > dBest ? 'model' : dBestName);
+  assert.match(
+    dTable,
+    new RegExp(`gaussian blur sigma ${d['gaussian_blur_sigma']} px and median ${d['median_window']}x${d['median_window']}`),
+  );
+});

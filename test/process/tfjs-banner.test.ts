@@ -1,0 +1,46 @@
+// TF.js's "Hi, looks like you are running TensorFlow.js in Node.js" banner (printed by its cpu
+// backend when tfjs-node is not loaded) appears nowhere: not from the commands, not from
+// medvae-dist's workers, not from a process that computes on TF.js after loading quiet-tfjs.ts.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { writeTinyNpz } from '../helpers/tiny-data.ts';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+const BANNER = /looks like you are running TensorFlow\.js in Node\.js/;
+const dir = mkdtempSync(join(tmpdir(), 'medvae-banner-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+const npz = join(dir, 'tiny.npz');
+writeTinyNpz(npz, { train: 32, val: 8, test: 8 });
+
+function run(args: string[]): { status: number | null; output: string } {
+  const r = spawnSync(process.execPath, args, { cwd: ROOT, encoding: 'utf8', timeout: 240_000 });
+  return { status: r.status, output: `${r.stdout}${r.stderr}` };
+}
+
+const onCpu = "import * as tf from '@tensorflow/tfjs'; await tf.setBackend('cpu'); console.log(tf.tensor([1, 2]).sum().dataSync()[0]);";
+
+test('a tensor on the cpu backend prints the banner, unless quiet-tfjs.ts was loaded first', () => {
+  const plain = run(['--input-type=module', '-e', onCpu]);
+  assert.equal(plain.status, 0, plain.output);
+  assert.match(plain.output, BANNER, 'TF.js prints it by default: this test would see it');
+  const quiet = run(['--import', 'tsx', '--input-type=module', '-e', `import './src/backend/quiet-tfjs.ts'; ${onCpu}`]);
+  assert.equal(quiet.status, 0, quiet.output);
+  assert.doesNotMatch(quiet.output, BANNER);
+  assert.match(quiet.output, /^3$/m, 'and TF.js computes as before');
+});
+
+test('medvae train and medvae-dist on the cpu backend print no banner', () => {
+  const train = ['--config', 'configs/smoke.yaml', '--data', npz, '--backend', 'cpu', '--max-steps', '1', '--log-format', 'plain'];
+  const one = run([join(ROOT, 'bin', 'medvae.js'), 'train', ...train, '--out', join(dir, 'one')]);
+  assert.equal(one.status, 0, one.output);
+  assert.match(one.output, /stopped \(max steps\) at step 1/);
+  assert.doesNotMatch(one.output, BANNER);
+  const two = run([join(ROOT, 'bin', 'medvae-dist.js'), '--cpu-workers', '2', ...train, '--out', join(dir, 'two')]);
+  assert.equal(two.status, 0, two.output);
+  assert.match(two.output, /with 2 workers/);
+  assert.doesNotMatch(two.output, BANNER, 'nor from the workers');
+});

@@ -1,0 +1,182 @@
+// Every op the models and losses use, on webgpu (tfjs-backend-webgpu on a software adapter)
+// against TF.js's cpu backend: values and gradients with respect to every input, for a random
+// upstream gradient. Skips, saying why, where webgpu cannot start.
+import { before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../../src/backend/index.ts';
+import { webgpuUnavailable } from '../helpers/webgpu.ts';
+
+const skip = await webgpuUnavailable();
+
+/** Deterministic values in [-1, 1]. */
+function values(n: number, seed: number): Float32Array {
+  const out = new Float32Array(n);
+  let s = seed * 2654435761;
+  for (let i = 0; i < n; i++) {
+    s = (s * 1103515245 + 12345) >>> 0;
+    out[i] = (s / 2 ** 32) * 2 - 1;
+  }
+  return out;
+}
+
+interface Case {
+  name: string;
+  shapes: number[][];
+  fn: (...xs: tf.Tensor[]) => tf.Tensor;
+  /** Inputs that must stay positive (log, rsqrt). */
+  positive?: boolean;
+  /** No gradient (argMax, floor, oneHot). */
+  noGrad?: boolean;
+}
+
+const conv = (stride: number) => (x: tf.Tensor, w: tf.Tensor) => tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, stride, 'same');
+const convT = (x: tf.Tensor, w: tf.Tensor) => tf.conv2dTranspose(x as tf.Tensor4D, w as tf.Tensor4D, [2, 8, 8, 4], 2, 'same');
+
+const CASES: Case[] = [
+  {
+    name: 'conv2d 3x3 stride 1',
+    shapes: [
+      [2, 8, 8, 3],
+      [3, 3, 3, 8],
+    ],
+    fn: conv(1),
+  },
+  {
+    name: 'conv2d 3x3 stride 2',
+    shapes: [
+      [2, 8, 8, 4],
+      [3, 3, 4, 8],
+    ],
+    fn: conv(2),
+  },
+  {
+    name: 'conv2d 4x4 stride 2 (discriminator)',
+    shapes: [
+      [2, 8, 8, 4],
+      [4, 4, 4, 8],
+    ],
+    fn: conv(2),
+  },
+  {
+    name: 'conv2dTranspose 3x3 stride 2',
+    shapes: [
+      [2, 4, 4, 8],
+      [3, 3, 4, 8],
+    ],
+    fn: convT,
+  },
+  {
+    name: 'matMul',
+    shapes: [
+      [4, 32],
+      [32, 16],
+    ],
+    fn: (a, b) => tf.matMul(a as tf.Tensor2D, b as tf.Tensor2D),
+  },
+  {
+    name: 'matMul transposed',
+    shapes: [
+      [32, 4],
+      [16, 32],
+    ],
+    fn: (a, b) => tf.matMul(a as tf.Tensor2D, b as tf.Tensor2D, true, true),
+  },
+  { name: 'leakyRelu', shapes: [[2, 4, 4, 8]], fn: (x) => tf.leakyRelu(x, 0.2) },
+  { name: 'relu', shapes: [[64]], fn: (x) => tf.relu(x) },
+  { name: 'step', shapes: [[64]], fn: (x) => tf.step(x, 0.2), noGrad: true },
+  { name: 'batchNorm', shapes: [[2, 4, 4, 8], [8], [8], [8], [8]], fn: (x, m, v, o, s) => tf.batchNorm(x, m, tf.abs(v), o, s, 1e-3) },
+  {
+    name: 'moments by channel (BatchNorm statistics)',
+    shapes: [[2, 4, 4, 8]],
+    fn: (x) => {
+      const rows = tf.reshape(x, [-1, 8]);
+      const mean = tf.mean(rows, 0);
+      return tf.concat([mean, tf.sum(tf.square(tf.sub(rows, mean)), 0)]);
+    },
+  },
+  { name: 'avgPool 2x2 (MS-SSIM)', shapes: [[2, 8, 8, 3]], fn: (x) => tf.avgPool(x as tf.Tensor4D, 2, 2, 'valid') },
+  { name: 'exp, log, log1p', shapes: [[64]], positive: true, fn: (x) => tf.add(tf.add(tf.exp(x), tf.log(x)), tf.log1p(x)) },
+  { name: 'rsqrt, div', shapes: [[64], [64]], positive: true, fn: (a, b) => tf.div(tf.rsqrt(a), b) },
+  { name: 'softmax, logSoftmax', shapes: [[4, 10]], fn: (x) => tf.add(tf.softmax(x), tf.logSoftmax(x)) },
+  { name: 'squaredDifference, abs, neg', shapes: [[64], [64]], fn: (a, b) => tf.add(tf.squaredDifference(a, b), tf.neg(tf.abs(a))) },
+  { name: 'minimum, maximum', shapes: [[64], [64]], fn: (a, b) => tf.sub(tf.maximum(a, b), tf.mul(2, tf.minimum(a, b))) },
+  { name: 'sum, mean over axes', shapes: [[2, 4, 4, 3]], fn: (x) => tf.concat([tf.sum(x, [1, 2, 3]), tf.mean(x, [0, 1, 2])]) },
+  {
+    name: 'reshape, transpose, slice, concat, stack, unstack',
+    shapes: [[2, 3, 4]],
+    fn: (x) =>
+      tf.concat([
+        tf.reshape(tf.transpose(x, [2, 0, 1]), [-1]),
+        tf.reshape(tf.slice(x, [0, 1, 0], [2, 2, 4]), [-1]),
+        tf.reshape(tf.stack(tf.unstack(x, 1), 0), [-1]),
+      ]),
+  },
+  { name: 'addN, sigmoid, tanh', shapes: [[64], [64]], fn: (a, b) => tf.addN([tf.sigmoid(a), tf.tanh(b), a]) },
+  {
+    name: 'argMax, oneHot, floor',
+    shapes: [[4, 10]],
+    noGrad: true,
+    fn: (x) => tf.concat([tf.reshape(tf.oneHot(tf.argMax(x, 1), 10).toFloat(), [-1]), tf.reshape(tf.floor(tf.mul(x, 3)), [-1])]),
+  },
+];
+
+interface Result {
+  value: Float32Array;
+  grads: Float32Array[];
+}
+
+async function evaluate(c: Case): Promise<Result> {
+  const inputs = c.shapes.map((shape, i) => {
+    const n = shape.reduce((a, b) => a * b, 1);
+    const v = values(n, i + 1);
+    if (c.positive) for (let k = 0; k < n; k++) v[k] = 0.1 + Math.abs(v[k]!);
+    return tf.tensor(v, shape);
+  });
+  const y = tf.tidy(() => c.fn(...inputs));
+  const value = (await y.data()) as Float32Array;
+  let grads: Float32Array[] = [];
+  if (!c.noGrad) {
+    const dy = tf.tensor(values(y.size, 99), y.shape);
+    const gs = tf.tidy(() => tf.grads((...xs: tf.Tensor[]) => c.fn(...xs))(inputs, dy));
+    grads = (await Promise.all(gs.map((g) => g.data()))) as Float32Array[];
+    tf.dispose([dy, ...gs]);
+  }
+  tf.dispose([y, ...inputs]);
+  return { value, grads };
+}
+
+function relativeError(got: Float32Array, want: Float32Array): number {
+  assert.equal(got.length, want.length);
+  let diff = 0;
+  let scale = 1e-6;
+  for (let i = 0; i < want.length; i++) {
+    diff = Math.max(diff, Math.abs(got[i]! - want[i]!));
+    scale = Math.max(scale, Math.abs(want[i]!));
+  }
+  return diff / scale;
+}
+
+describe('webgpu kernels against cpu (relative error <= 1e-4 of the largest value)', { skip }, () => {
+  const reference = new Map<string, Result>();
+  before(async () => {
+    await initBackend('cpu');
+    for (const c of CASES) reference.set(c.name, await evaluate(c));
+    await initBackend('webgpu', undefined, { allowSoftwareGpu: true });
+  });
+  for (const c of CASES) {
+    test(c.name, async () => {
+      assert.equal(tf.getBackend(), 'webgpu');
+      const before = tf.memory().numTensors;
+      const got = await evaluate(c);
+      assert.equal(tf.memory().numTensors, before, 'no tensor left behind');
+      const want = reference.get(c.name)!;
+      assert.ok(relativeError(got.value, want.value) <= 1e-4, `value: relative error ${relativeError(got.value, want.value)}`);
+      assert.equal(got.grads.length, want.grads.length);
+      got.grads.forEach((g, i) => {
+        const e = relativeError(g, want.grads[i]!);
+        assert.ok(e <= 1e-4, `gradient of input ${i}: relative error ${e}`);
+      });
+    });
+  }
+});
