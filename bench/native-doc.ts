@@ -1,9 +1,9 @@
-// Writes docs/native.md (and the README's speed table, between its native-speed markers) from the
+// Writes docs/native.md (and the README's speed headline, between its native-speed markers) from the
 // JSON that bench/vs-peer.ts writes: native, wasm and the PyTorch peer measured in turn in the
 // same minutes, with the commit, date and machine of the run. Nothing in the tables is typed by hand.
 //
 // Usage: node --import tsx bench/native-doc.ts docs/native-vs-peer.json [docs/native-vs-peer-256.json ...]
-// (the JSON of the runs the page shows, kept beside it; the first is also the README's table).
+// (the JSON of the runs the page shows, kept beside it; the first also gives the README's headline).
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { replaceReadmeBlock, ROOT } from './doc-tools.ts';
@@ -131,10 +131,34 @@ element-wise work, checkpoints and this project's SIMD kernels stay as they are.
   buffer: its output is declared in that node's own shape. The first call of each shape times them
   and the wasm kernel in turns (three rounds, each running every one once, in a rotated order, so
   that the machine's drift weighs on all alike; the wasm kernel on fresh copies of the weights, as
-  training gives it) and keeps the fastest. The choices are remembered per machine, thread count,
-  onnxruntime version and set of graphs (\`~/.cache/medvae/native-graphs.json\`, or
-  \`MEDVAE_NATIVE_CHOICES\`), so a resumed run or another worker computes with the same graphs and
-  the same bits.
+  training gives it) and keeps the fastest, remembered per machine, thread count, onnxruntime
+  version and set of graphs (\`~/.cache/medvae/native-graphs.json\`, or \`MEDVAE_NATIVE_CHOICES\`).
+  Training runs are deterministic by default and race nothing (below); \`bench:step\` and
+  \`bench:vs-peer\`, and \`train.deterministic: false\`, race.
+- **Determinism.** A graph choice changes float rounding, and Adam turns rounding noise into
+  learning-rate-sized steps: two workers that picked different graphs for a shape (each timed its
+  own), or one process timed at 2 threads and workers at 1, ended 5 steps apart by 0.04–0.2% of a
+  tensor's largest value on the 32×32 test model, 55% on a larger one. So a training run keeps its
+  choices in its run directory, \`native-plan.json\` (\`src/backend/native/run-plan.ts\`): which graph
+  each kernel shape runs, and on how many threads, keyed by kernel, shape and thread count, with the
+  onnxruntime version and set of graphs they were made with (another version: one line, and the
+  shapes are planned again). The chief writes it at the first step (atomically); every worker, a
+  \`--resume\`, and the run carried to another machine read it. With \`train.deterministic: true\`
+  (the default) a shape the plan lacks gets a fixed choice, no timing: the first graph that loads
+  of \`nchwc\`, \`phase-split\`, \`phase-nchwc\` and \`tap-gemm\` where the kernel offers them (they won
+  most races at 2 threads), else the kernel's own first (Conv2D \`conv\`, the input gradient
+  \`phase-gemm\` or \`conv-transpose\`, the filter gradient \`im2col-gemm\` or \`conv\`, BatchMatMul \`gemm\`
+  or \`matmul\`), never the wasm kernel. onnxruntime's GEMMs split their columns among threads and
+  block the sum by the split (a [64, 2048] × [2048, 128] product differs at 2 threads from 1), so
+  on several threads each chosen graph is run once on made-up inputs with them and with one, and
+  runs on one thread where the bits differ. A deterministic run thus computes the bits of one
+  thread whatever its threads: one process accumulating micro-batches of 32 and two workers of 32
+  end with the same weights and running statistics, bit for bit
+  (\`test/process/native-determinism.test.ts\`). Another CPU may still round differently (MLAS has
+  kernels per instruction set). No race makes the first step shorter; later steps may be slower
+  where a race would have found faster graphs (measured on a busy machine with each kernel's first
+  graph, before the blocked forms were preferred: about a third slower for the 64×64 Vanilla VAE at
+  2 threads). \`train.deterministic: false\` races, per process.
 - **Slices of the batch.** Where an image-wise input or output of a conv or of its gradients
   exceeds 8 MB, the graphs run over slices of the batch that stay under it (the filter gradient
   sums the slices'), and no im2col buffer exceeds 16 MB. onnxruntime allocates a graph's
@@ -147,9 +171,8 @@ element-wise work, checkpoints and this project's SIMD kernels stay as they are.
   workers on one machine share the cores (workers × threads ≤ cores) unless threads are asked for.
   Idle pool threads sleep (\`allow_spinning\` off) instead of taking the core the wasm work runs on.
 - **Same numbers.** Every replaced kernel matches the cpu backend to 1e-4 (relative) on the
-  training's shapes, odd sizes and batch 1 (\`test/native-kernels.test.ts\`); a whole step of every
-  model matches wasm (\`test/native-training.test.ts\`), which also checks bit-exact resume and the
-  data-parallel invariance on native.
+  training's shapes, odd sizes and batch 1 (\`test/unit/native-kernels.test.ts\`); a whole step of every
+  model matches wasm (\`test/process/native-training.test.ts\`), which also checks bit-exact resume.
 - **Optional.** onnxruntime-node is an optional dependency; its install script (which fetches CUDA
   files) is not run, its CPU library ships inside the package. Without it \`auto\` says so in its one
   backend line and uses wasm, and \`--backend native\` is a one-line error saying how to get it.
@@ -168,25 +191,14 @@ ${reports.map((report) => table(report, true)).join('\n\n')}
 `;
 writeFileSync(join(ROOT, 'docs', 'native.md'), page);
 
-/** One sentence per row of a report, for the README, which shows only the first report's table. */
-function inBrief(report: Report): string {
-  const micro = report.micro_batch === undefined ? '' : ` in micro-batches of ${report.micro_batch}`;
-  return report.summaries
-    .map(
-      (s) =>
-        `${report.image_size}×${report.image_size} ${modelName(s)}, batch ${report.batch}${micro}, ${s.threads} thread${s.threads === 1 ? '' : 's'}: **${round2(s.native_images_per_s)}** images/s against the peer's ${round2(s.peer_images_per_s)} (**${s.native_vs_peer_median}×**), peak RSS ${peakRss(report, 'native', s)} MB against ${peakRss(report, 'peer', s)} MB (commit ${report.commit}).`,
-    )
-    .join(' ');
-}
-
-const [first, ...others] = reports as [Report, ...Report[]];
+// The README gives one headline: the main job's model at the most threads of the first report.
+const [first] = reports as [Report, ...Report[]];
+const headline = first.summaries.filter((s) => modelName(s) === 'Vanilla VAE').at(-1) ?? first.summaries[0]!;
 if (
   !replaceReadmeBlock('native-speed', [
-    table(first, false),
-    '',
-    `${others.map((report) => `${inBrief(report)} `).join('')}How these compare with the goal of the native backend: [docs/native.md](docs/native.md).`,
+    `${first.image_size}×${first.image_size} Vanilla VAE, batch ${first.batch}, ${headline.threads} threads: **${round2(headline.native_images_per_s)}** images/s against the PyTorch peer's ${round2(headline.peer_images_per_s)} (**${headline.native_vs_peer_median}×**; commit ${first.commit}); every model and the 256×256 VAE-GAN: [docs/native.md](docs/native.md).`,
   ])
 ) {
   throw new Error('README.md has no native-speed block');
 }
-console.error('native-doc: wrote docs/native.md and the README table');
+console.error('native-doc: wrote docs/native.md and the README headline');
