@@ -20,6 +20,7 @@ import type { BackendChoice } from '../config/schema.ts';
 import { installWasmMemoryGuard } from './memory.ts';
 import { unavailableReason } from './tfjs-node-install.ts';
 import {
+  clearSessions,
   installNativeKernels,
   loadBinding,
   NativeBindingError,
@@ -27,6 +28,8 @@ import {
   removeNativeKernels,
   setNativeThreads,
 } from './native/kernels.ts';
+import { GRAPH_SET } from './native/choices.ts';
+import { openRunPlan } from './native/run-plan.ts';
 import { resolveThreads } from './native/threads.ts';
 import { loadSimdKernels } from './simd/module.ts';
 import { registerWasmTrainingKernels } from './wasm-kernels/register-all.ts';
@@ -278,4 +281,26 @@ export async function initBackend(choice: BackendChoice, log?: (line: string) =>
   const info = await pending;
   log?.(`backend: ${info.name}${info.gpu ? ' (gpu)' : ''} (${info.reason})`);
   return info;
+}
+
+export interface NativePlanOptions {
+  /** train.deterministic: no timing races. */
+  deterministic: boolean;
+  /** Whether this process writes the plan: the chief. */
+  write: boolean;
+  /** Where one line about an unusable plan goes. */
+  log: (line: string) => void;
+}
+
+/**
+ * native: the kernels of this process follow the graph plan of the run in `runDir` (its
+ * native-plan.json: which graph each kernel shape runs, see native/run-plan.ts), adding to it, and
+ * in deterministic runs choose without timing anything. Call once per training process, after
+ * initBackend and before the first step; on other backends it does nothing.
+ */
+export function useNativePlan(runDir: string, options: NativePlanOptions): void {
+  if (activeName !== 'native') return;
+  openRunPlan(runDir, { ...options, onnxruntime: loadBinding().version, graphs: GRAPH_SET });
+  // Shapes chosen before (outside the run) are chosen again, by the plan.
+  clearSessions();
 }

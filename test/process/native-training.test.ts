@@ -1,12 +1,12 @@
 // Training on the native backend: a whole step of every model matches wasm, no tensor is left
-// behind, a run resumes bit for bit (graph choices remembered across processes) and data-parallel
-// training equals one worker accumulating micro-batches. Skips, saying why, where onnxruntime-node
-// cannot load.
+// behind, and a run resumes bit for bit. That data-parallel training equals one worker
+// accumulating micro-batches, bit for bit, is test/process/native-determinism.test.ts's. Skips,
+// saying why, where onnxruntime-node cannot load.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { availableParallelism, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../src/backend/index.ts';
@@ -17,7 +17,7 @@ import { latestCheckpoint } from '../../src/run/checkpoint.ts';
 import { context, disposeBatch, fixedBatch, MODEL_NAMES, tinyConfig } from '../helpers/models-helpers.ts';
 import { writeTinyNpz } from '../helpers/tiny-data.ts';
 import { nativeUnavailable } from '../helpers/native.ts';
-import { checkpointDigests, checkpointWeights } from '../helpers/checkpoint-weights.ts';
+import { checkpointDigests } from '../helpers/checkpoint-weights.ts';
 
 const skip = nativeUnavailable();
 
@@ -93,7 +93,6 @@ describe('a training step on native matches wasm (relative error <= 1e-4)', { sk
 const data = join(dir, 'tiny.npz');
 writeTinyNpz(data, { train: 48, val: 8, test: 8 });
 const BIN = join(ROOT, 'bin', 'medvae.js');
-const DIST = join(ROOT, 'bin', 'medvae-dist.js');
 // Wider than smoke.yaml's [8, 16], so that the convolutions are worth onnxruntime's while.
 const base = [
   '--config',
@@ -113,52 +112,18 @@ function run(bin: string, args: string[], env: Record<string, string> = {}): { s
   return { status: r.status, stderr: r.stderr };
 }
 
-test(
-  'native: 2 epochs straight equal 1 epoch, stop, resume 1 epoch, bit for bit (the choices of the first run are remembered)',
-  { skip },
-  () => {
-    const straight = join(dir, 'straight');
-    const r1 = run(BIN, ['train', ...base, '--epochs', '2', '--out', straight]);
-    assert.equal(r1.status, 0, r1.stderr);
-    assert.match(r1.stderr, /backend: native \(onnxruntime-node, \d+ threads?; requested\)/);
-    const halves = join(dir, 'halves');
-    const r2 = run(BIN, ['train', ...base, '--epochs', '1', '--out', halves]);
-    assert.equal(r2.status, 0, r2.stderr);
-    const r3 = run(BIN, ['train', '--resume', halves, '--epochs', '2', '--backend', 'native', '--log-format', 'plain']);
-    assert.equal(r3.status, 0, r3.stderr);
-    const a = latestCheckpoint(join(straight, 'checkpoints'))!;
-    const b = latestCheckpoint(join(halves, 'checkpoints'))!;
-    assert.ok(a.endsWith('step-0000006') && b.endsWith('step-0000006'), `${a} ${b}`);
-    assert.deepEqual(checkpointDigests(b), checkpointDigests(a));
-  },
-);
-
-test(
-  'native: 2 workers x micro-batch 4 equal 1 worker accumulating 2 micro-batches of 4 (max abs diff <= 1e-5), the cores shared',
-  { skip },
-  async () => {
-    await initBackend('cpu');
-    const sets = ['model.hidden_dims=[32,64]', 'train.batch_size=8', 'train.micro_batch=4', 'train.max_steps=3'];
-    const flags = sets.flatMap((s) => ['--set', s]);
-    const one = join(dir, 'one');
-    const two = join(dir, 'two');
-    // The same graphs in both runs (a timing could pick others: they round differently), and the
-    // same threads: the two workers share the cores, the single worker is given as many.
-    const env = { MEDVAE_NATIVE_GRAPH: 'conv,conv-transpose,im2col-gemm,gemm,matmul' };
-    const shared = Math.max(1, Math.floor(availableParallelism() / 2));
-    const r1 = run(BIN, ['train', ...base, ...flags, '--threads', String(shared), '--out', one], env);
-    assert.equal(r1.status, 0, r1.stderr);
-    const r2 = run(DIST, ['--cpu-workers', '2', ...base, ...flags, '--out', two], env);
-    assert.equal(r2.status, 0, r2.stderr);
-    assert.match(r2.stderr, new RegExp(`backend: native \\(onnxruntime-node, ${shared} threads?; requested\\)`));
-    assert.doesNotMatch(r2.stderr, /warning: train\.threads/);
-    const a = checkpointWeights(one, sets);
-    const b = checkpointWeights(two, sets);
-    let diff = 0;
-    for (const [k, va] of a) {
-      const vb = b.get(k)!;
-      for (let i = 0; i < va.length; i++) diff = Math.max(diff, Math.abs(va[i]! - vb[i]!));
-    }
-    assert.ok(diff <= 1e-5, `max abs diff ${diff}`);
-  },
-);
+test('native: 2 epochs straight equal 1 epoch, stop, resume 1 epoch, bit for bit (the resumed run follows the run plan)', { skip }, () => {
+  const straight = join(dir, 'straight');
+  const r1 = run(BIN, ['train', ...base, '--epochs', '2', '--out', straight]);
+  assert.equal(r1.status, 0, r1.stderr);
+  assert.match(r1.stderr, /backend: native \(onnxruntime-node, \d+ threads?; requested\)/);
+  const halves = join(dir, 'halves');
+  const r2 = run(BIN, ['train', ...base, '--epochs', '1', '--out', halves]);
+  assert.equal(r2.status, 0, r2.stderr);
+  const r3 = run(BIN, ['train', '--resume', halves, '--epochs', '2', '--backend', 'native', '--log-format', 'plain']);
+  assert.equal(r3.status, 0, r3.stderr);
+  const a = latestCheckpoint(join(straight, 'checkpoints'))!;
+  const b = latestCheckpoint(join(halves, 'checkpoints'))!;
+  assert.ok(a.endsWith('step-0000006') && b.endsWith('step-0000006'), `${a} ${b}`);
+  assert.deepEqual(checkpointDigests(b), checkpointDigests(a));
+});

@@ -35,7 +35,7 @@ function readTable(path: string | undefined): Table {
  * The set of graphs the kernels offer, part of every section's name: raise it when a kernel gains
  * a graph, or the way they are timed changes, so that shapes timed before are timed again.
  */
-const GRAPH_SET = 9;
+export const GRAPH_SET = 9;
 
 /** Starts (or restarts) the choices of this machine with `threads` threads and this onnxruntime version. */
 export function openChoices(threads: number, ortVersion: string): void {

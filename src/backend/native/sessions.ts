@@ -3,15 +3,17 @@
 // life of the process (a training run meets the same few dozen shapes every step).
 //
 // A kernel may offer more than one graph for the same computation (say, a Conv between two
-// Transposes, or an im2col and one MatMul). Which runs faster depends on the shape and the
-// machine, so the first call of a shape times each candidate on the real inputs, keeps the fastest
-// and drops the others (every candidate computes the same values, to float rounding). A candidate
-// may run over a large batch a slice at a time (./batch-slices.ts), with a second session for a
-// smaller last slice.
+// Transposes, or an im2col and one MatMul). Every candidate computes the same values to float
+// rounding, but not the same bits. Which graph a shape runs comes, in this order, from the run's
+// plan (./run-plan.ts); in deterministic runs from a fixed rule (fixedChoice: a fixed order of
+// graphs, never the wasm kernel); else from the machine's remembered choices (./choices.ts) or a race that
+// times each candidate on the real inputs and keeps the fastest. A candidate may run over a large
+// batch a slice at a time (./batch-slices.ts), with a second session for a smaller last slice.
 import { loadBinding, type OrtSession, type OrtSessionOptions, type OrtTensor } from './binding.ts';
 import { openChoices, recall, remember } from './choices.ts';
 import { freeArrayBuffer } from './free-buffer.ts';
 import { encodeModel, type OnnxGraph } from './onnx-model.ts';
+import { deterministicChoices, plannedChoice, planKey, recordChoice, type PlannedChoice } from './run-plan.ts';
 
 /** Threads for every session made from now on: the whole machine unless set (setNativeThreads). */
 let intraOpThreads = 0;
@@ -111,22 +113,23 @@ export function openSession(graph: OnnxGraph, overrides: Partial<OrtSessionOptio
   return session;
 }
 
-function loadPart(graph: OnnxGraph, label: string): Part {
+function loadPart(graph: OnnxGraph, label: string, threads: number): Part {
   const [output] = graph.outputs;
   if (output === undefined || graph.outputs.length !== 1) throw new Error(`native kernel graph '${label}' must have one output`);
   return {
-    session: openSession(graph),
+    session: openSession(graph, { intraOpNumThreads: threads }),
     inputDims: new Map(graph.inputs.map((input) => [input.name, input.shape])),
     output: { name: output.name, dims: output.shape },
   };
 }
 
-function load(candidate: Candidate): Loaded {
+/** Sessions of `candidate`'s graphs, computing with `threads` threads (the process's unless given). */
+function load(candidate: Candidate, threads: number = intraOpThreads): Loaded {
   const { label, slicing } = candidate;
-  const part = loadPart(candidate.graph, label);
+  const part = loadPart(candidate.graph, label, threads);
   if (slicing?.last === undefined) return { label, part, slicing };
   try {
-    return { label, part, slicing, last: loadPart(slicing.last, label) };
+    return { label, part, slicing, last: loadPart(slicing.last, label, threads) };
   } catch (e) {
     part.session.dispose();
     throw e;
@@ -193,12 +196,13 @@ export type RanOn = 'graph' | 'wasm';
 
 /**
  * Runs the computation named `key` on the feeds that `views` makes, writing its output in place.
- * The first time `key` is seen, `candidates` builds its graphs and the remembered choice runs
- * (choices.ts), or else the graphs and `wasm` (a run of the wasm kernel that discards its output
- * and returns the milliseconds the kernel itself took) are timed on these feeds and the fastest is
- * kept. Returns 'wasm' when that is the wasm kernel: the output was not written, and the caller
- * runs the wasm kernel for it. `views` is called before each run: a run of the wasm kernel may
- * grow (and so replace) the heap the views are on.
+ * The first time `key` is seen, `candidates` builds its graphs and one is chosen: the run's plan's
+ * choice; in deterministic runs the fixed rule (fixedChoice); else the machine's remembered choice
+ * (choices.ts), or a race of the graphs and `wasm` (a run of the wasm kernel that discards its
+ * output and returns the milliseconds the kernel itself took) on these feeds. What is chosen
+ * anew is added to the run's plan. Returns 'wasm' when that is the wasm kernel: the output was not
+ * written, and the caller runs the wasm kernel for it. `views` is called before each run: a run of
+ * the wasm kernel may grow (and so replace) the heap the views are on.
  */
 export function runCached(key: string, candidates: () => readonly Candidate[], views: () => Feeds, wasm?: () => number): RanOn {
   let entry = entries.get(key);
@@ -210,41 +214,144 @@ export function runCached(key: string, candidates: () => readonly Candidate[], v
     run(entry.chosen, views());
     return 'graph';
   }
-  const known = pick(entry.candidates, forcedLabel ?? recall(key));
+  if (forcedLabel !== undefined) return runForced(entry, views);
+  const inPlan = planKey(key, intraOpThreads);
+  const planned = plannedChoice(inPlan);
+  // A planned graph this machine does not offer (another CPU's channel blocks) is chosen again.
+  const plannedCandidate = planned === undefined ? undefined : pick(entry.candidates, planned.graph);
+  if (planned !== undefined && plannedCandidate !== undefined) {
+    entry.chosen = load(plannedCandidate, planned.threads);
+  } else if (deterministicChoices()) {
+    const { loaded, threads } = fixedChoice(entry.candidates, views);
+    entry.chosen = loaded;
+    recordChoice(inPlan, { graph: loaded.label, threads, by: 'rule' });
+  } else {
+    const known = pick(entry.candidates, recall(key));
+    if (known !== undefined) {
+      entry.chosen = load(known);
+    } else {
+      const winner = race(entry.candidates, views, wasm);
+      if (winner === WASM) {
+        chooseWasm(key, inPlan);
+        return 'wasm';
+      }
+      entry.chosen = winner;
+      remember(key, winner.label);
+      recordChoice(inPlan, { graph: winner.label, threads: intraOpThreads, by: 'timed' });
+      return 'graph';
+    }
+    recordChoice(inPlan, { graph: entry.chosen.label, threads: intraOpThreads, by: 'timed' });
+  }
+  run(entry.chosen, views());
+  return 'graph';
+}
+
+/** runCached under forceCandidate: the forced graph, else a race of the graphs alone; nothing remembered or planned. */
+function runForced(entry: Entry, views: () => Feeds): RanOn {
+  const known = pick(entry.candidates, forcedLabel);
   if (known !== undefined) {
     entry.chosen = load(known);
     run(entry.chosen, views());
     return 'graph';
   }
-  const winner = race(entry.candidates, views, forcedLabel === undefined ? wasm : undefined);
-  if (winner === WASM) {
-    chooseWasm(key);
-    return 'wasm';
-  }
+  // The race leaves the winner's values in the output; without the wasm kernel it is a graph.
+  const winner = race(entry.candidates, views, undefined);
+  if (winner === WASM) return 'wasm';
   entry.chosen = winner;
-  if (forcedLabel === undefined) remember(key, winner.label);
   return 'graph';
+}
+
+/**
+ * The fixed choice of deterministic runs: the first graph, PREFERRED ones first, that this
+ * onnxruntime loads, never the wasm kernel, and no timing. onnxruntime's GEMMs split their columns among the threads, and a narrower split changes
+ * how they block the sum (measured: a [64, 2048] x [2048, 128] product differs at 2 threads from 1):
+ * where the process computes with several threads, the graph is run once on made-up inputs with
+ * them and with one, and where the bits differ, the shape runs on one thread. So a deterministic
+ * run computes the bits of the chosen graphs on one thread, whatever its thread count.
+ */
+function fixedChoice(candidates: readonly Candidate[], views: () => Feeds): { loaded: Loaded; threads: number } {
+  let failure: unknown = new Error('native kernel: no graph to run');
+  for (const candidate of byPreference(candidates)) {
+    let loaded: Loaded;
+    try {
+      loaded = load(candidate);
+    } catch (e) {
+      // A graph this onnxruntime cannot load (one of its internal ops changed): the next one.
+      failure = e;
+      continue;
+    }
+    if (intraOpThreads === 1) return { loaded, threads: 1 };
+    const single = load(candidate, 1);
+    if (sameBits(loaded, single, views())) {
+      dispose(single);
+      return { loaded, threads: intraOpThreads };
+    }
+    dispose(loaded);
+    return { loaded: single, threads: 1 };
+  }
+  throw failure;
+}
+
+/**
+ * Graphs a deterministic run prefers where a kernel offers them, first to last: those that won
+ * most races at 2 threads on the models' shapes (the blocked-channel forms, a GEMM per filter tap).
+ */
+const PREFERRED = ['nchwc', 'phase-split', 'phase-nchwc', 'tap-gemm'];
+
+/** `candidates` with the PREFERRED graphs first (in its order), the others after in the kernel's order. */
+function byPreference(candidates: readonly Candidate[]): Candidate[] {
+  const rank = (c: Candidate): number => {
+    const i = PREFERRED.indexOf(c.label.split('/')[0]!);
+    return i === -1 ? PREFERRED.length : i;
+  };
+  return [...candidates].sort((a, b) => rank(a) - rank(b));
+}
+
+/** Whether `a` and `b` compute the same bits on made-up inputs the size of `like`'s (values in [-1, 1), a fixed sequence). */
+function sameBits(a: Loaded, b: Loaded, like: Feeds): boolean {
+  let state = 1;
+  const made = (length: number): Float32Array => {
+    const values = new Float32Array(length);
+    for (let i = 0; i < length; i++) {
+      state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+      values[i] = state / 2 ** 31 - 1;
+    }
+    return values;
+  };
+  const inputs = Object.fromEntries(Object.entries(like.inputs).map(([name, data]) => [name, made(data.length)]));
+  const outputs = [a, b].map((loaded) => {
+    const output = new Float32Array(like.output.length);
+    run(loaded, { inputs, output });
+    return new Uint32Array(output.buffer);
+  });
+  const [x, y] = outputs as [Uint32Array, Uint32Array];
+  return x.every((bits, i) => bits === y[i]);
 }
 
 /** Shapes that run on the wasm kernel (timed faster than the best graph): they stay on wasm. */
 const onWasm = new Set<string>();
 
-/** Runs `key` on the wasm kernel from now on, remembered, and ends its session (its buffers go back). */
-function chooseWasm(key: string): void {
+/** Runs `key` on the wasm kernel from now on, remembered and planned (as `inPlan`), and ends its session (its buffers go back). */
+function chooseWasm(key: string, inPlan: string): void {
   const chosen = entries.get(key)?.chosen;
   if (chosen !== undefined) dispose(chosen);
   entries.delete(key);
   onWasm.add(key);
-  if (forcedLabel === undefined) remember(key, WASM);
+  remember(key, WASM);
+  recordChoice(inPlan, { graph: WASM, threads: intraOpThreads, by: 'timed' });
 }
 
 /** The label of the wasm kernel among the choices. */
 export const WASM = 'wasm';
 
-/** Whether `key` runs on the wasm kernel: timed so here, remembered so, or forced. */
+/** Whether `key` runs on the wasm kernel: planned so, timed or remembered so (except in deterministic runs), or forced. */
 export function runsOnWasm(key: string): boolean {
   if (forcedLabel !== undefined) return forcedLabel === WASM;
-  return onWasm.has(key) || (!entries.has(key) && recall(key) === WASM);
+  if (onWasm.has(key)) return true;
+  if (entries.has(key)) return false;
+  const planned: PlannedChoice | undefined = plannedChoice(planKey(key, intraOpThreads));
+  if (planned !== undefined) return planned.graph === WASM;
+  return !deterministicChoices() && recall(key) === WASM;
 }
 
 /** Timed rounds when choosing: each contender's fastest run counts (other processes' noise only adds time). */
