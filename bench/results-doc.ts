@@ -336,7 +336,7 @@ function writeAblationPage(ablation: ResultRow[]): void {
     ...balancedGameNote(ablation),
     '- **The pixels in the likelihood.** A unit-variance Gaussian of the pixels weighted by `pixel_weight` (σ² = 1/10)',
     '  joins the feature likelihood, and `recon_gamma` 0.01 keeps the adversarial term from being drowned in the',
-    "  decoder's objective. On a tiny network and eight fixed images (`test/models-vae-gan.test.ts`) the features alone",
+    "  decoder's objective. On a tiny network and eight fixed images (`test/unit/models-vae-gan.test.ts`) the features alone",
     '  did not beat the mean image and the pixels did; the last two rows compare them on this network.',
   );
   const holes = ganPriorHoles();
