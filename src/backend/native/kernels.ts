@@ -10,9 +10,6 @@ import { previousKernel as previousWasm, setPreviousKernel } from './native-kern
 
 const nativeKernels: readonly tf.KernelConfig[] = [conv2dConfig, conv2dBackpropInputConfig, conv2dBackpropFilterConfig, batchMatMulConfig];
 
-/** The names of the kernels that run natively. */
-export const NATIVE_KERNEL_NAMES: readonly string[] = nativeKernels.map((k) => k.kernelName);
-
 function replace(config: tf.KernelConfig): void {
   tf.unregisterKernel(config.kernelName, config.backendName);
   tf.registerKernel(config);

@@ -431,11 +431,6 @@ function pick(candidates: readonly Candidate[], labels: string | undefined): Can
   return undefined;
 }
 
-/** The label forced by forceCandidate, if any. */
-export function forcedCandidate(): string | undefined {
-  return forcedLabel;
-}
-
 /**
  * Tests and benchmarks: run the first graph of these comma-separated labels that a kernel offers,
  * else time the graphs but never choose the wasm kernel ('native' does only that); 'wasm' runs
