@@ -75,7 +75,7 @@ before(async () => {
   assert.equal(train.status, 0, train.stderr);
   const [exportResult, sampleResult] = await Promise.all([
     medvae(['export-web', '--run', run, '--out', site, '--backend', 'wasm', '--reference', '48']),
-    medvae(['sample', '--run', run, '--n', '16', '--seed', String(SEED), '--backend', 'wasm', '--out', `${sampled}/`]),
+    medvae(['sample', '--run', run, '--latent', 'prior', '--n', '16', '--seed', String(SEED), '--backend', 'wasm', '--out', `${sampled}/`]),
   ]);
   exported = exportResult;
   assert.equal(sampleResult.status, 0, sampleResult.stderr);
@@ -273,7 +273,7 @@ test(
       const diff = pixelDiff(picture.pixels, cli);
       assert.ok(diff.max <= 2 && diff.mean < 0.05, `sample ${k}: max ${diff.max}, mean ${diff.mean.toFixed(3)} levels from medvae sample`);
     }
-    assert.match(await page.$eval('#seed-line', (e) => e.textContent ?? ''), /medvae sample --run … --n 16 --seed 3/);
+    assert.match(await page.$eval('#seed-line', (e) => e.textContent ?? ''), /medvae sample --run … --latent prior --n 16 --seed 3/);
 
     // A dropped-in image: its reconstruction and -ELBO are what the project's functions give in Node.
     await page.setInputFiles('#image-file', { name: 'scan.png', mimeType: 'image/png', buffer: pngs[0]! });

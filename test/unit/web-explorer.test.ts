@@ -1,6 +1,6 @@
 // The explorer's computations in Node, without a browser: a conditional model's weights travel
 // through the exported form (specs + base64) into a model the page builds; its class-picked grid
-// is `medvae sample --label`'s, its temperature scales the latent draw, its imputation keeps the
+// is `medvae sample --latent prior --label`'s, its temperature scales the latent draw, its imputation keeps the
 // visible pixels; percentiles and quantiles against hand-computed cases; the page's class picker
 // escapes class names. (test/process/web-explorer.test.ts runs the real page in Chromium.)
 import { before, test } from 'node:test';
@@ -62,17 +62,20 @@ async function siteOf(model: ReturnType<typeof createModel>, classNames: string[
   };
 }
 
-test('the page builds the exported model: a class-picked grid is medvae sample --label, temperature scales the draw', async () => {
+test('the page builds the exported model: a class-picked grid is medvae sample --latent prior --label, temperature scales the draw', async () => {
   // Seed 7 for the weights; the page builds with seed 99 and must still end up with the exported ones.
   const trained = createModel(MODEL, 7, 3);
   const site = await siteOf(trained, ['normal', 'mild', 'severe']);
   const explorer = new Explorer(site, buildModel(site));
   const run = { config: { ...DEFAULT_CONFIG, model: MODEL }, model: trained } as LoadedRun;
-  const cli = await sample(run, { n: 6, seed: 5, label: 2 });
+  const cli = await sample(run, { n: 6, seed: 5, label: 2, latent: 'prior' });
   const page = await explorer.sample(6, 5, 1, 2);
   assert.deepEqual(Array.from(page, denormalize), Array.from(cli.pixels));
   // Classes in turn when none is picked, as the CLI.
-  assert.deepEqual(Array.from(await explorer.sample(3, 5, 1), denormalize), Array.from((await sample(run, { n: 3, seed: 5 })).pixels));
+  assert.deepEqual(
+    Array.from(await explorer.sample(3, 5, 1), denormalize),
+    Array.from((await sample(run, { n: 3, seed: 5, latent: 'prior' })).pixels),
+  );
   // Temperature 0 puts every latent at the prior's mean: one image per class, repeated.
   const cold = await explorer.sample(4, 5, 0, 1);
   for (let k = 1; k < 4; k++) assert.deepEqual(cold.subarray(k * SIZE, (k + 1) * SIZE), cold.subarray(0, SIZE));

@@ -181,7 +181,7 @@ async function main(): Promise<void> {
       seedLine.textContent =
         `Draw number ${seed} at temperature ${t.toFixed(2)}` +
         (t === 1
-          ? ` — the same images as: medvae sample --run … --n ${GRID_SIZE} --seed ${seed}${label === undefined ? '' : ` --label ${label}`}`
+          ? ` — the same images as: medvae sample --run … --latent prior --n ${GRID_SIZE} --seed ${seed}${label === undefined ? '' : ` --label ${label}`}`
           : '');
     });
   byId<HTMLButtonElement>('redraw').addEventListener('click', () => {
