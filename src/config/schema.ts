@@ -120,6 +120,12 @@ export interface TrainConfig {
    * docs/native.md). false: the native kernels race their graphs for the fastest, per process.
    */
   deterministic: boolean;
+  /**
+   * The denoising criterion (Im et al. 2017): the encoder reads a corrupted copy of each training
+   * image, the reconstruction target stays the clean one. 'none', or a noise on the [0, 1] scale
+   * as `medvae denoise --noise` takes it: gaussian:SIGMA, saltpepper:P, poisson:PEAK.
+   */
+  corrupt: string;
   max_steps: number;
   /** Stop when a loss exceeds this many times its running median (explosion), besides NaN/Inf. */
   divergence_factor: number;
@@ -202,6 +208,7 @@ export const DEFAULT_CONFIG: ExperimentConfig = {
     threads: 0,
     allow_software_gpu: false,
     deterministic: true,
+    corrupt: 'none',
     max_steps: 0,
     divergence_factor: 1000,
     log_every: 10,

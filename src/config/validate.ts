@@ -1,6 +1,7 @@
 // Checks a merged configuration before anything runs. Every problem names the file, the key and
 // what was expected, so a typo in a YAML file costs seconds, not an aborted overnight run.
-import { BACKEND_CHOICES, type ExperimentConfig } from './schema.ts';
+import { parseNoiseSpec, type NoiseSpec } from '../util/noise.ts';
+import { BACKEND_CHOICES, type ExperimentConfig, type TrainConfig } from './schema.ts';
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -139,6 +140,19 @@ function checkValue(path: string, v: unknown, def: unknown, source: string): voi
   }
 }
 
+/** The noise train.corrupt puts on the encoder's input (undefined for 'none'); `source` names the config in the error. */
+export function trainingCorruption(train: Pick<TrainConfig, 'corrupt'>, source = 'config'): NoiseSpec | undefined {
+  if (train.corrupt === 'none') return undefined;
+  const parsed = parseNoiseSpec(train.corrupt);
+  if ('problem' in parsed) {
+    throw new ConfigError(
+      `${source}: 'train.corrupt' must be none or a noise: ${parsed.problem}, got ${JSON.stringify(train.corrupt)}`,
+      'train.corrupt',
+    );
+  }
+  return parsed.spec;
+}
+
 function get(cfg: ExperimentConfig, path: string): unknown {
   const [section, key] = path.split('.') as [keyof ExperimentConfig, string];
   return (cfg[section] as unknown as Plain)[key];
@@ -181,6 +195,7 @@ export function checkValues(cfg: ExperimentConfig, source: string, worldSize = 1
   if (mb !== 'auto' && (!Number.isInteger(mb) || mb < 1)) fail('train.micro_batch', "must be an integer >= 1 or 'auto'");
   if (cfg.data.classes.some((c) => !Number.isInteger(c) || c < 0))
     fail('data.classes', 'must be a list of class indices (integers >= 0), [] for all');
+  trainingCorruption(cfg.train, source);
   if (cfg.model.min_temperature > cfg.model.temperature)
     fail('model.min_temperature', `must be <= model.temperature (${cfg.model.temperature})`);
   if (cfg.model.name === 'vae_gan' && (cfg.model.feature_layer < 1 || cfg.model.feature_layer > dims.length)) {

@@ -9,8 +9,16 @@ export type { StepNoise };
 
 /** A batch as the model sees it: images NHWC in [-1, 1], labels one-/multi-hot (N x L) when the dataset has them. */
 export interface ModelBatch {
+  /** What the model reconstructs (and, without `inputs`, what its encoder reads). */
   images: tf.Tensor4D;
+  /** What the encoder reads when it is not `images`: a corrupted copy under the denoising criterion (train.corrupt). */
+  inputs?: tf.Tensor4D;
   labels?: tf.Tensor2D;
+}
+
+/** The images a model's encoder reads in its losses: `inputs` when given, else the targets themselves. */
+export function encoderInput(batch: ModelBatch): tf.Tensor4D {
+  return batch.inputs ?? batch.images;
 }
 
 /** Where training stands, for schedules inside losses (capacity annealing, Gumbel temperature, M_N). */

@@ -10,7 +10,7 @@ import { capacityLoss, linearCapacity } from '../losses/capacity.ts';
 import { annealedTemperature, gumbelSoftmax } from '../losses/gumbel.ts';
 import { categoricalKl, gaussianKl } from '../losses/kl.ts';
 import { mse } from '../losses/reconstruction.ts';
-import type { Encoding, LossContext, ModelBatch, ModelLosses, StepNoise } from './base.ts';
+import { encoderInput, type Encoding, type LossContext, type ModelBatch, type ModelLosses, type StepNoise } from './base.ts';
 import { buildDecoder, buildEncoder, ModelInputError, reparameterize, run } from './blocks.ts';
 import { kldWeight, tidyLosses, VanillaVae } from './vae.ts';
 
@@ -79,7 +79,7 @@ export class JointVae extends VanillaVae {
     const c = this.config;
     this.temperature = this.temperatureAt(ctx.step);
     return tidyLosses(() => {
-      const enc = this.encode(batch.images, batch.labels, ctx.training);
+      const enc = this.encode(encoderInput(batch), batch.labels, ctx.training);
       const recon = this.decode(this.reparameterize(enc, ctx.noise), batch.labels, ctx.training);
       const reconstruction = mse(recon, batch.images);
       const kld = gaussianKl(enc.mu, enc.logvar);

@@ -5,7 +5,16 @@ import * as tf from '@tensorflow/tfjs';
 import type { ModelConfig, ModelName } from '../config/schema.ts';
 import { gaussianKl } from '../losses/kl.ts';
 import { mse } from '../losses/reconstruction.ts';
-import type { Encoding, LossContext, ModelBatch, ModelLosses, ParamGroup, StepNoise, VaeModel } from './base.ts';
+import {
+  encoderInput,
+  type Encoding,
+  type LossContext,
+  type ModelBatch,
+  type ModelLosses,
+  type ParamGroup,
+  type StepNoise,
+  type VaeModel,
+} from './base.ts';
 import { buildDecoder, buildEncoder, countParams, reparameterize, run } from './blocks.ts';
 
 /** Runs `fn` in a tidy and returns its losses, keeping only the returned scalars. */
@@ -140,7 +149,7 @@ export class VanillaVae implements VaeModel {
 
   losses(batch: ModelBatch, ctx: LossContext): ModelLosses {
     return tidyLosses(() => {
-      const enc = this.encode(batch.images, batch.labels, ctx.training);
+      const enc = this.encode(encoderInput(batch), batch.labels, ctx.training);
       const recon = this.decode(this.reparameterize(enc, ctx.noise), batch.labels, ctx.training);
       const reconstruction = this.reconstructionLoss(batch.images, recon);
       const kld = gaussianKl(enc.mu, enc.logvar);

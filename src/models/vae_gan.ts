@@ -16,7 +16,7 @@ import type { ModelConfig, ModelName } from '../config/schema.ts';
 import { bceWithLogits } from '../losses/gan.ts';
 import { gaussianKl } from '../losses/kl.ts';
 import { gaussianNllPerImage, mse } from '../losses/reconstruction.ts';
-import type { LossContext, ModelBatch, ModelLosses, ParamGroup } from './base.ts';
+import { encoderInput, type LossContext, type ModelBatch, type ModelLosses, type ParamGroup } from './base.ts';
 import { convStack, flatten, input, LayerFactory, model, ModelConfigError, NetworkKey, run } from './blocks.ts';
 import { kldWeight, tidyLosses, VanillaVae } from './vae.ts';
 
@@ -59,7 +59,8 @@ export class VaeGan extends VanillaVae {
     return tidyLosses(() => {
       const x = batch.images;
       const n = x.shape[0];
-      const enc = this.encode(x, batch.labels, ctx.training);
+      // The discriminator's real images are the clean targets; only the encoder sees `inputs`.
+      const enc = this.encode(encoderInput(batch), batch.labels, ctx.training);
       const z = this.reparameterize(enc, ctx.noise);
       const zPrior = this.priorLatent(n, ctx.noise);
       // One decoder pass over posterior and prior latents, and one discriminator pass over real,

@@ -3,9 +3,11 @@
 // once, asynchronously (a GPU backend has no synchronous read), when all micro-batches are done.
 import * as tf from '@tensorflow/tfjs';
 import type { Batch } from '../data/types.ts';
-import type { VaeModel } from '../models/base.ts';
+import type { ModelBatch, VaeModel } from '../models/base.ts';
 import { translateBackendError } from '../backend/index.ts';
+import type { NoiseSpec } from '../util/noise.ts';
 import { stepNoise, Stream } from '../util/rng.ts';
+import { corruptRows, type Corruption } from './corrupt.ts';
 import { gradientWalk } from './step.ts';
 import type { StepSync } from './sync.ts';
 
@@ -21,6 +23,8 @@ export interface GradientPassInput {
   seed: number;
   /** Global batch / dataset size (PyTorch-VAE's M_N). */
   minibatchFraction: number;
+  /** The denoising criterion's noise on the encoder's input (train.corrupt); undefined: none. */
+  corrupt?: NoiseSpec;
 }
 
 export interface GradientPass {
@@ -46,14 +50,16 @@ export function splitScalars(scalars: Record<string, number>): { terms: Record<s
   return { terms, objectives };
 }
 
-/** Rows [start, end) of a batch as tensors. */
-function batchTensors(batch: Batch, start: number, end: number): { images: tf.Tensor4D; labels?: tf.Tensor2D } {
+/** Rows [start, end) of this rank's batch as tensors, with the encoder's corrupted copy under the denoising criterion. */
+function batchTensors(batch: Batch, rank: number, start: number, end: number, corruption: Corruption | undefined): ModelBatch {
   const n = end - start;
   const px = batch.size * batch.size * batch.channels;
-  const images = tf.tensor4d(batch.images.subarray(start * px, end * px), [n, batch.size, batch.size, batch.channels]);
-  if (batch.labelWidth === 0) return { images };
+  const shape: [number, number, number, number] = [n, batch.size, batch.size, batch.channels];
+  const images = tf.tensor4d(batch.images.subarray(start * px, end * px), shape);
+  const inputs = corruption ? tf.tensor4d(corruptRows(batch, rank, start, end, corruption), shape) : undefined;
+  if (batch.labelWidth === 0) return { images, inputs };
   const labels = tf.tensor2d(batch.labels.subarray(start * batch.labelWidth, end * batch.labelWidth), [n, batch.labelWidth]);
-  return { images, labels };
+  return { images, inputs, labels };
 }
 
 /** A micro-batch's scalars, stacked on the device in a fixed order until the step reads them all. */
@@ -92,6 +98,7 @@ export async function gradientPass({
   step,
   seed,
   minibatchFraction,
+  corrupt,
 }: GradientPassInput): Promise<GradientPass> {
   const grads: Record<string, tf.NamedTensorMap> = {};
   const parts: { names: string[]; values: tf.Tensor1D; weight: number }[] = [];
@@ -101,7 +108,7 @@ export async function gradientPass({
     const start = i * micro;
     const end = Math.min(batch.n, start + micro);
     const weight = (end - start) / batch.n;
-    const inputs = batchTensors(batch, start, end);
+    const inputs = batchTensors(batch, rank, start, end, corrupt && { spec: corrupt, seed, step });
     // Keyed by the micro-batch's place in the global batch: independent of the worker count.
     const noise = stepNoise(seed, Stream.noise, step, rank * micros + i);
     const ctx = { step, minibatchFraction, noise, training: true };
@@ -113,11 +120,16 @@ export async function gradientPass({
         i === micros - 1,
       );
       parts.push({ ...stackScalars(terms, objectives), weight });
-      tf.dispose([inputs.images, inputs.labels, ...new Set([...Object.values(terms), ...Object.values(objectives)])] as tf.TensorContainer);
+      tf.dispose([
+        inputs.images,
+        inputs.inputs,
+        inputs.labels,
+        ...new Set([...Object.values(terms), ...Object.values(objectives)]),
+      ] as tf.TensorContainer);
     } catch (e) {
       const error = translateBackendError(e, `training step ${step + 1} (micro-batch of ${end - start} at ${batch.size}x${batch.size})`);
       try {
-        tf.dispose([inputs.images, inputs.labels, ...parts.map((p) => p.values), grads] as tf.TensorContainer);
+        tf.dispose([inputs.images, inputs.inputs, inputs.labels, ...parts.map((p) => p.values), grads] as tf.TensorContainer);
       } catch {
         // A backend that failed mid-step may not free memory any more; its error is the one to report.
       }

@@ -5,6 +5,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { join } from 'node:path';
 import type { ExperimentConfig } from '../config/schema.ts';
+import { trainingCorruption } from '../config/validate.ts';
 import type { BackendInfo } from '../backend/index.ts';
 import { latestCheckpoint, type TrainState } from '../run/checkpoint.ts';
 import type { Progress } from '../run/progress.ts';
@@ -70,6 +71,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const maxSteps = cfg.train.max_steps > 0 ? cfg.train.max_steps : Infinity;
   const totalSteps = Math.min(cfg.train.epochs * loader.stepsPerEpoch, maxSteps);
   const minibatchFraction = cfg.train.batch_size / loader.datasetSize;
+  const corrupt = trainingCorruption(cfg.train);
   let peakTensorBytes = 0;
   let stoppedBy: TrainResult['stoppedBy'] = 'completed';
 
@@ -88,7 +90,17 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
 
         // ---- forward and backward over micro-batches (the last one's gradients may leave in buckets)
         const { micro } = run;
-        const pass = await gradientPass({ model, sync, batch, rank, micro, step: state.step, seed: cfg.train.seed, minibatchFraction });
+        const pass = await gradientPass({
+          model,
+          sync,
+          batch,
+          rank,
+          micro,
+          step: state.step,
+          seed: cfg.train.seed,
+          minibatchFraction,
+          corrupt,
+        });
         peakTensorBytes = Math.max(peakTensorBytes, pass.tensorBytes);
         const computeEnd = performance.now();
 

@@ -56,4 +56,4 @@ export function stepNoise(seed: number, ...keys: number[]): StepNoise {
 }
 
 /** First key of every hash, so that the streams of one seed never collide. */
-export const Stream = { init: 1, dataOrder: 2, augment: 3, noise: 4, sample: 5, eval: 6 } as const;
+export const Stream = { init: 1, dataOrder: 2, augment: 3, noise: 4, sample: 5, eval: 6, corrupt: 7 } as const;
