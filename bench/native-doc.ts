@@ -133,8 +133,8 @@ element-wise work, checkpoints and this project's SIMD kernels stay as they are.
   that the machine's drift weighs on all alike; the wasm kernel on fresh copies of the weights, as
   training gives it) and keeps the fastest, remembered per machine, thread count, onnxruntime
   version and set of graphs (\`~/.cache/medvae/native-graphs.json\`, or \`MEDVAE_NATIVE_CHOICES\`).
-  Training runs are deterministic by default and race nothing (below); \`bench:step\` and
-  \`bench:vs-peer\`, and \`train.deterministic: false\`, race.
+  Runs of several workers are deterministic by default and race nothing (below); one process,
+  \`bench:step\` and \`bench:vs-peer\` race unless \`train.deterministic: true\` is asked for.
 - **Determinism.** A graph choice changes float rounding, and Adam turns rounding noise into
   learning-rate-sized steps: two workers that picked different graphs for a shape (each timed its
   own), or one process timed at 2 threads and workers at 1, ended 5 steps apart by 0.04–0.2% of a
@@ -143,8 +143,8 @@ element-wise work, checkpoints and this project's SIMD kernels stay as they are.
   each kernel shape runs, and on how many threads, keyed by kernel, shape and thread count, with the
   onnxruntime version and set of graphs they were made with (another version: one line, and the
   shapes are planned again). The chief writes it at the first step (atomically); every worker, a
-  \`--resume\`, and the run carried to another machine read it. With \`train.deterministic: true\`
-  (the default) a shape the plan lacks gets a fixed choice, no timing: the first graph that loads
+  \`--resume\`, and the run carried to another machine read it. With \`train.deterministic\` on
+  (\`auto\`, the default, turns it on for several workers) a shape the plan lacks gets a fixed choice, no timing: the first graph that loads
   of \`nchwc\`, \`phase-split\`, \`phase-nchwc\` and \`tap-gemm\` where the kernel offers them (they won
   most races at 2 threads), else the kernel's own first (Conv2D \`conv\`, the input gradient
   \`phase-gemm\` or \`conv-transpose\`, the filter gradient \`im2col-gemm\` or \`conv\`, BatchMatMul \`gemm\`
@@ -155,10 +155,9 @@ element-wise work, checkpoints and this project's SIMD kernels stay as they are.
   thread whatever its threads: one process accumulating micro-batches of 32 and two workers of 32
   end with the same weights and running statistics, bit for bit
   (\`test/process/native-determinism.test.ts\`). Another CPU may still round differently (MLAS has
-  kernels per instruction set). No race makes the first step shorter; later steps may be slower
-  where a race would have found faster graphs (measured on a busy machine with each kernel's first
-  graph, before the blocked forms were preferred: about a third slower for the 64×64 Vanilla VAE at
-  2 threads). \`train.deterministic: false\` races, per process.
+  kernels per instruction set). No race makes the first step shorter; later steps can be several
+  times slower where a race would have found faster graphs or used every thread, which is why one
+  process races by default (\`train.deterministic: false\` races in every run).
 - **Slices of the batch.** Where an image-wise input or output of a conv or of its gradients
   exceeds 8 MB, the graphs run over slices of the batch that stay under it (the filter gradient
   sums the slices'), and no im2col buffer exceeds 16 MB. onnxruntime allocates a graph's

@@ -118,8 +118,10 @@ export interface TrainConfig {
    * Choices that do not depend on timing, so that a run computes the same bits in any layout of
    * workers and threads (native: no race of graphs, the run's plan or a fixed choice; see
    * docs/native.md). false: the native kernels race their graphs for the fastest, per process.
+   * 'auto' (the default): on for runs of several workers, off for one process, where it costs speed
+   * (as torch.use_deterministic_algorithms is off unless asked for).
    */
-  deterministic: boolean;
+  deterministic: boolean | 'auto';
   /**
    * The denoising criterion (Im et al. 2017): the encoder reads a corrupted copy of each training
    * image, the reconstruction target stays the clean one. 'none', or a noise on the [0, 1] scale
@@ -207,7 +209,7 @@ export const DEFAULT_CONFIG: ExperimentConfig = {
     backend: 'auto',
     threads: 0,
     allow_software_gpu: false,
-    deterministic: true,
+    deterministic: 'auto',
     corrupt: 'none',
     max_steps: 0,
     divergence_factor: 1000,

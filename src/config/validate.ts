@@ -108,7 +108,17 @@ export function checkShape(value: Plain, defaults: Plain, source: string, prefix
   }
 }
 
+/** Keys that take true, false or one named alternative. */
+const BOOLEAN_OR: Record<string, string> = {
+  'train.deterministic': 'auto',
+};
+
 function checkValue(path: string, v: unknown, def: unknown, source: string): void {
+  const either = BOOLEAN_OR[path];
+  if (either !== undefined) {
+    if (v === either || typeof v === 'boolean') return;
+    throw new ConfigError(`${source}: '${path}' must be true, false or '${either}', got ${JSON.stringify(v)}`);
+  }
   const alt = NUMBER_OR[path];
   if (alt !== undefined) {
     if (v === alt || (typeof v === 'number' && Number.isFinite(v))) return;

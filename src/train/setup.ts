@@ -85,7 +85,8 @@ export async function setUpRun(
     allowSoftwareGpu: cfg.train.allow_software_gpu,
   });
   // native: kernels follow the run's graph plan (runDir/native-plan.json, the chief writes it); train.deterministic (src/backend/native/run-plan.ts).
-  useNativePlan(runDir, { deterministic: cfg.train.deterministic, write: isChief, log });
+  const deterministic = cfg.train.deterministic === 'auto' ? worldSize > 1 : cfg.train.deterministic;
+  useNativePlan(runDir, { deterministic, write: isChief, log });
   const dataset = await filterClasses(await openDataset(cfg.data, cfg.data.split), cfg.data.classes);
   const loader = createLoader({
     split: dataset,

@@ -45,6 +45,16 @@ test('a wrong type names the key and what was expected', () => {
   assert.throws(() => loadConfig({ file: file('enum.yaml', 'model:\n  name: gan\n') }), /'model.name' must be one of "vae", "beta_vae"/);
 });
 
+test("train.deterministic takes true, false or 'auto' (the default: on for several workers only)", () => {
+  assert.equal(loadConfig({}).train.deterministic, 'auto');
+  assert.equal(loadConfig({ sets: ['train.deterministic=true'] }).train.deterministic, true);
+  assert.equal(loadConfig({ sets: ['train.deterministic=false'] }).train.deterministic, false);
+  assert.throws(
+    () => loadConfig({ sets: ['train.deterministic=sometimes'] }),
+    /'train.deterministic' must be true, false or 'auto', got "sometimes"/,
+  );
+});
+
 test('an image size the conv stack cannot reach is refused with the nearest that works', () => {
   assert.throws(
     () => loadConfig({ sets: ['model.image_size=28'] }),
