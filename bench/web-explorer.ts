@@ -8,7 +8,7 @@
 // full-page screenshot (the one in docs/). --doc writes the figures, stamped, into docs/web.md.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
-import { arch, cpus, tmpdir, type } from 'node:os';
+import { arch, cpus, loadavg, tmpdir, type } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -48,6 +48,8 @@ interface Load {
   fcpMs: number;
   gridMs: number;
   backend: string;
+  /** WebGL drawn by a software rasteriser (SwiftShader): the page says so. */
+  software: boolean;
 }
 
 async function load(page: Page, url: string): Promise<Load> {
@@ -59,6 +61,7 @@ async function load(page: Page, url: string): Promise<Load> {
     fcpMs: performance.getEntriesByName('first-contentful-paint')[0]?.startTime ?? NaN,
     gridMs: Number(document.body.dataset.gridDrawnMs),
     backend: document.body.dataset.backend ?? '',
+    software: (document.getElementById('backend')?.textContent ?? '').includes('drawn in software'),
   }));
 }
 
@@ -127,20 +130,21 @@ try {
     page_and_script_bytes: bytes(SITE_FILES.page) + bytes(SITE_FILES.script),
     model_data_bytes: bytes(SITE_FILES.modelData),
     weights_bytes: weights,
-    backend: loads[0]?.backend ?? '',
+    backend: `${loads[0]?.backend ?? ''}${loads[0]?.software ? ' (software)' : ''}`,
     first_contentful_paint_ms: loads.map((l) => Math.round(l.fcpMs)),
     first_contentful_paint_median_ms: Math.round(median(loads.map((l) => l.fcpMs))),
     grid_drawn_ms: loads.map((l) => l.gridMs),
     grid_drawn_median_ms: median(loads.map((l) => l.gridMs)),
     chromium: version,
     machine: `${type()} ${arch()}, ${cpus().length} × ${cpus()[0]?.model ?? 'unknown'}`,
+    load_average: Number(loadavg()[0]!.toFixed(1)),
     screenshot: args.screenshot ?? null,
   };
   process.stdout.write(`${JSON.stringify(result)}\n`);
   if (args.doc) {
     const mb = (n: number): string => (n / 1e6).toFixed(2);
     const ok = replaceBlock('docs/web.md', 'web-explorer-bench', [
-      `Measured by \`bench/web-explorer.ts\` at ${result.commit} on ${result.date.slice(0, 10)}: headless Chromium ${result.chromium}, ${result.machine}, no GPU (backend chosen: ${result.backend}), ${loads.length} fresh loads from file://, a ${args.run ? 'given run' : `smoke-config model trained ${args.steps} steps`}.`,
+      `Measured by \`bench/web-explorer.ts\` at ${result.commit} on ${result.date.slice(0, 10)}: headless Chromium ${result.chromium}, ${result.machine} (load average ${result.load_average}), backend chosen: ${result.backend}, ${loads.length} fresh loads from file://, a ${args.run ? 'given run' : `smoke-config model trained ${args.steps} steps`}.`,
       '',
       '| what | figure |',
       '| --- | --- |',
