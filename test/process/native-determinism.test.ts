@@ -94,7 +94,7 @@ test(
 test('native: a --resume follows the run plan and adds nothing to it; the same run with another plan computes other bits', { skip }, () => {
   const straight = singleRun().runDir;
   const halves = join(dir, 'halves');
-  run(BIN, ['train', ...common, '--max-steps', '3', '--out', halves]);
+  run(BIN, ['train', ...common, '--set', 'train.deterministic=true', '--max-steps', '3', '--out', halves]);
   const tampered = join(dir, 'tampered');
   cpSync(halves, tampered, { recursive: true });
   const planFile = join(halves, PLAN_FILE);
