@@ -8,7 +8,7 @@ import type { NpyInput } from '../data/npz-writer.ts';
 import { stackFromTensor, type GridOptions, type ImageStack } from '../run/images.ts';
 import { stepNoise, Stream } from '../util/rng.ts';
 import { readImages } from '../generate/read-images.ts';
-import { sample, SampleOptionError, type SampledImages } from '../generate/sample.ts';
+import { LATENT_SOURCES, sample, SampleOptionError, type SampledImages } from '../generate/sample.ts';
 import { runCommand, UsageError } from './errors.ts';
 import { allowSoftwareGpuOption, backendFromFlags, backendOption, type BackendFlags } from './backend-flags.ts';
 import { psnrOf } from '../eval/reconstruction.ts';
@@ -56,12 +56,12 @@ async function sampleCommand(flags: RunFlags & { n: string; label?: string; out:
   const run = await openRun(flags);
   const n = Number(flags.n);
   if (!Number.isInteger(n) || n < 1) throw new UsageError(`--n must be a positive integer, got ${flags.n}`);
-  if (flags.latent !== 'prior' && flags.latent !== 'fitted')
-    throw new UsageError(`--latent must be prior or fitted, got '${flags.latent}'`);
+  const latent = LATENT_SOURCES.find((source) => source === flags.latent);
+  if (!latent) throw new UsageError(`--latent must be one of ${LATENT_SOURCES.join(', ')}, got '${flags.latent}'`);
   const options = {
     n,
     seed: Number(flags.seed),
-    latent: flags.latent,
+    latent,
     batchSize: Number(flags.batch),
     log: (line: string) => process.stderr.write(`${line}\n`),
   } as const;
@@ -79,7 +79,7 @@ async function sampleCommand(flags: RunFlags & { n: string; label?: string; out:
   const classOf = (k: number): number => labels.subarray(k * labelWidth, (k + 1) * labelWidth).indexOf(1);
   const wrote = await writeImageOutput(out, {
     grid: () => {
-      const options: GridOptions = { cols: Math.ceil(Math.sqrt(n)), title: `synthetic (${flags.latent} latents)` };
+      const options: GridOptions = { cols: Math.ceil(Math.sqrt(n)), title: `synthetic (${images.sampler} latents)` };
       if (conditional) options.captions = Array.from({ length: n }, (_, k) => String(classOf(k)));
       return { stack, options };
     },
@@ -293,8 +293,8 @@ export function registerGenerateCommands(program: Command): void {
     .option('--batch <n>', 'images generated at once', '64')
     .option(
       '--latent <source>',
-      "prior (N(0, I)) or fitted (a Gaussian fitted to the training images' latents: fewer off-manifold samples)",
-      'prior',
+      "default (the sampler medvae eval found closest to the validation images, else the checkpoint's preferred), prior (N(0, I)), gaussian or mixture (the checkpoint's density of the training images' latents; fitted is gaussian's old name)",
+      'default',
     )
     .requiredOption('--out <file.npz|dir|grid.png>', `output: ${OUT_FORMS}`)
     .action((f) => runCommand(Boolean(f.debug), () => sampleCommand(f)));

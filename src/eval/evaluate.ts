@@ -28,7 +28,9 @@ import {
   type ReconstructionBaselines,
   type ReconstructionMetrics,
 } from './reconstruction.ts';
-import { drawLatentsFor, fitLatents, normalFrom, type FittedLatents } from './latent-fit.ts';
+import { fitLatentDensityOf } from './latent-fit.ts';
+import { decoderInputWidth, drawLatents, type FittedSampler, type LatentDensity, type LatentSampler } from '../models/latent-density.ts';
+import { bestByFrechet } from '../run/sampler-choice.ts';
 import { membershipInference, type MembershipInference } from './membership.ts';
 import { DEFAULT_PR_K, precisionRecall, type PrecisionRecall } from './precision-recall.ts';
 import { samplePrivacy, writeClosestPairsGrid, type SamplePrivacy } from './privacy.ts';
@@ -49,6 +51,8 @@ export interface EvalInputs {
    * absent skips those parts.
    */
   latentFitImages?: LabelledImages;
+  /** The checkpoint's latent density; absent, one is fitted on latentFitImages (checkpoints that predate them). */
+  latentDensity?: LatentDensity;
   /** Held-out real images at the model's side: reconstruction and the real side of every comparison. */
   heldOut: LabelledImages;
   heldOutSplit: string;
@@ -114,16 +118,22 @@ export interface EvalMetrics {
   /** Training vs held-out images told apart by the model's -ELBO and reconstruction error (./membership.ts); null as privacy. */
   membership: null | MembershipInference;
   /**
-   * The same sample numbers for draws from a Gaussian fitted to the aggregate posterior instead of
-   * the prior (./latent-fit.ts); null for models with a discrete latent or without the fit images.
+   * The same sample numbers for draws from the latent density's full-covariance Gaussian instead of
+   * the prior (models/latent-density.ts); null without a density (an old checkpoint and no fit images).
    */
-  fitted_posterior: null | {
-    n_fit: number;
-    sample_quality: EvalMetrics['sample_quality'];
-    diversity: EvalMetrics['diversity'];
-    tstr: null | TstrMetrics;
-    privacy: null | SamplePrivacy;
-  };
+  fitted_posterior: null | PosteriorSampleNumbers;
+  /** The same for the density's Gaussian mixture; null as fitted_posterior (absent from eval.json files before it). */
+  mixture_posterior?: null | (PosteriorSampleNumbers & { components: number });
+  /** The default sampler: the lowest Fréchet feature distance of those measured (src/run/sampler-choice.ts); absent before it. */
+  sampler?: { default: LatentSampler; frechet: Record<LatentSampler, number | null> };
+}
+
+export interface PosteriorSampleNumbers {
+  n_fit: number;
+  sample_quality: EvalMetrics['sample_quality'];
+  diversity: EvalMetrics['diversity'];
+  tstr: null | TstrMetrics;
+  privacy: null | SamplePrivacy;
 }
 
 export class EvalInputError extends Error {
@@ -137,8 +147,8 @@ function classifierTask(data: LabelledImages): ClassifierTask {
 
 /**
  * n generated images (and, for the conditional model, the label rows they were asked for): decoded
- * prior draws (model.sample), or with `latents` draws from the fitted aggregate posterior, of the
- * asked-for class when there is a fit for it.
+ * prior draws (model.sample), or with `latents` draws from a latent density, of the asked-for
+ * class when there is a fit for it.
  */
 async function generate(
   model: VaeModel,
@@ -146,7 +156,7 @@ async function generate(
   n: number,
   side: number,
   seed: number,
-  latents?: FittedLatents,
+  latents?: { density: LatentDensity; sampler: FittedSampler },
 ): Promise<LabelledImages> {
   const conditional = model.labelWidth > 0 && train.labelWidth > 0;
   const random = mulberry32(hashKeys(seed, Stream.eval, 2));
@@ -160,16 +170,18 @@ async function generate(
   const per = side * side * train.channels;
   const images = new Float32Array(n * per);
   const batch = 64;
-  const normal = normalFrom(mulberry32(hashKeys(seed, Stream.eval, 12)));
-  const d = model.config.latent_dim;
+  const uniform = mulberry32(hashKeys(seed, Stream.eval, 12));
   for (let start = 0, b = 0; start < n; start += batch, b++) {
     const size = Math.min(batch, n - start);
-    const z = latents ? drawLatentsFor(latents, labels.subarray(start * w, (start + size) * w), w, size, normal) : undefined;
+    const z = latents
+      ? drawLatents(latents.density, latents.sampler, labels.subarray(start * w, (start + size) * w), w, size, uniform)
+      : undefined;
     const out = tf.tidy(() => {
       const cond = conditional ? tf.tensor2d(labels.subarray(start * w, (start + size) * w), [size, w]) : undefined;
-      const images = z
-        ? model.decode(tf.tensor2d(z, [size, d]), cond, false)
-        : model.sample(size, stepNoise(seed, Stream.eval, 3, b), cond);
+      const images =
+        latents && z
+          ? model.decode(tf.tensor2d(z, [size, decoderInputWidth(latents.density)]), cond, false)
+          : model.sample(size, stepNoise(seed, Stream.eval, 3, b), cond);
       return tf.clipByValue(images, -1, 1);
     });
     try {
@@ -348,10 +360,10 @@ export async function evaluateModel(inputs: EvalInputs, options: EvalOptions): P
     : [];
   /** Sample quality, diversity, privacy and (conditional models) TSTR of n images drawn from the prior or from `latents`. */
   const sampleNumbers = async (
-    source: 'prior' | 'fitted',
-    latents?: FittedLatents,
+    source: 'prior' | 'fitted' | 'mixture',
+    latents?: { density: LatentDensity; sampler: FittedSampler },
   ): Promise<Pick<EvalMetrics, 'sample_quality' | 'diversity' | 'tstr' | 'privacy'>> => {
-    log(`eval: sampling ${options.n} images from the ${latents ? 'fitted aggregate posterior' : 'prior'}`);
+    log(`eval: sampling ${options.n} images from the ${latents ? `latent density's ${latents.sampler}` : 'prior'}`);
     const generated = await generate(model, inputs.train, options.n, heldOut.size, options.seed, latents);
     const { quality: sample_quality, features } = await sampleQuality(inputs, options, real, generated, recipe, privacyTrain);
     const pairs = options.diversityPairs ?? Math.min(100, Math.floor(Math.min(real.n, generated.n) / 2));
@@ -387,10 +399,28 @@ export async function evaluateModel(inputs: EvalInputs, options: EvalOptions): P
     log(`eval: membership inference, ${members.length} training vs ${real.n} held-out images`);
     membership = await membershipInference(model, subset(privacyTrain, members), real, hashKeys(options.seed, Stream.eval, 14));
   }
-  let fitted_posterior: EvalMetrics['fitted_posterior'] = null;
-  if (fitImages && model.gaussianLatent) {
-    log(`eval: fitting the aggregate posterior on ${fitImages.n} training images`);
-    fitted_posterior = { n_fit: fitImages.n, ...(await sampleNumbers('fitted', await fitLatents(model, fitImages))) };
+  let density = inputs.latentDensity;
+  if (!density && fitImages) {
+    log(`eval: the checkpoint has no latent density; fitting one on ${fitImages.n} training images`);
+    density = await fitLatentDensityOf(model, fitImages, undefined, 0, options.seed);
   }
-  return { reconstruction, ...fromPrior, membership, fitted_posterior };
+  let fitted_posterior: EvalMetrics['fitted_posterior'] = null;
+  let mixture_posterior: NonNullable<EvalMetrics['mixture_posterior']> | null = null;
+  if (density) {
+    const n_fit = density.fitImages;
+    fitted_posterior = { n_fit, ...(await sampleNumbers('fitted', { density, sampler: 'gaussian' })) };
+    mixture_posterior = {
+      n_fit,
+      components: density.mixture.pooled.length,
+      ...(await sampleNumbers('mixture', { density, sampler: 'mixture' })),
+    };
+  }
+  const frechet = {
+    prior: fromPrior.sample_quality.frechet_distance,
+    gaussian: fitted_posterior?.sample_quality.frechet_distance ?? null,
+    mixture: mixture_posterior?.sample_quality.frechet_distance ?? null,
+  };
+  const sampler = { default: bestByFrechet(frechet), frechet };
+  log(`eval: default sampler ${sampler.default} (lowest Fréchet feature distance: ${JSON.stringify(frechet)})`);
+  return { reconstruction, ...fromPrior, membership, fitted_posterior, mixture_posterior, sampler };
 }

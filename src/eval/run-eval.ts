@@ -11,6 +11,7 @@ import { openDataset } from '../data/open.ts';
 import type { DatasetSplit } from '../data/types.ts';
 import { loadRun, readRunConfig, selectRunCheckpoint } from '../run/checkpoint.ts';
 import { hashKeys, mulberry32, Stream } from '../util/rng.ts';
+import { SAMPLER_CHOICE_FILE, writeSamplerChoice } from '../run/sampler-choice.ts';
 import type { DataConfig } from '../config/schema.ts';
 import type { VaeModel } from '../models/base.ts';
 import { JointVae } from '../models/joint_vae.ts';
@@ -118,7 +119,7 @@ export async function evalRun(runPath: string, options: RunEvalOptions): Promise
   const backend = await initBackend(options.backend ?? config.train.backend, log, {
     allowSoftwareGpu: options.allowSoftwareGpu ?? config.train.allow_software_gpu,
   });
-  const { model, state } = await loadRun(chosen);
+  const { model, state, latentDensity } = await loadRun(chosen);
   try {
     const dataPath = resolveBundledPath(config.data.path);
     const data = { format: config.data.format, path: dataPath };
@@ -141,6 +142,7 @@ export async function evalRun(runPath: string, options: RunEvalOptions): Promise
           trainData: featureNetData(config.data, await datasetHash(dataPath)),
           trainMean,
           latentFitImages,
+          latentDensity,
           heldOut,
           heldOutSplit: options.split,
         },
@@ -155,6 +157,11 @@ export async function evalRun(runPath: string, options: RunEvalOptions): Promise
           log,
         },
       );
+      if (metrics.sampler) {
+        const { default: sampler, frechet } = metrics.sampler;
+        writeSamplerChoice(runDir, { format: 'medvae-sampler', version: 1, step: state.step, sampler, split: options.split, frechet });
+        log(`eval: ${SAMPLER_CHOICE_FILE}: sample and report now draw from the ${sampler} for step ${state.step}`);
+      }
       return {
         format: 'medvae-eval',
         version: EVAL_FILE_VERSION,

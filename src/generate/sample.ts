@@ -1,5 +1,7 @@
-// Synthetic images from a trained run: latents from the prior or from a Gaussian fitted to the
-// training split's aggregate posterior (per class for the conditional model), decoded in chunks.
+// Synthetic images from a trained run: latents from the prior or from the checkpoint's density of
+// the aggregate posterior (a Gaussian or a mixture, per class for the conditional model), decoded in
+// chunks. By default the sampler `medvae eval` found closest to the validation images for these
+// weights (sampler.json), else the density's own preference (held-out latent log-likelihood).
 import * as tf from '@tensorflow/tfjs';
 import type { LoadedRun } from '../run/checkpoint.ts';
 import { denormalize } from '../run/images.ts';
@@ -7,10 +9,18 @@ import { sampleLabels } from '../models/sample-labels.ts';
 import { openDataset } from '../data/open.ts';
 import { hashKeys, mulberry32, Stream } from '../util/rng.ts';
 import { priorNoise } from './prior-draw.ts';
-import { drawLatentsFor, fitLatents, normalFrom, type FittedLatents } from '../eval/latent-fit.ts';
-import { readLatentFitImages } from '../eval/run-eval.ts';
+import { decoderInputWidth, drawLatents, type LatentDensity, type LatentSampler } from '../models/latent-density.ts';
+import { readSamplerChoice } from '../run/sampler-choice.ts';
+import { fitLatentDensityOf } from '../eval/latent-fit.ts';
+import { readLabelledImages } from '../eval/images.ts';
+import { heldOutIndices, readLatentFitImages } from '../eval/run-eval.ts';
 
-export type LatentSource = 'prior' | 'fitted';
+/** `fitted` is the old name of `gaussian`; `default` picks as the file header says. */
+export type LatentSource = LatentSampler | 'fitted' | 'default';
+export const LATENT_SOURCES: readonly LatentSource[] = ['default', 'prior', 'gaussian', 'mixture', 'fitted'];
+
+/** Validation images that choose an on-demand mixture's size. */
+const ON_DEMAND_VALIDATION = 512;
 
 export interface SampleOptions {
   n: number;
@@ -32,6 +42,8 @@ export interface SampledImages {
   channels: 1 | 3;
   labels: Float32Array;
   labelWidth: number;
+  /** Where the latents came from. */
+  sampler: LatentSampler;
 }
 
 /** A sampling request the run cannot serve (a label without a conditional model, fitted latents without Gaussian ones). */
@@ -45,23 +57,52 @@ export class SampleOptionError extends Error {
   }
 }
 
-async function fittedLatents(run: LoadedRun, seed: number, log: (line: string) => void): Promise<FittedLatents> {
+/** The checkpoint's latent density, or for a checkpoint without one a fit from the training data now. */
+async function densityOf(run: LoadedRun, seed: number, log: (line: string) => void): Promise<LatentDensity> {
+  if (run.latentDensity) return run.latentDensity;
   const { config, model } = run;
-  if (!model.gaussianLatent)
-    throw new SampleOptionError('latent', `fitted needs a Gaussian latent; this run is ${config.model.name} (use prior)`);
   const split = await openDataset(config.data, config.data.split);
+  const validation = await openDataset(config.data, config.data.val_split).catch(() => undefined);
   try {
     const images = await readLatentFitImages(split, config, seed);
-    log(`fitting the aggregate posterior on ${images.n} images of ${split.description}`);
-    return await fitLatents(model, images);
+    const held = validation
+      ? await readLabelledImages(
+          validation,
+          heldOutIndices(validation.length, ON_DEMAND_VALIDATION, seed),
+          config.model.image_size,
+          config.model.in_channels,
+          config.data.resize,
+        )
+      : undefined;
+    log(`${run.checkpoint} has no latent density (it predates them): fitting one on ${images.n} images of ${split.description}`);
+    return await fitLatentDensityOf(model, images, held, run.state.step, seed);
   } finally {
     await split.close();
+    await validation?.close();
   }
+}
+
+/** The sampler a request means, and the line that says which and why. */
+export function resolveSampler(run: LoadedRun, latent: LatentSource): { sampler: LatentSampler; why: string } {
+  if (latent === 'fitted') return { sampler: 'gaussian', why: '--latent fitted, the old name of gaussian' };
+  if (latent !== 'default') return { sampler: latent, why: `--latent ${latent}` };
+  const chosen = readSamplerChoice(run.runDir, run.state.step);
+  if (chosen)
+    return { sampler: chosen.sampler, why: `lowest Fréchet feature distance to the ${chosen.split} images (medvae eval, sampler.json)` };
+  if (run.latentDensity)
+    return {
+      sampler: run.latentDensity.preferred,
+      why: 'highest held-out latent log-likelihood; run medvae eval to choose by feature distance',
+    };
+  return {
+    sampler: 'prior',
+    why: 'the checkpoint has no latent density (it predates them); --latent gaussian fits one from the training data',
+  };
 }
 
 export async function sample(run: LoadedRun, options: SampleOptions): Promise<SampledImages> {
   const { config, model } = run;
-  const { n, seed = 0, label, latent = 'prior', batchSize = 64, log = () => undefined } = options;
+  const { n, seed = 0, label, latent = 'default', batchSize = 64, log = () => undefined } = options;
   if (!Number.isInteger(n) || n < 1) throw new SampleOptionError('n', `must be a positive integer, got ${n}`);
   const { labelWidth } = model;
   if (label !== undefined && (labelWidth === 0 || !Number.isInteger(label) || label < 0 || label >= labelWidth)) {
@@ -75,15 +116,21 @@ export async function sample(run: LoadedRun, options: SampleOptions): Promise<Sa
   const { image_size: size, in_channels: channels } = config.model;
   const pixels = new Uint8Array(n * size * size * channels);
   const labels = labelWidth > 0 ? sampleLabels(n, labelWidth, label) : new Float32Array(0);
-  const fitted = latent === 'fitted' ? await fittedLatents(run, seed, log) : undefined;
-  const normal = normalFrom(mulberry32(hashKeys(seed, Stream.sample, 2)));
+  if (!LATENT_SOURCES.includes(latent))
+    throw new SampleOptionError('latent', `must be one of ${LATENT_SOURCES.join(', ')}, got '${latent}'`);
+  const { sampler, why } = resolveSampler(run, latent);
+  log(`sampler: ${sampler} (${why})`);
+  const density = sampler === 'prior' ? undefined : await densityOf(run, seed, log);
+  const uniform = mulberry32(hashKeys(seed, Stream.sample, 2));
   for (let start = 0, chunk = 0; start < n; start += batchSize, chunk++) {
     const m = Math.min(batchSize, n - start);
     const rows = labels.subarray(start * labelWidth, (start + m) * labelWidth);
-    const z = fitted ? drawLatentsFor(fitted, rows, labelWidth, m, normal) : undefined;
+    const z = density && sampler !== 'prior' ? drawLatents(density, sampler, rows, labelWidth, m, uniform) : undefined;
     const out = tf.tidy(() => {
       const cond = labelWidth > 0 ? tf.tensor2d(rows, [m, labelWidth]) : undefined;
-      return z ? model.decode(tf.tensor2d(z, [m, config.model.latent_dim]), cond, false) : model.sample(m, priorNoise(seed, chunk), cond);
+      return z && density
+        ? model.decode(tf.tensor2d(z, [m, decoderInputWidth(density)]), cond, false)
+        : model.sample(m, priorNoise(seed, chunk), cond);
     });
     let data: Float32Array;
     try {
@@ -94,5 +141,5 @@ export async function sample(run: LoadedRun, options: SampleOptions): Promise<Sa
     const offset = start * size * size * channels;
     for (let i = 0; i < data.length; i++) pixels[offset + i] = denormalize(data[i]!);
   }
-  return { pixels, n, size, channels, labels, labelWidth };
+  return { pixels, n, size, channels, labels, labelWidth, sampler };
 }

@@ -61,6 +61,16 @@ function closestPairsFigures(evaluation: EvalFile, runDir: string): string {
   return figures.length > 0 ? `<h4>Closest sample / training pairs</h4>\n<div class="grids">${figures.join('')}</div>` : '';
 }
 
+/** Which sampler `medvae sample` uses by default for this checkpoint, and why (eval files before it: none). */
+function samplerLine(evaluation: EvalFile): string {
+  const choice = evaluation.metrics.sampler;
+  if (!choice) return '';
+  const distances = Object.entries(choice.frechet)
+    .map(([sampler, d]) => `${sampler} ${d === null ? 'n/a' : formatNumber(d)}`)
+    .join(', ');
+  return `<p>default sampler <b>${escapeHtml(choice.default)}</b>: the lowest Fréchet feature distance (${escapeHtml(distances)})</p>`;
+}
+
 function evalTable(evaluation: EvalFile | undefined, runDir: string): string {
   if (!evaluation) return `<p class="muted">not evaluated yet: run <code>medvae eval --run ${escapeHtml(runDir)}</code></p>`;
   const rows = metricRows(evaluation.metrics)
@@ -72,6 +82,7 @@ function evalTable(evaluation: EvalFile | undefined, runDir: string): string {
   const fn = evaluation.metrics.sample_quality.feature_net;
   const temperature = evaluation.model.temperature === null ? '' : `, temperature ${formatNumber(evaluation.model.temperature)}`;
   return `<p>split <b>${escapeHtml(evaluation.split)}</b>, n = ${evaluation.n}, seed = ${evaluation.seed}, checkpoint step ${evaluation.model.step}${temperature}, ${escapeHtml(evaluation.meta.created_at)}</p>
+${samplerLine(evaluation)}
 <p class="muted">Baselines are scored on the same held-out images: <i>grey</i> predicts the constant mid-grey image, <i>train mean</i> the training set's mean image, <i>real vs real</i> compares real training with real held-out images.</p>
 <table class="eval"><thead><tr><th>section</th><th>metric</th><th>value</th><th>baseline</th><th>note</th></tr></thead><tbody>
 ${rows}

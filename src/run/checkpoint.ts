@@ -4,6 +4,7 @@
 //     decoder/...                           (tf.loadLayersModel('.../model.json') loads it in a browser)
 //     optimizer-<group>.bin + .json         Adam moments and step count per optimizer group
 //     state.json                            epoch, step, data position, best loss, label width
+//     latent-density.json                   the aggregate posterior's density (models/latent-density.ts)
 //     manifest.json                         written last: every other file's size and SHA-256
 // written into a temporary directory and renamed, so a crash never leaves half a checkpoint.
 import * as tf from '@tensorflow/tfjs';
@@ -14,6 +15,7 @@ import type { LabelKind } from '../data/types.ts';
 import type { ExperimentConfig } from '../config/schema.ts';
 import { loadConfig } from '../config/load.ts';
 import { createModel } from '../models/index.ts';
+import { LATENT_DENSITY_FILE, latentDensityToJson, parseLatentDensity, type LatentDensity } from '../models/latent-density.ts';
 import { Adam } from '../optim/adam.ts';
 import { writeDirAtomic } from '../util/atomic.ts';
 import { CheckpointError, writeManifest } from './checkpoint-manifest.ts';
@@ -123,6 +125,8 @@ export interface CheckpointContents {
   model: VaeModel;
   optimizers: Record<string, Adam>;
   state: TrainState;
+  /** Fitted to this checkpoint's encoder; absent, the checkpoint has none (sampling falls back). */
+  latentDensity?: LatentDensity;
 }
 
 /** Writes a checkpoint under `root/step-XXXXXXX`, keeps the newest `keepLast`, and copies it to `root/best` when asked. */
@@ -135,6 +139,7 @@ export async function saveCheckpoint(root: string, c: CheckpointContents, keepLa
       await saveNamedTensors(tensors, join(dir, `optimizer-${group}`), { step, lr: opt.lr });
     }
     writeFileSync(join(dir, 'state.json'), JSON.stringify(c.state, null, 2));
+    if (c.latentDensity) writeFileSync(join(dir, LATENT_DENSITY_FILE), latentDensityToJson(c.latentDensity));
     writeManifest(dir);
   });
   if (isBest)
@@ -197,6 +202,19 @@ export interface LoadedRun {
   /** The checkpoint folder the weights came from. */
   checkpoint: string;
   state: TrainState;
+  /** The checkpoint's latent density; undefined for checkpoints written before it existed. */
+  latentDensity: LatentDensity | undefined;
+}
+
+/** A checkpoint's latent density, undefined when it has none (checkpoints from before it existed). */
+export function readLatentDensity(dir: string): LatentDensity | undefined {
+  const file = join(dir, LATENT_DENSITY_FILE);
+  if (!existsSync(file)) return undefined;
+  try {
+    return parseLatentDensity(readFileSync(file, 'utf8'), file);
+  } catch (e) {
+    throw new CheckpointError(`${(e as Error).message}; the checkpoint is damaged`, { cause: e });
+  }
 }
 
 export type LoadRunOptions = SelectCheckpointOptions;
@@ -240,5 +258,5 @@ function loadCheckpointOf({ runDir, dir }: RunCheckpoint): LoadedRun {
     model.dispose();
     throw e;
   }
-  return { config, model, runDir, checkpoint: dir, state };
+  return { config, model, runDir, checkpoint: dir, state, latentDensity: readLatentDensity(dir) };
 }

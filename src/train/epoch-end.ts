@@ -27,7 +27,8 @@ export class Checkpointer {
     if (isBest) state.bestLoss = state.lastLoss;
     if (!this.isChief) return;
     const adams = Object.fromEntries(Object.entries(optimizers).map(([group, o]) => [group, o.adam]));
-    this.last = await saveCheckpoint(this.root, { model, optimizers: adams, state }, this.cfg.output.keep_last, isBest);
+    const latentDensity = await this.run.latentDensity?.at(state.step);
+    this.last = await saveCheckpoint(this.root, { model, optimizers: adams, state, latentDensity }, this.cfg.output.keep_last, isBest);
     this.onCheckpoint?.(this.last);
   }
 
@@ -93,6 +94,7 @@ export async function endEpoch(
       labelNames: run.dataset.labelNames,
       metricsFile: run.metricsFile,
       batchSize: run.micro,
+      latentDensity: await run.latentDensity?.at(state.step),
     });
   }
   // "Best" compares epoch means: one step's loss is too noisy to pick a checkpoint by.

@@ -1,12 +1,14 @@
-// What a run shows of itself after each epoch: a grid of samples from fixed prior noise (the same
-// z every epoch, so progress is visible), a grid of originals above their reconstructions, and a
-// loss curve per term (SVG and PNG).
+// What a run shows of itself after each epoch: grids of samples from fixed noise (the same every
+// epoch, so progress is visible), one from the default sampler (epoch-NNNN.png: the latent density's
+// preferred one) and one from the prior (epoch-NNNN-prior.png); a grid of originals above their
+// reconstructions, and a loss curve per term (SVG and PNG).
 import * as tf from '@tensorflow/tfjs';
 import { join } from 'node:path';
 import type { ExperimentConfig } from '../config/schema.ts';
 import type { VaeModel } from '../models/base.ts';
 import type { Batch } from '../data/types.ts';
-import { stepNoise, Stream } from '../util/rng.ts';
+import { hashKeys, mulberry32, stepNoise, Stream } from '../util/rng.ts';
+import { decoderInputWidth, drawLatents, type LatentDensity } from '../models/latent-density.ts';
 import { stackFromTensor, svgToPng, writeGrid } from '../run/images.ts';
 import { writeFileAtomic } from '../util/atomic.ts';
 import { lossCurveSvg } from '../util/svg.ts';
@@ -24,6 +26,8 @@ export interface PictureInputs {
   metricsFile: string;
   /** Images per forward pass: the training's micro-batch, which is known to fit. */
   batchSize: number;
+  /** The latent density at this epoch's weights; absent, only the prior grid is drawn. */
+  latentDensity?: LatentDensity;
 }
 
 const pad4 = (n: number): string => String(n + 1).padStart(4, '0');
@@ -35,13 +39,25 @@ export async function writeSampleGrid(
   n: number,
   file: string,
   batchSize: number,
+  density?: LatentDensity,
 ): Promise<void> {
   const { labelWidth } = model;
   const conditional = labelWidth > 0;
   const labels = conditional ? sampleLabels(n, labelWidth) : undefined;
-  const images = tf.tidy(() =>
-    model.sample(n, stepNoise(cfg.train.seed, Stream.sample, 0), labels ? tf.tensor2d(labels, [n, labelWidth]) : undefined, batchSize),
-  );
+  const sampler = density?.preferred;
+  const images = tf.tidy(() => {
+    const cond = labels ? tf.tensor2d(labels, [n, labelWidth]) : undefined;
+    if (!density || !sampler || sampler === 'prior') return model.sample(n, stepNoise(cfg.train.seed, Stream.sample, 0), cond, batchSize);
+    const z = drawLatents(density, sampler, labels ?? [], labelWidth, n, mulberry32(hashKeys(cfg.train.seed, Stream.sample, 4)));
+    const parts: tf.Tensor4D[] = [];
+    for (let start = 0; start < n; start += batchSize) {
+      const m = Math.min(batchSize, n - start);
+      const width = decoderInputWidth(density);
+      const rows = cond ? tf.slice(cond, [start, 0], [m, labelWidth]) : undefined;
+      parts.push(model.decode(tf.tensor2d(z.subarray(start * width, (start + m) * width), [m, width]), rows, false));
+    }
+    return tf.concat(parts, 0);
+  });
   try {
     const captions = conditional ? Array.from({ length: n }, (_, k) => labelNames[k % labelWidth] ?? String(k % labelWidth)) : undefined;
     await writeGrid(file, await stackFromTensor(images), { cols: Math.ceil(Math.sqrt(n)), captions });
@@ -91,7 +107,9 @@ export async function writeLossPlots(metricsFile: string, dir: string): Promise<
 export async function writeEpochPictures(p: PictureInputs): Promise<void> {
   const n = p.config.output.sample_grid;
   const samples = join(p.runDir, 'samples', `epoch-${pad4(p.epoch)}.png`);
-  await writeSampleGrid(p.model, p.config, p.labelNames, n, samples, p.batchSize);
+  await writeSampleGrid(p.model, p.config, p.labelNames, n, samples, p.batchSize, p.latentDensity);
+  const prior = join(p.runDir, 'samples', `epoch-${pad4(p.epoch)}-prior.png`);
+  await writeSampleGrid(p.model, p.config, p.labelNames, n, prior, p.batchSize);
   const reconstructions = join(p.runDir, 'reconstructions', `epoch-${pad4(p.epoch)}.png`);
   await writeReconstructionGrid(p.model, p.preview, p.labelNames, reconstructions, p.batchSize);
   await writeLossPlots(p.metricsFile, join(p.runDir, 'plots'));

@@ -21,6 +21,7 @@ import { writeFileAtomic } from '../util/atomic.ts';
 import { createOptimizers, type GroupOptimizer } from './step.ts';
 import { broadcastWeights, type StepCollective } from './sync.ts';
 import { resolveMicroBatch } from './micro-batch.ts';
+import { LatentDensityFitter } from './latent-density-fit.ts';
 import { clearInterruptedWrites, resolveResumeCheckpoint, rewindMetrics } from './resume.ts';
 
 export interface RunSetup {
@@ -40,6 +41,8 @@ export interface RunSetup {
   /** Fixed real images (the start of the first batch of epoch 0) reconstructed every epoch, on the chief only. */
   preview: Batch | undefined;
   metricsFile: string;
+  /** Fits the latent density each checkpoint carries (on the chief only). */
+  latentDensity: LatentDensityFitter | undefined;
   /** Appends a line to metrics.jsonl (the chief's only). */
   record(line: object): void;
   /** Frees the data pipeline, optimizers and model. */
@@ -166,11 +169,29 @@ export async function setUpRun(
     node: process.version,
     time: new Date().toISOString(),
   });
+  const latentDensity = isChief ? new LatentDensityFitter(model, dataset, cfg, micro, log) : undefined;
   const release = async (): Promise<void> => {
+    await latentDensity?.close();
     await loader.close();
     await dataset.close();
     for (const opt of Object.values(optimizers)) opt.dispose();
     model.dispose();
   };
-  return { runDir, backend, dataset, loader, micro, model, optimizers, allWeights, norms, state, preview, metricsFile, record, release };
+  return {
+    runDir,
+    backend,
+    dataset,
+    loader,
+    micro,
+    model,
+    optimizers,
+    allWeights,
+    norms,
+    state,
+    preview,
+    metricsFile,
+    latentDensity,
+    record,
+    release,
+  };
 }
