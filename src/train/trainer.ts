@@ -8,7 +8,7 @@ import type { ExperimentConfig } from '../config/schema.ts';
 import { trainingCorruption } from '../config/validate.ts';
 import type { BackendInfo } from '../backend/index.ts';
 import { latestCheckpoint, type TrainState } from '../run/checkpoint.ts';
-import type { Progress } from '../run/progress.ts';
+import { createProgress, type Progress } from '../run/progress.ts';
 import { LocalCollective } from '../collective/collective.ts';
 import { DEFAULT_BUCKET_BYTES } from '../collective/ring-options.ts';
 import { applyGradients } from './step.ts';
@@ -34,7 +34,8 @@ export interface TrainOptions {
   runDir: string;
   /** A checkpoint directory, or a run directory whose newest checkpoint is used. */
   resume?: string;
-  progress: Progress;
+  /** Default: the console's progress line (a live bar on a terminal), every train.log_every steps. */
+  progress?: Progress;
   hooks?: TrainHooks;
   /** Absent: one process, the collective is the identity. */
   collective?: StepCollective;
@@ -58,7 +59,8 @@ export interface TrainResult {
 const CHECKSUM_EVERY = 50;
 
 export async function train(opts: TrainOptions): Promise<TrainResult> {
-  const { config: cfg, runDir, progress, hooks } = opts;
+  const { config: cfg, runDir, hooks } = opts;
+  const progress = opts.progress ?? createProgress('auto', { everySteps: cfg.train.log_every });
   const collective = opts.collective ?? new LocalCollective();
   const { rank, worldSize } = collective;
   const buckets = opts.gradientBuckets ?? { bytes: DEFAULT_BUCKET_BYTES, overlap: true };
