@@ -45,10 +45,19 @@ const backend = await initBackend('auto', log);
 const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
 emit({ kind: 'meta', commit, date: new Date().toISOString(), backend: backend.name, machine: machineInfo(), grids: a.out });
 
-async function runInfo(dir: string): Promise<{ run: string; step: number; epoch: number; epochs: number; classes: number[] }> {
+async function runInfo(
+  dir: string,
+): Promise<{ run: string; step: number; epoch: number; epochs: number; classes: number[]; image_size: number }> {
   const { config, state, model } = await loadRun(dir);
   model.dispose();
-  return { run: dir, step: state.step, epoch: state.epoch, epochs: config.train.epochs, classes: config.data.classes };
+  return {
+    run: dir,
+    step: state.step,
+    epoch: state.epoch,
+    epochs: config.train.epochs,
+    classes: config.data.classes,
+    image_size: config.model.image_size,
+  };
 }
 
 {

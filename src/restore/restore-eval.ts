@@ -154,7 +154,7 @@ export async function restorationMetrics(model: VaeModel, config: ExperimentConf
       const m = await denoisingTask(model, val, test, spec, opts.seed, batch);
       out.denoising.push(m);
       opts.log?.(
-        `restore: denoise ${m.noise}: PSNR noisy ${m.noisy.psnr.toFixed(2)}, model ${m.model.psnr.toFixed(2)}, blur ${m.gaussian_blur.psnr.toFixed(2)}, median ${m.median.psnr.toFixed(2)} dB`,
+        `restore: denoise ${m.noise}: PSNR noisy ${m.noisy.psnr.toFixed(2)}, model ${m.model.psnr.toFixed(2)}${m.model_posterior ? ` (combined with the input ${m.model_posterior.psnr.toFixed(2)})` : ''}, blur ${m.gaussian_blur.psnr.toFixed(2)}, median ${m.median.psnr.toFixed(2)} dB`,
       );
       if (opts.gridDir) {
         const g = Math.min(GRID_IMAGES, test.n);

@@ -35,7 +35,13 @@ export interface DenoisingMetrics {
   noise: string;
   n: number;
   noisy: Quality;
+  /** The decoder's mean: the posterior-mean reconstruction of the noisy image. */
   model: Quality;
+  /**
+   * The noisy input and the decoder's mean combined per pixel by their variances
+   * (posteriorCombination); null for salt-and-pepper noise, which has no variance to weigh by.
+   */
+  model_posterior: (Quality & { decoder_rms: number }) | null;
   /** The model's reconstruction of the clean images: the ceiling of its denoising. */
   model_on_clean: Quality;
   gaussian_blur: Quality & { sigma: number };
@@ -132,6 +138,50 @@ export async function modelDenoise(model: VaeModel, data: LabelledImages, noisy:
   return out;
 }
 
+/**
+ * The variance the noise adds at each value ([-1, 1] units) where the clean value is about `mean`:
+ * Gaussian (2 sigma)^2; Poisson 4 u / PEAK at intensity u = (mean + 1) / 2; null for
+ * salt-and-pepper, which replaces values rather than adding to them.
+ */
+export function noiseVariance(spec: NoiseSpec): ((mean: number) => number) | null {
+  if (spec.kind === 'gaussian') return () => (2 * spec.sigma) ** 2;
+  if (spec.kind === 'poisson') return (mean) => (2 * Math.max(mean + 1, 0)) / spec.peak;
+  return null;
+}
+
+/**
+ * The mean squared error of the decoder's mean at each value of an image (size x size x channels),
+ * over `clean`'s images: the decoder's own variance there, measured on another split than the one
+ * it is used on.
+ */
+export function decoderVariance(decoded: Float32Array, clean: ImageStack): Float32Array {
+  const per = clean.size * clean.size * clean.channels;
+  const out = new Float32Array(per);
+  for (let i = 0; i < decoded.length; i++) out[i % per] += (decoded[i]! - clean.data[i]!) ** 2 / clean.n;
+  return out;
+}
+
+/**
+ * Per value, the posterior mean of the clean x given two Gaussian readings of it: the noisy input
+ * y (variance s2, the noise's) and the decoder's mean m (variance d2, its error on validation):
+ * x = (d2 y + s2 m) / (s2 + d2). Where the decoder is exact the result is m; where it knows
+ * nothing, y.
+ */
+export function posteriorCombination(
+  noisy: Float32Array,
+  decoded: Float32Array,
+  variance: (mean: number) => number,
+  decoderVar: Float32Array,
+): Float32Array {
+  const out = new Float32Array(noisy.length);
+  for (let i = 0; i < noisy.length; i++) {
+    const d2 = decoderVar[i % decoderVar.length]!;
+    const s2 = variance(decoded[i]!);
+    out[i] = s2 + d2 > 0 ? (d2 * noisy[i]! + s2 * decoded[i]!) / (s2 + d2) : decoded[i]!;
+  }
+  return out;
+}
+
 export const BLUR_SIGMAS = [0.5, 0.75, 1, 1.5, 2, 3] as const;
 export const MEDIAN_WINDOWS = [3, 5, 7] as const;
 
@@ -171,11 +221,20 @@ export async function denoisingTask(
   const noisyTest: ImageStack = { ...cleanTest, data: addNoise(test.images, test.n, test.channels, spec, seed, 0, TEST_STREAM) };
   const sigma = bestFilterParameter(BLUR_SIGMAS, gaussianBlur, noisyVal, cleanVal);
   const window = bestFilterParameter(MEDIAN_WINDOWS, medianFilter, noisyVal, cleanVal);
+  const denoised = await modelDenoise(model, test, noisyTest.data, batch);
+  const variance = noiseVariance(spec);
+  let posterior: DenoisingMetrics['model_posterior'] = null;
+  if (variance) {
+    const decoderVar = decoderVariance(await modelDenoise(model, val, noisyVal.data, batch), cleanVal);
+    const rms = Math.sqrt(decoderVar.reduce((sum, v) => sum + v, 0) / decoderVar.length);
+    posterior = { ...(await quality(posteriorCombination(noisyTest.data, denoised, variance, decoderVar), cleanTest)), decoder_rms: rms };
+  }
   return {
     noise: noiseName(spec),
     n: test.n,
     noisy: await quality(noisyTest.data, cleanTest),
-    model: await quality(await modelDenoise(model, test, noisyTest.data, batch), cleanTest),
+    model: await quality(denoised, cleanTest),
+    model_posterior: posterior,
     model_on_clean: await quality(await modelDenoise(model, test, test.images, batch), cleanTest),
     gaussian_blur: { ...(await quality(gaussianBlur(noisyTest, sigma), cleanTest)), sigma },
     median: { ...(await quality(medianFilter(noisyTest, window), cleanTest)), window },

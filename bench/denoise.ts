@@ -1,0 +1,65 @@
+// The denoising numbers of docs/restoration.md at the data's native resolution: for each --run, on
+// all --n test images, the model's denoising (its decoder's mean, and that mean combined with the
+// noisy input by their variances) against a blur and a median filter tuned on the validation split,
+// at each --noise, with the model's reconstruction of the clean images (its ceiling). Prints one
+// JSON line per run and noise (the first: commit, date, machine, backend) and writes grids.
+//
+// Usage: node --import tsx bench/denoise.ts --run runs/denoise/vae32-denoising [--run ...]
+//          [--noise gaussian:0.05 --noise gaussian:0.1 --noise gaussian:0.2] [--n 400] [--out runs/denoise]
+import { execFileSync } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { initBackend } from '../src/backend/index.ts';
+import { machineInfo } from '../src/eval/run-eval.ts';
+import { loadRun } from '../src/run/checkpoint.ts';
+import { restorationMetrics } from '../src/restore/restore-eval.ts';
+
+const { values: a } = parseArgs({
+  options: {
+    run: { type: 'string', multiple: true, default: [] },
+    noise: { type: 'string', multiple: true, default: ['gaussian:0.05', 'gaussian:0.1', 'gaussian:0.2'] },
+    n: { type: 'string', default: '400' },
+    seed: { type: 'string', default: '0' },
+    out: { type: 'string', default: 'runs/denoise' },
+  },
+});
+if (a.run.length === 0) throw new Error('bench/denoise.ts: give at least one --run');
+const emit = (o: object): void => {
+  process.stdout.write(`${JSON.stringify(o)}\n`);
+};
+const log = (line: string): void => {
+  process.stderr.write(`${line}\n`);
+};
+
+const backend = await initBackend('auto', log);
+const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
+emit({ kind: 'meta', commit, date: new Date().toISOString(), backend: backend.name, machine: machineInfo(), grids: a.out });
+
+for (const dir of a.run) {
+  const started = Date.now();
+  const { config, state, model } = await loadRun(dir);
+  const gridDir = join(a.out, 'grids', dir.replace(/[^a-z0-9.]+/gi, '-'));
+  mkdirSync(gridDir, { recursive: true });
+  const r = await restorationMetrics(model, config, {
+    tasks: ['denoise'],
+    split: 'test',
+    n: Number(a.n),
+    seed: Number(a.seed),
+    noises: a.noise,
+    gridDir,
+    log,
+  });
+  model.dispose();
+  const info = {
+    run: dir,
+    step: state.step,
+    epoch: state.epoch,
+    epochs: config.train.epochs,
+    classes: config.data.classes,
+    image_size: config.model.image_size,
+    corrupt: config.train.corrupt,
+  };
+  for (const d of r.denoising ?? []) emit({ kind: 'denoising', ...info, ...d });
+  emit({ kind: 'grids', run: dir, dir: gridDir, grids: r.grids, seconds: (Date.now() - started) / 1000 });
+}
