@@ -29,7 +29,7 @@ export const MIXTURE_SIZES: readonly number[] = [1, 2, 4, 8];
 const IMAGES_PER_COMPONENT = 8;
 /** A class gets its own fit from this many training images; rarer classes use the pooled fit. */
 export const MIN_CLASS_IMAGES = 2;
-const EM_ITERATIONS = 50;
+const EM_ITERATIONS = 20;
 /** EM stops when the mean log-likelihood per image gains less than this. */
 const EM_TOLERANCE = 1e-5;
 
