@@ -2,7 +2,7 @@
 // RetinaMNIST for each worker count and reads the run's metrics.jsonl back.
 //   node --import tsx bench/dist.ts --model vae --size 64 --batch 64 --workers 1,2 --steps 10 [--warmup 2] [--micro n] [--overlap on,off] [--bucket-mb M] [--set key=value ...]
 // With --nnodes N (root, iproute2), runs N agents of `--cpu-workers w` each, one per network namespace
-// joined by veth pairs on a bridge, every link limited by tbf to --link-rate (test/helpers/netns.ts):
+// joined by veth pairs on a bridge, every link limited by tbf to --link-rate (scripts/netns.ts):
 // the rendezvous, the ring and the gradients cross a real (if local) network.
 // With --ceiling, runs w independent bench/step.ts processes at batch B/w side by side instead and
 // prints their summed images/s: the most w processes can do on this machine with no collective.
@@ -33,7 +33,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
-import { createTestNet, netnsSkipReason, sweepStale, type TestNet } from '../test/helpers/netns.ts';
+import { createTestNet, netnsSkipReason, sweepStale, type TestNet } from '../scripts/netns.ts';
 
 const ROOT = resolve(fileURLToPath(import.meta.url), '..', '..');
 const MODELS = { vae: 'vae', beta: 'beta_vae', mssim: 'mssim_vae', cvae: 'cvae', joint: 'joint_vae', vaegan: 'vae_gan' } as const;

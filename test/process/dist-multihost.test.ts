@@ -1,5 +1,5 @@
 // medvae-dist across hosts, over a real network: each node is a network namespace with an address of
-// its own, joined to the others by veth pairs on a bridge (test/helpers/netns.ts), links limited to
+// its own, joined to the others by veth pairs on a bridge (scripts/netns.ts), links limited to
 // 1 Gbit/s by tbf. The run directory is on this machine's filesystem, which every namespace shares,
 // as a cluster's shared volume would be. Needs root and `ip`; without them every test skips, saying why.
 import { after, afterEach, before, test } from 'node:test';
@@ -12,7 +12,7 @@ import * as tf from '@tensorflow/tfjs';
 import { writeTinyNpz } from '../helpers/tiny-data.ts';
 import { startProcess, workersOf, type RunningProcess } from '../helpers/dist-process.ts';
 import { checkpointWeights, maxAbsDiff } from '../helpers/checkpoint-weights.ts';
-import { createTestNet, leftovers, netnsSkipReason, sweepStale, type TestNet } from '../helpers/netns.ts';
+import { createTestNet, leftovers, netnsSkipReason, sweepStale, type TestNet } from '../../scripts/netns.ts';
 import { latestCheckpoint, readState } from '../../src/run/checkpoint.ts';
 
 await tf.setBackend('cpu');
