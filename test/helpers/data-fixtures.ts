@@ -4,13 +4,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { tempDir as removedAtExit } from './temp-dir.ts';
 import { encodeZip as zipBytes, type NpzVariant as ZipVariant } from '../../src/data/npz-writer.ts';
-
-/** A directory removed when the test process exits. */
-export async function tempDir(prefix: string): Promise<string> {
-  return removedAtExit(`medvae-${prefix}-`);
-}
 
 export interface NpyOptions {
   version?: 1 | 2 | 3;

@@ -9,7 +9,7 @@ import { Command } from 'commander';
 import { registerDataCommands } from '../../src/cli/data-command.ts';
 import { downloadMedmnist } from '../../src/data/download.ts';
 import { DownloadError } from '../../src/data/errors.ts';
-import { tempDir } from '../helpers/data-fixtures.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 // A local stand-in for zenodo, serving the bundled official retinamnist.npz:
 //   /good/...     honours Range requests (206)
@@ -59,7 +59,7 @@ after(async () => {
 });
 
 beforeEach(async () => {
-  dir = await tempDir('download');
+  dir = tempDir('medvae-download-');
   requests.length = 0;
 });
 afterEach(async () => {

@@ -7,14 +7,15 @@ import { CorruptImageError, DatasetError, DatasetNotFoundError } from '../../src
 import { createLoader, type LoaderOptions } from '../../src/data/loader.ts';
 import { openDataset } from '../../src/data/open.ts';
 import type { Batch, DatasetSplit, RawImage, SampleRecord } from '../../src/data/types.ts';
-import { jpegOf, rgbSplit, syntheticRgb, tempDir, writeGleasonTree, writeNpz } from '../helpers/data-fixtures.ts';
+import { jpegOf, rgbSplit, syntheticRgb, writeGleasonTree, writeNpz } from '../helpers/data-fixtures.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 let dir: string;
 let npzPath: string;
 const train = rgbSplit(40, 6, 5);
 
 before(async () => {
-  dir = await tempDir('loader');
+  dir = tempDir('medvae-loader-');
   npzPath = join(dir, 'retinamnist.npz');
   await writeNpz(npzPath, { train }, 'deflated');
 });

@@ -6,11 +6,12 @@ import { DatasetError } from '../../src/data/errors.ts';
 import { MEDMNIST, medmnistFileName, openMedmnist } from '../../src/data/medmnist.ts';
 import { parseNpyHeader } from '../../src/data/npy.ts';
 import { NpzArchive } from '../../src/data/npz.ts';
-import { npyBytes, rgbSplit, tempDir, writeNpz, zipBytes, type ZipVariant } from '../helpers/data-fixtures.ts';
+import { npyBytes, rgbSplit, writeNpz, zipBytes, type ZipVariant } from '../helpers/data-fixtures.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 let dir: string;
 before(async () => {
-  dir = await tempDir('npz');
+  dir = tempDir('medvae-npz-');
 });
 after(async () => {
   await rm(dir, { recursive: true, force: true });

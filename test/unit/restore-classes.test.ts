@@ -7,10 +7,11 @@ import { ConfigError } from '../../src/config/validate.ts';
 import { filterClasses } from '../../src/data/class-filter.ts';
 import { DatasetError } from '../../src/data/errors.ts';
 import { openDataset } from '../../src/data/open.ts';
-import { patternPixels, tempDir, writeNpz } from '../helpers/data-fixtures.ts';
+import { patternPixels, writeNpz } from '../helpers/data-fixtures.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 async function labelledNpz(): Promise<string> {
-  const path = join(await tempDir('classes'), 'tiny.npz');
+  const path = join(tempDir('medvae-classes-'), 'tiny.npz');
   const labels = Uint8Array.from([0, 1, 2, 0, 1, 0]);
   await writeNpz(path, { train: { images: patternPixels(6, 4, 1), imageShape: [6, 4, 4], labels, labelShape: [6, 1] } }, 'stored');
   return path;

@@ -15,7 +15,7 @@ import { maskSource, parseMaskSpec } from '../../src/restore/mask.ts';
 import { maskedPsnrPerImage, maskedSsimPerImage, psnrPerImage, ssimPerImage } from '../../src/restore/metrics.ts';
 import { addNoise, parseNoise } from '../../src/restore/noise.ts';
 import { readScoresCsv, writeScoresCsv } from '../../src/restore/scores-csv.ts';
-import { tempDir } from '../helpers/data-fixtures.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 before(async () => {
   await initBackend('wasm');
@@ -102,7 +102,7 @@ describe('masks', () => {
     assert.throws(() => parseMaskSpec('centre:0.2'), MaskError);
     assert.throws(() => parseMaskSpec('center:1.5'), MaskError);
     await assert.rejects(maskSource(parseMaskSpec('box:6,6,4,4'), 8, 0), /reaches past the 8x8/);
-    const dir = await tempDir('mask');
+    const dir = tempDir('medvae-mask-');
     const png = join(dir, 'm.png');
     writeFileSync(
       png,
@@ -161,7 +161,7 @@ describe('anomaly AUROC and scores.csv', () => {
   });
 
   it('writes and reads back', async () => {
-    const path = join(await tempDir('scores'), 'scores.csv');
+    const path = join(tempDir('medvae-scores-'), 'scores.csv');
     const t = { index: [3, 7], label: [1, null], neg_elbo: [-12.5, 3e4], neg_iwae: [-13.25, 2.9e4], recon_mse: [0.01, 0.5] };
     writeScoresCsv(path, t);
     assert.deepEqual(readScoresCsv(path), t);
