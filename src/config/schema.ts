@@ -54,6 +54,13 @@ export interface ModelConfig {
    */
   gan_equilibrium: number;
   gan_margin: number;
+  /**
+   * How the decoder doubles its side: 'transpose' (3x3 stride-2 transposed convolutions, as
+   * PyTorch-VAE) or 'resize' (nearest-neighbour doubling, then a 3x3 conv: no checkerboard, Odena
+   * et al. 2016). 'transpose' is the default so that checkpoints written before this key load as
+   * they were trained; configs/vae_gan_retinamnist.yaml picks 'resize' (docs/vae-gan.md).
+   */
+  upsample: 'transpose' | 'resize';
 }
 
 export interface DataConfig {
@@ -181,6 +188,7 @@ export const DEFAULT_CONFIG: ExperimentConfig = {
     pixel_weight: 0,
     gan_equilibrium: 0.68,
     gan_margin: 0,
+    upsample: 'transpose',
   },
   data: {
     format: 'medmnist',

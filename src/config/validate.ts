@@ -20,6 +20,7 @@ const CHOICES: Record<string, readonly (string | number)[]> = {
   'model.name': ['vae', 'beta_vae', 'mssim_vae', 'cvae', 'joint_vae', 'vae_gan'],
   'model.in_channels': [1, 3],
   'model.loss_type': ['H', 'B'],
+  'model.upsample': ['transpose', 'resize'],
   'data.format': ['medmnist', 'gleason', 'folder'],
   'data.resize': ['area', 'bilinear'],
   'train.backend': BACKEND_CHOICES,

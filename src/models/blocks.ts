@@ -9,6 +9,7 @@ import type { StepNoise } from './base.ts';
 import { BatchNorm } from './batch-norm.ts';
 import { Conv2D } from './conv2d.ts';
 import { LeakyRelu } from './leaky-relu.ts';
+import { UpSampling2D } from './up-sampling2d.ts';
 
 /** A model.* setting that cannot build a model; the message names the key. */
 export class ModelConfigError extends Error {
@@ -76,6 +77,15 @@ export class LayerFactory {
     });
   }
 
+  /**
+   * Doubles the side by repeating each pixel (nearest neighbour; TF.js's bilinear UpSampling2D
+   * samples the legacy grid without half-pixel centres, which shifts the image a quarter pixel per
+   * layer). No weights; saved as the stock Keras layer.
+   */
+  upsample(): tf.layers.Layer {
+    return new UpSampling2D({ name: this.next('upsample'), size: [2, 2], interpolation: 'nearest' });
+  }
+
   dense(units: number): tf.layers.Layer {
     return tf.layers.dense({ name: this.next('dense'), units, kernelInitializer: this.kernelInit() });
   }
@@ -139,14 +149,24 @@ export function input(f: LayerFactory, shape: number[], what: string): SymbolicT
 }
 
 /**
+ * One doubling of the side to `filters` channels. 'transpose': a 3x3 stride-2 transposed conv,
+ * whose kernel overlaps itself unevenly (every other output pixel sums 4 taps, the others 1 or 2), so
+ * its outputs carry a checkerboard unless training cancels it (Odena et al. 2016). 'resize': nearest
+ * neighbour doubling, then a 3x3 conv, which treats every output pixel alike.
+ */
+function upsampleBlock(f: LayerFactory, h: SymbolicTensor, filters: number, upsample: ModelConfig['upsample']): SymbolicTensor {
+  return upsample === 'resize' ? apply(f.conv(filters, 1), apply(f.upsample(), h)) : apply(f.deconv(filters), h);
+}
+
+/**
  * The PyTorch-VAE decoder from a latent(-like) vector: Dense to the flatten size, reshape, one
- * deconv block per hidden dim (reversed), a last deconv block at the first hidden dim, then a
- * 3x3 conv to the image channels and tanh (images live in [-1, 1]).
+ * upsampling block per hidden dim (reversed), a last one at the first hidden dim, then a 3x3 conv
+ * to the image channels and tanh (images live in [-1, 1]).
  */
 export function deconvStack(
   f: LayerFactory,
   z: SymbolicTensor,
-  config: Pick<ModelConfig, 'image_size' | 'hidden_dims' | 'in_channels'>,
+  config: Pick<ModelConfig, 'image_size' | 'hidden_dims' | 'in_channels' | 'upsample'>,
 ): SymbolicTensor {
   const side = bottleneckSide(config);
   const reversed = [...config.hidden_dims].reverse();
@@ -155,9 +175,9 @@ export function deconvStack(
     f.named('reshape', (name) => tf.layers.reshape({ name, targetShape: [side, side, reversed[0]] })),
     h,
   );
-  for (const dim of reversed.slice(1)) h = apply(f.leakyRelu(), apply(f.batchNorm(), apply(f.deconv(dim), h)));
-  const last = reversed[reversed.length - 1];
-  h = apply(f.leakyRelu(), apply(f.batchNorm(), apply(f.deconv(last), h)));
+  for (const dim of [...reversed.slice(1), reversed[reversed.length - 1]]) {
+    h = apply(f.leakyRelu(), apply(f.batchNorm(), upsampleBlock(f, h, dim, config.upsample)));
+  }
   h = apply(f.conv(config.in_channels, 1), h);
   return apply(
     f.named('tanh', (name) => tf.layers.activation({ name, activation: 'tanh' })),

@@ -111,15 +111,18 @@ export function trainingFootprint(config: ModelConfig, labelWidth = config.num_c
   const flat = bottleneck * bottleneck * last;
   parameters += 2 * denseParams(flat, config.latent_dim) + (extra > 0 ? denseParams(flat, extra) : 0);
 
-  // Decoder (blocks.ts deconvStack): dense to the bottleneck, a deconv block per hidden dim after
-  // the last, one more at full size, the output conv and tanh.
+  // Decoder (blocks.ts deconvStack): dense to the bottleneck, an upsampling block per hidden dim
+  // after the last, one more at full size, the output conv and tanh. A resize block also keeps its
+  // doubled input (what its conv reads); its conv has the transposed conv's parameters.
   const p = t.decoderPasses;
   const reversed = [...dims].reverse();
   add('decoder', 'dense', bottleneck, last, p, 2);
   parameters += denseParams(config.latent_dim + extra + label, flat);
   const widths = [...reversed.slice(1), reversed[reversed.length - 1]!];
   widths.forEach((d, i) => {
-    add('decoder', `deconv${i}`, bottleneck * 2 ** (i + 1), d, p, BLOCK_TENSORS);
+    const side = bottleneck * 2 ** (i + 1);
+    if (config.upsample === 'resize') add('decoder', `upsample${i}`, side, i === 0 ? last : widths[i - 1]!, p, 1);
+    add('decoder', `deconv${i}`, side, d, p, BLOCK_TENSORS);
     parameters += convParams(i === 0 ? last : widths[i - 1]!, d) + 2 * d;
   });
   add('decoder', 'output', size, channels, p, 3);

@@ -9,7 +9,8 @@
 // cross-entropy on the real batch (label 1), its reconstructions (0) and decoded prior samples (0).
 // The KL carries kld_weight as in every other model here, keeping its scale comparable to a mean
 // squared error. Logged terms: loss (the encoder's objective, the VAE part), kld, dis_llike,
-// reconstruction (pixel MSE, for monitoring only) and gan.
+// reconstruction (pixel MSE, for monitoring only), gan and its parts (gan_real, gan_fake, and
+// gan_prior: the discriminator's loss on decoded prior draws alone).
 import * as tf from '@tensorflow/tfjs';
 import type { SymbolicTensor } from '@tensorflow/tfjs-layers';
 import type { ModelConfig, ModelName } from '../config/schema.ts';
@@ -81,7 +82,8 @@ export class VaeGan extends VanillaVae {
         c.pixel_weight > 0 ? (tf.add(featureNll, tf.mul(gaussianNllPerImage(recon, x), c.pixel_weight)) as tf.Scalar) : featureNll;
       const loss = tf.add(tf.mul(kld, kldWeight(c, ctx)), disLlike) as tf.Scalar;
       const realLoss = bceWithLogits(logitReal, 1);
-      const fakeLoss = tf.div(tf.add(bceWithLogits(logitRecon, 0), bceWithLogits(logitPrior, 0)), 2) as tf.Scalar;
+      const priorLoss = bceWithLogits(logitPrior, 0);
+      const fakeLoss = tf.div(tf.add(bceWithLogits(logitRecon, 0), priorLoss), 2) as tf.Scalar;
       const gan = tf.add(realLoss, tf.mul(fakeLoss, 2)) as tf.Scalar;
       // The non-saturating form of -GAN (Goodfellow et al. 2014): the decoder asks the
       // discriminator to call its images real. Minimising -log(1 - D) instead stops the decoder
@@ -97,6 +99,7 @@ export class VaeGan extends VanillaVae {
           gan,
           gan_real: realLoss,
           gan_fake: fakeLoss,
+          gan_prior: priorLoss,
           train_discriminator: discriminator,
           train_adversarial: decoder,
         },
