@@ -2,14 +2,12 @@
 // the aggregate posterior (a Gaussian or a mixture, per class for the conditional model), decoded in
 // chunks. By default the sampler `medvae eval` found closest to the validation images for these
 // weights (sampler.json), else the density's own preference (held-out latent log-likelihood).
-import * as tf from '@tensorflow/tfjs';
 import type { LoadedRun } from '../run/checkpoint.ts';
 import { denormalize } from '../run/images.ts';
 import { sampleLabels } from '../models/sample-labels.ts';
 import { openDataset } from '../data/open.ts';
-import { hashKeys, mulberry32, Stream } from '../util/rng.ts';
-import { priorNoise } from './prior-draw.ts';
-import { decoderInputWidth, drawLatents, type LatentDensity, type LatentSampler } from '../models/latent-density.ts';
+import { drawChunks } from './latent-draw.ts';
+import type { LatentDensity, LatentSampler } from '../models/latent-density.ts';
 import { readSamplerChoice } from '../run/sampler-choice.ts';
 import { fitLatentDensityOf } from '../eval/latent-fit.ts';
 import { readLabelledImages } from '../eval/images.ts';
@@ -82,22 +80,49 @@ async function densityOf(run: LoadedRun, seed: number, log: (line: string) => vo
   }
 }
 
-/** The sampler a request means, and the line that says which and why. */
-export function resolveSampler(run: LoadedRun, latent: LatentSource): { sampler: LatentSampler; why: string } {
-  if (latent === 'fitted') return { sampler: 'gaussian', why: '--latent fitted, the old name of gaussian' };
-  if (latent !== 'default') return { sampler: latent, why: `--latent ${latent}` };
+/**
+ * What a sampler was chosen by: the --latent option, `medvae eval`'s feature distances (sampler.json),
+ * the density's held-out latent log-likelihood, or the prior for a checkpoint without a density.
+ */
+export type SamplerBasis = 'option' | 'evaluation' | 'likelihood' | 'no-density';
+
+export interface ResolvedSampler {
+  sampler: LatentSampler;
+  basis: SamplerBasis;
+  /** The reason in the words of `medvae sample`'s line. */
+  why: string;
+  /** With basis 'evaluation': the held-out split `medvae eval` measured on. */
+  split?: string;
+}
+
+/** The sampler `medvae sample` uses without --latent (and the web explorer starts with). */
+export function defaultSampler(run: LoadedRun): ResolvedSampler & { basis: Exclude<SamplerBasis, 'option'> } {
   const chosen = readSamplerChoice(run.runDir, run.state.step);
   if (chosen)
-    return { sampler: chosen.sampler, why: `lowest Fréchet feature distance to the ${chosen.split} images (medvae eval, sampler.json)` };
+    return {
+      sampler: chosen.sampler,
+      basis: 'evaluation',
+      why: `lowest Fréchet feature distance to the ${chosen.split} images (medvae eval, sampler.json)`,
+      split: chosen.split,
+    };
   if (run.latentDensity)
     return {
       sampler: run.latentDensity.preferred,
+      basis: 'likelihood',
       why: 'highest held-out latent log-likelihood; run medvae eval to choose by feature distance',
     };
   return {
     sampler: 'prior',
+    basis: 'no-density',
     why: 'the checkpoint has no latent density (it predates them); --latent gaussian fits one from the training data',
   };
+}
+
+/** The sampler a request means, and the line that says which and why. */
+export function resolveSampler(run: LoadedRun, latent: LatentSource): ResolvedSampler {
+  if (latent === 'fitted') return { sampler: 'gaussian', basis: 'option', why: '--latent fitted, the old name of gaussian' };
+  if (latent !== 'default') return { sampler: latent, basis: 'option', why: `--latent ${latent}` };
+  return defaultSampler(run);
 }
 
 export async function sample(run: LoadedRun, options: SampleOptions): Promise<SampledImages> {
@@ -120,26 +145,10 @@ export async function sample(run: LoadedRun, options: SampleOptions): Promise<Sa
     throw new SampleOptionError('latent', `must be one of ${LATENT_SOURCES.join(', ')}, got '${latent}'`);
   const { sampler, why } = resolveSampler(run, latent);
   log(`sampler: ${sampler} (${why})`);
-  const density = sampler === 'prior' ? undefined : await densityOf(run, seed, log);
-  const uniform = mulberry32(hashKeys(seed, Stream.sample, 2));
-  for (let start = 0, chunk = 0; start < n; start += batchSize, chunk++) {
-    const m = Math.min(batchSize, n - start);
-    const rows = labels.subarray(start * labelWidth, (start + m) * labelWidth);
-    const z = density && sampler !== 'prior' ? drawLatents(density, sampler, rows, labelWidth, m, uniform) : undefined;
-    const out = tf.tidy(() => {
-      const cond = labelWidth > 0 ? tf.tensor2d(rows, [m, labelWidth]) : undefined;
-      return z && density
-        ? model.decode(tf.tensor2d(z, [m, decoderInputWidth(density)]), cond, false)
-        : model.sample(m, priorNoise(seed, chunk), cond);
-    });
-    let data: Float32Array;
-    try {
-      data = (await out.data()) as Float32Array;
-    } finally {
-      out.dispose();
-    }
+  const source = sampler === 'prior' ? { sampler } : { sampler, density: await densityOf(run, seed, log) };
+  await drawChunks(model, { n, seed, labels, labelWidth, source, batchSize }, (start, data) => {
     const offset = start * size * size * channels;
     for (let i = 0; i < data.length; i++) pixels[offset + i] = denormalize(data[i]!);
-  }
+  });
   return { pixels, n, size, channels, labels, labelWidth, sampler };
 }

@@ -405,6 +405,10 @@ export function classOfRow(labels: ArrayLike<number>, offset: number, width: num
  * `count` decoder inputs (count x decoderInputWidth, row-major): the continuous part from the
  * sampler's density, of the row's class where it has a fit (one-hot label rows, count x labelWidth),
  * then a one-hot of each categorical latent drawn by its frequencies.
+ *
+ * `temperature` T scales each draw's deviation from its component's mean: z = mean_k + L_k (T eps),
+ * so T = 1 is the density itself and T = 0 the component means; the uniform draws consumed (and so
+ * the components and categories picked) are the same at every temperature.
  */
 export function drawLatents(
   density: LatentDensity,
@@ -413,7 +417,10 @@ export function drawLatents(
   labelWidth: number,
   count: number,
   uniform: () => number,
+  temperature = 1,
 ): Float32Array {
+  if (!(temperature >= 0) || !Number.isFinite(temperature))
+    throw new LatentDensityError(`temperature must be a finite number >= 0, got ${temperature}`);
   const d = density.dim;
   const width = decoderInputWidth(density);
   const out = new Float32Array(count * width);
@@ -428,7 +435,7 @@ export function drawLatents(
           uniform,
         )
       ]!;
-    for (let k = 0; k < d; k++) eps[k] = normal();
+    for (let k = 0; k < d; k++) eps[k] = temperature * normal();
     for (let i = 0; i < d; i++) {
       let v = mean[i]!;
       for (let k = 0; k <= i; k++) v += l[i * d + k]! * eps[k]!;

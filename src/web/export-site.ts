@@ -20,11 +20,13 @@ import {
   SITE_FILES,
   SITE_FORMAT,
   SITE_VERSION,
-  type LatentDensity,
   type NetworkWeights,
   type SiteBundle,
   type SiteData,
+  type SiteSampling,
 } from './site-data.ts';
+import { defaultSampler } from '../generate/sample.ts';
+import { LATENT_DENSITY_FILE, LATENT_SAMPLERS, latentDensityToJson, type LatentDensity } from '../models/latent-density.ts';
 
 /** Iterations of the page's imputation chains: a few seconds on a laptop GPU; `medvae impute` runs more. */
 const PAGE_IMPUTE_ITERATIONS = 10;
@@ -72,11 +74,15 @@ export function checkExportTarget(out: string): void {
 }
 
 /**
- * The density the page samples from. Today the N(0, I) prior; when checkpoints carry a learned
- * latent density, this is the one place that chooses it.
+ * Where the page samples from: the checkpoint's latent density (null for a checkpoint that predates
+ * them: the prior only) and the sampler `medvae sample` uses by default (`defaultSampler`), which
+ * the page starts with.
  */
-export function siteDensity(_run: LoadedRun): LatentDensity {
-  return { kind: 'prior' };
+export function siteDensity(run: LoadedRun): { sampling: SiteSampling; density: LatentDensity | null } {
+  const { sampler, basis, split } = defaultSampler(run);
+  const density = run.latentDensity ?? null;
+  const samplers = density ? [...LATENT_SAMPLERS] : ['prior' as const];
+  return { sampling: { sampler, basis, ...(split === undefined ? {} : { split }), samplers }, density };
 }
 
 /** A network's weights as TF.js writes them: specs and bytes (model.json + weights.bin beside). */
@@ -142,6 +148,10 @@ export async function exportWebSite(run: LoadedRun, opts: ExportOptions): Promis
   const { reference, ...training } = await trainingReference(run, sigma, opts);
   const evalFile = readEvalFile(run.runDir);
   const { labelWidth } = model;
+  const { sampling, density } = siteDensity(run);
+  opts.log(
+    `samples: ${sampling.sampler} by default (as medvae sample)${density ? '; the page offers prior, gaussian and mixture' : '; the checkpoint has no latent density (it predates them): the prior only'}`,
+  );
   const site: SiteData = {
     format: SITE_FORMAT,
     version: SITE_VERSION,
@@ -150,7 +160,7 @@ export async function exportWebSite(run: LoadedRun, opts: ExportOptions): Promis
     labelWidth,
     classNames: labelWidth > 0 ? training.classNames : [],
     resize: config.data.resize,
-    density: siteDensity(run),
+    sampling,
     decoderSigma: sigma,
     sigmaFittedOn: `${sigmaSet.n} images of ${basename(sigmaOn)}`,
     reference,
@@ -170,6 +180,7 @@ export async function exportWebSite(run: LoadedRun, opts: ExportOptions): Promis
   const decoder = await networkArtifacts(model.networks['decoder']!);
   const bundle: SiteBundle = {
     ...site,
+    density,
     weights: {
       encoder: { specs: encoder.specs, base64: Buffer.from(encoder.weights).toString('base64') },
       decoder: { specs: decoder.specs, base64: Buffer.from(decoder.weights).toString('base64') },
@@ -187,6 +198,7 @@ export async function exportWebSite(run: LoadedRun, opts: ExportOptions): Promis
       writeFileSync(join(dir, name, 'weights.bin'), net.weights);
     }
     writeFileSync(join(dir, SITE_FILES.metadata), `${JSON.stringify(site, null, 2)}\n`);
+    if (density) writeFileSync(join(dir, LATENT_DENSITY_FILE), latentDensityToJson(density));
     writeFileSync(join(dir, SITE_FILES.modelData), modelDataScript(JSON.stringify(bundle)));
     writeFileSync(join(dir, SITE_FILES.script), script);
     writeFileSync(join(dir, SITE_FILES.page), html);

@@ -2,7 +2,7 @@
 // export time so the page reads before its script has started; explorer.js (page/main.ts) fills
 // in the pictures. Every string from the run goes through escapeHtml.
 import { escapeHtml } from '../util/escape-html.ts';
-import { MODEL_DATA_GLOBAL, SITE_FILES, quantileOf, type SiteData } from './site-data.ts';
+import { MODEL_DATA_GLOBAL, SAMPLER_WORDS, SITE_FILES, quantileOf, samplerLine, type SiteData } from './site-data.ts';
 
 const STYLE = `
 body { font: 15px/1.45 system-ui, sans-serif; margin: 0 auto; max-width: 1100px; padding: 0 20px 40px; color: #1a1a1a; }
@@ -37,6 +37,16 @@ function classOptions(site: SiteData, all: string): string {
 function classPicker(site: SiteData, id: string, label: string, all: string): string {
   if (site.labelWidth === 0) return `<select id="${id}" hidden><option value=""></option></select>`;
   return `<label>${escapeHtml(label)} <select id="${id}">${classOptions(site, all)}</select></label>`;
+}
+
+/** The sampler picker, the default (`medvae sample`'s) selected; a model without a fitted density has only the prior. */
+function samplerPicker(site: SiteData): string {
+  const { sampler, samplers } = site.sampling;
+  const options = samplers.map(
+    (s) =>
+      `<option value="${s}"${s === sampler ? ' selected' : ''}>${escapeHtml(SAMPLER_WORDS[s].option)}${s === sampler ? ' (default)' : ''}</option>`,
+  );
+  return `<label>Codes from <select id="sampler"${samplers.length < 2 ? ' disabled' : ''}>${options.join('')}</select></label>`;
 }
 
 function cardTable(site: SiteData): string {
@@ -95,9 +105,11 @@ ${evaluationTable(site)}
 <section id="samples" data-state="working">
 <h2>Samples: what the model makes up</h2>
 <p class="help">Each picture is a new synthetic image drawn by the model. <em>Temperature</em> below 1 gives more typical, blander images; above 1 more varied and less realistic ones. Click a picture to use it as an end of the interpolation further down.</p>
+<p id="sampler-line" class="help">${escapeHtml(samplerLine(site.sampling, site.sampling.sampler))}</p>
 <div class="controls">
 <button id="redraw">Draw new samples</button>
 <label>Temperature <input id="temperature" type="range" min="0.1" max="1.5" step="0.05" value="1"> <span id="temperature-value">1.00</span></label>
+${samplerPicker(site)}
 ${classPicker(site, 'sample-class', 'Class', 'all classes in turn')}
 <span class="status"></span>
 </div>

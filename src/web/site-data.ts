@@ -3,9 +3,12 @@
 // arithmetic here, so both sides import the same definitions.
 import type { ModelConfig } from '../config/schema.ts';
 import type { ResizeMode } from '../data/transforms.ts';
+import type { LatentDensity, LatentSampler } from '../models/latent-density.ts';
+import type { SamplerBasis } from '../generate/sample.ts';
 
 export const SITE_FORMAT = 'medvae-web-explorer';
-export const SITE_VERSION = 1;
+/** 2: `sampling` and the bundle's learned latent density replace version 1's `density` (the prior only). */
+export const SITE_VERSION = 2;
 
 /** Files of a site, relative to its folder. */
 export const SITE_FILES = {
@@ -19,10 +22,52 @@ export const SITE_FILES = {
 export const MODEL_DATA_GLOBAL = 'MEDVAE_SITE';
 
 /**
- * Where the page draws latents from. Only the N(0, I) prior exists today; a density learned on the
- * training images and saved with the checkpoint will be another kind here (see `siteDensity`).
+ * Where the page draws latents from: the sampler `medvae sample` uses by default (the page starts
+ * with it, see `siteDensity`) and those the viewer may pick instead, the prior and, when the
+ * checkpoint has a learned latent density (carried in the bundle), its Gaussian and mixture.
  */
-export type LatentDensity = { kind: 'prior' };
+export interface SiteSampling {
+  sampler: LatentSampler;
+  /** What chose it (`defaultSampler`), and with 'evaluation' the split `medvae eval` measured on. */
+  basis: Exclude<SamplerBasis, 'option'>;
+  split?: string;
+  samplers: LatentSampler[];
+}
+
+/** Each sampler in plain words: the picker's option, and what the samples are drawn from. */
+export const SAMPLER_WORDS: Record<LatentSampler, { option: string; from: string }> = {
+  prior: {
+    option: 'standard prior (built into the model)',
+    from: 'the standard bell curve built into the model (its prior), which does not know where the codes of real images lie',
+  },
+  gaussian: {
+    option: 'fitted to the training images: one Gaussian',
+    from: 'one bell-shaped cloud (a Gaussian) fitted to the codes of the training images',
+  },
+  mixture: {
+    option: 'fitted to the training images: Gaussian mixture',
+    from: 'a mixture of bell-shaped clouds (Gaussians) fitted to the codes of the training images, which can follow separate groups among them',
+  },
+};
+
+/** The page's sentence on where the codes of samples drawn from `chosen` come from, and why the default is the default. */
+export function samplerLine(sampling: SiteSampling, chosen: LatentSampler): string {
+  const from = `The model makes each image from a short code of numbers; these samples are codes picked at random from ${SAMPLER_WORDS[chosen].from}.`;
+  if (chosen === sampling.sampler) return `${from} ${samplerReason(sampling)}`;
+  return `${from} This is not the default: that is ${SAMPLER_WORDS[sampling.sampler].from}.`;
+}
+
+/** Why the page starts with the sampler it does, in plain words. */
+function samplerReason(sampling: SiteSampling): string {
+  switch (sampling.basis) {
+    case 'evaluation':
+      return `It is the default because its samples came closest to real images the model never trained on (the ${sampling.split ?? 'held-out'} split) when the model was evaluated.`;
+    case 'likelihood':
+      return 'It is the default because it fits the codes of images the model never trained on best; the model has not been evaluated on how real its samples look, which would choose by that instead.';
+    case 'no-density':
+      return 'This model was saved before checkpoints kept a density fitted to the training images, so its samples can only come from the standard prior.';
+  }
+}
 
 /** One row of the model card's evaluation table, as `medvae eval` prints it: the number and its baseline. */
 export interface CardMetric {
@@ -51,7 +96,8 @@ export interface SiteData {
   classNames: string[];
   /** How dropped-in images are resized to the model's side, as the training data was. */
   resize: ResizeMode;
-  density: LatentDensity;
+  /** Where samples come from; the density itself travels in the bundle. */
+  sampling: SiteSampling;
   /** Decoder sigma of p(x|z) ([-1, 1] units) for the ELBO and imputation, and what it was fitted on. */
   decoderSigma: number;
   sigmaFittedOn: string;
@@ -71,8 +117,9 @@ export interface SiteData {
   };
 }
 
-/** What model-data.js carries beside the record: the weights the page loads. */
+/** What model-data.js carries beside the record: the latent density (latent-density.json's, null without) and the weights the page loads. */
 export interface SiteBundle extends SiteData {
+  density: LatentDensity | null;
   weights: { encoder: NetworkWeights; decoder: NetworkWeights };
 }
 

@@ -1,9 +1,11 @@
 // `medvae export-web` end to end: a tiny run trained by the real `medvae train`, exported, opened
 // from file:// in headless Chromium without a GPU (the page falls back from WebGPU to what starts,
-// WebGL on a software rasteriser or WebAssembly, and says which). The sample grid equals `medvae sample` for the same seed; a dropped-in
-// image gets the reconstruction and -ELBO that the project's own functions give in Node, and its
-// percentile among the exported training scores; two dropped images give an interpolation strip
-// whose ends are their reconstructions; a painted mask is filled in with the observed pixels kept;
+// WebGL on a software rasteriser or WebAssembly, and says which). The sample grid equals `medvae
+// sample` for the same seed, from the same default sampler (the checkpoint's latent density), and
+// `--latent prior`'s when the viewer picks the prior; a dropped-in image gets the reconstruction and
+// -ELBO that the project's own functions give in Node, and its percentile among the exported
+// training scores; two dropped images give an interpolation strip whose ends are their
+// reconstructions; a painted mask is filled in with the observed pixels kept;
 // every model-made picture carries its SYNTHETIC band; no request leaves the browser. A
 // screenshot is kept in test-artifacts/web-explorer.png (docs/ gets bench/web-explorer.ts's).
 import { after, before, test } from 'node:test';
@@ -22,6 +24,8 @@ import type { RawImage } from '../../src/data/types.ts';
 import { loadRun, type LoadedRun } from '../../src/run/checkpoint.ts';
 import { denormalize } from '../../src/run/pixels.ts';
 import { scoreImages } from '../../src/restore/score.ts';
+import { sample } from '../../src/generate/sample.ts';
+import { parseLatentDensity } from '../../src/models/latent-density.ts';
 import { writeReport } from '../../src/report/write-report.ts';
 import { checkExportTarget } from '../../src/web/export-site.ts';
 import { BACKEND_LABELS, BACKEND_ORDER, type BackendName } from '../../src/web/page/backend-names.ts';
@@ -37,7 +41,7 @@ const dir = tempDir('medvae-web-');
 const data = join(dir, 'tiny.npz');
 const run = join(dir, 'runs', 'vae');
 const site = join(dir, 'site');
-const sampled = join(dir, 'sampled');
+const sampledDir = join(dir, 'sampled');
 const SEED = 3;
 const SIZE = 32;
 
@@ -63,6 +67,7 @@ function medvae(args: string[]): Promise<Result> {
 let browser: Browser | undefined;
 let loaded: LoadedRun;
 let exported: Result;
+let sampled: Result;
 let siteData: SiteData;
 /** Two test-split images of the tiny dataset, as PNG files and as the raw pixels they hold. */
 let pngs: Buffer[] = [];
@@ -75,10 +80,11 @@ before(async () => {
   assert.equal(train.status, 0, train.stderr);
   const [exportResult, sampleResult] = await Promise.all([
     medvae(['export-web', '--run', run, '--out', site, '--backend', 'wasm', '--reference', '48']),
-    medvae(['sample', '--run', run, '--latent', 'prior', '--n', '16', '--seed', String(SEED), '--backend', 'wasm', '--out', `${sampled}/`]),
+    medvae(['sample', '--run', run, '--n', '16', '--seed', String(SEED), '--backend', 'wasm', '--out', `${sampledDir}/`]),
   ]);
   exported = exportResult;
-  assert.equal(sampleResult.status, 0, sampleResult.stderr);
+  sampled = sampleResult;
+  assert.equal(sampled.status, 0, sampled.stderr);
   assert.equal(exported.status, 0, exported.stderr);
   siteData = JSON.parse(readFileSync(join(site, SITE_FILES.metadata), 'utf8')) as SiteData;
   const split = await openMedmnist(data, 'test');
@@ -225,7 +231,12 @@ test('export-web writes the site and says how to open it, the report mentions it
   assert.ok(pageBytes < 2e6, `page and script: ${pageBytes} bytes`);
   assert.equal(siteData.reference.negElbo.length, 48);
   assert.ok(siteData.decoderSigma > 0);
-  assert.deepEqual(siteData.density, { kind: 'prior' });
+  // The site starts with the sampler `medvae sample` chose by default, and carries the checkpoint's density.
+  const line = /^sampler: (\w+) \((.*)\)$/m.exec(sampled.stderr);
+  assert.ok(line, sampled.stderr);
+  assert.deepEqual(siteData.sampling, { sampler: line[1], basis: 'likelihood', samplers: ['prior', 'gaussian', 'mixture'] });
+  assert.match(line[2]!, /^highest held-out latent log-likelihood/);
+  assert.deepEqual(parseLatentDensity(readFileSync(join(site, 'latent-density.json'), 'utf8'), 'site'), loaded.latentDensity);
   // The run's report points at the command.
   const report = readFileSync(writeReport(run, { out: join(dir, 'report.html') }), 'utf8');
   assert.ok(report.includes(`medvae export-web --run ${run} --out SITE/`));
@@ -260,20 +271,43 @@ test(
     assert.ok(backendLine.startsWith(`Computing on this computer with ${BACKEND_LABELS[backend]}`), backendLine);
     assert.ok(backendLine.endsWith('. Nothing you open here leaves this computer.'), backendLine);
 
-    // The grid: the same pixels as `medvae sample --seed 3`, each marked synthetic.
+    // The grid: the same pixels as `medvae sample --seed 3` (its default sampler), each marked synthetic.
+    const { sampler } = siteData.sampling;
+    assert.equal(await page.$eval('#sampler', (e) => (e as HTMLSelectElement).value), sampler);
+    assert.match(
+      await page.$eval('#sampler-line', (e) => e.textContent ?? ''),
+      /^The model makes each image from a short code .* It is the default because/,
+    );
     const grid = await pictures(page, '#grid');
     assert.equal(grid.length, 16);
     for (const [k, picture] of grid.entries()) {
       assert.equal(picture.mark, 'synthetic');
       assert.deepEqual(picture.band, [0xb0, 0x00, 0x20]);
-      const cli = await sharp(join(sampled, `${String(k).padStart(6, '0')}.png`))
+      const cli = await sharp(join(sampledDir, `${String(k).padStart(6, '0')}.png`))
         .removeAlpha()
         .raw()
         .toBuffer();
       const diff = pixelDiff(picture.pixels, cli);
       assert.ok(diff.max <= 2 && diff.mean < 0.05, `sample ${k}: max ${diff.max}, mean ${diff.mean.toFixed(3)} levels from medvae sample`);
     }
-    assert.match(await page.$eval('#seed-line', (e) => e.textContent ?? ''), /medvae sample --run … --latent prior --n 16 --seed 3/);
+    assert.match(
+      await page.$eval('#seed-line', (e) => e.textContent ?? ''),
+      new RegExp(`medvae sample --run … --latent ${sampler} --n 16 --seed 3`),
+    );
+    // Picking the prior redraws the grid as `medvae sample --latent prior --seed 3` (sample() in this process).
+    await page.selectOption('#sampler', 'prior');
+    await waitDone(page, 'samples');
+    const fromPrior = await sample(loaded, { n: 16, seed: SEED, latent: 'prior' });
+    const priorDiff = pixelDiff(
+      (await pictures(page, '#grid')).flatMap((p) => p.pixels),
+      fromPrior.pixels,
+    );
+    assert.ok(priorDiff.max <= 2 && priorDiff.mean < 0.05, `prior grid: max ${priorDiff.max}, mean ${priorDiff.mean.toFixed(3)}`);
+    assert.match(await page.$eval('#seed-line', (e) => e.textContent ?? ''), /--latent prior --n 16 --seed 3/);
+    assert.match(
+      await page.$eval('#sampler-line', (e) => e.textContent ?? ''),
+      /standard bell curve built into the model .* This is not the default/,
+    );
 
     // A dropped-in image: its reconstruction and -ELBO are what the project's functions give in Node.
     await page.setInputFiles('#image-file', { name: 'scan.png', mimeType: 'image/png', buffer: pngs[0]! });

@@ -1,6 +1,6 @@
 // The latent density (src/models/latent-density.ts) against hand-computed cases: the Gaussian's
 // moments, EM on two well-separated clusters, the mixture size chosen on held-out points, per-class
-// and categorical parts, the moments of draws, and an exact JSON round trip.
+// and categorical parts, the moments of draws, the temperature of a draw, and an exact JSON round trip.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import {
@@ -13,6 +13,7 @@ import {
   normalFrom,
   parseLatentDensity,
   type EncodedLatents,
+  type LatentDensity,
   type MixtureComponent,
 } from '../../src/models/latent-density.ts';
 import { mulberry32 } from '../../src/util/rng.ts';
@@ -165,6 +166,54 @@ describe('latent density', () => {
     }
     assert.ok(Math.abs(sum / 2000 - 10 / 6) < 0.5, `pooled mean ${sum / 2000}`);
     assert.ok(Math.abs(second / 2000 - 5 / 6) < 0.03, `category share ${second / 2000}`);
+  });
+
+  it('temperature scales each draw around its component mean: T = 0 the means exactly, T = 1 as before, T = 0.5 half the spread', () => {
+    // Two components of known means and Cholesky factors, and one categorical latent.
+    const density: LatentDensity = {
+      format: 'medvae-latent-density',
+      version: 1,
+      step: 1,
+      dim: 2,
+      gaussian: { pooled: [{ weight: 1, mean: [1, -2], cholesky: [2, 0, 0.5, 1] }], perClass: [] },
+      mixture: {
+        pooled: [
+          { weight: 0.25, mean: [1, -2], cholesky: [2, 0, 0.5, 1] },
+          { weight: 0.75, mean: [-3, 4], cholesky: [0.5, 0, -0.25, 0.75] },
+        ],
+        perClass: [],
+      },
+      discrete: [[0.5, 0.5]],
+      fitImages: 4,
+      validationImages: 0,
+      heldOutLogLikelihood: { prior: null, gaussian: null, mixture: null },
+      preferred: 'mixture',
+    };
+    const draw = (count: number, temperature?: number, sampler: 'gaussian' | 'mixture' = 'mixture'): Float32Array =>
+      drawLatents(density, sampler, new Float32Array(0), 0, count, mulberry32(11), temperature);
+    // T = 1 (and no temperature) is the draw this seed gave before temperatures existed.
+    const before = [-3.4383704662323, 4.674962997436523, 0, 1, -0.7554161548614502, -3.6920952796936035, 0, 1];
+    before.push(-3.186558246612549, 4.715867519378662, 1, 0);
+    assert.deepEqual(Array.from(draw(3)), before);
+    assert.deepEqual(draw(3, 1), draw(3));
+    // T = 0: every row is its component's mean exactly; the components and categories picked are T = 1's.
+    const cold = draw(3, 0);
+    assert.deepEqual(Array.from(cold), [-3, 4, 0, 1, 1, -2, 0, 1, -3, 4, 1, 0]);
+    // T = 0.5: half the standard deviation of each coordinate (the Gaussian's: 2 and sqrt(0.5^2 + 1)).
+    const n = 20000;
+    const half = draw(n, 0.5, 'gaussian');
+    const width = 4;
+    [2, Math.sqrt(1.25)].forEach((sd, j) => {
+      let sum = 0;
+      let squares = 0;
+      for (let i = 0; i < n; i++) {
+        sum += half[i * width + j]!;
+        squares += half[i * width + j]! ** 2;
+      }
+      const measured = Math.sqrt(squares / n - (sum / n) ** 2);
+      assert.ok(Math.abs(measured / (sd / 2) - 1) < 0.02, `coordinate ${j}: sd ${measured}, expected ${sd / 2}`);
+    });
+    assert.throws(() => draw(1, -1), /temperature must be a finite number >= 0, got -1/);
   });
 
   it('round-trips through JSON exactly, and names a bad file', () => {

@@ -1,19 +1,20 @@
 // What the page computes, on the project's own code: the model is built by createModel as
-// `medvae` builds it and given the exported weights; samples come from drawFromPrior (as
-// `medvae sample`), scores from scoreImages (as `medvae score`), imputations from imputeImages'
-// Metropolis-within-Gibbs (as `medvae impute`), images go through the data layer's crop, resize
-// and normalisation (as the training images did).
+// `medvae` builds it and given the exported weights; samples come from drawImages (as `medvae
+// sample`, from the prior or the checkpoint's latent density), scores from scoreImages (as `medvae
+// score`), imputations from imputeImages' Metropolis-within-Gibbs (as `medvae impute`), images go
+// through the data layer's crop, resize and normalisation (as the training images did).
 import * as tf from '@tensorflow/tfjs';
 import type { VaeModel } from '../../models/base.ts';
 import { createModel } from '../../models/index.ts';
 import { sampleLabels } from '../../models/sample-labels.ts';
-import { drawFromPrior } from '../../generate/prior-draw.ts';
+import { drawImages, type DrawSource } from '../../generate/latent-draw.ts';
+import type { LatentDensity, LatentSampler } from '../../models/latent-density.ts';
 import { transformSample, type Pixels } from '../../data/transforms.ts';
 import type { LabelledImages } from '../../eval/images.ts';
 import { scoreImages } from '../../restore/score.ts';
 import { imputeImages } from '../../restore/impute.ts';
 import { harmonicInpaint } from '../../restore/baselines.ts';
-import { percentileOf, type LatentDensity, type NetworkWeights, type SiteBundle, type SiteData } from '../site-data.ts';
+import { percentileOf, type NetworkWeights, type SiteBundle, type SiteData } from '../site-data.ts';
 
 /** Seed of the page's scores and chains: the exporter scores the training images with the same one. */
 const PAGE_SEED = 0;
@@ -38,15 +39,11 @@ export function buildModel(site: SiteBundle): VaeModel {
   return model;
 }
 
-/**
- * Latents for the sample grid come from the site's density. Only the prior exists today; a learned
- * density saved with the checkpoint becomes one more case here.
- */
-function drawSamples(model: VaeModel, density: LatentDensity, draw: Parameters<typeof drawFromPrior>[1]): Promise<Float32Array> {
-  switch (density.kind) {
-    case 'prior':
-      return drawFromPrior(model, draw);
-  }
+/** Where `sampler`'s latents come from: the prior, or the site's learned density (which a fitted sampler needs). */
+function drawSource(sampler: LatentSampler, density: LatentDensity | null): DrawSource {
+  if (sampler === 'prior') return { sampler };
+  if (!density) throw new Error(`this model has no fitted density to draw from (${sampler}): only the standard prior`);
+  return { sampler, density };
 }
 
 export interface ImageAnalysis {
@@ -73,6 +70,8 @@ export class Explorer {
   constructor(
     readonly site: SiteData,
     readonly model: VaeModel,
+    /** The checkpoint's learned latent density (the bundle's), null without one. */
+    readonly density: LatentDensity | null,
   ) {
     this.size = site.model.image_size;
     this.channels = site.model.in_channels as 1 | 3;
@@ -84,10 +83,14 @@ export class Explorer {
     return this.site.labelWidth > 0 ? sampleLabels(n, this.site.labelWidth, label) : new Float32Array(0);
   }
 
-  /** n synthetic images, [-1, 1]: at temperature 1, exactly `medvae sample --n n --seed seed [--label k]`. */
-  sample(n: number, seed: number, temperature: number, label?: number): Promise<Float32Array> {
+  /**
+   * n synthetic images, [-1, 1], from `sampler` (by default the site's, `medvae sample`'s default):
+   * at temperature 1, exactly `medvae sample --latent sampler --n n --seed seed [--label k]`.
+   */
+  async sample(n: number, seed: number, temperature: number, label?: number, sampler = this.site.sampling.sampler): Promise<Float32Array> {
     const labels = this.labelRows(n, label);
-    return drawSamples(this.model, this.site.density, { n, seed, labels, labelWidth: this.site.labelWidth, temperature });
+    const source = drawSource(sampler, this.density);
+    return drawImages(this.model, { n, seed, labels, labelWidth: this.site.labelWidth, source, temperature });
   }
 
   /** RGBA pixels of any size -> the model's input, through the training data's crop, resize and normalisation. */

@@ -7,7 +7,8 @@ import { denormalize } from '../../run/pixels.ts';
 import { BACKEND_LABELS, BACKEND_ORDER, type BackendName } from './backend-names.ts';
 import { startBackend, webglIsSoftware } from './backends.ts';
 import { buildModel, Explorer } from './explorer.ts';
-import { MODEL_DATA_GLOBAL, quantileOf, type SiteBundle } from '../site-data.ts';
+import { MODEL_DATA_GLOBAL, quantileOf, samplerLine, type SiteBundle } from '../site-data.ts';
+import type { LatentSampler } from '../../models/latent-density.ts';
 
 const GRID_SIZE = 16;
 const STRIP_STEPS = 8;
@@ -140,7 +141,7 @@ async function main(): Promise<void> {
   const software =
     backend === 'webgl' && webglIsSoftware() ? ', drawn in software: the browser may not use a graphics card here, so it is slower' : '';
   backendLine.textContent = `Computing on this computer with ${BACKEND_LABELS[backend]}${software}. Nothing you open here leaves this computer.`;
-  const explorer = new Explorer(site, buildModel(site));
+  const explorer = new Explorer(site, buildModel(site), site.density);
   const { size, channels, per } = explorer;
   const classOf = (select: HTMLSelectElement): number | undefined => (select.value === '' ? undefined : Number(select.value));
   const className = (k: number): string => site.classNames[k] ?? `class ${k}`;
@@ -151,6 +152,8 @@ async function main(): Promise<void> {
   const temperature = byId<HTMLInputElement>('temperature');
   const temperatureValue = byId<HTMLElement>('temperature-value');
   const sampleClass = byId<HTMLSelectElement>('sample-class');
+  const samplerPick = byId<HTMLSelectElement>('sampler');
+  const samplerText = byId<HTMLElement>('sampler-line');
   const seedLine = byId<HTMLElement>('seed-line');
   let seed = Number(params.get('seed') ?? 0) || 0;
   let current: Float32Array = new Float32Array(0);
@@ -161,7 +164,8 @@ async function main(): Promise<void> {
     inSection(samples, async () => {
       const t = Number(temperature.value);
       const label = classOf(sampleClass);
-      current = await explorer.sample(GRID_SIZE, seed, t, label);
+      const sampler = samplerPick.value as LatentSampler;
+      current = await explorer.sample(GRID_SIZE, seed, t, label, sampler);
       grid.replaceChildren();
       for (let k = 0; k < GRID_SIZE; k++) {
         const k0 = site.labelWidth > 0 ? (label ?? k % site.labelWidth) : undefined;
@@ -178,10 +182,12 @@ async function main(): Promise<void> {
       }
       grid.dataset.seed = String(seed);
       grid.dataset.temperature = String(t);
+      grid.dataset.sampler = sampler;
+      samplerText.textContent = samplerLine(site.sampling, sampler);
       seedLine.textContent =
         `Draw number ${seed} at temperature ${t.toFixed(2)}` +
         (t === 1
-          ? ` — the same images as: medvae sample --run … --latent prior --n ${GRID_SIZE} --seed ${seed}${label === undefined ? '' : ` --label ${label}`}`
+          ? ` — the same images as: medvae sample --run … --latent ${sampler} --n ${GRID_SIZE} --seed ${seed}${label === undefined ? '' : ` --label ${label}`}`
           : '');
     });
   byId<HTMLButtonElement>('redraw').addEventListener('click', () => {
@@ -191,6 +197,7 @@ async function main(): Promise<void> {
   temperature.addEventListener('input', () => (temperatureValue.textContent = Number(temperature.value).toFixed(2)));
   temperature.addEventListener('change', () => void drawGrid());
   sampleClass.addEventListener('change', () => void drawGrid());
+  samplerPick.addEventListener('change', () => void drawGrid());
 
   // Interpolation.
   const interpolation = byId<HTMLElement>('interpolation');
