@@ -81,10 +81,10 @@ test('installed from the tarball, plain Node imports it, tsc checks a script aga
   run('npm', ['install', '--prefer-offline', '--ignore-scripts', '--no-save', tarball], app, 600_000);
   assert.ok(!existsSync(join(app, 'node_modules', 'tsx')), 'tsx is a development tool, not a dependency');
   const data = join(app, 'tiny.npz');
-  writeTinyNpz(data, { train: 16, val: 4, test: 4 });
+  writeTinyNpz(data, { train: 16, val: 4, test: 4, size: 16 });
   const script = `
 import { initBackend, loadConfig, train, loadRun, sample, reconstruct, readImages, openDataset } from 'medvae';
-const config = loadConfig({ sets: ['data.path=${data}', 'model.image_size=32', 'model.hidden_dims=[4, 8]', 'model.latent_dim=4', 'train.batch_size=8', 'train.max_steps=2', 'train.backend=wasm', 'output.metrics_port=0'] });
+const config = loadConfig({ sets: ['data.path=${data}', 'model.image_size=16', 'model.hidden_dims=[4, 8]', 'model.latent_dim=4', 'train.batch_size=8', 'train.max_steps=2', 'train.backend=wasm', 'output.metrics_port=0'] });
 const info = await initBackend(config.train.backend);
 const result = await train({ config, runDir: 'run' });
 const loaded = await loadRun('run');
@@ -121,9 +121,9 @@ console.log(JSON.stringify({ bundledTest: bundled.length, backend: info.name, st
     backend: 'wasm',
     step: 2,
     stoppedBy: 'max_steps',
-    samples: 3 * 32 * 32 * 3,
+    samples: 3 * 16 * 16 * 3,
     recN: 2,
-    recLength: 2 * 32 * 32 * 3,
+    recLength: 2 * 16 * 16 * 3,
   });
   assert.ok(existsSync(join(app, 'run', 'config.yaml')));
   assert.match(readFileSync(join(app, 'node_modules', 'medvae', 'bin', 'medvae.js'), 'utf8'), /runCli/);

@@ -107,8 +107,8 @@ function tinyRun(name: ModelName, backend: 'cpu' | 'webgpu', extra: string[] = [
     sets: [
       `model.name=${name}`,
       'model.image_size=16',
-      'model.hidden_dims=[8, 16]',
-      'model.latent_dim=4',
+      'model.hidden_dims=[4, 8]',
+      'model.latent_dim=2',
       'model.feature_layer=1',
       `data.path=${data}`,
       'train.batch_size=4',
@@ -259,7 +259,7 @@ describe('VAE-GAN gates on the device', () => {
   /** The terms of one forward pass of a fresh (same-seed) model with these game settings. */
   async function terms(equilibrium: number, margin: number): Promise<Record<string, number>> {
     const model = createModel(
-      tinyConfig('vae_gan', { image_size: 16, hidden_dims: [8, 16], gan_equilibrium: equilibrium, gan_margin: margin }),
+      tinyConfig('vae_gan', { image_size: 16, hidden_dims: [4, 8], latent_dim: 2, gan_equilibrium: equilibrium, gan_margin: margin }),
       5,
     );
     const batch = fixedBatch(4, 16, 3);
