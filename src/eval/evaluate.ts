@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { join } from 'node:path';
 import type { VaeModel } from '../models/base.ts';
-import { hashKeys, mulberry32, stepNoise, Stream } from '../util/rng.ts';
+import { hashKeys, mulberry32, Stream } from '../util/rng.ts';
 import { loadCachedClassifier, saveCachedClassifier, featureNetKeyId, type FeatureNetData, type FeatureNetKey } from './feature-cache.ts';
 import {
   Classifier,
@@ -29,7 +29,8 @@ import {
   type ReconstructionMetrics,
 } from './reconstruction.ts';
 import { fitLatentDensityOf } from './latent-fit.ts';
-import { decoderInputWidth, drawLatents, type FittedSampler, type LatentDensity, type LatentSampler } from '../models/latent-density.ts';
+import type { FittedSampler, LatentDensity, LatentSampler } from '../models/latent-density.ts';
+import { drawImages, type DrawSource } from '../models/latent-draw.ts';
 import { bestByFrechet } from '../run/sampler-choice.ts';
 import { membershipInference, type MembershipInference } from './membership.ts';
 import { DEFAULT_PR_K, precisionRecall, type PrecisionRecall } from './precision-recall.ts';
@@ -167,29 +168,10 @@ async function generate(
     const row = Math.floor(random() * train.n);
     labels.set(train.labels.subarray(row * w, (row + 1) * w), i * w);
   }
-  const per = side * side * train.channels;
-  const images = new Float32Array(n * per);
-  const batch = 64;
-  const uniform = mulberry32(hashKeys(seed, Stream.eval, 12));
-  for (let start = 0, b = 0; start < n; start += batch, b++) {
-    const size = Math.min(batch, n - start);
-    const z = latents
-      ? drawLatents(latents.density, latents.sampler, labels.subarray(start * w, (start + size) * w), w, size, uniform)
-      : undefined;
-    const out = tf.tidy(() => {
-      const cond = conditional ? tf.tensor2d(labels.subarray(start * w, (start + size) * w), [size, w]) : undefined;
-      const images =
-        latents && z
-          ? model.decode(tf.tensor2d(z, [size, decoderInputWidth(latents.density)]), cond, false)
-          : model.sample(size, stepNoise(seed, Stream.eval, 3, b), cond);
-      return tf.clipByValue(images, -1, 1);
-    });
-    try {
-      images.set(await out.data(), start * per);
-    } finally {
-      out.dispose();
-    }
-  }
+  const source: DrawSource = latents ? { sampler: latents.sampler, density: latents.density } : { sampler: 'prior' };
+  const images = await drawImages(model, { n, seed: hashKeys(seed, Stream.eval, 3), labels, labelWidth: w, source });
+  // The feature net and SSIM see images in the data's range, as real ones are.
+  for (let i = 0; i < images.length; i++) images[i] = Math.min(1, Math.max(-1, images[i]!));
   return { images, labels, n, size: side, channels: train.channels, labelWidth: w, labelKind: conditional ? train.labelKind : 'none' };
 }
 

@@ -6,7 +6,7 @@ import type { LoadedRun } from '../run/checkpoint.ts';
 import { denormalize } from '../run/images.ts';
 import { sampleLabels } from '../models/sample-labels.ts';
 import { openDataset } from '../data/open.ts';
-import { drawChunks } from './latent-draw.ts';
+import { drawChunks } from '../models/latent-draw.ts';
 import type { LatentDensity, LatentSampler } from '../models/latent-density.ts';
 import { readSamplerChoice } from '../run/sampler-choice.ts';
 import { fitLatentDensityOf } from '../eval/latent-fit.ts';

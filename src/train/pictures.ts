@@ -7,8 +7,8 @@ import { join } from 'node:path';
 import type { ExperimentConfig } from '../config/schema.ts';
 import type { VaeModel } from '../models/base.ts';
 import type { Batch } from '../data/types.ts';
-import { hashKeys, mulberry32, stepNoise, Stream } from '../util/rng.ts';
-import { decoderInputWidth, drawLatents, type LatentDensity } from '../models/latent-density.ts';
+import type { LatentDensity } from '../models/latent-density.ts';
+import { drawImages, type DrawSource } from '../models/latent-draw.ts';
 import { stackFromTensor, svgToPng, writeGrid } from '../run/images.ts';
 import { writeFileAtomic } from '../util/atomic.ts';
 import { lossCurveSvg } from '../util/svg.ts';
@@ -43,27 +43,14 @@ export async function writeSampleGrid(
 ): Promise<void> {
   const { labelWidth } = model;
   const conditional = labelWidth > 0;
-  const labels = conditional ? sampleLabels(n, labelWidth) : undefined;
+  const labels = conditional ? sampleLabels(n, labelWidth) : new Float32Array(0);
   const sampler = density?.preferred;
-  const images = tf.tidy(() => {
-    const cond = labels ? tf.tensor2d(labels, [n, labelWidth]) : undefined;
-    if (!density || !sampler || sampler === 'prior') return model.sample(n, stepNoise(cfg.train.seed, Stream.sample, 0), cond, batchSize);
-    const z = drawLatents(density, sampler, labels ?? [], labelWidth, n, mulberry32(hashKeys(cfg.train.seed, Stream.sample, 4)));
-    const parts: tf.Tensor4D[] = [];
-    for (let start = 0; start < n; start += batchSize) {
-      const m = Math.min(batchSize, n - start);
-      const width = decoderInputWidth(density);
-      const rows = cond ? tf.slice(cond, [start, 0], [m, labelWidth]) : undefined;
-      parts.push(model.decode(tf.tensor2d(z.subarray(start * width, (start + m) * width), [m, width]), rows, false));
-    }
-    return tf.concat(parts, 0);
-  });
-  try {
-    const captions = conditional ? Array.from({ length: n }, (_, k) => labelNames[k % labelWidth] ?? String(k % labelWidth)) : undefined;
-    await writeGrid(file, await stackFromTensor(images), { cols: Math.ceil(Math.sqrt(n)), captions });
-  } finally {
-    images.dispose();
-  }
+  const source: DrawSource = density && sampler && sampler !== 'prior' ? { sampler, density } : { sampler: 'prior' };
+  // The run's seed every epoch: the same draws, so the grids show the model changing, not the noise.
+  const images = await drawImages(model, { n, seed: cfg.train.seed, labels, labelWidth, source, batchSize });
+  const { image_size: size, in_channels: channels } = model.config;
+  const captions = conditional ? Array.from({ length: n }, (_, k) => labelNames[k % labelWidth] ?? String(k % labelWidth)) : undefined;
+  await writeGrid(file, { data: images, n, size, channels: channels as 1 | 3 }, { cols: Math.ceil(Math.sqrt(n)), captions });
 }
 
 export async function writeReconstructionGrid(

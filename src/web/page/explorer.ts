@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { VaeModel } from '../../models/base.ts';
 import { createModel } from '../../models/index.ts';
 import { sampleLabels } from '../../models/sample-labels.ts';
-import { drawImages, type DrawSource } from '../../generate/latent-draw.ts';
+import { drawImages, type DrawSource } from '../../models/latent-draw.ts';
 import type { LatentDensity, LatentSampler } from '../../models/latent-density.ts';
 import { transformSample, type Pixels } from '../../data/transforms.ts';
 import type { LabelledImages } from '../../eval/images.ts';

@@ -4,8 +4,8 @@
 // in both places. A temperature scales the Gaussian draws (1 = the prior or the density itself; for
 // a density, the deviation from its component's mean, see `drawLatents`).
 import * as tf from '@tensorflow/tfjs';
-import type { StepNoise, VaeModel } from '../models/base.ts';
-import { decoderInputWidth, drawLatents, type LatentDensity, type LatentSampler } from '../models/latent-density.ts';
+import type { StepNoise, VaeModel } from './base.ts';
+import { decoderInputWidth, drawLatents, type LatentDensity, type LatentSampler } from './latent-density.ts';
 import { hashKeys, mulberry32, stepNoise, Stream } from '../util/rng.ts';
 
 /** Chunk size of `medvae sample`'s --batch default: the chunk keys the prior's noise, so it is part of the draw. */
