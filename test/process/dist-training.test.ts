@@ -18,8 +18,12 @@ const TRAIN = join(ROOT, 'bin', 'medvae.js');
 const DIST = join(ROOT, 'bin', 'medvae-dist.js');
 const dir = tempDir('medvae-dist-');
 const data = join(dir, 'tiny.npz');
-writeTinyNpz(data, { train: 48, val: 8, test: 8 });
-const tiny = ['--config', 'configs/smoke.yaml', '--data', data, '--backend', 'wasm', '--log-format', 'plain'];
+writeTinyNpz(data, { train: 48, val: 8, test: 8, size: 16 });
+const common = ['--config', 'configs/smoke.yaml', '--data', data, '--backend', 'wasm', '--log-format', 'plain'];
+// 16x16 images and two narrow conv layers: what these tests prove does not depend on the model's size,
+// and a step costs little next to a process's start.
+const MODEL = ['model.image_size=16', 'model.hidden_dims=[4, 8]', 'model.latent_dim=4'];
+const tiny = [...common, ...MODEL.flatMap((s) => ['--set', s])];
 
 function run(bin: string, args: string[]): { status: number | null; stderr: string } {
   const r = spawnSync(process.execPath, [bin, ...args], { cwd: ROOT, encoding: 'utf8', timeout: 180_000 });
@@ -34,7 +38,7 @@ for (const model of ['vae', 'mssim_vae', 'vae_gan']) {
     const two = join(dir, `${model}-two`);
     const r1 = run(TRAIN, ['train', ...tiny, ...flags, '--out', one]);
     assert.equal(r1.status, 0, r1.stderr);
-    // Buckets and frames far smaller than the gradients: many of each per all-reduce. One model
+    // Buckets (4 KiB) and frames (1 KiB) far smaller than the gradients (about 11 KiB): many of each per all-reduce. One model
     // all-reduces after the backward pass, the others during it.
     const overlap = model !== 'mssim_vae';
     const r2 = run(DIST, [
@@ -43,9 +47,9 @@ for (const model of ['vae', 'mssim_vae', 'vae_gan']) {
       ...tiny,
       ...flags,
       '--bucket-mb',
-      '0.0625',
+      '0.00390625',
       '--chunk-kb',
-      '8',
+      '1',
       ...(overlap ? [] : ['--no-overlap']),
       '--out',
       two,
@@ -53,14 +57,14 @@ for (const model of ['vae', 'mssim_vae', 'vae_gan']) {
     assert.equal(r2.status, 0, r2.stderr);
     assert.match(
       r2.stderr,
-      new RegExp(`all-reduce in buckets of 0\\.0625 MiB, frames of 8 KiB, ${overlap ? 'during' : 'after'} the backward pass`),
+      new RegExp(`all-reduce in buckets of 0\\.00390625 MiB, frames of 1 KiB, ${overlap ? 'during' : 'after'} the backward pass`),
     );
-    const a = checkpointWeights(one, sets);
-    const b = checkpointWeights(two, sets);
+    const a = checkpointWeights(one, [...MODEL, ...sets]);
+    const b = checkpointWeights(two, [...MODEL, ...sets]);
     const diff = maxAbsDiff(a, b);
     assert.ok(diff <= 1e-5, `max abs diff ${diff}`);
     // And training did move the weights: the comparison is not between two untouched inits.
-    const init = createModel(loadConfig({ file: join(ROOT, 'configs/smoke.yaml'), sets }).model, 1265, 5);
+    const init = createModel(loadConfig({ file: join(ROOT, 'configs/smoke.yaml'), sets: [...MODEL, ...sets] }).model, 1265, 5);
     const first = [...a.keys()][0]!;
     const initial = Object.values(init.networks)
       .flatMap((n) => n.trainableWeights)
@@ -114,10 +118,11 @@ function startDist(args: string[]): ReturnType<typeof startProcess> {
 
 test('a worker killed with SIGKILL mid-run: all stop, and with --max-restarts 1 all restart from the last checkpoint and finish', async () => {
   const runDir = join(dir, 'killed');
+  // The smoke model's steps, not the tiny one's: the kill must land before the remaining 9 steps are done.
   const d = await startDist([
     '--cpu-workers',
     '2',
-    ...tiny,
+    ...common,
     '--epochs',
     '4',
     '--set',
