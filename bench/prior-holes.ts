@@ -35,7 +35,7 @@ mkdirSync(out, { recursive: true });
 const backend = await initBackend('auto', () => undefined);
 const { config, model, state } = await loadRun(args.run);
 const { image_size: size, in_channels: channels, latent_dim: d } = config.model;
-if (state.labelWidth > 0 && config.model.name === 'cvae') throw new Error('this study is for unconditional Gaussian VAEs');
+if (model.labelWidth > 0 || !model.gaussianLatent) throw new Error('this study is for unconditional Gaussian VAEs');
 const split = await openDataset(config.data, config.data.split);
 const train = await readLabelledImages(
   split,

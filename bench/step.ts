@@ -64,8 +64,9 @@ const backend = values.backend as BackendChoice;
 
 const threads = values.threads === '0' ? 0 : positiveInt(values.threads, 'threads');
 const info = await initBackend(backend, undefined, { threads, allowSoftwareGpu: values['allow-software-gpu'] });
-const config = { ...DEFAULT_CONFIG.model, name, image_size: size, num_classes: name === 'cvae' ? LABEL_WIDTH : 0 };
-const model: VaeModel = createModel(config, DEFAULT_CONFIG.train.seed);
+const config = { ...DEFAULT_CONFIG.model, name, image_size: size };
+// The labels' width: the conditional model takes them, the others ignore them.
+const model: VaeModel = createModel(config, DEFAULT_CONFIG.train.seed, LABEL_WIDTH);
 const optimizers: Record<string, GroupOptimizer> = createOptimizers(model, DEFAULT_CONFIG.train);
 const batch: ModelBatch = {
   images: tf.randomUniform([batchSize, size, size, config.in_channels], -1, 1, 'float32', 1) as tf.Tensor4D,
