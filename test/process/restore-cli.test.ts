@@ -2,11 +2,11 @@
 // the npz reads back through the MedMNIST reader (and its masks as a --mask file), the grid is a
 // PNG, scores.csv reads back with AUROC per score, and bad input fails in one line. Then `--out`
 // on every command that writes images (a .png grid with labels, a folder, an npz, nothing else)
-// and the tables impute and denoise print.
+// and the tables impute and denoise print. The commands run in this process through their
+// commander wiring (medvaeInProcess); a real `medvae` process for one failure of each exit code.
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { openMedmnist } from '../../src/data/medmnist.ts';
@@ -15,20 +15,17 @@ import { readScoresCsv } from '../../src/restore/scores-csv.ts';
 import { maskSource, parseMaskSpec } from '../../src/restore/mask.ts';
 import { writeTinyNpz } from '../helpers/tiny-data.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
+import { medvaeInProcess as medvae, medvaeProcess, type CliResult } from '../helpers/medvae-cli.ts';
 
-const BIN = join(import.meta.dirname, '..', '..', 'bin', 'medvae.js');
 const dir = tempDir('medvae-restore-cli-');
 const data = join(dir, 'tiny.npz');
 const run = join(dir, 'runs', 'vae');
 
-function medvae(args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 180_000 });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-before(() => {
+// The run, then every image-writing command in each --out form (see WRITERS below), whose
+// outputs and what they printed the tests below read.
+before(async () => {
   writeTinyNpz(data, { train: 48, val: 8, test: 12, classes: 3 });
-  const r = medvae([
+  const r = await medvae([
     'train',
     '--config',
     'configs/smoke.yaml',
@@ -44,11 +41,14 @@ before(() => {
     run,
   ]);
   assert.equal(r.status, 0, r.stderr);
+  for (const form of FORMS) {
+    for (const w of WRITERS) written.set(`${w.command} ${form}`, await writer(w, outOf(w, form), form === 'npz' ? jsonOf(w) : []));
+  }
 });
 
 test('impute writes an npz that reads back, masks included, and a grid', async () => {
   const out = join(dir, 'imputed.npz');
-  const r = medvae([
+  const r = await medvae([
     'impute',
     '--run',
     run,
@@ -85,7 +85,7 @@ test('impute writes an npz that reads back, masks included, and a grid', async (
   );
 
   const grid = join(dir, 'grid.png');
-  const g = medvae([
+  const g = await medvae([
     'impute',
     '--run',
     run,
@@ -110,9 +110,9 @@ test('impute writes an npz that reads back, masks included, and a grid', async (
   assert.equal(meta.height, 4 * 34 + 2);
 });
 
-test('score writes one CSV row per image and the AUROC of each score', () => {
+test('score writes one CSV row per image and the AUROC of each score', async () => {
   const out = join(dir, 'scores.csv');
-  const r = medvae(['score', '--run', run, '--samples', '3', '--normal', '0', '--backend', 'wasm', '--out', out]);
+  const r = await medvae(['score', '--run', run, '--samples', '3', '--normal', '0', '--backend', 'wasm', '--out', out]);
   assert.equal(r.status, 0, r.stderr);
   const t = readScoresCsv(out);
   assert.equal(t.index.length, 12);
@@ -122,7 +122,8 @@ test('score writes one CSV row per image and the AUROC of each score', () => {
 });
 
 test('bad input fails in one line naming it', async () => {
-  const absent = medvae(['score', '--run', run, '--normal', '7', '--backend', 'wasm', '--out', join(dir, 'x.csv')]);
+  // A real process: exit 1, the line on its stderr.
+  const absent = medvaeProcess(['score', '--run', run, '--normal', '7', '--backend', 'wasm', '--out', join(dir, 'x.csv')]);
   assert.equal(absent.status, 1);
   assert.match(absent.stderr.trim(), /^error: --normal 7: no image of class 7 here; classes present: 0/);
   assert.ok(!existsSync(join(dir, 'x.csv')));
@@ -133,19 +134,22 @@ test('bad input fails in one line naming it', async () => {
       .png()
       .toBuffer(),
   );
-  const wrong = medvae(['impute', '--run', run, '--mask', png, '--backend', 'wasm', '--out', join(dir, 'y.png')]);
+  const wrong = await medvae(['impute', '--run', run, '--mask', png, '--backend', 'wasm', '--out', join(dir, 'y.png')]);
   assert.equal(wrong.status, 1);
   assert.match(wrong.stderr.trim(), /^error: .*small\.png: mask is 28x28, the model sees 32x32 images; give a 32x32 mask$/);
-  const none = medvae(['impute', '--run', run, '--mask', 'center:0.0001', '--backend', 'wasm', '--out', join(dir, 'z.png')]);
+  const none = await medvae(['impute', '--run', run, '--mask', 'center:0.0001', '--backend', 'wasm', '--out', join(dir, 'z.png')]);
   assert.equal(none.status, 1);
   assert.match(none.stderr.trim(), /^error: mask center:0.0001: image 0 has no missing pixels/);
 });
 
-test('medvae eval --tasks impute,denoise,score writes the restoration numbers into eval.json; the report shows them', () => {
-  const r = medvae([
+test('medvae eval --tasks impute,denoise,score writes the restoration numbers into eval.json; the report shows them', async () => {
+  // A copy: eval.json (and the sampler it chooses) stays out of the run the other tests read.
+  const evaluated = join(dir, 'runs', 'evaluated');
+  cpSync(run, evaluated, { recursive: true });
+  const r = await medvae([
     'eval',
     '--run',
-    run,
+    evaluated,
     '--n',
     '8',
     '--feature-steps',
@@ -158,7 +162,7 @@ test('medvae eval --tasks impute,denoise,score writes the restoration numbers in
     'wasm',
   ]);
   assert.equal(r.status, 0, r.stderr);
-  const doc = JSON.parse(readFileSync(join(run, 'eval.json'), 'utf8')) as {
+  const doc = JSON.parse(readFileSync(join(evaluated, 'eval.json'), 'utf8')) as {
     restoration: {
       scores: { auroc: Record<string, number>; histograms: Record<string, { normal: number[]; rest: number[] }> };
       imputation: { methods: Record<string, { psnr: number }>; baselines: { harmonic: { psnr: number } } };
@@ -182,9 +186,9 @@ test('medvae eval --tasks impute,denoise,score writes the restoration numbers in
       'every image in one bin',
     );
   }
-  for (const file of Object.values(doc.restoration.grids)) assert.ok(existsSync(join(run, file)), file);
+  for (const file of Object.values(doc.restoration.grids)) assert.ok(existsSync(join(evaluated, file)), file);
   assert.match(r.stdout, /impute center:0\.25 {2}mwg PSNR \(missing px\)/);
-  const report = medvae(['report', '--run', run, '--out', join(dir, 'report.html')]);
+  const report = await medvae(['report', '--run', evaluated, '--out', join(dir, 'report.html')]);
   assert.equal(report.status, 0, report.stderr);
   const html = readFileSync(join(dir, 'report.html'), 'utf8');
   assert.match(html, /<h3>Restoration \(split test, seed 0\)<\/h3>/);
@@ -257,24 +261,32 @@ const WRITERS: {
   },
 ];
 
-/** What each writer printed on stdout, by command and whether --json was given: the table test reads it back. */
-const printed = new Map<string, string>();
+type Writer = (typeof WRITERS)[number];
 
-function writer(w: (typeof WRITERS)[number], out: string, more: string[] = []): ReturnType<typeof medvae> {
-  const r = medvae([w.command, '--run', run, ...w.args, '--backend', 'wasm', ...more, '--out', out]);
-  if (r.status === 0) printed.set(`${w.command} ${more.includes('--json')}`, r.stdout);
+/** The three --out forms: a .png grid, a folder, an npz. */
+const FORMS = ['png', 'dir', 'npz'] as const;
+type Form = (typeof FORMS)[number];
+
+const outOf = (w: Writer, form: Form): string => join(dir, `out-${w.command}${form === 'dir' ? '' : `.${form}`}`);
+/** impute and denoise print JSON instead of their table with --json: the npz form asks for it. */
+const jsonOf = (w: Writer): string[] => (w.command === 'impute' || w.command === 'denoise' ? ['--json'] : []);
+
+/** What each writer did in before(), by `${command} ${form}`. */
+const written = new Map<string, CliResult>();
+
+function writer(w: Writer, out: string, more: string[] = []): Promise<CliResult> {
+  return medvae([w.command, '--run', run, ...w.args, '--backend', 'wasm', ...more, '--out', out]);
+}
+
+/** What a writer of before() did, having succeeded. */
+function writtenBy(command: string, form: Form): CliResult {
+  const r = written.get(`${command} ${form}`)!;
+  assert.equal(r.status, 0, `${command} --out ${form}: ${r.stderr}`);
   return r;
 }
 
-/** stdout of a writer run with or without --json: the one an earlier test printed, or a new run. */
-function stdoutOf(command: string, json: boolean): string {
-  const w = WRITERS.find((x) => x.command === command)!;
-  const seen = printed.get(`${command} ${json}`);
-  if (seen !== undefined) return seen;
-  const r = writer(w, join(dir, `${command}-${json}.png`), json ? ['--json'] : []);
-  assert.equal(r.status, 0, r.stderr);
-  return r.stdout;
-}
+/** stdout of impute or denoise with --json (the npz form) or without (the .png form). */
+const stdoutOf = (command: string, json: boolean): string => writtenBy(command, json ? 'npz' : 'png').stdout;
 
 /** Whether a region of a PNG holds a dark pixel (text on the white strip), i.e. is not all background. */
 async function hasInk(png: string, region: { left: number; top: number; width: number; height: number }): Promise<boolean> {
@@ -289,9 +301,8 @@ function filesUnder(folder: string): string[] {
 
 test('--out x.png writes one grid image with its label strips on every image-writing command', async () => {
   for (const w of WRITERS) {
-    const out = join(dir, `out-${w.command}.png`);
-    const r = writer(w, out);
-    assert.equal(r.status, 0, `${w.command}: ${r.stderr}`);
+    const out = outOf(w, 'png');
+    writtenBy(w.command, 'png');
     assert.ok(statSync(out).isFile(), `${w.command}: one file, not a folder`);
     const { width, height } = await sharp(out).metadata();
     const tilesWidth = w.cols * 34 + 2;
@@ -313,9 +324,8 @@ test('--out x.png writes one grid image with its label strips on every image-wri
 
 test('--out DIR writes one PNG per image, into subfolders by row, and keeps what was in an existing folder', async () => {
   for (const w of WRITERS) {
-    const out = join(dir, `out-${w.command}`);
-    const r = writer(w, out);
-    assert.equal(r.status, 0, `${w.command}: ${r.stderr}`);
+    const out = outOf(w, 'dir');
+    writtenBy(w.command, 'dir');
     const files = filesUnder(out);
     assert.equal(files.length, w.files, `${w.command}: ${files.join(' ')}`);
     assert.ok(
@@ -330,16 +340,15 @@ test('--out DIR writes one PNG per image, into subfolders by row, and keeps what
   const existing = join(dir, 'existing.d');
   mkdirSync(existing);
   writeFileSync(join(existing, 'keep.txt'), 'mine');
-  assert.equal(writer(WRITERS[1]!, existing).status, 0);
+  assert.equal((await writer(WRITERS[1]!, existing)).status, 0);
   assert.equal(readFileSync(join(existing, 'keep.txt'), 'utf8'), 'mine');
   assert.equal(filesUnder(existing).length, 6 + 1);
 });
 
 test('--out x.npz writes arrays in the MedMNIST layout on every image-writing command', async () => {
   for (const w of WRITERS) {
-    const out = join(dir, `out-${w.command}.npz`);
-    const r = writer(w, out, w.command === 'impute' || w.command === 'denoise' ? ['--json'] : []);
-    assert.equal(r.status, 0, `${w.command}: ${r.stderr}`);
+    const out = outOf(w, 'npz');
+    writtenBy(w.command, 'npz');
     const npz = await NpzArchive.open(out);
     try {
       for (const [name, shape] of Object.entries(w.arrays))
@@ -352,10 +361,11 @@ test('--out x.npz writes arrays in the MedMNIST layout on every image-writing co
   }
 });
 
-test('--out with another extension, or a .png that is a folder, is a usage error naming the three forms', () => {
-  for (const w of WRITERS) {
+test('--out with another extension, or a .png that is a folder, is a usage error naming the three forms', async () => {
+  for (const [i, w] of WRITERS.entries()) {
     const out = join(dir, `bad-${w.command}.jpg`);
-    const r = writer(w, out);
+    // The first in a real process: exit 2, the line on its stderr.
+    const r = i === 0 ? medvaeProcess([w.command, '--run', run, ...w.args, '--backend', 'wasm', '--out', out]) : await writer(w, out);
     assert.equal(r.status, 2, `${w.command}: ${r.stderr}`);
     assert.match(
       r.stderr.trim(),
@@ -366,7 +376,7 @@ test('--out with another extension, or a .png that is a folder, is a usage error
   }
   const folder = join(dir, 'a-folder.png');
   mkdirSync(folder);
-  const r = writer(WRITERS[0]!, folder);
+  const r = await writer(WRITERS[0]!, folder);
   assert.equal(r.status, 2, r.stderr);
   assert.match(r.stderr.trim(), /^error: --out .*a-folder\.png is an existing folder/);
   assert.deepEqual(readdirSync(folder), [], 'the folder is untouched');

@@ -1,29 +1,24 @@
 // Every command that reads a trained run, and the library's loadRun: the checkpoint it loads is
 // verified against its manifest; a damaged or half-written newer one is named in one line and the
 // newest intact one is used; --checkpoint (or a checkpoint folder as --run) picks one explicitly;
-// a --run path that is not a run says what it is first. Real `medvae` processes on a tiny run.
+// a --run path that is not a run says what it is first. The commands run in this process through
+// their commander wiring (medvaeInProcess); real `medvae` processes where the exit code, the one
+// error line and no stack are the process's own (one fallback, one failure of each kind).
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeTinyNpz } from '../helpers/tiny-data.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
+import { medvaeInProcess as medvae, medvaeProcess, type CliResult } from '../helpers/medvae-cli.ts';
 import { initBackend, loadRun, RunDirError } from '../../src/index.ts';
 
-const ROOT = join(import.meta.dirname, '..', '..');
-const BIN = join(ROOT, 'bin', 'medvae.js');
 const dir = tempDir('medvae-run-loading-');
 const data = join(dir, 'tiny.npz');
 // 32 training images at batch 16, 2 epochs, a checkpoint every step: step-0000002..4 kept (keep_last 3), and best.
 writeTinyNpz(data, { train: 32, val: 8, test: 8 });
 const trained = join(dir, 'trained');
-
-function medvae(args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [BIN, ...args], { cwd: ROOT, encoding: 'utf8', timeout: 180_000 });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
 
 const sha = (file: string): string => createHash('sha256').update(readFileSync(file)).digest('hex');
 const escape = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
@@ -54,7 +49,7 @@ function skipLines(stderr: string): string[] {
 }
 
 /** Exit 1, the failure is the last line and the only "error:" line, and no stack trace. */
-function oneError(r: { status: number | null; stderr: string }, pattern: RegExp): void {
+function oneError(r: CliResult, pattern: RegExp): void {
   assert.equal(r.status, 1, r.stderr);
   const lines = r.stderr.trim().split('\n');
   assert.match(lines.at(-1)!, pattern);
@@ -78,7 +73,7 @@ function command(name: string, run: string, extra: string[] = []): string[] {
 }
 
 before(async () => {
-  const r = medvae([
+  const r = await medvae([
     'train',
     '--config',
     'configs/smoke.yaml',
@@ -97,14 +92,15 @@ before(async () => {
   ]);
   assert.equal(r.status, 0, r.stderr);
   for (const step of [2, 3, 4]) assert.ok(existsSync(join(ckpt(trained, step), 'manifest.json')), `step ${step}`);
-  // loadRun in this process builds its models on the plain CPU backend.
-  await initBackend('cpu', () => undefined);
+  // loadRun in this process builds its models on the backend the commands here run on.
+  await initBackend('wasm', () => undefined);
 });
 
 test('sample --run RUN --out s.png with the newest decoder/weights.bin cut in half: exit 0, one line naming both checkpoints, s.png a PNG file', () => {
   const run = damagedRun('sample-fallback');
   const out = join(dir, 's.png');
-  const r = medvae(['sample', '--run', run, '--n', '4', '--out', out, '--backend', 'wasm']);
+  // A real process: the warning is on its stderr and it exits 0.
+  const r = medvaeProcess(['sample', '--run', run, '--n', '4', '--out', out, '--backend', 'wasm']);
   assert.equal(r.status, 0, r.stderr);
   assert.deepEqual(skipLines(r.stderr), [
     `warning: ${ckpt(run, 4)} is damaged (decoder/weights.bin: ${statSync(join(ckpt(run, 4), 'decoder', 'weights.bin')).size} bytes, the manifest says ${statSync(join(ckpt(trained, 4), 'decoder', 'weights.bin')).size}); using step-0000003`,
@@ -114,10 +110,10 @@ test('sample --run RUN --out s.png with the newest decoder/weights.bin cut in ha
   assert.match(r.stderr, /wrote 4 samples/);
 });
 
-test('every other command that reads a run falls back the same way, in one line', () => {
+test('every other command that reads a run falls back the same way, in one line', async () => {
   const run = damagedRun('every-command');
   for (const name of Object.keys(COMMANDS).filter((c) => c !== 'sample')) {
-    const r = medvae(command(name, run));
+    const r = await medvae(command(name, run));
     assert.equal(r.status, 0, `${name}: ${r.stderr}`);
     const lines = skipLines(r.stderr);
     assert.equal(lines.length, 1, `${name}: ${r.stderr}`);
@@ -132,12 +128,12 @@ test('every other command that reads a run falls back the same way, in one line'
   assert.equal(evalFile.model.step, 3);
 });
 
-test('an intact best stands in for its own damaged step-N', () => {
+test('an intact best stands in for its own damaged step-N', async () => {
   const run = copyRun('best-stands-in');
   rmSync(join(run, 'checkpoints', 'best'), { recursive: true });
   cpSync(ckpt(run, 4), join(run, 'checkpoints', 'best'), { recursive: true });
   cutInHalf(join(ckpt(run, 4), 'encoder', 'weights.bin'));
-  const r = medvae(command('sample', run));
+  const r = await medvae(command('sample', run));
   assert.equal(r.status, 0, r.stderr);
   assert.deepEqual(
     skipLines(r.stderr).map((l) => l.replace(/ \(encoder\/weights\.bin: [^)]*\)/, ' (...)')),
@@ -165,11 +161,11 @@ test("the library's loadRun falls back too, saying so once; a damaged checkpoint
   );
 });
 
-test('several passed over: one line naming each; none intact: one error line listing what was tried and what to do', () => {
+test('several passed over: one line naming each; none intact: one error line listing what was tried and what to do', async () => {
   const run = damagedRun('several');
   // step-0000003 lost its manifest while the others have theirs: incomplete, not old.
   rmSync(join(ckpt(run, 3), 'manifest.json'));
-  const r = medvae(command('sample', run));
+  const r = await medvae(command('sample', run));
   assert.equal(r.status, 0, r.stderr);
   const lines = skipLines(r.stderr);
   assert.equal(lines.length, 1, r.stderr);
@@ -178,21 +174,22 @@ test('several passed over: one line naming each; none intact: one error line lis
     /^warning: .*step-0000004 is damaged \(decoder\/weights\.bin: .*\), step-0000003 is incomplete \(manifest\.json: missing .*\); using step-0000002$/,
   );
   cutInHalf(join(ckpt(run, 2), 'optimizer-model.bin'));
+  // A real process: it exits 1 with that line last, and no stack.
   oneError(
-    medvae(command('sample', run)),
+    medvaeProcess(command('sample', run)),
     new RegExp(
       `^error: ${escape(run)}: no intact checkpoint: .*step-0000004 is damaged .*step-0000003 is incomplete .*step-0000002 is damaged \\(optimizer-model\\.bin: .*\\); copy an intact checkpoint back into .*, or train the run again \\(medvae train --config .*config\\.yaml\\)$`,
     ),
   );
 });
 
-test('a checkpoint still being written by another process (no manifest yet, or a temporary folder) is skipped like a damaged one', () => {
+test('a checkpoint still being written by another process (no manifest yet, or a temporary folder) is skipped like a damaged one', async () => {
   const run = copyRun('being-written');
   // What another process copying or writing a checkpoint leaves while it works.
   cpSync(ckpt(run, 4), ckpt(run, 5), { recursive: true });
   rmSync(join(ckpt(run, 5), 'manifest.json'));
   mkdirSync(join(run, 'checkpoints', '.step-0000006.4242.1700000000000.tmp', 'encoder'), { recursive: true });
-  const r = medvae(command('sample', run));
+  const r = await medvae(command('sample', run));
   assert.equal(r.status, 0, r.stderr);
   const lines = skipLines(r.stderr);
   assert.equal(lines.length, 1, r.stderr);
@@ -213,7 +210,7 @@ test('a run from before manifests loads as it did; its damaged newest is checked
   assert.deepEqual(lines, []);
   rmSync(join(run, 'checkpoints', 'best'), { recursive: true });
   cutInHalf(join(ckpt(run, 4), 'decoder', 'weights.bin'));
-  const r = medvae(command('sample', run));
+  const r = await medvae(command('sample', run));
   assert.equal(r.status, 0, r.stderr);
   assert.deepEqual(
     skipLines(r.stderr).map((l) => l.replace(/\d+ bytes/, 'N bytes').replace(/need \d+/, 'need M')),
@@ -233,37 +230,38 @@ test('a run from before manifests loads as it did; its damaged newest is checked
   assert.match(seen[0]!, /step-0000004 is damaged \(decoder\/weights\.bin: \d+ bytes, the manifest says \d+\); using step-0000003$/);
 });
 
-test('--checkpoint step-N, N or a checkpoint folder as --run picks one; a damaged one it names is an error; a missing one names those there', () => {
+test('--checkpoint step-N, N or a checkpoint folder as --run picks one; a damaged one it names is an error; a missing one names those there', async () => {
   const run = damagedRun('explicit');
-  const outs = [['--checkpoint', 'step-0000003'], ['--checkpoint', '3'], []].map((extra, i) => {
+  const outs: string[] = [];
+  for (const [i, extra] of [['--checkpoint', 'step-0000003'], ['--checkpoint', '3'], []].entries()) {
     const out = join(dir, `explicit-${i}.npz`);
-    const r = medvae(['sample', '--run', i === 2 ? ckpt(run, 3) : run, ...extra, '--n', '4', '--out', out, '--backend', 'wasm']);
+    const r = await medvae(['sample', '--run', i === 2 ? ckpt(run, 3) : run, ...extra, '--n', '4', '--out', out, '--backend', 'wasm']);
     assert.equal(r.status, 0, r.stderr);
     assert.deepEqual(skipLines(r.stderr), [], 'nothing passed over');
-    return sha(out);
-  });
+    outs.push(sha(out));
+  }
   assert.equal(new Set(outs).size, 1, 'the same checkpoint three ways');
   const damaged = new RegExp(
     `^error: ${escape(ckpt(run, 4))} is damaged \\(decoder/weights\\.bin: \\d+ bytes, the manifest says \\d+\\); name another, or give the run directory alone to use the newest intact one \\(step-0000003\\)$`,
   );
-  oneError(medvae(command('sample', run, ['--checkpoint', 'step-4'])), damaged);
-  oneError(medvae(command('sample', ckpt(run, 4))), damaged);
+  oneError(await medvae(command('sample', run, ['--checkpoint', 'step-4'])), damaged);
+  oneError(await medvae(command('sample', ckpt(run, 4))), damaged);
   // Every command takes --checkpoint; a missing one names the checkpoints the run has.
   for (const name of Object.keys(COMMANDS)) {
     oneError(
-      medvae(command(name, run, ['--checkpoint', name === 'eval' ? 'best' : '99'])),
+      await medvae(command(name, run, ['--checkpoint', name === 'eval' ? 'best' : '99'])),
       new RegExp(
         `^error: ${escape(join(run, 'checkpoints'))} has no checkpoint ${name === 'eval' ? 'best' : 'step-0000099'}; it has step-0000002, step-0000003, step-0000004$`,
       ),
     );
   }
   // eval of a checkpoint folder: that step, written into its run.
-  const r = medvae(command('eval', ckpt(run, 2)));
+  const r = await medvae(command('eval', ckpt(run, 2)));
   assert.equal(r.status, 0, r.stderr);
   assert.equal((JSON.parse(readFileSync(join(run, 'eval.json'), 'utf8')) as { model: { step: number } }).model.step, 2);
 });
 
-test('--run that is not a run says what is wrong first: missing, a file, a folder without config.yaml; also report and eval', () => {
+test('--run that is not a run says what is wrong first: missing, a file, a folder without config.yaml; also report and eval', async () => {
   const file = join(dir, 'notes.txt');
   writeFileSync(file, 'hello');
   const folder = join(dir, 'just-a-folder');
@@ -277,21 +275,23 @@ test('--run that is not a run says what is wrong first: missing, a file, a folde
     [folder, /^error: \S*just-a-folder is not a run directory: no config\.yaml \(a run directory holds config\.yaml and checkpoints\/\)$/],
   ];
   const names = [...Object.keys(COMMANDS), 'report'];
-  names.forEach((name, i) => {
+  for (const [i, name] of names.entries()) {
     // sample, eval and report meet every case; the others one each, in turn.
     const mine = ['sample', 'eval', 'report'].includes(name) ? cases : [cases[i % cases.length]!];
-    for (const [path, pattern] of mine) oneError(medvae(name === 'report' ? ['report', '--run', path] : command(name, path)), pattern);
-  });
-  // The checkpoints folder itself points at its run.
+    for (const [path, pattern] of mine)
+      oneError(await medvae(name === 'report' ? ['report', '--run', path] : command(name, path)), pattern);
+  }
+  // The checkpoints folder itself points at its run; a real process, which exits 1.
   oneError(
-    medvae(['report', '--run', join(trained, 'checkpoints')]),
+    medvaeProcess(['report', '--run', join(trained, 'checkpoints')]),
     new RegExp(`is not a run directory: no config\\.yaml .*; its run directory is ${escape(trained)}$`),
   );
 });
 
-test('report --run of a checkpoint folder reports its run, into the run directory', () => {
-  const r = medvae(['report', '--run', ckpt(trained, 3)]);
+test('report --run of a checkpoint folder reports its run, into the run directory', async () => {
+  const run = copyRun('reported');
+  const r = await medvae(['report', '--run', ckpt(run, 3)]);
   assert.equal(r.status, 0, r.stderr);
-  assert.ok(existsSync(join(trained, 'report.html')));
-  assert.ok(!existsSync(join(ckpt(trained, 3), 'report.html')));
+  assert.ok(existsSync(join(run, 'report.html')));
+  assert.ok(!existsSync(join(ckpt(run, 3), 'report.html')));
 });
