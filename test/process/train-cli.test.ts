@@ -1,8 +1,10 @@
-// End to end through the real command line: spawned `medvae` processes on a dataset the test makes.
-import { test } from 'node:test';
+// End to end through the command line on a dataset the test makes: the commands run in this process
+// through their commander wiring (medvaeInProcess), and in spawned `medvae` processes where the
+// process is what is tested (signals, exit codes with the exact output, a backend out of memory).
+import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, readdirSync, existsSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { cpSync, mkdirSync, readFileSync, readdirSync, existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import sharp from 'sharp';
@@ -11,18 +13,13 @@ import { writeTinyNpz } from '../helpers/tiny-data.ts';
 import { loadRun, latestCheckpoint } from '../../src/run/checkpoint.ts';
 import { openDataset } from '../../src/data/open.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
+import { BIN, medvaeInProcess as medvae, medvaeProcess, type CliResult } from '../helpers/medvae-cli.ts';
 
-const BIN = join(import.meta.dirname, '..', '..', 'bin', 'medvae.js');
 const dir = tempDir('medvae-cli-');
 const data = join(dir, 'tiny.npz');
 // 48 training images at batch 16: 3 steps an epoch.
 writeTinyNpz(data, { train: 48, val: 8, test: 8 });
 const base = ['train', '--config', 'configs/smoke.yaml', '--data', data, '--backend', 'wasm', '--log-format', 'plain'];
-
-function medvae(args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 120_000 });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
 
 async function size(png: string): Promise<[number, number]> {
   const meta = await sharp(png).metadata();
@@ -41,16 +38,27 @@ function checkpointDigests(ckpt: string): Record<string, string> {
   return out;
 }
 
-test('2 epochs straight equal 1 epoch, stop, resume 1 epoch: bit for bit', () => {
-  const straight = join(dir, 'straight');
-  const r1 = medvae([...base, '--epochs', '2', '--out', straight]);
+/** 2 epochs straight; 1 epoch, then resumed for the second; a conditional run of 2 steps. */
+const straight = join(dir, 'straight');
+const halves = join(dir, 'halves');
+const cvae = join(dir, 'cvae');
+/** What resuming the halves printed. */
+let resumed: CliResult;
+
+// The runs several tests read, trained once whichever tests run.
+before(async () => {
+  const r1 = await medvae([...base, '--epochs', '2', '--out', straight]);
   assert.equal(r1.status, 0, r1.stderr);
-  const halves = join(dir, 'halves');
-  const r2 = medvae([...base, '--epochs', '1', '--out', halves]);
+  const r2 = await medvae([...base, '--epochs', '1', '--out', halves]);
   assert.equal(r2.status, 0, r2.stderr);
-  const r3 = medvae(['train', '--resume', halves, '--epochs', '2', '--backend', 'wasm', '--log-format', 'plain']);
-  assert.equal(r3.status, 0, r3.stderr);
-  assert.match(r3.stderr, /resumed from .*step-0000003: epoch 2, step 3/);
+  resumed = await medvae(['train', '--resume', halves, '--epochs', '2', '--backend', 'wasm', '--log-format', 'plain']);
+  assert.equal(resumed.status, 0, resumed.stderr);
+  const r4 = await medvae([...base, '--set', 'model.name=cvae', '--max-steps', '2', '--out', cvae]);
+  assert.equal(r4.status, 0, r4.stderr);
+});
+
+test('2 epochs straight equal 1 epoch, stop, resume 1 epoch: bit for bit', () => {
+  assert.match(resumed.stderr, /resumed from .*step-0000003: epoch 2, step 3/);
   const a = latestCheckpoint(join(straight, 'checkpoints'))!;
   const b = latestCheckpoint(join(halves, 'checkpoints'))!;
   assert.ok(a.endsWith('step-0000006') && b.endsWith('step-0000006'), `${a} ${b}`);
@@ -58,7 +66,7 @@ test('2 epochs straight equal 1 epoch, stop, resume 1 epoch: bit for bit', () =>
 });
 
 test('a run writes files that parse: config, metrics.jsonl, PNG grids, SVG and PNG loss plots', async () => {
-  const run = join(dir, 'straight');
+  const run = straight;
   const lines = readFileSync(join(run, 'metrics.jsonl'), 'utf8')
     .trim()
     .split('\n')
@@ -90,7 +98,7 @@ test('a run writes files that parse: config, metrics.jsonl, PNG grids, SVG and P
 });
 
 test('a checkpoint loads back, also through tf.loadLayersModel, and reproduces the same reconstruction', async () => {
-  const run = join(dir, 'straight');
+  const run = straight;
   const { model } = await loadRun(run);
   const ckpt = latestCheckpoint(join(run, 'checkpoints'))!;
   const load = (net: string): Promise<tf.LayersModel> => {
@@ -119,7 +127,7 @@ test('a checkpoint loads back, also through tf.loadLayersModel, and reproduces t
 
 test('medvae sample writes an npz in the MedMNIST layout that the project reader opens', async () => {
   const out = join(dir, 'synthetic.npz');
-  const r = medvae(['sample', '--run', join(dir, 'straight'), '--n', '10', '--batch', '4', '--out', out, '--backend', 'wasm']);
+  const r = await medvae(['sample', '--run', straight, '--n', '10', '--batch', '4', '--out', out, '--backend', 'wasm']);
   assert.equal(r.status, 0, r.stderr);
   const split = await openDataset({ format: 'medmnist', path: out }, 'train');
   assert.equal(split.length, 10);
@@ -127,28 +135,30 @@ test('medvae sample writes an npz in the MedMNIST layout that the project reader
   assert.ok(first);
   await split.close();
   const dirOut = join(dir, 'synthetic-png');
-  assert.equal(medvae(['sample', '--run', join(dir, 'straight'), '--n', '3', '--out', dirOut, '--backend', 'wasm']).status, 0);
+  assert.equal((await medvae(['sample', '--run', straight, '--n', '3', '--out', dirOut, '--backend', 'wasm'])).status, 0);
   assert.equal(readdirSync(dirOut).filter((f) => f.endsWith('.png')).length, 3);
 });
 
-test('bad config and missing dataset fail with one clear line, no stack trace', () => {
+test('bad config and missing dataset fail with one clear line, no stack trace', async () => {
   const bad = join(dir, 'bad.yaml');
   writeFileSync(bad, 'train:\n  lr: fast\n');
-  const r = medvae(['train', '--config', bad]);
+  // A real process: exit 1, and that line is all it printed on stderr.
+  const r = medvaeProcess(['train', '--config', bad]);
   assert.equal(r.status, 1);
   assert.equal(r.stderr.trim(), `error: ${bad}: 'train.lr' must be a number, got "fast"`);
-  const missing = medvae([...base, '--data', join(dir, 'nope.npz'), '--out', join(dir, 'nope-run')]);
+  const missing = await medvae([...base, '--data', join(dir, 'nope.npz'), '--out', join(dir, 'nope-run')]);
   assert.equal(missing.status, 2, 'a --data path that does not exist is a usage mistake');
   const last = missing.stderr.trim().split('\n').at(-1)!;
   assert.match(last, /^error: --data .*nope\.npz does not exist; check the path$/);
   assert.doesNotMatch(missing.stderr, /\n\s+at /, 'no stack trace without --debug');
 });
 
-test('a diverging run stops with advice and leaves the last good checkpoint intact', () => {
-  const run = join(dir, 'halves');
+test('a diverging run stops with advice and leaves the last good checkpoint intact', async () => {
+  const run = join(dir, 'diverging');
+  cpSync(halves, run, { recursive: true });
   const ckpt = latestCheckpoint(join(run, 'checkpoints'))!;
-  const before = checkpointDigests(ckpt);
-  const r = medvae([
+  const intact = checkpointDigests(ckpt);
+  const r = await medvae([
     'train',
     '--resume',
     run,
@@ -166,7 +176,7 @@ test('a diverging run stops with advice and leaves the last good checkpoint inta
   assert.equal(r.status, 1, r.stderr);
   assert.match(r.stderr, /error: training diverged at step \d+ .*Lower the learning rate.*last good checkpoint is .*step-0000006/);
   assert.equal(latestCheckpoint(join(run, 'checkpoints')), ckpt);
-  assert.deepEqual(checkpointDigests(ckpt), before);
+  assert.deepEqual(checkpointDigests(ckpt), intact);
 });
 
 for (const [signal, exitCode] of [
@@ -196,14 +206,14 @@ for (const [signal, exitCode] of [
 }
 
 test('reconstruct, denoise and interpolate write grids of the promised shape; denoise reports PSNR before and after', async () => {
-  const run = join(dir, 'straight');
+  const run = straight;
   const rec = join(dir, 'rec.png');
-  assert.equal(medvae(['reconstruct', '--run', run, '--n', '4', '--out', rec, '--backend', 'wasm']).status, 0);
+  assert.equal((await medvae(['reconstruct', '--run', run, '--n', '4', '--out', rec, '--backend', 'wasm'])).status, 0);
   // Tiles of 32 px with 2 px padding, and a strip of row labels on the left.
   const [recWidth, recHeight] = await size(rec);
   assert.ok(recWidth > 4 * 34 + 2 && recHeight === 2 * 34 + 2, `${recWidth} x ${recHeight}`);
   const den = join(dir, 'den.png');
-  const r = medvae(['denoise', '--run', run, '--n', '4', '--noise', 'gaussian:0.2', '--out', den, '--backend', 'wasm', '--json']);
+  const r = await medvae(['denoise', '--run', run, '--n', '4', '--noise', 'gaussian:0.2', '--out', den, '--backend', 'wasm', '--json']);
   assert.equal(r.status, 0, r.stderr);
   const report = JSON.parse(r.stdout.trim()) as { images: number; psnr_noisy_db: number; psnr_denoised_db: number };
   assert.equal(report.images, 4);
@@ -214,11 +224,14 @@ test('reconstruct, denoise and interpolate write grids of the promised shape; de
   const [denWidth, denHeight] = await size(den);
   assert.ok(denWidth > 4 * 34 + 2 && denHeight === 3 * 34 + 2, `${denWidth} x ${denHeight}`);
   const interp = join(dir, 'interp.png');
-  assert.equal(medvae(['interpolate', '--run', run, '--pairs', '2', '--steps', '5', '--out', interp, '--backend', 'wasm']).status, 0);
+  assert.equal(
+    (await medvae(['interpolate', '--run', run, '--pairs', '2', '--steps', '5', '--out', interp, '--backend', 'wasm'])).status,
+    0,
+  );
   // Row labels on the left, a title line on top.
   const [interpWidth, interpHeight] = await size(interp);
   assert.ok(interpWidth > 5 * 34 + 2 && interpHeight > 2 * 34 + 2, `${interpWidth} x ${interpHeight}`);
-  assert.match(medvae(['denoise', '--run', run, '--noise', 'salt', '--out', den]).stderr, /--noise must look like gaussian:SIGMA/);
+  assert.match((await medvae(['denoise', '--run', run, '--noise', 'salt', '--out', den])).stderr, /--noise must look like gaussian:SIGMA/);
 });
 
 /** The first image of an npz's training split, as stored. */
@@ -232,15 +245,13 @@ async function split0(file: string): Promise<unknown> {
 }
 
 test('a conditional run samples the class asked for, into class folders or an npz with its labels, and refuses a class it does not have', async () => {
-  const run = join(dir, 'cvae');
-  const r = medvae([...base, '--set', 'model.name=cvae', '--max-steps', '2', '--out', run]);
-  assert.equal(r.status, 0, r.stderr);
+  const run = cvae;
   const out = join(dir, 'cvae-png');
-  assert.equal(medvae(['sample', '--run', run, '--n', '3', '--label', '2', '--out', out, '--backend', 'wasm']).status, 0);
+  assert.equal((await medvae(['sample', '--run', run, '--n', '3', '--label', '2', '--out', out, '--backend', 'wasm'])).status, 0);
   assert.deepEqual(readdirSync(out), ['2']);
   assert.equal(readdirSync(join(out, '2')).length, 3);
   const npz = join(dir, 'cvae.npz');
-  assert.equal(medvae(['sample', '--run', run, '--n', '10', '--latent', 'prior', '--out', npz, '--backend', 'wasm']).status, 0);
+  assert.equal((await medvae(['sample', '--run', run, '--n', '10', '--latent', 'prior', '--out', npz, '--backend', 'wasm'])).status, 0);
   const split = await openDataset({ format: 'medmnist', path: npz }, 'train');
   // Classes in turn: 0 1 2 3 4 0 1 2 3 4, stored as class indices as in RetinaMNIST.
   assert.deepEqual(
@@ -250,7 +261,7 @@ test('a conditional run samples the class asked for, into class folders or an np
   await split.close();
   // Latents from the checkpoint's class-wise Gaussian ('fitted', its old name): the same layout and labels.
   const fitted = join(dir, 'cvae-fitted.npz');
-  const f = medvae(['sample', '--run', run, '--n', '10', '--latent', 'fitted', '--out', fitted, '--backend', 'wasm']);
+  const f = await medvae(['sample', '--run', run, '--n', '10', '--latent', 'fitted', '--out', fitted, '--backend', 'wasm']);
   assert.equal(f.status, 0, f.stderr);
   assert.match(f.stderr, /^sampler: gaussian \(--latent fitted, the old name of gaussian\)$/m);
   const fittedSplit = await openDataset({ format: 'medmnist', path: fitted }, 'train');
@@ -261,13 +272,13 @@ test('a conditional run samples the class asked for, into class folders or an np
   const [prior0, fitted0] = [await split0(npz), (await fittedSplit.read([0]))[0]!];
   assert.notDeepEqual(prior0, fitted0, 'other latents, other images');
   await fittedSplit.close();
-  const bad = medvae(['sample', '--run', run, '--n', '3', '--label', '7', '--out', out]);
+  const bad = await medvae(['sample', '--run', run, '--n', '3', '--label', '7', '--out', out]);
   assert.equal(bad.status, 2, 'a bad flag value is a usage error');
   assert.match(bad.stderr, /--label must be an integer in 0\.\.4, got 7/);
 });
 
-test('--log-format json writes one JSON object per line', () => {
-  const r = medvae([
+test('--log-format json writes one JSON object per line', async () => {
+  const r = await medvae([
     ...base.filter((a) => a !== 'plain' && a !== '--log-format'),
     '--log-format',
     'json',
@@ -287,27 +298,34 @@ test('--log-format json writes one JSON object per line', () => {
 });
 
 test('a 256x256 step too big for the wasm backend ends in one clear line, not a bare trap or Aborted()', () => {
-  // 64 images of 256x256 in one pass (the bundled data: the tiny set has fewer): the Vanilla VAE
-  // needs more than the 4 GB wasm heap (32 fit, at 3.4 GB RSS)
-  const r = medvae([
-    'train',
-    '--set',
-    'model.image_size=256',
-    '--set',
-    'train.batch_size=64',
-    '--set',
-    'train.micro_batch=64',
-    '--max-steps',
-    '1',
-    '--backend',
-    'wasm',
-    '--log-format',
-    'plain',
-    '--metrics-port',
-    '0',
-    '--out',
-    join(dir, 'too-big'),
-  ]);
+  // 64 images of 256x256 in one pass (the bundled data: the tiny set has fewer). The Vanilla VAE's
+  // own layers need more than the 4 GB wasm heap (32 fit, at 3.4 GB RSS), after minutes of
+  // computing; a first layer of 512 channels needs 2 GB for its output and as much for the next,
+  // so the step runs out at once. A real process: a wasm abort could end it.
+  const r = medvaeProcess(
+    [
+      'train',
+      '--set',
+      'model.image_size=256',
+      '--set',
+      'model.hidden_dims=[512, 8, 8, 8, 8, 8, 8]',
+      '--set',
+      'train.batch_size=64',
+      '--set',
+      'train.micro_batch=64',
+      '--max-steps',
+      '1',
+      '--backend',
+      'wasm',
+      '--log-format',
+      'plain',
+      '--metrics-port',
+      '0',
+      '--out',
+      join(dir, 'too-big'),
+    ],
+    { timeoutMs: 300_000 },
+  );
   assert.equal(r.status, 1);
   const last = r.stderr.trim().split('\n').at(-1)!;
   assert.match(
@@ -342,15 +360,15 @@ test('an image folder with a corrupt file: skipped with a warning, or fatal with
     '--log-format',
     'plain',
   ];
-  const lenient = medvae([...common, '--out', join(dir, 'folder-run')]);
+  const lenient = await medvae([...common, '--out', join(dir, 'folder-run')]);
   assert.equal(lenient.status, 0, lenient.stderr);
   assert.match(lenient.stderr, /broken\.png/);
-  const strict = medvae([...common, '--strict', '--out', join(dir, 'folder-strict')]);
+  const strict = await medvae([...common, '--strict', '--out', join(dir, 'folder-strict')]);
   assert.equal(strict.status, 1);
   assert.match(strict.stderr.trim().split('\n').at(-1)!, /^error: .*broken\.png/);
 });
 
-test('a PyTorch-VAE config trains, and each of its keys that does nothing here is named once in the output', () => {
+test('a PyTorch-VAE config trains, and each of its keys that does nothing here is named once in the output', async () => {
   const file = join(dir, 'pytorch-vae.yaml');
   writeFileSync(
     file,
@@ -374,7 +392,7 @@ test('a PyTorch-VAE config trains, and each of its keys that does nothing here i
       '  max_epochs: 1',
     ].join('\n'),
   );
-  const r = medvae([
+  const r = await medvae([
     'train',
     '--config',
     file,
