@@ -1,17 +1,20 @@
-// Every row of issue 17's table re-tried through the real command line: one clear line naming the
-// file, key or flag (exit 1; 2 for usage; 130 after Ctrl-C), no stack, nothing left behind.
-import { test, after } from 'node:test';
+// Every row of issue 17's table re-tried through the command line: one clear line naming the
+// file, key or flag (exit 1; 2 for usage; 130 after Ctrl-C), no stack, nothing left behind. Most
+// run in this process through the commands' commander wiring (medvaeInProcess), where a command
+// that starts a backend would leave one in this process; real `medvae` processes for what only a
+// process shows: each exit code, commander's own usage errors, training, medvae-dist, Ctrl-C.
+import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
+import * as tf from '@tensorflow/tfjs';
 import { writeTinyNpz } from '../helpers/tiny-data.ts';
+import { BIN, ROOT, medvaeInProcess as medvae, medvaeProcess, type CliResult } from '../helpers/medvae-cli.ts';
 import { latestCheckpoint } from '../../src/run/checkpoint.ts';
 
-const ROOT = join(import.meta.dirname, '..', '..');
-const BIN = join(ROOT, 'bin', 'medvae.js');
 const dir = mkdtempSync(join(tmpdir(), 'medvae-errors-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 const npz = join(dir, 'tiny.npz');
@@ -19,15 +22,19 @@ writeTinyNpz(npz, { train: 48, val: 8, test: 8 });
 const pngs = join(dir, 'pngs');
 const train = ['train', '--config', 'configs/smoke.yaml', '--backend', 'wasm', '--log-format', 'plain'];
 
-function medvae(args: string[], env: NodeJS.ProcessEnv = {}, bin = BIN): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [bin, ...args], { cwd: ROOT, encoding: 'utf8', timeout: 120_000, env: { ...process.env, ...env } });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+const medvaeDist = (args: string[]): CliResult => medvaeProcess(args, { bin: join(ROOT, 'bin', 'medvae-dist.js') });
+
+/**
+ * Refused before the backend starts: no "backend:" line, and no TF.js backend started in this
+ * process (no command here that runs in-process gets that far: the training runs are processes).
+ */
+function noBackend(r: CliResult, what: string): void {
+  assert.doesNotMatch(r.stderr, /^backend:/m, what);
+  assert.deepEqual(Object.keys(tf.engine().registry), [], `${what}: a TF.js backend was started`);
 }
 
-const medvaeDist = (args: string[]): ReturnType<typeof medvae> => medvae(args, {}, join(ROOT, 'bin', 'medvae-dist.js'));
-
 /** The failure is the last line, it starts with "error:", and no stack trace was printed. */
-function oneLine(r: { status: number | null; stderr: string }, status: number, pattern: RegExp): void {
+function oneLine(r: CliResult, status: number, pattern: RegExp): void {
   assert.equal(r.status, status, r.stderr);
   const lines = r.stderr.trim().split('\n');
   assert.match(lines.at(-1)!, pattern);
@@ -35,51 +42,63 @@ function oneLine(r: { status: number | null; stderr: string }, status: number, p
   assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace without --debug');
 }
 
-test('--data <folder of PNGs> with a config made for an npz: the format is inferred, as data info does', async () => {
+const folderRun = join(dir, 'folder-run');
+/** Training on the folder of PNGs, a real process (one that starts a backend). */
+let folderTrain: CliResult;
+
+// A folder of 16 PNGs, which several tests give as --data, and a run trained on it.
+before(async () => {
   mkdirSync(pngs);
   for (let i = 0; i < 16; i++) {
     await sharp(Buffer.alloc(32 * 32 * 3, i * 15), { raw: { width: 32, height: 32, channels: 3 } })
       .png()
       .toFile(join(pngs, `i${i}.png`));
   }
-  const r = medvae([...train, '--data', pngs, '--max-steps', '1', '--out', join(dir, 'folder-run')]);
+  folderTrain = medvaeProcess([...train, '--data', pngs, '--max-steps', '1', '--out', folderRun]);
+});
+
+test('--data <folder of PNGs> with a config made for an npz: the format is inferred, as data info does', async () => {
+  const r = folderTrain;
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stderr, /data: .*pngs\[train\], 16 images/);
-  const info = medvae(['data', 'info', pngs]);
+  const info = await medvae(['data', 'info', pngs]);
   assert.equal(info.status, 0, info.stderr);
   assert.match(info.stdout, /\(format folder\)\n {2}all: 16 samples/);
 });
 
-test('a wrong format names what it expected and what the path looks like; an unreadable path names the formats tried', () => {
+test('a wrong format names what it expected and what the path looks like; an unreadable path names the formats tried', async () => {
   const out = join(dir, 'wrong-format');
   // A path on the command line that is no dataset is a usage mistake: exit 2, before the backend starts.
-  const r = medvae([...train, '--data', pngs, '--set', 'data.format=medmnist', '--out', out]);
+  const r = await medvae([...train, '--data', pngs, '--set', 'data.format=medmnist', '--out', out]);
   oneLine(r, 2, /^error: --data .*pngs: is a folder, but data.format 'medmnist' expects an \.npz file; it looks like format 'folder'/);
-  assert.doesNotMatch(r.stderr, /^backend:/m);
+  noBackend(r, 'a wrong format');
   assert.ok(!existsSync(out), 'no run directory for a run that never started');
   const txt = join(dir, 'notes.txt');
   writeFileSync(txt, 'hello');
-  oneLine(medvae([...train, '--data', txt, '--out', out]), 2, /^error: --data .*notes\.txt: .*tried medmnist .*gleason .*folder/);
+  oneLine(await medvae([...train, '--data', txt, '--out', out]), 2, /^error: --data .*notes\.txt: .*tried medmnist .*gleason .*folder/);
   const empty = join(dir, 'empty');
   mkdirSync(empty);
   oneLine(
-    medvae(['data', 'info', empty]),
+    await medvae(['data', 'info', empty]),
     2,
     /^error: .*empty: a folder with no dataset .*tried medmnist.*; point --data \(data\.path\) at an \.npz file or a dataset folder$/,
   );
 });
 
-test('data info on a truncated npz or a missing path, data download offline: one line, nothing left behind', () => {
+test('data info on a truncated npz or a missing path, data download offline: one line, nothing left behind', async () => {
   const cut = join(dir, 'cut.npz');
   writeFileSync(cut, readFileSync(npz).subarray(0, 3000));
-  oneLine(medvae(['data', 'info', cut]), 1, /^error: .*cut\.npz: truncated archive/);
-  oneLine(medvae(['data', 'info', join(dir, 'nope.npz')]), 2, /^error: .*nope\.npz does not exist; check the path$/);
+  oneLine(await medvae(['data', 'info', cut]), 1, /^error: .*cut\.npz: truncated archive/);
+  oneLine(await medvae(['data', 'info', join(dir, 'nope.npz')]), 2, /^error: .*nope\.npz does not exist; check the path$/);
   const target = join(dir, 'downloads', 'here');
-  // Port 9 (discard) on loopback: nothing listens there, so the connection is refused at once.
-  const r = medvae(['data', 'download', 'chestmnist', '--dir', target], { MEDVAE_MEDMNIST_URL: 'http://127.0.0.1:9/files' });
+  // Port 9 (discard) on loopback: nothing listens there, so the connection is refused at once. A
+  // real process, with the address in its environment: exit 1.
+  const r = medvaeProcess(['data', 'download', 'chestmnist', '--dir', target], {
+    env: { MEDVAE_MEDMNIST_URL: 'http://127.0.0.1:9/files' },
+  });
   oneLine(r, 1, /^error: cannot reach http:\/\/127\.0\.0\.1:9\/files\/chestmnist\.npz\?download=1 \(.*\): check the network/);
   assert.ok(!existsSync(join(dir, 'downloads')), 'no empty output folder');
-  assert.match(medvae(['data', 'info', cut, '--debug']).stderr, /\n\s+at /, '--debug shows the stack');
+  assert.match((await medvae(['data', 'info', cut, '--debug'])).stderr, /\n\s+at /, '--debug shows the stack');
 });
 
 test('a run failing before its first step prints nothing about a run directory and leaves none', async () => {
@@ -92,60 +111,64 @@ test('a run failing before its first step prints nothing about a run directory a
   }
   writeFileSync(join(broken, 'bad.png'), 'not a png');
   const out = join(dir, 'strict-run');
-  const r = medvae([...train, '--data', broken, '--strict', '--max-steps', '2', '--out', out]);
+  // A real process: the run gets as far as its data, on a backend.
+  const r = medvaeProcess([...train, '--data', broken, '--strict', '--max-steps', '2', '--out', out]);
   oneLine(r, 1, /^error: .*bad\.png/);
   assert.doesNotMatch(r.stderr, /run directory/);
   assert.ok(!existsSync(out), 'no stub run directory');
   const bad = join(dir, 'bad.yaml');
   writeFileSync(bad, 'train:\n  lr: fast\n');
-  const v = medvae(['train', '--config', bad]);
+  const v = await medvae(['train', '--config', bad]);
   oneLine(v, 1, /^error: .*bad\.yaml: 'train\.lr' must be a number/);
   assert.doesNotMatch(v.stderr, /run directory/);
+  noBackend(v, 'a bad config');
 });
 
-test('usage mistakes exit 2 with one line naming the flag', () => {
-  oneLine(medvae(['train', '--no-such-flag']), 2, /^error: unknown option '--no-such-flag'/);
+test('usage mistakes exit 2 with one line naming the flag', async () => {
+  // A real process: commander's own usage error exits 2 (the ones below in this process are mapped alike).
+  oneLine(medvaeProcess(['train', '--no-such-flag']), 2, /^error: unknown option '--no-such-flag'/);
   oneLine(
-    medvae(['train', '--resume', join(dir, 'no-run')]),
+    await medvae(['train', '--resume', join(dir, 'no-run')]),
     2,
     /^error: --resume .*no-run: no such run directory or checkpoint; give the directory `medvae train` printed as 'run directory:'/,
   );
+  // Real processes: these two start the backend before they read --n, which would leave one in this process.
   oneLine(
-    medvae(['sample', '--run', join(dir, 'folder-run'), '--n', 'x', '--out', join(dir, 's.npz')]),
+    medvaeProcess(['sample', '--run', folderRun, '--n', 'x', '--out', join(dir, 's.npz')]),
     2,
     /^error: --n must be a positive integer, got x/,
   );
-  oneLine(medvae(['eval', '--run', join(dir, 'folder-run'), '--n', '1']), 2, /^error: --n expects an integer >= 2, got '1'/);
+  oneLine(medvaeProcess(['eval', '--run', folderRun, '--n', '1']), 2, /^error: --n expects an integer >= 2, got '1'/);
 });
 
-test('a mistyped --data says what is wrong first; download advice only for a MedMNIST file name, with its real name', () => {
+test('a mistyped --data says what is wrong first; download advice only for a MedMNIST file name, with its real name', async () => {
   const out = join(dir, 'never-made');
-  const missing = medvae([...train, '--data', '/nonexistent.npz', '--out', out]);
+  const missing = await medvae([...train, '--data', '/nonexistent.npz', '--out', out]);
   oneLine(missing, 2, /^error: --data \/nonexistent\.npz does not exist; check the path$/);
-  assert.doesNotMatch(missing.stderr, /^backend:/m, 'refused before the backend starts');
+  noBackend(missing, 'refused before the backend starts');
   const chest = join(dir, 'chestmnist_64.npz');
   oneLine(
-    medvae([...train, '--data', chest, '--out', out]),
+    await medvae([...train, '--data', chest, '--out', out]),
     2,
     new RegExp(
       `^error: --data ${chest.replace(/[.]/g, '\\.')} does not exist; download it with \`medvae data download chestmnist --size 64 --dir ${dir}\`$`,
     ),
   );
   oneLine(
-    medvae([...train, '--data', join(dir, 'tiyn.npz'), '--out', out]),
+    await medvae([...train, '--data', join(dir, 'tiyn.npz'), '--out', out]),
     2,
     /^error: --data .*tiyn\.npz does not exist; did you mean .*tiny\.npz\?$/,
   );
-  oneLine(medvae(['data', 'info', join(dir, 'tiny.np')]), 2, /^error: .*tiny\.np does not exist; did you mean .*tiny\.npz\?$/);
+  oneLine(await medvae(['data', 'info', join(dir, 'tiny.np')]), 2, /^error: .*tiny\.np does not exist; did you mean .*tiny\.npz\?$/);
   oneLine(
-    medvae(['data', 'download', 'chestmnst', '--dir', join(dir, 'dl')]),
+    await medvae(['data', 'download', 'chestmnst', '--dir', join(dir, 'dl')]),
     2,
     /^error: unknown MedMNIST dataset 'chestmnst'; did you mean chestmnist\? \(known: .*retinamnist/,
   );
   assert.ok(!existsSync(out) && !existsSync(join(dir, 'dl')));
 });
 
-test("a newcomer's mistakes with train and medvae-dist: one line that says what to do, exit 2 for the command line's", () => {
+test("a newcomer's mistakes with train and medvae-dist: one line that says what to do, exit 2 for the command line's", async () => {
   const out = join(dir, 'newcomer');
   const yamlDir = join(dir, 'configs-folder');
   mkdirSync(yamlDir);
@@ -183,9 +206,9 @@ test("a newcomer's mistakes with train and medvae-dist: one line that says what 
     ],
   ];
   for (const [args, status, pattern] of cases) {
-    const r = medvae([...args, '--out', out]);
+    const r = await medvae([...args, '--out', out]);
     oneLine(r, status, pattern);
-    assert.doesNotMatch(r.stderr, /^backend:/m, `${args.join(' ')}: refused before the backend starts`);
+    noBackend(r, `${args.join(' ')}: refused before the backend starts`);
   }
   const dist = ['--config', 'configs/smoke.yaml', '--backend', 'wasm', '--log-format', 'plain', '--out', out];
   const distCases: [string[], RegExp][] = [
@@ -219,7 +242,7 @@ test('Ctrl-C: checkpoint, the exact --resume command, exit 130; that command con
   assert.ok(m, line);
   assert.equal(m[3], run);
   assert.equal(m[2], latestCheckpoint(join(run, 'checkpoints')));
-  const resumed = medvae(['train', '--resume', m[3]!]);
+  const resumed = medvaeProcess(['train', '--resume', m[3]!]);
   assert.equal(resumed.status, 0, resumed.stderr);
   assert.match(resumed.stderr, new RegExp(`resumed from .*: epoch \\d, step ${m[1]}`));
   assert.match(resumed.stderr, /finished at step 9/);
