@@ -1,9 +1,10 @@
 // Checkpoints that prove themselves: a manifest written last, --resume that names a damaged
 // checkpoint and continues from the newest intact one in the same run, leftovers of killed writes
-// cleared, and metrics.jsonl cut back so no step is logged twice. Real `medvae` processes.
-import { test, after } from 'node:test';
+// cleared, and metrics.jsonl cut back so no step is logged twice. `medvae train` runs in this
+// process through its commander wiring (medvaeInProcess); each test damages a copy of the runs
+// trained once in before().
+import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
   appendFileSync,
@@ -21,23 +22,18 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeTinyNpz } from '../helpers/tiny-data.ts';
+import { medvaeInProcess as medvae } from '../helpers/medvae-cli.ts';
 import { listCheckpoints } from '../../src/run/checkpoint.ts';
 import { CheckpointDamagedError, verifyCheckpoint } from '../../src/run/checkpoint-manifest.ts';
 import { removeStaleTemps } from '../../src/util/atomic.ts';
 import { rewindMetrics } from '../../src/train/resume.ts';
 
-const BIN = join(import.meta.dirname, '..', '..', 'bin', 'medvae.js');
 const dir = mkdtempSync(join(tmpdir(), 'medvae-ckpt-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 const data = join(dir, 'tiny.npz');
 // 48 training images at batch 16: 3 steps an epoch.
 writeTinyNpz(data, { train: 48, val: 8, test: 8 });
 const base = ['train', '--config', 'configs/smoke.yaml', '--data', data, '--backend', 'wasm', '--log-format', 'plain'];
-
-function medvae(args: string[]): { status: number | null; stderr: string } {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 120_000 });
-  return { status: r.status, stderr: r.stderr };
-}
 
 const sha = (file: string): string => createHash('sha256').update(readFileSync(file)).digest('hex');
 
@@ -54,14 +50,25 @@ function loggedSteps(run: string): number[] {
     .map((r) => r.step);
 }
 
+/** 3 epochs (step-0000003, 6 and 9), and the same run stopped after 2 (step-0000003 and 6); the tests copy them. */
 const straight = join(dir, 'straight');
-const run = join(dir, 'run');
+const twoEpochs = join(dir, 'two-epochs');
+
+before(async () => {
+  const r = await medvae([...base, '--epochs', '3', '--out', straight]);
+  assert.equal(r.status, 0, r.stderr);
+  const r2 = await medvae([...base, '--epochs', '2', '--out', twoEpochs]);
+  assert.equal(r2.status, 0, r2.stderr);
+});
+
+function copyOf(run: string, name: string): string {
+  const copy = join(dir, name);
+  cpSync(run, copy, { recursive: true });
+  return copy;
+}
 
 test('a checkpoint ends with a manifest of every file: size and SHA-256, and it verifies', () => {
-  const r = medvae([...base, '--epochs', '3', '--out', straight]);
-  assert.equal(r.status, 0, r.stderr);
-  const r2 = medvae([...base, '--epochs', '2', '--out', run]);
-  assert.equal(r2.status, 0, r2.stderr);
+  const run = twoEpochs;
   const ckpt = listCheckpoints(join(run, 'checkpoints')).at(-1)!;
   const manifest = JSON.parse(readFileSync(join(ckpt, 'manifest.json'), 'utf8')) as {
     version: number;
@@ -79,7 +86,8 @@ test('a checkpoint ends with a manifest of every file: size and SHA-256, and it 
   verifyCheckpoint(ckpt);
 });
 
-test('--resume past a cut-short weights.bin: one line naming it, then the newest intact checkpoint of the same run, weights bit for bit', () => {
+test('--resume past a cut-short weights.bin: one line naming it, then the newest intact checkpoint of the same run, weights bit for bit', async () => {
+  const run = copyOf(twoEpochs, 'run');
   const ckpts = listCheckpoints(join(run, 'checkpoints'));
   assert.deepEqual(
     ckpts.map((c) => c.slice(-12)),
@@ -97,7 +105,7 @@ test('--resume past a cut-short weights.bin: one line naming it, then the newest
   appendFileSync(join(run, 'metrics.jsonl'), '{"kind":"step","step":7,"ter');
   const before = readdirSync(dir).length;
 
-  const r = medvae(['train', '--resume', run, '--epochs', '3', '--backend', 'wasm', '--log-format', 'plain']);
+  const r = await medvae(['train', '--resume', run, '--epochs', '3', '--backend', 'wasm', '--log-format', 'plain']);
   assert.equal(r.status, 0, r.stderr);
   const warnings = r.stderr.split('\n').filter((l) => l.includes('damaged'));
   assert.equal(warnings.length, 1, r.stderr);
@@ -115,16 +123,15 @@ test('--resume past a cut-short weights.bin: one line naming it, then the newest
   assert.deepEqual(weightDigests(last), weightDigests(listCheckpoints(join(straight, 'checkpoints')).at(-1)!));
 });
 
-test('a checkpoint from before manifests still resumes; cut short, it is named by its own specs', () => {
-  const legacy = join(dir, 'legacy');
-  cpSync(run, legacy, { recursive: true });
+test('a checkpoint from before manifests still resumes; cut short, it is named by its own specs', async () => {
+  const legacy = copyOf(straight, 'legacy');
   for (const c of listCheckpoints(join(legacy, 'checkpoints'))) rmSync(join(c, 'manifest.json'));
   const newest = listCheckpoints(join(legacy, 'checkpoints')).at(-1)!;
   verifyCheckpoint(newest);
   const opt = join(newest, 'optimizer-model.bin');
   truncateSync(opt, 100);
   assert.throws(() => verifyCheckpoint(newest), /optimizer-model\.bin: 100 bytes, its specs need \d+/);
-  const r = medvae(['train', '--resume', legacy, '--epochs', '4', '--backend', 'wasm', '--log-format', 'plain']);
+  const r = await medvae(['train', '--resume', legacy, '--epochs', '4', '--backend', 'wasm', '--log-format', 'plain']);
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stderr, /optimizer-model\.bin: 100 bytes.*resuming from step-0000006/);
   assert.deepEqual(
@@ -133,10 +140,11 @@ test('a checkpoint from before manifests still resumes; cut short, it is named b
   );
 });
 
-test('--resume of one checkpoint by hand continues in its own run directory', () => {
+test('--resume of one checkpoint by hand continues in its own run directory', async () => {
+  const run = copyOf(straight, 'by-hand');
   const older = listCheckpoints(join(run, 'checkpoints'))[0]!;
   const before = readdirSync(dir).length;
-  const r = medvae(['train', '--resume', older, '--epochs', '4', '--backend', 'wasm', '--log-format', 'plain']);
+  const r = await medvae(['train', '--resume', older, '--epochs', '4', '--backend', 'wasm', '--log-format', 'plain']);
   assert.equal(r.status, 0, r.stderr);
   assert.equal(readdirSync(dir).length, before, 'no new run directory');
   assert.match(r.stderr, new RegExp(`run directory: ${run.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`, 'm'));

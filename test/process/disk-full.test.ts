@@ -1,6 +1,8 @@
 // Out of disk: on a small tmpfs the test mounts (as root), a run whose next picture or checkpoint
 // does not fit stops with one line naming what it was writing, and the previous checkpoint stays
-// intact and resumable. Skipped, with the reason, where mounting is not allowed.
+// intact and resumable. Skipped, with the reason, where mounting is not allowed. `medvae train` runs
+// in this process through its commander wiring (medvaeInProcess), and in a real process for the
+// checkpoint that does not fit: exit 1, the line last on its stderr.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -8,15 +10,9 @@ import { mkdtempSync, readdirSync, rmSync, statfsSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeTinyNpz } from '../helpers/tiny-data.ts';
+import { medvaeInProcess as medvae, medvaeProcess } from '../helpers/medvae-cli.ts';
 import { listCheckpoints } from '../../src/run/checkpoint.ts';
 import { verifyCheckpoint } from '../../src/run/checkpoint-manifest.ts';
-
-const BIN = join(import.meta.dirname, '..', '..', 'bin', 'medvae.js');
-
-function medvae(args: string[]): { status: number | null; stderr: string } {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 120_000 });
-  return { status: r.status, stderr: r.stderr };
-}
 
 /** Mounts a tmpfs of `size` on a fresh folder; the reason it cannot, instead, when it cannot. */
 function mountTmpfs(size: string): { dir: string } | { reason: string } {
@@ -41,7 +37,7 @@ function fillUp(dir: string, keep: number): void {
   writeFileSync(join(dir, 'filler'), Buffer.alloc(Math.max(0, fs.bavail * fs.bsize - keep)));
 }
 
-test('a checkpoint or picture write that runs out of space stops the run in one line; the previous checkpoint stays intact', (t) => {
+test('a checkpoint or picture write that runs out of space stops the run in one line; the previous checkpoint stays intact', async (t) => {
   const mounted = mountTmpfs('8m');
   if ('reason' in mounted) {
     t.skip(mounted.reason);
@@ -52,18 +48,19 @@ test('a checkpoint or picture write that runs out of space stops the run in one 
     writeTinyNpz(data, { train: 48, val: 8, test: 8 });
     const run = join(mounted.dir, 'run');
     const common = ['--backend', 'wasm', '--log-format', 'plain'];
-    const first = medvae(['train', '--config', 'configs/smoke.yaml', '--data', data, '--epochs', '1', '--out', run, ...common]);
+    const first = await medvae(['train', '--config', 'configs/smoke.yaml', '--data', data, '--epochs', '1', '--out', run, ...common]);
     assert.equal(first.status, 0, first.stderr);
     const [ckpt] = listCheckpoints(join(run, 'checkpoints'));
     assert.ok(ckpt?.endsWith('step-0000003'));
 
     // Room for the pictures but not the checkpoint, then not even for the pictures.
-    for (const [keep, writing] of [
-      [256 * 1024, /\/checkpoints\/step-0000006/],
-      [16 * 1024, /\/samples\/epoch-0002\.png/],
+    for (const [keep, writing, inProcess] of [
+      [256 * 1024, /\/checkpoints\/step-0000006/, false],
+      [16 * 1024, /\/samples\/epoch-0002\.png/, true],
     ] as const) {
       fillUp(mounted.dir, keep);
-      const full = medvae(['train', '--resume', run, '--epochs', '2', ...common]);
+      const args = ['train', '--resume', run, '--epochs', '2', ...common];
+      const full = inProcess ? await medvae(args) : medvaeProcess(args);
       assert.equal(full.status, 1, full.stderr);
       const last = full.stderr.trim().split('\n').at(-1)!;
       assert.match(
@@ -83,7 +80,7 @@ test('a checkpoint or picture write that runs out of space stops the run in one 
     }
 
     // Space freed: the same command continues from the intact checkpoint.
-    const again = medvae(['train', '--resume', run, '--epochs', '2', ...common]);
+    const again = await medvae(['train', '--resume', run, '--epochs', '2', ...common]);
     assert.equal(again.status, 0, again.stderr);
     assert.match(again.stderr, /resumed from \S+step-0000003/);
   } finally {

@@ -1,28 +1,22 @@
 // One way of counting for a person reading the console and metrics.jsonl side by side: steps and
 // epochs from 1. The console's "epoch 2/2 step 1/3" is the record {"step":4,"epoch":2}; the epoch's
 // grid is samples/epoch-0002.png; --log-format json counts the same; a resumed run goes on counting.
+// `medvae train` runs in this process through its commander wiring (medvaeInProcess).
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeTinyNpz } from '../helpers/tiny-data.ts';
+import { medvaeInProcess as medvae } from '../helpers/medvae-cli.ts';
 import { readMetricsLog } from '../../src/run/metrics-log.ts';
 
-const ROOT = join(import.meta.dirname, '..', '..');
-const BIN = join(ROOT, 'bin', 'medvae.js');
 const dir = mkdtempSync(join(tmpdir(), 'medvae-numbering-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 const npz = join(dir, 'tiny.npz');
 // 48 training images at batch 16: 3 steps an epoch.
 writeTinyNpz(npz, { train: 48, val: 8, test: 8 });
 const base = ['train', '--config', 'configs/smoke.yaml', '--data', npz, '--backend', 'wasm'];
-
-function medvae(args: string[]): { status: number | null; stderr: string } {
-  const r = spawnSync(process.execPath, [BIN, ...args], { cwd: ROOT, encoding: 'utf8', timeout: 240_000 });
-  return { status: r.status, stderr: r.stderr };
-}
 
 /** Step number -> epoch, from the console's "epoch E/N step S/M" lines. */
 function consoleEpochs(stderr: string): Map<number, number> {
@@ -33,9 +27,9 @@ function consoleEpochs(stderr: string): Map<number, number> {
   return out;
 }
 
-test('metrics.jsonl counts epochs as the console does, and so does a resumed run', () => {
+test('metrics.jsonl counts epochs as the console does, and so does a resumed run', async () => {
   const run = join(dir, 'run');
-  const first = medvae([...base, '--epochs', '2', '--log-format', 'plain', '--out', run]);
+  const first = await medvae([...base, '--epochs', '2', '--log-format', 'plain', '--out', run]);
   assert.equal(first.status, 0, first.stderr);
   const shown = consoleEpochs(first.stderr);
   assert.deepEqual(
@@ -67,7 +61,7 @@ test('metrics.jsonl counts epochs as the console does, and so does a resumed run
     assert.ok(existsSync(join(run, 'samples', `epoch-${String(e.epoch).padStart(4, '0')}.png`)), `the grid of epoch ${e.epoch}`);
   }
 
-  const resumed = medvae(['train', '--resume', run, '--epochs', '3', '--log-format', 'plain']);
+  const resumed = await medvae(['train', '--resume', run, '--epochs', '3', '--log-format', 'plain']);
   assert.equal(resumed.status, 0, resumed.stderr);
   assert.match(resumed.stderr, /resumed from .*: epoch 3, step 6/);
   log = readMetricsLog(join(run, 'metrics.jsonl'));
@@ -89,9 +83,9 @@ test('metrics.jsonl counts epochs as the console does, and so does a resumed run
   );
 });
 
-test('--log-format json counts steps and epochs from 1, as metrics.jsonl does', () => {
+test('--log-format json counts steps and epochs from 1, as metrics.jsonl does', async () => {
   const run = join(dir, 'json');
-  const r = medvae([...base, '--log-format', 'json', '--epochs', '2', '--max-steps', '4', '--out', run]);
+  const r = await medvae([...base, '--log-format', 'json', '--epochs', '2', '--max-steps', '4', '--out', run]);
   assert.equal(r.status, 0, r.stderr);
   const events = r.stderr
     .trim()
