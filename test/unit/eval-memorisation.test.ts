@@ -65,7 +65,7 @@ async function evaluated(n: number): Promise<EvalMetrics> {
         heldOut: bandImages(16, SIZE, 999, 0.4),
         heldOutSplit: 'test',
       },
-      { n: 16, seed: 1, recipe: { steps: 40, batchSize: 32, lr: 5e-3 }, kidSubsets: 2, kidSubsetSize: 16 },
+      { n: 16, seed: 1, recipe: { steps: 20, batchSize: 16, lr: 1e-2 }, kidSubsets: 2, kidSubsetSize: 16 },
     );
   } finally {
     model.dispose();
