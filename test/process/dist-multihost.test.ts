@@ -22,8 +22,21 @@ const TRAIN = join(ROOT, 'bin', 'medvae.js');
 const skip = netnsSkipReason() ?? false;
 const dir = mkdtempSync(join(tmpdir(), 'medvae-multihost-'));
 const data = join(dir, 'tiny.npz');
-writeTinyNpz(data, { train: 48, val: 8, test: 8 });
-const tiny = ['--config', 'configs/smoke.yaml', '--data', data, '--backend', 'wasm', '--log-format', 'plain'];
+writeTinyNpz(data, { train: 48, val: 8, test: 8, size: 16 });
+// 16x16 images and two narrow conv layers: what these tests prove does not depend on the model's size,
+// and a step costs little next to a process's start.
+const MODEL = ['model.image_size=16', 'model.hidden_dims=[4, 8]', 'model.latent_dim=4'];
+const tiny = [
+  '--config',
+  'configs/smoke.yaml',
+  '--data',
+  data,
+  '--backend',
+  'wasm',
+  '--log-format',
+  'plain',
+  ...MODEL.flatMap((s) => ['--set', s]),
+];
 const TOKEN = 'multihost-test-token';
 let net: TestNet | undefined;
 let port = 29_400;
@@ -134,8 +147,8 @@ test(
     assert.match(nodes[0]!.output(), /rank 0 accepted rank 1 from 10\.231\.7\.2:/);
     assert.match(nodes[0]!.output(), /node 0 of 2, rendezvous at 10\.231\.7\.1:\d+/);
     const diff = maxAbsDiff(
-      checkpointWeights(one, ['train.batch_size=16', 'train.micro_batch=4']),
-      checkpointWeights(two, ['train.batch_size=16', 'train.micro_batch=4']),
+      checkpointWeights(one, [...MODEL, 'train.batch_size=16', 'train.micro_batch=4']),
+      checkpointWeights(two, [...MODEL, 'train.batch_size=16', 'train.micro_batch=4']),
     );
     assert.ok(diff <= 1e-5, `max abs diff ${diff}`);
   },
@@ -161,7 +174,7 @@ test(
     assert.match(nodes[1]!.output(), /rank 3 accepted rank 2 from the unix socket/);
     assert.match(nodes[1]!.output(), /rank 2 accepted rank 1 from 10\.231\.7\.1:/);
     assert.match(nodes[0]!.output(), /rank 0 accepted rank 3 from 10\.231\.7\.2:/);
-    const sets = ['train.batch_size=16', 'train.micro_batch=4'];
+    const sets = [...MODEL, 'train.batch_size=16', 'train.micro_batch=4'];
     const diff = maxAbsDiff(checkpointWeights(oneWorker, sets), checkpointWeights(twoHosts, sets));
     assert.ok(diff <= 1e-5, `max abs diff ${diff}`);
   },
@@ -175,8 +188,9 @@ test(
     const args = [
       '--cpu-workers',
       '1',
+      // 10 epochs of tiny steps: the kill lands long before the run's end.
       '--epochs',
-      '4',
+      '10',
       '--set',
       'output.checkpoint_every_steps=2',
       '--max-restarts',
@@ -188,7 +202,7 @@ test(
     ];
     const masterPort = port++;
     const nodes = startNodes(args, () => ({}), masterPort);
-    await nodes[0]!.waitFor(/epoch 2\/4 step 1\/3/);
+    await nodes[0]!.waitFor(/epoch 2\/10 step 1\/3/);
     nodes[1]!.child.kill('SIGKILL');
     await nodes[0]!.waitFor(/restarting all 1 workers of this node, after a new rendezvous, from .*step-/);
     assertNoWorkers(nodes);
@@ -198,9 +212,9 @@ test(
     assert.deepEqual(codes, [0, 0], `${nodes[0]!.output()}\n----\n${again.output()}`);
     assert.match(nodes[0]!.output(), /stopping round 0: node 1's agent \(10\.231\.7\.2\) went away|no data from rank 1|rank 1 .*closed/);
     assert.match(nodes[0]!.output(), /node 1 \([^)]*\) joined round 1/);
-    assert.match(nodes[0]!.output(), /finished at step 12 .* 1 restart\(s\)/);
-    assert.match(again.output(), /finished at step 12 .* 0 restart\(s\)/);
-    assert.equal(readState(latestCheckpoint(join(runDir, 'checkpoints'))!).step, 12);
+    assert.match(nodes[0]!.output(), /finished at step 30 .* 1 restart\(s\)/);
+    assert.match(again.output(), /finished at step 30 .* 0 restart\(s\)/);
+    assert.equal(readState(latestCheckpoint(join(runDir, 'checkpoints'))!).step, 30);
   },
 );
 
