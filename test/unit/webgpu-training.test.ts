@@ -36,7 +36,7 @@ describe('a training step on webgpu matches wasm (relative error <= 1e-3)', { sk
     test(name, async () => {
       await initBackend('wasm');
       // 16x16, batch 2: a software adapter compiles every shader anew for every shape.
-      const model = createModel(tinyConfig(name, { image_size: 16 }), 4);
+      const model = createModel(tinyConfig(name, { image_size: 16, hidden_dims: [4, 8], latent_dim: 4 }), 4);
       const batch = fixedBatch(2, 16, 3);
       const want = await stepValues(model, batch);
       // The model's variables and the batch move to the GPU on first use there.
