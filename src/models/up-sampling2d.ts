@@ -25,10 +25,12 @@ const StockUpSampling2D = tf.layers.upSampling2d({}).constructor as new (args: U
 
 /** Each pixel of an NHWC batch repeated `rows` times down and `columns` times across. */
 export function repeatPixels(x: tf.Tensor4D, rows: number, columns: number): tf.Tensor4D {
-  const repeat = tf.customGrad((input: tf.Tensor) => {
-    const [, h, w] = input.shape as [number, number, number, number];
+  // customGrad hands its function the inputs and a save function in one list; the one input is first.
+  const repeat = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const input = args[0] as tf.Tensor4D;
+    const [, h, w] = input.shape;
     return {
-      value: tf.image.resizeNearestNeighbor(input as tf.Tensor4D, [h * rows, w * columns]),
+      value: tf.image.resizeNearestNeighbor(input, [h * rows, w * columns]),
       gradFunc: (dy: tf.Tensor) => tf.mul(tf.avgPool(dy as tf.Tensor4D, [rows, columns], [rows, columns], 'valid'), rows * columns),
     };
   });
