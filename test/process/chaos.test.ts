@@ -79,7 +79,9 @@ test(`chaos: ${FAULTS} random SIGKILL/SIGSTOP faults on 2 workers, final weights
 
   const started = Date.now();
   const run = join(dir, 'chaos');
-  const child = spawn(process.execPath, [DIST, ...args, '--max-restarts', '10', '--step-timeout', '3', '--out', run], {
+  // A stopped worker is found by the step timeout; 8 s, not less: on two cores shared with other test
+  // files a healthy step can take seconds, and a false 'hung' would add a restart no fault caused.
+  const child = spawn(process.execPath, [DIST, ...args, '--max-restarts', '10', '--step-timeout', '8', '--out', run], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
