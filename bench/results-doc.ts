@@ -350,7 +350,13 @@ function writeAblationPage(ablation: ResultRow[]): void {
       `${fmt(holes.from_fitted_posterior.nearest_real_mse, 3)} for draws from a Gaussian fitted to the training images' latents (see [results.md](results.md)).`,
     );
   }
-  writeFileSync(join(ROOT, 'docs', 'vae-gan.md'), `${lines.join('\n')}\n`);
+  // The prior-draws section has its own generator (bench/vae-gan-prior-doc.ts): carried over as it is.
+  const pagePath = join(ROOT, 'docs', 'vae-gan.md');
+  const priorBlock = existsSync(pagePath)
+    ? /<!-- vae-gan-prior:start -->[\s\S]*<!-- vae-gan-prior:end -->/.exec(readFileSync(pagePath, 'utf8'))
+    : null;
+  lines.push('', priorBlock?.[0] ?? '<!-- vae-gan-prior:start -->\n<!-- vae-gan-prior:end -->');
+  writeFileSync(pagePath, `${lines.join('\n')}\n`);
 }
 
 mkdirSync(join(ROOT, 'docs'), { recursive: true });
