@@ -88,7 +88,8 @@ describe('VAE-GAN learning', () => {
     // 16x16 images: a quarter of the 32x32 cost per step, the same network widths.
     const config = tinyConfig('vae_gan', {
       image_size: 16,
-      kld_weight: 1,
+      kld_weight: 4,
+      upsample: 'resize',
       recon_gamma: 0.01,
       pixel_weight: 10,
       gan_margin: 0.35,
