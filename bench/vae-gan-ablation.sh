@@ -46,6 +46,7 @@ prior_rows=(
   "+ resize-then-convolve upsampling|$prior_fix|--set model.upsample=resize --set model.kld_weight=1"
   "+ KL weight 4 (the config)|$prior_fix|--set model.upsample=resize --set model.kld_weight=4"
   "+ KL weight 16|$prior_fix|--set model.upsample=resize --set model.kld_weight=16"
+  "transposed convolutions, KL weight 4 (control)|$prior_fix|--set model.upsample=transpose --set model.kld_weight=4"
 )
 
 case $table in
