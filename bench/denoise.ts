@@ -6,12 +6,10 @@
 //
 // Usage: node --import tsx bench/denoise.ts --run runs/denoise/vae32-denoising [--run ...]
 //          [--noise gaussian:0.05 --noise gaussian:0.1 --noise gaussian:0.2] [--n 400] [--out runs/denoise]
-import { execFileSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { initBackend } from '../src/backend/index.ts';
-import { machineInfo } from '../src/eval/run-eval.ts';
+import { emit, log, runFields, startBench } from './restore-lines.ts';
 import { loadRun } from '../src/run/checkpoint.ts';
 import { restorationMetrics } from '../src/restore/restore-eval.ts';
 
@@ -25,16 +23,8 @@ const { values: a } = parseArgs({
   },
 });
 if (a.run.length === 0) throw new Error('bench/denoise.ts: give at least one --run');
-const emit = (o: object): void => {
-  process.stdout.write(`${JSON.stringify(o)}\n`);
-};
-const log = (line: string): void => {
-  process.stderr.write(`${line}\n`);
-};
 
-const backend = await initBackend('auto', log);
-const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
-emit({ kind: 'meta', commit, date: new Date().toISOString(), backend: backend.name, machine: machineInfo(), grids: a.out });
+await startBench(a.out);
 
 for (const dir of a.run) {
   const started = Date.now();
@@ -51,15 +41,7 @@ for (const dir of a.run) {
     log,
   });
   model.dispose();
-  const info = {
-    run: dir,
-    step: state.step,
-    epoch: state.epoch,
-    epochs: config.train.epochs,
-    classes: config.data.classes,
-    image_size: config.model.image_size,
-    corrupt: config.train.corrupt,
-  };
+  const info = { ...runFields(dir, config, state), corrupt: config.train.corrupt };
   for (const d of r.denoising ?? []) emit({ kind: 'denoising', ...info, ...d });
   emit({ kind: 'grids', run: dir, dir: gridDir, grids: r.grids, seconds: (Date.now() - started) / 1000 });
 }

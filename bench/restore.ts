@@ -6,11 +6,9 @@
 //
 // Usage: node --import tsx bench/restore.ts --run runs/results/vae [--anomaly-run runs/restore/vae-grade0]
 //          [--normal 0] [--n 400] [--iters 20] [--samples 1] [--score-samples 16] [--out runs/restore/bench]
-import { execFileSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { initBackend } from '../src/backend/index.ts';
-import { machineInfo } from '../src/eval/run-eval.ts';
+import { emit, log, runFields, startBench } from './restore-lines.ts';
 import { loadRun } from '../src/run/checkpoint.ts';
 import { anomalyAuroc, checkNormalClasses, parseNormal } from '../src/restore/anomaly.ts';
 import { DEFAULT_NOISES, restorationMetrics } from '../src/restore/restore-eval.ts';
@@ -32,32 +30,15 @@ const { values: a } = parseArgs({
     out: { type: 'string', default: 'runs/restore/bench' },
   },
 });
-const emit = (o: object): void => {
-  process.stdout.write(`${JSON.stringify(o)}\n`);
-};
-const log = (line: string): void => {
-  process.stderr.write(`${line}\n`);
-};
 const seed = Number(a.seed);
 mkdirSync(a.out!, { recursive: true });
 
-const backend = await initBackend('auto', log);
-const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
-emit({ kind: 'meta', commit, date: new Date().toISOString(), backend: backend.name, machine: machineInfo(), grids: a.out });
+await startBench(a.out!);
 
-async function runInfo(
-  dir: string,
-): Promise<{ run: string; step: number; epoch: number; epochs: number; classes: number[]; image_size: number }> {
+async function runInfo(dir: string): Promise<ReturnType<typeof runFields>> {
   const { config, state, model } = await loadRun(dir);
   model.dispose();
-  return {
-    run: dir,
-    step: state.step,
-    epoch: state.epoch,
-    epochs: config.train.epochs,
-    classes: config.data.classes,
-    image_size: config.model.image_size,
-  };
+  return runFields(dir, config, state);
 }
 
 {
