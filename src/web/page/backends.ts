@@ -1,5 +1,5 @@
 // Which TF.js backend the page computes on: the viewer's GPU through WebGPU or WebGL when the
-// browser offers one, else WebAssembly, else plain JavaScript. The wasm binaries travel inside the
+// browser offers one (WebGL only on a real graphics card), else WebAssembly, else plain JavaScript. The wasm binaries travel inside the
 // script (gzipped) and are handed to TF.js as in-memory blob URLs: nothing is fetched from a
 // server, and the page works from file://.
 import * as tf from '@tensorflow/tfjs';
@@ -34,6 +34,9 @@ export async function startBackend(requested?: BackendName): Promise<BackendName
   const order = requested ? BACKEND_ORDER.slice(BACKEND_ORDER.indexOf(requested)) : BACKEND_ORDER;
   for (const name of order) {
     if (name === 'webgpu' && !('gpu' in navigator)) continue;
+    // WebGL drawn in software runs on the same processor as WebAssembly, only more slowly (and
+    // headless screenshots may not wait for its reads): taken only when asked for (?backend=webgl).
+    if (name === 'webgl' && requested !== 'webgl' && webglIsSoftware()) continue;
     if (name === 'wasm') await prepareWasm();
     try {
       if (await tf.setBackend(name)) {
