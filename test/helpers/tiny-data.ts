@@ -59,3 +59,8 @@ export function writeTinyNpz(file: string, o: TinyNpzOptions): void {
   });
   writeNpz(file, arrays, o.variant ?? 'deflated');
 }
+
+/** The flags of a quick test run on a tiny npz: the smoke config, the wasm backend, plain log lines. */
+export function smokeFlags(data: string): string[] {
+  return ['--config', 'configs/smoke.yaml', '--data', data, '--backend', 'wasm', '--log-format', 'plain'];
+}

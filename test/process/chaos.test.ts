@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { writeTinyNpz } from '../helpers/tiny-data.ts';
+import { writeTinyNpz, smokeFlags } from '../helpers/tiny-data.ts';
 import { Rng } from '../helpers/fuzz.ts';
 import { latestCheckpoint, readState } from '../../src/run/checkpoint.ts';
 import { verifyCheckpoint } from '../../src/run/checkpoint-manifest.ts';
@@ -27,14 +27,7 @@ writeTinyNpz(data, { train: 48, val: 8, test: 8 });
 const args = [
   '--cpu-workers',
   '2',
-  '--config',
-  'configs/smoke.yaml',
-  '--data',
-  data,
-  '--backend',
-  'wasm',
-  '--log-format',
-  'plain',
+  ...smokeFlags(data),
   '--epochs',
   String(EPOCHS),
   '--set',

@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { writeTinyNpz } from '../helpers/tiny-data.ts';
+import { writeTinyNpz, smokeFlags } from '../helpers/tiny-data.ts';
 import { startProcess, workersOf, type RunningProcess } from '../helpers/dist-process.ts';
 import { checkpointWeights, maxAbsDiff } from '../helpers/checkpoint-weights.ts';
 import { createTestNet, leftovers, netnsSkipReason, sweepStale, type TestNet } from '../../scripts/netns.ts';
@@ -26,17 +26,7 @@ writeTinyNpz(data, { train: 48, val: 8, test: 8, size: 16 });
 // 16x16 images and two narrow conv layers: what these tests prove does not depend on the model's size,
 // and a step costs little next to a process's start.
 const MODEL = ['model.image_size=16', 'model.hidden_dims=[4, 8]', 'model.latent_dim=4'];
-const tiny = [
-  '--config',
-  'configs/smoke.yaml',
-  '--data',
-  data,
-  '--backend',
-  'wasm',
-  '--log-format',
-  'plain',
-  ...MODEL.flatMap((s) => ['--set', s]),
-];
+const tiny = [...smokeFlags(data), ...MODEL.flatMap((s) => ['--set', s])];
 const TOKEN = 'multihost-test-token';
 let net: TestNet | undefined;
 let port = 29_400;

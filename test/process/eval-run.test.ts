@@ -10,7 +10,7 @@ import { Command } from 'commander';
 import { registerEvalCommands } from '../../src/cli/eval-command.ts';
 import type { EvalFile } from '../../src/eval/eval-file.ts';
 import { formatNumber } from '../../src/eval/eval-file.ts';
-import { writeTinyNpz } from '../helpers/tiny-data.ts';
+import { writeTinyNpz, smokeFlags } from '../helpers/tiny-data.ts';
 import { DEFAULT_CONFIG } from '../../src/config/schema.ts';
 import { createLoader } from '../../src/data/loader.ts';
 import { openDataset } from '../../src/data/open.ts';
@@ -33,22 +33,7 @@ const JOINT_ANNEAL = ['--set', 'model.name=joint_vae', '--set', 'model.anneal_st
 
 /** `medvae train` in a process of its own; resolves once it has exited 0. */
 function train(out: string, extra: string[]): Promise<void> {
-  const args = [
-    'train',
-    '--config',
-    'configs/smoke.yaml',
-    '--data',
-    data,
-    '--backend',
-    'wasm',
-    '--log-format',
-    'plain',
-    '--max-steps',
-    '3',
-    '--out',
-    out,
-    ...extra,
-  ];
+  const args = ['train', ...smokeFlags(data), '--max-steps', '3', '--out', out, ...extra];
   const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 120_000 });
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));

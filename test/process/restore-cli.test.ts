@@ -13,7 +13,7 @@ import { openMedmnist } from '../../src/data/medmnist.ts';
 import { NpzArchive } from '../../src/data/npz.ts';
 import { readScoresCsv } from '../../src/restore/scores-csv.ts';
 import { maskSource, parseMaskSpec } from '../../src/restore/mask.ts';
-import { writeTinyNpz } from '../helpers/tiny-data.ts';
+import { writeTinyNpz, smokeFlags } from '../helpers/tiny-data.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 import { medvaeInProcess as medvae, medvaeProcess, type CliResult } from '../helpers/medvae-cli.ts';
 
@@ -25,21 +25,7 @@ const run = join(dir, 'runs', 'vae');
 // outputs and what they printed the tests below read.
 before(async () => {
   writeTinyNpz(data, { train: 48, val: 8, test: 12, classes: 3 });
-  const r = await medvae([
-    'train',
-    '--config',
-    'configs/smoke.yaml',
-    '--data',
-    data,
-    '--backend',
-    'wasm',
-    '--log-format',
-    'plain',
-    '--max-steps',
-    '2',
-    '--out',
-    run,
-  ]);
+  const r = await medvae(['train', ...smokeFlags(data), '--max-steps', '2', '--out', run]);
   assert.equal(r.status, 0, r.stderr);
   for (const form of FORMS) {
     for (const w of WRITERS) written.set(`${w.command} ${form}`, await writer(w, outOf(w, form), form === 'npz' ? jsonOf(w) : []));

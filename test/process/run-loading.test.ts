@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeTinyNpz } from '../helpers/tiny-data.ts';
+import { writeTinyNpz, smokeFlags } from '../helpers/tiny-data.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 import { medvaeInProcess as medvae, medvaeProcess, type CliResult } from '../helpers/medvae-cli.ts';
 import { initBackend, loadRun, RunDirError } from '../../src/index.ts';
@@ -73,23 +73,7 @@ function command(name: string, run: string, extra: string[] = []): string[] {
 }
 
 before(async () => {
-  const r = await medvae([
-    'train',
-    '--config',
-    'configs/smoke.yaml',
-    '--data',
-    data,
-    '--backend',
-    'wasm',
-    '--log-format',
-    'plain',
-    '--epochs',
-    '2',
-    '--set',
-    'output.checkpoint_every_steps=1',
-    '--out',
-    trained,
-  ]);
+  const r = await medvae(['train', ...smokeFlags(data), '--epochs', '2', '--set', 'output.checkpoint_every_steps=1', '--out', trained]);
   assert.equal(r.status, 0, r.stderr);
   for (const step of [2, 3, 4]) assert.ok(existsSync(join(ckpt(trained, step), 'manifest.json')), `step ${step}`);
   // loadRun in this process builds its models on the backend the commands here run on.
