@@ -3,7 +3,7 @@
 // a 64x64 VAE decoder (hidden dims 512..32, 3x3 kernels, stride 2, 'same') and one encoder
 // input-gradient.
 // Usage: node --import tsx bench/conv-backprop-input.ts [batch=16] [repeats=5]
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../src/util/tf.ts';
 import { initBackend } from '../src/backend/index.ts';
 import { stockWasmKernel } from '../src/backend/wasm-kernels/register-all.ts';
 

@@ -4,7 +4,7 @@
 // runs, the two alternated so that background load hits both alike. stock_ms is null where TF.js
 // has no wasm kernel (Conv2DBackpropFilter). The batch-norm case times forward + backward of the
 // BatchNormalization layer, ours against tf.layers.batchNormalization.
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../src/util/tf.ts';
 import { initBackend } from '../src/backend/index.ts';
 import { stockWasmKernel } from '../src/backend/wasm-kernels/register-all.ts';
 import { BatchNorm } from '../src/models/batch-norm.ts';

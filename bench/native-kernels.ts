@@ -4,7 +4,7 @@
 // prints one JSON line per kernel and shape: the median ms of each graph the native kernel offers
 // and of the wasm kernel.
 import { parseArgs } from 'node:util';
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../src/util/tf.ts';
 import { initBackend } from '../src/backend/index.ts';
 import { forceCandidate } from '../src/backend/native/kernels.ts';
 

@@ -6,7 +6,7 @@
 // writes two sample grids and the reference grid of real images into --out.
 //
 // Usage: node --import tsx bench/prior-holes.ts --run runs/results/vae [--n 64] [--out DIR] [--seed 0]
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../src/util/tf.ts';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';

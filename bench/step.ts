@@ -9,7 +9,7 @@
 // them (train.micro_batch). One warm-up step runs first, untimed. --profile adds, on stderr, where one step's time
 // goes, per kernel.
 import { parseArgs } from 'node:util';
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../src/util/tf.ts';
 import { initBackend } from '../src/backend/index.ts';
 import { DEFAULT_CONFIG, type BackendChoice, type ModelName } from '../src/config/schema.ts';
 import type { ModelBatch, VaeModel } from '../src/models/base.ts';

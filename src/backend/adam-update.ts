@@ -1,7 +1,7 @@
 // One Adam update of a variable (src/optim/adam.ts keeps the state and the step count): one pass of
 // the SIMD module on wasm (float32), the same arithmetic as tf ops everywhere else. Both round
 // every operation to float32 in the same order, so they give the same bits.
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../util/tf.ts';
 import { simdKernels } from './simd/module.ts';
 import { ADAM_UPDATE, type AdamUpdateAttrs } from './wasm-kernels/kernel-names.ts';
 

@@ -2,7 +2,7 @@
 // the LeakyReLU gradient: what batch norm and LeakyReLU need, each as one pass of the SIMD module
 // on wasm (float32, channels a multiple of 4) and as ordinary tf ops everywhere else. Not
 // differentiable themselves: they serve the forward and backward functions of custom gradients.
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../util/tf.ts';
 import { simdKernels } from './simd/module.ts';
 import {
   CHANNEL_AFFINE,

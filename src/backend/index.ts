@@ -12,10 +12,8 @@
 // `native` is not a TF.js backend of its own: TF.js computes on 'wasm' (tf.getBackend() says
 // 'wasm', tensors live on the wasm heap, this project's wasm kernels and memory guard apply), with
 // the heavy kernels replaced (./native/kernels.ts). BackendInfo.name says 'native'.
-// First: no TF.js banner in any process that loads this module (see quiet-tfjs.ts).
-import './quiet-tfjs.ts';
-import * as tf from '@tensorflow/tfjs';
-import '@tensorflow/tfjs-backend-wasm';
+import { createRequire } from 'node:module';
+import { tf } from '../util/tf.ts';
 import type { BackendChoice } from '../config/schema.ts';
 import { installWasmMemoryGuard } from './memory.ts';
 import { unavailableReason } from './tfjs-node-install.ts';
@@ -45,6 +43,10 @@ export {
   wasmModuleAborted,
   withBackendErrors,
 } from './memory.ts';
+
+// The wasm backend registers itself when loaded: required, not imported, for the start-up cost
+// ../util/tf.ts explains.
+createRequire(import.meta.url)('@tensorflow/tfjs-backend-wasm');
 
 export type { AdapterDescription } from './webgpu/adapters.ts';
 export { GPU_INDEX_ENV } from './webgpu/activate.ts';

@@ -16,7 +16,7 @@
 //  3. growing the memory itself fails in the JS engine: a RangeError.
 // translateBackendError maps these to WasmOutOfMemoryError with the advice below. A trap is only
 // taken for lack of memory when the heap is near its cap; otherwise it is passed on unchanged.
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../util/tf.ts';
 
 /** emscripten's heap maximum for this wasm32 build (getHeapMax in tfjs-backend-wasm): 4 GiB - 64 KiB. */
 export const WASM_HEAP_LIMIT_BYTES = 4294901760;

@@ -7,7 +7,7 @@
 // heap instead; other backends are read with data(), asynchronously: a GPU backend cannot hand
 // values back synchronously at all (tfjs-backend-webgpu's dataSync needs an OffscreenCanvas, which
 // Node lacks), and the training step must not wait for the device inside it.
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../util/tf.ts';
 
 interface WasmTensorStore {
   dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined };

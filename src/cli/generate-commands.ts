@@ -1,5 +1,5 @@
 // Using a trained run: `medvae sample` (a synthetic dataset), `reconstruct`, `denoise`, `interpolate`.
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../util/tf.ts';
 import type { Command } from 'commander';
 import { loadRun, type LoadedRun } from '../run/checkpoint.ts';
 import { initBackend } from '../backend/index.ts';

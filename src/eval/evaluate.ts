@@ -4,7 +4,7 @@
 // and real + synthetic over classifier seeds. Every
 // random choice derives from `seed`, so the same inputs give the same numbers; the cost grows
 // linearly with `n` (reconstructions, samples, feature passes, synthetic training set).
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../util/tf.ts';
 import { join } from 'node:path';
 import type { VaeModel } from '../models/base.ts';
 import { hashKeys, mulberry32, Stream } from '../util/rng.ts';

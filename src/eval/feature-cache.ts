@@ -3,7 +3,7 @@
 // input, task, recipe and seed. No field of a run's training config enters (model, augmentation,
 // optimiser), so every run evaluated on the same data shares one network and its numbers compare.
 // Layout: <cacheDir>/<key>/model.json (topology, weight specs, what it was trained for) + weights.bin.
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../util/tf.ts';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -4,7 +4,7 @@
 // not FID, and only comparable between runs that share (dataset file, architecture version, recipe,
 // seed), which is exactly the cache key. Training is deterministic: seeded initialisers, a seeded
 // batch order, no dropout.
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../util/tf.ts';
 import { Conv2D } from '../models/conv2d.ts';
 import { hashKeys, mulberry32, Stream } from '../util/rng.ts';
 import type { LabelledImages } from './images.ts';

@@ -10,7 +10,7 @@
 // that copy nothing, blurry or not, towards 1 for copies.
 // Distances are Euclidean in the feature net's space, and in pixels as the root mean square
 // difference per value in [-1, 1] units (the Euclidean distance / sqrt(values), same ranking).
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../util/tf.ts';
 import { writeGrid } from '../run/images.ts';
 import { subset, type LabelledImages } from './images.ts';
 

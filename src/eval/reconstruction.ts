@@ -12,7 +12,7 @@
 // with (MSE, MS-SSIM, adversarial features), is so scored under the same likelihood family, and
 // the number does not depend on kld_weight. The KL is the analytic Gaussian one, plus for JointVAE
 // the KL of each discrete latent to its uniform prior.
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../util/tf.ts';
 import type { VaeModel } from '../models/base.ts';
 import { gaussianKlPerSample } from '../losses/kl.ts';
 import { stepNoise, Stream } from '../util/rng.ts';

@@ -9,7 +9,7 @@
 // <= 5 with side > (win - 1) * 2^(L - 1), so every scale keeps whole windows (64 px: 3 scales,
 // 32 px: 2, 256 px: 5). Fewer than 5 scales use Wang et al.'s first L weights renormalised to sum 1;
 // at 5 scales the published weights, so large images score exactly as pytorch_msssim.
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../util/tf.ts';
 import {
   checkPair,
   foldChannels,

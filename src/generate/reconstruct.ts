@@ -1,5 +1,5 @@
 // A trained run's reconstructions of given images: encode to the posterior mean, decode.
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../util/tf.ts';
 import type { LoadedRun } from '../run/checkpoint.ts';
 import type { ImageStack } from '../run/images.ts';
 

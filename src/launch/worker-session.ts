@@ -1,7 +1,7 @@
 // What one data-parallel worker process does for the agent: listen for its ring neighbours, train
 // with the ring as its collective, answer health checks and metric scrapes, stop when asked. All of
 // a worker's state lives in one object that the agent drives through WorkerApi.
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../util/tf.ts';
 import type { PeerAddress, RingListener } from '../collective/ring.ts';
 import { listenForRingOnThread } from '../collective/ring-thread.ts';
 import type { WorkerApi, WorkerHealth, WorkerPlan, WorkerResult } from './worker-protocol.ts';

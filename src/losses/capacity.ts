@@ -1,5 +1,5 @@
 // Controlled-capacity KL terms (Burgess et al. 2018): gamma * |KL - C| with C rising linearly.
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../util/tf.ts';
 
 /** C after `step` steps: from `min` to `max` linearly over `iterations` steps, then held. */
 export function linearCapacity(step: number, min: number, max: number, iterations: number): number {

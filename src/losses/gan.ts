@@ -1,5 +1,5 @@
 // Adversarial losses on discriminator logits.
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../util/tf.ts';
 
 /**
  * Binary cross-entropy of sigmoid(logits) against a constant target (1 = real, 0 = fake), batch

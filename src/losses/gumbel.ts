@@ -1,5 +1,5 @@
 // Gumbel-softmax (concrete) relaxation of categorical samples (Jang et al. 2017).
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../util/tf.ts';
 
 /** Keeps log() away from 0 for uniform draws at the ends of [0, 1). */
 const EPS = 1e-10;

@@ -1,6 +1,6 @@
 // KL divergences of the approximate posteriors, as positive numbers (PyTorch-VAE logs the
 // negative of the Gaussian one; this is the divergence itself).
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../util/tf.ts';
 
 /**
  * KL(N(mu, exp(logvar)) || N(0, 1)) per sample, summed over latent dimensions:

@@ -1,5 +1,5 @@
 // Pixel-space reconstruction losses.
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../util/tf.ts';
 
 /** Mean squared error over every element (PyTorch's F.mse_loss with reduction 'mean'). */
 export function mse(a: tf.Tensor, b: tf.Tensor): tf.Scalar {

@@ -6,7 +6,7 @@
 // does, so 5 scales also work on 32- and 64-pixel images (a 'valid' window needs >= 176 pixels).
 // This is the training loss's form; `medvae eval` scores on valid windows (src/eval/ssim.ts),
 // reusing the building blocks exported here.
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../util/tf.ts';
 
 export interface SsimOptions {
   /** max - min of the pixel range: 2 for images in [-1, 1], 1 for [0, 1], 255 for bytes. */

@@ -1,7 +1,7 @@
 // The one interface every model variant implements (one file per variant in this folder).
 // A model owns its networks (tf.LayersModel each, so a checkpoint is plain TF.js LayersModel
 // format) and says how its losses split into objectives, one per optimizer group.
-import type * as tf from '@tensorflow/tfjs';
+import type { tf } from '../util/tf.ts';
 import type { ModelConfig, TrainConfig } from '../config/schema.ts';
 import type { StepNoise } from '../util/rng.ts';
 

@@ -20,7 +20,7 @@
 // names gamma, beta, moving_mean, moving_variance), so a saved model.json loads with
 // tf.loadLayersModel in a browser. Registering it under that class name also makes this process
 // deserialise checkpoints into this faster layer.
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../util/tf.ts';
 import { channelAffine, channelSquaredDeviationSum, channelSum, channelSumAndDot } from '../backend/channel-ops.ts';
 
 type Kwargs = Parameters<tf.layers.Layer['call']>[1];

@@ -1,7 +1,7 @@
 // beta-VAE, PyTorch-VAE's BetaVAE: 'H' (Higgins et al. 2017) weighs the KL by beta; 'B' (Burgess et
 // al. 2018) pulls the KL towards a capacity C that grows linearly to max_capacity over
 // capacity_max_iter steps: gamma * |KL - C|. Both keep PyTorch-VAE's extra kld_weight factor.
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../util/tf.ts';
 import type { ModelConfig, ModelName } from '../config/schema.ts';
 import { capacityLoss, linearCapacity } from '../losses/capacity.ts';
 import type { LossContext } from './base.ts';

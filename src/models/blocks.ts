@@ -1,7 +1,7 @@
 // The building blocks every variant composes: seeded, deterministically named layers, the
 // PyTorch-VAE conv encoder and deconv decoder stacks, reparameterisation and variable naming.
 // Variants differ in their heads, inputs and losses, never in copies of these stacks.
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../util/tf.ts';
 import type { LayerVariable, SymbolicTensor } from '@tensorflow/tfjs-layers';
 import type { ModelConfig } from '../config/schema.ts';
 import { hashKeys, Stream } from '../util/rng.ts';

@@ -10,7 +10,7 @@
 // variables being trained. Same class name, config and weights as the stock layer (it is the stock
 // layer with another call()), so checkpoints are standard Keras Conv2D layers; registering it
 // makes this process load them into this class.
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../util/tf.ts';
 
 type Kwargs = Parameters<tf.layers.Layer['call']>[1];
 type ConvArgs = Parameters<typeof tf.layers.conv2d>[0];

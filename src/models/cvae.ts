@@ -1,7 +1,7 @@
 // Conditional VAE (Sohn et al. 2015; PyTorch-VAE's ConditionalVAE): the label (one-hot class or
 // multi-hot findings, e.g. ChestMNIST's 14) is embedded to an extra image channel for the encoder
 // and concatenated to z for the decoder, so samples can be drawn for chosen labels.
-import type * as tf from '@tensorflow/tfjs';
+import type { tf } from '../util/tf.ts';
 import type { ModelConfig, ModelName } from '../config/schema.ts';
 import { ModelConfigError, ModelInputError } from './blocks.ts';
 import { VanillaVae } from './vae.ts';

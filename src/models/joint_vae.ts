@@ -4,7 +4,7 @@
 // alpha * reconstruction + kld_weight * capacity terms, as in PyTorch-VAE. Unlike PyTorch-VAE, whose
 // temperature never changes, the temperature really anneals: t0 * exp(-anneal_rate * step), in
 // stages of anneal_steps, floored at min_temperature.
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../util/tf.ts';
 import type { ModelConfig, ModelName } from '../config/schema.ts';
 import { capacityLoss, linearCapacity } from '../losses/capacity.ts';
 import { annealedTemperature, gumbelSoftmax } from '../losses/gumbel.ts';

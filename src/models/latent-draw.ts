@@ -3,7 +3,7 @@
 // (sample.ts) and the web explorer in the browser both call, so the same seed gives the same images
 // in both places. A temperature scales the Gaussian draws (1 = the prior or the density itself; for
 // a density, the deviation from its component's mean, see `drawLatents`).
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../util/tf.ts';
 import type { StepNoise, VaeModel } from './base.ts';
 import { decoderInputWidth, drawLatents, type LatentDensity, type LatentSampler } from './latent-density.ts';
 import { hashKeys, mulberry32, stepNoise, Stream } from '../util/rng.ts';

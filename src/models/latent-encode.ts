@@ -1,7 +1,7 @@
 // The encoder's outputs over a set of images, gathered batch by batch, for the latent density
 // (./latent-density.ts): posterior means and variances, the class of each image, and the most
 // likely category of each categorical latent.
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../util/tf.ts';
 import type { VaeModel } from './base.ts';
 import { classOfRow, type EncodedLatents } from './latent-density.ts';
 

@@ -5,7 +5,7 @@
 // leakyReluGrad (../backend/channel-ops.ts): one SIMD pass on wasm, dy * step(x, alpha)
 // elsewhere. Same class name, config and (no) weights as the stock layer, so checkpoints load
 // anywhere; registering it makes this process deserialise them into this layer.
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../util/tf.ts';
 import { leakyReluGrad } from '../backend/channel-ops.ts';
 
 type LayerArgs = NonNullable<ConstructorParameters<typeof tf.layers.Layer>[0]>;

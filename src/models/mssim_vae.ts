@@ -1,6 +1,6 @@
 // MS-SSIM VAE (PyTorch-VAE's MSSIMVAE): the pixel MSE is replaced by 1 - MS-SSIM (5 scales,
 // Gaussian window 11, sigma 1.5) on images in [-1, 1] (data range 2).
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../util/tf.ts';
 import type { ModelConfig, ModelName } from '../config/schema.ts';
 import { msSsim } from '../losses/ssim.ts';
 import { VanillaVae } from './vae.ts';

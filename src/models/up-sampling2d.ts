@@ -9,7 +9,7 @@
 // ran 2.5 times slower on wasm). Same class name, config and (no) weights as the stock layer, so
 // checkpoints are standard Keras UpSampling2D layers; registering it makes this process load them
 // into this class.
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../util/tf.ts';
 
 type Kwargs = Parameters<tf.layers.Layer['call']>[1];
 type UpSamplingArgs = Parameters<typeof tf.layers.upSampling2d>[0];

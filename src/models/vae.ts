@@ -1,7 +1,7 @@
 // Vanilla VAE (Kingma & Welling 2014), PyTorch-VAE's VanillaVAE: conv encoder to mu/logvar, deconv
 // decoder, loss = MSE + kld_weight * KL. The other Gaussian variants extend this class and change
 // only their inputs (CVAE), reconstruction term (MS-SSIM) or KL penalty (beta-VAE).
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../util/tf.ts';
 import type { ModelConfig, ModelName } from '../config/schema.ts';
 import { gaussianKl } from '../losses/kl.ts';
 import { mse } from '../losses/reconstruction.ts';

@@ -11,7 +11,7 @@
 // squared error. Logged terms: loss (the encoder's objective, the VAE part), kld, dis_llike,
 // reconstruction (pixel MSE, for monitoring only), gan and its parts (gan_real, gan_fake, and
 // gan_prior: the discriminator's loss on decoded prior draws alone).
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../util/tf.ts';
 import type { SymbolicTensor } from '@tensorflow/tfjs-layers';
 import type { ModelConfig, ModelName } from '../config/schema.ts';
 import { bceWithLogits } from '../losses/gan.ts';

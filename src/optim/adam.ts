@@ -4,7 +4,7 @@
 // running product it keeps while training, so a resumed run would drift from an uninterrupted one.
 // Here the correction is computed from the step count alone, identically before and after resume.
 // The update itself is ../backend/adam-update.ts (one SIMD pass per variable on wasm).
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../util/tf.ts';
 import { adamUpdate } from '../backend/adam-update.ts';
 
 export interface AdamOptions {

@@ -1,5 +1,5 @@
 // Consecutive index ranges: every restoration runs batch by batch so memory stays bounded.
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../util/tf.ts';
 import type { LabelledImages } from '../eval/images.ts';
 import type { VaeModel } from '../models/base.ts';
 import type { ImageStack } from '../run/images.ts';

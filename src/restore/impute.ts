@@ -1,6 +1,6 @@
 // Multiple imputation of a set of images, batch by batch: S independent chains per image (samples.ts)
 // from the observed-mean fill; the result is their per-value mean and standard deviation.
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../util/tf.ts';
 import type { LabelledImages } from '../eval/images.ts';
 import type { VaeModel } from '../models/base.ts';
 import { stepNoise, Stream } from '../util/rng.ts';

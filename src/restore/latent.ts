@@ -3,7 +3,7 @@
 // JointVAE's discrete latents are drawn here as exact one-hot categories (not the Gumbel-softmax
 // relaxation training uses, whose density is not the categorical one), with log q(c|x) from the
 // logits and the uniform prior 1/K; the decoder takes one-hots as its posterior-mean input does.
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../util/tf.ts';
 import type { Encoding, StepNoise } from '../models/base.ts';
 
 const LOG_2PI = Math.log(2 * Math.PI);

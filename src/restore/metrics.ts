@@ -2,7 +2,7 @@
 // [-1, 1] units, data range 2, SSIM on valid 11x11 Gaussian windows). For imputation, on the
 // missing pixels only: PSNR from the squared error over missing values; SSIM as the mean of the
 // SSIM map over the valid windows centred on a missing pixel (NaN when no such window exists).
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../util/tf.ts';
 import { DATA_RANGE, psnrOf } from '../eval/reconstruction.ts';
 import { EVAL_SSIM_SIGMA, EVAL_SSIM_WINDOW, evalSsim, validBlur } from '../eval/ssim.ts';
 import { foldChannels, resolveSsimOptions } from '../losses/ssim.ts';

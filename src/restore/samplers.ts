@@ -9,7 +9,7 @@
 //   a Markov chain whose stationary law is the model's conditional, under a Gaussian decoder
 //   N(decode(z), sigma^2 I) whose sigma the caller chooses (see sigma.ts).
 // The imputation returned is the decoder mean at the chain's last z, E[x_miss | z_T], for both.
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../util/tf.ts';
 import type { StepNoise, VaeModel } from '../models/base.ts';
 import { ModelTaskError } from './errors.ts';
 import { gaussianLogLikelihood, logPosterior, logPrior, sampleLatent } from './latent.ts';
@@ -52,7 +52,7 @@ export function requireEncoder(model: VaeModel): void {
 
 /** x where observed, `fill` where missing; the observed values are copied, not recomputed. */
 function clamp(original: tf.Tensor4D, fill: tf.Tensor4D, missingFull: tf.Tensor): tf.Tensor4D {
-  return tf.where(missingFull as tf.Tensor<tf.Rank.R4>, fill, original);
+  return tf.where(missingFull as tf.Tensor4D, fill, original);
 }
 
 /** Runs the chain on the device; the one value read back (MWG's acceptance) is read asynchronously at the end. */

@@ -6,7 +6,7 @@
 //   recon_mse  mean squared error of the posterior-mean reconstruction (model.reconstruct)
 // The VAE-GAN is scored through its encoder and decoder under this same pixel likelihood: how well
 // its decoder reproduces the pixels, not the feature-space similarity it was trained with.
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../util/tf.ts';
 import type { LabelledImages } from '../eval/images.ts';
 import { gaussianKlPerSample } from '../losses/kl.ts';
 import type { VaeModel } from '../models/base.ts';

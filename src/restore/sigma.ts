@@ -3,7 +3,7 @@
 // src/eval's decoder_sigma: sqrt(mean squared error of reconstructions from one z ~ q(z|x)
 // per image), the "optimal sigma" of sigma-VAE (Rybkin et al. 2021). It is fitted on a split
 // other than the one scored (validation), so each image's score depends on that image alone.
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../util/tf.ts';
 import type { LabelledImages } from '../eval/images.ts';
 import type { VaeModel } from '../models/base.ts';
 import { stepNoise, Stream } from '../util/rng.ts';

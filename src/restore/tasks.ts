@@ -2,7 +2,7 @@
 // missing pixels only; denoising against a Gaussian blur and a median filter whose sizes are
 // chosen on the validation split (best mean PSNR), scored on all pixels. Every number is the mean
 // over images of a per-image value (PSNR in dB, SSIM), as src/eval reports its numbers.
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../util/tf.ts';
 import type { LabelledImages } from '../eval/images.ts';
 import type { VaeModel } from '../models/base.ts';
 import { asImages, labelsFor, ranges, sliceTensor } from './batches.ts';

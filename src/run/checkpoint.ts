@@ -7,7 +7,7 @@
 //     latent-density.json                   the aggregate posterior's density (models/latent-density.ts)
 //     manifest.json                         written last: every other file's size and SHA-256
 // written into a temporary directory and renamed, so a crash never leaves half a checkpoint.
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../util/tf.ts';
 import { existsSync, readFileSync, rmSync, cpSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { VaeModel } from '../models/base.ts';

@@ -1,5 +1,5 @@
 // Turning model outputs (NHWC float in [-1, 1]) into pictures people look at: grids, PNG files.
-import type * as tf from '@tensorflow/tfjs';
+import type { tf } from '../util/tf.ts';
 import sharp from 'sharp';
 import { writeFileAtomic } from '../util/atomic.ts';
 import { denormalize } from './pixels.ts';

@@ -1,7 +1,7 @@
 // One step's forward and backward passes over this worker's share of the batch, micro-batch by
 // micro-batch: gradients summed with weights n_i / n, and the loss terms and objectives read back
 // once, asynchronously (a GPU backend has no synchronous read), when all micro-batches are done.
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../util/tf.ts';
 import type { Batch } from '../data/types.ts';
 import type { ModelBatch, VaeModel } from '../models/base.ts';
 import { translateBackendError } from '../backend/index.ts';

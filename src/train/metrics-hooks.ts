@@ -1,5 +1,5 @@
 // Connects the training loop's observer hooks to the Prometheus metrics of src/metrics.
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../util/tf.ts';
 import { lossesByNetwork, type TrainingMetrics } from '../metrics/registry.ts';
 import type { TrainHooks } from './trainer.ts';
 

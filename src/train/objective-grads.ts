@@ -10,7 +10,7 @@
 //
 // The tape lives in TF.js's engine internals (`state.activeTape`, `startTape`/`endTape`), which are
 // not public API: they are checked when used and the pinned version (package-lock.json) is tested.
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../util/tf.ts';
 
 /** A recorded kernel call, as the engine's tape holds it. */
 interface TapeNode {

@@ -2,7 +2,7 @@
 // epoch, so progress is visible), one from the default sampler (epoch-NNNN.png: the latent density's
 // preferred one) and one from the prior (epoch-NNNN-prior.png); a grid of originals above their
 // reconstructions, and a loss curve per term (SVG and PNG).
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../util/tf.ts';
 import { join } from 'node:path';
 import type { ExperimentConfig } from '../config/schema.ts';
 import type { VaeModel } from '../models/base.ts';

@@ -1,6 +1,6 @@
 // Everything a training run needs before its first step: the backend, the data, the model and its
 // optimizers, the state (fresh, or from a checkpoint), the run directory and its record.
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../util/tf.ts';
 import { appendFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { cpus, hostname } from 'node:os';

@@ -2,7 +2,7 @@
 // use: gradients of each param group's objective w.r.t. that group's variables, then one Adam
 // update per group (the trainer averages gradients across micro-batches and workers in between). Gradients are keyed by stable variable names (`encoder/conv0/kernel`), so the
 // all-reduce can flatten them in a fixed order and every process agrees on what a key means.
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../util/tf.ts';
 import type { TrainConfig } from '../config/schema.ts';
 import type { LossContext, ModelBatch, VaeModel } from '../models/base.ts';
 import { biasesCancelledByBatchNorm, trainableVariables } from '../models/blocks.ts';

@@ -1,7 +1,7 @@
 // The one place where the training step meets the collective: gradients and the step's loss terms
 // go out as one list of buffers and come back averaged over workers, BatchNorm's batch statistics
 // come back summed. With one worker nothing is copied: the collective is the identity.
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../util/tf.ts';
 import { readInto, startReadInto, tensorsFrom, totalSize } from '../backend/tensor-io.ts';
 import type { Collective } from '../collective/collective.ts';
 import type { PendingStatistics } from '../models/batch-norm.ts';

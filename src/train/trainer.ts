@@ -2,7 +2,7 @@
 // forward and backward passes, the one synchronisation across workers, checks, the optimizer, the
 // step's record; at the end of each epoch: pictures and a checkpoint. The same loop runs in
 // `medvae train` (one process) and in every worker of `medvae-dist` (with the ring collective).
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../util/tf.ts';
 import { join } from 'node:path';
 import type { ExperimentConfig } from '../config/schema.ts';
 import { trainingCorruption } from '../config/validate.ts';

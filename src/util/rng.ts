@@ -1,7 +1,7 @@
 // Deterministic randomness. Every random draw of a run is a pure function of (seed, a few integer
 // keys): the data order of epoch e, the noise of micro-batch m of step s, a weight's initial value.
 // No generator state has to be saved for exact resume, and workers agree without talking.
-import * as tf from '@tensorflow/tfjs';
+import { tf } from './tf.ts';
 
 /** 32-bit mix (Murmur3's finaliser), the building block of the hashes below. */
 function mix32(h: number): number {

@@ -24,15 +24,19 @@ function wasmBinariesModule(): string {
   ].join('\n');
 }
 
-/** The virtual wasm-binaries module, and the browser stand-in for the Node-only wasm module loader. */
+/** The virtual wasm-binaries module, and the browser stand-ins for the Node-only wasm module loader and TF.js loader. */
 function pagePlugin(): Plugin {
   const stub = fileURLToPath(ownModule('./page/wasm-module.browser.ts', import.meta.url));
+  const tfjs = fileURLToPath(ownModule('./page/tfjs-browser.ts', import.meta.url));
   return {
     name: 'medvae-page',
     setup(build) {
       build.onResolve({ filter: /^medvae:tfjs-wasm-binaries$/ }, () => ({ path: WASM_MODULE, namespace: 'medvae' }));
       build.onLoad({ filter: /.*/, namespace: 'medvae' }, () => ({ contents: wasmBinariesModule(), loader: 'js' }));
       build.onResolve({ filter: /\/util\/wasm-module\.(ts|js)$/ }, () => ({ path: stub }));
+      build.onResolve({ filter: /(^|\/)tf\.(ts|js)$/ }, (args) =>
+        /\/util\/tf\.(ts|js)$/.test(join(args.resolveDir, args.path)) ? { path: tfjs } : undefined,
+      );
     },
   };
 }
@@ -49,7 +53,6 @@ export async function bundleExplorer(): Promise<string> {
     target: 'es2020',
     write: false,
     legalComments: 'none',
-    alias: { '@tensorflow/tfjs': fileURLToPath(ownModule('./page/tfjs-browser.ts', import.meta.url)) },
     define: { 'process.env.NODE_ENV': '"production"' },
     plugins: [pagePlugin()],
     logLevel: 'silent',

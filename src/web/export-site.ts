@@ -4,7 +4,7 @@
 // reconstruction error, the reference the page's anomaly score is a percentile of. No image of the
 // dataset goes into the site, only those numbers. The folder is written whole into a temporary
 // sibling and renamed into place; it only ever replaces an earlier export.
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../util/tf.ts';
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { LoadedRun } from '../run/checkpoint.ts';

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../../src/util/tf.ts';
 import { latestCheckpoint } from '../../src/run/checkpoint.ts';
 import { loadConfig } from '../../src/config/load.ts';
 import { createModel } from '../../src/models/index.ts';

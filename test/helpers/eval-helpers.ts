@@ -1,6 +1,6 @@
 // Shared fixtures of the eval tests: a tiny synthetic labelled image set and a stand-in model
 // whose outputs are known in closed form.
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../../src/util/tf.ts';
 import type { ModelConfig, ModelName } from '../../src/config/schema.ts';
 import { DEFAULT_CONFIG } from '../../src/config/schema.ts';
 import type { Encoding, ModelLosses, ParamGroup, StepNoise, VaeModel } from '../../src/models/base.ts';

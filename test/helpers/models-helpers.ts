@@ -1,5 +1,5 @@
 // Shared fixtures of the models tests: tiny configs, a fixed batch of smooth images, a loss context.
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../../src/util/tf.ts';
 import { DEFAULT_CONFIG, type ModelConfig, type ModelName } from '../../src/config/schema.ts';
 import type { LossContext, ModelBatch } from '../../src/models/base.ts';
 import { stepNoise, Stream } from '../../src/util/rng.ts';

@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../../src/util/tf.ts';
 import { writeTinyNpz } from '../helpers/tiny-data.ts';
 import { BIN, ROOT, medvaeInProcess as medvae, medvaeProcess, type CliResult } from '../helpers/medvae-cli.ts';
 import { latestCheckpoint } from '../../src/run/checkpoint.ts';

@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../../src/util/tf.ts';
 import { writeTinyNpz, smokeFlags } from '../helpers/tiny-data.ts';
 import { startProcess, workersOf, type RunningProcess } from '../helpers/dist-process.ts';
 import { checkpointWeights, maxAbsDiff } from '../helpers/checkpoint-weights.ts';

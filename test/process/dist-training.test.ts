@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../../src/util/tf.ts';
 import { writeTinyNpz } from '../helpers/tiny-data.ts';
 import { startProcess, workersOf } from '../helpers/dist-process.ts';
 import { latestCheckpoint, readState } from '../../src/run/checkpoint.ts';

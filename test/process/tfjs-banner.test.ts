@@ -1,6 +1,6 @@
 // TF.js's "Hi, looks like you are running TensorFlow.js in Node.js" banner (printed by its cpu
 // backend when tfjs-node is not loaded) appears nowhere: not from the commands, not from
-// medvae-dist's workers, not from a process that computes on TF.js after loading quiet-tfjs.ts.
+// medvae-dist's workers, not from a process that reaches TF.js through src/util/tf.ts.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -21,13 +21,13 @@ function run(args: string[]): { status: number | null; output: string } {
   return { status: r.status, output: `${r.stdout}${r.stderr}` };
 }
 
-const onCpu = "import * as tf from '@tensorflow/tfjs'; await tf.setBackend('cpu'); console.log(tf.tensor([1, 2]).sum().dataSync()[0]);";
+const onCpu = "await tf.setBackend('cpu'); console.log(tf.tensor([1, 2]).sum().dataSync()[0]);";
 
-test('a tensor on the cpu backend prints the banner, unless quiet-tfjs.ts was loaded first', () => {
-  const plain = run(['--input-type=module', '-e', onCpu]);
+test('a tensor on the cpu backend prints the banner, unless TF.js was loaded through src/util/tf.ts', () => {
+  const plain = run(['--input-type=module', '-e', `import * as tf from '@tensorflow/tfjs'; ${onCpu}`]);
   assert.equal(plain.status, 0, plain.output);
   assert.match(plain.output, BANNER, 'TF.js prints it by default: this test would see it');
-  const quiet = run(['--import', 'tsx', '--input-type=module', '-e', `import './src/backend/quiet-tfjs.ts'; ${onCpu}`]);
+  const quiet = run(['--import', 'tsx', '--input-type=module', '-e', `import { tf } from './src/util/tf.ts'; ${onCpu}`]);
   assert.equal(quiet.status, 0, quiet.output);
   assert.doesNotMatch(quiet.output, BANNER);
   assert.match(quiet.output, /^3$/m, 'and TF.js computes as before');

@@ -8,7 +8,7 @@ import { cpSync, mkdirSync, readFileSync, readdirSync, existsSync, writeFileSync
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import sharp from 'sharp';
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../../src/util/tf.ts';
 import { writeTinyNpz } from '../helpers/tiny-data.ts';
 import { loadRun, latestCheckpoint } from '../../src/run/checkpoint.ts';
 import { openDataset } from '../../src/data/open.ts';

@@ -15,7 +15,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import sharp from 'sharp';
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../../src/util/tf.ts';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { initBackend } from '../../src/backend/index.ts';
 import { openMedmnist } from '../../src/data/medmnist.ts';

@@ -3,7 +3,7 @@
 // directly and through tf.grad.
 import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../../src/util/tf.ts';
 import { initBackend } from '../../src/backend/index.ts';
 import { stockWasmKernel } from '../../src/backend/wasm-kernels/register-all.ts';
 import { CHANNEL_SCALE_SHIFT } from '../../src/backend/wasm-kernels/kernel-names.ts';

@@ -3,7 +3,7 @@
 // Filling the heap is cheap: untouched wasm pages are address space, not resident memory.
 import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../../src/util/tf.ts';
 import {
   WASM_HEAP_LIMIT_BYTES,
   WasmOutOfMemoryError,

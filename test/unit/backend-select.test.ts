@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../../src/util/tf.ts';
 import { BackendUnavailableError, initBackend } from '../../src/backend/index.ts';
 import { nativePackageState, unavailableReason } from '../../src/backend/tfjs-node-install.ts';
 

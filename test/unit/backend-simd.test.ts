@@ -3,7 +3,7 @@
 // batch-norm and LeakyReLU layers built on them, against TF.js's stock layers on cpu.
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../../src/util/tf.ts';
 import { initBackend } from '../../src/backend/index.ts';
 import { adamUpdate } from '../../src/backend/adam-update.ts';
 import { channelAffine, channelSquaredDeviationSum, channelSum, channelSumAndDot, leakyReluGrad } from '../../src/backend/channel-ops.ts';

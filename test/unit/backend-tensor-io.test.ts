@@ -2,7 +2,7 @@
 // (straight from its heap) and on cpu (through an asynchronous data()), checked against dataSync's values.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../../src/util/tf.ts';
 import { initBackend } from '../../src/backend/index.ts';
 import { readInto, startReadInto, tensorsFrom, totalSize } from '../../src/backend/tensor-io.ts';
 

@@ -4,7 +4,7 @@
 // test touches no other test.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../../src/util/tf.ts';
 import '@tensorflow/tfjs-backend-wasm';
 import { BackendUnavailableError, initBackend } from '../../src/backend/index.ts';
 import { nativePackageState } from '../../src/backend/tfjs-node-install.ts';

@@ -6,7 +6,7 @@
 // the control's numbers stay near chance.
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../../src/util/tf.ts';
 import { initBackend } from '../../src/backend/index.ts';
 import { DEFAULT_CONFIG } from '../../src/config/schema.ts';
 import { evaluateModel, type EvalMetrics } from '../../src/eval/evaluate.ts';

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../../src/util/tf.ts';
 import { initBackend } from '../../src/backend/index.ts';
 import { psnrOf, reconstructionBaselines, reconstructionMetrics } from '../../src/eval/reconstruction.ts';
 import { evaluateModel, type EvalOptions } from '../../src/eval/evaluate.ts';

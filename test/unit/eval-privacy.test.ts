@@ -1,7 +1,7 @@
 // Closest training images, percentiles and the membership AUROC on numbers small enough to check by hand.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../../src/util/tf.ts';
 import { chanceHalfWidth, membershipScore } from '../../src/eval/membership.ts';
 import { closestPairs, compareDistances, nearestRows, percentile, rmsDistances, shareCloser } from '../../src/eval/privacy.ts';
 

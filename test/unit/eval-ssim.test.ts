@@ -3,7 +3,7 @@
 // value from skimage's algorithm run on scipy, and against closed forms.
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../../src/util/tf.ts';
 import { initBackend } from '../../src/backend/index.ts';
 import { evalMsSsim, evalSsim, msSsimLevels, msSsimWeights } from '../../src/eval/ssim.ts';
 import { MS_SSIM_WEIGHTS, ssim as paddedSsim, SsimInputError } from '../../src/losses/ssim.ts';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../../src/util/tf.ts';
 import { initBackend } from '../../src/backend/index.ts';
 import { gaussianBlur, gaussianWindow, MS_SSIM_WEIGHTS, msSsim, ssim } from '../../src/losses/ssim.ts';
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../../src/util/tf.ts';
 import { BatchNorm } from '../../src/models/batch-norm.ts';
 import { Conv2D } from '../../src/models/conv2d.ts';
 import { LeakyRelu } from '../../src/models/leaky-relu.ts';

@@ -2,7 +2,7 @@
 // wasm cut the stated loss term at least 3x, and a step leaks no tensor.
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../../src/util/tf.ts';
 import { initBackend } from '../../src/backend/index.ts';
 import { DEFAULT_CONFIG, type ModelName } from '../../src/config/schema.ts';
 import type { ModelBatch, VaeModel } from '../../src/models/base.ts';

@@ -5,7 +5,7 @@
 // tensor left behind.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../../src/util/tf.ts';
 import { initBackend } from '../../src/backend/index.ts';
 import type { ModelConfig } from '../../src/config/schema.ts';
 import { buildDecoder } from '../../src/models/blocks.ts';

@@ -3,7 +3,7 @@
 // and a short run learns to reconstruct better than the mean image.
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../../src/util/tf.ts';
 import { initBackend } from '../../src/backend/index.ts';
 import { DEFAULT_CONFIG, type ModelConfig } from '../../src/config/schema.ts';
 import type { VaeModel } from '../../src/models/base.ts';

@@ -2,7 +2,7 @@
 // freed at once (src/backend/native/free-buffer.ts), not left for a garbage collection.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../../src/util/tf.ts';
 import { initBackend } from '../../src/backend/index.ts';
 import { freeArrayBuffer } from '../../src/backend/native/free-buffer.ts';
 import { nativeUnavailable } from '../helpers/native.ts';

@@ -5,7 +5,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../../src/util/tf.ts';
 import { initBackend } from '../../src/backend/index.ts';
 import { chosenGraphs, forceCandidate, nativeCallCounts } from '../../src/backend/native/kernels.ts';
 import { SLICE_BYTES, withBatchSlices } from '../../src/backend/native/batch-slices.ts';

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../../src/util/tf.ts';
 import { initBackend, useNativePlan } from '../../src/backend/index.ts';
 import { GRAPH_SET } from '../../src/backend/native/choices.ts';
 import { nchwcBlockSize } from '../../src/backend/native/nchwc.ts';

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../../src/util/tf.ts';
 import { initBackend } from '../../src/backend/index.ts';
 import { loadConfig } from '../../src/config/load.ts';
 import type { ModelName } from '../../src/config/schema.ts';

@@ -2,7 +2,7 @@
 // hand-computed cases of each piece, and the task's numbers on a tiny model.
 import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../../src/util/tf.ts';
 import { initBackend } from '../../src/backend/index.ts';
 import type { LabelledImages } from '../../src/eval/images.ts';
 import { createModel } from '../../src/models/index.ts';

@@ -2,7 +2,7 @@
 // bit), the same seed gives the same imputation, no tensor is leaked, every model runs.
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../../src/util/tf.ts';
 import { initBackend } from '../../src/backend/index.ts';
 import type { LabelledImages } from '../../src/eval/images.ts';
 import { createModel } from '../../src/models/index.ts';

@@ -2,7 +2,7 @@
 // the same number of tensors after step 3 as after step 10, for every model.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../../src/util/tf.ts';
 import { join } from 'node:path';
 import { loadConfig } from '../../src/config/load.ts';
 import { train } from '../../src/train/trainer.ts';

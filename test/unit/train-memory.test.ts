@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../../src/util/tf.ts';
 import { loadConfig } from '../../src/config/load.ts';
 import { DEFAULT_CONFIG } from '../../src/config/schema.ts';
 import type { AdapterDescription, BackendName } from '../../src/backend/index.ts';

@@ -2,7 +2,7 @@
 // gradients; the recording is released (no tensors left behind) on success and on failure.
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../../src/util/tf.ts';
 import { initBackend } from '../../src/backend/index.ts';
 import { type ObjectiveGradients, ObjectiveGradsError, objectiveGradientWalk, runToEnd } from '../../src/train/objective-grads.ts';
 

@@ -2,7 +2,7 @@
 // vote averaged across two real ring ranks; replicas whose weights differ are caught.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../../src/util/tf.ts';
 import { listenForRing, type Collective } from '../../src/collective/ring.ts';
 import type { PendingStatistics } from '../../src/models/batch-norm.ts';
 import type { ModelBatch, VaeModel } from '../../src/models/base.ts';

@@ -6,7 +6,7 @@
 // visible pixels; percentiles and quantiles against hand-computed cases; the page's class picker
 // escapes class names. (test/process/web-explorer.test.ts runs the real page in Chromium.)
 import { before, test } from 'node:test';
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../../src/util/tf.ts';
 import assert from 'node:assert/strict';
 import { initBackend } from '../../src/backend/index.ts';
 import { DEFAULT_CONFIG, type ModelConfig } from '../../src/config/schema.ts';

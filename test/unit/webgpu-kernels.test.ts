@@ -3,7 +3,7 @@
 // upstream gradient. Skips, saying why, where webgpu cannot start.
 import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../../src/util/tf.ts';
 import { initBackend } from '../../src/backend/index.ts';
 import { webgpuUnavailable } from '../helpers/webgpu.ts';
 

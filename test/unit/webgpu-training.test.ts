@@ -2,7 +2,7 @@
 // model matches wasm. Skips, saying why, where webgpu cannot start.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../../src/util/tf.ts';
 import { initBackend } from '../../src/backend/index.ts';
 import { createModel } from '../../src/models/index.ts';
 import { computeGradients, disposeGradients } from '../../src/train/step.ts';

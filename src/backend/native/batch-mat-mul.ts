@@ -2,7 +2,7 @@
 // transposed; batch axes equal or broadcast from 1) as ONNX's Gemm (one matrix each side, transposes as attributes)
 // or MatMul (batched, Transposes in the graph). Products too small to pay for a session call run
 // the wasm kernel.
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../../util/tf.ts';
 import { nativeKernel, type NativePlan } from './native-kernel.ts';
 import type { Candidate } from './sessions.ts';
 

@@ -1,7 +1,7 @@
 // The geometry the native convolution kernels share: TF.js's NHWC conv description turned into
 // ONNX's explicit pads, and the im2col of an NHWC tensor written as ONNX nodes (a Pad, one strided
 // Slice per filter tap and a Concat), so a convolution or its filter gradient becomes one GEMM.
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../../util/tf.ts';
 import type { OnnxInt64Initializer, OnnxNode } from './onnx-model.ts';
 
 /** TF.js's description of an NHWC conv, or undefined for a layout the native kernels do not take. */

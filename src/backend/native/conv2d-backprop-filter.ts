@@ -6,7 +6,7 @@
 //   rows then joined: no im2col buffer, which at full resolution costs more than the GEMMs;
 // - conv: a convolution of x, read as Ci images of B channels, with dy, read as Co filters of B
 //   channels whose taps lie `stride` apart (the forward stride becomes a dilation).
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../../util/tf.ts';
 import { bottomPad, geometryKey, im2col, im2colSize, MAX_IM2COL_FLOATS, nhwcInfo, onnxPads, rightPad, tapSlices } from './conv-geometry.ts';
 import { nativeKernel, type NativePlan } from './native-kernel.ts';
 import type { Candidate } from './sessions.ts';

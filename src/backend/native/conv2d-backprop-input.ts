@@ -15,7 +15,7 @@
 //   filter at stride 2), the phases joined in blocks.
 // The blocked forms' Transpose reads the blocks straight into dx's order, and the last node of
 // every graph writes the caller's buffer: the graph's output is declared in that node's own shape.
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../../util/tf.ts';
 import { bottomPad, geometryKey, im2col, MAX_IM2COL_FLOATS, nhwcInfo, rightPad } from './conv-geometry.ts';
 import type { OnnxInt64Initializer, OnnxNode } from './onnx-model.ts';
 import { nativeKernel, type NativePlan } from './native-kernel.ts';

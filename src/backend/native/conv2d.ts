@@ -2,7 +2,7 @@
 // (NCHW, so between Transposes of the input, filter and output), onnxruntime's blocked-channel
 // Conv (./nchwc.ts) or an im2col and one MatMul, which needs no transposes (the HWIO filter is
 // already the GEMM's [kh*kw*Ci, Co] matrix). The fastest for each shape is kept (sessions.ts).
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../../util/tf.ts';
 import { geometryKey, im2col, im2colSize, MAX_IM2COL_FLOATS, nhwcInfo, onnxPads } from './conv-geometry.ts';
 import { nativeKernel, type NativePlan } from './native-kernel.ts';
 import { nchwcConv, nchwcFits, type NchwcConvSpec } from './nchwc.ts';

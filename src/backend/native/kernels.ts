@@ -1,7 +1,7 @@
 // The kernels the native backend runs on onnxruntime, registered in one place. Each replaces the
 // wasm kernel of its name while native is active and hands the cases it does not plan for back to
 // that kernel; activating plain wasm again puts the wasm kernels back.
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../../util/tf.ts';
 import { batchMatMulConfig } from './batch-mat-mul.ts';
 import { conv2dBackpropFilterConfig } from './conv2d-backprop-filter.ts';
 import { conv2dBackpropInputConfig } from './conv2d-backprop-input.ts';

@@ -2,7 +2,7 @@
 // output straight on the wasm heap (Float32Array views handed to onnxruntime, no copies), and hands
 // any case it does not plan for back to the kernel that was registered before it (this project's
 // wasm kernel, or TF.js's own).
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../../util/tf.ts';
 import { withBatchSlices } from './batch-slices.ts';
 import { runCached, runsOnWasm, type Candidate, type Feeds, type RanOn, type Slicing } from './sessions.ts';
 

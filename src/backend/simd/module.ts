@@ -2,7 +2,7 @@
 // instantiated on the TF.js wasm backend's own memory so that its functions read and write tensors
 // in place (no copies in or out). Pointers passed to these functions are heap byte offsets from
 // wasmHeapOffset().
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../../util/tf.ts';
 import { loadWasmModule, type CheckedWasmModule, type WasmExportSpec } from '../../util/wasm-module.ts';
 
 export interface SimdKernels {

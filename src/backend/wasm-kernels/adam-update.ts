@@ -1,6 +1,6 @@
 // MedvaeAdamUpdate: one Adam step of a variable, [p', m', v'] from p, g, m, v in one pass, the
 // kernel ../adam-update.ts runs on wasm.
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../../util/tf.ts';
 import { ADAM_UPDATE, type AdamUpdateAttrs } from './kernel-names.ts';
 import { at, sameShape, simdKernel } from './simd-kernel.ts';
 

@@ -3,7 +3,7 @@
 // scale 1. TF.js's wasm Add takes such a broadcast through its generic path, several times slower
 // (bench:kernels' Add cases). Channels that do not fill whole vectors (an image's 3) are read as
 // rows of lcm(C, 4) values with the bias repeated to match.
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../../util/tf.ts';
 import { simdKernels } from '../simd/module.ts';
 import { overridingWasmKernel } from './compose.ts';
 import { CHANNEL_SCALE_SHIFT } from './kernel-names.ts';

@@ -3,7 +3,7 @@
 // [64,2048]^T x [64,128] weight gradient of a Dense layer). Transposing the operand first (a copy
 // of one operand, not a product) and multiplying untransposed is cheap. Batched products
 // (outer dims other than 1) and non-float32 inputs run the stock kernel.
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../../util/tf.ts';
 import { overridingWasmKernel } from './compose.ts';
 
 const isSingleMatrix = (shape: readonly number[]): boolean => shape.slice(0, -2).every((size) => size === 1);

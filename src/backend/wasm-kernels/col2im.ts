@@ -1,6 +1,6 @@
 // MedvaeCol2Im: adds each row of cols (what one conv output position sends back to the input pixels
 // under its filter) into dx where it lands; ./conv2d-backprop-input.ts's GEMM path ends with it.
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../../util/tf.ts';
 import { SimdKernelError } from '../simd/module.ts';
 import { COL2IM, type Col2ImAttrs } from './kernel-names.ts';
 import { at, simdKernel } from './simd-kernel.ts';

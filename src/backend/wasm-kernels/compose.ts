@@ -7,7 +7,7 @@
 // TensorInfo holding one extra backend reference, which the engine's output tensor then owns.
 // Ops run inside a kernel go to the active backend (wasm) and are not recorded on the gradient
 // tape (the engine's kernelDepth is > 0 while a kernel runs).
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../../util/tf.ts';
 import { overrideStockKernel, type KernelArgs } from './stock-fallback.ts';
 
 function runComposed(

@@ -1,6 +1,6 @@
 // Convolution geometry the conv gradient kernels share: NHWC conv info, and margins turned into
 // explicit conv padding.
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../../util/tf.ts';
 
 /** [before, after] margins of the H and W axes: positive pads with zeros, negative crops. */
 export type SpatialMargins = readonly [readonly [number, number], readonly [number, number]];

@@ -10,7 +10,7 @@
 // per-element loop (the output then needs no transpose at all); the padding is done inside the
 // conv, per image row. Image layers (at most 4 channels on one side) and long output rows take a
 // direct SIMD loop instead (filterGradDirect, below).
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../../util/tf.ts';
 import { simdKernels, wasmHeapOffset, type SimdKernels, type WasmKernelBackend } from '../simd/module.ts';
 import { composedWasmKernel } from './compose.ts';
 import { cropToConvPadding, nhwcConvInfo } from './conv-util.ts';

@@ -10,7 +10,7 @@
 // For few dx channels, the column phases of a row phase share one conv instead (see below).
 // The padding p is dropped by starting the phases late (and, when p is not a multiple of s, a slice).
 // Strided cases with 8+ dy channels take one GEMM and a col2im instead (gemmThenCol2im).
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../../util/tf.ts';
 import { composedWasmKernel } from './compose.ts';
 import { cropToConvPadding, nhwcConvInfo } from './conv-util.ts';
 import { COL2IM, type Col2ImAttrs } from './kernel-names.ts';

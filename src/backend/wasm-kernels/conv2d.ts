@@ -5,7 +5,7 @@
 // transpose on each side and still wins. (The stock kernel also returns zeros for a
 // stride-2 5x1 'same' conv of [2,9,6,1]; the band matrix takes any stride and dilation along the
 // filtered axis.) Every other Conv2D runs the stock kernel.
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../../util/tf.ts';
 import { overridingWasmKernel } from './compose.ts';
 
 function convInfo(x: tf.TensorInfo, filter: tf.TensorInfo, attrs: tf.Conv2DAttrs): tf.backend_util.Conv2DInfo {

@@ -5,7 +5,7 @@
 // input x as [1, H, W, B*C], filter dy as [OH, OW, B*C, M], dilation s. Its output at spatial
 // offset u holds the sum for tap offset u; taps sit at multiples of the forward dilation d. The
 // per-batch partial results are then summed over B.
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../../util/tf.ts';
 import { composedWasmKernel } from './compose.ts';
 import { cropToConvPadding } from './conv-util.ts';
 

@@ -4,7 +4,7 @@
 // s-1 zeros inserted between its samples, padded so every dx position sees the taps that reached
 // it, using the spatially flipped filter at the same dilation. The channel multiplier M makes dy
 // have C*M channels: convolving each with its own flipped tap and summing each group of M gives dx.
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../../util/tf.ts';
 import { composedWasmKernel } from './compose.ts';
 import { cropToConvPadding } from './conv-util.ts';
 

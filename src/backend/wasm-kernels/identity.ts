@@ -2,7 +2,7 @@
 // TF.js's wasm kernel, which copies it. The engine clones every tensor a gradient saves through
 // Identity: a copy of every activation a VAE-GAN step passes through an identity op. Sharing is safe because
 // no kernel writes into an input's buffer (Reshape on wasm already shares the same way).
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../../util/tf.ts';
 import { overrideStockKernel } from './stock-fallback.ts';
 
 export const identityConfig = overrideStockKernel(tf.Identity, (args) => {

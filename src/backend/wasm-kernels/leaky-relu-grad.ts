@@ -1,6 +1,6 @@
 // MedvaeLeakyReluGrad: dx = x > 0 ? dy : alpha * dy in one pass, the gradient ../channel-ops.ts's
 // leakyReluGrad runs instead of a Step and a Mul.
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../../util/tf.ts';
 import { LEAKY_RELU_GRAD } from './kernel-names.ts';
 import { at, sameShape, simdKernel } from './simd-kernel.ts';
 

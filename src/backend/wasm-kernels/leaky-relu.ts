@@ -1,7 +1,7 @@
 // LeakyRelu on wasm as one pass of the SIMD module's leaky_relu. TF.js's wasm LeakyRelu is a scalar
 // loop (bench:kernels' LeakyRelu case). Other dtypes, and a backend without the module, run the
 // stock kernel.
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../../util/tf.ts';
 import { simdKernels, type WasmKernelBackend } from '../simd/module.ts';
 import { at } from './simd-kernel.ts';
 import { overrideStockKernel } from './stock-fallback.ts';

@@ -1,7 +1,7 @@
 // Every wasm kernel this project registers, in one place (as tfjs-backend-wasm's
 // register_all_kernels.ts): the kernels TF.js 4.22 lacks for training, and those of its own that
 // this project replaces. Each lives in the file named after it, in kebab-case.
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../../util/tf.ts';
 import { adamUpdateConfig } from './adam-update.ts';
 import { addConfig } from './add.ts';
 import { batchMatMulConfig } from './batch-mat-mul.ts';

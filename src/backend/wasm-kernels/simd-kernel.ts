@@ -1,7 +1,7 @@
 // Builds wasm kernels that are one call into the SIMD module (../simd/kernels.wasm): inputs
 // checked to be float32 and present, outputs allocated in the wasm heap, and the module's function
 // given their heap offsets, so it reads and writes the tensors in place.
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../../util/tf.ts';
 import { simdKernels, SimdKernelError, wasmHeapOffset, type SimdKernels, type WasmKernelBackend } from '../simd/module.ts';
 
 function loaded(kernelName: string): SimdKernels {

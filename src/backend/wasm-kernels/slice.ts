@@ -2,7 +2,7 @@
 // (readSync), then copies the slice back in, a round trip through JS memory for every slice. Here
 // the slice is copied heap to heap, one contiguous run at a time (~memcpy speed). String tensors
 // and scalars run the stock kernel.
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../../util/tf.ts';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { overrideStockKernel } from './stock-fallback.ts';
 

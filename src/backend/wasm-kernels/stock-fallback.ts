@@ -2,7 +2,7 @@
 // override hands a case back to them: our overrides speed up some cases (a dtype, a shape, a
 // permutation) and leave every other case to the stock kernel, unchanged. Tests and benchmarks
 // compare against the kept kernels too.
-import type * as tf from '@tensorflow/tfjs';
+import type { tf } from '../../util/tf.ts';
 
 /** What a kernel function receives. */
 export type KernelArgs = Parameters<tf.KernelFunc>[0];

@@ -5,7 +5,7 @@
 // axes are reduced and C is whole vectors, the SIMD module's column sum. (XNNPACK's pool over the
 // [8, 32768] bias gradient of a 256x256 decoder's first Dense layer left the wasm heap corrupt: the
 // micro-batch-8 trap.) Other cases (int32, trailing axes, which need no transpose) run the stock kernel.
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../../util/tf.ts';
 import { simdKernels } from '../simd/module.ts';
 import { overridingWasmKernel } from './compose.ts';
 import { CHANNEL_SUM } from './kernel-names.ts';

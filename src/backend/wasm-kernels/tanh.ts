@@ -3,7 +3,7 @@
 // the four ops together are several times faster. The identity is exact; in float32 the subtraction near 0 costs
 // absolute accuracy of about one float32 step at 1 (6e-8), far below what a [-1, 1] image shows.
 // The gradient is unchanged: TF.js differentiates Tanh through its output, dy * (1 - y^2).
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../../util/tf.ts';
 import { overridingWasmKernel } from './compose.ts';
 
 export const tanhConfig = overridingWasmKernel(

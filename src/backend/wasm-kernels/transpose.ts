@@ -4,7 +4,7 @@
 // [B, H, W, C] -> [H, W, B, C] is [B, H*W] swapped in blocks of C). These run the SIMD module's
 // transpose (4x4 shuffled blocks) or transpose_blocks (whole runs); TF.js's stock kernel, kept for
 // every other permutation and dtype, moves one element at a time (bench:kernels' Transpose cases).
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../../util/tf.ts';
 import { simdKernels, wasmHeapOffset, type WasmKernelBackend } from '../simd/module.ts';
 import { overrideStockKernel } from './stock-fallback.ts';
 

@@ -2,7 +2,7 @@
 //
 // A ScatterNd of the rows of x onto their segment ids, which sums duplicates. Ids outside
 // [0, numSegments) contribute nothing (as on cpu): they are sent to one extra row that is dropped.
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../../util/tf.ts';
 import { composedWasmKernel } from './compose.ts';
 
 export const unsortedSegmentSumConfig = composedWasmKernel(

@@ -1,7 +1,7 @@
 // Makes TF.js compute on a WebGPU device through Dawn: the adapter is chosen here (not by
 // tfjs-backend-webgpu's own factory, which takes whatever the platform offers first), and the
 // device is created with the adapter's own buffer limits so large activations fit.
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../../util/tf.ts';
 import { DawnUnavailableError, loadDawn, type Dawn } from './dawn.ts';
 import { adapterLine, chooseAdapter, listAdapters, type AdapterChoice, type AdapterDescription } from './adapters.ts';
 import { driPrimeTag, gpuPciAddresses } from './pci.ts';

@@ -2,7 +2,7 @@
 // browser offers one (WebGL only on a real graphics card), else WebAssembly, else plain JavaScript. The wasm binaries travel inside the
 // script (gzipped) and are handed to TF.js as in-memory blob URLs: nothing is fetched from a
 // server, and the page works from file://.
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../../util/tf.ts';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { WASM_PLAIN_GZ_BASE64, WASM_SIMD_GZ_BASE64 } from 'medvae:tfjs-wasm-binaries';
 import { BACKEND_ORDER, type BackendName } from './backend-names.ts';

@@ -3,7 +3,7 @@
 // sample`, from the prior or the checkpoint's latent density), scores from scoreImages (as `medvae
 // score`), imputations from imputeImages' Metropolis-within-Gibbs (as `medvae impute`), images go
 // through the data layer's crop, resize and normalisation (as the training images did).
-import * as tf from '@tensorflow/tfjs';
+import { tf } from '../../util/tf.ts';
 import type { VaeModel } from '../../models/base.ts';
 import { createModel } from '../../models/index.ts';
 import { sampleLabels } from '../../models/sample-labels.ts';
