@@ -27,7 +27,11 @@ export class ControlChannel {
     socket.setNoDelay(true);
     socket.setEncoding('utf8');
     socket.on('data', (chunk: string) => this.read(chunk));
-    socket.on('error', (e) => this.close(`connection error: ${e.message}`));
+    // A peer killed with bytes unread in its socket resets the connection instead of closing it:
+    // the same event as a close, and said the same way.
+    socket.on('error', (e: NodeJS.ErrnoException) =>
+      this.close(e.code === 'ECONNRESET' || e.code === 'EPIPE' ? 'connection closed' : `connection error: ${e.message}`),
+    );
     socket.on('close', () => this.close('connection closed'));
     this.beat = setInterval(
       () => {
