@@ -1,17 +1,15 @@
 // Using a trained run: `medvae sample` (a synthetic dataset), `reconstruct`, `denoise`, `interpolate`.
 import { tf } from '../util/tf.ts';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { loadRun, type LoadedRun } from '../run/checkpoint.ts';
 import { initBackend } from '../backend/index.ts';
 import type { Batch } from '../data/types.ts';
 import type { NpyInput } from '../data/npz-writer.ts';
 import { stackFromTensor, type GridOptions, type ImageStack } from '../run/images.ts';
-import { stepNoise, Stream } from '../util/rng.ts';
 import { readImages } from '../generate/read-images.ts';
 import { LATENT_SOURCES, sample, SampleOptionError, type SampledImages } from '../generate/sample.ts';
 import { runCommand, UsageError } from './errors.ts';
 import { allowSoftwareGpuOption, backendFromFlags, backendOption, type BackendFlags } from './backend-flags.ts';
-import { psnrOf } from '../eval/reconstruction.ts';
 import {
   imageBytes,
   imageFileName,
@@ -23,8 +21,12 @@ import {
   writeImageOutput,
 } from './image-output.ts';
 import { printSummary } from './summary-table.ts';
-import { gaussianBlur, medianFilter } from '../restore/baselines.ts';
-import { BLUR_SIGMAS, bestFilterParameter, MEDIAN_WINDOWS } from '../restore/tasks.ts';
+import type { LabelledImages } from '../eval/images.ts';
+import { NoiseSpecError } from '../restore/errors.ts';
+import { noiseName, parseNoise, type NoiseSpec } from '../restore/noise.ts';
+import { readImages as readSplitImages, selectImages, sigmaImages } from '../restore/run-data.ts';
+import { requireEncoder } from '../restore/samplers.ts';
+import { denoiseImages, noiseVariance, type Quality } from '../restore/tasks.ts';
 import { checkpointOption, RUN_HELP, runCheckpointOf, type RunFlagValues } from './run-option.ts';
 
 interface RunFlags extends BackendFlags, RunFlagValues {
@@ -42,13 +44,6 @@ async function openRun(flags: RunFlags): Promise<LoadedRun> {
 function inputs(batch: Batch): { images: tf.Tensor4D; labels?: tf.Tensor2D } {
   const images = tf.tensor4d(batch.images, [batch.n, batch.size, batch.size, batch.channels]);
   return batch.labelWidth > 0 ? { images, labels: tf.tensor2d(batch.labels, [batch.n, batch.labelWidth]) } : { images };
-}
-
-/** PSNR in dB of images in [-1, 1], over all pixels of the stack. */
-function psnr(a: Float32Array, b: Float32Array): number {
-  let se = 0;
-  for (let i = 0; i < a.length; i++) se += (a[i]! - b[i]!) ** 2;
-  return psnrOf(se / a.length);
 }
 
 async function sampleCommand(flags: RunFlags & { n: string; label?: string; out: string; batch: string; latent: string }): Promise<void> {
@@ -103,18 +98,8 @@ function rowsOfStack(stack: ImageStack, rows: number, n: number): (count: number
   return (count) => Array.from({ length: rows }, (_, r) => stack.data.subarray(r * n * per, (r * n + count) * per));
 }
 
-/** SIGMA of --noise gaussian:SIGMA. */
-function noiseSigma(spec: string): number {
-  const match = /^gaussian:([0-9.]+)$/.exec(spec);
-  if (!match) throw new UsageError(`--noise must look like gaussian:SIGMA (SIGMA on the [0,1] intensity scale), got ${spec}`);
-  return Number(match[1]);
-}
-
-async function reconstructCommand(
-  flags: RunFlags & { split: string; n: string; out: string; noise?: string; json?: boolean },
-): Promise<void> {
+async function reconstructCommand(flags: RunFlags & { split: string; n: string; out: string }): Promise<void> {
   const out = parseOut(flags.out);
-  const sigma = flags.noise ? noiseSigma(flags.noise) : undefined;
   const run = await openRun(flags);
   const { config, model } = run;
   const batch = await readImages(config, flags.split, Number(flags.n));
@@ -126,95 +111,170 @@ async function reconstructCommand(
     imageBytes(stack.data.subarray(row * n * batch.size ** 2 * batch.channels, (row + 1) * n * batch.size ** 2 * batch.channels));
   const imageShape = batch.channels === 1 ? [n, batch.size, batch.size] : [n, batch.size, batch.size, 3];
   try {
-    if (sigma === undefined) {
-      const rec = tf.tidy(() => tf.concat([clean.images, model.reconstruct(clean.images, clean.labels)], 0) as tf.Tensor4D);
-      let stack: ImageStack;
-      try {
-        stack = await stackFromTensor(rec);
-      } finally {
-        rec.dispose();
-      }
-      const wrote = await writeImageOutput(
-        out,
-        rowsOutput(['original', 'reconstructed'], rowsOfStack(stack, 2, n), shape, {
-          npz: () =>
-            medmnistArrays(flags.split, { data: bytesOf(stack, 1), ...shape }, labels, {
-              originals: { dtype: '|u1', shape: imageShape, data: bytesOf(stack, 0) },
-            }),
-        }),
-      );
-      process.stderr.write(`wrote ${wrote}: ${n} originals and their reconstructions\n`);
-      return;
-    }
-    // Noise on the [0,1] scale is twice as large on the model's [-1,1] scale.
-    const noisy = tf.tidy(
-      () =>
-        clean.images
-          .add(
-            stepNoise(Number(flags.seed), Stream.eval, 0)
-              .normal(clean.images.shape)
-              .mul(2 * sigma),
-          )
-          .clipByValue(-1, 1) as tf.Tensor4D,
-    );
-    const grid = tf.tidy(() => tf.concat([clean.images, noisy, model.reconstruct(noisy, clean.labels)], 0) as tf.Tensor4D);
-    noisy.dispose();
+    const rec = tf.tidy(() => tf.concat([clean.images, model.reconstruct(clean.images, clean.labels)], 0) as tf.Tensor4D);
     let stack: ImageStack;
     try {
-      // The three rows in one read: clean, noisy, denoised.
-      stack = await stackFromTensor(grid);
+      stack = await stackFromTensor(rec);
     } finally {
-      grid.dispose();
+      rec.dispose();
     }
-    const per = stack.size * stack.size * stack.channels * n;
-    const [cleanValues, noisyValues, denoisedValues] = [0, 1, 2].map((r) => stack.data.subarray(r * per, (r + 1) * per));
-    const before = psnr(cleanValues!, noisyValues!);
-    const after = psnr(cleanValues!, denoisedValues!);
-    // The classical filters at their best parameter for these very images: an upper bound on what they reach.
-    const images = (data: Float32Array): ImageStack => ({ data, n, size: stack.size, channels: stack.channels });
-    const sigmaBlur = bestFilterParameter(BLUR_SIGMAS, gaussianBlur, images(noisyValues!), images(cleanValues!));
-    const window = bestFilterParameter(MEDIAN_WINDOWS, medianFilter, images(noisyValues!), images(cleanValues!));
-    const blurred = psnr(cleanValues!, gaussianBlur(images(noisyValues!), sigmaBlur));
-    const median = psnr(cleanValues!, medianFilter(images(noisyValues!), window));
     const wrote = await writeImageOutput(
       out,
-      rowsOutput(['clean', 'noisy', 'denoised'], rowsOfStack(stack, 3, n), shape, {
+      rowsOutput(['original', 'reconstructed'], rowsOfStack(stack, 2, n), shape, {
         npz: () =>
-          medmnistArrays(flags.split, { data: bytesOf(stack, 2), ...shape }, labels, {
-            noisy: { dtype: '|u1', shape: imageShape, data: bytesOf(stack, 1) },
+          medmnistArrays(flags.split, { data: bytesOf(stack, 1), ...shape }, labels, {
             originals: { dtype: '|u1', shape: imageShape, data: bytesOf(stack, 0) },
           }),
       }),
     );
+    process.stderr.write(`wrote ${wrote}: ${n} originals and their reconstructions\n`);
+  } finally {
+    tf.dispose([clean.images, clean.labels] as tf.TensorContainer);
+  }
+}
+
+/** What `medvae denoise --denoised` writes as the denoised images. */
+const DENOISED_CHOICES = ['auto', 'mean', 'combined'] as const;
+type DenoisedChoice = (typeof DENOISED_CHOICES)[number];
+
+function positiveInt(flag: string, value: string, min: number): number {
+  const v = Number(value);
+  if (!Number.isInteger(v) || v < min) throw new UsageError(`${flag} must be an integer >= ${min}, got ${value}`);
+  return v;
+}
+
+/** --noise as restore/noise.ts reads it; a bad spec is a usage error naming the accepted forms. */
+function noiseFlag(text: string): NoiseSpec {
+  try {
+    return parseNoise(text);
+  } catch (e) {
+    if (e instanceof NoiseSpecError) throw new UsageError(e.message);
+    throw e;
+  }
+}
+
+/** Which output is written as denoised, and the stderr line that says why. */
+function denoisedOutput(choice: DenoisedChoice, spec: NoiseSpec): { use: 'mean' | 'combined'; why: string } {
+  const name = noiseName(spec);
+  const combined = 'mean + input, the decoder mean and the noisy input combined per value by their variances';
+  if (choice === 'mean') return { use: 'mean', why: 'the decoder mean, as --denoised mean asks' };
+  if (choice === 'combined') {
+    if (noiseVariance(spec) === null)
+      throw new UsageError(
+        `--denoised combined: ${name} has no variance to combine the decoder mean and the input by (gaussian and poisson noise have one); give --denoised mean or auto`,
+      );
+    return { use: 'combined', why: `${combined}, as --denoised combined asks` };
+  }
+  return noiseVariance(spec) === null
+    ? {
+        use: 'mean',
+        why: `the decoder mean: the default for ${name}, since salt-and-pepper noise replaces values and has no variance to combine by`,
+      }
+    : {
+        use: 'combined',
+        why: `${combined}: the default for ${name}, whose variance is known (--denoised mean writes the decoder mean alone)`,
+      };
+}
+
+/**
+ * `medvae denoise`: restore/tasks.ts's denoiseImages on a seeded subset of a split (the images
+ * `medvae eval` picks), the decoder variance and the baselines' parameters from the validation
+ * images the evaluation uses; writes clean, noisy and denoised rows and prints every output's numbers.
+ */
+async function denoiseCommand(
+  flags: RunFlags & { split: string; n: string; noise: string; denoised: DenoisedChoice; batch: string; out: string; json?: boolean },
+): Promise<void> {
+  const spec = noiseFlag(flags.noise);
+  const n = positiveInt('--n', flags.n, 1);
+  const batchSize = positiveInt('--batch', flags.batch, 1);
+  const seed = positiveInt('--seed', flags.seed, 0);
+  const output = denoisedOutput(flags.denoised, spec);
+  const out = parseOut(flags.out);
+  const run = await openRun(flags);
+  const { config, model } = run;
+  try {
+    requireEncoder(model);
+    const { split, indices } = await selectImages(config, { split: flags.split, n, seed });
+    let test: LabelledImages;
+    try {
+      test = await readSplitImages(config, split, indices);
+    } finally {
+      await split.close();
+    }
+    const { images: val, description } = await sigmaImages(config, seed);
+    if (flags.split === config.data.val_split)
+      process.stderr.write(`note: --split ${flags.split} is also the split the decoder variance and the baselines are measured on\n`);
+    const d = await denoiseImages(model, val, test, spec, seed, batchSize);
+    const m = d.metrics;
+    const denoised = output.use === 'combined' ? d.combined! : d.mean;
+    const shape = { n: test.n, size: test.size, channels: test.channels };
+    const imageShape = test.channels === 1 ? [test.n, test.size, test.size] : [test.n, test.size, test.size, 3];
+    const member = (values: Float32Array): NpyInput => ({ dtype: '|u1', shape: imageShape, data: imageBytes(values) });
+    const per = test.size * test.size * test.channels;
+    const wrote = await writeImageOutput(
+      out,
+      rowsOutput(
+        ['clean', 'noisy', 'denoised'],
+        (count) => [test.images, d.noisy, denoised].map((r) => r.subarray(0, count * per)),
+        shape,
+        {
+          npz: () =>
+            medmnistArrays(
+              flags.split,
+              { data: imageBytes(denoised), ...shape },
+              medmnistLabels(test.labels, test.n, test.labelWidth, test.labelKind),
+              { noisy: member(d.noisy), originals: member(test.images), means: member(d.mean) },
+            ),
+        },
+      ),
+    );
+    const chosen = output.use === 'combined' ? m.model_posterior! : m.model;
+    const other: [string, Quality | null] = output.use === 'combined' ? ['decoder mean', m.model] : ['mean + input', m.model_posterior];
+    const summary = {
+      noise: m.noise,
+      split: flags.split,
+      images: m.n,
+      seed,
+      denoised: output.use,
+      psnr_denoised_db: chosen.psnr,
+      ssim_denoised: chosen.ssim,
+      psnr_noisy_db: m.noisy.psnr,
+      ssim_noisy: m.noisy.ssim,
+      psnr_mean_db: m.model.psnr,
+      ssim_mean: m.model.ssim,
+      psnr_combined_db: m.model_posterior?.psnr ?? null,
+      ssim_combined: m.model_posterior?.ssim ?? null,
+      decoder_rms: m.model_posterior?.decoder_rms ?? null,
+      psnr_gaussian_blur_db: m.gaussian_blur.psnr,
+      ssim_gaussian_blur: m.gaussian_blur.ssim,
+      gaussian_blur_sigma: m.gaussian_blur.sigma,
+      psnr_median_db: m.median.psnr,
+      ssim_median: m.median.ssim,
+      median_window: m.median.window,
+      psnr_model_on_clean_db: m.model_on_clean.psnr,
+      ssim_model_on_clean: m.model_on_clean.ssim,
+      val_images: val.n,
+    };
+    const baselines = (q: (x: Quality) => number): [string, number][] => [
+      ['noisy input', q(m.noisy)],
+      ...(other[1] ? [[other[0], q(other[1])] as [string, number]] : []),
+      ['gaussian blur', q(m.gaussian_blur)],
+      ['median', q(m.median)],
+    ];
+    process.stderr.write(`denoised = ${output.why}\n`);
     printSummary(
       flags.json,
-      {
-        noise: flags.noise,
-        images: n,
-        psnr_noisy_db: before,
-        psnr_denoised_db: after,
-        psnr_gaussian_blur_db: blurred,
-        gaussian_blur_sigma: sigmaBlur,
-        psnr_median_db: median,
-        median_window: window,
-      },
-      `denoise ${flags.noise}: ${n} images of ${flags.split}, PSNR against the clean images (gaussian blur sigma ${sigmaBlur} px and median ${window}x${window}: each filter at its best parameter for these images)`,
+      summary,
+      `denoise ${m.noise}: ${m.n} images of ${flags.split} (seed ${seed}); model = ${output.use === 'combined' ? 'mean + input' : 'decoder mean'}; ` +
+        `gaussian blur sigma ${m.gaussian_blur.sigma} px and median ${m.median.window}x${m.median.window} chosen by PSNR on ${val.n} images of ${description}`,
       [
-        {
-          metric: 'psnr (dB)',
-          model: after,
-          baselines: [
-            ['noisy input', before],
-            ['gaussian blur', blurred],
-            ['median', median],
-          ],
-          digits: 2,
-        },
+        { metric: 'psnr (dB)', model: chosen.psnr, baselines: baselines((q) => q.psnr), digits: 2 },
+        { metric: 'ssim', model: chosen.ssim, baselines: baselines((q) => q.ssim), digits: 4 },
       ],
     );
     process.stderr.write(`wrote ${wrote}: clean, noisy, denoised\n`);
   } finally {
-    tf.dispose([clean.images, clean.labels] as tf.TensorContainer);
+    model.dispose();
   }
 }
 
@@ -281,7 +341,7 @@ export function registerGenerateCommands(program: Command): void {
       .addOption(checkpointOption())
       .addOption(backendOption())
       .addOption(allowSoftwareGpuOption())
-      .option('--seed <n>', 'seed of the noise', '0')
+      .option('--seed <n>', 'seed of every random draw (latents, noise, the image subset)', '0')
       .option('--debug', 'print stack traces on errors');
   common(
     program
@@ -303,13 +363,28 @@ export function registerGenerateCommands(program: Command): void {
     .option('--n <n>', 'number of images', '16')
     .requiredOption('--out <grid.png|dir|file.npz>', `original and reconstructed images: ${OUT_FORMS}`)
     .action((f) => runCommand(Boolean(f.debug), () => reconstructCommand(f)));
-  common(program.command('denoise').description('clean noisy images through the latent space; prints PSNR before and after'))
-    .option('--noise <spec>', 'noise model, gaussian:SIGMA on the [0,1] scale', 'gaussian:0.1')
+  common(
+    program
+      .command('denoise')
+      .description(
+        "clean noisy images through the latent space, as medvae eval's denoising task does; prints PSNR and SSIM beside the noisy input's and the baselines'",
+      ),
+  )
+    .option('--noise <spec>', 'gaussian:SIGMA, saltpepper:P or poisson:PEAK, on the [0,1] intensity scale', 'gaussian:0.1')
+    .addOption(
+      new Option(
+        '--denoised <output>',
+        'what is written as denoised: mean (the decoder mean of the noisy image), combined (mean + input: that mean and the noisy input combined per value by their variances), auto (combined where the noise has a variance, gaussian and poisson; mean for saltpepper)',
+      )
+        .choices([...DENOISED_CHOICES])
+        .default('auto'),
+    )
     .option('--split <name>', 'dataset split', 'test')
-    .option('--n <n>', 'number of images', '16')
-    .requiredOption('--out <grid.png|dir|file.npz>', `clean, noisy and denoised images: ${OUT_FORMS}`)
-    .option('--json', 'print the PSNR numbers as one JSON line instead of a table')
-    .action((f) => runCommand(Boolean(f.debug), () => reconstructCommand(f)));
+    .option('--n <n>', 'images (a seeded subset of the split, the one medvae eval picks)', '16')
+    .option('--batch <n>', 'images through the model at once (bounds memory)', '32')
+    .requiredOption('--out <grid.png|dir|file.npz>', `clean, noisy and denoised images (the npz adds the decoder means): ${OUT_FORMS}`)
+    .option('--json', 'print the numbers as one JSON line instead of a table')
+    .action((f) => runCommand(Boolean(f.debug), () => denoiseCommand(f)));
   common(program.command('interpolate').description('decode straight lines in latent space between pairs of real images'))
     .option('--split <name>', 'dataset split', 'test')
     .option('--pairs <n>', 'number of pairs', '4')

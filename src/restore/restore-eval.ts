@@ -8,10 +8,10 @@ import type { LabelledImages } from '../eval/images.ts';
 import type { VaeModel } from '../models/base.ts';
 import { writeGrid } from '../run/images.ts';
 import { asImages } from './batches.ts';
-import { gaussianBlur, harmonicInpaint, meanFill, medianFilter } from './baselines.ts';
+import { harmonicInpaint, meanFill } from './baselines.ts';
 import { imputeImages } from './impute.ts';
 import { maskSource, parseMaskSpec } from './mask.ts';
-import { addNoise, noiseName, parseNoise } from './noise.ts';
+import { noiseName, parseNoise } from './noise.ts';
 import { readImages, selectImages, sigmaImages } from './run-data.ts';
 import { fitDecoderSigma } from './sigma.ts';
 import { anomalyAuroc, checkNormalClasses } from './anomaly.ts';
@@ -19,7 +19,7 @@ import { histogram, type Histogram } from './histogram.ts';
 import { SCORE_NAMES, scoreImages } from './score.ts';
 import { finiteMean } from './metrics.ts';
 import { IMPUTE_METHODS } from './samplers.ts';
-import { denoisingTask, imputationTask, modelDenoise, TEST_STREAM, type DenoisingMetrics, type ImputationMetrics } from './tasks.ts';
+import { denoiseImages, imputationTask, type DenoisingMetrics, type ImputationMetrics } from './tasks.ts';
 
 export const RESTORE_TASKS = ['impute', 'denoise', 'score'] as const;
 export type RestoreTask = (typeof RESTORE_TASKS)[number];
@@ -151,30 +151,16 @@ export async function restorationMetrics(model: VaeModel, config: ExperimentConf
     out.denoising = [];
     for (const name of opts.noises ?? DEFAULT_NOISES) {
       const spec = parseNoise(name);
-      const m = await denoisingTask(model, val, test, spec, opts.seed, batch);
+      const d = await denoiseImages(model, val, test, spec, opts.seed, batch);
+      const m = d.metrics;
       out.denoising.push(m);
       opts.log?.(
         `restore: denoise ${m.noise}: PSNR noisy ${m.noisy.psnr.toFixed(2)}, model ${m.model.psnr.toFixed(2)}${m.model_posterior ? ` (combined with the input ${m.model_posterior.psnr.toFixed(2)})` : ''}, blur ${m.gaussian_blur.psnr.toFixed(2)}, median ${m.median.psnr.toFixed(2)} dB`,
       );
       if (opts.gridDir) {
-        const g = Math.min(GRID_IMAGES, test.n);
-        const few: LabelledImages = {
-          ...test,
-          n: g,
-          images: test.images.subarray(0, g * test.size * test.size * test.channels),
-          labels: test.labels.subarray(0, g * test.labelWidth),
-        };
-        // The same noise as the scored images.
-        const noisy = addNoise(few.images, g, few.channels, spec, opts.seed, 0, TEST_STREAM);
-        const noisyImages = { ...asImages(few), data: noisy };
+        // The scored images' rows themselves; rowsGrid shows their first GRID_IMAGES.
         const file = `restore-denoise-${noiseName(spec).replace(/[^a-z0-9.]+/gi, '-')}.png`;
-        await rowsGrid(join(opts.gridDir, file), few, [
-          few.images,
-          noisy,
-          await modelDenoise(model, few, noisy, batch),
-          gaussianBlur(noisyImages, m.gaussian_blur.sigma),
-          medianFilter(noisyImages, m.median.window),
-        ]);
+        await rowsGrid(join(opts.gridDir, file), test, [test.images, d.noisy, d.mean, d.blurred, d.median]);
         out.grids[
           `denoise ${m.noise}: clean, noisy, model, blur (sigma ${m.gaussian_blur.sigma}), median (${m.median.window}x${m.median.window})`
         ] = file;

@@ -207,6 +207,72 @@ export function bestFilterParameter<P extends number>(
 export const VAL_STREAM = 1;
 export const TEST_STREAM = 2;
 
+/** Denoising of one set of images: what each output is, value by value, and its numbers. */
+export interface Denoised {
+  /** The noisy inputs (test's images, noise drawn from TEST_STREAM). */
+  noisy: Float32Array;
+  /** The decoder's mean: the posterior-mean reconstruction of each noisy image. */
+  mean: Float32Array;
+  /** The noisy input and the decoder's mean combined by their variances; null without a noise variance. */
+  combined: Float32Array | null;
+  /** The baselines at their parameters chosen on the validation split. */
+  blurred: Float32Array;
+  median: Float32Array;
+  metrics: DenoisingMetrics;
+}
+
+/**
+ * Denoises `test` under `spec`: the noise drawn per image (validation images from VAL_STREAM, test
+ * images from TEST_STREAM), the decoder's mean, that mean combined with the input (the decoder's
+ * variance measured on `val` at the same noise), a blur and a median filter tuned on `val`; each
+ * scored against test's clean images. The one path of `medvae denoise` and the evaluation.
+ */
+export async function denoiseImages(
+  model: VaeModel,
+  val: LabelledImages,
+  test: LabelledImages,
+  spec: NoiseSpec,
+  seed: number,
+  batch: number,
+): Promise<Denoised> {
+  const cleanVal = asImages(val);
+  const cleanTest = asImages(test);
+  const noisyVal: ImageStack = { ...cleanVal, data: addNoise(val.images, val.n, val.channels, spec, seed, 0, VAL_STREAM) };
+  const noisyTest: ImageStack = { ...cleanTest, data: addNoise(test.images, test.n, test.channels, spec, seed, 0, TEST_STREAM) };
+  const sigma = bestFilterParameter(BLUR_SIGMAS, gaussianBlur, noisyVal, cleanVal);
+  const window = bestFilterParameter(MEDIAN_WINDOWS, medianFilter, noisyVal, cleanVal);
+  const mean = await modelDenoise(model, test, noisyTest.data, batch);
+  const variance = noiseVariance(spec);
+  let combined: Float32Array | null = null;
+  let posterior: DenoisingMetrics['model_posterior'] = null;
+  if (variance) {
+    const decoderVar = decoderVariance(await modelDenoise(model, val, noisyVal.data, batch), cleanVal);
+    const rms = Math.sqrt(decoderVar.reduce((sum, v) => sum + v, 0) / decoderVar.length);
+    combined = posteriorCombination(noisyTest.data, mean, variance, decoderVar);
+    posterior = { ...(await quality(combined, cleanTest)), decoder_rms: rms };
+  }
+  const blurred = gaussianBlur(noisyTest, sigma);
+  const median = medianFilter(noisyTest, window);
+  return {
+    noisy: noisyTest.data,
+    mean,
+    combined,
+    blurred,
+    median,
+    metrics: {
+      noise: noiseName(spec),
+      n: test.n,
+      noisy: await quality(noisyTest.data, cleanTest),
+      model: await quality(mean, cleanTest),
+      model_posterior: posterior,
+      model_on_clean: await quality(await modelDenoise(model, test, test.images, batch), cleanTest),
+      gaussian_blur: { ...(await quality(blurred, cleanTest)), sigma },
+      median: { ...(await quality(median, cleanTest)), window },
+    },
+  };
+}
+
+/** denoiseImages' numbers alone. */
 export async function denoisingTask(
   model: VaeModel,
   val: LabelledImages,
@@ -215,28 +281,5 @@ export async function denoisingTask(
   seed: number,
   batch: number,
 ): Promise<DenoisingMetrics> {
-  const cleanVal = asImages(val);
-  const cleanTest = asImages(test);
-  const noisyVal: ImageStack = { ...cleanVal, data: addNoise(val.images, val.n, val.channels, spec, seed, 0, VAL_STREAM) };
-  const noisyTest: ImageStack = { ...cleanTest, data: addNoise(test.images, test.n, test.channels, spec, seed, 0, TEST_STREAM) };
-  const sigma = bestFilterParameter(BLUR_SIGMAS, gaussianBlur, noisyVal, cleanVal);
-  const window = bestFilterParameter(MEDIAN_WINDOWS, medianFilter, noisyVal, cleanVal);
-  const denoised = await modelDenoise(model, test, noisyTest.data, batch);
-  const variance = noiseVariance(spec);
-  let posterior: DenoisingMetrics['model_posterior'] = null;
-  if (variance) {
-    const decoderVar = decoderVariance(await modelDenoise(model, val, noisyVal.data, batch), cleanVal);
-    const rms = Math.sqrt(decoderVar.reduce((sum, v) => sum + v, 0) / decoderVar.length);
-    posterior = { ...(await quality(posteriorCombination(noisyTest.data, denoised, variance, decoderVar), cleanTest)), decoder_rms: rms };
-  }
-  return {
-    noise: noiseName(spec),
-    n: test.n,
-    noisy: await quality(noisyTest.data, cleanTest),
-    model: await quality(denoised, cleanTest),
-    model_posterior: posterior,
-    model_on_clean: await quality(await modelDenoise(model, test, test.images, batch), cleanTest),
-    gaussian_blur: { ...(await quality(gaussianBlur(noisyTest, sigma), cleanTest)), sigma },
-    median: { ...(await quality(medianFilter(noisyTest, window), cleanTest)), window },
-  };
+  return (await denoiseImages(model, val, test, spec, seed, batch)).metrics;
 }

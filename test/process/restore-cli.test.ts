@@ -2,8 +2,9 @@
 // the npz reads back through the MedMNIST reader (and its masks as a --mask file), the grid is a
 // PNG, scores.csv reads back with AUROC per score, and bad input fails in one line. Then `--out`
 // on every command that writes images (a .png grid with labels, a folder, an npz, nothing else)
-// and the tables impute and denoise print. The commands run in this process through their
-// commander wiring (medvaeInProcess); a real `medvae` process for one failure of each exit code.
+// and the tables impute and denoise print; denoise's numbers against its npz and the evaluation's
+// task. The commands run in this process through their commander wiring (medvaeInProcess); a real
+// `medvae` process for one failure of each exit code.
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
@@ -13,6 +14,12 @@ import { openMedmnist } from '../../src/data/medmnist.ts';
 import { NpzArchive } from '../../src/data/npz.ts';
 import { readScoresCsv } from '../../src/restore/scores-csv.ts';
 import { maskSource, parseMaskSpec } from '../../src/restore/mask.ts';
+import { tf } from '../../src/util/tf.ts';
+import { initBackend } from '../../src/backend/index.ts';
+import { loadRun } from '../../src/run/checkpoint.ts';
+import { addNoise, parseNoise } from '../../src/restore/noise.ts';
+import { readImages, selectImages, sigmaImages } from '../../src/restore/run-data.ts';
+import { denoisingTask, VAL_STREAM } from '../../src/restore/tasks.ts';
 import { writeTinyNpz, smokeFlags } from '../helpers/tiny-data.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 import { medvaeInProcess as medvae, medvaeProcess, type CliResult } from '../helpers/medvae-cli.ts';
@@ -223,7 +230,7 @@ const WRITERS: {
     rowLabels: true,
     title: false,
     files: 9,
-    arrays: { test_images: [3, 32, 32, 3], test_noisy: [3, 32, 32, 3], test_originals: [3, 32, 32, 3] },
+    arrays: { test_images: [3, 32, 32, 3], test_noisy: [3, 32, 32, 3], test_originals: [3, 32, 32, 3], test_means: [3, 32, 32, 3] },
   },
   {
     command: 'interpolate',
@@ -397,22 +404,201 @@ test('impute and denoise print a table of the model beside the baselines and the
 
   const dTable = stdoutOf('denoise', false);
   const d = JSON.parse(stdoutOf('denoise', true).trim()) as Record<string, number>;
-  const line = tableLine(dTable, 'psnr');
-  assert.deepEqual(line.values, {
-    model: d['psnr_denoised_db']!.toFixed(2),
-    'noisy input': d['psnr_noisy_db']!.toFixed(2),
-    'gaussian blur': d['psnr_gaussian_blur_db']!.toFixed(2),
-    median: d['psnr_median_db']!.toFixed(2),
-  });
-  const denoiseBaselines: [string, number][] = [
-    ['noisy input', d['psnr_noisy_db']!],
-    ['gaussian blur', d['psnr_gaussian_blur_db']!],
-    ['median', d['psnr_median_db']!],
-  ];
-  const [dBestName, dBest] = denoiseBaselines.reduce((a, b) => (b[1] > a[1] ? b : a));
-  assert.equal(line.winner, d['psnr_denoised_db']! > dBest ? 'model' : dBestName);
+  // gaussian:0.2 by default writes mean + input ("model"); the decoder mean is shown beside it.
+  assert.equal(d['denoised'] as unknown, 'combined');
+  for (const [metric, key, digits] of [
+    ['psnr', (name: string) => `psnr_${name}_db`, 2],
+    ['ssim', (name: string) => `ssim_${name}`, 4],
+  ] as const) {
+    const line = tableLine(dTable, metric);
+    const cells: [string, number][] = [
+      ['noisy input', d[key('noisy')]!],
+      ['decoder mean', d[key('mean')]!],
+      ['gaussian blur', d[key('gaussian_blur')]!],
+      ['median', d[key('median')]!],
+    ];
+    assert.equal(d[key('denoised')], d[key('combined')]);
+    assert.deepEqual(line.values, {
+      model: d[key('denoised')]!.toFixed(digits),
+      ...Object.fromEntries(cells.map(([name, v]) => [name, v.toFixed(digits)])),
+    });
+    const [bestName, best] = cells.reduce((a, b) => (b[1] > a[1] ? b : a));
+    assert.equal(line.winner, d[key('denoised')]! > best ? 'model' : bestName, metric);
+  }
   assert.match(
     dTable,
-    new RegExp(`gaussian blur sigma ${d['gaussian_blur_sigma']} px and median ${d['median_window']}x${d['median_window']}`),
+    new RegExp(
+      `model = mean \\+ input; gaussian blur sigma ${d['gaussian_blur_sigma']} px and median ${d['median_window']}x${d['median_window']} chosen by PSNR on 8 images of .*tiny\\.npz\\[val\\]`,
+    ),
   );
+});
+
+/** Values of a uint8 image array of an npz, in the model's [-1, 1]. */
+async function npzValues(file: string, name: string): Promise<Float32Array> {
+  const npz = await NpzArchive.open(file);
+  try {
+    const array = await npz.openArray(name);
+    const bytes = await array.readRows(0, array.shape[0]!);
+    return Float32Array.from(bytes, (v) => v / 127.5 - 1);
+  } finally {
+    await npz.close();
+  }
+}
+
+/** Mean over images of each image's PSNR (dB, data range 2), computed here from scratch. */
+function meanPsnr(a: Float32Array, b: Float32Array, n: number): number {
+  const per = a.length / n;
+  let sum = 0;
+  for (let k = 0; k < n; k++) {
+    let se = 0;
+    for (let i = k * per; i < (k + 1) * per; i++) se += (a[i]! - b[i]!) ** 2;
+    sum += 10 * Math.log10(4 / (se / per));
+  }
+  return sum / n;
+}
+
+test("denoise: its numbers are the evaluation task's; the written npz gives its PSNRs back, and mean + input is the formula on the written mean and noisy values", async () => {
+  const out = outOf(
+    WRITERS.find((w) => w.command === 'denoise')!,
+    'npz',
+  );
+  const d = JSON.parse(stdoutOf('denoise', true).trim()) as Record<string, number>;
+  assert.match(writtenBy('denoise', 'npz').stderr, /denoised = mean \+ input, .*: the default for gaussian:0\.2, whose variance is known/);
+  const [clean, noisy, mean, denoised] = await Promise.all(
+    ['test_originals', 'test_noisy', 'test_means', 'test_images'].map((name) => npzValues(out, name)),
+  );
+  // PSNR from the 8-bit arrays against the command's, from float values: quantisation moves it by far less than 0.02 dB.
+  for (const [key, values] of [
+    ['psnr_noisy_db', noisy],
+    ['psnr_mean_db', mean],
+    ['psnr_denoised_db', denoised],
+  ] as const) {
+    assert.ok(Math.abs(meanPsnr(values, clean!, 3) - d[key]!) < 0.02, `${key}: ${meanPsnr(values, clean!, 3)} vs ${d[key]}`);
+  }
+
+  await initBackend('wasm', () => undefined);
+  const { config, model } = await loadRun(run);
+  try {
+    // The decoder mean's squared error at each value on the validation images at the same noise (d2).
+    const { images: val } = await sigmaImages(config, 0);
+    const spec = parseNoise('gaussian:0.2');
+    const noisyVal = addNoise(val.images, val.n, val.channels, spec, 0, 0, VAL_STREAM);
+    const decodedVal = tf.tidy(() => model.reconstruct(tf.tensor4d(noisyVal, [val.n, 32, 32, 3])).dataSync() as Float32Array);
+    const per = 32 * 32 * 3;
+    const d2 = new Float64Array(per);
+    for (let i = 0; i < decodedVal.length; i++) d2[i % per]! += (decodedVal[i]! - val.images[i]!) ** 2 / val.n;
+    // x = (d2 y + s2 m) / (s2 + d2), s2 = (2 sigma)^2 in [-1, 1] units; written 8-bit values are
+    // within half a level of the exact ones, so the formula on them is within a level.
+    const s2 = 0.4 ** 2;
+    let worst = 0;
+    let moved = 0;
+    for (let i = 0; i < denoised!.length; i++) {
+      const w = d2[i % per]!;
+      const expected = (w * noisy![i]! + s2 * mean![i]!) / (s2 + w);
+      worst = Math.max(worst, Math.abs(expected - denoised![i]!) * 127.5);
+      if (Math.abs(denoised![i]! - mean![i]!) > 0.1 && Math.abs(denoised![i]! - noisy![i]!) > 0.1) moved++;
+    }
+    assert.ok(worst <= 1 + 1e-3, `worst difference ${worst} levels`);
+    assert.ok(moved > 100, `${moved} values are neither the mean nor the input`);
+
+    // The same images and seed through the evaluation's task: the same numbers, bit for bit.
+    const { split, indices } = await selectImages(config, { split: 'test', n: 3, seed: 0 });
+    const test = await readImages(config, split, indices).finally(() => split.close());
+    const m = await denoisingTask(model, val, test, spec, 0, 32);
+    assert.deepEqual(
+      [d['psnr_noisy_db'], d['ssim_noisy'], d['psnr_mean_db'], d['ssim_mean'], d['psnr_combined_db'], d['ssim_combined'], d['decoder_rms']],
+      [
+        m.noisy.psnr,
+        m.noisy.ssim,
+        m.model.psnr,
+        m.model.ssim,
+        m.model_posterior!.psnr,
+        m.model_posterior!.ssim,
+        m.model_posterior!.decoder_rms,
+      ],
+    );
+    assert.deepEqual(
+      [
+        d['psnr_gaussian_blur_db'],
+        d['ssim_gaussian_blur'],
+        d['gaussian_blur_sigma'],
+        d['psnr_median_db'],
+        d['ssim_median'],
+        d['median_window'],
+      ],
+      [m.gaussian_blur.psnr, m.gaussian_blur.ssim, m.gaussian_blur.sigma, m.median.psnr, m.median.ssim, m.median.window],
+    );
+    assert.deepEqual([d['psnr_model_on_clean_db'], d['ssim_model_on_clean']], [m.model_on_clean.psnr, m.model_on_clean.ssim]);
+  } finally {
+    model.dispose();
+  }
+});
+
+test('denoise takes salt-and-pepper and Poisson noise; a bad --noise, or combined for salt-and-pepper, is one usage line', async () => {
+  const sp = await medvae([
+    'denoise',
+    '--run',
+    run,
+    '--n',
+    '2',
+    '--noise',
+    'saltpepper:0.1',
+    '--backend',
+    'wasm',
+    '--json',
+    '--out',
+    join(dir, 'sp.npz'),
+  ]);
+  assert.equal(sp.status, 0, sp.stderr);
+  const s = JSON.parse(sp.stdout.trim()) as Record<string, unknown>;
+  assert.equal(s['denoised'], 'mean');
+  assert.equal(s['psnr_denoised_db'], s['psnr_mean_db']);
+  assert.equal(s['psnr_combined_db'], null, 'no variance to combine by');
+  assert.ok(Number.isFinite(s['psnr_noisy_db']) && Number.isFinite(s['psnr_median_db']));
+  assert.match(sp.stderr, /denoised = the decoder mean: the default for saltpepper:0\.1, since salt-and-pepper noise replaces values/);
+  // Salt and pepper: each pixel of the written noisy images is its clean value, black or white.
+  const [clean, noisy] = await Promise.all(['test_originals', 'test_noisy'].map((name) => npzValues(join(dir, 'sp.npz'), name)));
+  let flipped = 0;
+  for (let p = 0; p < noisy!.length; p += 3) {
+    const px = [0, 1, 2].map((c) => noisy![p + c]!);
+    if (px.every((v, c) => v === clean![p + c])) continue;
+    assert.ok(
+      px.every((v) => v === px[0] && Math.abs(v) === 1),
+      `pixel ${p / 3}: ${px}`,
+    );
+    flipped++;
+  }
+  assert.ok(flipped > 0.05 * 2 * 32 * 32 && flipped < 0.15 * 2 * 32 * 32, `${flipped} pixels replaced`);
+
+  const poisson = await medvae([
+    'denoise',
+    '--run',
+    run,
+    '--n',
+    '2',
+    '--noise',
+    'poisson:30',
+    '--backend',
+    'wasm',
+    '--json',
+    '--out',
+    join(dir, 'p.png'),
+  ]);
+  assert.equal(poisson.status, 0, poisson.stderr);
+  assert.equal((JSON.parse(poisson.stdout.trim()) as { denoised: string }).denoised, 'combined');
+
+  for (const [args, pattern] of [
+    [['--noise', 'salt'], /^error: --noise salt: expected gaussian:SIGMA .*saltpepper:P .*poisson:PEAK .*on the \[0, 1\] scale$/],
+    [['--noise', 'saltpepper:2'], /^error: --noise saltpepper:2: the salt-and-pepper probability must be below 1$/],
+    [
+      ['--noise', 'saltpepper:0.1', '--denoised', 'combined'],
+      /^error: --denoised combined: saltpepper:0\.1 has no variance .*give --denoised mean or auto$/,
+    ],
+  ] as const) {
+    const r = await medvae(['denoise', '--run', run, ...args, '--backend', 'wasm', '--out', join(dir, 'bad.png')]);
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(r.stderr.trim(), pattern);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    assert.ok(!existsSync(join(dir, 'bad.png')));
+  }
 });

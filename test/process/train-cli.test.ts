@@ -231,7 +231,7 @@ test('reconstruct, denoise and interpolate write grids of the promised shape; de
   // Row labels on the left, a title line on top.
   const [interpWidth, interpHeight] = await size(interp);
   assert.ok(interpWidth > 5 * 34 + 2 && interpHeight > 2 * 34 + 2, `${interpWidth} x ${interpHeight}`);
-  assert.match((await medvae(['denoise', '--run', run, '--noise', 'salt', '--out', den])).stderr, /--noise must look like gaussian:SIGMA/);
+  assert.match((await medvae(['denoise', '--run', run, '--noise', 'salt', '--out', den])).stderr, /--noise salt: expected gaussian:SIGMA/);
 });
 
 /** The first image of an npz's training split, as stored. */

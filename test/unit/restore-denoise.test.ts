@@ -6,8 +6,16 @@ import { tf } from '../../src/util/tf.ts';
 import { initBackend } from '../../src/backend/index.ts';
 import type { LabelledImages } from '../../src/eval/images.ts';
 import { createModel } from '../../src/models/index.ts';
-import { parseNoise } from '../../src/restore/noise.ts';
-import { decoderVariance, denoisingTask, noiseVariance, posteriorCombination } from '../../src/restore/tasks.ts';
+import { finiteMean, psnrPerImage } from '../../src/restore/metrics.ts';
+import { addNoise, parseNoise } from '../../src/restore/noise.ts';
+import {
+  decoderVariance,
+  denoiseImages,
+  denoisingTask,
+  noiseVariance,
+  posteriorCombination,
+  TEST_STREAM,
+} from '../../src/restore/tasks.ts';
 import { fixedBatch, LABEL_WIDTH, tinyConfig } from '../helpers/models-helpers.ts';
 
 before(async () => {
@@ -62,9 +70,21 @@ describe('denoising task', () => {
     const model = createModel(tinyConfig('vae', { in_channels: 3 }), 7);
     const [val, test] = [images(4), images(3)];
     const before = tf.memory().numTensors;
-    const gaussian = await denoisingTask(model, val, test, parseNoise('gaussian:0.1'), 5, 2);
+    const denoised = await denoiseImages(model, val, test, parseNoise('gaussian:0.1'), 5, 2);
+    const gaussian = denoised.metrics;
     const saltPepper = await denoisingTask(model, val, test, parseNoise('saltpepper:0.1'), 5, 2);
     assert.equal(tf.memory().numTensors, before, 'no tensor leaked');
+    // The outputs the numbers score: the test stream's noise, and each output's PSNR is its metric's.
+    assert.deepEqual(denoised.noisy, addNoise(test.images, 3, 3, parseNoise('gaussian:0.1'), 5, 0, TEST_STREAM));
+    const clean = { data: test.images, n: 3, size: 32, channels: 3 as const };
+    for (const [values, q] of [
+      [denoised.noisy, gaussian.noisy],
+      [denoised.mean, gaussian.model],
+      [denoised.combined!, gaussian.model_posterior!],
+      [denoised.blurred, gaussian.gaussian_blur],
+      [denoised.median, gaussian.median],
+    ] as const)
+      assert.equal(finiteMean(psnrPerImage(values, clean)), q.psnr);
     const posterior = gaussian.model_posterior!;
     assert.ok(Number.isFinite(posterior.psnr) && Number.isFinite(posterior.ssim));
     assert.ok(posterior.decoder_rms > 0);
