@@ -1,53 +1,29 @@
-// Writes docs/results.md (and the README's results table, between its markers) from the JSON lines
-// that bench/results.sh prints, stamped with the commit, date and machine, and copies each run's
-// last sample and reconstruction grids into docs/images/results/. Nothing in the page is typed by
-// hand: the checks under the table are computed from the same numbers.
+// Writes docs/results.md (and the README's results headline, between its markers) from the JSON
+// lines that bench/results.sh prints (bench/results-table.ts, one per run: ./results-rows.ts),
+// stamped with the commit, date and machine, and copies each run's last sample and reconstruction
+// grids and its default sampler's closest sample / training pairs into docs/images/results/.
+// Nothing in the page is typed by hand: the tables and the checks under them are computed from the
+// same numbers (./results-page.ts).
 //
-// Usage: node --import tsx bench/results-doc.ts RESULTS.jsonl [ABLATION.jsonl] [PRIOR_HOLES.json]
+// Usage: node --import tsx bench/results-doc.ts RESULTS.jsonl [ABLATION.jsonl] [PRIOR_HOLES.json] [--out-dir DIR]
+//   --out-dir DIR: write results.md (vae-gan.md with an ablation) and images/results/ under DIR
+//   instead of docs/, and leave the README alone: a scratch page of a partial run.
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { gitCommit, jsonLines, replaceReadmeBlock, ROOT } from './doc-tools.ts';
+import type { ResultRow } from './results-rows.ts';
+import { checks, fmt, mainTable, privacySampler, privacyTable, sampleTable, utilitySeeds, utilityTable } from './results-page.ts';
 
-interface ResultRow {
-  run: string;
-  model: string;
-  image_size: number;
-  epochs: number;
-  steps: number;
-  psnr_db: number;
-  ssim: number;
-  ms_ssim: number;
-  psnr_grey_db: number;
-  psnr_train_mean_db: number;
-  ssim_train_mean: number;
-  ms_ssim_train_mean: number;
-  nelbo: number;
-  frechet_feature_distance: number;
-  frechet_reference: number;
-  kernel_distance: number;
-  kernel_reference: number;
-  diversity_ms_ssim_samples: number;
-  diversity_ms_ssim_real: number;
-  tstr_accuracy: number | null;
-  tstr_auc: number | null;
-  trtr_accuracy: number | null;
-  trtr_auc: number | null;
-  majority_accuracy: number | null;
-  real_plus_synthetic_accuracy: number | null;
-  real_only_accuracy: number | null;
-  fitted_frechet_feature_distance: number | null;
-  fitted_kernel_distance: number | null;
-  fitted_diversity_ms_ssim_samples: number | null;
-  fitted_tstr_accuracy: number | null;
-  fitted_tstr_auc: number | null;
-  fitted_real_plus_synthetic_accuracy: number | null;
-  feature_net: string;
-  backend: string;
-  machine: { os: string; cpus: number; cpu_model: string; memory_gb: number; node: string };
-}
-
-const [resultsFile, ablationFile, priorHolesFile] = process.argv.slice(2);
-if (!resultsFile) throw new Error('usage: results-doc.ts RESULTS.jsonl [ABLATION.jsonl] [PRIOR_HOLES.json]');
+const usage = 'usage: results-doc.ts RESULTS.jsonl [ABLATION.jsonl] [PRIOR_HOLES.json] [--out-dir DIR]';
+const args = process.argv.slice(2);
+const outFlag = args.indexOf('--out-dir');
+const outDir = outFlag === -1 ? join(ROOT, 'docs') : resolve(args[outFlag + 1] ?? '');
+if (outFlag !== -1 && !args[outFlag + 1]) throw new Error(usage);
+const [resultsFile, ablationFile, priorHolesFile] = outFlag === -1 ? args : [...args.slice(0, outFlag), ...args.slice(outFlag + 2)];
+if (!resultsFile) throw new Error(usage);
+/** Only a page written into docs/ is the one the README links. */
+const intoDocs = outDir === join(ROOT, 'docs');
+const imagesDir = join(outDir, 'images', 'results');
 
 const rows = jsonLines<ResultRow>(resultsFile);
 const commit = gitCommit();
@@ -85,117 +61,80 @@ function ganPriorHoles(): PriorHoles | undefined {
   return file && existsSync(file) ? readPriorHoles(file) : undefined;
 }
 
-const fmt = (v: number | null | undefined, digits = 4): string =>
-  v === null || v === undefined ? '—' : String(Number(v.toPrecision(digits)));
-const pair = (a: number | null, b: number | null): string => (a === null ? '—' : `${fmt(a, 3)} / ${fmt(b, 3)}`);
-
-/** Sample numbers for draws from the prior and, in brackets, from the fitted aggregate posterior. */
+/** A both-sides fitted/prior pair for the ablation page: prior draws' number and, in brackets, the fitted Gaussian's. */
 const both = (prior: number | null, fitted: number | null, digits = 4): string =>
   fitted === null ? fmt(prior, digits) : `${fmt(prior, digits)} (${fmt(fitted, digits)})`;
 
-function table(): string[] {
-  const head =
-    '| model | epochs (steps) | PSNR dB | SSIM | MS-SSIM | −ELBO | Fréchet feat. dist. | kernel dist. | sample-pair MS-SSIM | TSTR acc / AUC | TRTR acc / AUC | real + synthetic acc |';
-  const lines = [
-    head,
-    `|${head
-      .split('|')
-      .slice(1, -1)
-      .map(() => ' --- ')
-      .join('|')}|`,
-  ];
-  for (const r of rows) {
-    const tstr =
-      r.tstr_accuracy === null ? '—' : `${pair(r.tstr_accuracy, r.tstr_auc)} (${pair(r.fitted_tstr_accuracy, r.fitted_tstr_auc)})`;
-    const plus =
-      r.real_plus_synthetic_accuracy === null
-        ? '—'
-        : `${both(r.real_plus_synthetic_accuracy, r.fitted_real_plus_synthetic_accuracy, 3)}; real alone ${fmt(r.real_only_accuracy, 3)}`;
-    lines.push(
-      `| ${r.model} | ${r.epochs} (${r.steps}) | ${fmt(r.psnr_db)} | ${fmt(r.ssim)} | ${fmt(r.ms_ssim)} | ${fmt(r.nelbo)} | ${both(r.frechet_feature_distance, r.fitted_frechet_feature_distance)} | ${both(r.kernel_distance, r.fitted_kernel_distance)} | ${both(r.diversity_ms_ssim_samples, r.fitted_diversity_ms_ssim_samples)} | ${tstr} | ${pair(r.trtr_accuracy, r.trtr_auc)} | ${plus} |`,
-    );
-  }
-  const b = rows[0];
-  if (b) {
-    lines.push(`| *constant grey image* | | ${fmt(b.psnr_grey_db)} | | | | | | | | | |`);
-    lines.push(
-      `| *training-mean image* | | ${fmt(b.psnr_train_mean_db)} | ${fmt(b.ssim_train_mean)} | ${fmt(b.ms_ssim_train_mean)} | | | | | | | |`,
-    );
-    const majority = rows.find((r) => r.majority_accuracy !== null)?.majority_accuracy ?? null;
-    lines.push(
-      `| *real vs real* | | | | | | ${fmt(b.frechet_reference)} | ${fmt(b.kernel_reference)} | ${fmt(b.diversity_ms_ssim_real)} | ${majority === null ? '' : `${fmt(majority, 3)} (majority class) / 0.5`} | | |`,
-    );
-  }
-  return lines;
+/** Copies `file` into images/results/ as `name`, returning its path from the page. */
+function copyImage(file: string, name: string): string {
+  mkdirSync(imagesDir, { recursive: true });
+  copyFileSync(file, join(imagesDir, name));
+  return `images/results/${name}`;
 }
 
-/** The issue's acceptance checks, computed from the rows. */
-function checks(): string[] {
-  const out: string[] = [];
-  const mark = (ok: boolean): string => (ok ? 'yes' : '**no**');
-  for (const r of rows)
+/** A run's newest file in `dir` whose name matches `pattern` (names sort by epoch), or undefined. */
+function newest(dir: string, pattern: RegExp): string | undefined {
+  if (!existsSync(dir)) return undefined;
+  const last = readdirSync(dir)
+    .filter((f) => pattern.test(f))
+    .sort()
+    .at(-1);
+  return last === undefined ? undefined : join(dir, last);
+}
+
+const samplerWords = { prior: 'the prior N(0, I)', gaussian: "the latent density's Gaussian", mixture: "the latent density's mixture" };
+
+/** The pictures of one run: sample grids (the default sampler's and the prior's), reconstructions, closest pairs. */
+function pictures(r: ResultRow): string[] {
+  const out: string[] = [`### ${r.model}`, ''];
+  const run = join(ROOT, r.run);
+  const samples = newest(join(run, 'samples'), /^epoch-\d+\.png$/);
+  const prior = newest(join(run, 'samples'), /^epoch-\d+-prior\.png$/);
+  const recon = newest(join(run, 'reconstructions'), /^epoch-\d+\.png$/);
+  const gridSampler = r.grid_sampler;
+  if (samples) {
+    const which = gridSampler === null ? 'samples' : `samples from ${samplerWords[gridSampler]}`;
+    const note = gridSampler !== null && gridSampler === r.default_sampler ? ' (the default sampler)' : '';
     out.push(
-      `- ${r.model}: PSNR ${fmt(r.psnr_db)} dB vs the training-mean image's ${fmt(r.psnr_train_mean_db)} dB + 1: ${mark(r.psnr_db >= r.psnr_train_mean_db + 1)}`,
+      `${which[0]!.toUpperCase()}${which.slice(1)}${note}:`,
+      '',
+      `![${r.model} samples](${copyImage(samples, `${r.model}-samples.png`)})`,
+      '',
     );
-  const gan = rows.find((r) => r.model === 'vae_gan');
-  const vae = rows.find((r) => r.model === 'vae');
-  for (const [source, pick] of [
-    [
-      'prior',
-      (r: ResultRow) => ({
-        diversity: r.diversity_ms_ssim_samples,
-        frechet: r.frechet_feature_distance,
-        tstr: [r.tstr_accuracy, r.tstr_auc],
-      }),
-    ],
-    [
-      'fitted aggregate posterior',
-      (r: ResultRow) => ({
-        diversity: r.fitted_diversity_ms_ssim_samples,
-        frechet: r.fitted_frechet_feature_distance,
-        tstr: [r.fitted_tstr_accuracy, r.fitted_tstr_auc],
-      }),
-    ],
-  ] as const) {
-    if (gan) {
-      const g = pick(gan);
-      if (g.diversity !== null)
-        out.push(
-          `- vae_gan, ${source}: sample-pair MS-SSIM ${fmt(g.diversity)} within 0.1 of real pairs' ${fmt(gan.diversity_ms_ssim_real)}: ${mark(Math.abs(g.diversity - gan.diversity_ms_ssim_real) <= 0.1)}`,
-        );
-      const v = vae ? pick(vae) : undefined;
-      if (v && g.frechet !== null && v.frechet !== null)
-        out.push(
-          `- vae_gan, ${source}: feature distance ${fmt(g.frechet)} below the Vanilla VAE's ${fmt(v.frechet)}: ${mark(g.frechet < v.frechet)}`,
-        );
-    }
-    const cvae = rows.find((r) => r.model === 'cvae');
-    if (cvae && cvae.trtr_accuracy !== null) {
-      const [accuracy, auc] = pick(cvae).tstr;
-      if (accuracy !== null)
-        out.push(
-          `- cvae, ${source}: TSTR accuracy ${fmt(accuracy, 3)} at or above 90% of TRTR's ${fmt(cvae.trtr_accuracy, 3)}: ${mark(accuracy >= 0.9 * cvae.trtr_accuracy)}; AUC ${fmt(auc, 3)} ≥ 0.60: ${mark((auc ?? 0) >= 0.6)}`,
-        );
-    }
   }
+  // A run whose default is the Gaussian while its grid shows another sampler: bench/prior-holes.ts's Gaussian draws.
+  const fittedGrid = join(run, 'prior-holes', 'samples-fitted-posterior.png');
+  if (r.default_sampler === 'gaussian' && gridSampler !== 'gaussian' && existsSync(fittedGrid))
+    out.push(
+      "Samples from the latent density's Gaussian (the default sampler; `bench/prior-holes.ts`):",
+      '',
+      `![${r.model} samples from the Gaussian](${copyImage(fittedGrid, `${r.model}-samples-gaussian.png`)})`,
+      '',
+    );
+  if (prior && gridSampler !== 'prior')
+    out.push('Samples from the prior:', '', `![${r.model} prior samples](${copyImage(prior, `${r.model}-samples-prior.png`)})`, '');
+  if (recon)
+    out.push(
+      'Fixed training images (top rows) above their reconstructions:',
+      '',
+      `![${r.model} reconstructions](${copyImage(recon, `${r.model}-reconstructions.png`)})`,
+      '',
+    );
+  const sampler = privacySampler(r);
+  const closest = r.privacy[sampler]?.grid;
+  if (closest && existsSync(join(ROOT, closest)))
+    out.push(
+      `The ${sampler} samples closest to a training image (pixels), above that training image:`,
+      '',
+      `![${r.model} closest sample / training pairs](${copyImage(join(ROOT, closest), `${r.model}-closest-pairs.png`)})`,
+      '',
+    );
   return out;
 }
 
-/** Copies a run's newest grid of `kind` into docs/images/results/, returning its path from docs/. */
-function lastGrid(run: string, model: string, kind: 'samples' | 'reconstructions'): string | undefined {
-  const dir = join(ROOT, run, kind);
-  if (!existsSync(dir)) return undefined;
-  const last = readdirSync(dir)
-    .filter((f) => f.endsWith('.png'))
-    .sort()
-    .at(-1);
-  if (!last) return undefined;
-  const target = join(ROOT, 'docs', 'images', 'results', `${model}-${kind}.png`);
-  mkdirSync(join(ROOT, 'docs', 'images', 'results'), { recursive: true });
-  copyFileSync(join(dir, last), target);
-  return `images/results/${basename(target)}`;
-}
-
+const split = rows[0]?.split ?? 'test';
+const seeds = utilitySeeds(rows);
+const utility = utilityTable(rows);
 const page: string[] = [
   '# Results on the bundled RetinaMNIST',
   '',
@@ -203,49 +142,65 @@ const page: string[] = [
   '',
   "Each model trained at 64×64 on the 1,080 training images for the paper's budget (50 epochs of 16 steps of 64 images;",
   'the VAE-GAN 94 epochs = 1,504 steps at lr 0.0003), then `medvae eval --run <run> --split test --n 400`: every number is',
-  'on all 400 held-out test images; the rows in italics are the baselines the numbers must beat.',
-  'Sample numbers are for draws from the prior N(0, I), and in brackets for draws from a Gaussian fitted to the',
-  "training images' latents (`medvae sample --latent fitted`; for the JointVAE only the prior applies)",
+  'on all 400 held-out test images; the rows in italics are the baselines the numbers must beat',
   '([evaluation.md](evaluation.md) defines each).',
   '',
-  ...table(),
+  "Sample numbers are for each model's **default sampler**: of the prior N(0, I), the latent density's Gaussian and its",
+  `mixture (fitted to the training images' latents), the one with the lowest Fréchet feature distance to the ${split}`,
+  "images (`medvae eval` writes it to the run's `sampler.json`; `medvae sample` uses it unless `--latent` says otherwise).",
+  `Precision and recall are the k-NN ones of Kynkäänniemi et al. (2019, k = ${rows[0]?.precision_recall_k ?? '?'}).`,
+  '',
+  ...mainTable(rows),
+  '',
+  '## Sample quality: the prior against the default sampler',
+  '',
+  "The Gaussian's numbers are in eval.json (`fitted_posterior`) and in the JSON lines (`fitted_*`).",
+  '',
+  ...sampleTable(rows),
+  '',
+  '## Privacy and membership inference',
+  '',
+  "Of the default sampler's draws: the share of samples closer to their nearest training image than the held-out",
+  "images' 1st and 5th percentile of that distance (in the feature net's space and in pixels: well above 0.01 / 0.05",
+  'means copies), and the share whose nearest image, among as many training as held-out images, is a training one',
+  '(0.5 means no copying). Membership inference: the AUROC of telling training from held-out images by the',
+  "model's −ELBO and by its reconstruction error (0.5 means no signal; chance: the 95% range of a model without one).",
+  '',
+  ...privacyTable(rows),
+  '',
+  '## Utility of synthetic images (conditional models)',
+  '',
+  ...(utility.length === 0
+    ? ['No model in these results is conditional: no TSTR or real + synthetic numbers.']
+    : [
+        `Classifiers tested on the held-out real images, trained on synthetic images (TSTR), on as many real ones (TRTR), on`,
+        `all real training images (real alone) and on those plus the synthetic ones; mean ± standard deviation over ${seeds}`,
+        'classifier seeds, and the paired differences with their 95% Student-t intervals. Only the CVAE is conditional.',
+        '',
+        ...utility,
+      ]),
   '',
   '## Checks',
   '',
-  ...checks(),
+  ...checks(rows),
   '',
   '## Pictures at the end of training',
   '',
-  'Samples from fixed prior noise, then (Gaussian latents) samples from the fitted aggregate posterior, and fixed',
-  'training images (top rows) above their reconstructions.',
+  "Samples from fixed noise (the per-epoch grids: from the latent density's preferred sampler and from the prior),",
+  'fixed training images above their reconstructions, and the closest sample / training pairs of the privacy table.',
   '',
 ];
-for (const r of rows) {
-  const samples = lastGrid(r.run, r.model, 'samples');
-  const recon = lastGrid(r.run, r.model, 'reconstructions');
-  const fittedGrid = join(ROOT, r.run, 'prior-holes', 'samples-fitted-posterior.png');
-  page.push(`### ${r.model}`, '');
-  if (samples) page.push(`![${r.model} samples](${samples})`);
-  if (existsSync(fittedGrid)) {
-    copyFileSync(fittedGrid, join(ROOT, 'docs', 'images', 'results', `${r.model}-samples-fitted.png`));
-    page.push(`![${r.model} samples from the fitted aggregate posterior](images/results/${r.model}-samples-fitted.png)`);
-  }
-  if (recon) page.push(`![${r.model} reconstructions](${recon})`);
-  page.push('');
-}
+for (const r of rows) page.push(...pictures(r));
 
 if (priorHolesFile && existsSync(priorHolesFile)) {
   const p = readPriorHoles(priorHolesFile);
-  const copy = (file: string, name: string): string => {
-    copyFileSync(file, join(ROOT, 'docs', 'images', 'results', name));
-    return `images/results/${name}`;
-  };
+  const copy = copyImage;
   const a = p.aggregate_posterior;
   const vae = rows.find((r) => r.run === p.run || r.model === 'vae');
   page.push(
     '## Why some Vanilla VAE samples look like no real image',
     '',
-    `From \`node --import tsx bench/prior-holes.ts --run ${p.run}\` (step ${p.step}) and the table above. With the default KL`,
+    `From \`node --import tsx bench/prior-holes.ts --run ${p.run}\` (step ${p.step}) and the sample-quality table above. With the default KL`,
     `weight (${p.kld_weight}) the encoder lays the training images along a few latent directions with variances up to`,
     `${a.largest_eigenvalues
       .slice(0, 3)
@@ -253,11 +208,14 @@ if (priorHolesFile && existsSync(priorHolesFile)) {
       .join(', ')} (the prior's are 1) and leaves posterior noise of about ${fmt(a.average_posterior_variance, 3)} in the`,
     'others: the aggregate posterior the decoder was trained on is not N(0, I). Decoded prior draws include dark cells',
     'with a cross or grid pattern that no training image has; draws from one Gaussian fitted to the aggregate posterior',
-    '(ex-post density estimation, Ghosh et al. 2020; `medvae sample --latent fitted`) mostly avoid them.',
+    '(ex-post density estimation, Ghosh et al. 2020; `medvae sample --latent gaussian`) mostly avoid them.',
     ...(vae && vae.fitted_frechet_feature_distance !== null
       ? [
           `The feature distance to the test images falls from ${fmt(vae.frechet_feature_distance)} to ${fmt(vae.fitted_frechet_feature_distance)} and the kernel distance from`,
-          `${fmt(vae.kernel_distance)} to ${fmt(vae.fitted_kernel_distance)} (real vs real: ${fmt(vae.frechet_reference)} and ${fmt(vae.kernel_reference)}).`,
+          `${fmt(vae.kernel_distance)} to ${fmt(vae.fitted_kernel_distance)} (real vs real: ${fmt(vae.frechet_reference)} and ${fmt(vae.kernel_reference)})` +
+            (vae.mixture_frechet_feature_distance === null
+              ? '.'
+              : `; draws from the density's mixture of ${vae.mixture_components} Gaussians reach ${fmt(vae.mixture_frechet_feature_distance)} and ${fmt(vae.mixture_kernel_distance)}.`),
         ]
       : []),
     `By pixels alone the difference is smaller: ${fmt(100 * p.from_prior.off_manifold_fraction, 3)}% of prior draws and ${fmt(100 * p.from_fitted_posterior.off_manifold_fraction, 3)}% of fitted draws lie farther from`,
@@ -272,9 +230,11 @@ if (priorHolesFile && existsSync(priorHolesFile)) {
   );
 }
 
+let wroteAblation = false;
 if (ablationFile && existsSync(ablationFile)) {
   page.push('See [vae-gan.md](vae-gan.md) for the VAE-GAN ablation behind its configuration.', '');
   writeAblationPage(jsonLines<ResultRow>(ablationFile));
+  wroteAblation = true;
 }
 
 /** What the ablation says of the balanced game: the final configuration's row against the same settings with margin 0. */
@@ -351,22 +311,27 @@ function writeAblationPage(ablation: ResultRow[]): void {
     );
   }
   // The prior-draws section has its own generator (bench/vae-gan-prior-doc.ts): carried over as it is.
-  const pagePath = join(ROOT, 'docs', 'vae-gan.md');
-  const priorBlock = existsSync(pagePath)
-    ? /<!-- vae-gan-prior:start -->[\s\S]*<!-- vae-gan-prior:end -->/.exec(readFileSync(pagePath, 'utf8'))
+  const pagePath = join(outDir, 'vae-gan.md');
+  const carried = existsSync(pagePath) ? pagePath : join(ROOT, 'docs', 'vae-gan.md');
+  const priorBlock = existsSync(carried)
+    ? /<!-- vae-gan-prior:start -->[\s\S]*<!-- vae-gan-prior:end -->/.exec(readFileSync(carried, 'utf8'))
     : null;
   lines.push('', priorBlock?.[0] ?? '<!-- vae-gan-prior:start -->\n<!-- vae-gan-prior:end -->');
   writeFileSync(pagePath, `${lines.join('\n')}\n`);
 }
 
-mkdirSync(join(ROOT, 'docs'), { recursive: true });
-writeFileSync(join(ROOT, 'docs', 'results.md'), `${page.join('\n')}\n`);
+mkdirSync(outDir, { recursive: true });
+writeFileSync(join(outDir, 'results.md'), `${page.join('\n')}\n`);
+const wrote = [join(outDir, 'results.md'), ...(wroteAblation ? [join(outDir, 'vae-gan.md')] : [])];
 
 // The README links this page with one headline: the main job's model against its baselines.
 const main = rows.find((r) => r.model === 'vae') ?? rows[0];
-if (main) {
+if (main && intoDocs) {
+  const sampler = main.default_sampler ?? 'prior';
+  const frechet = main.default_frechet_feature_distance ?? main.frechet_feature_distance;
   replaceReadmeBlock('results', [
-    `The Vanilla VAE (${main.epochs} epochs) reconstructs the 400 test images at **${fmt(main.psnr_db)} dB** PSNR against the training-mean image's ${fmt(main.psnr_train_mean_db)} dB; its prior samples' Fréchet feature distance is ${fmt(main.frechet_feature_distance)} against ${fmt(main.frechet_reference)} for real vs real. All six models, their grids and checks: [docs/results.md](docs/results.md) (\`bench/results.sh\`, commit ${commit}, ${date}).`,
+    `The Vanilla VAE (${main.epochs} epochs) reconstructs the 400 test images at **${fmt(main.psnr_db)} dB** PSNR against the training-mean image's ${fmt(main.psnr_train_mean_db)} dB; the Fréchet feature distance of its default sampler's samples (${sampler}) is ${fmt(frechet)} against ${fmt(main.frechet_reference)} for real vs real. All six models, their grids and checks: [docs/results.md](docs/results.md) (\`bench/results.sh\`, commit ${commit}, ${date}).`,
   ]);
+  wrote.push('README.md');
 }
-console.log(JSON.stringify({ wrote: ['docs/results.md', 'README.md'], rows: rows.length, commit, date }));
+console.log(JSON.stringify({ wrote, rows: rows.length, commit, date }));
