@@ -91,10 +91,14 @@ test('data info on a truncated npz or a missing path, data download offline: one
   oneLine(await medvae(['data', 'info', cut]), 1, /^error: .*cut\.npz: truncated archive/);
   oneLine(await medvae(['data', 'info', join(dir, 'nope.npz')]), 2, /^error: .*nope\.npz does not exist; check the path$/);
   const target = join(dir, 'downloads', 'here');
-  // Port 9 (discard) on loopback: nothing listens there, so the connection is refused at once. A
-  // real process, with the address in its environment: exit 1.
-  const r = medvaeProcess(['data', 'download', 'chestmnist', '--dir', target], {
-    env: { MEDVAE_MEDMNIST_URL: 'http://127.0.0.1:9/files' },
+  // Port 9 (discard) on loopback: nothing listens there, so the connection is refused at once. The
+  // address from the environment, set here for the one command (a real process's exit 1 is the
+  // strict run's below).
+  const before = process.env.MEDVAE_MEDMNIST_URL;
+  process.env.MEDVAE_MEDMNIST_URL = 'http://127.0.0.1:9/files';
+  const r = await medvae(['data', 'download', 'chestmnist', '--dir', target]).finally(() => {
+    if (before === undefined) delete process.env.MEDVAE_MEDMNIST_URL;
+    else process.env.MEDVAE_MEDMNIST_URL = before;
   });
   oneLine(r, 1, /^error: cannot reach http:\/\/127\.0\.0\.1:9\/files\/chestmnist\.npz\?download=1 \(.*\): check the network/);
   assert.ok(!existsSync(join(dir, 'downloads')), 'no empty output folder');
@@ -221,7 +225,7 @@ test("a newcomer's mistakes with train and medvae-dist: one line that says what 
   assert.ok(!existsSync(out), 'no run directory for a run that never started');
 });
 
-test('Ctrl-C: checkpoint, the exact --resume command, exit 130; that command continues the run', async () => {
+test('Ctrl-C finishes the step: checkpoint, the exact --resume command, exit 130; that command continues the run', async () => {
   const run = join(dir, 'interrupted run');
   const child = spawn(process.execPath, [BIN, ...train, '--data', npz, '--epochs', '3', '--out', run], {
     cwd: ROOT,
@@ -237,11 +241,14 @@ test('Ctrl-C: checkpoint, the exact --resume command, exit 130; that command con
   child.kill('SIGINT');
   const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
   assert.equal(code, 130, stderr);
+  assert.match(stderr, /interrupted: finishing this step/);
   const line = stderr.trim().split('\n').at(-1)!;
   const m = /^interrupted at step (\d+); checkpoint (.+); continue with: npx medvae train --resume '(.+)'$/.exec(line);
   assert.ok(m, line);
   assert.equal(m[3], run);
   assert.equal(m[2], latestCheckpoint(join(run, 'checkpoints')));
+  const state = JSON.parse(readFileSync(join(m[2], 'state.json'), 'utf8')) as { step: number };
+  assert.ok(state.step >= 2 && state.step === Number(m[1]), `${state.step} saved, step ${m[1]} printed`);
   const resumed = medvaeProcess(['train', '--resume', m[3]!]);
   assert.equal(resumed.status, 0, resumed.stderr);
   assert.match(resumed.stderr, new RegExp(`resumed from .*: epoch \\d, step ${m[1]}`));

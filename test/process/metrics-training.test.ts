@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import { freePort, prometheusBinary, promtoolBinary, runPromtool, startPrometheus } from '../helpers/prometheus.ts';
+import { freePort, prometheusBinary, promtoolBinary, runPromtool, startPrometheus, type RunningPrometheus } from '../helpers/prometheus.ts';
 import { writeTinyNpz } from '../helpers/tiny-data.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 
@@ -58,10 +58,25 @@ async function stop(child: ChildProcess): Promise<void> {
   await exited;
 }
 
+/**
+ * The training and a Prometheus scraping it every second, started side by side (its first scrapes
+ * of a target not yet up count as failed ones), so that the training computes for less time before
+ * the checks. Either failing to start stops the other.
+ */
+async function trainingAndPrometheus(bin: string, args: string[], port: number, job: string): Promise<[ChildProcess, RunningPrometheus]> {
+  const [child, prom] = await Promise.allSettled([
+    training(bin, args, port),
+    startPrometheus({ jobs: [{ job, targets: [`127.0.0.1:${port}`] }], scrapeIntervalSeconds: 1 }),
+  ]);
+  if (child.status === 'fulfilled' && prom.status === 'fulfilled') return [child.value, prom.value];
+  if (child.status === 'fulfilled') await stop(child.value);
+  if (prom.status === 'fulfilled') await prom.value.stop();
+  throw child.status === 'rejected' ? child.reason : (prom as PromiseRejectedResult).reason;
+}
+
 test('medvae train: Prometheus scrapes steps that increase and finite loss gauges; promtool finds no lint problems', { skip }, async () => {
   const port = await freePort();
-  const child = await training('medvae.js', ['train'], port);
-  const prom = await startPrometheus({ jobs: [{ job: 'medvae', targets: [`127.0.0.1:${port}`] }], scrapeIntervalSeconds: 1 });
+  const [child, prom] = await trainingAndPrometheus('medvae.js', ['train'], port, 'medvae');
   try {
     await prom.waitForScrapes('medvae', 2, 60_000);
     const first = await prom.waitFor('medvae_train_steps_total', (s) => s.length === 1 && s[0]!.value > 0, 60_000);
@@ -84,8 +99,7 @@ test('medvae train: Prometheus scrapes steps that increase and finite loss gauge
 
 test('medvae-dist --cpu-workers 2: one endpoint on the agent shows both ranks', { skip }, async () => {
   const port = await freePort();
-  const child = await training('medvae-dist.js', ['--cpu-workers', '2'], port);
-  const prom = await startPrometheus({ jobs: [{ job: 'medvae-dist', targets: [`127.0.0.1:${port}`] }], scrapeIntervalSeconds: 1 });
+  const [child, prom] = await trainingAndPrometheus('medvae-dist.js', ['--cpu-workers', '2'], port, 'medvae-dist');
   try {
     const ranks = await prom.waitFor('medvae_loss{term="loss"}', (s) => new Set(s.map((x) => x.metric.rank)).size === 2, 90_000);
     assert.deepEqual([...new Set(ranks.map((s) => s.metric.rank))].sort(), ['0', '1']);

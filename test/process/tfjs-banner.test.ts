@@ -14,7 +14,9 @@ const BANNER = /looks like you are running TensorFlow\.js in Node\.js/;
 const dir = mkdtempSync(join(tmpdir(), 'medvae-banner-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 const npz = join(dir, 'tiny.npz');
-writeTinyNpz(npz, { train: 32, val: 8, test: 8 });
+// 16x16 images and a model of two thin layers: the banner comes with the first tensor on the cpu
+// backend, whatever its size, and every op there is plain JavaScript.
+writeTinyNpz(npz, { train: 16, val: 4, test: 4, size: 16 });
 
 function run(args: string[]): { status: number | null; output: string } {
   const r = spawnSync(process.execPath, args, { cwd: ROOT, encoding: 'utf8', timeout: 240_000 });
@@ -34,7 +36,11 @@ test('a tensor on the cpu backend prints the banner, unless TF.js was loaded thr
 });
 
 test('medvae train and medvae-dist on the cpu backend print no banner', () => {
-  const train = ['--config', 'configs/smoke.yaml', '--data', npz, '--backend', 'cpu', '--max-steps', '1', '--log-format', 'plain'];
+  const train = [
+    ...['--config', 'configs/smoke.yaml', '--data', npz, '--backend', 'cpu', '--max-steps', '1', '--log-format', 'plain'],
+    ...['--set', 'model.image_size=16', '--set', 'model.hidden_dims=[4, 8]', '--set', 'model.latent_dim=4', '--set', 'train.batch_size=8'],
+    ...['--set', 'train.micro_batch=8', '--set', 'output.sample_grid=4'],
+  ];
   const one = run([join(ROOT, 'bin', 'medvae.js'), 'train', ...train, '--out', join(dir, 'one')]);
   assert.equal(one.status, 0, one.output);
   assert.match(one.output, /stopped \(max steps\) at step 1/);
