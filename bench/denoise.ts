@@ -41,7 +41,13 @@ for (const dir of a.run) {
     log,
   });
   model.dispose();
-  const info = { ...runFields(dir, config, state), corrupt: config.train.corrupt };
+  const info = {
+    ...runFields(dir, config, state),
+    model_name: config.model.name,
+    kld_weight: config.model.kld_weight,
+    batch_size: config.train.batch_size,
+    corrupt: config.train.corrupt,
+  };
   for (const d of r.denoising ?? []) emit({ kind: 'denoising', ...info, ...d });
   emit({ kind: 'grids', run: dir, dir: gridDir, grids: r.grids, seconds: (Date.now() - started) / 1000 });
 }
