@@ -1,15 +1,19 @@
 // A chaos run: `medvae-dist --cpu-workers 2 --max-restarts 10` while a driver SIGKILLs or SIGSTOPs
-// a random worker at a random time after each (re)start. Resume is exact, so the final weights and
-// optimizer moments must equal an undisturbed run's bit for bit. Two faults here; a soak with
-// MEDVAE_CHAOS_FAULTS=N (and MEDVAE_CHAOS_EPOCHS, MEDVAE_CHAOS_SEED).
+// a random worker a random number of steps into each (re)start. Resume is exact, so the final
+// weights and optimizer moments must equal an undisturbed run's bit for bit. Two faults here, one of
+// each kind in a random order: with them this run is also dist-training's test of a worker killed
+// mid-run under --max-restarts (named, all restarted from the last checkpoint, finished) and of a hung
+// worker tripping the step timeout (named, killed). A soak: MEDVAE_CHAOS_FAULTS=N (and
+// MEDVAE_CHAOS_EPOCHS, MEDVAE_CHAOS_SEED), each fault's kind then drawn at random.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeTinyNpz, smokeFlags } from '../helpers/tiny-data.ts';
+import { startProcess, workersOf } from '../helpers/dist-process.ts';
 import { Rng } from '../helpers/fuzz.ts';
 import { latestCheckpoint, readState } from '../../src/run/checkpoint.ts';
 import { verifyCheckpoint } from '../../src/run/checkpoint-manifest.ts';
@@ -17,17 +21,23 @@ import { verifyCheckpoint } from '../../src/run/checkpoint-manifest.ts';
 const ROOT = join(import.meta.dirname, '..', '..');
 const DIST = join(ROOT, 'bin', 'medvae-dist.js');
 const FAULTS = Number(process.env.MEDVAE_CHAOS_FAULTS ?? 2);
-const EPOCHS = Number(process.env.MEDVAE_CHAOS_EPOCHS ?? 12);
+// 3 steps an epoch; each fault strikes within 4 steps of its attempt's first, and its restart goes
+// back at most 2 steps (a checkpoint every 2): 6 steps a fault leaves the run time to outlast them all.
+const EPOCHS = Number(process.env.MEDVAE_CHAOS_EPOCHS ?? Math.max(6, 2 * FAULTS));
 const rng = new Rng(Number(process.env.MEDVAE_CHAOS_SEED ?? 5));
 const dir = mkdtempSync(join(tmpdir(), 'medvae-chaos-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 const data = join(dir, 'tiny.npz');
-// 48 images at batch 16: 3 steps an epoch (12 epochs, so that the run outlasts the faults); a checkpoint every 2 steps.
-writeTinyNpz(data, { train: 48, val: 8, test: 8 });
+// 48 images at batch 16: 3 steps an epoch; a checkpoint every 2 steps. 16x16 images and two narrow
+// conv layers: exact resume does not depend on the model's size, and a step costs little next to a
+// worker's start.
+writeTinyNpz(data, { train: 48, val: 8, test: 8, size: 16 });
+const MODEL = ['model.image_size=16', 'model.hidden_dims=[4, 8]', 'model.latent_dim=4'];
 const args = [
   '--cpu-workers',
   '2',
   ...smokeFlags(data),
+  ...MODEL.flatMap((s) => ['--set', s]),
   '--epochs',
   String(EPOCHS),
   '--set',
@@ -35,21 +45,7 @@ const args = [
   '--metrics-port',
   '0',
 ];
-
-/** Worker processes of an agent, by rank (read from their environment). */
-function workersOf(parent: number): number[] {
-  const out: number[] = [];
-  for (const entry of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) !== parent) continue;
-      if (/MEDVAE_RANK=\d+/.test(readFileSync(`/proc/${entry}/environ`, 'latin1'))) out.push(Number(entry));
-    } catch {
-      /* ended while we looked */
-    }
-  }
-  return out;
-}
+const STEP_TIMEOUT_S = 8;
 
 /** The bytes that hold numbers in a run's newest checkpoint: every network's weights and the optimizer moments. */
 function finalDigests(runDir: string): Record<string, string> {
@@ -64,8 +60,15 @@ function finalDigests(runDir: string): Record<string, string> {
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+const escape = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
-test(`chaos: ${FAULTS} random SIGKILL/SIGSTOP faults on 2 workers, final weights equal an undisturbed run bit for bit`, async (t) => {
+interface Fault {
+  signal: 'SIGKILL' | 'SIGSTOP';
+  rank: number;
+  pid: number;
+}
+
+test(`chaos: ${FAULTS} random SIGKILL/SIGSTOP faults on 2 workers, each named and restarted from; final weights equal an undisturbed run bit for bit`, async (t) => {
   const calm = join(dir, 'calm');
   const r = spawnSync(process.execPath, [DIST, ...args, '--out', calm], { cwd: ROOT, encoding: 'utf8', timeout: 300_000 });
   assert.equal(r.status, 0, r.stderr);
@@ -74,52 +77,59 @@ test(`chaos: ${FAULTS} random SIGKILL/SIGSTOP faults on 2 workers, final weights
   const run = join(dir, 'chaos');
   // A stopped worker is found by the step timeout; 8 s, not less: on two cores shared with other test
   // files a healthy step can take seconds, and a false 'hung' would add a restart no fault caused.
-  const child = spawn(process.execPath, [DIST, ...args, '--max-restarts', '10', '--step-timeout', '8', '--out', run], {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  let progress = 0;
-  const onData = (d: Buffer): void => {
-    output += d.toString();
-    progress += (d.toString().match(/ step \d+\/\d+ \|/g) ?? []).length;
-  };
-  child.stdout.on('data', onData);
-  child.stderr.on('data', onData);
-  const exit = new Promise<number | null>((resolve) => child.on('exit', resolve));
+  const d = startProcess(
+    [process.execPath, DIST, ...args, '--max-restarts', '10', '--step-timeout', String(STEP_TIMEOUT_S), '--out', run],
+    ROOT,
+  );
   let exited = false;
-  void exit.then(() => {
+  void d.exit.then(() => {
     exited = true;
   });
+  const count = (re: RegExp): number => (d.output().match(re) ?? []).length;
+  const progress = (): number => count(/ step \d+\/\d+ \|/g);
+  const restartsSoFar = (): number => count(/restarting all 2 workers/g);
 
-  const faults: string[] = [];
+  // The default run takes one fault of each kind, in a random order; a soak draws each kind.
+  const order: Fault['signal'][] = rng.next() < 0.5 ? ['SIGKILL', 'SIGSTOP'] : ['SIGSTOP', 'SIGKILL'];
+  const faults: Fault[] = [];
   for (let f = 0; f < FAULTS && !exited; f++) {
-    // Strike only once the workers of this attempt have made progress, at a random moment after.
-    const seen = progress;
-    while (!exited && progress === seen) await sleep(50);
-    await sleep(rng.int(1500));
-    const workers = workersOf(child.pid!);
+    // Strike 1 to 4 steps into this attempt: the run's remaining steps outlast it however fast steps are.
+    const target = progress() + 1 + rng.int(4);
+    while (!exited && progress() < target) await sleep(20);
+    const workers = [...workersOf(d.child.pid!)];
     if (exited || workers.length === 0) break;
-    const victim = rng.pick(workers);
-    const signal = rng.next() < 0.5 ? 'SIGKILL' : 'SIGSTOP';
-    try {
-      process.kill(victim, signal);
-      faults.push(signal);
-    } catch {
-      /* it ended on its own in between */
-    }
-    const restarts = (output.match(/restarting all 2 workers/g) ?? []).length;
-    while (!exited && (output.match(/restarting all 2 workers/g) ?? []).length === restarts) await sleep(50);
+    const [rank, pid] = rng.pick(workers);
+    const signal = f < 2 ? order[f]! : rng.next() < 0.5 ? 'SIGKILL' : 'SIGSTOP';
+    process.kill(pid, signal);
+    faults.push({ signal, rank, pid });
+    const restarts = restartsSoFar();
+    while (!exited && restartsSoFar() === restarts) await sleep(50);
   }
-  const code = await exit;
+  const code = await d.exit;
+  const output = d.output();
   assert.equal(code, 0, output);
-  const restarts = Number(/(\d+) restart\(s\)/.exec(output)?.[1] ?? -1);
+  const restarts = Number(/finished at step \d+ .* (\d+) restart\(s\)/.exec(output)?.[1] ?? -1);
   t.diagnostic(
-    `chaos ${JSON.stringify({ faults: faults.length, kinds: faults, restarts, epochs: EPOCHS, minutes: Number(((Date.now() - started) / 60_000).toFixed(2)) })}`,
+    `chaos ${JSON.stringify({ faults: faults.length, kinds: faults.map((f) => f.signal), restarts, epochs: EPOCHS, minutes: Number(((Date.now() - started) / 60_000).toFixed(2)) })}`,
   );
-  assert.ok(faults.length >= Math.min(FAULTS, 1), `faults injected: ${faults.length}`);
-  // A fault that lands as the run ends may meet a worker that has already reported: no restart then.
-  assert.ok(restarts >= 1 && restarts <= faults.length, `${restarts} restart(s) for ${faults.length} fault(s)\n${output}`);
+  assert.equal(faults.length, FAULTS, `faults injected: ${faults.length}\n${output}`);
+  assert.equal(restarts, faults.length, `one restart per fault\n${output}`);
+  // Each fault named, the worker by rank, device and pid, and the workers restarted from the last checkpoint.
+  for (const f of faults) {
+    const worker = `worker rank ${f.rank} \\(cpu:${f.rank}, pid ${f.pid}\\)`;
+    const why =
+      f.signal === 'SIGKILL'
+        ? 'killed by SIGKILL'
+        : `made no progress for \\d+ s at step \\d+ \\(step timeout ${STEP_TIMEOUT_S} s\\): hung`;
+    assert.match(
+      output,
+      new RegExp(`${worker} ${why}.*; restarting all 2 workers from ${escape(run)}/checkpoints/step-\\d+ \\(restart \\d+ of 10\\)`),
+      output,
+    );
+    // A stopped worker is killed, not left behind (a stopped process still exists until it is).
+    assert.throws(() => process.kill(f.pid, 0), `the ${f.signal === 'SIGSTOP' ? 'hung' : 'killed'} worker pid ${f.pid} is gone`);
+  }
+  assert.match(output, new RegExp(`finished at step ${EPOCHS * 3} .*with 2 workers, ${faults.length} restart\\(s\\)`));
   assert.deepEqual(finalDigests(run), finalDigests(calm));
   assert.equal(readdirSync(join(run, 'checkpoints')).filter((n) => n.startsWith('.')).length, 0, 'no temporary left behind');
 });

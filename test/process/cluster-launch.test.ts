@@ -34,11 +34,17 @@ function assertGraphicsCapability(value: string | undefined): void {
   assert.ok(caps.includes('compute') || caps.includes('all'), `${value} includes compute (CUDA)`);
 }
 
-/** Every long flag `medvae-dist --help` lists. */
+let helpFlags: Set<string> | undefined;
+
+/** Every long flag `medvae-dist --help` lists (asked once per file: a process costs about a second of CPU). */
 function launcherFlags(): Set<string> {
-  const r = spawnSync(process.execPath, [join(ROOT, 'bin', 'medvae-dist.js'), '--help'], { cwd: ROOT, encoding: 'utf8' });
-  assert.equal(r.status, 0, r.stderr);
-  return new Set(r.stdout.match(/--[a-z][a-z-]*/g));
+  if (!helpFlags) {
+    const r = spawnSync(process.execPath, [join(ROOT, 'bin', 'medvae-dist.js'), '--help'], { cwd: ROOT, encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    helpFlags = new Set(r.stdout.match(/--[a-z][a-z-]*/g));
+    assert.ok(helpFlags.has('--cpu-workers') && helpFlags.has('--config'), 'the help lists the launcher flags and train flags');
+  }
+  return helpFlags;
 }
 
 interface K8sObject {

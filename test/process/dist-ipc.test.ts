@@ -1,7 +1,7 @@
 // The comlink endpoint over a real forked child's IPC channel.
 import assert from 'node:assert/strict';
 import { fork, type ChildProcess } from 'node:child_process';
-import { after, describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import * as Comlink from 'comlink';
 import { childProcessEndpoint, WorkerExitedError } from '../../src/launch/ipc-endpoint.ts';
 import type { IpcTestApi } from '../fixtures/ipc-worker.ts';
@@ -25,8 +25,18 @@ after(() => {
 });
 
 describe('childProcessEndpoint / parentProcessEndpoint', () => {
+  // One worker for the calls that leave it running (a fork through tsx costs about a second of CPU).
+  let shared: ReturnType<typeof start>;
+  before(() => {
+    shared = start();
+  });
+  after(async () => {
+    shared.child.disconnect();
+    await shared.exited;
+  });
+
   it('calls methods with typed arrays and nested structures and gets typed results back', async () => {
-    const { child, api, exited } = start();
+    const { child, api } = shared;
     assert.equal(await api.pid(), child.pid);
     assert.equal(await api.sum(new Float32Array([0.5, 1.25, -2])), -0.25);
     const out = await api.describe({
@@ -50,28 +60,18 @@ describe('childProcessEndpoint / parentProcessEndpoint', () => {
       [[2, 3], [-6]],
     );
     assert.deepEqual(out.kinds, ['Float64Array', 'Map', 'Int32Array']);
-    child.disconnect();
-    await exited;
   });
 
   it('rejects with the error the worker threw, keeping its name and message', async () => {
-    const { child, api, exited } = start();
+    const { api } = shared;
     await assert.rejects(api.fail('lr must be positive'), (e: Error) => e.name === 'RangeError' && e.message === 'lr must be positive');
     assert.equal(await api.sum(new Float32Array([1, 2])), 3, 'the channel keeps working after a thrown error');
-    child.disconnect();
-    await exited;
   });
 
-  it('also works over the default JSON channel', async () => {
+  it('also works over the default JSON channel, where a call in flight when the worker exits during it rejects, and calls made afterwards', async () => {
     const { child, api, exited } = start('json');
     assert.equal(await api.sum(new Float32Array([4, 5])), 9);
-    child.disconnect();
-    await exited;
-  });
-
-  it('rejects a call in flight when the worker exits during it, and calls made afterwards', async () => {
-    const { child, api, exited } = start();
-    await api.pid();
+    assert.equal(await api.pid(), child.pid);
     await assert.rejects(
       api.crash(3),
       (e: Error) => e.name === 'WorkerExitedError' && e.message.includes(`worker pid ${child.pid}`) && e.message.includes('code 3'),
