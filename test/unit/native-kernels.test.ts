@@ -1,6 +1,8 @@
 // The native kernels (onnxruntime-node) against the cpu backend: every replaced kernel on the
 // training's shapes, odd sizes, batch 1, strides 1 and 2, 'same' and 'valid', each graph a kernel
-// offers; the fallback to the wasm kernel; no tensor left behind. Skips, saying why, where
+// offers; the fallback to the wasm kernel; no tensor left behind. And the copies onnxruntime-node's
+// run() returns of outputs the kernels already have in place are freed at once
+// (src/backend/native/free-buffer.ts), not left for a garbage collection. Skips, saying why, where
 // onnxruntime-node cannot load.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -8,8 +10,13 @@ import { join } from 'node:path';
 import { tf } from '../../src/util/tf.ts';
 import { initBackend } from '../../src/backend/index.ts';
 import { chosenGraphs, forceCandidate, nativeCallCounts } from '../../src/backend/native/kernels.ts';
+import { nhwcInfo } from '../../src/backend/native/conv-geometry.ts';
+import { conv2dCandidates } from '../../src/backend/native/conv2d.ts';
+import { backpropInputCandidates } from '../../src/backend/native/conv2d-backprop-input.ts';
+import { backpropFilterCandidates } from '../../src/backend/native/conv2d-backprop-filter.ts';
 import { SLICE_BYTES, withBatchSlices } from '../../src/backend/native/batch-slices.ts';
 import { nchwcBlockSize } from '../../src/backend/native/nchwc.ts';
+import { freeArrayBuffer } from '../../src/backend/native/free-buffer.ts';
 import { previousKernel, setPreviousKernel } from '../../src/backend/native/native-kernel.ts';
 import { clearSessions, runCached, runsOnWasm, TIMED_ROUNDS, type Candidate } from '../../src/backend/native/sessions.ts';
 import { nativeUnavailable } from '../helpers/native.ts';
@@ -33,7 +40,7 @@ function values(size: number, seed: number): Float32Array {
 type Run = () => tf.Tensor;
 
 const references = new Map<Run, Float32Array>();
-/** A Run whose cpu reference is computed another way than by running it on cpu (see filterGradByTaps). */
+/** A Run whose cpu reference is computed another way than by running it on cpu (see filterGradByLoops). */
 const referenceOf = new Map<Run, Run>();
 
 /** `build`'s values on the cpu backend, computed once. */
@@ -49,11 +56,15 @@ async function reference(build: Run): Promise<Float32Array> {
   return values;
 }
 
-/** Runs `build` on cpu and on native; the largest difference relative to the largest reference value. */
-async function relativeError(build: Run): Promise<{ error: number; native: number }> {
+/**
+ * Runs `build` on cpu and on native; the largest difference relative to the largest reference
+ * value, the native calls it made and the graphs of the shapes it met first (chosenGraphs).
+ */
+async function relativeError(build: Run): Promise<{ error: number; native: number; ran: string[] }> {
   const expected = await reference(build);
   await initBackend('native');
   const before = nativeCallCounts().native;
+  const known = new Set(chosenGraphs().keys());
   const actual = tf.tidy(build);
   const got = actual.dataSync();
   actual.dispose();
@@ -64,7 +75,8 @@ async function relativeError(build: Run): Promise<{ error: number; native: numbe
     worst = Math.max(worst, Math.abs(expected[i]! - got[i]!));
   }
   assert.equal(got.length, expected.length);
-  return { error: worst / Math.max(scale, 1e-30), native: nativeCallCounts().native - before };
+  const ran = [...chosenGraphs()].flatMap(([key, graph]) => (known.has(key) ? [] : [graph]));
+  return { error: worst / Math.max(scale, 1e-30), native: nativeCallCounts().native - before, ran };
 }
 
 interface ConvCase {
@@ -159,64 +171,100 @@ const backpropFilterKernel =
   };
 
 /**
- * The same filter gradient as a sum over the filter's taps: for tap (i, j), the strided window of the
- * padded x that tap sees, transposed, times dy (one cpu matMul each). The cpu backend's own
- * Conv2DBackpropFilter is a plain loop that took over a minute on each large-batch case below;
- * the test 'the tap-wise filter gradient equals the cpu kernel' checks the two agree.
+ * The same filter gradient summed by plain loops: dw[i, j, ci, co] is the sum over images and
+ * output positions of x at the position tap (i, j) sees (zero in the padding) times dy there.
+ * The cpu backend's own Conv2DBackpropFilter is a plain loop that took over a minute on each
+ * large-batch case below, and a tap-wise product on cpu (strided slices) seconds; the test 'the
+ * loop-wise filter gradient equals the cpu kernel' checks the two agree.
  */
-const filterGradByTaps =
+const filterGradByLoops =
   (c: ConvCase): Run =>
   () => {
-    const dyShape = outShape(c);
     const [b, h, w, cin] = c.x;
-    const [, ho, wo, cout] = dyShape;
-    const x = tf.tensor4d(values(tf.util.sizeFromShape(c.x), 5), c.x);
-    const dy = tf.tensor2d(values(tf.util.sizeFromShape(dyShape), 6), [b * ho * wo, cout]);
+    const [, ho, wo, cout] = outShape(c);
+    const x = values(tf.util.sizeFromShape(c.x), 5);
+    const dy = values(b * ho * wo * cout, 6);
     // TensorFlow's 'same': the total pad needed, the odd pixel at the bottom and right.
-    const padH = c.pad === 'same' ? Math.max((ho - 1) * c.stride + c.k - h, 0) : 0;
-    const padW = c.pad === 'same' ? Math.max((wo - 1) * c.stride + c.k - w, 0) : 0;
-    const top = Math.floor(padH / 2);
-    const left = Math.floor(padW / 2);
-    const xp = tf.pad(x, [
-      [0, 0],
-      [top, padH - top],
-      [left, padW - left],
-      [0, 0],
-    ]);
-    const taps: tf.Tensor2D[] = [];
-    for (let i = 0; i < c.k; i++)
-      for (let j = 0; j < c.k; j++) {
-        const seen = tf.stridedSlice(
-          xp,
-          [0, i, j, 0],
-          [b, i + (ho - 1) * c.stride + 1, j + (wo - 1) * c.stride + 1, cin],
-          [1, c.stride, c.stride, 1],
-        );
-        taps.push(tf.matMul(tf.reshape(seen, [b * ho * wo, cin]), dy, true, false));
-      }
-    return tf.reshape(tf.stack(taps), filterOf(c));
+    const top = c.pad === 'same' ? Math.floor(Math.max((ho - 1) * c.stride + c.k - h, 0) / 2) : 0;
+    const left = c.pad === 'same' ? Math.floor(Math.max((wo - 1) * c.stride + c.k - w, 0) / 2) : 0;
+    const dw = new Float64Array(c.k * c.k * cin * cout);
+    for (let n = 0; n < b; n++)
+      for (let oy = 0; oy < ho; oy++)
+        for (let ox = 0; ox < wo; ox++) {
+          const dyAt = ((n * ho + oy) * wo + ox) * cout;
+          for (let i = 0; i < c.k; i++) {
+            const iy = oy * c.stride + i - top;
+            if (iy < 0 || iy >= h) continue;
+            for (let j = 0; j < c.k; j++) {
+              const ix = ox * c.stride + j - left;
+              if (ix < 0 || ix >= w) continue;
+              const xAt = ((n * h + iy) * w + ix) * cin;
+              const dwAt = (i * c.k + j) * cin * cout;
+              for (let ci = 0; ci < cin; ci++) {
+                const xv = x[xAt + ci]!;
+                const row = dwAt + ci * cout;
+                for (let co = 0; co < cout; co++) dw[row + co]! += xv * dy[dyAt + co]!;
+              }
+            }
+          }
+        }
+    return tf.tensor4d(Float32Array.from(dw), filterOf(c));
   };
 
 const backpropFilter = memo((c: ConvCase): Run => {
   const run = backpropFilterKernel(c);
-  referenceOf.set(run, filterGradByTaps(c));
+  referenceOf.set(run, filterGradByLoops(c));
   return run;
 });
 
 const TOLERANCE = 1e-4;
 
-test('the tap-wise filter gradient equals the cpu kernel (the reference of every Conv2DBackpropFilter here)', async () => {
+const KERNELS = ['Conv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter'] as const;
+type Kernel = (typeof KERNELS)[number];
+const RUNS: Record<Kernel, (c: ConvCase) => Run> = {
+  Conv2D: conv,
+  Conv2DBackpropInput: backpropInput,
+  Conv2DBackpropFilter: backpropFilter,
+};
+
+/** The graphs of the three convolution kernels, each forced in turn below. */
+const KERNEL_GRAPHS = [
+  'conv',
+  'nchwc',
+  'im2col-matmul',
+  'im2col-gemm',
+  'tap-gemm',
+  'conv-transpose',
+  'phase-gemm',
+  'phase-nchwc',
+  'phase-split',
+] as const;
+
+/** The labels of the graphs `kernel` offers for case `c` (the kernels' own candidate lists). */
+function offered(kernel: Kernel, c: ConvCase): string[] {
+  const info = nhwcInfo(c.x, filterOf(c), c.stride, 1, c.pad, undefined, 'NHWC');
+  if (info === undefined) return [];
+  const candidates =
+    kernel === 'Conv2D'
+      ? conv2dCandidates(info, 'x', 'filter', 'y')
+      : kernel === 'Conv2DBackpropInput'
+        ? backpropInputCandidates(info, 'dy', 'filter', 'dx')
+        : backpropFilterCandidates(info, 'x', 'dy', 'dw');
+  return candidates.map((candidate) => candidate.label);
+}
+
+test('the loop-wise filter gradient equals the cpu kernel (the reference of every Conv2DBackpropFilter here)', async () => {
   await initBackend('cpu');
   for (const c of [...ODD_CONVS, TRAINING_CONVS[0]!, TRAINING_CONVS[5]!]) {
-    const [kernel, taps] = [backpropFilterKernel(c), filterGradByTaps(c)].map((run) => {
+    const [kernel, loops] = [backpropFilterKernel(c), filterGradByLoops(c)].map((run) => {
       const t = tf.tidy(run);
       const v = t.dataSync().slice() as Float32Array;
       t.dispose();
       return v;
     });
-    assert.equal(taps!.length, kernel!.length, name(c));
+    assert.equal(loops!.length, kernel!.length, name(c));
     const scale = kernel!.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
-    const worst = kernel!.reduce((m, v, i) => Math.max(m, Math.abs(v - taps![i]!)), 0);
+    const worst = kernel!.reduce((m, v, i) => Math.max(m, Math.abs(v - loops![i]!)), 0);
     assert.ok(worst <= 1e-5 * scale, `${name(c)}: ${worst} of ${scale}`);
   }
 });
@@ -233,42 +281,43 @@ describe('native kernels match the cpu backend', { skip }, () => {
     assert.equal(tf.memory().numTensors, tensorsBefore, 'no tensor left behind');
   });
 
-  // Each graph a kernel offers, forced in turn, then the per-shape choice by timing.
-  for (const graph of [
-    'conv',
-    'nchwc',
-    'im2col-matmul',
-    'im2col-gemm',
-    'tap-gemm',
-    'conv-transpose',
-    'phase-gemm',
-    'phase-nchwc',
-    'phase-split',
-    'native',
-    'wasm',
-    undefined,
-  ]) {
+  // Each graph a kernel offers, forced in turn on the cases where the kernel offers it (forced
+  // where it does not, a kernel races its graphs: the group 'native' does that on every case), then
+  // the graphs' race, the wasm kernel, and the per-shape choice by timing.
+  for (const graph of [...KERNEL_GRAPHS, 'native', 'wasm', undefined]) {
+    const oneGraph = (KERNEL_GRAPHS as readonly (string | undefined)[]).includes(graph);
     describe(graph === undefined ? 'fastest graph or wasm kernel per shape' : `graph '${graph}' where offered`, () => {
       before(() => forceCandidate(graph));
       for (const c of [...TRAINING_CONVS, ...ODD_CONVS]) {
-        test(`Conv2D ${name(c)}`, async () => {
-          const { error, native } = await relativeError(conv(c));
-          assert.ok(error <= TOLERANCE, `relative error ${error}`);
-          if (graph !== undefined) assert.equal(native, (c.x[3] === 1 && c.out === 1) || graph === 'wasm' ? 0 : 1);
-        });
-        test(`Conv2DBackpropInput ${name(c)}`, async () => {
-          const { error, native } = await relativeError(backpropInput(c));
-          assert.ok(error <= TOLERANCE, `relative error ${error}`);
-          if (graph !== undefined) assert.equal(native, graph === 'wasm' ? 0 : 1);
-        });
-        test(`Conv2DBackpropFilter ${name(c)}`, async () => {
-          const { error, native } = await relativeError(backpropFilter(c));
-          assert.ok(error <= TOLERANCE, `relative error ${error}`);
-          if (graph !== undefined) assert.equal(native, graph === 'wasm' ? 0 : 1);
-        });
+        for (const kernel of KERNELS) {
+          const graphs = offered(kernel, c);
+          if (oneGraph && !graphs.includes(graph!)) continue;
+          test(`${kernel} ${name(c)}`, async () => {
+            const { error, native, ran } = await relativeError(RUNS[kernel](c));
+            assert.ok(error <= TOLERANCE, `relative error ${error}`);
+            if (graph === undefined) return;
+            const oneByOne = kernel === 'Conv2D' && c.x[3] === 1 && c.out === 1;
+            assert.equal(native, oneByOne || graph === 'wasm' ? 0 : 1);
+            if (oneGraph) assert.deepEqual(ran, [graph], 'the forced graph ran');
+            if (graph === 'native')
+              assert.ok(ran.length === 1 && graphs.includes(ran[0]!), `a graph of ${graphs.join(', ')} ran: ${ran.join(', ')}`);
+          });
+        }
       }
     });
   }
+
+  test('every graph forced above is offered on some case (the blocked-channel ones where this CPU has such kernels)', () => {
+    const cases = [...TRAINING_CONVS, ...ODD_CONVS];
+    const blocked = ['nchwc', 'phase-nchwc', 'phase-split'];
+    for (const graph of KERNEL_GRAPHS) {
+      if (nchwcBlockSize() === 1 && blocked.includes(graph)) continue;
+      assert.ok(
+        cases.some((c) => KERNELS.some((kernel) => offered(kernel, c).includes(graph))),
+        `no case here is offered '${graph}'`,
+      );
+    }
+  });
 
   describe('BatchMatMul on its graphs', () => {
     before(() => forceCandidate('native'));
@@ -373,11 +422,12 @@ describe('kernels over a large batch may run a slice of it at a time', { skip },
     assert.deepEqual([even?.label, even?.slicing?.slice, even?.slicing?.last], ['g/2', 4, undefined]);
   });
 
-  // 2 MB an image in and out, 10 MB in all: at most 4 images a slice, so slices of 3 and 2. The
-  // filter gradient is the sum of the slices' gradients.
+  // 2 MiB an image of x (and of dx), 10 MiB in all: at most 4 images a slice, so slices of 3 and 2.
+  // The filter gradient is the sum of the slices' gradients. Few output channels keep the cpu
+  // references cheap; the slicing depends on the bytes an image alone.
   // The strided case's graphs declare outputs of their own shapes (a phase grid, a tap-major matrix).
-  const big: ConvCase = { x: [5, 128, 128, 32], k: 1, out: 32, stride: 1, pad: 'same' };
-  const bigStrided: ConvCase = { x: [5, 128, 128, 32], k: 3, out: 32, stride: 2, pad: 'same' };
+  const big: ConvCase = { x: [5, 128, 256, 16], k: 1, out: 4, stride: 1, pad: 'same' };
+  const bigStrided: ConvCase = { x: [5, 128, 256, 16], k: 3, out: 4, stride: 2, pad: 'same' };
   for (const [label, kernel, c, run] of [
     ['conv/2', 'Conv2D', big, conv(big)],
     ['conv-transpose/2', 'Conv2DBackpropInput', big, backpropInput(big)],
@@ -514,5 +564,47 @@ describe('the first call of a shape races its graphs and the wasm kernel', { ski
     } finally {
       setPreviousKernel(conv);
     }
+  });
+});
+
+const MIB = 2 ** 20;
+
+describe('freed outputs', () => {
+  test('freeArrayBuffer frees a buffer at once and leaves it detached; a WebAssembly memory it leaves alone', () => {
+    const buffer = new ArrayBuffer(32 * MIB);
+    new Uint8Array(buffer).fill(7);
+    const before = process.memoryUsage().arrayBuffers;
+    assert.equal(freeArrayBuffer(buffer), true);
+    assert.equal(buffer.byteLength, 0);
+    assert.ok(before - process.memoryUsage().arrayBuffers >= 32 * MIB, 'its 32 MiB went back at once');
+
+    const memory = new WebAssembly.Memory({ initial: 1 });
+    new Uint8Array(memory.buffer)[0] = 5;
+    assert.equal(freeArrayBuffer(memory.buffer), false);
+    assert.equal(new Uint8Array(memory.buffer)[0], 5);
+  });
+
+  test('native kernels leave no copy of their outputs behind', { skip }, async () => {
+    await initBackend('native', undefined, { threads: 1 });
+    // The graphs alone (never the wasm kernel, which a product this small might beat).
+    forceCandidate('native');
+    try {
+      // An 8 MiB output (2 x 64 x 64 x 256 floats) of a 1x1 conv of 4 channels (little to compute),
+      // computed ten times.
+      const x = tf.randomUniform([2, 64, 64, 4], -1, 1, 'float32', 1);
+      const filter = tf.randomUniform([1, 1, 4, 256], -1, 1, 'float32', 2);
+      const calls = nativeCallCounts().native;
+      // Nothing returned from the tidy: it would walk a returned array value by value.
+      tf.tidy(() => void tf.conv2d(x as tf.Tensor4D, filter as tf.Tensor4D, 1, 'same').dataSync());
+      const before = process.memoryUsage().arrayBuffers;
+      for (let i = 0; i < 10; i++) tf.tidy(() => tf.conv2d(x as tf.Tensor4D, filter as tf.Tensor4D, 1, 'same'));
+      const grown = process.memoryUsage().arrayBuffers - before;
+      assert.equal(nativeCallCounts().native - calls, 11, 'every conv ran on onnxruntime');
+      assert.ok(grown < 2 * MIB, `array buffers grew by ${(grown / MIB).toFixed(1)} MiB over ten 8 MiB outputs`);
+      tf.dispose([x, filter]);
+    } finally {
+      forceCandidate(undefined);
+    }
+    await initBackend('wasm');
   });
 });

@@ -225,8 +225,16 @@ test(
     ];
     const lines: string[] = [];
     const progress = { info: (m: string) => lines.push(m), step: () => {}, done: () => {} };
-    // 5 MB: 4 images a pass of the batch of 16 (the hand count above).
-    const result = await train({ config: smoke([...sets, 'train.memory_budget_mb=5']), runDir: join(dir, 'small'), progress });
+    // The smoke model at 16x16 (a software adapter's step costs about the pixels): an image is
+    // 3 x 16x16 + 4 x 8x8x8 + 4 x 4x4x16 + 2 x 4x4x16 + 4 x 8x8x8 + 4 x 16x16x8 + 3 x 16x16x3
+    // + 4 x 16x16x3 = 19968 elements (the count above, at half the side), 239616 bytes; its 9851
+    // parameters (the heads and the dense layer read 4x4x16) hold 236424 bytes. 2 MB (2097152
+    // bytes) cannot hold 8 images a pass (236424 + 8 x 239616 = 2153352), but 4 (1194888).
+    const result = await train({
+      config: smoke([...sets, 'model.image_size=16', 'train.memory_budget_mb=2']),
+      runDir: join(dir, 'small'),
+      progress,
+    });
     assert.equal(result.backend.name, 'webgpu');
     assert.equal(result.state.step, 1);
     assert.ok(

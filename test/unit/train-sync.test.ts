@@ -140,8 +140,10 @@ test('replicas with equal weights pass the checksum; one differing bit stops eve
   tf.dispose([...a, ...b, ...c]);
 });
 
-/** A Vanilla VAE small enough for the cpu backend, with more gradients than a 2048-float bucket holds. */
-const SMALL = tinyConfig('vae', { image_size: 16 });
+/** A Vanilla VAE small enough for the cpu backend: 1815 gradient floats, about 8 buckets of BUCKET. */
+const SMALL = tinyConfig('vae', { image_size: 8, hidden_dims: [4, 8] });
+/** Floats a bucket holds. */
+const BUCKET = 256;
 
 /** Rank r's two micro-batches: different images on every rank and micro-batch. */
 function microBatches(rank: number): ModelBatch[] {
@@ -203,7 +205,7 @@ test('overlapped: buckets are all-reduced while the backward pass runs, and ever
           watched,
           model,
           batches,
-          new OverlappedReducer(watched, 2048),
+          new OverlappedReducer(watched, BUCKET),
           () => (walking = false),
         );
         tf.dispose(batches.flatMap((b) => [b.images, b.labels!]));
@@ -236,7 +238,7 @@ test("overlapped: a peer's lag after the backward pass is reported as waiting, a
       collectives.map(async (c, rank) => {
         const model = createModel(SMALL, 4);
         const batches = microBatches(rank);
-        const reducer = new OverlappedReducer(c, 2048);
+        const reducer = new OverlappedReducer(c, BUCKET);
         // Rank 1 sends to rank 0 (the ring runs towards lower ranks): rank 0 waits for it.
         const { waitMs } = await averagedStep(c, model, batches, reducer, () => {}, rank === 1 ? lateMs : 0);
         tf.dispose(batches.flatMap((b) => [b.images, b.labels!]));
@@ -282,7 +284,7 @@ test('overlapped: a failed bucket all-reduce stops the backward walk with that e
     stats: () => ({ bytesReduced: 0, lastAllReduceMs: 0, lastAllReduceWaitMs: 0, lastAllReduceStartedAt: 0, busyMs: 0 }),
   };
   const before = tf.memory().numTensors;
-  const reducer = new OverlappedReducer(failing, 2048);
+  const reducer = new OverlappedReducer(failing, BUCKET);
   await assert.rejects(
     reducer.run((onGradient) => gradientWalk(model, batch, context(1), onGradient), {}, 1),
     /rank 1 closed the connection/,
