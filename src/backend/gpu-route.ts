@@ -3,7 +3,7 @@
 // one warning). The launcher loads no TF.js backend for this; the workers choose their own.
 import type { BackendChoice } from '../config/schema.ts';
 import { nativePackageState } from './tfjs-node-install.ts';
-import { probeWebgpu } from './webgpu/activate.ts';
+import { probeWebgpu } from './webgpu/discover.ts';
 
 export type GpuRoute =
   | { route: 'cuda' }

@@ -49,7 +49,7 @@ export {
 createRequire(import.meta.url)('@tensorflow/tfjs-backend-wasm');
 
 export type { AdapterDescription } from './webgpu/adapters.ts';
-export { GPU_INDEX_ENV } from './webgpu/activate.ts';
+export { GPU_INDEX_ENV } from './webgpu/discover.ts';
 
 export type BackendName = 'tensorflow' | 'webgpu' | 'native' | 'wasm' | 'cpu';
 

@@ -5,7 +5,7 @@ import { addTrainFlags, configFromFlags, runDirFor, type TrainFlags } from './tr
 import { runCommand, usageExitCodes, UsageError } from './errors.ts';
 import { gpuRoute } from '../backend/gpu-route.ts';
 import { afterFailedRun, RunDirGuard, shellWord } from './run-dir.ts';
-import { interruptSignal, reportInterrupted, startMetricsOrWarn, trainInProcess } from './train-command.ts';
+import { interruptSignal, reportInterrupted, startMetricsOrWarn } from './training-process.ts';
 import { createProgress, type Progress } from '../run/progress.ts';
 import { AgentMetrics } from '../metrics/aggregate.ts';
 import { hostname } from 'node:os';
@@ -251,6 +251,8 @@ const program = addTrainFlags(
         if (devices.length === 1 && !multiNode) {
           // The single-device fallback: same loop, same outputs, no agent and no IPC.
           Object.assign(process.env, deviceEnv(devices[0]!));
+          // Loaded here: the launcher of several workers never computes, so it never loads TF.js.
+          const { trainInProcess } = await import('./train-command.ts');
           return await trainInProcess({ config, runDir, resume: flags.resume, progress, signal, device: devices[0]!, resumeCommand });
         }
 

@@ -5,7 +5,7 @@ import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { readMetricsLog } from '../run/metrics-log.ts';
 import { DiskFullError } from '../util/atomic.ts';
-import { latestCheckpoint } from '../run/checkpoint.ts';
+import { latestCheckpoint } from '../run/run-checkpoint.ts';
 
 export class RunDirGuard {
   private readonly existed: boolean;

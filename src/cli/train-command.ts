@@ -3,53 +3,12 @@ import type { Command } from 'commander';
 import { train } from '../train/trainer.ts';
 import { createProgress, type Progress } from '../run/progress.ts';
 import { addTrainFlags, configFromFlags, runDirFor, type TrainFlags } from './train-options.ts';
-import { EXIT_INTERRUPTED, runCommand } from './errors.ts';
+import { runCommand } from './errors.ts';
 import { afterFailedRun, RunDirGuard, shellWord } from './run-dir.ts';
-import { TrainingMetrics, type MetricsSource } from '../metrics/registry.ts';
-import { serveMetrics, type MetricsServer } from '../metrics/server.ts';
+import { TrainingMetrics } from '../metrics/registry.ts';
+import { interruptSignal, reportInterrupted, startMetricsOrWarn } from './training-process.ts';
 import type { ExperimentConfig } from '../config/schema.ts';
 import { metricsHooks } from '../train/metrics-hooks.ts';
-
-/**
- * First Ctrl-C or SIGTERM: finish the step, save a checkpoint, exit 128 + the signal (see
- * reportInterrupted); the signal's name is the abort reason. A second one: stop at once.
- */
-export function interruptSignal(onFirst: () => void): AbortSignal {
-  const controller = new AbortController();
-  for (const name of ['SIGINT', 'SIGTERM'] as const) {
-    process.on(name, () => {
-      if (controller.signal.aborted) process.exit(EXIT_INTERRUPTED[name]);
-      onFirst();
-      controller.abort(name);
-    });
-  }
-  return controller.signal;
-}
-
-/** An interrupted run ends with its checkpoint and the exact command that continues it; exit 130 (Ctrl-C) or 143 (SIGTERM). */
-export function reportInterrupted(progress: Progress, signal: AbortSignal, step: number, checkpoint: string, resumeCommand: string): void {
-  progress.info(`interrupted at step ${step}; checkpoint ${checkpoint || '(none)'}; continue with: ${resumeCommand}`);
-  process.exitCode = signal.reason === 'SIGTERM' ? EXIT_INTERRUPTED.SIGTERM : EXIT_INTERRUPTED.SIGINT;
-}
-
-/** A busy metrics port must not cost a training run: warn and train without the endpoint. */
-export async function startMetricsOrWarn(
-  config: ExperimentConfig,
-  source: MetricsSource,
-  progress: Progress,
-): Promise<MetricsServer | undefined> {
-  const { metrics_port: port, metrics_host: host } = config.output;
-  try {
-    const server = await serveMetrics(port, host, source, (m) => progress.info(m));
-    if (server) progress.info(`metrics: http://${host}:${server.port}/metrics`);
-    return server;
-  } catch (e) {
-    progress.info(
-      `warning: metrics endpoint not started on ${host}:${port} (${(e as Error).message}); training continues without it (choose another with --metrics-port)`,
-    );
-    return undefined;
-  }
-}
 
 export interface InProcessRun {
   config: ExperimentConfig;

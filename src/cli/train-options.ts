@@ -10,7 +10,7 @@ import { DEFAULT_CONFIG, type ExperimentConfig } from '../config/schema.ts';
 import type { LogFormat } from '../run/progress.ts';
 import { runDirOfResume } from '../train/resume.ts';
 import { checkFormat, DatasetFormatError, inferFormat } from '../data/format.ts';
-import { missingDatasetAdvice } from '../data/open.ts';
+import { missingDatasetAdvice } from '../data/missing.ts';
 import { UsageError } from './errors.ts';
 import { resolveBundledPath } from '../util/package-root.ts';
 import { checkPathAdvice } from '../util/similar-path.ts';

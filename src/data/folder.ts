@@ -5,7 +5,8 @@
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DatasetError } from './errors.ts';
-import { IMAGE_EXTENSIONS, ImageFileSplit } from './image-files.ts';
+import { IMAGE_EXTENSIONS } from './format.ts';
+import { ImageFileSplit } from './image-files.ts';
 import type { DatasetSplit } from './types.ts';
 
 async function isDirectory(path: string): Promise<boolean> {

@@ -4,7 +4,9 @@ import { closeSync, existsSync, openSync, readSync, readdirSync, statSync } from
 import { join } from 'node:path';
 import type { DatasetFormat } from '../config/schema.ts';
 import { DatasetError } from './errors.ts';
-import { IMAGE_EXTENSIONS } from './image-files.ts';
+
+/** The image files a folder dataset is made of. */
+export const IMAGE_EXTENSIONS = /\.(png|jpe?g)$/i;
 
 /** A path that is none of the formats medvae reads, or not the one data.format names. */
 export class DatasetFormatError extends DatasetError {

@@ -3,7 +3,6 @@
 import { decodeImageFile } from './decode.ts';
 import type { DatasetSplit, LabelKind, RawImage, SampleRecord } from './types.ts';
 
-export const IMAGE_EXTENSIONS = /\.(png|jpe?g)$/i;
 
 export class ImageFileSplit implements DatasetSplit {
   readonly length: number;

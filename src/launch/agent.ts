@@ -11,7 +11,7 @@ import * as Comlink from 'comlink';
 import type { ExperimentConfig } from '../config/schema.ts';
 import type { AgentMetrics } from '../metrics/aggregate.ts';
 import type { LogFormat, Progress } from '../run/progress.ts';
-import { latestCheckpoint } from '../run/checkpoint.ts';
+import { latestCheckpoint } from '../run/run-checkpoint.ts';
 import { DEFAULT_TIMEOUT_MS, type PeerAddress } from '../collective/ring.ts';
 import { isLoopbackHost } from '../collective/handshake.ts';
 import { childProcessEndpoint } from './ipc-endpoint.ts';

@@ -2,7 +2,7 @@
 // device, so each worker process is given one: CUDA sees only GPU <id> (CUDA_VISIBLE_DEVICES), and
 // the webgpu backend takes the <id>-th GPU of its stable enumeration (GPU_INDEX_ENV). A CPU worker
 // hides every CUDA device.
-import { GPU_INDEX_ENV } from '../backend/index.ts';
+import { GPU_INDEX_ENV } from '../backend/webgpu/discover.ts';
 
 export function deviceEnv(device: string): Record<string, string> {
   const [kind, id] = device.split(':') as [string, string];

@@ -35,18 +35,22 @@ test('a tensor on the cpu backend prints the banner, unless TF.js was loaded thr
   assert.match(quiet.output, /^3$/m, 'and TF.js computes as before');
 });
 
-test('medvae train and medvae-dist on the cpu backend print no banner', () => {
+test('medvae train and medvae-dist on the cpu backend print no banner; medvae-dist itself, which never computes, loads no TF.js', () => {
   const train = [
     ...['--config', 'configs/smoke.yaml', '--data', npz, '--backend', 'cpu', '--max-steps', '1', '--log-format', 'plain'],
     ...['--set', 'model.image_size=16', '--set', 'model.hidden_dims=[4, 8]', '--set', 'model.latent_dim=4', '--set', 'train.batch_size=8'],
     ...['--set', 'train.micro_batch=8', '--set', 'output.sample_grid=4'],
   ];
-  const one = run([join(ROOT, 'bin', 'medvae.js'), 'train', ...train, '--out', join(dir, 'one')]);
+  const atExit = ['--import', join(ROOT, 'test', 'helpers', 'tfjs-loaded-at-exit.mjs')];
+  const one = run([...atExit, join(ROOT, 'bin', 'medvae.js'), 'train', ...train, '--out', join(dir, 'one')]);
   assert.equal(one.status, 0, one.output);
   assert.match(one.output, /stopped \(max steps\) at step 1/);
   assert.doesNotMatch(one.output, BANNER);
-  const two = run([join(ROOT, 'bin', 'medvae-dist.js'), '--cpu-workers', '2', ...train, '--out', join(dir, 'two')]);
+  assert.match(one.output, /^tfjs modules loaded by this process: [1-9]\d*$/m, 'a process that computes is seen loading TF.js');
+  const two = run([...atExit, join(ROOT, 'bin', 'medvae-dist.js'), '--cpu-workers', '2', ...train, '--out', join(dir, 'two')]);
   assert.equal(two.status, 0, two.output);
   assert.match(two.output, /with 2 workers/);
   assert.doesNotMatch(two.output, BANNER, 'nor from the workers');
+  // The launcher: the workers compute, it only starts, watches and reports them.
+  assert.match(two.output, /^tfjs modules loaded by this process: 0$/m);
 });

@@ -8,7 +8,8 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatasetNotFoundError } from '../../src/data/errors.ts';
-import { downloadCommandFor, missingDatasetAdvice, openDataset } from '../../src/data/open.ts';
+import { openDataset } from '../../src/data/open.ts';
+import { downloadCommandFor, missingDatasetAdvice } from '../../src/data/missing.ts';
 import { checkPathAdvice, editDistance, similarPaths } from '../../src/util/similar-path.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'medvae-paths-'));

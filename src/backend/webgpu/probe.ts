@@ -17,7 +17,7 @@ import {
   vulkanProblem,
   type VulkanPaths,
 } from './vulkan.ts';
-import { gpuIndexFromEnv, TFJS_WEBGPU_PACKAGE } from './activate.ts';
+import { gpuIndexFromEnv, TFJS_WEBGPU_PACKAGE } from './discover.ts';
 
 export interface DriverCheck {
   manifest: string;
