@@ -1,5 +1,5 @@
 // The webgpu backend end to end through the command line, on the software adapter: a run from the
-// README's command, its loss falling, a bit-exact resume, a checkpoint moving to native and back,
+// README's command, its loss falling, a bit-exact resume, a checkpoint moving to native,
 // and medvae-dist's two GPU workers equal to one worker accumulating the same micro-batches.
 // Skips, saying why, where webgpu cannot start.
 import { describe, test } from 'node:test';
@@ -94,7 +94,7 @@ describe('webgpu through the CLI (software adapter)', { skip }, () => {
   });
 
   test(
-    'a checkpoint trained on webgpu samples and reconstructs alike on native (within 2 grey levels), resumes there, and back on webgpu',
+    'a checkpoint trained on webgpu samples and reconstructs alike on native (within 2 grey levels) and resumes there',
     { skip: nativeUnavailable() },
     async () => {
       const onGpu = join(dir, 'gpu.npz');
@@ -126,10 +126,8 @@ describe('webgpu through the CLI (software adapter)', { skip }, () => {
       assert.equal(r.status, 0, r.stderr);
       assert.match(r.stderr, /resumed from .*step-0000004: epoch 3, step 4/);
       assert.equal(readState(latestCheckpoint(join(straight, 'checkpoints'))!).step, 6);
-      const back = run(TRAIN, ['train', '--resume', straight, '--epochs', '4', ...gpu, '--log-format', 'json']);
-      assert.equal(back.status, 0, back.stderr);
-      assert.match(back.stderr, /resumed from .*step-0000006: epoch 4, step 6/);
-      assert.equal(readState(latestCheckpoint(join(straight, 'checkpoints'))!).step, 8);
+      // Back on webgpu from a checkpoint native wrote is not run again here: checkpoints carry no
+      // trace of the backend that wrote them, and webgpu resuming its own is the test above.
     },
   );
 
