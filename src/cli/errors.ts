@@ -7,6 +7,13 @@ export class UsageError extends Error {
   override name = 'UsageError';
 }
 
+/** A flag's integer value, at least `min`; anything else is a usage error naming the flag. */
+export function integerFlag(flag: string, value: string, min: number): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min) throw new UsageError(`${flag} must be an integer >= ${min}, got '${value}'`);
+  return n;
+}
+
 export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;
 /** 128 + the signal number, what shells report for a command stopped by it: Ctrl-C (SIGINT) 130, SIGTERM (what Kubernetes and Slurm send) 143. */

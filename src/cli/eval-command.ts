@@ -7,7 +7,7 @@ import { DEFAULT_RECIPE } from '../eval/feature-net.ts';
 import { DEFAULT_PR_K } from '../eval/precision-recall.ts';
 import { DEFAULT_UTILITY_SEEDS } from '../eval/utility.ts';
 import { writeReport } from '../report/write-report.ts';
-import { runCommand, UsageError } from './errors.ts';
+import { integerFlag, runCommand } from './errors.ts';
 import { allowSoftwareGpuOption, backendOption, type BackendFlags } from './backend-flags.ts';
 import { evalRestoration, formatRestorationTable } from '../restore/eval-hook.ts';
 import { parseTasks } from '../restore/restore-eval.ts';
@@ -34,12 +34,6 @@ interface ReportFlags {
   compare: string[];
   out?: string;
   debug?: boolean;
-}
-
-function positiveInt(flag: string, value: string, min: number): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min) throw new UsageError(`${flag} expects an integer >= ${min}, got '${value}'`);
-  return n;
 }
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
@@ -84,14 +78,14 @@ export function registerEvalCommands(program: Command, out: CommandOutput = proc
         const file = await evalRun(runDir, {
           checkpoint,
           split: flags.split,
-          n: positiveInt('--n', flags.n, 2),
-          seed: positiveInt('--seed', flags.seed, 0),
+          n: integerFlag('--n', flags.n, 2),
+          seed: integerFlag('--seed', flags.seed, 0),
           backend: flags.backend as BackendChoice | undefined,
           allowSoftwareGpu: flags.allowSoftwareGpu,
-          recipe: { ...DEFAULT_RECIPE, steps: positiveInt('--feature-steps', flags.featureSteps, 1) },
+          recipe: { ...DEFAULT_RECIPE, steps: integerFlag('--feature-steps', flags.featureSteps, 1) },
           cacheDir: flags.cacheDir,
-          prK: positiveInt('--pr-k', flags.prK, 1),
-          utilitySeeds: positiveInt('--utility-seeds', flags.utilitySeeds, 2),
+          prK: integerFlag('--pr-k', flags.prK, 1),
+          utilitySeeds: integerFlag('--utility-seeds', flags.utilitySeeds, 2),
           log: (line) => process.stderr.write(`${line}\n`),
         });
         const tasks = flags.tasks ? parseTasks(flags.tasks) : [];
@@ -101,8 +95,8 @@ export function registerEvalCommands(program: Command, out: CommandOutput = proc
                 checkpoint,
                 tasks,
                 split: flags.split,
-                n: positiveInt('--n', flags.n, 2),
-                seed: positiveInt('--seed', flags.seed, 0),
+                n: integerFlag('--n', flags.n, 2),
+                seed: integerFlag('--seed', flags.seed, 0),
                 normal: flags.normal === undefined ? undefined : parseNormal(flags.normal),
                 log: (line) => process.stderr.write(`${line}\n`),
               })

@@ -8,7 +8,7 @@ import type { NpyInput } from '../data/npz-writer.ts';
 import { stackFromTensor, type GridOptions, type ImageStack } from '../run/images.ts';
 import { readImages } from '../generate/read-images.ts';
 import { LATENT_SOURCES, sample, SampleOptionError, type SampledImages } from '../generate/sample.ts';
-import { runCommand, UsageError } from './errors.ts';
+import { integerFlag, runCommand, UsageError } from './errors.ts';
 import { allowSoftwareGpuOption, backendFromFlags, backendOption, type BackendFlags } from './backend-flags.ts';
 import {
   imageBytes,
@@ -137,12 +137,6 @@ async function reconstructCommand(flags: RunFlags & { split: string; n: string; 
 const DENOISED_CHOICES = ['auto', 'mean', 'combined'] as const;
 type DenoisedChoice = (typeof DENOISED_CHOICES)[number];
 
-function positiveInt(flag: string, value: string, min: number): number {
-  const v = Number(value);
-  if (!Number.isInteger(v) || v < min) throw new UsageError(`${flag} must be an integer >= ${min}, got ${value}`);
-  return v;
-}
-
 /** --noise as restore/noise.ts reads it; a bad spec is a usage error naming the accepted forms. */
 function noiseFlag(text: string): NoiseSpec {
   try {
@@ -185,9 +179,9 @@ async function denoiseCommand(
   flags: RunFlags & { split: string; n: string; noise: string; denoised: DenoisedChoice; batch: string; out: string; json?: boolean },
 ): Promise<void> {
   const spec = noiseFlag(flags.noise);
-  const n = positiveInt('--n', flags.n, 1);
-  const batchSize = positiveInt('--batch', flags.batch, 1);
-  const seed = positiveInt('--seed', flags.seed, 0);
+  const n = integerFlag('--n', flags.n, 1);
+  const batchSize = integerFlag('--batch', flags.batch, 1);
+  const seed = integerFlag('--seed', flags.seed, 0);
   const output = denoisedOutput(flags.denoised, spec);
   const out = parseOut(flags.out);
   const run = await openRun(flags);

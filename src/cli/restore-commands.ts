@@ -19,7 +19,7 @@ import { IMPUTE_METHODS, requireEncoder, type ImputeMethod } from '../restore/sa
 import { SCORE_NAMES, scoreImages } from '../restore/score.ts';
 import { writeScoresCsv, type ScoreTable } from '../restore/scores-csv.ts';
 import { fitDecoderSigma } from '../restore/sigma.ts';
-import { runCommand, UsageError } from './errors.ts';
+import { integerFlag, runCommand, UsageError } from './errors.ts';
 import { allowSoftwareGpuOption, backendFromFlags, backendOption, type BackendFlags } from './backend-flags.ts';
 import { medmnistArrays, OUT_FORMS, parseOut, rowsOutput, writeImageOutput } from './image-output.ts';
 import { printSummary } from './summary-table.ts';
@@ -39,12 +39,6 @@ interface CommonFlags extends BackendFlags, RunFlagValues {
   batch: string;
   sigma: string;
   debug?: boolean;
-}
-
-function intFlag(flag: string, value: string, min: number): number {
-  const v = Number(value);
-  if (!Number.isInteger(v) || v < min) throw new UsageError(`${flag} must be an integer >= ${min}, got ${value}`);
-  return v;
 }
 
 const log = (line: string): void => {
@@ -68,7 +62,7 @@ async function decoderSigma(flags: CommonFlags, config: ExperimentConfig, model:
     return s;
   }
   const { images, description } = await sigmaImages(config, Number(flags.seed), flags.data);
-  const sigma = await fitDecoderSigma(model, images, Number(flags.seed), intFlag('--batch', flags.batch, 1));
+  const sigma = await fitDecoderSigma(model, images, Number(flags.seed), integerFlag('--batch', flags.batch, 1));
   log(`decoder sigma ${sigma.toPrecision(4)} ([-1, 1] units): maximum likelihood on ${images.n} images of ${description}`);
   return sigma;
 }
@@ -86,10 +80,10 @@ function concat(parts: Float32Array[]): Float32Array {
 async function imputeCommand(
   flags: CommonFlags & { mask: string; method: ImputeMethod; iters: string; samples: string; out: string; json?: boolean },
 ): Promise<void> {
-  const iters = intFlag('--iters', flags.iters, 1);
-  const samples = intFlag('--samples', flags.samples, 1);
-  const batch = intFlag('--batch', flags.batch, 1);
-  const seed = intFlag('--seed', flags.seed, 0);
+  const iters = integerFlag('--iters', flags.iters, 1);
+  const samples = integerFlag('--samples', flags.samples, 1);
+  const batch = integerFlag('--batch', flags.batch, 1);
+  const seed = integerFlag('--seed', flags.seed, 0);
   const spec = parseMaskSpec(flags.mask);
   const out = parseOut(flags.out);
   const { config, model } = await openRunFor(flags);
@@ -97,7 +91,7 @@ async function imputeCommand(
     const { split, indices, classes } = await selectImages(config, {
       data: flags.data,
       split: flags.split,
-      n: flags.n === undefined ? 16 : intFlag('--n', flags.n, 1),
+      n: flags.n === undefined ? 16 : integerFlag('--n', flags.n, 1),
       seed,
     });
     // Every mask up front (one byte per pixel): a bad one fails before any model work.
@@ -198,16 +192,16 @@ async function imputeCommand(
 }
 
 async function scoreCommand(flags: CommonFlags & { samples: string; normal?: string; out: string }): Promise<void> {
-  const samples = intFlag('--samples', flags.samples, 1);
-  const batch = intFlag('--batch', flags.batch, 1);
-  const seed = intFlag('--seed', flags.seed, 0);
+  const samples = integerFlag('--samples', flags.samples, 1);
+  const batch = integerFlag('--batch', flags.batch, 1);
+  const seed = integerFlag('--seed', flags.seed, 0);
   const normal = flags.normal === undefined ? undefined : parseNormal(flags.normal);
   const { config, model } = await openRunFor(flags);
   try {
     const { split, indices, classes } = await selectImages(config, {
       data: flags.data,
       split: flags.split,
-      n: flags.n === undefined ? undefined : intFlag('--n', flags.n, 1),
+      n: flags.n === undefined ? undefined : integerFlag('--n', flags.n, 1),
       seed,
     });
     const table: ScoreTable = { index: indices, label: classes, neg_elbo: [], neg_iwae: [], recon_mse: [] };

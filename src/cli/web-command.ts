@@ -7,7 +7,7 @@ import { loadRun } from '../run/checkpoint.ts';
 import { checkExportTarget, exportWebSite, ExportTargetError } from '../web/export-site.ts';
 import { SITE_FILES } from '../web/site-data.ts';
 import { allowSoftwareGpuOption, backendFromFlags, backendOption, type BackendFlags } from './backend-flags.ts';
-import { runCommand, UsageError } from './errors.ts';
+import { integerFlag, runCommand, UsageError } from './errors.ts';
 import { checkpointOption, RUN_HELP, runCheckpointOf, type RunFlagValues } from './run-option.ts';
 
 interface ExportFlags extends BackendFlags, RunFlagValues {
@@ -18,15 +18,9 @@ interface ExportFlags extends BackendFlags, RunFlagValues {
   debug?: boolean;
 }
 
-function positiveInt(flag: string, value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new UsageError(`${flag} expects an integer >= 1, got '${value}'`);
-  return n;
-}
-
 async function exportWebCommand(flags: ExportFlags): Promise<void> {
-  const reference = positiveInt('--reference', flags.reference);
-  const batch = positiveInt('--batch', flags.batch);
+  const reference = integerFlag('--reference', flags.reference, 1);
+  const batch = integerFlag('--batch', flags.batch, 1);
   const out = resolve(flags.out);
   try {
     checkExportTarget(out);

@@ -142,7 +142,7 @@ test('usage mistakes exit 2 with one line naming the flag', async () => {
     2,
     /^error: --n must be a positive integer, got x/,
   );
-  oneLine(medvaeProcess(['eval', '--run', folderRun, '--n', '1']), 2, /^error: --n expects an integer >= 2, got '1'/);
+  oneLine(medvaeProcess(['eval', '--run', folderRun, '--n', '1']), 2, /^error: --n must be an integer >= 2, got '1'/);
 });
 
 test('a mistyped --data says what is wrong first; download advice only for a MedMNIST file name, with its real name', async () => {
