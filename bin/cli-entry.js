@@ -19,10 +19,18 @@ function newestSource(folders) {
   return newest;
 }
 
+/**
+ * True when `compiled` (a file of lib/) exists and was written after every change to src/ and
+ * workers/: an installed package (no sources) or a checkout built since its last edit.
+ */
+export function compiledIsCurrent(compiled = new URL('lib/src/index.js', root)) {
+  return existsSync(compiled) && newestSource(['src/', 'workers/']) <= statSync(compiled).mtimeMs;
+}
+
 /** `name` is a file of src/cli without extension, e.g. 'medvae'. */
 export async function runCli(name) {
   const compiled = new URL(`lib/src/cli/${name}.js`, root);
-  if (existsSync(compiled) && newestSource(['src/', 'workers/']) <= statSync(compiled).mtimeMs) {
+  if (compiledIsCurrent(compiled)) {
     await import(compiled.href);
     return;
   }

@@ -2,13 +2,19 @@
 // into lib/ (JavaScript, declaration files, source maps) and copies beside them the non-TypeScript
 // files the code loads at run time. It builds into a scratch folder and swaps it in whole, so an
 // interrupted or failed build never leaves a half-written lib/ for bin/ to run.
+//
+// `--if-stale` builds only when a file under src/ or workers/ changed since lib/ was written, the
+// rule by which bin/ chooses lib/ over the sources: `npm test` starts with it, and after `npm ci`
+// (whose prepare step builds) the suite does not wait for a second identical build.
 import { execFileSync } from 'node:child_process';
 import { cpSync, existsSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, extname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { compiledIsCurrent } from '../bin/cli-entry.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+if (process.argv.includes('--if-stale') && compiledIsCurrent()) process.exit(0);
 const partial = join(root, 'lib.partial');
 const lib = join(root, 'lib');
 /** Run-time assets that live in src/ next to the code that loads them. */

@@ -4,11 +4,12 @@
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeTinyNpz } from '../helpers/tiny-data.ts';
+import { compiledIsCurrent } from '../../bin/cli-entry.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const work = mkdtempSync(join(tmpdir(), 'medvae-pack-'));
@@ -25,15 +26,6 @@ function run(cmd: string, args: string[], cwd: string, timeout = 300_000): strin
   return r.stdout;
 }
 
-/** Newest modification time of a file under src/ and workers/ (the rule bin/cli-entry.js uses). */
-function newestSource(): number {
-  let newest = 0;
-  for (const folder of ['src', 'workers'])
-    for (const entry of readdirSync(join(ROOT, folder), { withFileTypes: true, recursive: true }))
-      if (entry.isFile()) newest = Math.max(newest, statSync(join(entry.parentPath, entry.name)).mtimeMs);
-  return newest;
-}
-
 let tarball = '';
 let files: string[] = [];
 
@@ -41,7 +33,7 @@ before(() => {
   // npm pack builds lib/ (the prepare script) unless it is newer than every source: `npm run
   // test:process` builds it first, and a second build here would swap lib/ under the commands that
   // the other tests of the tier are running from it.
-  const built = existsSync(join(ROOT, 'lib/src/index.js')) && statSync(join(ROOT, 'lib/src/index.js')).mtimeMs >= newestSource();
+  const built = compiledIsCurrent();
   const [packed] = JSON.parse(run('npm', ['pack', '--json', '--pack-destination', work, ...(built ? ['--ignore-scripts'] : [])], ROOT)) as {
     filename: string;
     files: { path: string }[];
