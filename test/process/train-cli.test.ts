@@ -299,9 +299,9 @@ test('--log-format json writes one JSON object per line', async () => {
 test('a 256x256 step too big for the wasm backend ends in one clear line, not a bare trap or Aborted()', () => {
   // 64 images of 256x256 in one pass, written at that size (no resizing) and read one batch
   // ahead (data.prefetch=1). The Vanilla VAE's own layers need more than the 4 GB wasm heap (32
-  // fit, at 3.4 GB RSS), after minutes of computing; a first layer of 512 channels needs 2 GB for
-  // its output and as much for the next, so the step runs out at once. A real process: a wasm
-  // abort could end it.
+  // fit, at 3.4 GB RSS), after minutes of computing; a first layer of 1,100 channels asks for 4.6 GB
+  // for its output alone, so the step fails at its first allocation, before computing anything. A
+  // real process: a wasm abort could end it.
   const big = join(dir, 'big.npz');
   writeTinyNpz(big, { train: 64, val: 2, test: 2, size: 256 });
   const r = medvaeProcess(
@@ -312,7 +312,7 @@ test('a 256x256 step too big for the wasm backend ends in one clear line, not a 
       '--set',
       'model.image_size=256',
       '--set',
-      'model.hidden_dims=[512, 8, 8, 8, 8, 8, 8]',
+      'model.hidden_dims=[1100, 8, 8, 8, 8, 8, 8]',
       '--set',
       'train.batch_size=64',
       '--set',
