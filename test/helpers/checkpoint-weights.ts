@@ -11,9 +11,12 @@ import { createModel } from '../../src/models/index.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 
-/** Every weight of a run's newest checkpoint (BatchNorm moving statistics included), by name. */
-export function checkpointWeights(runDir: string, sets: string[]): Map<string, Float32Array> {
-  const ckpt = latestCheckpoint(join(runDir, 'checkpoints'))!;
+/** Every weight of a run's checkpoint (by default its newest; BatchNorm moving statistics included), by name. */
+export function checkpointWeights(
+  runDir: string,
+  sets: string[],
+  ckpt = latestCheckpoint(join(runDir, 'checkpoints'))!,
+): Map<string, Float32Array> {
   const cfg = loadConfig({ file: join(ROOT, 'configs/smoke.yaml'), sets });
   const model = createModel(cfg.model, cfg.train.seed, 5);
   const out = new Map<string, Float32Array>();
