@@ -110,6 +110,11 @@ export interface TrainConfig {
   /** VAE-GAN: per-network learning rates; absent networks use lr. */
   lr_discriminator: number;
   weight_decay: number;
+  /**
+   * Clip each param group's gradients to this global L2 norm before Adam, after they are averaged
+   * over micro-batches and workers (torch.nn.utils.clip_grad_norm_); 0 = no clipping.
+   */
+  grad_clip_norm: number;
   /** Exponential lr decay per epoch (PyTorch-VAE's scheduler_gamma); 1 = constant. */
   scheduler_gamma: number;
   seed: number;
@@ -212,6 +217,7 @@ export const DEFAULT_CONFIG: ExperimentConfig = {
     lr: 0.005,
     lr_discriminator: 0.0003,
     weight_decay: 0,
+    grad_clip_norm: 0,
     scheduler_gamma: 0.95,
     seed: 1265,
     backend: 'auto',

@@ -69,6 +69,7 @@ const POSITIVE_REAL = [
 ];
 const NON_NEGATIVE_REAL = [
   'train.weight_decay',
+  'train.grad_clip_norm',
   'model.beta',
   'model.gamma',
   'model.max_capacity',

@@ -7,6 +7,7 @@ import type { TrainConfig } from '../config/schema.ts';
 import type { LossContext, ModelBatch, VaeModel } from '../models/base.ts';
 import { biasesCancelledByBatchNorm, trainableVariables } from '../models/blocks.ts';
 import { Adam } from '../optim/adam.ts';
+import { clipByGlobalNorm } from '../optim/clip.ts';
 import { objectiveGradientWalk, runToEnd } from './objective-grads.ts';
 
 /** Gradients per param group (stable variable name -> gradient), the logged terms and each group's objective. Caller disposes. */
@@ -117,6 +118,8 @@ export class GroupOptimizer {
     readonly variables: Record<string, tf.Variable>,
     /** The group's learning rate before the schedule (train.lr or train.lr_discriminator, as its ParamGroup says). */
     readonly baseLr: number,
+    /** train.grad_clip_norm: the group's gradients are scaled to at most this global norm (0: not clipped). */
+    readonly clipNorm = 0,
   ) {}
 
   get lr(): number {
@@ -129,7 +132,16 @@ export class GroupOptimizer {
   }
 
   applyGradients(gradients: tf.NamedTensorMap): void {
-    this.adam.applyGradients(this.variables, gradients);
+    if (this.clipNorm <= 0) {
+      this.adam.applyGradients(this.variables, gradients);
+      return;
+    }
+    const clipped = clipByGlobalNorm(gradients, this.clipNorm);
+    try {
+      this.adam.applyGradients(this.variables, clipped);
+    } finally {
+      tf.dispose(clipped);
+    }
   }
 
   dispose(): void {
@@ -143,7 +155,7 @@ export function createOptimizers(model: VaeModel, train: TrainConfig): Record<st
   for (const group of model.paramGroups()) {
     const lr = train[group.learningRate];
     const variables = Object.fromEntries(groupVariables(model, group.networks));
-    optimizers[group.name] = new GroupOptimizer(new Adam({ lr, weightDecay: train.weight_decay }), variables, lr);
+    optimizers[group.name] = new GroupOptimizer(new Adam({ lr, weightDecay: train.weight_decay }), variables, lr, train.grad_clip_norm);
   }
   return optimizers;
 }
