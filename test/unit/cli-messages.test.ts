@@ -7,8 +7,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join, relative } from 'node:path';
-import ts from 'typescript';
+import type * as TS from 'typescript';
+
+// Loaded with require, as src/util/tf.ts loads TF.js: an ESM import of this 9 MB CommonJS bundle
+// under tsx costs about 1.5 s more CPU than require.
+const ts = createRequire(import.meta.url)('typescript') as typeof TS;
 
 const ROOT = join(import.meta.dirname, '..', '..');
 
@@ -41,23 +46,23 @@ interface Found {
 }
 
 /** The text of a string or template literal; `${...}` becomes `…`. */
-function literalText(node: ts.Node): string | undefined {
+function literalText(node: TS.Node): string | undefined {
   if (ts.isStringLiteral(node) || ts.isNoSubstitutionTemplateLiteral(node)) return node.text;
   if (ts.isTemplateExpression(node)) return node.head.text + node.templateSpans.map((s) => `…${s.literal.text}`).join('');
   return undefined;
 }
 
 /** Whether `node` is an argument of a commander help call (`.option(...)`, `new Option(...)`) or a help constant (`RUN_HELP = '...'`). */
-function inHelpCall(node: ts.Node): boolean {
-  for (let at: ts.Node = node; at.parent; at = at.parent) {
+function inHelpCall(node: TS.Node): boolean {
+  for (let at: TS.Node = node; at.parent; at = at.parent) {
     const p = at.parent;
     if (ts.isVariableDeclaration(p) && p.initializer === at) return ts.isIdentifier(p.name) && /help$/i.test(p.name.text);
-    if (ts.isCallExpression(p) && p.arguments.includes(at as ts.Expression)) {
+    if (ts.isCallExpression(p) && p.arguments.includes(at as TS.Expression)) {
       const callee = p.expression;
       if (ts.isPropertyAccessExpression(callee) && HELP_CALLS.has(callee.name.text)) return true;
       return false;
     }
-    if (ts.isNewExpression(p) && p.arguments?.includes(at as ts.Expression)) {
+    if (ts.isNewExpression(p) && p.arguments?.includes(at as TS.Expression)) {
       return ts.isIdentifier(p.expression) && HELP_CLASSES.has(p.expression.text);
     }
     if (ts.isBlock(p) || ts.isSourceFile(p)) return false;
@@ -69,7 +74,7 @@ function inHelpCall(node: ts.Node): boolean {
 export function placeholdersIn(file: string, source: string): Found[] {
   const sf = ts.createSourceFile(file, source, ts.ScriptTarget.Latest, true, ts.ScriptKind.TS);
   const found: Found[] = [];
-  const visit = (node: ts.Node): void => {
+  const visit = (node: TS.Node): void => {
     const text = literalText(node);
     if (text !== undefined) {
       const markup = looksLikeMarkup(file, text);
