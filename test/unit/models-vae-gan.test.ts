@@ -1,6 +1,7 @@
 // The VAE-GAN as Larsen et al. (2016) meant it: BatchNorm sees real and fake images as one batch,
-// the learned similarity is a per-image Gaussian likelihood, the adversarial game stays balanced,
-// and a short run learns to reconstruct better than the mean image.
+// the learned similarity is a per-image Gaussian likelihood, and a short run learns to reconstruct
+// better than the mean image. The gates that keep the adversarial game balanced are held to their
+// rule in no-sync-readback.test.ts.
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import { tf } from '../../src/util/tf.ts';
@@ -11,8 +12,8 @@ import { createModel } from '../../src/models/index.ts';
 import { applyGradients, computeGradients, createOptimizers, disposeGradients } from '../../src/train/step.ts';
 import { context, disposeBatch, fixedBatch, tinyConfig } from '../helpers/models-helpers.ts';
 
-/** Steps of the learning test: enough for the tiny model (its MSE falls to about 0.35 of the mean image's), a few seconds on wasm. */
-const STEPS = 100;
+/** Steps of the learning test: enough for the tiny model (its MSE falls to about 0.25 of the mean image's), a second on wasm. */
+const STEPS = 50;
 
 before(async () => {
   await initBackend('wasm');
@@ -69,24 +70,13 @@ describe('VAE-GAN', () => {
     const expected = features['dis_llike']! + 2 * 0.5 * both['reconstruction']! * 32 * 32 * 3;
     assert.ok(Math.abs(both['dis_llike']! - expected) < 1e-3 * expected, `${both['dis_llike']} vs ${expected}`);
   });
-
-  it('balances the game: a discriminator far ahead sits the step out, one far behind stops the decoder chasing it', () => {
-    // Every loss is below 100 - 0.35: the discriminator is "far ahead" and sits out.
-    const ahead = scalarTerms(tinyConfig('vae_gan', { gan_equilibrium: 100, gan_margin: 0.35 }));
-    assert.deepEqual([ahead['train_discriminator'], ahead['train_adversarial']], [0, 1]);
-    // Every loss is above 0 + 0.35: the discriminator is "far behind".
-    const behind = scalarTerms(tinyConfig('vae_gan', { gan_equilibrium: 0, gan_margin: 0.35 }));
-    assert.deepEqual([behind['train_discriminator'], behind['train_adversarial']], [1, 0]);
-    const always = scalarTerms(tinyConfig('vae_gan', { gan_margin: 0 }));
-    assert.deepEqual([always['train_discriminator'], always['train_adversarial']], [1, 1]);
-  });
 });
 
 describe('VAE-GAN learning', () => {
   it('learns to reconstruct a tiny fixed dataset better than its mean image', () => {
     // The settings of configs/vae_gan_retinamnist.yaml on a tiny network, at a learning rate that
     // takes it there in STEPS (each costs about the same whatever the image size).
-    // 16x16 images: a quarter of the 32x32 cost per step, the same network widths.
+    // 16x16 images: a quarter of the 32x32 cost per step, the same network widths; 4 of them.
     const config = tinyConfig('vae_gan', {
       image_size: 16,
       kld_weight: 4,
@@ -98,7 +88,7 @@ describe('VAE-GAN learning', () => {
     });
     const model = createModel(config, 5);
     const optimizers = createOptimizers(model, { ...DEFAULT_CONFIG.train, lr: 0.002, lr_discriminator: 0.002 });
-    const batch = fixedBatch(8, 16, 3);
+    const batch = fixedBatch(4, 16, 3);
     for (let step = 0; step < STEPS; step++) {
       const grads = computeGradients(model, batch, context(step));
       applyGradients(optimizers, grads.groups);
