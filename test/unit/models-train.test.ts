@@ -1,4 +1,4 @@
-// Each variant trains: 30 steps on one fixed batch (4 images, 32x32, hidden dims [16, 32]) on
+// Each variant trains: 25 steps on one fixed batch (4 images, 32x32, hidden dims [16, 32]) on
 // wasm cut the stated loss term at least 3x, and a step leaks no tensor.
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
@@ -10,7 +10,7 @@ import { createModel } from '../../src/models/index.ts';
 import { applyGradients, computeGradients, createOptimizers, disposeGradients, type GroupOptimizer } from '../../src/train/step.ts';
 import { context, disposeBatch, fixedBatch, tinyConfig } from '../helpers/models-helpers.ts';
 
-const STEPS = 30;
+const STEPS = 25;
 const FACTOR = 3;
 
 before(async () => {
