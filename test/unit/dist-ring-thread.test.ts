@@ -2,7 +2,7 @@
 // the ring on the calling thread, progress while the calling thread is busy, and the ring's errors
 // arriving as the same classes.
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import type { Collective } from '../../src/collective/collective.ts';
 import { DistConfigError, PeerError } from '../../src/collective/errors.ts';
 import { listenForRing, type RingListener, type RingOptions } from '../../src/collective/ring.ts';
@@ -76,45 +76,50 @@ describe('ring on its own thread', () => {
     await assert.rejects(threaded[0]!.allReduceMean([new Float32Array(1)]), /collective is closed/);
   });
 
-  it('moves the bytes while the calling thread is busy, which the ring on the calling thread cannot', async () => {
-    // 1 MiB in 4 chunks: done in well under the busy spell even on a loaded machine.
-    const floats = [new Float32Array(1 << 18).fill(1)];
-    for (const [listen, inBackground] of [
-      [listenForRingOnThread, true],
-      [listenForRing, false],
-    ] as const) {
-      const ring = await formRing(2, listen, { bucketBytes: 1 << 20, chunkBytes: 256 << 10 });
-      try {
-        const done = Promise.all(ring.map((c) => c.allReduceMean(inSharedMemory(floats))));
-        // The thread is posted the operation at once; the calling thread then computes for 400 ms.
-        const busyEnd = busyFor(400);
-        await done;
-        const { lastAllReduceStartedAt, lastAllReduceMs } = ring[0]!.stats();
-        const finishedAt = lastAllReduceStartedAt + lastAllReduceMs;
-        if (inBackground)
-          assert.ok(finishedAt < busyEnd - 100, `finished ${(busyEnd - finishedAt).toFixed(0)} ms before the busy spell ended`);
-        else assert.ok(finishedAt >= busyEnd, 'the ring on the busy thread could not move meanwhile');
-      } finally {
-        await Promise.all(ring.map((c) => c.close()));
-      }
-    }
-  });
+  describe('two ranks, each on its own thread', () => {
+    // One ring for both tests, so two threads start instead of four: big buckets and chunks for
+    // the first, a short timeout for the second, which leaves the ring failed (so it comes last).
+    let threaded: Collective[] = [];
+    before(async () => {
+      threaded = await formRing(2, listenForRingOnThread, { bucketBytes: 1 << 20, chunkBytes: 256 << 10, timeoutMs: 600 });
+    });
+    after(() => Promise.all(threaded.map((c) => c.close())));
 
-  it("rejects with the ring's own error classes: a silent peer as PeerError naming it, bad options as DistConfigError", async () => {
-    const ring = await formRing(2, listenForRingOnThread, { timeoutMs: 600 });
-    try {
+    it('moves the bytes while the calling thread is busy, which the ring on the calling thread cannot', async () => {
+      // 1 MiB in 4 chunks: done in well under the busy spell even on a loaded machine.
+      const floats = [new Float32Array(1 << 18).fill(1)];
+      const local = await formRing(2, listenForRing, { bucketBytes: 1 << 20, chunkBytes: 256 << 10 });
+      try {
+        for (const [ring, inBackground] of [
+          [threaded, true],
+          [local, false],
+        ] as const) {
+          const done = Promise.all(ring.map((c) => c.allReduceMean(inSharedMemory(floats))));
+          // The thread is posted the operation at once; the calling thread then computes for 400 ms.
+          const busyEnd = busyFor(400);
+          await done;
+          const { lastAllReduceStartedAt, lastAllReduceMs } = ring[0]!.stats();
+          const finishedAt = lastAllReduceStartedAt + lastAllReduceMs;
+          if (inBackground)
+            assert.ok(finishedAt < busyEnd - 100, `finished ${(busyEnd - finishedAt).toFixed(0)} ms before the busy spell ended`);
+          else assert.ok(finishedAt >= busyEnd, 'the ring on the busy thread could not move meanwhile');
+        }
+      } finally {
+        await Promise.all(local.map((c) => c.close()));
+      }
+    });
+
+    it("rejects with the ring's own error classes: a silent peer as PeerError naming it, bad options as DistConfigError", async () => {
       await assert.rejects(
-        ring[0]!.allReduceMean([new Float32Array(100)]),
+        threaded[0]!.allReduceMean([new Float32Array(100)]),
         (e: Error) => e instanceof PeerError && e.rank === 1 && /timed out.*rank 1/.test(e.message),
       );
-      await assert.rejects(ring[0]!.allReduceMean([new Float32Array(1)]), PeerError, 'later operations fail fast');
-    } finally {
-      await Promise.all(ring.map((c) => c.close()));
-    }
-    await assert.rejects(
-      listenForRingOnThread({ rank: 0, worldSize: 2, listen: { host: '0.0.0.0', port: 0 }, token: '' }),
-      (e: Error) => e instanceof DistConfigError && /without a token/.test(e.message),
-    );
+      await assert.rejects(threaded[0]!.allReduceMean([new Float32Array(1)]), PeerError, 'later operations fail fast');
+      await assert.rejects(
+        listenForRingOnThread({ rank: 0, worldSize: 2, listen: { host: '0.0.0.0', port: 0 }, token: '' }),
+        (e: Error) => e instanceof DistConfigError && /without a token/.test(e.message),
+      );
+    });
   });
 
   it('fails to form with mismatched tokens as the ring on the calling thread does, its log lines coming back, and its thread ends', () =>
