@@ -1,15 +1,22 @@
 // Every op the models and losses use, on webgpu (tfjs-backend-webgpu on a software adapter)
 // against TF.js's cpu backend: values and gradients with respect to every input, for a random
 // upstream gradient; and training on webgpu (a software adapter here; the same code on a real
-// GPU): a whole step of every model matches wasm. One file, so one process starts TF.js and the
-// adapter for both. Skips, saying why, where webgpu cannot start.
-import { before, describe, test } from 'node:test';
+// GPU): a whole step of every model matches wasm, and train() of the VAE-GAN with its gates on
+// reads no tensor synchronously (no-sync-readback.test.ts checks the other paths on cpu). One
+// file, so one process starts TF.js and the adapter for all, and compiles each shader once (a
+// software adapter takes seconds for a model's). Skips, saying why, where webgpu cannot start.
+import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import { tf } from '../../src/util/tf.ts';
 import { initBackend } from '../../src/backend/index.ts';
+import { loadConfig } from '../../src/config/load.ts';
 import { createModel } from '../../src/models/index.ts';
 import { computeGradients, disposeGradients } from '../../src/train/step.ts';
 import { context, disposeBatch, fixedBatch, MODEL_NAMES, tinyConfig } from '../helpers/models-helpers.ts';
+import { assertGates, SyncReadTrap, twoSteps } from '../helpers/sync-read-trap.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
+import { writeTinyNpz } from '../helpers/tiny-data.ts';
 import { webgpuUnavailable } from '../helpers/webgpu.ts';
 
 const skip = await webgpuUnavailable();
@@ -237,4 +244,38 @@ describe('a training step on webgpu matches wasm (relative error <= 1e-3)', { sk
       model.dispose();
     });
   }
+});
+
+describe('train() on webgpu with every synchronous read throwing', { skip }, () => {
+  const trap = new SyncReadTrap();
+  after(() => trap.restore());
+
+  test('vae_gan with gan_margin > 0: two training steps, the pictures and the checkpoint', async () => {
+    const dir = tempDir('medvae-webgpu-train-');
+    const data = join(dir, 'tiny.npz');
+    // The network and batch of the step above (16x16, hidden dims [4, 8], latent 4, 2 images a
+    // pass), whose shaders are compiled by now: 4 images, one epoch of two steps of one pass each.
+    writeTinyNpz(data, { train: 4, val: 2, test: 2, size: 16 });
+    const config = loadConfig({
+      file: 'configs/smoke.yaml',
+      sets: [
+        'model.name=vae_gan',
+        'model.image_size=16',
+        'model.hidden_dims=[4, 8]',
+        'model.latent_dim=4',
+        'model.feature_layer=1',
+        'model.gan_margin=0.35',
+        `data.path=${data}`,
+        'train.batch_size=2',
+        'train.micro_batch=2',
+        'train.epochs=1',
+        'train.backend=webgpu',
+        'train.allow_software_gpu=true',
+        'output.sample_grid=4',
+      ],
+    });
+    trap.install();
+    assertGates(await twoSteps(join(dir, 'run'), config));
+    assert.deepEqual(trap.attempts, []);
+  });
 });
