@@ -46,11 +46,17 @@ function run(bin: string, args: string[]): string {
 }
 
 let single: { runDir: string; stderr: string } | undefined;
-/** `medvae train`, one process accumulating two micro-batches of 32 (made once, for both tests). */
+/**
+ * `medvae train`, one process accumulating two micro-batches of 32 (made once, for both tests). Its
+ * checkpoint at step 3 is where the resume test stops and resumes the run, as a run stopped there
+ * would be: a checkpoint changes no number of the training, which the equality with medvae-dist's
+ * run (no checkpoint before the end) shows.
+ */
 function singleRun(): { runDir: string; stderr: string } {
   if (single === undefined) {
     const runDir = join(dir, 'single');
-    single = { runDir, stderr: run(BIN, ['train', ...common, '--set', 'train.deterministic=true', '--out', runDir]) };
+    const sets = ['train.deterministic=true', 'output.checkpoint_every_steps=3'];
+    single = { runDir, stderr: run(BIN, ['train', ...common, ...sets.flatMap((s) => ['--set', s]), '--out', runDir]) };
   }
   return single;
 }
@@ -93,15 +99,27 @@ test(
 
 test('native: a --resume follows the run plan and adds nothing to it; the same run with another plan computes other bits', { skip }, () => {
   const straight = singleRun().runDir;
+  // Two copies of the straight run, each resumed from its step 3 (its later checkpoints set aside).
   const halves = join(dir, 'halves');
-  run(BIN, ['train', ...common, '--set', 'train.deterministic=true', '--max-steps', '3', '--out', halves]);
   const tampered = join(dir, 'tampered');
-  cpSync(halves, tampered, { recursive: true });
+  for (const copy of [halves, tampered]) cpSync(straight, copy, { recursive: true });
   const planFile = join(halves, PLAN_FILE);
   const planText = readFileSync(planFile, 'utf8');
   const planTime = statSync(planFile).mtimeMs;
-  const resume = (runDir: string): void =>
-    void run(BIN, ['train', '--resume', runDir, '--max-steps', '5', '--backend', 'native', '--log-format', 'plain']);
+  const resume = (runDir: string): void => {
+    const stderr = run(BIN, [
+      'train',
+      '--resume',
+      join(runDir, 'checkpoints', 'step-0000003'),
+      '--max-steps',
+      '5',
+      '--backend',
+      'native',
+      '--log-format',
+      'plain',
+    ]);
+    assert.match(stderr, /resumed from .*step-0000003/);
+  };
   resume(halves);
   assert.ok(latestCheckpoint(join(halves, 'checkpoints'))!.endsWith('step-0000005'));
   assert.equal(maxAbsDiff(checkpointWeights(halves, sets), checkpointWeights(straight, sets)), 0);
