@@ -1,5 +1,6 @@
 // How many images one pass holds (train.micro_batch): the CPU budget, and on WebGPU the model's own
-// layer shapes against the adapter's limits and the budget, with numbers counted by hand.
+// layer shapes against the adapter's limits and the budget, with numbers counted by hand. train()
+// under a small budget on webgpu is in webgpu-kernels.test.ts, whose process has the shaders.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
@@ -10,7 +11,6 @@ import { DEFAULT_CONFIG } from '../../src/config/schema.ts';
 import type { AdapterDescription, BackendName } from '../../src/backend/index.ts';
 import { createModel } from '../../src/models/index.ts';
 import { trainingFootprint } from '../../src/models/footprint.ts';
-import { train } from '../../src/train/trainer.ts';
 import {
   activationBytesPerImage,
   COPIES_PER_ACTIVATION,
@@ -21,13 +21,8 @@ import {
   resolveMicroBatch,
 } from '../../src/train/micro-batch.ts';
 import { LABEL_WIDTH, MODEL_NAMES, tinyConfig } from '../helpers/models-helpers.ts';
-import { webgpuUnavailable } from '../helpers/webgpu.ts';
-import { writeTinyNpz } from '../helpers/tiny-data.ts';
-import { tempDir } from '../helpers/temp-dir.ts';
 
 const MiB = 2 ** 20;
-/** Why the webgpu test cannot run here (undefined when it can): a software adapter is enough. */
-const skip = await webgpuUnavailable();
 
 test('activation bytes per image follow the conv stacks (hand count for a 2-layer 32x32 model)', () => {
   const cfg = loadConfig({ sets: ['model.image_size=32', 'model.hidden_dims=[8, 16]', 'model.in_channels=3'] });
@@ -208,44 +203,3 @@ test('webgpu: a model that cannot fit one image, or a number that cannot be boun
     ),
   );
 });
-
-test(
-  'train() on webgpu (software adapter) with a small memory budget: micro-batches below the batch, one step, and the one-line refusal',
-  { skip },
-  async () => {
-    const dir = tempDir('medvae-memory-');
-    const data = join(dir, 'tiny.npz');
-    writeTinyNpz(data, { train: 32, val: 8, test: 8 });
-    const sets = [
-      `data.path=${data}`,
-      'train.backend=webgpu',
-      'train.allow_software_gpu=true',
-      'train.max_steps=1',
-      'output.sample_grid=4',
-    ];
-    const lines: string[] = [];
-    const progress = { info: (m: string) => lines.push(m), step: () => {}, done: () => {} };
-    // The smoke model at 16x16 (a software adapter's step costs about the pixels): an image is
-    // 3 x 16x16 + 4 x 8x8x8 + 4 x 4x4x16 + 2 x 4x4x16 + 4 x 8x8x8 + 4 x 16x16x8 + 3 x 16x16x3
-    // + 4 x 16x16x3 = 19968 elements (the count above, at half the side), 239616 bytes; its 9851
-    // parameters (the heads and the dense layer read 4x4x16) hold 236424 bytes. 2 MB (2097152
-    // bytes) cannot hold 8 images a pass (236424 + 8 x 239616 = 2153352), but 4 (1194888): a batch
-    // of 8 is 2 passes (each pass costs the software adapter its pixels).
-    const result = await train({
-      config: smoke([...sets, 'model.image_size=16', 'train.batch_size=8', 'train.memory_budget_mb=2']),
-      runDir: join(dir, 'small'),
-      progress,
-    });
-    assert.equal(result.backend.name, 'webgpu');
-    assert.equal(result.state.step, 1);
-    assert.ok(
-      lines.some((l) => /\b2 micro-batch\(es\) of <= 4\b/.test(l)),
-      `no line gives the micro-batch:\n${lines.join('\n')}`,
-    );
-    await assert.rejects(
-      train({ config: smoke([...sets, 'train.memory_budget_mb=1']), runDir: join(dir, 'none'), progress }),
-      (e: Error) =>
-        e instanceof MicroBatchError && !e.message.includes('\n') && /more than train\.memory_budget_mb \(1 MB\)/.test(e.message),
-    );
-  },
-);
