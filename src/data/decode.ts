@@ -1,10 +1,10 @@
 // Decoding and per-batch preparation: the body of a decode task, run by the piscina workers
 // (workers/decode-worker.ts) or, with threads=0, on the calling thread. Same code either way.
 import { readFile } from 'node:fs/promises';
-import sharp from 'sharp';
 import { CorruptImageError } from './errors.ts';
 import { transformSample, type SampleTransform } from './transforms.ts';
 import type { RawImage, SampleRecord } from './types.ts';
+import { loadSharp } from '../util/sharp.ts';
 
 /** Decode a PNG/JPEG file to HWC uint8 with 1 or 3 channels (alpha dropped). */
 export async function decodeImageFile(path: string): Promise<RawImage> {
@@ -17,6 +17,7 @@ export async function decodeImageFile(path: string): Promise<RawImage> {
   try {
     // failOn 'warning' rejects truncated or damaged JPEG/PNG data instead of returning grey pixels.
     // Output is sRGB (CMYK and other spaces converted) or single-channel for greyscale sources.
+    const sharp = await loadSharp();
     const { data, info } = await sharp(bytes, { failOn: 'warning' }).removeAlpha().raw().toBuffer({ resolveWithObject: true });
     if (info.channels !== 1 && info.channels !== 3) {
       throw new Error(`decoded to ${info.channels} channels, expected 1 or 3`);

@@ -8,10 +8,10 @@
 //   FILE.npz      member 'mask' or '<split>_masks' (what `medvae impute --out x.npz` writes):
 //                 size x size, or one per image (N x size x size); non-zero is missing
 import { readFileSync } from 'node:fs';
-import sharp from 'sharp';
 import { NpzArchive } from '../data/npz.ts';
 import { hashKeys, mulberry32, Stream } from '../util/rng.ts';
 import { MaskError } from './errors.ts';
+import { loadSharp } from '../util/sharp.ts';
 
 /** Keys of the mask stream under Stream.eval (other restore streams use other second keys). */
 const MASK_KEY = 20;
@@ -141,6 +141,7 @@ function checkMasks(masks: Uint8Array, n: number, per: number, label: string, fi
 
 async function readMaskFile(path: string, size: number): Promise<Uint8Array[]> {
   if (/\.png$/i.test(path)) {
+    const sharp = await loadSharp();
     const { data, info } = await sharp(readFileSync(path)).greyscale().raw().toBuffer({ resolveWithObject: true });
     if (info.width !== size || info.height !== size)
       throw new MaskError(

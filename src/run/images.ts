@@ -1,8 +1,8 @@
 // Turning model outputs (NHWC float in [-1, 1]) into pictures people look at: grids, PNG files.
 import type { tf } from '../util/tf.ts';
-import sharp from 'sharp';
 import { writeFileAtomic } from '../util/atomic.ts';
 import { denormalize } from './pixels.ts';
+import { loadSharp } from '../util/sharp.ts';
 
 /** Lossless, deflated harder than sharp's default and with adaptive row filters: 14–47% smaller grids. */
 const PNG_OPTIONS = { compressionLevel: 9, adaptiveFiltering: true } as const;
@@ -99,6 +99,7 @@ export async function gridPng(stack: ImageStack, opts: GridOptions): Promise<Buf
       }
     }
   }
+  const sharp = await loadSharp();
   let image = sharp(pixels, { raw: { width, height, channels: 3 } });
   const texts: string[] = [];
   if (opts.captions && opts.captions.length > 0) {
@@ -131,6 +132,7 @@ export async function writeGrid(file: string, stack: ImageStack, opts: GridOptio
 
 /** Writes each image of a stack as its own PNG file. */
 export async function writePng(file: string, stack: ImageStack, index: number): Promise<void> {
+  const sharp = await loadSharp();
   const png = await sharp(imagePixels(stack, index), { raw: { width: stack.size, height: stack.size, channels: stack.channels } })
     .png(PNG_OPTIONS)
     .toBuffer();
@@ -139,5 +141,6 @@ export async function writePng(file: string, stack: ImageStack, index: number): 
 
 /** Renders an SVG document to PNG bytes. */
 export async function svgToPng(svg: string): Promise<Buffer> {
+  const sharp = await loadSharp();
   return sharp(Buffer.from(svg)).png(PNG_OPTIONS).toBuffer();
 }
