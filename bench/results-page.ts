@@ -27,6 +27,14 @@ function baselineSets(rows: ResultRow[], pick: (r: ResultRow) => (number | null)
   return sets.map((of) => ({ label: sets.length === 1 ? '' : ` (${of.map((r) => r.model).join(', ')})`, row: of[0]! }));
 }
 
+/** The default sampler, marked where the evaluated split chose it itself (no validation split): its numbers there favour it. */
+const defaultCell = (r: ResultRow): string =>
+  r.default_sampler === null
+    ? '—'
+    : r.default_sampler_chosen_on === r.split
+      ? `${r.default_sampler} (chosen on ${r.split})`
+      : r.default_sampler;
+
 /** Reconstruction, and the default sampler's draws against the held-out images. */
 export function mainTable(rows: ResultRow[]): string[] {
   const head = [
@@ -50,7 +58,7 @@ export function mainTable(rows: ResultRow[]): string[] {
     fmt(r.ssim),
     fmt(r.ms_ssim),
     fmt(r.nelbo),
-    r.default_sampler ?? '—',
+    defaultCell(r),
     fmt(r.default_frechet_feature_distance),
     fmt(r.default_kernel_distance),
     fmt(r.default_precision),

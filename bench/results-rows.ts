@@ -1,4 +1,4 @@
-// One line of bench/results-table.ts: a run's eval.json (format 3) flattened into the numbers the
+// One line of bench/results-table.ts: a run's eval.json (format 4) flattened into the numbers the
 // results pages show, rounded to 4 significant digits. Pure (no files read), so that a test can
 // feed it synthetic evaluations; bench/results-table.ts reads the run directory around it.
 //
@@ -122,8 +122,13 @@ export interface ResultRow {
   fitted_real_plus_synthetic_accuracy: number | null;
   /** k of the precision and recall manifolds. */
   precision_recall_k: number | null;
-  /** eval.json `sampler.default`: the sampler of lowest Fréchet feature distance on `split`; null in files written before it. */
+  /** eval.json `sampler.default`: the sampler of lowest Fréchet feature distance on default_sampler_chosen_on's images; null when eval.json names none. */
   default_sampler: Sampler | null;
+  /**
+   * The split whose images chose it: the validation split, or `split` itself when the data has none
+   * (then the default's numbers here are selected on the images they are measured on); null as default_sampler.
+   */
+  default_sampler_chosen_on: string | null;
   /** The numbers of the default sampler's draws (the same as prior's, fitted_* or mixture_*). */
   default_frechet_feature_distance: number | null;
   default_kernel_distance: number | null;
@@ -230,6 +235,7 @@ export function resultRow(info: RunInfo, evaluation: EvalFile): ResultRow {
   const utility = Object.fromEntries(SAMPLERS.map((s) => [s, utilityNumbers(sourceOf(m, s)?.tstr)])) as ResultRow['utility'];
   const chosen = m.sampler?.default;
   const defaultSampler = chosen && SAMPLERS.includes(chosen) ? chosen : null;
+  const chosenOn = defaultSampler ? (m.sampler?.chosen_on ?? null) : null;
   const chosenNumbers = defaultSampler ? samplers[defaultSampler] : null;
   const mixture = samplers.mixture;
   const fitted = m.fitted_posterior;
@@ -275,6 +281,7 @@ export function resultRow(info: RunInfo, evaluation: EvalFile): ResultRow {
     fitted_real_plus_synthetic_accuracy: round(fitted?.tstr?.augmentation.real_plus_synthetic.accuracy),
     precision_recall_k: m.sample_quality.precision_recall?.k ?? null,
     default_sampler: defaultSampler,
+    default_sampler_chosen_on: chosenOn,
     default_frechet_feature_distance: chosenNumbers?.frechet_feature_distance ?? null,
     default_kernel_distance: chosenNumbers?.kernel_distance ?? null,
     default_precision: chosenNumbers?.precision ?? null,

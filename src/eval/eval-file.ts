@@ -16,8 +16,9 @@ export const EVAL_FILE = 'eval.json';
 /**
  * 2: baselines next to the numbers, valid-window SSIM, the held-out indices, real + synthetic.
  * 3: precision and recall, privacy (closest training images), membership inference, utility over classifier seeds.
+ * 4: the default sampler chosen on the validation split (metrics.sampler.chosen_on, frechet_chosen_on), not the evaluated one.
  */
-export const EVAL_FILE_VERSION = 3;
+export const EVAL_FILE_VERSION = 4;
 
 export interface MachineInfo {
   os: string;

@@ -1,7 +1,8 @@
 // One evaluation of a trained model: reconstruction on held-out images, sample quality in the
 // feature space of the dataset's feature net (distances, precision and recall), diversity, how
 // close samples come to training images, membership inference, and (conditional models) TSTR
-// and real + synthetic over classifier seeds. Every
+// and real + synthetic over classifier seeds; and which latent sampler is the default, chosen on the
+// validation images so that the held-out numbers are not selected on the held-out images. Every
 // random choice derives from `seed`, so the same inputs give the same numbers; the cost grows
 // linearly with `n` (reconstructions, samples, feature passes, synthetic training set).
 import { tf } from '../util/tf.ts';
@@ -18,7 +19,7 @@ import {
   type ClassifierTask,
   type TrainRecipe,
 } from './feature-net.ts';
-import { frechetDistance, gaussianStats } from './frechet.ts';
+import { frechetDistance, gaussianStats, type GaussianStats } from './frechet.ts';
 import { subset, type LabelledImages } from './images.ts';
 import { kernelDistance, sampleWithoutReplacement, type KernelDistance } from './kid.ts';
 import {
@@ -57,7 +58,15 @@ export interface EvalInputs {
   /** Held-out real images at the model's side: reconstruction and the real side of every comparison. */
   heldOut: LabelledImages;
   heldOutSplit: string;
+  /** The images the default sampler is chosen on; absent: none given, the held-out split chooses (and the record says so). */
+  validation?: ValidationImages;
 }
+
+/**
+ * The validation split's images at the model's side, or why the data has none. When `split` is the
+ * held-out split, the held-out images choose and `images` is not read.
+ */
+export type ValidationImages = { split: string; images: LabelledImages } | { split: string; missing: string };
 
 /** Training images the feature net sees at most: a seeded subset of larger splits. */
 export const DEFAULT_MAX_FEATURE_TRAIN = 10000;
@@ -125,8 +134,27 @@ export interface EvalMetrics {
   fitted_posterior: null | PosteriorSampleNumbers;
   /** The same for the density's Gaussian mixture; null as fitted_posterior (absent from eval.json files before it). */
   mixture_posterior?: null | (PosteriorSampleNumbers & { components: number });
-  /** The default sampler: the lowest Fréchet feature distance of those measured (src/run/sampler-choice.ts); absent before it. */
-  sampler?: { default: LatentSampler; frechet: Record<LatentSampler, number | null> };
+  /** The default sampler (src/run/sampler-choice.ts) and the images it was chosen on. */
+  sampler?: SamplerChoiceMetrics;
+}
+
+/**
+ * Which sampler `medvae sample`, the grids and the report use by default: the lowest Fréchet feature
+ * distance of the same draws to the validation images, so that the held-out numbers of the default
+ * sampler are not selected on the held-out images.
+ */
+export interface SamplerChoiceMetrics {
+  default: LatentSampler;
+  /** The split whose images chose it: the validation split, or the evaluated split when there is none. */
+  chosen_on: string;
+  /** Why the evaluated split chose (no validation split); null when the validation split did. */
+  fallback: string | null;
+  /** Images of chosen_on the draws were compared with. */
+  n_chosen_on: number;
+  /** Fréchet feature distance of each sampler's draws to chosen_on's images (null: not measured): the default is the lowest. */
+  frechet_chosen_on: Record<LatentSampler, number | null>;
+  /** The same draws' distance to the evaluated split's images: each sampler's sample_quality.frechet_distance. */
+  frechet: Record<LatentSampler, number | null>;
 }
 
 export interface PosteriorSampleNumbers {
@@ -234,84 +262,135 @@ async function featureNet(
   return { classifier, key, nTrain: trainSet.n };
 }
 
-/** Feature vectors of the feature net (FEATURE_DIM each) of held-out, generated and (privacy) training images. */
-interface SampleFeatures {
-  real: Float32Array;
-  generated: Float32Array;
+/**
+ * The real side of every comparison, the same for each sampler's draws and so computed once: the
+ * feature net, the features of held-out and (privacy) training images, the statistics of the images
+ * the default sampler is chosen on, and the real-vs-real numbers.
+ */
+interface RealSide {
+  classifier: Classifier;
+  featureNet: EvalMetrics['sample_quality']['feature_net'];
+  real: { n: number; features: Float32Array; stats: GaussianStats };
   train: Float32Array | null;
+  /** Of the validation images that choose the default sampler; null when the held-out images choose. */
+  selection: { n: number; stats: GaussianStats } | null;
+  /** Of precision and recall: each manifold needs more than k points. */
+  k: number;
+  reference: Pick<EvalMetrics['sample_quality'], 'reference_frechet_distance' | 'reference_kernel_distance' | 'reference_precision_recall'>;
+}
+
+function kernelTo(real: RealSide['real'], other: Float32Array, nOther: number, options: EvalOptions): KernelDistance {
+  return kernelDistance(real.features, real.n, other, nOther, FEATURE_DIM, {
+    seed: hashKeys(options.seed, Stream.eval, 6),
+    subsets: options.kidSubsets ?? 10,
+    subsetSize: options.kidSubsetSize ?? 100,
+  });
+}
+
+/** The caller disposes the returned classifier. */
+async function realSide(
+  inputs: EvalInputs,
+  options: EvalOptions,
+  recipe: TrainRecipe,
+  real: LabelledImages,
+  privacyTrain: LabelledImages | undefined,
+  selection: LabelledImages | null,
+): Promise<RealSide> {
+  const { classifier, key, nTrain } = await featureNet(inputs, options, recipe);
+  try {
+    const referenceSet = subset(
+      inputs.train,
+      sampleWithoutReplacement(inputs.train.n, Math.min(real.n, inputs.train.n), mulberry32(hashKeys(options.seed, Stream.eval, 11))),
+    );
+    const realFeatures = await classifier.features(real);
+    const referenceFeatures = await classifier.features(referenceSet);
+    const train = privacyTrain ? await classifier.features(privacyTrain) : null;
+    const selectionStats = selection
+      ? { n: selection.n, stats: gaussianStats(await classifier.features(selection), selection.n, FEATURE_DIM) }
+      : null;
+    const heldOutAccuracy = key.task.kind === 'rotation' ? null : (await scoreOn(classifier, real, key.task.kind)).accuracy;
+    const side = { n: real.n, features: realFeatures, stats: gaussianStats(realFeatures, real.n, FEATURE_DIM) };
+    // Every sampler draws options.n images.
+    const k = Math.min(options.prK ?? DEFAULT_PR_K, real.n - 1, options.n - 1, referenceSet.n - 1);
+    return {
+      classifier,
+      featureNet: {
+        id: featureNetKeyId(key),
+        version: FEATURE_NET_VERSION,
+        seed: options.seed,
+        task: key.task.kind,
+        dim: FEATURE_DIM,
+        recipe,
+        n_train: nTrain,
+        heldout_accuracy: heldOutAccuracy,
+      },
+      real: side,
+      train,
+      selection: selectionStats,
+      k,
+      reference: {
+        reference_frechet_distance: frechetDistance(side.stats, gaussianStats(referenceFeatures, referenceSet.n, FEATURE_DIM)),
+        reference_kernel_distance: kernelTo(side, referenceFeatures, referenceSet.n, options),
+        reference_precision_recall: precisionRecall(realFeatures, real.n, referenceFeatures, referenceSet.n, FEATURE_DIM, k),
+      },
+    };
+  } catch (e) {
+    classifier.dispose();
+    throw e;
+  }
 }
 
 /**
  * Frechet and kernel distances, precision and recall of generated and held-out real images, each
- * next to its real-vs-real value; and the features, of `privacyTrain` too when given.
+ * next to its real-vs-real value; the generated images' features; and their Frechet distance to the
+ * images that choose the default sampler (null when those are the held-out ones).
  */
 async function sampleQuality(
-  inputs: EvalInputs,
-  options: EvalOptions,
-  real: LabelledImages,
+  side: RealSide,
   generated: LabelledImages,
-  recipe: TrainRecipe,
-  privacyTrain: LabelledImages | undefined,
-): Promise<{ quality: EvalMetrics['sample_quality']; features: SampleFeatures }> {
-  const { classifier, key, nTrain } = await featureNet(inputs, options, recipe);
-  const referenceSet = subset(
-    inputs.train,
-    sampleWithoutReplacement(inputs.train.n, Math.min(real.n, inputs.train.n), mulberry32(hashKeys(options.seed, Stream.eval, 11))),
-  );
-  let realFeatures: Float32Array, fakeFeatures: Float32Array, referenceFeatures: Float32Array;
-  let trainFeatures: Float32Array | null = null;
-  let heldOutAccuracy: number | null;
-  try {
-    realFeatures = await classifier.features(real);
-    fakeFeatures = await classifier.features(generated);
-    referenceFeatures = await classifier.features(referenceSet);
-    if (privacyTrain) trainFeatures = await classifier.features(privacyTrain);
-    heldOutAccuracy = key.task.kind === 'rotation' ? null : (await scoreOn(classifier, real, key.task.kind)).accuracy;
-  } finally {
-    classifier.dispose();
-  }
-
-  const realStats = gaussianStats(realFeatures, real.n, FEATURE_DIM);
-  const kid = (other: Float32Array, nOther: number): KernelDistance =>
-    kernelDistance(realFeatures, real.n, other, nOther, FEATURE_DIM, {
-      seed: hashKeys(options.seed, Stream.eval, 6),
-      subsets: options.kidSubsets ?? 10,
-      subsetSize: options.kidSubsetSize ?? 100,
-    });
-  // Each manifold needs more than k points.
-  const k = Math.min(options.prK ?? DEFAULT_PR_K, real.n - 1, generated.n - 1, referenceSet.n - 1);
+  options: EvalOptions,
+): Promise<{ quality: EvalMetrics['sample_quality']; features: Float32Array; selectionFrechet: number | null }> {
+  const features = await side.classifier.features(generated);
+  const stats = gaussianStats(features, generated.n, FEATURE_DIM);
+  const { real, reference } = side;
   const quality = {
     n_real: real.n,
     n_generated: generated.n,
-    feature_net: {
-      id: featureNetKeyId(key),
-      version: FEATURE_NET_VERSION,
-      seed: options.seed,
-      task: key.task.kind,
-      dim: FEATURE_DIM,
-      recipe,
-      n_train: nTrain,
-      heldout_accuracy: heldOutAccuracy,
-    },
-    frechet_distance: frechetDistance(realStats, gaussianStats(fakeFeatures, generated.n, FEATURE_DIM)),
-    reference_frechet_distance: frechetDistance(realStats, gaussianStats(referenceFeatures, referenceSet.n, FEATURE_DIM)),
-    kernel_distance: kid(fakeFeatures, generated.n),
-    reference_kernel_distance: kid(referenceFeatures, referenceSet.n),
-    precision_recall: precisionRecall(realFeatures, real.n, fakeFeatures, generated.n, FEATURE_DIM, k),
-    reference_precision_recall: precisionRecall(realFeatures, real.n, referenceFeatures, referenceSet.n, FEATURE_DIM, k),
+    feature_net: side.featureNet,
+    frechet_distance: frechetDistance(real.stats, stats),
+    reference_frechet_distance: reference.reference_frechet_distance,
+    kernel_distance: kernelTo(real, features, generated.n, options),
+    reference_kernel_distance: reference.reference_kernel_distance,
+    precision_recall: precisionRecall(real.features, real.n, features, generated.n, FEATURE_DIM, side.k),
+    reference_precision_recall: reference.reference_precision_recall,
   };
-  return { quality, features: { real: realFeatures, generated: fakeFeatures, train: trainFeatures } };
+  return { quality, features, selectionFrechet: side.selection ? frechetDistance(side.selection.stats, stats) : null };
+}
+
+/** The split whose images choose the default sampler, and those images (null: the held-out ones), or why the held-out split chooses. */
+function chooser(inputs: EvalInputs): { split: string; images: LabelledImages | null; fallback: string | null } {
+  const v = inputs.validation;
+  if (!v) return { split: inputs.heldOutSplit, images: null, fallback: 'no validation images were given' };
+  if (v.split === inputs.heldOutSplit) return { split: v.split, images: null, fallback: null };
+  if ('missing' in v) return { split: inputs.heldOutSplit, images: null, fallback: v.missing };
+  return { split: v.split, images: v.images, fallback: null };
+}
+
+function checkImages(data: LabelledImages, what: string, model: VaeModel): void {
+  if (data.n < 2) throw new EvalInputError(`${what} has ${data.n} images; need at least 2`);
+  if (data.size !== model.config.image_size || data.channels !== model.config.in_channels) {
+    throw new EvalInputError(
+      `${what} images are ${data.size}px x ${data.channels}ch but the model takes ${model.config.image_size}px x ${model.config.in_channels}ch`,
+    );
+  }
 }
 
 export async function evaluateModel(inputs: EvalInputs, options: EvalOptions): Promise<EvalMetrics> {
   const { model, heldOut } = inputs;
   if (!Number.isInteger(options.n) || options.n < 2) throw new EvalInputError(`--n must be an integer >= 2, got ${options.n}`);
-  if (heldOut.n < 2) throw new EvalInputError(`held-out split '${inputs.heldOutSplit}' has ${heldOut.n} images; need at least 2`);
-  if (heldOut.size !== model.config.image_size || heldOut.channels !== model.config.in_channels) {
-    throw new EvalInputError(
-      `held-out images are ${heldOut.size}px x ${heldOut.channels}ch but the model takes ${model.config.image_size}px x ${model.config.in_channels}ch`,
-    );
-  }
+  checkImages(heldOut, `held-out split '${inputs.heldOutSplit}'`, model);
+  const choice = chooser(inputs);
+  if (choice.images) checkImages(choice.images, `validation split '${choice.split}'`, model);
   const recipe = options.recipe ?? DEFAULT_RECIPE;
   const log = options.log ?? (() => undefined);
   const real =
@@ -340,69 +419,100 @@ export async function evaluateModel(inputs: EvalInputs, options: EvalOptions): P
         (a, b) => a - b,
       )
     : [];
-  /** Sample quality, diversity, privacy and (conditional models) TSTR of n images drawn from the prior or from `latents`. */
-  const sampleNumbers = async (
-    source: 'prior' | 'fitted' | 'mixture',
-    latents?: { density: LatentDensity; sampler: FittedSampler },
-  ): Promise<Pick<EvalMetrics, 'sample_quality' | 'diversity' | 'tstr' | 'privacy'>> => {
-    log(`eval: sampling ${options.n} images from the ${latents ? `latent density's ${latents.sampler}` : 'prior'}`);
-    const generated = await generate(model, inputs.train, options.n, heldOut.size, options.seed, latents);
-    const { quality: sample_quality, features } = await sampleQuality(inputs, options, real, generated, recipe, privacyTrain);
-    const pairs = options.diversityPairs ?? Math.min(100, Math.floor(Math.min(real.n, generated.n) / 2));
-    log(`eval: diversity over ${pairs} pairs`);
-    const diversity = {
-      pairs,
-      ms_ssim_generated: await meanPairMsSsim(generated, pairs, hashKeys(options.seed, Stream.eval, 7)),
-      ms_ssim_real: await meanPairMsSsim(real, pairs, hashKeys(options.seed, Stream.eval, 8)),
+  const side = await realSide(inputs, options, recipe, real, privacyTrain, choice.images);
+  try {
+    // Every sampler draws options.n images: the same pairs of real images each time.
+    const pairs = options.diversityPairs ?? Math.min(100, Math.floor(Math.min(real.n, options.n) / 2));
+    const msSsimReal = await meanPairMsSsim(real, pairs, hashKeys(options.seed, Stream.eval, 8));
+    /** Sample quality, diversity, privacy and (conditional models) TSTR of n images drawn from the prior or from `latents`; and their distance to the choosing images. */
+    const sampleNumbers = async (
+      source: 'prior' | 'fitted' | 'mixture',
+      latents?: { density: LatentDensity; sampler: FittedSampler },
+    ): Promise<{ numbers: Pick<EvalMetrics, 'sample_quality' | 'diversity' | 'tstr' | 'privacy'>; frechetChosenOn: number }> => {
+      log(`eval: sampling ${options.n} images from the ${latents ? `latent density's ${latents.sampler}` : 'prior'}`);
+      const generated = await generate(model, inputs.train, options.n, heldOut.size, options.seed, latents);
+      const { quality: sample_quality, features, selectionFrechet } = await sampleQuality(side, generated, options);
+      log(`eval: diversity over ${pairs} pairs`);
+      const diversity = {
+        pairs,
+        ms_ssim_generated: await meanPairMsSsim(generated, pairs, hashKeys(options.seed, Stream.eval, 7)),
+        ms_ssim_real: msSsimReal,
+      };
+      let privacy: SamplePrivacy | null = null;
+      if (privacyTrain && side.train) {
+        log(`eval: closest of ${privacyTrain.n} training images to each sample and held-out image`);
+        const measured = await samplePrivacy(
+          { images: generated, features },
+          { images: real, features: side.real.features },
+          { images: privacyTrain, features: side.train },
+          members,
+          FEATURE_DIM,
+        );
+        const grid = options.gridDir === undefined ? null : `eval-closest-pairs-${source}.png`;
+        if (options.gridDir !== undefined && grid !== null)
+          await writeClosestPairsGrid(join(options.gridDir, grid), measured.closest_pairs, generated, privacyTrain);
+        privacy = { ...measured, grid };
+      }
+      const tstr = conditional
+        ? await tstrMetrics(inputs.train, real, generated, { recipe, seed: options.seed, seeds: options.utilitySeeds, log })
+        : null;
+      return {
+        numbers: { sample_quality, diversity, tstr, privacy },
+        frechetChosenOn: selectionFrechet ?? sample_quality.frechet_distance,
+      };
     };
-    let privacy: SamplePrivacy | null = null;
-    if (privacyTrain && features.train) {
-      log(`eval: closest of ${privacyTrain.n} training images to each sample and held-out image`);
-      const measured = await samplePrivacy(
-        { images: generated, features: features.generated },
-        { images: real, features: features.real },
-        { images: privacyTrain, features: features.train },
-        members,
-        FEATURE_DIM,
-      );
-      const grid = options.gridDir === undefined ? null : `eval-closest-pairs-${source}.png`;
-      if (options.gridDir !== undefined && grid !== null)
-        await writeClosestPairsGrid(join(options.gridDir, grid), measured.closest_pairs, generated, privacyTrain);
-      privacy = { ...measured, grid };
+    const prior = await sampleNumbers('prior');
+    let membership: MembershipInference | null = null;
+    if (privacyTrain) {
+      log(`eval: membership inference, ${members.length} training vs ${real.n} held-out images`);
+      membership = await membershipInference(model, subset(privacyTrain, members), real, hashKeys(options.seed, Stream.eval, 14));
     }
-    const tstr = conditional
-      ? await tstrMetrics(inputs.train, real, generated, { recipe, seed: options.seed, seeds: options.utilitySeeds, log })
-      : null;
-    return { sample_quality, diversity, tstr, privacy };
-  };
-  const fromPrior = await sampleNumbers('prior');
-  let membership: MembershipInference | null = null;
-  if (privacyTrain) {
-    log(`eval: membership inference, ${members.length} training vs ${real.n} held-out images`);
-    membership = await membershipInference(model, subset(privacyTrain, members), real, hashKeys(options.seed, Stream.eval, 14));
-  }
-  let density = inputs.latentDensity;
-  if (!density && fitImages) {
-    log(`eval: the checkpoint has no latent density; fitting one on ${fitImages.n} training images`);
-    density = await fitLatentDensityOf(model, fitImages, undefined, 0, options.seed);
-  }
-  let fitted_posterior: EvalMetrics['fitted_posterior'] = null;
-  let mixture_posterior: NonNullable<EvalMetrics['mixture_posterior']> | null = null;
-  if (density) {
-    const n_fit = density.fitImages;
-    fitted_posterior = { n_fit, ...(await sampleNumbers('fitted', { density, sampler: 'gaussian' })) };
-    mixture_posterior = {
-      n_fit,
-      components: density.mixture.pooled.length,
-      ...(await sampleNumbers('mixture', { density, sampler: 'mixture' })),
+    let density = inputs.latentDensity;
+    if (!density && fitImages) {
+      log(`eval: the checkpoint has no latent density; fitting one on ${fitImages.n} training images`);
+      density = await fitLatentDensityOf(model, fitImages, undefined, 0, options.seed);
+    }
+    let gaussian: Awaited<ReturnType<typeof sampleNumbers>> | null = null;
+    let mixture: Awaited<ReturnType<typeof sampleNumbers>> | null = null;
+    let fitted_posterior: EvalMetrics['fitted_posterior'] = null;
+    let mixture_posterior: NonNullable<EvalMetrics['mixture_posterior']> | null = null;
+    if (density) {
+      const n_fit = density.fitImages;
+      gaussian = await sampleNumbers('fitted', { density, sampler: 'gaussian' });
+      fitted_posterior = { n_fit, ...gaussian.numbers };
+      mixture = await sampleNumbers('mixture', { density, sampler: 'mixture' });
+      mixture_posterior = { n_fit, components: density.mixture.pooled.length, ...mixture.numbers };
+    }
+    const frechet_chosen_on = {
+      prior: prior.frechetChosenOn,
+      gaussian: gaussian?.frechetChosenOn ?? null,
+      mixture: mixture?.frechetChosenOn ?? null,
     };
+    const sampler: SamplerChoiceMetrics = {
+      default: bestByFrechet(frechet_chosen_on),
+      chosen_on: choice.split,
+      fallback: choice.fallback,
+      n_chosen_on: side.selection?.n ?? real.n,
+      frechet_chosen_on,
+      frechet: {
+        prior: prior.numbers.sample_quality.frechet_distance,
+        gaussian: gaussian?.numbers.sample_quality.frechet_distance ?? null,
+        mixture: mixture?.numbers.sample_quality.frechet_distance ?? null,
+      },
+    };
+    log(samplerLine(sampler, inputs.heldOutSplit));
+    return { reconstruction, ...prior.numbers, membership, fitted_posterior, mixture_posterior, sampler };
+  } finally {
+    side.classifier.dispose();
   }
-  const frechet = {
-    prior: fromPrior.sample_quality.frechet_distance,
-    gaussian: fitted_posterior?.sample_quality.frechet_distance ?? null,
-    mixture: mixture_posterior?.sample_quality.frechet_distance ?? null,
-  };
-  const sampler = { default: bestByFrechet(frechet), frechet };
-  log(`eval: default sampler ${sampler.default} (lowest Fréchet feature distance: ${JSON.stringify(frechet)})`);
-  return { reconstruction, ...fromPrior, membership, fitted_posterior, mixture_posterior, sampler };
+}
+
+/** The log line of the choice: which split chose, by which distances, and a warning when the evaluated split chose itself. */
+function samplerLine(s: SamplerChoiceMetrics, heldOutSplit: string): string {
+  const distances =
+    s.chosen_on === heldOutSplit
+      ? JSON.stringify(s.frechet)
+      : `${JSON.stringify(s.frechet_chosen_on)}; to the '${heldOutSplit}' images ${JSON.stringify(s.frechet)}`;
+  const why = s.fallback === null ? '' : ` (${s.fallback}; its numbers on '${s.chosen_on}' are then selected on the same images)`;
+  return `eval: default sampler ${s.default}, chosen on split '${s.chosen_on}'${why}: the lowest Fréchet feature distance to its ${s.n_chosen_on} images ${distances}`;
 }

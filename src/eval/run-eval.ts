@@ -1,12 +1,14 @@
 // `medvae eval` for one run directory: load the run, read the real images through the data layer,
-// evaluate, write eval.json. The feature net is cached beside the run directories (the run's
-// parent folder, `.feature-nets/`), so every run of one output folder on one dataset file shares it.
+// evaluate, write eval.json and the default sampler (sampler.json). The feature net is cached beside
+// the run directories (the run's parent folder, `.feature-nets/`), so every run of one output folder
+// on one dataset file shares it.
 import { createHash } from 'node:crypto';
 import { createReadStream, readdirSync, statSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import * as os from 'node:os';
 import { initBackend } from '../backend/index.ts';
 import type { BackendChoice, ExperimentConfig } from '../config/schema.ts';
+import { DatasetError } from '../data/errors.ts';
 import { openDataset } from '../data/open.ts';
 import type { DatasetSplit } from '../data/types.ts';
 import { loadRun, readRunConfig, selectRunCheckpoint } from '../run/checkpoint.ts';
@@ -18,7 +20,7 @@ import { JointVae } from '../models/joint_vae.ts';
 import { resolveBundledPath } from '../util/package-root.ts';
 import type { FeatureNetData } from './feature-cache.ts';
 import { FEATURE_INPUT_SIZE, type TrainRecipe } from './feature-net.ts';
-import { DEFAULT_MAX_FEATURE_TRAIN, evaluateModel, featureTrainIndices } from './evaluate.ts';
+import { DEFAULT_MAX_FEATURE_TRAIN, evaluateModel, featureTrainIndices, type ValidationImages } from './evaluate.ts';
 import { EVAL_FILE_VERSION, type EvalFile, type MachineInfo } from './eval-file.ts';
 import { readLabelledImages, readPixelMean, type LabelledImages } from './images.ts';
 import { sampleWithoutReplacement } from './kid.ts';
@@ -107,6 +109,43 @@ export async function readLatentFitImages(split: DatasetSplit, config: Experimen
   return readLabelledImages(split, featureTrainIndices(split.length, cap, seed), size, channels, config.data.resize);
 }
 
+/**
+ * The images the default sampler is chosen on (evaluate.ts): up to n of the validation split
+ * (config.data.val_split), chosen and read as the held-out images are; or why the data has none.
+ * An image folder without a sub-folder of that name serves its root, the training images, for every
+ * split (src/data/folder.ts): it has no validation split.
+ */
+export async function readValidationImages(
+  config: ExperimentConfig,
+  heldOut: { split: string; images: LabelledImages },
+  n: number,
+  seed: number,
+  log: (line: string) => void,
+): Promise<ValidationImages> {
+  const name = config.data.val_split;
+  // Evaluated on the validation split: those images choose, as they are.
+  if (heldOut.split === name) return { split: name, images: heldOut.images };
+  const dataPath = resolveBundledPath(config.data.path);
+  if (config.data.format === 'folder' && !statSync(join(dataPath, name), { throwIfNoEntry: false })?.isDirectory())
+    return { split: name, missing: `the image folder has no '${name}' sub-folder` };
+  let split: DatasetSplit;
+  try {
+    split = await openDataset(config.data, name);
+  } catch (e) {
+    if (!(e instanceof DatasetError)) throw e;
+    return { split: name, missing: `no validation split '${name}' (${e.message})` };
+  }
+  try {
+    if (split.length < 2) return { split: name, missing: `validation split '${name}' has ${split.length} images` };
+    const indices = heldOutIndices(split.length, n, seed);
+    log(`eval: reading ${indices.length} images of ${split.description} to choose the default sampler on`);
+    const { image_size: size, in_channels: channels } = config.model;
+    return { split: name, images: await readLabelledImages(split, indices, size, channels, config.data.resize) };
+  } finally {
+    await split.close();
+  }
+}
+
 /** Evaluates a run (its directory, or one of its checkpoint folders). */
 export async function evalRun(runPath: string, options: RunEvalOptions): Promise<EvalFile> {
   const started = Date.now();
@@ -134,6 +173,7 @@ export async function evalRun(runPath: string, options: RunEvalOptions): Promise
       const train = await readLabelledImages(trainSplit, trainIdx, FEATURE_INPUT_SIZE, channels, config.data.resize);
       const trainMean = await readPixelMean(trainSplit, trainIdx, size, channels, config.data.resize);
       const latentFitImages = await readLatentFitImages(trainSplit, config, options.seed);
+      const validation = await readValidationImages(config, { split: options.split, images: heldOut }, options.n, options.seed, log);
       const temperature = useTrainedTemperature(model, state.step);
       const metrics = await evaluateModel(
         {
@@ -145,6 +185,7 @@ export async function evalRun(runPath: string, options: RunEvalOptions): Promise
           latentDensity,
           heldOut,
           heldOutSplit: options.split,
+          validation,
         },
         {
           n: options.n,
@@ -158,9 +199,9 @@ export async function evalRun(runPath: string, options: RunEvalOptions): Promise
         },
       );
       if (metrics.sampler) {
-        const { default: sampler, frechet } = metrics.sampler;
-        writeSamplerChoice(runDir, { format: 'medvae-sampler', version: 1, step: state.step, sampler, split: options.split, frechet });
-        log(`eval: ${SAMPLER_CHOICE_FILE}: sample and report now draw from the ${sampler} for step ${state.step}`);
+        const { default: sampler, chosen_on: split, frechet_chosen_on: frechet } = metrics.sampler;
+        writeSamplerChoice(runDir, { format: 'medvae-sampler', version: 1, step: state.step, sampler, split, frechet });
+        log(`eval: ${SAMPLER_CHOICE_FILE}: sample and report now draw from the ${sampler} (chosen on '${split}') for step ${state.step}`);
       }
       return {
         format: 'medvae-eval',

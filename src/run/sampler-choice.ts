@@ -1,6 +1,7 @@
 // sampler.json in a run directory: which latent sampler `medvae eval` found best (lowest Fréchet
-// feature distance to the validation images) for one checkpoint's weights. sample and report use it
-// by default for that step; for other steps the latent density's own preference stands.
+// feature distance to the validation images; to the evaluated images when the data has no validation
+// split) for one checkpoint's weights. sample and report use it by default for that step; for other
+// steps the latent density's own preference stands.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { LATENT_SAMPLERS, type LatentSampler } from '../models/latent-density.ts';
@@ -14,9 +15,9 @@ export interface SamplerChoice {
   /** The optimizer step of the weights it was chosen for. */
   step: number;
   sampler: LatentSampler;
-  /** The held-out split the feature distances were measured on. */
+  /** The split the choice was made on: the validation split, or the evaluated one when the data has none (eval.json says why). */
   split: string;
-  /** Fréchet feature distance of each sampler measured (null: not available for this model or checkpoint). */
+  /** Fréchet feature distance to that split's images of each sampler measured (null: not available for this model or checkpoint). */
   frechet: Record<LatentSampler, number | null>;
 }
 
@@ -37,7 +38,7 @@ export function readSamplerChoice(runDir: string, step: number): SamplerChoice |
   }
 }
 
-/** The closest to the validation images by Fréchet feature distance among those measured. */
+/** The lowest Fréchet feature distance among those measured (ties: the first of LATENT_SAMPLERS). */
 export function bestByFrechet(frechet: Record<LatentSampler, number | null>): LatentSampler {
   return LATENT_SAMPLERS.reduce((a, b) => ((frechet[b] ?? Infinity) < (frechet[a] ?? Infinity) ? b : a));
 }

@@ -1,30 +1,39 @@
 // Evaluation end to end on tiny images: closed-form reconstruction numbers from a stand-in model,
-// sample-quality ordering, determinism and the feature-net cache with a real (untrained) CVAE.
+// sample-quality ordering, determinism and the feature-net cache with a real (untrained) CVAE, and
+// the default sampler chosen on the validation images (as run-eval.ts reads them), not on the held-out ones.
 //
 // The privacy numbers flag a model that memorised its training images. A small VAE (16x16 grey,
-// latent 16, KL weight 1e-3) trained for 200 steps on 16 noisy band images learns their noise by
+// latent 16, KL weight 1e-3) trained for 100 steps on 16 noisy band images learns their noise by
 // heart; the same model and steps on 512 such images cannot, and generalises. Held-out images come
 // from the same distribution. The memoriser's -ELBO and reconstruction error tell its training
 // images from held-out ones (AUROC near 1) and its fitted-latent samples land on training images;
 // the control's numbers stay near chance.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import sharp from 'sharp';
 import { tf } from '../../src/util/tf.ts';
 import { initBackend } from '../../src/backend/index.ts';
 import { psnrOf, reconstructionBaselines, reconstructionMetrics } from '../../src/eval/reconstruction.ts';
 import { evaluateModel, type EvalMetrics, type EvalOptions } from '../../src/eval/evaluate.ts';
 import { classifierScores, majorityAccuracy } from '../../src/eval/utility.ts';
-import { DEFAULT_CONFIG } from '../../src/config/schema.ts';
+import { DEFAULT_CONFIG, type DataConfig, type ExperimentConfig, type ModelName } from '../../src/config/schema.ts';
 import type { VaeModel } from '../../src/models/base.ts';
 import { createModel } from '../../src/models/index.ts';
 import { applyGradients, computeGradients, createOptimizers, disposeGradients } from '../../src/train/step.ts';
-import { stepNoise, Stream } from '../../src/util/rng.ts';
-import type { FeatureNetData } from '../../src/eval/feature-cache.ts';
+import { mulberry32, stepNoise, Stream } from '../../src/util/rng.ts';
+import { loadCachedClassifier, type FeatureNetData } from '../../src/eval/feature-cache.ts';
+import { FEATURE_DIM } from '../../src/eval/feature-net.ts';
+import { frechetDistance, gaussianStats } from '../../src/eval/frechet.ts';
 import { pixelMean, type LabelledImages } from '../../src/eval/images.ts';
+import { fitLatentDensityOf } from '../../src/eval/latent-fit.ts';
+import { heldOutIndices, readValidationImages } from '../../src/eval/run-eval.ts';
+import { bestByFrechet } from '../../src/run/sampler-choice.ts';
+import { patternPixels, rgbSplit, writeNpz } from '../helpers/data-fixtures.ts';
 import { bandImages, LabelledStandIn, multiBandImages, StandInModel, tinyModelConfig, unlabelled } from '../helpers/eval-helpers.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 const SIZE = 16;
 const BANDS: FeatureNetData = { datasetHash: 'bands', split: 'train', resize: 'bilinear' };
@@ -38,14 +47,16 @@ before(async () => {
 // test trains it first does not change any number.
 const sharedCache = mkdtempSync(join(tmpdir(), 'medvae-eval-shared-'));
 after(() => rmSync(sharedCache, { recursive: true, force: true }));
-// Classifiers (feature net and TSTR's) of 10 steps at batch 16: the bands separate within a few
+// Classifiers (feature net and TSTR's) of 10 steps at batch 8: the bands separate within a few
 // epochs (every threshold below holds by a wide margin at 10; each classifier costs its steps).
 const QUICK: Omit<EvalOptions, 'n' | 'seed'> = {
-  recipe: { steps: 10, batchSize: 16, lr: 1e-2 },
+  recipe: { steps: 10, batchSize: 8, lr: 1e-2 },
   kidSubsets: 5,
   kidSubsetSize: 20,
   utilitySeeds: 2,
 };
+// 5 steps where the only classifier threshold is TRTR's AUC > 0.9 (1 at 5 steps): eight TSTR classifiers per conditional eval.
+const QUICKER: Omit<EvalOptions, 'n' | 'seed'> = { ...QUICK, recipe: { steps: 5, batchSize: 16, lr: 1e-2 } };
 
 const mean = (xs: readonly number[]): number => xs.reduce((s, x) => s + x, 0) / xs.length;
 
@@ -113,7 +124,24 @@ test('samples drawn from the real distribution score better than a collapsed gen
   const collapsed = new StandInModel(config, 0, collapsedSamples);
   const inputs = { train, trainData: BANDS, trainMean: pixelMean(train), heldOut, heldOutSplit: 'test' };
   const good = await evaluateModel({ ...inputs, model: realLike }, { ...QUICK, n: 60, seed: 1, featureCacheDir: sharedCache });
-  const bad = await evaluateModel({ ...inputs, model: collapsed }, { ...QUICK, n: 60, seed: 1, featureCacheDir: sharedCache });
+  const missing = "the image folder has no 'val' sub-folder";
+  const lines: string[] = [];
+  const bad = await evaluateModel(
+    { ...inputs, model: collapsed, validation: { split: 'val', missing } },
+    { ...QUICK, n: 60, seed: 1, featureCacheDir: sharedCache, log: (line) => void lines.push(line) },
+  );
+  assert.ok(
+    lines.some((l) => l.startsWith(`eval: default sampler prior, chosen on split 'test' (${missing};`)),
+    lines.join('\n'),
+  );
+  // Without validation images the held-out split chooses the default sampler, and the record says why.
+  for (const [m, fallback] of [
+    [good, 'no validation images were given'],
+    [bad, missing],
+  ] as const) {
+    const frechet = { prior: m.sample_quality.frechet_distance, gaussian: null, mixture: null };
+    assert.deepEqual(m.sampler, { default: 'prior', chosen_on: 'test', fallback, n_chosen_on: 60, frechet_chosen_on: frechet, frechet });
+  }
   assert.ok(
     good.sample_quality.frechet_distance < bad.sample_quality.frechet_distance,
     `FD ${good.sample_quality.frechet_distance} vs ${bad.sample_quality.frechet_distance}`,
@@ -145,7 +173,7 @@ test('eval of a conditional model is deterministic, reuses the cached feature ne
     const run = async (): Promise<Awaited<ReturnType<typeof evaluateModel>>> => {
       const model = createModel(tinyModelConfig('cvae', SIZE), 5, 3);
       try {
-        return await evaluateModel({ ...inputs, model }, { ...QUICK, n: 24, seed: 9, featureCacheDir: cacheDir });
+        return await evaluateModel({ ...inputs, model }, { ...QUICKER, n: 24, seed: 9, featureCacheDir: cacheDir });
       } finally {
         model.dispose();
       }
@@ -175,31 +203,36 @@ test('eval of a conditional model is deterministic, reuses the cached feature ne
     const gain = seeds.accuracy.synthetic_gain;
     assert.ok(gain.low <= gain.mean && gain.mean <= gain.high, JSON.stringify(gain));
     assert.equal(first.reconstruction.n, 24);
-    assert.ok(Number.isFinite(first.reconstruction.nelbo));
-    // A different seed changes the sampled numbers.
-    const model = createModel(tinyModelConfig('cvae', SIZE), 5, 3);
-    const other = await evaluateModel({ ...inputs, model }, { ...QUICK, n: 24, seed: 10, featureCacheDir: cacheDir });
-    model.dispose();
-    assert.notEqual(other.sample_quality.frechet_distance, first.sample_quality.frechet_distance);
+    const m = first;
+    for (const v of [m.reconstruction.nelbo, m.reconstruction.ms_ssim, m.sample_quality.frechet_distance, m.diversity.ms_ssim_generated])
+      assert.ok(Number.isFinite(v), `cvae: ${v}`);
   } finally {
     rmSync(cacheDir, { recursive: true, force: true });
   }
 });
 
-test('every model kind evaluates to finite numbers, with TSTR for the conditional one only', async () => {
+// The CVAE's finite numbers and TSTR: the determinism test above.
+test('every unconditional model kind evaluates to finite numbers, without TSTR; another seed gives other sample numbers', async () => {
   const train = bandImages(60, SIZE, 2);
   const inputs = { train, trainData: BANDS, trainMean: pixelMean(train), heldOut: bandImages(12, SIZE, 3), heldOutSplit: 'test' };
-  for (const kind of ['vae', 'beta_vae', 'mssim_vae', 'cvae', 'joint_vae', 'vae_gan'] as const) {
+  const evaluateKind = async (kind: ModelName, seed: number): Promise<EvalMetrics> => {
     const model = createModel(tinyModelConfig(kind, SIZE), 5, 3);
     try {
-      const m = await evaluateModel({ ...inputs, model }, { ...QUICK, n: 12, seed: 1, featureCacheDir: sharedCache });
-      for (const v of [m.reconstruction.nelbo, m.reconstruction.ms_ssim, m.sample_quality.frechet_distance, m.diversity.ms_ssim_generated])
-        assert.ok(Number.isFinite(v), `${kind}: ${v}`);
-      assert.equal(m.tstr === null, kind !== 'cvae', `${kind}: TSTR only for the conditional model`);
+      return await evaluateModel({ ...inputs, model }, { ...QUICK, n: 12, seed, featureCacheDir: sharedCache });
     } finally {
       model.dispose();
     }
+  };
+  const frechet = new Map<ModelName, number>();
+  for (const kind of ['vae', 'beta_vae', 'mssim_vae', 'joint_vae', 'vae_gan'] as const) {
+    const m = await evaluateKind(kind, 1);
+    for (const v of [m.reconstruction.nelbo, m.reconstruction.ms_ssim, m.sample_quality.frechet_distance, m.diversity.ms_ssim_generated])
+      assert.ok(Number.isFinite(v), `${kind}: ${v}`);
+    assert.equal(m.tstr, null, `${kind}: TSTR only for the conditional model`);
+    frechet.set(kind, m.sample_quality.frechet_distance);
   }
+  // The same weights evaluated with another seed: other draws, another feature net.
+  assert.notEqual((await evaluateKind('vae', 3)).sample_quality.frechet_distance, frechet.get('vae'));
 });
 
 test('unlabelled data: the feature net learns rotations, no TSTR, no held-out accuracy', async () => {
@@ -223,7 +256,7 @@ test('multi-label conditional model: TSTR reports per-finding accuracy and macro
   try {
     const m = await evaluateModel(
       { model, train, trainData: { ...BANDS, datasetHash: 'multibands' }, trainMean: pixelMean(train), heldOut, heldOutSplit: 'test' },
-      { ...QUICK, n: 24, seed: 1 },
+      { ...QUICKER, n: 24, seed: 1 },
     );
     assert.equal(m.sample_quality.feature_net.task, 'multilabel');
     assert.ok(m.tstr);
@@ -331,8 +364,178 @@ test('kernel distance over n <= subset size images per side is computed once, wi
   }
 });
 
+/** n grey images of the constant `value` plus seeded uniform noise of amplitude `noise`, with bandImages' labels. */
+function flatImages(n: number, value: number, noise: number, seed: number): LabelledImages {
+  const data = bandImages(n, SIZE, seed, 0);
+  const random = mulberry32(seed);
+  for (let i = 0; i < data.images.length; i++) data.images[i] = value + noise * (2 * random() - 1);
+  return data;
+}
+
+test('the default sampler is the one closest to the validation images, not to the held-out ones', async (t) => {
+  // Prior draws are band images (the pool, in order); the density's draws decode to mid-grey. The
+  // held-out images are bands, the validation images near-grey: each split favours another sampler.
+  const n = 24;
+  const pool = bandImages(n, SIZE, 4);
+  const model = new StandInModel(tinyModelConfig('vae', SIZE), 0, pool, 4);
+  const train = bandImages(60, SIZE, 2);
+  const heldOut = bandImages(n, SIZE, 3);
+  const validation = flatImages(n, 0, 0.05, 5);
+  const inputs = {
+    model,
+    train,
+    trainData: BANDS,
+    trainMean: pixelMean(train),
+    latentDensity: await fitLatentDensityOf(model, bandImages(8, SIZE, 6), undefined, 0, 1),
+    heldOut,
+    heldOutSplit: 'test',
+  };
+  const options: EvalOptions = { ...QUICK, n, seed: 1, featureCacheDir: sharedCache };
+  const lines: string[] = [];
+  const m = await evaluateModel(
+    { ...inputs, validation: { split: 'val', images: validation } },
+    { ...options, log: (line) => void lines.push(line) },
+  );
+  const s = m.sampler;
+  assert.ok(s);
+  t.diagnostic(`sampler ${JSON.stringify(s)}`);
+
+  // The distances again, from the feature net eval used (cached) and the draws rebuilt here.
+  const key = {
+    ...BANDS,
+    imageSize: SIZE,
+    channels: 1 as const,
+    task: { kind: 'class' as const, width: 3 },
+    recipe: QUICK.recipe!,
+    seed: options.seed,
+  };
+  const net = await loadCachedClassifier(sharedCache, key);
+  assert.ok(net, 'the feature net is cached');
+  const stats = async (data: LabelledImages): Promise<ReturnType<typeof gaussianStats>> =>
+    gaussianStats(await net.features(data), data.n, FEATURE_DIM);
+  const [valStats, testStats, priorStats, greyStats] = await Promise.all(
+    [validation, heldOut, pool, flatImages(n, 0, 0, 7)].map(async (d) => await stats(d)),
+  );
+  net.dispose();
+  const expected = (real: typeof valStats): Record<'prior' | 'gaussian' | 'mixture', number> => {
+    const grey = frechetDistance(real, greyStats);
+    return { prior: frechetDistance(real, priorStats), gaussian: grey, mixture: grey };
+  };
+  for (const [got, want, split] of [
+    [s.frechet_chosen_on, expected(valStats), 'val'],
+    [s.frechet, expected(testStats), 'test'],
+  ] as const)
+    for (const sampler of ['prior', 'gaussian', 'mixture'] as const)
+      close(got[sampler] ?? NaN, want[sampler], 1e-4 * Math.max(1, want[sampler]), `${split} ${sampler}`);
+  assert.equal(s.frechet.prior, m.sample_quality.frechet_distance);
+  assert.equal(s.frechet.gaussian, m.fitted_posterior?.sample_quality.frechet_distance);
+
+  // On the test images the prior is closest; on the validation images the density's draws are, and they are the default.
+  assert.equal(bestByFrechet(s.frechet), 'prior', JSON.stringify(s));
+  assert.equal(s.default, bestByFrechet(s.frechet_chosen_on));
+  assert.notEqual(s.default, 'prior', JSON.stringify(s));
+  assert.deepEqual([s.chosen_on, s.fallback, s.n_chosen_on], ['val', null, n]);
+  assert.ok(
+    lines.some((l) =>
+      l.startsWith(`eval: default sampler ${s.default}, chosen on split 'val': the lowest Fréchet feature distance to its ${n} images`),
+    ),
+    lines.join('\n'),
+  );
+
+  // Evaluated on the validation split itself: those images choose directly, by the same distances.
+  const onVal = await evaluateModel(
+    { ...inputs, heldOut: validation, heldOutSplit: 'val', validation: { split: 'val', images: validation } },
+    options,
+  );
+  assert.deepEqual(onVal.sampler, { ...s, frechet: s.frechet_chosen_on });
+});
+
+// The validation images run-eval.ts reads for that choice: up to n of the config's val_split, the
+// seeded subset held-out images get; the held-out images themselves when they are that split; and,
+// where the data has no validation split, the reason eval.json records.
+const SIDE = 8;
+const dir = tempDir('medvae-eval-validation-');
+
+function configOf(data: Pick<DataConfig, 'format' | 'path'>): ExperimentConfig {
+  return {
+    ...DEFAULT_CONFIG,
+    data: { ...DEFAULT_CONFIG.data, ...data },
+    model: { ...DEFAULT_CONFIG.model, image_size: SIDE, in_channels: 3 },
+  };
+}
+
+const heldOut: { split: string; images: LabelledImages } = {
+  split: 'test',
+  images: { images: new Float32Array(0), labels: new Float32Array(0), n: 0, size: SIDE, channels: 3, labelWidth: 0, labelKind: 'none' },
+};
+
+test("up to n of the validation split, the seeded subset held-out images get, read to the model's side", async () => {
+  const file = join(dir, 'with-val.npz');
+  await writeNpz(file, { train: rgbSplit(4, SIDE, 2), val: rgbSplit(10, SIDE, 2, 7), test: rgbSplit(4, SIDE, 2, 3) }, 'stored');
+  const lines: string[] = [];
+  const v = await readValidationImages(configOf({ format: 'medmnist', path: file }), heldOut, 6, 2, (l) => void lines.push(l));
+  assert.ok('images' in v, JSON.stringify(v));
+  assert.equal(v.split, 'val');
+  const indices = heldOutIndices(10, 6, 2);
+  assert.equal(v.images.n, 6);
+  // uint8 v -> v / 127.5 - 1, image by image in the subset's order.
+  const raw = patternPixels(10, SIDE, 3, 7);
+  const per = SIDE * SIDE * 3;
+  const expected = indices.flatMap((i) => Array.from(raw.subarray(i * per, (i + 1) * per), (x) => x / 127.5 - 1));
+  assert.deepEqual(
+    Array.from(v.images.images, (x) => Math.round(x * 1e5)),
+    expected.map((x) => Math.round(x * 1e5)),
+  );
+  // Class i % 2, one-hot.
+  assert.deepEqual(
+    Array.from(v.images.labels),
+    indices.flatMap((i) => (i % 2 === 0 ? [1, 0] : [0, 1])),
+  );
+  assert.match(lines.join('\n'), /reading 6 images of .*with-val\.npz\[val\] to choose the default sampler on/);
+
+  // All of them when n is larger; the held-out images as they are when the eval split is the validation split.
+  const all = await readValidationImages(configOf({ format: 'medmnist', path: file }), heldOut, 50, 2, () => undefined);
+  assert.equal('images' in all && all.images.n, 10);
+  const onVal = { ...heldOut, split: 'val' };
+  assert.deepEqual(await readValidationImages(configOf({ format: 'medmnist', path: '/nonexistent' }), onVal, 6, 2, () => undefined), onVal);
+});
+
+test('no validation split: a missing or empty one, an image folder without its sub-folder', async () => {
+  const none = async (data: Pick<DataConfig, 'format' | 'path'>): Promise<string> => {
+    const v = await readValidationImages(configOf(data), heldOut, 6, 2, () => undefined);
+    assert.ok('missing' in v, JSON.stringify(v));
+    assert.equal(v.split, 'val');
+    return v.missing;
+  };
+  const noVal = join(dir, 'no-val.npz');
+  await writeNpz(noVal, { train: rgbSplit(4, SIDE, 2), test: rgbSplit(4, SIDE, 2) }, 'stored');
+  assert.match(await none({ format: 'medmnist', path: noVal }), /^no validation split 'val' \(.*no split 'val'/);
+  const emptyVal = join(dir, 'empty-val.npz');
+  await writeNpz(emptyVal, { train: rgbSplit(4, SIDE, 2), val: rgbSplit(0, SIDE, 2), test: rgbSplit(4, SIDE, 2) }, 'stored');
+  assert.equal(await none({ format: 'medmnist', path: emptyVal }), "validation split 'val' has 0 images");
+
+  // A folder without val/ serves its root, the training images, for every split.
+  const folder = join(dir, 'folder');
+  const png = await sharp(Buffer.from(patternPixels(1, SIDE, 3)), { raw: { width: SIDE, height: SIDE, channels: 3 } })
+    .png()
+    .toBuffer();
+  for (const path of ['train/a/0.png', 'train/b/1.png']) {
+    mkdirSync(join(folder, path, '..'), { recursive: true });
+    writeFileSync(join(folder, path), png);
+  }
+  assert.equal(await none({ format: 'folder', path: folder }), "the image folder has no 'val' sub-folder");
+  // With one, its images are read.
+  for (const path of ['val/a/0.png', 'val/b/1.png']) {
+    mkdirSync(join(folder, path, '..'), { recursive: true });
+    writeFileSync(join(folder, path), png);
+  }
+  const v = await readValidationImages(configOf({ format: 'folder', path: folder }), heldOut, 6, 2, () => undefined);
+  assert.ok('images' in v);
+  assert.deepEqual([v.images.n, v.images.labelWidth], [2, 2]);
+});
+
 // Memorisation (the file's header): the memoriser's and the control's training.
-const STEPS = 200;
+const STEPS = 100;
 const BATCH = 16;
 
 /** A VAE trained for STEPS steps on `n` noisy band images, cycling through them BATCH at a time. */

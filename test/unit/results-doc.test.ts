@@ -1,5 +1,5 @@
 // docs/results.md's tables and checks (bench/results-page.ts) from bench/results-table.ts's rows
-// (bench/results-rows.ts), fed synthetic eval.json files (format 3) written and read back as
+// (bench/results-rows.ts), fed synthetic eval.json files (format 4) written and read back as
 // `medvae eval` leaves them: every cell and every yes/no against numbers computed by hand.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -124,6 +124,8 @@ interface Run {
   privacy: Record<Sampler, SamplePrivacy | null>;
   membership: [number, number] | null;
   tstr: TstrMetrics | null;
+  /** The draws' Fréchet distances to the validation images, which choose the default; null: the data had none, the test images chose. */
+  validation: Record<Sampler, number> | null;
 }
 
 function evalFile(run: Run): EvalFile {
@@ -135,7 +137,8 @@ function evalFile(run: Run): EvalFile {
     privacy: run.privacy[s],
   });
   const frechet = { prior: run.draws.prior.frechet, gaussian: run.draws.gaussian.frechet, mixture: run.draws.mixture.frechet };
-  const best = (Object.keys(frechet) as Sampler[]).reduce((a, b) => (frechet[b] < frechet[a] ? b : a));
+  const chosenBy = run.validation ?? frechet;
+  const best = (Object.keys(chosenBy) as Sampler[]).reduce((a, b) => (chosenBy[b] < chosenBy[a] ? b : a));
   return {
     format: 'medvae-eval',
     version: EVAL_FILE_VERSION,
@@ -168,7 +171,14 @@ function evalFile(run: Run): EvalFile {
       },
       fitted_posterior: posterior('gaussian'),
       mixture_posterior: { ...posterior('mixture'), components: 8 },
-      sampler: { default: best, frechet },
+      sampler: {
+        default: best,
+        chosen_on: run.validation ? 'val' : 'test',
+        fallback: run.validation ? null : "no validation split 'val'",
+        n_chosen_on: run.validation ? 200 : 400,
+        frechet_chosen_on: chosenBy,
+        frechet,
+      },
     },
     meta: {
       created_at: '2026-01-01T00:00:00Z',
@@ -189,7 +199,8 @@ const draws = (frechet: number, kernel: number, precision: number, recall: numbe
 
 const runs: Run[] = [
   {
-    // Default: the mixture (0.9 < 2.2 < 7). Precision 0.75 >= 0.8 * 0.9 = 0.72; Fréchet 0.9 <= 5 * 0.2 = 1.
+    // Default: the Gaussian, the lowest on the validation images (0.7 < 1.5 < 6), though on the test
+    // images the mixture is (0.9 < 2.2 < 7). Precision 0.81 >= 0.8 * 0.9 = 0.72; Fréchet 2.2 > 5 * 0.2 = 1.
     model: 'vae',
     psnr: 26,
     draws: {
@@ -204,9 +215,10 @@ const runs: Run[] = [
     },
     membership: [0.5208, 0.529],
     tstr: null,
+    validation: { prior: 6, gaussian: 0.7, mixture: 1.5 },
   },
   {
-    // Default: the Gaussian (0.8). Precision 0.7 < 0.72: no; Fréchet 0.8 <= 1: yes; below the VAE's 0.9: yes.
+    // Default: the Gaussian (validation 0.75; test 0.8). Precision 0.7 < 0.72: no; Fréchet 0.8 <= 1: yes; below the VAE's 2.2: yes.
     // Prior precision 0.4 < 0.5 * 0.9 = 0.45: no. Sample-pair MS-SSIM: prior |0.34 - 0.35| <= 0.1, Gaussian |0.5 - 0.35| > 0.1.
     model: 'vae_gan',
     psnr: 27.5,
@@ -222,9 +234,10 @@ const runs: Run[] = [
     },
     membership: [0.55, 0.49],
     tstr: null,
+    validation: { prior: 25, gaussian: 0.75, mixture: 1 },
   },
   {
-    // Default: the prior (0.95). PSNR 19.3 < 18.8 + 1: no. Precision 0.8 >= 0.72, Fréchet 0.95 <= 1: yes.
+    // No validation split: the test images chose the prior (0.95), and the main table says so. PSNR 19.3 < 18.8 + 1: no. Precision 0.8 >= 0.72, Fréchet 0.95 <= 1: yes.
     // TSTR 0.46 < 0.9 * 0.53 = 0.477: no; AUC 0.64 >= 0.6: yes. Gain [0.004, 0.03] above 0: yes, below: no.
     model: 'cvae',
     psnr: 19.3,
@@ -236,6 +249,7 @@ const runs: Run[] = [
     privacy: { prior: null, gaussian: null, mixture: null },
     membership: null,
     tstr: cvaeUtility,
+    validation: null,
   },
 ];
 
@@ -263,12 +277,18 @@ const cells = (table: string[]): string[][] =>
 
 test('rows: default sampler numbers, per-sampler privacy and the keys other readers use', () => {
   const [vae, gan, cvae] = rows;
-  assert.equal(vae!.default_sampler, 'mixture');
+  // The sampler eval.json chose on the validation images, not the lowest on the test images (the mixture's 0.9).
+  assert.equal(vae!.default_sampler, 'gaussian');
   assert.equal(gan!.default_sampler, 'gaussian');
   assert.equal(cvae!.default_sampler, 'prior');
   assert.deepEqual(
+    rows.map((r) => r.default_sampler_chosen_on),
+    ['val', 'val', 'test'],
+  );
+  // Its numbers on the test images.
+  assert.deepEqual(
     [vae!.default_frechet_feature_distance, vae!.default_precision, vae!.default_recall, vae!.mixture_components],
-    [0.9, 0.75, 0.2, 8],
+    [2.2, 0.81, 0.09, 8],
   );
   // Format-2 keys keep their meaning: prior draws, fitted_* the Gaussian's.
   assert.deepEqual(
@@ -292,9 +312,9 @@ test('rows: default sampler numbers, per-sampler privacy and the keys other read
 
 test('main table: reconstruction and the default sampler, then the baselines', () => {
   assert.deepEqual(cells(mainTable(rows)), [
-    ['vae', '50 (800)', '26', '0.75', '0.77', '-9600', 'mixture', '0.9', '0.05', '0.75', '0.2', '0.43'],
+    ['vae', '50 (800)', '26', '0.75', '0.77', '-9600', 'gaussian', '2.2', '0.07', '0.81', '0.09', '0.45'],
     ['vae_gan', '50 (800)', '27.5', '0.75', '0.77', '-9600', 'gaussian', '0.8', '0.002', '0.7', '0.5', '0.5'],
-    ['cvae', '50 (800)', '19.3', '0.75', '0.77', '-9600', 'prior', '0.95', '0.01', '0.8', '0.6', '0.36'],
+    ['cvae', '50 (800)', '19.3', '0.75', '0.77', '-9600', 'prior (chosen on test)', '0.95', '0.01', '0.8', '0.6', '0.36'],
     ['*constant grey image*', '', '9.5', '', '', '', '', '', '', '', '', ''],
     ['*training-mean image*', '', '18.8', '0.53', '0.55', '', '', '', '', '', '', ''],
     ['*real vs real*', '', '', '', '', '', '', '0.2', '0.003', '0.9', '0.92', '0.35'],
@@ -304,7 +324,7 @@ test('main table: reconstruction and the default sampler, then the baselines', (
 test('sample-quality table: the prior, then the default sampler where it is another', () => {
   assert.deepEqual(cells(sampleTable(rows)), [
     ['vae', 'prior', '7', '0.26', '0.6', '0.07', '0.43'],
-    ['vae', 'mixture (default)', '0.9', '0.05', '0.75', '0.2', '0.43'],
+    ['vae', 'gaussian (default)', '2.2', '0.07', '0.81', '0.09', '0.45'],
     ['vae_gan', 'prior', '30', '8.4', '0.4', '0.3', '0.34'],
     ['vae_gan', 'gaussian (default)', '0.8', '0.002', '0.7', '0.5', '0.5'],
     ['cvae', 'prior (default)', '0.95', '0.01', '0.8', '0.6', '0.36'],
@@ -314,7 +334,7 @@ test('sample-quality table: the prior, then the default sampler where it is anot
 
 test("privacy table: the default sampler's draws, and membership; — where eval.json has none", () => {
   assert.deepEqual(cells(privacyTable(rows)), [
-    ['vae', 'mixture', '0.005 / 0', '0.0225 / 0.005', '0.645 / 0.55', '0.5208', '0.529', '0.5 ± 0.04'],
+    ['vae', 'gaussian', '0.005 / 0', '0.0175 / 0.0075', '0.6775 / 0.5725', '0.5208', '0.529', '0.5 ± 0.04'],
     ['vae_gan', 'gaussian', '0.0125 / 0.0025', '0.055 / 0.03', '0.52 / 0.49', '0.55', '0.49', '0.5 ± 0.04'],
     ['cvae', 'prior', '—', '—', '—', '—', '—', '—'],
     ['*no copying, no membership signal*', '', '0.01 / 0.01', '0.05 / 0.05', '0.5 / 0.5', '0.5', '0.5', ''],
@@ -360,7 +380,7 @@ test("checks: the issue's must-shows as yes / no from the numbers", () => {
   };
   assert.deepEqual(answers('vae: PSNR'), ['yes']);
   assert.deepEqual(answers('cvae: PSNR'), ['**no**']);
-  assert.deepEqual(answers('vae, default sampler (mixture): precision'), ['yes', 'yes']);
+  assert.deepEqual(answers('vae, default sampler (gaussian): precision'), ['yes', '**no**']);
   assert.deepEqual(answers('vae_gan, default sampler (gaussian): precision'), ['**no**', 'yes']);
   assert.deepEqual(answers('cvae, default sampler (prior): precision'), ['yes', 'yes']);
   assert.deepEqual(answers('vae_gan, prior: precision'), ['**no**']);
@@ -371,7 +391,7 @@ test("checks: the issue's must-shows as yes / no from the numbers", () => {
   assert.deepEqual(answers('cvae, prior (default): real + synthetic'), ['yes', 'no']);
   assert.ok(
     lines.includes(
-      "- vae, default sampler (mixture): precision 0.75 ≥ 0.8 × real vs real's 0.9 = 0.72: yes; Fréchet feature distance 0.9 ≤ 5 × real vs real's 0.2 = 1: yes",
+      "- vae, default sampler (gaussian): precision 0.81 ≥ 0.8 × real vs real's 0.9 = 0.72: yes; Fréchet feature distance 2.2 ≤ 5 × real vs real's 0.2 = 1: **no**",
     ),
   );
   assert.ok(
