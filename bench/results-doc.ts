@@ -132,7 +132,7 @@ function pictures(r: ResultRow): string[] {
   return out;
 }
 
-const split = rows[0]?.split ?? 'test';
+const chosenOn = rows[0]?.default_sampler_chosen_on ?? 'val';
 const seeds = utilitySeeds(rows);
 const utility = utilityTable(rows);
 const page: string[] = [
@@ -146,7 +146,7 @@ const page: string[] = [
   '([evaluation.md](evaluation.md) defines each).',
   '',
   "Sample numbers are for each model's **default sampler**: of the prior N(0, I), the latent density's Gaussian and its",
-  `mixture (fitted to the training images' latents), the one with the lowest Fréchet feature distance to the ${split}`,
+  `mixture (fitted to the training images' latents), the one with the lowest Fréchet feature distance to the ${chosenOn}`,
   "images (`medvae eval` writes it to the run's `sampler.json`; `medvae sample` uses it unless `--latent` says otherwise).",
   `Precision and recall are the k-NN ones of Kynkäänniemi et al. (2019, k = ${rows[0]?.precision_recall_k ?? '?'}).`,
   '',

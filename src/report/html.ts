@@ -65,10 +65,11 @@ function closestPairsFigures(evaluation: EvalFile, runDir: string): string {
 function samplerLine(evaluation: EvalFile): string {
   const choice = evaluation.metrics.sampler;
   if (!choice) return '';
-  const distances = Object.entries(choice.frechet)
+  const distances = Object.entries(choice.frechet_chosen_on)
     .map(([sampler, d]) => `${sampler} ${d === null ? 'n/a' : formatNumber(d)}`)
     .join(', ');
-  return `<p>default sampler <b>${escapeHtml(choice.default)}</b>: the lowest Fréchet feature distance (${escapeHtml(distances)})</p>`;
+  const fallback = choice.fallback ? ` (${escapeHtml(choice.fallback)})` : '';
+  return `<p>default sampler <b>${escapeHtml(choice.default)}</b>: the lowest Fréchet feature distance to the ${choice.n_chosen_on} images of split <b>${escapeHtml(choice.chosen_on)}</b>${fallback} (${escapeHtml(distances)})</p>`;
 }
 
 function evalTable(evaluation: EvalFile | undefined, runDir: string): string {
