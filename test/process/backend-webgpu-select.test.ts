@@ -1,7 +1,7 @@
 // How the webgpu backend picks its adapter: Dawn's adapter list parsed, software adapters told
 // apart, the i-th GPU for worker i, `auto` never on a software adapter, and SwiftShader found for
 // `--allow-software-gpu` without an environment variable set by hand.
-import { describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -12,6 +12,7 @@ import { driPrimeTag, gpuPciAddresses } from '../../src/backend/webgpu/pci.ts';
 import { addSwiftShader, findSwiftShader, registeredDrivers, vulkanProblem } from '../../src/backend/webgpu/vulkan.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 import { webgpuUnavailable } from '../helpers/webgpu.ts';
+import { srcImport } from '../helpers/src-import.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 
@@ -143,37 +144,65 @@ function withoutDriverVariables(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   return out;
 }
 
-/** Starts a backend in a fresh process, as a command would, and returns its start-up line or error. */
-function backendLine(choice: string, allowSoftwareGpu: boolean, env: Record<string, string> = {}): string {
-  const script = `import { initBackend } from './src/backend/index.ts';
-try { await initBackend('${choice}', (l) => console.log(l), { allowSoftwareGpu: ${allowSoftwareGpu} }); }
-catch (e) { console.log('error: ' + e.message); }`;
-  const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+/**
+ * Starts backends in a fresh process, one after another as commands would, and returns the start-up
+ * line or error of each.
+ */
+function backendLines(attempts: { choice: string; allowSoftwareGpu: boolean }[], env: Record<string, string> = {}): string[] {
+  const { execArgv, specifier } = srcImport('backend/index');
+  const script = `import { initBackend } from '${specifier}';
+const lines = [];
+for (const { choice, allowSoftwareGpu } of ${JSON.stringify(attempts)}) {
+  try { await initBackend(choice, (l) => lines.push(l), { allowSoftwareGpu }); }
+  catch (e) { lines.push('error: ' + e.message); }
+}
+console.log(JSON.stringify(lines));`;
+  const r = spawnSync(process.execPath, [...execArgv, '--input-type=module', '-e', script], {
     cwd: ROOT,
     encoding: 'utf8',
     timeout: 120_000,
     env: { ...withoutDriverVariables(process.env), ...env },
   });
   assert.equal(r.status, 0, r.stderr);
-  return r.stdout.trim();
+  // The last line: whatever else the process prints comes before it.
+  const lines = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as string[];
+  assert.equal(lines.length, attempts.length, r.stdout);
+  return lines;
 }
 
 describe('on this machine (SwiftShader from chromium)', async () => {
   const skip = await webgpuUnavailable();
+  /**
+   * With SwiftShader registered by the environment, one process: --backend webgpu without
+   * --allow-software-gpu (which starts nothing), then auto allowing one.
+   */
+  let registered: { refused: string; auto: string };
+  before(() => {
+    if (skip) return;
+    const [refused, auto] = backendLines(
+      [
+        { choice: 'webgpu', allowSoftwareGpu: false },
+        { choice: 'auto', allowSoftwareGpu: true },
+      ],
+      { VK_ICD_FILENAMES: findSwiftShader()! },
+    );
+    registered = { refused: refused!, auto: auto! };
+  });
   test('--allow-software-gpu finds SwiftShader with no variable set by hand, and says so', { skip }, () => {
-    const line = backendLine('webgpu', true);
+    const [line] = backendLines([{ choice: 'webgpu', allowSoftwareGpu: true }]);
     assert.match(
-      line,
+      line!,
       /^backend: webgpu \(gpu\) \(SwiftShader Device \(Subzero\) \(google swiftshader, vulkan, .*software\), software adapter allowed by --allow-software-gpu/,
     );
   });
   test('auto never chooses a software adapter, even one the environment registers', { skip }, () => {
-    const line = backendLine('auto', true, { VK_ICD_FILENAMES: findSwiftShader()! });
-    assert.doesNotMatch(line, /^backend: webgpu/);
-    assert.match(line, /webgpu: WebGPU found only a software adapter[;)]/);
+    assert.doesNotMatch(registered.auto, /^backend: webgpu/);
+    assert.match(registered.auto, /webgpu: WebGPU found only a software adapter[;)]/);
   });
   test('--backend webgpu without --allow-software-gpu refuses the software adapter in one line', { skip }, () => {
-    const line = backendLine('webgpu', false, { VK_ICD_FILENAMES: findSwiftShader()! });
-    assert.match(line, /^error: backend 'webgpu' is not available: webgpu: WebGPU found only a software adapter .*--allow-software-gpu/);
+    assert.match(
+      registered.refused,
+      /^error: backend 'webgpu' is not available: webgpu: WebGPU found only a software adapter .*--allow-software-gpu/,
+    );
   });
 });
