@@ -1,4 +1,5 @@
-// `medvae export-web` end to end: a tiny run trained by the real `medvae train`, exported, opened
+// `medvae export-web` end to end: a tiny run trained by `medvae train` (through its commander
+// wiring in this process, as `medvae sample` runs; export-web runs as a process), exported, opened
 // from file:// in headless Chromium without a GPU (the page falls back from WebGPU to what starts,
 // WebGL on a software rasteriser or WebAssembly, and says which). The sample grid equals `medvae
 // sample` for the same seed, from the same default sampler (the checkpoint's latent density), and
@@ -32,6 +33,7 @@ import { BACKEND_LABELS, BACKEND_ORDER, type BackendName } from '../../src/web/p
 import { percentileOf, SITE_FILES, type SiteData } from '../../src/web/site-data.ts';
 import { writeTinyNpz } from '../helpers/tiny-data.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
+import { medvaeInProcess } from '../helpers/medvae-cli.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 const hasChromium = existsSync(CHROMIUM);
@@ -76,11 +78,11 @@ let raws: RawImage[] = [];
 before(async () => {
   writeTinyNpz(data, { train: 48, val: 8, test: 12, classes: 3 });
   const args = ['--config', 'configs/smoke.yaml', '--data', data, '--backend', 'wasm', '--log-format', 'plain', '--max-steps', '2'];
-  const train = medvaeSync(['train', ...args, '--out', run]);
+  const train = await medvaeInProcess(['train', ...args, '--out', run]);
   assert.equal(train.status, 0, train.stderr);
   const [exportResult, sampleResult] = await Promise.all([
     medvae(['export-web', '--run', run, '--out', site, '--backend', 'wasm', '--reference', '48']),
-    medvae(['sample', '--run', run, '--n', '16', '--seed', String(SEED), '--backend', 'wasm', '--out', `${sampledDir}/`]),
+    medvaeInProcess(['sample', '--run', run, '--n', '16', '--seed', String(SEED), '--backend', 'wasm', '--out', `${sampledDir}/`]),
   ]);
   exported = exportResult;
   sampled = sampleResult;
