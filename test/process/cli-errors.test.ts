@@ -42,28 +42,46 @@ function oneLine(r: CliResult, status: number, pattern: RegExp): void {
   assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace without --debug');
 }
 
-const folderRun = join(dir, 'folder-run');
-/** Training on the folder of PNGs, a real process (one that starts a backend). */
-let folderTrain: CliResult;
+const interruptedRun = join(dir, 'interrupted run');
+/** Training on the folder of PNGs, a real process, stopped by Ctrl-C in its second step; its newest checkpoint then. */
+let interrupted: { code: number | null; stderr: string; checkpoint: string | undefined };
+/** `medvae train --resume` of that run: the command it printed, as the Ctrl-C test checks. */
+let resumed: CliResult;
 
-// A folder of 16 PNGs, which several tests give as --data, and a run trained on it.
+// A folder of 48 PNGs, which several tests give as --data, and one run on it that several tests
+// read: 2 epochs of 3 steps, interrupted at the second step and resumed to its end.
 before(async () => {
   mkdirSync(pngs);
-  for (let i = 0; i < 16; i++) {
-    await sharp(Buffer.alloc(32 * 32 * 3, i * 15), { raw: { width: 32, height: 32, channels: 3 } })
+  for (let i = 0; i < 48; i++) {
+    await sharp(Buffer.alloc(32 * 32 * 3, (i * 5) % 256), { raw: { width: 32, height: 32, channels: 3 } })
       .png()
       .toFile(join(pngs, `i${i}.png`));
   }
-  folderTrain = medvaeProcess([...train, '--data', pngs, '--max-steps', '1', '--out', folderRun]);
+  const child = spawn(process.execPath, [BIN, ...train, '--data', pngs, '--epochs', '2', '--out', interruptedRun], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  const closed = new Promise<number | null>((resolve) => child.on('close', resolve));
+  // Ctrl-C once step 2 is logged (or the test finds out why it never was).
+  await new Promise<void>((resolve) => {
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      if (/step 2\/3/.test(stderr)) resolve();
+    });
+    void closed.then(() => resolve());
+  });
+  child.kill('SIGINT');
+  interrupted = { code: await closed, stderr, checkpoint: latestCheckpoint(join(interruptedRun, 'checkpoints')) };
+  resumed = medvaeProcess(['train', '--resume', interruptedRun]);
 });
 
 test('--data <folder of PNGs> with a config made for an npz: the format is inferred, as data info does', async () => {
-  const r = folderTrain;
-  assert.equal(r.status, 0, r.stderr);
-  assert.match(r.stderr, /data: .*pngs\[train\], 16 images/);
+  assert.match(interrupted.stderr, /data: .*pngs\[train\], 48 images/);
+  assert.equal(resumed.status, 0, resumed.stderr);
   const info = await medvae(['data', 'info', pngs]);
   assert.equal(info.status, 0, info.stderr);
-  assert.match(info.stdout, /\(format folder\)\n {2}all: 16 samples/);
+  assert.match(info.stdout, /\(format folder\)\n {2}all: 48 samples/);
 });
 
 test('a wrong format names what it expected and what the path looks like; an unreadable path names the formats tried', async () => {
@@ -136,13 +154,16 @@ test('usage mistakes exit 2 with one line naming the flag', async () => {
     2,
     /^error: --resume .*no-run: no such run directory or checkpoint; give the directory `medvae train` printed as 'run directory:'/,
   );
-  // Real processes: these two start the backend before they read --n, which would leave one in this process.
+  // A real process: sample starts the backend before it reads --n, which would leave one in this process.
   oneLine(
-    medvaeProcess(['sample', '--run', folderRun, '--n', 'x', '--out', join(dir, 's.npz')]),
+    medvaeProcess(['sample', '--run', interruptedRun, '--n', 'x', '--out', join(dir, 's.npz')]),
     2,
     /^error: --n must be a positive integer, got x/,
   );
-  oneLine(medvaeProcess(['eval', '--run', folderRun, '--n', '1']), 2, /^error: --n must be an integer >= 2, got '1'/);
+  // eval reads its integer flags first.
+  const evalN = await medvae(['eval', '--run', interruptedRun, '--n', '1']);
+  oneLine(evalN, 2, /^error: --n must be an integer >= 2, got '1'/);
+  noBackend(evalN, 'eval --n 1');
 });
 
 test('a mistyped --data says what is wrong first; download advice only for a MedMNIST file name, with its real name', async () => {
@@ -225,32 +246,19 @@ test("a newcomer's mistakes with train and medvae-dist: one line that says what 
   assert.ok(!existsSync(out), 'no run directory for a run that never started');
 });
 
-test('Ctrl-C finishes the step: checkpoint, the exact --resume command, exit 130; that command continues the run', async () => {
-  const run = join(dir, 'interrupted run');
-  const child = spawn(process.execPath, [BIN, ...train, '--data', npz, '--epochs', '3', '--out', run], {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stderr = '';
-  await new Promise<void>((resolve) => {
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString();
-      if (/step 2\/3/.test(stderr)) resolve();
-    });
-  });
-  child.kill('SIGINT');
-  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+test('Ctrl-C finishes the step: checkpoint, the exact --resume command, exit 130; that command continues the run', () => {
+  const { code, stderr, checkpoint } = interrupted;
   assert.equal(code, 130, stderr);
   assert.match(stderr, /interrupted: finishing this step/);
   const line = stderr.trim().split('\n').at(-1)!;
   const m = /^interrupted at step (\d+); checkpoint (.+); continue with: npx medvae train --resume '(.+)'$/.exec(line);
   assert.ok(m, line);
-  assert.equal(m[3], run);
-  assert.equal(m[2], latestCheckpoint(join(run, 'checkpoints')));
+  // before() resumed this very command.
+  assert.equal(m[3], interruptedRun);
+  assert.equal(m[2], checkpoint);
   const state = JSON.parse(readFileSync(join(m[2], 'state.json'), 'utf8')) as { step: number };
   assert.ok(state.step >= 2 && state.step === Number(m[1]), `${state.step} saved, step ${m[1]} printed`);
-  const resumed = medvaeProcess(['train', '--resume', m[3]!]);
   assert.equal(resumed.status, 0, resumed.stderr);
   assert.match(resumed.stderr, new RegExp(`resumed from .*: epoch \\d, step ${m[1]}`));
-  assert.match(resumed.stderr, /finished at step 9/);
+  assert.match(resumed.stderr, /finished at step 6/);
 });
