@@ -1,5 +1,5 @@
 // Test helpers around a real Prometheus server and promtool (Debian's `prometheus` package):
-// start one scraping given targets every second, wait for scrapes, run PromQL through its HTTP
+// start one scraping given targets four times a second, wait for scrapes, run PromQL through its HTTP
 // API, always stop it. Reused by the scrape tests of `medvae train` and `medvae-dist`.
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -92,16 +92,17 @@ function exited(child: ChildProcess): Promise<void> {
 }
 
 /**
- * Starts Prometheus scraping `jobs` every `scrapeIntervalSeconds` (default 1) with its storage in a
+ * Starts Prometheus scraping `jobs` every `scrapeIntervalMs` (default 250: a test waiting for
+ * scrapes is a training computing meanwhile, so seconds of waiting cost CPU) with its storage in a
  * fresh temp dir, and resolves once it answers /-/ready. Call stop() in a finally/after hook.
  */
 export async function startPrometheus(options: {
   jobs: ScrapeJob[];
-  scrapeIntervalSeconds?: number;
+  scrapeIntervalMs?: number;
   startTimeoutMs?: number;
 }): Promise<RunningPrometheus> {
   if (prometheusBinary === undefined) throw new Error('prometheus is not installed (Debian package prometheus)');
-  const interval = `${options.scrapeIntervalSeconds ?? 1}s`;
+  const interval = `${options.scrapeIntervalMs ?? 250}ms`;
   const dir = await mkdtemp(join(tmpdir(), 'medvae-prometheus-'));
   const configPath = join(dir, 'prometheus.yml');
   await writeFile(

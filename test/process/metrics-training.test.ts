@@ -59,14 +59,14 @@ async function stop(child: ChildProcess): Promise<void> {
 }
 
 /**
- * The training and a Prometheus scraping it every second, started side by side (its first scrapes
+ * The training and a Prometheus scraping it, started side by side (its first scrapes
  * of a target not yet up count as failed ones), so that the training computes for less time before
  * the checks. Either failing to start stops the other.
  */
 async function trainingAndPrometheus(bin: string, args: string[], port: number, job: string): Promise<[ChildProcess, RunningPrometheus]> {
   const [child, prom] = await Promise.allSettled([
     training(bin, args, port),
-    startPrometheus({ jobs: [{ job, targets: [`127.0.0.1:${port}`] }], scrapeIntervalSeconds: 1 }),
+    startPrometheus({ jobs: [{ job, targets: [`127.0.0.1:${port}`] }] }),
   ]);
   if (child.status === 'fulfilled' && prom.status === 'fulfilled') return [child.value, prom.value];
   if (child.status === 'fulfilled') await stop(child.value);
