@@ -125,9 +125,15 @@ for (const [worldSize, transport] of [
           `the waiting rank began ${waiting.lastAllReduceStartedAt - calledAt} ms after the call`,
         );
         assert.ok(lateStats.lastAllReduceStartedAt >= calledAt + lateMs - 20);
-        // Busy time counts the work of moving and summing bytes, never the wait.
+        // Busy time counts the work of moving and summing bytes, never the wait: far below the
+        // all-reduce's whole time, most of which is the late rank's delay (the work itself may run
+        // inside the waiting window, as the neighbour on the other side sends, so it is not compared
+        // with the time outside it).
         const busy = waiting.busyMs - busyBefore[late - 1]!;
-        assert.ok(busy > 0 && busy < waiting.lastAllReduceMs - waiting.lastAllReduceWaitMs + 20, `rank ${late - 1} busy ${busy} ms`);
+        assert.ok(
+          busy > 0 && busy < waiting.lastAllReduceMs - lateMs / 2,
+          `rank ${late - 1} busy ${busy} ms of ${waiting.lastAllReduceMs}`,
+        );
       }));
 
     it("broadcast copies the root rank's buffers to all ranks", () =>
