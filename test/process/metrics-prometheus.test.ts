@@ -51,11 +51,14 @@ describe(
 
       servers.push(await serve(() => single.metrics()), await serve(() => agent.metrics()));
       const [train, dist] = servers.map((server) => `127.0.0.1:${server.port}`);
+      // Scrapes a second apart: rate() over 5 s below needs samples that span its window, and the
+      // stand-in trainer here costs nothing while the test waits.
       prometheus = await startPrometheus({
         jobs: [
           { job: 'train', targets: [train] },
           { job: 'dist', targets: [dist] },
         ],
+        scrapeIntervalMs: 1000,
       });
       await prometheus.waitForScrapes('train', 2);
       await prometheus.waitForScrapes('dist', 2);
