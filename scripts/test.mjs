@@ -11,17 +11,17 @@ import { join } from 'node:path';
 import { run } from 'node:test';
 import { spec } from 'node:test/reporters';
 
-/** The longest files, longest first (CPU seconds on 2 cores, measured alone); all others follow by name. */
+/** The longest files, longest first (CPU time, each measured alone); all others follow by name. */
 const LONGEST = [
-  'process/webgpu-cli', // ~60 s: training processes on the software GPU adapter
-  'process/package', // ~29 s: npm pack and install
-  'process/dist-multihost', // ~29 s
-  'process/lint', // ~27 s with a cold cache (CI)
-  'unit/webgpu-kernels', // ~26 s: the software adapter compiles every kernel
-  'process/dist-training', // ~26 s
-  'process/chaos', // ~21 s
-  'process/native-determinism', // ~16 s
-  'process/train-cli', // ~15 s
+  'process/webgpu-cli', // training processes on the software GPU adapter
+  'process/package', // npm pack and install
+  'process/dist-multihost',
+  'process/lint', // ESLint and Prettier with a cold cache, as in CI
+  'unit/webgpu-kernels', // the software adapter compiles every kernel
+  'process/dist-training',
+  'process/chaos',
+  'process/native-determinism',
+  'process/train-cli',
 ];
 
 const args = process.argv.slice(2);
