@@ -42,10 +42,11 @@ export class SyncReadTrap {
   }
 }
 
-/** Trains a run of one epoch of two steps; checks its pictures and checkpoint; returns what each step reported. */
-export async function twoSteps(runDir: string, config: ExperimentConfig): Promise<StepInfo[]> {
+/** Trains a run of one epoch of two steps; checks its backend, pictures and checkpoint; returns what each step reported. */
+export async function twoSteps(runDir: string, config: ExperimentConfig, progress: Progress = quiet): Promise<StepInfo[]> {
   const steps: StepInfo[] = [];
-  const result = await train({ config, runDir, progress: quiet, hooks: { onStep: (info) => void steps.push(info) } });
+  const result = await train({ config, runDir, progress, hooks: { onStep: (info) => void steps.push(info) } });
+  assert.equal(result.backend.name, config.train.backend);
   assert.equal(result.stoppedBy, 'completed');
   assert.equal(result.state.step, 2);
   assert.ok(existsSync(join(runDir, 'samples', 'epoch-0001.png')), 'sample grid');

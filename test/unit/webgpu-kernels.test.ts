@@ -1,13 +1,12 @@
 // Every op the models and losses use, on webgpu (tfjs-backend-webgpu on a software adapter)
 // against TF.js's cpu backend: values and gradients with respect to every input, for a random
 // upstream gradient; and training on webgpu (a software adapter here; the same code on a real
-// GPU): a whole step of every model matches wasm; train() of the VAE-GAN with its gates on reads
-// no tensor synchronously (no-sync-readback.test.ts checks the other paths on cpu); and train()
-// under a small memory budget splits the batch into the micro-batches train-memory.test.ts counts
-// by hand. One file, so one process starts TF.js and the adapter for all, and compiles each
-// shader once (a software adapter takes seconds for a model's). Skips, saying why, where webgpu
-// cannot start.
-import { after, before, describe, test } from 'node:test';
+// GPU): a whole step of every model matches wasm; and train() of the VAE-GAN with its gates on,
+// under a small memory budget, reads no tensor synchronously (no-sync-readback.test.ts checks the
+// other paths on cpu) and splits the batch into the micro-batches the budget allows. One file, so
+// one process starts TF.js and the adapter for all, and compiles each shader once (a software
+// adapter takes seconds for a model's). Skips, saying why, where webgpu cannot start.
+import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { tf } from '../../src/util/tf.ts';
@@ -15,8 +14,8 @@ import { initBackend } from '../../src/backend/index.ts';
 import { loadConfig } from '../../src/config/load.ts';
 import { createModel } from '../../src/models/index.ts';
 import { computeGradients, disposeGradients } from '../../src/train/step.ts';
-import { MicroBatchError } from '../../src/train/micro-batch.ts';
-import { train } from '../../src/train/trainer.ts';
+import { gpuFootprint, MicroBatchError } from '../../src/train/micro-batch.ts';
+import { train, type StepInfo } from '../../src/train/trainer.ts';
 import { context, disposeBatch, fixedBatch, MODEL_NAMES, tinyConfig } from '../helpers/models-helpers.ts';
 import { assertGates, SyncReadTrap, twoSteps } from '../helpers/sync-read-trap.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
@@ -250,79 +249,72 @@ describe('a training step on webgpu matches wasm (relative error <= 1e-3)', { sk
   }
 });
 
-describe('train() on webgpu with every synchronous read throwing', { skip }, () => {
+describe('train() of the VAE-GAN on webgpu under a 1 MB budget, every synchronous read throwing', { skip }, () => {
+  // One run that both tests read: two steps of the network of the step above (16x16, hidden dims
+  // [4, 8], latent 4), whose shaders are compiled by now, each step 2 passes of 2 images.
+  const dir = tempDir('medvae-webgpu-train-');
+  const data = join(dir, 'tiny.npz');
+  const config = loadConfig({
+    file: 'configs/smoke.yaml',
+    sets: [
+      'model.name=vae_gan',
+      'model.image_size=16',
+      'model.hidden_dims=[4, 8]',
+      'model.latent_dim=4',
+      'model.feature_layer=1',
+      'model.gan_margin=0.35',
+      `data.path=${data}`,
+      'train.batch_size=4',
+      'train.micro_batch=auto',
+      'train.memory_budget_mb=1',
+      'train.epochs=1',
+      'train.backend=webgpu',
+      'train.allow_software_gpu=true',
+      'output.sample_grid=4',
+    ],
+  });
   const trap = new SyncReadTrap();
-  after(() => trap.restore());
-
-  test('vae_gan with gan_margin > 0: two training steps, the pictures and the checkpoint', async () => {
-    const dir = tempDir('medvae-webgpu-train-');
-    const data = join(dir, 'tiny.npz');
-    // The network and batch of the step above (16x16, hidden dims [4, 8], latent 4, 2 images a
-    // pass), whose shaders are compiled by now: 4 images, one epoch of two steps of one pass each.
-    writeTinyNpz(data, { train: 4, val: 2, test: 2, size: 16 });
-    const config = loadConfig({
-      file: 'configs/smoke.yaml',
-      sets: [
-        'model.name=vae_gan',
-        'model.image_size=16',
-        'model.hidden_dims=[4, 8]',
-        'model.latent_dim=4',
-        'model.feature_layer=1',
-        'model.gan_margin=0.35',
-        `data.path=${data}`,
-        'train.batch_size=2',
-        'train.micro_batch=2',
-        'train.epochs=1',
-        'train.backend=webgpu',
-        'train.allow_software_gpu=true',
-        'output.sample_grid=4',
-      ],
-    });
+  const lines: string[] = [];
+  const progress = { info: (m: string) => lines.push(m), step: () => {}, done: () => {} };
+  let steps: StepInfo[] = [];
+  before(async () => {
+    writeTinyNpz(data, { train: 8, val: 2, test: 2, size: 16 });
     trap.install();
-    assertGates(await twoSteps(join(dir, 'run'), config));
+    try {
+      steps = await twoSteps(join(dir, 'run'), config, progress);
+    } finally {
+      trap.restore();
+    }
+  });
+
+  test('two training steps with the gates on the device, the pictures and the checkpoint', () => {
+    assertGates(steps);
     assert.deepEqual(trap.attempts, []);
   });
-});
 
-describe('train() on webgpu with a small memory budget', { skip }, () => {
-  test('micro-batches below the batch, one step, and the one-line refusal', async () => {
-    const dir = tempDir('medvae-memory-');
-    const data = join(dir, 'tiny.npz');
-    writeTinyNpz(data, { train: 32, val: 8, test: 8 });
-    const smoke = (sets: string[]): ReturnType<typeof loadConfig> =>
-      loadConfig({
-        file: 'configs/smoke.yaml',
-        sets: [
-          'train.micro_batch=auto',
-          `data.path=${data}`,
-          'train.backend=webgpu',
-          'train.allow_software_gpu=true',
-          'train.max_steps=1',
-          'output.sample_grid=4',
-          ...sets,
-        ],
-      });
-    const lines: string[] = [];
-    const progress = { info: (m: string) => lines.push(m), step: () => {}, done: () => {} };
-    // The smoke model at 16x16 (a software adapter's step costs about the pixels): an image is
-    // 3 x 16x16 + 4 x 8x8x8 + 4 x 4x4x16 + 2 x 4x4x16 + 4 x 8x8x8 + 4 x 16x16x8 + 3 x 16x16x3
-    // + 4 x 16x16x3 = 19968 elements (train-memory.test.ts's count, at half the side), 239616
-    // bytes; its 9851 parameters (the heads and the dense layer read 4x4x16) hold 236424 bytes.
-    // 2 MB (2097152 bytes) cannot hold 8 images a pass (236424 + 8 x 239616 = 2153352), but 4
-    // (1194888): a batch of 8 is 2 passes (each pass costs the software adapter its pixels).
-    const result = await train({
-      config: smoke(['model.image_size=16', 'train.batch_size=8', 'train.memory_budget_mb=2']),
-      runDir: join(dir, 'small'),
-      progress,
-    });
-    assert.equal(result.backend.name, 'webgpu');
-    assert.equal(result.state.step, 1);
+  test('micro-batches below the batch, as many as the budget allows, and the one-line refusal', async () => {
+    // gpuFootprint (counted by hand for the smoke model in train-memory.test.ts): 1 MB holds 2
+    // images a pass, not 4, and 3 would leave a pass of 1 whose buffers TF.js keeps beside them.
+    const f = gpuFootprint(config);
+    assert.ok(f.fixedBytes + 2 * f.bytesPerImage <= 2 ** 20 && f.fixedBytes + 4 * f.bytesPerImage > 2 ** 20);
     assert.ok(
-      lines.some((l) => /\b2 micro-batch\(es\) of <= 4\b/.test(l)),
+      lines.some((l) => /\b2 micro-batch\(es\) of <= 2\b/.test(l)),
       `no line gives the micro-batch:\n${lines.join('\n')}`,
     );
+    // The smoke model at 32x32: one image needs more than 1 MB.
+    const smoke = loadConfig({
+      file: 'configs/smoke.yaml',
+      sets: [
+        `data.path=${data}`,
+        'train.batch_size=4',
+        'train.micro_batch=auto',
+        'train.memory_budget_mb=1',
+        'train.backend=webgpu',
+        'train.allow_software_gpu=true',
+      ],
+    });
     await assert.rejects(
-      train({ config: smoke(['train.memory_budget_mb=1']), runDir: join(dir, 'none'), progress }),
+      train({ config: smoke, runDir: join(dir, 'none'), progress }),
       (e: Error) =>
         e instanceof MicroBatchError && !e.message.includes('\n') && /more than train\.memory_budget_mb \(1 MB\)/.test(e.message),
     );
