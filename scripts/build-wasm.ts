@@ -1,7 +1,7 @@
 // Assembles every WebAssembly text file (.wat) under src/ into the binary (.wasm) beside it:
 //   npm run build:wasm
 // The .wasm files are committed, so neither an install nor a process start needs an assembler
-// (wabt is a dev dependency); test/unit/wasm-build.test.ts fails when one no longer matches its source.
+// (wabt is a dev dependency); test/unit/wasm-modules.test.ts fails when one no longer matches its source.
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';

@@ -1,7 +1,7 @@
 // What one training step of a model holds, from its config alone (no weights are built): the shape
 // of every activation the forward pass makes per training image, and the trained parameters. The
 // trainer sizes its micro-batches from these (src/train/micro-batch.ts) before the model exists;
-// each entry mirrors a layer of blocks.ts, and test/unit/train-memory.test.ts checks them against
+// each entry mirrors a layer of blocks.ts, and test/unit/train.test.ts checks them against
 // built models. A new variant adds its row to TRAITS.
 import type { ModelConfig, ModelName } from '../config/schema.ts';
 import { bottleneckSide } from './blocks.ts';

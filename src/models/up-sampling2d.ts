@@ -3,7 +3,7 @@
 // tfjs-layers' UpSampling2D runs tf.image.resizeNearestNeighbor, and TF.js 4.22's wasm kernel of
 // its gradient (ResizeNearestNeighborGrad, which the native backend runs too) is wrong for a batch
 // of more than one image: on a 2x4x4x1 input it is off by more than the values themselves
-// (test/unit/models-upsample.test.ts). For an integer factor, each input pixel's gradient is the sum
+// (test/unit/models.test.ts). For an integer factor, each input pixel's gradient is the sum
 // of the output gradients over the block of pixels it was copied to: an average pool times the
 // block's size, which every backend runs correctly and fast (a concat-and-reshape form of the copy
 // ran 2.5 times slower on wasm). Same class name, config and (no) weights as the stock layer, so

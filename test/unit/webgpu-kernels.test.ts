@@ -293,7 +293,7 @@ describe('train() of the VAE-GAN on webgpu under a 1 MB budget, every synchronou
   });
 
   test('micro-batches below the batch, as many as the budget allows, and the one-line refusal', async () => {
-    // gpuFootprint (counted by hand for the smoke model in train-memory.test.ts): 1 MB holds 2
+    // gpuFootprint (counted by hand for the smoke model in train.test.ts): 1 MB holds 2
     // images a pass, not 4, and 3 would leave a pass of 1 whose buffers TF.js keeps beside them.
     const f = gpuFootprint(config);
     assert.ok(f.fixedBytes + 2 * f.bytesPerImage <= 2 ** 20 && f.fixedBytes + 4 * f.bytesPerImage > 2 ** 20);
