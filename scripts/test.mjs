@@ -1,6 +1,9 @@
-// The test command behind `npm test`, `npm run test:unit` and `npm run test:process`: Node's test
-// runner over the tiers' files (test/<tier>/*.test.ts, run through tsx: start it with
-// `node --import tsx`), a process per file, `--concurrency N` at a time. The files that take longest
+// The test command behind `npm test`, `npm run test:unit`, `test:gpu` and `test:process`: Node's
+// test runner over the tiers' files (test/<tier>/*.test.ts, run through tsx: start it with
+// `node --import tsx`), a process per file, `--concurrency N` at a time. The tiers: unit, tests in
+// one process on the CPU backends (the edit-test loop); gpu, kernels and training steps on a WebGPU
+// adapter (a software one where the machine has no GPU, which takes many times longer); process,
+// tests that start medvae's commands, workers, servers and tools as processes. The files that take longest
 // start first, as a scheduler of jobs on a few machines does (longest processing time first):
 // `node --test` orders files by name, and a long file that starts near the end runs alone at the
 // end while the other cores idle.
@@ -17,7 +20,7 @@ const LONGEST = [
   'process/package', // npm pack and install
   'process/dist-multihost',
   'process/lint', // ESLint and Prettier with a cold cache, as in CI
-  'unit/webgpu-kernels', // the software adapter compiles every kernel
+  'gpu/webgpu-kernels', // the software adapter compiles every kernel
   'process/dist-training',
   'process/chaos',
   'process/native-determinism',
@@ -32,7 +35,7 @@ for (let i = 0; i < args.length; i++) {
   else tiers.push(args[i]);
 }
 if (tiers.length === 0 || !Number.isInteger(concurrency) || concurrency < 1) {
-  process.stderr.write('usage: node --import tsx scripts/test.mjs [--concurrency N] TIER... (TIER: unit, process)\n');
+  process.stderr.write('usage: node --import tsx scripts/test.mjs [--concurrency N] TIER... (TIER: unit, gpu, process)\n');
   process.exit(2);
 }
 
