@@ -24,7 +24,7 @@ export interface TrainRecipe {
   lr: number;
 }
 
-export const DEFAULT_RECIPE: TrainRecipe = { steps: 300, batchSize: 64, lr: 2e-3 };
+export { DEFAULT_RECIPE } from './defaults.ts';
 
 /** What the classifier predicts: the dataset's labels, or (unlabelled data) the rotation applied. */
 export type ClassifierTask = { kind: 'class' | 'multilabel'; width: number } | { kind: 'rotation'; width: 4 };

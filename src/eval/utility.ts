@@ -11,9 +11,7 @@ import { concatImages, subset, type LabelledImages } from './images.ts';
 import { sampleWithoutReplacement } from './kid.ts';
 import { pairedTInterval, spread, type PairedInterval, type Spread } from './stats.ts';
 import { hashKeys, mulberry32, Stream } from '../util/rng.ts';
-
-/** Classifier seeds of the spread unless told otherwise; the issue asks for at least 5. */
-export const DEFAULT_UTILITY_SEEDS = 5;
+import { DEFAULT_UTILITY_SEEDS } from './defaults.ts';
 
 export interface ClassifierScores {
   /** Multi-class: top-1. Multi-label: mean over (image, finding) of (p > 0.5) == target. */

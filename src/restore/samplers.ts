@@ -13,9 +13,9 @@ import { tf } from '../util/tf.ts';
 import type { StepNoise, VaeModel } from '../models/base.ts';
 import { ModelTaskError } from './errors.ts';
 import { gaussianLogLikelihood, logPosterior, logPrior, sampleLatent } from './latent.ts';
+import type { ImputeMethod } from './impute-methods.ts';
 
-export const IMPUTE_METHODS = ['pseudo-gibbs', 'mwg'] as const;
-export type ImputeMethod = (typeof IMPUTE_METHODS)[number];
+export { IMPUTE_METHODS, type ImputeMethod } from './impute-methods.ts';
 
 export interface ChainInput {
   /** N x H x W x C in [-1, 1]; values at missing pixels are ignored. */
