@@ -2,7 +2,6 @@
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import type { DatasetFormat } from '../config/schema.ts';
 import { downloadMedmnist } from '../data/download.ts';
-import { describeDataset } from '../data/info.ts';
 import { MEDMNIST, MEDMNIST_SIZES } from '../data/medmnist.ts';
 import { runCommand, UsageError } from './errors.ts';
 import { DatasetNotFoundError } from '../data/errors.ts';
@@ -53,6 +52,8 @@ export function registerDataCommands(program: Command): void {
     .action((path: string, opts: { format?: DatasetFormat; debug?: boolean }) =>
       runCommand(Boolean(opts.debug), async () => {
         try {
+          // Loaded here, at its one use: reading a dataset brings TF.js, which `data download` and --help need not load.
+          const { describeDataset } = await import('../data/info.ts');
           console.log(await describeDataset(path, opts.format));
         } catch (e) {
           // The path on the command line is missing or no dataset: a usage mistake (exit 2), as --data's is.

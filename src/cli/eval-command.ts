@@ -1,20 +1,13 @@
-// `medvae eval` and `medvae report`.
+// `medvae eval` and `medvae report`. Registering them loads only their flags and the evaluation's
+// defaults; what they do (eval-actions.ts) loads when one runs.
 import type { Command } from 'commander';
-import type { BackendChoice } from '../config/schema.ts';
-import { formatEvalTable, writeEvalFile } from '../eval/eval-file.ts';
-import { evalRun } from '../eval/run-eval.ts';
-import { DEFAULT_RECIPE } from '../eval/feature-net.ts';
+import { DEFAULT_RECIPE, DEFAULT_UTILITY_SEEDS } from '../eval/defaults.ts';
 import { DEFAULT_PR_K } from '../eval/precision-recall.ts';
-import { DEFAULT_UTILITY_SEEDS } from '../eval/utility.ts';
-import { writeReport } from '../report/write-report.ts';
-import { integerFlag, runCommand } from './errors.ts';
+import { runCommand } from './errors.ts';
 import { allowSoftwareGpuOption, backendOption, type BackendFlags } from './backend-flags.ts';
-import { evalRestoration, formatRestorationTable } from '../restore/eval-hook.ts';
-import { parseTasks } from '../restore/restore-eval.ts';
-import { parseNormal } from '../restore/anomaly.ts';
-import { checkpointOption, RUN_HELP, runCheckpointOf } from './run-option.ts';
+import { checkpointOption, RUN_HELP } from './run-option.ts';
 
-interface EvalFlags extends BackendFlags {
+export interface EvalFlags extends BackendFlags {
   run: string;
   checkpoint?: string;
   split: string;
@@ -29,7 +22,7 @@ interface EvalFlags extends BackendFlags {
   debug?: boolean;
 }
 
-interface ReportFlags {
+export interface ReportFlags {
   run: string;
   compare: string[];
   out?: string;
@@ -71,41 +64,9 @@ export function registerEvalCommands(program: Command, out: CommandOutput = proc
     .option('--tasks <list>', 'also restoration tasks (src/restore): impute,denoise,score')
     .option('--normal <classes>', 'with --tasks score: the normal classes of the AUROC, e.g. 0')
     .option('--debug', 'print stack traces on errors')
-    .action(async (flags: EvalFlags) => {
-      await runCommand(Boolean(flags.debug), async () => {
-        // Chosen once: the evaluation and the restoration tasks use the same checkpoint, named once if the newest was damaged.
-        const { runDir, dir: checkpoint } = runCheckpointOf(flags);
-        const file = await evalRun(runDir, {
-          checkpoint,
-          split: flags.split,
-          n: integerFlag('--n', flags.n, 2),
-          seed: integerFlag('--seed', flags.seed, 0),
-          backend: flags.backend as BackendChoice | undefined,
-          allowSoftwareGpu: flags.allowSoftwareGpu,
-          recipe: { ...DEFAULT_RECIPE, steps: integerFlag('--feature-steps', flags.featureSteps, 1) },
-          cacheDir: flags.cacheDir,
-          prK: integerFlag('--pr-k', flags.prK, 1),
-          utilitySeeds: integerFlag('--utility-seeds', flags.utilitySeeds, 2),
-          log: (line) => process.stderr.write(`${line}\n`),
-        });
-        const tasks = flags.tasks ? parseTasks(flags.tasks) : [];
-        const restoration =
-          tasks.length > 0
-            ? await evalRestoration(runDir, {
-                checkpoint,
-                tasks,
-                split: flags.split,
-                n: integerFlag('--n', flags.n, 2),
-                seed: integerFlag('--seed', flags.seed, 0),
-                normal: flags.normal === undefined ? undefined : parseNormal(flags.normal),
-                log: (line) => process.stderr.write(`${line}\n`),
-              })
-            : undefined;
-        const withTasks: typeof file & { restoration?: typeof restoration } = restoration ? { ...file, restoration } : file;
-        const path = writeEvalFile(runDir, withTasks);
-        out.write(`${formatEvalTable(file)}${restoration ? `\n${formatRestorationTable(restoration)}` : ''}\nwrote ${path}\n`);
-      });
-    });
+    .action((flags: EvalFlags) =>
+      runCommand(Boolean(flags.debug), async () => (await import('./eval-actions.ts')).evalCommand(flags, out)),
+    );
 
   program
     .command('report')
@@ -114,10 +75,7 @@ export function registerEvalCommands(program: Command, out: CommandOutput = proc
     .option('--compare <dir>', 'another run to show side by side (repeatable)', collect, [])
     .option('--out <file>', 'output file (default: RUN_DIR/report.html)')
     .option('--debug', 'print stack traces on errors')
-    .action(async (flags: ReportFlags) => {
-      await runCommand(Boolean(flags.debug), async () => {
-        const path = writeReport(flags.run, { compare: flags.compare, out: flags.out });
-        out.write(`wrote ${path}\n`);
-      });
-    });
+    .action((flags: ReportFlags) =>
+      runCommand(Boolean(flags.debug), async () => (await import('./eval-actions.ts')).reportCommand(flags, out)),
+    );
 }

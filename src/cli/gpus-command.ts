@@ -2,7 +2,7 @@
 // GPUs), which one `--backend auto` would take, or exactly why none. Finding no GPU is a diagnosis,
 // not a failure: it exits 0 whenever it could look.
 import type { Command } from 'commander';
-import { gpuReport, type GpuReport } from '../backend/gpu-report.ts';
+import type { GpuReport } from '../backend/gpu-report.ts';
 import type { AdapterPick, VulkanReport } from '../backend/webgpu/probe.ts';
 import { allowSoftwareGpuOption } from './backend-flags.ts';
 import { runCommand } from './errors.ts';
@@ -80,6 +80,8 @@ export function registerGpusCommand(program: Command): void {
     .option('--debug', 'print stack traces on errors')
     .action((opts: { allowSoftwareGpu?: boolean; json?: boolean; debug?: boolean }) =>
       runCommand(Boolean(opts.debug), async () => {
+        // Loaded here, at its one use: registering the command (`medvae --help`) needs no GPU probe.
+        const { gpuReport } = await import('../backend/gpu-report.ts');
         const report = await gpuReport({ allowSoftware: opts.allowSoftwareGpu === true });
         process.stdout.write(
           opts.json === true ? `${JSON.stringify(report, null, 2)}\n` : formatGpuReport(report, opts.allowSoftwareGpu === true),

@@ -1,4 +1,6 @@
-// `medvae`: the command line. Each command lives in its own module and registers itself here.
+// `medvae`: the command line. Each command lives in its own module and registers itself here: its
+// name, flags and help, all light; what it does is imported only when it runs, so `--help` and a
+// usage error load no TF.js.
 import { Command } from 'commander';
 import { registerTrainCommand } from './train-command.ts';
 import { registerGenerateCommands } from './generate-commands.ts';

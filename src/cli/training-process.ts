@@ -4,7 +4,7 @@
 import type { ExperimentConfig } from '../config/schema.ts';
 import type { Progress } from '../run/progress.ts';
 import type { MetricsSource } from '../metrics/registry.ts';
-import { serveMetrics, type MetricsServer } from '../metrics/server.ts';
+import type { MetricsServer } from '../metrics/server.ts';
 import { EXIT_INTERRUPTED } from './errors.ts';
 
 /**
@@ -36,6 +36,8 @@ export async function startMetricsOrWarn(
   progress: Progress,
 ): Promise<MetricsServer | undefined> {
   const { metrics_port: port, metrics_host: host } = config.output;
+  // Loaded here, at its one use: prom-client is no cost to a command line that is refused before training.
+  const { serveMetrics } = await import('../metrics/server.ts');
   try {
     const server = await serveMetrics(port, host, source, (m) => progress.info(m));
     if (server) progress.info(`metrics: http://${host}:${server.port}/metrics`);

@@ -29,12 +29,14 @@ export interface ProcessOptions {
   env?: NodeJS.ProcessEnv;
   /** Another of bin/'s commands, e.g. bin/medvae-dist.js. */
   bin?: string;
+  /** Node's own flags, before the script: e.g. `--import` of a module preloaded into the process. */
+  execArgv?: string[];
   timeoutMs?: number;
 }
 
 /** `medvae ARGS` in a process of its own, in the repository root; waits for it to exit. */
 export function medvaeProcess(args: string[], options: ProcessOptions = {}): CliResult {
-  const r = spawnSync(process.execPath, [options.bin ?? BIN, ...args], {
+  const r = spawnSync(process.execPath, [...(options.execArgv ?? []), options.bin ?? BIN, ...args], {
     cwd: ROOT,
     encoding: 'utf8',
     timeout: options.timeoutMs ?? 180_000,

@@ -2,7 +2,8 @@
 // file, key or flag (exit 1; 2 for usage; 130 after Ctrl-C), no stack, nothing left behind. Most
 // run in this process through the commands' commander wiring (medvaeInProcess), where a command
 // that starts a backend would leave one in this process; real `medvae` processes for what only a
-// process shows: each exit code, commander's own usage errors, training, medvae-dist, Ctrl-C.
+// process shows: each exit code, commander's own usage errors, training, medvae-dist, Ctrl-C, and
+// what a process loads (no TF.js for --help or a usage error).
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -22,7 +23,23 @@ writeTinyNpz(npz, { train: 48, val: 8, test: 8 });
 const pngs = join(dir, 'pngs');
 const train = ['train', '--config', 'configs/smoke.yaml', '--backend', 'wasm', '--log-format', 'plain'];
 
-const medvaeDist = (args: string[]): CliResult => medvaeProcess(args, { bin: join(ROOT, 'bin', 'medvae-dist.js') });
+/** Preloaded into a process, it says at exit how many of TF.js's modules the process loaded. */
+const TFJS_AT_EXIT = ['--import', join(ROOT, 'test', 'helpers', 'tfjs-loaded-at-exit.mjs')];
+const TFJS_LINE = /^tfjs modules loaded by this process: (\d+)\n/m;
+
+/** A process with TFJS_AT_EXIT: its result without that line, and the count the line gave. */
+function tfjsModules(r: CliResult): { result: CliResult; loaded: number } {
+  const line = TFJS_LINE.exec(r.stderr);
+  assert.ok(line, `no count of TF.js's modules in: ${r.stderr}`);
+  return { result: { ...r, stderr: r.stderr.replace(TFJS_LINE, '') }, loaded: Number(line[1]) };
+}
+
+/** `medvae-dist ARGS` in a process that counts the TF.js modules it loads: the launcher itself never computes. */
+function medvaeDist(args: string[]): CliResult {
+  const { result, loaded } = tfjsModules(medvaeProcess(args, { bin: join(ROOT, 'bin', 'medvae-dist.js'), execArgv: TFJS_AT_EXIT }));
+  assert.equal(loaded, 0, `medvae-dist ${args.join(' ')} loaded TF.js`);
+  return result;
+}
 
 /**
  * Refused before the backend starts: no "backend:" line, and no TF.js backend started in this
@@ -47,6 +64,8 @@ const interruptedRun = join(dir, 'interrupted run');
 let interrupted: { code: number | null; stderr: string; checkpoint: string | undefined };
 /** `medvae train --resume` of that run: the command it printed, as the Ctrl-C test checks. */
 let resumed: CliResult;
+/** TF.js modules the resumed training loaded: what TFJS_AT_EXIT reports of a process that computes. */
+let resumedTfjs: number;
 
 // A folder of 48 PNGs, which several tests give as --data, and one run on it that several tests
 // read: 2 epochs of 3 steps, interrupted at the second step and resumed to its end.
@@ -73,7 +92,9 @@ before(async () => {
   });
   child.kill('SIGINT');
   interrupted = { code: await closed, stderr, checkpoint: latestCheckpoint(join(interruptedRun, 'checkpoints')) };
-  resumed = medvaeProcess(['train', '--resume', interruptedRun]);
+  ({ result: resumed, loaded: resumedTfjs } = tfjsModules(
+    medvaeProcess(['train', '--resume', interruptedRun], { execArgv: TFJS_AT_EXIT }),
+  ));
 });
 
 test('--data <folder of PNGs> with a config made for an npz: the format is inferred, as data info does', async () => {
@@ -147,23 +168,36 @@ test('a run failing before its first step prints nothing about a run directory a
 });
 
 test('usage mistakes exit 2 with one line naming the flag', async () => {
-  // A real process: commander's own usage error exits 2 (the ones below in this process are mapped alike).
-  oneLine(medvaeProcess(['train', '--no-such-flag']), 2, /^error: unknown option '--no-such-flag'/);
+  // Commander's own (an unknown flag) in a real process: the next test's. These in this process are mapped alike.
   oneLine(
     await medvae(['train', '--resume', join(dir, 'no-run')]),
     2,
     /^error: --resume .*no-run: no such run directory or checkpoint; give the directory `medvae train` printed as 'run directory:'/,
   );
-  // A real process: sample starts the backend before it reads --n, which would leave one in this process.
-  oneLine(
-    medvaeProcess(['sample', '--run', interruptedRun, '--n', 'x', '--out', join(dir, 's.npz')]),
-    2,
-    /^error: --n must be a positive integer, got x/,
-  );
-  // eval reads its integer flags first.
-  const evalN = await medvae(['eval', '--run', interruptedRun, '--n', '1']);
+  // sample and eval read their flags before the run (a missing one here) and before the backend.
+  const noRun = join(dir, 'no-such-run');
+  const sampleN = await medvae(['sample', '--run', noRun, '--n', 'x', '--out', join(dir, 's.npz')]);
+  oneLine(sampleN, 2, /^error: --n must be a positive integer, got x/);
+  noBackend(sampleN, 'sample --n x');
+  const latent = await medvae(['sample', '--run', interruptedRun, '--latent', 'uniform', '--out', join(dir, 's.npz')]);
+  oneLine(latent, 2, /^error: --latent must be one of default, prior, .*, got 'uniform'/);
+  noBackend(latent, 'sample --latent uniform');
+  const evalN = await medvae(['eval', '--run', noRun, '--n', '1']);
   oneLine(evalN, 2, /^error: --n must be an integer >= 2, got '1'/);
   noBackend(evalN, 'eval --n 1');
+});
+
+test('--help and usage errors load no TF.js: medvae imports a command only to run it, medvae-dist never', () => {
+  // The positive control: a process that trains is seen loading it.
+  assert.ok(resumedTfjs > 0, `the resumed training loaded ${resumedTfjs} TF.js modules`);
+  // A real process: commander's own usage error exits 2.
+  const unknown = tfjsModules(medvaeProcess(['train', '--no-such-flag'], { execArgv: TFJS_AT_EXIT }));
+  oneLine(unknown.result, 2, /^error: unknown option '--no-such-flag'/);
+  assert.equal(unknown.loaded, 0, 'medvae train --no-such-flag loaded TF.js');
+  const help = medvaeDist(['--help']);
+  assert.equal(help.status, 0, help.stderr);
+  assert.match(help.stdout, /^Usage: medvae-dist /m);
+  assert.match(help.stdout, /--cpu-workers <n>/);
 });
 
 test('a mistyped --data says what is wrong first; download advice only for a MedMNIST file name, with its real name', async () => {
