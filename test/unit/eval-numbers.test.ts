@@ -36,13 +36,13 @@ import { resultRow, type ResultRow, type Sampler } from '../../bench/results-row
 import { checks, mainTable, privacyTable, sampleTable, utilityTable } from '../../bench/results-page.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 
+function assertClose(actual: number, expected: number, tol: number, what: string): void {
+  assert.ok(Math.abs(actual - expected) <= tol, `${what}: ${actual} vs expected ${expected} (tol ${tol})`);
+}
+
 describe('eval-math: PSD square root, Frechet and kernel distances, rank AUC', () => {
   // The eval statistics against hand-computed values: PSD square root, Frechet distance, kernel
   // distance, rank AUC with ties.
-
-  function assertClose(actual: number, expected: number, tol: number, what: string): void {
-    assert.ok(Math.abs(actual - expected) <= tol, `${what}: ${actual} vs expected ${expected} (tol ${tol})`);
-  }
 
   /** Box-Muller standard normals from a seeded generator. */
   function normals(random: () => number): () => number {
@@ -323,36 +323,32 @@ describe('eval-stats: spread over seeds and the paired Student-t interval', () =
   // Spread over seeds and the paired Student-t interval, against hand-computed values and published
   // t quantiles (two-sided 95%: 12.7062 at 1 degree of freedom, 2.7764 at 4, 2.2622 at 9, 2.0423 at 30).
 
-  function close(actual: number, expected: number, tol: number, what: string): void {
-    assert.ok(Math.abs(actual - expected) <= tol, `${what}: ${actual} vs ${expected}`);
-  }
-
   test('spread: mean and sample standard deviation', () => {
     // Mean 5; squared deviations 9, 1, 1, 9 sum to 20; 20 / 3.
     const s = spread([2, 4, 6, 8]);
-    close(s.mean, 5, 1e-15, 'mean');
-    close(s.std, Math.sqrt(20 / 3), 1e-15, 'std');
+    assertClose(s.mean, 5, 1e-15, 'mean');
+    assertClose(s.std, Math.sqrt(20 / 3), 1e-15, 'std');
     assert.deepEqual(spread([3]), { mean: 3, std: 0, values: [3] });
   });
 
   test('Student-t quantiles and CDF match published tables', () => {
-    close(studentTQuantile(0.975, 1), 12.706204736, 1e-6, 'df 1');
-    close(studentTQuantile(0.975, 4), 2.776445105, 1e-8, 'df 4');
-    close(studentTQuantile(0.975, 9), 2.262157163, 1e-8, 'df 9');
-    close(studentTQuantile(0.975, 30), 2.042272456, 1e-8, 'df 30');
-    close(studentTQuantile(0.025, 4), -2.776445105, 1e-8, 'lower tail');
+    assertClose(studentTQuantile(0.975, 1), 12.706204736, 1e-6, 'df 1');
+    assertClose(studentTQuantile(0.975, 4), 2.776445105, 1e-8, 'df 4');
+    assertClose(studentTQuantile(0.975, 9), 2.262157163, 1e-8, 'df 9');
+    assertClose(studentTQuantile(0.975, 30), 2.042272456, 1e-8, 'df 30');
+    assertClose(studentTQuantile(0.025, 4), -2.776445105, 1e-8, 'lower tail');
     // df 1 is the Cauchy distribution: P(T <= 1) = 1/2 + atan(1) / pi = 3/4.
-    close(studentTCdf(1, 1), 0.75, 1e-12, 'Cauchy');
-    close(studentTCdf(0, 7), 0.5, 1e-15, 'median');
+    assertClose(studentTCdf(1, 1), 0.75, 1e-12, 'Cauchy');
+    assertClose(studentTCdf(0, 7), 0.5, 1e-15, 'median');
   });
 
   test('paired t interval of a hand-computed case', () => {
     // Differences 0.05, 0.02, 0.01, 0.05, 0.03: mean 0.032, squared deviations sum 12.8e-4, variance 3.2e-4,
     // standard error sqrt(3.2e-4 / 5) = 0.008, half-width 2.776445 * 0.008 = 0.0222116.
     const i = pairedTInterval([0.6, 0.62, 0.58, 0.65, 0.61], [0.55, 0.6, 0.57, 0.6, 0.58]);
-    close(i.mean, 0.032, 1e-12, 'mean');
-    close(i.low, 0.032 - 0.0222116, 1e-7, 'low');
-    close(i.high, 0.032 + 0.0222116, 1e-7, 'high');
+    assertClose(i.mean, 0.032, 1e-12, 'mean');
+    assertClose(i.low, 0.032 - 0.0222116, 1e-7, 'low');
+    assertClose(i.high, 0.032 + 0.0222116, 1e-7, 'high');
     assert.equal(i.level, 0.95);
     assert.throws(() => pairedTInterval([1], [2]), /equal length >= 2, got 1 and 1/);
   });
@@ -398,10 +394,6 @@ describe('eval-privacy: closest training images, percentiles and membership', ()
     await tf.setBackend('cpu');
   });
 
-  function close(actual: number, expected: number, tol: number, what: string): void {
-    assert.ok(Math.abs(actual - expected) <= tol, `${what}: ${actual} vs ${expected}`);
-  }
-
   test('nearest rows: distance to and index of the closest reference point, across chunks, leaking no tensor', async () => {
     // Reference points (0, 0), (3, 0), (0, 4), (10, 10); queries (1, 0) -> (0, 0) at 1, (3, 4) -> (0, 4) at 3
     // (not (3, 0) at 4), (9, 9) -> (10, 10) at sqrt 2, (0, 0) -> itself at 0.
@@ -411,19 +403,19 @@ describe('eval-privacy: closest training images, percentiles and membership', ()
     for (const chunk of [1, 2, 512]) {
       const nearest = await nearestRows(queries, 4, reference, 4, 2, chunk);
       assert.deepEqual([...nearest.index], [0, 2, 3, 0], `indices, chunk ${chunk}`);
-      [1, 3, Math.SQRT2, 0].forEach((want, i) => close(nearest.distance[i], want, 1e-5, `distance ${i}, chunk ${chunk}`));
+      [1, 3, Math.SQRT2, 0].forEach((want, i) => assertClose(nearest.distance[i], want, 1e-5, `distance ${i}, chunk ${chunk}`));
     }
     assert.equal(tf.memory().numTensors, before, 'no tensors leaked');
     // 2 values per row: RMS = Euclidean / sqrt 2.
-    close(rmsDistances({ distance: Float64Array.from([2]), index: Int32Array.from([0]) }, 2).distance[0], Math.SQRT2, 1e-12, 'rms');
+    assertClose(rmsDistances({ distance: Float64Array.from([2]), index: Int32Array.from([0]) }, 2).distance[0], Math.SQRT2, 1e-12, 'rms');
   });
 
   test('percentiles interpolate between order statistics as numpy does', () => {
     // Rank p/100 * (n - 1): 1st percentile of 1..5 is 1 + 0.04 (1 + 0.04 * 1).
-    close(percentile([5, 1, 4, 2, 3], 1), 1.04, 1e-12, 'p1');
-    close(percentile([5, 1, 4, 2, 3], 50), 3, 1e-12, 'median');
-    close(percentile([5, 1, 4, 2, 3], 100), 5, 1e-12, 'p100');
-    close(percentile([0, 10], 25), 2.5, 1e-12, 'between two');
+    assertClose(percentile([5, 1, 4, 2, 3], 1), 1.04, 1e-12, 'p1');
+    assertClose(percentile([5, 1, 4, 2, 3], 50), 3, 1e-12, 'median');
+    assertClose(percentile([5, 1, 4, 2, 3], 100), 5, 1e-12, 'p100');
+    assertClose(percentile([0, 10], 25), 2.5, 1e-12, 'between two');
   });
 
   test('samples are read against the held-out percentiles of the distance to the closest training image', () => {
@@ -432,16 +424,16 @@ describe('eval-privacy: closest training images, percentiles and membership', ()
     // Two copies (0.5 < p1), one at 3 (< p5 only), one at 1 exactly (not strictly below p1), three far off (> 99).
     const samples = [0.5, 0.5, 3, 1, 120, 150, 200, 50, 60, 70];
     const c = compareDistances(samples, heldOut);
-    close(c.heldout_p1, 1, 1e-12, 'p1');
-    close(c.heldout_p5, 5, 1e-12, 'p5');
-    close(c.heldout_p99, 99, 1e-12, 'p99');
-    close(c.heldout_median, 50, 1e-12, 'median');
-    close(c.share_below_heldout_p1, 2 / 10, 1e-12, 'below p1');
-    close(c.share_below_heldout_p5, 4 / 10, 1e-12, 'below p5');
-    close(c.share_above_heldout_p99, 3 / 10, 1e-12, 'above p99');
-    close(c.sample_min, 0.5, 1e-12, 'min');
+    assertClose(c.heldout_p1, 1, 1e-12, 'p1');
+    assertClose(c.heldout_p5, 5, 1e-12, 'p5');
+    assertClose(c.heldout_p99, 99, 1e-12, 'p99');
+    assertClose(c.heldout_median, 50, 1e-12, 'median');
+    assertClose(c.share_below_heldout_p1, 2 / 10, 1e-12, 'below p1');
+    assertClose(c.share_below_heldout_p5, 4 / 10, 1e-12, 'below p5');
+    assertClose(c.share_above_heldout_p99, 3 / 10, 1e-12, 'above p99');
+    assertClose(c.sample_min, 0.5, 1e-12, 'min');
     // Sorted: 0.5 0.5 1 3 50 60 70 120 150 200: the median is between 50 and 60.
-    close(c.sample_median, 55, 1e-12, 'sample median');
+    assertClose(c.sample_median, 55, 1e-12, 'sample median');
   });
 
   test('closest pairs: the samples nearest a training image, closest first, ties by sample index', () => {
@@ -456,18 +448,18 @@ describe('eval-privacy: closest training images, percentiles and membership', ()
   test('membership AUROC: the share of (training, held-out) pairs where the held-out image scores worse', () => {
     // Held-out 2.5 beats training 1 and 2, not 3; held-out 4 beats all three: 5 of 6 pairs.
     const m = membershipScore([1, 2, 3], [2.5, 4]);
-    close(m.auroc, 5 / 6, 1e-12, 'auroc');
-    close(m.train_mean, 2, 1e-12, 'train mean');
-    close(m.heldout_mean, 3.25, 1e-12, 'held-out mean');
+    assertClose(m.auroc, 5 / 6, 1e-12, 'auroc');
+    assertClose(m.train_mean, 2, 1e-12, 'train mean');
+    assertClose(m.heldout_mean, 3.25, 1e-12, 'held-out mean');
     // Alike scores: one half.
-    close(membershipScore([1, 1], [1, 1]).auroc, 0.5, 1e-12, 'ties');
+    assertClose(membershipScore([1, 1], [1, 1]).auroc, 0.5, 1e-12, 'ties');
     // 400 vs 400: 1.96 sqrt(801 / (12 * 160000)) = 0.0400327.
-    close(chanceHalfWidth(400, 400), 0.0400327, 1e-6, 'chance half-width');
+    assertClose(chanceHalfWidth(400, 400), 0.0400327, 1e-6, 'chance half-width');
   });
 
   test('share closer to training: strictly closer counts 1, a tie one half', () => {
     // 1 < 2 counts, 3 = 3 counts one half, 5 > 4 does not: 1.5 of 3.
-    close(shareCloser([1, 3, 5], [2, 3, 4]), 0.5, 1e-12, 'share');
+    assertClose(shareCloser([1, 3, 5], [2, 3, 4]), 0.5, 1e-12, 'share');
     assert.throws(() => shareCloser([1], [1, 2]), /equal non-empty lists, got 1 and 2/);
   });
 });

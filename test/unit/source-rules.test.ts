@@ -10,11 +10,22 @@ import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 import type * as TS from 'typescript';
 
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+/** What the layer rule reads: the code, compiled or not. */
+const CODE = /\.(ts|js)$/;
+/** What the message rule reads: TypeScript sources, not declarations. */
+const TS_SOURCE = /^(?!.*\.d\.ts$).*\.ts$/;
+
+/** The files under dir (relative to the repository root) whose names match `name`. */
+function sourceFiles(dir: string, name: RegExp): string[] {
+  return readdirSync(join(ROOT, dir), { withFileTypes: true, recursive: true })
+    .filter((e) => e.isFile() && name.test(e.name))
+    .map((e) => relative(ROOT, join(e.parentPath, e.name)));
+}
+
 describe('layers: the layers of src/ only point down', () => {
   // The layers of src/ only point down: a folder imports from folders listed before it, never after.
   // The order below is the architecture (src/README.md explains it); a new folder must be placed in it.
-
-  const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
   /** Bottom first. Units on one line share a rank and must not import each other. */
   const LAYERS: string[][] = [
@@ -39,12 +50,6 @@ describe('layers: the layers of src/ only point down', () => {
     return undefined;
   }
 
-  function sourceFiles(dir: string): string[] {
-    return readdirSync(join(ROOT, dir), { withFileTypes: true, recursive: true })
-      .filter((e) => e.isFile() && /\.(ts|js)$/.test(e.name))
-      .map((e) => relative(ROOT, join(e.parentPath, e.name)));
-  }
-
   /** Relative specifiers of static imports, re-exports and dynamic import() calls. */
   function relativeImports(source: string): string[] {
     const found: string[] = [];
@@ -64,13 +69,13 @@ describe('layers: the layers of src/ only point down', () => {
   });
 
   test('every source folder has a place in the layer order', () => {
-    const unplaced = [...sourceFiles('src'), ...sourceFiles('workers')].filter((f) => !unitOf(f));
+    const unplaced = [...sourceFiles('src', CODE), ...sourceFiles('workers', CODE)].filter((f) => !unitOf(f));
     assert.deepEqual(unplaced, [], 'add these folders to LAYERS in test/unit/source-rules.test.ts');
   });
 
   test('no import runs from a lower folder to a higher one, or sideways between folders of one rank', () => {
     const uphill: string[] = [];
-    for (const file of [...sourceFiles('src'), ...sourceFiles('workers')]) {
+    for (const file of [...sourceFiles('src', CODE), ...sourceFiles('workers', CODE)]) {
       const from = unitOf(file);
       if (!from) continue;
       for (const spec of relativeImports(readFileSync(join(ROOT, file), 'utf8'))) {
@@ -101,8 +106,6 @@ describe('cli-messages: no placeholder in a message', () => {
   before(() => {
     ts = createRequire(import.meta.url)('typescript') as typeof TS;
   });
-
-  const ROOT = join(import.meta.dirname, '..', '..');
 
   /** `<word>` or `<two words>`, not `<=`, `<<`, a generic `Map<K>` or a regex group `(?<name>`. */
   const PLACEHOLDER = /(?<![\w?<])<[A-Za-z][\w-]*(?: [\w-]+)*>/;
@@ -177,12 +180,6 @@ describe('cli-messages: no placeholder in a message', () => {
     return found;
   }
 
-  function sourceFiles(dir: string): string[] {
-    return readdirSync(join(ROOT, dir), { withFileTypes: true, recursive: true })
-      .filter((e) => e.isFile() && /\.ts$/.test(e.name) && !e.name.endsWith('.d.ts'))
-      .map((e) => relative(ROOT, join(e.parentPath, e.name)));
-  }
-
   test('the checker finds a placeholder however the message is built, and passes help text, markup and operators', () => {
     const old = [
       'const hint = cfg.format === "medmnist"',
@@ -212,7 +209,7 @@ describe('cli-messages: no placeholder in a message', () => {
   });
 
   test('no message in src/ or workers/ holds a placeholder such as <flag> or <dir>', () => {
-    const files = [...sourceFiles('src'), ...sourceFiles('workers')];
+    const files = [...sourceFiles('src', TS_SOURCE), ...sourceFiles('workers', TS_SOURCE)];
     assert.ok(files.length > 100, `read ${files.length} files`);
     const found = files.flatMap((f) => placeholdersIn(f, readFileSync(join(ROOT, f), 'utf8')));
     assert.deepEqual(
