@@ -2,7 +2,7 @@
 // package's public InferenceSession.run() returns a Promise only because it wraps the binding's
 // own run() in setImmediate. The binding (`onnxruntime-node/dist/binding`) is an internal
 // interface: its shape is checked here, once, with a named error, and the package's version is
-// pinned by package-lock.json (test/process/native-binding.test.ts checks both).
+// pinned by package-lock.json (test/process/install-and-launch.test.ts checks both).
 import { createRequire } from 'node:module';
 
 /** The package that brings the native compute path (an optionalDependency). */
