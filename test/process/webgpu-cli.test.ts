@@ -1,17 +1,21 @@
 // The webgpu backend end to end through the command line, on the software adapter: a run from the
 // README's command, its loss falling, a bit-exact resume, a checkpoint moving to native,
 // and medvae-dist's two GPU workers equal to one worker accumulating the same micro-batches.
-// Skips, saying why, where webgpu cannot start.
+// Skips, saying why, where webgpu cannot start. Every webgpu command is a process of its own (each
+// starts the adapter and compiles its shaders, as a user's does: seconds of CPU each); the native
+// commands, about the checkpoint rather than the process, run in this one.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { cpSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { latestCheckpoint, readState } from '../../src/run/checkpoint.ts';
 import { NpzArchive } from '../../src/data/npz.ts';
+import { tf } from '../../src/util/tf.ts';
 import { writeTinyNpz } from '../helpers/tiny-data.ts';
 import { checkpointDigests, checkpointWeights, maxAbsDiff } from '../helpers/checkpoint-weights.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
+import { medvaeInProcess } from '../helpers/medvae-cli.ts';
 import { webgpuUnavailable } from '../helpers/webgpu.ts';
 import { nativeUnavailable } from '../helpers/native.ts';
 
@@ -86,10 +90,13 @@ describe('webgpu through the CLI (software adapter)', { skip }, () => {
   });
 
   test('2 epochs straight equal 1 epoch, stop, resume 1 epoch, bit for bit', () => {
-    const r1 = run(TRAIN, ['train', ...base, ...gpu, ...sets, '--epochs', '1', '--out', halves]);
-    assert.equal(r1.status, 0, r1.stderr);
-    const r2 = run(TRAIN, ['train', '--resume', halves, '--epochs', '2', ...gpu, '--log-format', 'json']);
-    assert.equal(r2.status, 0, r2.stderr);
+    // The first epoch is the straight run's own: a copy of its directory as a run stopped after
+    // its epoch-1 checkpoint leaves it (no later checkpoint, so none can be compared by mistake).
+    cpSync(straight, halves, { recursive: true });
+    for (const later of ['step-0000004', 'best']) rmSync(join(halves, 'checkpoints', later), { recursive: true });
+    const r = run(TRAIN, ['train', '--resume', halves, '--epochs', '2', ...gpu, '--log-format', 'json']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, /resumed from .*step-0000002: epoch 2, step 2/);
     const a = latestCheckpoint(join(straight, 'checkpoints'))!;
     const b = latestCheckpoint(join(halves, 'checkpoints'))!;
     assert.ok(a.endsWith('step-0000004') && b.endsWith('step-0000004'), `${a} ${b}`);
@@ -104,8 +111,11 @@ describe('webgpu through the CLI (software adapter)', { skip }, () => {
       const onCpu = join(dir, 'cpu.npz');
       const s1 = run(TRAIN, ['sample', '--run', straight, ...gpu, '--n', '8', '--seed', '3', '--out', onGpu]);
       assert.equal(s1.status, 0, s1.stderr);
-      const s2 = run(TRAIN, ['sample', '--run', straight, '--backend', 'native', '--n', '8', '--seed', '3', '--out', onCpu]);
+      const s2 = await medvaeInProcess(['sample', '--run', straight, '--backend', 'native', '--n', '8', '--seed', '3', '--out', onCpu]);
       assert.equal(s2.status, 0, s2.stderr);
+      // The skip probe left webgpu active in this process: the command moved it to native's TF.js
+      // backend (wasm plus the native kernels), so the pictures below are not webgpu's twice.
+      assert.equal(tf.getBackend(), 'wasm');
       const largestDifference = (a: Uint8Array, b: Uint8Array): number => {
         assert.equal(a.length, 8 * 16 * 16 * 3);
         let diff = 0;
@@ -115,17 +125,17 @@ describe('webgpu through the CLI (software adapter)', { skip }, () => {
       const sampled = largestDifference(await npzPixels(onGpu), await npzPixels(onCpu));
       assert.ok(sampled <= 2, `samples: largest pixel difference ${sampled}`);
       // Reconstructions go through the encoder as well.
-      const recon = (backend: string[], file: string): Promise<Uint8Array> => {
-        const r = run(TRAIN, ['reconstruct', '--run', straight, ...backend, '--split', 'test', '--n', '8', '--out', file]);
-        assert.equal(r.status, 0, r.stderr);
-        return npzPixels(file, 'test_images');
-      };
+      const reconstruct = ['reconstruct', '--run', straight, '--split', 'test', '--n', '8', '--out'];
+      const r1 = run(TRAIN, [...reconstruct, join(dir, 'r-gpu.npz'), ...gpu]);
+      assert.equal(r1.status, 0, r1.stderr);
+      const r2 = await medvaeInProcess([...reconstruct, join(dir, 'r-cpu.npz'), '--backend', 'native']);
+      assert.equal(r2.status, 0, r2.stderr);
       const reconstructed = largestDifference(
-        await recon(gpu, join(dir, 'r-gpu.npz')),
-        await recon(['--backend', 'native'], join(dir, 'r-cpu.npz')),
+        await npzPixels(join(dir, 'r-gpu.npz'), 'test_images'),
+        await npzPixels(join(dir, 'r-cpu.npz'), 'test_images'),
       );
       assert.ok(reconstructed <= 2, `reconstructions: largest pixel difference ${reconstructed}`);
-      const r = run(TRAIN, ['train', '--resume', straight, '--epochs', '3', '--backend', 'native', '--log-format', 'json']);
+      const r = await medvaeInProcess(['train', '--resume', straight, '--epochs', '3', '--backend', 'native', '--log-format', 'json']);
       assert.equal(r.status, 0, r.stderr);
       assert.match(r.stderr, /resumed from .*step-0000004: epoch 3, step 4/);
       assert.equal(readState(latestCheckpoint(join(straight, 'checkpoints'))!).step, 6);
@@ -135,16 +145,17 @@ describe('webgpu through the CLI (software adapter)', { skip }, () => {
   );
 
   test('medvae-dist --gpus 0,1: two workers on the adapter equal one worker accumulating 2 micro-batches of 4 (max abs diff <= 1e-5)', () => {
-    // The reference is the first half of the resume test above: one process, 1 epoch (2 steps).
+    // The reference is the straight run's first epoch (2 steps) in one process: its step-2
+    // checkpoint, which keep_last (3) keeps past the native resume's step 6.
     const two = join(dir, 'two');
     const r = run(DIST, ['--gpus', '0,1', ...base, ...gpu, ...sets, '--epochs', '1', '--out', two]);
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stderr, /workers: gpu:0, gpu:1/);
     assert.match(r.stderr, /rank 0: backend: webgpu .*SwiftShader/);
     assert.match(r.stderr, /rank 1: backend: webgpu .*shared by GPU 1/);
-    const oneWorker = join(halves, 'checkpoints', 'step-0000002');
+    const oneWorker = join(straight, 'checkpoints', 'step-0000002');
     assert.equal(readState(latestCheckpoint(join(two, 'checkpoints'))!).step, 2);
-    const diff = maxAbsDiff(checkpointWeights(halves, dist, oneWorker), checkpointWeights(two, dist));
+    const diff = maxAbsDiff(checkpointWeights(straight, dist, oneWorker), checkpointWeights(two, dist));
     assert.ok(diff <= 1e-5, `max abs diff ${diff}`);
   });
 });
