@@ -4,8 +4,8 @@
 // bench/gpu-doc.ts writes docs/gpu.md's "Measured" section from bench/gpu.sh's results, never
 // counting a software adapter as a GPU; onnxruntime-node's internal binding, which the native
 // backend is written against, is checked by shape, pinned by the lock file, and its absence said in
-// one line. One process for all (issue 28): each describe block below was a file of its own and
-// keeps its state to itself.
+// one line. One process for all, as a process costs about a second to start: each describe block
+// below keeps its state to itself.
 import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';

@@ -3,8 +3,8 @@
 // and label they query is really exported); a real Prometheus scraping in-process registries (a
 // trainer-like loop and an agent merging two workers; promtool lints a live scrape); and a real
 // Prometheus scraping real training runs (`medvae train` and a 2-worker `medvae-dist`). One process
-// for all (issue 28): each describe block below was a file of its own and keeps its hooks, servers
-// and state to itself; every metrics object lives in its own registry.
+// for all, as a process costs about a second to start: each describe block below keeps its hooks,
+// servers and state to itself; every metrics object lives in its own registry.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';

@@ -4,9 +4,10 @@
 // that reads a trained run and the library's loadRun (the checkpoint verified, a damaged one named
 // and passed over, --checkpoint), and a run that runs out of disk space. The commands run in this
 // process through their commander wiring (medvaeInProcess), and in real `medvae` processes where
-// the exit code and the last stderr line are the process's own. One process for all (issue 28): each
-// describe block below was a file of its own and keeps its hooks and state to itself; each trains
-// the runs it reads in its own before() or test, on wasm, which each command sets itself.
+// the exit code and the last stderr line are the process's own. One process for all, as a process
+// costs about a second to start: each describe block below keeps its hooks and state to itself;
+// each trains the runs it reads in its own before() or test, on wasm, which each command sets
+// itself.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';

@@ -1,7 +1,7 @@
 // Which backend a process computes on: what the GPU probe reports (Vulkan drivers and loader,
 // NVIDIA, tfjs-node-gpu, the route auto would take), whether a TF.js native package is installed,
-// and initBackend's choice on this machine. One process for all (issue 28): each describe block
-// below was a file of its own and keeps its state to itself. backend-select checks the first
+// and initBackend's choice on this machine. One process for all, as a process costs about a second
+// to start: each describe block below keeps its state to itself. backend-select checks the first
 // choice of each backend in a process (the line it logs, the answer it caches), so no other block
 // in this file may call initBackend.
 import { before, describe, test } from 'node:test';

@@ -1,8 +1,8 @@
 // The kernels the backends compute with: the wasm training kernels against the cpu backend (the
 // filter gradient against its definition), the wasm kernel registry, the SIMD kernels and the
 // layers built on them, reading tensors into reusable arrays, and the native backend's threads and
-// run plan. One process for all (issue 28): each describe block below was a file of its own and
-// sets the backend it computes on in its own before() (initBackend('wasm') takes the native
+// run plan. One process for all, as a process costs about a second to start: each describe block
+// below sets the backend it computes on in its own before() (initBackend('wasm') takes the native
 // kernels off again after the native block), and keeps its hooks, environment and state to itself.
 import { after, before, describe, it, test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -1,7 +1,7 @@
 // Experiment configs: loadConfig's defaults, files, --set overrides and the errors that name the
 // key, every shipped config, and PyTorch-VAE's experiment files for the variants medvae has. One
-// process for both (issue 28): each describe block below was a file of its own and keeps its state
-// to itself.
+// process for both, as a process costs about a second to start: each describe block below keeps its
+// state to itself.
 import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';

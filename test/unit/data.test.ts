@@ -1,8 +1,8 @@
 // Reading datasets: npy headers and npz archives in every zip variant (and the bundled official
-// RetinaMNIST), what a missing dataset path says, data.classes (training on some classes only),
-// the distributed sampler, the image transforms and augmentations, and `medvae data download`
-// against a local stand-in for zenodo. One process for all (issue 28): each describe block below
-// was a file of its own and keeps its hooks and state to itself.
+// RetinaMNIST), what a missing dataset path says, data.classes (training on some classes only), the
+// distributed sampler, the image transforms and augmentations, and `medvae data download` against a
+// local stand-in for zenodo. One process for all, as a process costs about a second to start: each
+// describe block below keeps its hooks and state to itself.
 import assert from 'node:assert/strict';
 import { readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';

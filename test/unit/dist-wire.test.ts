@@ -1,7 +1,7 @@
 // The distributed wire, in process on loopback: frames, the handshake codec and the ring's cutting
-// plan; the token that never crosses the wire; TLS on the ring; the agents' control channel; and the
-// multi-host rendezvous with the node layout it starts from. One process for all (issue 28): each
-// describe block below was a file of its own and keeps its hooks and state to itself.
+// plan; the token that never crosses the wire; TLS on the ring; the agents' control channel; and
+// the multi-host rendezvous with the node layout it starts from. One process for all, as a process
+// costs about a second to start: each describe block below keeps its hooks and state to itself.
 import assert from 'node:assert/strict';
 import { EventEmitter, once } from 'node:events';
 import net, { connect, createServer, type Socket } from 'node:net';

@@ -2,8 +2,8 @@
 // independent float64 loops: PSD square roots, Fréchet and kernel distances, rank AUC, Student-t
 // spreads and intervals, k-NN precision and recall, privacy distances and the membership AUROC,
 // SSIM and MS-SSIM on valid windows; and docs/results.md's tables and checks built from eval.json
-// files. One process for all (issue 28): each describe block below was a file of its own, sets the
-// TF.js backend it computes on in its own before() and keeps its state to itself.
+// files. One process for all, as a process costs about a second to start: each describe block below
+// sets the TF.js backend it computes on in its own before() and keeps its state to itself.
 import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';

@@ -1,8 +1,9 @@
 // The latent density and what samples from it: the density against hand-computed cases (moments,
 // EM, the mixture size, per-class and categorical parts, temperature, a JSON round trip), the
 // density each checkpoint carries and the sampler `medvae sample` picks by default, and the web
-// explorer's computations in Node. One process for all (issue 28): each describe block below was a
-// file of its own, sets the TF.js backend it computes on itself and keeps its state to itself.
+// explorer's computations in Node. One process for all, as a process costs about a second to start:
+// each describe block below sets the TF.js backend it computes on itself and keeps its state to
+// itself.
 import assert from 'node:assert/strict';
 import { before, describe, it, test } from 'node:test';
 import { existsSync, readFileSync, rmSync } from 'node:fs';

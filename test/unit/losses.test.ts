@@ -1,7 +1,7 @@
 // The loss terms against independent references: SSIM and MS-SSIM against a Float64 loop with a
 // full 2-D window, the KL, reconstruction, GAN, Gumbel-softmax and capacity terms against closed
-// forms, and several objectives' gradients from one recorded forward pass. One process for all
-// (issue 28): each describe block below was a file of its own and sets the TF.js backend it
+// forms, and several objectives' gradients from one recorded forward pass. One process for all, as
+// a process costs about a second to start: each describe block below sets the TF.js backend it
 // computes on (wasm) in its own before().
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';

@@ -1,7 +1,7 @@
 // Training metrics: what each TrainingMetrics method does to the exposed series, worker registries
 // merged for medvae-dist as the control channel carries them, and each optimizer group's objective
-// scraped over HTTP from a real (tiny) training run. One process for all (issue 28): each describe
-// block below was a file of its own and keeps its state to itself.
+// scraped over HTTP from a real (tiny) training run. One process for all, as a process costs about
+// a second to start: each describe block below keeps its state to itself.
 import assert from 'node:assert/strict';
 import { before, describe, it, test } from 'node:test';
 import { join } from 'node:path';

@@ -1,9 +1,9 @@
 // The models and their layers: BatchNorm, LeakyRelu and Conv2D against the stock TF.js layers,
 // gradients of a step keyed by stable names and the optimizers that apply them, every VAE variant
 // (parameters, seeded weights, batched sampling, checkpoints, loss terms), and the decoder's
-// resize-then-convolve upsampling on cpu, wasm and webgpu. One process for all (issue 28): each
-// describe block below was a file of its own and sets the TF.js backend it computes on in its own
-// before().
+// resize-then-convolve upsampling on cpu, wasm and webgpu. One process for all, as a process costs
+// about a second to start: each describe block below sets the TF.js backend it computes on in its
+// own before().
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { LayerVariable } from '@tensorflow/tfjs-layers';

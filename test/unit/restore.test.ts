@@ -1,7 +1,7 @@
 // Restoration (medvae restore): the denoising output that combines the noisy input with the
-// decoder's mean, the restoration metrics, masks, noise, baselines and anomaly scores against
-// hand-computed values, and imputation chains and scores on tiny untrained models. One process for
-// all (issue 28): each describe block below was a file of its own and sets the TF.js backend it
+// decoder's mean, the restoration metrics, masks, noise, baselines and anomaly scores against hand-
+// computed values, and imputation chains and scores on tiny untrained models. One process for all,
+// as a process costs about a second to start: each describe block below sets the TF.js backend it
 // computes on (wasm) in its own before().
 import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';

@@ -1,8 +1,8 @@
-// The training step's parts: Adam against the hand-computed update, clipping by global norm
-// against Adam written out in float64, the progress lines, gradient and statistics sync between
-// two in-process ranks (overlapped with the backward pass), and the memory footprint that picks
-// the micro-batch. One process for all (issue 28): each describe block below was a file of its
-// own and sets the TF.js backend it computes on (cpu) itself.
+// The training step's parts: Adam against the hand-computed update, clipping by global norm against
+// Adam written out in float64, the progress lines, gradient and statistics sync between two in-
+// process ranks (overlapped with the backward pass), and the memory footprint that picks the micro-
+// batch. One process for all, as a process costs about a second to start: each describe block below
+// sets the TF.js backend it computes on (cpu) itself.
 import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';

@@ -1,10 +1,10 @@
 // The project's WebAssembly modules: each committed .wasm is its .wat assembled today, byte for
 // byte; loadWasmModule checks a module's exports and names what is wrong in one line; and a wasm
-// backend whose kernels (src/backend/simd/kernels.wasm) fail to compile makes `--backend auto`
-// say so in one line, never fall back to cpu. One process for all (issue 28): each describe block
-// below was a file of its own and keeps its state to itself. backend-wasm-load checks the first
-// load of the SIMD kernels and the first `auto` choice in a process, so no other block in this
-// file may load a backend or those kernels.
+// backend whose kernels (src/backend/simd/kernels.wasm) fail to compile makes `--backend auto` say
+// so in one line, never fall back to cpu. One process for all, as a process costs about a second to
+// start: each describe block below keeps its state to itself. backend-wasm-load checks the first
+// load of the SIMD kernels and the first `auto` choice in a process, so no other block in this file
+// may load a backend or those kernels.
 import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
