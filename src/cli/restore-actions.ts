@@ -24,6 +24,7 @@ import { medmnistArrays, parseOut, rowsOutput, writeImageOutput } from './image-
 import { printSummary } from './summary-table.ts';
 import { runCheckpointOf, type RunFlagValues } from './run-option.ts';
 import { GRID_COLUMNS } from './restore-commands.ts';
+import { concatFloat32 } from '../util/float32.ts';
 
 /** Images read and processed at once: bounds memory whatever the split's size. */
 const CHUNK = 256;
@@ -62,16 +63,6 @@ async function decoderSigma(flags: CommonFlags, config: ExperimentConfig, model:
   const sigma = await fitDecoderSigma(model, images, Number(flags.seed), integerFlag('--batch', flags.batch, 1));
   log(`decoder sigma ${sigma.toPrecision(4)} ([-1, 1] units): maximum likelihood on ${images.n} images of ${description}`);
   return sigma;
-}
-
-function concat(parts: Float32Array[]): Float32Array {
-  const out = new Float32Array(parts.reduce((s, p) => s + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
 
 export async function imputeCommand(
@@ -130,11 +121,11 @@ export async function imputeCommand(
     }
     counter.done();
     const all = {
-      images: concat(parts.map((p) => p.data.images)),
+      images: concatFloat32(parts.map((p) => p.data.images)),
       masks: allMasks,
-      mean: concat(parts.map((p) => p.result.mean)),
-      spread: concat(parts.map((p) => p.result.spread)),
-      samples: Array.from({ length: samples }, (_, s) => concat(parts.map((p) => p.result.samples[s]!))),
+      mean: concatFloat32(parts.map((p) => p.result.mean)),
+      spread: concatFloat32(parts.map((p) => p.result.spread)),
+      samples: Array.from({ length: samples }, (_, s) => concatFloat32(parts.map((p) => p.result.samples[s]!))),
     };
     const shape = { n: indices.length, size: config.model.image_size, channels: config.model.in_channels };
     const target = { data: all.images, ...shape };

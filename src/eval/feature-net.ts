@@ -5,6 +5,7 @@
 // seed), which is exactly the cache key. Training is deterministic: seeded initialisers, a seeded
 // batch order, no dropout.
 import { tf } from '../util/tf.ts';
+import { concatFloat32 } from '../util/float32.ts';
 import { Conv2D } from '../models/conv2d.ts';
 import { hashKeys, mulberry32, Stream } from '../util/rng.ts';
 import type { LabelledImages } from './images.ts';
@@ -187,14 +188,4 @@ export function gatherImages(data: LabelledImages, indices: readonly number[]): 
   const out = new Float32Array(indices.length * per);
   indices.forEach((idx, k) => out.set(data.images.subarray(idx * per, (idx + 1) * per), k * per));
   return tf.tensor4d(out, [indices.length, data.size, data.size, data.channels]);
-}
-
-export function concatFloat32(parts: readonly Float32Array[]): Float32Array {
-  const out = new Float32Array(parts.reduce((s, p) => s + p.length, 0));
-  let offset = 0;
-  for (const p of parts) {
-    out.set(p, offset);
-    offset += p.length;
-  }
-  return out;
 }
