@@ -7,28 +7,15 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseAdapterList } from '../../src/backend/webgpu/dawn.ts';
-import { chooseAdapter, isSoftware, type AdapterDescription } from '../../src/backend/webgpu/adapters.ts';
+import { chooseAdapter, isSoftware } from '../../src/backend/webgpu/adapters.ts';
 import { driPrimeTag, gpuPciAddresses } from '../../src/backend/webgpu/pci.ts';
 import { addSwiftShader, findSwiftShader, registeredDrivers, vulkanProblem } from '../../src/backend/webgpu/vulkan.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 import { webgpuUnavailable } from '../helpers/webgpu.ts';
 import { srcImport } from '../helpers/src-import.ts';
+import { fakeAdapter } from '../helpers/adapters.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
-
-function adapter(index: number, name: string, software = false): AdapterDescription {
-  return {
-    index,
-    backend: 'vulkan',
-    name,
-    vendor: software ? 'google' : 'nvidia',
-    architecture: '',
-    device: name,
-    driver: '',
-    software,
-    limits: { maxBufferSize: 2 ** 30, maxStorageBufferBindingSize: 2 ** 30 },
-  };
-}
 
 test("Dawn's list of adapters is read from its answer to a name no device has", () => {
   const message = [
@@ -54,7 +41,11 @@ test('software adapters are told apart from GPUs by WebGPU fallback flag or driv
 });
 
 describe('chooseAdapter', () => {
-  const gpus = [adapter(0, 'NVIDIA H100'), adapter(1, 'SwiftShader Device (Subzero)', true), adapter(2, 'AMD Radeon RX 7900')];
+  const gpus = [
+    fakeAdapter({ index: 0, name: 'NVIDIA H100' }),
+    fakeAdapter({ index: 1, name: 'SwiftShader Device (Subzero)', software: true }),
+    fakeAdapter({ index: 2, name: 'AMD Radeon RX 7900' }),
+  ];
   test('worker i gets the i-th hardware adapter; software ones are not counted', () => {
     assert.equal(chooseAdapter(gpus, 0, false).adapter.name, 'NVIDIA H100');
     assert.equal(chooseAdapter(gpus, 1, false).adapter.name, 'AMD Radeon RX 7900');
@@ -67,13 +58,17 @@ describe('chooseAdapter', () => {
     );
   });
   test('a software adapter is taken only when allowed, and then by every worker', () => {
-    const soft = [adapter(0, 'SwiftShader Device (Subzero)', true)];
+    const soft = [fakeAdapter({ index: 0, name: 'SwiftShader Device (Subzero)', software: true })];
     assert.throws(() => chooseAdapter(soft, 0, false), /only a software adapter \(SwiftShader Device \(Subzero\)\).*--allow-software-gpu/);
     assert.equal(chooseAdapter(soft, 0, true).adapter.name, 'SwiftShader Device (Subzero)');
     assert.match(chooseAdapter(soft, 1, true).note, /shared by GPU 1/);
   });
   test('two GPUs with one name: each is chosen with its rank among its twins, to be pinned by PCI address', () => {
-    const twins = [adapter(0, 'NVIDIA H100'), adapter(1, 'NVIDIA H100'), adapter(2, 'NVIDIA L4')];
+    const twins = [
+      fakeAdapter({ index: 0, name: 'NVIDIA H100' }),
+      fakeAdapter({ index: 1, name: 'NVIDIA H100' }),
+      fakeAdapter({ index: 2, name: 'NVIDIA L4' }),
+    ];
     assert.deepEqual(chooseAdapter(twins, 0, false).twin, { rank: 0, count: 2 });
     assert.deepEqual(chooseAdapter(twins, 1, false).twin, { rank: 1, count: 2 });
     assert.equal(chooseAdapter(twins, 2, false).twin, undefined);

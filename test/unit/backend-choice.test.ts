@@ -24,6 +24,7 @@ import {
 } from '../../src/backend/cuda-devices.ts';
 import { autoRoute } from '../../src/backend/gpu-report.ts';
 import type { AdapterDescription } from '../../src/backend/webgpu/adapters.ts';
+import { fakeAdapter } from '../helpers/adapters.ts';
 import { nativePackageState, unavailableReason } from '../../src/backend/tfjs-node-install.ts';
 import { tf } from '../../src/util/tf.ts';
 import { BackendUnavailableError, initBackend } from '../../src/backend/index.ts';
@@ -252,20 +253,6 @@ describe('backend-gpu-probe: what the GPU probe reports', () => {
     );
   });
 
-  function adapter(index: number, name: string, software: boolean): AdapterDescription {
-    return {
-      index,
-      backend: 'vulkan',
-      name,
-      vendor: software ? 'google' : 'nvidia',
-      architecture: '',
-      device: '',
-      driver: '',
-      software,
-      limits: { maxBufferSize: 2 ** 30, maxStorageBufferBindingSize: 2 ** 30 },
-    };
-  }
-
   function webgpu(adapters: AdapterDescription[], auto: WebgpuReport['auto'], why: string | null = null): WebgpuReport {
     return {
       packages: { webgpu: '0.6.2', '@tensorflow/tfjs-backend-webgpu': '4.22.0' },
@@ -288,7 +275,7 @@ describe('backend-gpu-probe: what the GPU probe reports', () => {
       cudaDeviceOrder: null,
     };
     const noNvidia: NvidiaReport = { driver: null, source: null, gpus: [] };
-    const gpu = adapter(0, 'NVIDIA H100 80GB HBM3', false);
+    const gpu = fakeAdapter({ name: 'NVIDIA H100 80GB HBM3' });
     const hardware = webgpu([gpu], { index: 0, name: gpu.name, note: 'GPU 0 of 1' });
     assert.deepEqual(autoRoute(absent, noNvidia, hardware), {
       route: 'webgpu',
@@ -304,7 +291,7 @@ describe('backend-gpu-probe: what the GPU probe reports', () => {
     const cuda = autoRoute(installed, nvidia, hardware);
     assert.equal(cuda.route, 'cuda');
     assert.match(cuda.why, /CUDA_VISIBLE_DEVICES=0.*1 NVIDIA GPU\(s\) listed by nvidia-smi/);
-    const software = webgpu([adapter(0, 'SwiftShader Device (Subzero)', true)], { error: 'WebGPU found only a software adapter' });
+    const software = webgpu([fakeAdapter({ software: true })], { error: 'WebGPU found only a software adapter' });
     const none = autoRoute(absent, noNvidia, software);
     assert.equal(none.route, 'none');
     assert.match(

@@ -34,6 +34,7 @@ import {
 } from '../../src/train/sync.ts';
 import { DEFAULT_CONFIG } from '../../src/config/schema.ts';
 import type { AdapterDescription, BackendName } from '../../src/backend/index.ts';
+import { fakeAdapter } from '../helpers/adapters.ts';
 import { trainingFootprint } from '../../src/models/footprint.ts';
 import {
   activationBytesPerImage,
@@ -606,19 +607,9 @@ describe('train-memory: the training footprint and the micro-batch it allows', (
     assert.equal(trainingFootprint(loadConfig({ file: 'configs/vaegan_gleason256.yaml' }).model).parameters, 17368164);
   });
 
-  function adapter(maxStorageBufferBindingSize: number, maxBufferSize = 2 ** 32): AdapterDescription {
-    return {
-      index: 0,
-      backend: 'vulkan',
-      name: 'Test GPU',
-      vendor: 'test',
-      architecture: '',
-      device: '',
-      driver: '',
-      software: false,
-      limits: { maxBufferSize, maxStorageBufferBindingSize },
-    };
-  }
+  /** A hardware adapter with these binding and buffer limits (bytes). */
+  const limits = (maxStorageBufferBindingSize: number, maxBufferSize = 2 ** 32): AdapterDescription =>
+    fakeAdapter({ name: 'Test GPU', limits: { maxBufferSize, maxStorageBufferBindingSize } });
 
   /** configs/smoke.yaml's model: Vanilla VAE, 32x32x3, hidden_dims [8, 16], latent 8. */
   function smoke(sets: string[] = []): ReturnType<typeof loadConfig> {
@@ -648,22 +639,22 @@ describe('train-memory: the training footprint and the micro-batch it allows', (
 
     // A 100000-byte binding holds 3 such tensors (98304 bytes). 8 MB holds 3 + the last pass's 1
     // image (16 = 5 x 3 + 1): 697224 + 4 x 958464 = 4531080 <= 8388608.
-    assert.equal(resolveMicroBatch(smoke(['train.memory_budget_mb=8']), 16, { name: 'webgpu', adapter: adapter(100_000) }), 3);
+    assert.equal(resolveMicroBatch(smoke(['train.memory_budget_mb=8']), 16, { name: 'webgpu', adapter: limits(100_000) }), 3);
     // maxBufferSize below the binding limit is the one that binds.
-    assert.equal(resolveMicroBatch(smoke(['train.memory_budget_mb=8']), 16, { name: 'webgpu', adapter: adapter(2 ** 30, 70_000) }), 2);
+    assert.equal(resolveMicroBatch(smoke(['train.memory_budget_mb=8']), 16, { name: 'webgpu', adapter: limits(2 ** 30, 70_000) }), 2);
     // A large binding and 5 MB (5242880 bytes): 5 images a pass need 697224 + 5 x 958464 = 5489544,
     // too many; 4 (4 passes of 4) need 4531080.
-    assert.equal(resolveMicroBatch(smoke(['train.memory_budget_mb=5']), 16, { name: 'webgpu', adapter: adapter(2 ** 30) }), 4);
+    assert.equal(resolveMicroBatch(smoke(['train.memory_budget_mb=5']), 16, { name: 'webgpu', adapter: limits(2 ** 30) }), 4);
     // Of 10 images: 5 (2 x 5) does not fit; 3 passes of 4 leave a pass of 2, whose buffers TF.js keeps
     // beside those of 4: 697224 + (4 + 2) x 958464 > 5242880; 4 passes of 3 (3+3+3+1) fit.
-    assert.equal(resolveMicroBatch(smoke(['train.memory_budget_mb=5']), 10, { name: 'webgpu', adapter: adapter(2 ** 30) }), 3);
+    assert.equal(resolveMicroBatch(smoke(['train.memory_budget_mb=5']), 10, { name: 'webgpu', adapter: limits(2 ** 30) }), 3);
     // A CPU backend with the same config knows nothing of bindings.
     assert.equal(resolveMicroBatch(smoke(['train.memory_budget_mb=5']), 16, { name: 'wasm' }), 1);
   });
 
   test('webgpu: the 256x256 VAE-GAN fits within H100-like limits, and by the binding alone with a large budget', () => {
     // Dawn on an NVIDIA GPU (Vulkan): bindings of 2 GiB - 4, buffers of 4 GiB.
-    const h100 = adapter(2 ** 31 - 4, 2 ** 32);
+    const h100 = limits(2 ** 31 - 4, 2 ** 32);
     const at256 = loadConfig({ file: 'configs/vaegan_gleason256.yaml' });
     const f = gpuFootprint(at256);
     // The decoder's full-size block, 256*256*32 float32, for posterior and prior latents: 16 MiB an image.
@@ -678,7 +669,7 @@ describe('train-memory: the training footprint and the micro-batch it allows', (
     // 60000 MB: the whole rank batch of 64; WebGPU's default 128 MiB binding holds 8 such tensors.
     const big = loadConfig({ file: 'configs/vaegan_gleason256.yaml', sets: ['train.memory_budget_mb=60000'] });
     assert.equal(resolveMicroBatch(big, 64, { name: 'webgpu', adapter: h100 }), 64);
-    assert.equal(resolveMicroBatch(big, 64, { name: 'webgpu', adapter: adapter(128 * MiB) }), 8);
+    assert.equal(resolveMicroBatch(big, 64, { name: 'webgpu', adapter: limits(128 * MiB) }), 8);
     // 256 images: 127 tensors fit a binding, about 117 images the budget; 2 passes of 128 and 3 of
     // 86 (+84) do not fit, 4 passes of 64 do.
     assert.equal(resolveMicroBatch(big, 256, { name: 'webgpu', adapter: h100 }), 64);
@@ -693,30 +684,30 @@ describe('train-memory: the training footprint and the micro-batch it allows', (
     };
     // A 1 MB budget cannot hold the smoke model's 0.66 MB of weights and state plus one 0.91 MB image.
     assert.throws(
-      () => resolveMicroBatch(smoke(['train.memory_budget_mb=1']), 16, { name: 'webgpu', adapter: adapter(2 ** 30) }),
+      () => resolveMicroBatch(smoke(['train.memory_budget_mb=1']), 16, { name: 'webgpu', adapter: limits(2 ** 30) }),
       oneLine(
         /^train\.micro_batch auto: one 32x32 image of vae needs about 1\.6 MB of GPU memory \(0\.91 MB of activations, 0\.66 MB of weights and optimizer state\), more than train\.memory_budget_mb \(1 MB\): raise train\.memory_budget_mb .*model\.image_size or model\.hidden_dims, or a GPU with more memory$/,
       ),
     );
     // A binding smaller than one image's largest tensor.
     assert.throws(
-      () => resolveMicroBatch(smoke(), 16, { name: 'webgpu', adapter: adapter(30_000) }),
+      () => resolveMicroBatch(smoke(), 16, { name: 'webgpu', adapter: limits(30_000) }),
       oneLine(
         /^train\.micro_batch auto: one image needs a 0\.031 MB tensor \(decoder deconv1: 1 x 32x32x8 float32 at 32x32\), more than Test GPU's largest storage buffer \(0\.029 MB, WebGPU limit maxStorageBufferBindingSize\): use a smaller model\.image_size or model\.hidden_dims, or a GPU with larger limits$/,
       ),
     );
     // An explicit number whose tensors WebGPU could not bind (it would skip those kernels).
     assert.throws(
-      () => resolveMicroBatch(smoke(['train.micro_batch=8']), 16, { name: 'webgpu', adapter: adapter(100_000) }),
+      () => resolveMicroBatch(smoke(['train.micro_batch=8']), 16, { name: 'webgpu', adapter: limits(100_000) }),
       oneLine(
         /^train\.micro_batch 8 needs a 0\.25 MB tensor \(decoder deconv1: 8 x 32x32x8 float32 at 32x32\), .*: use train\.micro_batch: auto or at most 3$/,
       ),
     );
-    assert.equal(resolveMicroBatch(smoke(['train.micro_batch=3']), 16, { name: 'webgpu', adapter: adapter(100_000) }), 3);
+    assert.equal(resolveMicroBatch(smoke(['train.micro_batch=3']), 16, { name: 'webgpu', adapter: limits(100_000) }), 3);
     // 1024x1024 VAE-GAN: one image's decoder output block is 2 x 1024*1024*32 float32, 256 MiB.
     const at1024 = loadConfig({ file: 'configs/vaegan_gleason256.yaml', sets: ['model.image_size=1024'] });
     assert.throws(
-      () => resolveMicroBatch(at1024, 64, { name: 'webgpu', adapter: adapter(128 * MiB) }),
+      () => resolveMicroBatch(at1024, 64, { name: 'webgpu', adapter: limits(128 * MiB) }),
       oneLine(
         /one image needs a 256 MB tensor \(decoder deconv4: 2 x 1024x1024x32 float32 at 1024x1024\), more than Test GPU's largest storage buffer \(128 MB/,
       ),
