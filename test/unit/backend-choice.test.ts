@@ -31,6 +31,16 @@ import { BackendUnavailableError, initBackend } from '../../src/backend/index.ts
 import { tempDir } from '../helpers/temp-dir.ts';
 
 describe('backend-gpu-probe: what the GPU probe reports', () => {
+  /** The report where no tfjs-node-gpu package is installed. */
+  const ABSENT_TFJS_NODE_GPU: TensorflowGpuReport = {
+    package: '@tensorflow/tfjs-node-gpu',
+    state: 'absent',
+    why: 'tfjs-node-gpu not installed',
+    libtensorflow: null,
+    cudaVisibleDevices: null,
+    cudaDeviceOrder: null,
+  };
+
   // The diagnosis behind `medvae gpus`, on fake folders: which Vulkan drivers the loader would load
   // and why none, what looks wrong with them, the NVIDIA GPUs from nvidia-smi or the driver's files,
   // tfjs-node-gpu's install state, and which route `--backend auto` takes.
@@ -228,14 +238,7 @@ describe('backend-gpu-probe: what the GPU probe reports', () => {
   test('tfjs-node-gpu: absent, installed without binding nor libtensorflow, installed; CUDA_VISIBLE_DEVICES as given', () => {
     const app = folder('app');
     const from = pathToFileURL(join(app, 'app.js')).href;
-    assert.deepEqual(tensorflowGpuReport({}, from), {
-      package: '@tensorflow/tfjs-node-gpu',
-      state: 'absent',
-      why: 'tfjs-node-gpu not installed',
-      libtensorflow: null,
-      cudaVisibleDevices: null,
-      cudaDeviceOrder: null,
-    });
+    assert.deepEqual(tensorflowGpuReport({}, from), ABSENT_TFJS_NODE_GPU);
     const pkg = join(app, 'node_modules', '@tensorflow', 'tfjs-node-gpu');
     mkdirSync(join(pkg, 'lib', 'napi-v8'), { recursive: true });
     writeFileSync(join(pkg, 'package.json'), JSON.stringify({ name: '@tensorflow/tfjs-node-gpu', main: 'dist/index.js' }));
@@ -266,14 +269,7 @@ describe('backend-gpu-probe: what the GPU probe reports', () => {
   }
 
   test("autoRoute follows initBackend's order: tfjs-node-gpu, then a hardware WebGPU adapter, else the CPU backends", () => {
-    const absent: TensorflowGpuReport = {
-      package: '@tensorflow/tfjs-node-gpu',
-      state: 'absent',
-      why: 'tfjs-node-gpu not installed',
-      libtensorflow: null,
-      cudaVisibleDevices: null,
-      cudaDeviceOrder: null,
-    };
+    const absent = ABSENT_TFJS_NODE_GPU;
     const noNvidia: NvidiaReport = { driver: null, source: null, gpus: [] };
     const gpu = fakeAdapter({ name: 'NVIDIA H100 80GB HBM3' });
     const hardware = webgpu([gpu], { index: 0, name: gpu.name, note: 'GPU 0 of 1' });
