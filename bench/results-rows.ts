@@ -28,6 +28,9 @@ export interface SamplerNumbers {
   diversity_ms_ssim_samples: number | null;
 }
 
+/** Sample quality of images that are no draws (the training images' reconstructions): no diversity. */
+export type QualityNumbers = Omit<SamplerNumbers, 'diversity_ms_ssim_samples'>;
+
 /** How close one sampler's draws come to training images (eval.json `privacy`), against held-out images. */
 export interface PrivacyNumbers {
   n_samples: number;
@@ -147,6 +150,8 @@ export interface ResultRow {
   privacy: Record<Sampler, PrivacyNumbers | null>;
   utility: Record<Sampler, UtilityNumbers | null>;
   membership: MembershipNumbers | null;
+  /** The training images' own reconstructions against the held-out images: the decoder's limit on every sampler; null where eval.json has none. */
+  training_reconstructions: QualityNumbers | null;
   /** The sampler of the run's last per-epoch sample grid (samples/epoch-NNNN.png: the latent density's preferred one); null when unknown. */
   grid_sampler: Sampler | null;
   feature_net: string;
@@ -171,15 +176,18 @@ function sourceOf(m: EvalMetrics, sampler: Sampler): SampleSource | null {
   return posterior ?? null;
 }
 
+function qualityNumbers(q: EvalMetrics['sample_quality']): QualityNumbers {
+  return {
+    frechet_feature_distance: round(q.frechet_distance),
+    kernel_distance: round(q.kernel_distance.mean),
+    precision: round(q.precision_recall?.precision),
+    recall: round(q.precision_recall?.recall),
+  };
+}
+
 function samplerNumbers(s: SampleSource | null): SamplerNumbers | null {
   if (!s) return null;
-  return {
-    frechet_feature_distance: round(s.sample_quality.frechet_distance),
-    kernel_distance: round(s.sample_quality.kernel_distance.mean),
-    precision: round(s.sample_quality.precision_recall?.precision),
-    recall: round(s.sample_quality.precision_recall?.recall),
-    diversity_ms_ssim_samples: round(s.diversity.ms_ssim_generated),
-  };
+  return { ...qualityNumbers(s.sample_quality), diversity_ms_ssim_samples: round(s.diversity.ms_ssim_generated) };
 }
 
 function privacyNumbers(p: SamplePrivacy | null | undefined, run: string): PrivacyNumbers | null {
@@ -305,6 +313,7 @@ export function resultRow(info: RunInfo, evaluation: EvalFile): ResultRow {
           chance_halfwidth_95: round(m.membership.chance_halfwidth_95),
         }
       : null,
+    training_reconstructions: m.training_reconstructions ? qualityNumbers(m.training_reconstructions.sample_quality) : null,
     grid_sampler: info.grid_sampler,
     feature_net: m.sample_quality.feature_net.id,
     backend: evaluation.meta.backend,

@@ -149,38 +149,44 @@ export function formatInterval(i: PairedInterval): string {
   return `${formatNumber(i.mean)} [${formatNumber(i.low)}, ${formatNumber(i.high)}]`;
 }
 
-/** Sample rows; `prefix` names the latent the samples were drawn from when it is not the prior. */
-function sampleRows(m: Pick<EvalMetrics, 'sample_quality' | 'diversity'>, prefix = ''): MetricRow[] {
-  const s = m.sample_quality;
+/** Fréchet and kernel distances, precision and recall of generated images against held-out ones, under `section`. */
+function qualityRows(s: EvalMetrics['sample_quality'], section: string): MetricRow[] {
   return [
     {
-      section: `${prefix}samples`,
+      section,
       metric: 'Frechet feature distance',
       value: formatNumber(s.frechet_distance),
       baseline: `real vs real ${formatNumber(s.reference_frechet_distance)}`,
       note: `lower is better; not FID: ${s.feature_net.id}`,
     },
     {
-      section: `${prefix}samples`,
+      section,
       metric: 'kernel distance (MMD^2)',
       value: formatKernelDistance(s.kernel_distance),
       baseline: `real vs real ${formatKernelDistance(s.reference_kernel_distance)}`,
       note: `lower is better; ${kernelNote(s.kernel_distance)}`,
     },
     {
-      section: `${prefix}samples`,
+      section,
       metric: `precision (k=${s.precision_recall.k})`,
       value: formatNumber(s.precision_recall.precision),
       baseline: `real vs real ${formatNumber(s.reference_precision_recall.precision)}`,
       note: "higher is better; share of samples inside the held-out images' k-NN manifold (garbage draws lower it)",
     },
     {
-      section: `${prefix}samples`,
+      section,
       metric: `recall (k=${s.precision_recall.k})`,
       value: formatNumber(s.precision_recall.recall),
       baseline: `real vs real ${formatNumber(s.reference_precision_recall.recall)}`,
       note: "higher is better; share of held-out images inside the samples' k-NN manifold (dropped modes lower it)",
     },
+  ];
+}
+
+/** Sample rows; `prefix` names the latent the samples were drawn from when it is not the prior. */
+function sampleRows(m: Pick<EvalMetrics, 'sample_quality' | 'diversity'>, prefix = ''): MetricRow[] {
+  return [
+    ...qualityRows(m.sample_quality, `${prefix}samples`),
     {
       section: `${prefix}diversity`,
       metric: 'MS-SSIM of sample pairs',
@@ -316,6 +322,7 @@ export function metricRows(m: EvalMetrics): MetricRow[] {
     ...(m.privacy ? privacyRows(m.privacy) : []),
     ...(m.membership ? membershipRows(m.membership) : []),
     ...(m.tstr ? tstrRows(m.tstr) : []),
+    ...(m.training_reconstructions ? qualityRows(m.training_reconstructions.sample_quality, 'training reconstructions') : []),
     ...(fitted
       ? [
           ...sampleRows(fitted, prefix),

@@ -24,6 +24,7 @@ import { subset, type LabelledImages } from './images.ts';
 import { kernelDistance, sampleWithoutReplacement, type KernelDistance } from './kid.ts';
 import {
   DATA_RANGE,
+  modelLabels,
   reconstructionBaselines,
   reconstructionMetrics,
   type ReconstructionBaselines,
@@ -136,6 +137,13 @@ export interface EvalMetrics {
   mixture_posterior?: null | (PosteriorSampleNumbers & { components: number });
   /** The default sampler (src/run/sampler-choice.ts) and the images it was chosen on. */
   sampler?: SamplerChoiceMetrics;
+  /**
+   * The sample-quality numbers of the posterior-mean reconstructions of the n training images of
+   * membership inference: what draws that decode as the training images themselves do would score, the
+   * decoder's limit on every sampler. A sampler near it is held back by the decoder, not by its latent
+   * density. null as privacy; absent from eval.json files before it.
+   */
+  training_reconstructions?: null | { n: number; sample_quality: EvalMetrics['sample_quality'] };
 }
 
 /**
@@ -201,6 +209,19 @@ async function generate(
   // The feature net and SSIM see images in the data's range, as real ones are.
   for (let i = 0; i < images.length; i++) images[i] = Math.min(1, Math.max(-1, images[i]!));
   return { images, labels, n, size: side, channels: train.channels, labelWidth: w, labelKind: conditional ? train.labelKind : 'none' };
+}
+
+/** The posterior-mean reconstructions of `data`'s images, clipped to the data's range as generated images are. */
+async function reconstructedImages(model: VaeModel, data: LabelledImages, batchSize = 64): Promise<LabelledImages> {
+  const indices = Array.from({ length: data.n }, (_, i) => i);
+  const out = tf.tidy(() =>
+    tf.clipByValue(model.reconstruct(gatherImages(data, indices), modelLabels(model, data, indices), batchSize), -1, 1),
+  );
+  try {
+    return { ...data, images: (await out.data()) as Float32Array };
+  } finally {
+    out.dispose();
+  }
 }
 
 /** Mean MS-SSIM over `pairs` seeded random pairs of distinct images. */
@@ -467,6 +488,12 @@ export async function evaluateModel(inputs: EvalInputs, options: EvalOptions): P
       log(`eval: membership inference, ${members.length} training vs ${real.n} held-out images`);
       membership = await membershipInference(model, subset(privacyTrain, members), real, hashKeys(options.seed, Stream.eval, 14));
     }
+    let training_reconstructions: EvalMetrics['training_reconstructions'] = null;
+    if (privacyTrain) {
+      log(`eval: reconstructing ${members.length} training images, the decoder's limit on every sampler`);
+      const reconstructed = await reconstructedImages(model, subset(privacyTrain, members));
+      training_reconstructions = { n: members.length, sample_quality: (await sampleQuality(side, reconstructed, options)).quality };
+    }
     let density = inputs.latentDensity;
     if (!density && fitImages) {
       log(`eval: the checkpoint has no latent density; fitting one on ${fitImages.n} training images`);
@@ -501,7 +528,7 @@ export async function evaluateModel(inputs: EvalInputs, options: EvalOptions): P
       },
     };
     log(samplerLine(sampler, inputs.heldOutSplit));
-    return { reconstruction, ...prior.numbers, membership, fitted_posterior, mixture_posterior, sampler };
+    return { reconstruction, ...prior.numbers, membership, fitted_posterior, mixture_posterior, sampler, training_reconstructions };
   } finally {
     side.classifier.dispose();
   }

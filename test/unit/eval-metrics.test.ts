@@ -365,6 +365,51 @@ test('kernel distance over n <= subset size images per side is computed once, wi
 });
 
 /** n grey images of the constant `value` plus seeded uniform noise of amplitude `noise`, with bandImages' labels. */
+test('training reconstructions: a decoder that returns its input scores real vs real; a constant one far worse', async () => {
+  // As many held-out as training images: the members whose reconstructions are scored and the
+  // reference's real training images are then the same 40 images, so an identity decoder's numbers
+  // are the reference's exactly (Fréchet, precision and recall do not depend on the order of rows).
+  const train = bandImages(40, SIZE, 2);
+  const heldOut = bandImages(40, SIZE, 3);
+  class IdentityDecoder extends StandInModel {
+    override reconstruct(images: tf.Tensor4D): tf.Tensor4D {
+      return images.clone();
+    }
+  }
+  const config = tinyModelConfig('vae', SIZE);
+  const scored = async (model: VaeModel): Promise<EvalMetrics> =>
+    await evaluateModel(
+      {
+        model,
+        train,
+        trainData: BANDS,
+        trainMean: pixelMean(train),
+        latentFitImages: train,
+        latentDensity: await fitLatentDensityOf(model, bandImages(8, SIZE, 6), undefined, 0, 1),
+        heldOut,
+        heldOutSplit: 'test',
+      },
+      { ...QUICK, n: 40, seed: 1, featureCacheDir: sharedCache },
+    );
+  const before = tf.memory().numTensors;
+  const identity = await scored(new IdentityDecoder(config, 0, bandImages(40, SIZE, 4)));
+  const constant = await scored(new StandInModel(config, 0.4, bandImages(40, SIZE, 4)));
+  assert.equal(tf.memory().numTensors, before, 'no tensors leaked');
+  const exact = identity.training_reconstructions;
+  assert.ok(exact, 'training reconstructions are scored when training images are given');
+  assert.equal(exact.n, 40);
+  const q = exact.sample_quality;
+  close(q.frechet_distance, q.reference_frechet_distance, 1e-6 * Math.max(1, q.reference_frechet_distance), 'identity Fréchet');
+  assert.deepEqual(q.precision_recall, q.reference_precision_recall);
+  const flat = constant.training_reconstructions?.sample_quality;
+  assert.ok(flat, 'scored for the constant decoder too');
+  assert.ok(
+    flat.frechet_distance > 10 * flat.reference_frechet_distance,
+    `constant decoder: ${flat.frechet_distance} vs ${flat.reference_frechet_distance}`,
+  );
+  assert.ok(flat.precision_recall.recall < 0.2, `one grey image covers no held-out image: ${JSON.stringify(flat.precision_recall)}`);
+});
+
 function flatImages(n: number, value: number, noise: number, seed: number): LabelledImages {
   const data = bandImages(n, SIZE, seed, 0);
   const random = mulberry32(seed);

@@ -823,6 +823,8 @@ describe("results-doc: docs/results.md's tables and checks", () => {
     tstr: TstrMetrics | null;
     /** The draws' Fréchet distances to the validation images, which choose the default; null: the data had none, the test images chose. */
     validation: Record<Sampler, number> | null;
+    /** The training images' reconstructions (diversity unused); absent: an eval.json from before they were scored. */
+    reconstructions?: Draws;
   }
 
   function evalFile(run: Run): EvalFile {
@@ -876,6 +878,9 @@ describe("results-doc: docs/results.md's tables and checks", () => {
           frechet_chosen_on: chosenBy,
           frechet,
         },
+        ...(run.reconstructions && {
+          training_reconstructions: { n: 400, sample_quality: sampleNumbers(run.reconstructions).sample_quality },
+        }),
       },
       meta: {
         created_at: '2026-01-01T00:00:00Z',
@@ -913,6 +918,8 @@ describe("results-doc: docs/results.md's tables and checks", () => {
       membership: [0.5208, 0.529],
       tstr: null,
       validation: { prior: 6, gaussian: 0.7, mixture: 1.5 },
+      // Its own reconstructions of training images score 1.9 > 1: the decoder alone misses the bound.
+      reconstructions: draws(1.9, 0.06, 0.85, 0.12, 0),
     },
     {
       // Default: the Gaussian (validation 0.75; test 0.8). Precision 0.7 < 0.72: no; Fréchet 0.8 <= 1: yes; below the VAE's 2.2: yes.
@@ -932,6 +939,7 @@ describe("results-doc: docs/results.md's tables and checks", () => {
       membership: [0.55, 0.49],
       tstr: null,
       validation: { prior: 25, gaussian: 0.75, mixture: 1 },
+      reconstructions: draws(0.45, 0.001, 0.97, 0.87, 0),
     },
     {
       // No validation split: the test images chose the prior (0.95), and the main table says so. PSNR 19.3 < 18.8 + 1: no. Precision 0.8 >= 0.72, Fréchet 0.95 <= 1: yes.
@@ -1011,6 +1019,7 @@ describe("results-doc: docs/results.md's tables and checks", () => {
   });
 
   test('main table: reconstruction and the default sampler, then the baselines', () => {
+    assert.deepEqual(rows[2]!.training_reconstructions, null);
     assert.deepEqual(cells(mainTable(rows)), [
       ['vae', '50 (800)', '26', '0.75', '0.77', '-9600', 'gaussian', '2.2', '0.07', '0.81', '0.09', '0.45'],
       ['vae_gan', '50 (800)', '27.5', '0.75', '0.77', '-9600', 'gaussian', '0.8', '0.002', '0.7', '0.5', '0.5'],
@@ -1021,12 +1030,15 @@ describe("results-doc: docs/results.md's tables and checks", () => {
     ]);
   });
 
-  test('sample-quality table: the prior, then the default sampler where it is another', () => {
+  test("sample-quality table: the prior, then the default sampler where it is another, and the training images' reconstructions where scored", () => {
+    const LIMIT = "*training images' reconstructions* (the decoder's limit)";
     assert.deepEqual(cells(sampleTable(rows)), [
       ['vae', 'prior', '7', '0.26', '0.6', '0.07', '0.43'],
       ['vae', 'gaussian (default)', '2.2', '0.07', '0.81', '0.09', '0.45'],
+      ['vae', LIMIT, '1.9', '0.06', '0.85', '0.12', ''],
       ['vae_gan', 'prior', '30', '8.4', '0.4', '0.3', '0.34'],
       ['vae_gan', 'gaussian (default)', '0.8', '0.002', '0.7', '0.5', '0.5'],
+      ['vae_gan', LIMIT, '0.45', '0.001', '0.97', '0.87', ''],
       ['cvae', 'prior (default)', '0.95', '0.01', '0.8', '0.6', '0.36'],
       ['*real vs real*', '', '0.2', '0.003', '0.9', '0.92', '0.35'],
     ]);
@@ -1076,7 +1088,7 @@ describe("results-doc: docs/results.md's tables and checks", () => {
     const answers = (start: string): string[] => {
       const line = lines.find((l) => l.startsWith(`- ${start}`));
       assert.ok(line, `no check line starts with '${start}':\n${lines.join('\n')}`);
-      return [...line.matchAll(/: (\*\*no\*\*|\*\*yes\*\*|yes|no)(?=;|$)/g)].map((m) => m[1]!);
+      return [...line.matchAll(/: (\*\*no\*\*|\*\*yes\*\*|yes|no)(?=;|$| \()/g)].map((m) => m[1]!);
     };
     assert.deepEqual(answers('vae: PSNR'), ['yes']);
     assert.deepEqual(answers('cvae: PSNR'), ['**no**']);
@@ -1091,9 +1103,17 @@ describe("results-doc: docs/results.md's tables and checks", () => {
     assert.deepEqual(answers('cvae, prior (default): real + synthetic'), ['yes', 'no']);
     assert.ok(
       lines.includes(
-        "- vae, default sampler (gaussian): precision 0.81 ≥ 0.8 × real vs real's 0.9 = 0.72: yes; Fréchet feature distance 2.2 ≤ 5 × real vs real's 0.2 = 1: **no**",
+        "- vae, default sampler (gaussian): precision 0.81 ≥ 0.8 × real vs real's 0.9 = 0.72: yes; Fréchet feature distance 2.2 ≤ 5 × real vs real's 0.2 = 1: **no** (the training images' own reconstructions score 1.9: the decoder alone misses it)",
       ),
     );
+    // A decoder whose reconstructions are within the bound puts the miss on the sampler; a pass gets no note.
+    const within = { ...rows[0]!, training_reconstructions: { ...rows[0]!.training_reconstructions!, frechet_feature_distance: 0.6 } };
+    assert.ok(
+      checks([within]).some((l) =>
+        l.endsWith("= 1: **no** (the training images' own reconstructions score 0.6: the decoder allows it, the sampler falls short)"),
+      ),
+    );
+    assert.ok(lines.some((l) => l.startsWith('- vae_gan, default sampler (gaussian): precision') && l.endsWith('= 1: yes')));
     assert.ok(
       lines.includes(
         '- cvae, prior (default): real + synthetic accuracy 0.532 ± 0.009 vs real alone 0.515 ± 0.008, difference 0.017 [0.004, 0.03] (95% interval over 5 seeds): above real alone (interval above 0): yes; below it (interval below 0): no',
