@@ -7,7 +7,7 @@ import type { Batch } from '../data/types.ts';
 import type { NpyInput } from '../data/npz-writer.ts';
 import { stackFromTensor, type GridOptions, type ImageStack } from '../run/images.ts';
 import { readImages } from '../generate/read-images.ts';
-import { LATENT_SOURCES, sample, SampleOptionError, type SampledImages } from '../generate/sample.ts';
+import { sample, SampleOptionError, type SampledImages } from '../generate/sample.ts';
 import { integerFlag, UsageError } from './errors.ts';
 import { backendFromFlags, type BackendFlags } from './backend-flags.ts';
 import { imageBytes, imageFileName, medmnistArrays, medmnistLabels, parseOut, rowsOutput, writeImageOutput } from './image-output.ts';
@@ -19,7 +19,7 @@ import { readImages as readSplitImages, selectImages, sigmaImages } from '../res
 import { requireEncoder } from '../restore/samplers.ts';
 import { denoiseImages, noiseVariance, type Quality } from '../restore/tasks.ts';
 import { runCheckpointOf, type RunFlagValues } from './run-option.ts';
-import type { DenoisedChoice } from './generate-commands.ts';
+import type { DenoisedChoice, SampleChoices } from './generate-commands.ts';
 
 interface RunFlags extends BackendFlags, RunFlagValues {
   debug?: boolean;
@@ -39,14 +39,11 @@ function inputs(batch: Batch): { images: tf.Tensor4D; labels?: tf.Tensor2D } {
 }
 
 export async function sampleCommand(
-  flags: RunFlags & { n: string; label?: string; out: string; batch: string; latent: string },
+  flags: RunFlags & { label?: string; out: string; batch: string },
+  { n, latent }: SampleChoices,
 ): Promise<void> {
+  // Before the backend and the checkpoint read, as the flags generate-commands.ts checked.
   const out = parseOut(flags.out);
-  // The flags first: a mistake in one costs no backend and no checkpoint read.
-  const n = Number(flags.n);
-  if (!Number.isInteger(n) || n < 1) throw new UsageError(`--n must be a positive integer, got ${flags.n}`);
-  const latent = LATENT_SOURCES.find((source) => source === flags.latent);
-  if (!latent) throw new UsageError(`--latent must be one of ${LATENT_SOURCES.join(', ')}, got '${flags.latent}'`);
   const run = await openRun(flags);
   const options = {
     n,

@@ -1,7 +1,8 @@
 // Using a trained run: `medvae sample` (a synthetic dataset), `reconstruct`, `denoise`, `interpolate`.
 // Registering them loads only their flags; what they do (generate-actions.ts) loads when one runs.
 import { Option, type Command } from 'commander';
-import { runCommand } from './errors.ts';
+import { LATENT_SOURCES, type LatentSource } from '../models/latent-sampler.ts';
+import { runCommand, UsageError } from './errors.ts';
 import { allowSoftwareGpuOption, backendOption } from './backend-flags.ts';
 import { OUT_FORMS } from './image-output.ts';
 import { checkpointOption, RUN_HELP } from './run-option.ts';
@@ -9,6 +10,20 @@ import { checkpointOption, RUN_HELP } from './run-option.ts';
 /** What `medvae denoise --denoised` writes as the denoised images. */
 const DENOISED_CHOICES = ['auto', 'mean', 'combined'] as const;
 export type DenoisedChoice = (typeof DENOISED_CHOICES)[number];
+
+/** sample's flags that need no run, checked before its code and TF.js load: a mistake in one costs nothing. */
+export interface SampleChoices {
+  n: number;
+  latent: LatentSource;
+}
+
+function sampleChoices(flags: { n: string; latent: string }): SampleChoices {
+  const n = Number(flags.n);
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`--n must be a positive integer, got ${flags.n}`);
+  const latent = LATENT_SOURCES.find((source) => source === flags.latent);
+  if (!latent) throw new UsageError(`--latent must be one of ${LATENT_SOURCES.join(', ')}, got '${flags.latent}'`);
+  return { n, latent };
+}
 
 export function registerGenerateCommands(program: Command): void {
   const common = (cmd: Command): Command =>
@@ -33,7 +48,12 @@ export function registerGenerateCommands(program: Command): void {
       'default',
     )
     .requiredOption('--out <file.npz|dir|grid.png>', `output: ${OUT_FORMS}`)
-    .action((f) => runCommand(Boolean(f.debug), async () => (await import('./generate-actions.ts')).sampleCommand(f)));
+    .action((f) =>
+      runCommand(Boolean(f.debug), async () => {
+        const choices = sampleChoices(f);
+        await (await import('./generate-actions.ts')).sampleCommand(f, choices);
+      }),
+    );
   common(program.command('reconstruct').description('a grid of real images above their reconstructions'))
     .option('--split <name>', 'dataset split', 'test')
     .option('--n <n>', 'number of images', '16')

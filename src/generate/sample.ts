@@ -9,13 +9,12 @@ import { openDataset } from '../data/open.ts';
 import { drawChunks } from '../models/latent-draw.ts';
 import type { LatentDensity, LatentSampler } from '../models/latent-density.ts';
 import { readSamplerChoice } from '../run/sampler-choice.ts';
+import { LATENT_SOURCES, type LatentSource } from '../models/latent-sampler.ts';
 import { fitLatentDensityOf } from '../eval/latent-fit.ts';
 import { readLabelledImages } from '../eval/images.ts';
 import { heldOutIndices, readLatentFitImages } from '../eval/run-eval.ts';
 
-/** `fitted` is the old name of `gaussian`; `default` picks as the file header says. */
-export type LatentSource = LatentSampler | 'fitted' | 'default';
-export const LATENT_SOURCES: readonly LatentSource[] = ['default', 'prior', 'gaussian', 'mixture', 'fitted'];
+export type { LatentSource };
 
 /** Validation images that choose an on-demand mixture's size. */
 const ON_DEMAND_VALIDATION = 512;

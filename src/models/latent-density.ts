@@ -13,15 +13,13 @@
 //
 // Pure and deterministic (seeded), plain JSON, no Node API and no tensors: the web explorer bundles it.
 import { mulberry32 } from '../util/rng.ts';
+import { LATENT_SAMPLERS, type FittedSampler, type LatentSampler } from './latent-sampler.ts';
 
 export const LATENT_DENSITY_FORMAT = 'medvae-latent-density';
 /** The file a checkpoint keeps it in. */
 export const LATENT_DENSITY_FILE = 'latent-density.json';
 
-/** Where latents are drawn from: the model's prior, or one of the fitted densities. */
-export type LatentSampler = 'prior' | 'gaussian' | 'mixture';
-export const LATENT_SAMPLERS: readonly LatentSampler[] = ['prior', 'gaussian', 'mixture'];
-export type FittedSampler = Exclude<LatentSampler, 'prior'>;
+export { LATENT_SAMPLERS, type FittedSampler, type LatentSampler };
 
 /** Mixture sizes tried; the validation images' log-likelihood picks one. */
 export const MIXTURE_SIZES: readonly number[] = [1, 2, 4, 8];

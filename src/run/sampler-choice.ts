@@ -4,7 +4,7 @@
 // steps the latent density's own preference stands.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { LATENT_SAMPLERS, type LatentSampler } from '../models/latent-density.ts';
+import { LATENT_SAMPLERS, type LatentSampler } from '../models/latent-sampler.ts';
 import { writeFileAtomic } from '../util/atomic.ts';
 
 export const SAMPLER_CHOICE_FILE = 'sampler.json';

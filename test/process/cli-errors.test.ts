@@ -194,6 +194,12 @@ test('--help and usage errors load no TF.js: medvae imports a command only to ru
   const unknown = tfjsModules(medvaeProcess(['train', '--no-such-flag'], { execArgv: TFJS_AT_EXIT }));
   oneLine(unknown.result, 2, /^error: unknown option '--no-such-flag'/);
   assert.equal(unknown.loaded, 0, 'medvae train --no-such-flag loaded TF.js');
+  // A flag of sample's refused before its code loads.
+  const latent = tfjsModules(
+    medvaeProcess(['sample', '--run', interruptedRun, '--latent', 'uniform', '--out', join(dir, 's.npz')], { execArgv: TFJS_AT_EXIT }),
+  );
+  oneLine(latent.result, 2, /^error: --latent must be one of default, prior, .*, got 'uniform'/);
+  assert.equal(latent.loaded, 0, 'medvae sample --latent uniform loaded TF.js');
   const help = medvaeDist(['--help']);
   assert.equal(help.status, 0, help.stderr);
   assert.match(help.stdout, /^Usage: medvae-dist /m);
