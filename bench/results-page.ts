@@ -109,9 +109,9 @@ function shownSamplers(r: ResultRow): Sampler[] {
 const samplerLabel = (r: ResultRow, s: Sampler): string => (s === r.default_sampler ? `${s} (default)` : s);
 
 /** The sample-table row of the training images' reconstructions. */
-const DECODER_LIMIT = "*training images' reconstructions* (the decoder's limit)";
+const DECODER_REFERENCE = "*training images' reconstructions* (the decoder's reference)";
 
-/** Prior draws against the default sampler's, and the decoder's limit on both: distances, precision and recall. */
+/** Prior draws against the default sampler's, and the decoder's reference for both: distances, precision and recall. */
 export function sampleTable(rows: ResultRow[]): string[] {
   const head = ['model', 'sampler', 'Fréchet feat. dist.', 'kernel dist.', 'precision', 'recall', 'sample-pair MS-SSIM'];
   const quality = (n: QualityNumbers | null): string[] => [
@@ -125,7 +125,7 @@ export function sampleTable(rows: ResultRow[]): string[] {
       const n = r.samplers[s];
       return [r.model, samplerLabel(r, s), ...quality(n), fmt(n?.diversity_ms_ssim_samples)];
     }),
-    ...(r.training_reconstructions ? [[r.model, DECODER_LIMIT, ...quality(r.training_reconstructions), '']] : []),
+    ...(r.training_reconstructions ? [[r.model, DECODER_REFERENCE, ...quality(r.training_reconstructions), '']] : []),
   ]);
   for (const { label, row: b } of realVsReal(rows))
     body.push([

@@ -139,9 +139,9 @@ export interface EvalMetrics {
   sampler?: SamplerChoiceMetrics;
   /**
    * The sample-quality numbers of the posterior-mean reconstructions of the n training images of
-   * membership inference: what draws that decode as the training images themselves do would score, the
-   * decoder's limit on every sampler. A sampler near it is held back by the decoder, not by its latent
-   * density. null as privacy; absent from eval.json files before it.
+   * membership inference: the decoder's reference, what it makes of latents a density is fitted to.
+   * A sampler near it is held back by the decoder more than by its density (draws can score a little
+   * better: they add the posterior's spread). null as privacy; absent from eval.json files before it.
    */
   training_reconstructions?: null | { n: number; sample_quality: EvalMetrics['sample_quality'] };
 }
@@ -490,7 +490,7 @@ export async function evaluateModel(inputs: EvalInputs, options: EvalOptions): P
     }
     let training_reconstructions: EvalMetrics['training_reconstructions'] = null;
     if (privacyTrain) {
-      log(`eval: reconstructing ${members.length} training images, the decoder's limit on every sampler`);
+      log(`eval: reconstructing ${members.length} training images, the decoder's reference for every sampler`);
       const reconstructed = await reconstructedImages(model, subset(privacyTrain, members));
       training_reconstructions = { n: members.length, sample_quality: (await sampleQuality(side, reconstructed, options)).quality };
     }

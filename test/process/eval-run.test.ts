@@ -222,7 +222,7 @@ test('eval writes eval.json, prints its numbers, and gives the same numbers twic
   assert.ok(Number.isFinite(fitted.sample_quality.frechet_distance));
   assert.notEqual(fitted.sample_quality.frechet_distance, file.metrics.sample_quality.frechet_distance);
   assert.match(out, /fitted latent: samples\s+Frechet feature distance/);
-  // The decoder's limit: as many training images' reconstructions as held-out images, printed beside the samples.
+  // The decoder's reference: as many training images' reconstructions as held-out images, printed beside the samples.
   const limit = file.metrics.training_reconstructions;
   assert.ok(limit);
   assert.equal(limit.n, 16);

@@ -1031,7 +1031,7 @@ describe("results-doc: docs/results.md's tables and checks", () => {
   });
 
   test("sample-quality table: the prior, then the default sampler where it is another, and the training images' reconstructions where scored", () => {
-    const LIMIT = "*training images' reconstructions* (the decoder's limit)";
+    const LIMIT = "*training images' reconstructions* (the decoder's reference)";
     assert.deepEqual(cells(sampleTable(rows)), [
       ['vae', 'prior', '7', '0.26', '0.6', '0.07', '0.43'],
       ['vae', 'gaussian (default)', '2.2', '0.07', '0.81', '0.09', '0.45'],
