@@ -47,7 +47,7 @@ const defaultCell = (r: ResultRow): string =>
 export function mainTable(rows: ResultRow[]): string[] {
   const head = [
     'model',
-    'epochs (steps)',
+    'epochs (steps of batch)',
     'PSNR dB',
     'SSIM',
     'MS-SSIM',
@@ -61,7 +61,8 @@ export function mainTable(rows: ResultRow[]): string[] {
   ];
   const body = rows.map((r) => [
     r.model,
-    `${r.epochs} (${r.steps})`,
+    // Lines written before the batch size was recorded lack it.
+    r.batch_size ? `${r.epochs} (${r.steps} of ${r.batch_size})` : `${r.epochs} (${r.steps})`,
     fmt(r.psnr_db),
     fmt(r.ssim),
     fmt(r.ms_ssim),

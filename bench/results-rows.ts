@@ -89,6 +89,8 @@ export interface ResultRow {
   image_size: number;
   epochs: number;
   steps: number;
+  /** Images per step (train.batch_size); absent from lines written before it was recorded. */
+  batch_size?: number;
   split: string;
   psnr_db: number | null;
   ssim: number | null;
@@ -165,6 +167,7 @@ export interface RunInfo {
   model: string;
   image_size: number;
   epochs: number;
+  batch_size: number;
   grid_sampler: Sampler | null;
 }
 
@@ -252,6 +255,7 @@ export function resultRow(info: RunInfo, evaluation: EvalFile): ResultRow {
     model: info.model,
     image_size: info.image_size,
     epochs: info.epochs,
+    batch_size: info.batch_size,
     steps: evaluation.model.step,
     split: evaluation.split,
     psnr_db: round(m.reconstruction.psnr),

@@ -33,6 +33,7 @@ const rows: ResultRow[] = process.argv.slice(2).map((run) => {
       model: config.model.name,
       image_size: config.model.image_size,
       epochs,
+      batch_size: config.train.batch_size,
       grid_sampler: gridSampler(run, evaluation.model.step),
     },
     evaluation,

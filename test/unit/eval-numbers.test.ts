@@ -966,7 +966,7 @@ describe("results-doc: docs/results.md's tables and checks", () => {
       writeEvalFile(dir, evalFile(run));
       const evaluation = readEvalFile(dir);
       assert.ok(evaluation);
-      return resultRow({ run: dir, model: run.model, image_size: 64, epochs: 50, grid_sampler: 'mixture' }, evaluation);
+      return resultRow({ run: dir, model: run.model, image_size: 64, epochs: 50, batch_size: 16, grid_sampler: 'mixture' }, evaluation);
     });
   }
 
@@ -1021,13 +1021,17 @@ describe("results-doc: docs/results.md's tables and checks", () => {
   test('main table: reconstruction and the default sampler, then the baselines', () => {
     assert.deepEqual(rows[2]!.training_reconstructions, null);
     assert.deepEqual(cells(mainTable(rows)), [
-      ['vae', '50 (800)', '26', '0.75', '0.77', '-9600', 'gaussian', '2.2', '0.07', '0.81', '0.09', '0.45'],
-      ['vae_gan', '50 (800)', '27.5', '0.75', '0.77', '-9600', 'gaussian', '0.8', '0.002', '0.7', '0.5', '0.5'],
-      ['cvae', '50 (800)', '19.3', '0.75', '0.77', '-9600', 'prior (chosen on test)', '0.95', '0.01', '0.8', '0.6', '0.36'],
+      ['vae', '50 (800 of 16)', '26', '0.75', '0.77', '-9600', 'gaussian', '2.2', '0.07', '0.81', '0.09', '0.45'],
+      ['vae_gan', '50 (800 of 16)', '27.5', '0.75', '0.77', '-9600', 'gaussian', '0.8', '0.002', '0.7', '0.5', '0.5'],
+      ['cvae', '50 (800 of 16)', '19.3', '0.75', '0.77', '-9600', 'prior (chosen on test)', '0.95', '0.01', '0.8', '0.6', '0.36'],
       ['*constant grey image*', '', '9.5', '', '', '', '', '', '', '', '', ''],
       ['*training-mean image*', '', '18.8', '0.53', '0.55', '', '', '', '', '', '', ''],
       ['*real vs real*', '', '', '', '', '', '', '0.2', '0.003', '0.9', '0.92', '0.35'],
     ]);
+    // A line written before the batch size was recorded.
+    const older: ResultRow = { ...rows[0]! };
+    delete older.batch_size;
+    assert.equal(cells(mainTable([older]))[0]![1], '50 (800)');
   });
 
   test("sample-quality table: the prior, then the default sampler where it is another, and the training images' reconstructions where scored", () => {
