@@ -5,27 +5,42 @@
 // Nothing in the page is typed by hand: the tables and the checks under them are computed from the
 // same numbers (./results-page.ts).
 //
-// Usage: node --import tsx bench/results-doc.ts RESULTS.jsonl [ABLATION.jsonl] [PRIOR_HOLES.json] [--out-dir DIR]
+// Usage: node --import tsx bench/results-doc.ts RESULTS.jsonl [ABLATION.jsonl] [PRIOR_HOLES.json] [--out-dir DIR] [--earlier EARLIER.jsonl]
 //   --out-dir DIR: write results.md (vae-gan.md with an ablation) and images/results/ under DIR
 //   instead of docs/, and leave the README alone: a scratch page of a partial run.
+//   --earlier EARLIER.jsonl: the lines of a results run with other settings, shown model by model
+//   above this one's (bench/results-table.ts on its run directories).
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
 import { gitCommit, jsonLines, replaceReadmeBlock, ROOT } from './doc-tools.ts';
 import type { ResultRow } from './results-rows.ts';
-import { checks, fmt, mainTable, privacySampler, privacyTable, sampleTable, utilitySeeds, utilityTable } from './results-page.ts';
+import {
+  checks,
+  comparisonTable,
+  fmt,
+  mainTable,
+  privacySampler,
+  privacyTable,
+  sampleTable,
+  utilitySeeds,
+  utilityTable,
+} from './results-page.ts';
 
-const usage = 'usage: results-doc.ts RESULTS.jsonl [ABLATION.jsonl] [PRIOR_HOLES.json] [--out-dir DIR]';
-const args = process.argv.slice(2);
-const outFlag = args.indexOf('--out-dir');
-const outDir = outFlag === -1 ? join(ROOT, 'docs') : resolve(args[outFlag + 1] ?? '');
-if (outFlag !== -1 && !args[outFlag + 1]) throw new Error(usage);
-const [resultsFile, ablationFile, priorHolesFile] = outFlag === -1 ? args : [...args.slice(0, outFlag), ...args.slice(outFlag + 2)];
+const usage = 'usage: results-doc.ts RESULTS.jsonl [ABLATION.jsonl] [PRIOR_HOLES.json] [--out-dir DIR] [--earlier EARLIER.jsonl]';
+const { values: flags, positionals } = parseArgs({
+  options: { 'out-dir': { type: 'string' }, earlier: { type: 'string' } },
+  allowPositionals: true,
+});
+const outDir = flags['out-dir'] === undefined ? join(ROOT, 'docs') : resolve(flags['out-dir']);
+const [resultsFile, ablationFile, priorHolesFile] = positionals;
 if (!resultsFile) throw new Error(usage);
 /** Only a page written into docs/ is the one the README links. */
 const intoDocs = outDir === join(ROOT, 'docs');
 const imagesDir = join(outDir, 'images', 'results');
 
 const rows = jsonLines<ResultRow>(resultsFile);
+const comparison = flags.earlier === undefined ? [] : comparisonTable(rows, jsonLines<ResultRow>(flags.earlier));
 const commit = gitCommit();
 const date = new Date().toISOString().slice(0, 10);
 const machine = rows[0]?.machine;
@@ -158,6 +173,18 @@ const page: string[] = [
   '',
   ...sampleTable(rows),
   '',
+  ...(comparison.length === 0
+    ? []
+    : [
+        '## Against an earlier results run',
+        '',
+        'Each model of an earlier run of `bench/results.sh` with other settings (the upper row) above this one. The training',
+        "images' reconstructions are what the decoder makes of the latents a density is fitted to ([evaluation.md](evaluation.md)):",
+        'a sampler near them is held back by the decoder.',
+        '',
+        ...comparison,
+        '',
+      ]),
   '## Privacy and membership inference',
   '',
   "Of the default sampler's draws: the share of samples closer to their nearest training image than the held-out",

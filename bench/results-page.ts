@@ -43,6 +43,9 @@ const defaultCell = (r: ResultRow): string =>
       ? `${r.default_sampler} (chosen on ${r.split})`
       : r.default_sampler;
 
+/** Epochs, and steps of batch (lines written before the batch size was recorded lack it). */
+const budget = (r: ResultRow): string => (r.batch_size ? `${r.epochs} (${r.steps} of ${r.batch_size})` : `${r.epochs} (${r.steps})`);
+
 /** Reconstruction, and the default sampler's draws against the held-out images. */
 export function mainTable(rows: ResultRow[]): string[] {
   const head = [
@@ -61,8 +64,7 @@ export function mainTable(rows: ResultRow[]): string[] {
   ];
   const body = rows.map((r) => [
     r.model,
-    // Lines written before the batch size was recorded lack it.
-    r.batch_size ? `${r.epochs} (${r.steps} of ${r.batch_size})` : `${r.epochs} (${r.steps})`,
+    budget(r),
     fmt(r.psnr_db),
     fmt(r.ssim),
     fmt(r.ms_ssim),
@@ -174,6 +176,38 @@ export function privacyTable(rows: ResultRow[]): string[] {
   });
   body.push(['*no copying, no membership signal*', '', '0.01 / 0.01', '0.05 / 0.05', '0.5 / 0.5', '0.5', '0.5', '']);
   return markdownTable(head, body);
+}
+
+/**
+ * Each model of `rows` under its row of an earlier results run (other settings), for the models in
+ * both: reconstruction, the decoder's reference and the default sampler's numbers.
+ */
+export function comparisonTable(rows: ResultRow[], earlier: ResultRow[]): string[] {
+  const head = [
+    'model',
+    'epochs (steps of batch)',
+    'PSNR dB',
+    "training images' reconstructions: Fréchet",
+    'default sampler',
+    'Fréchet feat. dist.',
+    'precision',
+    'recall',
+  ];
+  const cellsOf = (r: ResultRow): string[] => [
+    r.model,
+    budget(r),
+    fmt(r.psnr_db),
+    fmt(r.training_reconstructions?.frechet_feature_distance),
+    r.default_sampler ?? '—',
+    fmt(r.default_frechet_feature_distance),
+    fmt(r.default_precision),
+    fmt(r.default_recall),
+  ];
+  const body = rows.flatMap((r) => {
+    const before = earlier.find((e) => e.model === r.model);
+    return before ? [cellsOf(before), cellsOf(r)] : [];
+  });
+  return body.length === 0 ? [] : markdownTable(head, body);
 }
 
 /** TSTR, TRTR and real + synthetic against real alone over classifier seeds, for the conditional models. */

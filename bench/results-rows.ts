@@ -152,8 +152,8 @@ export interface ResultRow {
   privacy: Record<Sampler, PrivacyNumbers | null>;
   utility: Record<Sampler, UtilityNumbers | null>;
   membership: MembershipNumbers | null;
-  /** The training images' own reconstructions against the held-out images: the decoder's reference for every sampler; null where eval.json has none. */
-  training_reconstructions: QualityNumbers | null;
+  /** The training images' own reconstructions against the held-out images: the decoder's reference for every sampler; null where eval.json has none, absent from lines written before it. */
+  training_reconstructions?: QualityNumbers | null;
   /** The sampler of the run's last per-epoch sample grid (samples/epoch-NNNN.png: the latent density's preferred one); null when unknown. */
   grid_sampler: Sampler | null;
   feature_net: string;

@@ -33,7 +33,7 @@ import { EVAL_FILE_VERSION, type EvalFile, readEvalFile, writeEvalFile } from '.
 import type { EvalMetrics, PosteriorSampleNumbers } from '../../src/eval/evaluate.ts';
 import type { TstrMetrics, UtilitySpread } from '../../src/eval/utility.ts';
 import { resultRow, type ResultRow, type Sampler } from '../../bench/results-rows.ts';
-import { checks, mainTable, privacyTable, sampleTable, utilityTable } from '../../bench/results-page.ts';
+import { checks, comparisonTable, mainTable, privacyTable, sampleTable, utilityTable } from '../../bench/results-page.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 
 function assertClose(actual: number, expected: number, tol: number, what: string): void {
@@ -1046,6 +1046,27 @@ describe("results-doc: docs/results.md's tables and checks", () => {
       ['cvae', 'prior (default)', '0.95', '0.01', '0.8', '0.6', '0.36'],
       ['*real vs real*', '', '0.2', '0.003', '0.9', '0.92', '0.35'],
     ]);
+  });
+
+  test('comparison table: each model of an earlier run above its row here, only models in both', () => {
+    // The earlier VAE at batch 64, from a line written before batch sizes and the decoder's reference were recorded.
+    const earlierVae: ResultRow = {
+      ...rows[0]!,
+      steps: 200,
+      psnr_db: 24,
+      default_sampler: 'mixture',
+      default_frechet_feature_distance: 4.5,
+    };
+    delete earlierVae.batch_size;
+    delete earlierVae.training_reconstructions;
+    const earlierGan: ResultRow = { ...rows[1]!, batch_size: 64 };
+    assert.deepEqual(cells(comparisonTable(rows, [earlierGan, earlierVae])), [
+      ['vae', '50 (200)', '24', '—', 'mixture', '4.5', '0.81', '0.09'],
+      ['vae', '50 (800 of 16)', '26', '1.9', 'gaussian', '2.2', '0.81', '0.09'],
+      ['vae_gan', '50 (800 of 64)', '27.5', '0.45', 'gaussian', '0.8', '0.7', '0.5'],
+      ['vae_gan', '50 (800 of 16)', '27.5', '0.45', 'gaussian', '0.8', '0.7', '0.5'],
+    ]);
+    assert.deepEqual(comparisonTable(rows, []), []);
   });
 
   test("privacy table: the default sampler's draws, and membership; — where eval.json has none", () => {
