@@ -3,8 +3,8 @@
 # centred 25% square by both chains, denoising at five noise levels, scores) and on a VAE trained on
 # grade 0 only (anomaly AUROC of grade 0 against grades 1-4), then the page from its JSON lines.
 # Imputation runs 4 chains per image (the mean of 4 imputations is scored) for both methods.
-# Trains the grade-0 run first when it has no checkpoint (50 epochs at batch 16 as bench/results.sh
-# trains the VAEs, `data.classes: [0]`).
+# Trains the grade-0 run first when it has no checkpoint (configs/vae_retinamnist.yaml, 50 epochs,
+# `data.classes: [0]`).
 #
 # Usage: bash bench/restore.sh [RUN] [ANOMALY_RUN] [OUT_DIR]
 #        (defaults: runs/results/vae runs/restore/vae-grade0 runs/restore/bench)
@@ -15,7 +15,7 @@ anomaly=${2:-runs/restore/vae-grade0}
 out=${3:-runs/restore/bench}
 mkdir -p "$out"
 if [ ! -d "$anomaly/checkpoints" ]; then
-  node bin/medvae.js train --config configs/vae_retinamnist.yaml --epochs 50 --set train.batch_size=16 --set 'data.classes=[0]' --out "$anomaly" --log-format plain --metrics-port 0 >&2
+  node bin/medvae.js train --config configs/vae_retinamnist.yaml --epochs 50 --set 'data.classes=[0]' --out "$anomaly" --log-format plain --metrics-port 0 >&2
 fi
 node --import tsx bench/restore.ts --run "$run" --anomaly-run "$anomaly" --normal 0 --n 400 --samples 4 --out "$out" | tee "$out/results.jsonl"
 cp "$out/results.jsonl" docs/restoration-results.jsonl
