@@ -178,13 +178,23 @@ export function privacyTable(rows: ResultRow[]): string[] {
   return markdownTable(head, body);
 }
 
+/** The model.* and train.* settings in which two runs differ, as `key value` of `r`'s (— when they differ in none or one lacks them). */
+function settingsApart(r: ResultRow, other: ResultRow): string {
+  if (!r.settings || !other.settings) return '—';
+  const keys = [...new Set([...Object.keys(r.settings), ...Object.keys(other.settings)])].sort();
+  const apart = keys.filter((k) => r.settings?.[k] !== other.settings?.[k] && k !== 'train.epochs');
+  return apart.length === 0 ? '—' : apart.map((k) => `${k} ${r.settings?.[k] ?? '(none)'}`).join(', ');
+}
+
 /**
  * Each model of `rows` under its row of an earlier results run (other settings), for the models in
- * both: reconstruction, the decoder's reference and the default sampler's numbers.
+ * both whose settings differ: the settings, reconstruction, the decoder's reference and the default
+ * sampler's numbers.
  */
 export function comparisonTable(rows: ResultRow[], earlier: ResultRow[]): string[] {
   const head = [
     'model',
+    'settings apart',
     'epochs (steps of batch)',
     'PSNR dB',
     "training images' reconstructions: Fréchet",
@@ -193,8 +203,9 @@ export function comparisonTable(rows: ResultRow[], earlier: ResultRow[]): string
     'precision',
     'recall',
   ];
-  const cellsOf = (r: ResultRow): string[] => [
+  const cellsOf = (r: ResultRow, other: ResultRow): string[] => [
     r.model,
+    settingsApart(r, other),
     budget(r),
     fmt(r.psnr_db),
     fmt(r.training_reconstructions?.frechet_feature_distance),
@@ -205,7 +216,8 @@ export function comparisonTable(rows: ResultRow[], earlier: ResultRow[]): string
   ];
   const body = rows.flatMap((r) => {
     const before = earlier.find((e) => e.model === r.model);
-    return before ? [cellsOf(before), cellsOf(r)] : [];
+    // The same run, or one of the same settings, in both: nothing to compare.
+    return before && before.run !== r.run && settingsApart(r, before) !== '—' ? [cellsOf(before, r), cellsOf(r, before)] : [];
   });
   return body.length === 0 ? [] : markdownTable(head, body);
 }

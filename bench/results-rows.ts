@@ -91,6 +91,8 @@ export interface ResultRow {
   steps: number;
   /** Images per step (train.batch_size); absent from lines written before it was recorded. */
   batch_size?: number;
+  /** The run's model.* and train.* settings, `section.key` to its value in YAML's flow style; absent as batch_size. */
+  settings?: Record<string, string>;
   split: string;
   psnr_db: number | null;
   ssim: number | null;
@@ -168,6 +170,7 @@ export interface RunInfo {
   image_size: number;
   epochs: number;
   batch_size: number;
+  settings: Record<string, string>;
   grid_sampler: Sampler | null;
 }
 
@@ -256,6 +259,7 @@ export function resultRow(info: RunInfo, evaluation: EvalFile): ResultRow {
     image_size: info.image_size,
     epochs: info.epochs,
     batch_size: info.batch_size,
+    settings: info.settings,
     steps: evaluation.model.step,
     split: evaluation.split,
     psnr_db: round(m.reconstruction.psnr),

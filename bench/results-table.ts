@@ -34,6 +34,11 @@ const rows: ResultRow[] = process.argv.slice(2).map((run) => {
       image_size: config.model.image_size,
       epochs,
       batch_size: config.train.batch_size,
+      settings: Object.fromEntries(
+        (['model', 'train'] as const).flatMap((section) =>
+          Object.entries(config[section]).map(([key, value]) => [`${section}.${key}`, JSON.stringify(value)]),
+        ),
+      ),
       grid_sampler: gridSampler(run, evaluation.model.step),
     },
     evaluation,

@@ -966,7 +966,11 @@ describe("results-doc: docs/results.md's tables and checks", () => {
       writeEvalFile(dir, evalFile(run));
       const evaluation = readEvalFile(dir);
       assert.ok(evaluation);
-      return resultRow({ run: dir, model: run.model, image_size: 64, epochs: 50, batch_size: 16, grid_sampler: 'mixture' }, evaluation);
+      const settings = { 'model.kld_weight': '0.000025', 'train.batch_size': '16', 'train.epochs': '50' };
+      return resultRow(
+        { run: dir, model: run.model, image_size: 64, epochs: 50, batch_size: 16, settings, grid_sampler: 'mixture' },
+        evaluation,
+      );
     });
   }
 
@@ -1048,24 +1052,29 @@ describe("results-doc: docs/results.md's tables and checks", () => {
     ]);
   });
 
-  test('comparison table: each model of an earlier run above its row here, only models in both', () => {
-    // The earlier VAE at batch 64, from a line written before batch sizes and the decoder's reference were recorded.
+  test('comparison table: each model of an earlier run with other settings above its row here', () => {
+    // The earlier VAE: other settings (epochs aside) and an eval.json from before the decoder's reference.
     const earlierVae: ResultRow = {
       ...rows[0]!,
+      run: 'earlier/vae',
       steps: 200,
+      batch_size: 64,
+      settings: { 'model.kld_weight': '0.00025', 'train.batch_size': '64', 'train.epochs': '100' },
       psnr_db: 24,
       default_sampler: 'mixture',
       default_frechet_feature_distance: 4.5,
     };
-    delete earlierVae.batch_size;
     delete earlierVae.training_reconstructions;
-    const earlierGan: ResultRow = { ...rows[1]!, batch_size: 64 };
-    assert.deepEqual(cells(comparisonTable(rows, [earlierGan, earlierVae])), [
-      ['vae', '50 (200)', '24', '—', 'mixture', '4.5', '0.81', '0.09'],
-      ['vae', '50 (800 of 16)', '26', '1.9', 'gaussian', '2.2', '0.81', '0.09'],
-      ['vae_gan', '50 (800 of 64)', '27.5', '0.45', 'gaussian', '0.8', '0.7', '0.5'],
-      ['vae_gan', '50 (800 of 16)', '27.5', '0.45', 'gaussian', '0.8', '0.7', '0.5'],
+    // The VAE-GAN: the same settings, and the CVAE the same run, in both: not compared.
+    const earlierGan: ResultRow = { ...rows[1]!, run: 'earlier/vae_gan' };
+    assert.deepEqual(cells(comparisonTable(rows, [earlierGan, earlierVae, rows[2]!])), [
+      ['vae', 'model.kld_weight 0.00025, train.batch_size 64', '50 (200 of 64)', '24', '—', 'mixture', '4.5', '0.81', '0.09'],
+      ['vae', 'model.kld_weight 0.000025, train.batch_size 16', '50 (800 of 16)', '26', '1.9', 'gaussian', '2.2', '0.81', '0.09'],
     ]);
+    // Lines written before settings were recorded cannot say what differs.
+    const unrecorded: ResultRow = { ...earlierVae };
+    delete unrecorded.settings;
+    assert.deepEqual(comparisonTable(rows, [unrecorded]), []);
     assert.deepEqual(comparisonTable(rows, []), []);
   });
 
