@@ -25,7 +25,7 @@ const stamp = (m: Meta): string =>
   `at commit ${m.commit} on ${m.date.slice(0, 10)} (${m.date}), backend ${m.backend}, on ${m.machine.os}, ${m.machine.cpus} × ${m.machine.cpu_model}, ${m.machine.memory_gb} GB, Node ${m.machine.node}`;
 const f = (v: unknown, digits = 2): string => (typeof v === 'number' && Number.isFinite(v) ? v.toFixed(digits) : '—');
 const runLabel = (l: Line): string =>
-  `\`${String(l['run'])}\` (step ${String(l['step'])}, epoch ${String(l['epoch'])} of ${String(l['epochs'])}${(l['classes'] as number[]).length ? `, trained on classes ${(l['classes'] as number[]).join(',')}` : ''})`;
+  `\`${String(l['run'])}\` (step ${String(l['step'])}, epoch ${String(l['epoch'])} of ${String(l['epochs'])}${(l['classes'] as number[]).length ? `, trained on classes ${(l['classes'] as number[]).join(',')}` : ''}${l['kld_weight'] === undefined ? '' : `, \`model.kld_weight: ${String(l['kld_weight'])}\``})`;
 
 const imageDir = join(dirname(output), 'images', 'restore');
 

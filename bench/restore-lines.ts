@@ -26,7 +26,7 @@ export function runFields(
   dir: string,
   config: ExperimentConfig,
   state: TrainState,
-): { run: string; step: number; epoch: number; epochs: number; classes: number[]; image_size: number } {
+): { run: string; step: number; epoch: number; epochs: number; classes: number[]; image_size: number; kld_weight: number | 'M_N' } {
   return {
     run: dir,
     step: state.step,
@@ -34,5 +34,6 @@ export function runFields(
     epochs: config.train.epochs,
     classes: config.data.classes,
     image_size: config.model.image_size,
+    kld_weight: config.model.kld_weight,
   };
 }

@@ -4,7 +4,7 @@
 // (-ELBO, IWAE, reconstruction error) of an anomaly run with the AUROC of --normal vs the rest.
 // Prints one JSON line per result (the first: commit, date, machine, backend) and writes grids.
 //
-// Usage: node --import tsx bench/restore.ts --run runs/results/vae [--anomaly-run runs/restore/vae-grade0]
+// Usage: node --import tsx bench/restore.ts --run runs/restore/vae [--anomaly-run runs/restore/vae-grade0]
 //          [--normal 0] [--n 400] [--iters 20] [--samples 1] [--score-samples 16] [--out runs/restore/bench]
 import { mkdirSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -19,7 +19,7 @@ import { createCounter } from '../src/restore/progress.ts';
 
 const { values: a } = parseArgs({
   options: {
-    run: { type: 'string', default: 'runs/results/vae' },
+    run: { type: 'string', default: 'runs/restore/vae' },
     'anomaly-run': { type: 'string' },
     normal: { type: 'string', default: '0' },
     n: { type: 'string', default: '400' },
