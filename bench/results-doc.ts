@@ -227,7 +227,7 @@ if (priorHolesFile && existsSync(priorHolesFile)) {
   page.push(
     '## Why some Vanilla VAE samples look like no real image',
     '',
-    `From \`node --import tsx bench/prior-holes.ts --run ${p.run}\` (step ${p.step}) and the sample-quality table above. With the default KL`,
+    `From \`node --import tsx bench/prior-holes.ts --run ${p.run}\` (step ${p.step}) and the sample-quality table above. With its config's KL`,
     `weight (${p.kld_weight}) the encoder lays the training images along a few latent directions with variances up to`,
     `${a.largest_eigenvalues
       .slice(0, 3)
