@@ -351,6 +351,15 @@ describe('run-loading: commands and loadRun read the newest intact checkpoint, o
     return stderr.split('\n').filter((l) => /damaged|incomplete/.test(l));
   }
 
+  /** `medvae <name>` on `run` succeeds with exactly one line about skipped checkpoints, and it matches `pattern`. */
+  async function fallsBackInOneLine(name: string, run: string, pattern: RegExp): Promise<void> {
+    const r = await medvae(command(name, run));
+    assert.equal(r.status, 0, `${name}: ${r.stderr}`);
+    const lines = skipLines(r.stderr);
+    assert.equal(lines.length, 1, `${name}: ${r.stderr}`);
+    assert.match(lines[0]!, pattern, name);
+  }
+
   /** Exit 1, the failure is the last line and the only "error:" line, and no stack trace. */
   function oneError(r: CliResult, pattern: RegExp): void {
     assert.equal(r.status, 1, r.stderr);
@@ -405,14 +414,10 @@ describe('run-loading: commands and loadRun read the newest intact checkpoint, o
   test('every other command that reads a run falls back the same way, in one line', async () => {
     const run = damagedRun('every-command');
     for (const name of Object.keys(COMMANDS).filter((c) => c !== 'sample')) {
-      const r = await medvae(command(name, run));
-      assert.equal(r.status, 0, `${name}: ${r.stderr}`);
-      const lines = skipLines(r.stderr);
-      assert.equal(lines.length, 1, `${name}: ${r.stderr}`);
-      assert.match(
-        lines[0]!,
-        new RegExp(`^warning: ${escape(ckpt(run, 4))} is damaged \\(decoder/weights\\.bin: .*\\); using step-0000003$`),
+      await fallsBackInOneLine(
         name,
+        run,
+        new RegExp(`^warning: ${escape(ckpt(run, 4))} is damaged \\(decoder/weights\\.bin: .*\\); using step-0000003$`),
       );
     }
     // eval wrote into the run, and says which step it evaluated.
@@ -457,12 +462,9 @@ describe('run-loading: commands and loadRun read the newest intact checkpoint, o
     const run = damagedRun('several');
     // step-0000003 lost its manifest while the others have theirs: incomplete, not old.
     rmSync(join(ckpt(run, 3), 'manifest.json'));
-    const r = await medvae(command('sample', run));
-    assert.equal(r.status, 0, r.stderr);
-    const lines = skipLines(r.stderr);
-    assert.equal(lines.length, 1, r.stderr);
-    assert.match(
-      lines[0]!,
+    await fallsBackInOneLine(
+      'sample',
+      run,
       /^warning: .*step-0000004 is damaged \(decoder\/weights\.bin: .*\), step-0000003 is incomplete \(manifest\.json: missing .*\); using step-0000002$/,
     );
     cutInHalf(join(ckpt(run, 2), 'optimizer-model.bin'));
@@ -481,12 +483,9 @@ describe('run-loading: commands and loadRun read the newest intact checkpoint, o
     cpSync(ckpt(run, 4), ckpt(run, 5), { recursive: true });
     rmSync(join(ckpt(run, 5), 'manifest.json'));
     mkdirSync(join(run, 'checkpoints', '.step-0000006.4242.1700000000000.tmp', 'encoder'), { recursive: true });
-    const r = await medvae(command('sample', run));
-    assert.equal(r.status, 0, r.stderr);
-    const lines = skipLines(r.stderr);
-    assert.equal(lines.length, 1, r.stderr);
-    assert.match(
-      lines[0]!,
+    await fallsBackInOneLine(
+      'sample',
+      run,
       /^warning: .*step-0000005 is incomplete \(manifest\.json: missing while an older checkpoint of the run has one: still being written, or cut short\); using step-0000004$/,
     );
   });
