@@ -61,6 +61,12 @@ export interface ModelConfig {
    * they were trained; configs/vae_gan_retinamnist.yaml picks 'resize' (docs/vae-gan.md).
    */
   upsample: 'transpose' | 'resize';
+  /**
+   * MS-SSIM VAE: share of the reconstruction term given to the pixels' mean absolute error, the
+   * rest to 1 - MS-SSIM (Zhao et al. 2017's mixed loss, their 1 - alpha = 0.16). MS-SSIM alone
+   * barely sees a region's brightness and colour; 0 = MS-SSIM alone, as PyTorch-VAE.
+   */
+  l1_fraction: number;
 }
 
 export interface DataConfig {
@@ -194,6 +200,7 @@ export const DEFAULT_CONFIG: ExperimentConfig = {
     gan_equilibrium: 0.68,
     gan_margin: 0,
     upsample: 'transpose',
+    l1_fraction: 0,
   },
   data: {
     format: 'medmnist',

@@ -208,6 +208,7 @@ export function checkValues(cfg: ExperimentConfig, source: string, worldSize = 1
   if (cfg.data.classes.some((c) => !Number.isInteger(c) || c < 0))
     fail('data.classes', 'must be a list of class indices (integers >= 0), [] for all');
   trainingCorruption(cfg.train, source);
+  if (!(cfg.model.l1_fraction >= 0 && cfg.model.l1_fraction <= 1)) fail('model.l1_fraction', 'must be between 0 and 1');
   if (cfg.model.min_temperature > cfg.model.temperature)
     fail('model.min_temperature', `must be <= model.temperature (${cfg.model.temperature})`);
   if (cfg.model.name === 'vae_gan' && (cfg.model.feature_layer < 1 || cfg.model.feature_layer > dims.length)) {

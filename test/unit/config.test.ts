@@ -72,6 +72,13 @@ describe('config: defaults, files, overrides and their errors', () => {
     assert.equal(loadConfig({ sets: ['model.image_size=28', 'model.hidden_dims=[8, 16]'] }).model.image_size, 28);
   });
 
+  test('model.l1_fraction is a share between 0 and 1 (0, MS-SSIM alone, by default)', () => {
+    assert.equal(loadConfig({}).model.l1_fraction, 0);
+    assert.equal(loadConfig({ sets: ['model.l1_fraction=0.16'] }).model.l1_fraction, 0.16);
+    assert.throws(() => loadConfig({ sets: ['model.l1_fraction=1.5'] }), /'model.l1_fraction' must be between 0 and 1, got 1.5/);
+    assert.throws(() => loadConfig({ sets: ['model.l1_fraction=-0.1'] }), /'model.l1_fraction' must be between 0 and 1, got -0.1/);
+  });
+
   test('a global batch not divisible by the number of workers is refused', () => {
     assert.throws(
       () => loadConfig({ sets: ['train.batch_size=63'], worldSize: 2 }),

@@ -12,7 +12,7 @@ import { capacityLoss, linearCapacity } from '../../src/losses/capacity.ts';
 import { bceWithLogits } from '../../src/losses/gan.ts';
 import { annealedTemperature, gumbelSoftmax } from '../../src/losses/gumbel.ts';
 import { categoricalKl, gaussianKl, gaussianKlPerSample } from '../../src/losses/kl.ts';
-import { gaussianNllPerImage, mse } from '../../src/losses/reconstruction.ts';
+import { gaussianNllPerImage, meanAbsoluteError, mse } from '../../src/losses/reconstruction.ts';
 import { type ObjectiveGradients, objectiveGradientWalk, ObjectiveGradsError, runToEnd } from '../../src/train/objective-grads.ts';
 
 describe('losses-ssim: SSIM and MS-SSIM against a Float64 reference', () => {
@@ -293,6 +293,13 @@ describe('losses-terms: KL, reconstruction, GAN, Gumbel-softmax and capacity ter
       const a = tf.tensor1d([1, 2, 3, 4]);
       const b = tf.tensor1d([1, 0, 3, 1]);
       close(value(mse(a, b)), (0 + 4 + 0 + 9) / 4);
+      tf.dispose([a, b]);
+    });
+
+    it('meanAbsoluteError is the mean of absolute differences', () => {
+      const a = tf.tensor1d([1, 2, 3, 4]);
+      const b = tf.tensor1d([1, 0, 3, 1.5]);
+      close(value(meanAbsoluteError(a, b)), (0 + 2 + 0 + 2.5) / 4);
       tf.dispose([a, b]);
     });
 

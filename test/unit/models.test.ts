@@ -640,6 +640,32 @@ describe('models-vae: the Vanilla VAE and every variant', () => {
       model.dispose();
     });
 
+    it('MS-SSIM VAE: l1_fraction mixes 1 - MS-SSIM with half the mean absolute error, the same reconstruction scored both ways', () => {
+      // Same seed, batch and noise: the three models reconstruct identically and differ only in the term.
+      const batch = fixedBatch(2, 32, 3);
+      const reconstruction = (l1Fraction: number): number => {
+        const model = createModel(tinyConfig('mssim_vae', { l1_fraction: l1Fraction, kld_weight: 0.5 }), 3);
+        const losses = model.losses(batch, context(7));
+        const v = (k: string): number => losses.terms[k].dataSync()[0];
+        assert.ok(
+          Math.abs(v('loss') - (v('reconstruction') + 0.5 * v('kld'))) < 1e-4 * v('loss'),
+          'loss = reconstruction + kld_weight * KL',
+        );
+        const term = v('reconstruction');
+        tf.dispose([losses.terms, losses.objectives]);
+        model.dispose();
+        return term;
+      };
+      const structural = reconstruction(0);
+      const pixel = reconstruction(1);
+      assert.ok(structural > 0 && structural < 1, `1 - MS-SSIM of an untrained decoder: ${structural}`);
+      assert.ok(pixel > 0 && Math.abs(pixel - structural) > 1e-3, `half the mean absolute error differs from it: ${pixel}`);
+      const mixed = reconstruction(0.16);
+      const expected = 0.84 * structural + 0.16 * pixel;
+      assert.ok(Math.abs(mixed - expected) < 1e-5, `${mixed} vs ${expected}`);
+      disposeBatch(batch);
+    });
+
     it('JointVAE: loss = alpha * reconstruction + kld_weight * (cont_gamma |KL - C_cont| + disc_gamma |KL_disc - C_disc|)', () => {
       const config = tinyConfig('joint_vae', { alpha: 7, kld_weight: 0.5, cont_capacity: [0, 4, 3, 100], disc_capacity: [0, 0.5, 2, 100] });
       const model = createModel(config, 3);
