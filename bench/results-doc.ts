@@ -8,8 +8,8 @@
 // Usage: node --import tsx bench/results-doc.ts RESULTS.jsonl [ABLATION.jsonl] [PRIOR_HOLES.json] [--out-dir DIR] [--earlier EARLIER.jsonl]
 //   --out-dir DIR: write results.md (vae-gan.md with an ablation) and images/results/ under DIR
 //   instead of docs/, and leave the README alone: a scratch page of a partial run.
-//   --earlier EARLIER.jsonl: the lines of a results run with other settings, shown model by model
-//   above this one's (bench/results-table.ts on its run directories).
+//   --earlier EARLIER.jsonl: the lines of runs with other settings (an earlier results run, trials),
+//   shown model by model, in their order, above this one's (bench/results-table.ts on their run directories).
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -176,9 +176,10 @@ const page: string[] = [
   ...(comparison.length === 0
     ? []
     : [
-        '## Against an earlier results run',
+        '## Against other settings',
         '',
-        'Each model of an earlier run of `bench/results.sh` with other settings (the upper row) above this one. The training',
+        'Runs of each model with other settings (an earlier run of `bench/results.sh`, then the trials that led to the config,',
+        'each at the same 50 epochs and evaluated the same way) above this one, with the settings in which each differs. The training',
         "images' reconstructions are what the decoder makes of the latents a density is fitted to ([evaluation.md](evaluation.md)):",
         'a sampler near them is held back by the decoder.',
         '',

@@ -178,18 +178,23 @@ export function privacyTable(rows: ResultRow[]): string[] {
   return markdownTable(head, body);
 }
 
-/** The model.* and train.* settings in which two runs differ, as `key value` of `r`'s (— when they differ in none or one lacks them). */
-function settingsApart(r: ResultRow, other: ResultRow): string {
-  if (!r.settings || !other.settings) return '—';
+/** The model.* and train.* keys (epochs aside) in which two runs' settings differ; none when one lacks them. */
+function keysApart(r: ResultRow, other: ResultRow): string[] {
+  if (!r.settings || !other.settings) return [];
   const keys = [...new Set([...Object.keys(r.settings), ...Object.keys(other.settings)])].sort();
-  const apart = keys.filter((k) => r.settings?.[k] !== other.settings?.[k] && k !== 'train.epochs');
-  return apart.length === 0 ? '—' : apart.map((k) => `${k} ${r.settings?.[k] ?? '(none)'}`).join(', ');
+  return keys.filter((k) => r.settings?.[k] !== other.settings?.[k] && k !== 'train.epochs');
+}
+
+/** `r`'s values of `keys` as `key value`, or — for none. */
+function settingsOf(r: ResultRow, keys: string[]): string {
+  return keys.length === 0 ? '—' : keys.map((k) => `${k} ${r.settings?.[k] ?? '(none)'}`).join(', ');
 }
 
 /**
- * Each model of `rows` under its row of an earlier results run (other settings), for the models in
- * both whose settings differ: the settings, reconstruction, the decoder's reference and the default
- * sampler's numbers.
+ * Each model of `rows` under the rows of other runs of it with other settings (an earlier results
+ * run, the trials that led to a config), in their order: the settings in which each differs from
+ * this run (this run's row: its values of all of them), reconstruction, the decoder's reference and
+ * the default sampler's numbers.
  */
 export function comparisonTable(rows: ResultRow[], earlier: ResultRow[]): string[] {
   const head = [
@@ -203,9 +208,9 @@ export function comparisonTable(rows: ResultRow[], earlier: ResultRow[]): string
     'precision',
     'recall',
   ];
-  const cellsOf = (r: ResultRow, other: ResultRow): string[] => [
+  const cellsOf = (r: ResultRow, keys: string[]): string[] => [
     r.model,
-    settingsApart(r, other),
+    settingsOf(r, keys),
     budget(r),
     fmt(r.psnr_db),
     fmt(r.training_reconstructions?.frechet_feature_distance),
@@ -215,9 +220,11 @@ export function comparisonTable(rows: ResultRow[], earlier: ResultRow[]): string
     fmt(r.default_recall),
   ];
   const body = rows.flatMap((r) => {
-    const before = earlier.find((e) => e.model === r.model);
-    // The same run, or one of the same settings, in both: nothing to compare.
-    return before && before.run !== r.run && settingsApart(r, before) !== '—' ? [cellsOf(before, r), cellsOf(r, before)] : [];
+    // The same run, or one of the same settings: nothing to compare.
+    const before = earlier.filter((e) => e.model === r.model && e.run !== r.run && keysApart(e, r).length > 0);
+    if (before.length === 0) return [];
+    const all = [...new Set(before.flatMap((e) => keysApart(e, r)))].sort();
+    return [...before.map((e) => cellsOf(e, keysApart(e, r))), cellsOf(r, all)];
   });
   return body.length === 0 ? [] : markdownTable(head, body);
 }

@@ -1052,7 +1052,7 @@ describe("results-doc: docs/results.md's tables and checks", () => {
     ]);
   });
 
-  test('comparison table: each model of an earlier run with other settings above its row here', () => {
+  test('comparison table: each model of other runs with other settings above its row here', () => {
     // The earlier VAE: other settings (epochs aside) and an eval.json from before the decoder's reference.
     const earlierVae: ResultRow = {
       ...rows[0]!,
@@ -1071,6 +1071,17 @@ describe("results-doc: docs/results.md's tables and checks", () => {
       ['vae', 'model.kld_weight 0.00025, train.batch_size 64', '50 (200 of 64)', '24', '—', 'mixture', '4.5', '0.81', '0.09'],
       ['vae', 'model.kld_weight 0.000025, train.batch_size 16', '50 (800 of 16)', '26', '1.9', 'gaussian', '2.2', '0.81', '0.09'],
     ]);
+    // Several other runs of a model, in the order given, each with the keys in which it differs from this
+    // run; this run's row shows its values of all of them.
+    const trial: ResultRow = { ...earlierVae, run: 'trials/vae', settings: { ...rows[0]!.settings!, 'train.lr': '0.001' }, psnr_db: 25 };
+    assert.deepEqual(
+      cells(comparisonTable(rows, [earlierVae, trial])).map((row) => row.slice(0, 4)),
+      [
+        ['vae', 'model.kld_weight 0.00025, train.batch_size 64', '50 (200 of 64)', '24'],
+        ['vae', 'train.lr 0.001', '50 (200 of 64)', '25'],
+        ['vae', 'model.kld_weight 0.000025, train.batch_size 16, train.lr (none)', '50 (800 of 16)', '26'],
+      ],
+    );
     // Lines written before settings were recorded cannot say what differs.
     const unrecorded: ResultRow = { ...earlierVae };
     delete unrecorded.settings;
