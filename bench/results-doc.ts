@@ -178,9 +178,10 @@ const page: string[] = [
     : [
         '## Against other settings',
         '',
-        'Runs of each model with other settings (an earlier run of `bench/results.sh`, then the trials that led to the config,',
-        'each at the same 50 epochs and evaluated the same way) above this one, with the settings in which each differs. The training',
-        "images' reconstructions are what the decoder makes of the latents a density is fitted to ([evaluation.md](evaluation.md)):",
+        'Runs of each model with other settings (an earlier run of `bench/results.sh`, the trials that led to the config, the',
+        'config at another `train.seed`; each at the same 50 epochs, evaluated the same way) above this one, with the settings',
+        "in which each differs. The training images' reconstructions are what the decoder makes of the latents a density is",
+        'fitted to ([evaluation.md](evaluation.md)):',
         'a sampler near them is held back by the decoder.',
         '',
         ...comparison,
