@@ -221,10 +221,13 @@ export function comparisonTable(rows: ResultRow[], earlier: ResultRow[]): string
   ];
   const body = rows.flatMap((r) => {
     // The same run, or one of the same settings: nothing to compare.
-    const before = earlier.filter((e) => e.model === r.model && e.run !== r.run && keysApart(e, r).length > 0);
+    const before = earlier
+      .filter((e) => e.model === r.model && e.run !== r.run)
+      .map((e) => ({ run: e, keys: keysApart(e, r) }))
+      .filter((b) => b.keys.length > 0);
     if (before.length === 0) return [];
-    const all = [...new Set(before.flatMap((e) => keysApart(e, r)))].sort();
-    return [...before.map((e) => cellsOf(e, keysApart(e, r))), cellsOf(r, all)];
+    const all = [...new Set(before.flatMap((b) => b.keys))].sort();
+    return [...before.map((b) => cellsOf(b.run, b.keys)), cellsOf(r, all)];
   });
   return body.length === 0 ? [] : markdownTable(head, body);
 }
